@@ -1,0 +1,123 @@
+"""JSON in the dialect of fastjson, the library the Java NameServer and broker write with.
+
+Two things differ from standard JSON: maps with integer keys are written with the keys unquoted
+(``{0:"10.0.0.1:10911"}``), and maps keyed by objects (``MessageQueue``) are written with JSON objects as
+keys. Old clients (C++ and Node among them) expect the first form in route data, so ``dumps`` produces it
+unless asked for standard JSON; ``loads`` reads both forms of integer keys.
+"""
+
+from __future__ import annotations
+
+import json
+from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
+from typing import Any, Callable, List
+
+_str = encode_basestring_ascii
+
+
+def _encode(obj: Any, standard: bool, out: List[str]) -> None:
+    t = type(obj)
+    if t is str:
+        out.append(_str(obj))
+    elif obj is None:
+        out.append("null")
+    elif obj is True:
+        out.append("true")
+    elif obj is False:
+        out.append("false")
+    elif t is int or t is float:
+        out.append(repr(obj) if t is float else str(obj))
+    elif t is dict:
+        out.append("{")
+        first = True
+        for key, value in obj.items():
+            if not first:
+                out.append(",")
+            first = False
+            kt = type(key)
+            if kt is str:
+                out.append(_str(key))
+            elif kt is int or isinstance(key, int):
+                out.append(f'"{int(key)}"' if standard else str(int(key)))
+            else:
+                _encode(key, standard, out)
+            out.append(":")
+            _encode(value, standard, out)
+        out.append("}")
+    elif t is list or t is tuple or t is set or t is frozenset:
+        out.append("[")
+        for i, value in enumerate(obj):
+            if i:
+                out.append(",")
+            _encode(value, standard, out)
+        out.append("]")
+    elif hasattr(obj, "to_json"):
+        _encode(obj.to_json(), standard, out)
+    elif isinstance(obj, int):  # IntEnum and friends
+        out.append(str(int(obj)))
+    elif isinstance(obj, str):
+        out.append(_str(str(obj)))
+    else:
+        raise TypeError(f"cannot encode {t.__name__} as JSON")
+
+
+def dumps(obj: Any, standard: bool = False) -> str:
+    """Compact JSON; integer map keys unquoted unless ``standard``. Objects may define ``to_json()``."""
+    out: List[str] = []
+    _encode(obj, standard, out)
+    return "".join(out)
+
+
+def dumps_bytes(obj: Any, standard: bool = False) -> bytes:
+    return dumps(obj, standard).encode("ascii")
+
+
+def _quote_bare_keys(text: str) -> str:
+    """Quote the unquoted integer map keys of fastjson's output, leaving string contents alone."""
+    out = []
+    i = 0
+    n = len(text)
+    in_string = False
+    start = 0
+    while i < n:
+        ch = text[i]
+        if in_string:
+            if ch == "\\":
+                i += 2
+                continue
+            if ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "{,":
+            j = i + 1
+            while j < n and text[j] in " \t\r\n":
+                j += 1
+            k = j
+            if k < n and text[k] == "-":
+                k += 1
+            while k < n and text[k].isdigit():
+                k += 1
+            if k > j and text[j:k] != "-":
+                m = k
+                while m < n and text[m] in " \t\r\n":
+                    m += 1
+                if m < n and text[m] == ":":
+                    out.append(text[start : i + 1])
+                    out.append('"' + text[j:k] + '"')
+                    start = k
+                    i = k
+                    continue
+        i += 1
+    out.append(text[start:])
+    return "".join(out)
+
+
+def loads(data: "str | bytes", object_hook: Callable = None) -> Any:
+    """Parse standard JSON or fastjson's unquoted-integer-key dialect (keys come back as strings)."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        data = bytes(data).decode("utf-8")
+    try:
+        return json.loads(data, object_hook=object_hook)
+    except ValueError:
+        return json.loads(_quote_bare_keys(data), object_hook=object_hook)

@@ -1,0 +1,64 @@
+"""Java-compatible hashes: ``String.hashCode`` (tag codes, index keys) and the masked body CRC.
+
+RocketMQ computes these in Java, so the numbers on disk and on the wire are Java's: a 31-multiplier
+polynomial over UTF-16 code units wrapped to a signed 32-bit int, and ``CRC32 & 0x7FFFFFFF``.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from functools import lru_cache
+from operator import mul
+from typing import Tuple
+
+_MASK = 0xFFFFFFFF
+_MAX_FAST = 256
+# _POWERS[n] = (31**(n-1), ..., 31, 1) mod 2**32: Horner's rule unrolled so ``sum(map(mul, ...))`` runs in C.
+_POWERS: Tuple[Tuple[int, ...], ...] = tuple(
+    tuple(pow(31, n - 1 - i, 1 << 32) for i in range(n)) for n in range(_MAX_FAST + 1)
+)
+
+
+def _units(s: str) -> bytes | Tuple[int, ...]:
+    """The UTF-16 code units of ``s`` (bytes for ASCII, where each byte is one unit)."""
+    if s.isascii():
+        return s.encode("ascii")
+    data = s.encode("utf-16-be", "surrogatepass")
+    return struct.unpack(f">{len(data) // 2}H", data)
+
+
+def _unsigned_hash(s: str) -> int:
+    units = _units(s)
+    n = len(units)
+    if n <= _MAX_FAST:
+        return sum(map(mul, units, _POWERS[n])) & _MASK
+    h = 0
+    for u in units:
+        h = (31 * h + u) & _MASK
+    return h
+
+
+def java_string_hash(s: str) -> int:
+    """Java ``String.hashCode`` of ``s`` as a signed 32-bit int."""
+    h = _unsigned_hash(s)
+    return h - (1 << 32) if h & 0x80000000 else h
+
+
+@lru_cache(maxsize=4096)
+def tag_hash_code(tags: str | None) -> int:
+    """ConsumeQueue tagsCode of a TAGS value: its Java hash, 0 when empty or missing (cached: tags repeat)."""
+    if not tags:
+        return 0
+    return java_string_hash(tags)
+
+
+def index_key_hash(key: str) -> int:
+    """IndexFile key hash: ``abs(String.hashCode(key))``, 0 when still negative (Integer.MIN_VALUE)."""
+    h = abs(java_string_hash(key))
+    return 0 if h > 0x7FFFFFFF else h
+
+
+def body_crc(body: bytes) -> int:
+    """Body CRC as RocketMQ stores it: ``CRC32 & 0x7FFFFFFF``."""
+    return zlib.crc32(body) & 0x7FFFFFFF

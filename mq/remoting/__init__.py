@@ -1,0 +1,1 @@
+"""RocketMQ remoting: frames, headers, commands and the Twisted protocol that carries them."""

@@ -1,0 +1,299 @@
+"""The remoting ``Protocol``: one per connection, on both the server and the client side.
+
+It frames the byte stream, hands requests to a ``RequestDispatcher`` and matches responses to the
+Deferreds of the requests it sent, by ``opaque``. Bad input closes this connection only, with a log line
+that names the peer and the reason.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Callable, Dict, List, Optional
+
+from twisted.internet import defer
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from mq.remoting.codes import FLAG_ONEWAY, FLAG_RESPONSE, ResponseCode, code_name
+from mq.remoting.command import RemotingCommand
+from mq.remoting.header import HeaderFieldError
+from mq.remoting.serialization import (
+    DEFAULT_MAX_FRAME_LENGTH,
+    FRAME_LENGTH,
+    FRAME_PREFIX,
+    FrameError,
+    decode_frame,
+    encode_command,
+)
+
+log = Logger()
+
+_unpack_prefix = FRAME_PREFIX.unpack_from
+_unpack_length = FRAME_LENGTH.unpack_from
+_opaques = itertools.count(1)
+
+
+def next_opaque() -> int:
+    """A request id, unique in this process (kept within 31 bits, as the C++ client does)."""
+    return next(_opaques) & 0x7FFFFFFF
+
+
+class RemotingError(Exception):
+    """A request that got no response."""
+
+
+class RemotingTimeoutError(RemotingError):
+    """No response within the request's timeout."""
+
+
+class RemotingConnectionError(RemotingError):
+    """The connection closed, or could not be made, before a response came."""
+
+
+Processor = Callable[[RemotingCommand, "RemotingProtocol"], object]
+
+
+class RequestDispatcher:
+    """The processor table: request code → callable returning a response, a Deferred of one, or None.
+
+    A code with no processor gets ``REQUEST_CODE_NOT_SUPPORTED`` with a remark naming the code. A header
+    that does not decode gets ``SYSTEM_ERROR`` naming the field; any other exception gets ``SYSTEM_ERROR``
+    with its text, and is logged. Oneway requests are never answered.
+    """
+
+    def __init__(self, observer: Optional[Callable[[int, int], None]] = None) -> None:
+        self.processors: Dict[int, Processor] = {}
+        #: Called with (request code, response code) for each request that got a response.
+        self.observer = observer
+
+    def register(self, code: int, processor: Processor) -> None:
+        self.processors[int(code)] = processor
+
+    def dispatch(self, request: RemotingCommand, channel: "RemotingProtocol") -> None:
+        processor = self.processors.get(request.code)
+        if processor is None:
+            self._respond(
+                request,
+                channel,
+                request.response(
+                    ResponseCode.REQUEST_CODE_NOT_SUPPORTED,
+                    f"request code {request.code} ({code_name(request.code)}) is not supported",
+                ),
+            )
+            return
+        try:
+            result = processor(request, channel)
+        except Exception:
+            self._respond(request, channel, self._error_response(request, Failure()))
+            return
+        if isinstance(result, defer.Deferred):
+            result.addErrback(lambda f: self._error_response(request, f))
+            result.addCallback(lambda resp: self._respond(request, channel, resp))
+            result.addErrback(lambda f: log.failure("responding to {peer}", f, peer=channel.peer))
+        else:
+            self._respond(request, channel, result)
+
+    def _error_response(self, request: RemotingCommand, failure: Failure) -> RemotingCommand:
+        if failure.check(HeaderFieldError):
+            return request.response(ResponseCode.SYSTEM_ERROR, str(failure.value))
+        log.failure(
+            "processing request {code} ({name})",
+            failure,
+            code=request.code,
+            name=code_name(request.code),
+        )
+        return request.response(
+            ResponseCode.SYSTEM_ERROR, f"{failure.type.__name__}: {failure.getErrorMessage()}"
+        )
+
+    def _respond(
+        self, request: RemotingCommand, channel: "RemotingProtocol", response: Optional[RemotingCommand]
+    ) -> None:
+        if response is None:
+            return
+        if self.observer is not None:
+            self.observer(request.code, response.code)
+        if request.flag & FLAG_ONEWAY:
+            return
+        channel.send_response(response)
+
+
+class RemotingProtocol(Protocol):
+    """Frames, dispatches and correlates RocketMQ remoting commands on one connection."""
+
+    def __init__(
+        self,
+        dispatcher: Optional[RequestDispatcher] = None,
+        reactor: Optional[IReactorTime] = None,
+        max_frame_length: int = DEFAULT_MAX_FRAME_LENGTH,
+    ) -> None:
+        if reactor is None:
+            from twisted.internet import reactor as default_reactor
+
+            reactor = default_reactor
+        self.dispatcher = dispatcher
+        self.reactor = reactor
+        self.max_frame_length = max_frame_length
+        self.peer = "?"
+        self.connected = False
+        self.closing = False
+        #: Free-form per-connection state for processors (e.g. the client id a heartbeat announced).
+        self.attributes: Dict[str, object] = {}
+        self._pending: Dict[int, tuple] = {}
+        self._buf = b""
+        self._more: List[bytes] = []
+        self._more_len = 0
+        self._need = 0
+        self._lost_callbacks: List[Callable[["RemotingProtocol"], None]] = []
+
+    # -- connection lifecycle ------------------------------------------------------------------------
+
+    def connectionMade(self) -> None:
+        self.connected = True
+        peer = self.transport.getPeer()
+        host = getattr(peer, "host", "?")
+        if host.startswith("::ffff:"):
+            host = host[7:]
+        self.peer = f"{host}:{getattr(peer, 'port', 0)}"
+
+    def notify_on_lost(self, callback: Callable[["RemotingProtocol"], None]) -> None:
+        """Call ``callback(self)`` once when this connection closes."""
+        self._lost_callbacks.append(callback)
+
+    def connectionLost(self, reason: Failure = None) -> None:
+        self.connected = False
+        pending, self._pending = self._pending, {}
+        for d, timer in pending.values():
+            if timer.active():
+                timer.cancel()
+            d.errback(RemotingConnectionError(f"connection to {self.peer} closed"))
+        callbacks, self._lost_callbacks = self._lost_callbacks, []
+        for callback in callbacks:
+            try:
+                callback(self)
+            except Exception:
+                log.failure("connection-lost callback for {peer}", peer=self.peer)
+
+    def close(self) -> None:
+        self.closing = True
+        if self.transport is not None:
+            self.transport.loseConnection()
+
+    def _reject(self, reason: str) -> None:
+        """Bad input: log it, drop this connection, and ignore anything else it sent."""
+        log.warn("closing connection from {peer}: {reason}", peer=self.peer, reason=reason)
+        self.closing = True
+        self._buf = b""
+        self._more = []
+        self.transport.abortConnection()
+
+    # -- framing -------------------------------------------------------------------------------------
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.closing:
+            return
+        if self._need:
+            self._more.append(data)
+            self._more_len += len(data)
+            if self._more_len < self._need:
+                return
+            buf = self._buf + b"".join(self._more)
+            self._more = []
+            self._more_len = 0
+            self._need = 0
+        elif self._buf:
+            buf = self._buf + data
+        else:
+            buf = data
+        pos = 0
+        end = len(buf)
+        limit = self.max_frame_length
+        while end - pos >= 8:
+            length, word = _unpack_prefix(buf, pos)
+            if length < 4 or length > limit:
+                self._reject(f"frame length {length} is outside 4..{limit}")
+                return
+            frame_end = pos + 4 + length
+            if frame_end > end:
+                # Wait for the rest without re-joining the buffer on every chunk.
+                self._buf = buf[pos:]
+                self._need = frame_end - pos - len(self._buf)
+                return
+            hlen = word & 0xFFFFFF
+            if hlen > length - 4:
+                self._reject(f"header length {hlen} runs past the end of a {length}-byte frame")
+                return
+            hstart = pos + 8
+            try:
+                cmd = decode_frame(word >> 24, buf[hstart : hstart + hlen], buf[hstart + hlen : frame_end])
+            except FrameError as e:
+                self._reject(str(e))
+                return
+            pos = frame_end
+            self._command_received(cmd)
+            if self.closing:
+                return
+        if end - pos >= 4:
+            (length,) = _unpack_length(buf, pos)
+            if length < 4 or length > limit:
+                self._reject(f"frame length {length} is outside 4..{limit}")
+                return
+        self._buf = buf[pos:] if pos < end else b""
+
+    def _command_received(self, cmd: RemotingCommand) -> None:
+        if cmd.flag & FLAG_RESPONSE:
+            entry = self._pending.pop(cmd.opaque, None)
+            if entry is None:
+                log.debug("response {opaque} from {peer} matches no request", opaque=cmd.opaque, peer=self.peer)
+                return
+            d, timer = entry
+            if timer.active():
+                timer.cancel()
+            d.callback(cmd)
+        elif self.dispatcher is not None:
+            self.dispatcher.dispatch(cmd, self)
+        elif not cmd.flag & FLAG_ONEWAY:
+            self.send_response(
+                cmd.response(ResponseCode.REQUEST_CODE_NOT_SUPPORTED, f"request code {cmd.code} is not supported here")
+            )
+
+    # -- sending -------------------------------------------------------------------------------------
+
+    def send_response(self, response: RemotingCommand) -> None:
+        if self.connected:
+            self.transport.write(encode_command(response))
+
+    def send_request(self, request: RemotingCommand, timeout: float = 3.0) -> defer.Deferred:
+        """Send ``request`` and return a Deferred that fires with its response.
+
+        It fails with ``RemotingTimeoutError`` after ``timeout`` seconds, or ``RemotingConnectionError``
+        if the connection closes first.
+        """
+        if not self.connected:
+            return defer.fail(RemotingConnectionError(f"connection to {self.peer} is closed"))
+        opaque = request.opaque = next_opaque()
+        request.flag &= ~FLAG_ONEWAY
+        d = defer.Deferred()
+        timer = self.reactor.callLater(timeout, self._timed_out, opaque, request.code, timeout)
+        self._pending[opaque] = (d, timer)
+        self.transport.write(encode_command(request))
+        return d
+
+    def send_oneway(self, request: RemotingCommand) -> None:
+        """Send ``request`` with the oneway flag: the peer does not answer."""
+        if not self.connected:
+            raise RemotingConnectionError(f"connection to {self.peer} is closed")
+        request.opaque = next_opaque()
+        request.flag |= FLAG_ONEWAY
+        self.transport.write(encode_command(request))
+
+    def _timed_out(self, opaque: int, code: int, timeout: float) -> None:
+        entry = self._pending.pop(opaque, None)
+        if entry is not None:
+            entry[0].errback(
+                RemotingTimeoutError(
+                    f"no response to {code_name(code)} from {self.peer} within {timeout:g} s"
+                )
+            )
