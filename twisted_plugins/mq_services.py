@@ -1,4 +1,4 @@
-"""Twisted dropin: ``twistd namesrv`` (and the other mq services). It only names the service makers."""
+"""Twisted dropin for the mq services. It only names their service makers; the code lives in ``mq``."""
 
 from twisted.application.service import ServiceMaker
 
@@ -7,4 +7,18 @@ namesrv = ServiceMaker(
     "mq.namesrv.tap",
     "RocketMQ-compatible NameServer: the stateless routing registry brokers and clients talk to.",
     "namesrv",
+)
+
+broker = ServiceMaker(
+    "mq Broker",
+    "mq.broker.tap",
+    "RocketMQ-compatible broker: send, pull, store, consumer groups and offsets.",
+    "broker",
+)
+
+standalone = ServiceMaker(
+    "mq standalone",
+    "mq.standalone",
+    "A NameServer and a broker in one process on an embedded default store, ready for clients.",
+    "mq",
 )

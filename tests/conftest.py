@@ -1,0 +1,22 @@
+"""Shared fixtures: real service processes in temporary directories."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.processes import TwistdProcess
+
+
+@pytest.fixture
+def twistd(tmp_path):
+    """A factory of ``twistd -n`` processes, all stopped at the end of the test."""
+    started = []
+
+    def start(plugin: str, *args: str, workdir=None, env=None) -> TwistdProcess:
+        proc = TwistdProcess(plugin, list(args), workdir or tmp_path / f"{plugin}-{len(started)}", env)
+        started.append(proc)
+        return proc.start()
+
+    yield start
+    for proc in started:
+        proc.stop(timeout=15)

@@ -1,0 +1,122 @@
+"""Real service processes for integration tests: ``twistd -n <plugin>`` started, awaited, stopped.
+
+The child imports ``mq`` from this checkout (PYTHONPATH), and finds the plugin dropin that
+``pip install .`` put into ``twisted/plugins``. Readiness is polled with a deadline, never slept for.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable, List, Optional
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    """A TCP port that is free now (and, for the broker, whose neighbours are free too)."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if 1024 < port - 2 and port + 2 < 65535 and all(_is_free(p) for p in (port - 2, port + 1)):
+            return port
+    raise RuntimeError("no free port found")
+
+
+def _is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 20.0, interval: float = 0.05, what: str = "") -> None:
+    """Poll ``predicate`` until it is true; fail with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}")
+        time.sleep(interval)
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+class TwistdProcess:
+    """One ``twistd -n`` service process with its log in ``workdir``."""
+
+    def __init__(self, plugin: str, args: List[str], workdir: Path, env: Optional[dict] = None) -> None:
+        self.plugin = plugin
+        self.args = list(args)
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.logfile = self.workdir / f"{plugin}.log"
+        self.env = dict(os.environ)
+        self.env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), self.env.get("PYTHONPATH")]))
+        self.env.setdefault("PYTHONUNBUFFERED", "1")
+        if env:
+            self.env.update(env)
+        self.proc: Optional[subprocess.Popen] = None
+
+    def start(self) -> "TwistdProcess":
+        cmd = [sys.executable, "-m", "twisted", "-n", "--pidfile=", "-l", str(self.logfile), self.plugin, *self.args]
+        self.proc = subprocess.Popen(cmd, cwd=str(self.workdir), env=self.env, stdout=subprocess.DEVNULL,
+                                     stderr=open(self.workdir / f"{self.plugin}.stderr", "ab"))
+        return self
+
+    def wait_port(self, port: int, timeout: float = 30.0) -> "TwistdProcess":
+        def ready() -> bool:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise AssertionError(f"{self.plugin} exited with {self.proc.returncode}:\n{self.log_text()}")
+            return port_open(port)
+
+        wait_until(ready, timeout, what=f"{self.plugin} listening on {port}")
+        return self
+
+    def wait_log(self, text: str, timeout: float = 30.0) -> None:
+        wait_until(lambda: text in self.log_text(), timeout, what=f"{text!r} in the {self.plugin} log")
+
+    def log_text(self) -> str:
+        parts = []
+        for path in (self.logfile, self.workdir / f"{self.plugin}.stderr"):
+            if path.exists():
+                parts.append(path.read_text(errors="replace"))
+        return "\n".join(parts)
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM (a graceful stop) and wait; SIGKILL if it does not exit in time."""
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, no clean-up."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
