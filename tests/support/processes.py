@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Callable, List, Optional
 
 REPO = Path(__file__).resolve().parents[2]
+#: ``twistd`` itself, run by this interpreter (``python -m twisted`` is the other runner, ``twist``).
+TWISTD = "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()"
 
 
 def free_port() -> int:
@@ -74,7 +76,7 @@ class TwistdProcess:
         self.proc: Optional[subprocess.Popen] = None
 
     def start(self) -> "TwistdProcess":
-        cmd = [sys.executable, "-m", "twisted", "-n", "--pidfile=", "-l", str(self.logfile), self.plugin, *self.args]
+        cmd = [sys.executable, "-c", TWISTD, "-n", "--pidfile=", "-l", str(self.logfile), self.plugin, *self.args]
         self.proc = subprocess.Popen(cmd, cwd=str(self.workdir), env=self.env, stdout=subprocess.DEVNULL,
                                      stderr=open(self.workdir / f"{self.plugin}.stderr", "ab"))
         return self
