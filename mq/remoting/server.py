@@ -29,6 +29,7 @@ class RemotingServerFactory(ServerFactory):
         self.max_frame_length = max_frame_length
         self.on_disconnect: List[Callable[[RemotingProtocol], None]] = []
         self.connections: "set[RemotingProtocol]" = set()
+        self.noisy = False
 
     def buildProtocol(self, addr) -> RemotingProtocol:
         proto = RemotingProtocol(self.dispatcher, self.reactor, self.max_frame_length)

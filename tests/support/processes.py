@@ -20,6 +20,16 @@ REPO = Path(__file__).resolve().parents[2]
 TWISTD = "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()"
 
 
+def child_env(extra: Optional[dict] = None) -> dict:
+    """The environment for a child Python that must import ``mq`` from this checkout."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    if extra:
+        env.update(extra)
+    return env
+
+
 def free_port() -> int:
     """A TCP port that is free now (and, for the broker, whose neighbours are free too)."""
     for _ in range(50):
@@ -68,11 +78,7 @@ class TwistdProcess:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.logfile = self.workdir / f"{plugin}.log"
-        self.env = dict(os.environ)
-        self.env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), self.env.get("PYTHONPATH")]))
-        self.env.setdefault("PYTHONUNBUFFERED", "1")
-        if env:
-            self.env.update(env)
+        self.env = child_env(env)
         self.proc: Optional[subprocess.Popen] = None
 
     def start(self) -> "TwistdProcess":

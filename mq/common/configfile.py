@@ -1,0 +1,51 @@
+"""Crash-safe JSON state files, written as RocketMQ's ConfigManager does (``.tmp``, ``.bak``, rename)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+from twisted.logger import Logger
+
+from mq.common import fastjson
+
+log = Logger()
+
+
+def write_atomically(path: "str | os.PathLike", text: str) -> None:
+    """Write ``text`` to ``path`` so a crash leaves either the old or the new content, never half of one.
+
+    The new content goes to ``<path>.tmp`` and is fsynced; the old file is kept as ``<path>.bak``; the
+    rename makes the switch.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    if path.exists():
+        bak = path.with_name(path.name + ".bak")
+        try:
+            os.replace(path, bak)
+        except OSError:
+            pass
+    os.replace(tmp, path)
+
+
+def read_json_file(path: "str | os.PathLike") -> Optional[Any]:
+    """The parsed content of ``path``, falling back to ``<path>.bak``; None when neither is readable."""
+    path = Path(path)
+    for candidate in (path, path.with_name(path.name + ".bak")):
+        if not candidate.exists():
+            continue
+        try:
+            text = candidate.read_text(encoding="utf-8")
+            if not text.strip():
+                continue
+            return fastjson.loads(text)
+        except (OSError, ValueError) as e:
+            log.warn("cannot read {file}: {error}", file=str(candidate), error=e)
+    return None

@@ -1,0 +1,137 @@
+"""``NamesrvService``: the NameServer's lifecycle (listen, scan silent brokers, serve metrics, stop)."""
+
+from __future__ import annotations
+
+import time
+from typing import Optional
+
+from prometheus_client import Counter, Gauge, Histogram
+from twisted.application import service
+from twisted.internet import task
+from twisted.logger import Logger
+
+from mq.metrics import metrics_service, new_registry
+from mq.namesrv.config import NamesrvConfig
+from mq.namesrv.kvconfig import KVConfigManager
+from mq.namesrv.processor import NamesrvProcessor
+from mq.namesrv.routeinfo import RouteInfoManager
+from mq.remoting.codes import code_name
+from mq.remoting.protocol import RequestDispatcher
+from mq.remoting.server import RemotingServerFactory
+
+log = Logger()
+
+
+class NamesrvMetrics:
+    """The NameServer's Prometheus series, in the service's own registry."""
+
+    def __init__(self, routes: RouteInfoManager) -> None:
+        self.registry = new_registry()
+        r = self.registry
+        self.requests = Counter(
+            "mq_namesrv_requests", "Requests handled, by request code and response code", ["request", "response"], registry=r
+        )
+        self.latency = Histogram(
+            "mq_namesrv_request_seconds",
+            "Time to handle a request, by request code",
+            ["request"],
+            buckets=(0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25),
+            registry=r,
+        )
+        self.brokers_expired = Counter("mq_namesrv_brokers_expired", "Brokers dropped for silence", registry=r)
+        brokers = Gauge("mq_namesrv_brokers", "Brokers registered (live)", registry=r)
+        brokers.set_function(lambda: len(routes.broker_live_table))
+        topics = Gauge("mq_namesrv_topics", "Topics with routes", registry=r)
+        topics.set_function(lambda: len(routes.topic_queue_table))
+        clusters = Gauge("mq_namesrv_clusters", "Clusters with brokers", registry=r)
+        clusters.set_function(lambda: len(routes.cluster_addr_table))
+
+    def observe(self, request_code: int, response_code: int) -> None:
+        self.requests.labels(code_name(request_code), code_name(response_code, response=True)).inc()
+
+    def timed(self, code: int, handler):
+        observe = self.latency.labels(code_name(code)).observe
+        clock = time.perf_counter
+
+        def timed_handler(request, channel):
+            start = clock()
+            try:
+                return handler(request, channel)
+            finally:
+                observe(clock() - start)
+
+        return timed_handler
+
+
+class NamesrvService(service.MultiService):
+    """A NameServer: brokers register with it, clients read routes from it. State lives in memory only."""
+
+    def __init__(self, config: NamesrvConfig, reactor=None) -> None:
+        super().__init__()
+        if reactor is None:
+            from twisted.internet import reactor as default_reactor
+
+            reactor = default_reactor
+        self.config = config
+        self.reactor = reactor
+        self.routes = RouteInfoManager(self._now_ms, int(config.broker_expiry * 1000))
+        self.kv = KVConfigManager(config.kv_config_path)
+        self.metrics = NamesrvMetrics(self.routes)
+        self.dispatcher = RequestDispatcher(observer=self.metrics.observe)
+        self.processor = NamesrvProcessor(self.routes, self.kv, config)
+        self.processor.register(self.dispatcher, self.metrics.timed)
+        self.factory = RemotingServerFactory(self.dispatcher, reactor, config.max_frame_length)
+        self.factory.on_disconnect.append(self.routes.on_channel_closed)
+        self.port = None
+        self._scan: Optional[task.LoopingCall] = None
+        if config.metrics_port:
+            metrics_service(config.metrics_port, self.metrics.registry, config.interface, reactor).setServiceParent(self)
+
+    def _now_ms(self) -> int:
+        return int(self.reactor.seconds() * 1000)
+
+    def scan_not_active_brokers(self) -> None:
+        # Settings may change at run time (UPDATE_NAMESRV_CONFIG).
+        self.routes.broker_expiry_ms = int(self.config.broker_expiry * 1000)
+        expired = self.routes.scan_not_active_brokers()
+        if expired:
+            self.metrics.brokers_expired.inc(len(expired))
+
+    def startService(self) -> None:
+        self.kv.load()
+        self.port = self.reactor.listenTCP(self.config.listen_port, self.factory, interface=self.config.interface)
+        address = self.port.getHost()
+        log.info(
+            "NameServer listening on {host}:{port} (KV config {kv}, scan every {scan:g} s, broker expiry {expiry:g} s)",
+            host=address.host,
+            port=address.port,
+            kv=self.config.kv_config_path,
+            scan=self.config.scan_interval,
+            expiry=self.config.broker_expiry,
+        )
+        self._scan = task.LoopingCall(self.scan_not_active_brokers)
+        self._scan.clock = self.reactor
+        self._scan.start(self.config.scan_interval, now=False).addErrback(
+            lambda f: log.failure("broker scan stopped", f)
+        )
+        if self.config.metrics_port:
+            log.info(
+                "NameServer metrics on http://{host}:{port}/metrics",
+                host=self.config.interface or "0.0.0.0",
+                port=self.config.metrics_port,
+            )
+        super().startService()
+
+    def stopService(self):
+        if self._scan is not None and self._scan.running:
+            self._scan.stop()
+        self.kv.persist()
+        for proto in list(self.factory.connections):
+            proto.close()
+        d = super().stopService()
+        if self.port is not None:
+            port, self.port = self.port, None
+            listening = port.stopListening()
+            log.info("NameServer stopped")
+            return listening if d is None else d.addCallback(lambda _: listening)
+        return d

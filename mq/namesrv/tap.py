@@ -1,0 +1,55 @@
+"""``twistd namesrv``: command-line options and the service maker."""
+
+from __future__ import annotations
+
+from twisted.python import usage
+
+from mq.namesrv.config import NamesrvConfig
+from mq.namesrv.service import NamesrvService
+
+
+class Options(usage.Options):
+    synopsis = "[options]"
+    longdesc = (
+        "Run a RocketMQ-compatible NameServer. Brokers register with every NameServer; clients read topic "
+        "routes from any. Settings come from defaults, then --config, then the options given here."
+    )
+    optParameters = [
+        ["config", "c", None, "Properties file with NameServer settings (listenPort, kvConfigPath, ...)."],
+        ["port", "p", None, "TCP port to listen on [default: 9876]."],
+        ["interface", "i", None, "Interface address to listen on [default: all]."],
+        ["scan-interval", None, None, "Seconds between scans for silent brokers [default: 10]."],
+        ["broker-expiry", None, None, "Seconds of silence after which a broker is dropped [default: 120]."],
+        ["kv-config", None, None, "KV config JSON file [default: ~/namesrv/kvConfig.json]."],
+        ["metrics-port", None, None, "Prometheus metrics HTTP port, 0 = off [default: 0]."],
+        ["max-frame-length", None, None, "Largest request frame accepted, bytes [default: 16777216]."],
+    ]
+    optFlags = [["order-message-enable", None, "Add ORDER_TOPIC_CONFIG KV entries to routes."]]
+
+    _option_fields = {
+        "port": "listen_port",
+        "interface": "interface",
+        "scan-interval": "scan_interval",
+        "broker-expiry": "broker_expiry",
+        "kv-config": "kv_config_path",
+        "metrics-port": "metrics_port",
+        "max-frame-length": "max_frame_length",
+    }
+
+    def postOptions(self) -> None:
+        try:
+            config = NamesrvConfig.from_properties_file(self["config"]) if self["config"] else NamesrvConfig()
+            for option, field in self._option_fields.items():
+                if self[option] is not None:
+                    config.set_option(field, self[option])
+        except (OSError, ValueError) as e:
+            raise usage.UsageError(str(e))
+        if self["order-message-enable"]:
+            config.order_message_enable = True
+        if config.scan_interval <= 0 or config.broker_expiry <= 0:
+            raise usage.UsageError("--scan-interval and --broker-expiry must be positive")
+        self.config = config
+
+
+def makeService(options: Options) -> NamesrvService:
+    return NamesrvService(options.config)

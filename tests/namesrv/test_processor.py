@@ -1,0 +1,281 @@
+"""The NameServer's request handling, driven through the real protocol on in-memory transports."""
+
+from __future__ import annotations
+
+import json
+import zlib
+
+import pytest
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+
+from mq.common import fastjson
+from mq.common.register_body import RegisterBrokerBody
+from mq.common.route import DataVersion, TopicConfig
+from mq.namesrv.config import NamesrvConfig
+from mq.namesrv.service import NamesrvService
+from mq.remoting.codes import RequestCode, ResponseCode, SerializeType
+from mq.remoting.command import RemotingCommand
+from mq.remoting.serialization import decode_command, encode_command
+
+
+class Peer:
+    """One connection to the service's factory, speaking through a StringTransport."""
+
+    def __init__(self, service: NamesrvService, port: int = 40000) -> None:
+        self.transport = StringTransport(peerAddress=_Addr("127.0.0.1", port))
+        self.proto = service.factory.buildProtocol(None)
+        self.proto.makeConnection(self.transport)
+
+    def call(self, request: RemotingCommand):
+        request.opaque = 77
+        self.transport.clear()
+        self.proto.dataReceived(encode_command(request))
+        data = self.transport.value()
+        return decode_command(data) if data else None
+
+    def close(self) -> None:
+        self.proto.connectionLost(None)
+
+
+class _Addr:
+    def __init__(self, host, port):
+        self.host, self.port = host, port
+
+
+@pytest.fixture
+def service(tmp_path):
+    reactor = MemoryReactorClock()
+    config = NamesrvConfig(listen_port=0, kv_config_path=str(tmp_path / "kv.json"))
+    svc = NamesrvService(config, reactor)
+    svc.startService()
+    yield svc
+    svc.stopService()
+
+
+def register_request(name="broker-a", addr="10.0.0.1:10911", broker_id=0, configs=None, version=409,
+                     compressed=False, crc=None, data_version=DataVersion(1, 1)):
+    configs = configs or {"T": TopicConfig("T", 4, 4, 6)}
+    body = RegisterBrokerBody(data_version, configs).encode(compressed)
+    ext = {"brokerName": name, "brokerAddr": addr, "clusterName": "DefaultCluster",
+           "haServerAddr": addr.replace("10911", "10912"), "brokerId": str(broker_id),
+           "compressed": "true" if compressed else "false",
+           "bodyCrc32": str(zlib.crc32(body) & 0x7FFFFFFF if crc is None else crc)}
+    cmd = RemotingCommand.request(RequestCode.REGISTER_BROKER, ext, body)
+    cmd.version = version
+    return cmd
+
+
+def route_request(topic="T", version=409, **extra):
+    cmd = RemotingCommand.request(RequestCode.GET_ROUTEINFO_BY_TOPIC, {"topic": topic, **extra})
+    cmd.version = version
+    return cmd
+
+
+def test_register_then_route_in_both_json_dialects(service):
+    broker = Peer(service)
+    assert broker.call(register_request()).code == ResponseCode.SUCCESS
+    client = Peer(service, 40001)
+    old = client.call(route_request(version=63))  # the C++ wheel's version
+    assert old.code == ResponseCode.SUCCESS
+    assert b'"brokerAddrs":{0:"10.0.0.1:10911"}' in old.body
+    assert b" " not in old.body  # compact: Go splits brokerAddrs as text
+    new = client.call(route_request(version=409))
+    assert json.loads(new.body)["brokerDatas"][0]["brokerAddrs"] == {"0": "10.0.0.1:10911"}
+    forced = client.call(route_request(version=63, acceptStandardJsonOnly="true"))
+    assert forced.body == new.body
+    route = json.loads(new.body)
+    assert route["queueDatas"] == [
+        {"brokerName": "broker-a", "perm": 6, "readQueueNums": 4, "topicSysFlag": 0, "writeQueueNums": 4}
+    ]
+    assert route["filterServerTable"] == {}
+
+
+def test_route_cache_follows_changes(service):
+    broker = Peer(service)
+    broker.call(register_request(configs={"T": TopicConfig("T", 4, 4, 6)}))
+    client = Peer(service, 40001)
+    assert json.loads(client.call(route_request()).body)["queueDatas"][0]["writeQueueNums"] == 4
+    broker.call(register_request(configs={"T": TopicConfig("T", 8, 8, 6)}, data_version=DataVersion(2, 2)))
+    assert json.loads(client.call(route_request()).body)["queueDatas"][0]["writeQueueNums"] == 8
+
+
+def test_unknown_topic_is_topic_not_exist(service):
+    response = Peer(service).call(route_request("nope"))
+    assert response.code == ResponseCode.TOPIC_NOT_EXIST
+    assert "nope" in response.remark
+
+
+def test_response_uses_request_serialization(service):
+    Peer(service).call(register_request())
+    request = route_request()
+    request.serialize_type = SerializeType.ROCKETMQ
+    response = Peer(service, 40001).call(request)
+    assert response.serialize_type == SerializeType.ROCKETMQ and response.code == ResponseCode.SUCCESS
+    assert response.opaque == 77 and response.is_response
+
+
+def test_compressed_registration(service):
+    assert Peer(service).call(register_request(compressed=True)).code == ResponseCode.SUCCESS
+    assert Peer(service, 40001).call(route_request()).code == ResponseCode.SUCCESS
+
+
+def test_crc_mismatch_and_bad_body_refused(service):
+    response = Peer(service).call(register_request(crc=12345))
+    assert response.code == ResponseCode.SYSTEM_ERROR and "crc32" in response.remark
+    bad = register_request()
+    bad.body = b"{not json"
+    bad.ext_fields["bodyCrc32"] = "0"
+    response = Peer(service).call(bad)
+    assert response.code == ResponseCode.SYSTEM_ERROR and "register body" in response.remark
+    assert service.routes.broker_live_table == {}
+
+
+def test_old_broker_version_sends_bare_wrapper(service):
+    request = register_request(version=36)
+    wrapper = {"dataVersion": {"counter": 1, "timestamp": 1},
+               "topicConfigTable": {"OLD": TopicConfig("OLD", 2, 2, 6).to_json()}}
+    request.body = fastjson.dumps_bytes(wrapper)
+    request.ext_fields["bodyCrc32"] = "0"
+    assert Peer(service).call(request).code == ResponseCode.SUCCESS
+    assert service.routes.pickup_topic_route_data("OLD") is not None
+
+
+def test_slave_registration_answer_names_master(service):
+    Peer(service).call(register_request())
+    response = Peer(service, 40001).call(register_request(addr="10.0.0.2:10911", broker_id=1))
+    assert response.ext_fields == {"haServerAddr": "10.0.0.1:10912", "masterAddr": "10.0.0.1:10911"}
+
+
+def test_missing_header_field_named(service):
+    request = register_request()
+    del request.ext_fields["brokerAddr"]
+    response = Peer(service).call(request)
+    assert response.code == ResponseCode.SYSTEM_ERROR and "brokerAddr" in response.remark
+    request = register_request()
+    request.ext_fields["brokerId"] = "zero"
+    response = Peer(service).call(request)
+    assert response.code == ResponseCode.SYSTEM_ERROR and "brokerId" in response.remark
+
+
+def test_unknown_code_answered_not_supported(service):
+    response = Peer(service).call(RemotingCommand.request(4242))
+    assert response.code == ResponseCode.REQUEST_CODE_NOT_SUPPORTED and "4242" in response.remark
+
+
+def test_oneway_registration_gets_no_answer_but_registers(service):
+    request = register_request()
+    request.flag = 2
+    assert Peer(service).call(request) is None
+    assert "10.0.0.1:10911" in service.routes.broker_live_table
+
+
+def test_closed_connection_drops_broker_at_once(service):
+    broker = Peer(service)
+    broker.call(register_request())
+    broker.close()
+    assert Peer(service, 40001).call(route_request()).code == ResponseCode.TOPIC_NOT_EXIST
+
+
+def test_scan_loop_expires_silent_brokers(service):
+    reactor = service.reactor
+    broker = Peer(service)
+    broker.call(register_request())
+    reactor.advance(10)
+    for _ in range(11):
+        reactor.advance(10)
+    assert "10.0.0.1:10911" in service.routes.broker_live_table  # 120 s: not yet
+    reactor.advance(10)
+    assert service.routes.broker_live_table == {}
+    assert broker.transport.disconnecting
+    assert service.metrics.brokers_expired._value.get() == 1
+
+
+def test_query_data_version_and_unregister(service):
+    broker = Peer(service)
+    broker.call(register_request(data_version=DataVersion(3, 3)))
+    ext = {"brokerName": "broker-a", "brokerAddr": "10.0.0.1:10911", "clusterName": "DefaultCluster", "brokerId": "0"}
+    same = broker.call(RemotingCommand.request(RequestCode.QUERY_DATA_VERSION, dict(ext), b'{"counter":3,"timestamp":3}'))
+    assert same.ext_fields == {"changed": "false"}
+    other = broker.call(RemotingCommand.request(RequestCode.QUERY_DATA_VERSION, dict(ext), b'{"counter":4,"timestamp":4}'))
+    assert other.ext_fields == {"changed": "true"}
+    assert broker.call(RemotingCommand.request(RequestCode.UNREGISTER_BROKER, dict(ext))).code == ResponseCode.SUCCESS
+    assert Peer(service, 40001).call(route_request()).code == ResponseCode.TOPIC_NOT_EXIST
+
+
+def test_cluster_info_and_topic_lists(service):
+    Peer(service).call(register_request(configs={"T": TopicConfig("T"), "U": TopicConfig("U")}))
+    client = Peer(service, 40001)
+    info = client.call(RemotingCommand.request(RequestCode.GET_BROKER_CLUSTER_INFO))
+    assert b'"brokerAddrs":{0:"10.0.0.1:10911"}' in info.body
+    assert fastjson.loads(info.body)["clusterAddrTable"] == {"DefaultCluster": ["broker-a"]}
+    topics = client.call(RemotingCommand.request(RequestCode.GET_ALL_TOPIC_LIST_FROM_NAMESERVER))
+    assert json.loads(topics.body) == {"topicList": ["T", "U"]}
+    by_cluster = client.call(RemotingCommand.request(RequestCode.GET_TOPICS_BY_CLUSTER, {"cluster": "DefaultCluster"}))
+    assert json.loads(by_cluster.body) == {"topicList": ["T", "U"]}
+    system = client.call(RemotingCommand.request(RequestCode.GET_SYSTEM_TOPIC_LIST_FROM_NS))
+    assert json.loads(system.body) == {"topicList": ["DefaultCluster", "broker-a"], "brokerAddr": "10.0.0.1:10911"}
+    deleted = client.call(RemotingCommand.request(RequestCode.DELETE_TOPIC_IN_NAMESRV, {"topic": "U"}))
+    assert deleted.code == ResponseCode.SUCCESS
+    assert json.loads(client.call(RemotingCommand.request(RequestCode.GET_ALL_TOPIC_LIST_FROM_NAMESERVER)).body) == {
+        "topicList": ["T"]
+    }
+
+
+def test_write_perm_codes(service):
+    Peer(service).call(register_request(configs={"T": TopicConfig("T"), "U": TopicConfig("U")}))
+    client = Peer(service, 40001)
+    wiped = client.call(RemotingCommand.request(RequestCode.WIPE_WRITE_PERM_OF_BROKER, {"brokerName": "broker-a"}))
+    assert wiped.ext_fields == {"wipeTopicCount": "2"}
+    assert json.loads(client.call(route_request()).body)["queueDatas"][0]["perm"] == 4
+    added = client.call(RemotingCommand.request(RequestCode.ADD_WRITE_PERM_OF_BROKER, {"brokerName": "broker-a"}))
+    assert added.ext_fields == {"addTopicCount": "2"}
+    assert json.loads(client.call(route_request()).body)["queueDatas"][0]["perm"] == 6
+
+
+def test_kv_config_round_trip_and_persistence(service, tmp_path):
+    client = Peer(service)
+    put = RemotingCommand.request(RequestCode.PUT_KV_CONFIG, {"namespace": "NS", "key": "k", "value": "v1"})
+    assert client.call(put).code == ResponseCode.SUCCESS
+    got = client.call(RemotingCommand.request(RequestCode.GET_KV_CONFIG, {"namespace": "NS", "key": "k"}))
+    assert got.ext_fields == {"value": "v1"}
+    listed = client.call(RemotingCommand.request(RequestCode.GET_KVLIST_BY_NAMESPACE, {"namespace": "NS"}))
+    assert json.loads(listed.body) == {"table": {"k": "v1"}}
+    # Survives a restart: a new service reads the file.
+    reloaded = NamesrvService(NamesrvConfig(listen_port=0, kv_config_path=str(tmp_path / "kv.json")), MemoryReactorClock())
+    reloaded.startService()
+    try:
+        assert reloaded.kv.get("NS", "k") == "v1"
+    finally:
+        reloaded.stopService()
+    delete = RemotingCommand.request(RequestCode.DELETE_KV_CONFIG, {"namespace": "NS", "key": "k"})
+    assert client.call(delete).code == ResponseCode.SUCCESS
+    missing = client.call(RemotingCommand.request(RequestCode.GET_KV_CONFIG, {"namespace": "NS", "key": "k"}))
+    assert missing.code == ResponseCode.QUERY_NOT_FOUND
+    missing_ns = client.call(RemotingCommand.request(RequestCode.GET_KVLIST_BY_NAMESPACE, {"namespace": "NS"}))
+    assert missing_ns.code == ResponseCode.QUERY_NOT_FOUND
+    no_value = client.call(RemotingCommand.request(RequestCode.PUT_KV_CONFIG, {"namespace": "NS", "key": "k"}))
+    assert no_value.code == ResponseCode.SYSTEM_ERROR and "value" in no_value.remark
+
+
+def test_order_topic_conf_in_route_and_register_answer(service):
+    client = Peer(service, 40001)
+    client.call(RemotingCommand.request(RequestCode.PUT_KV_CONFIG,
+                                       {"namespace": "ORDER_TOPIC_CONFIG", "key": "T", "value": "broker-a:4"}))
+    answer = Peer(service).call(register_request())
+    assert json.loads(answer.body) == {"table": {"T": "broker-a:4"}}
+    assert "orderTopicConf" not in json.loads(client.call(route_request()).body)
+    service.config.order_message_enable = True
+    service.routes._changed()
+    assert json.loads(client.call(route_request()).body)["orderTopicConf"] == "broker-a:4"
+
+
+def test_namesrv_config_get_and_update(service):
+    client = Peer(service)
+    got = client.call(RemotingCommand.request(RequestCode.GET_NAMESRV_CONFIG))
+    assert b"brokerChannelExpiredTime=120.0" in got.body
+    ok = client.call(RemotingCommand.request(RequestCode.UPDATE_NAMESRV_CONFIG, None, b"brokerChannelExpiredTime=30\n"))
+    assert ok.code == ResponseCode.SUCCESS and service.config.broker_expiry == 30.0
+    refused = client.call(RemotingCommand.request(RequestCode.UPDATE_NAMESRV_CONFIG, None, b"listenPort=1\n"))
+    assert refused.code == ResponseCode.SYSTEM_ERROR and "listenPort" in refused.remark
+    unknown = client.call(RemotingCommand.request(RequestCode.UPDATE_NAMESRV_CONFIG, None, b"bogus=1\n"))
+    assert unknown.code == ResponseCode.SYSTEM_ERROR and "bogus" in unknown.remark
