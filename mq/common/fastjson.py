@@ -56,7 +56,11 @@ def _encode(obj: Any, standard: bool, out: List[str]) -> None:
     elif isinstance(obj, int):  # IntEnum and friends
         out.append(str(int(obj)))
     elif isinstance(obj, str):
-        out.append(_str(str(obj)))
+        out.append(_str(str.__str__(obj)))  # the text itself, not a str-Enum's "Cls.NAME"
+    elif isinstance(obj, dict):  # OrderedDict, defaultdict
+        _encode(dict(obj), standard, out)
+    elif isinstance(obj, (list, tuple)):
+        _encode(list(obj), standard, out)
     else:
         raise TypeError(f"cannot encode {t.__name__} as JSON")
 

@@ -40,6 +40,10 @@ def hfield(
 
 def parse_bool(value: str) -> bool:
     """Java reads only ``true``; C++ sends ``1``: accept both spellings of each value."""
+    if type(value) is not str:
+        if value is True or value is False:
+            return value
+        raise ValueError(value)
     low = value.lower()
     if low in ("true", "1"):
         return True
@@ -54,6 +58,10 @@ def format_bool(value: bool) -> str:
 
 def _parse_int(value: str) -> int:
     # Java's parseInt/parseLong accept an optional sign and digits only.
+    if type(value) is not str:
+        if type(value) is int:  # a header built in-process rather than decoded from the wire
+            return value
+        raise ValueError(value)
     text = value.strip()
     if not text or not (text.isdigit() or (text[0] in "+-" and text[1:].isdigit())):
         raise ValueError(value)
@@ -115,7 +123,7 @@ def _make_encoder(cls: type, use_short: bool) -> Callable[[Any], Dict[str, str]]
         elif kind is bool:
             conv = "('true' if v else 'false')"
         else:
-            conv = "str(v)"
+            conv = "str(int(v))"  # not str(v): an IntEnum's str() is "Cls.NAME" before Python 3.11
         lines.append(f"    if v is not None: out[{key!r}] = {conv}")
     lines.append("    return out")
     namespace: Dict[str, Any] = {}

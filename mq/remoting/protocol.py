@@ -117,7 +117,20 @@ class RequestDispatcher:
             self.observer(request.code, response.code)
         if request.flag & FLAG_ONEWAY:
             return
-        channel.send_response(response)
+        try:
+            channel.send_response(response)
+        except Exception:
+            # A response that cannot be encoded (not a RemotingCommand, a code out of range for the
+            # ROCKETMQ header): the client still gets an answer rather than a timeout.
+            log.failure(
+                "encoding the response to {code} ({name}) for {peer}",
+                code=request.code,
+                name=code_name(request.code),
+                peer=channel.peer,
+            )
+            channel.send_response(
+                request.response(ResponseCode.SYSTEM_ERROR, "the response could not be encoded")
+            )
 
 
 class RemotingProtocol(Protocol):
@@ -209,7 +222,8 @@ class RemotingProtocol(Protocol):
             buf = data
         pos = 0
         end = len(buf)
-        limit = self.max_frame_length
+        # Java's frame decoder counts the 4-byte length prefix in its maximum frame length.
+        limit = self.max_frame_length - 4
         while end - pos >= 8:
             length, word = _unpack_prefix(buf, pos)
             if length < 4 or length > limit:
@@ -232,7 +246,12 @@ class RemotingProtocol(Protocol):
                 self._reject(str(e))
                 return
             pos = frame_end
-            self._command_received(cmd)
+            try:
+                self._command_received(cmd)
+            except Exception:
+                # Never let one command's failure escape: Twisted would drop the connection and the
+                # frames after it in this chunk would be lost.
+                log.failure("handling {code} from {peer}", code=cmd.code, peer=self.peer)
             if self.closing:
                 return
         if end - pos >= 4:

@@ -16,6 +16,8 @@ property tests.
 from __future__ import annotations
 
 import json
+import platform
+import struct
 from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Dict, Optional
 
@@ -80,8 +82,37 @@ class FrameError(ValueError):
 
 # -- JSON header ---------------------------------------------------------------------------------------
 
-_json_scan = json.JSONDecoder().scan_once
-_json_encode = c_make_encoder(None, None, encode_basestring_ascii, None, ":", ",", False, False, True)
+_PYPY = platform.python_implementation() == "PyPy"
+
+if _PYPY or c_make_encoder is None:
+    # PyPy has no C encoder and its ``scan_once`` is pure Python, but ``json.loads``/``dumps`` with
+    # default arguments take its fast built-in paths.
+    _json_scan = None
+    _json_dumps = json.JSONEncoder(separators=(",", ":")).encode
+
+    def _encode_json(header: dict) -> bytes:
+        return _json_dumps(header).encode("ascii")
+
+else:
+    _json_scan = json.JSONDecoder().scan_once
+    _c_encode = c_make_encoder(None, None, encode_basestring_ascii, None, ":", ",", False, False, True)
+
+    def _encode_json(header: dict) -> bytes:
+        return "".join(_c_encode(header, 0)).encode("ascii")
+
+
+def _parse_json(text: str) -> object:
+    """One JSON value, with nothing but whitespace around it."""
+    if _json_scan is not None:
+        try:
+            value, end = _json_scan(text, 0)
+        except StopIteration:
+            pass  # leading whitespace, or not JSON: let ``json.loads`` decide and explain
+        else:
+            if end == len(text) or not text[end:].strip():
+                return value
+            raise ValueError(f"trailing data at offset {end}")
+    return json.loads(text)
 
 
 def _ext_value(value: object) -> Optional[str]:
@@ -92,9 +123,32 @@ def _ext_value(value: object) -> Optional[str]:
         return "false"
     if value is None:
         return None
-    if isinstance(value, (int, float)):
-        return str(value)
+    # int()/float()/str.__str__ rather than str(): an IntEnum's str() is "Cls.NAME" before Python 3.11.
+    if isinstance(value, int):
+        return str(int(value))
+    if isinstance(value, float):
+        return repr(float(value))
+    if isinstance(value, str):
+        return str.__str__(value)
     return json.dumps(value, separators=(",", ":"))
+
+
+def _string_ext(ext: Dict[str, object]) -> Dict[str, str]:
+    """``ext`` with every value a string, as fastjson reads ``Map<String,String>`` and every client
+    expects (``4`` → ``"4"``, ``True`` → ``"true"``, None dropped)."""
+    for value in ext.values():
+        if type(value) is not str:
+            break
+    else:
+        return ext  # the common case: every value already a string
+    out = {}
+    for key, value in ext.items():
+        if type(value) is not str:
+            value = _ext_value(value)
+            if value is None:
+                continue
+        out[key if type(key) is str else str(key)] = value
+    return out
 
 
 def _normalise_ext(raw: object) -> Optional[Dict[str, str]]:
@@ -102,19 +156,7 @@ def _normalise_ext(raw: object) -> Optional[Dict[str, str]]:
         return None
     if type(raw) is not dict:
         raise FrameError("extFields is not a JSON object")
-    for key, value in raw.items():
-        if type(value) is not str:
-            break
-    else:
-        return raw  # the common case: every value already a string
-    out = {}
-    for key, value in raw.items():
-        if type(value) is not str:
-            value = _ext_value(value)
-            if value is None:
-                continue
-        out[key] = value
-    return out
+    return _string_ext(raw)
 
 
 def _int_field(header: dict, name: str, default: Optional[int] = None) -> int:
@@ -133,12 +175,9 @@ def _int_field(header: dict, name: str, default: Optional[int] = None) -> int:
 
 def decode_json_header(data: bytes, body: bytes) -> RemotingCommand:
     try:
-        text = data.decode("utf-8")
-        header, end = _json_scan(text, 0)
-    except (UnicodeDecodeError, StopIteration, ValueError) as e:
+        header = _parse_json(data.decode("utf-8"))
+    except (ValueError, RecursionError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise FrameError(f"JSON header does not parse: {e}") from None
-    if end != len(text) and text[end:].strip():
-        raise FrameError("JSON header has trailing bytes")
     if type(header) is not dict:
         raise FrameError("JSON header is not an object")
     language = header.get("language", "JAVA")
@@ -165,7 +204,7 @@ def decode_json_header(data: bytes, body: bytes) -> RemotingCommand:
 def encode_json_header(cmd: RemotingCommand) -> bytes:
     header = {"code": cmd.code}
     if cmd.ext_fields is not None:
-        header["extFields"] = cmd.ext_fields
+        header["extFields"] = _string_ext(cmd.ext_fields)
     header["flag"] = cmd.flag
     header["language"] = _LANGUAGE_NAMES.get(cmd.language, "OTHER")
     header["opaque"] = cmd.opaque
@@ -173,7 +212,7 @@ def encode_json_header(cmd: RemotingCommand) -> bytes:
         header["remark"] = cmd.remark
     header["serializeTypeCurrentRPC"] = "JSON"
     header["version"] = cmd.version
-    return "".join(_json_encode(header, 0)).encode("ascii")
+    return _encode_json(header)
 
 
 # -- ROCKETMQ binary header ----------------------------------------------------------------------------
@@ -218,7 +257,7 @@ def decode_rocketmq_header(data: bytes, body: bytes) -> RemotingCommand:
                 pos += val_len
                 if key_len and val_len:
                     ext[key] = value
-    except (UnicodeDecodeError, c.core.struct.error) as e:
+    except (UnicodeDecodeError, struct.error) as e:
         raise FrameError(f"ROCKETMQ header does not parse: {e}") from None
     return RemotingCommand(
         code, opaque, flag, remark, ext, body, language, version, SerializeType.ROCKETMQ
@@ -232,8 +271,8 @@ def encode_rocketmq_header(cmd: RemotingCommand) -> bytes:
     parts.append(remark)
     entries = []
     if cmd.ext_fields:
-        for key, value in cmd.ext_fields.items():
-            if key is None or value is None:
+        for key, value in _string_ext(cmd.ext_fields).items():
+            if key is None:
                 continue
             k = key.encode("utf-8")
             v = value.encode("utf-8")

@@ -1,0 +1,91 @@
+"""fastjson's dialect: unquoted integer map keys on output unless standard, both forms read back."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mq.common import fastjson
+
+
+def test_integer_keys_are_unquoted_by_default_and_quoted_in_standard_mode():
+    data = {"brokerAddrs": {0: "10.0.0.1:10911", 1: "10.0.0.2:10911"}, "cluster": "c"}
+    assert fastjson.dumps(data) == '{"brokerAddrs":{0:"10.0.0.1:10911",1:"10.0.0.2:10911"},"cluster":"c"}'
+    assert fastjson.dumps(data, standard=True) == (
+        '{"brokerAddrs":{"0":"10.0.0.1:10911","1":"10.0.0.2:10911"},"cluster":"c"}'
+    )
+    assert fastjson.dumps_bytes(data) == fastjson.dumps(data).encode()
+
+
+def test_values_of_every_kind():
+    class Obj:
+        def to_json(self):
+            return {"x": [1, 2]}
+
+    data = {"s": "a\"b\\c\u00e9\n", "n": None, "t": True, "f": False, "i": -3, "r": 1.5, "l": [1, "2"], "o": Obj(), -1: 0}
+    text = fastjson.dumps(data)
+    assert " " not in text.replace("\\n", "")
+    assert text.isascii()
+    assert fastjson.loads(text) == {
+        "s": "a\"b\\c\u00e9\n",
+        "n": None,
+        "t": True,
+        "f": False,
+        "i": -3,
+        "r": 1.5,
+        "l": [1, "2"],
+        "o": {"x": [1, 2]},
+        "-1": 0,
+    }
+    with pytest.raises(TypeError):
+        fastjson.dumps({"x": object()})
+
+
+def test_loads_reads_both_dialects_and_bytes():
+    expected = {"brokerAddrs": {"0": "a:1", "12": "b:2"}}
+    assert fastjson.loads('{"brokerAddrs":{0:"a:1",12:"b:2"}}') == expected
+    assert fastjson.loads('{"brokerAddrs":{"0":"a:1","12":"b:2"}}') == expected
+    assert fastjson.loads(b'{"brokerAddrs":{ 0 : "a:1" , 12:"b:2"}}') == expected
+
+
+def test_strings_that_look_like_bare_keys_are_left_alone():
+    text = '{0:"{1:2,3:4}","k":"a\\",5:\\"",7:[",8:"]}'
+    assert fastjson.loads(text) == {"0": "{1:2,3:4}", "k": 'a",5:"', "7": [",8:"]}
+
+
+def test_malformed_text_still_fails():
+    with pytest.raises(ValueError):
+        fastjson.loads("{0:}")
+    with pytest.raises(ValueError):
+        fastjson.loads('{"a":1')
+
+
+KEYISH = st.sampled_from(["{1:", ",2:", "{-3 :", '"', "\\", ":", "{", ","]) | st.text(max_size=6)
+TRICKY_TEXT = st.lists(KEYISH, max_size=5).map("".join)
+VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | TRICKY_TEXT,
+    lambda inner: st.lists(inner, max_size=4)
+    | st.dictionaries(st.integers(-1000, 1000), inner, max_size=4)
+    | st.dictionaries(TRICKY_TEXT, inner, max_size=4),
+    max_leaves=20,
+)
+
+
+def _stringify_keys(value):
+    if isinstance(value, dict):
+        return {str(k): _stringify_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_stringify_keys(v) for v in value]
+    return value
+
+
+@given(VALUES)
+def test_round_trip_in_both_modes(value):
+    expected = _stringify_keys(value)
+    assert fastjson.loads(fastjson.dumps(value)) == expected
+    standard = fastjson.dumps(value, standard=True)
+    assert json.loads(standard) == expected
+    assert fastjson.loads(standard) == expected
