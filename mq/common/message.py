@@ -1,0 +1,610 @@
+"""The message model and RocketMQ's stored-message record (wire doc §4), shared by store, pull and replication.
+
+The record is declared once as a construct schema (``STORED_MESSAGE``). Hot paths use fast forms derived from
+it: ``FixedLayout`` structs for the fixed prefix (one per IPv4/IPv6 combination of born and store host) and
+hand-written code for the three length-prefixed tails. Hypothesis tests prove both forms produce and read
+the same bytes.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from functools import lru_cache
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+
+import attrs
+import construct as c
+
+from mq.common.hashing import body_crc
+from mq.common.layout import FixedLayout
+
+Host = Tuple[str, int]
+Buffer = Union[bytes, bytearray, memoryview]
+
+MESSAGE_MAGIC_CODE = -626843481  # 0xDAA320A7 as a signed int
+BLANK_MAGIC_CODE = -875286124  # 0xCBD43194: end-of-file filler in the CommitLog
+MAX_PROPERTIES_LENGTH = 32767
+MAX_TOPIC_BYTES = 127
+
+NAME_VALUE_SEPARATOR = "\x01"
+PROPERTY_SEPARATOR = "\x02"
+
+
+class MessageConst:
+    """Well-known property keys (Java ``MessageConst``)."""
+
+    PROPERTY_KEYS = "KEYS"
+    PROPERTY_TAGS = "TAGS"
+    PROPERTY_WAIT_STORE_MSG_OK = "WAIT"
+    PROPERTY_DELAY_TIME_LEVEL = "DELAY"
+    PROPERTY_RETRY_TOPIC = "RETRY_TOPIC"
+    PROPERTY_REAL_TOPIC = "REAL_TOPIC"
+    PROPERTY_REAL_QUEUE_ID = "REAL_QID"
+    PROPERTY_TRANSACTION_PREPARED = "TRAN_MSG"
+    PROPERTY_PRODUCER_GROUP = "PGROUP"
+    PROPERTY_MIN_OFFSET = "MIN_OFFSET"
+    PROPERTY_MAX_OFFSET = "MAX_OFFSET"
+    PROPERTY_BUYER_ID = "BUYER_ID"
+    PROPERTY_ORIGIN_MESSAGE_ID = "ORIGIN_MESSAGE_ID"
+    PROPERTY_TRANSFER_FLAG = "TRANSFER_FLAG"
+    PROPERTY_CORRECTION_FLAG = "CORRECTION_FLAG"
+    PROPERTY_MQ2_FLAG = "MQ2_FLAG"
+    PROPERTY_RECONSUME_TIME = "RECONSUME_TIME"
+    PROPERTY_MSG_REGION = "MSG_REGION"
+    PROPERTY_TRACE_SWITCH = "TRACE_ON"
+    PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX = "UNIQ_KEY"
+    PROPERTY_MAX_RECONSUME_TIMES = "MAX_RECONSUME_TIMES"
+    PROPERTY_CONSUME_START_TIMESTAMP = "CONSUME_START_TIME"
+    PROPERTY_TRANSACTION_PREPARED_QUEUE_OFFSET = "TRAN_PREPARED_QUEUE_OFFSET"
+    PROPERTY_TRANSACTION_CHECK_TIMES = "TRANSACTION_CHECK_TIMES"
+    PROPERTY_CHECK_IMMUNITY_TIME_IN_SECONDS = "CHECK_IMMUNITY_TIME_IN_SECONDS"
+    PROPERTY_INSTANCE_ID = "INSTANCE_ID"
+    PROPERTY_CORRELATION_ID = "CORRELATION_ID"
+    PROPERTY_MESSAGE_REPLY_TO_CLIENT = "REPLY_TO_CLIENT"
+    PROPERTY_MESSAGE_TTL = "TTL"
+    PROPERTY_REPLY_MESSAGE_ARRIVE_TIME = "ARRIVE_TIME"
+    PROPERTY_PUSH_REPLY_TIME = "PUSH_REPLY_TIME"
+    PROPERTY_CLUSTER = "CLUSTER"
+    PROPERTY_MESSAGE_TYPE = "MSG_TYPE"
+    PROPERTY_INNER_MULTI_DISPATCH = "INNER_MULTI_DISPATCH"
+    PROPERTY_INNER_MULTI_QUEUE_OFFSET = "INNER_MULTI_QUEUE_OFFSET"
+    KEY_SEPARATOR = " "
+
+
+class MessageSysFlag:
+    """Bits of the record's SYSFLAG (wire doc §4.2)."""
+
+    COMPRESSED_FLAG = 0x1
+    MULTI_TAGS_FLAG = 0x2
+    TRANSACTION_NOT_TYPE = 0x0
+    TRANSACTION_PREPARED_TYPE = 0x4
+    TRANSACTION_COMMIT_TYPE = 0x8
+    TRANSACTION_ROLLBACK_TYPE = 0xC
+    BORNHOST_V6_FLAG = 0x10
+    STOREHOSTADDRESS_V6_FLAG = 0x20
+    NEED_UNWRAP_FLAG = 0x40
+    INNER_BATCH_FLAG = 0x80
+    COMPRESSION_LZ4_TYPE = 0x100
+    COMPRESSION_ZSTD_TYPE = 0x200
+    COMPRESSION_ZLIB_TYPE = 0x300
+    COMPRESSION_TYPE_MASK = 0x700
+
+    @staticmethod
+    def get_transaction_value(flag: int) -> int:
+        return flag & MessageSysFlag.TRANSACTION_ROLLBACK_TYPE
+
+    @staticmethod
+    def reset_transaction_value(flag: int, type_: int) -> int:
+        return (flag & ~MessageSysFlag.TRANSACTION_ROLLBACK_TYPE) | type_
+
+
+class PullSysFlag:
+    """Bits of the PULL_MESSAGE request header's ``sysFlag`` (wire doc §4.3)."""
+
+    FLAG_COMMIT_OFFSET = 0x1
+    FLAG_SUSPEND = 0x2
+    FLAG_SUBSCRIPTION = 0x4
+    FLAG_CLASS_FILTER = 0x8
+    FLAG_LITE_PULL_MESSAGE = 0x10
+
+    @staticmethod
+    def build(commit_offset: bool, suspend: bool, subscription: bool, class_filter: bool, lite_pull: bool = False) -> int:
+        return (
+            (PullSysFlag.FLAG_COMMIT_OFFSET if commit_offset else 0)
+            | (PullSysFlag.FLAG_SUSPEND if suspend else 0)
+            | (PullSysFlag.FLAG_SUBSCRIPTION if subscription else 0)
+            | (PullSysFlag.FLAG_CLASS_FILTER if class_filter else 0)
+            | (PullSysFlag.FLAG_LITE_PULL_MESSAGE if lite_pull else 0)
+        )
+
+    @staticmethod
+    def clear_commit_offset_flag(flag: int) -> int:
+        return flag & ~PullSysFlag.FLAG_COMMIT_OFFSET
+
+
+# --------------------------------------------------------------------------------------------- properties
+
+
+def properties_to_string(properties: Mapping[str, str]) -> str:
+    """Encode properties as Java 4.9.3+ does: ``k\\x01v`` items joined by ``\\x02``, no trailing separator."""
+    return PROPERTY_SEPARATOR.join(f"{k}{NAME_VALUE_SEPARATOR}{v}" for k, v in properties.items())
+
+
+def string_to_properties(text: str) -> Dict[str, str]:
+    """Decode a properties string; accepts a trailing ``\\x02`` and skips empty or malformed items."""
+    result: Dict[str, str] = {}
+    if not text:
+        return result
+    for item in text.split(PROPERTY_SEPARATOR):
+        key, sep, value = item.partition(NAME_VALUE_SEPARATOR)
+        if sep and key and value:
+            result[key] = value
+    return result
+
+
+# --------------------------------------------------------------------------------------------- hosts and ids
+
+
+@lru_cache(maxsize=4096)
+def _host_ip(host: str) -> Tuple[bool, bytes]:
+    """(is IPv6, packed address) of a literal IP; cached because a broker sees few distinct peers."""
+    try:
+        return False, socket.inet_aton(host) if host.count(".") == 3 else socket.inet_pton(socket.AF_INET, host)
+    except OSError:
+        return True, socket.inet_pton(socket.AF_INET6, host)
+
+
+def _ip_text(packed: bytes) -> str:
+    return socket.inet_ntop(socket.AF_INET6 if len(packed) == 16 else socket.AF_INET, packed)
+
+
+def is_v6_host(host: str) -> bool:
+    return _host_ip(host)[0]
+
+
+def normalize_host(host: str) -> str:
+    """Map an IPv4-mapped IPv6 address (``::ffff:a.b.c.d``) to plain IPv4; the C++ and Node decoders need it."""
+    if host.startswith("::ffff:") and host.count(".") == 3:
+        return host[7:]
+    return host
+
+
+def host_bytes(host: Host) -> bytes:
+    """The 8 (IPv4) or 20 (IPv6) bytes of a host field: address then i32 port."""
+    return _host_ip(host[0])[1] + struct.pack(">i", host[1])
+
+
+def create_offset_msg_id(store_host: Host, commit_log_offset: int) -> str:
+    """The offset msgId: uppercase hex of store ip + port + physical offset (32 chars for IPv4)."""
+    return (host_bytes(store_host) + struct.pack(">q", commit_log_offset)).hex().upper()
+
+
+def decode_offset_msg_id(msg_id: str) -> Tuple[Host, int]:
+    """((ip, port), physical offset) from an offset msgId; raises ValueError if it is not one."""
+    raw = bytes.fromhex(msg_id)
+    if len(raw) not in (16, 28):
+        raise ValueError(f"not an offset message id: {msg_id!r}")
+    ip_len = len(raw) - 12
+    port, offset = struct.unpack_from(">iq", raw, ip_len)
+    return (_ip_text(raw[:ip_len]), port), offset
+
+
+# --------------------------------------------------------------------------------------------- model
+
+
+def _string_property(key: str, doc: str) -> Any:
+    """A property of the properties dict: reads give None when absent, setting None or "" removes it."""
+
+    def get(self: "Message") -> Optional[str]:
+        return self.properties.get(key)
+
+    def set_(self: "Message", value: Optional[str]) -> None:
+        self._set_or_clear(key, value)
+
+    return property(get, set_, doc=doc)
+
+
+@attrs.define(eq=True)
+class Message:
+    """A message as a producer sends it: topic, body, user flag and properties."""
+
+    topic: str = ""
+    body: bytes = b""
+    flag: int = 0
+    properties: Dict[str, str] = attrs.field(factory=dict)
+
+    def get_property(self, key: str, default: Optional[str] = None) -> Optional[str]:
+        return self.properties.get(key, default)
+
+    def put_property(self, key: str, value: str) -> None:
+        self.properties[key] = value
+
+    def clear_property(self, key: str) -> None:
+        self.properties.pop(key, None)
+
+    tags = _string_property(MessageConst.PROPERTY_TAGS, "The TAGS property (None when absent).")
+    unique_key = _string_property(MessageConst.PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX, "UNIQ_KEY, the client message id.")
+
+    @property
+    def keys(self) -> List[str]:
+        """The user keys (``KEYS`` split on spaces, empty tokens dropped)."""
+        raw = self.properties.get(MessageConst.PROPERTY_KEYS)
+        return [k for k in raw.split(MessageConst.KEY_SEPARATOR) if k] if raw else []
+
+    @keys.setter
+    def keys(self, value: Union[str, Sequence[str], None]) -> None:
+        if value is not None and not isinstance(value, str):
+            value = MessageConst.KEY_SEPARATOR.join(value)
+        self._set_or_clear(MessageConst.PROPERTY_KEYS, value)
+
+    @property
+    def delay_time_level(self) -> int:
+        raw = self.properties.get(MessageConst.PROPERTY_DELAY_TIME_LEVEL)
+        try:
+            return int(raw) if raw else 0
+        except ValueError:
+            return 0
+
+    @delay_time_level.setter
+    def delay_time_level(self, level: int) -> None:
+        self._set_or_clear(MessageConst.PROPERTY_DELAY_TIME_LEVEL, str(level) if level else None)
+
+    @property
+    def wait_store_msg_ok(self) -> bool:
+        """``WAIT`` (default true); only the literal ``false`` (any case) turns it off, like Java."""
+        raw = self.properties.get(MessageConst.PROPERTY_WAIT_STORE_MSG_OK)
+        return raw is None or raw.lower() != "false"
+
+    def _set_or_clear(self, key: str, value: Optional[str]) -> None:
+        if value:
+            self.properties[key] = value
+        else:
+            self.properties.pop(key, None)
+
+
+@attrs.define(eq=True)
+class MessageExt(Message):
+    """A stored message with every field of its CommitLog record."""
+
+    queue_id: int = 0
+    store_size: int = 0
+    queue_offset: int = 0
+    sys_flag: int = 0
+    born_timestamp: int = 0
+    born_host: Host = ("127.0.0.1", 0)
+    store_timestamp: int = 0
+    store_host: Host = ("127.0.0.1", 0)
+    msg_id: str = ""
+    commit_log_offset: int = 0
+    body_crc: int = 0
+    reconsume_times: int = 0
+    prepared_transaction_offset: int = 0
+
+
+@attrs.define(eq=False)
+class MessageExtBrokerInner(MessageExt):
+    """What the broker hands to the store: a MessageExt plus what it already knows.
+
+    ``properties_string`` is the encoded properties as received (so the store need not re-encode them) and
+    ``tags_code`` the ConsumeQueue tag code if the broker computed it; both are filled in when left None.
+    """
+
+    properties_string: Optional[str] = None
+    tags_code: Optional[int] = None
+
+
+# --------------------------------------------------------------------------------------------- the record schema
+
+
+def _host_schema(v6_bit: int) -> c.Struct:
+    return c.Struct(
+        "ip" / c.IfThenElse(lambda ctx: ctx._.sys_flag & v6_bit, c.Bytes(16), c.Bytes(4)),
+        "port" / c.Int32sb,
+    )
+
+
+_HEAD_FIELDS: Tuple[Tuple[str, c.Construct], ...] = (
+    ("total_size", c.Int32sb),
+    ("magic", c.Int32sb),
+    ("body_crc", c.Int32sb),
+    ("queue_id", c.Int32sb),
+    ("flag", c.Int32sb),
+    ("queue_offset", c.Int64sb),
+    ("physical_offset", c.Int64sb),
+    ("sys_flag", c.Int32sb),
+)
+_BORN_TIMESTAMP = ("born_timestamp", c.Int64sb)
+_STORE_TIMESTAMP = ("store_timestamp", c.Int64sb)
+_TRAILER_FIELDS: Tuple[Tuple[str, c.Construct], ...] = (
+    ("reconsume_times", c.Int32sb),
+    ("prepared_transaction_offset", c.Int64sb),
+)
+
+STORED_MESSAGE = c.Struct(
+    *(name / con for name, con in _HEAD_FIELDS),
+    _BORN_TIMESTAMP[0] / _BORN_TIMESTAMP[1],
+    "born_host" / _host_schema(MessageSysFlag.BORNHOST_V6_FLAG),
+    _STORE_TIMESTAMP[0] / _STORE_TIMESTAMP[1],
+    "store_host" / _host_schema(MessageSysFlag.STOREHOSTADDRESS_V6_FLAG),
+    *(name / con for name, con in _TRAILER_FIELDS),
+    "body" / c.Prefixed(c.Int32sb, c.GreedyBytes),
+    "topic" / c.PascalString(c.Int8sb, "utf8"),
+    "properties" / c.PascalString(c.Int16sb, "utf8"),
+)
+"""The stored-message record (wire doc §4.1): the declaration every fast form below is checked against."""
+
+BLANK_RECORD = FixedLayout(("total_size", c.Int32sb), ("magic", c.Int32sb))
+"""End-of-file filler: the remaining length of the file and BLANK_MAGIC_CODE."""
+
+
+def _prefix_layout(born_v6: bool, store_v6: bool) -> FixedLayout:
+    """The fixed prefix of a record (TOTALSIZE up to and including BODYLEN) for one host combination.
+
+    IPv4 addresses are one u32, IPv6 addresses two u64 (struct has no 16-byte integer).
+    """
+
+    def ip(name: str, v6: bool) -> List[Tuple[str, c.Construct]]:
+        if v6:
+            return [(name + "_hi", c.Int64ub), (name + "_lo", c.Int64ub)]
+        return [(name, c.Int32ub)]
+
+    return FixedLayout(
+        *_HEAD_FIELDS,
+        _BORN_TIMESTAMP,
+        *ip("born_ip", born_v6),
+        ("born_port", c.Int32sb),
+        _STORE_TIMESTAMP,
+        *ip("store_ip", store_v6),
+        ("store_port", c.Int32sb),
+        *_TRAILER_FIELDS,
+        ("body_len", c.Int32sb),
+    )
+
+
+# Indexed by (sys_flag >> 4) & 3: bit 0 = born host v6, bit 1 = store host v6.
+PREFIX_LAYOUTS: Tuple[FixedLayout, ...] = (
+    _prefix_layout(False, False),
+    _prefix_layout(True, False),
+    _prefix_layout(False, True),
+    _prefix_layout(True, True),
+)
+PREFIX_V4 = PREFIX_LAYOUTS[0]
+_V6_SHIFT = 4
+_HOSTS_MASK = MessageSysFlag.BORNHOST_V6_FLAG | MessageSysFlag.STOREHOSTADDRESS_V6_FLAG
+_I8 = struct.Struct(">b")
+_I16 = struct.Struct(">h")
+_I32 = struct.Struct(">i")
+_I64 = struct.Struct(">q")
+HEAD = FixedLayout(*_HEAD_FIELDS)
+"""The first 40 bytes, identical for every host combination: what dispatch and read checks look at."""
+
+SYS_FLAG_POS = 36
+BORN_TIMESTAMP_POS = 40
+BORN_HOST_POS = 48
+
+
+def store_timestamp_pos(sys_flag: int) -> int:
+    """Offset of STORETIMESTAMP inside a record (it moves when the born host is IPv6)."""
+    return 68 if sys_flag & MessageSysFlag.BORNHOST_V6_FLAG else 56
+
+
+def record_size(sys_flag: int, body_len: int, topic_len: int, props_len: int) -> int:
+    """TOTALSIZE of a record: 91 + lengths for IPv4/IPv4, 12 more per IPv6 host."""
+    return PREFIX_LAYOUTS[(sys_flag & _HOSTS_MASK) >> _V6_SHIFT].size + body_len + 1 + topic_len + 2 + props_len
+
+
+@lru_cache(maxsize=4096)
+def _ip_fields(host: str) -> Tuple[bool, Tuple[int, ...]]:
+    v6, packed = _host_ip(host)
+    if v6:
+        return True, struct.unpack(">QQ", packed)
+    return False, (int.from_bytes(packed, "big"),)
+
+
+@lru_cache(maxsize=1024)
+def topic_field(topic: str) -> bytes:
+    """TOPICLEN + topic bytes (cached per topic: the same few topics repeat on every put)."""
+    raw = topic.encode("utf-8")
+    if len(raw) > MAX_TOPIC_BYTES:
+        raise ValueError("topic longer than 127 bytes")
+    return _I8.pack(len(raw)) + raw
+
+
+def host_sys_flag(sys_flag: int, born_host: Host, store_host: Host) -> int:
+    """``sys_flag`` with the two IPv6 bits set from the actual host addresses."""
+    return (
+        (sys_flag & ~_HOSTS_MASK)
+        | (MessageSysFlag.BORNHOST_V6_FLAG if _ip_fields(born_host[0])[0] else 0)
+        | (MessageSysFlag.STOREHOSTADDRESS_V6_FLAG if _ip_fields(store_host[0])[0] else 0)
+    )
+
+
+def encode_record(
+    *,
+    queue_id: int,
+    flag: int,
+    queue_offset: int,
+    physical_offset: int,
+    sys_flag: int,
+    born_timestamp: int,
+    born_host: Host,
+    store_timestamp: int,
+    store_host: Host,
+    reconsume_times: int,
+    prepared_transaction_offset: int,
+    body: bytes,
+    topic: str,
+    properties: Union[str, bytes],
+    crc: Optional[int] = None,
+) -> bytes:
+    """Build one stored record (fast form of ``STORED_MESSAGE.build``); the v6 bits follow the hosts."""
+    b6, bip = _ip_fields(born_host[0])
+    s6, sip = _ip_fields(store_host[0])
+    sys_flag = (sys_flag & ~_HOSTS_MASK) | (0x10 if b6 else 0) | (0x20 if s6 else 0)
+    props = properties.encode("utf-8") if isinstance(properties, str) else properties
+    if len(props) > MAX_PROPERTIES_LENGTH:
+        raise ValueError("properties longer than 32767 bytes")
+    tfield = topic_field(topic)
+    layout = PREFIX_LAYOUTS[(sys_flag & _HOSTS_MASK) >> _V6_SHIFT]
+    total = layout.size + len(body) + len(tfield) + 2 + len(props)
+    if crc is None:
+        crc = body_crc(body)
+    prefix = layout.pack(
+        total, MESSAGE_MAGIC_CODE, crc, queue_id, flag, queue_offset, physical_offset, sys_flag, born_timestamp,
+        *bip, born_host[1], store_timestamp, *sip, store_host[1], reconsume_times, prepared_transaction_offset,
+        len(body),
+    )  # fmt: skip
+    return b"".join((prefix, body, tfield, _I16.pack(len(props)), props))
+
+
+def encode_message_ext(msg: MessageExt, properties: Optional[str] = None) -> bytes:
+    """Encode a MessageExt as a stored record (its own offsets, hosts and CRC of its body)."""
+    return encode_record(
+        queue_id=msg.queue_id,
+        flag=msg.flag,
+        queue_offset=msg.queue_offset,
+        physical_offset=msg.commit_log_offset,
+        sys_flag=msg.sys_flag,
+        born_timestamp=msg.born_timestamp,
+        born_host=msg.born_host,
+        store_timestamp=msg.store_timestamp,
+        store_host=msg.store_host,
+        reconsume_times=msg.reconsume_times,
+        prepared_transaction_offset=msg.prepared_transaction_offset,
+        body=msg.body,
+        topic=msg.topic,
+        properties=properties_to_string(msg.properties) if properties is None else properties,
+    )
+
+
+class RecordError(ValueError):
+    """The bytes at a position are not one whole, consistent stored record."""
+
+
+def record_tail_positions(buf: Buffer, pos: int, total: int, sys_flag: int) -> Tuple[int, int, int, int, int, int]:
+    """(body start, body len, topic start, topic len, props start, props len) of the record at ``pos``.
+
+    Raises RecordError unless the three lengths add up exactly to ``total``.
+    """
+    layout = PREFIX_LAYOUTS[(sys_flag & _HOSTS_MASK) >> _V6_SHIFT]
+    end = pos + total
+    if total < layout.size + 3 or end > len(buf):
+        raise RecordError("record size out of range")
+    body_start = pos + layout.size
+    body_len = _I32.unpack_from(buf, body_start - 4)[0]
+    topic_pos = body_start + body_len
+    if body_len < 0 or topic_pos + 3 > end:
+        raise RecordError("body length out of range")
+    topic_len = buf[topic_pos]
+    props_pos = topic_pos + 1 + topic_len
+    if topic_len > MAX_TOPIC_BYTES or props_pos + 2 > end:
+        raise RecordError("topic length out of range")
+    props_len = _I16.unpack_from(buf, props_pos)[0]
+    if props_pos + 2 + props_len != end:
+        raise RecordError("lengths do not add up to the total size")
+    return body_start, body_len, topic_pos + 1, topic_len, props_pos + 2, props_len
+
+
+def record_properties(buf: Buffer, pos: int = 0) -> Dict[str, str]:
+    """The properties of the record at ``pos``, without decoding anything else."""
+    total, sys_flag = _I32.unpack_from(buf, pos)[0], _I32.unpack_from(buf, pos + SYS_FLAG_POS)[0]
+    *_, props_start, props_len = record_tail_positions(buf, pos, total, sys_flag)
+    return string_to_properties(bytes(buf[props_start : props_start + props_len]).decode("utf-8", "replace"))
+
+
+def _host_from(v6: bool, fields: Sequence[int], port: int) -> Host:
+    if v6:
+        packed = struct.pack(">QQ", fields[0], fields[1])
+        return socket.inet_ntop(socket.AF_INET6, packed), port
+    return socket.inet_ntoa(fields[0].to_bytes(4, "big")), port
+
+
+def decode_message_ext(buf: Buffer, pos: int = 0, *, check_crc: bool = False, with_body: bool = True) -> MessageExt:
+    """Decode the record at ``pos`` (fast form of ``STORED_MESSAGE.parse``); raises RecordError if malformed."""
+    if len(buf) - pos < 40:
+        raise RecordError("truncated record header")
+    total, magic = _I32.unpack_from(buf, pos)[0], _I32.unpack_from(buf, pos + 4)[0]
+    if magic != MESSAGE_MAGIC_CODE:
+        raise RecordError(f"bad magic code {magic:#x}")
+    sys_flag = _I32.unpack_from(buf, pos + SYS_FLAG_POS)[0]
+    body_start, body_len, topic_start, topic_len, props_start, props_len = record_tail_positions(
+        buf, pos, total, sys_flag
+    )
+    hosts = (sys_flag & _HOSTS_MASK) >> _V6_SHIFT
+    v = PREFIX_LAYOUTS[hosts].unpack_from(buf, pos)
+    b6, s6 = bool(hosts & 1), bool(hosts & 2)
+    i = 9
+    born = _host_from(b6, v[i : i + 2], v[i + 1 + b6])
+    i += 2 + b6
+    store_ts = v[i]
+    i += 1
+    store = _host_from(s6, v[i : i + 2], v[i + 1 + s6])
+    i += 2 + s6
+    body = bytes(buf[body_start : body_start + body_len])
+    if check_crc and body_crc(body) != v[2]:
+        raise RecordError("body CRC mismatch")
+    props = string_to_properties(bytes(buf[props_start : props_start + props_len]).decode("utf-8", "replace"))
+    return MessageExt(
+        topic=bytes(buf[topic_start : topic_start + topic_len]).decode("utf-8", "replace"),
+        body=body if with_body else b"",
+        flag=v[4],
+        properties=props,
+        queue_id=v[3],
+        store_size=total,
+        queue_offset=v[5],
+        sys_flag=sys_flag,
+        born_timestamp=v[8],
+        born_host=born,
+        store_timestamp=store_ts,
+        store_host=store,
+        msg_id=create_offset_msg_id(store, v[6]),
+        commit_log_offset=v[6],
+        body_crc=v[2],
+        reconsume_times=v[i],
+        prepared_transaction_offset=v[i + 1],
+    )
+
+
+def iter_records(body: Buffer) -> Iterator[Tuple[int, int]]:
+    """(position, size) of each record in a concatenation of records (a pull or query response body)."""
+    pos, end = 0, len(body)
+    while pos + 4 <= end:
+        size = _I32.unpack_from(body, pos)[0]
+        if size <= 0 or pos + size > end:
+            raise RecordError(f"bad record size {size} at {pos}")
+        yield pos, size
+        pos += size
+    if pos != end:
+        raise RecordError("trailing bytes after the last record")
+
+
+def decode_messages(body: Buffer, *, check_crc: bool = False, with_body: bool = True) -> List[MessageExt]:
+    """Split a concatenated body into MessageExt objects, as clients do with pull responses."""
+    return [decode_message_ext(body, pos, check_crc=check_crc, with_body=with_body) for pos, _ in iter_records(body)]
+
+
+def schema_dict(msg: MessageExt, properties: Optional[str] = None) -> Dict[str, Any]:
+    """The ``STORED_MESSAGE`` build dict of a MessageExt (for tests and diagnostics: the slow, declared path)."""
+    sys_flag = host_sys_flag(msg.sys_flag, msg.born_host, msg.store_host)
+    props = properties_to_string(msg.properties) if properties is None else properties
+    size = record_size(sys_flag, len(msg.body), len(msg.topic.encode()), len(props.encode()))
+    return dict(
+        total_size=size,
+        magic=MESSAGE_MAGIC_CODE,
+        body_crc=body_crc(msg.body),
+        queue_id=msg.queue_id,
+        flag=msg.flag,
+        queue_offset=msg.queue_offset,
+        physical_offset=msg.commit_log_offset,
+        sys_flag=sys_flag,
+        born_timestamp=msg.born_timestamp,
+        born_host=dict(ip=_host_ip(msg.born_host[0])[1], port=msg.born_host[1]),
+        store_timestamp=msg.store_timestamp,
+        store_host=dict(ip=_host_ip(msg.store_host[0])[1], port=msg.store_host[1]),
+        reconsume_times=msg.reconsume_times,
+        prepared_transaction_offset=msg.prepared_transaction_offset,
+        body=msg.body,
+        topic=msg.topic,
+        properties=props,
+    )

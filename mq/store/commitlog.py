@@ -1,0 +1,229 @@
+"""The CommitLog: every message of every topic, appended to a chain of fixed-size files.
+
+A record never spans two files: when one does not fit (with 8 bytes to spare) the rest of the file gets a
+blank record (``[remaining][BLANK_MAGIC_CODE]``) and the record goes to the next file. A record's physical
+offset is its address.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from typing import Iterator, Optional, Tuple
+
+from twisted.logger import Logger
+
+from mq.common.message import (
+    BLANK_MAGIC_CODE,
+    BLANK_RECORD,
+    HEAD,
+    MESSAGE_MAGIC_CODE,
+    RecordError,
+    record_tail_positions,
+)
+from mq.store.mappedfile import MappedFile, MappedFileQueue, StoreError
+
+log = Logger()
+
+END_FILE_MIN_BLANK_LENGTH = 8
+_I32 = struct.Struct(">i")
+_I64 = struct.Struct(">q")
+_TOTAL_MAGIC = struct.Struct(">ii")
+_HEAD_SIZE = HEAD.size  # 40 bytes, the same for every host combination
+
+
+class CommitLog:
+    """Appends and reads records; validates them for recovery and before serving."""
+
+    def __init__(self, directory: str, file_size: int, check_crc_on_read: bool = True) -> None:
+        self.files = MappedFileQueue(directory, file_size)
+        self.file_size = file_size
+        self.check_crc_on_read = check_crc_on_read
+        self.corrupt_records = 0
+        self._cur: Optional[MappedFile] = None
+
+    # ------------------------------------------------------------------ positions
+
+    def load(self) -> None:
+        self.files.load()
+        self._cur = self.files.last()
+
+    @property
+    def max_offset(self) -> int:
+        return self.files.wrote
+
+    @property
+    def min_offset(self) -> int:
+        return self.files.min_offset
+
+    @property
+    def flushed(self) -> int:
+        return self.files.flushed
+
+    # ------------------------------------------------------------------ writing
+
+    def position_for(self, size: int) -> int:
+        """Where a record (or batch) of ``size`` bytes will go: pads the file and rolls over if needed."""
+        f = self._cur
+        wrote = self.files.wrote
+        if f is None or wrote >= f.end:
+            f = self._roll(wrote)
+        elif wrote - f.start + size + END_FILE_MIN_BLANK_LENGTH > f.size:
+            rel = wrote - f.start
+            BLANK_RECORD.pack_into(f.mm, rel, f.size - rel, BLANK_MAGIC_CODE)
+            self.files.wrote = f.end
+            f = self._roll(f.end)
+        return self.files.wrote
+
+    def _roll(self, start: int) -> MappedFile:
+        if start % self.file_size:
+            raise StoreError(f"cannot start a CommitLog file at {start}")
+        f = self.files.create(start)
+        self._cur = f
+        self.files.wrote = start
+        return f
+
+    def write(self, phy: int, data: bytes) -> None:
+        """Copy ``data`` (from ``position_for``) into the current file and advance the write position."""
+        f = self._cur
+        rel = phy - f.start  # type: ignore[union-attr]
+        f.mm[rel : rel + len(data)] = data  # type: ignore[union-attr]
+        self.files.wrote = phy + len(data)
+
+    def append_raw(self, phy: int, data: bytes) -> None:
+        """Append replicated bytes at ``phy`` (must be the current end; never crossing a file boundary)."""
+        if phy != self.files.wrote:
+            raise StoreError(f"raw append at {phy}, CommitLog ends at {self.files.wrote}")
+        f = self._cur
+        if f is None or phy >= f.end:
+            f = self._roll(phy)
+        if phy + len(data) > f.end:
+            raise StoreError("raw append crosses a CommitLog file boundary")
+        self.write(phy, data)
+
+    # ------------------------------------------------------------------ reading
+
+    def read(self, phy: int, size: int) -> Optional[bytes]:
+        """``size`` raw bytes at ``phy`` within one file, or None if not (or no longer) stored."""
+        f = self.files.find(phy)
+        if f is None or size <= 0 or phy + size > self.files.wrote or phy + size > f.end:
+            return None
+        rel = phy - f.start
+        return f.mm[rel : rel + size]
+
+    def read_upto(self, phy: int, max_bytes: int) -> Optional[bytes]:
+        """Raw bytes from ``phy`` up to ``max_bytes``, stopping at the end of data or of the file (HA)."""
+        f = self.files.find(phy)
+        if f is None or phy >= self.files.wrote:
+            return None
+        end = min(phy + max_bytes, f.end, self.files.wrote)
+        return f.mm[phy - f.start : end - f.start]
+
+    def read_record(self, phy: int, size: Optional[int] = None) -> Optional[bytes]:
+        """The whole valid record at ``phy``: checked for size, magic, own offset and body CRC.
+
+        A record that fails is logged, counted and never returned.
+        """
+        f = self.files.find(phy)
+        if f is None or phy >= self.files.wrote:
+            return None
+        rel = phy - f.start
+        if size is None:
+            if rel + 4 > f.size:
+                return None
+            size = _I32.unpack_from(f.mm, rel)[0]
+        if size < _HEAD_SIZE or phy + size > self.files.wrote or rel + size > f.size:
+            return self._corrupt(phy, "size out of range")
+        data = f.mm[rel : rel + size]
+        problem = check_record(data, 0, phy, self.check_crc_on_read)
+        if problem:
+            return self._corrupt(phy, problem)
+        return data
+
+    def _corrupt(self, phy: int, problem: str) -> None:
+        self.corrupt_records += 1
+        log.error("CommitLog record at {phy} is not served: {problem}", phy=phy, problem=problem)
+        return None
+
+    def read_store_timestamp(self, phy: int) -> int:
+        """STORETIMESTAMP of the record at ``phy``, or -1."""
+        f = self.files.find(phy)
+        if f is None or phy + _HEAD_SIZE + 28 > min(self.files.wrote, f.end):
+            return -1
+        rel = phy - f.start
+        sys_flag = _I32.unpack_from(f.mm, rel + 36)[0]
+        return _I64.unpack_from(f.mm, rel + (68 if sys_flag & 0x10 else 56))[0]
+
+    # ------------------------------------------------------------------ scanning (recovery, reput)
+
+    def scan(self, start: int, check_crc: bool, end: Optional[int] = None) -> Iterator[Tuple[MappedFile, int, int]]:
+        """Yield (file, position in file, size) of each whole valid record from ``start``; stop at the first
+        position that is not one. ``last_scan_end`` then holds that position: where valid data ends."""
+        pos = start
+        limit_all = end
+        self.last_scan_end = pos
+        while True:
+            f = self.files.find(pos)
+            if f is None:
+                break
+            rel = pos - f.start
+            limit = f.size if limit_all is None else min(f.size, limit_all - f.start)
+            if rel + END_FILE_MIN_BLANK_LENGTH > limit:
+                if rel == f.size:
+                    pos = f.end
+                    self.last_scan_end = pos
+                    continue
+                break
+            total, magic = _TOTAL_MAGIC.unpack_from(f.mm, rel)
+            if magic == BLANK_MAGIC_CODE and total == f.size - rel:
+                if f.end > (limit_all if limit_all is not None else f.end):
+                    break
+                pos = f.end
+                self.last_scan_end = pos
+                continue
+            if magic != MESSAGE_MAGIC_CODE or total < _HEAD_SIZE or rel + total > limit:
+                if (magic or total) and limit_all is None:
+                    log.warn(
+                        "CommitLog scan stops at {pos}: size {total}, magic {magic:#x}",
+                        pos=pos, total=total, magic=magic & 0xFFFFFFFF,
+                    )  # fmt: skip
+                break
+            problem = check_record(f.mm, rel, pos, check_crc, total)
+            if problem:
+                log.warn("CommitLog scan stops at {pos}: {problem}", pos=pos, problem=problem)
+                break
+            yield f, rel, total
+            pos += total
+            self.last_scan_end = pos
+
+    def truncate(self, offset: int) -> None:
+        self.files.truncate(offset)
+        self._cur = self.files.last()
+
+    def delete_first_file(self) -> MappedFile:
+        f = self.files.delete_first()
+        self._cur = self.files.last()
+        return f
+
+    def close(self) -> None:
+        self.files.close()
+        self._cur = None
+
+
+def check_record(buf, rel: int, phy: int, check_crc: bool, total: Optional[int] = None) -> Optional[str]:
+    """Why the record at ``buf[rel:]`` (stored at ``phy``) is not whole and consistent, or None if it is."""
+    if total is None:
+        total = _I32.unpack_from(buf, rel)[0]
+    magic, crc, _qid, _flag, _qoff, own_phy, sys_flag = struct.unpack_from(">iiiiqqi", buf, rel + 4)
+    if magic != MESSAGE_MAGIC_CODE:
+        return "bad magic code"
+    if own_phy != phy:
+        return f"record claims offset {own_phy}"
+    try:
+        body_start, body_len, *_ = record_tail_positions(buf, rel, total, sys_flag)
+    except RecordError as e:
+        return str(e)
+    if check_crc and (zlib.crc32(buf[body_start : body_start + body_len]) & 0x7FFFFFFF) != crc:
+        return "body CRC mismatch"
+    return None
+

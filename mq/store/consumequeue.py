@@ -1,0 +1,264 @@
+"""ConsumeQueues: per topic and queue id, 20-byte entries (CommitLog offset, size, tags code).
+
+Entry N of a queue lives at byte N*20 of the queue's file chain, so a logical offset is a position. Entries
+are written by the dispatcher that follows the CommitLog, which is why they can always be rebuilt from it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Dict, Iterator, Optional, Tuple
+
+import construct as c
+from twisted.logger import Logger
+
+from mq.common.layout import FixedLayout
+from mq.store.mappedfile import MappedFile, MappedFileQueue
+
+log = Logger()
+
+CQ_ENTRY = FixedLayout(("commit_log_offset", c.Int64sb), ("size", c.Int32sb), ("tags_code", c.Int64sb))
+ENTRY_SIZE = CQ_ENTRY.size  # 20
+_pack_into = CQ_ENTRY.pack_into
+_unpack_from = CQ_ENTRY.unpack_from
+PAD_SIZE = 0x7FFFFFFF  # (0, Integer.MAX_VALUE, 0): filler before a queue's first real entry
+
+
+class ConsumeQueue:
+    """One topic/queue id. Offsets in the public methods are logical (entry numbers)."""
+
+    def __init__(self, topic: str, queue_id: int, root: str, entries_per_file: int) -> None:
+        self.topic = topic
+        self.queue_id = queue_id
+        self.directory = os.path.join(root, topic, str(queue_id))
+        self.files = MappedFileQueue(self.directory, entries_per_file * ENTRY_SIZE)
+        self.file_size = entries_per_file * ENTRY_SIZE
+        self.min_logic_bytes = 0  # first usable entry position (after retention), bytes
+        self.max_phy_end = -1  # end of the last dispatched record in the CommitLog
+        self._cur: Optional[MappedFile] = None
+
+    # ------------------------------------------------------------------ bounds
+
+    @property
+    def max_offset(self) -> int:
+        """The next logical offset to be written (= number of entries)."""
+        return self.files.wrote // ENTRY_SIZE
+
+    @property
+    def min_offset(self) -> int:
+        return self.min_logic_bytes // ENTRY_SIZE
+
+    # ------------------------------------------------------------------ writing
+
+    def put(self, queue_offset: int, phy: int, size: int, tags_code: int) -> None:
+        pos = queue_offset * ENTRY_SIZE
+        f = self._cur
+        if f is None or not f.start <= pos < f.end:
+            f = self._file_for(pos)
+            if f is None:
+                log.warn("{topic}/{qid}: entry {offset} is before the first file, dropped",
+                         topic=self.topic, qid=self.queue_id, offset=queue_offset)  # fmt: skip
+                return
+        _pack_into(f.mm, pos - f.start, phy, size, tags_code)
+        files = self.files
+        if pos >= files.wrote:
+            files.wrote = pos + ENTRY_SIZE
+            self.max_phy_end = phy + size
+        elif pos < files.flushed:
+            files.flushed = pos
+
+    def _file_for(self, pos: int) -> Optional[MappedFile]:
+        files = self.files
+        if not files.files:
+            start = pos - pos % self.file_size
+            f = files.create(start)
+            files.wrote = files.flushed = start
+            if pos > start:  # the queue starts late: pad like RocketMQ so entry positions stay logical
+                for p in range(0, pos - start, ENTRY_SIZE):
+                    _pack_into(f.mm, p, 0, PAD_SIZE, 0)
+                files.wrote = pos
+            self.min_logic_bytes = pos
+        elif pos < files.files[0].start:
+            return None
+        else:
+            while pos >= files.files[-1].end:
+                files.create(files.files[-1].end)
+        f = files.find(pos)
+        if f is files.files[-1]:
+            self._cur = f
+        return f
+
+    # ------------------------------------------------------------------ reading
+
+    def _locate(self, offset: int) -> Optional[Tuple[MappedFile, int]]:
+        pos = offset * ENTRY_SIZE
+        if pos < self.min_logic_bytes or pos >= self.files.wrote:
+            return None
+        f = self.files.find(pos)
+        return None if f is None else (f, pos - f.start)
+
+    def entries_from(self, offset: int) -> Optional[Tuple[MappedFile, int, int]]:
+        """(file, start, end) positions in one file of the entries from logical ``offset`` to the end of data
+        in that file, or None if that file is gone."""
+        loc = self._locate(offset)
+        if loc is None:
+            return None
+        f, rel = loc
+        return f, rel, min(f.end, self.files.wrote) - f.start
+
+    def entry(self, offset: int) -> Optional[Tuple[int, int, int]]:
+        """(commit log offset, size, tags code) at logical ``offset``, or None."""
+        loc = self._locate(offset)
+        return None if loc is None else _unpack_from(loc[0].mm, loc[1])
+
+    def roll_next_file(self, offset: int) -> int:
+        per = self.file_size // ENTRY_SIZE
+        return offset + per - offset % per
+
+    # ------------------------------------------------------------------ recovery and retention
+
+    def load(self) -> None:
+        self.files.load()
+        if self.files.files:
+            self.min_logic_bytes = self.files.files[0].start
+
+    def recover(self) -> None:
+        """Find the end of the entries: the valid entries (size > 0) of the last file form a prefix."""
+        last = self.files.last()
+        if last is None:
+            return
+        lo, hi = 0, last.size // ENTRY_SIZE  # first invalid entry is in [lo, hi]
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if _unpack_from(last.mm, mid * ENTRY_SIZE)[1] > 0:
+                lo = mid + 1
+            else:
+                hi = mid
+        self.files.wrote = self.files.flushed = last.start + lo * ENTRY_SIZE
+        self._cur = last
+        self._skip_padding()
+        self._refresh_max_phy()
+
+    def _skip_padding(self) -> None:
+        f = self.files.files[0]
+        pos = max(self.min_logic_bytes, f.start)
+        while pos < min(self.files.wrote, f.end) and _unpack_from(f.mm, pos - f.start)[1] == PAD_SIZE:
+            pos += ENTRY_SIZE
+        self.min_logic_bytes = pos
+
+    def _refresh_max_phy(self) -> None:
+        e = self.entry(self.max_offset - 1) if self.max_offset else None
+        self.max_phy_end = e[0] + e[1] if e and e[1] != PAD_SIZE else -1
+
+    def truncate_dirty(self, phy_end: int) -> None:
+        """Drop trailing entries (and holes) that point at or past ``phy_end``, the end of the CommitLog."""
+        pos = self.files.wrote
+        changed = False
+        while pos > self.min_logic_bytes:
+            f = self.files.find(pos - ENTRY_SIZE)
+            if f is None:
+                break
+            phy, size, _ = _unpack_from(f.mm, pos - ENTRY_SIZE - f.start)
+            if size > 0 and size != PAD_SIZE and phy + size <= phy_end:
+                break
+            pos -= ENTRY_SIZE
+            changed = True
+        if changed or self.files.wrote != pos:
+            self.files.truncate(pos)
+            if not self.files.files:
+                self.min_logic_bytes = pos
+            self._cur = self.files.last()
+        self._refresh_max_phy()
+
+    def delete_expired_files(self, min_phy: int) -> int:
+        """Delete whole files whose last entry points below ``min_phy`` (never the last file)."""
+        deleted = 0
+        files = self.files.files
+        while len(files) > 1:
+            f = files[0]
+            phy, size, _ = _unpack_from(f.mm, f.size - ENTRY_SIZE)
+            if phy + size > min_phy and size != PAD_SIZE:
+                break
+            self.files.delete_first()
+            deleted += 1
+        if files:
+            self.min_logic_bytes = max(self.min_logic_bytes, files[0].start)
+        return deleted
+
+    def correct_min_offset(self, min_phy: int) -> None:
+        """Move the min offset to the first entry whose record is still in the CommitLog."""
+        if not self.files.files:
+            return
+        lo_pos = max(self.min_logic_bytes, self.files.files[0].start)
+        hi_pos = self.files.wrote
+        lo, hi = lo_pos // ENTRY_SIZE, hi_pos // ENTRY_SIZE
+        while lo < hi:
+            mid = (lo + hi) // 2
+            e = self.entry(mid)
+            if e is not None and e[1] != PAD_SIZE and e[0] >= min_phy:
+                hi = mid
+            else:
+                lo = mid + 1
+        self.min_logic_bytes = lo * ENTRY_SIZE
+
+    def iter_entries(self, start: int = 0) -> Iterator[Tuple[int, int, int, int]]:
+        """(logical offset, phy, size, tags code) of every entry from ``start`` (tests, tools)."""
+        for off in range(max(start, self.min_offset), self.max_offset):
+            e = self.entry(off)
+            if e is not None:
+                yield (off, *e)
+
+    def destroy(self) -> None:
+        self.files.close()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def close(self) -> None:
+        self.files.close()
+        self._cur = None
+
+
+class ConsumeQueueTable:
+    """Every ConsumeQueue, by topic then queue id; created on first dispatch."""
+
+    def __init__(self, root: str, entries_per_file: int) -> None:
+        self.root = root
+        self.entries_per_file = entries_per_file
+        self.queues: Dict[str, Dict[int, ConsumeQueue]] = {}
+
+    def find(self, topic: str, queue_id: int) -> Optional[ConsumeQueue]:
+        per_topic = self.queues.get(topic)
+        return per_topic.get(queue_id) if per_topic else None
+
+    def find_or_create(self, topic: str, queue_id: int) -> ConsumeQueue:
+        per_topic = self.queues.get(topic)
+        if per_topic is None:
+            per_topic = self.queues[topic] = {}
+        cq = per_topic.get(queue_id)
+        if cq is None:
+            cq = per_topic[queue_id] = ConsumeQueue(topic, queue_id, self.root, self.entries_per_file)
+        return cq
+
+    def all(self) -> Iterator[ConsumeQueue]:
+        for per_topic in self.queues.values():
+            yield from per_topic.values()
+
+    def load(self) -> None:
+        if not os.path.isdir(self.root):
+            return
+        for topic in sorted(os.listdir(self.root)):
+            tdir = os.path.join(self.root, topic)
+            if not os.path.isdir(tdir):
+                continue
+            for qid in sorted(os.listdir(tdir)):
+                if qid.lstrip("-").isdigit():
+                    self.find_or_create(topic, int(qid)).load()
+
+    def delete_topic(self, topic: str) -> None:
+        for cq in self.queues.pop(topic, {}).values():
+            cq.destroy()
+        shutil.rmtree(os.path.join(self.root, topic), ignore_errors=True)
+
+    def close(self) -> None:
+        for cq in self.all():
+            cq.close()

@@ -1,0 +1,106 @@
+"""The dispatcher: turns CommitLog records into ConsumeQueue entries, index entries and arrival events.
+
+The put path calls ``dispatch`` with the fields it already has (nothing is parsed twice); recovery and raw
+(replicated) appends go through ``reput``, which parses records from a CommitLog offset. Either way the
+queues and the index are a function of the CommitLog alone.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Callable, Dict, Optional, Tuple
+
+from twisted.logger import Logger
+
+from mq.common.hashing import tag_hash_code
+from mq.common.message import MessageConst, MessageSysFlag, record_tail_positions, string_to_properties
+from mq.common.topic import SCHEDULE_TOPIC
+from mq.store.commitlog import CommitLog
+from mq.store.consumequeue import ConsumeQueueTable
+from mq.store.index import IndexService
+
+log = Logger()
+
+_PREPARED = MessageSysFlag.TRANSACTION_PREPARED_TYPE
+_ROLLBACK = MessageSysFlag.TRANSACTION_ROLLBACK_TYPE
+_TRAN_MASK = MessageSysFlag.TRANSACTION_ROLLBACK_TYPE
+_I32 = struct.Struct(">i")
+_I64 = struct.Struct(">q")
+_Q_FIELDS = struct.Struct(">iiq")  # queue id, flag, queue offset at +12
+
+ArrivalListener = Callable[[str, int, int, int, int, Dict[str, str]], None]
+TagsCodeFn = Callable[[str, Dict[str, str], int], int]
+
+
+def make_tags_code_fn(delay_levels: Dict[int, int]) -> TagsCodeFn:
+    """Default tagsCode: the TAGS hash; in SCHEDULE_TOPIC_XXXX the delivery time (store time + delay)."""
+    max_level = max(delay_levels) if delay_levels else 0
+
+    def tags_code(topic: str, properties: Dict[str, str], store_timestamp: int) -> int:
+        if topic == SCHEDULE_TOPIC:
+            raw = properties.get(MessageConst.PROPERTY_DELAY_TIME_LEVEL)
+            if raw and raw.isdigit() and max_level:
+                level = min(max(int(raw), 1), max_level)
+                return store_timestamp + delay_levels[level]
+        return tag_hash_code(properties.get(MessageConst.PROPERTY_TAGS))
+
+    return tags_code
+
+
+class Dispatcher:
+    def __init__(self, queues: ConsumeQueueTable, index: Optional[IndexService], tags_code_fn: TagsCodeFn) -> None:
+        self.queues = queues
+        self.index = index
+        self.tags_code_fn = tags_code_fn
+        self.listener: Optional[ArrivalListener] = None
+        self.last_store_timestamp = 0
+        self.queue_offsets: Optional[Dict[Tuple[str, int], int]] = None  # kept current by ``dispatch_record``
+
+    def dispatch(
+        self,
+        topic: str,
+        queue_id: int,
+        phy: int,
+        size: int,
+        tags_code: int,
+        store_timestamp: int,
+        queue_offset: int,
+        sys_flag: int,
+        properties: Dict[str, str],
+    ) -> None:
+        tran = sys_flag & _TRAN_MASK
+        if tran != _PREPARED and tran != _ROLLBACK:
+            self.queues.find_or_create(topic, queue_id).put(queue_offset, phy, size, tags_code)
+        if self.index is not None and tran != _ROLLBACK:
+            self.index.build(topic, properties, phy, store_timestamp)
+        self.last_store_timestamp = store_timestamp
+        if self.listener is not None and tran != _PREPARED and tran != _ROLLBACK:
+            try:
+                self.listener(topic, queue_id, queue_offset, tags_code, store_timestamp, properties)
+            except Exception:
+                log.failure("message arriving listener failed")
+
+    def dispatch_record(self, buf, rel: int, phy: int, size: int) -> None:
+        """Parse the (already validated) record at ``buf[rel:]`` and dispatch it."""
+        queue_id, _flag, queue_offset = _Q_FIELDS.unpack_from(buf, rel + 12)
+        sys_flag = _I32.unpack_from(buf, rel + 36)[0]
+        store_ts = _I64.unpack_from(buf, rel + (68 if sys_flag & 0x10 else 56))[0]
+        _b, _bl, t_start, t_len, p_start, p_len = record_tail_positions(buf, rel, size, sys_flag)
+        topic = bytes(buf[t_start : t_start + t_len]).decode("utf-8", "replace")
+        props = string_to_properties(bytes(buf[p_start : p_start + p_len]).decode("utf-8", "replace"))
+        tags_code = self.tags_code_fn(topic, props, store_ts)
+        self.dispatch(topic, queue_id, phy, size, tags_code, store_ts, queue_offset, sys_flag, props)
+        tran = sys_flag & _TRAN_MASK
+        if self.queue_offsets is not None and tran != _PREPARED and tran != _ROLLBACK:
+            key = (topic, queue_id)
+            if self.queue_offsets.get(key, 0) <= queue_offset:
+                self.queue_offsets[key] = queue_offset + 1
+
+    def reput(self, commitlog: CommitLog, start: int, end: Optional[int], check_crc: bool, dispatch_from: int) -> int:
+        """Dispatch every valid record from ``start`` (only those at or after ``dispatch_from``); returns
+        where valid data ends. With ``end`` None, scans until the first invalid record (recovery)."""
+        for f, rel, size in commitlog.scan(start, check_crc, end):
+            phy = f.start + rel
+            if phy >= dispatch_from:
+                self.dispatch_record(f.mm, rel, phy, size)
+        return commitlog.last_scan_end

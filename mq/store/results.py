@@ -1,0 +1,151 @@
+"""Result types of the store API, with RocketMQ's status names (the broker maps them to response codes)."""
+
+from __future__ import annotations
+
+import enum
+from typing import List, Optional, Tuple
+
+import attrs
+
+from mq.common.message import create_offset_msg_id
+
+
+class PutMessageStatus(enum.Enum):
+    PUT_OK = "PUT_OK"
+    FLUSH_DISK_TIMEOUT = "FLUSH_DISK_TIMEOUT"
+    FLUSH_SLAVE_TIMEOUT = "FLUSH_SLAVE_TIMEOUT"
+    SLAVE_NOT_AVAILABLE = "SLAVE_NOT_AVAILABLE"
+    SERVICE_NOT_AVAILABLE = "SERVICE_NOT_AVAILABLE"
+    CREATE_MAPEDFILE_FAILED = "CREATE_MAPEDFILE_FAILED"
+    MESSAGE_ILLEGAL = "MESSAGE_ILLEGAL"
+    PROPERTIES_SIZE_EXCEEDED = "PROPERTIES_SIZE_EXCEEDED"
+    OS_PAGECACHE_BUSY = "OS_PAGECACHE_BUSY"
+    UNKNOWN_ERROR = "UNKNOWN_ERROR"
+
+
+class AppendMessageStatus(enum.Enum):
+    PUT_OK = "PUT_OK"
+    END_OF_FILE = "END_OF_FILE"
+    MESSAGE_SIZE_EXCEEDED = "MESSAGE_SIZE_EXCEEDED"
+    PROPERTIES_SIZE_EXCEEDED = "PROPERTIES_SIZE_EXCEEDED"
+    UNKNOWN_ERROR = "UNKNOWN_ERROR"
+
+
+class GetMessageStatus(enum.Enum):
+    FOUND = "FOUND"
+    NO_MATCHED_MESSAGE = "NO_MATCHED_MESSAGE"
+    MESSAGE_WAS_REMOVING = "MESSAGE_WAS_REMOVING"
+    OFFSET_FOUND_NULL = "OFFSET_FOUND_NULL"
+    OFFSET_OVERFLOW_BADLY = "OFFSET_OVERFLOW_BADLY"
+    OFFSET_OVERFLOW_ONE = "OFFSET_OVERFLOW_ONE"
+    OFFSET_TOO_SMALL = "OFFSET_TOO_SMALL"
+    NO_MATCHED_LOGIC_QUEUE = "NO_MATCHED_LOGIC_QUEUE"
+    NO_MESSAGE_IN_QUEUE = "NO_MESSAGE_IN_QUEUE"
+
+
+class AppendMessageResult:
+    """Where a put landed. ``msg_id`` (offset ids, comma-joined for a batch) is built only when read."""
+
+    __slots__ = (
+        "status", "wrote_offset", "wrote_bytes", "store_timestamp", "logics_offset", "msg_num", "_host", "_offsets", "_msg_id",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        status: AppendMessageStatus,
+        wrote_offset: int = 0,
+        wrote_bytes: int = 0,
+        store_timestamp: int = 0,
+        logics_offset: int = 0,
+        msg_num: int = 1,
+        store_host: Optional[Tuple[str, int]] = None,
+        offsets: Tuple[int, ...] = (),
+    ) -> None:
+        self.status = status
+        self.wrote_offset = wrote_offset
+        self.wrote_bytes = wrote_bytes
+        self.store_timestamp = store_timestamp
+        self.logics_offset = logics_offset
+        self.msg_num = msg_num
+        self._host = store_host
+        self._offsets = offsets or (wrote_offset,)
+        self._msg_id: Optional[str] = None
+
+    @property
+    def msg_id(self) -> str:
+        if self._msg_id is None:
+            host = self._host
+            self._msg_id = "" if host is None else ",".join(create_offset_msg_id(host, o) for o in self._offsets)
+        return self._msg_id
+
+    def is_ok(self) -> bool:
+        return self.status is AppendMessageStatus.PUT_OK
+
+    def __repr__(self) -> str:
+        return (
+            f"AppendMessageResult({self.status.name}, wrote_offset={self.wrote_offset}, wrote_bytes={self.wrote_bytes},"
+            f" logics_offset={self.logics_offset}, msg_num={self.msg_num})"
+        )
+
+
+class PutMessageResult:
+    __slots__ = ("status", "append_result", "reason")
+
+    def __init__(self, status: PutMessageStatus, append_result: Optional[AppendMessageResult] = None, reason: str = ""):
+        self.status = status
+        self.append_result = append_result
+        self.reason = reason
+
+    def is_ok(self) -> bool:
+        return self.status is PutMessageStatus.PUT_OK
+
+    def __repr__(self) -> str:
+        return f"PutMessageResult({self.status.name}, {self.append_result!r}, reason={self.reason!r})"
+
+
+@attrs.define
+class GetMessageResult:
+    status: GetMessageStatus
+    next_begin_offset: int = 0
+    min_offset: int = 0
+    max_offset: int = 0
+    message_buffers: List[bytes] = attrs.field(factory=list)
+    message_queue_offsets: List[int] = attrs.field(factory=list)
+    buffer_total_size: int = 0
+    suggest_pulling_from_slave: bool = False
+
+    @property
+    def message_count(self) -> int:
+        return len(self.message_buffers)
+
+    def body(self) -> bytes:
+        """The pull response body: every raw record, concatenated."""
+        return b"".join(self.message_buffers)
+
+
+@attrs.define
+class QueryMessageResult:
+    message_buffers: List[bytes] = attrs.field(factory=list)
+    index_last_update_timestamp: int = 0
+    index_last_update_phyoffset: int = 0
+    buffer_total_size: int = 0
+
+    def body(self) -> bytes:
+        return b"".join(self.message_buffers)
+
+
+@attrs.define
+class StoreStats:
+    """Counters and gauges for metrics."""
+
+    put_message_times_total: int = 0
+    put_message_size_total: int = 0
+    put_message_failures: int = 0
+    get_message_times_total: int = 0
+    get_message_transferred_total: int = 0
+    corrupt_records_detected: int = 0
+    commit_log_min_offset: int = 0
+    commit_log_max_offset: int = 0
+    dispatch_behind_bytes: int = 0
+    flushed_offset: int = 0
+    disk_used_ratio: float = 0.0

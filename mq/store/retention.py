@@ -1,0 +1,91 @@
+"""Retention: delete CommitLog files past ``fileReservedTime`` and the queue and index files they obsolete.
+
+Runs every ``cleanResourceInterval``. Expired files go at the ``deleteWhen`` hour, or at any hour once disk use
+passes ``diskMaxUsedSpaceRatio``; past ``diskSpaceCleanForciblyRatio`` the oldest file goes even if young, one
+per run; past ``diskSpaceWarningLevelRatio`` puts are refused. Deletion waits for no fsync to be running.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+from twisted.logger import Logger
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mq.store.store import MessageStore
+
+log = Logger()
+
+
+def disk_used_ratio(path: str) -> float:
+    """Used fraction of the filesystem holding ``path`` (0.0 to 1.0)."""
+    st = os.statvfs(path)
+    total = st.f_blocks * st.f_frsize
+    if not total:
+        return 0.0
+    return (total - st.f_bavail * st.f_frsize) / total
+
+
+class Retention:
+    def __init__(self, store: "MessageStore", disk_usage: Optional[Callable[[str], float]] = None) -> None:
+        self.store = store
+        self.disk_usage = disk_usage or disk_used_ratio
+        self.deleted_files = 0
+
+    def disk_ratio(self) -> float:
+        try:
+            return self.disk_usage(self.store.config.store_path_root_dir)
+        except OSError:
+            return 0.0
+
+    def _is_delete_hour(self, now_ms: int) -> bool:
+        hour = time.localtime(now_ms / 1000).tm_hour
+        return any(h.strip().isdigit() and int(h) == hour for h in self.store.config.delete_when.split(";"))
+
+    def run(self) -> Any:
+        store = self.store
+        if not store.running:
+            return None
+        cfg = store.config
+        percent = self.disk_ratio() * 100
+        full = percent > cfg.disk_space_warning_level_ratio
+        if full != store.disk_full:
+            log.warn("disk use {p:.1f}%: puts {what}", p=percent, what="refused" if full else "accepted again")
+        store.disk_full = full
+        now = store.now_ms()
+        forcibly = percent > cfg.disk_space_clean_forcibly_ratio
+        if not (forcibly or percent > cfg.disk_max_used_space_ratio or self._is_delete_hour(now)):
+            return None
+        return store.flusher.when_idle().addCallback(lambda _: self.delete_files(now, forcibly))
+
+    def delete_files(self, now_ms: int, forcibly: bool = False) -> int:
+        """Delete expired CommitLog files (never the newest), then obsolete queue and index files."""
+        store = self.store
+        cl = store.commitlog
+        cfg = store.config
+        expire_ms = cfg.file_reserved_time * 3600 * 1000
+        deleted = 0
+        files = cl.files.files
+        while len(files) > 1 and deleted < cfg.delete_commit_log_files_max:
+            f = files[0]
+            expired = now_ms - f.mtime() * 1000 >= expire_ms
+            if not expired and not (forcibly and deleted == 0):
+                break
+            log.info("deleting CommitLog file {path} ({why})", path=f.path, why="expired" if expired else "disk full")
+            cl.delete_first_file()
+            deleted += 1
+        if deleted:
+            self.deleted_files += deleted
+            self.clean_logic_files(cl.min_offset)
+        return deleted
+
+    def clean_logic_files(self, min_phy: int) -> None:
+        """Delete queue and index files that only point below ``min_phy``; move queue min offsets up."""
+        store = self.store
+        for cq in store.queues.all():
+            cq.delete_expired_files(min_phy)
+            cq.correct_min_offset(min_phy)
+        if store.index is not None:
+            store.index.delete_expired(min_phy)

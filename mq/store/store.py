@@ -1,0 +1,737 @@
+"""MessageStore: the facade the broker uses (RocketMQ's DefaultMessageStore).
+
+Everything runs in the reactor thread except fsync (see flush.py). ``start()`` recovers synchronously before
+anything is served; the put path appends one record, assigns the queue offset and dispatches it inline, so
+reads see a message as soon as its put returns (like RocketMQ, before SYNC_FLUSH confirms it).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+from twisted.internet import defer, task, threads
+from twisted.logger import Logger
+
+from mq.common.hashing import body_crc
+from mq.common.message import (
+    MAX_PROPERTIES_LENGTH,
+    PREFIX_LAYOUTS,
+    MessageConst,
+    MessageExt,
+    MessageExtBrokerInner,
+    MessageSysFlag,
+    decode_message_ext,
+    encode_record,
+    host_sys_flag,
+    properties_to_string,
+    record_properties,
+    topic_field,
+)
+from mq.common.topic import topic_error
+from mq.store.checkpoint import Checkpoint, load_checkpoint, write_checkpoint
+from mq.store.commitlog import CommitLog
+from mq.store.config import BrokerRole, FlushDiskType, MessageStoreConfig, parse_delay_levels
+from mq.store.consumequeue import CQ_ENTRY, ENTRY_SIZE, PAD_SIZE, ConsumeQueue, ConsumeQueueTable
+from mq.store.dispatch import Dispatcher, make_tags_code_fn
+from mq.store.flush import FlushService, Job
+from mq.store.index import IndexService
+from mq.store.mappedfile import MappedFile, StoreError
+from mq.store.results import (
+    AppendMessageResult,
+    AppendMessageStatus,
+    GetMessageResult,
+    GetMessageStatus,
+    PutMessageResult,
+    PutMessageStatus,
+    QueryMessageResult,
+    StoreStats,
+)
+from mq.store.retention import Retention
+
+log = Logger()
+
+_PREPARED = MessageSysFlag.TRANSACTION_PREPARED_TYPE
+_ROLLBACK = MessageSysFlag.TRANSACTION_ROLLBACK_TYPE
+_TRAN_MASK = MessageSysFlag.TRANSACTION_ROLLBACK_TYPE
+_HOSTS_MASK = MessageSysFlag.BORNHOST_V6_FLAG | MessageSysFlag.STOREHOSTADDRESS_V6_FLAG
+_WAIT = MessageConst.PROPERTY_WAIT_STORE_MSG_OK
+_iter_entries = CQ_ENTRY.fast.iter_unpack
+
+
+def _wall_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _total_memory() -> int:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover
+        return 8 << 30
+
+
+class MessageStore:
+    def __init__(
+        self,
+        config: MessageStoreConfig,
+        reactor: Any = None,
+        store_host: Tuple[str, int] = ("127.0.0.1", 10911),
+        now_ms: Optional[Callable[[], int]] = None,
+        run_blocking: Optional[Callable[[Callable[[], Any]], defer.Deferred]] = None,
+        disk_usage: Optional[Callable[[str], float]] = None,
+    ) -> None:
+        if reactor is None:
+            from twisted.internet import reactor as global_reactor
+
+            reactor = global_reactor
+        self.config = config
+        self.reactor = reactor
+        self.store_host = store_host
+        self.now_ms = now_ms or _wall_ms
+        if run_blocking is None:
+            if hasattr(reactor, "getThreadPool"):
+                pool = reactor.getThreadPool()
+                run_blocking = lambda fn: threads.deferToThreadPool(reactor, pool, fn)  # noqa: E731
+            else:
+                run_blocking = defer.maybeDeferred
+        self.run_blocking = run_blocking
+        root = config.store_path_root_dir
+        self.abort_path = os.path.join(root, "abort")
+        self.checkpoint_path = os.path.join(root, "checkpoint")
+        self.lock_path = os.path.join(root, "lock")
+        self.commitlog = CommitLog(config.commit_log_dir, config.mapped_file_size_commit_log, config.check_crc_on_read)
+        self.queues = ConsumeQueueTable(config.consume_queue_dir, config.mapped_file_size_consume_queue)
+        self.index: Optional[IndexService] = (
+            IndexService(config.index_dir, config.max_hash_slot_num, config.max_index_num, self.now_ms)
+            if config.message_index_enable
+            else None
+        )
+        self.delay_levels = parse_delay_levels(config.message_delay_level)
+        self.dispatcher = Dispatcher(self.queues, self.index, make_tags_code_fn(self.delay_levels))
+        self.queue_offsets: Dict[Tuple[str, int], int] = {}
+        self.dispatcher.queue_offsets = self.queue_offsets
+        self.reput_offset = 0
+        self.sync_flush = config.flush_disk_type == FlushDiskType.SYNC_FLUSH
+        self.flusher = FlushService(
+            reactor,
+            run_blocking,
+            self._prepare_commitlog_flush,
+            self._prepare_logic_flush,
+            lambda: self.commitlog.flushed,
+            config.sync_flush_timeout,
+        )
+        self.retention = Retention(self, disk_usage)
+        self.checkpoint = Checkpoint()
+        self.stats_counters = StoreStats()
+        self.running = False
+        self.disk_full = False
+        self._last_store_ts = 0
+        self._lock_fd: Optional[int] = None
+        self._loops: List[task.LoopingCall] = []
+        self._memory_limit = _total_memory() * config.access_message_in_memory_max_ratio // 100
+
+    # ------------------------------------------------------------------ hooks
+
+    @property
+    def message_arriving_listener(self) -> Optional[Callable[..., None]]:
+        return self.dispatcher.listener
+
+    @message_arriving_listener.setter
+    def message_arriving_listener(self, listener: Optional[Callable[..., None]]) -> None:
+        self.dispatcher.listener = listener
+
+    @property
+    def tags_code_fn(self) -> Callable[[str, Dict[str, str], int], int]:
+        return self.dispatcher.tags_code_fn
+
+    @tags_code_fn.setter
+    def tags_code_fn(self, fn: Callable[[str, Dict[str, str], int], int]) -> None:
+        self.dispatcher.tags_code_fn = fn
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Lock the directory, recover, and start the timers. Synchronous; call before serving."""
+        root = self.config.store_path_root_dir
+        os.makedirs(root, exist_ok=True)
+        self._lock()
+        abnormal = os.path.exists(self.abort_path)
+        started = time.monotonic()
+        self.checkpoint = load_checkpoint(self.checkpoint_path)
+        self.commitlog.load()
+        self.queues.load()
+        if self.index is not None:
+            self.index.load()
+        self._recover(abnormal)
+        with open(self.abort_path, "wb"):
+            pass
+        _fsync_dir(root)
+        log.info(
+            "store {root} recovered ({how}) in {secs:.3f}s: CommitLog [{lo}, {hi})",
+            root=root, how="after a crash" if abnormal else "clean", secs=time.monotonic() - started,
+            lo=self.commitlog.min_offset, hi=self.commitlog.max_offset,
+        )  # fmt: skip
+        self.running = True
+        cfg = self.config
+        if not self.sync_flush:
+            self._loop(self.flusher.request_commitlog, cfg.flush_interval_commit_log)
+        self._loop(self._logic_tick, cfg.flush_interval_consume_queue)
+        self._loop(self.retention.run, cfg.clean_resource_interval)
+
+    def _loop(self, fn: Callable[[], Any], interval_ms: int) -> None:
+        loop = task.LoopingCall(fn)
+        loop.clock = self.reactor
+        loop.start(interval_ms / 1000.0, now=False).addErrback(lambda f: log.failure("store timer failed", f))
+        self._loops.append(loop)
+
+    def _lock(self) -> None:
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise StoreError(f"{self.lock_path} is locked: another store uses this directory")
+        os.pwrite(fd, b"lock", 0)
+        self._lock_fd = fd
+
+    def stop(self) -> defer.Deferred:
+        """Stop timers, flush everything, write the checkpoint, remove the abort file, close files."""
+        if not self.running:
+            return defer.succeed(None)
+        self.running = False
+        for loop in self._loops:
+            if loop.running:
+                loop.stop()
+        self._loops = []
+        d = self.flusher.drain()
+
+        def finish(_: Any) -> None:
+            self.flusher.stop()
+            self.flusher.fail_all_waiters()
+            self._close_files()
+            os.unlink(self.abort_path)
+            _fsync_dir(self.config.store_path_root_dir)
+            log.info("store stopped cleanly at CommitLog offset {offset}", offset=self.commitlog.max_offset)
+
+        return d.addCallback(finish)
+
+    def _close_files(self) -> None:
+        self.commitlog.close()
+        self.queues.close()
+        if self.index is not None:
+            self.index.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def crash_close(self) -> None:
+        """Release files without flushing or checkpointing (tests: what a killed process leaves)."""
+        self.running = False
+        for loop in self._loops:
+            if loop.running:
+                loop.stop()
+        self.flusher.stop()
+        self._close_files()
+
+    # ------------------------------------------------------------------ recovery
+
+    def _recover(self, abnormal: bool) -> None:
+        cl = self.commitlog
+        for cq in self.queues.all():
+            cq.recover()
+        files = cl.files.files
+        lo = cl.min_offset
+        hi = files[-1].end if files else 0
+        start = self.checkpoint.recover_from
+        if start is None or not lo <= start <= hi:
+            if files:
+                log.info("no usable checkpoint offsets: rebuilding queues and index from the whole CommitLog")
+            start = lo
+        cl.files.flushed = start
+        end = self.dispatcher.reput(cl, start, None, self.config.check_crc_on_recover, start)
+        if end < hi:
+            log.warn("CommitLog truncated at {end} (dropping {n} bytes of torn or invalid tail space)", end=end, n=hi - end)
+        cl.truncate(end)
+        self.queue_offsets.clear()
+        for cq in self.queues.all():
+            cq.truncate_dirty(end)
+            cq.correct_min_offset(lo)
+            if cq.max_offset:
+                self.queue_offsets[(cq.topic, cq.queue_id)] = cq.max_offset
+        if self.index is not None:
+            self.index.truncate(end)
+        self.reput_offset = end
+        if files:
+            self._last_store_ts = max(self.dispatcher.last_store_timestamp, self.checkpoint.physic_msg_timestamp)
+        # Make what recovery read and rebuilt durable before anything new is acknowledged.
+        for job in (self._prepare_commitlog_flush(), self._prepare_logic_flush()):
+            if job is not None:
+                job[0]()
+                job[1]()
+
+    # ------------------------------------------------------------------ flushing
+
+    def _prepare_commitlog_flush(self) -> Optional[Job]:
+        files = self.commitlog.files
+        target = files.wrote
+        if target <= files.flushed and not files.dir_dirty:
+            return None
+        dirty = files.dirty_files()
+        sync_dir = files.dir_dirty
+        files.dir_dirty = False
+
+        def blocking() -> None:
+            for f in dirty:
+                f.sync()
+            if sync_dir:
+                files.sync_dir()
+
+        def complete() -> None:
+            if target > files.flushed:
+                files.flushed = target
+
+        return blocking, complete
+
+    def _prepare_logic_flush(self) -> Optional[Job]:
+        """CommitLog, then queues and index, then the checkpoint naming what is now known durable."""
+        cl_job = self._prepare_commitlog_flush()
+        dispatched = self.reput_offset
+        dirty: List[MappedFile] = []
+        dirty_dirs = []
+        queues = []
+        for cq in self.queues.all():
+            q = cq.files
+            if q.wrote > q.flushed or q.dir_dirty:
+                dirty.extend(q.dirty_files())
+                if q.dir_dirty:
+                    dirty_dirs.append(q)
+                    q.dir_dirty = False
+                queues.append((q, q.wrote))
+        index_dirty = self.index.collect_dirty() if self.index is not None else []
+        dirty.extend(index_dirty)
+        if cl_job is None and not dirty and self.checkpoint.logics_offset == dispatched:
+            return None
+        ts = self.dispatcher.last_store_timestamp
+        cp = Checkpoint(ts, ts, ts, self.commitlog.files.wrote, dispatched, dispatched)
+        path = self.checkpoint_path
+
+        def blocking() -> None:
+            if cl_job is not None:
+                cl_job[0]()
+            for f in dirty:
+                f.sync()
+            for q in dirty_dirs:
+                q.sync_dir()
+            if dirty_dirs:
+                _fsync_dir(self.config.consume_queue_dir)
+            if index_dirty:
+                _fsync_dir(self.config.index_dir)
+            write_checkpoint(path, cp)
+
+        def complete() -> None:
+            if cl_job is not None:
+                cl_job[1]()
+            for q, wrote in queues:
+                if wrote > q.flushed:
+                    q.flushed = wrote
+            self.checkpoint = cp
+
+        return blocking, complete
+
+    def _logic_tick(self) -> None:
+        self.flusher.request_logic()
+        # Resident memory stays flat: mapped pages go back to the page cache once a second.
+        self.commitlog.files.release_pages()
+        for cq in self.queues.all():
+            cq.files.release_pages()
+        if self.index is not None:
+            self.index.release_pages()
+
+    # ------------------------------------------------------------------ writing
+
+    def _refuse(self, inner: MessageExtBrokerInner) -> Optional[PutMessageResult]:
+        if not self.running:
+            return PutMessageResult(PutMessageStatus.SERVICE_NOT_AVAILABLE, reason="the store is not running")
+        if self.config.broker_role == BrokerRole.SLAVE:
+            return PutMessageResult(PutMessageStatus.SERVICE_NOT_AVAILABLE, reason="a slave does not accept puts")
+        if self.disk_full:
+            return PutMessageResult(PutMessageStatus.SERVICE_NOT_AVAILABLE, reason="the disk is full")
+        err = topic_error(inner.topic)
+        if err:
+            return PutMessageResult(PutMessageStatus.MESSAGE_ILLEGAL, reason=err)
+        if len(inner.body) > self.config.max_message_size:
+            return PutMessageResult(
+                PutMessageStatus.MESSAGE_ILLEGAL, reason=f"body of {len(inner.body)} bytes exceeds maxMessageSize"
+            )
+        return None
+
+    def _props_bytes(self, inner: MessageExtBrokerInner) -> Optional[bytes]:
+        props = inner.properties_string
+        if props is None:
+            props = properties_to_string(inner.properties)
+        raw = props.encode("utf-8")
+        return None if len(raw) > MAX_PROPERTIES_LENGTH else raw
+
+    def put_message(self, inner: MessageExtBrokerInner) -> defer.Deferred:
+        """Append one message; Deferred[PutMessageResult] (see docs/store.md for when it fires)."""
+        refused = self._refuse(inner)
+        if refused is not None:
+            return self._failed(refused)
+        props = self._props_bytes(inner)
+        if props is None:
+            return self._failed(PutMessageResult(PutMessageStatus.PROPERTIES_SIZE_EXCEEDED, reason="properties over 32767 bytes"))
+        rec = self._append(inner, props)
+        if rec is None:
+            return self._failed(PutMessageResult(PutMessageStatus.MESSAGE_ILLEGAL, reason="record larger than a CommitLog file"))
+        result = AppendMessageResult(AppendMessageStatus.PUT_OK, rec[0], rec[1], rec[2], rec[3], 1, self.store_host)
+        return self._complete(result, inner.properties.get(_WAIT))
+
+    def put_messages(self, inners: Sequence[MessageExtBrokerInner]) -> defer.Deferred:
+        """Append a batch (one topic and queue): consecutive queue offsets, all in one CommitLog file."""
+        if not inners:
+            return self._failed(PutMessageResult(PutMessageStatus.MESSAGE_ILLEGAL, reason="empty batch"))
+        first = inners[0]
+        for inner in inners:
+            refused = self._refuse(inner)
+            if refused is not None:
+                return self._failed(refused)
+            if inner.topic != first.topic or inner.queue_id != first.queue_id:
+                reason = "a batch must have one topic and queue"
+                return self._failed(PutMessageResult(PutMessageStatus.MESSAGE_ILLEGAL, reason=reason))
+        props_list = [self._props_bytes(i) for i in inners]
+        if any(p is None for p in props_list):
+            return self._failed(PutMessageResult(PutMessageStatus.PROPERTIES_SIZE_EXCEEDED, reason="properties over 32767 bytes"))
+        sizes = [self._record_size(i, p) for i, p in zip(inners, props_list)]  # type: ignore[arg-type]
+        total = sum(sizes)
+        if total + 8 > self.commitlog.file_size:
+            return self._failed(PutMessageResult(PutMessageStatus.MESSAGE_ILLEGAL, reason="batch larger than a CommitLog file"))
+        self.commitlog.position_for(total)  # the whole batch lands in one file
+        offsets = []
+        first_rec = None
+        for inner, props in zip(inners, props_list):
+            rec = self._append(inner, props)  # type: ignore[arg-type]
+            offsets.append(rec[0])  # type: ignore[index]
+            first_rec = first_rec or rec
+        assert first_rec is not None
+        result = AppendMessageResult(
+            AppendMessageStatus.PUT_OK, first_rec[0], total, first_rec[2], first_rec[3], len(inners), self.store_host,
+            tuple(offsets),
+        )  # fmt: skip
+        return self._complete(result, first.properties.get(_WAIT))
+
+    def _record_size(self, inner: MessageExtBrokerInner, props: bytes) -> int:
+        flags = _host_flags(inner.born_host, self.store_host)
+        return PREFIX_LAYOUTS[flags >> 4].size + len(inner.body) + len(topic_field(inner.topic)) + 2 + len(props)
+
+    def _failed(self, result: PutMessageResult) -> defer.Deferred:
+        self.stats_counters.put_message_failures += 1
+        return defer.succeed(result)
+
+    def _complete(self, result: AppendMessageResult, wait: Optional[str]) -> defer.Deferred:
+        if self.sync_flush and (wait is None or wait.lower() != "false"):
+            end = result.wrote_offset + result.wrote_bytes
+            return self.flusher.wait_for(end).addCallback(_flush_outcome, result)
+        return defer.succeed(PutMessageResult(PutMessageStatus.PUT_OK, result))
+
+    def _append(self, inner: MessageExtBrokerInner, props: bytes) -> Optional[Tuple[int, int, int, int]]:
+        """Encode, append and dispatch one record: (physical offset, size, store timestamp, queue offset)."""
+        topic = inner.topic
+        qid = inner.queue_id
+        sys_flag = inner.sys_flag
+        tran = sys_flag & _TRAN_MASK
+        key = (topic, qid)
+        if tran == _PREPARED or tran == _ROLLBACK:
+            queue_offset = 0
+        else:
+            queue_offset = self.queue_offsets.get(key, 0)
+        body = inner.body
+        size = self._record_size(inner, props)
+        if size + 8 > self.commitlog.file_size:
+            return None
+        store_ts = self.now_ms()
+        if store_ts < self._last_store_ts:
+            store_ts = self._last_store_ts
+        self._last_store_ts = store_ts
+        cl = self.commitlog
+        phy = cl.position_for(size)
+        data = encode_record(
+            queue_id=qid, flag=inner.flag, queue_offset=queue_offset, physical_offset=phy, sys_flag=sys_flag,
+            born_timestamp=inner.born_timestamp, born_host=inner.born_host, store_timestamp=store_ts,
+            store_host=self.store_host, reconsume_times=inner.reconsume_times,
+            prepared_transaction_offset=inner.prepared_transaction_offset, body=body, topic=topic,
+            properties=props, crc=inner.body_crc or body_crc(body),
+        )  # fmt: skip
+        cl.write(phy, data)
+        if tran != _PREPARED and tran != _ROLLBACK:
+            self.queue_offsets[key] = queue_offset + 1
+        tags_code = inner.tags_code
+        if tags_code is None:
+            tags_code = self.dispatcher.tags_code_fn(topic, inner.properties, store_ts)
+        self.dispatcher.dispatch(topic, qid, phy, size, tags_code, store_ts, queue_offset, sys_flag, inner.properties)
+        self.reput_offset = phy + size
+        counters = self.stats_counters
+        counters.put_message_times_total += 1
+        counters.put_message_size_total += size
+        return phy, size, store_ts, queue_offset
+
+    # ------------------------------------------------------------------ replication
+
+    def append_raw(self, phy_offset: int, data: bytes) -> bool:
+        """Append the master's bytes at the master's offset, then dispatch every whole record they complete."""
+        if phy_offset != self.commitlog.max_offset:
+            return False
+        try:
+            self.commitlog.append_raw(phy_offset, data)
+        except StoreError as e:
+            log.error("raw append refused: {e}", e=e)
+            return False
+        self.reput_offset = self.dispatcher.reput(
+            self.commitlog, self.reput_offset, self.commitlog.max_offset, True, self.reput_offset
+        )
+        return True
+
+    def get_commit_log_data(self, offset: int, max_bytes: int = 32 * 1024) -> Optional[bytes]:
+        return self.commitlog.read_upto(offset, max_bytes)
+
+    def truncate(self, phy_offset: int) -> None:
+        """Drop everything from ``phy_offset`` (a record boundary) on: CommitLog, queue and index entries."""
+        self.commitlog.truncate(phy_offset)
+        self.queue_offsets.clear()
+        for cq in self.queues.all():
+            cq.truncate_dirty(phy_offset)
+            if cq.max_offset:
+                self.queue_offsets[(cq.topic, cq.queue_id)] = cq.max_offset
+        if self.index is not None:
+            self.index.truncate(phy_offset)
+        self.reput_offset = min(self.reput_offset, phy_offset)
+
+    # ------------------------------------------------------------------ reading
+
+    def get_message(
+        self,
+        group: str,
+        topic: str,
+        queue_id: int,
+        offset: int,
+        max_msg_nums: int,
+        max_total_bytes: Optional[int] = None,
+        message_filter: Any = None,
+    ) -> GetMessageResult:
+        """RocketMQ's getMessage: statuses and next begin offset as in wire doc §3.4."""
+        counters = self.stats_counters
+        counters.get_message_times_total += 1
+        cq = self.queues.find(topic, queue_id)
+        if cq is None:
+            return GetMessageResult(GetMessageStatus.NO_MATCHED_LOGIC_QUEUE, self._correct(offset, 0))
+        min_off, max_off = cq.min_offset, cq.max_offset
+        if max_off == 0:
+            return GetMessageResult(GetMessageStatus.NO_MESSAGE_IN_QUEUE, self._correct(offset, 0), min_off, max_off)
+        if offset < min_off:
+            return GetMessageResult(GetMessageStatus.OFFSET_TOO_SMALL, self._correct(offset, min_off), min_off, max_off)
+        if offset == max_off:
+            return GetMessageResult(GetMessageStatus.OFFSET_OVERFLOW_ONE, offset, min_off, max_off)
+        if offset > max_off:
+            nxt = self._correct(offset, min_off if min_off == 0 else max_off)
+            return GetMessageResult(GetMessageStatus.OFFSET_OVERFLOW_BADLY, nxt, min_off, max_off)
+        span = cq.entries_from(offset)
+        if span is None:
+            return GetMessageResult(GetMessageStatus.OFFSET_FOUND_NULL, cq.roll_next_file(offset), min_off, max_off)
+        f, start, end = span
+        max_scan = max(16000, max_msg_nums * ENTRY_SIZE)
+        end = min(end, start + max_scan - max_scan % ENTRY_SIZE)
+        cfg = self.config
+        cl = self.commitlog
+        max_phy = cl.max_offset
+        min_phy = cl.min_offset
+        mem_bytes, mem_count = cfg.max_transfer_bytes_on_message_in_memory, cfg.max_transfer_count_on_message_in_memory
+        disk_bytes, disk_count = cfg.max_transfer_bytes_on_message_in_disk, cfg.max_transfer_count_on_message_in_disk
+        limit_total = max_total_bytes if max_total_bytes is not None else 1 << 62
+        status = GetMessageStatus.NO_MATCHED_MESSAGE
+        buffers: List[bytes] = []
+        queue_offsets: List[int] = []
+        total = 0
+        scanned = 0
+        max_phy_pulling = 0
+        next_phy_file_start = -1
+        cf = message_filter
+        for phy, size, tags_code in _iter_entries(f.mm[start:end]):
+            logic = offset + scanned
+            if buffers:
+                in_disk = max_phy - phy > self._memory_limit
+                n = len(buffers)
+                if (
+                    n >= max_msg_nums
+                    or total + size > limit_total
+                    or (in_disk and (total + size > disk_bytes or n > disk_count - 1))
+                    or (not in_disk and (total + size > mem_bytes or n > mem_count - 1))
+                ):
+                    break
+            scanned += 1
+            max_phy_pulling = phy
+            if size == PAD_SIZE or (next_phy_file_start != -1 and phy < next_phy_file_start):
+                continue
+            if cf is not None and not cf.is_matched_by_consume_queue(tags_code):
+                if not buffers:
+                    status = GetMessageStatus.NO_MATCHED_MESSAGE
+                continue
+            if phy < min_phy:
+                if not buffers:
+                    status = GetMessageStatus.MESSAGE_WAS_REMOVING
+                next_phy_file_start = phy - phy % cl.file_size + cl.file_size
+                continue
+            rec = cl.read_record(phy, size)
+            if rec is None:  # corrupt (logged and counted) or gone: never served
+                if not buffers:
+                    status = GetMessageStatus.NO_MATCHED_MESSAGE
+                continue
+            if cf is not None and not cf.is_matched_by_commit_log(rec):
+                if not buffers:
+                    status = GetMessageStatus.NO_MATCHED_MESSAGE
+                continue
+            buffers.append(rec)
+            queue_offsets.append(logic)
+            total += size
+            status = GetMessageStatus.FOUND
+        counters.get_message_transferred_total += len(buffers)
+        return GetMessageResult(
+            status,
+            offset + scanned,
+            min_off,
+            max_off,
+            buffers,
+            queue_offsets,
+            total,
+            max_phy - max_phy_pulling > self._memory_limit,
+        )
+
+    def _correct(self, old: int, new: int) -> int:
+        """nextOffsetCorrection: a slave keeps the client's offset unless offsetCheckInSlave."""
+        if self.config.broker_role != BrokerRole.SLAVE or self.config.offset_check_in_slave:
+            return new
+        return old
+
+    def get_max_offset_in_queue(self, topic: str, queue_id: int) -> int:
+        cq = self.queues.find(topic, queue_id)
+        return cq.max_offset if cq else 0
+
+    def get_min_offset_in_queue(self, topic: str, queue_id: int) -> int:
+        cq = self.queues.find(topic, queue_id)
+        return cq.min_offset if cq else 0
+
+    def get_commit_log_offset_in_queue(self, topic: str, queue_id: int, offset: int) -> int:
+        cq = self.queues.find(topic, queue_id)
+        e = cq.entry(offset) if cq else None
+        return e[0] if e else 0
+
+    def get_message_store_timestamp(self, topic: str, queue_id: int, offset: int) -> int:
+        cq = self.queues.find(topic, queue_id)
+        e = cq.entry(offset) if cq else None
+        if e is None or e[1] == PAD_SIZE or e[0] < self.commitlog.min_offset:
+            return -1
+        return self.commitlog.read_store_timestamp(e[0])
+
+    def get_offset_in_queue_by_time(self, topic: str, queue_id: int, timestamp: int) -> int:
+        """The first offset whose message was stored at or after ``timestamp``; the max offset if none."""
+        cq = self.queues.find(topic, queue_id)
+        if cq is None:
+            return 0
+        lo, hi = cq.min_offset, cq.max_offset
+        while lo < hi:
+            mid = (lo + hi) // 2
+            ts = self.get_message_store_timestamp(topic, queue_id, mid)
+            if ts != -1 and ts >= timestamp:
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo
+
+    def get_earliest_message_time(self, topic: Optional[str] = None, queue_id: Optional[int] = None) -> int:
+        if topic is None:
+            return self.commitlog.read_store_timestamp(self.commitlog.min_offset) if self.commitlog.max_offset else -1
+        cq = self.queues.find(topic, queue_id or 0)
+        if cq is None:
+            return -1
+        return self.get_message_store_timestamp(topic, queue_id or 0, cq.min_offset)
+
+    def get_max_phy_offset(self) -> int:
+        return self.commitlog.max_offset
+
+    def get_min_phy_offset(self) -> int:
+        return self.commitlog.min_offset
+
+    def look_message_by_offset(self, phy_offset: int, size: Optional[int] = None) -> Optional[bytes]:
+        """The raw record at ``phy_offset`` (VIEW_MESSAGE_BY_ID), or None if absent or corrupt."""
+        if phy_offset < self.commitlog.min_offset:
+            return None
+        return self.commitlog.read_record(phy_offset, size)
+
+    def look_message_ext_by_offset(self, phy_offset: int) -> Optional[MessageExt]:
+        raw = self.look_message_by_offset(phy_offset)
+        return decode_message_ext(raw) if raw is not None else None
+
+    def query_message(self, topic: str, key: str, max_num: int, begin: int, end: int) -> QueryMessageResult:
+        """Messages of ``topic`` whose KEYS or UNIQ_KEY equals ``key``, stored within [begin, end]."""
+        result = QueryMessageResult()
+        if self.index is None:
+            return result
+        offsets, last_ts, last_phy = self.index.query(topic, key, max_num, begin, end)
+        result.index_last_update_timestamp = last_ts
+        result.index_last_update_phyoffset = last_phy
+        for phy in offsets:
+            raw = self.look_message_by_offset(phy)
+            if raw is None or not _has_key(raw, topic, key):
+                continue
+            result.message_buffers.append(raw)
+            result.buffer_total_size += len(raw)
+        return result
+
+    # ------------------------------------------------------------------ admin and stats
+
+    def delete_topics(self, topics: Iterable[str]) -> None:
+        for topic in topics:
+            self.queues.delete_topic(topic)
+            for key in [k for k in self.queue_offsets if k[0] == topic]:
+                del self.queue_offsets[key]
+
+    def stats(self) -> StoreStats:
+        s = self.stats_counters
+        s.corrupt_records_detected = self.commitlog.corrupt_records
+        s.commit_log_min_offset = self.commitlog.min_offset
+        s.commit_log_max_offset = self.commitlog.max_offset
+        s.dispatch_behind_bytes = self.commitlog.max_offset - self.reput_offset
+        s.flushed_offset = self.commitlog.flushed
+        s.disk_used_ratio = self.retention.disk_ratio()
+        return s
+
+    def consume_queue(self, topic: str, queue_id: int) -> Optional[ConsumeQueue]:
+        return self.queues.find(topic, queue_id)
+
+
+def _host_flags(born_host: Tuple[str, int], store_host: Tuple[str, int]) -> int:
+    return host_sys_flag(0, born_host, store_host) & _HOSTS_MASK
+
+
+def _has_key(raw: bytes, topic: str, key: str) -> bool:
+    """The exact check behind an index hit (hashes collide, and truncated offsets may hold other records)."""
+    props = record_properties(raw)
+    if props.get(MessageConst.PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX) != key:
+        if key not in props.get(MessageConst.PROPERTY_KEYS, "").split(MessageConst.KEY_SEPARATOR):
+            return False
+    return decode_message_ext(raw, with_body=False).topic == topic
+
+
+def _flush_outcome(flushed: bool, result: AppendMessageResult) -> PutMessageResult:
+    if flushed:
+        return PutMessageResult(PutMessageStatus.PUT_OK, result)
+    return PutMessageResult(PutMessageStatus.FLUSH_DISK_TIMEOUT, result, reason="not flushed within syncFlushTimeout")
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
