@@ -64,10 +64,7 @@ def metrics_site(registry: CollectorRegistry, path: bytes = b"metrics") -> Site:
 
 def metrics_service(port: int, registry: CollectorRegistry, interface: str = "", reactor=None):
     """An ``IService`` serving ``registry`` over HTTP on ``port`` (add it to the service's MultiService)."""
-    service = internet.TCPServer(port, metrics_site(registry), interface=interface)
-    if reactor is not None:
-        service._reactor = reactor  # TCPServer honours this attribute instead of the global reactor
-    return service
+    return internet.TCPServer(port, metrics_site(registry), interface=interface, reactor=reactor)
 
 
 class CallbackCollector:

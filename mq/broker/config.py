@@ -1,0 +1,202 @@
+"""BrokerConfig: the broker's settings, under RocketMQ's ``broker.conf`` key names.
+
+Each setting is an attrs field named in snake case; its camelCase form (``brokerClusterName``,
+``listenPort``...) is the key in ``broker.conf`` and in UPDATE_BROKER_CONFIG bodies. Keys the broker does not
+know are kept in ``extra`` and handed to the store config (``mappedFileSizeCommitLog``...), so one file
+configures both, as in RocketMQ.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from mq.common.mixall import DEFAULT_BROKER_PORT, DEFAULT_CLUSTER, DEFAULT_REGION
+from mq.common.route import PERM_READ, PERM_WRITE
+from mq.store.config import BrokerRole, FlushDiskType, MessageStoreConfig
+
+
+def local_ip() -> str:
+    """The address other hosts would reach this one at (no packet is sent); loopback if there is none."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("10.255.255.255", 1))
+            return s.getsockname()[0]
+    except OSError:
+        return "127.0.0.1"
+
+
+def _default_store() -> str:
+    return os.path.join(os.path.expanduser("~"), "store")
+
+
+@attrs.define
+class BrokerConfig:
+    broker_cluster_name: str = DEFAULT_CLUSTER
+    broker_name: str = attrs.field(factory=lambda: socket.gethostname().split(".")[0] or "broker-a")
+    broker_id: int = 0
+    listen_port: int = DEFAULT_BROKER_PORT
+    #: ``host:port;host:port`` of the NameServers (also read from the NAMESRV_ADDR environment variable).
+    namesrv_addr: str = attrs.field(factory=lambda: os.environ.get("NAMESRV_ADDR", ""))
+    broker_ip1: str = attrs.field(factory=local_ip)
+    broker_ip2: str = ""
+    #: Address the broker binds its ports to ("" = every interface).
+    bind_address: str = ""
+    #: Also serve on the VIP port (listenPort - 2) that old Java clients use for sends.
+    fast_listen_enable: bool = True
+    broker_role: BrokerRole = BrokerRole.ASYNC_MASTER
+    flush_disk_type: FlushDiskType = FlushDiskType.ASYNC_FLUSH
+    store_path_root_dir: str = attrs.field(factory=_default_store)
+    broker_permission: int = PERM_READ | PERM_WRITE
+    region_id: str = DEFAULT_REGION
+    trace_on: bool = True
+    auto_create_topic_enable: bool = True
+    auto_create_subscription_group: bool = True
+    cluster_topic_enable: bool = True
+    broker_topic_enable: bool = True
+    default_topic_queue_nums: int = 8
+    #: ms between registrations with the NameServers (clamped to 10 s .. 60 s, as RocketMQ does).
+    register_name_server_period: int = 30_000
+    register_broker_timeout_mills: int = 6_000
+    flush_consumer_offset_interval: int = 5_000
+    long_polling_enable: bool = True
+    short_polling_time_mills: int = 1_000
+    slave_read_enable: bool = False
+    channel_expired_timeout: int = 120_000
+    max_message_size: int = 4 * 1024 * 1024
+    reject_transaction_message: bool = False
+    notify_consumer_ids_changed_enable: bool = True
+    #: HTTP port of the Prometheus endpoint (0 = off).
+    metrics_port: int = 0
+    #: Keys this class does not know (store settings among them), as given.
+    extra: dict[str, str] = attrs.field(factory=dict)
+
+    # -- derived ------------------------------------------------------------------------------------
+
+    @property
+    def broker_addr(self) -> str:
+        return f"{self.broker_ip1}:{self.listen_port}"
+
+    @property
+    def ha_server_addr(self) -> str:
+        return f"{self.broker_ip2 or self.broker_ip1}:{self.listen_port + 1}"
+
+    @property
+    def store_host(self) -> tuple[str, int]:
+        return self.broker_ip1, self.listen_port
+
+    @property
+    def namesrv_list(self) -> list:
+        return [a.strip() for a in self.namesrv_addr.replace(",", ";").split(";") if a.strip()]
+
+    @property
+    def register_period_seconds(self) -> float:
+        return max(10_000, min(self.register_name_server_period, 60_000)) / 1000.0
+
+    @property
+    def is_slave(self) -> bool:
+        return self.broker_role is BrokerRole.SLAVE
+
+    @property
+    def config_dir(self) -> str:
+        return os.path.join(self.store_path_root_dir, "config")
+
+    def store_config(self) -> MessageStoreConfig:
+        """The store's settings: the extra keys plus the ones both share."""
+        props: dict[str, Any] = dict(self.extra)
+        props.update(
+            storePathRootDir=self.store_path_root_dir,
+            flushDiskType=self.flush_disk_type.value,
+            brokerRole=self.broker_role.value,
+            maxMessageSize=self.max_message_size,
+        )
+        return MessageStoreConfig.from_properties(props)
+
+    # -- properties ---------------------------------------------------------------------------------
+
+    @classmethod
+    def from_properties(cls, props: Mapping[str, Any], base: BrokerConfig | None = None) -> BrokerConfig:
+        """A config from ``broker.conf`` keys (or field names), on top of ``base`` or the defaults."""
+        config = attrs.evolve(base, extra=dict(base.extra)) if base is not None else cls()
+        config.update(props)
+        return config
+
+    def update(self, props: Mapping[str, Any]) -> dict[str, str]:
+        """Apply keys (``broker.conf`` names or field names); returns what changed, as ``key -> new value``.
+
+        Raises ValueError naming the key when a value does not parse; nothing is changed then.
+        """
+        fields = attrs.fields_dict(type(self))
+        parsed: dict[str, Any] = {}
+        extra: dict[str, str] = {}
+        for key, raw in props.items():
+            name = ALIASES.get(key, key)
+            if name not in fields or name == "extra":
+                extra[key] = str(raw)
+                continue
+            try:
+                parsed[name] = _convert(fields[name], raw)
+            except ValueError as e:
+                raise ValueError(f"bad value for {key}: {raw!r} ({e})") from None
+        changed = {}
+        for name, value in parsed.items():
+            if getattr(self, name) != value:
+                setattr(self, name, value)
+                changed[_camel(name)] = _format(value)
+        for key, value in extra.items():
+            if self.extra.get(key) != value:
+                self.extra[key] = value
+                changed[key] = value
+        return changed
+
+    def to_properties(self) -> dict[str, str]:
+        out = {_camel(f.name): _format(getattr(self, f.name)) for f in attrs.fields(type(self)) if f.name != "extra"}
+        out.update(self.extra)
+        return out
+
+
+def _convert(field: attrs.Attribute, raw: Any) -> Any:
+    default = field.default
+    if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+        default = default.factory()
+    if isinstance(default, BrokerRole):
+        return BrokerRole(str(raw).strip().upper())
+    if isinstance(default, FlushDiskType):
+        return FlushDiskType(str(raw).strip().upper())
+    if isinstance(default, bool):
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text not in ("true", "false"):
+            raise ValueError("expected true or false")
+        return text == "true"
+    if isinstance(default, int):
+        return int(str(raw).strip())
+    return str(raw).strip()
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if hasattr(value, "value"):
+        return str(value.value)
+    return str(value)
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(p.capitalize() for p in rest)
+
+
+ALIASES: dict[str, str] = {_camel(f.name): f.name for f in attrs.fields(BrokerConfig)}
+ALIASES.update({"brokerIP1": "broker_ip1", "brokerIP2": "broker_ip2"})
+_CAMEL_OVERRIDES = {"broker_ip1": "brokerIP1", "broker_ip2": "brokerIP2"}
+_plain_camel = _camel
+
+
+def _camel(name: str) -> str:
+    return _CAMEL_OVERRIDES.get(name) or _plain_camel(name)

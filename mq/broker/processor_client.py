@@ -1,0 +1,74 @@
+"""Client management: HEART_BEAT (34), UNREGISTER_CLIENT (35), CHECK_CLIENT_CONFIG (46)."""
+
+from __future__ import annotations
+
+from mq.broker.client_manager import ClientChannelInfo
+from mq.common import fastjson
+from mq.common.broker_headers import UnregisterClientRequestHeader
+from mq.common.heartbeat import EXPRESSION_TAG, HeartbeatData
+from mq.common.mixall import retry_topic
+from mq.common.route import PERM_READ, PERM_WRITE
+from mq.remoting.codes import RequestCode, ResponseCode
+from mq.remoting.command import RemotingCommand
+
+RC = ResponseCode
+
+
+class ClientManageProcessor:
+    def __init__(self, broker) -> None:
+        self.broker = broker
+
+    def register(self, dispatcher) -> None:
+        dispatcher.register(RequestCode.HEART_BEAT, self.heartbeat)
+        dispatcher.register(RequestCode.UNREGISTER_CLIENT, self.unregister_client)
+        dispatcher.register(RequestCode.CHECK_CLIENT_CONFIG, self.check_client_config)
+
+    def heartbeat(self, request: RemotingCommand, channel) -> RemotingCommand:
+        b = self.broker
+        try:
+            data = HeartbeatData.from_json(fastjson.loads(request.body or b"{}"))
+        except ValueError as e:
+            return request.response(RC.SYSTEM_ERROR, f"the heartbeat body is not valid: {e}")
+        channel.attributes["client_id"] = data.client_id
+
+        def info() -> ClientChannelInfo:
+            return ClientChannelInfo(channel, data.client_id, request.language, request.version)
+
+        for consumer in data.consumers:
+            if not consumer.group_name:
+                continue
+            sgc = b.subscription_group_manager.find(consumer.group_name)
+            notify = True
+            if sgc is not None:
+                notify = sgc.notify_consumer_ids_changed_enable
+                if sgc.retry_queue_nums > 0:
+                    b.topic_config_manager.create_system(retry_topic(consumer.group_name), sgc.retry_queue_nums,
+                                                         PERM_READ | PERM_WRITE)
+            b.consumer_manager.register(consumer, info(), notify and b.config.notify_consumer_ids_changed_enable)
+        for group in data.producer_groups:
+            if group:
+                b.producer_manager.register(group, info())
+        return request.response(RC.SUCCESS)
+
+    def unregister_client(self, request: RemotingCommand, channel) -> RemotingCommand:
+        b = self.broker
+        h = UnregisterClientRequestHeader.decode(request.ext_fields)
+        if h.producer_group:
+            b.producer_manager.unregister(h.producer_group, channel)
+        if h.consumer_group:
+            sgc = b.subscription_group_manager.table.get(h.consumer_group)
+            notify = sgc is None or sgc.notify_consumer_ids_changed_enable
+            b.consumer_manager.unregister(h.consumer_group, channel, notify)
+        return request.response(RC.SUCCESS)
+
+    def check_client_config(self, request: RemotingCommand, channel) -> RemotingCommand:
+        try:
+            data = fastjson.loads(request.body or b"{}")
+            sub = (data or {}).get("subscriptionData") or {}
+        except ValueError as e:
+            return request.response(RC.SYSTEM_ERROR, f"the check-client-config body is not valid JSON: {e}")
+        expression_type = str(sub.get("expressionType") or EXPRESSION_TAG).upper()
+        if expression_type != EXPRESSION_TAG:
+            return request.response(RC.SYSTEM_ERROR,
+                                    f"the broker does not support filtering by {expression_type}; use TAG")
+        return request.response(RC.SUCCESS)

@@ -1,0 +1,154 @@
+"""PULL_MESSAGE (11): checks, the store read, status → response code, long polling, offset commits.
+
+A pull that finds nothing new and may be suspended (sysFlag bit 0x2) is held by the
+``PullRequestHoldService``: the processor returns a Deferred that fires when a message arrives for the
+queue or the client's suspend time runs out. The response header always carries all four fields, as the
+C++ client needs them even for PULL_NOT_FOUND.
+"""
+
+from __future__ import annotations
+
+import time
+
+from mq.common.broker_headers import PullMessageRequestHeader
+from mq.common.heartbeat import EXPRESSION_TAG, SubscriptionData
+from mq.common.message import PullSysFlag
+from mq.common.mixall import FAQ_URL
+from mq.common.route import PERM_READ
+from mq.remoting.codes import RequestCode, ResponseCode
+from mq.remoting.command import RemotingCommand
+from mq.store.filter import TagFilter
+from mq.store.results import GetMessageStatus
+
+RC = ResponseCode
+S = GetMessageStatus
+_COMMIT = PullSysFlag.FLAG_COMMIT_OFFSET
+_SUSPEND = PullSysFlag.FLAG_SUSPEND
+_SUBSCRIPTION = PullSysFlag.FLAG_SUBSCRIPTION
+
+#: Store status → response code (NO_MESSAGE_IN_QUEUE and NO_MATCHED_LOGIC_QUEUE depend on the offset).
+STATUS_CODE = {
+    S.FOUND: RC.SUCCESS,
+    S.NO_MATCHED_MESSAGE: RC.PULL_RETRY_IMMEDIATELY,
+    S.MESSAGE_WAS_REMOVING: RC.PULL_RETRY_IMMEDIATELY,
+    S.OFFSET_TOO_SMALL: RC.PULL_OFFSET_MOVED,
+    S.OFFSET_OVERFLOW_ONE: RC.PULL_NOT_FOUND,
+    S.OFFSET_OVERFLOW_BADLY: RC.PULL_OFFSET_MOVED,
+    S.OFFSET_FOUND_NULL: RC.PULL_NOT_FOUND,
+}
+
+
+def message_filter(sub: SubscriptionData):
+    """The store filter of a subscription; None matches everything."""
+    if sub.expression_type != EXPRESSION_TAG or not sub.tags_set:
+        return None
+    return TagFilter(sub.tags_set)
+
+
+class PullMessageProcessor:
+    def __init__(self, broker) -> None:
+        self.broker = broker
+        self.config = broker.config
+        self.store = broker.store
+        self.stats = broker.stats
+
+    def register(self, dispatcher) -> None:
+        dispatcher.register(RequestCode.PULL_MESSAGE, self.process)
+
+    def process(self, request: RemotingCommand, channel):
+        return self.pull(request, channel, True)
+
+    def rerun(self, held) -> RemotingCommand:
+        """A held pull, run again without the right to suspend (long-poll wake-up or timeout)."""
+        return self.pull(held.request, held.channel, False)
+
+    def _error(self, request: RemotingCommand, code: int, remark: str) -> RemotingCommand:
+        return request.response(code, remark)
+
+    def pull(self, request: RemotingCommand, channel, allow_suspend: bool):
+        started = time.perf_counter()
+        b = self.broker
+        config = self.config
+        h = PullMessageRequestHeader.decode(request.ext_fields)
+        if not config.broker_permission & PERM_READ:
+            return self._error(request, RC.NO_PERMISSION, f"the broker[{config.broker_ip1}] pulling message is forbidden")
+        group_config = b.subscription_group_manager.find(h.consumer_group)
+        if group_config is None:
+            return self._error(request, RC.SUBSCRIPTION_GROUP_NOT_EXIST,
+                               f"subscription group [{h.consumer_group}] does not exist, {FAQ_URL}")
+        if not group_config.consume_enable:
+            return self._error(request, RC.NO_PERMISSION, f"subscription group no permission, {h.consumer_group}")
+        tc = b.topic_config_manager.table.get(h.topic)
+        if tc is None:
+            return self._error(request, RC.TOPIC_NOT_EXIST,
+                               f"topic[{h.topic}] not exist, apply first please! {FAQ_URL}")
+        if not tc.perm & PERM_READ:
+            return self._error(request, RC.NO_PERMISSION, f"the topic[{h.topic}] pulling message is forbidden")
+        if h.queue_id < 0 or h.queue_id >= tc.read_queue_nums:
+            return self._error(
+                request, RC.SYSTEM_ERROR,
+                f"queueId[{h.queue_id}] is illegal, topic:[{h.topic}] topicConfig.readQueueNums:"
+                f"[{tc.read_queue_nums}] consumer:[{channel.peer}]")
+        sys_flag = h.sys_flag
+        if sys_flag & _SUBSCRIPTION:
+            sub = SubscriptionData.build(h.topic, h.subscription, h.sub_version, h.expression_type)
+            if sub.expression_type != EXPRESSION_TAG:
+                return self._error(request, RC.SUBSCRIPTION_PARSE_FAILED,
+                                   f"the broker does not support filtering by {sub.expression_type} "
+                                   f"(subscription {h.subscription!r}); use a TAG expression")
+        else:
+            group = b.consumer_manager.get(h.consumer_group)
+            if group is None:
+                return self._error(request, RC.SUBSCRIPTION_NOT_EXIST,
+                                   f"the consumer's group info not exist: {h.consumer_group} {FAQ_URL}")
+            if group.message_model == "BROADCASTING" and not group_config.consume_broadcast_enable:
+                return self._error(request, RC.NO_PERMISSION,
+                                   f"the consumer group[{h.consumer_group}] can not consume by broadcast way")
+            sub = group.subscriptions.get(h.topic)
+            if sub is None:
+                return self._error(request, RC.SUBSCRIPTION_NOT_EXIST,
+                                   f"the consumer's subscription not exist: group {h.consumer_group} topic {h.topic}")
+            if sub.sub_version < h.sub_version:
+                return self._error(request, RC.SUBSCRIPTION_NOT_LATEST,
+                                   f"the consumer's subscription not latest: heartbeat subVersion {sub.sub_version} "
+                                   f"< pull subVersion {h.sub_version}")
+        mfilter = message_filter(sub)
+        result = self.store.get_message(h.consumer_group, h.topic, h.queue_id, h.queue_offset, h.max_msg_nums,
+                                        message_filter=mfilter)
+        status = result.status
+        code = STATUS_CODE.get(status)
+        if code is None:  # NO_MESSAGE_IN_QUEUE, NO_MATCHED_LOGIC_QUEUE
+            code = RC.PULL_OFFSET_MOVED if h.queue_offset != 0 else RC.PULL_NOT_FOUND
+        suggest = 0
+        if result.suggest_pulling_from_slave and config.slave_read_enable:
+            suggest = group_config.which_broker_when_consume_slowly
+        if code == RC.PULL_OFFSET_MOVED and config.is_slave and not self.store.config.offset_check_in_slave:
+            code = RC.PULL_RETRY_IMMEDIATELY
+            suggest = group_config.broker_id
+        if (code == RC.PULL_NOT_FOUND and allow_suspend and sys_flag & _SUSPEND):
+            timeout_ms = h.suspend_timeout_millis if config.long_polling_enable else config.short_polling_time_mills
+            self._commit(h, sys_flag, allow_suspend)
+            return b.pull_hold_service.suspend(h.topic, h.queue_id, h.queue_offset, request, channel,
+                                               timeout_ms / 1000.0, mfilter)
+        ext = {
+            "suggestWhichBrokerId": str(suggest),
+            "nextBeginOffset": str(result.next_begin_offset),
+            "minOffset": str(result.min_offset),
+            "maxOffset": str(result.max_offset),
+        }
+        body = b""
+        if code == RC.SUCCESS:
+            body = result.body()
+            if not body:  # a SUCCESS pull must carry messages (Java and C++ fail on an empty body)
+                code = RC.PULL_RETRY_IMMEDIATELY
+            else:
+                self.stats.message_out(h.topic, result.message_count, len(body))
+        # Next issue: OFFSET_MOVED on a master also writes an event into OFFSET_MOVED_EVENT.
+        self._commit(h, sys_flag, allow_suspend)
+        if allow_suspend:
+            self.stats.pull_latency.observe(time.perf_counter() - started)
+        return request.response(code, status.name, ext, body)
+
+    def _commit(self, h: PullMessageRequestHeader, sys_flag: int, allow_suspend: bool) -> None:
+        if allow_suspend and sys_flag & _COMMIT and not self.config.is_slave:
+            self.broker.consumer_offset_manager.commit(h.consumer_group, h.topic, h.queue_id, h.commit_offset)

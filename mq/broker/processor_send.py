@@ -1,0 +1,253 @@
+"""SEND_MESSAGE (10), SEND_MESSAGE_V2 (310) and SEND_BATCH_MESSAGE (320): validate, store, answer.
+
+The header is decoded once; the properties string is parsed once (the broker needs TAGS, WAIT, TRAN_MSG)
+and re-encoded once for the stored record (``CLUSTER`` added, ``WAIT`` left out, as RocketMQ 4.9.2+ does);
+the store encodes the record once. Every refusal has its RocketMQ response code and a remark that says
+what was wrong.
+
+Batches: RocketMQ 4.9 takes the batch path only when the header's ``batch``/``m`` parses true with Java's
+``Boolean.parseBoolean``, so a C++ batch (``batch="1"``) is stored by a Java broker as ONE message whose
+body is the batch blob (apache/rocketmq-client-cpp#363). This broker reads ``"1"`` as true and stores a C++
+batch as the separate messages it contains, which is what the C++ application asked for.
+
+Left for the next issue (places marked below): DLQ redirection of retry topics, delay levels
+(SCHEDULE_TOPIC_XXXX), transaction half messages, reply messages.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Optional, Tuple
+
+from twisted.internet import defer
+
+from mq.common import mixall
+from mq.common.broker_headers import SendMessageRequestHeader
+from mq.common.message import (
+    MAX_PROPERTIES_LENGTH,
+    MessageConst,
+    MessageExtBrokerInner,
+    MessageSysFlag,
+    normalize_host,
+    properties_to_string,
+    string_to_properties,
+)
+from mq.common.message_batch import BatchError, decode_batch
+from mq.common.route import PERM_WRITE, TopicConfig
+from mq.common.topic import NOT_ALLOWED_SEND_TOPICS, topic_error
+from mq.remoting.client import split_address
+from mq.remoting.codes import RequestCode, ResponseCode
+from mq.remoting.command import RemotingCommand
+from mq.store.results import PutMessageStatus
+
+RC = ResponseCode
+_WAIT = MessageConst.PROPERTY_WAIT_STORE_MSG_OK
+_CLUSTER = MessageConst.PROPERTY_CLUSTER
+_TRAN = MessageConst.PROPERTY_TRANSACTION_PREPARED
+_DELAY = MessageConst.PROPERTY_DELAY_TIME_LEVEL
+
+#: Store status → (response code, remark or None for success-like answers).
+PUT_STATUS = {
+    PutMessageStatus.PUT_OK: (RC.SUCCESS, None),
+    PutMessageStatus.FLUSH_DISK_TIMEOUT: (RC.FLUSH_DISK_TIMEOUT, None),
+    PutMessageStatus.FLUSH_SLAVE_TIMEOUT: (RC.FLUSH_SLAVE_TIMEOUT, None),
+    PutMessageStatus.SLAVE_NOT_AVAILABLE: (RC.SLAVE_NOT_AVAILABLE, None),
+    PutMessageStatus.CREATE_MAPEDFILE_FAILED: (RC.SYSTEM_ERROR, "create mapped file failed, server is busy or broken."),
+    PutMessageStatus.MESSAGE_ILLEGAL: (
+        RC.MESSAGE_ILLEGAL, "the message is illegal, maybe msg body or properties length not matched."),
+    PutMessageStatus.PROPERTIES_SIZE_EXCEEDED: (RC.MESSAGE_ILLEGAL, "the message properties are longer than 32767 bytes."),
+    PutMessageStatus.SERVICE_NOT_AVAILABLE: (
+        RC.SERVICE_NOT_AVAILABLE,
+        "service not available now: the broker's disk may be full, it may be a slave, or its store is shut down."),
+    PutMessageStatus.OS_PAGECACHE_BUSY: (RC.SYSTEM_ERROR, "[PC_SYNCHRONIZED]broker busy, start flow control for a while"),
+    PutMessageStatus.UNKNOWN_ERROR: (RC.SYSTEM_ERROR, "UNKNOWN_ERROR"),
+}
+
+
+def born_host(channel) -> Tuple[str, int]:
+    """The client's address as a stored born host (IPv4-mapped IPv6 folded to IPv4), cached per channel."""
+    attrs = channel.attributes
+    host = attrs.get("born_host")
+    if host is None:
+        ip, port = split_address(channel.peer)
+        host = attrs["born_host"] = (normalize_host(ip), port)
+    return host
+
+
+class SendMessageProcessor:
+    def __init__(self, broker) -> None:
+        self.broker = broker
+        self.config = broker.config
+        self.topics = broker.topic_config_manager
+        self.store = broker.store
+        self.stats = broker.stats
+        self._random = random.Random()
+
+    def register(self, dispatcher) -> None:
+        dispatcher.register(RequestCode.SEND_MESSAGE, self.process_v1)
+        dispatcher.register(RequestCode.SEND_MESSAGE_V2, self.process_v2)
+        dispatcher.register(RequestCode.SEND_BATCH_MESSAGE, self.process_v2)
+
+    def process_v1(self, request: RemotingCommand, channel):
+        return self.send(request, channel, SendMessageRequestHeader.decode(request.ext_fields))
+
+    def process_v2(self, request: RemotingCommand, channel):
+        return self.send(request, channel, SendMessageRequestHeader.decode_short(request.ext_fields))
+
+    # -- checks ----------------------------------------------------------------------------------------
+
+    def _refuse(self, request: RemotingCommand, code: int, remark: str) -> RemotingCommand:
+        self.stats.send_failed(code)
+        return request.response(code, remark)
+
+    def check(self, request: RemotingCommand, channel, h: SendMessageRequestHeader):
+        """The topic config to store into, or a refusal (RemotingCommand)."""
+        config = self.config
+        if config.is_slave:
+            return self._refuse(request, RC.SERVICE_NOT_AVAILABLE,
+                                f"the broker[{config.broker_name}] is a slave: send messages to its master")
+        topic = h.topic
+        if not config.broker_permission & PERM_WRITE:
+            return self._refuse(request, RC.NO_PERMISSION,
+                                f"the broker[{config.broker_ip1}] sending message is forbidden")
+        why = topic_error(topic)
+        if why is not None:
+            return self._refuse(request, RC.SYSTEM_ERROR, f"The specified topic is not valid: {why}.")
+        if topic in NOT_ALLOWED_SEND_TOPICS:
+            return self._refuse(request, RC.NO_PERMISSION, f"Sending message to topic[{topic}] is forbidden.")
+        tc = self.topics.table.get(topic)
+        if tc is None:
+            sys_flag = 1 if h.unit_mode else 0
+            tc = self.topics.create_in_send(topic, h.default_topic, h.default_topic_queue_nums, sys_flag)
+            if tc is None and mixall.is_retry_topic(topic):
+                tc = self.topics.create_system(topic, 1, 6, sys_flag)
+            if tc is None:
+                return self._refuse(
+                    request, RC.TOPIC_NOT_EXIST,
+                    f"topic[{topic}] not exist, apply first please! (auto-creation from {h.default_topic} "
+                    f"is {'on' if config.auto_create_topic_enable else 'off'}) {mixall.FAQ_URL}")
+        queues = max(tc.read_queue_nums, tc.write_queue_nums)
+        if h.queue_id >= queues:
+            return self._refuse(
+                request, RC.SYSTEM_ERROR,
+                f"request queueId[{h.queue_id}] is illegal, {tc!r} Producer: {channel.peer}")
+        if not tc.perm & PERM_WRITE:
+            return self._refuse(request, RC.NO_PERMISSION, f"the topic[{topic}] sending message is forbidden")
+        return tc
+
+    def _check_body(self, request: RemotingCommand, body: bytes, props_text: Optional[str]):
+        limit = self.config.max_message_size
+        if len(body) > limit:
+            return self._refuse(request, RC.MESSAGE_ILLEGAL,
+                                f"the message body is {len(body)} bytes, over the maximum of {limit} bytes")
+        if props_text and len(props_text) > MAX_PROPERTIES_LENGTH and len(props_text.encode()) > MAX_PROPERTIES_LENGTH:
+            return self._refuse(request, RC.MESSAGE_ILLEGAL,
+                                f"the message properties are {len(props_text.encode())} bytes, over the maximum "
+                                f"of {MAX_PROPERTIES_LENGTH} bytes")
+        return None
+
+    # -- the send ------------------------------------------------------------------------------------
+
+    def send(self, request: RemotingCommand, channel, h: SendMessageRequestHeader):
+        started = time.perf_counter()
+        tc = self.check(request, channel, h)
+        if not isinstance(tc, TopicConfig):
+            return tc
+        queue_id = h.queue_id
+        if queue_id < 0:
+            queue_id = self._random.randrange(tc.write_queue_nums)
+        if h.batch:
+            return self._send_batch(request, channel, h, tc, queue_id, started)
+        body = request.body
+        refusal = self._check_body(request, body, h.properties)
+        if refusal is not None:
+            return refusal
+        props = string_to_properties(h.properties) if h.properties else {}
+        if props.get(_TRAN, "").lower() == "true" and not self.broker.accepts_transactions():
+            return self._refuse(request, RC.NO_PERMISSION,
+                                f"the broker[{self.config.broker_name}] sending transaction message is forbidden")
+        # Next issue: retry topics past maxReconsumeTimes go to %DLQ%<group>; DELAY > 0 parks the message in
+        # SCHEDULE_TOPIC_XXXX; TRAN_MSG=true stores a half message. Hook: BrokerService.prepare_inner.
+        stored = {k: v for k, v in props.items() if k != _WAIT}
+        stored[_CLUSTER] = self.config.broker_cluster_name
+        sys_flag = h.sys_flag
+        if tc.topic_filter_type == "MULTI_TAG":
+            sys_flag |= MessageSysFlag.MULTI_TAGS_FLAG
+        props[_CLUSTER] = self.config.broker_cluster_name
+        inner = MessageExtBrokerInner(
+            topic=h.topic,
+            body=body,
+            flag=h.flag,
+            properties=props,
+            queue_id=queue_id,
+            sys_flag=sys_flag,
+            born_timestamp=h.born_timestamp,
+            born_host=born_host(channel),
+            store_host=self.config.store_host,
+            reconsume_times=h.reconsume_times or 0,
+            properties_string=properties_to_string(stored),
+        )
+        inner = self.broker.prepare_inner(inner, h)
+        if isinstance(inner, RemotingCommand):
+            return inner
+        d = self.store.put_message(inner)
+        return self._answer(d, request, h.topic, queue_id, 1, len(body), started)
+
+    def _send_batch(self, request, channel, h, tc, queue_id, started):
+        if mixall.is_retry_topic(h.topic):
+            return self._refuse(request, RC.MESSAGE_ILLEGAL, "batch request does not support retry group " + h.topic)
+        try:
+            items = decode_batch(request.body)
+        except BatchError as e:
+            return self._refuse(request, RC.MESSAGE_ILLEGAL, f"the batch body is malformed: {e}")
+        batch_props = string_to_properties(h.properties) if h.properties else {}
+        batch_props.pop(_WAIT, None)
+        batch_props[_CLUSTER] = self.config.broker_cluster_name
+        host = born_host(channel)
+        store_host = self.config.store_host
+        inners = []
+        total = 0
+        for i, (flag, body, props_text) in enumerate(items):
+            refusal = self._check_body(request, body, props_text)
+            if refusal is not None:
+                refusal.remark = f"message {i} of the batch: {refusal.remark}"
+                return refusal
+            props = string_to_properties(props_text)
+            if props.get(_DELAY, "0") not in ("", "0"):
+                return self._refuse(request, RC.MESSAGE_ILLEGAL,
+                                    f"message {i} of the batch has a delay level: batches cannot be delayed")
+            if props.get(_TRAN, "").lower() == "true":
+                return self._refuse(request, RC.MESSAGE_ILLEGAL,
+                                    f"message {i} of the batch is a transaction message: batches cannot be")
+            stored = {k: v for k, v in props.items() if k != _WAIT}
+            stored.update(batch_props)
+            props.update(batch_props)
+            total += len(body)
+            inners.append(MessageExtBrokerInner(
+                topic=h.topic, body=body, flag=flag, properties=props, queue_id=queue_id, sys_flag=h.sys_flag,
+                born_timestamp=h.born_timestamp, born_host=host, store_host=store_host,
+                reconsume_times=h.reconsume_times or 0, properties_string=properties_to_string(stored),
+            ))
+        d = self.store.put_messages(inners)
+        return self._answer(d, request, h.topic, queue_id, len(inners), total, started)
+
+    def _answer(self, d: defer.Deferred, request, topic, queue_id, count, size, started) -> defer.Deferred:
+        def done(result):
+            code, remark = PUT_STATUS.get(result.status, (RC.SYSTEM_ERROR, result.status.name))
+            if remark is not None:
+                if result.reason:
+                    remark = f"{remark} ({result.reason})"
+                return self._refuse(request, code, remark)
+            self.stats.put_latency.observe(time.perf_counter() - started)
+            self.stats.message_in(topic, count, size)
+            ar = result.append_result
+            return request.response(code, None, {
+                "msgId": ar.msg_id,
+                "queueId": str(queue_id),
+                "queueOffset": str(ar.logics_offset),
+                "MSG_REGION": self.config.region_id,
+                "TRACE_ON": "true" if self.config.trace_on else "false",
+            })
+
+        return d.addCallback(done)

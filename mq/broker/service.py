@@ -1,0 +1,326 @@
+"""BrokerService: one broker as a Twisted ``MultiService`` (listening ports, timers, store, managers).
+
+``make_broker_service(config, reactor)`` builds it; ``twistd broker`` (``mq.broker.tap``) and the standalone
+``twistd mq`` both use it. All state lives on the reactor thread; time comes from the injected reactor.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Iterable, Optional
+
+from prometheus_client.core import GaugeMetricFamily
+from twisted.application import internet, service
+from twisted.internet import defer, task
+from twisted.logger import Logger
+
+from mq.broker.broker2client import Broker2Client
+from mq.broker.client_manager import ConsumerManager, ProducerManager
+from mq.broker.config import BrokerConfig
+from mq.broker.consumer_offset import ConsumerOffsetManager
+from mq.broker.long_polling import PullRequestHoldService
+from mq.broker.outer_api import BrokerOuterAPI
+from mq.broker.processor_admin import AdminBrokerProcessor
+from mq.broker.processor_client import ClientManageProcessor
+from mq.broker.processor_consumer import ConsumerManageProcessor
+from mq.broker.processor_pull import PullMessageProcessor
+from mq.broker.processor_send import SendMessageProcessor
+from mq.broker.stats import BrokerStats
+from mq.broker.subscription_group import SubscriptionGroupManager
+from mq.broker.topic_config import TopicConfigManager
+from mq.common.route import DataVersion, TopicConfig
+from mq.metrics import metrics_service
+from mq.remoting.codes import CURRENT_VERSION, RequestCode
+from mq.remoting.protocol import RequestDispatcher
+from mq.remoting.server import RemotingServerFactory
+from mq.store.store import MessageStore
+
+log = Logger()
+
+#: Codes the next issue fills in (retry/DLQ, transactions, ordered-queue locks, message queries, replies).
+#: Until then the dispatcher answers them REQUEST_CODE_NOT_SUPPORTED, with a remark naming the code.
+NEXT_ISSUE_CODES = (
+    RequestCode.CONSUMER_SEND_MSG_BACK,
+    RequestCode.END_TRANSACTION,
+    RequestCode.LOCK_BATCH_MQ,
+    RequestCode.UNLOCK_BATCH_MQ,
+    RequestCode.QUERY_MESSAGE,
+    RequestCode.VIEW_MESSAGE_BY_ID,
+    RequestCode.SEND_REPLY_MESSAGE,
+    RequestCode.SEND_REPLY_MESSAGE_V2,
+    RequestCode.GET_ALL_DELAY_OFFSET,
+)
+
+#: Broker settings UPDATE_BROKER_CONFIG may change while running (the rest need a restart).
+RUNTIME_KEYS = frozenset({
+    "brokerPermission", "autoCreateTopicEnable", "autoCreateSubscriptionGroup", "defaultTopicQueueNums",
+    "longPollingEnable", "shortPollingTimeMills", "slaveReadEnable", "rejectTransactionMessage",
+    "notifyConsumerIdsChangedEnable", "traceOn", "regionId", "registerNameServerPeriod", "namesrvAddr",
+    "channelExpiredTimeout", "flushConsumerOffsetInterval", "maxMessageSize",
+})
+
+
+class _WithoutPull:
+    """The main processor table seen from the VIP port: everything but PULL_MESSAGE, kept in step."""
+
+    def __init__(self, table: dict) -> None:
+        self.table = table
+
+    def get(self, code: int, default=None):
+        return default if code == RequestCode.PULL_MESSAGE else self.table.get(code, default)
+
+    def __setitem__(self, code: int, processor) -> None:
+        self.table[code] = processor
+
+
+class BrokerService(service.MultiService):
+    def __init__(self, config: BrokerConfig, reactor=None, store: Optional[MessageStore] = None) -> None:
+        super().__init__()
+        if reactor is None:
+            from twisted.internet import reactor as global_reactor
+
+            reactor = global_reactor
+        self.config = config
+        self.reactor = reactor
+        self.now_ms = lambda: int(reactor.seconds() * 1000)
+        self.stats = BrokerStats()
+        self.store = store or MessageStore(config.store_config(), reactor, store_host=config.store_host)
+        self.topic_config_manager = TopicConfigManager(config, self.now_ms)
+        self.subscription_group_manager = SubscriptionGroupManager(config, self.now_ms)
+        self.consumer_offset_manager = ConsumerOffsetManager(config)
+        self.consumer_manager = ConsumerManager(self.now_ms, config.channel_expired_timeout)
+        self.producer_manager = ProducerManager(self.now_ms, config.channel_expired_timeout)
+        self.broker2client = Broker2Client()
+        self.outer_api = BrokerOuterAPI(reactor)
+        self.config_data_version = DataVersion()
+        #: The master's address, learned from REGISTER_BROKER answers (slaves only).
+        self.master_addr: Optional[str] = None
+        self.ha_master_addr: Optional[str] = None
+        #: Set by the next issue's transaction service.
+        self.transaction_service = None
+
+        self.pull_processor = PullMessageProcessor(self)
+        self.pull_hold_service = PullRequestHoldService(reactor, self.pull_processor.rerun)
+        self.topic_config_manager.on_created = self._topic_created
+        self.consumer_manager.on_group_changed = self.broker2client.notify_consumer_ids_changed
+        self.store.message_arriving_listener = self._message_arrived
+
+        self.dispatcher = RequestDispatcher()
+        self.send_processor = SendMessageProcessor(self)
+        for processor in (
+            self.send_processor,
+            self.pull_processor,
+            ClientManageProcessor(self),
+            ConsumerManageProcessor(self),
+            AdminBrokerProcessor(self),
+        ):
+            processor.register(self.dispatcher)
+        self.factory = RemotingServerFactory(self.dispatcher, reactor)
+        self.factory.on_disconnect.append(self._channel_closed)
+        self.factories = [self.factory]
+        iface = config.bind_address
+        internet.TCPServer(config.listen_port, self.factory, interface=iface, reactor=reactor).setServiceParent(self)
+        if config.fast_listen_enable and config.listen_port > 2:
+            # The VIP port serves every code but PULL_MESSAGE, as RocketMQ's fast remoting server does.
+            fast = RequestDispatcher()
+            fast.processors = _WithoutPull(self.dispatcher.processors)
+            fast_factory = RemotingServerFactory(fast, reactor)
+            fast_factory.on_disconnect.append(self._channel_closed)
+            self.factories.append(fast_factory)
+            internet.TCPServer(config.listen_port - 2, fast_factory, interface=iface,
+                               reactor=reactor).setServiceParent(self)
+        if config.metrics_port:
+            metrics_service(config.metrics_port, self.stats.registry, iface, reactor).setServiceParent(self)
+        self.stats.gauges.append(self._gauges)
+        self._loops = []
+
+    # -- hooks for the next issue ------------------------------------------------------------------
+
+    def prepare_inner(self, inner, header):
+        """Last look at a message before it is stored: retry → DLQ, delay levels, half messages go here.
+
+        Returns the message to store, or a RemotingCommand that answers the send instead.
+        """
+        return inner
+
+    def accepts_transactions(self) -> bool:
+        return self.transaction_service is not None and not self.config.reject_transaction_message
+
+    # -- life cycle --------------------------------------------------------------------------------
+
+    def startService(self) -> None:
+        c = self.config
+        for manager in (self.topic_config_manager, self.subscription_group_manager, self.consumer_offset_manager):
+            manager.load()
+        self.topic_config_manager.persist()
+        self.store.start()
+        super().startService()
+        self._every(c.register_period_seconds, self._register_periodically, now=True)
+        self._every(c.flush_consumer_offset_interval / 1000.0, self.consumer_offset_manager.persist_if_dirty)
+        self._every(10.0, self._scan_clients)
+        log.info(
+            "mq broker {name} of cluster {cluster} (id {id}, {role}, {flush}) serving at {addr}"
+            "{fast}; store {store}; NameServers {ns}; metrics {metrics}",
+            name=c.broker_name, cluster=c.broker_cluster_name, id=c.broker_id, role=c.broker_role.value,
+            flush=c.flush_disk_type.value, addr=c.broker_addr,
+            fast=f" (VIP port {c.listen_port - 2})" if c.fast_listen_enable else "",
+            store=c.store_path_root_dir, ns=c.namesrv_addr or "(none)",
+            metrics=f"http://{c.broker_ip1}:{c.metrics_port}/metrics" if c.metrics_port else "off",
+        )
+
+    def _every(self, seconds: float, fn, now: bool = False) -> None:
+        loop = task.LoopingCall(fn)
+        loop.clock = self.reactor
+        loop.start(seconds, now=now).addErrback(lambda f: log.failure("timer {fn} stopped", f, fn=fn))
+        self._loops.append(loop)
+
+    @defer.inlineCallbacks
+    def stopService(self):
+        log.info("broker {name} stopping: flushing the store, saving offsets, unregistering",
+                 name=self.config.broker_name)
+        for loop in self._loops:
+            if loop.running:
+                loop.stop()
+        self._loops = []
+        yield defer.maybeDeferred(super().stopService)
+        self.pull_hold_service.release_all()
+        for factory in self.factories:
+            for proto in list(factory.connections):
+                proto.close()
+        if self.config.namesrv_list:
+            try:
+                results = yield self.outer_api.unregister_broker_all(self.config.namesrv_list, self.config)
+                for addr, code, remark in results:
+                    if code != 0:
+                        log.warn("unregistering from {addr} failed: {remark}", addr=addr, remark=remark)
+            except Exception:
+                log.failure("unregistering from the NameServers")
+        for manager in (self.consumer_offset_manager, self.topic_config_manager, self.subscription_group_manager):
+            try:
+                manager.persist()
+            except OSError:
+                log.failure("saving {path}", path=manager.path)
+        yield self.store.stop()
+        yield self.outer_api.close()
+        log.info("broker {name} stopped", name=self.config.broker_name)
+
+    # -- NameServers -------------------------------------------------------------------------------
+
+    def _register_periodically(self) -> defer.Deferred:
+        return self.register_broker_all()
+
+    def register_broker_all(self, topics: Optional[Iterable[TopicConfig]] = None, oneway: bool = False):
+        """Register with every NameServer (all topics, or just ``topics`` after a change)."""
+        addrs = self.config.namesrv_list
+        if not addrs:
+            return defer.succeed([])
+        body = self.topic_config_manager.register_body(topics)
+        d = self.outer_api.register_broker_all(addrs, self.config, body, oneway,
+                                               self.config.register_broker_timeout_mills / 1000.0)
+        return d.addCallback(self._registered)
+
+    def _registered(self, results):
+        for addr, header, error in results:
+            if error is not None:
+                log.warn("registering with NameServer {addr} failed: {error}", addr=addr, error=error)
+                continue
+            if header is not None and self.config.is_slave and header.master_addr:
+                if header.master_addr != self.master_addr:
+                    log.info("master of {name} is {master} (HA {ha})", name=self.config.broker_name,
+                             master=header.master_addr, ha=header.ha_server_addr)
+                self.master_addr = header.master_addr
+                self.ha_master_addr = header.ha_server_addr
+        return results
+
+    def _topic_created(self, tc: TopicConfig, oneway: bool) -> None:
+        # Creations from sends and heartbeats are announced at once (oneway, as RocketMQ does);
+        # UPDATE_AND_CREATE_TOPIC registers itself and waits for the answers before it replies.
+        if oneway and self.running:
+            self.register_broker_all([tc], oneway=True)
+
+    # -- events ------------------------------------------------------------------------------------
+
+    def _message_arrived(self, topic, queue_id, logic_offset, tags_code, store_timestamp, properties) -> None:
+        self.pull_hold_service.notify_message_arriving(topic, queue_id, logic_offset + 1, tags_code)
+
+    def _channel_closed(self, channel) -> None:
+        self.consumer_manager.channel_closed(channel)
+        self.producer_manager.channel_closed(channel)
+
+    def _scan_clients(self) -> None:
+        for channel in self.consumer_manager.scan_expired() + self.producer_manager.scan_expired():
+            close = getattr(channel, "close", None)
+            if close is not None and getattr(channel, "connected", False):
+                close()
+
+    # -- config ------------------------------------------------------------------------------------
+
+    def update_config(self, props: Dict[str, str]) -> Dict[str, str]:
+        """UPDATE_BROKER_CONFIG: apply the keys that may change while running; refuse the others."""
+        fixed = sorted(k for k in props if k not in RUNTIME_KEYS)
+        if fixed:
+            raise ValueError(f"these settings cannot change while the broker runs: {', '.join(fixed)}")
+        changed = self.config.update(props)
+        if changed:
+            self.config_data_version.next_version(self.now_ms())
+            self.consumer_manager.timeout = self.producer_manager.timeout = self.config.channel_expired_timeout
+            log.info("broker config changed: {changed}", changed=changed)
+        return changed
+
+    # -- figures -----------------------------------------------------------------------------------
+
+    def runtime_info(self) -> Dict[str, object]:
+        s = self.store.stats()
+        stats = self.stats
+        return {
+            "brokerVersion": CURRENT_VERSION,
+            "brokerVersionDesc": "V4_9_8",
+            "msgPutTotalTodayNow": sum(stats.msgs_in.values()),
+            "msgGetTotalTodayNow": sum(stats.msgs_out.values()),
+            "putMessageTimesTotal": s.put_message_times_total,
+            "putMessageSizeTotal": s.put_message_size_total,
+            "getMessageTimesTotal": s.get_message_times_total,
+            "commitLogMinOffset": s.commit_log_min_offset,
+            "commitLogMaxOffset": s.commit_log_max_offset,
+            "commitLogDiskRatio": s.disk_used_ratio,
+            "dispatchBehindBytes": s.dispatch_behind_bytes,
+            "flushBehindBytes": max(0, s.commit_log_max_offset - s.flushed_offset),
+            "earliestMessageTimeStamp": self.store.get_earliest_message_time(),
+            "pullHoldCount": self.pull_hold_service.count,
+            "brokerRole": self.config.broker_role.value,
+            "flushDiskType": self.config.flush_disk_type.value,
+        }
+
+    def _gauges(self):
+        s = self.store.stats()
+        for name, doc, value in (
+            ("mq_broker_store_disk_used_ratio", "Fraction of the store's disk in use", s.disk_used_ratio),
+            ("mq_broker_flush_behind_bytes", "CommitLog bytes written but not yet flushed",
+             max(0, s.commit_log_max_offset - s.flushed_offset)),
+            ("mq_broker_dispatch_behind_bytes", "CommitLog bytes not yet in consume queues", s.dispatch_behind_bytes),
+            ("mq_broker_commitlog_max_offset", "CommitLog end offset", s.commit_log_max_offset),
+            ("mq_broker_long_poll_holds", "Pull requests held by long polling now", self.pull_hold_service.count),
+            ("mq_broker_long_poll_woken_by_arrival", "Held pulls answered because a message arrived",
+             self.pull_hold_service.woken_by_arrival),
+            ("mq_broker_long_poll_woken_by_timeout", "Held pulls answered when their hold ran out",
+             self.pull_hold_service.woken_by_timeout),
+            ("mq_broker_connections", "Open client connections", sum(len(f.connections) for f in self.factories)),
+        ):
+            yield GaugeMetricFamily(name, doc, value=value)
+        lag = GaugeMetricFamily("mq_broker_consumer_lag", "Messages not yet consumed, by group and topic",
+                                labels=["group", "topic"])
+        topics = self.topic_config_manager.table
+        for key, queues in list(self.consumer_offset_manager.table.items()):
+            topic, _, group = key.rpartition("@")
+            tc = topics.get(topic)
+            if tc is None:
+                continue
+            total = 0
+            for qid in range(tc.read_queue_nums):
+                behind = self.store.get_max_offset_in_queue(topic, qid) - queues.get(qid, 0)
+                total += max(0, behind)
+            lag.add_metric([group, topic], total)
+        yield lag
+
+
+def make_broker_service(config: BrokerConfig, reactor=None) -> BrokerService:
+    return BrokerService(config, reactor)

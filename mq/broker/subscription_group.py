@@ -1,0 +1,101 @@
+"""SubscriptionGroupManager: consumer group settings (``subscriptionGroup.json``), created on first use."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import attr
+from twisted.logger import Logger
+
+from mq.broker.state_file import JsonStateFile
+from mq.common import mixall
+from mq.common.route import DataVersion
+
+log = Logger()
+
+
+@attr.s(slots=True, eq=True)
+class SubscriptionGroupConfig:
+    group_name: str = attr.ib()
+    consume_enable: bool = attr.ib(default=True)
+    consume_from_min_enable: bool = attr.ib(default=True)
+    consume_broadcast_enable: bool = attr.ib(default=True)
+    retry_queue_nums: int = attr.ib(default=1)
+    retry_max_times: int = attr.ib(default=16)
+    broker_id: int = attr.ib(default=mixall.MASTER_ID)
+    which_broker_when_consume_slowly: int = attr.ib(default=1)
+    notify_consumer_ids_changed_enable: bool = attr.ib(default=True)
+
+    _KEYS = (
+        ("brokerId", "broker_id", int),
+        ("consumeBroadcastEnable", "consume_broadcast_enable", bool),
+        ("consumeEnable", "consume_enable", bool),
+        ("consumeFromMinEnable", "consume_from_min_enable", bool),
+        ("groupName", "group_name", str),
+        ("notifyConsumerIdsChangedEnable", "notify_consumer_ids_changed_enable", bool),
+        ("retryMaxTimes", "retry_max_times", int),
+        ("retryQueueNums", "retry_queue_nums", int),
+        ("whichBrokerWhenConsumeSlowly", "which_broker_when_consume_slowly", int),
+    )
+
+    def to_json(self) -> dict:
+        return {key: getattr(self, name) for key, name, _ in self._KEYS}
+
+    @classmethod
+    def from_json(cls, data: dict) -> SubscriptionGroupConfig:
+        if not isinstance(data, dict) or not data.get("groupName"):
+            raise ValueError("a subscription group config needs a groupName")
+        config = cls(str(data["groupName"]))
+        for key, name, kind in cls._KEYS:
+            if key in data and data[key] is not None:
+                value = data[key]
+                if kind is bool and isinstance(value, str):
+                    value = value.lower() == "true"
+                setattr(config, name, kind(value))
+        return config
+
+
+class SubscriptionGroupManager(JsonStateFile):
+    def __init__(self, config, now_ms: Callable[[], int]) -> None:
+        super().__init__(os.path.join(config.config_dir, "subscriptionGroup.json"))
+        self.config = config
+        self.now_ms = now_ms
+        self.table: dict[str, SubscriptionGroupConfig] = {}
+        self.data_version = DataVersion()
+        for group in mixall.PRESET_SUBSCRIPTION_GROUPS:
+            self.table[group] = SubscriptionGroupConfig(group)
+
+    def encode(self) -> dict:
+        return {"dataVersion": self.data_version, "subscriptionGroupTable": dict(self.table)}
+
+    def decode(self, data: dict) -> None:
+        for name, sgc in (data.get("subscriptionGroupTable") or {}).items():
+            self.table[str(name)] = SubscriptionGroupConfig.from_json(sgc)
+        self.data_version = DataVersion.from_json(data.get("dataVersion"))
+
+    def _changed(self) -> None:
+        self.data_version.next_version(self.now_ms())
+        self.persist()
+
+    def find(self, group: str, auto_create: bool | None = None) -> SubscriptionGroupConfig | None:
+        """The group's config; created with defaults when unknown and auto-creation is on."""
+        sgc = self.table.get(group)
+        if sgc is None and (self.config.auto_create_subscription_group if auto_create is None else auto_create):
+            if not group or len(group) > 255:
+                return None
+            sgc = self.table[group] = SubscriptionGroupConfig(group)
+            log.info("auto-created subscription group {group}", group=group)
+            self._changed()
+        return sgc
+
+    def update(self, sgc: SubscriptionGroupConfig) -> None:
+        self.table[sgc.group_name] = sgc
+        log.info("updated subscription group {sgc}", sgc=sgc)
+        self._changed()
+
+    def delete(self, group: str) -> bool:
+        if self.table.pop(group, None) is None:
+            return False
+        self._changed()
+        return True

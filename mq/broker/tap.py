@@ -1,0 +1,96 @@
+"""``twistd broker``: the options and ``makeService`` behind the dropin in ``twisted_plugins``.
+
+Settings come from the defaults, then ``--config broker.conf`` (RocketMQ's key names), then the options
+given on the command line, which win.
+"""
+
+from __future__ import annotations
+
+import os
+
+from twisted.python import usage
+
+from mq.broker.config import BrokerConfig
+from mq.broker.service import make_broker_service
+from mq.common.properties import parse_properties
+from mq.store.config import BrokerRole, FlushDiskType
+
+ROLES = [r.value for r in BrokerRole]
+FLUSHES = [f.value for f in FlushDiskType]
+
+
+def _choice(values):
+    def check(text: str) -> str:
+        value = text.strip().upper()
+        if value not in values:
+            raise ValueError(f"{text!r} is not one of {', '.join(values)}")
+        return value
+
+    check.coerceDoc = f"One of {', '.join(values)}."
+    return check
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 < value < 65536:
+        raise ValueError(f"{text} is not a TCP port")
+    return value
+
+
+_port.coerceDoc = "A TCP port number."
+
+
+class Options(usage.Options):
+    synopsis = "[options]"
+    longdesc = ("Run an mq broker: RocketMQ 4.x wire-compatible storage and delivery of messages. "
+                "Options override the settings of --config.")
+    optParameters = [
+        ["port", "p", None, "Port for clients and admin tools (listenPort, default 10911); "
+                            "port - 2 is the VIP port, port + 1 the HA port.", _port],
+        ["namesrv", "n", None, "NameServer addresses, host:port;host:port (namesrvAddr; also NAMESRV_ADDR)."],
+        ["broker-name", None, None, "Broker name (brokerName, default: the host name)."],
+        ["cluster", "c", None, "Cluster name (brokerClusterName, default DefaultCluster)."],
+        ["broker-id", None, None, "0 for a master, 1 or more for a slave (brokerId, default 0).", int],
+        ["role", None, None, "Broker role (brokerRole, default ASYNC_MASTER)", _choice(ROLES)],
+        ["flush", None, None, "Disk flush (flushDiskType, default ASYNC_FLUSH)", _choice(FLUSHES)],
+        ["store", "s", None, "Store root directory (storePathRootDir, default ~/store)."],
+        ["metrics-port", None, None, "Serve Prometheus metrics over HTTP on this port (metricsPort; off by default)",
+         _port],
+        ["config", None, None, "A broker.conf properties file with RocketMQ key names (brokerClusterName, "
+                               "listenPort, namesrvAddr, flushDiskType, storePathRootDir...)."],
+        ["ip", None, None, "Address announced to NameServers and stored as the store host (brokerIP1; "
+                           "default: this host's primary address)."],
+        ["bind", None, None, "Address to listen on (default: all interfaces)."],
+    ]
+
+    def postOptions(self) -> None:
+        props = {}
+        if self["config"]:
+            path = os.path.expanduser(self["config"])
+            try:
+                with open(path, encoding="utf-8") as f:
+                    props.update(parse_properties(f.read()))
+            except OSError as e:
+                raise usage.UsageError(f"cannot read --config {path}: {e.strerror}") from None
+        for option, key in (
+            ("port", "listenPort"), ("namesrv", "namesrvAddr"), ("broker-name", "brokerName"),
+            ("cluster", "brokerClusterName"), ("broker-id", "brokerId"), ("role", "brokerRole"),
+            ("flush", "flushDiskType"), ("store", "storePathRootDir"), ("metrics-port", "metricsPort"),
+            ("ip", "brokerIP1"), ("bind", "bindAddress"),
+        ):
+            if self[option] is not None:
+                props[key] = self[option]
+        try:
+            config = BrokerConfig.from_properties(props)
+        except ValueError as e:
+            raise usage.UsageError(str(e)) from None
+        config.store_path_root_dir = os.path.abspath(os.path.expanduser(config.store_path_root_dir))
+        if config.broker_id == 0 and config.is_slave:
+            raise usage.UsageError("a SLAVE needs --broker-id 1 or more")
+        if config.broker_id != 0 and not config.is_slave:
+            raise usage.UsageError(f"broker id {config.broker_id} is a slave id: give --role SLAVE")
+        self.config = config
+
+
+def makeService(options: Options):
+    return make_broker_service(options.config)

@@ -1,0 +1,147 @@
+"""TopicConfigManager: the broker's topics (``topics.json``), the system topics and auto-creation."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+
+from twisted.logger import Logger
+
+from mq.broker.state_file import JsonStateFile
+from mq.common import mixall
+from mq.common.register_body import RegisterBrokerBody
+from mq.common.route import (
+    PERM_INHERIT,
+    PERM_READ,
+    PERM_WRITE,
+    DataVersion,
+    TopicConfig,
+)
+from mq.common.topic import topic_error
+
+log = Logger()
+
+PERM_RW = PERM_READ | PERM_WRITE
+PERM_ALL = PERM_RW | PERM_INHERIT
+
+
+class TopicConfigManager(JsonStateFile):
+    """The topic table and its data version; every change bumps the version and is persisted.
+
+    ``on_created(topic_config, oneway)`` is called after a topic is created or changed, so the broker can
+    tell the NameServers at once (oneway when the creation came from a send, as RocketMQ does).
+    """
+
+    def __init__(self, config, now_ms: Callable[[], int]) -> None:
+        super().__init__(os.path.join(config.config_dir, "topics.json"))
+        self.config = config
+        self.now_ms = now_ms
+        self.table: dict[str, TopicConfig] = {}
+        self.data_version = DataVersion()
+        self.on_created: Callable[[TopicConfig, bool], None] | None = None
+        self.system_topics = set()
+        self._add_system_topics()
+
+    def _add_system_topics(self) -> None:
+        c = self.config
+
+        def add(name: str, queues: int, perm: int = PERM_RW) -> None:
+            self.table[name] = TopicConfig(name, queues, queues, perm)
+            self.system_topics.add(name)
+
+        add(mixall.SELF_TEST_TOPIC, 1)
+        if c.auto_create_topic_enable:
+            add(mixall.DEFAULT_TOPIC, c.default_topic_queue_nums, PERM_ALL)
+        add(mixall.BENCHMARK_TOPIC, 1024)
+        add(c.broker_cluster_name, 16, PERM_ALL if c.cluster_topic_enable else PERM_INHERIT)
+        add(c.broker_name, 1, PERM_ALL if c.broker_topic_enable else PERM_INHERIT)
+        add(mixall.OFFSET_MOVED_EVENT, 1)
+        add(mixall.SCHEDULE_TOPIC, 18)
+        add(mixall.reply_topic(c.broker_cluster_name), 1)
+
+    # -- persistence --------------------------------------------------------------------------------
+
+    def encode(self) -> dict:
+        return {"dataVersion": self.data_version, "topicConfigTable": dict(self.table)}
+
+    def decode(self, data: dict) -> None:
+        table = {}
+        for name, tc in (data.get("topicConfigTable") or {}).items():
+            table[str(name)] = TopicConfig.from_json(tc)
+        self.table.update(table)
+        self.data_version = DataVersion.from_json(data.get("dataVersion"))
+
+    def _changed(self, tc: TopicConfig | None, oneway: bool) -> None:
+        self.data_version.next_version(self.now_ms())
+        self.persist()
+        if tc is not None and self.on_created is not None:
+            self.on_created(tc, oneway)
+
+    # -- queries ------------------------------------------------------------------------------------
+
+    def select(self, topic: str) -> TopicConfig | None:
+        return self.table.get(topic)
+
+    def is_order_topic(self, topic: str) -> bool:
+        tc = self.table.get(topic)
+        return tc is not None and tc.order
+
+    def serialize_wrapper(self, topics: Iterable[TopicConfig] | None = None) -> dict:
+        """TopicConfigSerializeWrapper: the registration body's topic part (the broker's perm applied)."""
+        perm = self.config.broker_permission
+        table = {}
+        for tc in self.table.values() if topics is None else topics:
+            if perm & PERM_RW != PERM_RW:
+                tc = TopicConfig(tc.topic_name, tc.read_queue_nums, tc.write_queue_nums, tc.perm & perm,
+                                 tc.topic_filter_type, tc.topic_sys_flag, tc.order)
+            table[tc.topic_name] = tc
+        return RegisterBrokerBody(DataVersion(self.data_version.timestamp, self.data_version.counter), table)
+
+    # -- changes ------------------------------------------------------------------------------------
+
+    def create_in_send(self, topic: str, default_topic: str, client_queue_nums: int,
+                       topic_sys_flag: int = 0) -> TopicConfig | None:
+        """Create ``topic`` from ``default_topic`` (which must exist and have the inherit bit) on a send."""
+        tc = self.table.get(topic)
+        if tc is not None:
+            return tc
+        default = self.table.get(default_topic)
+        if default is None or topic_error(topic) is not None:
+            return None
+        if default_topic == mixall.DEFAULT_TOPIC and not self.config.auto_create_topic_enable:
+            return None
+        if not default.perm & PERM_INHERIT:
+            log.warning("cannot create topic {topic}: default topic {d} has no inherit permission",
+                     topic=topic, d=default_topic)
+            return None
+        queues = max(1, min(client_queue_nums, default.write_queue_nums))
+        tc = TopicConfig(topic, queues, queues, default.perm & ~PERM_INHERIT, topic_sys_flag=topic_sys_flag)
+        log.info("auto-created topic {topic} from {d} with {n} queues", topic=topic, d=default_topic, n=queues)
+        self.table[topic] = tc
+        self._changed(tc, True)
+        return tc
+
+    def create_system(self, topic: str, queue_nums: int, perm: int = PERM_RW, topic_sys_flag: int = 0) -> TopicConfig:
+        """Create a broker-owned topic on demand (``%RETRY%group``, ``%DLQ%group``, transaction topics)."""
+        tc = self.table.get(topic)
+        if tc is not None:
+            return tc
+        tc = TopicConfig(topic, queue_nums, queue_nums, perm, topic_sys_flag=topic_sys_flag)
+        log.info("created topic {topic} ({n} queues, perm {perm})", topic=topic, n=queue_nums, perm=perm)
+        self.table[topic] = tc
+        self._changed(tc, True)
+        return tc
+
+    def update(self, tc: TopicConfig) -> None:
+        """UPDATE_AND_CREATE_TOPIC: store the config as given and register it at once (waiting for answers)."""
+        old = self.table.get(tc.topic_name)
+        self.table[tc.topic_name] = tc
+        log.info("{what} topic {tc}", what="updated" if old else "created", tc=tc)
+        self._changed(tc, False)
+
+    def delete(self, topic: str) -> bool:
+        if self.table.pop(topic, None) is None:
+            return False
+        log.info("deleted topic {topic}", topic=topic)
+        self._changed(None, False)
+        return True

@@ -1,0 +1,159 @@
+"""``SimpleClient``: one request per call, against an explicit broker or NameServer address."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import socket
+import struct
+import time
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+from twisted.internet import defer
+
+from mq.common import fastjson
+from mq.common.broker_headers import (
+    CreateTopicRequestHeader,
+    PullMessageRequestHeader,
+    QueryConsumerOffsetRequestHeader,
+    QueueRequestHeader,
+    SendMessageRequestHeader,
+    UpdateConsumerOffsetRequestHeader,
+)
+from mq.common.heartbeat import ConsumerData, HeartbeatData, SubscriptionData
+from mq.common.message import MessageConst, PullSysFlag, properties_to_string
+from mq.common.message_batch import encode_batch
+from mq.common.mixall import DEFAULT_TOPIC
+from mq.common.route import TopicRouteData
+from mq.remoting.client import RemotingClient
+from mq.remoting.codes import RequestCode, ResponseCode
+from mq.remoting.command import RemotingCommand
+
+_counter = itertools.count()
+_prefix = (socket.inet_aton("127.0.0.1") + struct.pack(">hi", os.getpid() & 0x7FFF, id(_counter) & 0x7FFFFFFF)).hex()
+
+
+def new_unique_key() -> str:
+    """A client message id (UNIQ_KEY) in the Java layout: ip, pid, hash, time, counter (32 hex chars)."""
+    return (_prefix + struct.pack(">ih", int(time.time()) & 0x7FFFFFFF, next(_counter) & 0x7FFF).hex()).upper()
+
+
+def message_properties(tags: Optional[str] = None, keys: Optional[str] = None,
+                       properties: Optional[Dict[str, str]] = None, unique: bool = True) -> Dict[str, str]:
+    props: Dict[str, str] = dict(properties or {})
+    if tags:
+        props[MessageConst.PROPERTY_TAGS] = tags
+    if keys:
+        props[MessageConst.PROPERTY_KEYS] = keys
+    if unique:
+        props.setdefault(MessageConst.PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX, new_unique_key())
+    props.setdefault(MessageConst.PROPERTY_WAIT_STORE_MSG_OK, "true")
+    return props
+
+
+class SimpleClient:
+    def __init__(self, reactor=None, client_id: Optional[str] = None, timeout: float = 5.0) -> None:
+        if reactor is None:
+            from twisted.internet import reactor as global_reactor
+
+            reactor = global_reactor
+        self.reactor = reactor
+        self.remoting = RemotingClient(reactor)
+        self.client_id = client_id or f"127.0.0.1@{os.getpid()}#{id(self)}"
+        self.timeout = timeout
+
+    def invoke(self, addr: str, code: int, ext: Optional[Dict[str, str]] = None, body: bytes = b"",
+               timeout: Optional[float] = None) -> defer.Deferred:
+        request = RemotingCommand.request(code, ext, body)
+        return self.remoting.invoke(addr, request, timeout or self.timeout)
+
+    def close(self) -> defer.Deferred:
+        return self.remoting.close()
+
+    # -- NameServer --------------------------------------------------------------------------------
+
+    @defer.inlineCallbacks
+    def route(self, namesrv: str, topic: str):
+        """The topic's TopicRouteData, or None when the NameServer does not know it."""
+        response = yield self.invoke(namesrv, RequestCode.GET_ROUTEINFO_BY_TOPIC, {"topic": topic})
+        if response.code != ResponseCode.SUCCESS:
+            return None
+        return TopicRouteData.from_json(fastjson.loads(response.body))
+
+    # -- admin -------------------------------------------------------------------------------------
+
+    def create_topic(self, broker: str, topic: str, queues: int = 4, perm: int = 6, order: bool = False):
+        ext = CreateTopicRequestHeader(topic=topic, default_topic=DEFAULT_TOPIC, read_queue_nums=queues,
+                                       write_queue_nums=queues, perm=perm, topic_filter_type="SINGLE_TAG",
+                                       topic_sys_flag=0, order=order).encode()
+        return self.invoke(broker, RequestCode.UPDATE_AND_CREATE_TOPIC, ext)
+
+    # -- producing ---------------------------------------------------------------------------------
+
+    def send_header(self, topic: str, queue_id: int, props: Dict[str, str], group: str = "mq_simple_producer",
+                    batch: bool = False) -> SendMessageRequestHeader:
+        return SendMessageRequestHeader(
+            producer_group=group, topic=topic, default_topic=DEFAULT_TOPIC, default_topic_queue_nums=4,
+            queue_id=queue_id, sys_flag=0, born_timestamp=int(time.time() * 1000), flag=0,
+            properties=properties_to_string(props), reconsume_times=0, unit_mode=False, batch=batch,
+        )
+
+    def send(self, broker: str, topic: str, body: bytes, tags: Optional[str] = None, keys: Optional[str] = None,
+             properties: Optional[Dict[str, str]] = None, queue_id: int = -1, group: str = "mq_simple_producer",
+             code: int = RequestCode.SEND_MESSAGE_V2, oneway: bool = False) -> defer.Deferred:
+        """Send one message; a Deferred of the response (its extFields: msgId, queueId, queueOffset)."""
+        header = self.send_header(topic, queue_id, message_properties(tags, keys, properties), group)
+        ext = header.encode() if code == RequestCode.SEND_MESSAGE else header.encode_short()
+        request = RemotingCommand.request(code, ext, body, oneway=oneway)
+        if oneway:
+            return self.remoting.invoke_oneway(broker, request)
+        return self.remoting.invoke(broker, request, self.timeout)
+
+    def send_batch(self, broker: str, topic: str, messages: Sequence[Tuple[bytes, Optional[str]]], queue_id: int = -1,
+                   group: str = "mq_simple_producer") -> defer.Deferred:
+        """Send (body, tags) pairs as one SEND_BATCH_MESSAGE."""
+        body = encode_batch((0, b, properties_to_string(message_properties(t))) for b, t in messages)
+        header = self.send_header(topic, queue_id, {MessageConst.PROPERTY_WAIT_STORE_MSG_OK: "true"}, group, True)
+        return self.invoke(broker, RequestCode.SEND_BATCH_MESSAGE, header.encode_short(), body)
+
+    # -- consuming ---------------------------------------------------------------------------------
+
+    def heartbeat(self, broker: str, producer_groups: Iterable[str] = (),
+                  consumers: Iterable[Tuple[str, Sequence[str], str]] = ()) -> defer.Deferred:
+        """HEART_BEAT with producer groups and (group, topics, message model) consumers subscribed to ``*``."""
+        now = int(time.time() * 1000)
+        data = HeartbeatData(self.client_id, list(producer_groups), [
+            ConsumerData(group, "CONSUME_ACTIVELY", model, "CONSUME_FROM_FIRST_OFFSET",
+                         [SubscriptionData.build(t, "*", now) for t in topics])
+            for group, topics, model in consumers
+        ])
+        return self.invoke(broker, RequestCode.HEART_BEAT, None, fastjson.dumps_bytes(data))
+
+    def pull(self, broker: str, group: str, topic: str, queue_id: int, offset: int, max_nums: int = 32,
+             subscription: str = "*", suspend_ms: int = 0, commit_offset: Optional[int] = None,
+             timeout: Optional[float] = None) -> defer.Deferred:
+        """PULL_MESSAGE with the subscription in the header; ``suspend_ms`` > 0 allows long polling."""
+        sys_flag = PullSysFlag.build(commit_offset is not None, suspend_ms > 0, True, False)
+        ext = PullMessageRequestHeader(
+            consumer_group=group, topic=topic, queue_id=queue_id, queue_offset=offset, max_msg_nums=max_nums,
+            sys_flag=sys_flag, commit_offset=commit_offset or 0, suspend_timeout_millis=suspend_ms,
+            subscription=subscription, sub_version=0, expression_type="TAG",
+        ).encode()
+        return self.invoke(broker, RequestCode.PULL_MESSAGE, ext, b"", timeout or (self.timeout + suspend_ms / 1000.0))
+
+    def query_offset(self, broker: str, group: str, topic: str, queue_id: int) -> defer.Deferred:
+        ext = QueryConsumerOffsetRequestHeader(consumer_group=group, topic=topic, queue_id=queue_id).encode()
+        return self.invoke(broker, RequestCode.QUERY_CONSUMER_OFFSET, ext)
+
+    def update_offset(self, broker: str, group: str, topic: str, queue_id: int, offset: int) -> defer.Deferred:
+        ext = UpdateConsumerOffsetRequestHeader(consumer_group=group, topic=topic, queue_id=queue_id,
+                                                commit_offset=offset).encode()
+        return self.invoke(broker, RequestCode.UPDATE_CONSUMER_OFFSET, ext)
+
+    def max_offset(self, broker: str, topic: str, queue_id: int) -> defer.Deferred:
+        ext = QueueRequestHeader(topic=topic, queue_id=queue_id).encode()
+        return self.invoke(broker, RequestCode.GET_MAX_OFFSET, ext)
+
+
+def queue_ids(route: TopicRouteData) -> List[int]:
+    return list(range(max((q.write_queue_nums for q in route.queue_datas), default=0)))

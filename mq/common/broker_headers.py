@@ -1,0 +1,166 @@
+"""Custom headers of the broker's requests and responses (RocketMQ ``protocol.header``), shared with clients.
+
+Field names are RocketMQ's; ``required=True`` marks ``@CFNotNull``. ``SendMessageRequestHeader`` carries
+the one-letter names of ``SendMessageRequestHeaderV2`` as its short names, so one class decodes both
+SEND_MESSAGE (``decode``) and SEND_MESSAGE_V2 / SEND_BATCH_MESSAGE (``decode_short``).
+"""
+
+from __future__ import annotations
+
+import attr
+
+from mq.remoting.header import CommandHeader, hfield
+
+
+@attr.s(slots=True)
+class SendMessageRequestHeader(CommandHeader):
+    producer_group: str = hfield("producerGroup", required=True, short="a")
+    topic: str = hfield("topic", required=True, short="b")
+    default_topic: str = hfield("defaultTopic", required=True, short="c")
+    default_topic_queue_nums: int = hfield("defaultTopicQueueNums", int, required=True, short="d")
+    queue_id: int = hfield("queueId", int, required=True, short="e")
+    sys_flag: int = hfield("sysFlag", int, required=True, short="f")
+    born_timestamp: int = hfield("bornTimestamp", int, required=True, short="g")
+    flag: int = hfield("flag", int, required=True, short="h")
+    properties: str = hfield("properties", short="i")
+    reconsume_times: int = hfield("reconsumeTimes", int, short="j")
+    unit_mode: bool = hfield("unitMode", bool, default=False, short="k")
+    max_reconsume_times: int = hfield("maxReconsumeTimes", int, short="l")
+    batch: bool = hfield("batch", bool, default=False, short="m")
+    bname: str = hfield("bname", short="n")
+
+
+@attr.s(slots=True)
+class SendMessageResponseHeader(CommandHeader):
+    msg_id: str = hfield("msgId", required=True)
+    queue_id: int = hfield("queueId", int, required=True)
+    queue_offset: int = hfield("queueOffset", int, required=True)
+    transaction_id: str = hfield("transactionId")
+
+
+@attr.s(slots=True)
+class PullMessageRequestHeader(CommandHeader):
+    consumer_group: str = hfield("consumerGroup", required=True)
+    topic: str = hfield("topic", required=True)
+    queue_id: int = hfield("queueId", int, required=True)
+    queue_offset: int = hfield("queueOffset", int, required=True)
+    max_msg_nums: int = hfield("maxMsgNums", int, required=True)
+    sys_flag: int = hfield("sysFlag", int, required=True)
+    commit_offset: int = hfield("commitOffset", int, required=True)
+    suspend_timeout_millis: int = hfield("suspendTimeoutMillis", int, required=True)
+    subscription: str = hfield("subscription")
+    sub_version: int = hfield("subVersion", int, required=True)
+    expression_type: str = hfield("expressionType")
+    bname: str = hfield("bname")
+
+
+@attr.s(slots=True)
+class PullMessageResponseHeader(CommandHeader):
+    suggest_which_broker_id: int = hfield("suggestWhichBrokerId", int, required=True)
+    next_begin_offset: int = hfield("nextBeginOffset", int, required=True)
+    min_offset: int = hfield("minOffset", int, required=True)
+    max_offset: int = hfield("maxOffset", int, required=True)
+
+
+@attr.s(slots=True)
+class QueueRequestHeader(CommandHeader):
+    """GET_MAX_OFFSET, GET_MIN_OFFSET and GET_EARLIEST_MSG_STORETIME: one queue of one topic."""
+
+    topic: str = hfield("topic", required=True)
+    queue_id: int = hfield("queueId", int, required=True)
+
+
+@attr.s(slots=True)
+class SearchOffsetRequestHeader(CommandHeader):
+    topic: str = hfield("topic", required=True)
+    queue_id: int = hfield("queueId", int, required=True)
+    timestamp: int = hfield("timestamp", int, required=True)
+
+
+@attr.s(slots=True)
+class OffsetResponseHeader(CommandHeader):
+    offset: int = hfield("offset", int, required=True)
+
+
+@attr.s(slots=True)
+class EarliestMsgStoretimeResponseHeader(CommandHeader):
+    timestamp: int = hfield("timestamp", int, required=True)
+
+
+@attr.s(slots=True)
+class QueryConsumerOffsetRequestHeader(CommandHeader):
+    consumer_group: str = hfield("consumerGroup", required=True)
+    topic: str = hfield("topic", required=True)
+    queue_id: int = hfield("queueId", int, required=True)
+
+
+@attr.s(slots=True)
+class UpdateConsumerOffsetRequestHeader(CommandHeader):
+    consumer_group: str = hfield("consumerGroup", required=True)
+    topic: str = hfield("topic", required=True)
+    queue_id: int = hfield("queueId", int, required=True)
+    commit_offset: int = hfield("commitOffset", int, required=True)
+
+
+@attr.s(slots=True)
+class ConsumerGroupRequestHeader(CommandHeader):
+    """GET_CONSUMER_LIST_BY_GROUP, NOTIFY_CONSUMER_IDS_CHANGED, GET_CONSUMER_CONNECTION_LIST."""
+
+    consumer_group: str = hfield("consumerGroup", required=True)
+
+
+@attr.s(slots=True)
+class ProducerGroupRequestHeader(CommandHeader):
+    """GET_PRODUCER_CONNECTION_LIST."""
+
+    producer_group: str = hfield("producerGroup", required=True)
+
+
+@attr.s(slots=True)
+class UnregisterClientRequestHeader(CommandHeader):
+    client_id: str = hfield("clientID", required=True)
+    producer_group: str = hfield("producerGroup")
+    consumer_group: str = hfield("consumerGroup")
+
+
+@attr.s(slots=True)
+class CreateTopicRequestHeader(CommandHeader):
+    topic: str = hfield("topic", required=True)
+    default_topic: str = hfield("defaultTopic", required=True)
+    read_queue_nums: int = hfield("readQueueNums", int, required=True)
+    write_queue_nums: int = hfield("writeQueueNums", int, required=True)
+    perm: int = hfield("perm", int, required=True)
+    topic_filter_type: str = hfield("topicFilterType", required=True)
+    topic_sys_flag: int = hfield("topicSysFlag", int)
+    order: bool = hfield("order", bool, default=False)
+
+
+@attr.s(slots=True)
+class TopicRequestHeader(CommandHeader):
+    """DELETE_TOPIC_IN_BROKER, GET_TOPIC_STATS_INFO, QUERY_TOPIC_CONSUME_BY_WHO."""
+
+    topic: str = hfield("topic", required=True)
+
+
+@attr.s(slots=True)
+class GetConsumeStatsRequestHeader(CommandHeader):
+    consumer_group: str = hfield("consumerGroup", required=True)
+    topic: str = hfield("topic")
+
+
+@attr.s(slots=True)
+class GetConsumerRunningInfoRequestHeader(CommandHeader):
+    consumer_group: str = hfield("consumerGroup", required=True)
+    client_id: str = hfield("clientId", required=True)
+    jstack_enable: bool = hfield("jstackEnable", bool, default=False)
+
+
+@attr.s(slots=True)
+class GetBrokerConfigResponseHeader(CommandHeader):
+    version: str = hfield("version", required=True)
+
+
+@attr.s(slots=True)
+class DeleteSubscriptionGroupRequestHeader(CommandHeader):
+    group_name: str = hfield("groupName", required=True)
+    remove_offset: bool = hfield("removeOffset", bool, default=False)

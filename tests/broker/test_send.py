@@ -1,0 +1,109 @@
+"""Sends: the answer's header, batches, and every refusal with its response code and remark."""
+
+from __future__ import annotations
+
+import pytest_twisted
+
+from mq.common.message import decode_messages
+from mq.common.message_batch import encode_batch
+from mq.common.route import PERM_READ
+from mq.remoting.codes import RequestCode
+from mq.remoting.codes import ResponseCode as RC
+from mq.remoting.command import RemotingCommand
+
+
+@pytest_twisted.inlineCallbacks
+def test_send_answers_offset_id_queue_and_offset(client, addr, broker):
+    r = yield client.send(addr, "SendT", b"hello", tags="a", keys="k1 k2", properties={"p": "v"}, queue_id=1)
+    assert r.code == RC.SUCCESS
+    ext = r.ext_fields
+    assert set(ext) == {"msgId", "queueId", "queueOffset", "MSG_REGION", "TRACE_ON"}
+    assert (ext["queueId"], ext["queueOffset"], ext["MSG_REGION"], ext["TRACE_ON"]) == ("1", "0", "DefaultRegion", "true")
+    assert ext["msgId"].startswith("7F000001") and len(ext["msgId"]) == 32
+    # auto-created from TBW102 with min(4, 8) queues, perm RW
+    tc = broker.topic_config_manager.table["SendT"]
+    assert (tc.read_queue_nums, tc.write_queue_nums, tc.perm) == (4, 4, 6)
+    r = yield client.pull(addr, "g", "SendT", 1, 0)
+    (msg,) = decode_messages(r.body)
+    assert (msg.body, msg.tags, msg.keys, msg.properties["p"], msg.properties["CLUSTER"]) == (
+        b"hello", "a", ["k1", "k2"], "v", "DefaultCluster")
+    assert "WAIT" not in msg.properties
+    assert msg.born_host[0] == "127.0.0.1" and msg.store_host == ("127.0.0.1", broker.config.listen_port)
+
+
+@pytest_twisted.inlineCallbacks
+def test_send_v1_and_random_queue(client, addr):
+    r = yield client.send(addr, "SendV1", b"x", code=RequestCode.SEND_MESSAGE)
+    assert r.code == RC.SUCCESS and 0 <= int(r.ext_fields["queueId"]) < 4
+
+
+@pytest_twisted.inlineCallbacks
+def test_batch_stores_each_message(client, addr):
+    r = yield client.send_batch(addr, "SendB", [(b"m%d" % i, "t%d" % i) for i in range(5)], queue_id=2)
+    assert r.code == RC.SUCCESS
+    assert len(r.ext_fields["msgId"].split(",")) == 5 and r.ext_fields["queueOffset"] == "0"
+    r = yield client.pull(addr, "g", "SendB", 2, 0)
+    msgs = decode_messages(r.body)
+    assert [(m.body, m.tags, m.queue_offset) for m in msgs] == [(b"m%d" % i, "t%d" % i, i) for i in range(5)]
+
+
+@pytest_twisted.inlineCallbacks
+def test_cpp_style_batch_flag_one_is_a_batch(client, addr):
+    """C++ sends SEND_MESSAGE (10) with batch="1": stored as the separate messages (documented choice)."""
+    header = client.send_header("SendCpp", 0, {}, batch=True).encode()
+    header["batch"] = "1"
+    body = encode_batch([(0, b"a", "TAGS\x01x\x02"), (0, b"b", "TAGS\x01y\x02")])
+    r = yield client.remoting.invoke(addr, RemotingCommand.request(RequestCode.SEND_MESSAGE, header, body))
+    assert r.code == RC.SUCCESS
+    r = yield client.pull(addr, "g", "SendCpp", 0, 0)
+    assert [(m.body, m.tags) for m in decode_messages(r.body)] == [(b"a", "x"), (b"b", "y")]
+
+
+def _refusal(client, addr, ext_changes=None, body=b"x", code=RequestCode.SEND_MESSAGE_V2, props=None):
+    header = client.send_header("SendR", 0, props or {})
+    ext = header.encode_short() if code != RequestCode.SEND_MESSAGE else header.encode()
+    ext.update(ext_changes or {})
+    for k in [k for k, v in ext.items() if v is None]:
+        del ext[k]
+    return client.remoting.invoke(addr, RemotingCommand.request(code, ext, body))
+
+
+@pytest_twisted.inlineCallbacks
+def test_refusals_have_their_code_and_remark(client, addr, broker):
+    cases = [
+        ({"b": "bad topic!"}, b"x", RC.SYSTEM_ERROR, "characters outside"),
+        ({"b": "T" * 128}, b"x", RC.SYSTEM_ERROR, "longer than 127"),
+        ({"b": ""}, b"x", RC.SYSTEM_ERROR, "topic is empty"),
+        ({"b": "SCHEDULE_TOPIC_XXXX"}, b"x", RC.NO_PERMISSION, "is forbidden"),
+        ({"e": "99"}, b"x", RC.SYSTEM_ERROR, "queueId[99] is illegal"),
+        ({"b": "SendR2", "c": "NO_SUCH_DEFAULT"}, b"x", RC.TOPIC_NOT_EXIST, "not exist"),
+        ({}, b"x" * (4 * 1024 * 1024 + 1), RC.MESSAGE_ILLEGAL, "over the maximum of 4194304"),
+        ({"i": "k\x01" + "v" * 40000}, b"x", RC.MESSAGE_ILLEGAL, "properties are 40002 bytes"),
+        ({"a": None}, b"x", RC.SYSTEM_ERROR, "'a' is missing"),
+        ({"e": "zero"}, b"x", RC.SYSTEM_ERROR, "'e' is not an integer"),
+        ({"i": "TRAN_MSG\x01true"}, b"x", RC.NO_PERMISSION, "transaction message is forbidden"),
+        ({"m": "true"}, b"\x00\x00\x00\x05", RC.MESSAGE_ILLEGAL, "batch body is malformed"),
+    ]
+    for changes, body, code, remark in cases:
+        r = yield _refusal(client, addr, changes, body)
+        assert (r.code, remark in (r.remark or "")) == (code, True), (changes, r.code, r.remark)
+    yield client.create_topic(addr, "SendRO", perm=PERM_READ)
+    r = yield _refusal(client, addr, {"b": "SendRO"})
+    assert (r.code, r.remark) == (RC.NO_PERMISSION, "the topic[SendRO] sending message is forbidden")
+
+
+@pytest_twisted.inlineCallbacks
+def test_no_auto_create_and_broker_permission(client, make_broker):
+    b = make_broker(autoCreateTopicEnable="false", brokerPermission=4)
+    r = yield client.send(b.config.broker_addr, "Whatever", b"x")
+    assert r.code == RC.NO_PERMISSION and "sending message is forbidden" in r.remark
+    b.config.broker_permission = 6
+    r = yield client.send(b.config.broker_addr, "Whatever", b"x")
+    assert r.code == RC.TOPIC_NOT_EXIST and "auto-creation from TBW102 is off" in r.remark
+
+
+@pytest_twisted.inlineCallbacks
+def test_slave_refuses_sends(client, make_broker):
+    b = make_broker(brokerRole="SLAVE", brokerId=1)
+    r = yield client.send(b.config.broker_addr, "T", b"x")
+    assert r.code == RC.SERVICE_NOT_AVAILABLE and "slave" in r.remark
