@@ -104,6 +104,20 @@ class ConsumerGroupInfo:
         }
 
 
+def _drop_expired(kind: str, groups: dict[str, dict[object, ClientChannelInfo]], deadline: int,
+                  unregister: Callable[[str, object], None]) -> list[object]:
+    """Unregister every channel whose last heartbeat is before ``deadline``; returns those channels."""
+    dead = []
+    for group, channels in groups.items():
+        for channel, client in list(channels.items()):
+            if client.last_update < deadline:
+                log.warn("{kind} {cid} of {group} sent no heartbeat in time: dropped", kind=kind,
+                         cid=client.client_id, group=group)
+                unregister(group, channel)
+                dead.append(channel)
+    return dead
+
+
 class ConsumerManager:
     """Consumer groups. ``on_group_changed(group, channels)`` runs when a group's members or topics change."""
 
@@ -153,16 +167,8 @@ class ConsumerManager:
 
     def scan_expired(self) -> list[object]:
         """Drop channels without a heartbeat for the timeout; returns them (the caller closes them)."""
-        now = self.now_ms()
-        dead = []
-        for group, info in list(self.table.items()):
-            for channel, client in list(info.channels.items()):
-                if now - client.last_update > self.timeout:
-                    log.warning("consumer {cid} of {group} sent no heartbeat for {s} s: dropped",
-                             cid=client.client_id, group=group, s=(now - client.last_update) // 1000)
-                    self.unregister(group, channel)
-                    dead.append(channel)
-        return dead
+        groups = {group: info.channels for group, info in self.table.items()}
+        return _drop_expired("consumer", groups, self.now_ms() - self.timeout, self.unregister)
 
     def groups_of_topic(self, topic: str) -> list[str]:
         return [g for g, info in self.table.items() if topic in info.subscriptions]
@@ -199,16 +205,7 @@ class ProducerManager:
             self.unregister(group, channel)
 
     def scan_expired(self) -> list[object]:
-        now = self.now_ms()
-        dead = []
-        for group, channels in list(self.table.items()):
-            for channel, client in list(channels.items()):
-                if now - client.last_update > self.timeout:
-                    log.warning("producer {cid} of {group} sent no heartbeat for {s} s: dropped",
-                             cid=client.client_id, group=group, s=(now - client.last_update) // 1000)
-                    self.unregister(group, channel)
-                    dead.append(channel)
-        return dead
+        return _drop_expired("producer", dict(self.table), self.now_ms() - self.timeout, self.unregister)
 
     def connections(self, group: str) -> list[ClientChannelInfo]:
         return list((self.table.get(group) or {}).values())

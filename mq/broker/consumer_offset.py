@@ -52,20 +52,10 @@ class ConsumerOffsetManager(JsonStateFile):
         return dict(self.table.get(topic_queue_key(topic, group)) or {})
 
     def topics_of_group(self, group: str) -> set[str]:
-        out = set()
-        for key in self.table:
-            topic, _, g = key.rpartition("@")
-            if g == group:
-                out.add(topic)
-        return out
+        return {topic for topic, g in self.pairs() if g == group}
 
     def groups_of_topic(self, topic: str) -> set[str]:
-        out = set()
-        for key in self.table:
-            t, _, group = key.rpartition("@")
-            if t == topic:
-                out.add(group)
-        return out
+        return {group for t, group in self.pairs() if t == topic}
 
     def pairs(self) -> list[tuple]:
         """(topic, group) of every entry."""
