@@ -63,10 +63,12 @@ class RequestDispatcher:
     with its text, and is logged. Oneway requests are never answered.
     """
 
-    def __init__(self, observer: Optional[Callable[[int, int], None]] = None) -> None:
+    def __init__(self, observer: Optional[Callable[[int, int], None]] = None, answer_unknown: bool = True) -> None:
         self.processors: Dict[int, Processor] = {}
         #: Called with (request code, response code) for each request that got a response.
         self.observer = observer
+        #: False for the NameServer, which sends no response at all to codes it does not know (wire §0.10).
+        self.answer_unknown = answer_unknown
 
     def register(self, code: int, processor: Processor) -> None:
         self.processors[int(code)] = processor
@@ -74,6 +76,9 @@ class RequestDispatcher:
     def dispatch(self, request: RemotingCommand, channel: "RemotingProtocol") -> None:
         processor = self.processors.get(request.code)
         if processor is None:
+            if not self.answer_unknown:
+                log.debug("no processor for {code} from {peer}", code=request.code, peer=channel.peer)
+                return
             self._respond(
                 request,
                 channel,

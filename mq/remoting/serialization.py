@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import platform
 import struct
-from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
+from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Dict, Optional
 
 import construct as c
@@ -82,6 +82,11 @@ class FrameError(ValueError):
 
 # -- JSON header ---------------------------------------------------------------------------------------
 
+try:  # CPython's C encoder; PyPy's json.encoder has no such name
+    from json.encoder import c_make_encoder  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - PyPy
+    c_make_encoder = None
+
 _PYPY = platform.python_implementation() == "PyPy"
 
 if _PYPY or c_make_encoder is None:
@@ -90,15 +95,15 @@ if _PYPY or c_make_encoder is None:
     _json_scan = None
     _json_dumps = json.JSONEncoder(separators=(",", ":")).encode
 
-    def _encode_json(header: dict) -> bytes:
-        return _json_dumps(header).encode("ascii")
+    def _encode_json(value: dict) -> str:
+        return _json_dumps(value)
 
 else:
     _json_scan = json.JSONDecoder().scan_once
     _c_encode = c_make_encoder(None, None, encode_basestring_ascii, None, ":", ",", False, False, True)
 
-    def _encode_json(header: dict) -> bytes:
-        return "".join(_c_encode(header, 0)).encode("ascii")
+    def _encode_json(value: dict) -> str:
+        return "".join(_c_encode(value, 0))
 
 
 def _parse_json(text: str) -> object:
@@ -201,18 +206,28 @@ def decode_json_header(data: bytes, body: bytes) -> RemotingCommand:
     )
 
 
+#: Each language's name as a JSON string, ready to paste into a header.
+_LANGUAGE_JSON = {code: f'"{name}"' for code, name in _LANGUAGE_NAMES.items()}
+
+
 def encode_json_header(cmd: RemotingCommand) -> bytes:
-    header = {"code": cmd.code}
-    if cmd.ext_fields is not None:
-        header["extFields"] = _string_ext(cmd.ext_fields)
-    header["flag"] = cmd.flag
-    header["language"] = _LANGUAGE_NAMES.get(cmd.language, "OTHER")
-    header["opaque"] = cmd.opaque
-    if cmd.remark is not None:
-        header["remark"] = cmd.remark
-    header["serializeTypeCurrentRPC"] = "JSON"
-    header["version"] = cmd.version
-    return _encode_json(header)
+    """The header as fastjson writes it: compact, keys in alphabetical order, null fields left out.
+
+    The fixed keys are pasted around the variable parts rather than built as a dict and encoded; only
+    ``extFields`` and ``remark`` go through the JSON encoder. ``%d`` also writes IntEnums as plain numbers.
+    """
+    ext = cmd.ext_fields
+    remark = cmd.remark
+    text = '{"code":%d%s,"flag":%d,"language":%s,"opaque":%d%s,"serializeTypeCurrentRPC":"JSON","version":%d}' % (
+        cmd.code,
+        "" if ext is None else ',"extFields":' + _encode_json(_string_ext(ext)),
+        cmd.flag,
+        _LANGUAGE_JSON.get(cmd.language, '"OTHER"'),
+        cmd.opaque,
+        "" if remark is None else ',"remark":' + encode_basestring_ascii(remark),
+        cmd.version,
+    )
+    return text.encode("ascii")
 
 
 # -- ROCKETMQ binary header ----------------------------------------------------------------------------

@@ -35,6 +35,16 @@ def test_unknown_code_gets_request_code_not_supported_naming_it(serialize_type):
     assert response.serialize_type == serialize_type
 
 
+def test_a_dispatcher_may_stay_silent_on_unknown_codes():
+    """What the NameServer does (wire reference §0.10)."""
+    dispatcher = RequestDispatcher(answer_unknown=False)
+    dispatcher.register(105, lambda req, ch: req.response())
+    proto, transport = connect(dispatcher)
+    proto.dataReceived(request(12345, opaque=1) + request(105, opaque=2))
+    [response] = answers(transport)
+    assert response.opaque == 2
+
+
 def test_processor_response_is_sent_with_the_request_opaque():
     dispatcher = RequestDispatcher()
     dispatcher.register(105, lambda req, ch: req.response(ResponseCode.SUCCESS, None, {"a": "b"}, b"body"))
