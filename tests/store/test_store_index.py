@@ -1,0 +1,66 @@
+"""IndexFile layout and lookups: slots, chains, rollover, time windows, max counts, sparse files."""
+
+from __future__ import annotations
+
+import os
+
+from mq.common.hashing import index_key_hash
+from mq.store.index import ENTRY_SIZE, HEADER_SIZE, INDEX_ENTRY, INDEX_HEADER, IndexFile, IndexService, index_file_size
+
+T = 1_700_000_000_000
+
+
+def test_default_size_and_sparse_creation(tmp_path):
+    assert index_file_size(5_000_000, 20_000_000) == 420_000_040
+    f = IndexFile(str(tmp_path / "big"), 5_000_000, 20_000_000, create=True)
+    st = os.stat(tmp_path / "big")
+    assert st.st_size == 420_000_040 and st.st_blocks * 512 < 1 << 20
+    f.close()
+
+
+def test_entries_are_laid_out_as_rocketmq(tmp_path):
+    f = IndexFile(str(tmp_path / "i"), 8, 16, create=True)
+    assert f.put_key("T#k", 100, T)
+    assert f.put_key("T#k", 200, T + 5000)
+    h = index_key_hash("T#k")
+    slot = HEADER_SIZE + (h % 8) * 4
+    assert int.from_bytes(f.mm[slot : slot + 4], "big") == 2
+    e2 = INDEX_ENTRY.unpack_from(f.mm, HEADER_SIZE + 8 * 4 + 2 * ENTRY_SIZE)
+    assert e2 == (h, 200, 5, 1)  # hash, offset, seconds since the first entry, previous entry number
+    header = INDEX_HEADER.as_dict(INDEX_HEADER.unpack_from(f.mm, 0))
+    assert header == dict(begin_timestamp=T, end_timestamp=T + 5000, begin_phy_offset=100, end_phy_offset=200,
+                          hash_slot_count=1, index_count=3)  # fmt: skip
+    f.close()
+    reopened = IndexFile(str(tmp_path / "i"), 8, 16, create=False)
+    out = []
+    reopened.select("T#k", 10, 0, 2**62, out)
+    assert out == [200, 100]
+
+
+def test_chains_with_colliding_slots_time_window_and_max(tmp_path):
+    svc = IndexService(str(tmp_path), slots=1, max_index=1000, now_ms=lambda: T)  # every key in one slot
+    for i in range(50):
+        svc.build("T", {"KEYS": f"k{i % 5} all", "UNIQ_KEY": f"U{i}"}, i * 100, T + i * 1000)
+    offsets, last_ts, last_phy = svc.query("T", "k3", 100, 0, 2**62)
+    assert offsets == [i * 100 for i in reversed(range(50)) if i % 5 == 3]
+    assert (last_ts, last_phy) == (T + 49_000, 4900)
+    assert len(svc.query("T", "all", 7, 0, 2**62)[0]) == 7
+    window = svc.query("T", "all", 100, T + 10_000, T + 19_000)[0]
+    assert window == [i * 100 for i in reversed(range(10, 20))]
+    assert svc.query("T", "U7", 10, 0, 2**62)[0] == [700]
+    assert svc.query("OTHER", "U7", 10, 0, 2**62)[0] == []
+
+
+def test_rollover_to_new_files_and_skip_of_already_indexed_offsets(tmp_path):
+    svc = IndexService(str(tmp_path), slots=4, max_index=10, now_ms=lambda: T)
+    for i in range(40):
+        svc.build("T", {"UNIQ_KEY": f"U{i}"}, i * 10, T + i)
+    assert len(os.listdir(tmp_path)) == 5  # 9 entries per file (entry 0 is unused)
+    assert all(svc.query("T", f"U{i}", 5, 0, 2**62)[0] == [i * 10] for i in range(40))
+    svc.build("T", {"UNIQ_KEY": "U39"}, 390, T)  # re-dispatch after a restart: not indexed twice
+    assert svc.query("T", "U39", 5, 0, 2**62)[0] == [390]
+    svc.close()
+    again = IndexService(str(tmp_path), slots=4, max_index=10, now_ms=lambda: T)
+    again.load()
+    assert again.indexed_until == 390
+    assert again.delete_expired(200) == 2 and again.query("T", "U1", 5, 0, 2**62)[0] == []
