@@ -86,8 +86,8 @@ class TopicConfigManager(JsonStateFile):
         tc = self.table.get(topic)
         return tc is not None and tc.order
 
-    def serialize_wrapper(self, topics: Iterable[TopicConfig] | None = None) -> dict:
-        """TopicConfigSerializeWrapper: the registration body's topic part (the broker's perm applied)."""
+    def register_body(self, topics: Iterable[TopicConfig] | None = None) -> RegisterBrokerBody:
+        """The REGISTER_BROKER body: these topics (all by default) with the broker's permission applied."""
         perm = self.config.broker_permission
         table = {}
         for tc in self.table.values() if topics is None else topics:

@@ -7,7 +7,7 @@ import os
 import socket
 import struct
 import time
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, Optional, Sequence
 
 from twisted.internet import defer
 
@@ -51,8 +51,91 @@ def message_properties(tags: Optional[str] = None, keys: Optional[str] = None,
     return props
 
 
+def create_topic_request(topic: str, queues: int = 4, perm: int = 6, order: bool = False) -> RemotingCommand:
+    ext = CreateTopicRequestHeader(topic=topic, default_topic=DEFAULT_TOPIC, read_queue_nums=queues,
+                                   write_queue_nums=queues, perm=perm, topic_filter_type="SINGLE_TAG",
+                                   topic_sys_flag=0, order=order).encode()
+    return RemotingCommand.request(RequestCode.UPDATE_AND_CREATE_TOPIC, ext)
+
+
+def send_header(topic: str, queue_id: int, props: dict[str, str], group: str = "mq_simple_producer",
+                batch: bool = False) -> SendMessageRequestHeader:
+    return SendMessageRequestHeader(
+        producer_group=group, topic=topic, default_topic=DEFAULT_TOPIC, default_topic_queue_nums=4,
+        queue_id=queue_id, sys_flag=0, born_timestamp=int(time.time() * 1000), flag=0,
+        properties=properties_to_string(props), reconsume_times=0, unit_mode=False, batch=batch,
+    )
+
+
+def send_request(topic: str, body: bytes, tags: str | None = None, keys: str | None = None,
+                 properties: dict[str, str] | None = None, queue_id: int = -1, group: str = "mq_simple_producer",
+                 code: int = RequestCode.SEND_MESSAGE_V2, oneway: bool = False) -> RemotingCommand:
+    header = send_header(topic, queue_id, message_properties(tags, keys, properties), group)
+    ext = header.encode() if code == RequestCode.SEND_MESSAGE else header.encode_short()
+    return RemotingCommand.request(code, ext, body, oneway=oneway)
+
+
+def send_batch_request(topic: str, messages: Sequence[tuple[bytes, str | None]], queue_id: int = -1,
+                       group: str = "mq_simple_producer") -> RemotingCommand:
+    """(body, tags) pairs as one SEND_BATCH_MESSAGE."""
+    body = encode_batch((0, b, properties_to_string(message_properties(t))) for b, t in messages)
+    header = send_header(topic, queue_id, {MessageConst.PROPERTY_WAIT_STORE_MSG_OK: "true"}, group, True)
+    return RemotingCommand.request(RequestCode.SEND_BATCH_MESSAGE, header.encode_short(), body)
+
+
+def heartbeat_request(client_id: str, producer_groups: Iterable[str] = (),
+                      consumers: Iterable[tuple[str, Sequence[str], str]] = ()) -> RemotingCommand:
+    """HEART_BEAT with producer groups and (group, topics, message model) consumers subscribed to ``*``."""
+    now = int(time.time() * 1000)
+    data = HeartbeatData(client_id, list(producer_groups), [
+        ConsumerData(group, "CONSUME_ACTIVELY", model, "CONSUME_FROM_FIRST_OFFSET",
+                     [SubscriptionData.build(t, "*", now) for t in topics])
+        for group, topics, model in consumers
+    ])
+    return RemotingCommand.request(RequestCode.HEART_BEAT, None, fastjson.dumps_bytes(data))
+
+
+def pull_request(group: str, topic: str, queue_id: int, offset: int, max_nums: int = 32, subscription: str = "*",
+                 suspend_ms: int = 0, commit_offset: int | None = None) -> RemotingCommand:
+    """PULL_MESSAGE with the subscription in the header; ``suspend_ms`` > 0 allows long polling."""
+    sys_flag = PullSysFlag.build(commit_offset is not None, suspend_ms > 0, True, False)
+    ext = PullMessageRequestHeader(
+        consumer_group=group, topic=topic, queue_id=queue_id, queue_offset=offset, max_msg_nums=max_nums,
+        sys_flag=sys_flag, commit_offset=commit_offset or 0, suspend_timeout_millis=suspend_ms,
+        subscription=subscription, sub_version=0, expression_type="TAG",
+    ).encode()
+    return RemotingCommand.request(RequestCode.PULL_MESSAGE, ext)
+
+
+def query_offset_request(group: str, topic: str, queue_id: int) -> RemotingCommand:
+    ext = QueryConsumerOffsetRequestHeader(consumer_group=group, topic=topic, queue_id=queue_id).encode()
+    return RemotingCommand.request(RequestCode.QUERY_CONSUMER_OFFSET, ext)
+
+
+def update_offset_request(group: str, topic: str, queue_id: int, offset: int) -> RemotingCommand:
+    ext = UpdateConsumerOffsetRequestHeader(consumer_group=group, topic=topic, queue_id=queue_id,
+                                            commit_offset=offset).encode()
+    return RemotingCommand.request(RequestCode.UPDATE_CONSUMER_OFFSET, ext)
+
+
+def max_offset_request(topic: str, queue_id: int) -> RemotingCommand:
+    return RemotingCommand.request(RequestCode.GET_MAX_OFFSET, QueueRequestHeader(topic=topic, queue_id=queue_id).encode())
+
+
+def route_request(topic: str) -> RemotingCommand:
+    return RemotingCommand.request(RequestCode.GET_ROUTEINFO_BY_TOPIC, {"topic": topic})
+
+
+def parse_route(response: RemotingCommand) -> TopicRouteData | None:
+    if response.code != ResponseCode.SUCCESS:
+        return None
+    return TopicRouteData.from_json(fastjson.loads(response.body))
+
+
 class SimpleClient:
-    def __init__(self, reactor=None, client_id: Optional[str] = None, timeout: float = 5.0) -> None:
+    """Each call sends one request built by the functions above and returns a Deferred of the response."""
+
+    def __init__(self, reactor=None, client_id: str | None = None, timeout: float = 5.0) -> None:
         if reactor is None:
             from twisted.internet import reactor as global_reactor
 
@@ -62,98 +145,46 @@ class SimpleClient:
         self.client_id = client_id or f"127.0.0.1@{os.getpid()}#{id(self)}"
         self.timeout = timeout
 
-    def invoke(self, addr: str, code: int, ext: Optional[Dict[str, str]] = None, body: bytes = b"",
-               timeout: Optional[float] = None) -> defer.Deferred:
-        request = RemotingCommand.request(code, ext, body)
+    def call(self, addr: str, request: RemotingCommand, timeout: float | None = None) -> defer.Deferred:
+        if request.is_oneway:
+            return self.remoting.invoke_oneway(addr, request)
         return self.remoting.invoke(addr, request, timeout or self.timeout)
+
+    def invoke(self, addr: str, code: int, ext: dict[str, str] | None = None, body: bytes = b"",
+               timeout: float | None = None) -> defer.Deferred:
+        return self.call(addr, RemotingCommand.request(code, ext, body), timeout)
 
     def close(self) -> defer.Deferred:
         return self.remoting.close()
 
-    # -- NameServer --------------------------------------------------------------------------------
-
-    @defer.inlineCallbacks
-    def route(self, namesrv: str, topic: str):
+    def route(self, namesrv: str, topic: str) -> defer.Deferred:
         """The topic's TopicRouteData, or None when the NameServer does not know it."""
-        response = yield self.invoke(namesrv, RequestCode.GET_ROUTEINFO_BY_TOPIC, {"topic": topic})
-        if response.code != ResponseCode.SUCCESS:
-            return None
-        return TopicRouteData.from_json(fastjson.loads(response.body))
-
-    # -- admin -------------------------------------------------------------------------------------
+        return self.call(namesrv, route_request(topic)).addCallback(parse_route)
 
     def create_topic(self, broker: str, topic: str, queues: int = 4, perm: int = 6, order: bool = False):
-        ext = CreateTopicRequestHeader(topic=topic, default_topic=DEFAULT_TOPIC, read_queue_nums=queues,
-                                       write_queue_nums=queues, perm=perm, topic_filter_type="SINGLE_TAG",
-                                       topic_sys_flag=0, order=order).encode()
-        return self.invoke(broker, RequestCode.UPDATE_AND_CREATE_TOPIC, ext)
+        return self.call(broker, create_topic_request(topic, queues, perm, order))
 
-    # -- producing ---------------------------------------------------------------------------------
+    def send(self, broker: str, topic: str, body: bytes, **kwargs) -> defer.Deferred:
+        """Send one message (see ``send_request``); the response's extFields hold msgId, queueId, queueOffset."""
+        return self.call(broker, send_request(topic, body, **kwargs))
 
-    def send_header(self, topic: str, queue_id: int, props: Dict[str, str], group: str = "mq_simple_producer",
-                    batch: bool = False) -> SendMessageRequestHeader:
-        return SendMessageRequestHeader(
-            producer_group=group, topic=topic, default_topic=DEFAULT_TOPIC, default_topic_queue_nums=4,
-            queue_id=queue_id, sys_flag=0, born_timestamp=int(time.time() * 1000), flag=0,
-            properties=properties_to_string(props), reconsume_times=0, unit_mode=False, batch=batch,
-        )
+    def send_batch(self, broker: str, topic: str, messages, queue_id: int = -1, group: str = "mq_simple_producer"):
+        return self.call(broker, send_batch_request(topic, messages, queue_id, group))
 
-    def send(self, broker: str, topic: str, body: bytes, tags: Optional[str] = None, keys: Optional[str] = None,
-             properties: Optional[Dict[str, str]] = None, queue_id: int = -1, group: str = "mq_simple_producer",
-             code: int = RequestCode.SEND_MESSAGE_V2, oneway: bool = False) -> defer.Deferred:
-        """Send one message; a Deferred of the response (its extFields: msgId, queueId, queueOffset)."""
-        header = self.send_header(topic, queue_id, message_properties(tags, keys, properties), group)
-        ext = header.encode() if code == RequestCode.SEND_MESSAGE else header.encode_short()
-        request = RemotingCommand.request(code, ext, body, oneway=oneway)
-        if oneway:
-            return self.remoting.invoke_oneway(broker, request)
-        return self.remoting.invoke(broker, request, self.timeout)
-
-    def send_batch(self, broker: str, topic: str, messages: Sequence[Tuple[bytes, Optional[str]]], queue_id: int = -1,
-                   group: str = "mq_simple_producer") -> defer.Deferred:
-        """Send (body, tags) pairs as one SEND_BATCH_MESSAGE."""
-        body = encode_batch((0, b, properties_to_string(message_properties(t))) for b, t in messages)
-        header = self.send_header(topic, queue_id, {MessageConst.PROPERTY_WAIT_STORE_MSG_OK: "true"}, group, True)
-        return self.invoke(broker, RequestCode.SEND_BATCH_MESSAGE, header.encode_short(), body)
-
-    # -- consuming ---------------------------------------------------------------------------------
-
-    def heartbeat(self, broker: str, producer_groups: Iterable[str] = (),
-                  consumers: Iterable[Tuple[str, Sequence[str], str]] = ()) -> defer.Deferred:
-        """HEART_BEAT with producer groups and (group, topics, message model) consumers subscribed to ``*``."""
-        now = int(time.time() * 1000)
-        data = HeartbeatData(self.client_id, list(producer_groups), [
-            ConsumerData(group, "CONSUME_ACTIVELY", model, "CONSUME_FROM_FIRST_OFFSET",
-                         [SubscriptionData.build(t, "*", now) for t in topics])
-            for group, topics, model in consumers
-        ])
-        return self.invoke(broker, RequestCode.HEART_BEAT, None, fastjson.dumps_bytes(data))
+    def heartbeat(self, broker: str, producer_groups: Iterable[str] = (), consumers=()) -> defer.Deferred:
+        return self.call(broker, heartbeat_request(self.client_id, producer_groups, consumers))
 
     def pull(self, broker: str, group: str, topic: str, queue_id: int, offset: int, max_nums: int = 32,
-             subscription: str = "*", suspend_ms: int = 0, commit_offset: Optional[int] = None,
-             timeout: Optional[float] = None) -> defer.Deferred:
-        """PULL_MESSAGE with the subscription in the header; ``suspend_ms`` > 0 allows long polling."""
-        sys_flag = PullSysFlag.build(commit_offset is not None, suspend_ms > 0, True, False)
-        ext = PullMessageRequestHeader(
-            consumer_group=group, topic=topic, queue_id=queue_id, queue_offset=offset, max_msg_nums=max_nums,
-            sys_flag=sys_flag, commit_offset=commit_offset or 0, suspend_timeout_millis=suspend_ms,
-            subscription=subscription, sub_version=0, expression_type="TAG",
-        ).encode()
-        return self.invoke(broker, RequestCode.PULL_MESSAGE, ext, b"", timeout or (self.timeout + suspend_ms / 1000.0))
+             subscription: str = "*", suspend_ms: int = 0, commit_offset: int | None = None,
+             timeout: float | None = None) -> defer.Deferred:
+        request = pull_request(group, topic, queue_id, offset, max_nums, subscription, suspend_ms, commit_offset)
+        return self.call(broker, request, timeout or (self.timeout + suspend_ms / 1000.0))
 
     def query_offset(self, broker: str, group: str, topic: str, queue_id: int) -> defer.Deferred:
-        ext = QueryConsumerOffsetRequestHeader(consumer_group=group, topic=topic, queue_id=queue_id).encode()
-        return self.invoke(broker, RequestCode.QUERY_CONSUMER_OFFSET, ext)
+        return self.call(broker, query_offset_request(group, topic, queue_id))
 
     def update_offset(self, broker: str, group: str, topic: str, queue_id: int, offset: int) -> defer.Deferred:
-        ext = UpdateConsumerOffsetRequestHeader(consumer_group=group, topic=topic, queue_id=queue_id,
-                                                commit_offset=offset).encode()
-        return self.invoke(broker, RequestCode.UPDATE_CONSUMER_OFFSET, ext)
+        return self.call(broker, update_offset_request(group, topic, queue_id, offset))
 
     def max_offset(self, broker: str, topic: str, queue_id: int) -> defer.Deferred:
-        ext = QueueRequestHeader(topic=topic, queue_id=queue_id).encode()
-        return self.invoke(broker, RequestCode.GET_MAX_OFFSET, ext)
-
-
-def queue_ids(route: TopicRouteData) -> List[int]:
-    return list(range(max((q.write_queue_nums for q in route.queue_datas), default=0)))
+        return self.call(broker, max_offset_request(topic, queue_id))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest_twisted
 
+from mq.client.simple import send_header
 from mq.common.message import decode_messages
 from mq.common.message_batch import encode_batch
 from mq.common.route import PERM_READ
@@ -50,7 +51,7 @@ def test_batch_stores_each_message(client, addr):
 @pytest_twisted.inlineCallbacks
 def test_cpp_style_batch_flag_one_is_a_batch(client, addr):
     """C++ sends SEND_MESSAGE (10) with batch="1": stored as the separate messages (documented choice)."""
-    header = client.send_header("SendCpp", 0, {}, batch=True).encode()
+    header = send_header("SendCpp", 0, {}, batch=True).encode()
     header["batch"] = "1"
     body = encode_batch([(0, b"a", "TAGS\x01x\x02"), (0, b"b", "TAGS\x01y\x02")])
     r = yield client.remoting.invoke(addr, RemotingCommand.request(RequestCode.SEND_MESSAGE, header, body))
@@ -60,7 +61,7 @@ def test_cpp_style_batch_flag_one_is_a_batch(client, addr):
 
 
 def _refusal(client, addr, ext_changes=None, body=b"x", code=RequestCode.SEND_MESSAGE_V2, props=None):
-    header = client.send_header("SendR", 0, props or {})
+    header = send_header("SendR", 0, props or {})
     ext = header.encode_short() if code != RequestCode.SEND_MESSAGE else header.encode()
     ext.update(ext_changes or {})
     for k in [k for k, v in ext.items() if v is None]:

@@ -1,0 +1,143 @@
+"""Real ``twistd namesrv`` and ``twistd broker`` processes over loopback."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from mq.client.simple import (
+    create_topic_request,
+    max_offset_request,
+    parse_route,
+    pull_request,
+    query_offset_request,
+    route_request,
+    send_request,
+    update_offset_request,
+)
+from mq.common.message import decode_messages
+from mq.remoting.codes import ResponseCode as RC
+from tests.broker.wire import Wire, call
+from tests.support.processes import free_port, wait_until
+
+
+@pytest.fixture
+def namesrv(twistd, tmp_path):
+    port = free_port()
+    proc = twistd("namesrv", "--port", str(port), "--kv-config", str(tmp_path / "kv.json"),
+                  "--broker-expiry", "3", "--scan-interval", "1")
+    proc.wait_port(port)
+    proc.addr = f"127.0.0.1:{port}"
+    return proc
+
+
+@pytest.fixture
+def start_broker(twistd, tmp_path, namesrv):
+    conf = tmp_path / "broker.conf"
+    conf.write_text("brokerClusterName=ITCluster\nmappedFileSizeCommitLog=4194304\n"
+                    "mappedFileSizeConsumeQueue=1000\nregisterNameServerPeriod=10000\n")
+    store = tmp_path / "store"
+    port = free_port()
+
+    def start(*extra, name="it-broker", workdir=None):
+        proc = twistd("broker", "--port", str(port), "--namesrv", namesrv.addr, "--store", str(store),
+                      "--ip", "127.0.0.1", "--broker-name", name, "--config", str(conf), *extra,
+                      workdir=workdir or tmp_path / f"broker-{time.monotonic_ns()}")
+        proc.wait_port(port)
+        proc.addr = f"127.0.0.1:{port}"
+        return proc
+
+    return start
+
+
+def route_of(namesrv, topic):
+    return parse_route(call(namesrv.addr, route_request(topic)))
+
+
+def test_produce_consume_and_route_at_once(namesrv, start_broker):
+    broker = start_broker()
+    assert "serving at 127.0.0.1" in broker.log_text()
+    r = call(broker.addr, create_topic_request("ItTopic", queues=2))
+    assert r.code == RC.SUCCESS
+    route = route_of(namesrv, "ItTopic")  # no wait: the broker registered the topic before answering
+    assert route is not None and route.queue_datas[0].write_queue_nums == 2
+    assert route.broker_datas[0].broker_addrs == {0: broker.addr}
+    with Wire(broker.addr) as w:
+        for i in range(20):
+            r = w.call(send_request("ItTopic", b"body-%d" % i, tags="t", queue_id=i % 2))
+            assert r.code == RC.SUCCESS, r.remark
+        got = []
+        for qid in (0, 1):
+            r = w.call(pull_request("itg", "ItTopic", qid, 0))
+            assert r.code == RC.SUCCESS
+            got += [m.body for m in decode_messages(r.body)]
+    assert sorted(got) == sorted(b"body-%d" % i for i in range(20))
+    # a topic auto-created by a send reaches the NameServer at once too (oneway registration)
+    assert call(broker.addr, send_request("ItAuto", b"x")).code == RC.SUCCESS
+    wait_until(lambda: route_of(namesrv, "ItAuto") is not None, 5, what="auto-created topic in the route")
+
+
+def test_long_poll_woken_by_send(start_broker):
+    broker = start_broker()
+    call(broker.addr, create_topic_request("ItPoll", queues=1))
+    with Wire(broker.addr) as puller, Wire(broker.addr) as sender:
+        started = time.monotonic()
+        opaque = puller.send(pull_request("pollg", "ItPoll", 0, 0, suspend_ms=20000))
+        time.sleep(0.3)  # let the pull be held (its answer would come now if it were not)
+        assert sender.call(send_request("ItPoll", b"wake")).code == RC.SUCCESS
+        r = puller.receive(opaque, timeout=10)
+        waited = time.monotonic() - started
+    assert r.code == RC.SUCCESS and [m.body for m in decode_messages(r.body)] == [b"wake"]
+    assert waited < 5, f"the held pull took {waited:.1f} s"
+
+
+def test_offsets_survive_restart(start_broker):
+    broker = start_broker()
+    call(broker.addr, create_topic_request("ItOff", queues=2))
+    assert call(broker.addr, update_offset_request("offg", "ItOff", 1, 42)).code == RC.SUCCESS
+    assert broker.stop() in (0, -signal.SIGTERM)  # twistd re-raises the signal it stopped on
+    broker = start_broker()
+    r = call(broker.addr, query_offset_request("offg", "ItOff", 1))
+    assert (r.code, r.ext_fields["offset"]) == (RC.SUCCESS, "42")
+
+
+def test_sync_flush_kill_loses_no_acknowledged_message(start_broker):
+    broker = start_broker("--flush", "SYNC_FLUSH")
+    call(broker.addr, create_topic_request("ItSync", queues=1))
+    acked = []
+    with Wire(broker.addr) as w:
+        for i in range(200):
+            r = w.call(send_request("ItSync", b"m%d" % i, queue_id=0))
+            assert r.code == RC.SUCCESS
+            acked.append(b"m%d" % i)
+    broker.kill()
+    broker = start_broker("--flush", "SYNC_FLUSH")
+    assert int(call(broker.addr, max_offset_request("ItSync", 0)).ext_fields["offset"]) >= len(acked)
+    got = []
+    offset = 0
+    with Wire(broker.addr) as w:
+        while offset < len(acked):
+            r = w.call(pull_request("syncg", "ItSync", 0, offset))
+            assert r.code == RC.SUCCESS, (r.code, r.remark)
+            got += [m.body for m in decode_messages(r.body)]
+            offset = int(r.ext_fields["nextBeginOffset"])
+    assert got[: len(acked)] == acked
+
+
+def test_silent_broker_dropped_and_graceful_stop_unregisters(namesrv, start_broker):
+    broker = start_broker()
+    call(broker.addr, create_topic_request("ItGone", queues=1))
+    assert route_of(namesrv, "ItGone") is not None
+    os.kill(broker.proc.pid, signal.SIGSTOP)  # alive, connected, but silent
+    try:
+        wait_until(lambda: route_of(namesrv, "ItGone") is None, 15, 0.2, "the silent broker dropped from routes")
+    finally:
+        os.kill(broker.proc.pid, signal.SIGCONT)
+    call(broker.addr, create_topic_request("ItGone", queues=1))  # registers again
+    assert route_of(namesrv, "ItGone") is not None
+    assert broker.stop() in (0, -signal.SIGTERM)  # twistd re-raises the signal it stopped on
+    assert route_of(namesrv, "ItGone") is None  # unregistered on the way out
+    assert "stopped" in broker.log_text()

@@ -1,0 +1,61 @@
+"""A blocking remoting connection for tests that drive real ``twistd`` processes from plain pytest code."""
+
+from __future__ import annotations
+
+import itertools
+import socket
+import struct
+
+from mq.remoting.command import RemotingCommand
+from mq.remoting.serialization import decode_command, encode_command
+
+_opaques = itertools.count(1)
+
+
+class Wire:
+    def __init__(self, addr: str, timeout: float = 10.0) -> None:
+        host, port = addr.rsplit(":", 1)
+        self.sock = socket.create_connection((host, int(port)), timeout=timeout)
+        self.timeout = timeout
+        self.buf = b""
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> "Wire":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def send(self, request: RemotingCommand) -> int:
+        request.opaque = next(_opaques)
+        self.sock.sendall(encode_command(request))
+        return request.opaque
+
+    def _read(self, n: int) -> bytes:
+        while len(self.buf) < n:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("connection closed")
+            self.buf += chunk
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def receive(self, opaque: int, timeout: float = None) -> RemotingCommand:
+        """The response to ``opaque`` (requests and other responses in between are skipped)."""
+        self.sock.settimeout(timeout or self.timeout)
+        while True:
+            prefix = self._read(4)
+            (length,) = struct.unpack(">i", prefix)
+            cmd = decode_command(prefix + self._read(length))
+            if cmd.is_response and cmd.opaque == opaque:
+                return cmd
+
+    def call(self, request: RemotingCommand, timeout: float = None) -> RemotingCommand:
+        return self.receive(self.send(request), timeout)
+
+
+def call(addr: str, request: RemotingCommand, timeout: float = 10.0) -> RemotingCommand:
+    with Wire(addr, timeout) as w:
+        return w.call(request)
