@@ -55,7 +55,13 @@ def tag_hash_code(tags: str | None) -> int:
 
 def index_key_hash(key: str) -> int:
     """IndexFile key hash: ``abs(String.hashCode(key))``, 0 when still negative (Integer.MIN_VALUE)."""
-    h = abs(java_string_hash(key))
+    n = len(key)
+    if n <= _MAX_FAST and key.isascii():  # the usual key: one C-level pass, no helper calls
+        h = sum(map(mul, key.encode("ascii"), _POWERS[n])) & _MASK
+    else:
+        h = _unsigned_hash(key)
+    if h & 0x80000000:
+        h = (1 << 32) - h
     return 0 if h > 0x7FFFFFFF else h
 
 

@@ -90,6 +90,15 @@ class CommitLog:
         f.mm[rel : rel + len(data)] = data  # type: ignore[union-attr]
         self.files.wrote = phy + len(data)
 
+    def write_record(self, phy: int, data: bytes) -> None:
+        """``write`` for a record encoded with physical offset 0: sets its PHYSICALOFFSET field to ``phy``."""
+        f = self._cur
+        rel = phy - f.start  # type: ignore[union-attr]
+        mm = f.mm  # type: ignore[union-attr]
+        mm[rel : rel + len(data)] = data
+        _I64.pack_into(mm, rel + 28, phy)
+        self.files.wrote = phy + len(data)
+
     def append_raw(self, phy: int, data: bytes) -> None:
         """Append replicated bytes at ``phy`` (must be the current end; never crossing a file boundary)."""
         if phy != self.files.wrote:

@@ -447,23 +447,24 @@ class MessageStore:
         else:
             queue_offset = self.queue_offsets.get(key, 0)
         body = inner.body
-        size = self._record_size(inner, props)
-        if size + 8 > self.commitlog.file_size:
-            return None
         store_ts = self.now_ms()
         if store_ts < self._last_store_ts:
             store_ts = self._last_store_ts
-        self._last_store_ts = store_ts
         cl = self.commitlog
-        phy = cl.position_for(size)
+        # Encoded once with offset 0; the offset is patched in place once the record has its address.
         data = encode_record(
-            queue_id=qid, flag=inner.flag, queue_offset=queue_offset, physical_offset=phy, sys_flag=sys_flag,
+            queue_id=qid, flag=inner.flag, queue_offset=queue_offset, physical_offset=0, sys_flag=sys_flag,
             born_timestamp=inner.born_timestamp, born_host=inner.born_host, store_timestamp=store_ts,
             store_host=self.store_host, reconsume_times=inner.reconsume_times,
             prepared_transaction_offset=inner.prepared_transaction_offset, body=body, topic=topic,
             properties=props, crc=inner.body_crc or body_crc(body),
         )  # fmt: skip
-        cl.write(phy, data)
+        size = len(data)
+        if size + 8 > cl.file_size:
+            return None
+        self._last_store_ts = store_ts
+        phy = cl.position_for(size)
+        cl.write_record(phy, data)
         if tran != _PREPARED and tran != _ROLLBACK:
             self.queue_offsets[key] = queue_offset + 1
         tags_code = inner.tags_code

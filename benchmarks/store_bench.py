@@ -1,0 +1,272 @@
+"""Store benchmark: appends, reads, key lookups, recovery and memory, each beside raw disk figures.
+
+Run: ``python -m benchmarks.store_bench [--quick] [--dir DIR]``. Everything runs inside a real Twisted
+reactor, as in the broker: appends go in chunks between reactor turns so timers and fsync threads run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import tempfile
+import time
+from typing import Any, Dict, List
+
+from twisted.internet import defer, reactor, task
+
+from mq.common.message import MessageExtBrokerInner, properties_to_string
+from mq.store import FlushDiskType, MessageStore, MessageStoreConfig, PutMessageStatus
+
+CHUNK = 2000
+GIB = 1 << 30
+
+
+def rss_mib() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def raw_write_fsync(directory: str, nbytes: int) -> float:
+    """MiB/s of sequential 1 MiB writes plus one fsync, the disk's ceiling for the same bytes."""
+    path = os.path.join(directory, "raw")
+    block = os.urandom(1 << 20)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    t = time.perf_counter()
+    written = 0
+    while written < nbytes:
+        written += os.write(fd, block)
+    os.fsync(fd)
+    elapsed = time.perf_counter() - t
+    os.close(fd)
+    os.unlink(path)
+    return written / elapsed / (1 << 20)
+
+
+def raw_small_fsyncs(directory: str, size: int, count: int) -> float:
+    """Appends/s of ``size``-byte writes each followed by fdatasync: what SYNC_FLUSH costs without grouping."""
+    path = os.path.join(directory, "raw-small")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    data = b"x" * size
+    t = time.perf_counter()
+    for _ in range(count):
+        os.write(fd, data)
+        os.fdatasync(fd)
+    elapsed = time.perf_counter() - t
+    os.close(fd)
+    os.unlink(path)
+    return count / elapsed
+
+
+def make_messages(n: int, size: int, start: int) -> List[MessageExtBrokerInner]:
+    body = os.urandom(size)
+    out = []
+    for i in range(start, start + n):
+        props = {"UNIQ_KEY": f"7F0000010F2C18B4AAC2{i:012X}", "TAGS": "TagA", "WAIT": "true"}
+        out.append(
+            MessageExtBrokerInner(
+                topic="BenchTopic", body=body, queue_id=i % 4, properties=props,
+                properties_string=properties_to_string(props), born_host=("192.168.0.7", 50000),
+                born_timestamp=1_700_000_000_000,
+            )
+        )  # fmt: skip
+    return out
+
+
+def new_store(root: str, flush: FlushDiskType, **kw: Any) -> MessageStore:
+    cfg = MessageStoreConfig(store_path_root_dir=root, flush_disk_type=flush, **kw)
+    store = MessageStore(cfg, reactor=reactor, store_host=("10.0.0.5", 10911))
+    store.start()
+    return store
+
+
+def yield_to_reactor() -> defer.Deferred:
+    return task.deferLater(reactor, 0, lambda: None)
+
+
+@defer.inlineCallbacks
+def bench_async_appends(base: str, size: int, total_bytes: int, results: Dict[str, Any]) -> Any:
+    root = os.path.join(base, f"async-{size}")
+    store = new_store(root, FlushDiskType.ASYNC_FLUSH)
+    n = max(CHUNK, total_bytes // (size + 150))
+    done = 0
+    elapsed = 0.0
+    rss = [rss_mib()]
+    while done < n:
+        msgs = make_messages(min(CHUNK, n - done), size, done)
+        put = store.put_message
+        t = time.perf_counter()
+        for m in msgs:
+            put(m)
+        elapsed += time.perf_counter() - t
+        done += len(msgs)
+        yield yield_to_reactor()
+        if done % (CHUNK * 50) == 0:
+            rss.append(rss_mib())
+    t = time.perf_counter()
+    yield store.stop()  # the final flush of everything counts
+    elapsed += time.perf_counter() - t
+    rss.append(rss_mib())
+    nbytes = store.stats().put_message_size_total
+    results[f"async {size} B"] = dict(
+        msgs=n, per_s=n / elapsed, mib_s=nbytes / elapsed / (1 << 20), bytes=nbytes, rss=(min(rss), max(rss))
+    )
+    return root
+
+
+@defer.inlineCallbacks
+def bench_sync_appends(base: str, size: int, writers: int, seconds: float, results: Dict[str, Any]) -> Any:
+    root = os.path.join(base, f"sync-{size}-{writers}")
+    store = new_store(root, FlushDiskType.SYNC_FLUSH)
+    state = {"done": 0, "bad": 0, "stop": False, "next": 0}
+    finished = defer.Deferred()
+    active = {"n": writers}
+    pool = make_messages(20000, size, 0)
+
+    def one(_: Any = None) -> None:
+        if state["stop"]:
+            active["n"] -= 1
+            if active["n"] == 0:
+                finished.callback(None)
+            return
+        m = pool[state["next"] % len(pool)]
+        state["next"] += 1
+        store.put_message(m).addCallback(completed)
+
+    def completed(r: Any) -> None:
+        if r.status is PutMessageStatus.PUT_OK:
+            state["done"] += 1
+        else:
+            state["bad"] += 1
+        one()
+
+    t = time.perf_counter()
+    for _ in range(writers):
+        one()
+    yield task.deferLater(reactor, seconds, lambda: None)
+    state["stop"] = True
+    yield finished
+    elapsed = time.perf_counter() - t
+    results[f"sync {size} B x{writers}"] = dict(
+        per_s=state["done"] / elapsed, failed=state["bad"], fsyncs=store.flusher.fsync_count,
+        puts_per_fsync=state["done"] / max(1, store.flusher.fsync_count),
+    )  # fmt: skip
+    yield store.stop()
+    shutil.rmtree(root)
+
+
+@defer.inlineCallbacks
+def bench_reads(root: str, results: Dict[str, Any], seconds: float) -> Any:
+    store = new_store(root, FlushDiskType.ASYNC_FLUSH)
+    maxes = [store.get_max_offset_in_queue("BenchTopic", q) for q in range(4)]
+    rnd = random.Random(1)
+    n_msgs = n_calls = 0
+    t = time.perf_counter()
+    while time.perf_counter() - t < seconds:
+        for _ in range(200):
+            q = rnd.randrange(4)
+            r = store.get_message("g", "BenchTopic", q, rnd.randrange(max(1, maxes[q] - 32)), 32)
+            n_msgs += r.message_count
+            n_calls += 1
+        yield yield_to_reactor()
+    elapsed = time.perf_counter() - t
+    results["reads"] = dict(msgs_per_s=n_msgs / elapsed, pulls_per_s=n_calls / elapsed)
+    total = sum(maxes)
+    lookups = 0
+    t = time.perf_counter()
+    while time.perf_counter() - t < seconds:
+        for _ in range(200):
+            i = rnd.randrange(total)
+            res = store.query_message("BenchTopic", f"7F0000010F2C18B4AAC2{i:012X}", 32, 0, 2**62)
+            assert len(res.message_buffers) == 1
+            lookups += 1
+        yield yield_to_reactor()
+    results["key lookups"] = dict(per_s=lookups / (time.perf_counter() - t))
+    yield store.stop()
+
+
+@defer.inlineCallbacks
+def bench_recovery(base: str, file_size: int, results: Dict[str, Any]) -> Any:
+    """Fill one CommitLog file of ``file_size`` with 1 KiB messages, 'crash', and time the recovery."""
+    root = os.path.join(base, "recovery")
+    store = new_store(root, FlushDiskType.ASYNC_FLUSH, mapped_file_size_commit_log=file_size)
+    i = 0
+    while store.get_max_phy_offset() < file_size - 4096:
+        for m in make_messages(CHUNK, 1024 - 200, i):
+            if store.get_max_phy_offset() + 1300 >= file_size:
+                break
+            store.put_message(m)
+            i += 1
+        yield yield_to_reactor()
+    yield store.flusher.drain()
+    store.crash_close()  # no clean stop: abort file stays
+    fill = store.get_max_phy_offset()
+    timings = {}
+    for name, wipe in (("from checkpoint", False), ("full rebuild (no checkpoint, no queues, no index)", True)):
+        if wipe:
+            os.unlink(os.path.join(root, "checkpoint"))
+            shutil.rmtree(os.path.join(root, "consumequeue"))
+            shutil.rmtree(os.path.join(root, "index"))
+        s = MessageStore(store.config, reactor=reactor, store_host=("10.0.0.5", 10911))
+        t = time.perf_counter()
+        s.start()
+        timings[name] = time.perf_counter() - t
+        assert s.get_max_phy_offset() == fill, (s.get_max_phy_offset(), fill)
+        s.crash_close()
+    results["recovery"] = dict(bytes=fill, msgs=i, **timings)
+    shutil.rmtree(root)
+
+
+@defer.inlineCallbacks
+def run(args: argparse.Namespace) -> Any:
+    base = tempfile.mkdtemp(prefix="store-bench-", dir=args.dir)
+    results: Dict[str, Any] = {}
+    quick = args.quick
+    try:
+        volume = (64 if quick else 512) << 20
+        raw = raw_write_fsync(base, volume)
+        results["raw"] = dict(seq_mib_s=raw, fsync_1k_per_s=raw_small_fsyncs(base, 1024, 500 if quick else 3000))
+        print(f"raw sequential write + fsync: {raw:,.0f} MiB/s; 1 KiB write+fdatasync: {results['raw']['fsync_1k_per_s']:,.0f}/s")
+        roots = {}
+        for size in (128, 1024, 4096):
+            vol = volume // 4 if size == 128 else volume
+            roots[size] = yield bench_async_appends(base, size, vol, results)
+            r = results[f"async {size} B"]
+            print(f"ASYNC_FLUSH {size:>5} B: {r['per_s']:>10,.0f} appends/s {r['mib_s']:>7,.1f} MiB/s"
+                  f" ({r['mib_s'] / raw:.0%} of raw)  RSS {r['rss'][0]:.0f}-{r['rss'][1]:.0f} MiB"
+                  f" while writing {r['bytes'] >> 20} MiB")  # fmt: skip
+        for size in (128, 1024, 4096):
+            for writers in (1, 64):
+                yield bench_sync_appends(base, size, writers, 2 if quick else 5, results)
+                r = results[f"sync {size} B x{writers}"]
+                print(f"SYNC_FLUSH  {size:>5} B x{writers:<2}: {r['per_s']:>9,.0f} puts/s"
+                      f"  ({r['puts_per_fsync']:.1f} puts per fsync, {r['failed']} not OK)")  # fmt: skip
+        yield bench_reads(roots[1024], results, 1 if quick else 3)
+        print(f"reads: {results['reads']['msgs_per_s']:,.0f} msgs/s ({results['reads']['pulls_per_s']:,.0f} pulls of 32/s);"
+              f" key lookups: {results['key lookups']['per_s']:,.0f}/s")  # fmt: skip
+        for root in roots.values():
+            shutil.rmtree(root)
+        yield bench_recovery(base, (128 << 20) if quick else GIB, results)
+        r = results["recovery"]
+        print(f"recovery of a {r['bytes'] / (1 << 20):,.0f} MiB CommitLog ({r['msgs']:,} msgs) after a crash: "
+              + ", ".join(f"{k}: {v:.2f} s" for k, v in r.items() if isinstance(v, float)))  # fmt: skip
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+        reactor.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small volumes: a smoke run in well under a minute")
+    parser.add_argument("--dir", default=None, help="where to put the store (default: the temp dir)")
+    args = parser.parse_args()
+    reactor.callWhenRunning(lambda: run(args).addErrback(lambda f: (f.printTraceback(), reactor.stop())))
+    reactor.run()
+
+
+if __name__ == "__main__":
+    main()
