@@ -1,0 +1,43 @@
+"""``twistd mq``, the README's quick start: a NameServer and a broker in one process serve a client."""
+
+from __future__ import annotations
+
+import pytest_twisted
+from twisted.internet import reactor, task
+
+from mq.client.simple import SimpleClient
+from mq.common.message import decode_messages
+from mq.remoting.codes import ResponseCode
+from tests.support.processes import free_port
+
+
+@pytest_twisted.inlineCallbacks
+def test_quick_start_serves_send_and_pull(twistd, tmp_path):
+    ns_port, broker_port = free_port(), free_port()
+    proc = twistd("mq", "--namesrv-port", str(ns_port), "--port", str(broker_port), "--ip", "127.0.0.1",
+                  "--store", str(tmp_path / "store"), "--kv-config", str(tmp_path / "kv.json"))
+    proc.wait_port(ns_port)
+    proc.wait_port(broker_port)
+    namesrv, broker = f"127.0.0.1:{ns_port}", f"127.0.0.1:{broker_port}"
+    client = SimpleClient(reactor)
+    try:
+        route = None
+        for _ in range(200):  # the broker registers right after start
+            route = yield client.route(namesrv, "TBW102")
+            if route is not None:
+                break
+            yield task.deferLater(reactor, 0.05, lambda: None)
+        assert route is not None and route.broker_datas[0].broker_addrs[0] == broker
+        sent = yield client.send(broker, "QuickStart", b"hello", tags="TagA", keys="k1", queue_id=0)
+        assert sent.code == ResponseCode.SUCCESS, sent.remark
+        assert sent.ext_fields["queueOffset"] == "0"
+        route = yield client.route(namesrv, "QuickStart")  # auto-created and registered at once
+        assert route is not None and route.queue_datas[0].write_queue_nums == 4
+        pulled = yield client.pull(broker, "QuickStartGroup", "QuickStart", 0, 0)
+        assert pulled.code == ResponseCode.SUCCESS, pulled.remark
+        [message] = decode_messages(pulled.body)
+        assert message.body == b"hello" and message.topic == "QuickStart"
+    finally:
+        yield client.close()
+    assert proc.stop() in (0, -15)
+    assert "broker broker-a stopped" in proc.log_text() and "NameServer stopped" in proc.log_text()
