@@ -7,8 +7,8 @@ def refresh_cache() -> None:
     """Load every plugin once: Twisted rewrites ``twisted/plugins/dropin.cache`` when it is stale."""
     from twisted.plugin import IPlugin, getPlugins
 
-    names = sorted(getattr(p, "tapname", repr(p)) for p in getPlugins(IPlugin))
-    print("twisted plugins:", " ".join(n for n in names if isinstance(n, str)))
+    names = sorted(name for name in (getattr(p, "tapname", None) for p in getPlugins(IPlugin)) if isinstance(name, str))
+    print("twistd services:", " ".join(names))
 
 
 if __name__ == "__main__":
