@@ -59,7 +59,7 @@ def route_of(namesrv, topic):
 
 def test_produce_consume_and_route_at_once(namesrv, start_broker):
     broker = start_broker()
-    assert "serving at 127.0.0.1" in broker.log_text()
+    broker.wait_log("serving at 127.0.0.1", 10)
     r = call(broker.addr, create_topic_request("ItTopic", queues=2))
     assert r.code == RC.SUCCESS
     route = route_of(namesrv, "ItTopic")  # no wait: the broker registered the topic before answering
