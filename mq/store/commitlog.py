@@ -21,11 +21,12 @@ from mq.common.message import (
     RecordError,
     record_tail_positions,
 )
-from mq.store.mappedfile import MappedFile, MappedFileQueue, StoreError
+from mq.store.mappedfile import PAGE, MappedFile, MappedFileQueue, StoreError
 
 log = Logger()
 
 END_FILE_MIN_BLANK_LENGTH = 8
+RELEASE_EVERY = 16 << 20  # give written pages back to the page cache every 16 MiB: resident memory stays flat
 _I32 = struct.Struct(">i")
 _I64 = struct.Struct(">q")
 _TOTAL_MAGIC = struct.Struct(">ii")
@@ -41,6 +42,7 @@ class CommitLog:
         self.check_crc_on_read = check_crc_on_read
         self.corrupt_records = 0
         self._cur: Optional[MappedFile] = None
+        self._release_at = RELEASE_EVERY
 
     # ------------------------------------------------------------------ positions
 
@@ -78,6 +80,8 @@ class CommitLog:
     def _roll(self, start: int) -> MappedFile:
         if start % self.file_size:
             raise StoreError(f"cannot start a CommitLog file at {start}")
+        if self._cur is not None:
+            self._cur.release_pages()
         f = self.files.create(start)
         self._cur = f
         self.files.wrote = start
@@ -98,6 +102,14 @@ class CommitLog:
         mm[rel : rel + len(data)] = data
         _I64.pack_into(mm, rel + 28, phy)
         self.files.wrote = phy + len(data)
+        if phy > self._release_at:
+            self._release_behind(f, rel)  # type: ignore[arg-type]
+
+    def _release_behind(self, f: MappedFile, rel: int) -> None:
+        upto = rel - rel % PAGE
+        if upto > 0:
+            f.release_pages(0, upto)
+        self._release_at = f.start + rel + RELEASE_EVERY
 
     def append_raw(self, phy: int, data: bytes) -> None:
         """Append replicated bytes at ``phy`` (must be the current end; never crossing a file boundary)."""

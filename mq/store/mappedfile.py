@@ -57,13 +57,13 @@ class MappedFile:
         """Make every page written so far durable (mapped writes included). Blocking: call off the reactor."""
         os.fdatasync(self.fd)
 
-    def release_pages(self) -> None:
+    def release_pages(self, start: int = 0, length: Optional[int] = None) -> None:
         """Drop this mapping's resident pages (they stay in the page cache; dirty ones stay dirty).
 
         Keeps the process's resident memory flat however much data passes through the mapping.
         """
         try:
-            self.mm.madvise(mmap.MADV_DONTNEED)
+            self.mm.madvise(mmap.MADV_DONTNEED, start, self.size - start if length is None else length)
         except (AttributeError, OSError, ValueError):  # pragma: no cover - platform without madvise
             pass
 
