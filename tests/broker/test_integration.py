@@ -11,50 +11,26 @@ import pytest
 from mq.client.simple import (
     create_topic_request,
     max_offset_request,
-    parse_route,
     pull_request,
     query_offset_request,
-    route_request,
     send_request,
     update_offset_request,
 )
 from mq.common.message import decode_messages
 from mq.remoting.codes import ResponseCode as RC
+from tests.broker.cluster import broker_starter, route_of, start_namesrv
 from tests.broker.wire import Wire, call
-from tests.support.processes import free_port, wait_until
+from tests.support.processes import wait_until
 
 
 @pytest.fixture
 def namesrv(twistd, tmp_path):
-    port = free_port()
-    proc = twistd("namesrv", "--port", str(port), "--kv-config", str(tmp_path / "kv.json"),
-                  "--broker-expiry", "3", "--scan-interval", "1")
-    proc.wait_port(port)
-    proc.addr = f"127.0.0.1:{port}"
-    return proc
+    return start_namesrv(twistd, tmp_path, "--broker-expiry", "3", "--scan-interval", "1")
 
 
 @pytest.fixture
 def start_broker(twistd, tmp_path, namesrv):
-    conf = tmp_path / "broker.conf"
-    conf.write_text("brokerClusterName=ITCluster\nmappedFileSizeCommitLog=4194304\n"
-                    "mappedFileSizeConsumeQueue=1000\nregisterNameServerPeriod=10000\n")
-    store = tmp_path / "store"
-    port = free_port()
-
-    def start(*extra, name="it-broker", workdir=None):
-        proc = twistd("broker", "--port", str(port), "--namesrv", namesrv.addr, "--store", str(store),
-                      "--ip", "127.0.0.1", "--broker-name", name, "--config", str(conf), *extra,
-                      workdir=workdir or tmp_path / f"broker-{time.monotonic_ns()}")
-        proc.wait_port(port)
-        proc.addr = f"127.0.0.1:{port}"
-        return proc
-
-    return start
-
-
-def route_of(namesrv, topic):
-    return parse_route(call(namesrv.addr, route_request(topic)))
+    return broker_starter(twistd, tmp_path, namesrv)
 
 
 def test_produce_consume_and_route_at_once(namesrv, start_broker):

@@ -1,0 +1,119 @@
+"""Drives the official C++ client (PyPI ``rocketmq`` 0.4.4, librocketmq) for the interop tests.
+
+Run by an interpreter that has ``rocketmq`` installed, as a subprocess of the tests (the C++ library and
+this project's reactor stay in separate processes). Output is JSON, one object per line, on stdout.
+
+    cpp_client.py produce NAMESRV TOPIC MODE MESSAGES_JSON     MODE: sync async oneway orderly batch
+    cpp_client.py push NAMESRV TOPIC GROUP MODEL PROPS_JSON    MODEL: CLUSTERING or BROADCASTING; runs until stdin closes
+    cpp_client.py pull NAMESRV TOPIC GROUP QUEUE_ID OFFSET PROPS_JSON
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+
+from rocketmq.client import Message, MessageModel, Producer, PullConsumer, PushConsumer
+
+
+def out(obj) -> None:
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def text(value) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else (value or "")
+
+
+def message(topic: str, spec: dict) -> Message:
+    msg = Message(topic)
+    msg.set_body(spec["body"])
+    if spec.get("tags"):
+        msg.set_tags(spec["tags"])
+    if spec.get("keys"):
+        msg.set_keys(spec["keys"])
+    for key, value in (spec.get("props") or {}).items():
+        msg.set_property(key, value)
+    return msg
+
+
+def received(msg, props) -> dict:
+    return {"body": text(msg.body), "tags": text(msg.tags), "keys": text(msg.keys), "queue_id": msg.queue_id,
+            "queue_offset": msg.queue_offset, "id": msg.id,
+            "props": {k: text(msg.get_property(k)) for k in props}}
+
+
+def produce(namesrv: str, topic: str, mode: str, specs: list) -> None:
+    producer = Producer("cpp_interop_producer_" + mode)
+    producer.set_namesrv_addr(namesrv)
+    producer.start()
+    try:
+        if mode == "batch":
+            r = producer.send_batch([message(topic, s) for s in specs])
+            out({"status": r.status.name, "msg_id": r.msg_id, "offset": r.offset})
+            return
+        done = threading.Semaphore(0)
+        for i, spec in enumerate(specs):
+            msg = message(topic, spec)
+            if mode == "sync":
+                r = producer.send_sync(msg)
+                out({"status": r.status.name, "msg_id": r.msg_id, "offset": r.offset})
+            elif mode == "orderly":
+                r = producer.send_orderly(msg, i % 2)
+                out({"status": r.status.name, "msg_id": r.msg_id, "offset": r.offset})
+            elif mode == "oneway":
+                producer.send_oneway(msg)
+                out({"status": "ONEWAY"})
+            elif mode == "async":
+                producer.send_async(
+                    msg,
+                    lambda r: (out({"status": r.status.name, "msg_id": r.msg_id, "offset": r.offset}), done.release()),
+                    lambda e: (out({"status": "ERROR", "error": str(e)}), done.release()),
+                )
+        if mode == "async":
+            for _ in specs:
+                if not done.acquire(timeout=20):
+                    out({"status": "TIMEOUT"})
+                    break
+    finally:
+        producer.shutdown()
+
+
+def push(namesrv: str, topic: str, group: str, model: str, props: list) -> None:
+    consumer = PushConsumer(group, message_model=MessageModel[model])
+    consumer.set_namesrv_addr(namesrv)
+    consumer.subscribe(topic, lambda msg: out(received(msg, props)))
+    consumer.start()
+    out({"started": True})
+    try:
+        sys.stdin.read()  # until the test closes our stdin
+    finally:
+        consumer.shutdown()
+
+
+def pull(namesrv: str, topic: str, group: str, queue_id: int, offset: int, props: list) -> None:
+    consumer = PullConsumer(group)
+    consumer.set_namesrv_addr(namesrv)
+    consumer.start()
+    try:
+        consumer.offset_table[f"{topic}@{queue_id}"] = offset
+        for msg in consumer.pull(topic):
+            if msg.queue_id == queue_id and msg.queue_offset >= offset:
+                out(received(msg, props))
+    finally:
+        consumer.shutdown()
+
+
+if __name__ == "__main__":
+    command, args = sys.argv[1], sys.argv[2:]
+    started = time.monotonic()
+    if command == "produce":
+        produce(args[0], args[1], args[2], json.loads(args[3]))
+    elif command == "push":
+        push(args[0], args[1], args[2], args[3], json.loads(args[4]))
+    elif command == "pull":
+        pull(args[0], args[1], args[2], int(args[3]), int(args[4]), json.loads(args[5]))
+    else:
+        raise SystemExit(f"unknown command {command}")

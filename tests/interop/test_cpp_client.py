@@ -1,0 +1,215 @@
+"""The official C++ client (PyPI ``rocketmq`` 0.4.4, librocketmq) against ``twistd namesrv`` + ``twistd broker``.
+
+The client runs in a subprocess (``cpp_client.py``) under an interpreter that has ``rocketmq``: ``$MQ_CPP_PYTHON``,
+else this interpreter if it can import ``rocketmq.client``, else ``/tmp/venv-cpp/bin/python``. Its own logs
+are in ``~/logs/rocketmq-cpp/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from mq.client.simple import create_topic_request, pull_request, send_request
+from mq.common.message import decode_messages
+from mq.remoting.codes import ResponseCode as RC
+from tests.broker.cluster import broker_starter, start_namesrv
+from tests.broker.wire import Wire, call
+from tests.support.processes import REPO, child_env, wait_until
+
+SCRIPT = Path(__file__).with_name("cpp_client.py")
+PROPS = ["color", "n"]
+
+
+def _cpp_python():
+    explicit = os.environ.get("MQ_CPP_PYTHON")
+    if explicit:
+        return explicit
+    try:
+        import rocketmq.client  # noqa: F401
+
+        return sys.executable
+    except Exception:  # not installed here, or Apache's rocketmq-client-python without its library
+        pass
+    fallback = "/tmp/venv-cpp/bin/python"
+    return fallback if os.path.exists(fallback) else None
+
+
+CPP_PYTHON = _cpp_python()
+pytestmark = pytest.mark.skipif(
+    CPP_PYTHON is None,
+    reason="no interpreter with the C++ client: pip install rocketmq==0.4.4 or set MQ_CPP_PYTHON")
+
+
+def cpp(*args, timeout=60):
+    """Run cpp_client.py to completion; its JSON lines."""
+    result = subprocess.run([CPP_PYTHON, str(SCRIPT), *args], capture_output=True, timeout=timeout,
+                            env=child_env(), cwd=str(REPO))
+    assert result.returncode == 0, result.stderr.decode(errors="replace")[-2000:]
+    return [json.loads(line) for line in result.stdout.decode().splitlines() if line.startswith("{")]
+
+
+class PushConsumerProcess:
+    def __init__(self, namesrv, topic, group, model):
+        self.proc = subprocess.Popen([CPP_PYTHON, str(SCRIPT), "push", namesrv, topic, group, model,
+                                      json.dumps(PROPS)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, env=child_env(), cwd=str(REPO))
+        self.messages = []
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            obj = json.loads(line)
+            if "body" in obj:
+                self.messages.append(obj)
+
+    def bodies(self):
+        return [m["body"] for m in self.messages]
+
+    def stop(self):
+        try:
+            self.proc.stdin.close()
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    from tests.support.processes import TwistdProcess
+
+    tmp = tmp_path_factory.mktemp("cpp")
+    started = []
+
+    def twistd(plugin, *args, workdir=None):
+        proc = TwistdProcess(plugin, list(args), workdir or tmp / f"{plugin}-{len(started)}")
+        started.append(proc)
+        return proc.start()
+
+    namesrv = start_namesrv(twistd, tmp)
+    broker = broker_starter(twistd, tmp, namesrv)("--flush", "ASYNC_FLUSH", name="cpp-broker")
+    yield namesrv, broker
+    for proc in started:
+        proc.stop(timeout=15)
+
+
+def specs(prefix, n):
+    return [{"body": f"{prefix}-{i}", "tags": f"tag{i % 3}", "keys": f"key{i} k{i}",
+             "props": {"color": f"c{i}", "n": str(i)}} for i in range(n)]
+
+
+def stored(broker, topic, queues=4):
+    """Every message of the topic, read back with this project's pull."""
+    out = []
+    with Wire(broker.addr) as w:
+        for qid in range(queues):
+            offset = 0
+            while True:
+                r = w.call(pull_request("cpp_check", topic, qid, offset))
+                if r.code != RC.SUCCESS:
+                    break
+                out += decode_messages(r.body)
+                offset = int(r.ext_fields["nextBeginOffset"])
+    return out
+
+
+def check_stored(messages, expected):
+    by_body = {m.body.decode(): m for m in messages}
+    assert sorted(by_body) == sorted(s["body"] for s in expected)
+    for s in expected:
+        m = by_body[s["body"]]
+        assert (m.tags, m.properties["KEYS"], m.properties["color"], m.properties["n"]) == (
+            s["tags"], s["keys"], s["props"]["color"], s["props"]["n"])
+        assert m.born_host[0] == "127.0.0.1"
+
+
+@pytest.mark.parametrize("mode", ["sync", "async", "oneway", "orderly", "batch"])
+def test_producer_modes(cluster, mode):
+    namesrv, broker = cluster
+    topic = f"CppSend_{mode}"
+    assert call(broker.addr, create_topic_request(topic, queues=4)).code == RC.SUCCESS
+    expected = specs(mode, 6)
+    results = cpp("produce", namesrv.addr, topic, mode, json.dumps(expected))
+    if mode == "oneway":
+        wait_until(lambda: len(stored(broker, topic)) == len(expected), 10, 0.1, "oneway sends stored")
+    else:
+        assert {r["status"] for r in results} == {"OK"}, results  # SendStatus.OK is SEND_OK
+        assert len(results) == (1 if mode == "batch" else len(expected))
+    messages = stored(broker, topic)
+    check_stored(messages, expected)
+    if mode == "batch":  # a C++ batch is stored as its separate messages, in one queue
+        assert len({m.queue_id for m in messages}) == 1
+    if mode == "orderly":  # the selector put message i on queue i % 2
+        assert all(m.queue_id == int(m.properties["n"]) % 2 for m in messages)
+
+
+def _warm_up(broker, topic, consumers, deadline=60):
+    """Send until every consumer has received one message (it starts at the queue's end)."""
+    end = time.monotonic() + deadline
+    with Wire(broker.addr) as w:
+        while not all(c.messages for c in consumers):
+            if time.monotonic() > end:
+                raise AssertionError("the C++ push consumers received nothing")
+            for qid in range(4):
+                w.call(send_request(topic, b"warm-up", tags="warm", queue_id=qid))
+            time.sleep(0.3)
+
+
+def _send_expected(broker, topic, expected):
+    with Wire(broker.addr) as w:
+        for i, s in enumerate(expected):
+            r = w.call(send_request(topic, s["body"].encode(), tags=s["tags"], keys=s["keys"],
+                                    properties=s["props"], queue_id=i % 4))
+            assert r.code == RC.SUCCESS
+
+
+def _check_received(consumer, expected):
+    got = {m["body"]: m for m in consumer.messages if m["body"] != "warm-up"}
+    assert sorted(got) == sorted(s["body"] for s in expected)
+    for s in expected:
+        m = got[s["body"]]
+        assert (m["tags"], m["keys"], m["props"]) == (s["tags"], s["keys"], s["props"])
+
+
+@pytest.mark.parametrize("model", ["CLUSTERING", "BROADCASTING"])
+def test_push_consumer(cluster, model):
+    namesrv, broker = cluster
+    topic = f"CppPush_{model}"
+    group = f"cpp_push_{model.lower()}"
+    assert call(broker.addr, create_topic_request(topic, queues=4)).code == RC.SUCCESS
+    consumers = [PushConsumerProcess(namesrv.addr, topic, group, model) for _ in range(2 if model == "BROADCASTING" else 1)]
+    try:
+        _warm_up(broker, topic, consumers)
+        expected = specs(model.lower(), 20)
+        _send_expected(broker, topic, expected)
+        for consumer in consumers:  # broadcasting: every consumer gets every message
+            wait_until(lambda c=consumer: len([b for b in c.bodies() if b != "warm-up"]) >= len(expected), 30, 0.1,
+                       f"{model} consumer received every message")
+            _check_received(consumer, expected)
+    finally:
+        for consumer in consumers:
+            consumer.stop()
+
+
+def test_pull_consumer_from_offset(cluster):
+    namesrv, broker = cluster
+    topic = "CppPull"
+    assert call(broker.addr, create_topic_request(topic, queues=2)).code == RC.SUCCESS
+    expected = specs("pull", 5)
+    with Wire(broker.addr) as w:
+        for s in expected:
+            w.call(send_request(topic, s["body"].encode(), tags=s["tags"], keys=s["keys"], properties=s["props"],
+                                queue_id=1))
+    got = cpp("pull", namesrv.addr, topic, "cpp_pull_group", "1", "2", json.dumps(PROPS))
+    assert [(m["body"], m["queue_offset"]) for m in got] == [(f"pull-{i}", i) for i in range(2, 5)]
+    assert [(m["tags"], m["keys"], m["props"]) for m in got] == [
+        (s["tags"], s["keys"], s["props"]) for s in expected[2:]]
