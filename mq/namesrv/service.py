@@ -45,9 +45,15 @@ class NamesrvMetrics:
         topics.set_function(lambda: len(routes.topic_queue_table))
         clusters = Gauge("mq_namesrv_clusters", "Clusters with brokers", registry=r)
         clusters.set_function(lambda: len(routes.cluster_addr_table))
+        self._request_counters: dict = {}
 
     def observe(self, request_code: int, response_code: int) -> None:
-        self.requests.labels(code_name(request_code), code_name(response_code, response=True)).inc()
+        # Label lookups cost more than the increment: keep one child per (request, response) pair.
+        counter = self._request_counters.get((request_code, response_code))
+        if counter is None:
+            counter = self.requests.labels(code_name(request_code), code_name(response_code, response=True))
+            self._request_counters[(request_code, response_code)] = counter
+        counter.inc()
 
     def timed(self, code: int, handler):
         observe = self.latency.labels(code_name(code)).observe
