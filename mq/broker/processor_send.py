@@ -43,6 +43,7 @@ from mq.store.results import PutMessageStatus
 
 RC = ResponseCode
 _WAIT = MessageConst.PROPERTY_WAIT_STORE_MSG_OK
+_WAIT_ITEM = _WAIT + "\x01"
 _CLUSTER = MessageConst.PROPERTY_CLUSTER
 _TRAN = MessageConst.PROPERTY_TRANSACTION_PREPARED
 _DELAY = MessageConst.PROPERTY_DELAY_TIME_LEVEL
@@ -63,6 +64,24 @@ PUT_STATUS = {
     PutMessageStatus.OS_PAGECACHE_BUSY: (RC.SYSTEM_ERROR, "[PC_SYNCHRONIZED]broker busy, start flow control for a while"),
     PutMessageStatus.UNKNOWN_ERROR: (RC.SYSTEM_ERROR, "UNKNOWN_ERROR"),
 }
+
+
+def stored_properties(text: str, props: dict, suffix: str) -> str:
+    """The properties string to store: ``text`` without ``WAIT`` (RocketMQ 4.9.2+), then ``suffix``.
+
+    Works on the string as received (one ``find`` in the common case) and re-encodes only when a key merely
+    ends in ``WAIT``.
+    """
+    i = text.find(_WAIT_ITEM)
+    if i >= 0:
+        if i > 0 and text[i - 1] != "\x02":
+            text = properties_to_string({k: v for k, v in props.items() if k != _WAIT})
+        else:
+            j = text.find("\x02", i)
+            text = text[:i] + ("" if j < 0 else text[j + 1:])
+    if text and not text.endswith("\x02"):
+        text += "\x02"
+    return text + suffix
 
 
 def born_host(channel) -> Tuple[str, int]:
@@ -169,12 +188,11 @@ class SendMessageProcessor:
                                 f"the broker[{self.config.broker_name}] sending transaction message is forbidden")
         # Next issue: retry topics past maxReconsumeTimes go to %DLQ%<group>; DELAY > 0 parks the message in
         # SCHEDULE_TOPIC_XXXX; TRAN_MSG=true stores a half message. Hook: BrokerService.prepare_inner.
-        stored = {k: v for k, v in props.items() if k != _WAIT}
-        stored[_CLUSTER] = self.config.broker_cluster_name
         sys_flag = h.sys_flag
         if tc.topic_filter_type == "MULTI_TAG":
             sys_flag |= MessageSysFlag.MULTI_TAGS_FLAG
-        props[_CLUSTER] = self.config.broker_cluster_name
+        cluster = self.config.broker_cluster_name
+        props[_CLUSTER] = cluster
         inner = MessageExtBrokerInner(
             topic=h.topic,
             body=body,
@@ -186,7 +204,7 @@ class SendMessageProcessor:
             born_host=born_host(channel),
             store_host=self.config.store_host,
             reconsume_times=h.reconsume_times or 0,
-            properties_string=properties_to_string(stored),
+            properties_string=stored_properties(h.properties or "", props, _CLUSTER + "\x01" + cluster),
         )
         inner = self.broker.prepare_inner(inner, h)
         if isinstance(inner, RemotingCommand):
@@ -204,6 +222,7 @@ class SendMessageProcessor:
         batch_props = string_to_properties(h.properties) if h.properties else {}
         batch_props.pop(_WAIT, None)
         batch_props[_CLUSTER] = self.config.broker_cluster_name
+        suffix = properties_to_string(batch_props)
         host = born_host(channel)
         store_host = self.config.store_host
         inners = []
@@ -220,14 +239,13 @@ class SendMessageProcessor:
             if props.get(_TRAN, "").lower() == "true":
                 return self._refuse(request, RC.MESSAGE_ILLEGAL,
                                     f"message {i} of the batch is a transaction message: batches cannot be")
-            stored = {k: v for k, v in props.items() if k != _WAIT}
-            stored.update(batch_props)
+            stored = stored_properties(props_text, props, suffix)
             props.update(batch_props)
             total += len(body)
             inners.append(MessageExtBrokerInner(
                 topic=h.topic, body=body, flag=flag, properties=props, queue_id=queue_id, sys_flag=h.sys_flag,
                 born_timestamp=h.born_timestamp, born_host=host, store_host=store_host,
-                reconsume_times=h.reconsume_times or 0, properties_string=properties_to_string(stored),
+                reconsume_times=h.reconsume_times or 0, properties_string=stored,
             ))
         d = self.store.put_messages(inners)
         return self._answer(d, request, h.topic, queue_id, len(inners), total, started)

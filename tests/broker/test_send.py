@@ -108,3 +108,14 @@ def test_slave_refuses_sends(client, make_broker):
     b = make_broker(brokerRole="SLAVE", brokerId=1)
     r = yield client.send(b.config.broker_addr, "T", b"x")
     assert r.code == RC.SERVICE_NOT_AVAILABLE and "slave" in r.remark
+
+
+def test_stored_properties_drop_wait_and_append():
+    from mq.broker.processor_send import stored_properties
+
+    assert stored_properties("TAGS\x01a\x02WAIT\x01true\x02KEYS\x01k", {}, "CLUSTER\x01c") == \
+        "TAGS\x01a\x02KEYS\x01k\x02CLUSTER\x01c"
+    assert stored_properties("TAGS\x01a\x02WAIT\x01false", {}, "CLUSTER\x01c") == "TAGS\x01a\x02CLUSTER\x01c"
+    assert stored_properties("", {}, "CLUSTER\x01c") == "CLUSTER\x01c"
+    props = {"NOWAIT": "x", "WAIT": "true"}
+    assert stored_properties("NOWAIT\x01x\x02WAIT\x01true", props, "C\x01c") == "NOWAIT\x01x\x02C\x01c"
