@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest_twisted
-from twisted.internet import reactor, task
+from twisted.internet import reactor
 
 from mq.client.simple import SimpleClient
 from mq.common.message import decode_messages
 from mq.remoting.codes import ResponseCode
+from tests.support.polling import poll
 from tests.support.processes import free_port
 
 
@@ -21,18 +22,15 @@ def test_quick_start_serves_send_and_pull(twistd, tmp_path):
     namesrv, broker = f"127.0.0.1:{ns_port}", f"127.0.0.1:{broker_port}"
     client = SimpleClient(reactor)
     try:
-        route = None
-        for _ in range(200):  # the broker registers right after start
-            route = yield client.route(namesrv, "TBW102")
-            if route is not None:
-                break
-            yield task.deferLater(reactor, 0.05, lambda: None)
-        assert route is not None and route.broker_datas[0].broker_addrs[0] == broker
+        # The broker registers right after start.
+        route = yield poll(lambda: client.route(namesrv, "TBW102"), lambda r: r is not None, what="TBW102 route")
+        assert route.broker_datas[0].broker_addrs[0] == broker
         sent = yield client.send(broker, "QuickStart", b"hello", tags="TagA", keys="k1", queue_id=0)
         assert sent.code == ResponseCode.SUCCESS, sent.remark
         assert sent.ext_fields["queueOffset"] == "0"
-        route = yield client.route(namesrv, "QuickStart")  # auto-created and registered at once
-        assert route is not None and route.queue_datas[0].write_queue_nums == 4
+        # Auto-created, and registered at once (a oneway REGISTER_BROKER, so poll briefly).
+        route = yield poll(lambda: client.route(namesrv, "QuickStart"), lambda r: r is not None, 5, what="route")
+        assert route.queue_datas[0].write_queue_nums == 4
         pulled = yield client.pull(broker, "QuickStartGroup", "QuickStart", 0, 0)
         assert pulled.code == ResponseCode.SUCCESS, pulled.remark
         [message] = decode_messages(pulled.body)
