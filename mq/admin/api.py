@@ -1,0 +1,553 @@
+"""``MQAdminAPI``: the admin requests to NameServers and brokers, one method each, over ``RemotingClient``.
+
+Every method returns a Deferred. Failures are ``AdminError``s with a one-line message a person can act on:
+``UnreachableError`` when no connection could be made or no answer came in time, ``ResponseError`` when the
+server answered with an error code (its remark is kept). Bodies are decoded into plain Python values.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import attr
+from twisted.internet import defer
+
+from mq.admin import jsonkeys
+from mq.client.simple import pull_request, send_request
+from mq.common import fastjson, mixall
+from mq.common.broker_headers import (
+    ConsumerGroupRequestHeader,
+    CreateTopicRequestHeader,
+    DeleteSubscriptionGroupRequestHeader,
+    GetConsumerRunningInfoRequestHeader,
+    GetConsumeStatsRequestHeader,
+    ProducerGroupRequestHeader,
+    QueryConsumerOffsetRequestHeader,
+    QueueRequestHeader,
+    SearchOffsetRequestHeader,
+    SendMessageRequestHeader,
+    TopicRequestHeader,
+    UpdateConsumerOffsetRequestHeader,
+)
+from mq.common.message import MessageConst, MessageExt, decode_messages, string_to_properties
+from mq.common.namesrv_headers import (
+    BrokerNameRequestHeader,
+    DeleteTopicFromNamesrvRequestHeader,
+    GetTopicsByClusterRequestHeader,
+    KVConfigRequestHeader,
+    NamespaceRequestHeader,
+)
+from mq.common.properties import format_properties, parse_properties
+from mq.common.route import BrokerData, TopicConfig, TopicRouteData
+from mq.remoting.client import RemotingClient
+from mq.remoting.codes import RequestCode, ResponseCode
+from mq.remoting.command import RemotingCommand
+from mq.remoting.header import CommandHeader, hfield
+from mq.remoting.protocol import RemotingError
+
+RC = ResponseCode
+#: Exit statuses of ``mqadmin`` (docs/admin.md).
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_UNREACHABLE = 3
+
+ORDER_TOPIC_CONFIG = "ORDER_TOPIC_CONFIG"
+QUERY_MAX_TIMESTAMP = 2**63 - 1
+
+
+class AdminError(Exception):
+    """A failed admin command: ``str()`` is the one-line message, ``exit_code`` the process status."""
+
+    exit_code = EXIT_FAILED
+
+
+class UnreachableError(AdminError):
+    exit_code = EXIT_UNREACHABLE
+
+
+class UsageError(AdminError):
+    """The command line asks for something impossible (caught before or after parsing)."""
+
+    exit_code = EXIT_USAGE
+
+
+class ResponseError(AdminError):
+    def __init__(self, message: str, code: int, remark: Optional[str]) -> None:
+        super().__init__(message)
+        self.code = code
+        self.remark = remark
+
+
+def code_name(code: int) -> str:
+    try:
+        return ResponseCode(code).name
+    except ValueError:
+        return f"code {code}"
+
+
+def check(response: RemotingCommand, what: str, ok: Iterable[int] = (RC.SUCCESS,)) -> RemotingCommand:
+    """``response`` if its code is in ``ok``; otherwise a ``ResponseError`` naming ``what`` failed and why."""
+    if response.code in tuple(ok):
+        return response
+    remark = (response.remark or "").strip()
+    message = f"{what}: {code_name(response.code)}"
+    if remark:
+        message += f": {remark}"
+    raise ResponseError(message, response.code, response.remark)
+
+
+# --------------------------------------------------------------------------------------------- headers
+
+
+@attr.s(slots=True)
+class QueryMessageRequestHeader(CommandHeader):
+    topic: str = hfield("topic", required=True)
+    key: str = hfield("key", required=True)
+    max_num: int = hfield("maxNum", int, required=True)
+    begin_timestamp: int = hfield("beginTimestamp", int, required=True)
+    end_timestamp: int = hfield("endTimestamp", int, required=True)
+
+
+@attr.s(slots=True)
+class ViewMessageRequestHeader(CommandHeader):
+    offset: int = hfield("offset", int, required=True)
+
+
+@attr.s(slots=True)
+class ResetOffsetRequestHeader(CommandHeader):
+    topic: str = hfield("topic", required=True)
+    group: str = hfield("group", required=True)
+    timestamp: int = hfield("timestamp", int, required=True)
+    is_force: bool = hfield("isForce", bool, required=True)
+
+
+# --------------------------------------------------------------------------------------------- values
+
+
+@attr.s(frozen=True, slots=True, order=True)
+class MessageQueue:
+    """Sorted as Java sorts them: topic, broker name, queue id."""
+
+    topic: str = attr.ib()
+    broker_name: str = attr.ib()
+    queue_id: int = attr.ib()
+
+    @classmethod
+    def from_json(cls, data: dict) -> "MessageQueue":
+        return cls(str(data.get("topic", "")), str(data.get("brokerName", "")), int(data.get("queueId", 0)))
+
+    def to_json(self) -> dict:
+        return {"brokerName": self.broker_name, "queueId": self.queue_id, "topic": self.topic}
+
+    def __str__(self) -> str:
+        return f"MessageQueue [topic={self.topic}, brokerName={self.broker_name}, queueId={self.queue_id}]"
+
+
+def queue_map(value: Any) -> Dict[MessageQueue, Any]:
+    """A fastjson ``Map<MessageQueue, V>`` (an ``ObjectKeyMap``, or ``{}`` when empty) as a dict."""
+    if isinstance(value, jsonkeys.ObjectKeyMap):
+        return {MessageQueue.from_json(k): v for k, v in value}
+    if isinstance(value, list):  # [{"brokerName":..,"offset":..}] as ResetOffsetBodyForC writes it
+        return {MessageQueue.from_json(item): item.get("offset") for item in value if isinstance(item, dict)}
+    return {}
+
+
+@attr.s(slots=True)
+class ClusterInfo:
+    broker_addr_table: Dict[str, BrokerData] = attr.ib(factory=dict)
+    cluster_addr_table: Dict[str, List[str]] = attr.ib(factory=dict)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "ClusterInfo":
+        brokers = {name: BrokerData.from_json(b) for name, b in (data.get("brokerAddrTable") or {}).items()}
+        clusters = {name: sorted(names) for name, names in (data.get("clusterAddrTable") or {}).items()}
+        return cls(brokers, clusters)
+
+    def to_json(self) -> dict:
+        return {
+            "brokerAddrTable": {n: b.to_json() for n, b in sorted(self.broker_addr_table.items())},
+            "clusterAddrTable": dict(sorted(self.cluster_addr_table.items())),
+        }
+
+    def master_addrs(self, cluster: str) -> List[Tuple[str, str]]:
+        """(broker name, master address) of every broker of ``cluster`` that has a master."""
+        out = []
+        for name in self.cluster_addr_table.get(cluster, []):
+            data = self.broker_addr_table.get(name)
+            if data is not None and data.master_addr():
+                out.append((name, data.master_addr()))
+        return out
+
+    def cluster_of(self, broker_name: str) -> Optional[str]:
+        for cluster, names in self.cluster_addr_table.items():
+            if broker_name in names:
+                return cluster
+        return None
+
+
+def route_masters(route: TopicRouteData) -> Dict[str, str]:
+    """Broker name → master address, for the brokers of a route that have a live master."""
+    return {b.broker_name: b.master_addr() for b in route.broker_datas if b.master_addr()}
+
+
+def parse_timestamp(text: str, now_ms: Optional[int] = None) -> int:
+    """``now``, milliseconds since the epoch, or ``yyyy-MM-dd#HH:mm:ss:SSS`` (local time), as the original."""
+    value = text.strip()
+    if value.lower() == "now":
+        return now_ms if now_ms is not None else int(time.time() * 1000)
+    if value.lstrip("-").isdigit():
+        return int(value)
+    try:
+        date, _, clock = value.partition("#")
+        millis = 0
+        parts = clock.split(":")
+        if len(parts) == 4:
+            millis = int(parts[3])
+            clock = ":".join(parts[:3])
+        struct = time.strptime(f"{date} {clock}", "%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        raise ValueError(f"not a timestamp: {text!r} (give now, milliseconds, or yyyy-MM-dd#HH:mm:ss:SSS)") from None
+    return int(time.mktime(struct)) * 1000 + millis
+
+
+# --------------------------------------------------------------------------------------------- the API
+
+
+class MQAdminAPI:
+    """Admin calls against the NameServers ``namesrv_addrs`` and the brokers they (or the caller) name."""
+
+    def __init__(self, reactor, namesrv_addrs: Sequence[str] = (), timeout: float = 5.0,
+                 remoting: Optional[RemotingClient] = None) -> None:
+        self.reactor = reactor
+        self.namesrv_addrs = [a.strip() for a in namesrv_addrs if a.strip()]
+        self.timeout = timeout
+        self.remoting = remoting or RemotingClient(reactor, connect_timeout=min(timeout, 3.0))
+
+    def close(self) -> defer.Deferred:
+        return self.remoting.close()
+
+    # -- transport ---------------------------------------------------------------------------------
+
+    def _need_namesrv(self) -> List[str]:
+        if not self.namesrv_addrs:
+            raise UsageError("no NameServer address: give -n host:port[;host:port] or set NAMESRV_ADDR")
+        return self.namesrv_addrs
+
+    def _invoke(self, kind: str, addr: str, code: int, ext: Optional[Dict[str, str]] = None, body: bytes = b"",
+                timeout: Optional[float] = None):
+        return self._send(kind, addr, RemotingCommand.request(code, ext, body), timeout)
+
+    def remoting_call(self, addr: str, request: RemotingCommand, timeout: Optional[float] = None):
+        """Send a ready-made request to a broker."""
+        return self._send("broker", addr, request, timeout)
+
+    @defer.inlineCallbacks
+    def _send(self, kind: str, addr: str, request: RemotingCommand, timeout: Optional[float] = None):
+        try:
+            response = yield self.remoting.invoke(addr, request, timeout or self.timeout)
+        except RemotingError as e:
+            raise UnreachableError(f"cannot reach {kind} {addr}: {_reason(e)}") from None
+        return response
+
+    def namesrv_call(self, code: int, ext: Optional[Dict[str, str]] = None, body: bytes = b""):
+        """Ask the first NameServer that answers; ``UnreachableError`` naming them all if none does."""
+        addrs = self._need_namesrv()
+        failures: List[str] = []
+
+        def attempt(i: int):
+            d = self._invoke("NameServer", addrs[i], code, ext, body)
+
+            def failed(f):
+                f.trap(UnreachableError)
+                failures.append(str(f.value)[len("cannot reach NameServer "):])
+                if i + 1 < len(addrs):
+                    return attempt(i + 1)
+                raise UnreachableError("cannot reach NameServer " + "; ".join(failures))
+
+            return d.addErrback(failed)
+
+        return attempt(0)
+
+    @defer.inlineCallbacks
+    def namesrv_call_all(self, code: int, ext: Optional[Dict[str, str]], what: str):
+        """Send to every NameServer (writes), in order; [(addr, response)] when all of them succeed."""
+        out = []
+        for addr in self._need_namesrv():
+            response = yield self._invoke("NameServer", addr, code, ext)
+            out.append((addr, check(response, f"{what} on NameServer {addr}")))
+        return out
+
+    def broker_call(self, addr: str, code: int, ext: Optional[Dict[str, str]] = None, body: bytes = b"",
+                    timeout: Optional[float] = None):
+        return self._invoke("broker", addr, code, ext, body, timeout)
+
+    @defer.inlineCallbacks
+    def _broker_ok(self, addr: str, code: int, what: str, ext=None, body: bytes = b""):
+        response = yield self.broker_call(addr, code, ext, body)
+        return check(response, f"{what} on broker {addr}")
+
+    # -- NameServer --------------------------------------------------------------------------------
+
+    @defer.inlineCallbacks
+    def topic_route(self, topic: str):
+        response = yield self.namesrv_call(RequestCode.GET_ROUTEINFO_BY_TOPIC, {"topic": topic})
+        if response.code == RC.TOPIC_NOT_EXIST:
+            raise ResponseError(f"topic route not found: no route for topic '{topic}' on the NameServer",
+                                response.code, response.remark)
+        check(response, f"topic route of '{topic}'")
+        return TopicRouteData.from_json(fastjson.loads(response.body))
+
+    @defer.inlineCallbacks
+    def cluster_info(self):
+        response = yield self.namesrv_call(RequestCode.GET_BROKER_CLUSTER_INFO)
+        check(response, "cluster info")
+        return ClusterInfo.from_json(fastjson.loads(response.body) if response.body else {})
+
+    @defer.inlineCallbacks
+    def all_topics(self):
+        response = yield self.namesrv_call(RequestCode.GET_ALL_TOPIC_LIST_FROM_NAMESERVER)
+        check(response, "topic list")
+        return sorted(fastjson.loads(response.body).get("topicList") or []) if response.body else []
+
+    @defer.inlineCallbacks
+    def topics_by_cluster(self, cluster: str):
+        ext = GetTopicsByClusterRequestHeader(cluster=cluster).encode()
+        response = yield self.namesrv_call(RequestCode.GET_TOPICS_BY_CLUSTER, ext)
+        check(response, f"topics of cluster '{cluster}'")
+        return sorted(fastjson.loads(response.body).get("topicList") or []) if response.body else []
+
+    def put_kv_config(self, namespace: str, key: str, value: str):
+        ext = KVConfigRequestHeader(namespace=namespace, key=key, value=value).encode()
+        return self.namesrv_call_all(RequestCode.PUT_KV_CONFIG, ext, "put KV config")
+
+    def delete_kv_config(self, namespace: str, key: str):
+        ext = KVConfigRequestHeader(namespace=namespace, key=key).encode()
+        return self.namesrv_call_all(RequestCode.DELETE_KV_CONFIG, ext, "delete KV config")
+
+    @defer.inlineCallbacks
+    def kv_list(self, namespace: str):
+        """The namespace's table; {} when the NameServer has none."""
+        ext = NamespaceRequestHeader(namespace=namespace).encode()
+        response = yield self.namesrv_call(RequestCode.GET_KVLIST_BY_NAMESPACE, ext)
+        if response.code == RC.QUERY_NOT_FOUND:
+            return {}
+        check(response, f"KV list of namespace '{namespace}'")
+        return dict(fastjson.loads(response.body).get("table") or {})
+
+    @defer.inlineCallbacks
+    def wipe_write_perm(self, broker_name: str):
+        """[(namesrv addr, number of topics changed)]."""
+        ext = BrokerNameRequestHeader(broker_name=broker_name).encode()
+        done = yield self.namesrv_call_all(RequestCode.WIPE_WRITE_PERM_OF_BROKER, ext, "wipe write perm")
+        return [(addr, int(r.field("wipeTopicCount", "0"))) for addr, r in done]
+
+    @defer.inlineCallbacks
+    def add_write_perm(self, broker_name: str):
+        ext = BrokerNameRequestHeader(broker_name=broker_name).encode()
+        done = yield self.namesrv_call_all(RequestCode.ADD_WRITE_PERM_OF_BROKER, ext, "add write perm")
+        return [(addr, int(r.field("addTopicCount", "0"))) for addr, r in done]
+
+    def delete_topic_in_namesrv(self, topic: str, cluster: Optional[str] = None):
+        ext = DeleteTopicFromNamesrvRequestHeader(topic=topic, cluster_name=cluster).encode()
+        return self.namesrv_call_all(RequestCode.DELETE_TOPIC_IN_NAMESRV, ext, f"delete topic '{topic}'")
+
+    # -- broker: topics and config -----------------------------------------------------------------
+
+    def create_topic(self, addr: str, tc: TopicConfig):
+        ext = CreateTopicRequestHeader(
+            topic=tc.topic_name, default_topic=mixall.DEFAULT_TOPIC, read_queue_nums=tc.read_queue_nums,
+            write_queue_nums=tc.write_queue_nums, perm=tc.perm, topic_filter_type=tc.topic_filter_type,
+            topic_sys_flag=tc.topic_sys_flag, order=tc.order,
+        ).encode()
+        return self._broker_ok(addr, RequestCode.UPDATE_AND_CREATE_TOPIC, f"create topic '{tc.topic_name}'", ext)
+
+    def delete_topic_in_broker(self, addr: str, topic: str):
+        return self._broker_ok(addr, RequestCode.DELETE_TOPIC_IN_BROKER, f"delete topic '{topic}'",
+                               TopicRequestHeader(topic=topic).encode())
+
+    @defer.inlineCallbacks
+    def topic_stats(self, addr: str, topic: str):
+        """{MessageQueue: {"minOffset", "maxOffset", "lastUpdateTimestamp"}} of one broker."""
+        response = yield self._broker_ok(addr, RequestCode.GET_TOPIC_STATS_INFO, f"topic stats of '{topic}'",
+                                         TopicRequestHeader(topic=topic).encode())
+        return queue_map(jsonkeys.loads(response.body).get("offsetTable"))
+
+    @defer.inlineCallbacks
+    def topic_consumed_by(self, addr: str, topic: str):
+        response = yield self._broker_ok(addr, RequestCode.QUERY_TOPIC_CONSUME_BY_WHO, f"groups of '{topic}'",
+                                         TopicRequestHeader(topic=topic).encode())
+        return sorted(fastjson.loads(response.body).get("groupList") or [])
+
+    @defer.inlineCallbacks
+    def broker_runtime_info(self, addr: str):
+        response = yield self._broker_ok(addr, RequestCode.GET_BROKER_RUNTIME_INFO, "broker status")
+        return {k: str(v) for k, v in (fastjson.loads(response.body).get("table") or {}).items()}
+
+    @defer.inlineCallbacks
+    def broker_config(self, addr: str):
+        response = yield self._broker_ok(addr, RequestCode.GET_BROKER_CONFIG, "broker config")
+        return parse_properties((response.body or b"").decode("utf-8"))
+
+    def update_broker_config(self, addr: str, values: Dict[str, str]):
+        body = format_properties(values).encode("utf-8")
+        return self._broker_ok(addr, RequestCode.UPDATE_BROKER_CONFIG, "update broker config", None, body)
+
+    # -- broker: groups and clients ----------------------------------------------------------------
+
+    def create_subscription_group(self, addr: str, config: Dict[str, Any]):
+        body = fastjson.dumps_bytes(dict(sorted(config.items())))
+        return self._broker_ok(addr, RequestCode.UPDATE_AND_CREATE_SUBSCRIPTIONGROUP,
+                               f"update subscription group '{config['groupName']}'", None, body)
+
+    def delete_subscription_group(self, addr: str, group: str, remove_offset: bool = False):
+        ext = DeleteSubscriptionGroupRequestHeader(group_name=group, remove_offset=remove_offset).encode()
+        return self._broker_ok(addr, RequestCode.DELETE_SUBSCRIPTIONGROUP,
+                               f"delete subscription group '{group}'", ext)
+
+    @defer.inlineCallbacks
+    def consume_stats(self, addr: str, group: str, topic: Optional[str] = None):
+        """(consumeTps, {MessageQueue: {"brokerOffset", "consumerOffset", "lastTimestamp"}}) of one broker."""
+        ext = GetConsumeStatsRequestHeader(consumer_group=group, topic=topic).encode()
+        response = yield self._broker_ok(addr, RequestCode.GET_CONSUME_STATS, f"consume stats of '{group}'", ext)
+        data = jsonkeys.loads(response.body)
+        return float(data.get("consumeTps") or 0.0), queue_map(data.get("offsetTable"))
+
+    @defer.inlineCallbacks
+    def consumer_connection(self, addr: str, group: str):
+        ext = ConsumerGroupRequestHeader(consumer_group=group).encode()
+        response = yield self._broker_ok(addr, RequestCode.GET_CONSUMER_CONNECTION_LIST,
+                                         f"connections of consumer group '{group}'", ext)
+        return fastjson.loads(response.body)
+
+    @defer.inlineCallbacks
+    def producer_connection(self, addr: str, group: str):
+        ext = ProducerGroupRequestHeader(producer_group=group).encode()
+        response = yield self._broker_ok(addr, RequestCode.GET_PRODUCER_CONNECTION_LIST,
+                                         f"connections of producer group '{group}'", ext)
+        return fastjson.loads(response.body)
+
+    @defer.inlineCallbacks
+    def consumer_running_info(self, addr: str, group: str, client_id: str, jstack: bool = False):
+        ext = GetConsumerRunningInfoRequestHeader(consumer_group=group, client_id=client_id,
+                                                  jstack_enable=jstack).encode()
+        response = yield self._broker_ok(addr, RequestCode.GET_CONSUMER_RUNNING_INFO,
+                                         f"running info of consumer '{client_id}'", ext)
+        return jsonkeys.loads(response.body) if response.body else {}
+
+    # -- broker: offsets ---------------------------------------------------------------------------
+
+    @defer.inlineCallbacks
+    def _offset(self, addr: str, code: int, header: CommandHeader, what: str, field: str = "offset"):
+        response = yield self._broker_ok(addr, code, what, header.encode())
+        return int(response.field(field, "0"))
+
+    def min_offset(self, addr: str, topic: str, queue_id: int):
+        return self._offset(addr, RequestCode.GET_MIN_OFFSET, QueueRequestHeader(topic=topic, queue_id=queue_id),
+                            "min offset")
+
+    def max_offset(self, addr: str, topic: str, queue_id: int):
+        return self._offset(addr, RequestCode.GET_MAX_OFFSET, QueueRequestHeader(topic=topic, queue_id=queue_id),
+                            "max offset")
+
+    def search_offset(self, addr: str, topic: str, queue_id: int, timestamp: int):
+        header = SearchOffsetRequestHeader(topic=topic, queue_id=queue_id, timestamp=timestamp)
+        return self._offset(addr, RequestCode.SEARCH_OFFSET_BY_TIMESTAMP, header, "search offset by time")
+
+    @defer.inlineCallbacks
+    def consumer_offset(self, addr: str, group: str, topic: str, queue_id: int):
+        """The committed offset, or None when the broker has none."""
+        ext = QueryConsumerOffsetRequestHeader(consumer_group=group, topic=topic, queue_id=queue_id).encode()
+        response = yield self.broker_call(addr, RequestCode.QUERY_CONSUMER_OFFSET, ext)
+        if response.code == RC.QUERY_NOT_FOUND:
+            return None
+        return int(check(response, "query consumer offset").field("offset", "0"))
+
+    def update_consumer_offset(self, addr: str, group: str, topic: str, queue_id: int, offset: int):
+        ext = UpdateConsumerOffsetRequestHeader(consumer_group=group, topic=topic, queue_id=queue_id,
+                                                commit_offset=offset).encode()
+        return self._broker_ok(addr, RequestCode.UPDATE_CONSUMER_OFFSET, "update consumer offset", ext)
+
+    @defer.inlineCallbacks
+    def reset_offset_in_broker(self, addr: str, topic: str, group: str, timestamp: int, force: bool):
+        """INVOKE_BROKER_TO_RESET_OFFSET: (code, remark, {MessageQueue: offset}); not-success is the caller's."""
+        ext = ResetOffsetRequestHeader(topic=topic, group=group, timestamp=timestamp, is_force=force).encode()
+        response = yield self.broker_call(addr, RequestCode.INVOKE_BROKER_TO_RESET_OFFSET, ext)
+        table = {}
+        if response.code == RC.SUCCESS and response.body:
+            table = queue_map(jsonkeys.loads(response.body).get("offsetTable"))
+        return response.code, response.remark, table
+
+    # -- broker: messages --------------------------------------------------------------------------
+
+    @defer.inlineCallbacks
+    def send_message(self, addr: str, broker_name: str, topic: str, queue_id: int, body: bytes,
+                     tags: Optional[str] = None, keys: Optional[str] = None,
+                     group: str = "TOOLS_PRODUCER"):
+        """Send one message; a dict with the send status, the ids and the queue it went to."""
+        request = send_request(topic, body, tags=tags, keys=keys, queue_id=queue_id, group=group)
+        sent = string_to_properties(SendMessageRequestHeader.decode_short(request.ext_fields).properties)
+        response = yield self.remoting_call(addr, request)
+        statuses = {RC.SUCCESS: "SEND_OK", RC.FLUSH_DISK_TIMEOUT: "FLUSH_DISK_TIMEOUT",
+                    RC.FLUSH_SLAVE_TIMEOUT: "FLUSH_SLAVE_TIMEOUT", RC.SLAVE_NOT_AVAILABLE: "SLAVE_NOT_AVAILABLE"}
+        check(response, f"send to topic '{topic}' on broker {addr}", statuses)
+        return {
+            "brokerName": broker_name,
+            "msgId": sent.get(MessageConst.PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX, ""),
+            "offsetMsgId": response.field("msgId", ""),
+            "queueId": int(response.field("queueId", str(queue_id))),
+            "queueOffset": int(response.field("queueOffset", "-1")),
+            "sendStatus": statuses[response.code],
+        }
+
+    @defer.inlineCallbacks
+    def pull(self, addr: str, group: str, topic: str, queue_id: int, offset: int, max_nums: int = 32,
+             subscription: str = "*"):
+        """One pull, no long polling: (code, next begin offset, [MessageExt])."""
+        response = yield self.remoting_call(addr, pull_request(group, topic, queue_id, offset, max_nums, subscription))
+        check(response, f"pull {topic}:{queue_id}@{offset} from broker {addr}",
+              (RC.SUCCESS, RC.PULL_NOT_FOUND, RC.PULL_RETRY_IMMEDIATELY, RC.PULL_OFFSET_MOVED))
+        next_offset = int(response.field("nextBeginOffset", str(offset)))
+        messages = decode_messages(response.body) if response.code == RC.SUCCESS and response.body else []
+        if subscription.strip() not in ("", "*"):
+            tags = {t.strip() for t in subscription.split("||")}
+            messages = [m for m in messages if m.tags in tags]
+        return response.code, next_offset, messages
+
+    @defer.inlineCallbacks
+    def view_message(self, addr: str, commit_log_offset: int):
+        ext = ViewMessageRequestHeader(offset=commit_log_offset).encode()
+        response = yield self._broker_ok(addr, RequestCode.VIEW_MESSAGE_BY_ID, "view message by id", ext)
+        messages = decode_messages(response.body)
+        if not messages:
+            raise AdminError(f"broker {addr} returned no message at commit log offset {commit_log_offset}")
+        return messages[0]
+
+    @defer.inlineCallbacks
+    def query_message(self, addr: str, topic: str, key: str, max_num: int = 64, begin: int = 0,
+                      end: int = QUERY_MAX_TIMESTAMP, unique: bool = False):
+        """Messages of one broker whose key (or UNIQ_KEY when ``unique``) is ``key``; [] when none."""
+        ext = QueryMessageRequestHeader(topic=topic, key=key, max_num=max_num, begin_timestamp=begin,
+                                        end_timestamp=end).encode()
+        if unique:
+            ext["_UNIQUE_KEY_QUERY"] = "true"
+        response = yield self.broker_call(addr, RequestCode.QUERY_MESSAGE, ext, timeout=self.timeout * 3)
+        if response.code == RC.QUERY_NOT_FOUND:
+            return []
+        check(response, f"query message by key '{key}' on broker {addr}")
+        found: List[MessageExt] = []
+        for m in decode_messages(response.body):
+            if m.topic != topic:
+                continue
+            if unique:
+                if m.unique_key == key:
+                    found.append(m)
+            elif key in m.keys:
+                found.append(m)
+        return found
+
+
+def _reason(error: Exception) -> str:
+    text = str(error) or type(error).__name__
+    return text.split(": ", 1)[1] if text.startswith("cannot connect to ") and ": " in text else text

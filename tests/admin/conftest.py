@@ -1,0 +1,64 @@
+"""Real ``twistd namesrv`` / ``twistd broker`` processes shared by a module, and ``mqadmin`` as a subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import attr
+import pytest
+
+from tests.support.processes import TwistdProcess, child_env, free_port
+
+
+@attr.s(slots=True)
+class Run:
+    code: int = attr.ib()
+    out: str = attr.ib()
+    err: str = attr.ib()
+
+    def json(self):
+        return json.loads(self.out)
+
+
+def mqadmin(*args: str, namesrv: str = None, env: dict = None, timeout: float = 60) -> Run:
+    """Run ``python -m mq.admin.cli`` with ``NAMESRV_ADDR`` set to ``namesrv`` (unless None)."""
+    extra = {"NAMESRV_ADDR": namesrv} if namesrv else {}
+    extra.update(env or {})
+    environ = child_env(extra)
+    if not namesrv and "NAMESRV_ADDR" not in (env or {}):
+        environ.pop("NAMESRV_ADDR", None)
+    p = subprocess.run([sys.executable, "-m", "mq.admin.cli", *args], env=environ, capture_output=True,
+                       text=True, timeout=timeout)
+    return Run(p.returncode, p.stdout, p.stderr)
+
+
+def start_namesrv(workdir) -> TwistdProcess:
+    port = free_port()
+    proc = TwistdProcess("namesrv", ["--port", str(port), "--kv-config", str(workdir / "kv.json")], workdir).start()
+    proc.wait_port(port)
+    proc.addr = f"127.0.0.1:{port}"
+    return proc
+
+
+def start_broker(workdir, namesrv_addr: str, name: str = "adm-broker", cluster: str = "AdmCluster") -> TwistdProcess:
+    conf = workdir / "broker.conf"
+    conf.write_text(f"brokerClusterName={cluster}\nmappedFileSizeCommitLog=4194304\n"
+                    "mappedFileSizeConsumeQueue=6000\n")
+    port = free_port()
+    proc = TwistdProcess("broker", ["--port", str(port), "--namesrv", namesrv_addr, "--store", str(workdir / "store"),
+                                    "--ip", "127.0.0.1", "--broker-name", name, "--config", str(conf)],
+                         workdir).start()
+    proc.wait_port(port)
+    proc.addr = f"127.0.0.1:{port}"
+    proc.name = name
+    proc.cluster = cluster
+    return proc
+
+
+@pytest.fixture(scope="module")
+def namesrv(tmp_path_factory):
+    proc = start_namesrv(tmp_path_factory.mktemp("namesrv"))
+    yield proc
+    proc.stop(timeout=15)
