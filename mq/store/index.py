@@ -18,7 +18,7 @@ from twisted.logger import Logger
 from mq.common.hashing import index_key_hash
 from mq.common.layout import FixedLayout
 from mq.common.message import MessageConst
-from mq.store.mappedfile import MappedFile, StoreError
+from mq.store.mappedfile import MappedFile, StoreError, remove_leftovers
 
 log = Logger()
 
@@ -162,6 +162,7 @@ class IndexService:
         if not os.path.isdir(self.directory):
             return
         size = index_file_size(self.slots, self.max_index)
+        remove_leftovers(self.directory)
         for name in sorted(os.listdir(self.directory)):
             path = os.path.join(self.directory, name)
             if not name.isdigit() or os.path.getsize(path) != size:

@@ -18,6 +18,17 @@ from twisted.logger import Logger
 log = Logger()
 
 _NAME = re.compile(r"^\d{20}$")
+CREATING_SUFFIX = ".creating"
+
+
+def remove_leftovers(directory: str) -> None:
+    """Delete files a crash left half-created (never renamed into place, so they hold no data)."""
+    if not os.path.isdir(directory):
+        return
+    for name in os.listdir(directory):
+        if name.endswith(CREATING_SUFFIX):
+            log.warn("removing {path}, left half-created by a crash", path=os.path.join(directory, name))
+            os.unlink(os.path.join(directory, name))
 _ZERO_CHUNK = 1 << 20
 PAGE = mmap.PAGESIZE
 
@@ -40,14 +51,23 @@ class MappedFile:
         self.start = start
         self.size = size
         self.end = start + size
-        flags = os.O_RDWR | (os.O_CREAT | os.O_EXCL if create else 0)
-        self.fd = os.open(path, flags, 0o644)
+        if create:
+            # Sized under a temporary name, then renamed: a crash never leaves a short file under the
+            # real name for recovery to trip over (leftovers are removed by ``remove_leftovers``).
+            if os.path.exists(path):
+                raise StoreError(f"{path} exists already")
+            creating = path + CREATING_SUFFIX
+            self.fd = os.open(creating, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        else:
+            self.fd = os.open(path, os.O_RDWR)
         try:
-            actual = os.fstat(self.fd).st_size
             if create:
                 os.ftruncate(self.fd, size)
-            elif actual != size:
-                raise StoreError(f"{path} has {actual} bytes, expected {size}")
+                os.rename(creating, path)
+            else:
+                actual = os.fstat(self.fd).st_size
+                if actual != size:
+                    raise StoreError(f"{path} has {actual} bytes, expected {size}")
             self.mm = mmap.mmap(self.fd, size, access=mmap.ACCESS_WRITE)
         except BaseException:
             os.close(self.fd)
@@ -114,6 +134,7 @@ class MappedFileQueue:
         """Open every file in the directory; refuse gaps and size mismatches."""
         if not os.path.isdir(self.directory):
             return
+        remove_leftovers(self.directory)
         names = sorted(n for n in os.listdir(self.directory) if _NAME.match(n))
         expected = None
         for name in names:

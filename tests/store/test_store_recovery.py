@@ -165,3 +165,19 @@ def test_any_sequence_of_puts_rebuilds_identically(tmp_path_factory, puts):
     assert _snapshot(store) == before
     assert_consistent(store)
     stop(store)
+
+
+def test_files_half_created_by_a_crash_are_removed_not_fatal(tmp_path):
+    """A crash between creating a file and sizing it leaves only a ``.creating`` leftover, never a short file."""
+    store = open_store(tmp_path)
+    _fill(store, 10)
+    store.crash_close()
+    leftovers = []
+    for sub in ("commitlog", "index"):
+        path = tmp_path / sub / ("00000000000000000000.creating" if sub == "commitlog" else "20260101000000000.creating")
+        path.write_bytes(b"")
+        leftovers.append(path)
+    store = open_store(tmp_path)
+    assert len(scan_commitlog(store)) == 10
+    assert not any(p.exists() for p in leftovers)
+    assert_consistent(store)
