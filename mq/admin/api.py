@@ -432,8 +432,9 @@ class MQAdminAPI:
     def consumer_running_info(self, addr: str, group: str, client_id: str, jstack: bool = False):
         ext = GetConsumerRunningInfoRequestHeader(consumer_group=group, client_id=client_id,
                                                   jstack_enable=jstack).encode()
-        response = yield self._broker_ok(addr, RequestCode.GET_CONSUMER_RUNNING_INFO,
-                                         f"running info of consumer '{client_id}'", ext)
+        # The broker relays this to the client and waits up to 5 s for it: wait longer, to get its answer.
+        response = yield self.broker_call(addr, RequestCode.GET_CONSUMER_RUNNING_INFO, ext, timeout=self.timeout + 5)
+        check(response, f"running info of consumer '{client_id}' via broker {addr}")
         return jsonkeys.loads(response.body) if response.body else {}
 
     # -- broker: offsets ---------------------------------------------------------------------------
