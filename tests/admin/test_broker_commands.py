@@ -142,6 +142,15 @@ def test_update_and_delete_sub_group(broker):
     assert "AdmSubGroup" not in _groups(broker)
 
 
+def test_delete_sub_group_by_cluster_also_deletes_its_retry_and_dlq_topics(broker):
+    assert adm(broker, "updateSubGroup", "-b", broker.addr, "-g", "AdmSubGroup2").code == 0
+    r = adm(broker, "deleteSubGroup", "-c", broker.cluster, "-g", "AdmSubGroup2", "-r", "true", "--json")
+    assert r.code == 0, r.err
+    assert r.json() == {"group": "AdmSubGroup2", "brokers": [broker.addr],
+                        "deletedTopics": ["%RETRY%AdmSubGroup2", "%DLQ%AdmSubGroup2"]}
+    assert "AdmSubGroup2" not in _groups(broker)
+
+
 # --------------------------------------------------------------------------------------------- messages
 
 
