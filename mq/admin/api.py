@@ -44,7 +44,7 @@ from mq.remoting.client import RemotingClient
 from mq.remoting.codes import RequestCode, ResponseCode
 from mq.remoting.command import RemotingCommand
 from mq.remoting.header import CommandHeader, hfield
-from mq.remoting.protocol import RemotingError
+from mq.remoting.protocol import RemotingError, RemotingTimeoutError
 
 RC = ResponseCode
 #: Exit statuses of ``mqadmin`` (docs/admin.md).
@@ -64,7 +64,19 @@ class AdminError(Exception):
 
 
 class UnreachableError(AdminError):
+    """No connection to ``addr``, or no answer from it in time (``timed_out``)."""
+
     exit_code = EXIT_UNREACHABLE
+
+    def __init__(self, kind: str, addr: str, reason: str, timed_out: bool = False,
+                 message: Optional[str] = None) -> None:
+        self.kind, self.addr, self.reason, self.timed_out = kind, addr, reason, timed_out
+        if message:
+            super().__init__(message)
+        elif timed_out:
+            super().__init__(f"no answer from {kind} {addr}: {reason}")
+        else:
+            super().__init__(f"cannot reach {kind} {addr}: {reason}")
 
 
 class UsageError(AdminError):
@@ -248,23 +260,27 @@ class MQAdminAPI:
         try:
             response = yield self.remoting.invoke(addr, request, timeout or self.timeout)
         except RemotingError as e:
-            raise UnreachableError(f"cannot reach {kind} {addr}: {_reason(e)}") from None
+            raise UnreachableError(kind, addr, _reason(e), isinstance(e, RemotingTimeoutError)) from None
         return response
 
     def namesrv_call(self, code: int, ext: Optional[Dict[str, str]] = None, body: bytes = b""):
         """Ask the first NameServer that answers; ``UnreachableError`` naming them all if none does."""
         addrs = self._need_namesrv()
-        failures: List[str] = []
+        failures: List[UnreachableError] = []
 
         def attempt(i: int):
             d = self._invoke("NameServer", addrs[i], code, ext, body)
 
             def failed(f):
                 f.trap(UnreachableError)
-                failures.append(str(f.value)[len("cannot reach NameServer "):])
+                failures.append(f.value)
                 if i + 1 < len(addrs):
                     return attempt(i + 1)
-                raise UnreachableError("cannot reach NameServer " + "; ".join(failures))
+                if len(failures) == 1:
+                    raise failures[0]
+                reasons = "; ".join(f"{e.addr}: {e.reason}" for e in failures)
+                raise UnreachableError("NameServer", ";".join(addrs), reasons, all(e.timed_out for e in failures),
+                                       f"cannot reach any NameServer of {';'.join(addrs)}: {reasons}")
 
             return d.addErrback(failed)
 
@@ -550,5 +566,8 @@ class MQAdminAPI:
 
 
 def _reason(error: Exception) -> str:
+    """The transport's message without the address it repeats (the error names the address itself)."""
     text = str(error) or type(error).__name__
-    return text.split(": ", 1)[1] if text.startswith("cannot connect to ") and ": " in text else text
+    if text.startswith("cannot connect to ") and ": " in text:
+        return text.split(": ", 1)[1]
+    return text

@@ -6,6 +6,8 @@ the tool's handling of an unreachable broker is checked.
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from mq.common.register_body import RegisterBrokerBody
@@ -132,7 +134,22 @@ def test_unreachable_namesrv_exit_3():
     assert r.err.startswith(f"mqadmin topicList: cannot reach NameServer {dead}: ")
     assert len(r.err.splitlines()) == 1
     r = mqadmin("updateKvConfig", "-s", "a", "-k", "b", "-v", "c", "-n", f"{dead};127.0.0.1:9")
-    assert r.code == 3 and "cannot reach NameServer" in r.err
+    assert r.code == 3 and r.err.startswith(f"mqadmin updateKvConfig: cannot reach NameServer {dead}: ")
+    r = mqadmin("topicList", "-n", f"{dead};127.0.0.1:9")
+    assert r.code == 3 and r.err.startswith(f"mqadmin topicList: cannot reach any NameServer of {dead};127.0.0.1:9: "
+                                            f"{dead}: ")
+    assert "; 127.0.0.1:9: " in r.err and len(r.err.splitlines()) == 1
+
+
+def test_a_silent_server_is_a_timeout_exit_3():
+    with socket.socket() as silent:  # accepts connections (the kernel does), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        addr = "127.0.0.1:%d" % silent.getsockname()[1]
+        r = mqadmin("topicList", "--timeout", "0.5", namesrv=addr)
+    assert r.code == 3
+    assert r.err == (f"mqadmin topicList: no answer from NameServer {addr}: no response to "
+                     f"GET_ALL_TOPIC_LIST_FROM_NAMESERVER from {addr} within 0.5 s\n")
 
 
 def test_no_namesrv_at_all_exit_2():
