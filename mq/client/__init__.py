@@ -1,9 +1,40 @@
-"""A minimal client for tests, benchmarks and tools: sends, pulls and admin calls on ``RemotingClient``.
+"""The RocketMQ 4.x client library on Twisted, and a blocking facade (``mq.client.blocking``).
 
-The full client library (routes, rebalance, push consumers) is a later issue; this is the small, explicit
-layer underneath it: each call names the broker address and returns a Deferred.
+``Producer`` and ``TransactionProducer`` send; ``PushConsumer`` calls a listener for each message;
+``LitePullConsumer`` lets the application poll. Every network call returns a Deferred. ``SimpleClient`` is
+the small request-per-call layer that tests, benchmarks and tools use directly.
 """
 
+from mq.client.allocate import (
+    ConsistentHashAllocator,
+    allocate_averagely,
+    allocate_averagely_by_circle,
+    allocate_consistent_hash,
+)
+from mq.client.instance import ClientConfig
+from mq.client.model import (
+    ConsumeConcurrentlyStatus,
+    ConsumeFromWhere,
+    ConsumeOrderlyStatus,
+    LocalTransactionState,
+    MessageModel,
+    MessageQueue,
+    MQBrokerError,
+    MQClientError,
+    PullResult,
+    PullStatus,
+    SendResult,
+    SendStatus,
+)
+from mq.client.producer import Producer, make_message
+from mq.client.selector import select_by_hash, select_by_random
 from mq.client.simple import SimpleClient, new_unique_key
+from mq.common.message import Message, MessageExt
 
-__all__ = ["SimpleClient", "new_unique_key"]
+__all__ = [
+    "ClientConfig", "ConsistentHashAllocator", "ConsumeConcurrentlyStatus", "ConsumeFromWhere",
+    "ConsumeOrderlyStatus", "LocalTransactionState", "MQBrokerError", "MQClientError", "Message", "MessageExt",
+    "MessageModel", "MessageQueue", "Producer", "PullResult", "PullStatus", "SendResult", "SendStatus",
+    "SimpleClient", "allocate_averagely", "allocate_averagely_by_circle", "allocate_consistent_hash",
+    "make_message", "new_unique_key", "select_by_hash", "select_by_random",
+]

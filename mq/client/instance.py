@@ -1,0 +1,371 @@
+"""``ClientInstance``: what every producer and consumer of one client id shares (Java ``MQClientInstance``).
+
+One instance per client id (``ip@instanceName``) and reactor: one connection per address, the route cache
+(refreshed every 30 s and at once after a failure), heartbeats to every broker in use (every 30 s, and at
+once to a broker seen for the first time), the rebalance timer (20 s, and at once on
+NOTIFY_CONSUMER_IDS_CHANGED), the offset persist timer (5 s), and the requests brokers send to clients.
+The last producer or consumer to leave unregisters from every broker and closes the connections.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from typing import Dict, List, Optional, Protocol, Sequence, Tuple, Union
+
+import attr
+from twisted.internet import defer, task
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from mq.client.api import ClientAPI
+from mq.client.headers import CheckTransactionStateRequestHeader, ResetOffsetRequestHeader
+from mq.client.model import MessageQueue
+from mq.common import fastjson
+from mq.common.broker_headers import ConsumerGroupRequestHeader
+from mq.common.heartbeat import ConsumerData, HeartbeatData
+from mq.common.message import MessageConst, decode_message_ext
+from mq.common.mixall import MASTER_ID
+from mq.common.route import TopicRouteData
+from mq.remoting.client import RemotingClient
+from mq.remoting.codes import RequestCode, ResponseCode
+from mq.remoting.command import RemotingCommand
+from mq.remoting.protocol import RequestDispatcher
+
+log = Logger()
+
+
+def local_ip() -> str:
+    """This host's address as other hosts would see it (loopback when there is nothing better)."""
+    try:
+        ip = socket.gethostbyname(socket.gethostname())
+        if not ip.startswith("127."):
+            return ip
+    except OSError:
+        pass
+    return "127.0.0.1"
+
+
+def parse_namesrv(addr: Union[str, Sequence[str], None]) -> List[str]:
+    """NameServer addresses from ``a:9876;b:9876`` (the Java form), a list, or ``$NAMESRV_ADDR``."""
+    if addr is None:
+        addr = os.environ.get("NAMESRV_ADDR", "")
+    if isinstance(addr, str):
+        addr = addr.replace(",", ";").split(";")
+    out = [a.strip() for a in addr if a and a.strip()]
+    if not out:
+        raise ValueError("no NameServer address: pass namesrv_addr or set NAMESRV_ADDR")
+    return out
+
+
+@attr.s(slots=True)
+class ClientConfig:
+    """Settings shared by the clients of one instance (Java ``ClientConfig``); times in seconds."""
+
+    namesrv_addr: Union[str, Sequence[str], None] = attr.ib(default=None)
+    instance_name: Optional[str] = attr.ib(default=None)  # default: the process id
+    client_ip: Optional[str] = attr.ib(default=None)
+    unit_name: Optional[str] = attr.ib(default=None)
+    poll_namesrv_interval: float = attr.ib(default=30.0)
+    heartbeat_broker_interval: float = attr.ib(default=30.0)
+    persist_consumer_offset_interval: float = attr.ib(default=5.0)
+    rebalance_interval: float = attr.ib(default=20.0)
+    request_timeout: float = attr.ib(default=3.0)
+
+    def client_id(self) -> str:
+        cid = f"{self.client_ip or local_ip()}@{self.instance_name or os.getpid()}"
+        return f"{cid}@{self.unit_name}" if self.unit_name else cid
+
+
+class ProducerLike(Protocol):
+    group: str
+
+    def publish_topics(self) -> List[str]: ...
+
+    def on_route(self, topic: str, route: TopicRouteData) -> None: ...
+
+
+class ConsumerLike(Protocol):
+    group: str
+
+    def consumer_data(self) -> ConsumerData: ...
+
+    def subscribed_topics(self) -> List[str]: ...
+
+    def on_route(self, topic: str, route: TopicRouteData) -> None: ...
+
+    def do_rebalance(self) -> defer.Deferred: ...
+
+    def persist_offsets(self) -> defer.Deferred: ...
+
+
+_instances: Dict[Tuple[int, str], "ClientInstance"] = {}
+
+
+def get_instance(config: ClientConfig, reactor=None) -> "ClientInstance":
+    """The instance of ``config``'s client id on ``reactor``, made on first use."""
+    if reactor is None:
+        from twisted.internet import reactor as default_reactor
+
+        reactor = default_reactor
+    key = (id(reactor), config.client_id())
+    inst = _instances.get(key)
+    if inst is None or inst.closed:
+        inst = _instances[key] = ClientInstance(config, reactor)
+    return inst
+
+
+class ClientInstance:
+    """Routes, heartbeats, timers and broker→client requests for the producers and consumers of one client id."""
+
+    def __init__(self, config: ClientConfig, reactor) -> None:
+        self.config = config
+        self.reactor = reactor
+        self.client_id = config.client_id()
+        self.namesrv = parse_namesrv(config.namesrv_addr)
+        dispatcher = RequestDispatcher()
+        dispatcher.register(RequestCode.NOTIFY_CONSUMER_IDS_CHANGED, self._on_ids_changed)
+        dispatcher.register(RequestCode.CHECK_TRANSACTION_STATE, self._on_check_transaction)
+        dispatcher.register(RequestCode.GET_CONSUMER_RUNNING_INFO, self._on_running_info)
+        dispatcher.register(RequestCode.RESET_CONSUMER_CLIENT_OFFSET, self._on_reset_offset)
+        self.remoting = RemotingClient(reactor, dispatcher)
+        self.api = ClientAPI(self.remoting, config.request_timeout)
+        self.producers: Dict[str, ProducerLike] = {}
+        self.consumers: Dict[str, ConsumerLike] = {}
+        self.routes: Dict[str, TopicRouteData] = {}
+        #: broker name → {broker id: address}, merged from every route seen
+        self.broker_addrs: Dict[str, Dict[int, str]] = {}
+        self._route_updates: Dict[str, List[defer.Deferred]] = {}
+        self._loops: List[task.LoopingCall] = []
+        self._rebalance_pending = None
+        self.started = False
+        self.closed = False
+
+    # -- lifecycle --------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.started:
+            return
+        self.started = True
+        c = self.config
+        for interval, work in ((c.poll_namesrv_interval, self.update_all_routes),
+                               (c.heartbeat_broker_interval, self.send_heartbeats),
+                               (c.persist_consumer_offset_interval, self.persist_all_offsets),
+                               (c.rebalance_interval, self.rebalance_all)):
+            loop = task.LoopingCall(self._guard, work)
+            loop.clock = self.reactor
+            loop.start(interval, now=False)
+            self._loops.append(loop)
+
+    @staticmethod
+    def _guard(work):
+        d = defer.maybeDeferred(work)
+        d.addErrback(lambda f: log.failure("client timer task", f))
+        return d
+
+    def register_producer(self, producer: ProducerLike) -> None:
+        if producer.group in self.producers:
+            raise ValueError(f"producer group {producer.group} is already used by client {self.client_id}")
+        self.producers[producer.group] = producer
+        self.start()
+
+    def register_consumer(self, consumer: ConsumerLike) -> None:
+        if consumer.group in self.consumers:
+            raise ValueError(f"consumer group {consumer.group} is already used by client {self.client_id}")
+        self.consumers[consumer.group] = consumer
+        self.start()
+
+    @defer.inlineCallbacks
+    def unregister(self, producer_group: Optional[str] = None, consumer_group: Optional[str] = None):
+        """Leave: tell every broker (UNREGISTER_CLIENT); the last one out shuts the instance down."""
+        if producer_group is not None:
+            self.producers.pop(producer_group, None)
+        if consumer_group is not None:
+            self.consumers.pop(consumer_group, None)
+        calls = [self.api.unregister_client(addr, self.client_id, producer_group, consumer_group)
+                 for addr in self.all_broker_addrs()]
+        yield defer.DeferredList(calls, consumeErrors=True)
+        if not self.producers and not self.consumers:
+            yield self.shutdown()
+
+    def shutdown(self) -> defer.Deferred:
+        self.closed = True
+        for loop in self._loops:
+            if loop.running:
+                loop.stop()
+        self._loops = []
+        if self._rebalance_pending is not None and self._rebalance_pending.active():
+            self._rebalance_pending.cancel()
+        return self.remoting.close()
+
+    # -- routes ---------------------------------------------------------------------------------------
+
+    def update_route(self, topic: str) -> defer.Deferred:
+        """Ask the NameServer for ``topic`` (one request in flight per topic); Deferred of the route or None."""
+        waiting = self._route_updates.get(topic)
+        if waiting is not None:
+            d = defer.Deferred()
+            waiting.append(d)
+            return d
+        waiting = self._route_updates[topic] = []
+
+        def finish(result):
+            self._route_updates.pop(topic, None)
+            if result is not None and not isinstance(result, Failure):
+                self._apply_route(topic, result)
+            for w in waiting:
+                w.callback(result)
+            return result
+
+        return self.api.get_route(self.namesrv, topic).addBoth(finish)
+
+    def _apply_route(self, topic: str, route: TopicRouteData) -> None:
+        new_brokers = []
+        for bd in route.broker_datas:
+            known = self.broker_addrs.setdefault(bd.broker_name, {})
+            for bid, addr in bd.broker_addrs.items():
+                if known.get(bid) != addr:
+                    new_brokers.append(addr)
+                known[bid] = addr
+        changed = self.routes.get(topic) != route
+        self.routes[topic] = route
+        if changed:
+            for client in list(self.producers.values()) + list(self.consumers.values()):
+                client.on_route(topic, route)
+        if new_brokers and not self.closed:
+            self.send_heartbeats(new_brokers)
+
+    def update_all_routes(self) -> defer.Deferred:
+        topics = set()
+        for p in self.producers.values():
+            topics.update(p.publish_topics())
+        for c in self.consumers.values():
+            topics.update(c.subscribed_topics())
+        calls = [self.update_route(t) for t in sorted(topics)]
+        return defer.DeferredList(calls, consumeErrors=True)
+
+    def master_addr(self, broker_name: str) -> Optional[str]:
+        return self.broker_addrs.get(broker_name, {}).get(MASTER_ID)
+
+    def subscribe_addr(self, broker_name: str, broker_id: int = MASTER_ID) -> Optional[str]:
+        """The address to pull from: the suggested broker id if known, else the master, else any."""
+        addrs = self.broker_addrs.get(broker_name) or {}
+        return addrs.get(broker_id) or addrs.get(MASTER_ID) or next(iter(addrs.values()), None)
+
+    def any_broker_of(self, topic: str) -> Optional[str]:
+        route = self.routes.get(topic)
+        if route is None:
+            return None
+        for bd in route.broker_datas:
+            addr = bd.broker_addrs.get(MASTER_ID) or next(iter(bd.broker_addrs.values()), None)
+            if addr:
+                return addr
+        return None
+
+    def all_broker_addrs(self) -> List[str]:
+        return sorted({a for addrs in self.broker_addrs.values() for a in addrs.values()})
+
+    def forget_broker(self, addr: str) -> None:
+        """Drop a broker's connection after a failure, so the next request reconnects."""
+        self.remoting.close_connection(addr)
+
+    # -- heartbeats -----------------------------------------------------------------------------------
+
+    def heartbeat_data(self) -> HeartbeatData:
+        return HeartbeatData(self.client_id, sorted(self.producers),
+                             [c.consumer_data() for c in self.consumers.values()])
+
+    def send_heartbeats(self, addrs: Optional[Sequence[str]] = None) -> defer.Deferred:
+        """HEART_BEAT to ``addrs`` (default: every broker in use; slaves only when there are consumers)."""
+        if self.closed:
+            return defer.succeed(None)
+        data = self.heartbeat_data()
+        if addrs is None:
+            addrs = []
+            for ids in self.broker_addrs.values():
+                for bid, addr in ids.items():
+                    if bid == MASTER_ID or data.consumers:
+                        addrs.append(addr)
+        calls = []
+        for addr in addrs:
+            d = self.api.heartbeat(addr, data)
+            d.addErrback(lambda f, a=addr: log.info("heartbeat to {addr} failed: {e}", addr=a,
+                                                    e=f.getErrorMessage()))
+            calls.append(d)
+        return defer.DeferredList(calls)
+
+    # -- consumers --------------------------------------------------------------------------------------
+
+    def rebalance_all(self) -> defer.Deferred:
+        calls = [defer.maybeDeferred(c.do_rebalance) for c in list(self.consumers.values())]
+        return defer.DeferredList(calls, consumeErrors=True)
+
+    def rebalance_soon(self) -> None:
+        """Rebalance every consumer at the next reactor turn (several notices coalesce into one)."""
+        if self.closed or (self._rebalance_pending is not None and self._rebalance_pending.active()):
+            return
+        self._rebalance_pending = self.reactor.callLater(0, self._guard, self.rebalance_all)
+
+    def persist_all_offsets(self) -> defer.Deferred:
+        calls = [defer.maybeDeferred(c.persist_offsets) for c in list(self.consumers.values())]
+        return defer.DeferredList(calls, consumeErrors=True)
+
+    # -- requests from brokers --------------------------------------------------------------------------
+
+    def _on_ids_changed(self, request: RemotingCommand, channel) -> None:
+        group = ConsumerGroupRequestHeader.decode(request.ext_fields).consumer_group
+        log.debug("consumer ids of {group} changed; rebalancing", group=group)
+        self.rebalance_soon()
+        return None
+
+    def _on_check_transaction(self, request: RemotingCommand, channel) -> None:
+        header = CheckTransactionStateRequestHeader.decode(request.ext_fields)
+        msg = decode_message_ext(request.body)
+        group = msg.properties.get(MessageConst.PROPERTY_PRODUCER_GROUP)
+        producer = self.producers.get(group or "")
+        checker = getattr(producer, "check_transaction_state", None)
+        if checker is None:
+            log.warn("transaction check for unknown producer group {group}", group=group)
+            return None
+        checker(channel, header, msg)
+        return None
+
+    def _on_running_info(self, request: RemotingCommand, channel) -> RemotingCommand:
+        group = request.field("consumerGroup", "")
+        consumer = self.consumers.get(group)
+        if consumer is None:
+            return request.response(ResponseCode.SYSTEM_ERROR, f"the consumer group {group} is not in this client")
+        data = consumer.consumer_data()
+        body = {
+            "jstack": "",
+            "mqTable": {},
+            "properties": {"PROP_CLIENT_VERSION": "V4_9_8", "PROP_CONSUME_TYPE": data.consume_type,
+                           "PROP_CONSUMEORDERLY": str(bool(getattr(consumer, "orderly", False))).lower(),
+                           "PROP_NAMESERVER_ADDR": ";".join(self.namesrv),
+                           "PROP_THREADPOOL_CORE_SIZE": "-1", "messageModel": data.message_model,
+                           "consumeFromWhere": data.consume_from_where},
+            "statusTable": {},
+            "subscriptionSet": [s.to_json() for s in data.subscription_data_set],
+        }
+        return request.response(ResponseCode.SUCCESS, None, None, fastjson.dumps_bytes(body))
+
+    _MQ_KEY = re.compile(r'\{"brokerName":"([^"]*)","queueId":(\d+),"topic":"([^"]*)"\}:(-?\d+)')
+
+    def _on_reset_offset(self, request: RemotingCommand, channel) -> Optional[RemotingCommand]:
+        header = ResetOffsetRequestHeader.decode(request.ext_fields)
+        consumer = self.consumers.get(header.group)
+        table: Dict[MessageQueue, int] = {}
+        text = request.body.decode("utf-8", "replace") if request.body else ""
+        for broker, qid, topic, offset in self._MQ_KEY.findall(text):
+            table[MessageQueue(topic, broker, int(qid))] = int(offset)
+        if not table and text:
+            try:  # ResetOffsetBodyForC: a list of objects
+                for item in fastjson.loads(text).get("offsetTable") or []:
+                    table[MessageQueue.from_json(item)] = int(item["offset"])
+            except (ValueError, KeyError, TypeError, AttributeError):
+                pass
+        reset = getattr(consumer, "reset_offsets", None)
+        if reset is not None and table:
+            reset(header.topic, table)
+        return request.response(ResponseCode.SUCCESS) if not request.is_oneway else None

@@ -1,0 +1,163 @@
+"""Unit tests (no network): allocation strategies, fault-latency avoidance, producer retries."""
+
+from __future__ import annotations
+
+from twisted.internet import defer, task
+
+from mq.client.allocate import (
+    ConsistentHashAllocator,
+    allocate_averagely,
+    allocate_averagely_by_circle,
+    md5_hash,
+)
+from mq.client.latency_fault import FaultStrategy, not_available_duration
+from mq.client.model import MessageQueue, MQBrokerError, MQClientError, SendResult, SendStatus
+from mq.client.producer import Producer, TopicPublishInfo, make_message
+from mq.remoting.codes import ResponseCode
+from mq.remoting.protocol import RemotingTimeoutError
+
+QUEUES = [MessageQueue("T", b, q) for b in ("broker-a", "broker-b") for q in range(4)]
+
+
+def ids(mqs):
+    return [QUEUES.index(mq) for mq in mqs]
+
+
+def test_averagely_gives_contiguous_blocks_larger_first():
+    cids = ["c0", "c1", "c2"]
+    assert [ids(allocate_averagely(c, QUEUES, cids)) for c in cids] == [[0, 1, 2], [3, 4, 5], [6, 7]]
+    five = QUEUES[:5]
+    assert [allocate_averagely(c, five, cids) for c in cids] == [five[0:2], five[2:4], five[4:5]]
+    # More clients than queues: the last ones get nothing.
+    many = [f"c{i}" for i in range(10)]
+    assert [len(allocate_averagely(c, QUEUES, many)) for c in many] == [1] * 8 + [0, 0]
+    assert allocate_averagely("stranger", QUEUES, cids) == []
+
+
+def test_by_circle_deals_queues_like_cards():
+    cids = ["c0", "c1", "c2"]
+    assert [ids(allocate_averagely_by_circle(c, QUEUES, cids)) for c in cids] == [[0, 3, 6], [1, 4, 7], [2, 5]]
+
+
+def test_consistent_hash_partitions_and_moves_little():
+    alloc = ConsistentHashAllocator(virtual_nodes=10)
+    queues = [MessageQueue("T", f"b{b}", q) for b in range(4) for q in range(8)]
+    cids = [f"10.0.0.{i}@1" for i in range(4)]
+    shares = {c: set(alloc(c, queues, cids)) for c in cids}
+    assert set().union(*shares.values()) == set(queues)
+    assert sum(len(s) for s in shares.values()) == len(queues)
+    # A client leaves: only its queues move.
+    rest = cids[:3]
+    after = {c: set(alloc(c, queues, rest)) for c in rest}
+    for c in rest:
+        assert shares[c] <= after[c]
+    # Java's ring key and hash: the first four MD5 bytes of the text, big-endian.
+    assert md5_hash("abc") == 0x90015098
+    assert repr(queues[0]) == "MessageQueue [topic=T, brokerName=b0, queueId=0]"
+
+
+def test_not_available_duration_follows_the_java_table():
+    assert [not_available_duration(ms) for ms in (0, 99, 100, 549, 550, 1000, 2000, 3000, 15000, 30000)] == [
+        0, 0, 0, 0, 30000, 60000, 120000, 180000, 600000, 600000]
+
+
+def test_fault_strategy_skips_a_failed_broker_until_its_time_is_up():
+    clock = task.Clock()
+    fault = FaultStrategy(clock, enabled=True)
+    fault.update("broker-a", 10, isolation=True)
+    picks = {fault.select(QUEUES, n, None).broker_name for n in range(20)}
+    assert picks == {"broker-b"}
+    clock.advance(599)
+    assert {fault.select(QUEUES, n, None).broker_name for n in range(20)} == {"broker-b"}
+    clock.advance(1)
+    assert {fault.select(QUEUES, n, None).broker_name for n in range(20)} == {"broker-a", "broker-b"}
+    # A slow answer (600 ms) keeps the broker out for 30 s; a fast one does not.
+    fault.update("broker-b", 600, isolation=False)
+    assert {fault.select(QUEUES, n, None).broker_name for n in range(8)} == {"broker-a"}
+    clock.advance(30)
+    fault.update("broker-a", 20, isolation=False)
+    assert {fault.select(QUEUES, n, None).broker_name for n in range(8)} == {"broker-a", "broker-b"}
+
+
+def test_fault_strategy_uses_the_least_bad_broker_when_all_are_out():
+    clock = task.Clock()
+    fault = FaultStrategy(clock, enabled=True)
+    fault.update("broker-a", 30000, isolation=True)
+    clock.advance(1)
+    fault.update("broker-b", 30000, isolation=True)
+    assert fault.select(QUEUES, 3, None).broker_name in ("broker-a", "broker-b")
+
+
+def test_disabled_strategy_round_robins_and_avoids_the_last_broker():
+    fault = FaultStrategy(task.Clock(), enabled=False)
+    assert [fault.select(QUEUES, n, None) for n in range(8)] == QUEUES
+    assert all(fault.select(QUEUES, n, "broker-a").broker_name == "broker-b" for n in range(8))
+
+
+class FakeAPI:
+    def __init__(self, behaviour):
+        self.behaviour = behaviour  # broker name -> exception or None
+        self.calls = []
+
+    def send(self, addr, header, body, mq, uniq, timeout, batch=False):
+        self.calls.append(mq)
+        error = self.behaviour.get(mq.broker_name)
+        if error is not None:
+            return defer.fail(error)
+        return defer.succeed(SendResult(SendStatus.SEND_OK, uniq, "X", mq, 1))
+
+
+class FakeInstance:
+    def __init__(self, api):
+        self.api = api
+
+    def master_addr(self, name):
+        return f"{name}:1"
+
+    def update_route(self, topic):
+        return defer.succeed(None)
+
+
+def producer_with(behaviour, **kwargs):
+    clock = task.Clock()
+    p = Producer("PG", "127.0.0.1:1", reactor=clock, **kwargs)
+    api = FakeAPI(behaviour)
+    p.instance, p.running = FakeInstance(api), True
+    info = TopicPublishInfo(list(QUEUES))
+    info.counter = -1  # the first send goes to queue 0 (broker-a)
+    p.publish_info["T"] = info
+    return p, api
+
+
+def result_of(d):
+    out = []
+    d.addBoth(out.append)
+    return out[0]
+
+
+def test_a_failed_send_is_retried_on_another_broker():
+    p, api = producer_with({"broker-a": RemotingTimeoutError("slow")})
+    result = result_of(p.send(make_message("T", "x")))
+    assert isinstance(result, SendResult)
+    assert [mq.broker_name for mq in api.calls] == ["broker-a", "broker-b"]
+
+
+def test_retries_stop_after_retry_times_and_report_the_last_error():
+    error = MQBrokerError("busy", ResponseCode.SYSTEM_ERROR)
+    p, api = producer_with({"broker-a": error, "broker-b": error}, retry_times=2)
+    failure = result_of(p.send(make_message("T", "x")))
+    assert isinstance(failure.value, MQClientError) and "failed 3 times" in str(failure.value)
+    assert len(api.calls) == 3
+
+
+def test_a_refusal_that_retrying_cannot_fix_fails_at_once():
+    p, api = producer_with({"broker-a": MQBrokerError("too big", ResponseCode.MESSAGE_ILLEGAL)})
+    failure = result_of(p.send(make_message("T", "x")))
+    assert failure.value.code == ResponseCode.MESSAGE_ILLEGAL and len(api.calls) == 1
+
+
+def test_latency_fault_avoidance_keeps_later_sends_off_the_failed_broker():
+    p, api = producer_with({"broker-a": RemotingTimeoutError("down")}, send_latency_fault_enable=True)
+    for _ in range(6):
+        assert isinstance(result_of(p.send(make_message("T", "x"))), SendResult)
+    assert [mq.broker_name for mq in api.calls].count("broker-a") == 1
