@@ -72,6 +72,18 @@ class BrokerConfig:
     notify_consumer_ids_changed_enable: bool = True
     #: HTTP port of the Prometheus endpoint (0 = off).
     metrics_port: int = 0
+    #: Transactions (ms): how often half messages are checked, how old one must be before its first check,
+    #: and how many checks a half message gets before it is discarded.
+    transaction_check_interval: int = 60_000
+    transaction_time_out: int = 6_000
+    transaction_check_max: int = 15
+    #: Serve SQL92 property filters (RocketMQ's default: off).
+    enable_property_filter: bool = False
+    #: ms an ordered-consumption queue lock lives without renewal (RocketMQ's
+    #: ``rocketmq.broker.rebalance.lockMaxLiveTime``).
+    rebalance_lock_max_live_time: int = 60_000
+    #: ms between two looks at the delay-level queues (RocketMQ's per-level timers run every 100 ms).
+    schedule_tick_millis: int = 100
     #: Keys this class does not know (store settings among them), as given.
     extra: dict[str, str] = attrs.field(factory=dict)
 
@@ -83,7 +95,13 @@ class BrokerConfig:
 
     @property
     def ha_server_addr(self) -> str:
-        return f"{self.broker_ip2 or self.broker_ip1}:{self.listen_port + 1}"
+        return f"{self.broker_ip2 or self.broker_ip1}:{self.ha_listen_port}"
+
+    @property
+    def ha_listen_port(self) -> int:
+        """``haListenPort`` (a store key in RocketMQ's broker.conf), else listenPort + 1."""
+        raw = str(self.extra.get("haListenPort", "")).strip()
+        return int(raw) if raw.isdigit() and int(raw) > 0 else self.listen_port + 1
 
     @property
     def store_host(self) -> tuple[str, int]:

@@ -120,7 +120,7 @@ class PullMessageProcessor:
         if code is None:  # NO_MESSAGE_IN_QUEUE, NO_MATCHED_LOGIC_QUEUE
             code = RC.PULL_OFFSET_MOVED if h.queue_offset != 0 else RC.PULL_NOT_FOUND
         suggest = 0
-        if result.suggest_pulling_from_slave and config.slave_read_enable:
+        if result.suggest_pulling_from_slave and config.slave_read_enable and b.ha.slave_can_serve():
             suggest = group_config.which_broker_when_consume_slowly
         if code == RC.PULL_OFFSET_MOVED and config.is_slave and not self.store.config.offset_check_in_slave:
             code = RC.PULL_RETRY_IMMEDIATELY

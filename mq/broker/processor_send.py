@@ -209,7 +209,7 @@ class SendMessageProcessor:
         inner = self.broker.prepare_inner(inner, h)
         if isinstance(inner, RemotingCommand):
             return inner
-        d = self.store.put_message(inner)
+        d = self.broker.ha.replicated(self.store.put_message(inner), props.get(_WAIT))
         return self._answer(d, request, h.topic, queue_id, 1, len(body), started)
 
     def _send_batch(self, request, channel, h, tc, queue_id, started):
@@ -220,7 +220,7 @@ class SendMessageProcessor:
         except BatchError as e:
             return self._refuse(request, RC.MESSAGE_ILLEGAL, f"the batch body is malformed: {e}")
         batch_props = string_to_properties(h.properties) if h.properties else {}
-        batch_props.pop(_WAIT, None)
+        wait = batch_props.pop(_WAIT, None)
         batch_props[_CLUSTER] = self.config.broker_cluster_name
         suffix = properties_to_string(batch_props)
         host = born_host(channel)
@@ -247,7 +247,7 @@ class SendMessageProcessor:
                 born_timestamp=h.born_timestamp, born_host=host, store_host=store_host,
                 reconsume_times=h.reconsume_times or 0, properties_string=stored,
             ))
-        d = self.store.put_messages(inners)
+        d = self.broker.ha.replicated(self.store.put_messages(inners), wait)
         return self._answer(d, request, h.topic, queue_id, len(inners), total, started)
 
     def _answer(self, d: defer.Deferred, request, topic, queue_id, count, size, started) -> defer.Deferred:

@@ -17,13 +17,19 @@ from mq.broker.broker2client import Broker2Client
 from mq.broker.client_manager import ConsumerManager, ProducerManager
 from mq.broker.config import BrokerConfig
 from mq.broker.consumer_offset import ConsumerOffsetManager
+from mq.broker.ha import HAConfig, HAService
+from mq.broker.ha_slave import HASlave
 from mq.broker.long_polling import PullRequestHoldService
 from mq.broker.outer_api import BrokerOuterAPI
 from mq.broker.processor_admin import AdminBrokerProcessor
 from mq.broker.processor_client import ClientManageProcessor
 from mq.broker.processor_consumer import ConsumerManageProcessor
 from mq.broker.processor_pull import PullMessageProcessor
+from mq.broker.processor_query import QueryMessageProcessor
 from mq.broker.processor_send import SendMessageProcessor
+from mq.broker.retry import ConsumerSendBackProcessor, redirect_to_dlq
+from mq.broker.schedule import ScheduleMessageService
+from mq.broker.slave_sync import SlaveSynchronize
 from mq.broker.stats import BrokerStats
 from mq.broker.subscription_group import SubscriptionGroupManager
 from mq.broker.topic_config import TopicConfigManager
@@ -36,18 +42,11 @@ from mq.store.store import MessageStore
 
 log = Logger()
 
-#: Codes the next issue fills in (retry/DLQ, transactions, ordered-queue locks, message queries, replies).
-#: Until then the dispatcher answers them REQUEST_CODE_NOT_SUPPORTED, with a remark naming the code.
+#: Codes not served yet (request/reply); the dispatcher answers them REQUEST_CODE_NOT_SUPPORTED, with a
+#: remark naming the code.
 NEXT_ISSUE_CODES = (
-    RequestCode.CONSUMER_SEND_MSG_BACK,
-    RequestCode.END_TRANSACTION,
-    RequestCode.LOCK_BATCH_MQ,
-    RequestCode.UNLOCK_BATCH_MQ,
-    RequestCode.QUERY_MESSAGE,
-    RequestCode.VIEW_MESSAGE_BY_ID,
     RequestCode.SEND_REPLY_MESSAGE,
     RequestCode.SEND_REPLY_MESSAGE_V2,
-    RequestCode.GET_ALL_DELAY_OFFSET,
 )
 
 #: Broker settings UPDATE_BROKER_CONFIG may change while running (the rest need a restart).
@@ -97,6 +96,7 @@ class BrokerService(service.MultiService):
         self.ha_master_addr: Optional[str] = None
         #: Set by the next issue's transaction service.
         self.transaction_service = None
+        self.schedule_service = ScheduleMessageService(self)
 
         self.pull_processor = PullMessageProcessor(self)
         self.pull_hold_service = PullRequestHoldService(reactor, self.pull_processor.rerun)
@@ -112,6 +112,9 @@ class BrokerService(service.MultiService):
             ClientManageProcessor(self),
             ConsumerManageProcessor(self),
             AdminBrokerProcessor(self),
+            QueryMessageProcessor(self),
+            ConsumerSendBackProcessor(self),
+            self.schedule_service,
         ):
             processor.register(self.dispatcher)
         self.factory = RemotingServerFactory(self.dispatcher, reactor)
@@ -130,7 +133,15 @@ class BrokerService(service.MultiService):
                                reactor=reactor).setServiceParent(self)
         if config.metrics_port:
             metrics_service(config.metrics_port, self.stats.registry, iface, reactor).setServiceParent(self)
+        # Replication (docs/replication.md): a master serves the HA port; a slave follows its master.
+        self.ha_config = HAConfig.from_broker_config(config)
+        self.ha = HAService(self, self.ha_config)
+        self.ha_slave = HASlave(self, self.ha_config) if config.is_slave else None
+        self.slave_sync = SlaveSynchronize(self, self.ha_config.slave_sync_interval) if config.is_slave else None
+        if not config.is_slave:
+            self.ha.server(iface).setServiceParent(self)
         self.stats.gauges.append(self._gauges)
+        self.stats.gauges.append(self.ha.gauges)
         self._loops = []
 
     # -- hooks for the next issue ------------------------------------------------------------------
@@ -140,7 +151,8 @@ class BrokerService(service.MultiService):
 
         Returns the message to store, or a RemotingCommand that answers the send instead.
         """
-        return inner
+        inner = redirect_to_dlq(self, inner, header.max_reconsume_times)
+        return self.schedule_service.park(inner)
 
     def accepts_transactions(self) -> bool:
         return self.transaction_service is not None and not self.config.reject_transaction_message
@@ -153,7 +165,13 @@ class BrokerService(service.MultiService):
             manager.load()
         self.topic_config_manager.persist()
         self.store.start()
+        self.schedule_service.start()
         super().startService()
+        if self.ha_slave is not None:
+            self.ha_slave.start()
+            self.slave_sync.start()
+        else:
+            self.ha.start()
         self._every(c.register_period_seconds, self._register_periodically, now=True)
         self._every(c.flush_consumer_offset_interval / 1000.0, self.consumer_offset_manager.persist_if_dirty)
         self._every(10.0, self._scan_clients)
@@ -183,6 +201,11 @@ class BrokerService(service.MultiService):
         self._loops = []
         yield defer.maybeDeferred(super().stopService)
         self.pull_hold_service.release_all()
+        self.ha.stop()
+        if self.ha_slave is not None:
+            self.ha_slave.stop()
+            self.slave_sync.stop()
+        self.schedule_service.stop()
         for factory in self.factories:
             for proto in list(factory.connections):
                 proto.close()
@@ -241,6 +264,7 @@ class BrokerService(service.MultiService):
 
     def _message_arrived(self, topic, queue_id, logic_offset, tags_code, store_timestamp, properties) -> None:
         self.pull_hold_service.notify_message_arriving(topic, queue_id, logic_offset + 1, tags_code)
+        self.ha.notify()
 
     def _channel_closed(self, channel) -> None:
         self.consumer_manager.channel_closed(channel)

@@ -13,15 +13,19 @@ from twisted.internet import defer
 
 from mq.common import fastjson
 from mq.common.broker_headers import (
+    ConsumerSendMsgBackRequestHeader,
     CreateTopicRequestHeader,
+    EndTransactionRequestHeader,
     PullMessageRequestHeader,
     QueryConsumerOffsetRequestHeader,
+    QueryMessageRequestHeader,
     QueueRequestHeader,
     SendMessageRequestHeader,
     UpdateConsumerOffsetRequestHeader,
+    ViewMessageRequestHeader,
 )
 from mq.common.heartbeat import ConsumerData, HeartbeatData, SubscriptionData
-from mq.common.message import MessageConst, PullSysFlag, properties_to_string
+from mq.common.message import MessageConst, PullSysFlag, decode_offset_msg_id, properties_to_string
 from mq.common.message_batch import encode_batch
 from mq.common.mixall import DEFAULT_TOPIC
 from mq.common.route import TopicRouteData
@@ -120,6 +124,49 @@ def update_offset_request(group: str, topic: str, queue_id: int, offset: int) ->
 
 def max_offset_request(topic: str, queue_id: int) -> RemotingCommand:
     return RemotingCommand.request(RequestCode.GET_MAX_OFFSET, QueueRequestHeader(topic=topic, queue_id=queue_id).encode())
+
+
+def send_back_request(group: str, commit_log_offset: int, delay_level: int = 0, origin_topic: str | None = None,
+                      max_reconsume_times: int | None = None) -> RemotingCommand:
+    """CONSUMER_SEND_MSG_BACK: the consumed message at ``commit_log_offset`` failed in ``group``."""
+    ext = ConsumerSendMsgBackRequestHeader(offset=commit_log_offset, group=group, delay_level=delay_level,
+                                           origin_topic=origin_topic, max_reconsume_times=max_reconsume_times).encode()
+    return RemotingCommand.request(RequestCode.CONSUMER_SEND_MSG_BACK, ext)
+
+
+def query_message_request(topic: str, key: str, max_num: int = 32, begin: int = 0, end: int = 1 << 62,
+                          unique_key: bool = False) -> RemotingCommand:
+    """QUERY_MESSAGE by user key (or, with ``unique_key``, by UNIQ_KEY) through the broker's index."""
+    ext = QueryMessageRequestHeader(topic=topic, key=key, max_num=max_num, begin_timestamp=begin,
+                                    end_timestamp=end).encode()
+    if unique_key:
+        ext["_UNIQUE_KEY_QUERY"] = "true"
+    return RemotingCommand.request(RequestCode.QUERY_MESSAGE, ext)
+
+
+def view_message_request(commit_log_offset: int) -> RemotingCommand:
+    return RemotingCommand.request(RequestCode.VIEW_MESSAGE_BY_ID, ViewMessageRequestHeader(offset=commit_log_offset).encode())
+
+
+def lock_batch_request(group: str, client_id: str, broker_name: str, topic: str, queue_ids: Iterable[int],
+                       unlock: bool = False) -> RemotingCommand:
+    """LOCK_BATCH_MQ (or UNLOCK_BATCH_MQ) of some queues of one topic on one broker."""
+    body = {"clientId": client_id, "consumerGroup": group,
+            "mqSet": [{"brokerName": broker_name, "queueId": q, "topic": topic} for q in queue_ids]}
+    code = RequestCode.UNLOCK_BATCH_MQ if unlock else RequestCode.LOCK_BATCH_MQ
+    return RemotingCommand.request(code, None, fastjson.dumps_bytes(body))
+
+
+def end_transaction_request(group: str, send_response: RemotingCommand, commit_or_rollback: int,
+                            from_check: bool = False, oneway: bool = False) -> RemotingCommand:
+    """END_TRANSACTION for the half message a send answered (8 commit, 12 rollback, 0 unknown)."""
+    ext = send_response.ext_fields
+    _, phy = decode_offset_msg_id(ext["msgId"])
+    header = EndTransactionRequestHeader(
+        producer_group=group, tran_state_table_offset=int(ext["queueOffset"]), commit_log_offset=phy,
+        commit_or_rollback=commit_or_rollback, from_transaction_check=from_check, msg_id=ext["msgId"],
+        transaction_id=ext.get("transactionId"))
+    return RemotingCommand.request(RequestCode.END_TRANSACTION, header.encode(), oneway=oneway)
 
 
 def route_request(topic: str) -> RemotingCommand:

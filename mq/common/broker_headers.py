@@ -164,3 +164,57 @@ class GetBrokerConfigResponseHeader(CommandHeader):
 class DeleteSubscriptionGroupRequestHeader(CommandHeader):
     group_name: str = hfield("groupName", required=True)
     remove_offset: bool = hfield("removeOffset", bool, default=False)
+
+
+@attr.s(slots=True)
+class QueryMessageRequestHeader(CommandHeader):
+    topic: str = hfield("topic", required=True)
+    key: str = hfield("key", required=True)
+    max_num: int = hfield("maxNum", int, required=True)
+    begin_timestamp: int = hfield("beginTimestamp", int, required=True)
+    end_timestamp: int = hfield("endTimestamp", int, required=True)
+
+
+@attr.s(slots=True)
+class QueryMessageResponseHeader(CommandHeader):
+    index_last_update_timestamp: int = hfield("indexLastUpdateTimestamp", int, required=True)
+    index_last_update_phyoffset: int = hfield("indexLastUpdatePhyoffset", int, required=True)
+
+
+@attr.s(slots=True)
+class ViewMessageRequestHeader(CommandHeader):
+    offset: int = hfield("offset", int, required=True)
+
+
+@attr.s(slots=True)
+class ConsumerSendMsgBackRequestHeader(CommandHeader):
+    offset: int = hfield("offset", int, required=True)
+    group: str = hfield("group", required=True)
+    delay_level: int = hfield("delayLevel", int, required=True)
+    origin_msg_id: str = hfield("originMsgId")
+    origin_topic: str = hfield("originTopic")
+    unit_mode: bool = hfield("unitMode", bool, default=False)
+    max_reconsume_times: int = hfield("maxReconsumeTimes", int)
+    bname: str = hfield("bname")
+
+
+@attr.s(slots=True)
+class EndTransactionRequestHeader(CommandHeader):
+    producer_group: str = hfield("producerGroup", required=True)
+    tran_state_table_offset: int = hfield("tranStateTableOffset", int, required=True)
+    commit_log_offset: int = hfield("commitLogOffset", int, required=True)
+    commit_or_rollback: int = hfield("commitOrRollback", int, required=True)
+    from_transaction_check: bool = hfield("fromTransactionCheck", bool, default=False)
+    msg_id: str = hfield("msgId", required=True)
+    transaction_id: str = hfield("transactionId")
+    bname: str = hfield("bname")
+
+
+@attr.s(slots=True)
+class CheckTransactionStateRequestHeader(CommandHeader):
+    tran_state_table_offset: int = hfield("tranStateTableOffset", int, required=True)
+    commit_log_offset: int = hfield("commitLogOffset", int, required=True)
+    msg_id: str = hfield("msgId")
+    transaction_id: str = hfield("transactionId")
+    offset_msg_id: str = hfield("offsetMsgId")
+    bname: str = hfield("bname")

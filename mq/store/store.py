@@ -480,9 +480,17 @@ class MessageStore:
     # ------------------------------------------------------------------ replication
 
     def append_raw(self, phy_offset: int, data: bytes) -> bool:
-        """Append the master's bytes at the master's offset, then dispatch every whole record they complete."""
-        if phy_offset != self.commitlog.max_offset:
-            return False
+        """Append the master's bytes at the master's offset, then dispatch every whole record they complete.
+
+        A CommitLog that holds no data starts at the first file-aligned offset it is given (an empty slave
+        starts where its master's last file starts)."""
+        cl = self.commitlog
+        if phy_offset != cl.max_offset:
+            if cl.max_offset != cl.min_offset or phy_offset % cl.file_size:
+                return False
+            self.truncate(cl.min_offset)
+            cl.files.wrote = cl.files.flushed = phy_offset
+            self.reput_offset = phy_offset
         try:
             self.commitlog.append_raw(phy_offset, data)
         except StoreError as e:

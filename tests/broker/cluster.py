@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 from mq.client.simple import parse_route, route_request
 from tests.broker.wire import call
-from tests.support.processes import free_port
+from tests.support.processes import TwistdProcess, free_port
 
 BROKER_CONF = ("brokerClusterName=ITCluster\nmappedFileSizeCommitLog=4194304\n"
                "mappedFileSizeConsumeQueue=1000\nregisterNameServerPeriod=10000\n")
@@ -20,10 +21,11 @@ def start_namesrv(twistd, tmp_path, *extra):
     return proc
 
 
-def broker_starter(twistd, tmp_path, namesrv):
-    """A function that starts (and restarts) one broker on a fixed port and store."""
+def broker_starter(twistd, tmp_path, namesrv, conf_extra: str = ""):
+    """A function that starts (and restarts) one broker on a fixed port and store (``conf_extra``: more
+    ``broker.conf`` lines)."""
     conf = tmp_path / "broker.conf"
-    conf.write_text(BROKER_CONF)
+    conf.write_text(BROKER_CONF + conf_extra)
     store = tmp_path / "store"
     port = free_port()
 
@@ -40,3 +42,20 @@ def broker_starter(twistd, tmp_path, namesrv):
 
 def route_of(namesrv, topic):
     return parse_route(call(namesrv.addr, route_request(topic)))
+
+
+@contextlib.contextmanager
+def processes(tmp):
+    """A ``twistd(plugin, *args)`` starter for module-scoped fixtures; every process is stopped at the end."""
+    started = []
+
+    def twistd(plugin, *args, workdir=None):
+        proc = TwistdProcess(plugin, list(args), workdir or tmp / f"{plugin}-{len(started)}")
+        started.append(proc)
+        return proc.start()
+
+    try:
+        yield twistd
+    finally:
+        for proc in started:
+            proc.stop(timeout=15)

@@ -20,7 +20,7 @@ import pytest
 from mq.client.simple import create_topic_request, pull_request, send_request
 from mq.common.message import decode_messages
 from mq.remoting.codes import ResponseCode as RC
-from tests.broker.cluster import broker_starter, start_namesrv
+from tests.broker.cluster import broker_starter, processes, start_namesrv
 from tests.broker.wire import Wire, call
 from tests.support.processes import REPO, child_env, wait_until
 
@@ -85,21 +85,11 @@ class PushConsumerProcess:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    from tests.support.processes import TwistdProcess
-
     tmp = tmp_path_factory.mktemp("cpp")
-    started = []
-
-    def twistd(plugin, *args, workdir=None):
-        proc = TwistdProcess(plugin, list(args), workdir or tmp / f"{plugin}-{len(started)}")
-        started.append(proc)
-        return proc.start()
-
-    namesrv = start_namesrv(twistd, tmp)
-    broker = broker_starter(twistd, tmp, namesrv)("--flush", "ASYNC_FLUSH", name="cpp-broker")
-    yield namesrv, broker
-    for proc in started:
-        proc.stop(timeout=15)
+    with processes(tmp) as twistd:
+        namesrv = start_namesrv(twistd, tmp)
+        broker = broker_starter(twistd, tmp, namesrv)("--flush", "ASYNC_FLUSH", name="cpp-broker")
+        yield namesrv, broker
 
 
 def specs(prefix, n):

@@ -1,0 +1,222 @@
+"""Delay levels: ScheduleMessageService parks delayed messages in SCHEDULE_TOPIC_XXXX and delivers them.
+
+A message sent with ``DELAY=n`` (n ≥ 1, clamped to the highest level) is stored in ``SCHEDULE_TOPIC_XXXX``
+queue ``n − 1`` with its real topic and queue in ``REAL_TOPIC``/``REAL_QID``. The store gives such a
+message's ConsumeQueue entry the delivery time as its tags code (store time + the level's delay, see
+``mq.store.dispatch.make_tags_code_fn``), so each level's queue is in delivery order and the service only
+ever looks at the head of each queue.
+
+Every ``scheduleTickMillis`` (100 ms, as RocketMQ's per-level timers) the service delivers every message
+whose time has come: it is stored again in its real topic and queue, without ``DELAY``, keeping its body,
+properties, flags, born host and time and reconsume count. Delivery progress per level is the next offset
+in the level's queue (``delayOffset.json``: ``{"offsetTable":{1:0,2:35}}``), written at most once a second
+while it changes and at a graceful stop, so a restart resumes where delivery stopped: nothing is lost, and
+after a graceful stop nothing is delivered twice (after a crash, at most the last second's deliveries).
+
+The level table is the store's ``messageDelayLevel`` (``1s 5s 10s 30s 1m ... 2h``; units s, m, h, d).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Dict, Optional
+
+from twisted.internet import task
+from twisted.logger import Logger
+
+from mq.broker.state_file import JsonStateFile
+from mq.common import fastjson
+from mq.common.message import (
+    MessageConst,
+    MessageExtBrokerInner,
+    MessageSysFlag,
+    decode_message_ext,
+    properties_to_string,
+)
+from mq.common.topic import SCHEDULE_TOPIC
+from mq.remoting.codes import RequestCode, ResponseCode
+from mq.remoting.command import RemotingCommand
+from mq.store.results import PutMessageStatus
+
+log = Logger()
+
+_DELAY = MessageConst.PROPERTY_DELAY_TIME_LEVEL
+_REAL_TOPIC = MessageConst.PROPERTY_REAL_TOPIC
+_REAL_QID = MessageConst.PROPERTY_REAL_QUEUE_ID
+_WAIT = MessageConst.PROPERTY_WAIT_STORE_MSG_OK
+_STORED = frozenset({PutMessageStatus.PUT_OK, PutMessageStatus.FLUSH_DISK_TIMEOUT, PutMessageStatus.FLUSH_SLAVE_TIMEOUT,
+                     PutMessageStatus.SLAVE_NOT_AVAILABLE})
+#: Deliveries per level and tick at most (the rest follow on the next tick, 100 ms later).
+MAX_PER_TICK = 2000
+
+
+def message_stored(result) -> bool:
+    """The put wrote the message (a flush or replication that did not finish in time still counts)."""
+    return result.status in _STORED
+
+
+def stored_properties_string(props: Dict[str, str]) -> str:
+    """The properties as stored: everything but ``WAIT`` (which only steers the put)."""
+    return properties_to_string({k: v for k, v in props.items() if k != _WAIT})
+
+
+def delay_level_of(props: Dict[str, str]) -> int:
+    raw = props.get(_DELAY)
+    if not raw:
+        return 0
+    try:
+        return int(raw)
+    except ValueError:
+        return 0
+
+
+class ScheduleMessageService(JsonStateFile):
+    def __init__(self, broker) -> None:
+        super().__init__(os.path.join(broker.config.config_dir, "delayOffset.json"))
+        self.broker = broker
+        self.store = broker.store
+        self.reactor = broker.reactor
+        self.levels: Dict[int, int] = dict(self.store.delay_levels)
+        self.max_level = max(self.levels) if self.levels else 0
+        self.offsets: Dict[int, int] = {}
+        self.dirty = False
+        self.tick_seconds = broker.config.schedule_tick_millis / 1000.0
+        self.delivered = 0
+        self._loop: Optional[task.LoopingCall] = None
+        self._persist_loop: Optional[task.LoopingCall] = None
+
+    # -- state ---------------------------------------------------------------------------------------
+
+    def encode(self) -> dict:
+        return {"offsetTable": dict(sorted(self.offsets.items()))}
+
+    def decode(self, data: dict) -> None:
+        self.offsets = {int(k): int(v) for k, v in (data.get("offsetTable") or {}).items()}
+
+    def persist_if_dirty(self) -> None:
+        if self.dirty:
+            self.dirty = False
+            try:
+                self.persist()
+            except OSError:
+                self.dirty = True
+                log.failure("saving {path}", path=self.path)
+
+    # -- life cycle ----------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.load()
+        if self.broker.config.is_slave or not self.levels:
+            return
+        self._loop = task.LoopingCall(self.tick)
+        self._loop.clock = self.reactor
+        self._loop.start(self.tick_seconds, now=False).addErrback(
+            lambda f: log.failure("delay level delivery stopped", f))
+        self._persist_loop = task.LoopingCall(self.persist_if_dirty)
+        self._persist_loop.clock = self.reactor
+        self._persist_loop.start(1.0, now=False)
+
+    def stop(self) -> None:
+        for loop in (self._loop, self._persist_loop):
+            if loop is not None and loop.running:
+                loop.stop()
+        self._loop = self._persist_loop = None
+        if self.dirty or not os.path.exists(self.path):
+            self.dirty = True
+            self.persist_if_dirty()
+
+    # -- parking -------------------------------------------------------------------------------------
+
+    def park(self, inner: MessageExtBrokerInner) -> MessageExtBrokerInner:
+        """A message with ``DELAY`` > 0 (not a half or rollback record) is redirected to its level's queue."""
+        tran = MessageSysFlag.get_transaction_value(inner.sys_flag)
+        if tran not in (MessageSysFlag.TRANSACTION_NOT_TYPE, MessageSysFlag.TRANSACTION_COMMIT_TYPE):
+            return inner
+        level = delay_level_of(inner.properties)
+        if level <= 0 or not self.max_level:
+            return inner
+        level = min(level, self.max_level)
+        props = inner.properties
+        props[_DELAY] = str(level)
+        props[_REAL_TOPIC] = inner.topic
+        props[_REAL_QID] = str(inner.queue_id)
+        inner.topic = SCHEDULE_TOPIC
+        inner.queue_id = level - 1
+        inner.properties_string = stored_properties_string(props)
+        inner.tags_code = None  # the store computes the delivery time
+        return inner
+
+    # -- delivery ------------------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        now = self.broker.now_ms()
+        for level in sorted(self.levels):
+            self.deliver_level(level, now)
+
+    def deliver_level(self, level: int, now: int) -> int:
+        """Deliver the due messages of one level; returns how many."""
+        cq = self.store.consume_queue(SCHEDULE_TOPIC, level - 1)
+        if cq is None:
+            return 0
+        offset = max(self.offsets.get(level, 0), cq.min_offset)
+        end = cq.max_offset
+        delay = self.levels[level]
+        count = 0
+        while offset < end and count < MAX_PER_TICK:
+            entry = cq.entry(offset)
+            if entry is None:
+                break
+            phy, size, deliver_at = entry
+            # a level table made shorter since the message was parked: deliver by the new table
+            if min(deliver_at, now + delay) > now:
+                break
+            raw = self.store.look_message_by_offset(phy, size)
+            if raw is not None:
+                if not self._deliver(raw, level, offset):
+                    break  # the store refuses puts now; try again on a later tick
+                count += 1
+            offset += 1
+        if offset != self.offsets.get(level, 0):
+            self.offsets[level] = offset
+            self.dirty = True
+        self.delivered += count
+        return count
+
+    def _deliver(self, raw: bytes, level: int, offset: int) -> bool:
+        msg = decode_message_ext(raw)
+        props = dict(msg.properties)
+        topic = props.get(_REAL_TOPIC)
+        try:
+            queue_id = int(props.get(_REAL_QID, ""))
+        except ValueError:
+            topic = None
+        if not topic:
+            log.warn("delayed message at offset {offset} of level {level} has no real topic or queue: dropped",
+                     offset=offset, level=level)
+            return True
+        props.pop(_DELAY, None)
+        text = stored_properties_string(props)
+        props[_WAIT] = "false"
+        inner = MessageExtBrokerInner(
+            topic=topic, body=msg.body, flag=msg.flag, properties=props, queue_id=queue_id, sys_flag=msg.sys_flag,
+            born_timestamp=msg.born_timestamp, born_host=msg.born_host, store_host=msg.store_host,
+            reconsume_times=msg.reconsume_times, body_crc=msg.body_crc, properties_string=text,
+        )
+        outcome = []
+        d = self.store.put_message(inner)
+        d.addCallback(outcome.append)
+        d.addErrback(lambda f: log.failure("delivering a delayed message to {topic}", f, topic=topic))
+        if outcome and not message_stored(outcome[0]):
+            log.warn("delivering a delayed message to {topic} failed: {status}; retrying later",
+                     topic=topic, status=outcome[0].status.name)
+            return False
+        return True
+
+    # -- admin -----------------------------------------------------------------------------------------
+
+    def register(self, dispatcher) -> None:
+        dispatcher.register(RequestCode.GET_ALL_DELAY_OFFSET, self.get_all_delay_offset)
+
+    def get_all_delay_offset(self, request: RemotingCommand, channel) -> RemotingCommand:
+        """GET_ALL_DELAY_OFFSET (45): the body of ``delayOffset.json``."""
+        return request.response(ResponseCode.SUCCESS, None, None, fastjson.dumps_bytes(self.encode()))
