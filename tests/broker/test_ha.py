@@ -1,0 +1,221 @@
+"""HA replication: the stream's schema, and a master and a slave in one process over loopback.
+
+The slave is told its master's HA address (``haMasterAddress``) so no NameServer is needed here; the
+process tests (test_ha_integration.py) learn it from the registration answer.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import pytest_twisted
+from twisted.internet import reactor
+
+from mq.broker.service import BrokerService
+from mq.common.ha_protocol import (
+    OFFSET_REPORT,
+    TRANSFER,
+    TRANSFER_HEADER,
+    ReportDecoder,
+    TransferDecoder,
+    encode_header,
+    encode_report,
+)
+from mq.common.message import MessageExtBrokerInner, decode_messages
+from mq.remoting.codes import ResponseCode as RC
+from mq.store.config import BrokerRole, MessageStoreConfig
+from mq.store.store import MessageStore
+from tests.broker.conftest import broker_config
+from tests.support.polling import poll
+
+FAST = {"haSendHeartbeatInterval": 200, "haSlaveReconnectInterval": 100, "slaveSyncInterval": 200}
+
+
+# -- the stream's schema ---------------------------------------------------------------------------
+
+
+def test_schema_and_fast_forms_agree():
+    assert OFFSET_REPORT.schema.build({"max_phy_offset": 123456789012}) == encode_report(123456789012)
+    assert TRANSFER_HEADER.schema.build({"phy_offset": 4096, "body_size": 5}) == encode_header(4096, 5)
+    whole = TRANSFER.build({"phy_offset": 4096, "data": b"hello"})
+    assert whole == encode_header(4096, 5) + b"hello"
+    assert TRANSFER.parse(whole).data == b"hello"
+
+
+def test_decoders_split_any_chunking():
+    stream = encode_header(0, 3) + b"abc" + encode_header(3, 0) + encode_header(3, 4) + b"defg"
+    for cut in range(1, len(stream)):
+        d = TransferDecoder()
+        assert d.feed(stream[:cut]) + d.feed(stream[cut:]) == [(0, b"abc"), (3, b""), (3, b"defg")]
+    reports = encode_report(7) + encode_report(1 << 40)
+    for cut in range(len(reports) + 1):
+        r = ReportDecoder()
+        assert r.feed(reports[:cut]) + r.feed(reports[cut:]) == [7, 1 << 40]
+    with pytest.raises(ValueError):
+        TransferDecoder().feed(encode_header(0, -1))
+
+
+# -- in-process master and slave -------------------------------------------------------------------
+
+
+@pytest.fixture
+def pair(tmp_path):
+    """``make(role=..., **props)`` → (master, slave-maker); everything stopped at the end."""
+    started = []
+
+    def start(path, **props):
+        svc = BrokerService(broker_config(path, **props), reactor)
+        svc.startService()
+        started.append(svc)
+        return svc
+
+    def master(role="ASYNC_MASTER", **props):
+        return start(tmp_path / "m", brokerRole=role, brokerName="ha", **FAST, **props)
+
+    def slave(m, name="s", **props):
+        s = start(tmp_path / name, brokerRole="SLAVE", brokerId=1, brokerName="ha",
+                  haMasterAddress=f"127.0.0.1:{m.config.ha_listen_port}", **FAST, **props)
+        s.master_addr = m.config.broker_addr  # what a NameServer registration answer would say
+        return s
+
+    yield master, slave
+    for svc in reversed(started):
+        if svc.running:
+            pytest_twisted.blockon(svc.stopService())
+
+
+def commitlog_bytes(svc) -> bytes:
+    """Every CommitLog file of a broker, concatenated (what must be identical on master and slave)."""
+    store = svc.store
+    return store.get_commit_log_data(store.get_min_phy_offset(), 1 << 30) or b""
+
+
+def caught_up(master, slave):
+    return poll(lambda: (slave.store.get_max_phy_offset(), master.store.get_max_phy_offset()),
+                lambda r: r[0] == r[1] and r[0] > 0, timeout=30, what="the slave to catch up")
+
+
+@pytest_twisted.inlineCallbacks
+def test_slave_copies_master_byte_for_byte_and_serves_pulls(pair, client):
+    master_of, slave_of = pair
+    m = master_of()
+    s = slave_of(m)
+    maddr, saddr = m.config.broker_addr, s.config.broker_addr
+    yield client.create_topic(maddr, "HaT", queues=2)
+    for i in range(200):
+        r = yield client.send(maddr, "HaT", b"m-%d" % i + b"x" * (i % 50), tags="t", queue_id=i % 2)
+        assert r.code == RC.SUCCESS
+    yield caught_up(m, s)
+    assert commitlog_bytes(s) == commitlog_bytes(m)
+    # the slave built its own queues: a pull from it returns what the master stored
+    yield poll(lambda: "HaT" in s.topic_config_manager.table, bool, what="topic config copied to the slave")
+    r = yield client.pull(saddr, "g", "HaT", 1, 0)
+    assert r.code == RC.SUCCESS
+    expected = [b"m-%d" % i + b"x" * (i % 50) for i in range(1, 200, 2)]
+    assert [x.body for x in decode_messages(r.body)] == expected[:32]
+    # a slave refuses writes
+    r = yield client.send(saddr, "HaT", b"no")
+    assert r.code == RC.SERVICE_NOT_AVAILABLE
+    assert m.ha.slaves()[0]["lagBytes"] == 0
+
+
+@pytest_twisted.inlineCallbacks
+def test_sync_master_waits_for_the_slave(pair, client):
+    master_of, slave_of = pair
+    m = master_of("SYNC_MASTER", syncFlushTimeout=1000)
+    maddr = m.config.broker_addr
+    yield client.create_topic(maddr, "SyncT", queues=1)
+    r = yield client.send(maddr, "SyncT", b"alone")
+    assert r.code == RC.SLAVE_NOT_AVAILABLE  # stored, but no slave holds it
+    s = slave_of(m)
+    yield poll(lambda: m.ha.slave_ok(m.store.get_max_phy_offset()), bool, what="the slave connected")
+    for i in range(20):
+        r = yield client.send(maddr, "SyncT", b"sync-%d" % i)
+        assert r.code == RC.SUCCESS, r.remark
+        # acknowledged means the slave holds it already
+        assert s.store.get_max_phy_offset() >= int(r.ext_fields["queueOffset"]) >= 0
+        assert s.store.get_max_offset_in_queue("SyncT", 0) >= int(r.ext_fields["queueOffset"]) + 1
+    # a slave that stops acknowledging: FLUSH_SLAVE_TIMEOUT after syncFlushTimeout
+    s.ha_slave.proto.report = lambda offset: None
+    r = yield client.send(maddr, "SyncT", b"late")
+    assert r.code == RC.FLUSH_SLAVE_TIMEOUT
+    assert m.ha.sync_results["timeout"] == 1 and m.ha.wait_time.count >= 20
+
+
+def put_foreign(store_dir, n, tag):
+    """Append ``n`` records to a stopped broker's store as a master would (a log the real master never had)."""
+    cfg = MessageStoreConfig(store_path_root_dir=str(store_dir), mapped_file_size_commit_log=4 << 20,
+                             mapped_file_size_consume_queue=1000, message_index_enable=False,
+                             broker_role=BrokerRole.ASYNC_MASTER)
+    store = MessageStore(cfg, reactor)
+    store.start()
+    for i in range(n):
+        store.put_message(MessageExtBrokerInner(topic="HaDiv", body=b"%s-%d" % (tag, i), queue_id=0,
+                                                properties={"TAGS": "x"}, born_host=("127.0.0.1", 1),
+                                                born_timestamp=1))
+    end = store.get_max_phy_offset()
+    return store.stop().addCallback(lambda _: end)
+
+
+@pytest.mark.parametrize("master_more", [0, 30, 400])
+@pytest_twisted.inlineCallbacks
+def test_diverged_slave_truncates_to_the_common_point(pair, client, tmp_path, master_more):
+    """The slave holds records the master never had (master_more=0: the slave is ahead; 30: the logs
+    part and the master wrote less since; 400: the master wrote more since)."""
+    master_of, slave_of = pair
+    m = master_of()
+    maddr = m.config.broker_addr
+    yield client.create_topic(maddr, "HaDiv", queues=1)
+    for i in range(100):
+        assert (yield client.send(maddr, "HaDiv", b"common-%d" % i, queue_id=0)).code == RC.SUCCESS
+    s = slave_of(m)
+    yield caught_up(m, s)
+    common = m.store.get_max_phy_offset()
+    yield s.stopService()
+    foreign_end = yield put_foreign(tmp_path / "s" / "store", 50, b"foreign")
+    for i in range(master_more):
+        assert (yield client.send(maddr, "HaDiv", b"later-%d" % i, queue_id=0)).code == RC.SUCCESS
+    s2 = slave_of(m)
+    yield poll(lambda: s2.ha_slave.truncations, bool, timeout=30, what="the slave to truncate")
+    if master_more == 0:
+        assert (yield client.send(maddr, "HaDiv", b"after", queue_id=0)).code == RC.SUCCESS
+    yield caught_up(m, s2)
+    assert commitlog_bytes(s2) == commitlog_bytes(m)
+    assert s2.ha_slave.truncations == 1
+    assert s2.ha_slave.truncated_bytes == foreign_end - common  # cut exactly at the common point
+    bodies = []
+    offset = 0
+    while True:
+        r = s2.store.get_message("g", "HaDiv", 0, offset, 32)
+        if not r.message_buffers:
+            break
+        bodies += [x.body for x in decode_messages(r.body())]
+        offset = r.next_begin_offset
+    assert not any(b.startswith(b"foreign") for b in bodies)
+    assert len(bodies) == 100 + master_more + (1 if master_more == 0 else 0)
+
+
+@pytest_twisted.inlineCallbacks
+def test_empty_slave_catches_up_and_reconnects_after_master_restart(pair, client, tmp_path):
+    master_of, slave_of = pair
+    m = master_of()
+    maddr = m.config.broker_addr
+    yield client.create_topic(maddr, "HaE", queues=4)
+    for i in range(300):
+        yield client.send(maddr, "HaE", os.urandom(100 + i))
+    s = slave_of(m)  # starts empty: catches up from the master's (only) CommitLog file
+    yield caught_up(m, s)
+    assert commitlog_bytes(s) == commitlog_bytes(m)
+    assert s.ha_slave.truncations == 0
+    yield m.stopService()
+    yield poll(lambda: s.ha_slave.is_connected, lambda c: not c, what="the slave to notice")
+    m2 = BrokerService(m.config, reactor)
+    m2.startService()
+    try:
+        for i in range(50):
+            yield client.send(maddr, "HaE", b"after-restart-%d" % i)
+        yield caught_up(m2, s)
+        assert commitlog_bytes(s) == commitlog_bytes(m2)
+    finally:
+        yield m2.stopService()
