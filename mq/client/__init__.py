@@ -38,3 +38,7 @@ __all__ = [
     "SimpleClient", "allocate_averagely", "allocate_averagely_by_circle", "allocate_consistent_hash",
     "make_message", "new_unique_key", "select_by_hash", "select_by_random",
 ]
+
+from mq.client.push_consumer import ConsumeConcurrentlyContext, ConsumeOrderlyContext, PushConsumer  # noqa: E402
+
+__all__ += ["ConsumeConcurrentlyContext", "ConsumeOrderlyContext", "PushConsumer"]
