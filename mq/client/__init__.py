@@ -42,3 +42,11 @@ __all__ = [
 from mq.client.push_consumer import ConsumeConcurrentlyContext, ConsumeOrderlyContext, PushConsumer  # noqa: E402
 
 __all__ += ["ConsumeConcurrentlyContext", "ConsumeOrderlyContext", "PushConsumer"]
+
+from mq.client.lite_pull import LitePullConsumer  # noqa: E402
+
+__all__ += ["LitePullConsumer"]
+
+from mq.client.transaction import TransactionProducer  # noqa: E402
+
+__all__ += ["TransactionProducer"]

@@ -36,26 +36,20 @@ from mq.client.model import (
     ConsumeOrderlyStatus,
     MessageModel,
     MessageQueue,
-    PullStatus,
 )
 from mq.client.offset_store import LocalFileOffsetStore, OffsetStore, RemoteOffsetStore
 from mq.client.process_queue import ProcessQueue
+from mq.client.pulling import QueuePuller
 from mq.client.rebalance import Rebalancer
-from mq.common.broker_headers import PullMessageRequestHeader
 from mq.common.heartbeat import EXPRESSION_TAG, ConsumerData, SubscriptionData
-from mq.common.message import Message, MessageConst, MessageExt, PullSysFlag
+from mq.common.message import Message, MessageConst, MessageExt
 from mq.common.mixall import CLIENT_INNER_PRODUCER_GROUP, retry_topic
 from mq.common.route import TopicRouteData
-from mq.remoting.protocol import RemotingError
 
 log = Logger()
 
 Listener = Callable[[List[MessageExt], Any], Any]
 
-PULL_DELAY_ON_ERROR = 3.0
-PULL_DELAY_ON_FLOW_CONTROL = 0.05
-BROKER_SUSPEND_MAX = 15.0
-PULL_TIMEOUT = 30.0
 CONSUME_MAX_SPAN = 2000
 RETRY_LOCAL_DELAY = 5.0
 LOCK_RENEW_INTERVAL = 20.0
@@ -83,7 +77,7 @@ def restore_retry_topic(msg: MessageExt, group_retry_topic: str) -> None:
             msg.topic = original
 
 
-class PushConsumer:
+class PushConsumer(QueuePuller):
     """A push consumer of one consumer group. ``subscribe``, register a listener, ``start()``, ``shutdown()``."""
 
     def __init__(self, group: str, namesrv_addr: Union[str, Sequence[str], None] = None, *,
@@ -308,72 +302,18 @@ class PushConsumer:
                 calls.append(self.instance.api.unlock_batch(addr, self.group, self.instance.client_id, group))
         return defer.DeferredList(calls, consumeErrors=True)
 
-    # -- pulling ---------------------------------------------------------------------------------------
+    # -- pulling (QueuePuller does the loop) -----------------------------------------------------------
 
-    def _later(self, delay: float, mq: MessageQueue, pq: ProcessQueue, offset: int) -> None:
-        self.reactor.callLater(delay, self._pull, mq, pq, offset)
+    def _may_pull(self, mq: MessageQueue, pq: ProcessQueue) -> bool:
+        return self.orderly or pq.max_span <= CONSUME_MAX_SPAN
 
-    def _pull(self, mq: MessageQueue, pq: ProcessQueue, offset: int) -> None:
-        if pq.dropped or not self.running:
-            return
-        pq.last_pull_time = self.reactor.seconds()
-        if pq.count > self.pull_threshold_for_queue or pq.size > self.pull_threshold_size_for_queue:
-            self._later(PULL_DELAY_ON_FLOW_CONTROL, mq, pq, offset)
-            return
-        if not self.orderly and pq.max_span > CONSUME_MAX_SPAN:
-            self._later(PULL_DELAY_ON_FLOW_CONTROL, mq, pq, offset)
-            return
-        sub = self.subscriptions.get(mq.topic)
-        if sub is None:
-            return
-        commit = 0
+    def _commit_offset_for_pull(self, mq: MessageQueue) -> int:
         if self.message_model is MessageModel.CLUSTERING:
-            commit = max(self.offsets.memory(mq), 0)
-        sys_flag = PullSysFlag.build(commit > 0, True, True, False)
-        header = PullMessageRequestHeader(
-            consumer_group=self.group, topic=mq.topic, queue_id=mq.queue_id, queue_offset=offset,
-            max_msg_nums=self.pull_batch_size, sys_flag=sys_flag, commit_offset=commit,
-            suspend_timeout_millis=int(BROKER_SUSPEND_MAX * 1000), subscription=sub.sub_string,
-            sub_version=sub.sub_version, expression_type=sub.expression_type)
-        addr = self.instance.subscribe_addr(mq.broker_name, self._suggested.get(mq, 0))
-        if addr is None:
-            self.instance.update_route(mq.topic).addErrback(lambda f: None)
-            self._later(PULL_DELAY_ON_ERROR, mq, pq, offset)
-            return
-        d = self.instance.api.pull(addr, header, sub, PULL_TIMEOUT)
-        d.addCallbacks(self._pulled, self._pull_failed, callbackArgs=(mq, pq, offset),
-                       errbackArgs=(mq, pq, offset))
-        d.addErrback(lambda f: log.failure("handling a pull of {mq}", f, mq=mq))
+            return max(self.offsets.memory(mq), 0)
+        return 0
 
-    def _pulled(self, result, mq: MessageQueue, pq: ProcessQueue, offset: int) -> None:
-        if pq.dropped or not self.running:
-            return
-        self._suggested[mq] = result.suggest_which_broker_id
-        nxt = result.next_begin_offset
-        if result.status is PullStatus.FOUND:
-            if result.messages:
-                pq.put(result.messages)
-                self._submit(mq, pq, result.messages)
-            elif pq.count == 0:
-                self.offsets.update(mq, nxt, True)
-        elif result.status in (PullStatus.NO_NEW_MSG, PullStatus.NO_MATCHED_MSG):
-            if pq.count == 0:
-                self.offsets.update(mq, nxt, True)
-        else:  # OFFSET_ILLEGAL: continue from where the broker says
-            log.warn("offset {offset} of {mq} is illegal; continuing at {nxt}", offset=offset, mq=mq, nxt=nxt)
-            self.offsets.update(mq, nxt)
-        if self.pull_interval > 0:
-            self._later(self.pull_interval, mq, pq, nxt)
-        else:
-            self._pull(mq, pq, nxt)
-
-    def _pull_failed(self, failure, mq: MessageQueue, pq: ProcessQueue, offset: int) -> None:
-        if pq.dropped or not self.running:
-            return
-        if failure.check(RemotingError):
-            self.instance.update_route(mq.topic).addErrback(lambda f: None)
-        log.info("pull of {mq} failed: {e}", mq=mq, e=failure.getErrorMessage())
-        self._later(PULL_DELAY_ON_ERROR, mq, pq, offset)
+    def _on_messages(self, mq: MessageQueue, pq: ProcessQueue, msgs: List[MessageExt]) -> None:
+        self._submit(mq, pq, msgs)
 
     # -- consuming --------------------------------------------------------------------------------------
 
