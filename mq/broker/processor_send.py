@@ -223,12 +223,11 @@ class SendMessageProcessor:
         wait = batch_props.pop(_WAIT, None)
         batch_props[_CLUSTER] = self.config.broker_cluster_name
         suffix = properties_to_string(batch_props)
-        host = born_host(channel)
-        store_host = self.config.store_host
-        inners = []
+        messages = []
         total = 0
+        check_body = self._check_body
         for i, (flag, body, props_text) in enumerate(items):
-            refusal = self._check_body(request, body, props_text)
+            refusal = check_body(request, body, props_text)
             if refusal is not None:
                 refusal.remark = f"message {i} of the batch: {refusal.remark}"
                 return refusal
@@ -242,13 +241,11 @@ class SendMessageProcessor:
             stored = stored_properties(props_text, props, suffix)
             props.update(batch_props)
             total += len(body)
-            inners.append(MessageExtBrokerInner(
-                topic=h.topic, body=body, flag=flag, properties=props, queue_id=queue_id, sys_flag=h.sys_flag,
-                born_timestamp=h.born_timestamp, born_host=host, store_host=store_host,
-                reconsume_times=h.reconsume_times or 0, properties_string=stored,
-            ))
-        d = self.broker.ha.replicated(self.store.put_messages(inners), wait)
-        return self._answer(d, request, h.topic, queue_id, len(inners), total, started)
+            messages.append((flag, body, stored, props))  # a tuple per member: no message object per member
+        d = self.store.put_message_batch(h.topic, queue_id, h.sys_flag, h.born_timestamp, born_host(channel),
+                                         h.reconsume_times or 0, messages, wait)  # fmt: skip
+        d = self.broker.ha.replicated(d, wait)
+        return self._answer(d, request, h.topic, queue_id, len(messages), total, started)
 
     def _answer(self, d: defer.Deferred, request, topic, queue_id, count, size, started) -> defer.Deferred:
         def done(result):

@@ -18,6 +18,7 @@ _MAX_FAST = 256
 _POWERS: Tuple[Tuple[int, ...], ...] = tuple(
     tuple(pow(31, n - 1 - i, 1 << 32) for i in range(n)) for n in range(_MAX_FAST + 1)
 )
+_POW31: Tuple[int, ...] = tuple(pow(31, n, 1 << 32) for n in range(_MAX_FAST + 1))
 
 
 def _units(s: str) -> bytes | Tuple[int, ...]:
@@ -53,13 +54,24 @@ def tag_hash_code(tags: str | None) -> int:
     return java_string_hash(tags)
 
 
-def index_key_hash(key: str) -> int:
-    """IndexFile key hash: ``abs(String.hashCode(key))``, 0 when still negative (Integer.MIN_VALUE)."""
-    n = len(key)
-    if n <= _MAX_FAST and key.isascii():  # the usual key: one C-level pass, no helper calls
-        h = sum(map(mul, key.encode("ascii"), _POWERS[n])) & _MASK
+def java_unsigned_hash(s: str, prefix_hash: int = 0) -> int:
+    """Java ``String.hashCode`` of ``prefix + s`` as an unsigned 32-bit int, where ``prefix_hash`` is this
+    function's value for ``prefix`` (0 for none): a prefix that repeats is hashed once, not on every key."""
+    n = len(s)
+    if n <= _MAX_FAST and s.isascii():  # the usual key: one C-level pass, no helper calls
+        h = sum(map(mul, s.encode("ascii"), _POWERS[n]))
     else:
-        h = _unsigned_hash(key)
+        n = len(_units(s))
+        h = _unsigned_hash(s)
+    if prefix_hash:
+        h += prefix_hash * (_POW31[n] if n <= _MAX_FAST else pow(31, n, 1 << 32))
+    return h & _MASK
+
+
+def index_key_hash(key: str, prefix_hash: int = 0) -> int:
+    """IndexFile key hash: ``abs(String.hashCode(prefix + key))``, 0 when still negative (Integer.MIN_VALUE);
+    ``prefix_hash`` as for ``java_unsigned_hash``."""
+    h = java_unsigned_hash(key, prefix_hash)
     if h & 0x80000000:
         h = (1 << 32) - h
     return 0 if h > 0x7FFFFFFF else h

@@ -12,6 +12,7 @@ import socket
 import struct
 from functools import lru_cache
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from zlib import crc32 as _crc32
 
 import attrs
 import construct as c
@@ -420,6 +421,70 @@ def host_sys_flag(sys_flag: int, born_host: Host, store_host: Host) -> int:
     )
 
 
+@lru_cache(maxsize=4096)
+def record_hosts(born_host: Host, store_host: Host) -> Tuple[int, Any, int, Tuple[int, ...], Tuple[int, ...]]:
+    """What every record between two hosts shares: (v6 bits of SYSFLAG, prefix ``pack``, prefix size, born host
+    fields, store host fields). Cached: a broker sees few distinct peers."""
+    b6, bip = _ip_fields(born_host[0])
+    s6, sip = _ip_fields(store_host[0])
+    bits = (MessageSysFlag.BORNHOST_V6_FLAG if b6 else 0) | (MessageSysFlag.STOREHOSTADDRESS_V6_FLAG if s6 else 0)
+    layout = PREFIX_LAYOUTS[bits >> _V6_SHIFT]
+    return bits, layout.pack, layout.size, (*bip, born_host[1]), (*sip, store_host[1])
+
+
+RecordItem = Tuple[int, bytes, bytes, Optional[int]]
+"""(flag, body, encoded properties, body CRC or None): what differs between the records of a batch."""
+
+
+def encode_records(
+    items: Sequence[RecordItem],
+    queue_id: int,
+    queue_offset: int,
+    physical_offset: int,
+    sys_flag: int,
+    born_timestamp: int,
+    born_host: Host,
+    store_timestamp: int,
+    store_host: Host,
+    reconsume_times: int,
+    prepared_transaction_offset: int,
+    topic: str,
+    queue_step: int = 1,
+) -> Tuple[bytes, List[int]]:
+    """Build consecutive stored records (fast form of ``STORED_MESSAGE.build``) in one buffer: (bytes, sizes).
+
+    Record *i* gets physical offset ``physical_offset`` + the sizes before it and queue offset ``queue_offset``
+    + *i* × ``queue_step``; the v6 bits of SYSFLAG follow the hosts. Properties must be at most 32767 bytes
+    (callers check). One join, so a batch is copied into the CommitLog once.
+    """
+    bits, pack, prefix_size, born, store = record_hosts(born_host, store_host)
+    sys_flag = (sys_flag & ~_HOSTS_MASK) | bits
+    tfield = topic_field(topic)
+    fixed = prefix_size + len(tfield) + 2
+    parts: List[bytes] = []
+    sizes: List[int] = []
+    add = parts.append
+    pack_len = _I16.pack
+    phy = physical_offset
+    for flag, body, props, crc in items:
+        body_len = len(body)
+        total = fixed + body_len + len(props)
+        if crc is None:
+            crc = _crc32(body) & 0x7FFFFFFF
+        add(pack(
+            total, MESSAGE_MAGIC_CODE, crc, queue_id, flag, queue_offset, phy, sys_flag, born_timestamp, *born,
+            store_timestamp, *store, reconsume_times, prepared_transaction_offset, body_len,
+        ))  # fmt: skip
+        add(body)
+        add(tfield)
+        add(pack_len(len(props)))
+        add(props)
+        sizes.append(total)
+        phy += total
+        queue_offset += queue_step
+    return b"".join(parts), sizes
+
+
 def encode_record(
     *,
     queue_id: int,
@@ -439,23 +504,13 @@ def encode_record(
     crc: Optional[int] = None,
 ) -> bytes:
     """Build one stored record (fast form of ``STORED_MESSAGE.build``); the v6 bits follow the hosts."""
-    b6, bip = _ip_fields(born_host[0])
-    s6, sip = _ip_fields(store_host[0])
-    sys_flag = (sys_flag & ~_HOSTS_MASK) | (0x10 if b6 else 0) | (0x20 if s6 else 0)
     props = properties.encode("utf-8") if isinstance(properties, str) else properties
     if len(props) > MAX_PROPERTIES_LENGTH:
         raise ValueError("properties longer than 32767 bytes")
-    tfield = topic_field(topic)
-    layout = PREFIX_LAYOUTS[(sys_flag & _HOSTS_MASK) >> _V6_SHIFT]
-    total = layout.size + len(body) + len(tfield) + 2 + len(props)
-    if crc is None:
-        crc = body_crc(body)
-    prefix = layout.pack(
-        total, MESSAGE_MAGIC_CODE, crc, queue_id, flag, queue_offset, physical_offset, sys_flag, born_timestamp,
-        *bip, born_host[1], store_timestamp, *sip, store_host[1], reconsume_times, prepared_transaction_offset,
-        len(body),
-    )  # fmt: skip
-    return b"".join((prefix, body, tfield, _I16.pack(len(props)), props))
+    return encode_records(
+        ((flag, body, props, crc),), queue_id, queue_offset, physical_offset, sys_flag, born_timestamp, born_host,
+        store_timestamp, store_host, reconsume_times, prepared_transaction_offset, topic,
+    )[0]  # fmt: skip
 
 
 def encode_message_ext(msg: MessageExt, properties: Optional[str] = None) -> bytes:

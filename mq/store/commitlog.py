@@ -88,19 +88,11 @@ class CommitLog:
         return f
 
     def write(self, phy: int, data: bytes) -> None:
-        """Copy ``data`` (from ``position_for``) into the current file and advance the write position."""
+        """Copy ``data`` (records placed by ``position_for``, or replicated bytes) into the current file at ``phy``
+        and advance the write position."""
         f = self._cur
         rel = phy - f.start  # type: ignore[union-attr]
         f.mm[rel : rel + len(data)] = data  # type: ignore[union-attr]
-        self.files.wrote = phy + len(data)
-
-    def write_record(self, phy: int, data: bytes) -> None:
-        """``write`` for a record encoded with physical offset 0: sets its PHYSICALOFFSET field to ``phy``."""
-        f = self._cur
-        rel = phy - f.start  # type: ignore[union-attr]
-        mm = f.mm  # type: ignore[union-attr]
-        mm[rel : rel + len(data)] = data
-        _I64.pack_into(mm, rel + 28, phy)
         self.files.wrote = phy + len(data)
         if phy > self._release_at:
             self._release_behind(f, rel)  # type: ignore[arg-type]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from typing import Dict, Iterator, Optional, Tuple
+from typing import Dict, Iterator, Optional, Sequence, Tuple
 
 import construct as c
 from twisted.logger import Logger
@@ -67,6 +67,30 @@ class ConsumeQueue:
             self.max_phy_end = phy + size
         elif pos < files.flushed:
             files.flushed = pos
+
+    def put_batch(self, queue_offset: int, phy: int, sizes: Sequence[int], tags_codes: Sequence[int]) -> None:
+        """Entries for consecutive records (the first at ``phy``) from logical ``queue_offset`` on."""
+        pos = queue_offset * ENTRY_SIZE
+        end = pos + len(sizes) * ENTRY_SIZE
+        f = self._cur
+        if f is None or not f.start <= pos or end > f.end:  # not all in the current file: one at a time
+            for size, tags_code in zip(sizes, tags_codes):
+                self.put(queue_offset, phy, size, tags_code)
+                queue_offset += 1
+                phy += size
+            return
+        mm = f.mm
+        rel = pos - f.start
+        for size, tags_code in zip(sizes, tags_codes):
+            _pack_into(mm, rel, phy, size, tags_code)
+            rel += ENTRY_SIZE
+            phy += size
+        files = self.files
+        if pos < files.wrote and pos < files.flushed:
+            files.flushed = pos
+        if end > files.wrote:
+            files.wrote = end
+            self.max_phy_end = phy
 
     def _file_for(self, pos: int) -> Optional[MappedFile]:
         files = self.files

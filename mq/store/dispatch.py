@@ -8,7 +8,7 @@ queues and the index are a function of the CommitLog alone.
 from __future__ import annotations
 
 import struct
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 from twisted.logger import Logger
 
@@ -69,14 +69,46 @@ class Dispatcher:
         properties: Dict[str, str],
     ) -> None:
         tran = sys_flag & _TRAN_MASK
-        if tran != _PREPARED and tran != _ROLLBACK:
+        visible = tran != _PREPARED and tran != _ROLLBACK
+        if visible:
             self.queues.find_or_create(topic, queue_id).put(queue_offset, phy, size, tags_code)
         if self.index is not None and tran != _ROLLBACK:
             self.index.build(topic, properties, phy, store_timestamp)
         self.last_store_timestamp = store_timestamp
-        if self.listener is not None and tran != _PREPARED and tran != _ROLLBACK:
+        if self.listener is not None and visible:
             try:
                 self.listener(topic, queue_id, queue_offset, tags_code, store_timestamp, properties)
+            except Exception:
+                log.failure("message arriving listener failed")
+
+    def dispatch_batch(
+        self,
+        topic: str,
+        queue_id: int,
+        phy: int,
+        sizes: Sequence[int],
+        tags_codes: Sequence[int],
+        store_timestamp: int,
+        queue_offset: int,
+        sys_flag: int,
+        properties: Sequence[Dict[str, str]],
+    ) -> None:
+        """Consecutive records of one queue, the first at ``phy`` with ``queue_offset``, stored at one time:
+        queue entries and index keys in one pass each, then one arrival event per distinct tags code."""
+        tran = sys_flag & _TRAN_MASK
+        visible = tran != _PREPARED and tran != _ROLLBACK
+        if visible:
+            self.queues.find_or_create(topic, queue_id).put_batch(queue_offset, phy, sizes, tags_codes)
+        if self.index is not None and tran != _ROLLBACK:
+            self.index.build_batch(topic, properties, phy, sizes, store_timestamp)
+        self.last_store_timestamp = store_timestamp
+        listener = self.listener
+        if listener is not None and visible:
+            # Held pulls filter by tag: one event per distinct tags code, each naming the batch's last offset.
+            last = queue_offset + len(sizes) - 1
+            try:
+                for tags_code, props in dict(zip(tags_codes, properties)).items():
+                    listener(topic, queue_id, last, tags_code, store_timestamp, props)
             except Exception:
                 log.failure("message arriving listener failed")
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 import os
 import struct
 import time
-from typing import Callable, List, Tuple
+from typing import Callable, Dict, List, Sequence, Tuple
 
 import construct as c
 from twisted.logger import Logger
 
-from mq.common.hashing import index_key_hash
+from mq.common.hashing import index_key_hash, java_unsigned_hash
 from mq.common.layout import FixedLayout
 from mq.common.message import MessageConst
 from mq.store.mappedfile import MappedFile, StoreError, remove_leftovers
@@ -37,7 +37,14 @@ HEADER_SIZE = INDEX_HEADER.size  # 40
 ENTRY_SIZE = INDEX_ENTRY.size  # 20
 SLOT_SIZE = 4
 _SLOT = struct.Struct(">i")
+_slot_unpack = _SLOT.unpack_from
+_slot_pack = _SLOT.pack_into
+_entry_pack = INDEX_ENTRY.pack_into
 _INT_MAX = 0x7FFFFFFF
+_UNIQ = MessageConst.PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX
+_KEYS = MessageConst.PROPERTY_KEYS
+_KEY_SEPARATOR = MessageConst.KEY_SEPARATOR
+_UNIQ_FIXED = 20  # MessageClientIDSetter: 20 hex characters of IP, pid and class loader, then 12 that vary
 
 
 def index_file_size(slots: int, max_index: int) -> int:
@@ -83,32 +90,45 @@ class IndexFile:
 
     def put_key(self, key: str, phy_offset: int, store_timestamp: int) -> bool:
         """Add one key; False if the file is full."""
-        if self.index_count >= self.max_index:
-            return False
-        key_hash = index_key_hash(key)
-        slot_pos = HEADER_SIZE + (key_hash % self.slots) * SLOT_SIZE
-        mm = self.mm
-        prev = _SLOT.unpack_from(mm, slot_pos)[0]
-        if prev <= 0 or prev > self.index_count:
-            prev = 0
+        return self.put_hashes(((index_key_hash(key), phy_offset),), store_timestamp) == 1
+
+    def put_hashes(self, keys: Sequence[Tuple[int, int]], store_timestamp: int, start: int = 0) -> int:
+        """Add ``(index_key_hash(key), CommitLog offset)`` pairs from ``keys[start]`` on, all stored at
+        ``store_timestamp``, until the file is full; returns how many were added. The header is written once,
+        at the end."""
+        n = self.index_count
+        room = self.max_index - n
+        if room <= 0 or start >= len(keys):
+            return 0
         if self.begin_timestamp <= 0:
             time_diff = 0
         else:
             time_diff = min(max((store_timestamp - self.begin_timestamp) // 1000, 0), _INT_MAX)
-        n = self.index_count
-        INDEX_ENTRY.pack_into(mm, self._entries_at + n * ENTRY_SIZE, key_hash, phy_offset, time_diff, prev)
-        _SLOT.pack_into(mm, slot_pos, n)
-        if n <= 1:
-            self.begin_phy_offset = phy_offset
-            self.begin_timestamp = store_timestamp
-        if prev == 0:
-            self.hash_slot_count += 1
-        self.index_count = n + 1
-        self.end_phy_offset = phy_offset
+        mm = self.mm
+        slots = self.slots
+        entries_at = self._entries_at
+        new_slots = 0
+        first = n
+        phy = 0
+        for key_hash, phy in keys[start : start + room]:
+            slot_pos = HEADER_SIZE + (key_hash % slots) * SLOT_SIZE
+            prev = _slot_unpack(mm, slot_pos)[0]
+            if prev <= 0 or prev > n:
+                prev = 0
+                new_slots += 1
+            _entry_pack(mm, entries_at + n * ENTRY_SIZE, key_hash, phy, time_diff, prev)
+            _slot_pack(mm, slot_pos, n)
+            if n <= 1:
+                self.begin_phy_offset = phy
+                self.begin_timestamp = store_timestamp
+            n += 1
+        self.hash_slot_count += new_slots
+        self.index_count = n
+        self.end_phy_offset = phy
         self.end_timestamp = store_timestamp
         self._write_header()
         self.dirty = True
-        return True
+        return n - first
 
     def is_time_matched(self, begin: int, end: int) -> bool:
         return self.begin_timestamp <= end and self.end_timestamp >= begin
@@ -156,6 +176,7 @@ class IndexService:
         self.now_ms = now_ms
         self.files: List[IndexFile] = []
         self.indexed_until = -1  # CommitLog offset of the last indexed message; re-dispatch skips up to it
+        self._prefix_hashes: Dict[str, Dict[str, int]] = {}  # topic -> {UNIQ_KEY head: hash of topic#head}
         self.flushed = 0
 
     def load(self) -> None:
@@ -185,26 +206,63 @@ class IndexService:
         self.files.append(f)
         return f
 
-    def build(self, topic: str, properties: dict, phy: int, store_timestamp: int) -> None:
+    def build(self, topic: str, properties: Dict[str, str], phy: int, store_timestamp: int) -> None:
         """Index a message's UNIQ_KEY and each KEYS token as ``topic#key``."""
-        if phy <= self.indexed_until:
-            return
-        f = self.files[-1] if self.files and not self.files[-1].is_full else self._writable()
-        uniq = properties.get(MessageConst.PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX)
-        if uniq:
-            f = self._put(f, f"{topic}#{uniq}", phy, store_timestamp)
-        keys = properties.get(MessageConst.PROPERTY_KEYS)
-        if keys:
-            for k in keys.split(MessageConst.KEY_SEPARATOR):
-                if k:
-                    f = self._put(f, f"{topic}#{k}", phy, store_timestamp)
-        self.indexed_until = phy
+        if phy > self.indexed_until:
+            keys: List[Tuple[int, int]] = []
+            self._message_keys(topic, properties, phy, keys)
+            self._put(keys, store_timestamp)
+            self.indexed_until = phy
 
-    def _put(self, f: IndexFile, key: str, phy: int, ts: int) -> IndexFile:
-        if not f.put_key(key, phy, ts):
-            f = self._writable()
-            f.put_key(key, phy, ts)
-        return f
+    def build_batch(
+        self, topic: str, properties: Sequence[Dict[str, str]], phy: int, sizes: Sequence[int], store_timestamp: int
+    ) -> None:
+        """``build`` for consecutive messages (the first at ``phy``, then ``sizes`` apart) stored at one time."""
+        keys: List[Tuple[int, int]] = []
+        until = self.indexed_until
+        last = until
+        for props, size in zip(properties, sizes):
+            if phy > until:
+                self._message_keys(topic, props, phy, keys)
+                last = phy
+            phy += size
+        if last != until:
+            self._put(keys, store_timestamp)
+            self.indexed_until = last
+
+    def _message_keys(self, topic: str, properties: Dict[str, str], phy: int, out: List[Tuple[int, int]]) -> None:
+        """Append (key hash, ``phy``) for the message's UNIQ_KEY and each KEYS token.
+
+        ``topic#`` is hashed once per topic, and so is ``topic#`` + the first 20 characters of a UNIQ_KEY (a
+        producer's fixed address/pid/loader part): only the varying rest of a key is hashed per message.
+        """
+        cache = self._prefix_hashes.get(topic)
+        if cache is None:
+            if len(self._prefix_hashes) > 1024:
+                self._prefix_hashes.clear()
+            cache = self._prefix_hashes[topic] = {"": java_unsigned_hash(topic + "#")}
+        topic_hash = cache[""]
+        uniq = properties.get(_UNIQ)
+        if uniq:
+            head = uniq[:_UNIQ_FIXED]
+            prefix_hash = cache.get(head)
+            if prefix_hash is None:
+                if len(cache) > 4096:
+                    cache.clear()
+                    cache[""] = topic_hash
+                prefix_hash = cache[head] = java_unsigned_hash(head, topic_hash)
+            out.append((index_key_hash(uniq[_UNIQ_FIXED:], prefix_hash), phy))
+        user_keys = properties.get(_KEYS)
+        if user_keys:
+            for k in user_keys.split(_KEY_SEPARATOR):
+                if k:
+                    out.append((index_key_hash(k, topic_hash), phy))
+
+    def _put(self, keys: List[Tuple[int, int]], store_timestamp: int) -> None:
+        done = 0
+        while done < len(keys):
+            f = self.files[-1] if self.files and not self.files[-1].is_full else self._writable()
+            done += f.put_hashes(keys, store_timestamp, done)
 
     def query(self, topic: str, key: str, max_num: int, begin: int, end: int) -> Tuple[List[int], int, int]:
         """(offsets newest first without duplicates, last update timestamp, last update offset)."""

@@ -75,7 +75,11 @@ class AppendMessageResult:
     def msg_id(self) -> str:
         if self._msg_id is None:
             host = self._host
-            self._msg_id = "" if host is None else ",".join(create_offset_msg_id(host, o) for o in self._offsets)
+            if host is None:
+                self._msg_id = ""
+            else:  # create_offset_msg_id: the host part once, then 16 hex digits per offset
+                head = create_offset_msg_id(host, 0)[:-16]
+                self._msg_id = ",".join([f"{head}{o:016X}" for o in self._offsets])
         return self._msg_id
 
     def is_ok(self) -> bool:

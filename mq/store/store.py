@@ -15,24 +15,21 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 from twisted.internet import defer, task, threads
 from twisted.logger import Logger
 
-from mq.common.hashing import body_crc
 from mq.common.message import (
     MAX_PROPERTIES_LENGTH,
-    PREFIX_LAYOUTS,
     MessageConst,
     MessageExt,
     MessageExtBrokerInner,
     MessageSysFlag,
+    RecordItem,
     decode_message_ext,
-    encode_record,
-    host_sys_flag,
+    encode_records,
     properties_to_string,
     record_properties,
-    topic_field,
 )
 from mq.common.topic import topic_error
 from mq.store.checkpoint import Checkpoint, load_checkpoint, write_checkpoint
-from mq.store.commitlog import CommitLog
+from mq.store.commitlog import END_FILE_MIN_BLANK_LENGTH, CommitLog
 from mq.store.config import BrokerRole, FlushDiskType, MessageStoreConfig, parse_delay_levels
 from mq.store.consumequeue import CQ_ENTRY, ENTRY_SIZE, PAD_SIZE, ConsumeQueue, ConsumeQueueTable
 from mq.store.dispatch import Dispatcher, make_tags_code_fn
@@ -56,9 +53,9 @@ log = Logger()
 _PREPARED = MessageSysFlag.TRANSACTION_PREPARED_TYPE
 _ROLLBACK = MessageSysFlag.TRANSACTION_ROLLBACK_TYPE
 _TRAN_MASK = MessageSysFlag.TRANSACTION_ROLLBACK_TYPE
-_HOSTS_MASK = MessageSysFlag.BORNHOST_V6_FLAG | MessageSysFlag.STOREHOSTADDRESS_V6_FLAG
 _WAIT = MessageConst.PROPERTY_WAIT_STORE_MSG_OK
 _iter_entries = CQ_ENTRY.fast.iter_unpack
+_PROPS_TOO_LONG = PutMessageResult(PutMessageStatus.PROPERTIES_SIZE_EXCEEDED, reason="properties over 32767 bytes")
 
 
 def _wall_ms() -> int:
@@ -351,79 +348,172 @@ class MessageStore:
 
     # ------------------------------------------------------------------ writing
 
-    def _refuse(self, inner: MessageExtBrokerInner) -> Optional[PutMessageResult]:
+    def _refuse(self, topic: str, body_len: int) -> Optional[PutMessageResult]:
         if not self.running:
             return PutMessageResult(PutMessageStatus.SERVICE_NOT_AVAILABLE, reason="the store is not running")
         if self.config.broker_role == BrokerRole.SLAVE:
             return PutMessageResult(PutMessageStatus.SERVICE_NOT_AVAILABLE, reason="a slave does not accept puts")
         if self.disk_full:
             return PutMessageResult(PutMessageStatus.SERVICE_NOT_AVAILABLE, reason="the disk is full")
-        err = topic_error(inner.topic)
+        err = topic_error(topic)
         if err:
             return PutMessageResult(PutMessageStatus.MESSAGE_ILLEGAL, reason=err)
-        if len(inner.body) > self.config.max_message_size:
+        if body_len > self.config.max_message_size:
             return PutMessageResult(
-                PutMessageStatus.MESSAGE_ILLEGAL, reason=f"body of {len(inner.body)} bytes exceeds maxMessageSize"
+                PutMessageStatus.MESSAGE_ILLEGAL, reason=f"body of {body_len} bytes exceeds maxMessageSize"
             )
         return None
 
-    def _props_bytes(self, inner: MessageExtBrokerInner) -> Optional[bytes]:
-        props = inner.properties_string
-        if props is None:
-            props = properties_to_string(inner.properties)
-        raw = props.encode("utf-8")
-        return None if len(raw) > MAX_PROPERTIES_LENGTH else raw
-
     def put_message(self, inner: MessageExtBrokerInner) -> defer.Deferred:
-        """Append one message; Deferred[PutMessageResult] (see docs/store.md for when it fires)."""
-        refused = self._refuse(inner)
+        """Append one message; Deferred[PutMessageResult] (see docs/store.md for when it fires).
+
+        The record is encoded once, copied into the CommitLog once and dispatched inline (``_append`` is the
+        same for a batch; this is its one-message form, kept lean because it runs for every single send).
+        """
+        topic = inner.topic
+        body = inner.body
+        refused = self._refuse(topic, len(body))
         if refused is not None:
             return self._failed(refused)
-        props = self._props_bytes(inner)
-        if props is None:
-            return self._failed(PutMessageResult(PutMessageStatus.PROPERTIES_SIZE_EXCEEDED, reason="properties over 32767 bytes"))
-        rec = self._append(inner, props)
-        if rec is None:
+        text = inner.properties_string
+        props = (properties_to_string(inner.properties) if text is None else text).encode("utf-8")
+        if len(props) > MAX_PROPERTIES_LENGTH:
+            return self._failed(_PROPS_TOO_LONG)
+        queue_id = inner.queue_id
+        sys_flag = inner.sys_flag
+        tran = sys_flag & _TRAN_MASK
+        visible = tran != _PREPARED and tran != _ROLLBACK
+        key = (topic, queue_id)
+        queue_offset = self.queue_offsets.get(key, 0) if visible else 0
+        store_ts = self.now_ms()
+        if store_ts < self._last_store_ts:
+            store_ts = self._last_store_ts
+        cl = self.commitlog
+        phy = cl.files.wrote
+        items = ((inner.flag, body, props, inner.body_crc or None),)
+        args = (queue_id, queue_offset, phy, sys_flag, inner.born_timestamp, inner.born_host, store_ts,
+                self.store_host, inner.reconsume_times, inner.prepared_transaction_offset, topic)  # fmt: skip
+        data = encode_records(items, *args)[0]
+        size = len(data)
+        if size + END_FILE_MIN_BLANK_LENGTH > cl.file_size:
             return self._failed(PutMessageResult(PutMessageStatus.MESSAGE_ILLEGAL, reason="record larger than a CommitLog file"))
-        result = AppendMessageResult(AppendMessageStatus.PUT_OK, rec[0], rec[1], rec[2], rec[3], 1, self.store_host)
-        return self._complete(result, inner.properties.get(_WAIT))
+        at = cl.position_for(size)
+        if at != phy:  # the file was padded and rolled over: the record gets its offset in the next one
+            phy = at
+            data = encode_records(items, *args[:2], phy, *args[3:])[0]
+        cl.write(phy, data)
+        self._last_store_ts = store_ts
+        if visible:
+            self.queue_offsets[key] = queue_offset + 1
+        properties = inner.properties
+        tags_code = inner.tags_code
+        dispatcher = self.dispatcher
+        if tags_code is None:
+            tags_code = dispatcher.tags_code_fn(topic, properties, store_ts)
+        dispatcher.dispatch(topic, queue_id, phy, size, tags_code, store_ts, queue_offset, sys_flag, properties)
+        self.reput_offset = phy + size
+        counters = self.stats_counters
+        counters.put_message_times_total += 1
+        counters.put_message_size_total += size
+        result = AppendMessageResult(AppendMessageStatus.PUT_OK, phy, size, store_ts, queue_offset, 1, self.store_host)
+        return self._complete(result, properties.get(_WAIT))
 
     def put_messages(self, inners: Sequence[MessageExtBrokerInner]) -> defer.Deferred:
         """Append a batch (one topic and queue): consecutive queue offsets, all in one CommitLog file."""
         if not inners:
             return self._failed(PutMessageResult(PutMessageStatus.MESSAGE_ILLEGAL, reason="empty batch"))
         first = inners[0]
+        messages = []
         for inner in inners:
-            refused = self._refuse(inner)
-            if refused is not None:
-                return self._failed(refused)
             if inner.topic != first.topic or inner.queue_id != first.queue_id:
+                refused = self._refuse(inner.topic, len(inner.body))
+                if refused is not None:
+                    return self._failed(refused)
                 reason = "a batch must have one topic and queue"
                 return self._failed(PutMessageResult(PutMessageStatus.MESSAGE_ILLEGAL, reason=reason))
-        props_list = [self._props_bytes(i) for i in inners]
-        if any(p is None for p in props_list):
-            return self._failed(PutMessageResult(PutMessageStatus.PROPERTIES_SIZE_EXCEEDED, reason="properties over 32767 bytes"))
-        sizes = [self._record_size(i, p) for i, p in zip(inners, props_list)]  # type: ignore[arg-type]
-        total = sum(sizes)
-        if total + 8 > self.commitlog.file_size:
-            return self._failed(PutMessageResult(PutMessageStatus.MESSAGE_ILLEGAL, reason="batch larger than a CommitLog file"))
-        self.commitlog.position_for(total)  # the whole batch lands in one file
-        offsets = []
-        first_rec = None
-        for inner, props in zip(inners, props_list):
-            rec = self._append(inner, props)  # type: ignore[arg-type]
-            offsets.append(rec[0])  # type: ignore[index]
-            first_rec = first_rec or rec
-        assert first_rec is not None
-        result = AppendMessageResult(
-            AppendMessageStatus.PUT_OK, first_rec[0], total, first_rec[2], first_rec[3], len(inners), self.store_host,
-            tuple(offsets),
+            text = inner.properties_string
+            messages.append((inner.flag, inner.body, properties_to_string(inner.properties) if text is None else text,
+                             inner.properties))  # fmt: skip
+        return self.put_message_batch(
+            first.topic, first.queue_id, first.sys_flag, first.born_timestamp, first.born_host, first.reconsume_times,
+            messages, first.properties.get(_WAIT), first.prepared_transaction_offset, [i.tags_code for i in inners],
         )  # fmt: skip
-        return self._complete(result, first.properties.get(_WAIT))
 
-    def _record_size(self, inner: MessageExtBrokerInner, props: bytes) -> int:
-        flags = _host_flags(inner.born_host, self.store_host)
-        return PREFIX_LAYOUTS[flags >> 4].size + len(inner.body) + len(topic_field(inner.topic)) + 2 + len(props)
+    def put_message_batch(
+        self,
+        topic: str,
+        queue_id: int,
+        sys_flag: int,
+        born_timestamp: int,
+        born_host: Tuple[str, int],
+        reconsume_times: int,
+        messages: Sequence[Tuple[int, bytes, str, Dict[str, str]]],
+        wait: Optional[str] = None,
+        prepared_transaction_offset: int = 0,
+        tags_codes: Optional[Sequence[Optional[int]]] = None,
+    ) -> defer.Deferred:
+        """``put_messages`` without a message object per member (the broker's batch path).
+
+        ``messages`` are (flag, body, properties string to store, properties dict); the members share everything
+        else. ``wait`` is the batch's ``WAIT`` property. The records are encoded once, copied into the CommitLog
+        in one piece and dispatched in one pass. Deferred[PutMessageResult] with ``msg_num`` messages.
+        """
+        if not messages:
+            return self._failed(PutMessageResult(PutMessageStatus.MESSAGE_ILLEGAL, reason="empty batch"))
+        refused = self._refuse(topic, max(len(m[1]) for m in messages))
+        if refused is not None:
+            return self._failed(refused)
+        items: List[RecordItem] = []
+        for flag, body, text, _ in messages:
+            props = text.encode("utf-8")
+            if len(props) > MAX_PROPERTIES_LENGTH:
+                return self._failed(_PROPS_TOO_LONG)
+            items.append((flag, body, props, None))
+        tran = sys_flag & _TRAN_MASK
+        key = (topic, queue_id)
+        if tran == _PREPARED or tran == _ROLLBACK:
+            queue_offset, step = 0, 0
+        else:
+            queue_offset, step = self.queue_offsets.get(key, 0), 1
+        store_ts = self.now_ms()
+        if store_ts < self._last_store_ts:
+            store_ts = self._last_store_ts
+        cl = self.commitlog
+        phy = cl.files.wrote
+        args = (queue_id, queue_offset, phy, sys_flag, born_timestamp, born_host, store_ts, self.store_host,
+                reconsume_times, prepared_transaction_offset, topic, step)  # fmt: skip
+        data, sizes = encode_records(items, *args)
+        size = len(data)
+        if size + END_FILE_MIN_BLANK_LENGTH > cl.file_size:
+            return self._failed(PutMessageResult(PutMessageStatus.MESSAGE_ILLEGAL, reason="batch larger than a CommitLog file"))
+        at = cl.position_for(size)  # the whole batch lands in one file
+        if at != phy:  # the file was padded and rolled over: the records get their offsets in the next one
+            phy = at
+            data, sizes = encode_records(items, *args[:2], phy, *args[3:])
+        cl.write(phy, data)
+        self._last_store_ts = store_ts
+        n = len(sizes)
+        if step:
+            self.queue_offsets[key] = queue_offset + n
+        properties = [m[3] for m in messages]
+        dispatcher = self.dispatcher
+        if tags_codes is None or None in tags_codes:
+            fn = dispatcher.tags_code_fn
+            tags_codes = [fn(topic, p, store_ts) if c is None else c
+                          for p, c in zip(properties, tags_codes or (None,) * n)]  # fmt: skip
+        dispatcher.dispatch_batch(topic, queue_id, phy, sizes, tags_codes, store_ts, queue_offset, sys_flag, properties)
+        self.reput_offset = phy + size
+        counters = self.stats_counters
+        counters.put_message_times_total += n
+        counters.put_message_size_total += size
+        offsets = []
+        for rec_size in sizes:
+            offsets.append(phy)
+            phy += rec_size
+        result = AppendMessageResult(
+            AppendMessageStatus.PUT_OK, offsets[0], size, store_ts, queue_offset, n, self.store_host, tuple(offsets)
+        )
+        return self._complete(result, wait)
 
     def _failed(self, result: PutMessageResult) -> defer.Deferred:
         self.stats_counters.put_message_failures += 1
@@ -434,48 +524,6 @@ class MessageStore:
             end = result.wrote_offset + result.wrote_bytes
             return self.flusher.wait_for(end).addCallback(_flush_outcome, result)
         return defer.succeed(PutMessageResult(PutMessageStatus.PUT_OK, result))
-
-    def _append(self, inner: MessageExtBrokerInner, props: bytes) -> Optional[Tuple[int, int, int, int]]:
-        """Encode, append and dispatch one record: (physical offset, size, store timestamp, queue offset)."""
-        topic = inner.topic
-        qid = inner.queue_id
-        sys_flag = inner.sys_flag
-        tran = sys_flag & _TRAN_MASK
-        key = (topic, qid)
-        if tran == _PREPARED or tran == _ROLLBACK:
-            queue_offset = 0
-        else:
-            queue_offset = self.queue_offsets.get(key, 0)
-        body = inner.body
-        store_ts = self.now_ms()
-        if store_ts < self._last_store_ts:
-            store_ts = self._last_store_ts
-        cl = self.commitlog
-        # Encoded once with offset 0; the offset is patched in place once the record has its address.
-        data = encode_record(
-            queue_id=qid, flag=inner.flag, queue_offset=queue_offset, physical_offset=0, sys_flag=sys_flag,
-            born_timestamp=inner.born_timestamp, born_host=inner.born_host, store_timestamp=store_ts,
-            store_host=self.store_host, reconsume_times=inner.reconsume_times,
-            prepared_transaction_offset=inner.prepared_transaction_offset, body=body, topic=topic,
-            properties=props, crc=inner.body_crc or body_crc(body),
-        )  # fmt: skip
-        size = len(data)
-        if size + 8 > cl.file_size:
-            return None
-        self._last_store_ts = store_ts
-        phy = cl.position_for(size)
-        cl.write_record(phy, data)
-        if tran != _PREPARED and tran != _ROLLBACK:
-            self.queue_offsets[key] = queue_offset + 1
-        tags_code = inner.tags_code
-        if tags_code is None:
-            tags_code = self.dispatcher.tags_code_fn(topic, inner.properties, store_ts)
-        self.dispatcher.dispatch(topic, qid, phy, size, tags_code, store_ts, queue_offset, sys_flag, inner.properties)
-        self.reput_offset = phy + size
-        counters = self.stats_counters
-        counters.put_message_times_total += 1
-        counters.put_message_size_total += size
-        return phy, size, store_ts, queue_offset
 
     # ------------------------------------------------------------------ replication
 
@@ -716,10 +764,6 @@ class MessageStore:
 
     def consume_queue(self, topic: str, queue_id: int) -> Optional[ConsumeQueue]:
         return self.queues.find(topic, queue_id)
-
-
-def _host_flags(born_host: Tuple[str, int], store_host: Tuple[str, int]) -> int:
-    return host_sys_flag(0, born_host, store_host) & _HOSTS_MASK
 
 
 def _has_key(raw: bytes, topic: str, key: str) -> bool:

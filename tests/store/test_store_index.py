@@ -64,3 +64,20 @@ def test_rollover_to_new_files_and_skip_of_already_indexed_offsets(tmp_path):
     again.load()
     assert again.indexed_until == 390
     assert again.delete_expired(200) == 2 and again.query("T", "U1", 5, 0, 2**62)[0] == []
+
+
+def test_prefix_hashing_gives_the_full_key_hash(tmp_path):
+    from mq.common.hashing import java_unsigned_hash
+
+    for key in ["", "a", "x" * 300, "é#ü", "T#7F0000010F2C18B4AAC2000000000001", "T#\U0001F600" * 3]:
+        for cut in range(len(key) + 1):
+            assert index_key_hash(key[cut:], java_unsigned_hash(key[:cut])) == index_key_hash(key)
+    svc = IndexService(str(tmp_path), slots=64, max_index=1000, now_ms=lambda: T)
+    uniq = "7F0000010F2C18B4AAC2000000000001"
+    svc.build_batch("Tö", [{"UNIQ_KEY": uniq, "KEYS": "a b"}, {"UNIQ_KEY": "short", "KEYS": "a"}], 100, [50, 60], T)
+    f = svc.files[-1]
+    hashes = [INDEX_ENTRY.unpack_from(f.mm, HEADER_SIZE + 64 * 4 + n * ENTRY_SIZE)[:2] for n in range(1, 6)]
+    assert hashes == [(index_key_hash("Tö#" + uniq), 100), (index_key_hash("Tö#a"), 100),
+                      (index_key_hash("Tö#b"), 100), (index_key_hash("Tö#short"), 150),
+                      (index_key_hash("Tö#a"), 150)]  # fmt: skip
+    assert svc.query("Tö", "a", 10, 0, 2**62)[0] == [150, 100]
