@@ -6,8 +6,7 @@ GET_ALL_DELAY_OFFSET (45) and GET_ALL_SUBSCRIPTIONGROUP_CONFIG (201), as RocketM
 
 * topics and subscription groups: replaced wholesale when the master's data version differs;
 * consumer offsets: the master's entries overwrite the slave's (entries only the slave has stay);
-* delay offsets: written to ``config/delayOffset.json`` as received (a master that does not serve code 45
-  yet is skipped quietly).
+* delay offsets: into the slave's ``ScheduleMessageService`` table and ``config/delayOffset.json``.
 
 Each table is persisted after it changes. A failed call is logged and retried at the next round.
 """
@@ -86,24 +85,22 @@ class SlaveSynchronize:
         finally:
             self._running = None
 
-    def _topics(self, data: dict, raw: bytes) -> None:
-        manager = self.broker.topic_config_manager
-        version = DataVersion.from_json(data.get("dataVersion"))
-        if version == manager.data_version:
-            return
+    @staticmethod
+    def _replace(manager, data: dict) -> bool:
+        """Take the master's table wholesale when its data version differs (topics, groups)."""
+        if DataVersion.from_json(data.get("dataVersion")) == manager.data_version:
+            return False
         manager.table.clear()
         manager.decode(data)
         manager.persist()
-        log.info("slave sync: {n} topics from the master (version {v})", n=len(manager.table), v=version.counter)
+        return True
+
+    def _topics(self, data: dict, raw: bytes) -> None:
+        if self._replace(self.broker.topic_config_manager, data):
+            log.info("slave sync: {n} topics from the master", n=len(self.broker.topic_config_manager.table))
 
     def _groups(self, data: dict, raw: bytes) -> None:
-        manager = self.broker.subscription_group_manager
-        version = DataVersion.from_json(data.get("dataVersion"))
-        if version == manager.data_version:
-            return
-        manager.table.clear()
-        manager.decode(data)
-        manager.persist()
+        self._replace(self.broker.subscription_group_manager, data)
 
     def _offsets(self, data: dict, raw: bytes) -> None:
         manager = self.broker.consumer_offset_manager
@@ -117,12 +114,10 @@ class SlaveSynchronize:
             manager.persist()
 
     def _delay_offsets(self, data: dict, raw: bytes) -> None:
+        schedule = getattr(self.broker, "schedule_service", None)
+        if schedule is not None and hasattr(schedule, "decode"):
+            schedule.decode(data)
+            schedule.persist()
+            return
         path = os.path.join(self.broker.config.config_dir, "delayOffset.json")
-        text = raw.decode("utf-8")
-        try:
-            with open(path, encoding="utf-8") as f:
-                if f.read() == text:
-                    return
-        except OSError:
-            pass
-        write_atomically(path, text)
+        write_atomically(path, raw.decode("utf-8"))

@@ -22,11 +22,10 @@ from mq.common.ha_protocol import (
     encode_header,
     encode_report,
 )
-from mq.common.message import MessageExtBrokerInner, decode_messages
+from mq.common.message import decode_messages
 from mq.remoting.codes import ResponseCode as RC
-from mq.store.config import BrokerRole, MessageStoreConfig
-from mq.store.store import MessageStore
 from tests.broker.conftest import broker_config
+from tests.broker.ha_support import append_foreign
 from tests.support.polling import poll
 
 FAST = {"haSendHeartbeatInterval": 200, "haSlaveReconnectInterval": 100, "slaveSyncInterval": 200}
@@ -143,21 +142,6 @@ def test_sync_master_waits_for_the_slave(pair, client):
     assert m.ha.sync_results["timeout"] == 1 and m.ha.wait_time.count >= 20
 
 
-def put_foreign(store_dir, n, tag):
-    """Append ``n`` records to a stopped broker's store as a master would (a log the real master never had)."""
-    cfg = MessageStoreConfig(store_path_root_dir=str(store_dir), mapped_file_size_commit_log=4 << 20,
-                             mapped_file_size_consume_queue=1000, message_index_enable=False,
-                             broker_role=BrokerRole.ASYNC_MASTER)
-    store = MessageStore(cfg, reactor)
-    store.start()
-    for i in range(n):
-        store.put_message(MessageExtBrokerInner(topic="HaDiv", body=b"%s-%d" % (tag, i), queue_id=0,
-                                                properties={"TAGS": "x"}, born_host=("127.0.0.1", 1),
-                                                born_timestamp=1))
-    end = store.get_max_phy_offset()
-    return store.stop().addCallback(lambda _: end)
-
-
 @pytest.mark.parametrize("master_more", [0, 30, 400])
 @pytest_twisted.inlineCallbacks
 def test_diverged_slave_truncates_to_the_common_point(pair, client, tmp_path, master_more):
@@ -173,7 +157,7 @@ def test_diverged_slave_truncates_to_the_common_point(pair, client, tmp_path, ma
     yield caught_up(m, s)
     common = m.store.get_max_phy_offset()
     yield s.stopService()
-    foreign_end = yield put_foreign(tmp_path / "s" / "store", 50, b"foreign")
+    foreign_end = append_foreign(tmp_path / "s" / "store", 50)
     for i in range(master_more):
         assert (yield client.send(maddr, "HaDiv", b"later-%d" % i, queue_id=0)).code == RC.SUCCESS
     s2 = slave_of(m)
