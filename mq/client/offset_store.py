@@ -81,7 +81,7 @@ class RemoteOffsetStore(OffsetStore):
         return defer.DeferredList(calls)
 
 
-_ENTRY = re.compile(r'\{"brokerName":"((?:[^"\\]|\\.)*)","queueId":(\d+),"topic":"((?:[^"\\]|\\.)*)"\}:(-?\d+)')
+ENTRY_PATTERN = re.compile(r'\{"brokerName":"((?:[^"\\]|\\.)*)","queueId":(\d+),"topic":"((?:[^"\\]|\\.)*)"\}:(-?\d+)')
 
 
 def default_offset_dir() -> Path:
@@ -106,7 +106,7 @@ class LocalFileOffsetStore(OffsetStore):
                 text = path.read_text(encoding="utf-8")
             except OSError:
                 continue
-            self._loaded = {MessageQueue(t, b, int(q)): int(o) for b, q, t, o in _ENTRY.findall(text)}
+            self._loaded = {MessageQueue(t, b, int(q)): int(o) for b, q, t, o in ENTRY_PATTERN.findall(text)}
             return
 
     def read(self, mq: MessageQueue, from_store: bool = False) -> defer.Deferred:
