@@ -27,12 +27,14 @@ from mq.broker.processor_consumer import ConsumerManageProcessor
 from mq.broker.processor_pull import PullMessageProcessor
 from mq.broker.processor_query import QueryMessageProcessor
 from mq.broker.processor_send import SendMessageProcessor
+from mq.broker.rebalance_lock import RebalanceLockManager, RebalanceLockProcessor
 from mq.broker.retry import ConsumerSendBackProcessor, redirect_to_dlq
 from mq.broker.schedule import ScheduleMessageService
 from mq.broker.slave_sync import SlaveSynchronize
 from mq.broker.stats import BrokerStats
 from mq.broker.subscription_group import SubscriptionGroupManager
 from mq.broker.topic_config import TopicConfigManager
+from mq.broker.transaction import TransactionalMessageService, is_half_send
 from mq.common.route import DataVersion, TopicConfig
 from mq.metrics import metrics_service
 from mq.remoting.codes import CURRENT_VERSION, RequestCode
@@ -94,9 +96,9 @@ class BrokerService(service.MultiService):
         #: The master's address, learned from REGISTER_BROKER answers (slaves only).
         self.master_addr: Optional[str] = None
         self.ha_master_addr: Optional[str] = None
-        #: Set by the next issue's transaction service.
-        self.transaction_service = None
+        self.transaction_service = TransactionalMessageService(self)
         self.schedule_service = ScheduleMessageService(self)
+        self.rebalance_lock_manager = RebalanceLockManager(self.now_ms, lambda: config.rebalance_lock_max_live_time)
 
         self.pull_processor = PullMessageProcessor(self)
         self.pull_hold_service = PullRequestHoldService(reactor, self.pull_processor.rerun)
@@ -115,6 +117,8 @@ class BrokerService(service.MultiService):
             QueryMessageProcessor(self),
             ConsumerSendBackProcessor(self),
             self.schedule_service,
+            self.transaction_service,
+            RebalanceLockProcessor(self),
         ):
             processor.register(self.dispatcher)
         self.factory = RemotingServerFactory(self.dispatcher, reactor)
@@ -144,7 +148,7 @@ class BrokerService(service.MultiService):
         self.stats.gauges.append(self.ha.gauges)
         self._loops = []
 
-    # -- hooks for the next issue ------------------------------------------------------------------
+    # -- message semantics (retry/DLQ, delay levels, transactions) ----------------------------------
 
     def prepare_inner(self, inner, header):
         """Last look at a message before it is stored: retry → DLQ, delay levels, half messages go here.
@@ -152,6 +156,8 @@ class BrokerService(service.MultiService):
         Returns the message to store, or a RemotingCommand that answers the send instead.
         """
         inner = redirect_to_dlq(self, inner, header.max_reconsume_times)
+        if is_half_send(inner):
+            return self.transaction_service.prepare(inner, header.producer_group)
         return self.schedule_service.park(inner)
 
     def accepts_transactions(self) -> bool:
@@ -166,6 +172,7 @@ class BrokerService(service.MultiService):
         self.topic_config_manager.persist()
         self.store.start()
         self.schedule_service.start()
+        self.transaction_service.start()
         super().startService()
         if self.ha_slave is not None:
             self.ha_slave.start()
@@ -206,6 +213,7 @@ class BrokerService(service.MultiService):
             self.ha_slave.stop()
             self.slave_sync.stop()
         self.schedule_service.stop()
+        self.transaction_service.stop()
         for factory in self.factories:
             for proto in list(factory.connections):
                 proto.close()

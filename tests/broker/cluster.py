@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import signal
 import time
 
-from mq.client.simple import parse_route, route_request
-from tests.broker.wire import call
+from mq.client.simple import parse_route, pull_request, route_request
+from mq.common.message import decode_messages
+from mq.remoting.codes import ResponseCode
+from tests.broker.wire import Wire, call
 from tests.support.processes import TwistdProcess, free_port
 
 BROKER_CONF = ("brokerClusterName=ITCluster\nmappedFileSizeCommitLog=4194304\n"
@@ -40,6 +43,22 @@ def broker_starter(twistd, tmp_path, namesrv, conf_extra: str = ""):
     return start
 
 
+def restartable_broker(twistd, tmp, conf_extra: str, name: str) -> dict:
+    """A NameServer and one broker: ``{"broker": process, "restart": fn, "conf": broker.conf path}``;
+    ``restart()`` stops the broker gracefully and starts it again on the same port and store."""
+    namesrv = start_namesrv(twistd, tmp)
+    start = broker_starter(twistd, tmp, namesrv, conf_extra)
+    holder = {"broker": start(name=name), "conf": tmp / "broker.conf", "namesrv": namesrv}
+
+    def restart():
+        assert holder["broker"].stop() in (0, -signal.SIGTERM)  # twistd re-raises the signal it stopped on
+        holder["broker"] = start(name=name)
+        return holder["broker"]
+
+    holder["restart"] = restart
+    return holder
+
+
 def route_of(namesrv, topic):
     return parse_route(call(namesrv.addr, route_request(topic)))
 
@@ -59,3 +78,15 @@ def processes(tmp):
     finally:
         for proc in started:
             proc.stop(timeout=15)
+
+
+def pull_all(addr, topic, queue_id=0, group="it_check", offset=0):
+    """Every message of one queue from ``offset`` on (pulls until the broker has no more)."""
+    out = []
+    with Wire(addr) as w:
+        while True:
+            r = w.call(pull_request(group, topic, queue_id, offset))
+            if r.code != ResponseCode.SUCCESS:
+                return out
+            out += decode_messages(r.body)
+            offset = int(r.ext_fields["nextBeginOffset"])

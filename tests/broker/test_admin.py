@@ -84,7 +84,7 @@ def test_subscription_group_codes(client, addr, broker):
     assert table["sgx"]["consumeEnable"] is False and "TOOLS_CONSUMER" in table
     r = yield client.invoke(addr, RequestCode.DELETE_SUBSCRIPTIONGROUP, {"groupName": "sgx"})
     assert r.code == RC.SUCCESS and "sgx" not in broker.subscription_group_manager.table
-    r = yield client.invoke(addr, RequestCode.END_TRANSACTION)  # the next issue's
+    r = yield client.invoke(addr, RequestCode.SEND_REPLY_MESSAGE)  # not served yet
     assert r.code == RC.REQUEST_CODE_NOT_SUPPORTED
 
 

@@ -6,7 +6,6 @@ every wait is a poll with a deadline.
 
 from __future__ import annotations
 
-import signal
 import time
 
 import pytest
@@ -26,7 +25,7 @@ from mq.common.message import MessageConst, decode_messages, decode_offset_msg_i
 from mq.remoting.codes import RequestCode
 from mq.remoting.codes import ResponseCode as RC
 from mq.remoting.command import RemotingCommand
-from tests.broker.cluster import broker_starter, processes, start_namesrv
+from tests.broker.cluster import processes, pull_all, restartable_broker
 from tests.broker.wire import Wire, call
 from tests.support.processes import wait_until
 
@@ -41,35 +40,14 @@ LATE_MS = 1000
 def cluster(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("semantics")
     with processes(tmp) as twistd:
-        namesrv = start_namesrv(twistd, tmp)
-        start = broker_starter(twistd, tmp, namesrv, f"messageDelayLevel={LEVELS}\n")
-        holder = {"broker": start(name="sem-broker")}
-
-        def restart():
-            assert holder["broker"].stop() in (0, -signal.SIGTERM)
-            holder["broker"] = start(name="sem-broker")
-            return holder["broker"]
-
-        holder["restart"] = restart
-        yield holder
-
-
-def pull_all(addr, group, topic, queue_id=0, offset=0):
-    out = []
-    with Wire(addr) as w:
-        while True:
-            r = w.call(pull_request(group, topic, queue_id, offset))
-            if r.code != RC.SUCCESS:
-                return out
-            out += decode_messages(r.body)
-            offset = int(r.ext_fields["nextBeginOffset"])
+        yield restartable_broker(twistd, tmp, f"messageDelayLevel={LEVELS}\n", "sem-broker")
 
 
 def wait_messages(addr, topic, n, queue_id=0, timeout=20.0, group="sem_check"):
     found = []
 
     def enough():
-        found[:] = pull_all(addr, group, topic, queue_id)
+        found[:] = pull_all(addr, topic, queue_id, group)
         return len(found) >= n
 
     wait_until(enough, timeout, 0.1, f"{n} message(s) in {topic}:{queue_id}")
@@ -78,7 +56,7 @@ def wait_messages(addr, topic, n, queue_id=0, timeout=20.0, group="sem_check"):
 
 def parked(addr, level):
     """What SCHEDULE_TOPIC_XXXX holds for a level (the records as parked, with their store times)."""
-    return pull_all(addr, "sem_check", "SCHEDULE_TOPIC_XXXX", level - 1)
+    return pull_all(addr, "SCHEDULE_TOPIC_XXXX", level - 1)
 
 
 # --------------------------------------------------------------------------------------------- queries
@@ -126,7 +104,7 @@ def test_send_back_retries_with_delays_and_counts_then_dead_letters(cluster):
     r = call(addr, send_request("SemRetry", b"fail me", tags="t1", keys="k-retry"))
     assert r.code == RC.SUCCESS
     first_id = r.ext_fields["msgId"]
-    [original] = pull_all(addr, group, "SemRetry")
+    [original] = pull_all(addr, "SemRetry", 0, group)
 
     # first failure: %RETRY%group, delay level 3 (1 s here), reconsume count 1
     r = call(addr, send_back_request(group, original.commit_log_offset, origin_topic="SemRetry"))
@@ -158,7 +136,7 @@ def test_send_back_retries_with_delays_and_counts_then_dead_letters(cluster):
     assert call(addr, send_back_request(group, retry2.commit_log_offset)).code == RC.SUCCESS
     [dead] = wait_messages(addr, f"%DLQ%{group}", 1, timeout=5)
     assert (dead.body, dead.reconsume_times, dead.properties["RETRY_TOPIC"]) == (b"fail me", 3, "SemRetry")
-    assert len(pull_all(addr, "sem_check2", f"%RETRY%{group}")) == 2  # nothing more was retried
+    assert len(pull_all(addr, f"%RETRY%{group}", 0, "sem_check2")) == 2  # nothing more was retried
 
     # the DLQ is listed, readable (above), and its messages can be re-sent to their topic
     r = call(addr, RemotingCommand.request(RequestCode.GET_ALL_TOPIC_CONFIG))
@@ -166,7 +144,7 @@ def test_send_back_retries_with_delays_and_counts_then_dead_letters(cluster):
     assert (dlq["readQueueNums"], dlq["perm"]) == (1, 6)
     r = call(addr, send_request(dead.properties["RETRY_TOPIC"], dead.body, tags=dead.tags, keys="resent"))
     assert r.code == RC.SUCCESS
-    assert [m.body for m in pull_all(addr, "sem_check3", "SemRetry")] == [b"fail me", b"fail me"]
+    assert [m.body for m in pull_all(addr, "SemRetry", 0, "sem_check3")] == [b"fail me", b"fail me"]
 
     # a negative delay level asks for the DLQ straight away; an unknown offset is an error
     assert call(addr, send_back_request(group, original.commit_log_offset, delay_level=-1)).code == RC.SUCCESS
@@ -213,7 +191,7 @@ def test_delayed_messages_delivered_on_time_across_a_restart(cluster):
     assert call(broker.addr, create_topic_request("SemDelay", queues=2)).code == RC.SUCCESS
     before_l1, before_l2 = len(parked(broker.addr, 1)), len(parked(broker.addr, 2))
     _send_delayed(broker.addr, "SemDelay", [(b"d-2s", 2), (b"d-1s", 1), (b"d-99", 99)], queue_id=1)
-    assert pull_all(broker.addr, "sem_d", "SemDelay", 1) == []  # parked, not visible yet
+    assert pull_all(broker.addr, "SemDelay", 1, "sem_d") == []  # parked, not visible yet
     broker = cluster["restart"]()  # graceful stop before they are due
     got = wait_messages(broker.addr, "SemDelay", 3, queue_id=1)
     assert sorted(m.body for m in got) == [b"d-1s", b"d-2s", b"d-99"]
@@ -248,7 +226,7 @@ def test_due_messages_delivered_within_a_second_under_load(cluster):
     deadline = time.monotonic() + 30
     delivered = []
     while time.monotonic() < deadline:
-        delivered = [m for q in range(4) for m in pull_all(addr, "sem_load", "SemLoad", q) if m.body[:1] == b"L"]
+        delivered = [m for q in range(4) for m in pull_all(addr, "SemLoad", q, "sem_load") if m.body[:1] == b"L"]
         if len(delivered) == n:
             break
         time.sleep(0.2)

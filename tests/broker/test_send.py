@@ -82,12 +82,14 @@ def test_refusals_have_their_code_and_remark(client, addr, broker):
         ({"i": "k\x01" + "v" * 40000}, b"x", RC.MESSAGE_ILLEGAL, "properties are 40002 bytes"),
         ({"a": None}, b"x", RC.SYSTEM_ERROR, "'a' is missing"),
         ({"e": "zero"}, b"x", RC.SYSTEM_ERROR, "'e' is not an integer"),
-        ({"i": "TRAN_MSG\x01true"}, b"x", RC.NO_PERMISSION, "transaction message is forbidden"),
         ({"m": "true"}, b"\x00\x00\x00\x05", RC.MESSAGE_ILLEGAL, "batch body is malformed"),
     ]
     for changes, body, code, remark in cases:
         r = yield _refusal(client, addr, changes, body)
         assert (r.code, remark in (r.remark or "")) == (code, True), (changes, r.code, r.remark)
+    broker.config.reject_transaction_message = True  # rejectTransactionMessage: half messages refused
+    r = yield _refusal(client, addr, {"i": "TRAN_MSG\x01true"})
+    assert (r.code, "transaction message is forbidden" in r.remark) == (RC.NO_PERMISSION, True)
     yield client.create_topic(addr, "SendRO", perm=PERM_READ)
     r = yield _refusal(client, addr, {"b": "SendRO"})
     assert (r.code, r.remark) == (RC.NO_PERMISSION, "the topic[SendRO] sending message is forbidden")

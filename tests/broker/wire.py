@@ -18,6 +18,8 @@ class Wire:
         self.sock = socket.create_connection((host, int(port)), timeout=timeout)
         self.timeout = timeout
         self.buf = b""
+        #: requests the peer sent us (broker → client calls), in arrival order
+        self.requests: list = []
 
     def close(self) -> None:
         self.sock.close()
@@ -42,15 +44,30 @@ class Wire:
         out, self.buf = self.buf[:n], self.buf[n:]
         return out
 
-    def receive(self, opaque: int, timeout: float = None) -> RemotingCommand:
-        """The response to ``opaque`` (requests and other responses in between are skipped)."""
+    def _next(self, timeout: float = None) -> RemotingCommand:
         self.sock.settimeout(timeout or self.timeout)
+        prefix = self._read(4)
+        (length,) = struct.unpack(">i", prefix)
+        cmd = decode_command(prefix + self._read(length))
+        if not cmd.is_response:
+            self.requests.append(cmd)
+        return cmd
+
+    def receive(self, opaque: int, timeout: float = None) -> RemotingCommand:
+        """The response to ``opaque`` (other responses in between are skipped, requests kept in ``requests``)."""
         while True:
-            prefix = self._read(4)
-            (length,) = struct.unpack(">i", prefix)
-            cmd = decode_command(prefix + self._read(length))
+            cmd = self._next(timeout)
             if cmd.is_response and cmd.opaque == opaque:
                 return cmd
+
+    def next_request(self, timeout: float = None) -> RemotingCommand:
+        """The next request the peer sends us (responses in between are skipped)."""
+        if self.requests:
+            return self.requests.pop(0)
+        while True:
+            cmd = self._next(timeout)
+            if not cmd.is_response:
+                return self.requests.pop(0)
 
     def call(self, request: RemotingCommand, timeout: float = None) -> RemotingCommand:
         return self.receive(self.send(request), timeout)

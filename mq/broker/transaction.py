@@ -1,0 +1,371 @@
+"""Transactions: half messages, END_TRANSACTION (37) and the check-back (CHECK_TRANSACTION_STATE, 39).
+
+Storage is RocketMQ's (wire doc §3.10–§3.12), so a store written here reads the same there:
+
+* A send with ``TRAN_MSG=true`` is a *half message*: stored in ``RMQ_SYS_TRANS_HALF_TOPIC`` queue 0 with its
+  real topic and queue in ``REAL_TOPIC``/``REAL_QID`` and the transaction bits of its sysFlag reset, so no
+  consumer of the real topic sees it. The send answer is the usual one (offset id, half queue offset).
+* END_TRANSACTION commit stores the message in its real topic and queue (sysFlag COMMIT, prepared
+  transaction offset = the half message's CommitLog offset, ``TRAN_MSG`` removed); rollback stores
+  nothing. Either way an *op message* goes to ``RMQ_SYS_TRANS_OP_HALF_TOPIC`` (tag ``d``, body = the half
+  message's queue offset). A second end of the same half message (say a commit arriving after a check
+  already committed it) changes nothing.
+* The checker runs every ``transactionCheckInterval``. Each half message without an op that is older than
+  ``transactionTimeOut`` (or its ``CHECK_IMMUNITY_TIME_IN_SECONDS``) is appended again to the half queue with
+  ``TRANSACTION_CHECK_TIMES`` + 1 and ``TRAN_PREPARED_QUEUE_OFFSET`` = its first queue offset, and
+  CHECK_TRANSACTION_STATE (oneway) goes to one live producer connection of its ``PGROUP`` for the copy. A
+  producer that answers UNKNOW (or nothing) leaves it for the next round; after ``transactionCheckMax``
+  checks it is discarded into ``TRANS_CHECK_MAX_TIME_TOPIC``.
+
+Progress is two offsets kept under the internal group ``CID_RMQ_SYS_TRANS`` in ``consumerOffset.json`` (as
+RocketMQ does): the next half message to look at and the first op message still needed. Everything
+else is read back from the store, so all of it survives a restart.
+"""
+
+from __future__ import annotations
+
+import collections
+import random
+from typing import Deque, Dict, Optional, Tuple
+
+from twisted.internet import task
+from twisted.logger import Logger
+
+from mq.broker.schedule import message_stored, stored_properties_string
+from mq.common import mixall
+from mq.common.broker_headers import CheckTransactionStateRequestHeader, EndTransactionRequestHeader
+from mq.common.message import (
+    MessageConst,
+    MessageExt,
+    MessageExtBrokerInner,
+    MessageSysFlag,
+    create_offset_msg_id,
+    decode_message_ext,
+    encode_message_ext,
+)
+from mq.common.route import PERM_READ, PERM_WRITE
+from mq.common.topic import TRANS_CHECK_MAX_TIME_TOPIC, TRANS_HALF_TOPIC, TRANS_OP_HALF_TOPIC
+from mq.remoting.codes import RequestCode, ResponseCode
+from mq.remoting.command import RemotingCommand
+from mq.remoting.protocol import RemotingConnectionError
+
+log = Logger()
+RC = ResponseCode
+PERM_RW = PERM_READ | PERM_WRITE
+SYS_GROUP = mixall.CID_SYS_RMQ_TRANS
+OP_TAG = "d"
+_C = MessageConst
+_COMMIT = MessageSysFlag.TRANSACTION_COMMIT_TYPE
+_ROLLBACK = MessageSysFlag.TRANSACTION_ROLLBACK_TYPE
+
+
+def is_half_send(inner: MessageExtBrokerInner) -> bool:
+    return inner.properties.get(_C.PROPERTY_TRANSACTION_PREPARED, "").lower() == "true"
+
+
+def _int(text: Optional[str], default: int = -1) -> int:
+    try:
+        return int(text) if text else default
+    except ValueError:
+        return default
+
+
+class TransactionalMessageService:
+    def __init__(self, broker) -> None:
+        self.broker = broker
+        self.store = broker.store
+        self.config = broker.config
+        self._random = random.Random()
+        #: next half queue offset the checker looks at
+        self.half_offset = 0
+        #: op messages read so far and still needed, in op order: (op queue offset, the half queue offsets it
+        #: ends: the one it names and, for a check's copy, the first one)
+        self.ops: Deque[Tuple[int, Tuple[int, ...]]] = collections.deque()
+        self.done: Dict[int, int] = {}  # half queue offset -> number of op messages ending it
+        self.op_read_to = 0
+        #: copies appended by checks and not yet looked at: copy queue offset -> first queue offset
+        self.pending_copies: Dict[int, int] = {}
+        self.checks_sent = 0
+        self.discarded = 0
+        self._loop: Optional[task.LoopingCall] = None
+
+    # -- life cycle ------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        offsets = self.broker.consumer_offset_manager
+        self.half_offset = max(0, offsets.query(SYS_GROUP, TRANS_HALF_TOPIC, 0))
+        self.op_read_to = max(0, offsets.query(SYS_GROUP, TRANS_OP_HALF_TOPIC, 0))
+        self.read_ops()
+        cq = self.store.consume_queue(TRANS_HALF_TOPIC, 0)
+        if cq is not None:  # copies appended before the restart and not looked at yet
+            for off in range(max(self.half_offset, cq.min_offset), cq.max_offset):
+                msg = self._load(cq, off)
+                if msg is not None:
+                    first = _int(msg.properties.get(_C.PROPERTY_TRANSACTION_PREPARED_QUEUE_OFFSET))
+                    if first >= 0:
+                        self.pending_copies[off] = first
+        if self.config.is_slave:
+            return
+        self._loop = task.LoopingCall(self.check)
+        self._loop.clock = self.broker.reactor
+        self._loop.start(self.config.transaction_check_interval / 1000.0, now=False).addErrback(
+            lambda f: log.failure("transaction checker stopped", f))
+
+    def stop(self) -> None:
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        self._loop = None
+        self._save_offsets()
+
+    def _save_offsets(self) -> None:
+        offsets = self.broker.consumer_offset_manager
+        offsets.commit(SYS_GROUP, TRANS_HALF_TOPIC, 0, self.half_offset)
+        offsets.commit(SYS_GROUP, TRANS_OP_HALF_TOPIC, 0, self.ops[0][0] if self.ops else self.op_read_to)
+
+    # -- half messages ---------------------------------------------------------------------------------
+
+    def prepare(self, inner: MessageExtBrokerInner, producer_group: str) -> MessageExtBrokerInner:
+        """Turn a transactional send into its half message."""
+        props = inner.properties
+        props[_C.PROPERTY_REAL_TOPIC] = inner.topic
+        props[_C.PROPERTY_REAL_QUEUE_ID] = str(inner.queue_id)
+        props.setdefault(_C.PROPERTY_PRODUCER_GROUP, producer_group)
+        tc = self.broker.topic_config_manager.create_system(TRANS_HALF_TOPIC, 1, PERM_RW)
+        inner.topic = tc.topic_name
+        inner.queue_id = 0
+        inner.sys_flag = MessageSysFlag.reset_transaction_value(inner.sys_flag, MessageSysFlag.TRANSACTION_NOT_TYPE)
+        inner.properties_string = stored_properties_string(props)
+        inner.tags_code = None
+        return inner
+
+    def _load(self, cq, offset: int) -> Optional[MessageExt]:
+        entry = cq.entry(offset)
+        if entry is None:
+            return None
+        raw = self.store.look_message_by_offset(entry[0], entry[1])
+        return decode_message_ext(raw) if raw is not None else None
+
+    def _load_half(self, offset: int) -> Optional[MessageExt]:
+        cq = self.store.consume_queue(TRANS_HALF_TOPIC, 0)
+        return self._load(cq, offset) if cq is not None else None
+
+    def _is_done(self, msg: MessageExt) -> bool:
+        first = _int(msg.properties.get(_C.PROPERTY_TRANSACTION_PREPARED_QUEUE_OFFSET))
+        return msg.queue_offset in self.done or (first >= 0 and first in self.done)
+
+    # -- op messages -----------------------------------------------------------------------------------
+
+    def read_ops(self) -> None:
+        """Take in the op messages written since the last read."""
+        cq = self.store.consume_queue(TRANS_OP_HALF_TOPIC, 0)
+        if cq is None:
+            return
+        off = max(self.op_read_to, cq.min_offset)
+        while off < cq.max_offset:
+            entry = cq.entry(off)
+            raw = self.store.look_message_by_offset(entry[0], entry[1]) if entry is not None else None
+            if raw is not None:
+                half = _int(decode_message_ext(raw).body.decode("ascii", "replace"))
+                if half >= 0:
+                    ended = (half,)
+                    msg = self._load_half(half)
+                    first = _int(msg.properties.get(_C.PROPERTY_TRANSACTION_PREPARED_QUEUE_OFFSET)) if msg else -1
+                    if first >= 0 and first != half:
+                        ended = (half, first)
+                    self.ops.append((off, ended))
+                    for h in ended:
+                        self.done[h] = self.done.get(h, 0) + 1
+            off += 1
+        self.op_read_to = off
+
+    def _prune_ops(self) -> None:
+        """Forget op messages no half message still to be looked at can refer to."""
+        floor = min([self.half_offset, *self.pending_copies.values()])
+        while self.ops and max(self.ops[0][1]) < floor:
+            for half in self.ops.popleft()[1]:
+                left = self.done.get(half, 0) - 1
+                if left > 0:
+                    self.done[half] = left
+                else:
+                    self.done.pop(half, None)
+
+    def _write_op(self, half: MessageExt):
+        tc = self.broker.topic_config_manager.create_system(TRANS_OP_HALF_TOPIC, 1, PERM_RW)
+        props = {_C.PROPERTY_TAGS: OP_TAG}
+        op = MessageExtBrokerInner(
+            topic=tc.topic_name, body=str(half.queue_offset).encode(), properties=dict(props, WAIT="false"),
+            queue_id=0, born_timestamp=self.broker.now_ms(), born_host=self.config.store_host,
+            store_host=self.config.store_host, properties_string=stored_properties_string(props),
+        )
+        return self.store.put_message(op).addCallback(self._op_written)
+
+    def _op_written(self, result):
+        self.read_ops()
+        return result
+
+    # -- END_TRANSACTION -------------------------------------------------------------------------------
+
+    def register(self, dispatcher) -> None:
+        dispatcher.register(RequestCode.END_TRANSACTION, self.end_transaction)
+
+    def end_transaction(self, request: RemotingCommand, channel):
+        h = EndTransactionRequestHeader.decode(request.ext_fields)
+        if self.config.is_slave:
+            return request.response(RC.SLAVE_NOT_AVAILABLE, "the broker is a slave: end transactions on its master")
+        kind = h.commit_or_rollback
+        if kind not in (_COMMIT, _ROLLBACK):
+            # NOT_TYPE (the producer's UNKNOW): nothing to do; the checker asks again later. No answer, as Java.
+            log.debug("transaction {id} of {group} left open by its producer", id=h.msg_id, group=h.producer_group)
+            return None
+        raw = self.store.look_message_by_offset(h.commit_log_offset) if h.commit_log_offset >= 0 else None
+        half = decode_message_ext(raw) if raw is not None else None
+        if half is None or half.topic != TRANS_HALF_TOPIC:
+            return request.response(RC.SYSTEM_ERROR, f"Find prepared transaction message failed (commit log "
+                                                     f"offset {h.commit_log_offset})")
+        props = half.properties
+        if props.get(_C.PROPERTY_PRODUCER_GROUP) != h.producer_group:
+            return request.response(RC.SYSTEM_ERROR, f"The producer group wrong: the half message belongs to "
+                                                     f"{props.get(_C.PROPERTY_PRODUCER_GROUP)!r}")
+        if half.queue_offset != h.tran_state_table_offset:
+            return request.response(RC.SYSTEM_ERROR, f"The transaction state table offset wrong: "
+                                                     f"{h.tran_state_table_offset} != {half.queue_offset}")
+        self.read_ops()
+        if self._is_done(half):
+            log.info("transaction {id} of {group} already ended: {what} ignored", id=h.msg_id,
+                     group=h.producer_group, what="commit" if kind == _COMMIT else "rollback")
+            return request.response(RC.SUCCESS)
+        if kind == _ROLLBACK:
+            return self._write_op(half).addCallback(lambda _: request.response(RC.SUCCESS))
+        inner = self._committed(half)
+        topic = inner.topic
+
+        def stored(result):
+            if not message_stored(result):
+                return request.response(RC.SYSTEM_ERROR, f"storing the committed message failed: {result.status.name}")
+            self.broker.stats.message_in(topic, 1, len(half.body))
+            return self._write_op(half).addCallback(lambda _: request.response(RC.SUCCESS))
+
+        return self.store.put_message(inner).addCallback(stored)
+
+    def _committed(self, half: MessageExt) -> MessageExtBrokerInner:
+        props = dict(half.properties)
+        topic = props.pop(_C.PROPERTY_REAL_TOPIC, half.topic)
+        queue_id = _int(props.pop(_C.PROPERTY_REAL_QUEUE_ID, "0"), 0)
+        props.pop(_C.PROPERTY_TRANSACTION_PREPARED, None)
+        text = stored_properties_string(props)
+        props[_C.PROPERTY_WAIT_STORE_MSG_OK] = "false"
+        inner = MessageExtBrokerInner(
+            topic=topic, body=half.body, flag=half.flag, properties=props, queue_id=queue_id,
+            sys_flag=MessageSysFlag.reset_transaction_value(half.sys_flag, _COMMIT),
+            born_timestamp=half.born_timestamp, born_host=half.born_host, store_host=half.store_host,
+            reconsume_times=half.reconsume_times, prepared_transaction_offset=half.commit_log_offset,
+            body_crc=half.body_crc, properties_string=text,
+        )
+        return self.broker.schedule_service.park(inner)
+
+    # -- the checker -----------------------------------------------------------------------------------
+
+    def check(self) -> None:
+        """One round: check every due half message without an op message, discard the exhausted ones."""
+        self.read_ops()
+        cq = self.store.consume_queue(TRANS_HALF_TOPIC, 0)
+        if cq is None:
+            return
+        now = self.broker.now_ms()
+        end = cq.max_offset  # copies appended by this round are for the next one
+        off = max(self.half_offset, cq.min_offset)
+        while off < end:
+            msg = self._load(cq, off)
+            if msg is not None and not self._is_done(msg):
+                props = msg.properties
+                immunity = _int(props.get(_C.PROPERTY_CHECK_IMMUNITY_TIME_IN_SECONDS), -1)
+                wait_ms = immunity * 1000 if immunity >= 0 else self.config.transaction_time_out
+                age = now - msg.born_timestamp
+                if 0 <= age < wait_ms:
+                    break  # not due yet, nor (mostly) anything after it
+                checks = _int(props.get(_C.PROPERTY_TRANSACTION_CHECK_TIMES), 0)
+                if checks >= self.config.transaction_check_max:
+                    self._discard(msg)
+                else:
+                    self._check_again(msg, checks + 1)
+            self.pending_copies.pop(off, None)
+            off += 1
+        self.half_offset = off
+        self._prune_ops()
+        self._save_offsets()
+
+    def _check_again(self, msg: MessageExt, checks: int) -> None:
+        props = dict(msg.properties)
+        props[_C.PROPERTY_TRANSACTION_CHECK_TIMES] = str(checks)
+        first = _int(props.get(_C.PROPERTY_TRANSACTION_PREPARED_QUEUE_OFFSET))
+        if first < 0:
+            first = msg.queue_offset
+            props[_C.PROPERTY_TRANSACTION_PREPARED_QUEUE_OFFSET] = str(first)
+        copy = MessageExtBrokerInner(
+            topic=TRANS_HALF_TOPIC, body=msg.body, flag=msg.flag, properties=dict(props, WAIT="false"), queue_id=0,
+            sys_flag=msg.sys_flag, born_timestamp=msg.born_timestamp, born_host=msg.born_host,
+            store_host=msg.store_host, reconsume_times=msg.reconsume_times, body_crc=msg.body_crc,
+            properties_string=stored_properties_string(props),
+        )
+
+        def appended(result):
+            if not message_stored(result):
+                log.warn("re-appending half message {off} for its check failed: {status}", off=msg.queue_offset,
+                         status=result.status.name)
+                return
+            ar = result.append_result
+            self.pending_copies[ar.logics_offset] = first
+            msg.properties = props
+            msg.queue_offset = ar.logics_offset
+            msg.commit_log_offset = ar.wrote_offset
+            self._send_check(msg)
+
+        self.store.put_message(copy).addCallback(appended).addErrback(
+            lambda f: log.failure("checking half message {off}", f, off=msg.queue_offset))
+
+    def _send_check(self, msg: MessageExt) -> None:
+        props = msg.properties
+        group = props.get(_C.PROPERTY_PRODUCER_GROUP, "")
+        channels = [c for c in self.broker.producer_manager.connections(group)
+                    if getattr(c.channel, "connected", False)]
+        if not channels:
+            log.info("no producer of group {group} online to check transaction {id}", group=group,
+                     id=props.get(_C.PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX))
+            return
+        client = self._random.choice(channels)
+        uniq = props.get(_C.PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX)
+        offset_id = create_offset_msg_id(self.config.store_host, msg.commit_log_offset)
+        header = CheckTransactionStateRequestHeader(
+            tran_state_table_offset=msg.queue_offset, commit_log_offset=msg.commit_log_offset, msg_id=uniq,
+            transaction_id=uniq, offset_msg_id=offset_id)
+        shown = MessageExt(
+            topic=props.get(_C.PROPERTY_REAL_TOPIC, msg.topic), body=msg.body, flag=msg.flag, properties=props,
+            queue_id=_int(props.get(_C.PROPERTY_REAL_QUEUE_ID), 0), queue_offset=msg.queue_offset,
+            sys_flag=msg.sys_flag, born_timestamp=msg.born_timestamp, born_host=msg.born_host,
+            store_timestamp=msg.store_timestamp, store_host=msg.store_host, msg_id=offset_id,
+            commit_log_offset=msg.commit_log_offset, reconsume_times=msg.reconsume_times,
+        )
+        request = RemotingCommand.request(RequestCode.CHECK_TRANSACTION_STATE, header.encode(),
+                                          encode_message_ext(shown), oneway=True)
+        try:
+            client.channel.send_oneway(request)
+        except RemotingConnectionError:
+            return
+        self.checks_sent += 1
+        log.debug("asked {cid} about transaction {id}", cid=client.client_id, id=uniq)
+
+    def _discard(self, msg: MessageExt) -> None:
+        log.warn("transaction {id} of {group} checked {n} times without an answer: discarded into {topic}",
+                 id=msg.properties.get(_C.PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX),
+                 group=msg.properties.get(_C.PROPERTY_PRODUCER_GROUP), n=self.config.transaction_check_max,
+                 topic=TRANS_CHECK_MAX_TIME_TOPIC)
+        tc = self.broker.topic_config_manager.create_system(TRANS_CHECK_MAX_TIME_TOPIC, 1, PERM_RW)
+        props = dict(msg.properties)
+        inner = MessageExtBrokerInner(
+            topic=tc.topic_name, body=msg.body, flag=msg.flag, properties=dict(props, WAIT="false"), queue_id=0,
+            sys_flag=msg.sys_flag, born_timestamp=msg.born_timestamp, born_host=msg.born_host,
+            store_host=msg.store_host, reconsume_times=msg.reconsume_times, body_crc=msg.body_crc,
+            properties_string=stored_properties_string(props),
+        )
+        self.discarded += 1
+        self.store.put_message(inner)
