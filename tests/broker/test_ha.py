@@ -7,11 +7,13 @@ process tests (test_ha_integration.py) learn it from the registration answer.
 from __future__ import annotations
 
 import os
+from types import SimpleNamespace
 
 import pytest
 import pytest_twisted
-from twisted.internet import reactor
+from twisted.internet import defer, reactor, task
 
+from mq.broker.ha import HAConfig, HAService
 from mq.broker.service import BrokerService
 from mq.common.ha_protocol import (
     OFFSET_REPORT,
@@ -24,6 +26,8 @@ from mq.common.ha_protocol import (
 )
 from mq.common.message import decode_messages
 from mq.remoting.codes import ResponseCode as RC
+from mq.store.config import BrokerRole, MessageStoreConfig
+from mq.store.results import AppendMessageResult, AppendMessageStatus, PutMessageResult, PutMessageStatus
 from tests.broker.conftest import broker_config
 from tests.broker.ha_support import append_foreign
 from tests.support.polling import poll
@@ -135,11 +139,19 @@ def test_sync_master_waits_for_the_slave(pair, client):
         # acknowledged means the slave holds it already
         assert s.store.get_max_phy_offset() >= int(r.ext_fields["queueOffset"]) >= 0
         assert s.store.get_max_offset_in_queue("SyncT", 0) >= int(r.ext_fields["queueOffset"]) + 1
+    families = {f.name: f for f in m.ha.gauges()}
+    assert families["mq_broker_ha_connected_slaves"].samples[0].value == 1
+    assert [x.value for x in families["mq_broker_ha_slave_lag_bytes"].samples] == [0]
+    assert [x.value for x in families["mq_broker_ha_slave_lag_seconds"].samples] == [0]
+    waits = {x.name: x.value for x in families["mq_broker_ha_sync_wait_seconds"].samples}
+    assert waits["mq_broker_ha_sync_wait_seconds_count"] == 20
     # a slave that stops acknowledging: FLUSH_SLAVE_TIMEOUT after syncFlushTimeout
     s.ha_slave.proto.report = lambda offset: None
     r = yield client.send(maddr, "SyncT", b"late")
     assert r.code == RC.FLUSH_SLAVE_TIMEOUT
-    assert m.ha.sync_results["timeout"] == 1 and m.ha.wait_time.count >= 20
+    assert m.ha.sync_results["timeout"] == 1
+    lag = {x.labels["slave"]: x.value for x in {f.name: f for f in m.ha.gauges()}["mq_broker_ha_slave_lag_bytes"].samples}
+    assert list(lag.values()) == [m.store.get_max_phy_offset() - m.ha.acked_offset] and m.ha.acked_offset > 0
 
 
 @pytest.mark.parametrize("master_more", [0, 30, 400])
@@ -203,3 +215,53 @@ def test_empty_slave_catches_up_and_reconnects_after_master_restart(pair, client
         assert commitlog_bytes(s) == commitlog_bytes(m2)
     finally:
         yield m2.stopService()
+
+
+# -- the master's bookkeeping on a fake clock --------------------------------------------------------
+
+
+class _Store:
+    def __init__(self):
+        self.end = 0
+        self.config = MessageStoreConfig()
+
+    def get_max_phy_offset(self):
+        return self.end
+
+
+def test_sync_waits_and_lag_on_a_fake_clock():
+    clock = task.Clock()
+    store = _Store()
+    broker = SimpleNamespace(store=store, config=SimpleNamespace(broker_role=BrokerRole.SYNC_MASTER, is_slave=False),
+                             reactor=clock)
+    ha = HAService(broker, HAConfig(sync_timeout=5000), clock)
+    slave = SimpleNamespace(ack=0, next=0, peer="s", bytes_sent=0, push=lambda: None)
+    ha.connections.append(slave)
+    store.end = 100
+    ha.notify()
+    clock.advance(0)  # the push runs at the end of the turn and samples the end with the time
+    clock.advance(2)
+    store.end = 300
+    ha.notify()
+    clock.advance(0)
+    clock.advance(1)
+    assert (ha.lag_seconds(0), ha.lag_seconds(100), ha.lag_seconds(300)) == (3, 1, 0)
+
+    def put(offset, size):
+        result = PutMessageResult(PutMessageStatus.PUT_OK, AppendMessageResult(AppendMessageStatus.PUT_OK, offset, size))
+        outcome = []
+        ha.replicated(defer.succeed(result)).addCallback(lambda r: outcome.append(r.status))
+        return outcome
+
+    first, second = put(100, 100), put(200, 100)
+    clock.advance(1)
+    assert first == second == []  # waiting for the slave
+    slave.ack = 200
+    ha.acked(slave)
+    assert first == [PutMessageStatus.PUT_OK] and second == []
+    clock.advance(4)  # 5 s after the second put
+    assert second == [PutMessageStatus.FLUSH_SLAVE_TIMEOUT]
+    assert put(0, 100) == [PutMessageStatus.PUT_OK]  # already acked
+    assert ha.replicated(defer.succeed("x"), "false").result == "x"  # WAIT=false never waits
+    ha.connections.clear()
+    assert put(300, 10) == [PutMessageStatus.SLAVE_NOT_AVAILABLE]
