@@ -1,0 +1,224 @@
+"""mq-bench: load a RocketMQ 4.x cluster with this project's client and report what it measured.
+
+    mq-bench producer -n 127.0.0.1:9876 -t BenchTopic -w 64 -s 128 -d 10
+    mq-bench consumer -n 127.0.0.1:9876 -t BenchTopic -g BenchGroup -d 10
+
+A line every second (TPS, RT average, p50, p99, max, failures) and a summary at the end; ``--json`` prints
+only the summary, as one JSON object. Producer RT is send to acknowledgement; consumer RT is the time from
+the producer's born timestamp to the listener (clocks of both hosts must agree).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import List, Optional
+
+from twisted.internet import defer, task
+
+from mq.bench.stats import Stats, format_line
+from mq.client import ConsumeFromWhere, MessageModel, Producer, PushConsumer, make_message
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-n", "--namesrv", required=True, help="NameServer address(es), host:port;host:port")
+    p.add_argument("-t", "--topic", default="BenchmarkTest", help="topic (default BenchmarkTest)")
+    p.add_argument("-d", "--duration", type=float, default=0.0, help="seconds to run (0: until --count)")
+    p.add_argument("-c", "--count", type=int, default=0, help="messages to send/receive (0: until --duration)")
+    p.add_argument("--interval", type=float, default=1.0, help="seconds between report lines (default 1)")
+    p.add_argument("--json", action="store_true", help="print only the final summary, as JSON")
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="mq-bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("producer", help="send messages as fast as the window allows")
+    _common(p)
+    p.add_argument("-g", "--group", default="mq_bench_producer", help="producer group")
+    p.add_argument("-w", "--concurrency", type=int, default=64, help="sends in flight (default 64)")
+    p.add_argument("-s", "--size", type=int, default=128, help="message body bytes (default 128)")
+    p.add_argument("-b", "--batch", type=int, default=1, help="messages per send (>1: batch sends)")
+    p.add_argument("-k", "--keys", action="store_true", help="give each message a key")
+    p.add_argument("--tags", default=None, help="tag of every message")
+    p.add_argument("--delay-level", type=int, default=0, help="delay level 1-18 (0: none)")
+    p.add_argument("--mode", choices=("sync", "async", "oneway"), default="async",
+                   help="sync: each of the concurrency workers waits for its answer; async: callbacks keep "
+                        "the window full; oneway: no answers (no RT)")
+    p.add_argument("--fault-latency", action="store_true", help="enable latency-fault avoidance")
+    c = sub.add_parser("consumer", help="consume with a push consumer")
+    _common(c)
+    c.add_argument("-g", "--group", default="mq_bench_consumer", help="consumer group")
+    c.add_argument("--expression", default="*", help="tag expression (default *)")
+    c.add_argument("--broadcast", action="store_true", help="broadcasting instead of clustering")
+    c.add_argument("--from-first", action="store_true", help="a new group starts at the first offset")
+    args = parser.parse_args(argv)
+    if args.duration <= 0 and args.count <= 0:
+        args.duration = 10.0
+    return args
+
+
+class Run:
+    def __init__(self, reactor, args) -> None:
+        self.reactor = reactor
+        self.args = args
+        self.stats = Stats()
+        self.done = defer.Deferred()
+        self.stopping = False
+        self.ticker = task.LoopingCall(self.tick)
+        self.ticker.clock = reactor
+
+    def start_reporting(self) -> None:
+        self.stats = Stats()
+        self.ticker.start(self.args.interval, now=False)
+        if self.args.duration > 0:
+            self.reactor.callLater(self.args.duration, self.finish)
+
+    def tick(self) -> None:
+        line = self.stats.interval()
+        if not self.args.json:
+            print(format_line(line, f"[{line['elapsed_s']:6.1f}s] "), flush=True)
+
+    def count_reached(self) -> bool:
+        return self.args.count > 0 and self.stats.ok + self.stats.failures >= self.args.count
+
+    def finish(self) -> None:
+        if not self.stopping:
+            self.stopping = True
+            if self.ticker.running:
+                self.ticker.stop()
+            self.done.callback(self.stats.summary())
+
+
+@defer.inlineCallbacks
+def run_producer(reactor, args):
+    producer = Producer(args.group, args.namesrv, send_latency_fault_enable=args.fault_latency, reactor=reactor)
+    producer.start()
+    body = b"x" * args.size
+    run = Run(reactor, args)
+    counter = [0]
+
+    def message():
+        counter[0] += 1
+        return make_message(args.topic, body, tags=args.tags, keys=f"k{counter[0]}" if args.keys else None,
+                            delay_level=args.delay_level)
+
+    def one() -> defer.Deferred:
+        if args.batch > 1:
+            return producer.send_batch([message() for _ in range(args.batch)])
+        return producer.send(message())
+
+    yield producer.send(message())  # routes and connections before the clock starts
+    run.start_reporting()
+    clock = time.perf_counter
+
+    def more() -> bool:
+        return not run.stopping and not run.count_reached()
+
+    if args.mode == "oneway":
+        @defer.inlineCallbacks
+        def oneway_loop():
+            while more():
+                for _ in range(args.concurrency):
+                    yield producer.send_oneway(message())
+                    run.stats.record(None)
+                yield task.deferLater(reactor, 0, lambda: None)  # let the reactor write
+
+        yield oneway_loop()
+    elif args.mode == "sync":
+        @defer.inlineCallbacks
+        def worker():
+            while more():
+                t0 = clock()
+                try:
+                    yield one()
+                    run.stats.record((clock() - t0) * 1000.0, args.batch)
+                except Exception:
+                    run.stats.fail(args.batch)
+
+        yield defer.DeferredList([worker() for _ in range(args.concurrency)])
+    else:
+        finished = defer.Deferred()
+        inflight = [0]
+
+        def fire() -> None:
+            t0 = clock()
+            inflight[0] += 1
+
+            def ok(_):
+                run.stats.record((clock() - t0) * 1000.0, args.batch)
+
+            def bad(_):
+                run.stats.fail(args.batch)
+
+            def next_one(_):
+                inflight[0] -= 1
+                if more():
+                    fire()
+                elif inflight[0] == 0 and not finished.called:
+                    finished.callback(None)
+
+            one().addCallbacks(ok, bad).addBoth(next_one)
+
+        for _ in range(args.concurrency):
+            fire()
+        yield finished
+    run.finish()
+    summary = yield run.done
+    summary.update({"role": "producer", "mode": args.mode, "size": args.size, "batch": args.batch,
+                    "concurrency": args.concurrency})
+    yield producer.shutdown()
+    return summary
+
+
+@defer.inlineCallbacks
+def run_consumer(reactor, args):
+    run = Run(reactor, args)
+    model = MessageModel.BROADCASTING if args.broadcast else MessageModel.CLUSTERING
+    cfw = ConsumeFromWhere.CONSUME_FROM_FIRST_OFFSET if args.from_first else ConsumeFromWhere.CONSUME_FROM_LAST_OFFSET
+    consumer = PushConsumer(args.group, args.namesrv, message_model=model, consume_from_where=cfw,
+                            consume_batch_size=32, reactor=reactor)
+    consumer.subscribe(args.topic, args.expression)
+
+    def listener(msgs, context):
+        now = time.time() * 1000.0
+        for m in msgs:
+            run.stats.record(max(0.0, now - m.born_timestamp))
+        if run.count_reached():
+            reactor.callLater(0, run.finish)
+
+    consumer.register_message_listener(listener)
+    run.start_reporting()
+    yield consumer.start()
+    summary = yield run.done
+    summary.update({"role": "consumer"})
+    yield consumer.shutdown()
+    return summary
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    result = {}
+
+    def go(reactor):
+        d = run_producer(reactor, args) if args.command == "producer" else run_consumer(reactor, args)
+        return d.addCallback(result.update)
+
+    try:
+        task.react(lambda reactor: go(reactor))
+    except SystemExit as e:
+        if e.code not in (0, None):
+            return int(e.code)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(format_line(result, "Summary: "))
+        print(f"Summary: {result['messages']:,} messages in {result['seconds']:.1f} s, "
+              f"{result['cpu_seconds']:.1f} CPU s ({result['messages_per_cpu_second']:,.0f} msg per CPU second)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
