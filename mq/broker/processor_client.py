@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from mq.broker import subscription_filter
 from mq.broker.client_manager import ClientChannelInfo
 from mq.common import fastjson
 from mq.common.broker_headers import UnregisterClientRequestHeader
-from mq.common.heartbeat import EXPRESSION_TAG, HeartbeatData
+from mq.common.heartbeat import HeartbeatData
 from mq.common.mixall import retry_topic
 from mq.common.route import PERM_READ, PERM_WRITE
 from mq.remoting.codes import RequestCode, ResponseCode
@@ -29,6 +30,13 @@ class ClientManageProcessor:
             data = HeartbeatData.from_json(fastjson.loads(request.body or b"{}"))
         except ValueError as e:
             return request.response(RC.SYSTEM_ERROR, f"the heartbeat body is not valid: {e}")
+        for consumer in data.consumers:  # refuse what the broker could not filter, before registering anything
+            for sub in consumer.subscription_data_set:
+                refused = subscription_filter.refusal(sub.expression_type, sub.sub_string,
+                                                      b.config.enable_property_filter)
+                if refused is not None:
+                    return request.response(refused[0], f"{refused[1]} (group {consumer.group_name}, "
+                                                        f"topic {sub.topic})")
         channel.attributes["client_id"] = data.client_id
 
         def info() -> ClientChannelInfo:
@@ -67,8 +75,8 @@ class ClientManageProcessor:
             sub = (data or {}).get("subscriptionData") or {}
         except ValueError as e:
             return request.response(RC.SYSTEM_ERROR, f"the check-client-config body is not valid JSON: {e}")
-        expression_type = str(sub.get("expressionType") or EXPRESSION_TAG).upper()
-        if expression_type != EXPRESSION_TAG:
-            return request.response(RC.SYSTEM_ERROR,
-                                    f"the broker does not support filtering by {expression_type}; use TAG")
+        refused = subscription_filter.refusal(sub.get("expressionType"), sub.get("subString"),
+                                              self.broker.config.enable_property_filter)
+        if refused is not None:
+            return request.response(*refused)
         return request.response(RC.SUCCESS)

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import time
 
+from mq.broker import subscription_filter
 from mq.common.broker_headers import PullMessageRequestHeader
-from mq.common.heartbeat import EXPRESSION_TAG, SubscriptionData
+from mq.common.heartbeat import SubscriptionData
 from mq.common.message import PullSysFlag
 from mq.common.mixall import FAQ_URL
 from mq.common.route import PERM_READ
 from mq.remoting.codes import RequestCode, ResponseCode
 from mq.remoting.command import RemotingCommand
-from mq.store.filter import TagFilter
 from mq.store.results import GetMessageStatus
 
 RC = ResponseCode
@@ -36,13 +36,6 @@ STATUS_CODE = {
     S.OFFSET_OVERFLOW_BADLY: RC.PULL_OFFSET_MOVED,
     S.OFFSET_FOUND_NULL: RC.PULL_NOT_FOUND,
 }
-
-
-def message_filter(sub: SubscriptionData):
-    """The store filter of a subscription; None matches everything."""
-    if sub.expression_type != EXPRESSION_TAG or not sub.tags_set:
-        return None
-    return TagFilter(sub.tags_set)
 
 
 class PullMessageProcessor:
@@ -92,10 +85,6 @@ class PullMessageProcessor:
         sys_flag = h.sys_flag
         if sys_flag & _SUBSCRIPTION:
             sub = SubscriptionData.build(h.topic, h.subscription, h.sub_version, h.expression_type)
-            if sub.expression_type != EXPRESSION_TAG:
-                return self._error(request, RC.SUBSCRIPTION_PARSE_FAILED,
-                                   f"the broker does not support filtering by {sub.expression_type} "
-                                   f"(subscription {h.subscription!r}); use a TAG expression")
         else:
             group = b.consumer_manager.get(h.consumer_group)
             if group is None:
@@ -112,7 +101,10 @@ class PullMessageProcessor:
                 return self._error(request, RC.SUBSCRIPTION_NOT_LATEST,
                                    f"the consumer's subscription not latest: heartbeat subVersion {sub.sub_version} "
                                    f"< pull subVersion {h.sub_version}")
-        mfilter = message_filter(sub)
+        refused = subscription_filter.refusal(sub.expression_type, sub.sub_string, config.enable_property_filter)
+        if refused is not None:
+            return self._error(request, refused[0], f"{refused[1]} (group {h.consumer_group}, topic {h.topic})")
+        mfilter = subscription_filter.message_filter(sub)
         result = self.store.get_message(h.consumer_group, h.topic, h.queue_id, h.queue_offset, h.max_msg_nums,
                                         message_filter=mfilter)
         status = result.status

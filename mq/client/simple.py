@@ -100,13 +100,13 @@ def heartbeat_request(client_id: str, producer_groups: Iterable[str] = (),
 
 
 def pull_request(group: str, topic: str, queue_id: int, offset: int, max_nums: int = 32, subscription: str = "*",
-                 suspend_ms: int = 0, commit_offset: int | None = None) -> RemotingCommand:
+                 suspend_ms: int = 0, commit_offset: int | None = None, expression_type: str = "TAG") -> RemotingCommand:
     """PULL_MESSAGE with the subscription in the header; ``suspend_ms`` > 0 allows long polling."""
     sys_flag = PullSysFlag.build(commit_offset is not None, suspend_ms > 0, True, False)
     ext = PullMessageRequestHeader(
         consumer_group=group, topic=topic, queue_id=queue_id, queue_offset=offset, max_msg_nums=max_nums,
         sys_flag=sys_flag, commit_offset=commit_offset or 0, suspend_timeout_millis=suspend_ms,
-        subscription=subscription, sub_version=0, expression_type="TAG",
+        subscription=subscription, sub_version=0, expression_type=expression_type,
     ).encode()
     return RemotingCommand.request(RequestCode.PULL_MESSAGE, ext)
 

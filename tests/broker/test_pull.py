@@ -82,7 +82,7 @@ def test_refusals_have_their_code_and_remark(client, addr, broker):
         ({"queueId": "-1"}, RC.SYSTEM_ERROR, "queueId[-1] is illegal"),
         ({"topic": "PullWO"}, RC.NO_PERMISSION, "the topic[PullWO] pulling message is forbidden"),
         ({"sysFlag": "0"}, RC.SUBSCRIPTION_NOT_EXIST, "the consumer's group info not exist"),
-        ({"expressionType": "SQL92", "subscription": "a > 1"}, RC.SUBSCRIPTION_PARSE_FAILED, "SQL92"),
+        ({"expressionType": "SQL92", "subscription": "a > 1"}, RC.SYSTEM_ERROR, "enablePropertyFilter=false"),
         ({"queueOffset": None}, RC.SYSTEM_ERROR, "'queueOffset' is missing"),
     ]
     for changes, code, remark in cases:
