@@ -4,7 +4,9 @@ Run by an interpreter that has ``rocketmq`` installed, as a subprocess of the te
 this project's reactor stay in separate processes). Output is JSON, one object per line, on stdout.
 
     cpp_client.py produce NAMESRV TOPIC MODE MESSAGES_JSON     MODE: sync async oneway orderly batch
-    cpp_client.py push NAMESRV TOPIC GROUP MODEL PROPS_JSON    MODEL: CLUSTERING or BROADCASTING; runs until stdin closes
+    cpp_client.py push NAMESRV TOPIC GROUP MODEL PROPS_JSON [OPTIONS_JSON]
+        MODEL: CLUSTERING or BROADCASTING; runs until stdin closes. OPTIONS: {"orderly": true} for an orderly
+        consumer, {"fail_prefix": "x"} to raise (RECONSUME_LATER) for every message whose body starts with x.
     cpp_client.py pull NAMESRV TOPIC GROUP QUEUE_ID OFFSET PROPS_JSON
 """
 
@@ -36,12 +38,16 @@ def message(topic: str, spec: dict) -> Message:
         msg.set_keys(spec["keys"])
     for key, value in (spec.get("props") or {}).items():
         msg.set_property(key, value)
+    if spec.get("delay"):
+        msg.set_delay_time_level(int(spec["delay"]))
     return msg
 
 
 def received(msg, props) -> dict:
     return {"body": text(msg.body), "tags": text(msg.tags), "keys": text(msg.keys), "queue_id": msg.queue_id,
-            "queue_offset": msg.queue_offset, "id": msg.id,
+            "queue_offset": msg.queue_offset, "id": msg.id, "reconsume_times": msg.reconsume_times,
+            "born_timestamp": msg.born_timestamp, "store_timestamp": msg.store_timestamp,
+            "received_ms": int(time.time() * 1000), "thread": threading.get_ident(),
             "props": {k: text(msg.get_property(k)) for k in props}}
 
 
@@ -81,10 +87,17 @@ def produce(namesrv: str, topic: str, mode: str, specs: list) -> None:
         producer.shutdown()
 
 
-def push(namesrv: str, topic: str, group: str, model: str, props: list) -> None:
-    consumer = PushConsumer(group, message_model=MessageModel[model])
+def push(namesrv: str, topic: str, group: str, model: str, props: list, options: dict) -> None:
+    consumer = PushConsumer(group, orderly=bool(options.get("orderly")), message_model=MessageModel[model])
     consumer.set_namesrv_addr(namesrv)
-    consumer.subscribe(topic, lambda msg: out(received(msg, props)))
+    fail_prefix = options.get("fail_prefix")
+
+    def on_message(msg):
+        out(received(msg, props))
+        if fail_prefix and text(msg.body).startswith(fail_prefix):
+            raise RuntimeError("failing on purpose: reconsume later")
+
+    consumer.subscribe(topic, on_message)
     consumer.start()
     out({"started": True})
     try:
@@ -112,7 +125,7 @@ if __name__ == "__main__":
     if command == "produce":
         produce(args[0], args[1], args[2], json.loads(args[3]))
     elif command == "push":
-        push(args[0], args[1], args[2], args[3], json.loads(args[4]))
+        push(args[0], args[1], args[2], args[3], json.loads(args[4]), json.loads(args[5]) if len(args) > 5 else {})
     elif command == "pull":
         pull(args[0], args[1], args[2], int(args[3]), int(args[4]), json.loads(args[5]))
     else:

@@ -57,9 +57,10 @@ def cpp(*args, timeout=60):
 
 
 class PushConsumerProcess:
-    def __init__(self, namesrv, topic, group, model):
+    def __init__(self, namesrv, topic, group, model, options=None):
         self.proc = subprocess.Popen([CPP_PYTHON, str(SCRIPT), "push", namesrv, topic, group, model,
-                                      json.dumps(PROPS)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                      json.dumps(PROPS), json.dumps(options or {})],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL, env=child_env(), cwd=str(REPO))
         self.messages = []
         self.thread = threading.Thread(target=self._read, daemon=True)
