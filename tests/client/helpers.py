@@ -6,6 +6,7 @@ from typing import List
 
 from twisted.internet import defer
 
+from mq.client import Producer
 from mq.client.simple import SimpleClient
 from mq.common.message import MessageExt, decode_messages
 from mq.remoting.codes import ResponseCode
@@ -25,3 +26,12 @@ def stored(client: SimpleClient, broker: str, topic: str, queues: int = 4) -> Li
             out.extend(msgs)
             offset = int(r.ext_fields["nextBeginOffset"])
     return out
+
+
+def setup_topic(cluster, unique, brokers=None, queues=4):
+    """A topic of this test on ``brokers`` (default all), its consumer group name and a started producer."""
+    topic = f"T_{unique}"
+    cluster.create_topic(topic, queues=queues, brokers=brokers)
+    producer = Producer(f"PG_{unique}", cluster.namesrv_addr)
+    producer.start()
+    return topic, f"CG_{unique}", producer

@@ -13,24 +13,16 @@ from mq.client import (
     LitePullConsumer,
     LocalTransactionState,
     MessageModel,
-    Producer,
     PushConsumer,
     TransactionProducer,
     make_message,
     select_by_hash,
 )
 from mq.client.offset_store import ENTRY_PATTERN
+from tests.client.helpers import setup_topic
 from tests.support.polling import poll
 
 FIRST = ConsumeFromWhere.CONSUME_FROM_FIRST_OFFSET
-
-
-def setup_topic(cluster, unique, brokers=None, queues=4):
-    topic = f"T_{unique}"
-    cluster.create_topic(topic, queues=queues, brokers=brokers)
-    producer = Producer(f"PG_{unique}", cluster.namesrv_addr)
-    producer.start()
-    return topic, f"CG_{unique}", producer
 
 
 @defer.inlineCallbacks

@@ -10,11 +10,11 @@ from twisted.internet import defer
 from mq.client import (
     ConsumeConcurrentlyStatus,
     ConsumeFromWhere,
-    Producer,
     PushConsumer,
     allocate_averagely_by_circle,
     make_message,
 )
+from tests.client.helpers import setup_topic
 from tests.support.polling import poll
 
 
@@ -55,10 +55,7 @@ def send_all(producer, topic, bodies, **kwargs):
 
 @pytest_twisted.inlineCallbacks
 def test_clustering_consumer_gets_every_message_with_its_attributes(cluster, unique):
-    topic, group = f"T_{unique}", f"CG_{unique}"
-    cluster.create_topic(topic)
-    producer = Producer(f"PG_{unique}", cluster.namesrv_addr)
-    producer.start()
+    topic, group, producer = setup_topic(cluster, unique)
     rec = Recorder()
     c = consumer(cluster, group, topic, rec, f"{unique}-1")
     try:
@@ -77,10 +74,7 @@ def test_clustering_consumer_gets_every_message_with_its_attributes(cluster, uni
 
 @pytest_twisted.inlineCallbacks
 def test_tag_expression_filters_exactly(cluster, unique):
-    topic, group = f"T_{unique}", f"CG_{unique}"
-    cluster.create_topic(topic, brokers=["broker-a"])
-    producer = Producer(f"PG_{unique}", cluster.namesrv_addr)
-    producer.start()
+    topic, group, producer = setup_topic(cluster, unique, ["broker-a"])
     rec = Recorder()
     c = consumer(cluster, group, topic, rec, f"{unique}-1", expression="A || C")
     try:
@@ -97,10 +91,7 @@ def test_tag_expression_filters_exactly(cluster, unique):
 
 @pytest_twisted.inlineCallbacks
 def test_committed_offsets_let_a_restarted_group_continue(cluster, unique):
-    topic, group = f"T_{unique}", f"CG_{unique}"
-    cluster.create_topic(topic, brokers=["broker-b"])
-    producer = Producer(f"PG_{unique}", cluster.namesrv_addr)
-    producer.start()
+    topic, group, producer = setup_topic(cluster, unique, ["broker-b"])
     first = Recorder()
     c = consumer(cluster, group, topic, first, f"{unique}-1")
     try:
@@ -121,10 +112,7 @@ def test_committed_offsets_let_a_restarted_group_continue(cluster, unique):
 
 @pytest_twisted.inlineCallbacks
 def test_rebalance_as_consumers_join_and_leave_loses_nothing(cluster, unique):
-    topic, group = f"T_{unique}", f"CG_{unique}"
-    cluster.create_topic(topic)
-    producer = Producer(f"PG_{unique}", cluster.namesrv_addr)
-    producer.start()
+    topic, group, producer = setup_topic(cluster, unique)
     recs = [Recorder(), Recorder(), Recorder()]
     cs = [consumer(cluster, group, topic, r, f"{unique}-{i}", allocate=allocate_averagely_by_circle)
           for i, r in enumerate(recs)]
@@ -166,10 +154,7 @@ def test_rebalance_as_consumers_join_and_leave_loses_nothing(cluster, unique):
 
 @pytest_twisted.inlineCallbacks
 def test_reconsume_later_and_exceptions_bring_the_message_back(cluster, unique):
-    topic, group = f"T_{unique}", f"CG_{unique}"
-    cluster.create_topic(topic, brokers=["broker-a"])
-    producer = Producer(f"PG_{unique}", cluster.namesrv_addr)
-    producer.start()
+    topic, group, producer = setup_topic(cluster, unique, ["broker-a"])
     rec = Recorder(fail_times={"retry-me": 1})
     raised = []
 
