@@ -3,6 +3,7 @@ load from this process with the project's client (``mq.client.SimpleClient``), a
 official C++ client in another subprocess.
 
     python -m benchmarks.broker_bench [--seconds 8] [--connections 4] [--window 64] [--cpp-python PATH]
+                                      [--server-python /tmp/venv-pypy/bin/python] [--no-cpp]
 
 Phases, each on a fresh 8-queue topic:
 
@@ -190,7 +191,8 @@ def run(reactor, args):
         (tmp / "broker.conf").write_text("mappedFileSizeCommitLog=268435456\n")
         broker = TwistdProcess("broker", ["--port", str(port), "--namesrv", f"127.0.0.1:{ns_port}", "--store",
                                           str(tmp / "store"), "--ip", "127.0.0.1", "--broker-name", "bench",
-                                          "--config", str(tmp / "broker.conf")], tmp / "broker").start()
+                                          "--config", str(tmp / "broker.conf")], tmp / "broker",
+                               python=args.server_python).start()
         procs.append(broker)
         broker.wait_port(port)
         addr = f"127.0.0.1:{port}"
@@ -224,7 +226,7 @@ def run(reactor, args):
         count, elapsed = yield load.consume("Bench128", 8, args.seconds * 3)
         results.append(summary("consume (pull 32, 8 queues, 1 in flight each)", count, elapsed, []))
         yield load.close()
-        cpp = cpp_python(args.cpp_python)
+        cpp = None if args.no_cpp else cpp_python(args.cpp_python)
         if cpp:
             for size in (128, 1024):
                 out = yield task.deferLater(reactor, 0, subprocess.run, [
@@ -262,6 +264,9 @@ def main():
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--window", type=int, default=64)
     parser.add_argument("--cpp-python", default=None)
+    parser.add_argument("--server-python", default=None,
+                        help="interpreter for the broker (e.g. /tmp/venv-pypy/bin/python); default: this one")
+    parser.add_argument("--no-cpp", action="store_true", help="skip the C++ client phases")
     parser.add_argument("--cpp-threads", type=int, default=8)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()

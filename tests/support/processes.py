@@ -72,8 +72,10 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
 class TwistdProcess:
     """One ``twistd -n`` service process with its log in ``workdir``."""
 
-    def __init__(self, plugin: str, args: List[str], workdir: Path, env: Optional[dict] = None) -> None:
+    def __init__(self, plugin: str, args: List[str], workdir: Path, env: Optional[dict] = None,
+                 python: Optional[str] = None) -> None:
         self.plugin = plugin
+        self.python = python or sys.executable  # e.g. a PyPy interpreter for the benchmarks
         self.args = list(args)
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -82,7 +84,7 @@ class TwistdProcess:
         self.proc: Optional[subprocess.Popen] = None
 
     def start(self) -> "TwistdProcess":
-        cmd = [sys.executable, "-c", TWISTD, "-n", "--pidfile=", "-l", str(self.logfile), self.plugin, *self.args]
+        cmd = [self.python, "-c", TWISTD, "-n", "--pidfile=", "-l", str(self.logfile), self.plugin, *self.args]
         self.proc = subprocess.Popen(cmd, cwd=str(self.workdir), env=self.env, stdout=subprocess.DEVNULL,
                                      stderr=open(self.workdir / f"{self.plugin}.stderr", "ab"))
         return self
