@@ -257,7 +257,9 @@ class SendMessageProcessor:
             self.stats.put_latency.observe(time.perf_counter() - started)
             self.stats.message_in(topic, count, size)
             ar = result.append_result
-            return request.response(code, None, {
+            # Stored, but flush or replication fell short: say why beside the usual answer.
+            note = (result.reason or result.status.name) if code != RC.SUCCESS else None
+            return request.response(code, note, {
                 "msgId": ar.msg_id,
                 "queueId": str(queue_id),
                 "queueOffset": str(ar.logics_offset),
