@@ -301,11 +301,18 @@ class ClientInstance:
         calls = [defer.maybeDeferred(c.do_rebalance) for c in list(self.consumers.values())]
         return defer.DeferredList(calls, consumeErrors=True)
 
-    def rebalance_soon(self) -> None:
-        """Rebalance every consumer at the next reactor turn (several notices coalesce into one)."""
+    def rebalance_soon(self, refresh_routes: bool = False) -> None:
+        """Rebalance every consumer at the next reactor turn (several notices coalesce into one), after
+        refreshing the routes if asked (a group change often comes with a new retry topic)."""
         if self.closed or (self._rebalance_pending is not None and self._rebalance_pending.active()):
             return
-        self._rebalance_pending = self.reactor.callLater(0, self._guard, self.rebalance_all)
+
+        def run():
+            if refresh_routes:
+                return self.update_all_routes().addBoth(lambda _: self.rebalance_all())
+            return self.rebalance_all()
+
+        self._rebalance_pending = self.reactor.callLater(0, self._guard, run)
 
     def persist_all_offsets(self) -> defer.Deferred:
         calls = [defer.maybeDeferred(c.persist_offsets) for c in list(self.consumers.values())]
@@ -316,7 +323,7 @@ class ClientInstance:
     def _on_ids_changed(self, request: RemotingCommand, channel) -> None:
         group = ConsumerGroupRequestHeader.decode(request.ext_fields).consumer_group
         log.debug("consumer ids of {group} changed; rebalancing", group=group)
-        self.rebalance_soon()
+        self.rebalance_soon(refresh_routes=True)
         return None
 
     def _on_check_transaction(self, request: RemotingCommand, channel) -> None:

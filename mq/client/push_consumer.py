@@ -178,6 +178,7 @@ class PushConsumer(QueuePuller):
             except Exception as e:
                 log.warn("route of {topic}: {e}", topic=topic, e=e)
         yield inst.send_heartbeats()
+        yield inst.update_all_routes()  # the heartbeat may have created the retry topic
         if lock is not None:
             from twisted.internet import task
 
