@@ -19,7 +19,7 @@ from twisted.internet import defer, task
 from mq.client.allocate import Allocator, allocate_averagely
 from mq.client.instance import ClientConfig, ClientInstance, get_instance
 from mq.client.model import ConsumeFromWhere, MessageModel, MessageQueue, MQClientError
-from mq.client.offset_store import LocalFileOffsetStore, OffsetStore, RemoteOffsetStore
+from mq.client.offset_store import OffsetStore
 from mq.client.process_queue import ProcessQueue
 from mq.client.pulling import QueuePuller
 from mq.client.rebalance import Rebalancer, subscribe_queues
@@ -41,25 +41,12 @@ class LitePullConsumer(QueuePuller):
                  pull_threshold_for_queue: int = 1000, pull_threshold_size_for_queue: int = 100 * 1024 * 1024,
                  pull_interval: float = 0.0, poll_timeout: float = 5.0, offset_store_dir: Optional[Path] = None,
                  instance_name: Optional[str] = None, config: Optional[ClientConfig] = None, reactor=None) -> None:
-        if reactor is None:
-            from twisted.internet import reactor as default_reactor
-
-            reactor = default_reactor
-        self.group = group
-        self.reactor = reactor
-        self.config = config or ClientConfig(namesrv_addr=namesrv_addr, instance_name=instance_name)
-        self.message_model = MessageModel(message_model)
-        self.consume_from_where = ConsumeFromWhere(consume_from_where)
-        self.consume_timestamp_ms = consume_timestamp_ms
-        self.allocate = allocate
+        self._init_consumer(group, namesrv_addr, reactor, config, instance_name, message_model, consume_from_where,
+                            consume_timestamp_ms, allocate, pull_batch_size, pull_threshold_for_queue,
+                            pull_threshold_size_for_queue, pull_interval, offset_store_dir)
         self.auto_commit = auto_commit
         self.auto_commit_interval = auto_commit_interval
-        self.pull_batch_size = pull_batch_size
-        self.pull_threshold_for_queue = pull_threshold_for_queue
-        self.pull_threshold_size_for_queue = pull_threshold_size_for_queue
-        self.pull_interval = pull_interval
         self.poll_timeout = poll_timeout
-        self.offset_store_dir = offset_store_dir
         self.subscriptions: Dict[str, SubscriptionData] = {}
         self.assigned: Optional[List[MessageQueue]] = None
         self.instance: Optional[ClientInstance] = None
@@ -70,7 +57,6 @@ class LitePullConsumer(QueuePuller):
         self.consumed: Dict[MessageQueue, int] = {}
         self._buffer: Deque[Tuple[MessageQueue, ProcessQueue, List[MessageExt]]] = collections.deque()
         self._waiters: List[defer.Deferred] = []
-        self._suggested: Dict[MessageQueue, int] = {}
         self._commit_loop: Optional[task.LoopingCall] = None
 
     # -- configuration ---------------------------------------------------------------------------------
@@ -101,10 +87,7 @@ class LitePullConsumer(QueuePuller):
         if not self.subscriptions and self.assigned is None:
             raise MQClientError("subscribe or assign before start()")
         self.instance = inst = get_instance(self.config, self.reactor)
-        if self.message_model is MessageModel.CLUSTERING:
-            self.offsets = RemoteOffsetStore(inst, self.group)
-        else:
-            self.offsets = LocalFileOffsetStore(inst.client_id, self.group, self.offset_store_dir)
+        self.offsets = self._make_offset_store(inst)
         self.rebalancer = _LiteRebalancer(inst, self.group, self.message_model, self.allocate, self.offsets,
                                           self.consume_from_where, self.consume_timestamp_ms,
                                           on_added=self._queue_added, on_removed=self._queue_removed)

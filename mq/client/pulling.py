@@ -11,7 +11,9 @@ from typing import Dict, List
 
 from twisted.logger import Logger
 
-from mq.client.model import MessageQueue, PullStatus
+from mq.client.instance import ClientConfig
+from mq.client.model import ConsumeFromWhere, MessageModel, MessageQueue, PullStatus
+from mq.client.offset_store import LocalFileOffsetStore, OffsetStore, RemoteOffsetStore
 from mq.client.process_queue import ProcessQueue
 from mq.common.broker_headers import PullMessageRequestHeader
 from mq.common.heartbeat import SubscriptionData
@@ -42,6 +44,35 @@ class QueuePuller:
 
     _lite = False
     _suggested: Dict[MessageQueue, int]
+
+    def _init_consumer(self, group: str, namesrv_addr, reactor, config, instance_name, message_model,
+                       consume_from_where, consume_timestamp_ms, allocate, pull_batch_size: int,
+                       pull_threshold_for_queue: int, pull_threshold_size_for_queue: int, pull_interval: float,
+                       offset_store_dir) -> None:
+        """The settings push and lite pull consumers share."""
+        if reactor is None:
+            from twisted.internet import reactor as default_reactor
+
+            reactor = default_reactor
+        self.group = group
+        self.reactor = reactor
+        self.config = config or ClientConfig(namesrv_addr=namesrv_addr, instance_name=instance_name)
+        self.message_model = MessageModel(message_model)
+        self.consume_from_where = ConsumeFromWhere(consume_from_where)
+        self.consume_timestamp_ms = consume_timestamp_ms
+        self.allocate = allocate
+        self.pull_batch_size = pull_batch_size
+        self.pull_threshold_for_queue = pull_threshold_for_queue
+        self.pull_threshold_size_for_queue = pull_threshold_size_for_queue
+        self.pull_interval = pull_interval
+        self.offset_store_dir = offset_store_dir
+        self._suggested = {}
+
+    def _make_offset_store(self, instance) -> OffsetStore:
+        """Offsets in the broker for clustering, in a local file for broadcasting."""
+        if self.message_model is MessageModel.CLUSTERING:
+            return RemoteOffsetStore(instance, self.group)
+        return LocalFileOffsetStore(instance.client_id, self.group, self.offset_store_dir)
 
     def _may_pull(self, mq: MessageQueue, pq: ProcessQueue) -> bool:
         return True

@@ -37,7 +37,7 @@ from mq.client.model import (
     MessageModel,
     MessageQueue,
 )
-from mq.client.offset_store import LocalFileOffsetStore, OffsetStore, RemoteOffsetStore
+from mq.client.offset_store import OffsetStore
 from mq.client.process_queue import ProcessQueue
 from mq.client.pulling import QueuePuller
 from mq.client.rebalance import Rebalancer
@@ -89,26 +89,13 @@ class PushConsumer(QueuePuller):
                  pull_interval: float = 0.0, max_reconsume_times: int = -1,
                  suspend_current_queue_time: float = 1.0, offset_store_dir: Optional[Path] = None,
                  instance_name: Optional[str] = None, config: Optional[ClientConfig] = None, reactor=None) -> None:
-        if reactor is None:
-            from twisted.internet import reactor as default_reactor
-
-            reactor = default_reactor
-        self.group = group
-        self.reactor = reactor
-        self.config = config or ClientConfig(namesrv_addr=namesrv_addr, instance_name=instance_name)
-        self.message_model = MessageModel(message_model)
-        self.consume_from_where = ConsumeFromWhere(consume_from_where)
-        self.consume_timestamp_ms = consume_timestamp_ms
-        self.allocate = allocate
+        self._init_consumer(group, namesrv_addr, reactor, config, instance_name, message_model, consume_from_where,
+                            consume_timestamp_ms, allocate, pull_batch_size, pull_threshold_for_queue,
+                            pull_threshold_size_for_queue, pull_interval, offset_store_dir)
         self.consume_concurrency = consume_concurrency
         self.consume_batch_size = consume_batch_size
-        self.pull_batch_size = pull_batch_size
-        self.pull_threshold_for_queue = pull_threshold_for_queue
-        self.pull_threshold_size_for_queue = pull_threshold_size_for_queue
-        self.pull_interval = pull_interval
         self.max_reconsume_times = max_reconsume_times
         self.suspend_current_queue_time = suspend_current_queue_time
-        self.offset_store_dir = offset_store_dir
         self.subscriptions: Dict[str, SubscriptionData] = {}
         self.listener: Optional[Listener] = None
         self.orderly = False
@@ -118,7 +105,6 @@ class PushConsumer(QueuePuller):
         self.running = False
         self._semaphore = defer.DeferredSemaphore(consume_concurrency)
         self._inflight: set = set()
-        self._suggested: Dict[MessageQueue, int] = {}
         self._inner_producer = None
         self._lock_loop = None
         self.retry_topic = retry_topic(group)
@@ -162,10 +148,7 @@ class PushConsumer(QueuePuller):
             self.subscriptions[self.retry_topic] = SubscriptionData.build(self.retry_topic, "*",
                                                                           int(time.time() * 1000))
         self.instance = inst = get_instance(self.config, self.reactor)
-        if self.message_model is MessageModel.CLUSTERING:
-            self.offsets = RemoteOffsetStore(inst, self.group)
-        else:
-            self.offsets = LocalFileOffsetStore(inst.client_id, self.group, self.offset_store_dir)
+        self.offsets = self._make_offset_store(inst)
         lock = self._lock_new if (self.orderly and self.message_model is MessageModel.CLUSTERING) else None
         self.rebalancer = Rebalancer(inst, self.group, self.message_model, self.allocate, self.offsets,
                                      self.consume_from_where, self.consume_timestamp_ms,
