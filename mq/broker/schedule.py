@@ -167,8 +167,9 @@ class ScheduleMessageService(JsonStateFile):
             if entry is None:
                 break
             phy, size, deliver_at = entry
-            # a level table made shorter since the message was parked: deliver by the new table
-            if min(deliver_at, now + delay) > now:
+            if deliver_at > now + delay:
+                deliver_at = now  # the level table was made shorter since it was parked: due now (as RocketMQ)
+            if deliver_at > now:
                 break
             raw = self.store.look_message_by_offset(phy, size)
             if raw is not None:
