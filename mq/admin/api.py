@@ -24,11 +24,13 @@ from mq.common.broker_headers import (
     GetConsumeStatsRequestHeader,
     ProducerGroupRequestHeader,
     QueryConsumerOffsetRequestHeader,
+    QueryMessageRequestHeader,
     QueueRequestHeader,
     SearchOffsetRequestHeader,
     SendMessageRequestHeader,
     TopicRequestHeader,
     UpdateConsumerOffsetRequestHeader,
+    ViewMessageRequestHeader,
 )
 from mq.common.message import MessageConst, MessageExt, decode_messages, string_to_properties
 from mq.common.namesrv_headers import (
@@ -111,20 +113,6 @@ def check(response: RemotingCommand, what: str, ok: Iterable[int] = (RC.SUCCESS,
 
 
 # --------------------------------------------------------------------------------------------- headers
-
-
-@attr.s(slots=True)
-class QueryMessageRequestHeader(CommandHeader):
-    topic: str = hfield("topic", required=True)
-    key: str = hfield("key", required=True)
-    max_num: int = hfield("maxNum", int, required=True)
-    begin_timestamp: int = hfield("beginTimestamp", int, required=True)
-    end_timestamp: int = hfield("endTimestamp", int, required=True)
-
-
-@attr.s(slots=True)
-class ViewMessageRequestHeader(CommandHeader):
-    offset: int = hfield("offset", int, required=True)
 
 
 @attr.s(slots=True)
