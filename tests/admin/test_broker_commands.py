@@ -19,8 +19,6 @@ from tests.admin.conftest import mqadmin, start_broker
 from tests.broker.wire import Wire, call
 from tests.support.processes import wait_until
 
-NOT_SUPPORTED = "the broker answers REQUEST_CODE_NOT_SUPPORTED for QUERY_MESSAGE (12) / VIEW_MESSAGE_BY_ID (33) yet"
-
 
 @pytest.fixture(scope="module")
 def broker(namesrv, tmp_path_factory):
@@ -221,21 +219,18 @@ def test_consume_message(broker, sent):
     assert r.code == 2 and "-o/--offset needs -i/--queueId" in r.err
 
 
-@pytest.mark.xfail(strict=False, reason=NOT_SUPPORTED)
 def test_query_msg_by_id(broker, sent):
     r = adm(broker, "queryMsgById", "-i", sent[0]["offsetMsgId"])
     assert r.code == 0, r.err
     assert "Message Body    : body-0" in r.out
 
 
-@pytest.mark.xfail(strict=False, reason=NOT_SUPPORTED)
 def test_query_msg_by_key(broker, sent):
     r = adm(broker, "queryMsgByKey", "-t", "AdmMsgTopic", "-k", "k2", "--json")
     assert r.code == 0, r.err
     assert [m["msgId"] for m in r.json()] == [sent[2]["msgId"]]
 
 
-@pytest.mark.xfail(strict=False, reason=NOT_SUPPORTED)
 def test_query_msg_by_unique_key(broker, sent):
     r = adm(broker, "queryMsgByUniqueKey", "-t", "AdmMsgTopic", "-i", sent[1]["msgId"], "--json")
     assert r.code == 0, r.err
