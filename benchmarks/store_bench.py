@@ -1,7 +1,9 @@
 """Store benchmark: appends, reads, key lookups, recovery and memory, each beside raw disk figures.
 
-Run: ``python -m benchmarks.store_bench [--quick] [--dir DIR]``. Everything runs inside a real Twisted
-reactor, as in the broker: appends go in chunks between reactor turns so timers and fsync threads run.
+Run: ``python -m benchmarks.store_bench [--quick] [--dir DIR] [--phases async4096,sync] [--repeat 3]``.
+Everything runs inside a real Twisted reactor, as in the broker: appends go in chunks between reactor turns so
+timers and fsync threads run. The raw disk figure is the median of several short runs (it swings with the
+page-cache state); ``--repeat`` gives each ASYNC_FLUSH phase's median and range.
 """
 
 from __future__ import annotations
@@ -221,39 +223,73 @@ def bench_recovery(base: str, file_size: int, results: Dict[str, Any]) -> Any:
     shutil.rmtree(root)
 
 
+def median(values: List[float]) -> float:
+    v = sorted(values)
+    return v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
+
+
+def spread(values: List[float], fmt: str = ",.0f") -> str:
+    """``median (min-max)`` of repeated runs."""
+    if len(values) == 1:
+        return format(values[0], fmt)
+    return f"{format(median(values), fmt)} ({format(min(values), fmt)}-{format(max(values), fmt)})"
+
+
+PHASES = ("async128", "async1024", "async4096", "sync", "reads", "recovery")
+
+
 @defer.inlineCallbacks
 def run(args: argparse.Namespace) -> Any:
     base = tempfile.mkdtemp(prefix="store-bench-", dir=args.dir)
     results: Dict[str, Any] = {}
     quick = args.quick
+    phases = set(args.phases.split(",")) if args.phases else set(PHASES)
     try:
         volume = (64 if quick else 512) << 20
-        raw = raw_write_fsync(base, volume)
-        results["raw"] = dict(seq_mib_s=raw, fsync_1k_per_s=raw_small_fsyncs(base, 1024, 500 if quick else 3000))
-        print(f"raw sequential write + fsync: {raw:,.0f} MiB/s; 1 KiB write+fdatasync: {results['raw']['fsync_1k_per_s']:,.0f}/s")
+        # Raw disk: the median of several short runs (one long run swings with the page-cache state).
+        raws = [raw_write_fsync(base, volume // 4) for _ in range(args.raw_runs)]
+        raw = median(raws)
+        results["raw"] = dict(seq_mib_s=raw, seq_runs=raws,
+                              fsync_1k_per_s=raw_small_fsyncs(base, 1024, 500 if quick else 3000))  # fmt: skip
+        print(f"raw sequential write + fsync ({args.raw_runs} x {volume >> 22} MiB): {spread(raws)} MiB/s;"
+              f" 1 KiB write+fdatasync: {results['raw']['fsync_1k_per_s']:,.0f}/s")  # fmt: skip
         roots = {}
         for size in (128, 1024, 4096):
+            if f"async{size}" not in phases and not (size == 1024 and "reads" in phases):
+                continue
             vol = volume // 4 if size == 128 else volume
-            roots[size] = yield bench_async_appends(base, size, vol, results)
-            r = results[f"async {size} B"]
-            print(f"ASYNC_FLUSH {size:>5} B: {r['per_s']:>10,.0f} appends/s {r['mib_s']:>7,.1f} MiB/s"
-                  f" ({r['mib_s'] / raw:.0%} of raw)  RSS {r['rss'][0]:.0f}-{r['rss'][1]:.0f} MiB"
-                  f" while writing {r['bytes'] >> 20} MiB")  # fmt: skip
-        for size in (128, 1024, 4096):
-            for writers in (1, 64):
-                yield bench_sync_appends(base, size, writers, 2 if quick else 5, results)
-                r = results[f"sync {size} B x{writers}"]
-                print(f"SYNC_FLUSH  {size:>5} B x{writers:<2}: {r['per_s']:>9,.0f} puts/s"
-                      f"  ({r['puts_per_fsync']:.1f} puts per fsync, {r['failed']} not OK)")  # fmt: skip
-        yield bench_reads(roots[1024], results, 1 if quick else 3)
-        print(f"reads: {results['reads']['msgs_per_s']:,.0f} msgs/s ({results['reads']['pulls_per_s']:,.0f} pulls of 32/s);"
-              f" key lookups: {results['key lookups']['per_s']:,.0f}/s")  # fmt: skip
+            runs = []
+            for i in range(args.repeat):
+                if i:
+                    shutil.rmtree(roots[size])
+                roots[size] = yield bench_async_appends(base, size, vol, results)
+                runs.append(results[f"async {size} B"])
+            per_s = [r["per_s"] for r in runs]
+            mib_s = [r["mib_s"] for r in runs]
+            rss_lo = min(r["rss"][0] for r in runs)
+            rss_hi = max(r["rss"][1] for r in runs)
+            results[f"async {size} B"] = dict(runs=runs, per_s=median(per_s), mib_s=median(mib_s))
+            print(f"ASYNC_FLUSH {size:>5} B: {spread(per_s)} appends/s, {spread(mib_s, ',.1f')} MiB/s"
+                  f" ({median(mib_s) / raw:.0%} of the raw median)  RSS {rss_lo:.0f}-{rss_hi:.0f} MiB"
+                  f" while writing {runs[0]['bytes'] >> 20} MiB")  # fmt: skip
+        if "sync" in phases:
+            for size in (128, 1024, 4096):
+                for writers in (1, 64):
+                    yield bench_sync_appends(base, size, writers, 2 if quick else 5, results)
+                    r = results[f"sync {size} B x{writers}"]
+                    print(f"SYNC_FLUSH  {size:>5} B x{writers:<2}: {r['per_s']:>9,.0f} puts/s"
+                          f"  ({r['puts_per_fsync']:.1f} puts per fsync, {r['failed']} not OK)")  # fmt: skip
+        if "reads" in phases:
+            yield bench_reads(roots[1024], results, 1 if quick else 3)
+            print(f"reads: {results['reads']['msgs_per_s']:,.0f} msgs/s ({results['reads']['pulls_per_s']:,.0f} pulls of 32/s);"
+                  f" key lookups: {results['key lookups']['per_s']:,.0f}/s")  # fmt: skip
         for root in roots.values():
             shutil.rmtree(root)
-        yield bench_recovery(base, (128 << 20) if quick else GIB, results)
-        r = results["recovery"]
-        print(f"recovery of a {r['bytes'] / (1 << 20):,.0f} MiB CommitLog ({r['msgs']:,} msgs) after a crash: "
-              + ", ".join(f"{k}: {v:.2f} s" for k, v in r.items() if isinstance(v, float)))  # fmt: skip
+        if "recovery" in phases:
+            yield bench_recovery(base, (128 << 20) if quick else GIB, results)
+            r = results["recovery"]
+            print(f"recovery of a {r['bytes'] / (1 << 20):,.0f} MiB CommitLog ({r['msgs']:,} msgs) after a crash: "
+                  + ", ".join(f"{k}: {v:.2f} s" for k, v in r.items() if isinstance(v, float)))  # fmt: skip
     finally:
         shutil.rmtree(base, ignore_errors=True)
         reactor.stop()
@@ -263,6 +299,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small volumes: a smoke run in well under a minute")
     parser.add_argument("--dir", default=None, help="where to put the store (default: the temp dir)")
+    parser.add_argument("--phases", default=None, help=f"comma-separated subset of {','.join(PHASES)} (default: all)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each ASYNC_FLUSH phase (median and range)")
+    parser.add_argument("--raw-runs", type=int, default=5, help="short raw write+fsync runs (median and range)")
     args = parser.parse_args()
     reactor.callWhenRunning(lambda: run(args).addErrback(lambda f: (f.printTraceback(), reactor.stop())))
     reactor.run()

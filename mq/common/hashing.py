@@ -19,6 +19,10 @@ _POWERS: Tuple[Tuple[int, ...], ...] = tuple(
     tuple(pow(31, n - 1 - i, 1 << 32) for i in range(n)) for n in range(_MAX_FAST + 1)
 )
 _POW31: Tuple[int, ...] = tuple(pow(31, n, 1 << 32) for n in range(_MAX_FAST + 1))
+# Public for hot loops that inline the hash of short ASCII keys (see ``java_unsigned_hash``).
+HORNER_POWERS = _POWERS
+POW31 = _POW31
+MAX_FAST = _MAX_FAST
 
 
 def _units(s: str) -> bytes | Tuple[int, ...]:

@@ -21,7 +21,7 @@ from mq.common.message import (
     RecordError,
     record_tail_positions,
 )
-from mq.store.mappedfile import PAGE, MappedFile, MappedFileQueue, StoreError
+from mq.store.mappedfile import PAGE, MappedFile, MappedFileQueue, Prefaulter, StoreError
 
 log = Logger()
 
@@ -36,13 +36,20 @@ _HEAD_SIZE = HEAD.size  # 40 bytes, the same for every host combination
 class CommitLog:
     """Appends and reads records; validates them for recovery and before serving."""
 
-    def __init__(self, directory: str, file_size: int, check_crc_on_read: bool = True) -> None:
+    def __init__(
+        self, directory: str, file_size: int, check_crc_on_read: bool = True, prefault_ahead: int = 0
+    ) -> None:
         self.files = MappedFileQueue(directory, file_size)
         self.file_size = file_size
         self.check_crc_on_read = check_crc_on_read
         self.corrupt_records = 0
         self._cur: Optional[MappedFile] = None
         self._release_at = RELEASE_EVERY
+        # Pages up to ``_prefault_at`` were handed to the prefaulter; a new range is asked for when the writer
+        # comes within half of ``prefault_ahead`` of it (0: no prefaulting).
+        self.prefault_ahead = prefault_ahead - prefault_ahead % PAGE if prefault_ahead > 0 else 0
+        self.prefaulter: Optional[Prefaulter] = Prefaulter() if self.prefault_ahead else None
+        self._prefault_at = 0
 
     # ------------------------------------------------------------------ positions
 
@@ -85,17 +92,44 @@ class CommitLog:
         f = self.files.create(start)
         self._cur = f
         self.files.wrote = start
+        self._prefault_at = start
+        if self.prefaulter is not None:
+            self._prefault(f, start)
         return f
+
+    def _prefault(self, f: MappedFile, end: int) -> None:
+        """Have the pages from ``end`` (or from what was already asked for) to ``prefault_ahead`` past it mapped."""
+        lo = max(self._prefault_at, end - end % PAGE, f.start)
+        hi = end + self.prefault_ahead
+        hi = min(f.end, hi - hi % PAGE)  # madvise wants page-aligned ranges
+        if hi > lo:
+            self.prefaulter.request(f, lo - f.start, hi - lo)  # type: ignore[union-attr]
+        self._prefault_at = hi
 
     def write(self, phy: int, data: bytes) -> None:
         """Copy ``data`` (records placed by ``position_for``, or replicated bytes) into the current file at ``phy``
         and advance the write position."""
         f = self._cur
         rel = phy - f.start  # type: ignore[union-attr]
+        end = phy + len(data)
         f.mm[rel : rel + len(data)] = data  # type: ignore[union-attr]
-        self.files.wrote = phy + len(data)
-        if phy > self._release_at:
+        self.files.wrote = end
+        if end > self._release_at:
             self._release_behind(f, rel)  # type: ignore[arg-type]
+        if end + (self.prefault_ahead >> 1) > self._prefault_at and self.prefaulter is not None:
+            self._prefault(f, end)  # type: ignore[arg-type]
+
+    def release_pages(self) -> None:
+        """Give resident pages back (they stay in the page cache), except the prefaulted ones ahead of the writer."""
+        cur = self._cur
+        for f in self.files.files:
+            if f is not cur:
+                f.release_pages()
+        if cur is not None:
+            rel = self.files.wrote - cur.start
+            upto = rel - rel % PAGE if self.prefaulter is not None else cur.size
+            if upto > 0:
+                cur.release_pages(0, upto)
 
     def _release_behind(self, f: MappedFile, rel: int) -> None:
         upto = rel - rel % PAGE
@@ -210,15 +244,22 @@ class CommitLog:
             self.last_scan_end = pos
 
     def truncate(self, offset: int) -> None:
+        if self.prefaulter is not None:
+            self.prefaulter.quiesce()
         self.files.truncate(offset)
         self._cur = self.files.last()
+        self._prefault_at = 0
 
     def delete_first_file(self) -> MappedFile:
+        if self.prefaulter is not None:
+            self.prefaulter.quiesce()
         f = self.files.delete_first()
         self._cur = self.files.last()
         return f
 
     def close(self) -> None:
+        if self.prefaulter is not None:
+            self.prefaulter.stop()
         self.files.close()
         self._cur = None
 

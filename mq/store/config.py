@@ -64,6 +64,9 @@ class MessageStoreConfig:
     default_query_max_num: int = 32
     message_delay_level: str = "1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h"
     offset_check_in_slave: bool = False
+    # Bytes of CommitLog pages mapped ahead of the writer by a background thread (0: off); RocketMQ's
+    # warmMapedFileEnable does the same for a whole file at creation.
+    commit_log_prefault_ahead: int = 8 * 1024 * 1024
 
     @property
     def commit_log_dir(self) -> str:

@@ -10,12 +10,13 @@ from __future__ import annotations
 import os
 import struct
 import time
+from operator import mul
 from typing import Callable, Dict, List, Sequence, Tuple
 
 import construct as c
 from twisted.logger import Logger
 
-from mq.common.hashing import index_key_hash, java_unsigned_hash
+from mq.common.hashing import HORNER_POWERS, MAX_FAST, POW31, index_key_hash, java_unsigned_hash
 from mq.common.layout import FixedLayout
 from mq.common.message import MessageConst
 from mq.store.mappedfile import MappedFile, StoreError, remove_leftovers
@@ -40,6 +41,7 @@ _SLOT = struct.Struct(">i")
 _slot_unpack = _SLOT.unpack_from
 _slot_pack = _SLOT.pack_into
 _entry_pack = INDEX_ENTRY.pack_into
+_header_pack = INDEX_HEADER.pack_into
 _INT_MAX = 0x7FFFFFFF
 _UNIQ = MessageConst.PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX
 _KEYS = MessageConst.PROPERTY_KEYS
@@ -91,6 +93,31 @@ class IndexFile:
     def put_key(self, key: str, phy_offset: int, store_timestamp: int) -> bool:
         """Add one key; False if the file is full."""
         return self.put_hashes(((index_key_hash(key), phy_offset),), store_timestamp) == 1
+
+    def put_hash(self, key_hash: int, phy: int, store_timestamp: int) -> None:
+        """``put_hashes`` for one key (the usual message: a UNIQ_KEY only); the caller checks ``is_full``."""
+        n = self.index_count
+        begin = self.begin_timestamp
+        if begin <= 0:
+            time_diff = 0
+        else:
+            time_diff = min(max((store_timestamp - begin) // 1000, 0), _INT_MAX)
+        mm = self.mm
+        slot_pos = HEADER_SIZE + (key_hash % self.slots) * SLOT_SIZE
+        prev = _slot_unpack(mm, slot_pos)[0]
+        if prev <= 0 or prev > n:
+            prev = 0
+            self.hash_slot_count += 1
+        _entry_pack(mm, self._entries_at + n * ENTRY_SIZE, key_hash, phy, time_diff, prev)
+        _slot_pack(mm, slot_pos, n)
+        if n <= 1:
+            self.begin_phy_offset = phy
+            self.begin_timestamp = begin = store_timestamp
+        self.index_count = n + 1
+        self.end_phy_offset = phy
+        self.end_timestamp = store_timestamp
+        _header_pack(mm, 0, begin, store_timestamp, self.begin_phy_offset, phy, self.hash_slot_count, n + 1)
+        self.dirty = True
 
     def put_hashes(self, keys: Sequence[Tuple[int, int]], store_timestamp: int, start: int = 0) -> int:
         """Add ``(index_key_hash(key), CommitLog offset)`` pairs from ``keys[start]`` on, all stored at
@@ -209,6 +236,14 @@ class IndexService:
     def build(self, topic: str, properties: Dict[str, str], phy: int, store_timestamp: int) -> None:
         """Index a message's UNIQ_KEY and each KEYS token as ``topic#key``."""
         if phy > self.indexed_until:
+            if _KEYS not in properties:  # the usual message: its UNIQ_KEY at most, one entry, no lists
+                uniq = properties.get(_UNIQ)
+                if uniq:
+                    files = self.files
+                    f = files[-1] if files and not files[-1].is_full else self._writable()
+                    f.put_hash(self._uniq_hash(topic, uniq), phy, store_timestamp)
+                self.indexed_until = phy
+                return
             keys: List[Tuple[int, int]] = []
             self._message_keys(topic, properties, phy, keys)
             self._put(keys, store_timestamp)
@@ -236,27 +271,46 @@ class IndexService:
         ``topic#`` is hashed once per topic, and so is ``topic#`` + the first 20 characters of a UNIQ_KEY (a
         producer's fixed address/pid/loader part): only the varying rest of a key is hashed per message.
         """
+        uniq = properties.get(_UNIQ)
+        if uniq:
+            out.append((self._uniq_hash(topic, uniq), phy))
+        user_keys = properties.get(_KEYS)
+        if user_keys:
+            topic_hash = self._topic_cache(topic)[""]
+            for k in user_keys.split(_KEY_SEPARATOR):
+                if k:
+                    out.append((index_key_hash(k, topic_hash), phy))
+
+    def _topic_cache(self, topic: str) -> Dict[str, int]:
+        """{"": hash of ``topic#``, UNIQ_KEY head: hash of ``topic#head``} for one topic."""
         cache = self._prefix_hashes.get(topic)
         if cache is None:
             if len(self._prefix_hashes) > 1024:
                 self._prefix_hashes.clear()
             cache = self._prefix_hashes[topic] = {"": java_unsigned_hash(topic + "#")}
-        topic_hash = cache[""]
-        uniq = properties.get(_UNIQ)
-        if uniq:
-            head = uniq[:_UNIQ_FIXED]
-            prefix_hash = cache.get(head)
-            if prefix_hash is None:
-                if len(cache) > 4096:
-                    cache.clear()
-                    cache[""] = topic_hash
-                prefix_hash = cache[head] = java_unsigned_hash(head, topic_hash)
-            out.append((index_key_hash(uniq[_UNIQ_FIXED:], prefix_hash), phy))
-        user_keys = properties.get(_KEYS)
-        if user_keys:
-            for k in user_keys.split(_KEY_SEPARATOR):
-                if k:
-                    out.append((index_key_hash(k, topic_hash), phy))
+        return cache
+
+    def _uniq_hash(self, topic: str, uniq: str) -> int:
+        """``index_key_hash("topic#" + uniq)``, with ``topic#`` + the key's 20-character head hashed once."""
+        cache = self._prefix_hashes.get(topic) or self._topic_cache(topic)
+        head = uniq[:_UNIQ_FIXED]
+        prefix_hash = cache.get(head)
+        if prefix_hash is None:
+            if len(cache) > 4096:
+                topic_hash = cache[""]
+                cache.clear()
+                cache[""] = topic_hash
+            prefix_hash = cache[head] = java_unsigned_hash(head, cache[""])
+        tail = uniq[_UNIQ_FIXED:]
+        n = len(tail)
+        if n > MAX_FAST or not tail.isascii():
+            return index_key_hash(tail, prefix_hash)
+        # index_key_hash inlined: Java's hash of an ASCII tail continued from the prefix's, then abs().
+        h = (sum(map(mul, tail.encode("ascii"), HORNER_POWERS[n])) + prefix_hash * POW31[n]) & 0xFFFFFFFF
+        if h & 0x80000000:
+            h = 0x100000000 - h
+            return 0 if h > 0x7FFFFFFF else h
+        return h
 
     def _put(self, keys: List[Tuple[int, int]], store_timestamp: int) -> None:
         done = 0

@@ -11,7 +11,8 @@ from __future__ import annotations
 import mmap
 import os
 import re
-from typing import List, Optional
+import threading
+from typing import List, Optional, Tuple
 
 from twisted.logger import Logger
 
@@ -31,6 +32,7 @@ def remove_leftovers(directory: str) -> None:
             os.unlink(os.path.join(directory, name))
 _ZERO_CHUNK = 1 << 20
 PAGE = mmap.PAGESIZE
+MADV_POPULATE_WRITE = getattr(mmap, "MADV_POPULATE_WRITE", 23)  # Linux 5.14+; Python does not name it before 3.13
 
 
 class StoreError(Exception):
@@ -117,6 +119,78 @@ class MappedFile:
 
     def __repr__(self) -> str:
         return f"MappedFile({self.path!r})"
+
+
+class Prefaulter:
+    """Maps file pages ahead of a writer, in a thread of its own (RocketMQ's "warm mapped file" idea).
+
+    A write into a page of a sparse file that is not mapped yet costs a page fault (0.7–2.5 µs per 4 KiB page
+    here, on the reactor thread); into a populated page, a plain memory copy. ``request`` hands a range to the
+    thread, which populates it with ``madvise(MADV_POPULATE_WRITE)`` (the GIL is released meanwhile); kernels
+    without it get ``posix_fadvise(WILLNEED)``, which at least puts the pages in the page cache. Populating
+    writes no data: the mapping's contents are unchanged. At most one range waits; a newer one replaces it.
+    ``quiesce`` must be called before a file that may have been requested is closed: it waits for a running
+    ``madvise`` and drops the waiting range.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._pending: Optional[Tuple[MappedFile, int, int]] = None
+        self._thread: Optional[threading.Thread] = None
+        self._stopping = False
+        self.populate = True  # False once the kernel refused MADV_POPULATE_WRITE
+        self.requests = 0
+
+    def request(self, f: MappedFile, rel: int, length: int) -> None:
+        with self._cond:
+            if self._stopping:
+                return
+            self._pending = (f, rel, length)
+            self.requests += 1
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="mq-store-prefault", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def quiesce(self) -> None:
+        with self._cond:  # the worker holds it while it populates
+            self._pending = None
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._pending = None
+            self._cond.notify()
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join()
+        self._stopping = False
+
+    def _run(self) -> None:
+        cond = self._cond
+        with cond:
+            while True:
+                while self._pending is None and not self._stopping:
+                    cond.wait()
+                if self._stopping:
+                    return
+                f, rel, length = self._pending  # type: ignore[misc]
+                self._pending = None
+                try:  # still holding the lock: the file cannot be closed meanwhile
+                    self._populate(f, rel, length)
+                except (OSError, ValueError, SystemError):  # closed or unmapped since (PyPy wraps OSError)
+                    pass
+
+    def _populate(self, f: MappedFile, rel: int, length: int) -> None:
+        if self.populate:
+            try:
+                f.mm.madvise(MADV_POPULATE_WRITE, rel, length)
+                return
+            except OSError as e:
+                if e.errno not in (22, 95):  # EINVAL/EOPNOTSUPP: the kernel has no MADV_POPULATE_WRITE
+                    raise
+                self.populate = False
+        os.posix_fadvise(f.fd, rel, length, os.POSIX_FADV_WILLNEED)
 
 
 class MappedFileQueue:

@@ -98,7 +98,10 @@ class MessageStore:
         self.abort_path = os.path.join(root, "abort")
         self.checkpoint_path = os.path.join(root, "checkpoint")
         self.lock_path = os.path.join(root, "lock")
-        self.commitlog = CommitLog(config.commit_log_dir, config.mapped_file_size_commit_log, config.check_crc_on_read)
+        self.commitlog = CommitLog(
+            config.commit_log_dir, config.mapped_file_size_commit_log, config.check_crc_on_read,
+            config.commit_log_prefault_ahead,
+        )  # fmt: skip
         self.queues = ConsumeQueueTable(config.consume_queue_dir, config.mapped_file_size_consume_queue)
         self.index: Optional[IndexService] = (
             IndexService(config.index_dir, config.max_hash_slot_num, config.max_index_num, self.now_ms)
@@ -340,7 +343,7 @@ class MessageStore:
     def _logic_tick(self) -> None:
         self.flusher.request_logic()
         # Resident memory stays flat: mapped pages go back to the page cache once a second.
-        self.commitlog.files.release_pages()
+        self.commitlog.release_pages()
         for cq in self.queues.all():
             cq.files.release_pages()
         if self.index is not None:

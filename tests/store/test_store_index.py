@@ -81,3 +81,18 @@ def test_prefix_hashing_gives_the_full_key_hash(tmp_path):
                       (index_key_hash("Tö#b"), 100), (index_key_hash("Tö#short"), 150),
                       (index_key_hash("Tö#a"), 150)]  # fmt: skip
     assert svc.query("Tö", "a", 10, 0, 2**62)[0] == [150, 100]
+
+
+def test_single_key_path_writes_what_the_batch_path_writes(tmp_path):
+    """``build`` of a message with only a UNIQ_KEY (the lean path) and ``build_batch`` leave identical files."""
+    props = [{"UNIQ_KEY": f"7F0000010F2C18B4AAC2{i:012X}"} for i in range(30)] + [{"UNIQ_KEY": "é-short"}, {}]
+    one = IndexService(str(tmp_path / "one"), slots=7, max_index=12, now_ms=lambda: T)
+    many = IndexService(str(tmp_path / "many"), slots=7, max_index=12, now_ms=lambda: T)
+    for i, p in enumerate(props):
+        one.build("Tö", p, 100 + i * 10, T + i * 1500)
+        many.build_batch("Tö", [p], 100 + i * 10, [10], T + i * 1500)
+    assert len(one.files) == len(many.files) == 3
+    for a, b in zip(one.files, many.files):
+        assert a.mm[:] == b.mm[:]
+    assert one.query("Tö", "é-short", 5, 0, 2**62)[0] == [400]
+    assert one.query("Tö", "7F0000010F2C18B4AAC200000000001D", 5, 0, 2**62)[0] == [390]
