@@ -226,8 +226,14 @@ class Producer:
             sys_flag |= MessageSysFlag.TRANSACTION_PREPARED_TYPE
         return body, sys_flag, uniq
 
-    def _send_to(self, mq: MessageQueue, msg: Message, timeout: float, prepared=None) -> defer.Deferred:
+    def _send_to(self, mq: MessageQueue, msg: Message, timeout: float, prepared=None,
+                 looked_up: bool = False) -> defer.Deferred:
         addr = self.instance.master_addr(mq.broker_name)
+        if addr is None and not looked_up:
+            # a queue chosen by the caller on a broker not seen yet: ask for the route first (as Java's
+            # sendKernelImpl does), then send or fail
+            d = self.instance.update_route(mq.topic)
+            return d.addCallback(lambda _: self._send_to(mq, msg, timeout, prepared, True))
         if addr is None:
             return defer.fail(MQClientError(f"no master address for broker {mq.broker_name}"))
         body, sys_flag, uniq = prepared or self._prepare(msg)

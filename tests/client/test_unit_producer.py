@@ -110,11 +110,15 @@ class FakeAPI:
 class FakeInstance:
     def __init__(self, api):
         self.api = api
+        self.unknown = set()  # broker names without a master address until a route update
+        self.route_updates = 0
 
     def master_addr(self, name):
-        return f"{name}:1"
+        return None if name in self.unknown else f"{name}:1"
 
     def update_route(self, topic):
+        self.route_updates += 1
+        self.unknown.clear()
         return defer.succeed(None)
 
 
@@ -161,3 +165,15 @@ def test_latency_fault_avoidance_keeps_later_sends_off_the_failed_broker():
     for _ in range(6):
         assert isinstance(result_of(p.send(make_message("T", "x"))), SendResult)
     assert [mq.broker_name for mq in api.calls].count("broker-a") == 1
+
+
+def test_an_explicit_queue_on_a_broker_not_seen_yet_asks_for_the_route_first():
+    p, api = producer_with({})
+    p.instance.unknown.add("broker-b")
+    result = result_of(p.send(make_message("T", "x"), queue=MessageQueue("T", "broker-b", 2)))
+    assert isinstance(result, SendResult) and api.calls == [MessageQueue("T", "broker-b", 2)]
+    assert p.instance.route_updates == 1
+    p.instance.unknown.add("broker-c")
+    p.instance.update_route = lambda topic: defer.succeed(None)  # the route does not know it either
+    failure = result_of(p.send(make_message("T", "x"), queue=MessageQueue("T", "broker-c", 0)))
+    assert isinstance(failure.value, MQClientError) and "no master address for broker broker-c" in str(failure.value)
