@@ -134,7 +134,7 @@ class ClientInstance:
         self.producers: Dict[str, ProducerLike] = {}
         self.consumers: Dict[str, ConsumerLike] = {}
         self.routes: Dict[str, TopicRouteData] = {}
-        #: broker name → {broker id: address}, merged from every route seen
+        #: broker name → {broker id: address}, as the latest route naming that broker lists them
         self.broker_addrs: Dict[str, Dict[int, str]] = {}
         self._route_updates: Dict[str, List[defer.Deferred]] = {}
         self._loops: List[task.LoopingCall] = []
@@ -223,11 +223,11 @@ class ClientInstance:
     def _apply_route(self, topic: str, route: TopicRouteData) -> None:
         new_brokers = []
         for bd in route.broker_datas:
-            known = self.broker_addrs.setdefault(bd.broker_name, {})
-            for bid, addr in bd.broker_addrs.items():
-                if known.get(bid) != addr:
-                    new_brokers.append(addr)
-                known[bid] = addr
+            known = self.broker_addrs.get(bd.broker_name, {})
+            new_brokers += [addr for bid, addr in bd.broker_addrs.items() if known.get(bid) != addr]
+            # the route's members replace the old ones (Java's brokerAddrTable.put): a master or slave that
+            # left the route is no longer pulled from or sent to
+            self.broker_addrs[bd.broker_name] = dict(bd.broker_addrs)
         changed = self.routes.get(topic) != route
         self.routes[topic] = route
         if changed:

@@ -137,6 +137,8 @@ class QueuePuller:
     def _pull_failed(self, failure, mq: MessageQueue, pq: ProcessQueue, offset: int) -> None:
         if pq.dropped or not self.running:
             return
+        # the broker the master suggested (a slave) may be gone: the next attempt goes to the master
+        self._suggested.pop(mq, None)
         if failure.check(RemotingError):
             self.instance.update_route(mq.topic).addErrback(lambda f: None)
         log.info("pull of {mq} failed: {e}", mq=mq, e=failure.getErrorMessage())
