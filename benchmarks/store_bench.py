@@ -79,8 +79,11 @@ def make_messages(n: int, size: int, start: int) -> List[MessageExtBrokerInner]:
     return out
 
 
+STORE_OVERRIDES: Dict[str, Any] = {}  # from the command line (--prefault)
+
+
 def new_store(root: str, flush: FlushDiskType, **kw: Any) -> MessageStore:
-    cfg = MessageStoreConfig(store_path_root_dir=root, flush_disk_type=flush, **kw)
+    cfg = MessageStoreConfig(store_path_root_dir=root, flush_disk_type=flush, **{**STORE_OVERRIDES, **kw})
     store = MessageStore(cfg, reactor=reactor, store_host=("10.0.0.5", 10911))
     store.start()
     return store
@@ -302,7 +305,10 @@ def main() -> None:
     parser.add_argument("--phases", default=None, help=f"comma-separated subset of {','.join(PHASES)} (default: all)")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each ASYNC_FLUSH phase (median and range)")
     parser.add_argument("--raw-runs", type=int, default=5, help="short raw write+fsync runs (median and range)")
+    parser.add_argument("--prefault", type=int, default=None, help="commit_log_prefault_ahead in bytes (0: off)")
     args = parser.parse_args()
+    if args.prefault is not None:
+        STORE_OVERRIDES["commit_log_prefault_ahead"] = args.prefault
     reactor.callWhenRunning(lambda: run(args).addErrback(lambda f: (f.printTraceback(), reactor.stop())))
     reactor.run()
 
