@@ -37,7 +37,10 @@ def _run_and_kill(root: Path, flush_type: FlushDiskType, want: int) -> list:
             lines.append(line)
     finally:
         os.kill(proc.pid, signal.SIGKILL)  # mid-append: the writer never stops on its own
-        rest, err = proc.communicate(timeout=30)
+        # Read through the same buffered pipe objects: communicate() would read the raw descriptors and
+        # skip what readline() had already buffered, splitting a line in two.
+        proc.wait(timeout=30)
+        rest, err = proc.stdout.read(), proc.stderr.read()
     assert proc.returncode == -signal.SIGKILL, err.decode()
     lines.extend(rest.splitlines(keepends=True))
     done = [ln.decode().split() for ln in lines if ln.endswith(b"\n")]
