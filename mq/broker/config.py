@@ -15,6 +15,7 @@ from typing import Any
 
 import attrs
 
+from mq.common.config import camel, convert_value, format_value, key_aliases
 from mq.common.mixall import DEFAULT_BROKER_PORT, DEFAULT_CLUSTER, DEFAULT_REGION
 from mq.common.route import PERM_READ, PERM_WRITE
 from mq.store.config import BrokerRole, FlushDiskType, MessageStoreConfig
@@ -156,15 +157,12 @@ class BrokerConfig:
             if name not in fields or name == "extra":
                 extra[key] = str(raw)
                 continue
-            try:
-                parsed[name] = _convert(fields[name], raw)
-            except ValueError as e:
-                raise ValueError(f"bad value for {key}: {raw!r} ({e})") from None
+            parsed[name] = convert_value(fields[name], raw, key)
         changed = {}
         for name, value in parsed.items():
             if getattr(self, name) != value:
                 setattr(self, name, value)
-                changed[_camel(name)] = _format(value)
+                changed[camel(name, KEY_OVERRIDES)] = format_value(value)
         for key, value in extra.items():
             if self.extra.get(key) != value:
                 self.extra[key] = value
@@ -172,49 +170,15 @@ class BrokerConfig:
         return changed
 
     def to_properties(self) -> dict[str, str]:
-        out = {_camel(f.name): _format(getattr(self, f.name)) for f in attrs.fields(type(self)) if f.name != "extra"}
+        out = {
+            camel(f.name, KEY_OVERRIDES): format_value(getattr(self, f.name))
+            for f in attrs.fields(type(self))
+            if f.name != "extra"
+        }
         out.update(self.extra)
         return out
 
 
-def _convert(field: attrs.Attribute, raw: Any) -> Any:
-    default = field.default
-    if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
-        default = default.factory()
-    if isinstance(default, BrokerRole):
-        return BrokerRole(str(raw).strip().upper())
-    if isinstance(default, FlushDiskType):
-        return FlushDiskType(str(raw).strip().upper())
-    if isinstance(default, bool):
-        if isinstance(raw, bool):
-            return raw
-        text = str(raw).strip().lower()
-        if text not in ("true", "false"):
-            raise ValueError("expected true or false")
-        return text == "true"
-    if isinstance(default, int):
-        return int(str(raw).strip())
-    return str(raw).strip()
-
-
-def _format(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if hasattr(value, "value"):
-        return str(value.value)
-    return str(value)
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(p.capitalize() for p in rest)
-
-
-ALIASES: dict[str, str] = {_camel(f.name): f.name for f in attrs.fields(BrokerConfig)}
-ALIASES.update({"brokerIP1": "broker_ip1", "brokerIP2": "broker_ip2"})
-_CAMEL_OVERRIDES = {"broker_ip1": "brokerIP1", "broker_ip2": "brokerIP2"}
-_plain_camel = _camel
-
-
-def _camel(name: str) -> str:
-    return _CAMEL_OVERRIDES.get(name) or _plain_camel(name)
+#: Keys whose RocketMQ spelling is not the plain camel case of the field name.
+KEY_OVERRIDES = {"broker_ip1": "brokerIP1", "broker_ip2": "brokerIP2"}
+ALIASES: dict[str, str] = key_aliases(BrokerConfig, KEY_OVERRIDES)

@@ -82,6 +82,7 @@ class Options(usage.Options):
                 props[key] = self[option]
         try:
             config = BrokerConfig.from_properties(props)
+            config.store_config()  # the store's keys are checked now, not when the service starts
         except ValueError as e:
             raise usage.UsageError(str(e)) from None
         config.store_path_root_dir = os.path.abspath(os.path.expanduser(config.store_path_root_dir))

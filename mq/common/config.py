@@ -6,6 +6,7 @@ command-line options, and at run time from the config-update RPCs, with one conv
 
 from __future__ import annotations
 
+import enum
 from typing import Any, Dict, Mapping, Optional
 
 import attr
@@ -18,33 +19,82 @@ def setting(key: str, default: Any, doc: str = "", runtime: bool = False, choice
     return attr.ib(default=default, metadata={"key": key, "doc": doc, "runtime": runtime, "choices": choices})
 
 
-def _convert(field: attr.Attribute, raw: Any) -> Any:
-    kind = type(field.default)
-    if isinstance(raw, str):
-        text = raw.strip()
-        if kind is bool:
-            low = text.lower()
-            if low not in ("true", "false", "1", "0"):
-                raise ValueError(f"{field.metadata['key']}: {raw!r} is not true or false")
-            value: Any = low in ("true", "1")
-        elif kind is int:
-            try:
-                value = int(text)
-            except ValueError:
-                raise ValueError(f"{field.metadata['key']}: {raw!r} is not an integer") from None
-        elif kind is float:
-            try:
-                value = float(text)
-            except ValueError:
-                raise ValueError(f"{field.metadata['key']}: {raw!r} is not a number") from None
+def camel(name: str, overrides: Optional[Mapping[str, str]] = None) -> str:
+    """A field name's RocketMQ key: ``broker_cluster_name`` → ``brokerClusterName`` (or an override)."""
+    if overrides and name in overrides:
+        return overrides[name]
+    head, *rest = name.split("_")
+    return head + "".join(p.capitalize() for p in rest)
+
+
+def key_aliases(cls: type, overrides: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
+    """RocketMQ key → field name for every field of an attrs class (camel case and the overrides)."""
+    aliases = {camel(f.name): f.name for f in attr.fields(cls)}
+    for name, key in (overrides or {}).items():
+        aliases[key] = name
+    return aliases
+
+
+def default_of(field: attr.Attribute) -> Any:
+    default = field.default
+    if isinstance(default, attr.Factory):  # type: ignore[arg-type]
+        default = default.factory()
+    return default
+
+
+def convert_value(field: attr.Attribute, raw: Any, key: Optional[str] = None) -> Any:
+    """A setting's value from a properties string (or an already typed value), by the field's default type.
+
+    Booleans are ``true``/``false`` (``1``/``0`` too), enums their names in any case; anything else that does
+    not parse raises ValueError naming the key.
+    """
+    key = key or field.metadata.get("key") or camel(field.name)
+    default = default_of(field)
+    kind = type(default)
+    if isinstance(default, enum.Enum):
+        if isinstance(raw, kind):
+            return raw
+        try:
+            value: Any = kind(str(raw).strip().upper())
+        except ValueError:
+            names = ", ".join(str(m.value) for m in kind)
+            raise ValueError(f"{key}: {raw!r} is not one of {names}") from None
+    elif kind is bool:
+        if isinstance(raw, bool):
+            value = raw
         else:
-            value = text
+            low = str(raw).strip().lower()
+            if low not in ("true", "false", "1", "0"):
+                raise ValueError(f"{key}: {raw!r} is not true or false")
+            value = low in ("true", "1")
+    elif kind is int:
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            value = raw
+        else:
+            try:
+                value = int(str(raw).strip())
+            except ValueError:
+                raise ValueError(f"{key}: {raw!r} is not an integer") from None
+    elif kind is float:
+        try:
+            value = float(raw) if isinstance(raw, (int, float)) else float(str(raw).strip())
+        except ValueError:
+            raise ValueError(f"{key}: {raw!r} is not a number") from None
     else:
-        value = raw
+        value = str(raw).strip()
     choices = field.metadata.get("choices")
     if choices and value not in choices:
-        raise ValueError(f"{field.metadata['key']}: {value!r} is not one of {', '.join(map(str, choices))}")
+        raise ValueError(f"{key}: {value!r} is not one of {', '.join(map(str, choices))}")
     return value
+
+
+def format_value(value: Any) -> str:
+    """A setting as a properties value: Java's booleans, enum names, plain numbers."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, enum.Enum):
+        return str(value.value)
+    return str(value)
 
 
 class ServiceConfig:
@@ -80,7 +130,7 @@ class ServiceConfig:
                 raise ValueError(f"unknown setting {key!r}")
             if runtime and not field.metadata.get("runtime"):
                 raise ValueError(f"setting {key!r} cannot be changed while running")
-            changes[field.name] = _convert(field, raw)
+            changes[field.name] = convert_value(field, raw, key)
         for name, value in changes.items():
             setattr(self, name, value)
         return {fields_key: getattr(self, f.name) for fields_key, f in fields.items() if f.name in changes}
@@ -91,4 +141,4 @@ class ServiceConfig:
     def set_option(self, name: str, raw: Any) -> None:
         """Set a field from a command-line string, converted and checked like a properties value."""
         field = attr.fields_dict(type(self))[name]
-        setattr(self, name, _convert(field, raw))
+        setattr(self, name, convert_value(field, raw))

@@ -8,6 +8,8 @@ from typing import Any, Dict, Mapping
 
 import attrs
 
+from mq.common.config import convert_value, key_aliases
+
 
 class FlushDiskType(str, enum.Enum):
     ASYNC_FLUSH = "ASYNC_FLUSH"
@@ -82,42 +84,18 @@ class MessageStoreConfig:
 
     @classmethod
     def from_properties(cls, props: Mapping[str, Any]) -> "MessageStoreConfig":
-        """Build from ``broker.conf``-style keys (``storePathRootDir``, ``flushDiskType``...) or field names."""
-        fields = {f.name: f for f in attrs.fields(cls)}
+        """Build from ``broker.conf``-style keys (``storePathRootDir``, ``flushDiskType``...) or field names.
+
+        Keys that are not store settings are ignored (the broker hands over its whole file); a value that
+        does not parse raises ValueError naming its key.
+        """
+        fields = attrs.fields_dict(cls)
         kwargs: Dict[str, Any] = {}
         for key, value in props.items():
             name = ALIASES.get(key, key)
-            if name not in fields:
-                continue
-            default = fields[name].default
-            kind = type(default) if not isinstance(default, attrs.Factory) else str  # type: ignore[arg-type]
-            if kind is bool and isinstance(value, str):
-                value = value.strip().lower() == "true"
-            elif isinstance(default, enum.Enum):
-                value = type(default)(str(value).strip())
-            elif kind is int:
-                value = int(value)
-            kwargs[name] = value
+            if name in fields:
+                kwargs[name] = convert_value(fields[name], value, key)
         return cls(**kwargs)
 
 
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(p.capitalize() for p in rest)
-
-
-ALIASES: Dict[str, str] = {_camel(f.name): f.name for f in attrs.fields(MessageStoreConfig)}
-ALIASES.update(
-    {
-        "mappedFileSizeCommitLog": "mapped_file_size_commit_log",
-        "mappedFileSizeConsumeQueue": "mapped_file_size_consume_queue",
-        "flushIntervalCommitLog": "flush_interval_commit_log",
-        "syncFlushTimeout": "sync_flush_timeout",
-        "checkCRCOnRecover": "check_crc_on_recover",
-        "maxHashSlotNum": "max_hash_slot_num",
-        "maxIndexNum": "max_index_num",
-        "diskMaxUsedSpaceRatio": "disk_max_used_space_ratio",
-        "messageDelayLevel": "message_delay_level",
-        "deleteCommitLogFilesMax": "delete_commit_log_files_max",
-    }
-)
+ALIASES: Dict[str, str] = key_aliases(MessageStoreConfig, {"check_crc_on_recover": "checkCRCOnRecover"})
