@@ -26,6 +26,7 @@ from mq.common.broker_headers import (
     QueryConsumerOffsetRequestHeader,
     QueryMessageRequestHeader,
     QueueRequestHeader,
+    ResetOffsetRequestHeader,
     SearchOffsetRequestHeader,
     SendMessageRequestHeader,
     TopicRequestHeader,
@@ -43,9 +44,9 @@ from mq.common.namesrv_headers import (
 from mq.common.properties import format_properties, parse_properties
 from mq.common.route import BrokerData, TopicConfig, TopicRouteData
 from mq.remoting.client import RemotingClient
-from mq.remoting.codes import RequestCode, ResponseCode
+from mq.remoting.codes import LanguageCode, RequestCode, ResponseCode
 from mq.remoting.command import RemotingCommand
-from mq.remoting.header import CommandHeader, hfield
+from mq.remoting.header import CommandHeader
 from mq.remoting.protocol import RemotingError, RemotingTimeoutError
 
 RC = ResponseCode
@@ -113,14 +114,6 @@ def check(response: RemotingCommand, what: str, ok: Iterable[int] = (RC.SUCCESS,
 
 
 # --------------------------------------------------------------------------------------------- headers
-
-
-@attr.s(slots=True)
-class ResetOffsetRequestHeader(CommandHeader):
-    topic: str = hfield("topic", required=True)
-    group: str = hfield("group", required=True)
-    timestamp: int = hfield("timestamp", int, required=True)
-    is_force: bool = hfield("isForce", bool, required=True)
 
 
 # --------------------------------------------------------------------------------------------- values
@@ -475,10 +468,17 @@ class MQAdminAPI:
         return self._broker_ok(addr, RequestCode.UPDATE_CONSUMER_OFFSET, "update consumer offset", ext)
 
     @defer.inlineCallbacks
-    def reset_offset_in_broker(self, addr: str, topic: str, group: str, timestamp: int, force: bool):
-        """INVOKE_BROKER_TO_RESET_OFFSET: (code, remark, {MessageQueue: offset}); not-success is the caller's."""
+    def reset_offset_in_broker(self, addr: str, topic: str, group: str, timestamp: int, force: bool,
+                               cplus: bool = False):
+        """INVOKE_BROKER_TO_RESET_OFFSET: (code, remark, {MessageQueue: offset}); not-success is the caller's.
+
+        ``cplus`` sends the request as a C++ client, which makes a RocketMQ broker tell every consumer in the
+        C++ body form (mq's broker uses that form for C++ consumers in any case)."""
         ext = ResetOffsetRequestHeader(topic=topic, group=group, timestamp=timestamp, is_force=force).encode()
-        response = yield self.broker_call(addr, RequestCode.INVOKE_BROKER_TO_RESET_OFFSET, ext)
+        request = RemotingCommand.request(RequestCode.INVOKE_BROKER_TO_RESET_OFFSET, dict(ext))
+        if cplus:
+            request.language = LanguageCode.CPP
+        response = yield self.remoting_call(addr, request)
         table = {}
         if response.code == RC.SUCCESS and response.body:
             table = queue_map(jsonkeys.loads(response.body).get("offsetTable"))

@@ -927,7 +927,8 @@ def reset_offset_by_time(api: MQAdminAPI, args):
     offsets: Dict[MessageQueue, int] = {}
     fallback = False
     for _, addr in sorted(masters.items()):
-        code, remark, table_ = yield api.reset_offset_in_broker(addr, args.topic, args.group, timestamp, args.force)
+        code, remark, table_ = yield api.reset_offset_in_broker(addr, args.topic, args.group, timestamp, args.force,
+                                                                args.cplus)
         if code == RC.SUCCESS:
             offsets.update({mq: int(v) for mq, v in table_.items()})
         elif code in (RC.CONSUMER_NOT_ONLINE, RC.REQUEST_CODE_NOT_SUPPORTED):

@@ -1,14 +1,16 @@
-"""Broker → client requests: NOTIFY_CONSUMER_IDS_CHANGED (oneway) and relayed admin calls."""
+"""Broker → client requests: NOTIFY_CONSUMER_IDS_CHANGED and RESET_CONSUMER_CLIENT_OFFSET (oneway), relayed
+admin calls."""
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from mq.common.broker_headers import ConsumerGroupRequestHeader
-from mq.remoting.codes import RequestCode, ResponseCode
+from mq.common import fastjson
+from mq.common.broker_headers import ConsumerGroupRequestHeader, ResetOffsetRequestHeader
+from mq.remoting.codes import LanguageCode, RequestCode, ResponseCode
 from mq.remoting.command import RemotingCommand
 from mq.remoting.protocol import RemotingConnectionError, RemotingTimeoutError
 
@@ -20,14 +22,38 @@ class Broker2Client:
         """Tell every member of ``group`` to rebalance now (oneway; a closed channel is skipped)."""
         ext = ConsumerGroupRequestHeader(consumer_group=group).encode()
         for client in clients:
-            channel = client.channel
-            if not getattr(channel, "connected", False):
-                continue
-            try:
-                channel.send_oneway(RemotingCommand.request(RequestCode.NOTIFY_CONSUMER_IDS_CHANGED, dict(ext)))
-            except RemotingConnectionError:
+            if not self._oneway(client, RemotingCommand.request(RequestCode.NOTIFY_CONSUMER_IDS_CHANGED, dict(ext))):
                 continue
             log.debug("notified {cid} that group {group} changed", cid=client.client_id, group=group)
+
+    def reset_offset(self, header: ResetOffsetRequestHeader, table: Mapping, clients: Iterable,
+                     c_form_for_all: bool = False) -> None:
+        """RESET_CONSUMER_CLIENT_OFFSET (oneway) to each client: ``table`` ({MessageQueue: offset}) as a
+        ``ResetOffsetBody`` (object keys), or as a ``ResetOffsetBodyForC`` list for C++ clients (and for every
+        client when ``c_form_for_all``, RocketMQ's rule when a C++ admin asks)."""
+        ext = dict(header.encode())
+        bodies = {
+            False: fastjson.dumps_bytes({"offsetTable": dict(table)}),
+            True: fastjson.dumps_bytes({"offsetTable": [
+                {"brokerName": mq.broker_name, "offset": offset, "queueId": mq.queue_id, "topic": mq.topic}
+                for mq, offset in sorted(table.items(), key=lambda item: item[0].queue_id)]}),
+        }
+        for client in clients:
+            c_form = c_form_for_all or client.language == LanguageCode.CPP
+            request = RemotingCommand.request(RequestCode.RESET_CONSUMER_CLIENT_OFFSET, dict(ext), bodies[c_form])
+            if self._oneway(client, request):
+                    log.info("asked {cid} to reset the offsets of {group} on {topic}", cid=client.client_id,
+                         group=header.group, topic=header.topic)
+
+    def _oneway(self, client, request: RemotingCommand) -> bool:
+        channel = client.channel
+        if not getattr(channel, "connected", False):
+            return False
+        try:
+            channel.send_oneway(request)
+        except RemotingConnectionError:
+            return False
+        return True
 
     def relay(self, request: RemotingCommand, channel, timeout: float = 5.0) -> defer.Deferred:
         """Send a copy of an admin request to a client channel; a Deferred of the response to give back.
@@ -48,3 +74,4 @@ class Broker2Client:
                                     f"relaying to the client at {channel.peer} failed: {failure.getErrorMessage()}")
 
         return d.addCallbacks(answered, failed)
+

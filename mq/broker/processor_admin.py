@@ -18,13 +18,14 @@ from mq.common.broker_headers import (
     GetConsumeStatsRequestHeader,
     ProducerGroupRequestHeader,
     QueueRequestHeader,
+    ResetOffsetRequestHeader,
     SearchOffsetRequestHeader,
     TopicRequestHeader,
 )
 from mq.common.properties import format_properties, parse_properties
 from mq.common.route import TopicConfig
 from mq.common.topic import topic_error
-from mq.remoting.codes import RequestCode, ResponseCode
+from mq.remoting.codes import LanguageCode, RequestCode, ResponseCode
 from mq.remoting.command import RemotingCommand
 
 RC = ResponseCode
@@ -66,6 +67,7 @@ class AdminBrokerProcessor:
             (RequestCode.GET_CONSUMER_CONNECTION_LIST, self.get_consumer_connection_list),
             (RequestCode.GET_PRODUCER_CONNECTION_LIST, self.get_producer_connection_list),
             (RequestCode.GET_CONSUMER_RUNNING_INFO, self.get_consumer_running_info),
+            (RequestCode.INVOKE_BROKER_TO_RESET_OFFSET, self.reset_offset),
             (RequestCode.GET_MAX_OFFSET, self.get_max_offset),
             (RequestCode.GET_MIN_OFFSET, self.get_min_offset),
             (RequestCode.SEARCH_OFFSET_BY_TIMESTAMP, self.search_offset_by_timestamp),
@@ -217,6 +219,42 @@ class AdminBrokerProcessor:
                 RC.SYSTEM_ERROR,
                 f"The Consumer <{h.client_id}> Version <{client.version}> too low to finish, please upgrade it")
         return self.broker.broker2client.relay(request, client.channel)
+
+    def reset_offset(self, request: RemotingCommand, channel):
+        """INVOKE_BROKER_TO_RESET_OFFSET: each queue's offset for the timestamp (−1: the max offset) becomes the
+        group's committed offset (unless ``isForce`` is false and it is past the committed one), and every
+        online client of the group is told (RESET_CONSUMER_CLIENT_OFFSET). Answers the ``ResetOffsetBody``."""
+        b = self.broker
+        h = ResetOffsetRequestHeader.decode(request.ext_fields)
+        tc = b.topic_config_manager.table.get(h.topic)
+        if tc is None:
+            return request.response(
+                RC.SYSTEM_ERROR, f"[reset-offset] reset offset failed, no topic in this broker. topic={h.topic}")
+        group = b.consumer_manager.get(h.group)
+        if group is None or not group.channels:
+            # Nothing is changed: RocketMQ's tools then write the offsets themselves.
+            return request.response(
+                RC.CONSUMER_NOT_ONLINE, f"Consumer not online, so can not reset offset, Group: {h.group} "
+                                        f"Topic: {h.topic} Timestamp: {h.timestamp}")
+        clients = list(group.channels.values())
+        for client in clients:
+            if client.version < mixall.MIN_VERSION_RESET_OFFSET:
+                return request.response(
+                    RC.SYSTEM_ERROR, f"the client does not support this feature. version={client.version}")
+        table = {}
+        for qid in range(tc.write_queue_nums):
+            if h.timestamp == -1:
+                target = self.store.get_max_offset_in_queue(h.topic, qid)
+            else:
+                target = self.store.get_offset_in_queue_by_time(h.topic, qid, h.timestamp)
+            target = max(target, 0)
+            current = b.consumer_offset_manager.query(h.group, h.topic, qid)
+            offset = target if h.is_force or current < 0 or target < current else current
+            table[MessageQueue(h.topic, self.config.broker_name, qid)] = offset
+            if not self.config.is_slave:
+                b.consumer_offset_manager.commit(h.group, h.topic, qid, offset)
+        b.broker2client.reset_offset(h, table, clients, c_form_for_all=request.language == LanguageCode.CPP)
+        return request.response(RC.SUCCESS, None, None, fastjson.dumps_bytes({"offsetTable": table}))
 
     # -- queue offsets -----------------------------------------------------------------------------
 

@@ -156,6 +156,18 @@ class GetConsumerRunningInfoRequestHeader(CommandHeader):
 
 
 @attr.s(slots=True)
+class ResetOffsetRequestHeader(CommandHeader):
+    """INVOKE_BROKER_TO_RESET_OFFSET (admin → broker) and RESET_CONSUMER_CLIENT_OFFSET (broker → client).
+
+    ``timestamp`` −1 means each queue's max offset."""
+
+    topic: str = hfield("topic", required=True)
+    group: str = hfield("group", required=True)
+    timestamp: int = hfield("timestamp", int, required=True)
+    is_force: bool = hfield("isForce", bool, default=False)
+
+
+@attr.s(slots=True)
 class GetBrokerConfigResponseHeader(CommandHeader):
     version: str = hfield("version", required=True)
 

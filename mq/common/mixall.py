@@ -53,6 +53,8 @@ FAQ_URL = "http://rocketmq.apache.org/docs/faq/"
 
 #: Clients older than this cannot answer GET_CONSUMER_RUNNING_INFO / CONSUME_MESSAGE_DIRECTLY (V3_1_8_SNAPSHOT).
 MIN_VERSION_CONSUMER_RUNNING_INFO = 62
+#: V3_0_7_SNAPSHOT: clients older than this cannot take RESET_CONSUMER_CLIENT_OFFSET.
+MIN_VERSION_RESET_OFFSET = 28
 
 
 def is_retry_topic(topic: str) -> bool:

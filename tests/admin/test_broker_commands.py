@@ -258,6 +258,7 @@ class OnlineClient:
         assert r.code == 0, r.remark
         self.wire.sock.settimeout(None)
         self.running_info_requests = 0
+        self.resets = []
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
 
@@ -273,6 +274,8 @@ class OnlineClient:
                     buf += chunk
                 n = 4 + struct.unpack(">i", buf[:4])[0]
                 cmd, buf = decode_command(buf[:n]), buf[n:]
+                if cmd.code == RequestCode.RESET_CONSUMER_CLIENT_OFFSET and not cmd.is_response:
+                    self.resets.append(cmd)
                 if cmd.code == RequestCode.GET_CONSUMER_RUNNING_INFO and not cmd.is_response:
                     self.running_info_requests += 1
                     body = fastjson.dumps_bytes({
@@ -365,5 +368,15 @@ def test_reset_offset_by_time(broker, online):
     assert [q["consumerOffset"] for q in progress["queues"] if q["queueId"] == 1] == [0]
     data = adm(broker, "resetOffsetByTime", "-g", "AdmGroup", "-t", "AdmMsgTopic", "-s", "now", "--json").json()
     assert {(o["queueId"], o["offset"]) for o in data["offsets"]} >= {(1, 3)}
+    assert data["offsetsWrittenByTool"] is False  # the broker did it (INVOKE_BROKER_TO_RESET_OFFSET)
+    wait_until(lambda: len(online.resets) >= 2, 10, what="the online client told to reset twice")
+    assert online.resets[-1].ext_fields["group"] == "AdmGroup"
+    # a group nobody runs: the broker answers CONSUMER_NOT_ONLINE and the tool writes the offsets itself
+    assert call(broker.addr, update_offset_request("AdmOffline", "AdmMsgTopic", 1, 3)).code == 0
+    data = adm(broker, "resetOffsetByTime", "-g", "AdmOffline", "-t", "AdmMsgTopic", "-s", str(before),
+               "--json").json()
+    assert data["offsetsWrittenByTool"] is True and {(o["queueId"], o["offset"]) for o in data["offsets"]} >= {(1, 0)}
+    progress = adm(broker, "consumerProgress", "-g", "AdmOffline", "--json").json()
+    assert [q["consumerOffset"] for q in progress["queues"] if q["queueId"] == 1] == [0]
     r = adm(broker, "resetOffsetByTime", "-g", "AdmGroup", "-t", "AdmMsgTopic", "-s", "someday")
     assert r.code == 2 and "not a timestamp" in r.err

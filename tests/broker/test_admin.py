@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import pytest
 import pytest_twisted
+from twisted.internet import defer, reactor
 from twisted.python import usage
 
 from mq.broker.config import BrokerConfig
 from mq.broker.tap import Options
+from mq.client.simple import heartbeat_request
 from mq.common import fastjson
-from mq.remoting.codes import RequestCode
+from mq.remoting.client import RemotingClient
+from mq.remoting.codes import LanguageCode, RequestCode
 from mq.remoting.codes import ResponseCode as RC
+from mq.remoting.protocol import RequestDispatcher
+from tests.support.polling import poll
 
 
 @pytest_twisted.inlineCallbacks
@@ -126,3 +131,70 @@ def test_state_files_fall_back_to_backup(make_broker):
         f.write("{garbage")
     m.table = {}
     assert m.load() and m.query("g", "T", 0) == 5
+
+
+class _ResetListener:
+    """A client connection that records the RESET_CONSUMER_CLIENT_OFFSET requests the broker sends it."""
+
+    def __init__(self, language: int) -> None:
+        self.language = language
+        self.got = []
+        self.arrived = defer.Deferred()
+        dispatcher = RequestDispatcher()
+        dispatcher.register(RequestCode.RESET_CONSUMER_CLIENT_OFFSET, self._reset)
+        self.remoting = RemotingClient(reactor, dispatcher)
+
+    def _reset(self, request, channel):
+        self.got.append(request)
+        if not self.arrived.called:
+            self.arrived.callback(request)
+
+    def heartbeat(self, addr, client_id, group, topic):
+        request = heartbeat_request(client_id, (), [(group, [topic], "CLUSTERING")])
+        request.language = self.language
+        return self.remoting.invoke(addr, request)
+
+
+@pytest_twisted.inlineCallbacks
+def test_invoke_broker_to_reset_offset(client, addr, broker):
+    for qid in (0, 0, 0, 1):
+        yield client.send(addr, "RstT", b"x", queue_id=qid)
+    header = {"topic": "RstT", "group": "RstG", "timestamp": "0", "isForce": "true"}
+    r = yield client.invoke(addr, RequestCode.INVOKE_BROKER_TO_RESET_OFFSET, header)
+    assert r.code == RC.CONSUMER_NOT_ONLINE and "Consumer not online" in r.remark
+    r = yield client.invoke(addr, RequestCode.INVOKE_BROKER_TO_RESET_OFFSET, dict(header, topic="NoSuchTopic"))
+    assert r.code == RC.SYSTEM_ERROR and "no topic in this broker. topic=NoSuchTopic" in r.remark
+
+    java, cpp = _ResetListener(LanguageCode.JAVA), _ResetListener(LanguageCode.CPP)
+    try:
+        for listener, cid in ((java, "127.0.0.1@java"), (cpp, "127.0.0.1@cpp")):
+            assert (yield listener.heartbeat(addr, cid, "RstG", "RstT")).code == RC.SUCCESS
+        broker.consumer_offset_manager.commit("RstG", "RstT", 0, 2)
+        broker.consumer_offset_manager.commit("RstG", "RstT", 1, 1)
+        r = yield client.invoke(addr, RequestCode.INVOKE_BROKER_TO_RESET_OFFSET, header)
+        assert r.code == RC.SUCCESS, r.remark
+        assert r.body == (b'{"offsetTable":{{"brokerName":"broker-t","queueId":0,"topic":"RstT"}:0,'
+                          b'{"brokerName":"broker-t","queueId":1,"topic":"RstT"}:0,'
+                          b'{"brokerName":"broker-t","queueId":2,"topic":"RstT"}:0,'
+                          b'{"brokerName":"broker-t","queueId":3,"topic":"RstT"}:0}}')
+        assert broker.consumer_offset_manager.query_queues("RstG", "RstT") == {0: 0, 1: 0, 2: 0, 3: 0}
+        to_java, to_cpp = (yield java.arrived), (yield cpp.arrived)
+        assert to_java.is_oneway and to_java.body == r.body
+        assert to_java.ext_fields["group"] == "RstG" and to_java.ext_fields["timestamp"] == "0"
+        assert fastjson.loads(to_cpp.body)["offsetTable"][0] == {"brokerName": "broker-t", "offset": 0,
+                                                                "queueId": 0, "topic": "RstT"}
+
+        # -1 is each queue's max offset
+        r = yield client.invoke(addr, RequestCode.INVOKE_BROKER_TO_RESET_OFFSET, dict(header, timestamp="-1"))
+        assert broker.consumer_offset_manager.query_queues("RstG", "RstT") == {0: 3, 1: 1, 2: 0, 3: 0}
+        # not forced: a queue only moves back (a time after every message means each queue's max offset)
+        broker.consumer_offset_manager.commit("RstG", "RstT", 0, 2)
+        later = str(broker.now_ms() + 3600_000)
+        for timestamp, expected in ((later, {0: 2, 1: 1, 2: 0, 3: 0}), ("0", {0: 0, 1: 0, 2: 0, 3: 0})):
+            r = yield client.invoke(addr, RequestCode.INVOKE_BROKER_TO_RESET_OFFSET,
+                                    dict(header, timestamp=timestamp, isForce="false"))
+            assert r.code == RC.SUCCESS and broker.consumer_offset_manager.query_queues("RstG", "RstT") == expected
+        yield poll(lambda: (len(java.got), len(cpp.got)), lambda n: n == (4, 4), 10, what="four resets each")
+    finally:
+        yield java.remoting.close()
+        yield cpp.remoting.close()
