@@ -11,7 +11,7 @@ import os
 from twisted.application import service
 from twisted.python import usage
 
-from mq.broker.config import BrokerConfig
+from mq.broker.config import layered_config
 from mq.broker.service import make_broker_service
 from mq.namesrv.config import NamesrvConfig
 from mq.namesrv.service import NamesrvService
@@ -53,7 +53,7 @@ class Options(usage.Options):
         if self["ip"]:
             props["brokerIP1"] = self["ip"]
         try:
-            broker = BrokerConfig.from_properties(props)
+            broker, _ = layered_config({}, props)
         except ValueError as e:
             raise usage.UsageError(str(e)) from None
         self.namesrv_config = ns

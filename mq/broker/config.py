@@ -16,7 +16,9 @@ from typing import Any
 import attrs
 
 from mq.common.config import camel, convert_value, format_value, key_aliases
+from mq.common.configfile import write_atomically
 from mq.common.mixall import DEFAULT_BROKER_PORT, DEFAULT_CLUSTER, DEFAULT_REGION
+from mq.common.properties import format_properties, parse_properties
 from mq.common.route import PERM_READ, PERM_WRITE
 from mq.store.config import BrokerRole, FlushDiskType, MessageStoreConfig
 
@@ -182,3 +184,55 @@ class BrokerConfig:
 #: Keys whose RocketMQ spelling is not the plain camel case of the field name.
 KEY_OVERRIDES = {"broker_ip1": "brokerIP1", "broker_ip2": "brokerIP2"}
 ALIASES: dict[str, str] = key_aliases(BrokerConfig, KEY_OVERRIDES)
+
+
+#: Broker settings UPDATE_BROKER_CONFIG may change while running (the rest need a restart).
+RUNTIME_KEYS = frozenset({
+    "brokerPermission", "autoCreateTopicEnable", "autoCreateSubscriptionGroup", "defaultTopicQueueNums",
+    "longPollingEnable", "shortPollingTimeMills", "slaveReadEnable", "rejectTransactionMessage",
+    "notifyConsumerIdsChangedEnable", "traceOn", "regionId", "registerNameServerPeriod", "namesrvAddr",
+    "channelExpiredTimeout", "flushConsumerOffsetInterval", "maxMessageSize",
+})
+
+#: Where UPDATE_BROKER_CONFIG's changes are kept, under ``storePathRootDir`` (RocketMQ's default path of the
+#: file it persists its settings to).
+RUNTIME_CONFIG_FILE = os.path.join("config", "broker.properties")
+
+
+def runtime_config_path(store_root: str) -> str:
+    return os.path.join(store_root, RUNTIME_CONFIG_FILE)
+
+
+def read_runtime_changes(store_root: str) -> dict[str, str]:
+    """The settings saved by UPDATE_BROKER_CONFIG (runtime keys only; anything else in the file is ignored)."""
+    try:
+        with open(runtime_config_path(store_root), encoding="utf-8") as f:
+            props = parse_properties(f.read())
+    except FileNotFoundError:
+        return {}
+    return {k: v for k, v in props.items() if k in RUNTIME_KEYS}
+
+
+def save_runtime_changes(store_root: str, changed: Mapping[str, str]) -> str:
+    """Add ``changed`` to the saved runtime settings (written atomically); returns the file's path."""
+    props = read_runtime_changes(store_root)
+    props.update({k: str(v) for k, v in changed.items() if k in RUNTIME_KEYS})
+    path = runtime_config_path(store_root)
+    write_atomically(path, "# Settings changed at run time (UPDATE_BROKER_CONFIG); they override --config.\n"
+                           + format_properties(props))
+    return path
+
+
+def layered_config(file_props: Mapping[str, Any], option_props: Mapping[str, Any]) -> tuple[BrokerConfig, dict]:
+    """The broker's settings: defaults, then the ``--config`` file, then the runtime changes saved in
+    ``<storePathRootDir>/config/broker.properties``, then the command-line options, which win.
+
+    Returns the config and the saved runtime changes that took effect. Raises ValueError naming a bad key.
+    """
+    first = BrokerConfig.from_properties({**file_props, **option_props})
+    store_root = os.path.abspath(os.path.expanduser(first.store_path_root_dir))
+    given = {ALIASES.get(k, k) for k in option_props}
+    saved = {k: v for k, v in read_runtime_changes(store_root).items() if ALIASES.get(k, k) not in given}
+    if not saved:
+        return first, {}
+    return BrokerConfig.from_properties({**file_props, **saved, **option_props}), saved

@@ -15,7 +15,7 @@ from twisted.logger import Logger
 
 from mq.broker.broker2client import Broker2Client
 from mq.broker.client_manager import ConsumerManager, ProducerManager
-from mq.broker.config import BrokerConfig
+from mq.broker.config import RUNTIME_KEYS, BrokerConfig, save_runtime_changes
 from mq.broker.consumer_offset import ConsumerOffsetManager
 from mq.broker.ha import HAConfig, HAService
 from mq.broker.ha_slave import HASlave
@@ -50,15 +50,6 @@ NEXT_ISSUE_CODES = (
     RequestCode.SEND_REPLY_MESSAGE,
     RequestCode.SEND_REPLY_MESSAGE_V2,
 )
-
-#: Broker settings UPDATE_BROKER_CONFIG may change while running (the rest need a restart).
-RUNTIME_KEYS = frozenset({
-    "brokerPermission", "autoCreateTopicEnable", "autoCreateSubscriptionGroup", "defaultTopicQueueNums",
-    "longPollingEnable", "shortPollingTimeMills", "slaveReadEnable", "rejectTransactionMessage",
-    "notifyConsumerIdsChangedEnable", "traceOn", "regionId", "registerNameServerPeriod", "namesrvAddr",
-    "channelExpiredTimeout", "flushConsumerOffsetInterval", "maxMessageSize",
-})
-
 
 class _WithoutPull:
     """The main processor table seen from the VIP port: everything but PULL_MESSAGE, kept in step."""
@@ -287,7 +278,9 @@ class BrokerService(service.MultiService):
     # -- config ------------------------------------------------------------------------------------
 
     def update_config(self, props: Dict[str, str]) -> Dict[str, str]:
-        """UPDATE_BROKER_CONFIG: apply the keys that may change while running; refuse the others."""
+        """UPDATE_BROKER_CONFIG: apply the keys that may change while running and save them in
+        ``<storePathRootDir>/config/broker.properties``; refuse the others. An OSError means the change is applied
+        but not saved."""
         fixed = sorted(k for k in props if k not in RUNTIME_KEYS)
         if fixed:
             raise ValueError(f"these settings cannot change while the broker runs: {', '.join(fixed)}")
@@ -296,6 +289,9 @@ class BrokerService(service.MultiService):
             self.config_data_version.next_version(self.now_ms())
             self.consumer_manager.timeout = self.producer_manager.timeout = self.config.channel_expired_timeout
             log.info("broker config changed: {changed}", changed=changed)
+            # Saved at once, so the change survives a restart (docs/broker.md, Settings changed at run time).
+            path = save_runtime_changes(self.config.store_path_root_dir, changed)
+            log.info("runtime settings saved in {path}", path=path)
         return changed
 
     # -- figures -----------------------------------------------------------------------------------

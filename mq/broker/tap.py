@@ -1,19 +1,23 @@
 """``twistd broker``: the options and ``makeService`` behind the dropin in ``twisted_plugins``.
 
-Settings come from the defaults, then ``--config broker.conf`` (RocketMQ's key names), then the options
-given on the command line, which win.
+Settings come from the defaults, then ``--config broker.conf`` (RocketMQ's key names), then the changes made
+at run time (UPDATE_BROKER_CONFIG, saved in ``<storePathRootDir>/config/broker.properties``), then the
+options given on the command line, which win.
 """
 
 from __future__ import annotations
 
 import os
 
+from twisted.logger import Logger
 from twisted.python import usage
 
-from mq.broker.config import BrokerConfig
+from mq.broker.config import RUNTIME_CONFIG_FILE, layered_config, runtime_config_path
 from mq.broker.service import make_broker_service
 from mq.common.properties import parse_properties
 from mq.store.config import BrokerRole, FlushDiskType
+
+log = Logger()
 
 ROLES = [r.value for r in BrokerRole]
 FLUSHES = [f.value for f in FlushDiskType]
@@ -64,12 +68,12 @@ class Options(usage.Options):
     ]
 
     def postOptions(self) -> None:
-        props = {}
+        file_props, props = {}, {}
         if self["config"]:
             path = os.path.expanduser(self["config"])
             try:
                 with open(path, encoding="utf-8") as f:
-                    props.update(parse_properties(f.read()))
+                    file_props.update(parse_properties(f.read()))
             except OSError as e:
                 raise usage.UsageError(f"cannot read --config {path}: {e.strerror}") from None
         for option, key in (
@@ -81,10 +85,16 @@ class Options(usage.Options):
             if self[option] is not None:
                 props[key] = self[option]
         try:
-            config = BrokerConfig.from_properties(props)
+            config, saved = layered_config(file_props, props)
             config.store_config()  # the store's keys are checked now, not when the service starts
         except ValueError as e:
-            raise usage.UsageError(str(e)) from None
+            raise usage.UsageError(f"{e} (settings from --config, {RUNTIME_CONFIG_FILE} under the store, "
+                                   "and the options)") from None
+        except OSError as e:
+            raise usage.UsageError(f"cannot read the saved runtime settings: {e}") from None
+        if saved:
+            log.info("settings changed at run time, kept in {path}: {saved}",
+                     path=runtime_config_path(config.store_path_root_dir), saved=saved)
         config.store_path_root_dir = os.path.abspath(os.path.expanduser(config.store_path_root_dir))
         if config.broker_id == 0 and config.is_slave:
             raise usage.UsageError("a SLAVE needs --broker-id 1 or more")

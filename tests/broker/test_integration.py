@@ -17,7 +17,10 @@ from mq.client.simple import (
     update_offset_request,
 )
 from mq.common.message import decode_messages
+from mq.common.properties import parse_properties
+from mq.remoting.codes import RequestCode
 from mq.remoting.codes import ResponseCode as RC
+from mq.remoting.command import RemotingCommand
 from tests.broker.cluster import broker_starter, route_of, start_namesrv
 from tests.broker.wire import Wire, call
 from tests.support.processes import wait_until
@@ -117,3 +120,30 @@ def test_silent_broker_dropped_and_graceful_stop_unregisters(namesrv, start_brok
     assert broker.stop() in (0, -signal.SIGTERM)  # twistd re-raises the signal it stopped on
     assert route_of(namesrv, "ItGone") is None  # unregistered on the way out
     assert "stopped" in broker.log_text()
+
+
+def test_runtime_config_changes_survive_a_restart(twistd, tmp_path, namesrv):
+    start = broker_starter(twistd, tmp_path, namesrv, "defaultTopicQueueNums=3\n")
+    broker = start()
+
+    def settings():
+        r = call(broker.addr, RemotingCommand.request(RequestCode.GET_BROKER_CONFIG))
+        return parse_properties(r.body.decode())
+
+    body = b"defaultTopicQueueNums=5\nautoCreateSubscriptionGroup=false\nnamesrvAddr=127.0.0.1:1\n"
+    r = call(broker.addr, RemotingCommand.request(RequestCode.UPDATE_BROKER_CONFIG, None, body))
+    assert r.code == RC.SUCCESS, r.remark
+    saved = parse_properties((tmp_path / "store" / "config" / "broker.properties").read_text())
+    assert saved == {"defaultTopicQueueNums": "5", "autoCreateSubscriptionGroup": "false",
+                     "namesrvAddr": "127.0.0.1:1"}
+    r = call(broker.addr, RemotingCommand.request(RequestCode.UPDATE_BROKER_CONFIG, None, b"listenPort=1\n"))
+    assert r.code == RC.SYSTEM_ERROR  # refused, so not saved either
+
+    assert broker.stop() in (0, -signal.SIGTERM)
+    broker = start()
+    got = settings()
+    # the saved change beats --config (3), the command line's --namesrv beats the saved change
+    assert got["defaultTopicQueueNums"] == "5" and got["autoCreateSubscriptionGroup"] == "false"
+    assert got["namesrvAddr"] == namesrv.addr and "listenPort=1" not in saved
+    assert call(broker.addr, pull_request("NoSuchGroup", "TBW102", 0, 0)).code == RC.SUBSCRIPTION_GROUP_NOT_EXIST
+    broker.wait_log("settings changed at run time, kept in", 5)
