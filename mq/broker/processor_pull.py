@@ -10,16 +10,21 @@ from __future__ import annotations
 
 import time
 
+from twisted.logger import Logger
+
 from mq.broker import subscription_filter
+from mq.common import fastjson
 from mq.common.broker_headers import PullMessageRequestHeader
 from mq.common.heartbeat import SubscriptionData
-from mq.common.message import PullSysFlag
+from mq.common.message import MessageConst, MessageExtBrokerInner, PullSysFlag, properties_to_string
 from mq.common.mixall import FAQ_URL
 from mq.common.route import PERM_READ
+from mq.common.topic import OFFSET_MOVED_EVENT
 from mq.remoting.codes import RequestCode, ResponseCode
 from mq.remoting.command import RemotingCommand
 from mq.store.results import GetMessageStatus
 
+log = Logger()
 RC = ResponseCode
 S = GetMessageStatus
 _COMMIT = PullSysFlag.FLAG_COMMIT_OFFSET
@@ -135,7 +140,8 @@ class PullMessageProcessor:
                 code = RC.PULL_RETRY_IMMEDIATELY
             else:
                 self.stats.message_out(h.topic, result.message_count, len(body))
-        # Next issue: OFFSET_MOVED on a master also writes an event into OFFSET_MOVED_EVENT.
+        if code == RC.PULL_OFFSET_MOVED and not config.is_slave:
+            self._offset_moved_event(h, result.next_begin_offset)
         self._commit(h, sys_flag, allow_suspend)
         if allow_suspend:
             self.stats.pull_latency.observe(time.perf_counter() - started)
@@ -144,3 +150,27 @@ class PullMessageProcessor:
     def _commit(self, h: PullMessageRequestHeader, sys_flag: int, allow_suspend: bool) -> None:
         if allow_suspend and sys_flag & _COMMIT and not self.config.is_slave:
             self.broker.consumer_offset_manager.commit(h.consumer_group, h.topic, h.queue_id, h.commit_offset)
+
+    def _offset_moved_event(self, h: PullMessageRequestHeader, offset_new: int) -> None:
+        """An ``OffsetMovedEvent`` in OFFSET_MOVED_EVENT queue 0 (tag and key = the group), as RocketMQ writes on
+        a master for every PULL_OFFSET_MOVED; the pull's answer does not wait for it."""
+        log.warn("PULL_OFFSET_MOVED: correction offset. topic={topic}, groupId={group}, requestOffset={old}, "
+                 "newOffset={new}", topic=h.topic, group=h.consumer_group, old=h.queue_offset, new=offset_new)
+        event = {
+            "consumerGroup": h.consumer_group,
+            "messageQueue": {"brokerName": self.config.broker_name, "queueId": h.queue_id, "topic": h.topic},
+            "offsetNew": offset_new,
+            "offsetRequest": h.queue_offset,
+        }
+        props = {MessageConst.PROPERTY_TAGS: h.consumer_group, MessageConst.PROPERTY_KEYS: h.consumer_group}
+        host = self.config.store_host
+        inner = MessageExtBrokerInner(
+            topic=OFFSET_MOVED_EVENT, body=fastjson.dumps_bytes(event), properties=dict(props, WAIT="false"),
+            queue_id=0, born_timestamp=self.broker.now_ms(), born_host=host, store_host=host,
+            properties_string=properties_to_string(props),
+        )
+
+        def failed(failure):
+            log.failure("writing the offset moved event of {group} failed", failure, group=h.consumer_group)
+
+        self.store.put_message(inner).addErrback(failed)

@@ -21,7 +21,7 @@ from mq.common.properties import parse_properties
 from mq.remoting.codes import RequestCode
 from mq.remoting.codes import ResponseCode as RC
 from mq.remoting.command import RemotingCommand
-from tests.broker.cluster import broker_starter, route_of, start_namesrv
+from tests.broker.cluster import broker_starter, pull_all, route_of, start_namesrv
 from tests.broker.wire import Wire, call
 from tests.support.processes import wait_until
 
@@ -147,3 +147,25 @@ def test_runtime_config_changes_survive_a_restart(twistd, tmp_path, namesrv):
     assert got["namesrvAddr"] == namesrv.addr and "listenPort=1" not in saved
     assert call(broker.addr, pull_request("NoSuchGroup", "TBW102", 0, 0)).code == RC.SUBSCRIPTION_GROUP_NOT_EXIST
     broker.wait_log("settings changed at run time, kept in", 5)
+
+
+def test_offset_moved_pull_writes_an_event(start_broker):
+    broker = start_broker()
+    assert call(broker.addr, create_topic_request("ItMoved", queues=2)).code == RC.SUCCESS
+    with Wire(broker.addr) as w:
+        for i in range(3):
+            assert w.call(send_request("ItMoved", b"m%d" % i, queue_id=1)).code == RC.SUCCESS
+        wait_until(lambda: w.call(max_offset_request("ItMoved", 1)).ext_fields["offset"] == "3", 10,
+                   what="three messages in the consume queue")
+        r = w.call(pull_request("movedG", "ItMoved", 1, 9))
+        # past the end of a queue that still starts at 0: RocketMQ's store corrects to the min offset
+        assert (r.code, r.ext_fields["nextBeginOffset"]) == (RC.PULL_OFFSET_MOVED, "0")
+        assert w.call(pull_request("movedG", "ItMoved", 1, 3)).code == RC.PULL_NOT_FOUND  # no event for that
+    wait_until(lambda: pull_all(broker.addr, "OFFSET_MOVED_EVENT"), 10, what="an offset moved event")
+    events = pull_all(broker.addr, "OFFSET_MOVED_EVENT")
+    assert len(events) == 1
+    event = events[0]
+    assert (event.tags, event.keys, event.queue_id) == ("movedG", ["movedG"], 0)
+    assert event.body == (b'{"consumerGroup":"movedG","messageQueue":{"brokerName":"it-broker","queueId":1,'
+                          b'"topic":"ItMoved"},"offsetNew":0,"offsetRequest":9}')
+    assert "PULL_OFFSET_MOVED: correction offset. topic=ItMoved, groupId=movedG" in broker.log_text()
