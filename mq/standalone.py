@@ -13,6 +13,7 @@ from twisted.python import usage
 
 from mq.broker.config import layered_config
 from mq.broker.service import make_broker_service
+from mq.common.properties import parse_properties
 from mq.namesrv.config import NamesrvConfig
 from mq.namesrv.service import NamesrvService
 
@@ -25,15 +26,19 @@ class Options(usage.Options):
     )
     optParameters = [
         ["namesrv-port", None, 9876, "NameServer port.", int],
-        ["port", "p", 10911, "Broker port (port - 2 is its VIP port, port + 1 its HA port).", int],
-        ["store", "s", "~/store", "Broker store root directory."],
+        ["port", "p", None, "Broker port (port - 2 is its VIP port, port + 1 its HA port) [default: 10911].", int],
+        ["store", "s", None, "Broker store root directory [default: ~/store]."],
         ["kv-config", None, "~/namesrv/kvConfig.json", "NameServer KV config file."],
-        ["broker-name", None, "broker-a", "Broker name."],
-        ["cluster", "c", "DefaultCluster", "Cluster name."],
-        ["flush", None, "ASYNC_FLUSH", "Disk flush: ASYNC_FLUSH or SYNC_FLUSH."],
+        ["broker-name", None, None, "Broker name [default: broker-a]."],
+        ["cluster", "c", None, "Cluster name [default: DefaultCluster]."],
+        ["flush", None, None, "Disk flush: ASYNC_FLUSH or SYNC_FLUSH [default: ASYNC_FLUSH]."],
         ["ip", None, None, "Address the broker announces to clients (default: this host's primary address)."],
         ["metrics-port", None, 0, "Broker Prometheus metrics port (0 = off); the NameServer's is this + 1.", int],
+        ["config", None, None, "A broker.conf with RocketMQ key names for the broker; the options above win."],
     ]
+
+    #: Broker settings of this quick start where neither the file nor an option says otherwise.
+    DEFAULTS = {"listenPort": "10911", "brokerName": "broker-a", "storePathRootDir": "~/store"}
 
     def postOptions(self) -> None:
         ns = NamesrvConfig(
@@ -41,19 +46,24 @@ class Options(usage.Options):
             kv_config_path=os.path.abspath(os.path.expanduser(self["kv-config"])),
             metrics_port=self["metrics-port"] + 1 if self["metrics-port"] else 0,
         )
-        props = {
-            "listenPort": str(self["port"]),
-            "namesrvAddr": f"127.0.0.1:{self['namesrv-port']}",
-            "brokerName": self["broker-name"],
-            "brokerClusterName": self["cluster"],
-            "flushDiskType": self["flush"].upper(),
-            "storePathRootDir": os.path.abspath(os.path.expanduser(self["store"])),
-            "metricsPort": str(self["metrics-port"]),
-        }
-        if self["ip"]:
-            props["brokerIP1"] = self["ip"]
+        file_props = dict(self.DEFAULTS)
+        if self["config"]:
+            path = os.path.expanduser(self["config"])
+            try:
+                with open(path, encoding="utf-8") as f:
+                    file_props.update(parse_properties(f.read()))
+            except OSError as e:
+                raise usage.UsageError(f"cannot read --config {path}: {e.strerror}") from None
+        props = {"namesrvAddr": f"127.0.0.1:{self['namesrv-port']}", "metricsPort": str(self["metrics-port"])}
+        for option, key in (("port", "listenPort"), ("broker-name", "brokerName"), ("cluster", "brokerClusterName"),
+                            ("flush", "flushDiskType"), ("store", "storePathRootDir"), ("ip", "brokerIP1")):
+            if self[option] is not None:
+                props[key] = str(self[option])
+        root = props.get("storePathRootDir", file_props.get("storePathRootDir", "~/store"))
+        props["storePathRootDir"] = os.path.abspath(os.path.expanduser(root))
         try:
-            broker, _ = layered_config({}, props)
+            broker, _ = layered_config(file_props, props)
+            broker.store_config()
         except ValueError as e:
             raise usage.UsageError(str(e)) from None
         self.namesrv_config = ns

@@ -39,3 +39,21 @@ def test_quick_start_serves_send_and_pull(twistd, tmp_path):
         yield client.close()
     assert proc.stop() in (0, -15)
     assert "broker broker-a stopped" in proc.log_text() and "NameServer stopped" in proc.log_text()
+
+
+@pytest_twisted.inlineCallbacks
+def test_quick_start_takes_a_broker_conf(twistd, tmp_path):
+    ns_port, broker_port = free_port(), free_port()
+    conf = tmp_path / "broker.conf"
+    conf.write_text(f"brokerName=from-file\nbrokerClusterName=FileCluster\nlistenPort={broker_port}\n"
+                    f"storePathRootDir={tmp_path / 'store'}\nbrokerIP1=127.0.0.1\n")
+    proc = twistd("mq", "--namesrv-port", str(ns_port), "--config", str(conf), "--kv-config", str(tmp_path / "kv.json"))
+    proc.wait_port(broker_port)
+    client = SimpleClient(reactor)
+    try:
+        route = yield poll(lambda: client.route(f"127.0.0.1:{ns_port}", "TBW102"), lambda r: r is not None,
+                           what="TBW102 route")
+    finally:
+        yield client.close()
+    assert [(b.broker_name, b.cluster) for b in route.broker_datas] == [("from-file", "FileCluster")]
+    assert (tmp_path / "store" / "config" / "topics.json").exists()  # the store path came from the file
