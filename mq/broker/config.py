@@ -72,6 +72,8 @@ class BrokerConfig:
     channel_expired_timeout: int = 120_000
     max_message_size: int = 4 * 1024 * 1024
     reject_transaction_message: bool = False
+    #: Also store reply messages (SEND_REPLY_MESSAGE) in ``<cluster>_REPLY_TOPIC``, besides pushing them.
+    store_reply_message_enable: bool = True
     notify_consumer_ids_changed_enable: bool = True
     #: HTTP port of the Prometheus endpoint (0 = off).
     metrics_port: int = 0
@@ -191,7 +193,7 @@ RUNTIME_KEYS = frozenset({
     "brokerPermission", "autoCreateTopicEnable", "autoCreateSubscriptionGroup", "defaultTopicQueueNums",
     "longPollingEnable", "shortPollingTimeMills", "slaveReadEnable", "rejectTransactionMessage",
     "notifyConsumerIdsChangedEnable", "traceOn", "regionId", "registerNameServerPeriod", "namesrvAddr",
-    "channelExpiredTimeout", "flushConsumerOffsetInterval", "maxMessageSize",
+    "channelExpiredTimeout", "flushConsumerOffsetInterval", "maxMessageSize", "storeReplyMessageEnable",
 })
 
 #: Where UPDATE_BROKER_CONFIG's changes are kept, under ``storePathRootDir`` (RocketMQ's default path of the

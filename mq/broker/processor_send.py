@@ -10,8 +10,8 @@ Batches: RocketMQ 4.9 takes the batch path only when the header's ``batch``/``m`
 body is the batch blob (apache/rocketmq-client-cpp#363). This broker reads ``"1"`` as true and stores a C++
 batch as the separate messages it contains, which is what the C++ application asked for.
 
-Left for the next issue (places marked below): DLQ redirection of retry topics, delay levels
-(SCHEDULE_TOPIC_XXXX), transaction half messages, reply messages.
+Retry/DLQ redirection, delay levels and transaction half messages hook in through
+``BrokerService.prepare_inner``; reply messages (SEND_REPLY_MESSAGE) are ``processor_reply``'s.
 """
 
 from __future__ import annotations
@@ -186,8 +186,8 @@ class SendMessageProcessor:
         if props.get(_TRAN, "").lower() == "true" and not self.broker.accepts_transactions():
             return self._refuse(request, RC.NO_PERMISSION,
                                 f"the broker[{self.config.broker_name}] sending transaction message is forbidden")
-        # Next issue: retry topics past maxReconsumeTimes go to %DLQ%<group>; DELAY > 0 parks the message in
-        # SCHEDULE_TOPIC_XXXX; TRAN_MSG=true stores a half message. Hook: BrokerService.prepare_inner.
+        # Retry topics past maxReconsumeTimes go to %DLQ%<group>, DELAY > 0 parks the message in
+        # SCHEDULE_TOPIC_XXXX, TRAN_MSG=true stores a half message: BrokerService.prepare_inner, below.
         sys_flag = h.sys_flag
         if tc.topic_filter_type == "MULTI_TAG":
             sys_flag |= MessageSysFlag.MULTI_TAGS_FLAG

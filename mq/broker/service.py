@@ -26,6 +26,7 @@ from mq.broker.processor_client import ClientManageProcessor
 from mq.broker.processor_consumer import ConsumerManageProcessor
 from mq.broker.processor_pull import PullMessageProcessor
 from mq.broker.processor_query import QueryMessageProcessor
+from mq.broker.processor_reply import ReplyMessageProcessor
 from mq.broker.processor_send import SendMessageProcessor
 from mq.broker.rebalance_lock import RebalanceLockManager, RebalanceLockProcessor
 from mq.broker.retry import ConsumerSendBackProcessor, redirect_to_dlq
@@ -44,12 +45,6 @@ from mq.store.store import MessageStore
 
 log = Logger()
 
-#: Codes not served yet (request/reply); the dispatcher answers them REQUEST_CODE_NOT_SUPPORTED, with a
-#: remark naming the code.
-NEXT_ISSUE_CODES = (
-    RequestCode.SEND_REPLY_MESSAGE,
-    RequestCode.SEND_REPLY_MESSAGE_V2,
-)
 
 class _WithoutPull:
     """The main processor table seen from the VIP port: everything but PULL_MESSAGE, kept in step."""
@@ -106,6 +101,7 @@ class BrokerService(service.MultiService):
             ConsumerManageProcessor(self),
             AdminBrokerProcessor(self),
             QueryMessageProcessor(self),
+            ReplyMessageProcessor(self),
             ConsumerSendBackProcessor(self),
             self.schedule_service,
             self.transaction_service,

@@ -31,6 +31,27 @@ class SendMessageRequestHeader(CommandHeader):
 
 
 @attr.s(slots=True)
+class ReplyMessageRequestHeader(CommandHeader):
+    """PUSH_REPLY_MESSAGE_TO_CLIENT (broker → requester): the reply's send header plus where it came from
+    (``bornHost``, ``storeHost`` as ``ip:port``) and when the broker took it (``storeTimestamp``, ms)."""
+
+    producer_group: str = hfield("producerGroup", required=True)
+    topic: str = hfield("topic", required=True)
+    default_topic: str = hfield("defaultTopic", required=True)
+    default_topic_queue_nums: int = hfield("defaultTopicQueueNums", int, required=True)
+    queue_id: int = hfield("queueId", int, required=True)
+    sys_flag: int = hfield("sysFlag", int, required=True)
+    born_timestamp: int = hfield("bornTimestamp", int, required=True)
+    flag: int = hfield("flag", int, required=True)
+    properties: str = hfield("properties")
+    reconsume_times: int = hfield("reconsumeTimes", int)
+    unit_mode: bool = hfield("unitMode", bool, default=False)
+    born_host: str = hfield("bornHost", required=True)
+    store_host: str = hfield("storeHost", required=True)
+    store_timestamp: int = hfield("storeTimestamp", int, required=True)
+
+
+@attr.s(slots=True)
 class SendMessageResponseHeader(CommandHeader):
     msg_id: str = hfield("msgId", required=True)
     queue_id: int = hfield("queueId", int, required=True)
