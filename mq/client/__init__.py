@@ -23,10 +23,12 @@ from mq.client.model import (
     MQClientError,
     PullResult,
     PullStatus,
+    RequestTimeoutError,
     SendResult,
     SendStatus,
 )
 from mq.client.producer import Producer, make_message
+from mq.client.request_reply import create_reply
 from mq.client.selector import select_by_hash, select_by_random
 from mq.client.simple import SimpleClient, new_unique_key
 from mq.common.message import Message, MessageExt
@@ -34,9 +36,9 @@ from mq.common.message import Message, MessageExt
 __all__ = [
     "ClientConfig", "ConsistentHashAllocator", "ConsumeConcurrentlyStatus", "ConsumeFromWhere",
     "ConsumeOrderlyStatus", "LocalTransactionState", "MQBrokerError", "MQClientError", "Message", "MessageExt",
-    "MessageModel", "MessageQueue", "Producer", "PullResult", "PullStatus", "SendResult", "SendStatus",
-    "SimpleClient", "allocate_averagely", "allocate_averagely_by_circle", "allocate_consistent_hash",
-    "make_message", "new_unique_key", "select_by_hash", "select_by_random",
+    "MessageModel", "MessageQueue", "Producer", "PullResult", "PullStatus", "RequestTimeoutError", "SendResult",
+    "SendStatus", "SimpleClient", "allocate_averagely", "allocate_averagely_by_circle", "allocate_consistent_hash",
+    "create_reply", "make_message", "new_unique_key", "select_by_hash", "select_by_random",
 ]
 
 from mq.client.push_consumer import ConsumeConcurrentlyContext, ConsumeOrderlyContext, PushConsumer  # noqa: E402

@@ -58,6 +58,10 @@ _MIN_OFFSET = MessageConst.PROPERTY_MIN_OFFSET
 _MAX_OFFSET = MessageConst.PROPERTY_MAX_OFFSET
 
 
+def _send_code(reply: bool) -> int:
+    return RequestCode.SEND_REPLY_MESSAGE_V2 if reply else RequestCode.SEND_MESSAGE_V2
+
+
 def broker_error(what: str, response: RemotingCommand) -> MQBrokerError:
     try:
         name = RC(response.code).name
@@ -147,13 +151,15 @@ class ClientAPI:
     # -- sends ------------------------------------------------------------------------------------------
 
     def send(self, addr: str, header: SendMessageRequestHeader, body: bytes, mq: MessageQueue, uniq_id: str,
-             timeout: Optional[float] = None, batch: bool = False) -> defer.Deferred:
-        code = RequestCode.SEND_BATCH_MESSAGE if batch else RequestCode.SEND_MESSAGE_V2
+             timeout: Optional[float] = None, batch: bool = False, reply: bool = False) -> defer.Deferred:
+        """SEND_MESSAGE_V2, or SEND_BATCH_MESSAGE (``batch``), or SEND_REPLY_MESSAGE_V2 (``reply``)."""
+        code = RequestCode.SEND_BATCH_MESSAGE if batch else _send_code(reply)
         request = RemotingCommand.request(code, header.encode_short(), body)
         return self.invoke(addr, request, timeout).addCallback(send_result, mq, uniq_id)
 
-    def send_oneway(self, addr: str, header: SendMessageRequestHeader, body: bytes) -> defer.Deferred:
-        return self.oneway(addr, RemotingCommand.request(RequestCode.SEND_MESSAGE_V2, header.encode_short(), body))
+    def send_oneway(self, addr: str, header: SendMessageRequestHeader, body: bytes,
+                    reply: bool = False) -> defer.Deferred:
+        return self.oneway(addr, RemotingCommand.request(_send_code(reply), header.encode_short(), body))
 
     # -- pulls and offsets ------------------------------------------------------------------------------
 

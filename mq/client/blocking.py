@@ -98,6 +98,13 @@ class BlockingProducer(_Lifecycle):
     def send_oneway(self, msg: Message, **kwargs) -> None:
         call(self._client.send_oneway, msg, **kwargs)
 
+    def request(self, msg: Message, timeout: Optional[float] = None, **kwargs) -> MessageExt:
+        """Send a request and wait for its reply (``Producer.request``)."""
+        return call(self._client.request, msg, timeout, **kwargs)
+
+    def send_reply(self, reply: Message, timeout: Optional[float] = None, **kwargs) -> SendResult:
+        return call(self._client.send_reply, reply, timeout, **kwargs)
+
     def send_batch(self, msgs: Iterable[Message], timeout: Optional[float] = None) -> SendResult:
         return call(self._client.send_batch, list(msgs), timeout)
 

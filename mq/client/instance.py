@@ -22,6 +22,7 @@ from twisted.python.failure import Failure
 from mq.client.api import ClientAPI
 from mq.client.headers import CheckTransactionStateRequestHeader, ResetOffsetRequestHeader
 from mq.client.model import MessageQueue
+from mq.client.request_reply import CORRELATION_ID, ReplyWaiters, reply_from_push
 from mq.common import fastjson
 from mq.common.broker_headers import ConsumerGroupRequestHeader
 from mq.common.heartbeat import ConsumerData, HeartbeatData
@@ -129,6 +130,7 @@ class ClientInstance:
         dispatcher.register(RequestCode.CHECK_TRANSACTION_STATE, self._on_check_transaction)
         dispatcher.register(RequestCode.GET_CONSUMER_RUNNING_INFO, self._on_running_info)
         dispatcher.register(RequestCode.RESET_CONSUMER_CLIENT_OFFSET, self._on_reset_offset)
+        dispatcher.register(RequestCode.PUSH_REPLY_MESSAGE_TO_CLIENT, self._on_reply)
         self.remoting = RemotingClient(reactor, dispatcher)
         self.api = ClientAPI(self.remoting, config.request_timeout)
         self.producers: Dict[str, ProducerLike] = {}
@@ -139,6 +141,8 @@ class ClientInstance:
         self._route_updates: Dict[str, List[defer.Deferred]] = {}
         self._loops: List[task.LoopingCall] = []
         self._rebalance_pending = None
+        #: requests (``Producer.request``) waiting for their reply, by correlation id
+        self.replies = ReplyWaiters(reactor)
         self.started = False
         self.closed = False
 
@@ -169,6 +173,9 @@ class ClientInstance:
             raise ValueError(f"producer group {producer.group} is already used by client {self.client_id}")
         self.producers[producer.group] = producer
         self.start()
+        if self.broker_addrs:
+            # as Java's start(): the brokers learn the new group now, so replies to its requests find it
+            self.send_heartbeats()
 
     def register_consumer(self, consumer: ConsumerLike) -> None:
         if consumer.group in self.consumers:
@@ -197,6 +204,7 @@ class ClientInstance:
         self._loops = []
         if self._rebalance_pending is not None and self._rebalance_pending.active():
             self._rebalance_pending.cancel()
+        self.replies.fail_all("the client shut down")
         return self.remoting.close()
 
     # -- routes ---------------------------------------------------------------------------------------
@@ -376,3 +384,16 @@ class ClientInstance:
         if reset is not None and table:
             reset(header.topic, table)
         return request.response(ResponseCode.SUCCESS) if not request.is_oneway else None
+
+    def _on_reply(self, request: RemotingCommand, channel) -> RemotingCommand:
+        """PUSH_REPLY_MESSAGE_TO_CLIENT: a reply for one of this client's requests (answered SUCCESS even when
+        no request waits for it any more, as Java does)."""
+        try:
+            msg = reply_from_push(request, int(self.reactor.seconds() * 1000))
+        except ValueError:  # HeaderFieldError included
+            log.failure("reply message from {peer}", peer=channel.peer)
+            return request.response(ResponseCode.SYSTEM_ERROR, "process reply message fail")
+        if not self.replies.deliver(msg):
+            log.warn("reply message matches no request: correlation id {cid}, from {host}",
+                     cid=msg.properties.get(CORRELATION_ID), host=msg.born_host)
+        return request.response(ResponseCode.SUCCESS)

@@ -121,3 +121,7 @@ class MQBrokerError(MQClientError):
 
 class NoRouteError(MQClientError):
     """No route for the topic (the NameServer does not know it and auto-creation is not possible)."""
+
+
+class RequestTimeoutError(MQClientError):
+    """``Producer.request``: no reply arrived within the timeout (Java ``RequestTimeoutException``)."""

@@ -6,6 +6,8 @@ retries on; ``send_oneway`` sends once and does not wait for an answer; ``send_b
 one topic in one request. Queues are chosen round robin, optionally avoiding brokers that failed or answered
 slowly (``send_latency_fault_enable``), or by a selector for ordered messages (``selector`` + ``arg``, e.g.
 ``select_by_hash`` with an order id). Bodies of at least ``compress_over`` bytes are sent zlib-compressed.
+``request`` sends a message and waits for its reply; ``send_reply`` sends a reply built by ``create_reply``
+(``mq.client.request_reply``).
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ from twisted.logger import Logger
 from mq.client.instance import ClientConfig, ClientInstance, get_instance
 from mq.client.latency_fault import FaultStrategy
 from mq.client.model import MessageQueue, MQBrokerError, MQClientError, NoRouteError, SendResult
+from mq.client.request_reply import CORRELATION_ID, REPLY_TO_CLIENT, TTL, is_reply, new_correlation_id
 from mq.client.selector import Selector
 from mq.client.simple import new_unique_key
 from mq.common.broker_headers import SendMessageRequestHeader
-from mq.common.message import Message, MessageConst, MessageSysFlag, properties_to_string
+from mq.common.message import Message, MessageConst, MessageExt, MessageSysFlag, properties_to_string
 from mq.common.message_batch import encode_batch
 from mq.common.mixall import DEFAULT_TOPIC, is_retry_topic
 from mq.common.route import PERM_WRITE, TopicRouteData
@@ -238,7 +241,7 @@ class Producer:
             return defer.fail(MQClientError(f"no master address for broker {mq.broker_name}"))
         body, sys_flag, uniq = prepared or self._prepare(msg)
         header = self._header(msg, mq, sys_flag)
-        return self.instance.api.send(addr, header, body, mq, uniq, timeout)
+        return self.instance.api.send(addr, header, body, mq, uniq, timeout, reply=is_reply(msg))
 
     # -- sends -----------------------------------------------------------------------------------------
 
@@ -358,7 +361,7 @@ class Producer:
             if addr is None:
                 raise MQClientError(f"no master address for broker {mq.broker_name}")
             body, sys_flag, _ = self._prepare(msg)
-            return self.instance.api.send_oneway(addr, self._header(msg, mq, sys_flag), body)
+            return self.instance.api.send_oneway(addr, self._header(msg, mq, sys_flag), body, reply=is_reply(msg))
 
         if queue is not None:
             return defer.maybeDeferred(go, None)
@@ -411,3 +414,66 @@ class Producer:
             return send(queue, timeout)
         return self.publish_info_of(topic).addCallback(
             lambda info: self._send_with_retries(info, batch_msg, timeout, 1 + self.retry_times, send))
+
+    # -- request-reply ---------------------------------------------------------------------------------
+
+    def request(self, msg: Message, timeout: Optional[float] = None, *, selector: Optional[Selector] = None,
+                arg: Any = None, queue: Optional[MessageQueue] = None) -> defer.Deferred:
+        """Send ``msg`` as a request and wait for its reply: a Deferred of the reply ``MessageExt``.
+
+        Sets ``CORRELATION_ID`` (a fresh UUID), ``REPLY_TO_CLIENT`` (this client id) and ``TTL`` (``timeout``
+        in ms), sends like ``send`` (``selector``/``arg`` or ``queue`` as there), and fires when a broker pushes
+        the reply with that correlation id. ``timeout`` (seconds, default ``send_timeout``) covers the send and
+        the wait: then ``RequestTimeoutError``. A failed send fails with ``MQClientError``. Cancelling the
+        Deferred forgets the request.
+        """
+        try:
+            self._check(msg)
+        except Exception as e:
+            return defer.fail(e)
+        timeout = timeout or self.send_timeout
+        instance = self.instance
+        props = msg.properties
+        cid = props[CORRELATION_ID] = new_correlation_id()
+        props[REPLY_TO_CLIENT] = instance.client_id
+        props[TTL] = str(int(timeout * 1000))
+        reply = instance.replies.expect(cid, msg.topic, timeout)
+        clock = self.reactor.seconds
+        begin = clock()
+        if queue is not None or msg.topic in self.publish_info:
+            d = defer.succeed(None)
+        else:
+            # First request to this topic: learn its brokers and make sure each one knows this producer
+            # group before the reply comes (Java's prepareSendRequest).
+            d = self.publish_info_of(msg.topic).addCallback(lambda _: instance.send_heartbeats())
+        d.addCallback(lambda _: self.send(msg, max(0.001, timeout - (clock() - begin)), selector=selector, arg=arg,
+                                          queue=queue))
+        d.addCallbacks(lambda _: instance.replies.sent(cid), lambda f: instance.replies.send_failed(cid, f))
+        return reply
+
+    def send_reply(self, reply: Message, timeout: Optional[float] = None, *,
+                   request: Optional[MessageExt] = None) -> defer.Deferred:
+        """Send a reply made by ``create_reply`` (SEND_REPLY_MESSAGE_V2): a Deferred of the ``SendResult``.
+
+        With ``request`` (the consumed request message), the reply goes to the reply-topic queue of the broker
+        that stored the request, which the requester is connected to; otherwise (or if that broker is not in
+        the reply topic's route) it is routed like any send. A requester no longer connected fails the send
+        with code SYSTEM_ERROR (the broker still stores the reply).
+        """
+        try:
+            self._check(reply)
+            if not is_reply(reply):
+                raise MQClientError("not a reply message (MSG_TYPE is not reply): build it with create_reply()")
+        except Exception as e:
+            return defer.fail(e)
+        if request is None:
+            return self.send(reply, timeout)
+        addr = f"{request.store_host[0]}:{request.store_host[1]}"
+
+        def routed(info: TopicPublishInfo) -> defer.Deferred:
+            for mq in info.queues:
+                if self.instance.master_addr(mq.broker_name) == addr:
+                    return self.send(reply, timeout, queue=mq)
+            return self.send(reply, timeout)
+
+        return self.publish_info_of(reply.topic).addCallback(routed)

@@ -15,7 +15,8 @@ EXAMPLES = dict(re.findall(r"```python\n# example: (\S+)\n(.*?)```", DOC, re.S))
 
 
 def test_every_example_is_found():
-    assert set(EXAMPLES) == {"blocking", "producer", "push", "lite-pull", "transaction"}
+    assert set(EXAMPLES) == {"blocking", "producer", "push", "lite-pull", "transaction",
+                              "request-reply"}
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +25,8 @@ def example_cluster(cluster):
     return cluster
 
 
-@pytest.mark.parametrize("name", ["blocking", "producer", "push", "lite-pull", "transaction"])
+@pytest.mark.parametrize("name", ["blocking", "producer", "push", "lite-pull", "transaction",
+                                  "request-reply"])
 def test_example_runs(example_cluster, name, tmp_path):
     out = subprocess.run([sys.executable, "-c", EXAMPLES[name]], capture_output=True, timeout=120, cwd=str(tmp_path),
                          env=child_env({"NAMESRV_ADDR": example_cluster.namesrv_addr}))

@@ -98,9 +98,11 @@ class FakeAPI:
     def __init__(self, behaviour):
         self.behaviour = behaviour  # broker name -> exception or None
         self.calls = []
+        self.headers = []  # (header, sent as a reply)
 
-    def send(self, addr, header, body, mq, uniq, timeout, batch=False):
+    def send(self, addr, header, body, mq, uniq, timeout, batch=False, reply=False):
         self.calls.append(mq)
+        self.headers.append((header, reply))
         error = self.behaviour.get(mq.broker_name)
         if error is not None:
             return defer.fail(error)
