@@ -72,9 +72,12 @@ class ClientManageProcessor:
     def check_client_config(self, request: RemotingCommand, channel) -> RemotingCommand:
         try:
             data = fastjson.loads(request.body or b"{}")
-            sub = (data or {}).get("subscriptionData") or {}
         except ValueError as e:
             return request.response(RC.SYSTEM_ERROR, f"the check-client-config body is not valid JSON: {e}")
+        sub = (data.get("subscriptionData") if isinstance(data, dict) else None) or {}
+        if not isinstance(data, (dict, type(None))) or not isinstance(sub, dict):
+            return request.response(RC.SYSTEM_ERROR, "the check-client-config body is not a JSON object with "
+                                                     "a subscriptionData object")
         refused = subscription_filter.refusal(sub.get("expressionType"), sub.get("subString"),
                                               self.broker.config.enable_property_filter)
         if refused is not None:

@@ -122,6 +122,10 @@ def loads(data: "str | bytes", object_hook: Callable = None) -> Any:
     if isinstance(data, (bytes, bytearray, memoryview)):
         data = bytes(data).decode("utf-8")
     try:
-        return json.loads(data, object_hook=object_hook)
-    except ValueError:
-        return json.loads(_quote_bare_keys(data), object_hook=object_hook)
+        try:
+            return json.loads(data, object_hook=object_hook)
+        except ValueError:
+            return json.loads(_quote_bare_keys(data), object_hook=object_hook)
+    except RecursionError:
+        # Deeply nested input exhausts the parser's stack: bad input like any other, not a crash.
+        raise ValueError("JSON nested too deeply") from None

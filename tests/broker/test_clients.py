@@ -147,3 +147,17 @@ def test_offsets_query_update_and_not_found(client, addr, broker):
     r = yield client.invoke(addr, RequestCode.GET_PRODUCER_CONNECTION_LIST, {"producerGroup": "pg2"})
     (conn,) = fastjson.loads(r.body)["connectionSet"]
     assert conn["language"] == LanguageCode.PYTHON.name
+
+
+@pytest_twisted.inlineCallbacks
+def test_check_client_config_refuses_bodies_that_are_not_objects(client, addr, broker):
+    for body in (b"7", b"[]", b'{"subscriptionData":"x"}', b"[" * 50_000):
+        r = yield client.invoke(addr, RequestCode.CHECK_CLIENT_CONFIG, {}, body)
+        assert r.code == RC.SYSTEM_ERROR and "check-client-config body" in r.remark, (body[:20], r.remark)
+
+
+@pytest_twisted.inlineCallbacks
+def test_deeply_nested_json_bodies_are_refused_with_a_remark(client, addr, broker):
+    for code in (RequestCode.HEART_BEAT, RequestCode.LOCK_BATCH_MQ, RequestCode.UPDATE_AND_CREATE_SUBSCRIPTIONGROUP):
+        r = yield client.invoke(addr, code, {}, b'{"a":' * 50_000)
+        assert r.code == RC.SYSTEM_ERROR and "nested too deeply" in r.remark and "RecursionError" not in r.remark

@@ -63,6 +63,12 @@ def test_malformed_text_still_fails():
         fastjson.loads('{"a":1')
 
 
+def test_deep_nesting_is_a_value_error_not_a_recursion_error():
+    for text in ("[" * 100_000 + "]" * 100_000, '{"a":' * 100_000):
+        with pytest.raises(ValueError, match="nested too deeply"):
+            fastjson.loads(text)
+
+
 KEYISH = st.sampled_from(["{1:", ",2:", "{-3 :", '"', "\\", ":", "{", ","]) | st.text(max_size=6)
 TRICKY_TEXT = st.lists(KEYISH, max_size=5).map("".join)
 VALUES = st.recursive(
