@@ -30,11 +30,16 @@ def hfield(
     required: bool = False,
     default: Any = None,
     short: Optional[str] = None,
+    bits: int = 64,
 ) -> Any:
-    """Declare a header field: ``wire`` is its ``extFields`` key, ``short`` its SEND_MESSAGE_V2 key."""
+    """Declare a header field: ``wire`` is its ``extFields`` key, ``short`` its SEND_MESSAGE_V2 key.
+
+    An ``int`` field is a Java ``long`` unless ``bits=32`` (a Java ``int``); a value out of that range is
+    refused as Java's ``parseLong``/``parseInt`` refuse it.
+    """
     return attr.ib(
         default=default,
-        metadata={"wire": wire, "kind": kind, "required": required, "short": short},
+        metadata={"wire": wire, "kind": kind, "required": required, "short": short, "bits": bits},
     )
 
 
@@ -97,6 +102,14 @@ def _make_decoder(cls: type, use_short: bool) -> Callable[[Optional[Dict[str, st
                 f"            raise HeaderFieldError(NAME, {key!r}, "
                 f"'is not {_KIND_NAMES[kind]}: ' + repr(v)) from None"
             )
+            if kind is int:
+                low, high = -(1 << (meta["bits"] - 1)), (1 << (meta["bits"] - 1)) - 1
+                java = "an int" if meta["bits"] == 32 else "a long"
+                lines.append(f"        if not {low} <= {var} <= {high}:")
+                lines.append(
+                    f"            raise HeaderFieldError(NAME, {key!r}, "
+                    f"'is out of range for {java}: ' + repr(v))"
+                )
     lines.append(f"    return CLS({', '.join(names)})")
     namespace: Dict[str, Any] = {
         "HeaderFieldError": HeaderFieldError,

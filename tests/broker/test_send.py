@@ -83,10 +83,17 @@ def test_refusals_have_their_code_and_remark(client, addr, broker):
         ({"a": None}, b"x", RC.SYSTEM_ERROR, "'a' is missing"),
         ({"e": "zero"}, b"x", RC.SYSTEM_ERROR, "'e' is not an integer"),
         ({"m": "true"}, b"\x00\x00\x00\x05", RC.MESSAGE_ILLEGAL, "batch body is malformed"),
+        # numbers the stored record cannot hold: refused as Java's parseInt/parseLong refuse them
+        ({"h": str(2**31)}, b"x", RC.SYSTEM_ERROR, "'h' is out of range for an int"),
+        ({"f": "-2147483649"}, b"x", RC.SYSTEM_ERROR, "'f' is out of range for an int"),
+        ({"j": "9" * 30}, b"x", RC.SYSTEM_ERROR, "'j' is out of range for an int"),
+        ({"g": str(2**63)}, b"x", RC.SYSTEM_ERROR, "'g' is out of range for a long"),
     ]
+    before = broker.store.commitlog.max_offset
     for changes, body, code, remark in cases:
         r = yield _refusal(client, addr, changes, body)
         assert (r.code, remark in (r.remark or "")) == (code, True), (changes, r.code, r.remark)
+    assert broker.store.commitlog.max_offset == before  # nothing refused was stored
     broker.config.reject_transaction_message = True  # rejectTransactionMessage: half messages refused
     r = yield _refusal(client, addr, {"i": "TRAN_MSG\x01true"})
     assert (r.code, "transaction message is forbidden" in r.remark) == (RC.NO_PERMISSION, True)

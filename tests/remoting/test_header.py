@@ -23,6 +23,26 @@ def test_decode_with_short_names():
     assert h == SampleHeader("T", -2, False, "x", 5)
 
 
+@attr.s(slots=True)
+class _Sized(CommandHeader):
+    small: int = hfield("small", int, bits=32)
+    big: int = hfield("big", int)
+
+
+@pytest.mark.parametrize("ext, field, java", [
+    ({"small": str(2**31)}, "small", "an int"), ({"small": str(-(2**31) - 1)}, "small", "an int"),
+    ({"big": str(2**63)}, "big", "a long"), ({"big": "-" + "9" * 40}, "big", "a long"),
+])
+def test_integers_out_of_java_range_are_refused_by_name(ext, field, java):
+    with pytest.raises(HeaderFieldError, match=f"'{field}' is out of range for {java}"):
+        _Sized.decode(ext)
+
+
+def test_integers_at_java_limits_decode():
+    h = _Sized.decode({"small": str(-(2**31)), "big": str(2**63 - 1)})
+    assert (h.small, h.big) == (-(2**31), 2**63 - 1)
+
+
 def test_optional_fields_take_their_defaults():
     h = SampleHeader.decode({"topic": "T", "queueId": "0"})
     assert (h.batch, h.tags, h.max_times) == (None, None, 16)
