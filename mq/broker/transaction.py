@@ -213,10 +213,14 @@ class TransactionalMessageService:
         if self.config.is_slave:
             return request.response(RC.SLAVE_NOT_AVAILABLE, "the broker is a slave: end transactions on its master")
         kind = h.commit_or_rollback
-        if kind not in (_COMMIT, _ROLLBACK):
-            # NOT_TYPE (the producer's UNKNOW): nothing to do; the checker asks again later. No answer, as Java.
+        if kind == MessageSysFlag.TRANSACTION_NOT_TYPE:
+            # The producer's UNKNOW: nothing to do; the checker asks again later. Java answers nothing, which
+            # leaves a caller that did not send it oneway waiting for its timeout; oneway calls get no answer.
             log.debug("transaction {id} of {group} left open by its producer", id=h.msg_id, group=h.producer_group)
-            return None
+            return request.response(RC.SUCCESS, "transaction state unknown: left for the checker")
+        if kind not in (_COMMIT, _ROLLBACK):
+            return request.response(RC.SYSTEM_ERROR, f"commitOrRollback {kind} is not 0 (unknown), {_COMMIT} "
+                                                     f"(commit) or {_ROLLBACK} (rollback)")
         raw = self.store.look_message_by_offset(h.commit_log_offset) if h.commit_log_offset >= 0 else None
         half = decode_message_ext(raw) if raw is not None else None
         if half is None or half.topic != TRANS_HALF_TOPIC:

@@ -10,6 +10,7 @@ import socket
 import time
 
 import pytest
+import pytest_twisted
 
 from mq.client.simple import (
     create_topic_request,
@@ -227,3 +228,16 @@ def test_transactions_survive_a_restart(cluster):
         assert w.call(end_transaction_request("tx_restart", before, ROLLBACK)).code == RC.SUCCESS  # too late
     bodies = [m.body for m in pull_all(broker.addr, "TxTopic", 1)]
     assert bodies.count(b"open across the restart") == 1 and bodies.count(b"committed before the restart") == 1
+
+
+
+@pytest_twisted.inlineCallbacks
+def test_end_transaction_unknown_is_answered_and_a_bad_state_named(client, addr, broker):
+    """In-process broker: UNKNOW sent as a call gets SUCCESS (Java would leave it to time out); a
+    commitOrRollback that is none of 0/8/12 is SYSTEM_ERROR naming the value."""
+    header = EndTransactionRequestHeader("pg", 0, 0, UNKNOWN, msg_id="m")
+    r = yield client.invoke(addr, RequestCode.END_TRANSACTION, header.encode())
+    assert r.code == RC.SUCCESS and "unknown" in r.remark
+    header.commit_or_rollback = 5
+    r = yield client.invoke(addr, RequestCode.END_TRANSACTION, header.encode())
+    assert r.code == RC.SYSTEM_ERROR and "commitOrRollback 5" in r.remark
