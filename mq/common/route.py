@@ -38,11 +38,17 @@ class DataVersion:
 
     @classmethod
     def from_json(cls, data: Optional[dict]) -> "DataVersion":
+        """Raises ValueError or TypeError, naming what is wrong, for anything but a data version object."""
         data = data or {}
+        if not isinstance(data, dict):
+            raise TypeError(f"a data version is a JSON object, not {type(data).__name__}")
         counter = data.get("counter", 0)
         if isinstance(counter, dict):  # fastjson may write an AtomicLong as {"value": n}... be lenient
             counter = counter.get("value", 0)
-        return cls(int(data.get("timestamp", 0)), int(counter))
+        try:
+            return cls(int(data.get("timestamp", 0)), int(counter))
+        except OverflowError:  # Infinity
+            raise ValueError("a data version's counter and timestamp are integers") from None
 
 
 @attr.s(slots=True, eq=True)

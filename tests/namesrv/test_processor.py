@@ -279,3 +279,13 @@ def test_namesrv_config_get_and_update(service):
     assert refused.code == ResponseCode.SYSTEM_ERROR and "listenPort" in refused.remark
     unknown = client.call(RemotingCommand.request(RequestCode.UPDATE_NAMESRV_CONFIG, None, b"bogus=1\n"))
     assert unknown.code == ResponseCode.SYSTEM_ERROR and "bogus" in unknown.remark
+
+
+@pytest.mark.parametrize("body", [b"7", b"[1]", b'"v"', b'{"counter":Infinity}', b'{"counter":[1]}'])
+def test_query_data_version_refuses_a_body_that_is_not_a_data_version(service, body):
+    request = RemotingCommand.request(RequestCode.QUERY_DATA_VERSION, {
+        "brokerName": "broker-a", "brokerAddr": "10.0.0.1:10911", "clusterName": "DefaultCluster", "brokerId": "0"},
+        body)
+    response = Peer(service).call(request)
+    assert response.code == ResponseCode.SYSTEM_ERROR
+    assert response.remark.startswith("data version body does not parse") and "object has no" not in response.remark
