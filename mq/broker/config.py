@@ -20,6 +20,7 @@ from mq.common.configfile import write_atomically
 from mq.common.mixall import DEFAULT_BROKER_PORT, DEFAULT_CLUSTER, DEFAULT_REGION
 from mq.common.properties import format_properties, parse_properties
 from mq.common.route import PERM_READ, PERM_WRITE
+from mq.store.config import ALIASES as STORE_ALIASES
 from mq.store.config import BrokerRole, FlushDiskType, MessageStoreConfig
 
 
@@ -173,6 +174,11 @@ class BrokerConfig:
                 changed[key] = value
         return changed
 
+    @staticmethod
+    def known_keys() -> frozenset:
+        """Every key broker.conf may hold: the broker's own and the store's."""
+        return KNOWN_KEYS
+
     def to_properties(self) -> dict[str, str]:
         out = {
             camel(f.name, KEY_OVERRIDES): format_value(getattr(self, f.name))
@@ -186,6 +192,7 @@ class BrokerConfig:
 #: Keys whose RocketMQ spelling is not the plain camel case of the field name.
 KEY_OVERRIDES = {"broker_ip1": "brokerIP1", "broker_ip2": "brokerIP2"}
 ALIASES: dict[str, str] = key_aliases(BrokerConfig, KEY_OVERRIDES)
+KNOWN_KEYS = frozenset(ALIASES) | frozenset(STORE_ALIASES)
 
 
 #: Broker settings UPDATE_BROKER_CONFIG may change while running (the rest need a restart).

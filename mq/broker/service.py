@@ -277,6 +277,11 @@ class BrokerService(service.MultiService):
         """UPDATE_BROKER_CONFIG: apply the keys that may change while running and save them in
         ``<storePathRootDir>/config/broker.properties``; refuse the others. An OSError means the change is applied
         but not saved."""
+        known = self.config.known_keys()
+        unknown = sorted(k for k in props if k not in known)
+        if unknown:
+            raise ValueError(f"unknown settings (the body is java.util.Properties text of broker.conf keys): "
+                             f"{', '.join(repr(k) for k in unknown)}")
         fixed = sorted(k for k in props if k not in RUNTIME_KEYS)
         if fixed:
             raise ValueError(f"these settings cannot change while the broker runs: {', '.join(fixed)}")

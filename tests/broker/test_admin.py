@@ -77,6 +77,9 @@ def test_broker_config_codes(client, addr, broker):
     assert r.code == RC.SYSTEM_ERROR and "cannot change while the broker runs: listenPort" in r.remark
     r = yield client.invoke(addr, RequestCode.UPDATE_BROKER_CONFIG, None, b"defaultTopicQueueNums=many\n")
     assert r.code == RC.SYSTEM_ERROR and "defaultTopicQueueNums" in r.remark
+    r = yield client.invoke(addr, RequestCode.UPDATE_BROKER_CONFIG, None, b'{"clientID":"x"}')
+    assert r.code == RC.SYSTEM_ERROR and "unknown settings" in r.remark and "java.util.Properties" in r.remark
+    assert broker.config.auto_create_topic_enable is False  # nothing else changed
 
 
 @pytest_twisted.inlineCallbacks
