@@ -129,3 +129,7 @@ def loads(data: "str | bytes", object_hook: Callable = None) -> Any:
     except RecursionError:
         # Deeply nested input exhausts the parser's stack: bad input like any other, not a crash.
         raise ValueError("JSON nested too deeply") from None
+    except json.JSONDecodeError as e:
+        # Our own words, from the position only: the decoder's message quotes the offending character, and
+        # PyPy 7.3 can build that message as a malformed string that crashes whoever formats it later.
+        raise ValueError(f"not valid JSON at line {e.lineno} column {e.colno} (char {e.pos})") from None

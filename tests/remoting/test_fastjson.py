@@ -95,3 +95,14 @@ def test_round_trip_in_both_modes(value):
     standard = fastjson.dumps(value, standard=True)
     assert json.loads(standard) == expected
     assert fastjson.loads(standard) == expected
+
+
+def test_parse_errors_are_described_by_position_only():
+    # The decoder's own message quotes the offending character; PyPy 7.3 can build that message as a malformed
+    # string that crashes str.format later (a HEART_BEAT body of b"\xc2\x80" did), so the text is ours.
+    with pytest.raises(ValueError) as info:
+        fastjson.loads(b"\xc2\x80")
+    assert str(info.value) == "not valid JSON at line 1 column 1 (char 0)"
+    assert f"remark: {info.value}".endswith("(char 0)")
+    with pytest.raises(ValueError, match="not valid JSON at line 2 column 3"):
+        fastjson.loads('{\n  oops}')
