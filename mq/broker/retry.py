@@ -18,7 +18,7 @@ from __future__ import annotations
 import random
 from typing import Optional
 
-from mq.broker.schedule import message_stored, stored_properties_string
+from mq.broker.schedule import stored_properties_string
 from mq.common import mixall
 from mq.common.broker_headers import ConsumerSendMsgBackRequestHeader
 from mq.common.hashing import tag_hash_code
@@ -121,7 +121,7 @@ class ConsumerSendBackProcessor:
         topic = tc.topic_name
 
         def done(result) -> RemotingCommand:
-            if message_stored(result):
+            if result.is_stored():
                 b.stats.message_in(topic, 1, len(msg.body))
                 return request.response(RC.SUCCESS)
             return request.response(RC.SYSTEM_ERROR, result.status.name)

@@ -36,7 +36,6 @@ from mq.common.message import (
 from mq.common.topic import SCHEDULE_TOPIC
 from mq.remoting.codes import RequestCode, ResponseCode
 from mq.remoting.command import RemotingCommand
-from mq.store.results import PutMessageStatus
 
 log = Logger()
 
@@ -44,15 +43,8 @@ _DELAY = MessageConst.PROPERTY_DELAY_TIME_LEVEL
 _REAL_TOPIC = MessageConst.PROPERTY_REAL_TOPIC
 _REAL_QID = MessageConst.PROPERTY_REAL_QUEUE_ID
 _WAIT = MessageConst.PROPERTY_WAIT_STORE_MSG_OK
-_STORED = frozenset({PutMessageStatus.PUT_OK, PutMessageStatus.FLUSH_DISK_TIMEOUT, PutMessageStatus.FLUSH_SLAVE_TIMEOUT,
-                     PutMessageStatus.SLAVE_NOT_AVAILABLE})
 #: Deliveries per level and tick at most (the rest follow on the next tick, 100 ms later).
 MAX_PER_TICK = 2000
-
-
-def message_stored(result) -> bool:
-    """The put wrote the message (a flush or replication that did not finish in time still counts)."""
-    return result.status in _STORED
 
 
 def stored_properties_string(props: Dict[str, str]) -> str:
@@ -207,7 +199,7 @@ class ScheduleMessageService(JsonStateFile):
         d = self.store.put_message(inner)
         d.addCallback(outcome.append)
         d.addErrback(lambda f: log.failure("delivering a delayed message to {topic}", f, topic=topic))
-        if outcome and not message_stored(outcome[0]):
+        if outcome and not outcome[0].is_stored():
             log.warn("delivering a delayed message to {topic} failed: {status}; retrying later",
                      topic=topic, status=outcome[0].status.name)
             return False

@@ -31,7 +31,7 @@ from typing import Deque, Dict, Optional, Tuple
 from twisted.internet import task
 from twisted.logger import Logger
 
-from mq.broker.schedule import message_stored, stored_properties_string
+from mq.broker.schedule import stored_properties_string
 from mq.common import mixall
 from mq.common.broker_headers import CheckTransactionStateRequestHeader, EndTransactionRequestHeader
 from mq.common.message import (
@@ -244,7 +244,7 @@ class TransactionalMessageService:
         topic = inner.topic
 
         def stored(result):
-            if not message_stored(result):
+            if not result.is_stored():
                 return request.response(RC.SYSTEM_ERROR, f"storing the committed message failed: {result.status.name}")
             self.broker.stats.message_in(topic, 1, len(half.body))
             return self._write_op(half).addCallback(lambda _: request.response(RC.SUCCESS))
@@ -313,7 +313,7 @@ class TransactionalMessageService:
         )
 
         def appended(result):
-            if not message_stored(result):
+            if not result.is_stored():
                 log.warn("re-appending half message {off} for its check failed: {status}", off=msg.queue_offset,
                          status=result.status.name)
                 return

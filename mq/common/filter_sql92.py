@@ -176,39 +176,29 @@ class _Parser:
         return fn
 
     def or_expr(self) -> Tuple[EvalFn, bool]:
-        left = self.and_expr()
-        while self._accept_kw("OR"):
-            a = self._condition(left, "OR")
-            b = self._condition(self.and_expr(), "OR")
-
-            def either(p, a=a, b=b):
-                x = a(p)
-                if x is True:
-                    return True
-                y = b(p)
-                if y is True:
-                    return True
-                return None if x is None or y is None else False
-
-            left = (either, True)
-        return left
+        return self._junction("OR", self.and_expr, True)
 
     def and_expr(self) -> Tuple[EvalFn, bool]:
-        left = self.not_expr()
-        while self._accept_kw("AND"):
-            a = self._condition(left, "AND")
-            b = self._condition(self.not_expr(), "AND")
+        return self._junction("AND", self.not_expr, False)
 
-            def both(p, a=a, b=b):
+    def _junction(self, keyword: str, operand: Callable[[], Tuple[EvalFn, bool]], decisive: bool):
+        """``a OR b`` (``decisive`` True) or ``a AND b`` (False) in SQL's three-valued logic: one operand equal
+        to ``decisive`` decides; otherwise an unknown (None) operand makes the result unknown."""
+        left = operand()
+        while self._accept_kw(keyword):
+            a = self._condition(left, keyword)
+            b = self._condition(operand(), keyword)
+
+            def junction(p, a=a, b=b, d=decisive):
                 x = a(p)
-                if x is False:
-                    return False
+                if x is d:
+                    return d
                 y = b(p)
-                if y is False:
-                    return False
-                return None if x is None or y is None else True
+                if y is d:
+                    return d
+                return None if x is None or y is None else not d
 
-            left = (both, True)
+            left = (junction, True)
         return left
 
     def not_expr(self) -> Tuple[EvalFn, bool]:

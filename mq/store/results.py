@@ -92,6 +92,15 @@ class AppendMessageResult:
         )
 
 
+#: Put outcomes that leave the message in the CommitLog.
+STORED_STATUSES = frozenset({
+    PutMessageStatus.PUT_OK,
+    PutMessageStatus.FLUSH_DISK_TIMEOUT,
+    PutMessageStatus.FLUSH_SLAVE_TIMEOUT,
+    PutMessageStatus.SLAVE_NOT_AVAILABLE,
+})
+
+
 class PutMessageResult:
     __slots__ = ("status", "append_result", "reason")
 
@@ -102,6 +111,10 @@ class PutMessageResult:
 
     def is_ok(self) -> bool:
         return self.status is PutMessageStatus.PUT_OK
+
+    def is_stored(self) -> bool:
+        """The put wrote the message (a flush or replication that did not finish in time still counts)."""
+        return self.status in STORED_STATUSES
 
     def __repr__(self) -> str:
         return f"PutMessageResult({self.status.name}, {self.append_result!r}, reason={self.reason!r})"
