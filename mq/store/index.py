@@ -76,6 +76,37 @@ class IndexFile:
             if self.index_count < 1:
                 self.index_count = 1
 
+    def repair_torn_tail(self) -> int:
+        """Undo a put the process died in; returns how many slots were repaired.
+
+        A put writes its entry, then the slot, then the header. Killed in between, a slot names an entry at or
+        past ``index_count``; indexing that message again would chain the entry to itself and cut every older
+        entry of the slot off. Each such slot is walked back through the torn entries' ``prev`` links (written
+        before the slot) to the newest entry the header vouches for, and the torn entries are zeroed.
+        """
+        mm = self.mm
+        count = self.index_count
+        repaired = 0
+        pos = count
+        while pos < self.max_index:
+            at = self._entries_at + pos * ENTRY_SIZE
+            if mm[at : at + ENTRY_SIZE] == bytes(ENTRY_SIZE):
+                break
+            slot_pos = HEADER_SIZE + (INDEX_ENTRY.unpack_from(mm, at)[0] % self.slots) * SLOT_SIZE
+            head = _slot_unpack(mm, slot_pos)[0]
+            if head >= count:
+                while head >= count:
+                    prev = INDEX_ENTRY.unpack_from(mm, self._entries_at + head * ENTRY_SIZE)[3] if head < self.max_index else 0
+                    head = prev if prev < head else 0  # links only point back; anything else is junk
+                _slot_pack(mm, slot_pos, max(head, 0))
+                repaired += 1
+            pos += 1
+        if pos > count:
+            start = self._entries_at + count * ENTRY_SIZE
+            mm[start : self._entries_at + pos * ENTRY_SIZE] = bytes((pos - count) * ENTRY_SIZE)
+            self.dirty = True
+        return repaired
+
     def _write_header(self) -> None:
         INDEX_HEADER.pack_into(
             self.mm, 0, self.begin_timestamp, self.end_timestamp, self.begin_phy_offset, self.end_phy_offset,
@@ -105,7 +136,7 @@ class IndexFile:
         mm = self.mm
         slot_pos = HEADER_SIZE + (key_hash % self.slots) * SLOT_SIZE
         prev = _slot_unpack(mm, slot_pos)[0]
-        if prev <= 0 or prev > n:
+        if prev <= 0 or prev >= n:
             prev = 0
             self.hash_slot_count += 1
         _entry_pack(mm, self._entries_at + n * ENTRY_SIZE, key_hash, phy, time_diff, prev)
@@ -140,7 +171,7 @@ class IndexFile:
         for key_hash, phy in keys[start : start + room]:
             slot_pos = HEADER_SIZE + (key_hash % slots) * SLOT_SIZE
             prev = _slot_unpack(mm, slot_pos)[0]
-            if prev <= 0 or prev > n:
+            if prev <= 0 or prev >= n:
                 prev = 0
                 new_slots += 1
             _entry_pack(mm, entries_at + n * ENTRY_SIZE, key_hash, phy, time_diff, prev)
@@ -216,6 +247,10 @@ class IndexService:
             if not name.isdigit() or os.path.getsize(path) != size:
                 raise StoreError(f"{path}: not an index file of {self.slots} slots and {self.max_index} entries")
             self.files.append(IndexFile(path, self.slots, self.max_index, create=False))
+        if self.files:
+            repaired = self.files[-1].repair_torn_tail()
+            if repaired:
+                log.warn("{path}: repaired {n} hash slots left by an interrupted put", path=self.files[-1].path, n=repaired)
         if self.files and self.files[-1].has_entries:
             self.indexed_until = self.files[-1].end_phy_offset
 

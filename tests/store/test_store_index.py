@@ -96,3 +96,25 @@ def test_single_key_path_writes_what_the_batch_path_writes(tmp_path):
         assert a.mm[:] == b.mm[:]
     assert one.query("Tö", "é-short", 5, 0, 2**62)[0] == [400]
     assert one.query("Tö", "7F0000010F2C18B4AAC200000000001D", 5, 0, 2**62)[0] == [390]
+
+
+def test_a_put_killed_before_its_header_write_is_undone_on_load(tmp_path):
+    """The process dies after a put wrote entries and slots but not the header; indexing the same messages
+    again after the restart must neither chain an entry to itself nor cut the slot's older entries off."""
+    svc = IndexService(str(tmp_path), slots=1, max_index=100, now_ms=lambda: T)  # one slot: every key chains
+    svc.build("T", {"UNIQ_KEY": "A"}, 100, T)
+    svc.build("T", {"UNIQ_KEY": "B"}, 200, T)
+    f = svc.files[-1]
+    header_before = bytes(f.mm[:HEADER_SIZE])
+    svc.build("T", {"UNIQ_KEY": "C", "KEYS": "k1 k2"}, 300, T)  # three entries, then the header
+    f.mm[:HEADER_SIZE] = header_before  # ... which the kill prevented
+    svc.close()
+    again = IndexService(str(tmp_path), slots=1, max_index=100, now_ms=lambda: T)
+    again.load()
+    assert again.indexed_until == 200
+    assert int.from_bytes(again.files[-1].mm[HEADER_SIZE : HEADER_SIZE + 4], "big") == 2  # the slot: B again
+    torn = HEADER_SIZE + 4 + 3 * ENTRY_SIZE
+    assert again.files[-1].mm[torn : torn + 3 * ENTRY_SIZE] == bytes(3 * ENTRY_SIZE)
+    again.build("T", {"UNIQ_KEY": "C", "KEYS": "k1 k2"}, 300, T)  # recovery dispatches it again
+    hits = [again.query("T", k, 5, 0, 2**62)[0] for k in ("A", "B", "C", "k1", "k2")]
+    assert hits == [[100], [200], [300], [300], [300]]
