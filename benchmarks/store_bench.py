@@ -1,6 +1,6 @@
 """Store benchmark: appends, reads, key lookups, recovery and memory, each beside raw disk figures.
 
-Run: ``python -m benchmarks.store_bench [--quick] [--dir DIR] [--phases async4096,sync] [--repeat 3]``.
+Run: ``python -m benchmarks.store_bench [--quick] [--dir DIR] [--phases async4096,sync] [--repeat 3] [--batch 16]``.
 Everything runs inside a real Twisted reactor, as in the broker: appends go in chunks between reactor turns so
 timers and fsync threads run. The raw disk figure is the median of several short runs (it swings with the
 page-cache state); ``--repeat`` gives each ASYNC_FLUSH phase's median and range.
@@ -64,14 +64,15 @@ def raw_small_fsyncs(directory: str, size: int, count: int) -> float:
     return count / elapsed
 
 
-def make_messages(n: int, size: int, start: int) -> List[MessageExtBrokerInner]:
+def make_messages(n: int, size: int, start: int, batch: int = 1) -> List[MessageExtBrokerInner]:
+    """``n`` messages spread over 4 queues, ``batch`` consecutive ones to a queue."""
     body = os.urandom(size)
     out = []
     for i in range(start, start + n):
         props = {"UNIQ_KEY": f"7F0000010F2C18B4AAC2{i:012X}", "TAGS": "TagA", "WAIT": "true"}
         out.append(
             MessageExtBrokerInner(
-                topic="BenchTopic", body=body, queue_id=i % 4, properties=props,
+                topic="BenchTopic", body=body, queue_id=(i // batch) % 4, properties=props,
                 properties_string=properties_to_string(props), born_host=("192.168.0.7", 50000),
                 born_timestamp=1_700_000_000_000,
             )
@@ -94,19 +95,29 @@ def yield_to_reactor() -> defer.Deferred:
 
 
 @defer.inlineCallbacks
-def bench_async_appends(base: str, size: int, total_bytes: int, results: Dict[str, Any]) -> Any:
+def bench_async_appends(base: str, size: int, total_bytes: int, results: Dict[str, Any], batch: int = 1) -> Any:
+    """Single puts, or with ``batch`` > 1 batches of that many messages to one queue (the broker's path for a
+    producer's batch send)."""
     root = os.path.join(base, f"async-{size}")
     store = new_store(root, FlushDiskType.ASYNC_FLUSH)
     n = max(CHUNK, total_bytes // (size + 150))
+    n -= n % batch
     done = 0
     elapsed = 0.0
     rss = [rss_mib()]
     while done < n:
-        msgs = make_messages(min(CHUNK, n - done), size, done)
-        put = store.put_message
-        t = time.perf_counter()
-        for m in msgs:
-            put(m)
+        msgs = make_messages(min(CHUNK - CHUNK % batch, n - done), size, done, batch)
+        if batch > 1:
+            put_batch = store.put_messages
+            groups = [msgs[i : i + batch] for i in range(0, len(msgs), batch)]
+            t = time.perf_counter()
+            for g in groups:
+                put_batch(g)
+        else:
+            put = store.put_message
+            t = time.perf_counter()
+            for m in msgs:
+                put(m)
         elapsed += time.perf_counter() - t
         done += len(msgs)
         yield yield_to_reactor()
@@ -265,14 +276,15 @@ def run(args: argparse.Namespace) -> Any:
             for i in range(args.repeat):
                 if i:
                     shutil.rmtree(roots[size])
-                roots[size] = yield bench_async_appends(base, size, vol, results)
+                roots[size] = yield bench_async_appends(base, size, vol, results, args.batch)
                 runs.append(results[f"async {size} B"])
             per_s = [r["per_s"] for r in runs]
             mib_s = [r["mib_s"] for r in runs]
             rss_lo = min(r["rss"][0] for r in runs)
             rss_hi = max(r["rss"][1] for r in runs)
             results[f"async {size} B"] = dict(runs=runs, per_s=median(per_s), mib_s=median(mib_s))
-            print(f"ASYNC_FLUSH {size:>5} B: {spread(per_s)} appends/s, {spread(mib_s, ',.1f')} MiB/s"
+            how = f" in batches of {args.batch}" if args.batch > 1 else ""
+            print(f"ASYNC_FLUSH {size:>5} B{how}: {spread(per_s)} appends/s, {spread(mib_s, ',.1f')} MiB/s"
                   f" ({median(mib_s) / raw:.0%} of the raw median)  RSS {rss_lo:.0f}-{rss_hi:.0f} MiB"
                   f" while writing {runs[0]['bytes'] >> 20} MiB")  # fmt: skip
         if "sync" in phases:
@@ -305,6 +317,8 @@ def main() -> None:
     parser.add_argument("--phases", default=None, help=f"comma-separated subset of {','.join(PHASES)} (default: all)")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each ASYNC_FLUSH phase (median and range)")
     parser.add_argument("--raw-runs", type=int, default=5, help="short raw write+fsync runs (median and range)")
+    parser.add_argument("--batch", type=int, default=1,
+                        help="ASYNC_FLUSH phases append batches of this many messages to one queue (default: single puts)")
     parser.add_argument("--prefault", type=int, default=None, help="commit_log_prefault_ahead in bytes (0: off)")
     args = parser.parse_args()
     if args.prefault is not None:
