@@ -18,6 +18,8 @@ class KVConfigManager:
     def __init__(self, path: Optional[str]) -> None:
         self.path = path
         self.table: Dict[str, Dict[str, str]] = {}
+        #: Counts changes (route answers include the ORDER_TOPIC_CONFIG namespace, and are cached between them).
+        self.version = 0
 
     def load(self) -> None:
         if not self.path:
@@ -34,6 +36,7 @@ class KVConfigManager:
             for ns, kv in table.items()
             if isinstance(kv, dict)
         }
+        self.version += 1
         log.info("loaded KV config from {path}: {n} namespaces", path=self.path, n=len(self.table))
 
     def persist(self) -> None:
@@ -42,6 +45,7 @@ class KVConfigManager:
 
     def put(self, namespace: str, key: str, value: str) -> None:
         self.table.setdefault(namespace, {})[key] = value
+        self.version += 1
         log.info("KV config put {ns} {key}={value}", ns=namespace, key=key, value=value)
         self.persist()
 
@@ -53,6 +57,7 @@ class KVConfigManager:
         if kv is not None and kv.pop(key, None) is not None:
             if not kv:
                 del self.table[namespace]
+            self.version += 1
             log.info("KV config delete {ns} {key}", ns=namespace, key=key)
             self.persist()
 

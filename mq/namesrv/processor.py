@@ -54,7 +54,12 @@ class NamesrvProcessor:
         self.kv = kv
         self.config = config
         self._route_cache: Dict[Tuple[str, bool], bytes] = {}
-        self._route_cache_version = -1
+        self._route_cache_state: object = None
+
+    def route_state(self) -> Tuple[int, int, bool]:
+        """What a route answer is computed from: route tables, KV config (order topics) and the order switch.
+        Answers cached under one value stay right until it changes."""
+        return self.routes.version, self.kv.version, bool(getattr(self.config, "order_message_enable", False))
 
     def register(self, dispatcher: RequestDispatcher, wrap: Callable = lambda code, fn: fn) -> None:
         """Put every handler in ``dispatcher`` (``wrap`` may add timing or counting around each)."""
@@ -150,9 +155,10 @@ class NamesrvProcessor:
     def get_route_info(self, request: RemotingCommand, channel) -> RemotingCommand:
         h = GetRouteInfoRequestHeader.decode(request.ext_fields)
         standard = bool(h.accept_standard_json_only) or request.version >= VERSION_STANDARD_JSON_ROUTE
-        if self._route_cache_version != self.routes.version:
+        state = self.route_state()
+        if self._route_cache_state != state:
             self._route_cache.clear()
-            self._route_cache_version = self.routes.version
+            self._route_cache_state = state
         key = (h.topic, standard)
         body = self._route_cache.get(key)
         if body is None:

@@ -113,10 +113,7 @@ class RouteInfoManager:
                 ha=ha_server_addr,
             )
 
-        if filter_server_list:
-            self.filter_server_table[broker_addr] = list(filter_server_list)
-        else:
-            self.filter_server_table.pop(broker_addr, None)
+        self._set_filter_servers(broker_addr, list(filter_server_list or ()))
 
         result = RegisterBrokerResult()
         if broker_id != 0:
@@ -138,6 +135,15 @@ class RouteInfoManager:
             by_broker[broker_name] = queue_data
             self._changed()
 
+    def _set_filter_servers(self, broker_addr: str, servers: List[str]) -> None:
+        """Routes carry their brokers' filter servers: a change is a route change."""
+        if self.filter_server_table.get(broker_addr, []) != servers:
+            if servers:
+                self.filter_server_table[broker_addr] = servers
+            else:
+                del self.filter_server_table[broker_addr]
+            self._changed()
+
     def is_topic_config_changed(self, broker_addr: str, data_version: DataVersion) -> bool:
         live = self.broker_live_table.get(broker_addr)
         return live is None or live.data_version != data_version
@@ -154,7 +160,7 @@ class RouteInfoManager:
         """A broker's own goodbye (graceful stop)."""
         if self.broker_live_table.pop(broker_addr, None) is not None:
             log.info("broker unregistered: {name} id {id} at {addr}", name=broker_name, id=broker_id, addr=broker_addr)
-        self.filter_server_table.pop(broker_addr, None)
+        self._set_filter_servers(broker_addr, [])
         broker_data = self.broker_addr_table.get(broker_name)
         if broker_data is not None and broker_data.broker_addrs.get(broker_id) == broker_addr:
             del broker_data.broker_addrs[broker_id]
@@ -218,7 +224,7 @@ class RouteInfoManager:
     def on_channel_destroy(self, broker_addr: str) -> None:
         """Remove a broker address from every table."""
         self.broker_live_table.pop(broker_addr, None)
-        self.filter_server_table.pop(broker_addr, None)
+        self._set_filter_servers(broker_addr, [])
         for broker_name, broker_data in list(self.broker_addr_table.items()):
             for broker_id in [i for i, a in broker_data.broker_addrs.items() if a == broker_addr]:
                 del broker_data.broker_addrs[broker_id]

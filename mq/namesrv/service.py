@@ -15,11 +15,26 @@ from mq.namesrv.config import NamesrvConfig
 from mq.namesrv.kvconfig import KVConfigManager
 from mq.namesrv.processor import NamesrvProcessor
 from mq.namesrv.routeinfo import RouteInfoManager
-from mq.remoting.codes import code_name
+from mq.remoting.codes import RequestCode, code_name
+from mq.remoting.memo import ResponseMemo
 from mq.remoting.protocol import RequestDispatcher
 from mq.remoting.server import RemotingServerFactory
 
 log = Logger()
+
+
+class _BeforeScrape:
+    """A collector that yields nothing and runs ``fn`` when the registry is collected."""
+
+    def __init__(self, fn) -> None:
+        self.fn = fn
+
+    def describe(self):
+        return iter(())
+
+    def collect(self):
+        self.fn()
+        return iter(())
 
 
 class NamesrvMetrics:
@@ -28,6 +43,7 @@ class NamesrvMetrics:
     def __init__(self, routes: RouteInfoManager) -> None:
         self.registry = new_registry()
         r = self.registry
+        r.register(_BeforeScrape(self._flush_memo_hits))
         self.requests = Counter(
             "mq_namesrv_requests", "Requests handled, by request code and response code", ["request", "response"], registry=r
         )
@@ -46,14 +62,34 @@ class NamesrvMetrics:
         clusters = Gauge("mq_namesrv_clusters", "Clusters with brokers", registry=r)
         clusters.set_function(lambda: len(routes.cluster_addr_table))
         self._request_counters: dict = {}
+        self._memo: Optional[ResponseMemo] = None
+        self._memo_counted: dict = {}
+
+    def count_memo_answers(self, memo: ResponseMemo) -> None:
+        """Requests answered from ``memo`` skip the dispatcher; they are added to the request counter at each
+        scrape (a collector registered before the counter runs first)."""
+        self._memo = memo
+
+    def _flush_memo_hits(self) -> None:
+        memo = self._memo
+        if memo is None:
+            return
+        for codes, n in list(memo.hits.items()):
+            done = self._memo_counted.get(codes, 0)
+            if n > done:
+                self._counter(*codes).inc(n - done)
+                self._memo_counted[codes] = n
 
     def observe(self, request_code: int, response_code: int) -> None:
+        self._counter(request_code, response_code).inc()
+
+    def _counter(self, request_code: int, response_code: int):
         # Label lookups cost more than the increment: keep one child per (request, response) pair.
         counter = self._request_counters.get((request_code, response_code))
         if counter is None:
             counter = self.requests.labels(code_name(request_code), code_name(response_code, response=True))
             self._request_counters[(request_code, response_code)] = counter
-        counter.inc()
+        return counter
 
     def timed(self, code: int, handler):
         observe = self.latency.labels(code_name(code)).observe
@@ -86,7 +122,10 @@ class NamesrvService(service.MultiService):
         self.dispatcher = RequestDispatcher(observer=self.metrics.observe)
         self.processor = NamesrvProcessor(self.routes, self.kv, config)
         self.processor.register(self.dispatcher, self.metrics.timed)
-        self.factory = RemotingServerFactory(self.dispatcher, reactor, config.max_frame_length)
+        # Route queries repeat (every client, every topic, every 30 s): answered from memory between changes.
+        self.memo = ResponseMemo([RequestCode.GET_ROUTEINFO_BY_TOPIC], self.processor.route_state)
+        self.metrics.count_memo_answers(self.memo)
+        self.factory = RemotingServerFactory(self.dispatcher, reactor, config.max_frame_length, self.memo)
         self.factory.on_disconnect.append(self.routes.on_channel_closed)
         self.port = None
         self._scan: Optional[task.LoopingCall] = None

@@ -19,6 +19,7 @@ from twisted.python.failure import Failure
 from mq.remoting.codes import FLAG_ONEWAY, FLAG_RESPONSE, ResponseCode, code_name
 from mq.remoting.command import RemotingCommand
 from mq.remoting.header import HeaderFieldError
+from mq.remoting.memo import ResponseMemo
 from mq.remoting.serialization import (
     DEFAULT_MAX_FRAME_LENGTH,
     FRAME_LENGTH,
@@ -165,6 +166,9 @@ class RemotingProtocol(Protocol):
         self._more_len = 0
         self._need = 0
         self._lost_callbacks: List[Callable[["RemotingProtocol"], None]] = []
+        #: Set by the factory when repeated read-only requests may be answered from memory (the NameServer).
+        self.memo: Optional[ResponseMemo] = None
+        self._memo_request: Optional[tuple] = None
 
     # -- connection lifecycle ------------------------------------------------------------------------
 
@@ -245,18 +249,31 @@ class RemotingProtocol(Protocol):
                 self._reject(f"header length {hlen} runs past the end of a {length}-byte frame")
                 return
             hstart = pos + 8
+            header = buf[hstart : hstart + hlen]
+            body = buf[hstart + hlen : frame_end]
+            memo = self.memo
+            if memo is not None:
+                answer = memo.answer(word >> 24, header, body)
+                if answer is not None:
+                    pos = frame_end
+                    if self.connected:
+                        self.transport.write(answer)
+                    continue
             try:
-                cmd = decode_frame(word >> 24, buf[hstart : hstart + hlen], buf[hstart + hlen : frame_end])
+                cmd = decode_frame(word >> 24, header, body)
             except FrameError as e:
                 self._reject(str(e))
                 return
             pos = frame_end
+            if memo is not None:
+                self._memo_request = (word >> 24, header, body, cmd)
             try:
                 self._command_received(cmd)
             except Exception:
                 # Never let one command's failure escape: Twisted would drop the connection and the
                 # frames after it in this chunk would be lost.
                 log.failure("handling {code} from {peer}", code=cmd.code, peer=self.peer)
+            self._memo_request = None
             if self.closing:
                 return
         if end - pos >= 4:
@@ -287,7 +304,12 @@ class RemotingProtocol(Protocol):
 
     def send_response(self, response: RemotingCommand) -> None:
         if self.connected:
-            self.transport.write(encode_command(response))
+            data = encode_command(response)
+            pending = self._memo_request
+            if pending is not None and pending[3].opaque == response.opaque:
+                self._memo_request = None
+                self.memo.remember(pending[0], pending[1], pending[2], pending[3], response, data)  # type: ignore[union-attr]
+            self.transport.write(data)
 
     def send_request(self, request: RemotingCommand, timeout: float = 3.0) -> defer.Deferred:
         """Send ``request`` and return a Deferred that fires with its response.

@@ -7,6 +7,7 @@ from typing import Callable, List, Optional
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import ServerFactory
 
+from mq.remoting.memo import ResponseMemo
 from mq.remoting.protocol import RemotingProtocol, RequestDispatcher
 from mq.remoting.serialization import DEFAULT_MAX_FRAME_LENGTH
 
@@ -23,8 +24,11 @@ class RemotingServerFactory(ServerFactory):
         dispatcher: RequestDispatcher,
         reactor: Optional[IReactorTime] = None,
         max_frame_length: int = DEFAULT_MAX_FRAME_LENGTH,
+        memo: Optional[ResponseMemo] = None,
     ) -> None:
         self.dispatcher = dispatcher
+        #: Shared by every connection: repeated read-only requests answered from memory (see memo.py).
+        self.memo = memo
         self.reactor = reactor
         self.max_frame_length = max_frame_length
         self.on_disconnect: List[Callable[[RemotingProtocol], None]] = []
@@ -34,6 +38,7 @@ class RemotingServerFactory(ServerFactory):
     def buildProtocol(self, addr) -> RemotingProtocol:
         proto = RemotingProtocol(self.dispatcher, self.reactor, self.max_frame_length)
         proto.factory = self
+        proto.memo = self.memo
         self.connections.add(proto)
         proto.notify_on_lost(self._lost)
         return proto

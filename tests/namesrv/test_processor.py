@@ -264,9 +264,35 @@ def test_order_topic_conf_in_route_and_register_answer(service):
     answer = Peer(service).call(register_request())
     assert json.loads(answer.body) == {"table": {"T": "broker-a:4"}}
     assert "orderTopicConf" not in json.loads(client.call(route_request()).body)
-    service.config.order_message_enable = True
-    service.routes._changed()
+    service.config.order_message_enable = True  # as UPDATE_NAMESRV_CONFIG would: remembered answers are stale
     assert json.loads(client.call(route_request()).body)["orderTopicConf"] == "broker-a:4"
+    client.call(RemotingCommand.request(RequestCode.PUT_KV_CONFIG,
+                                       {"namespace": "ORDER_TOPIC_CONFIG", "key": "T", "value": "broker-a:8"}))
+    assert json.loads(client.call(route_request()).body)["orderTopicConf"] == "broker-a:8"
+    client.call(RemotingCommand.request(RequestCode.DELETE_KV_CONFIG, {"namespace": "ORDER_TOPIC_CONFIG", "key": "T"}))
+    assert "orderTopicConf" not in json.loads(client.call(route_request()).body)
+
+
+def test_repeated_route_queries_are_answered_from_memory_and_counted(service):
+    from prometheus_client import generate_latest
+
+    broker = Peer(service)
+    broker.call(register_request())
+    client = Peer(service, 40001)
+    answers = [client.call(route_request()) for _ in range(5)]
+    assert len({a.body for a in answers}) == 1 and all(a.opaque == 77 for a in answers)
+    assert service.memo.hits == {(RequestCode.GET_ROUTEINFO_BY_TOPIC, ResponseCode.SUCCESS): 4}
+    text = generate_latest(service.metrics.registry).decode()
+    assert 'mq_namesrv_requests_total{request="GET_ROUTEINFO_BY_TOPIC",response="SUCCESS"} 5.0' in text
+    # routes carry filter servers: a re-registration that changes only them changes the answer
+    with_filter = register_request()
+    body = RegisterBrokerBody(DataVersion(1, 1), {"T": TopicConfig("T", 4, 4, 6)}, ["10.0.0.1:9999"]).encode(False)
+    with_filter.body = body
+    with_filter.ext_fields["bodyCrc32"] = str(zlib.crc32(body) & 0x7FFFFFFF)
+    assert broker.call(with_filter).code == ResponseCode.SUCCESS
+    assert json.loads(client.call(route_request()).body)["filterServerTable"] == {"10.0.0.1:10911": ["10.0.0.1:9999"]}
+    broker.close()  # the broker's connection closes: its routes go at once, remembered answers with them
+    assert client.call(route_request()).code == ResponseCode.TOPIC_NOT_EXIST
 
 
 def test_namesrv_config_get_and_update(service):
