@@ -13,7 +13,7 @@ Do not call these from the reactor thread itself (inside a Twisted program, use 
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Iterable, List, Optional, Sequence
+from typing import Any, Callable, Iterable, List, Mapping, Optional, Sequence, Set, Union
 
 from twisted.internet import defer, threads
 from twisted.python import threadable
@@ -174,11 +174,36 @@ class BlockingLitePullConsumer(_Lifecycle):
         reactor_thread()
         self._client = call(LitePullConsumer, group, namesrv_addr, **kwargs)
 
-    def subscribe(self, topic: str, expression: str = "*", expression_type: str = "TAG") -> None:
-        call(self._client.subscribe, topic, expression, expression_type)
+    def subscribe(self, topic: str, expression: str = "*", expression_type: str = "TAG", **kwargs) -> None:
+        """``queue_listener=`` runs in the reactor thread (keep it short)."""
+        call(self._client.subscribe, topic, expression, expression_type, **kwargs)
+
+    def unsubscribe(self, topic: str) -> None:
+        call(self._client.unsubscribe, topic)
 
     def assign(self, queues: Sequence[MessageQueue]) -> None:
         call(self._client.assign, list(queues))
+
+    def set_sub_expression_for_assign(self, topic: str, expression: str) -> None:
+        call(self._client.set_sub_expression_for_assign, topic, expression)
+
+    def assignment(self) -> Set[MessageQueue]:
+        return call(self._client.assignment)
+
+    def register_topic_message_queue_change_listener(self, topic: str, listener: Callable) -> None:
+        """The listener runs in the reactor thread (keep it short)."""
+        call(self._client.register_topic_message_queue_change_listener, topic, listener)
+
+    def update_name_server_address(self, namesrv_addr: str) -> None:
+        call(self._client.update_name_server_address, namesrv_addr)
+
+    @property
+    def auto_commit(self) -> bool:
+        return self._client.auto_commit
+
+    @auto_commit.setter
+    def auto_commit(self, value: bool) -> None:
+        call(setattr, self._client, "auto_commit", value)
 
     def fetch_message_queues(self, topic: str) -> List[MessageQueue]:
         return call(self._client.fetch_message_queues, topic)
@@ -189,8 +214,26 @@ class BlockingLitePullConsumer(_Lifecycle):
     def seek(self, mq: MessageQueue, offset: int) -> None:
         call(self._client.seek, mq, offset)
 
-    def commit(self) -> None:
-        call(self._client.commit)
+    def seek_to_begin(self, mq: MessageQueue) -> None:
+        call(self._client.seek_to_begin, mq)
+
+    def seek_to_end(self, mq: MessageQueue) -> None:
+        call(self._client.seek_to_end, mq)
+
+    def offset_for_timestamp(self, mq: MessageQueue, timestamp_ms: int) -> int:
+        return call(self._client.offset_for_timestamp, mq, timestamp_ms)
+
+    def pause(self, queues: Iterable[MessageQueue]) -> None:
+        call(self._client.pause, list(queues))
+
+    def resume(self, queues: Iterable[MessageQueue]) -> None:
+        call(self._client.resume, list(queues))
+
+    def commit(self, queues: Union[None, Iterable[MessageQueue], Mapping[MessageQueue, int]] = None,
+               persist: bool = True) -> None:
+        if queues is not None and not isinstance(queues, Mapping):
+            queues = list(queues)
+        call(self._client.commit, queues, persist)
 
     def committed(self, mq: MessageQueue) -> int:
         return call(self._client.committed, mq)
