@@ -111,6 +111,9 @@ class QueuePuller:
             self.instance.update_route(mq.topic).addErrback(lambda f: None)
             self._later(PULL_DELAY_ON_ERROR, mq, pq, offset)
             return
+        if header.sys_flag & PullSysFlag.FLAG_COMMIT_OFFSET and addr != self.instance.master_addr(mq.broker_name):
+            # As the Java client: a slave discards offset commits, so a pull sent to one carries none.
+            header.sys_flag = PullSysFlag.clear_commit_offset_flag(header.sys_flag)
         d = self.instance.api.pull(addr, header, sub, PULL_TIMEOUT)
         d.addCallbacks(self._pulled, self._pull_failed, callbackArgs=(mq, pq, offset),
                        errbackArgs=(mq, pq, offset))
