@@ -8,6 +8,7 @@ one line ``mqadmin <command>: <what went wrong>`` on stderr and exits non-zero (
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import random
 import sys
@@ -51,24 +52,26 @@ def java_bool(text: str) -> bool:
     return value == "true"
 
 
-def positive_int(text: str) -> int:
+def _number(text: str, convert: Callable[[str], Any], noun: str, ok: Callable[[Any], bool], rule: str) -> Any:
     try:
-        value = int(text)
+        value = convert(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive: {value}")
+        raise argparse.ArgumentTypeError(f"not {noun}: {text!r}") from None
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"{rule}: {value}")
     return value
+
+
+def positive_int(text: str) -> int:
+    return _number(text, int, "an integer", lambda v: v > 0, "must be positive")
 
 
 def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more: {value}")
-    return value
+    return _number(text, int, "an integer", lambda v: v >= 0, "must be 0 or more")
+
+
+def positive_seconds(text: str) -> float:
+    return _number(text, float, "a number", lambda v: 0 < v < math.inf, "must be positive")
 
 
 def timestamp_arg(text: str) -> int:
@@ -89,6 +92,8 @@ class Command:
     run: Callable = attr.ib()
     #: groups of dests of which exactly one must be given (``-b`` or ``-c``)
     one_of: Tuple[Tuple[str, ...], ...] = attr.ib(default=())
+    #: takes ``-i interval``: ``main`` runs it again every interval until interrupted (``--count`` rounds)
+    repeats: bool = attr.ib(default=False)
 
 
 COMMANDS: Dict[str, Command] = {}
@@ -102,9 +107,18 @@ BROKER_ADDR = opt("-b", "--brokerAddr", metavar="ADDR", help="the broker, host:p
 CLUSTER = opt("-c", "--clusterName", metavar="CLUSTER", help="every master broker of this cluster")
 
 
-def command(name: str, help: str, *options, one_of=()):
+#: ``-i`` of the commands that repeat (the original's clusterList), and the hidden ``--count`` that ends them
+REPEAT_OPTIONS = (
+    opt("-i", "--interval", type=positive_seconds, metavar="SECONDS",
+        help="print again every SECONDS seconds until interrupted"),
+    opt("--count", type=positive_int, metavar="N", help=argparse.SUPPRESS),
+)
+
+
+def command(name: str, help: str, *options, one_of=(), repeats: bool = False):
     def register(fn):
-        COMMANDS[name] = Command(name, help, tuple(options), fn, tuple(one_of))
+        extra = REPEAT_OPTIONS if repeats else ()
+        COMMANDS[name] = Command(name, help, tuple(options) + extra, fn, tuple(one_of), repeats)
         return fn
 
     return register
@@ -342,16 +356,37 @@ def topic_cluster_list(api: MQAdminAPI, args):
 # --------------------------------------------------------------------------------------------- cluster and brokers
 
 
+def _counter(status: Dict[str, Any], key: str) -> Optional[int]:
+    try:
+        return int(status[key])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def day_totals(status: Dict[str, Any], direction: str) -> Tuple[Optional[int], Optional[int]]:
+    """(yesterday, today) of ``msg<direction>Total*`` (``Put`` or ``Get``) in GET_BROKER_RUNTIME_INFO, as the
+    original computes them from the morning snapshots. Without today's morning snapshot (mq's broker keeps
+    none) today is the count since the broker started, and yesterday is unknown (None)."""
+    yesterday_morning = _counter(status, f"msg{direction}TotalYesterdayMorning")
+    today_morning = _counter(status, f"msg{direction}TotalTodayMorning")
+    now = _counter(status, f"msg{direction}TotalTodayNow")
+    yesterday = today_morning - yesterday_morning if None not in (today_morning, yesterday_morning) else None
+    if now is None or today_morning is None:
+        return yesterday, now
+    return yesterday, now - today_morning
+
+
 @command(
     "clusterList", "List cluster infos",
-    opt("-m", "--moreStats", action="store_true", help="print more stats"),
+    opt("-m", "--moreStats", action="store_true", help="print yesterday's and today's in/out message totals"),
+    repeats=True,
 )
 @defer.inlineCallbacks
 def cluster_list(api: MQAdminAPI, args):
     info = yield api.cluster_info()
     rows, data = [], []
     for cluster in sorted(info.cluster_addr_table):
-        for name in info.cluster_addr_table[cluster]:
+        for name in sorted(info.cluster_addr_table[cluster]):
             broker = info.broker_addr_table.get(name)
             if broker is None:
                 continue
@@ -361,22 +396,25 @@ def cluster_list(api: MQAdminAPI, args):
                     error = None
                 except AdminError as e:
                     status, error = {}, str(e)
+                in_yest, in_today = day_totals(status, "Put")
+                out_yest, out_today = day_totals(status, "Get")
                 entry = {"clusterName": cluster, "brokerName": name, "brokerId": bid, "addr": addr,
                          "version": status.get("brokerVersionDesc"), "role": status.get("brokerRole"),
                          "diskRatio": status.get("commitLogDiskRatio"),
-                         "inTotalToday": status.get("msgPutTotalTodayNow"),
-                         "outTotalToday": status.get("msgGetTotalTodayNow")}
+                         "inTotalYest": in_yest, "outTotalYest": out_yest,
+                         "inTotalToday": in_today, "outTotalToday": out_today}
                 if error:
                     entry["error"] = error
                 data.append(entry)
-                row = [cluster, name, bid, addr, entry["version"] or "-", entry["role"] or "-",
-                       entry["diskRatio"] or "-"]
-                if args.moreStats:
-                    row += [entry["inTotalToday"] or "-", entry["outTotalToday"] or "-"]
-                rows.append(row)
-    headers = ["Cluster Name", "Broker Name", "BID", "Addr", "Version", "Role", "Disk Ratio"]
+                if args.moreStats:  # the original's -m table: these columns only
+                    row = [cluster, name, in_yest, out_yest, in_today, out_today]
+                else:
+                    row = [cluster, name, bid, addr, entry["version"], entry["role"], entry["diskRatio"]]
+                rows.append(["-" if v is None or v == "" else v for v in row])
     if args.moreStats:
-        headers += ["InTotalToday", "OutTotalToday"]
+        headers = ["Cluster Name", "Broker Name", "InTotalYest", "OutTotalYest", "InTotalToday", "OutTotalToday"]
+    else:
+        headers = ["Cluster Name", "Broker Name", "BID", "Addr", "Version", "Role", "Disk Ratio"]
     return Result(data, table(headers, rows))
 
 
@@ -1054,12 +1092,22 @@ def run_command(reactor, args, out=None, err=None):
     err = err or sys.stderr
     addrs = (args.namesrvAddr or os.environ.get("NAMESRV_ADDR") or "").split(";")
     api = MQAdminAPI(reactor, addrs, timeout=args.timeout)
+    cmd = COMMANDS[args.command]
+    interval = getattr(args, "interval", None) if cmd.repeats else None
+    rounds = getattr(args, "count", None)
     status = 0
     try:
-        result = yield COMMANDS[args.command].run(api, args)
-        text = result.render(args.json)
-        if text:
-            out.write(text if text.endswith("\n") else text + "\n")
+        done = 0
+        while True:
+            result = yield cmd.run(api, args)
+            text = result.render(args.json)
+            if text:
+                out.write(text if text.endswith("\n") else text + "\n")
+                out.flush()  # a repeating command is read while it runs
+            done += 1
+            if interval is None or (rounds is not None and done >= rounds):
+                break
+            yield task.deferLater(reactor, interval, lambda: None)
     except AdminError as e:
         err.write(f"{PROG} {args.command}: {e}\n")
         status = e.exit_code
