@@ -92,7 +92,7 @@ class LitePullConsumer(QueuePuller):
         wanted = self._auto_commit and self.running
         loop = self._commit_loop
         if wanted and (loop is None or not loop.running):
-            self._commit_loop = loop = task.LoopingCall(self.commit)
+            self._commit_loop = loop = task.LoopingCall(self._auto_commit_tick)
             loop.clock = self.reactor
             loop.start(self.auto_commit_interval, now=False)
         elif not wanted and loop is not None and loop.running:
@@ -306,6 +306,13 @@ class LitePullConsumer(QueuePuller):
         self.consumed[mq] = offset
         if self.auto_commit:
             self.offsets.update(mq, offset)
+
+    def _auto_commit_tick(self) -> defer.Deferred:
+        """One auto-commit: a failure (a broker away) is logged and the next tick tries again; a LoopingCall
+        whose call fails would stop for good."""
+        return defer.maybeDeferred(self.commit).addErrback(
+            lambda f: log.warn("auto-commit of {group} failed, retried in {s:g} s: {e}", group=self.group,
+                               s=self.auto_commit_interval, e=f.getErrorMessage()))  # fmt: skip
 
     def commit(self, queues: Union[None, Iterable[MessageQueue], Mapping[MessageQueue, int]] = None,
                persist: bool = True) -> defer.Deferred:
