@@ -30,6 +30,7 @@ from mq.broker.processor_reply import ReplyMessageProcessor
 from mq.broker.processor_send import SendMessageProcessor
 from mq.broker.rebalance_lock import RebalanceLockManager, RebalanceLockProcessor
 from mq.broker.retry import ConsumerSendBackProcessor, redirect_to_dlq
+from mq.broker.runtime_stats import RuntimeStats
 from mq.broker.schedule import ScheduleMessageService
 from mq.broker.slave_sync import SlaveSynchronize
 from mq.broker.stats import BrokerStats
@@ -59,6 +60,10 @@ class _WithoutPull:
         self.table[code] = processor
 
 
+#: What ``RuntimeStats`` samples, in the order ``BrokerService._running_totals`` returns it.
+_RUNNING_TOTALS = ("put", "getTransferred", "getTimes", "msgPut", "msgGet")
+
+
 class BrokerService(service.MultiService):
     def __init__(self, config: BrokerConfig, reactor=None, store: Optional[MessageStore] = None) -> None:
         super().__init__()
@@ -71,6 +76,8 @@ class BrokerService(service.MultiService):
         self.now_ms = lambda: int(reactor.seconds() * 1000)
         self.stats = BrokerStats()
         self.store = store or MessageStore(config.store_config(), reactor, store_host=config.store_host)
+        self.boot_timestamp = self.now_ms()
+        self.runtime_stats = RuntimeStats(_RUNNING_TOTALS, self._running_totals, reactor.seconds)
         self.topic_config_manager = TopicConfigManager(config, self.now_ms)
         self.subscription_group_manager = SubscriptionGroupManager(config, self.now_ms)
         self.consumer_offset_manager = ConsumerOffsetManager(config)
@@ -169,6 +176,7 @@ class BrokerService(service.MultiService):
         self._every(c.register_period_seconds, self._register_periodically, now=True)
         self._every(c.flush_consumer_offset_interval / 1000.0, self.consumer_offset_manager.persist_if_dirty)
         self._every(10.0, self._scan_clients)
+        self._every(1.0, self.runtime_stats.sample)
         log.info(
             "mq broker {name} of cluster {cluster} (id {id}, {role}, {flush}) serving at {addr}"
             "{fast}; store {store}; NameServers {ns}; metrics {metrics}",
@@ -297,14 +305,31 @@ class BrokerService(service.MultiService):
 
     # -- figures -----------------------------------------------------------------------------------
 
+    def _running_totals(self):
+        c = self.store.stats_counters
+        stats = self.stats
+        return (c.put_message_times_total, c.get_message_transferred_total, c.get_message_times_total,
+                sum(stats.msgs_in.values()), sum(stats.msgs_out.values()))  # fmt: skip
+
     def runtime_info(self) -> Dict[str, object]:
         s = self.store.stats()
-        stats = self.stats
+        rt = self.runtime_stats
+        put_now, get_now = self._running_totals()[3:]
+        put_days, get_days = rt.daily("msgPut"), rt.daily("msgGet")
         return {
             "brokerVersion": CURRENT_VERSION,
             "brokerVersionDesc": "V4_9_8",
-            "msgPutTotalTodayNow": sum(stats.msgs_in.values()),
-            "msgGetTotalTodayNow": sum(stats.msgs_out.values()),
+            "bootTimestamp": self.boot_timestamp,
+            "msgPutTotalYesterdayMorning": put_days["YesterdayMorning"],
+            "msgPutTotalTodayMorning": put_days["TodayMorning"],
+            "msgPutTotalTodayNow": put_now,
+            "msgGetTotalYesterdayMorning": get_days["YesterdayMorning"],
+            "msgGetTotalTodayMorning": get_days["TodayMorning"],
+            "msgGetTotalTodayNow": get_now,
+            "putTps": rt.tps_text("put"),
+            "getTransferedTps": rt.tps_text("getTransferred"),  # sic: Java's key
+            "getTotalTps": rt.tps_text("getTimes"),
+            "pageCacheLockTimeMills": 0,  # puts never wait for a lock here
             "putMessageTimesTotal": s.put_message_times_total,
             "putMessageSizeTotal": s.put_message_size_total,
             "getMessageTimesTotal": s.get_message_times_total,
