@@ -1,5 +1,5 @@
-"""Broker → client requests: NOTIFY_CONSUMER_IDS_CHANGED and RESET_CONSUMER_CLIENT_OFFSET (oneway), relayed
-admin calls."""
+"""Broker → client requests: NOTIFY_CONSUMER_IDS_CHANGED and RESET_CONSUMER_CLIENT_OFFSET (oneway),
+GET_CONSUMER_STATUS_FROM_CLIENT, relayed admin calls."""
 
 from __future__ import annotations
 
@@ -9,7 +9,12 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from mq.common import fastjson
-from mq.common.broker_headers import ConsumerGroupRequestHeader, ResetOffsetRequestHeader
+from mq.common.broker_headers import (
+    ConsumerGroupRequestHeader,
+    GetConsumerStatusRequestHeader,
+    ResetOffsetRequestHeader,
+)
+from mq.common.consumer_status import GetConsumerStatusBody
 from mq.remoting.codes import LanguageCode, RequestCode, ResponseCode
 from mq.remoting.command import RemotingCommand
 from mq.remoting.protocol import RemotingConnectionError, RemotingTimeoutError
@@ -44,6 +49,36 @@ class Broker2Client:
             if self._oneway(client, request):
                     log.info("asked {cid} to reset the offsets of {group} on {topic}", cid=client.client_id,
                          group=header.group, topic=header.topic)
+
+    def consumer_status(self, topic: str, group: str, clients: Iterable, queue,
+                        timeout: float = 5.0) -> defer.Deferred:
+        """Ask each client for the offsets it holds for ``topic`` (GET_CONSUMER_STATUS_FROM_CLIENT), all at
+        once; a Deferred of {client id: {queue: offset}}. A client that fails, does not answer within
+        ``timeout`` or answers something else than a ``GetConsumerStatusBody`` is left out (RocketMQ logs it
+        and goes on); ``queue`` builds the table's keys."""
+        ext = GetConsumerStatusRequestHeader(topic=topic, group=group).encode()
+        table: dict = {}
+
+        def answered(reply: RemotingCommand, client) -> None:
+            if reply.code != ResponseCode.SUCCESS or reply.body is None:
+                log.info("[get-consumer-status] {cid} answered {code}: {remark}", cid=client.client_id,
+                         code=reply.code, remark=reply.remark)
+                return
+            try:
+                table[client.client_id] = GetConsumerStatusBody.decode(reply.body, queue).message_queue_table
+            except ValueError as e:
+                log.warn("[get-consumer-status] {cid} answered an unreadable body: {e}", cid=client.client_id, e=e)
+
+        def failed(failure, client) -> None:
+            log.warn("[get-consumer-status] {cid} of {group} did not answer: {e}", cid=client.client_id, group=group,
+                     e=failure.getErrorMessage())
+
+        calls = []
+        for client in clients:
+            request = RemotingCommand.request(RequestCode.GET_CONSUMER_STATUS_FROM_CLIENT, dict(ext))
+            d = defer.maybeDeferred(client.channel.send_request, request, timeout)
+            calls.append(d.addCallbacks(answered, failed, (client,), None, (client,)))
+        return defer.gatherResults(calls, consumeErrors=True).addCallback(lambda _: table)
 
     def _oneway(self, client, request: RemotingCommand) -> bool:
         channel = client.channel

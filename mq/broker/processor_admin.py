@@ -15,6 +15,7 @@ from mq.common.broker_headers import (
     CreateTopicRequestHeader,
     DeleteSubscriptionGroupRequestHeader,
     GetConsumerRunningInfoRequestHeader,
+    GetConsumerStatusRequestHeader,
     GetConsumeStatsRequestHeader,
     ProducerGroupRequestHeader,
     QueueRequestHeader,
@@ -22,6 +23,7 @@ from mq.common.broker_headers import (
     SearchOffsetRequestHeader,
     TopicRequestHeader,
 )
+from mq.common.consumer_status import GetConsumerStatusBody
 from mq.common.properties import format_properties, parse_properties
 from mq.common.route import TopicConfig
 from mq.common.topic import topic_error
@@ -46,6 +48,16 @@ def _offset(request: RemotingCommand, value: int) -> RemotingCommand:
     return request.response(RC.SUCCESS, None, {"offset": str(value)})
 
 
+def _refuse_old_clients(request: RemotingCommand, clients) -> "RemotingCommand | None":
+    """SYSTEM_ERROR if one of ``clients`` is older than V3_0_7_SNAPSHOT, which has neither
+    RESET_CONSUMER_CLIENT_OFFSET nor GET_CONSUMER_STATUS_FROM_CLIENT; else None."""
+    for client in clients:
+        if client.version < mixall.MIN_VERSION_RESET_OFFSET:
+            return request.response(
+                RC.SYSTEM_ERROR, f"the client does not support this feature. version={client.version}")
+    return None
+
+
 class AdminBrokerProcessor:
     def __init__(self, broker) -> None:
         self.broker = broker
@@ -68,6 +80,7 @@ class AdminBrokerProcessor:
             (RequestCode.GET_PRODUCER_CONNECTION_LIST, self.get_producer_connection_list),
             (RequestCode.GET_CONSUMER_RUNNING_INFO, self.get_consumer_running_info),
             (RequestCode.INVOKE_BROKER_TO_RESET_OFFSET, self.reset_offset),
+            (RequestCode.INVOKE_BROKER_TO_GET_CONSUMER_STATUS, self.get_consumer_status),
             (RequestCode.GET_MAX_OFFSET, self.get_max_offset),
             (RequestCode.GET_MIN_OFFSET, self.get_min_offset),
             (RequestCode.SEARCH_OFFSET_BY_TIMESTAMP, self.search_offset_by_timestamp),
@@ -237,10 +250,9 @@ class AdminBrokerProcessor:
                 RC.CONSUMER_NOT_ONLINE, f"Consumer not online, so can not reset offset, Group: {h.group} "
                                         f"Topic: {h.topic} Timestamp: {h.timestamp}")
         clients = list(group.channels.values())
-        for client in clients:
-            if client.version < mixall.MIN_VERSION_RESET_OFFSET:
-                return request.response(
-                    RC.SYSTEM_ERROR, f"the client does not support this feature. version={client.version}")
+        refusal = _refuse_old_clients(request, clients)
+        if refusal is not None:
+            return refusal
         table = {}
         for qid in range(tc.write_queue_nums):
             if h.timestamp == -1:
@@ -255,6 +267,27 @@ class AdminBrokerProcessor:
                 b.consumer_offset_manager.commit(h.group, h.topic, qid, offset)
         b.broker2client.reset_offset(h, table, clients, c_form_for_all=request.language == LanguageCode.CPP)
         return request.response(RC.SUCCESS, None, None, fastjson.dumps_bytes({"offsetTable": table}))
+
+    def get_consumer_status(self, request: RemotingCommand, channel):
+        """INVOKE_BROKER_TO_GET_CONSUMER_STATUS: the offsets each online client of the group holds for the
+        topic's queues (GET_CONSUMER_STATUS_FROM_CLIENT), or only those of the client whose id (or address)
+        is ``clientAddr``. Clients that do not answer are left out. Answers a ``GetConsumerStatusBody``."""
+        h = GetConsumerStatusRequestHeader.decode(request.ext_fields)
+        group = self.broker.consumer_manager.get(h.group)
+        if group is None or not group.channels:
+            return request.response(RC.SYSTEM_ERROR, f"No Any Consumer online in the consumer group: [{h.group}]")
+        clients = list(group.channels.values())
+        if h.client_addr:
+            clients = [c for c in clients if h.client_addr in (c.client_id, c.client_addr)]
+        refusal = _refuse_old_clients(request, clients)
+        if refusal is not None:
+            return refusal
+
+        def answer(table):
+            body = GetConsumerStatusBody(consumer_table=table).encode()
+            return request.response(RC.SUCCESS, None, None, body)
+
+        return self.broker.broker2client.consumer_status(h.topic, h.group, clients, MessageQueue).addCallback(answer)
 
     # -- queue offsets -----------------------------------------------------------------------------
 

@@ -189,6 +189,17 @@ class ResetOffsetRequestHeader(CommandHeader):
 
 
 @attr.s(slots=True)
+class GetConsumerStatusRequestHeader(CommandHeader):
+    """INVOKE_BROKER_TO_GET_CONSUMER_STATUS (admin → broker) and GET_CONSUMER_STATUS_FROM_CLIENT (broker →
+    client). ``clientAddr`` (admin → broker only) picks one client, by client id as RocketMQ does (mq's broker
+    also takes the client's address)."""
+
+    topic: str = hfield("topic", required=True)
+    group: str = hfield("group", required=True)
+    client_addr: str = hfield("clientAddr")
+
+
+@attr.s(slots=True)
 class GetBrokerConfigResponseHeader(CommandHeader):
     version: str = hfield("version", required=True)
 

@@ -92,8 +92,6 @@ def test_subscription_group_codes(client, addr, broker):
     assert table["sgx"]["consumeEnable"] is False and "TOOLS_CONSUMER" in table
     r = yield client.invoke(addr, RequestCode.DELETE_SUBSCRIPTIONGROUP, {"groupName": "sgx"})
     assert r.code == RC.SUCCESS and "sgx" not in broker.subscription_group_manager.table
-    r = yield client.invoke(addr, RequestCode.INVOKE_BROKER_TO_GET_CONSUMER_STATUS)  # not served
-    assert r.code == RC.REQUEST_CODE_NOT_SUPPORTED and "223" in r.remark
 
 
 def test_options_and_broker_conf(tmp_path):
