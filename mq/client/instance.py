@@ -24,7 +24,8 @@ from mq.client.headers import CheckTransactionStateRequestHeader, ResetOffsetReq
 from mq.client.model import MessageQueue
 from mq.client.request_reply import CORRELATION_ID, ReplyWaiters, reply_from_push
 from mq.common import fastjson
-from mq.common.broker_headers import ConsumerGroupRequestHeader
+from mq.common.broker_headers import ConsumerGroupRequestHeader, GetConsumerStatusRequestHeader
+from mq.common.consumer_status import GetConsumerStatusBody
 from mq.common.heartbeat import ConsumerData, HeartbeatData
 from mq.common.message import MessageConst, decode_message_ext
 from mq.common.mixall import MASTER_ID
@@ -130,6 +131,7 @@ class ClientInstance:
         dispatcher.register(RequestCode.CHECK_TRANSACTION_STATE, self._on_check_transaction)
         dispatcher.register(RequestCode.GET_CONSUMER_RUNNING_INFO, self._on_running_info)
         dispatcher.register(RequestCode.RESET_CONSUMER_CLIENT_OFFSET, self._on_reset_offset)
+        dispatcher.register(RequestCode.GET_CONSUMER_STATUS_FROM_CLIENT, self._on_consumer_status)
         dispatcher.register(RequestCode.PUSH_REPLY_MESSAGE_TO_CLIENT, self._on_reply)
         self.remoting = RemotingClient(reactor, dispatcher)
         self.api = ClientAPI(self.remoting, config.request_timeout)
@@ -384,6 +386,17 @@ class ClientInstance:
         if reset is not None and table:
             reset(header.topic, table)
         return request.response(ResponseCode.SUCCESS) if not request.is_oneway else None
+
+    def _on_consumer_status(self, request: RemotingCommand, channel) -> RemotingCommand:
+        """GET_CONSUMER_STATUS_FROM_CLIENT: the offsets the group's consumer (push or lite pull) holds in memory
+        for the topic's queues (every topic if none is named); an empty table for a group not in this client,
+        as Java answers."""
+        header = GetConsumerStatusRequestHeader.decode(request.ext_fields)
+        offsets = getattr(self.consumers.get(header.group), "offsets", None)
+        table = {mq: offset for mq, offset in getattr(offsets, "table", {}).items()
+                 if not header.topic or mq.topic == header.topic}
+        body = GetConsumerStatusBody(message_queue_table=table).encode()
+        return request.response(ResponseCode.SUCCESS, None, None, body)
 
     def _on_reply(self, request: RemotingCommand, channel) -> RemotingCommand:
         """PUSH_REPLY_MESSAGE_TO_CLIENT: a reply for one of this client's requests (answered SUCCESS even when
