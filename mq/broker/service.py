@@ -330,6 +330,13 @@ class BrokerService(service.MultiService):
             "getTransferedTps": rt.tps_text("getTransferred"),  # sic: Java's key
             "getTotalTps": rt.tps_text("getTimes"),
             "pageCacheLockTimeMills": 0,  # puts never wait for a lock here
+            # Requests are handled as they arrive, not queued for thread pools: nothing waits (clusterList
+            # prints these beside the rates).
+            "sendThreadPoolQueueSize": 0,
+            "sendThreadPoolQueueHeadWaitTimeMills": 0,
+            "pullThreadPoolQueueSize": 0,
+            "pullThreadPoolQueueHeadWaitTimeMills": 0,
+            "queryThreadPoolQueueSize": 0,
             "putMessageTimesTotal": s.put_message_times_total,
             "putMessageSizeTotal": s.put_message_size_total,
             "getMessageTimesTotal": s.get_message_times_total,

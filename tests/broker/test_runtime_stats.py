@@ -79,3 +79,4 @@ def test_runtime_info_carries_what_cluster_list_reads(client, addr, broker):
     assert table["msgPutTotalYesterdayMorning"] == "0" and table["msgGetTotalTodayMorning"] == "0"
     assert int(table["bootTimestamp"]) > 0 and table["pageCacheLockTimeMills"] == "0"
     assert int(table["earliestMessageTimeStamp"]) > 0 and float(table["commitLogDiskRatio"]) >= 0
+    assert table["sendThreadPoolQueueSize"] == table["pullThreadPoolQueueHeadWaitTimeMills"] == "0"
