@@ -21,6 +21,7 @@ from mq.common.broker_headers import (
     CreateTopicRequestHeader,
     DeleteSubscriptionGroupRequestHeader,
     GetConsumerRunningInfoRequestHeader,
+    GetConsumerStatusRequestHeader,
     GetConsumeStatsRequestHeader,
     ProducerGroupRequestHeader,
     QueryConsumerOffsetRequestHeader,
@@ -33,6 +34,7 @@ from mq.common.broker_headers import (
     UpdateConsumerOffsetRequestHeader,
     ViewMessageRequestHeader,
 )
+from mq.common.consumer_status import GetConsumerStatusBody
 from mq.common.message import MessageConst, MessageExt, decode_messages, string_to_properties
 from mq.common.namesrv_headers import (
     BrokerNameRequestHeader,
@@ -433,6 +435,17 @@ class MQAdminAPI:
         response = yield self.broker_call(addr, RequestCode.GET_CONSUMER_RUNNING_INFO, ext, timeout=self.timeout + 5)
         check(response, f"running info of consumer '{client_id}' via broker {addr}")
         return jsonkeys.loads(response.body) if response.body else {}
+
+    @defer.inlineCallbacks
+    def consumer_status(self, addr: str, topic: str, group: str, client_addr: Optional[str] = None):
+        """INVOKE_BROKER_TO_GET_CONSUMER_STATUS: {client id: {MessageQueue: offset}}, the offsets the group's
+        online clients (or the one whose id or address is ``client_addr``) hold for ``topic``."""
+        ext = GetConsumerStatusRequestHeader(topic=topic, group=group, client_addr=client_addr or None).encode()
+        # The broker asks every client and waits up to 5 s for each: wait longer, to get its answer.
+        response = yield self.broker_call(addr, RequestCode.INVOKE_BROKER_TO_GET_CONSUMER_STATUS, ext,
+                                          timeout=self.timeout + 5)
+        check(response, f"consumer status of group '{group}' on topic '{topic}' via broker {addr}")
+        return GetConsumerStatusBody.decode(response.body, MessageQueue).consumer_table
 
     # -- broker: offsets ---------------------------------------------------------------------------
 

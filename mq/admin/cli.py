@@ -706,6 +706,33 @@ def consumer_status(api: MQAdminAPI, args):
     return Result(data, table(["ClientId", "Version", "Running Info"], rows))
 
 
+@command(
+    "getConsumerStatus", "get consumer status from client.",
+    opt("-g", "--group", required=True, help="the consumer group"),
+    opt("-t", "--topic", required=True, help="the topic"),
+    opt("-i", "--originClientId", metavar="CLIENT", help="only the consumer with this client id (or address)"),
+)
+@defer.inlineCallbacks
+def get_consumer_status(api: MQAdminAPI, args):
+    """The offsets each online consumer of the group holds for the topic's queues, as the consumers report
+    them to a broker of the topic (INVOKE_BROKER_TO_GET_CONSUMER_STATUS)."""
+    _, masters = yield topic_brokers(api, args.topic)
+    addr = sorted(masters.items())[0][1]
+    status = yield api.consumer_status(addr, args.topic, args.group, args.originClientId)
+    if not status:
+        which = f" with client id or address '{args.originClientId}'" if args.originClientId else ""
+        raise AdminError(f"no consumer of group '{args.group}'{which} reported its offsets via broker {addr}")
+    rows = [[cid, mq.broker_name, mq.queue_id, offset]
+            for cid, queues in sorted(status.items()) for mq, offset in sorted(queues.items())]
+    data = {"group": args.group, "topic": args.topic, "originClientId": args.originClientId or "",
+            "brokerAddr": addr,
+            "consumerTable": {cid: [dict(mq.to_json(), offset=offset) for mq, offset in sorted(queues.items())]
+                              for cid, queues in sorted(status.items())}}
+    header = (f"get consumer status from client. group={args.group}, topic={args.topic}, "
+              f"originClientId={args.originClientId or ''}")
+    return Result(data, join(header, table(["clientId", "brokerName", "queueId", "offset"], rows)))
+
+
 # --------------------------------------------------------------------------------------------- messages
 
 
