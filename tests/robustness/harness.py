@@ -74,7 +74,7 @@ NAMES = ["TopicTest", "TBW102", "%RETRY%G", "%DLQ%G", "G", "SCHEDULE_TOPIC_XXXX"
          "DefaultCluster", "broker-t", "broker-a", "127.0.0.1:10911", "10.0.0.1:10911", "*", "a || b", "a > 1",
          "TAG", "SQL92", "TAG", "ORDER_TOPIC_CONFIG", "CLUSTER", "0A000001000027AF0000000000000000",
          "UNIQ_KEY\x01k\x02TAGS\x01t\x02", "DELAY\x013\x02", "TRAN_MSG\x01true\x02PGROUP\x01P\x02",
-         "REPLY_TO_CLIENT\x01c\x02CORRELATION_ID\x01x\x02"]
+         "REPLY_TO_CLIENT\x01c\x02CORRELATION_ID\x01x\x02", "WAIT\x01false\x02TAGS\x01w\x02"]
 
 ext_values = st.one_of(
     st.sampled_from(["", "0", "1", "-1", "true", "false", "TRUE", " 1", "1.5", "0x10", "null", "NaN"]),
@@ -111,16 +111,28 @@ def _mutate(changes):
 _DROP = object()
 
 
+def _mutated(json_types: bool, max_changes: int):
+    values = json_ext_values if json_types else ext_values
+    changes = st.tuples(st.sampled_from(sorted(PLAUSIBLE)), st.one_of(st.just(_DROP), values))
+    return st.lists(changes, max_size=max_changes).map(_mutate)
+
+
 def ext_fields(json_types: bool):
     """Mostly a header that decodes everywhere with a few keys dropped or given adversarial values; now and
     then no header, or random keys."""
     values = json_ext_values if json_types else ext_values
     keys = sorted(PLAUSIBLE)
     return st.one_of(
-        st.lists(st.tuples(st.sampled_from(keys), st.one_of(st.just(_DROP), values)), max_size=4).map(_mutate),
+        _mutated(json_types, 4),
         st.none(),
         st.dictionaries(st.one_of(st.sampled_from(keys), st.text(max_size=6)), values, max_size=6),
     )
+
+
+def near_valid_ext_fields(json_types: bool):
+    """A header that decodes everywhere, but for at most one key dropped or given an adversarial value: for
+    tests that need most requests to get past the header checks (sends that store)."""
+    return _mutated(json_types, 1)
 
 
 def _nested(depth: int) -> bytes:
@@ -238,12 +250,12 @@ class LogCapture:
 
 
 @st.composite
-def requests(draw, codes):
-    """(code, extFields, body, serialization, oneway) for one of ``codes``."""
+def requests(draw, codes, headers=ext_fields):
+    """(code, extFields, body, serialization, oneway) for one of ``codes``, extFields from ``headers``."""
     serialize_type = draw(st.sampled_from([SerializeType.JSON, SerializeType.ROCKETMQ]))
     return (
         draw(st.sampled_from(codes)),
-        draw(ext_fields(serialize_type == SerializeType.JSON)),
+        draw(headers(serialize_type == SerializeType.JSON)),
         draw(bodies),
         serialize_type,
         draw(st.booleans()),
@@ -264,17 +276,29 @@ def check_answer(out: List[RemotingCommand], opaque: int, serialize_type: int, a
         assert "Error: " not in resp.remark and "Exception: " not in resp.remark, resp.remark
 
 
-def fuzz(codes, one: Callable[[int, Optional[dict], bytes, int, bool], None], max_examples: int = 1500) -> None:
+def fuzz(codes, one: Callable[..., None], max_examples: int = 1500, pace=None,
+         after: Optional[Callable[[], None]] = None, headers=ext_fields, request=None) -> None:
     """Run ``one(code, ext, body, serialize_type, oneway)`` over short random sequences of requests for
-    ``codes`` (deterministic, for CI), asserting that nothing was logged as a failure meanwhile."""
+    ``codes`` (deterministic, for CI), asserting that nothing was logged as a failure meanwhile.
+
+    With ``pace`` (a strategy), a value drawn from it beside each request is passed to ``one`` as a last
+    argument (how far the test lets time or the disk move on after that request); ``after()`` runs at the end
+    of each sequence, inside the log capture. ``headers(json_types)`` gives the extFields strategy; ``request``,
+    if given, replaces the whole request strategy (its tuples are ``one``'s arguments)."""
+    if request is None:
+        request = requests(codes, headers)
+    if pace is not None:
+        request = st.tuples(request, pace).map(lambda t: (*t[0], t[1]))
 
     @settings(max_examples=max_examples, deadline=None, derandomize=True,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-    @given(st.lists(requests(codes), min_size=1, max_size=4))
+    @given(st.lists(request, min_size=1, max_size=4))
     def run(batch):
         with LogCapture() as logs:
-            for request in batch:
-                one(*request)
+            for args in batch:
+                one(*args)
+            if after is not None:
+                after()
         assert not logs.failures, logs.describe()
 
     run()
