@@ -12,6 +12,7 @@ import math
 import os
 import random
 import sys
+import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import attr
@@ -365,7 +366,7 @@ def _counter(status: Dict[str, Any], key: str) -> Optional[int]:
 
 def day_totals(status: Dict[str, Any], direction: str) -> Tuple[Optional[int], Optional[int]]:
     """(yesterday, today) of ``msg<direction>Total*`` (``Put`` or ``Get``) in GET_BROKER_RUNTIME_INFO, as the
-    original computes them from the morning snapshots. Without today's morning snapshot (mq's broker keeps
+    original computes them from the morning snapshots. Without today's morning snapshot (brokers that keep
     none) today is the count since the broker started, and yesterday is unknown (None)."""
     yesterday_morning = _counter(status, f"msg{direction}TotalYesterdayMorning")
     today_morning = _counter(status, f"msg{direction}TotalTodayMorning")
@@ -374,6 +375,37 @@ def day_totals(status: Dict[str, Any], direction: str) -> Tuple[Optional[int], O
     if now is None or today_morning is None:
         return yesterday, now
     return yesterday, now - today_morning
+
+
+def _first_rate(status: Dict[str, Any], key: str) -> Optional[float]:
+    """The 10-second rate of a ``"10s 1min 10min"`` rate string (``putTps``, ``getTransferedTps``)."""
+    try:
+        return float(str(status[key]).split()[0])
+    except (KeyError, IndexError, ValueError):
+        return None
+
+
+def _load(rate: Optional[float], status: Dict[str, Any], pool: str) -> Optional[str]:
+    """The original's ``TPS(queued requests,head wait ms)`` cell."""
+    if rate is None:
+        return None
+    return f"{rate:.2f}({status.get(pool + 'ThreadPoolQueueSize')},{status.get(pool + 'ThreadPoolQueueHeadWaitTimeMills')}ms)"
+
+
+def base_stats(status: Dict[str, Any], now_ms: float) -> Dict[str, Any]:
+    """The original clusterList's per-broker figures from GET_BROKER_RUNTIME_INFO: 10-second in and out rates,
+    page-cache lock wait, hours of messages kept, CommitLog disk ratio (None where the broker said nothing)."""
+    in_tps, out_tps = _first_rate(status, "putTps"), _first_rate(status, "getTransferedTps")
+    earliest = _counter(status, "earliestMessageTimeStamp")
+    try:
+        space: Optional[float] = float(status["commitLogDiskRatio"])
+    except (KeyError, TypeError, ValueError):
+        space = None
+    return {
+        "inTps": in_tps, "outTps": out_tps, "inLoad": _load(in_tps, status, "send"),
+        "outLoad": _load(out_tps, status, "pull"), "pcWaitMs": _counter(status, "pageCacheLockTimeMills"),
+        "hour": (now_ms - earliest) / 3_600_000 if earliest else None, "space": space,
+    }  # fmt: skip
 
 
 @command(
@@ -398,9 +430,10 @@ def cluster_list(api: MQAdminAPI, args):
                     status, error = {}, str(e)
                 in_yest, in_today = day_totals(status, "Put")
                 out_yest, out_today = day_totals(status, "Get")
+                base = base_stats(status, time.time() * 1000)
                 entry = {"clusterName": cluster, "brokerName": name, "brokerId": bid, "addr": addr,
                          "version": status.get("brokerVersionDesc"), "role": status.get("brokerRole"),
-                         "diskRatio": status.get("commitLogDiskRatio"),
+                         "diskRatio": status.get("commitLogDiskRatio"), **base,
                          "inTotalYest": in_yest, "outTotalYest": out_yest,
                          "inTotalToday": in_today, "outTotalToday": out_today}
                 if error:
@@ -409,12 +442,15 @@ def cluster_list(api: MQAdminAPI, args):
                 if args.moreStats:  # the original's -m table: these columns only
                     row = [cluster, name, in_yest, out_yest, in_today, out_today]
                 else:
-                    row = [cluster, name, bid, addr, entry["version"], entry["role"], entry["diskRatio"]]
+                    hour, space = base["hour"], base["space"]
+                    row = [cluster, name, bid, addr, entry["version"], base["inLoad"], base["outLoad"], base["pcWaitMs"],
+                           None if hour is None else f"{hour:.2f}", None if space is None else f"{space:.4f}"]
                 rows.append(["-" if v is None or v == "" else v for v in row])
     if args.moreStats:
         headers = ["Cluster Name", "Broker Name", "InTotalYest", "OutTotalYest", "InTotalToday", "OutTotalToday"]
     else:
-        headers = ["Cluster Name", "Broker Name", "BID", "Addr", "Version", "Role", "Disk Ratio"]
+        headers = ["Cluster Name", "Broker Name", "BID", "Addr", "Version", "InTPS(LOAD)", "OutTPS(LOAD)",
+                   "PCWait(ms)", "Hour", "SPACE"]
     return Result(data, table(headers, rows))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import struct
 import threading
@@ -102,8 +103,14 @@ def test_delete_topic(broker):
 def test_cluster_list_and_broker_status(broker):
     r = adm(broker, "clusterList")
     assert r.code == 0, r.err
+    assert r.out.splitlines()[0].split() == ["#Cluster", "Name", "#Broker", "Name", "#BID", "#Addr", "#Version",
+                                              "#InTPS(LOAD)", "#OutTPS(LOAD)", "#PCWait(ms)", "#Hour", "#SPACE"]
     row = [line.split() for line in r.out.splitlines() if broker.addr in line][0]
-    assert row[:6] == [broker.cluster, broker.name, "0", broker.addr, "V4_9_8", "ASYNC_MASTER"]
+    assert row[:5] == [broker.cluster, broker.name, "0", broker.addr, "V4_9_8"]
+    assert re.fullmatch(r"\d+\.\d\d\(0,0ms\)", row[5]) and re.fullmatch(r"\d+\.\d\d\(0,0ms\)", row[6])
+    assert row[7] == "0" and 0 <= float(row[9]) <= 1  # no page-cache wait; the disk ratio
+    entry = [e for e in adm(broker, "clusterList", "--json").json() if e["addr"] == broker.addr][0]
+    assert entry["role"] == "ASYNC_MASTER" and entry["inTps"] >= 0 and entry["pcWaitMs"] == 0
     r = adm(broker, "brokerStatus", "-b", broker.addr)
     assert r.code == 0, r.err
     assert any(line.split() == ["brokerVersionDesc", ":", "V4_9_8"] for line in r.out.splitlines())
