@@ -13,9 +13,8 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 import attr
 from twisted.internet import defer
 
-from mq.admin import jsonkeys
 from mq.client.simple import pull_request, send_request
-from mq.common import fastjson, mixall
+from mq.common import fastjson, jsonkeys, mixall
 from mq.common.broker_headers import (
     ConsumerGroupRequestHeader,
     CreateTopicRequestHeader,

@@ -17,8 +17,7 @@ from typing import Any, Callable, Dict, Mapping
 
 import attr
 
-from mq.admin import jsonkeys
-from mq.common import fastjson
+from mq.common import fastjson, jsonkeys
 
 #: Builds a queue key from (topic, brokerName, queueId); each layer passes its own ``MessageQueue`` class.
 QueueFactory = Callable[[str, str, int], Any]

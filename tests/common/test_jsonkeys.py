@@ -8,9 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mq.admin import jsonkeys
 from mq.admin.api import MessageQueue, queue_map
-from mq.common import fastjson
+from mq.common import fastjson, jsonkeys
 
 
 def test_object_keys_become_pairs_in_order():
