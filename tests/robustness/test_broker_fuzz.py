@@ -57,6 +57,7 @@ SEND_CODES = {RequestCode.SEND_MESSAGE, RequestCode.SEND_MESSAGE_V2, RequestCode
 #: Everything that asks the broker to store a message (a slave refuses all of them).
 STORING_CODES = SEND_CODES | {RequestCode.SEND_REPLY_MESSAGE, RequestCode.SEND_REPLY_MESSAGE_V2,
                               RequestCode.CONSUMER_SEND_MSG_BACK, RequestCode.END_TRANSACTION}
+SLAVE_REFUSAL = {RequestCode.END_TRANSACTION: ResponseCode.SLAVE_NOT_AVAILABLE}
 STORED_ANYWAY = {ResponseCode.FLUSH_DISK_TIMEOUT, ResponseCode.FLUSH_SLAVE_TIMEOUT, ResponseCode.SLAVE_NOT_AVAILABLE}
 STORED = STORED_ANYWAY | {ResponseCode.SUCCESS}
 
@@ -273,9 +274,9 @@ class Session:
         """What the processor answered (None: the header did not decode) against what the store holds."""
         code = sent.code
         if code in STORING_CODES and self.slave and outcome is not None:
-            # SERVICE_NOT_AVAILABLE for sends, SLAVE_NOT_AVAILABLE for END_TRANSACTION, as Java's slave
-            assert outcome.code != ResponseCode.SUCCESS, (code, outcome)
-            assert ResponseCode(outcome.code) and outcome.remark, outcome
+            # as Java's slave: SERVICE_NOT_AVAILABLE for sends and send-backs, SLAVE_NOT_AVAILABLE for END_TRANSACTION
+            assert outcome.code == SLAVE_REFUSAL.get(code, ResponseCode.SERVICE_NOT_AVAILABLE), (code, outcome)
+            assert "slave" in outcome.remark, outcome
         if outcome is not None and outcome.code != ResponseCode.SUCCESS:
             assert outcome.remark, outcome  # oneway requests too: the remark is what gets logged or counted
         if code not in SEND_CODES:
@@ -450,3 +451,27 @@ def test_sync_flush_sends_get_one_answer_each_whatever_the_disk_does(tmp_path):
         session.read_back(again)
     finally:
         again.stopService()
+
+
+def test_a_slave_refuses_every_send_and_stores_nothing(tmp_path):
+    master = in_memory_broker(tmp_path)
+    sent = store_known(Peer(master.factory), master)
+    master.stopService()
+    # the same store and config files, now serving as the slave of some master
+    broker = in_memory_broker(tmp_path, brokerRole="SLAVE", brokerId="1")
+    try:
+        assert broker.config.is_slave and broker.config.broker_id == 1
+        session = Session(broker, broker.factory, slave=True)
+        end = session.end
+        codes = sorted(STORING_CODES) + sorted(broker.dispatcher.processors)
+        fuzz_broker(broker, session, sent, 400, codes)
+        assert session.end == end and not session.stored
+        # and it still serves what it holds: a pull (subscription in the request, commit bit set) reads a message
+        ext = {"consumerGroup": "G", "topic": KNOWN, "queueId": "0", "queueOffset": "0", "maxMsgNums": "1",
+               "sysFlag": "5", "commitOffset": "1", "suspendTimeoutMillis": "0", "subscription": "*",
+               "subVersion": "0", "expressionType": "TAG"}
+        [resp] = answer(session.peer, broker, frame(RequestCode.PULL_MESSAGE, ext, b"", SerializeType.JSON, False, 9))
+        assert resp.code == ResponseCode.SUCCESS, resp
+        assert [m.body for m in decode_messages(resp.body)] == [sent[0][2]]
+    finally:
+        broker.stopService()
