@@ -251,8 +251,11 @@ class MessageStore:
             start = lo
         cl.files.flushed = start
         end = self.dispatcher.reput(cl, start, None, self.config.check_crc_on_recover, start)
-        if end < hi:
-            log.warn("CommitLog truncated at {end} (dropping {n} bytes of torn or invalid tail space)", end=end, n=hi - end)
+        last = cl.files.find(end)
+        if last is not None and end < last.end and any(last.mm[end - last.start : min(last.end, end + 64) - last.start]):
+            # Only a record cut short or invalid leaves bytes past the end of the last whole one (the rest of the
+            # file is the zeros it was created with).
+            log.warn("CommitLog truncated at {end}: dropping a torn or invalid record there", end=end)
         cl.truncate(end)
         self.queue_offsets.clear()
         for cq in self.queues.all():

@@ -4,14 +4,28 @@ from __future__ import annotations
 
 import shutil
 import struct
+from contextlib import contextmanager
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from twisted.logger import formatEvent, globalLogPublisher
 
 from mq.common.message import decode_messages
 from mq.store import GetMessageStatus, PutMessageStatus
 
 from .storetestlib import assert_consistent, inner, open_store, put, scan_commitlog, stop
+
+
+@contextmanager
+def truncation_warnings():
+    """The store's "CommitLog truncated" warnings logged meanwhile."""
+    events = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        yield events
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+        events[:] = [e for e in events if "truncated" in formatEvent(e)]
 
 
 def _fill(store, n, queues=3, topics=("A", "B")):
@@ -43,7 +57,9 @@ def test_clean_restart_continues_where_it_ended(tmp_path):
     results = _fill(store, 100)
     before = _snapshot(store)
     stop(store)
-    store = open_store(tmp_path)
+    with truncation_warnings() as warnings:
+        store = open_store(tmp_path)
+    assert warnings == []  # the zeros after the last record are not a torn tail
     assert _snapshot(store) == before
     r = put(store, inner(topic="A", queue_id=0))
     assert r.append_result.wrote_offset == results[-1].wrote_offset + results[-1].wrote_bytes
@@ -63,7 +79,9 @@ def test_crash_drops_a_torn_tail_and_keeps_whole_records(tmp_path):
     f.mm[end - f.start : end - f.start + len(torn)] = bytes(torn)
     store.crash_close()
     assert (tmp_path / "abort").exists()
-    store = open_store(tmp_path)
+    with truncation_warnings() as warnings:
+        store = open_store(tmp_path)
+    assert [formatEvent(e) for e in warnings] == [f"CommitLog truncated at {end}: dropping a torn or invalid record there"]
     assert store.get_max_phy_offset() == end
     f = store.commitlog.files.find(end)
     assert f.mm[end - f.start : end - f.start + len(torn)] == bytes(len(torn))  # zeroed, can never resurface
