@@ -10,7 +10,7 @@ from twisted.application import service
 from twisted.internet import task
 from twisted.logger import Logger
 
-from mq.metrics import metrics_service, new_registry
+from mq.metrics import CallbackCollector, metrics_service, new_registry
 from mq.namesrv.config import NamesrvConfig
 from mq.namesrv.kvconfig import KVConfigManager
 from mq.namesrv.processor import NamesrvProcessor
@@ -23,27 +23,13 @@ from mq.remoting.server import RemotingServerFactory
 log = Logger()
 
 
-class _BeforeScrape:
-    """A collector that yields nothing and runs ``fn`` when the registry is collected."""
-
-    def __init__(self, fn) -> None:
-        self.fn = fn
-
-    def describe(self):
-        return iter(())
-
-    def collect(self):
-        self.fn()
-        return iter(())
-
-
 class NamesrvMetrics:
     """The NameServer's Prometheus series, in the service's own registry."""
 
     def __init__(self, routes: RouteInfoManager) -> None:
         self.registry = new_registry()
         r = self.registry
-        r.register(_BeforeScrape(self._flush_memo_hits))
+        r.register(CallbackCollector(self._flush_memo_hits))  # before the counter: it collects first
         self.requests = Counter(
             "mq_namesrv_requests", "Requests handled, by request code and response code", ["request", "response"], registry=r
         )
@@ -63,22 +49,20 @@ class NamesrvMetrics:
         clusters.set_function(lambda: len(routes.cluster_addr_table))
         self._request_counters: dict = {}
         self._memo: Optional[ResponseMemo] = None
-        self._memo_counted: dict = {}
 
     def count_memo_answers(self, memo: ResponseMemo) -> None:
         """Requests answered from ``memo`` skip the dispatcher; they are added to the request counter at each
         scrape (a collector registered before the counter runs first)."""
         self._memo = memo
 
-    def _flush_memo_hits(self) -> None:
+    def _flush_memo_hits(self) -> tuple:
+        """Move the memo's answer counts into the request counter; no metric family of its own."""
         memo = self._memo
-        if memo is None:
-            return
-        for codes, n in list(memo.hits.items()):
-            done = self._memo_counted.get(codes, 0)
-            if n > done:
-                self._counter(*codes).inc(n - done)
-                self._memo_counted[codes] = n
+        if memo is not None:
+            hits, memo.hits = memo.hits, {}
+            for codes, n in hits.items():
+                self._counter(*codes).inc(n)
+        return ()
 
     def observe(self, request_code: int, response_code: int) -> None:
         self._counter(request_code, response_code).inc()

@@ -42,7 +42,7 @@ class ResponseMemo:
         self.codes = frozenset(int(c) for c in codes)
         self.state = state
         self.max_entries = max_entries
-        #: Answers given from the memo, by (request code, response code): the caller's metrics add them in.
+        #: Answers given from the memo since the caller last took them, by (request code, response code).
         self.hits: Dict[Tuple[int, int], int] = {}
         self._entries: Dict[Tuple[int, bytes, bytes], Entry] = {}
         self._state: Hashable = None

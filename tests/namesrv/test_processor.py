@@ -284,6 +284,8 @@ def test_repeated_route_queries_are_answered_from_memory_and_counted(service):
     assert service.memo.hits == {(RequestCode.GET_ROUTEINFO_BY_TOPIC, ResponseCode.SUCCESS): 4}
     text = generate_latest(service.metrics.registry).decode()
     assert 'mq_namesrv_requests_total{request="GET_ROUTEINFO_BY_TOPIC",response="SUCCESS"} 5.0' in text
+    again = generate_latest(service.metrics.registry).decode()  # a second scrape counts nothing twice
+    assert 'mq_namesrv_requests_total{request="GET_ROUTEINFO_BY_TOPIC",response="SUCCESS"} 5.0' in again
     # routes carry filter servers: a re-registration that changes only them changes the answer
     with_filter = register_request()
     body = RegisterBrokerBody(DataVersion(1, 1), {"T": TopicConfig("T", 4, 4, 6)}, ["10.0.0.1:9999"]).encode(False)
