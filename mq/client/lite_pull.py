@@ -382,7 +382,7 @@ class LitePullConsumer(QueuePuller):
             raise MQClientError("the consumer is not running")
         inst = self.instance
         for attempt in range(2):
-            addr = inst.master_addr(mq.broker_name) or inst.subscribe_addr(mq.broker_name)
+            addr = inst.subscribe_addr(mq.broker_name)  # the master, else any member
             if addr is not None:
                 return addr
             if attempt == 0:

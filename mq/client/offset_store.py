@@ -50,7 +50,7 @@ class RemoteOffsetStore(OffsetStore):
         self.group = group
 
     def _addr(self, mq: MessageQueue) -> Optional[str]:
-        return self.instance.master_addr(mq.broker_name) or self.instance.subscribe_addr(mq.broker_name)
+        return self.instance.subscribe_addr(mq.broker_name)  # the master, else any member
 
     @defer.inlineCallbacks
     def read(self, mq: MessageQueue, from_store: bool = False):

@@ -155,7 +155,7 @@ class Rebalancer:
         if last >= 0:
             return last
         api = self.instance.api
-        addr = self.instance.master_addr(mq.broker_name) or self.instance.subscribe_addr(mq.broker_name)
+        addr = self.instance.subscribe_addr(mq.broker_name)  # the master, else any member
         if addr is None:
             return -1
         cfw = self.consume_from_where
