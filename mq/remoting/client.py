@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 from twisted.internet import defer
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, connectProtocol
@@ -38,6 +38,7 @@ class RemotingClient:
         dispatcher: Optional[RequestDispatcher] = None,
         connect_timeout: float = 3.0,
         max_frame_length: int = DEFAULT_MAX_FRAME_LENGTH,
+        signer: Optional[Callable[[RemotingCommand], object]] = None,
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor as default_reactor
@@ -47,6 +48,8 @@ class RemotingClient:
         self.dispatcher = dispatcher
         self.connect_timeout = connect_timeout
         self.max_frame_length = max_frame_length
+        #: Called with every request before it is sent (ACL: ``Credentials.sign_request`` adds the signature).
+        self.signer = signer
         self._connections: Dict[str, RemotingProtocol] = {}
         self._connecting: Dict[str, List[defer.Deferred]] = {}
         self._closed = False
@@ -102,6 +105,8 @@ class RemotingClient:
 
     def invoke(self, addr: str, request: RemotingCommand, timeout: float = 3.0) -> defer.Deferred:
         """Send ``request`` to ``addr``; a Deferred of the response ``RemotingCommand``."""
+        if self.signer is not None:
+            self.signer(request)
         proto = self._connections.get(addr)
         if proto is not None and proto.connected:
             return proto.send_request(request, timeout)
@@ -109,6 +114,8 @@ class RemotingClient:
 
     def invoke_oneway(self, addr: str, request: RemotingCommand) -> defer.Deferred:
         """Send ``request`` oneway; the Deferred fires once it is written (or fails to connect)."""
+        if self.signer is not None:
+            self.signer(request)
         return self.connection(addr).addCallback(lambda p: p.send_oneway(request))
 
     def close_connection(self, addr: str) -> None:

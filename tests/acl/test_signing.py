@@ -1,0 +1,41 @@
+"""The signature RocketMQ's AclClientRPCHook makes: what it covers, in what order, and its encoding."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from mq.acl.signing import Credentials, sign, signing_content
+from mq.remoting.command import RemotingCommand
+
+
+def test_sign_is_hmac_sha1_in_padded_base64():
+    # RFC 2202 test case 2 for HMAC-SHA1.
+    expected = bytes.fromhex("effcdf6ae5eb2fa2d27416d5f184df9c259a7c79")
+    assert sign("Jefe", b"what do ya want for nothing?") == base64.b64encode(expected).decode()
+
+
+def test_content_is_values_sorted_by_key_then_body():
+    fields = {"topic": "T", "AccessKey": "ak", "OnsChannel": "ALIYUN", "b": "x", "Signature": "old"}
+    # Byte order: upper-case keys first; Signature is never part of it.
+    assert signing_content(fields, b"BODY") == b"akALIYUNxTBODY"
+    assert signing_content(fields, b"", leave_out={"b"}) == b"akALIYUNT"
+    assert signing_content(None, None) == b""
+
+
+def test_sign_request_adds_access_key_token_and_signature():
+    request = RemotingCommand.request(10, {"topic": "T", "Signature": "stale"}, body=b"hello")
+    Credentials("rocketmq2", "12345678", "tok").sign_request(request)
+    fields = request.ext_fields
+    assert fields["AccessKey"] == "rocketmq2" and fields["SecurityToken"] == "tok"
+    assert fields["Signature"] == sign("12345678", b"rocketmq2tokT" + b"hello")
+
+
+def test_credentials_from_options_and_environment():
+    assert Credentials.from_options(environ={}) is None
+    env = {"MQ_ACCESS_KEY": "envak123", "MQ_SECRET_KEY": "envsk123"}
+    assert Credentials.from_options(environ=env) == Credentials("envak123", "envsk123")
+    assert Credentials.from_options("ak123456", "sk123456", environ=env).access_key == "ak123456"
+    with pytest.raises(ValueError):
+        Credentials.from_options("ak123456", environ={})
