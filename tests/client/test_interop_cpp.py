@@ -5,21 +5,16 @@ tags, keys and properties intact. The C++ client runs in a subprocess (``tests/i
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import threading
-from pathlib import Path
 
-import pytest
 import pytest_twisted
 
 from mq.client import ConsumeFromWhere, LitePullConsumer, Producer, PushConsumer, make_message
+from tests.interop.test_cpp_client import CPP_PYTHON, SCRIPT, pytestmark  # noqa: F401 - skip without the C++ client
 from tests.support.polling import poll
 from tests.support.processes import REPO, child_env
 
-SCRIPT = REPO / "tests" / "interop" / "cpp_client.py"
-CPP_PYTHON = os.environ.get("MQ_CPP_PYTHON") or "/tmp/venv-cpp/bin/python"
-pytestmark = pytest.mark.skipif(not Path(CPP_PYTHON).exists(), reason="no interpreter with the C++ client")
 PROPS = ["color", "n"]
 
 
