@@ -15,6 +15,7 @@ from typing import Any
 
 import attrs
 
+from mq.acl.signing import Credentials
 from mq.common.config import camel, convert_value, format_value, key_aliases
 from mq.common.configfile import write_atomically
 from mq.common.mixall import DEFAULT_BROKER_PORT, DEFAULT_CLUSTER, DEFAULT_REGION
@@ -46,6 +47,10 @@ class BrokerConfig:
     listen_port: int = DEFAULT_BROKER_PORT
     #: ``host:port;host:port`` of the NameServers (also read from the NAMESRV_ADDR environment variable).
     namesrv_addr: str = attrs.field(factory=lambda: os.environ.get("NAMESRV_ADDR", ""))
+    #: The ACL account the broker signs its NameServer requests with (registrations): needed, and must be an
+    #: admin account, when the NameServers run with ``aclEnable``. The secret is never shown by GET_BROKER_CONFIG.
+    access_key: str = ""
+    secret_key: str = attrs.field(default="", repr=False)
     broker_ip1: str = attrs.field(factory=local_ip)
     broker_ip2: str = ""
     #: Address the broker binds its ports to ("" = every interface).
@@ -129,6 +134,14 @@ class BrokerConfig:
     def config_dir(self) -> str:
         return os.path.join(self.store_path_root_dir, "config")
 
+    def namesrv_credentials(self) -> Credentials | None:
+        """The account of ``accessKey``/``secretKey``, None when neither is set; ValueError for only one."""
+        if not self.access_key and not self.secret_key:
+            return None
+        if not self.access_key or not self.secret_key:
+            raise ValueError("accessKey and secretKey: give both or neither")
+        return Credentials(self.access_key, self.secret_key)
+
     def store_config(self) -> MessageStoreConfig:
         """The store's settings: the extra keys plus the ones both share."""
         props: dict[str, Any] = dict(self.extra)
@@ -180,15 +193,19 @@ class BrokerConfig:
         return KNOWN_KEYS
 
     def to_properties(self) -> dict[str, str]:
+        """Every setting as GET_BROKER_CONFIG shows it (a secret key masked)."""
         out = {
             camel(f.name, KEY_OVERRIDES): format_value(getattr(self, f.name))
             for f in attrs.fields(type(self))
             if f.name != "extra"
         }
+        if self.secret_key:
+            out["secretKey"] = SECRET_MASK
         out.update(self.extra)
         return out
 
 
+SECRET_MASK = "******"
 #: Keys whose RocketMQ spelling is not the plain camel case of the field name.
 KEY_OVERRIDES = {"broker_ip1": "brokerIP1", "broker_ip2": "brokerIP2"}
 ALIASES: dict[str, str] = key_aliases(BrokerConfig, KEY_OVERRIDES)

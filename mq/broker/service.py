@@ -84,7 +84,7 @@ class BrokerService(service.MultiService):
         self.consumer_manager = ConsumerManager(self.now_ms, config.channel_expired_timeout)
         self.producer_manager = ProducerManager(self.now_ms, config.channel_expired_timeout)
         self.broker2client = Broker2Client()
-        self.outer_api = BrokerOuterAPI(reactor)
+        self.outer_api = BrokerOuterAPI(reactor, credentials=config.namesrv_credentials())
         self.config_data_version = DataVersion()
         #: The master's address, learned from REGISTER_BROKER answers (slaves only).
         self.master_addr: Optional[str] = None

@@ -87,6 +87,7 @@ class Options(usage.Options):
         try:
             config, saved = layered_config(file_props, props)
             config.store_config()  # the store's keys are checked now, not when the service starts
+            config.namesrv_credentials()
         except ValueError as e:
             raise usage.UsageError(f"{e} (settings from --config, {RUNTIME_CONFIG_FILE} under the store, "
                                    "and the options)") from None
