@@ -15,7 +15,6 @@ from typing import Any
 
 import attrs
 
-from mq.acl.signing import Credentials
 from mq.common.config import camel, convert_value, format_value, key_aliases
 from mq.common.configfile import write_atomically
 from mq.common.mixall import DEFAULT_BROKER_PORT, DEFAULT_CLUSTER, DEFAULT_REGION
@@ -47,10 +46,6 @@ class BrokerConfig:
     listen_port: int = DEFAULT_BROKER_PORT
     #: ``host:port;host:port`` of the NameServers (also read from the NAMESRV_ADDR environment variable).
     namesrv_addr: str = attrs.field(factory=lambda: os.environ.get("NAMESRV_ADDR", ""))
-    #: The ACL account the broker signs its NameServer requests with (registrations): needed, and must be an
-    #: admin account, when the NameServers run with ``aclEnable``. The secret is never shown by GET_BROKER_CONFIG.
-    access_key: str = ""
-    secret_key: str = attrs.field(default="", repr=False)
     broker_ip1: str = attrs.field(factory=local_ip)
     broker_ip2: str = ""
     #: Address the broker binds its ports to ("" = every interface).
@@ -95,6 +90,16 @@ class BrokerConfig:
     rebalance_lock_max_live_time: int = 60_000
     #: ms between two looks at the delay-level queues (RocketMQ's per-level timers run every 100 ms).
     schedule_tick_millis: int = 100
+    #: ACL 1.0 (docs/acl.md): check every request against plain_acl.yml before it is processed.
+    acl_enable: bool = False
+    #: RocketMQ's home directory: the ACL files are ``conf/plain_acl.yml`` and ``conf/acl/*.yml`` under it
+    #: (default: the ROCKETMQ_HOME environment variable).
+    rocketmq_home: str = attrs.field(factory=lambda: os.environ.get("ROCKETMQ_HOME", ""))
+    #: The main ACL file, absolute or under rocketmqHome ("" = conf/plain_acl.yml).
+    acl_file: str = ""
+    #: The account this broker signs its own requests with (a slave's to its master, registrations).
+    access_key: str = ""
+    secret_key: str = attrs.field(default="", repr=False)
     #: Keys this class does not know (store settings among them), as given.
     extra: dict[str, str] = attrs.field(factory=dict)
 
@@ -133,14 +138,6 @@ class BrokerConfig:
     @property
     def config_dir(self) -> str:
         return os.path.join(self.store_path_root_dir, "config")
-
-    def namesrv_credentials(self) -> Credentials | None:
-        """The account of ``accessKey``/``secretKey``, None when neither is set; ValueError for only one."""
-        if not self.access_key and not self.secret_key:
-            return None
-        if not self.access_key or not self.secret_key:
-            raise ValueError("accessKey and secretKey: give both or neither")
-        return Credentials(self.access_key, self.secret_key)
 
     def store_config(self) -> MessageStoreConfig:
         """The store's settings: the extra keys plus the ones both share."""
@@ -193,19 +190,20 @@ class BrokerConfig:
         return KNOWN_KEYS
 
     def to_properties(self) -> dict[str, str]:
-        """Every setting as GET_BROKER_CONFIG shows it (a secret key masked)."""
         out = {
             camel(f.name, KEY_OVERRIDES): format_value(getattr(self, f.name))
             for f in attrs.fields(type(self))
             if f.name != "extra"
         }
         if self.secret_key:
-            out["secretKey"] = SECRET_MASK
+            out["secretKey"] = SECRET_MASK  # GET_BROKER_CONFIG answers anyone who may connect
         out.update(self.extra)
         return out
 
 
+#: What GET_BROKER_CONFIG shows instead of the broker's own secret key.
 SECRET_MASK = "******"
+
 #: Keys whose RocketMQ spelling is not the plain camel case of the field name.
 KEY_OVERRIDES = {"broker_ip1": "brokerIP1", "broker_ip2": "brokerIP2"}
 ALIASES: dict[str, str] = key_aliases(BrokerConfig, KEY_OVERRIDES)

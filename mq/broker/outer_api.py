@@ -8,7 +8,6 @@ from typing import List, Optional, Tuple
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from mq.acl.signing import Credentials
 from mq.common.namesrv_headers import (
     RegisterBrokerRequestHeader,
     RegisterBrokerResponseHeader,
@@ -23,11 +22,9 @@ log = Logger()
 
 
 class BrokerOuterAPI:
-    def __init__(self, reactor, client: Optional[RemotingClient] = None,
-                 credentials: Optional[Credentials] = None) -> None:
+    def __init__(self, reactor, client: Optional[RemotingClient] = None) -> None:
         self.reactor = reactor
-        #: With credentials every request is signed (a NameServer with aclEnable refuses unsigned registrations).
-        self.client = client or RemotingClient(reactor, signer=credentials.sign_request if credentials else None)
+        self.client = client or RemotingClient(reactor)
 
     def register_broker_all(self, namesrv_addrs: List[str], config, body: RegisterBrokerBody, oneway: bool = False,
                             timeout: float = 6.0) -> defer.Deferred:

@@ -9,18 +9,20 @@ from twisted.internet import reactor
 from mq.acl.signing import ACCESS_KEY, SIGNATURE, sign, signing_content
 from mq.broker.config import SECRET_MASK, BrokerConfig
 from mq.broker.outer_api import BrokerOuterAPI
+from mq.broker.service import broker_credentials
 from mq.common.register_body import RegisterBrokerBody
+from mq.remoting.client import RemotingClient
 from mq.remoting.codes import RequestCode, ResponseCode
 from mq.remoting.protocol import RequestDispatcher
 from mq.remoting.server import RemotingServerFactory
 
 
 def test_credentials_need_both_halves():
-    assert BrokerConfig().namesrv_credentials() is None
+    assert broker_credentials(BrokerConfig()) is None
     config = BrokerConfig.from_properties({"accessKey": "brokerAK1", "secretKey": "brokerSK1"})
-    assert config.namesrv_credentials().access_key == "brokerAK1"
-    with pytest.raises(ValueError, match="accessKey and secretKey"):
-        BrokerConfig.from_properties({"accessKey": "brokerAK1"}).namesrv_credentials()
+    assert broker_credentials(config).access_key == "brokerAK1"
+    with pytest.raises(ValueError, match="secret key"):
+        broker_credentials(BrokerConfig.from_properties({"accessKey": "brokerAK1"}))
 
 
 def test_broker_config_answer_masks_the_secret():
@@ -41,7 +43,7 @@ def test_registrations_are_signed():
     addr = f"127.0.0.1:{port.getHost().port}"
     config = BrokerConfig.from_properties({"accessKey": "brokerAK1", "secretKey": "brokerSK1",
                                            "brokerIP1": "127.0.0.1"})
-    api = BrokerOuterAPI(reactor, credentials=config.namesrv_credentials())
+    api = BrokerOuterAPI(reactor, RemotingClient(reactor, signer=broker_credentials(config).sign_request))
     try:
         yield api.register_broker_all([addr], config, RegisterBrokerBody())
         yield api.unregister_broker_all([addr], config)
