@@ -16,11 +16,24 @@ from mq.remoting.codes import RequestCode
 from mq.remoting.command import RemotingCommand
 
 #: Codes only an ``admin: true`` account may send (RocketMQ's ``Permission.ADMIN_CODE``).
+#: The ACL admin codes: RocketMQ 4.9 lets any account with a valid signature send them (so any account could
+#: make itself admin); mq requires an admin account.
+ACL_ADMIN_CODES = frozenset(int(c) for c in (
+    RequestCode.UPDATE_AND_CREATE_ACL_CONFIG, RequestCode.DELETE_ACL_CONFIG, RequestCode.GET_BROKER_CLUSTER_ACL_INFO,
+    RequestCode.UPDATE_GLOBAL_WHITE_ADDRS_CONFIG, RequestCode.GET_BROKER_CLUSTER_ACL_CONFIG,
+))
+#: What changes a NameServer's state (mq.namesrv.acl; a NameServer with aclEnable checks these only): brokers'
+#: registrations and keepalives, write permissions, topic deletion, KV config, settings.
+NAMESRV_WRITE_CODES = frozenset(int(c) for c in (
+    RequestCode.REGISTER_BROKER, RequestCode.UNREGISTER_BROKER, RequestCode.QUERY_DATA_VERSION,
+    RequestCode.WIPE_WRITE_PERM_OF_BROKER, RequestCode.ADD_WRITE_PERM_OF_BROKER, RequestCode.DELETE_TOPIC_IN_NAMESRV,
+    RequestCode.PUT_KV_CONFIG, RequestCode.DELETE_KV_CONFIG, RequestCode.UPDATE_NAMESRV_CONFIG,
+))
 ADMIN_CODES = frozenset({
     int(RequestCode.UPDATE_AND_CREATE_TOPIC), int(RequestCode.UPDATE_BROKER_CONFIG),
     int(RequestCode.DELETE_TOPIC_IN_BROKER), int(RequestCode.UPDATE_AND_CREATE_SUBSCRIPTIONGROUP),
     int(RequestCode.DELETE_SUBSCRIPTIONGROUP),
-})
+}) | ACL_ADMIN_CODES | NAMESRV_WRITE_CODES
 
 
 class ResourceError(ValueError):

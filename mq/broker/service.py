@@ -24,6 +24,7 @@ from mq.broker.ha import HAConfig, HAService
 from mq.broker.ha_slave import HASlave
 from mq.broker.long_polling import PullRequestHoldService
 from mq.broker.outer_api import BrokerOuterAPI
+from mq.broker.processor_acl import AclAdminProcessor
 from mq.broker.processor_admin import AdminBrokerProcessor
 from mq.broker.processor_client import ClientManageProcessor
 from mq.broker.processor_consumer import ConsumerManageProcessor
@@ -121,6 +122,9 @@ class BrokerService(service.MultiService):
             self.schedule_service,
             self.transaction_service,
             RebalanceLockProcessor(self),
+            # ACL admin codes 50-54: the store is looked up per request (None while ACL is off).
+            AclAdminProcessor(lambda: self.acl.store if self.acl is not None else None, config,
+                              config.rocketmq_home),
         ):
             processor.register(self.dispatcher)
         self.factory = RemotingServerFactory(self.dispatcher, reactor)
