@@ -22,6 +22,7 @@ def test_content_is_values_sorted_by_key_then_body():
     assert signing_content(fields, b"BODY") == b"akALIYUNxTBODY"
     assert signing_content(fields, b"", leave_out={"b"}) == b"akALIYUNT"
     assert signing_content(None, None) == b""
+    assert signing_content({"n": 5, "a": "x"}, None) == b"x5"  # a non-text value as its str()
 
 
 def test_sign_request_adds_access_key_token_and_signature():
