@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 import yaml
@@ -10,6 +11,7 @@ import yaml
 from mq.acl.accounts import Account, AclConfigError, AclFile
 from mq.acl.permission import DENY, PUB, SUB
 from mq.acl.store import AclStore, acl_paths
+from tests.support.processes import REPO
 
 SAMPLE = """\
 globalWhiteRemoteAddresses:
@@ -180,3 +182,14 @@ def test_account_document_round_trip():
     assert Account.from_document(account.to_document()) == account
     acl = AclFile("/x.yml", ["1.2.3.4"], [account])
     assert AclFile.from_document("/x.yml", acl.to_document()).accounts == [account]
+
+
+def test_the_sample_in_docs_acl_md_loads(tmp_path):
+    doc = (REPO / "docs" / "acl.md").read_text()
+    (sample,) = re.findall(r"```yaml\n(.*?)```", doc, re.S)
+    write(str(tmp_path / "conf" / "plain_acl.yml"), sample)
+    store = store_for(str(tmp_path))
+    table = store.load()
+    assert table.global_white[0].matches("10.10.103.1")
+    assert table.accounts["RocketMQ"].perms["%RETRY%groupB"] == PUB | SUB
+    assert store.default_file.data_version.counter == 1
