@@ -6,11 +6,15 @@ use the ACL admin codes (mq is stricter than RocketMQ 4.9 here); the file is rew
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import pytest
 import yaml
 
 from tests.admin.conftest import mqadmin, start_broker, start_namesrv
-from tests.support.processes import wait_until
+from tests.support.processes import REPO, child_env, wait_until
 
 ADMIN = ("aclAdmin01", "aclAdminSecret")
 USER = ("aclUser001", "aclUserSecret")
@@ -119,3 +123,21 @@ def test_global_white_list_versions_and_listing(cluster):
     assert {a["secretKey"] for a in listing["plainAccessConfigs"]} == {"******"}
     text = adm(cluster, "getAclConfig", "-b", cluster.addr).out
     assert ADMIN[1] not in text and USER[1] not in text and "aclUser001" in text
+
+
+def bench(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "mq.bench.cli", *args], capture_output=True, text=True,
+                          timeout=120, env=child_env(env or {}), cwd=str(REPO))
+
+
+def test_mq_bench_signs_with_options_or_environment(cluster):
+    base = ("producer", "-n", cluster.namesrv, "-t", "AclCmdTopic", "-c", "50", "-w", "4", "--json")
+    r = bench(*base, "--access-key", USER[0], "--secret-key", USER[1])
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads(r.stdout)["failures"] == 0
+    r = bench(*base, env={"MQ_ACCESS_KEY": USER[0], "MQ_SECRET_KEY": USER[1]})
+    assert r.returncode == 0 and json.loads(r.stdout)["messages"] >= 50, r.stderr[-2000:]
+    r = bench(*base, env={"MQ_ACCESS_KEY": USER[0], "MQ_SECRET_KEY": "wrongSecret1"})
+    assert r.returncode != 0 and "Check signature failed" in r.stderr
+    r = bench(*base, "--access-key", USER[0])
+    assert r.returncode == 2 and "secret key" in r.stderr
