@@ -81,6 +81,18 @@ def test_unsigned_and_non_admin_writes_are_refused_and_change_nothing(acl_namesr
     assert r.code == ResponseCode.QUERY_NOT_FOUND
 
 
+def test_mqadmin_writes_need_an_admin_account(acl_namesrv):
+    args = ("updateKvConfig", "-s", "AclNs", "-k", "key1", "-v", "v1")
+    r = mqadmin(*args, namesrv=acl_namesrv.addr)
+    assert r.code == 1 and "No accessKey is configured" in r.err
+    r = mqadmin(*args, "--access-key", USER.access_key, "--secret-key", USER.secret_key, namesrv=acl_namesrv.addr)
+    assert r.code == 1 and "Need admin permission" in r.err
+    r = mqadmin(*args, "--access-key", ADMIN.access_key, "--secret-key", ADMIN.secret_key, namesrv=acl_namesrv.addr)
+    assert r.code == 0, r.err
+    r = call(acl_namesrv.addr, RemotingCommand.request(RequestCode.GET_KV_CONFIG, {"namespace": "AclNs", "key": "key1"}))
+    assert r.ext_fields["value"] == "v1"
+
+
 def test_an_admin_signature_registers(acl_namesrv):
     with Wire(acl_namesrv.addr) as w:  # a broker's routes live as long as its connection
         r = w.call(ADMIN.sign_request(register_request("SignedTopic", "signed-broker", "10.7.7.7:10911")))
