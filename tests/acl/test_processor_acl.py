@@ -192,3 +192,28 @@ def test_acl_off_refuses_every_code(home):
     r = call(processor, RequestCode.UPDATE_AND_CREATE_ACL_CONFIG, {"accessKey": "newUser01", "secretKey": "12345678"})
     assert r.code == RC.UPDATE_AND_CREATE_ACL_CONFIG_FAILED and "aclEnable=false" in r.remark
     assert call(processor, RequestCode.GET_BROKER_CLUSTER_ACL_INFO).code == RC.SYSTEM_ERROR
+
+
+def test_random_fields_never_break_the_processor_or_the_files(processor, home):
+    import random
+
+    rng = random.Random(10)
+    pieces = ["", " ", "x", "longEnough1", "PUB", "sub|pub", "DENY", "=", ",", "t=PUB", "a=b=c", "*", "10.0.0.1",
+              "1.2.3.{1,2}", "::1", "300.1.1.1", "\n", "\x00", "../", "/etc/x.yml", "é", "k" * 300, "true", "1"]
+    keys = ["accessKey", "secretKey", "whiteRemoteAddress", "admin", "defaultTopicPerm", "defaultGroupPerm",
+            "topicPerms", "groupPerms", "globalWhiteAddrs", "aclFileFullPath"]
+    codes = [RequestCode.UPDATE_AND_CREATE_ACL_CONFIG, RequestCode.DELETE_ACL_CONFIG,
+             RequestCode.UPDATE_GLOBAL_WHITE_ADDRS_CONFIG, RequestCode.GET_BROKER_CLUSTER_ACL_INFO,
+             RequestCode.GET_BROKER_CLUSTER_ACL_CONFIG]
+    allowed = {RC.SUCCESS, RC.UPDATE_AND_CREATE_ACL_CONFIG_FAILED, RC.DELETE_ACL_CONFIG_FAILED,
+               RC.UPDATE_GLOBAL_WHITE_ADDRS_CONFIG_FAILED}
+    for _ in range(400):
+        ext = {k: "".join(rng.choice(pieces) for _ in range(rng.randint(1, 3)))
+               for k in rng.sample(keys, rng.randint(0, len(keys)))}
+        r = call(processor, rng.choice(codes), ext)
+        assert r.code in allowed, (ext, r.remark)
+        assert r.code == RC.SUCCESS or r.remark
+    reloaded = AclStore(*acl_paths(str(home)))
+    reloaded.load()  # whatever was accepted still loads
+    assert sorted(p.name for p in (home / "conf").iterdir()) in (["acl", "plain_acl.yml"],
+                                                                 ["acl", "plain_acl.yml", "plain_acl.yml.bak"])
