@@ -32,8 +32,13 @@ def signing_content(ext_fields: Optional[Mapping[str, str]], body: Optional[byte
                     leave_out: Collection[str] = ()) -> bytes:
     """The bytes a signature covers: sorted extField values (less ``Signature`` and ``leave_out``) + body."""
     fields = ext_fields or {}
-    text = "".join(str(fields[k]) for k in sorted(fields) if k != SIGNATURE and k not in leave_out)
-    data = text.encode("utf-8")
+    keys = sorted(fields)
+    if SIGNATURE in fields:
+        keys.remove(SIGNATURE)
+    if leave_out:
+        keys = [k for k in keys if k not in leave_out]
+    # map() keeps the per-field work in C: this runs for every request a broker with ACL on receives.
+    data = "".join(map(str, map(fields.__getitem__, keys))).encode("utf-8")
     return data + body if body else data
 
 
