@@ -23,6 +23,11 @@ SECURITY_TOKEN = "SecurityToken"
 #: The extra field the C++ and Node clients send (and sign) beside AccessKey.
 ONS_CHANNEL = "OnsChannel"
 
+#: An extField Java clients add by hand to QUERY_MESSAGE (lookup by UNIQ_KEY); see ``Credentials.sign_request``.
+UNIQUE_KEY_QUERY = "_UNIQUE_KEY_QUERY"
+#: MQVersion ordinal of 4.9.3: 5.x brokers leave ``_UNIQUE_KEY_QUERY`` out of the checked content up to it.
+VERSION_4_9_3 = 399
+
 #: Environment variables the tools read credentials from when no option names them.
 ENV_ACCESS_KEY = "MQ_ACCESS_KEY"
 ENV_SECRET_KEY = "MQ_SECRET_KEY"
@@ -63,7 +68,13 @@ class Credentials:
         fields[ACCESS_KEY] = self.access_key
         if self.security_token:
             fields[SECURITY_TOKEN] = self.security_token
-        fields[SIGNATURE] = sign(self.secret_key, signing_content(fields, request.body))
+        leave_out: tuple = ()
+        if UNIQUE_KEY_QUERY in fields:
+            # 4.9.x brokers never check this field, 5.x brokers only for versions above 4.9.3: unsigned and
+            # announced as 4.9.3, the request passes both (apache/rocketmq#5310); mq's broker takes either.
+            leave_out = (UNIQUE_KEY_QUERY,)
+            request.version = min(request.version, VERSION_4_9_3)
+        fields[SIGNATURE] = sign(self.secret_key, signing_content(fields, request.body, leave_out))
         request.ext_fields = fields
         return request
 
