@@ -17,7 +17,7 @@ from mq.acl.accounts import CompiledAccount
 from mq.acl.ip_pattern import address_parts, host_of
 from mq.acl.permission import PUB, check_permission
 from mq.acl.resources import ADMIN_CODES, ResourceError, needed_resources
-from mq.acl.signing import ACCESS_KEY, SECURITY_TOKEN, SIGNATURE, sign, signing_content
+from mq.acl.signing import ACCESS_KEY, SECURITY_TOKEN, SIGNATURE, UNIQUE_KEY_QUERY, sign, signing_content
 from mq.acl.store import AclStore
 from mq.common.topic import RETRY_GROUP_TOPIC_PREFIX, TRACE_TOPIC
 from mq.remoting.command import RemotingCommand
@@ -26,7 +26,6 @@ log = Logger()
 
 #: The Java exception class RocketMQ names in a denied request's remark; clients match on it.
 ACL_EXCEPTION = "org.apache.rocketmq.acl.common.AclException"
-UNIQUE_KEY_QUERY = "_UNIQUE_KEY_QUERY"
 
 #: extFields some clients send but leave out of what they sign, tried only when the full content differs:
 #: Java <= 4.9.3 signs only declared header fields (QUERY_MESSAGE's hand-added ``_UNIQUE_KEY_QUERY`` is not),
