@@ -12,7 +12,7 @@ from twisted.application import service
 from twisted.python import usage
 
 from mq.broker.config import layered_config
-from mq.broker.service import make_broker_service
+from mq.broker.service import check_acl_settings, make_broker_service
 from mq.common.properties import parse_properties
 from mq.namesrv.config import NamesrvConfig
 from mq.namesrv.service import NamesrvService
@@ -35,6 +35,10 @@ class Options(usage.Options):
         ["ip", None, None, "Address the broker announces to clients (default: this host's primary address)."],
         ["metrics-port", None, 0, "Broker Prometheus metrics port (0 = off); the NameServer's is this + 1.", int],
         ["config", None, None, "A broker.conf with RocketMQ key names for the broker; the options above win."],
+        ["acl-file", None, None, "The broker's ACL file (aclFile; default $ROCKETMQ_HOME/conf/plain_acl.yml)."],
+    ]
+    optFlags = [
+        ["acl", None, "The broker checks every request against the ACL files (aclEnable; see docs/acl.md)."],
     ]
 
     #: Broker settings of this quick start where neither the file nor an option says otherwise.
@@ -56,14 +60,18 @@ class Options(usage.Options):
                 raise usage.UsageError(f"cannot read --config {path}: {e.strerror}") from None
         props = {"namesrvAddr": f"127.0.0.1:{self['namesrv-port']}", "metricsPort": str(self["metrics-port"])}
         for option, key in (("port", "listenPort"), ("broker-name", "brokerName"), ("cluster", "brokerClusterName"),
-                            ("flush", "flushDiskType"), ("store", "storePathRootDir"), ("ip", "brokerIP1")):
+                            ("flush", "flushDiskType"), ("store", "storePathRootDir"), ("ip", "brokerIP1"),
+                            ("acl-file", "aclFile")):
             if self[option] is not None:
                 props[key] = str(self[option])
+        if self["acl"]:
+            props["aclEnable"] = "true"
         root = props.get("storePathRootDir", file_props.get("storePathRootDir", "~/store"))
         props["storePathRootDir"] = os.path.abspath(os.path.expanduser(root))
         try:
             broker, _ = layered_config(file_props, props)
             broker.store_config()
+            check_acl_settings(broker)
         except ValueError as e:
             raise usage.UsageError(str(e)) from None
         self.namesrv_config = ns

@@ -13,6 +13,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 import attr
 from twisted.internet import defer
 
+from mq.acl.signing import Credentials
 from mq.client.simple import pull_request, send_request
 from mq.common import fastjson, jsonkeys, mixall
 from mq.common.broker_headers import (
@@ -213,11 +214,13 @@ class MQAdminAPI:
     """Admin calls against the NameServers ``namesrv_addrs`` and the brokers they (or the caller) name."""
 
     def __init__(self, reactor, namesrv_addrs: Sequence[str] = (), timeout: float = 5.0,
-                 remoting: Optional[RemotingClient] = None) -> None:
+                 remoting: Optional[RemotingClient] = None, credentials: Optional[Credentials] = None) -> None:
         self.reactor = reactor
         self.namesrv_addrs = [a.strip() for a in namesrv_addrs if a.strip()]
         self.timeout = timeout
-        self.remoting = remoting or RemotingClient(reactor, connect_timeout=min(timeout, 3.0))
+        #: ACL: every request (to NameServers and brokers alike) is signed with this account when given.
+        signer = credentials.sign_request if credentials is not None else None
+        self.remoting = remoting or RemotingClient(reactor, connect_timeout=min(timeout, 3.0), signer=signer)
 
     def close(self) -> defer.Deferred:
         return self.remoting.close()

@@ -18,9 +18,11 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import attr
 from twisted.internet import defer, task
 
+from mq.acl.signing import ENV_ACCESS_KEY, ENV_SECRET_KEY, Credentials
 from mq.admin import output
 from mq.admin.api import (
     EXIT_FAILED,
+    EXIT_USAGE,
     ORDER_TOPIC_CONFIG,
     AdminError,
     MessageQueue,
@@ -1111,6 +1113,10 @@ command("addWritePerm", "Add write perm of broker in all name server",
 # --------------------------------------------------------------------------------------------- main
 
 
+# Commands kept in their own modules register themselves with ``@command`` when imported.
+from mq.admin import acl_commands  # noqa: E402,F401
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -1123,6 +1129,10 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--json", action="store_true", help="print the result as JSON")
     common.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS",
                         help="how long to wait for each answer (default 5)")
+    common.add_argument("--access-key", metavar="AK", default=None,
+                        help=f"ACL account to sign every request with (default: ${ENV_ACCESS_KEY})")
+    common.add_argument("--secret-key", metavar="SK", default=None,
+                        help=f"secret key of that account (default: ${ENV_SECRET_KEY})")
     sub = parser.add_subparsers(dest="command", metavar="<command>")
     sub.required = True
     helper = sub.add_parser("help", help="Show the help of a command")
@@ -1150,7 +1160,12 @@ def run_command(reactor, args, out=None, err=None):
     out = out or sys.stdout
     err = err or sys.stderr
     addrs = (args.namesrvAddr or os.environ.get("NAMESRV_ADDR") or "").split(";")
-    api = MQAdminAPI(reactor, addrs, timeout=args.timeout)
+    try:
+        credentials = Credentials.from_options(getattr(args, "access_key", None), getattr(args, "secret_key", None))
+    except ValueError as e:
+        err.write(f"{PROG} {args.command}: {e} (--access-key/--secret-key or ${ENV_ACCESS_KEY}/${ENV_SECRET_KEY})\n")
+        return EXIT_USAGE
+    api = MQAdminAPI(reactor, addrs, timeout=args.timeout, credentials=credentials)
     cmd = COMMANDS[args.command]
     interval = getattr(args, "interval", None) if cmd.repeats else None
     rounds = getattr(args, "count", None)
@@ -1204,4 +1219,7 @@ def main(argv: Optional[List[str]] = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # Run the imported module's main: the command modules registered into it, not into this __main__ copy.
+    from mq.admin.cli import main as _main
+
+    _main()

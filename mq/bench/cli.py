@@ -18,6 +18,7 @@ from typing import List, Optional
 
 from twisted.internet import defer, task
 
+from mq.acl.signing import ENV_ACCESS_KEY, ENV_SECRET_KEY, Credentials
 from mq.bench.stats import Stats, format_line
 from mq.client import ConsumeFromWhere, MessageModel, Producer, PushConsumer, make_message
 
@@ -29,6 +30,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-c", "--count", type=int, default=0, help="messages to send/receive (0: until --duration)")
     p.add_argument("--interval", type=float, default=1.0, help="seconds between report lines (default 1)")
     p.add_argument("--json", action="store_true", help="print only the final summary, as JSON")
+    p.add_argument("--access-key", default=None, help=f"ACL account to sign with (default: ${ENV_ACCESS_KEY})")
+    p.add_argument("--secret-key", default=None, help=f"its secret key (default: ${ENV_SECRET_KEY})")
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -57,6 +60,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.duration <= 0 and args.count <= 0:
         args.duration = 10.0
+    try:
+        args.credentials = Credentials.from_options(args.access_key, args.secret_key)
+    except ValueError as e:
+        parser.error(f"{e} (--access-key/--secret-key or ${ENV_ACCESS_KEY}/${ENV_SECRET_KEY})")
     return args
 
 
@@ -94,7 +101,8 @@ class Run:
 
 @defer.inlineCallbacks
 def run_producer(reactor, args):
-    producer = Producer(args.group, args.namesrv, send_latency_fault_enable=args.fault_latency, reactor=reactor)
+    producer = Producer(args.group, args.namesrv, send_latency_fault_enable=args.fault_latency, reactor=reactor,
+                        credentials=args.credentials)
     producer.start()
     body = b"x" * args.size
     run = Run(reactor, args)
@@ -179,7 +187,7 @@ def run_consumer(reactor, args):
     model = MessageModel.BROADCASTING if args.broadcast else MessageModel.CLUSTERING
     cfw = ConsumeFromWhere.CONSUME_FROM_FIRST_OFFSET if args.from_first else ConsumeFromWhere.CONSUME_FROM_LAST_OFFSET
     consumer = PushConsumer(args.group, args.namesrv, message_model=model, consume_from_where=cfw,
-                            consume_batch_size=32, reactor=reactor)
+                            consume_batch_size=32, reactor=reactor, credentials=args.credentials)
     consumer.subscribe(args.topic, args.expression)
 
     def listener(msgs, context):

@@ -90,6 +90,16 @@ class BrokerConfig:
     rebalance_lock_max_live_time: int = 60_000
     #: ms between two looks at the delay-level queues (RocketMQ's per-level timers run every 100 ms).
     schedule_tick_millis: int = 100
+    #: ACL 1.0 (docs/acl.md): check every request against plain_acl.yml before it is processed.
+    acl_enable: bool = False
+    #: RocketMQ's home directory: the ACL files are ``conf/plain_acl.yml`` and ``conf/acl/*.yml`` under it
+    #: (default: the ROCKETMQ_HOME environment variable).
+    rocketmq_home: str = attrs.field(factory=lambda: os.environ.get("ROCKETMQ_HOME", ""))
+    #: The main ACL file, absolute or under rocketmqHome ("" = conf/plain_acl.yml).
+    acl_file: str = ""
+    #: The account this broker signs its own requests with (a slave's to its master, registrations).
+    access_key: str = ""
+    secret_key: str = attrs.field(default="", repr=False)
     #: Keys this class does not know (store settings among them), as given.
     extra: dict[str, str] = attrs.field(factory=dict)
 
@@ -185,9 +195,14 @@ class BrokerConfig:
             for f in attrs.fields(type(self))
             if f.name != "extra"
         }
+        if self.secret_key:
+            out["secretKey"] = SECRET_MASK  # GET_BROKER_CONFIG answers anyone who may connect
         out.update(self.extra)
         return out
 
+
+#: What GET_BROKER_CONFIG shows instead of the broker's own secret key.
+SECRET_MASK = "******"
 
 #: Keys whose RocketMQ spelling is not the plain camel case of the field name.
 KEY_OVERRIDES = {"broker_ip1": "brokerIP1", "broker_ip2": "brokerIP2"}

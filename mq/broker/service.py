@@ -13,6 +13,9 @@ from twisted.application import internet, service
 from twisted.internet import defer, task
 from twisted.logger import Logger
 
+from mq.acl.service import AclService
+from mq.acl.signing import Credentials
+from mq.acl.store import AclStore, acl_paths
 from mq.broker.broker2client import Broker2Client
 from mq.broker.client_manager import ConsumerManager, ProducerManager
 from mq.broker.config import RUNTIME_KEYS, BrokerConfig, save_runtime_changes
@@ -21,6 +24,7 @@ from mq.broker.ha import HAConfig, HAService
 from mq.broker.ha_slave import HASlave
 from mq.broker.long_polling import PullRequestHoldService
 from mq.broker.outer_api import BrokerOuterAPI
+from mq.broker.processor_acl import AclAdminProcessor
 from mq.broker.processor_admin import AdminBrokerProcessor
 from mq.broker.processor_client import ClientManageProcessor
 from mq.broker.processor_consumer import ConsumerManageProcessor
@@ -39,6 +43,7 @@ from mq.broker.topic_config import TopicConfigManager
 from mq.broker.transaction import TransactionalMessageService, is_half_send
 from mq.common.route import DataVersion, TopicConfig
 from mq.metrics import metrics_service
+from mq.remoting.client import RemotingClient
 from mq.remoting.codes import CURRENT_VERSION, RequestCode
 from mq.remoting.protocol import RequestDispatcher
 from mq.remoting.server import RemotingServerFactory
@@ -84,7 +89,11 @@ class BrokerService(service.MultiService):
         self.consumer_manager = ConsumerManager(self.now_ms, config.channel_expired_timeout)
         self.producer_manager = ProducerManager(self.now_ms, config.channel_expired_timeout)
         self.broker2client = Broker2Client()
-        self.outer_api = BrokerOuterAPI(reactor)
+        # The broker signs what it sends as a client (registrations, a slave's sync with its master) when it
+        # has an account; its calls back to clients on their own connections are not signed, as in RocketMQ.
+        credentials = broker_credentials(config)
+        self.outer_api = BrokerOuterAPI(reactor, RemotingClient(
+            reactor, signer=credentials.sign_request if credentials is not None else None))
         self.config_data_version = DataVersion()
         #: The master's address, learned from REGISTER_BROKER answers (slaves only).
         self.master_addr: Optional[str] = None
@@ -113,6 +122,9 @@ class BrokerService(service.MultiService):
             self.schedule_service,
             self.transaction_service,
             RebalanceLockProcessor(self),
+            # ACL admin codes 50-54: the store is looked up per request (None while ACL is off).
+            AclAdminProcessor(lambda: self.acl.store if self.acl is not None else None, config,
+                              config.rocketmq_home),
         ):
             processor.register(self.dispatcher)
         self.factory = RemotingServerFactory(self.dispatcher, reactor)
@@ -129,6 +141,13 @@ class BrokerService(service.MultiService):
             self.factories.append(fast_factory)
             internet.TCPServer(config.listen_port - 2, fast_factory, interface=iface,
                                reactor=reactor).setServiceParent(self)
+        #: ACL 1.0 (docs/acl.md): the check runs before every processor, on the VIP port too.
+        self.acl: Optional[AclService] = None
+        if config.acl_enable:
+            self.acl = AclService(config.rocketmq_home, config.acl_file, reactor)
+            self.acl.setServiceParent(self)
+            for factory in self.factories:
+                factory.dispatcher.access_check = self.acl.validator
         if config.metrics_port:
             metrics_service(config.metrics_port, self.stats.registry, iface, reactor).setServiceParent(self)
         # Replication (docs/replication.md): a master serves the HA port; a slave follows its master.
@@ -381,6 +400,21 @@ class BrokerService(service.MultiService):
                 total += max(0, behind)
             lag.add_metric([group, topic], total)
         yield lag
+
+
+def broker_credentials(config: BrokerConfig) -> Optional[Credentials]:
+    """The broker's own account (``accessKey``/``secretKey``), None without one; ValueError for half of one."""
+    return Credentials.from_options(config.access_key, config.secret_key, environ={})
+
+
+def check_acl_settings(config: BrokerConfig) -> None:
+    """Before a start: the broker's account is whole and, with ACL on, every ACL file loads.
+
+    Raises ValueError with one line saying what is wrong (the tap turns it into a usage error).
+    """
+    broker_credentials(config)
+    if config.acl_enable:
+        AclStore(*acl_paths(config.rocketmq_home, config.acl_file)).load()
 
 
 def make_broker_service(config: BrokerConfig, reactor=None) -> BrokerService:

@@ -12,8 +12,9 @@ import os
 from twisted.logger import Logger
 from twisted.python import usage
 
+from mq.acl.accounts import AclConfigError
 from mq.broker.config import RUNTIME_CONFIG_FILE, layered_config, runtime_config_path
-from mq.broker.service import make_broker_service
+from mq.broker.service import check_acl_settings, make_broker_service
 from mq.common.properties import parse_properties
 from mq.store.config import BrokerRole, FlushDiskType
 
@@ -65,6 +66,11 @@ class Options(usage.Options):
         ["ip", None, None, "Address announced to NameServers and stored as the store host (brokerIP1; "
                            "default: this host's primary address)."],
         ["bind", None, None, "Address to listen on (default: all interfaces)."],
+        ["acl-file", None, None, "The ACL file, absolute or under rocketmqHome (aclFile; default "
+                                 "$ROCKETMQ_HOME/conf/plain_acl.yml)."],
+    ]
+    optFlags = [
+        ["acl", None, "Check every request against the ACL files (aclEnable; see docs/acl.md)."],
     ]
 
     def postOptions(self) -> None:
@@ -80,13 +86,18 @@ class Options(usage.Options):
             ("port", "listenPort"), ("namesrv", "namesrvAddr"), ("broker-name", "brokerName"),
             ("cluster", "brokerClusterName"), ("broker-id", "brokerId"), ("role", "brokerRole"),
             ("flush", "flushDiskType"), ("store", "storePathRootDir"), ("metrics-port", "metricsPort"),
-            ("ip", "brokerIP1"), ("bind", "bindAddress"),
+            ("ip", "brokerIP1"), ("bind", "bindAddress"), ("acl-file", "aclFile"),
         ):
             if self[option] is not None:
                 props[key] = self[option]
+        if self["acl"]:
+            props["aclEnable"] = "true"
         try:
             config, saved = layered_config(file_props, props)
             config.store_config()  # the store's keys are checked now, not when the service starts
+            check_acl_settings(config)  # and the ACL files: a bad one stops the start with one line
+        except AclConfigError as e:
+            raise usage.UsageError(f"ACL: {e}") from None
         except ValueError as e:
             raise usage.UsageError(f"{e} (settings from --config, {RUNTIME_CONFIG_FILE} under the store, "
                                    "and the options)") from None

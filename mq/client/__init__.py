@@ -5,6 +5,7 @@
 the small request-per-call layer that tests, benchmarks and tools use directly.
 """
 
+from mq.acl.signing import Credentials
 from mq.client.allocate import (
     ConsistentHashAllocator,
     allocate_averagely,
@@ -34,7 +35,7 @@ from mq.client.simple import SimpleClient, new_unique_key
 from mq.common.message import Message, MessageExt
 
 __all__ = [
-    "ClientConfig", "ConsistentHashAllocator", "ConsumeConcurrentlyStatus", "ConsumeFromWhere",
+    "ClientConfig", "ConsistentHashAllocator", "Credentials", "ConsumeConcurrentlyStatus", "ConsumeFromWhere",
     "ConsumeOrderlyStatus", "LocalTransactionState", "MQBrokerError", "MQClientError", "Message", "MessageExt",
     "MessageModel", "MessageQueue", "Producer", "PullResult", "PullStatus", "RequestTimeoutError", "SendResult",
     "SendStatus", "SimpleClient", "allocate_averagely", "allocate_averagely_by_circle", "allocate_consistent_hash",

@@ -19,6 +19,7 @@ from twisted.internet import defer, task
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from mq.acl.signing import Credentials
 from mq.client.api import ClientAPI
 from mq.client.headers import CheckTransactionStateRequestHeader, ResetOffsetRequestHeader
 from mq.client.model import MessageQueue
@@ -74,10 +75,22 @@ class ClientConfig:
     persist_consumer_offset_interval: float = attr.ib(default=5.0)
     rebalance_interval: float = attr.ib(default=20.0)
     request_timeout: float = attr.ib(default=3.0)
+    #: The account every request is signed with (ACL brokers, docs/acl.md); None sends unsigned requests.
+    credentials: Optional[Credentials] = attr.ib(default=None)
 
     def client_id(self) -> str:
         cid = f"{self.client_ip or local_ip()}@{self.instance_name or os.getpid()}"
         return f"{cid}@{self.unit_name}" if self.unit_name else cid
+
+
+def make_client_config(config: Optional[ClientConfig], namesrv_addr, instance_name: Optional[str],
+                       credentials: Optional[Credentials]) -> ClientConfig:
+    """A producer's or consumer's settings: ``config`` (updated with the arguments given) or new ones."""
+    if config is None:
+        return ClientConfig(namesrv_addr=namesrv_addr, instance_name=instance_name, credentials=credentials)
+    if credentials is not None:
+        config.credentials = credentials
+    return config
 
 
 class ProducerLike(Protocol):
@@ -115,6 +128,10 @@ def get_instance(config: ClientConfig, reactor=None) -> "ClientInstance":
     inst = _instances.get(key)
     if inst is None or inst.closed:
         inst = _instances[key] = ClientInstance(config, reactor)
+    elif inst.config.credentials != config.credentials:
+        # One connection per broker signs for every client of the instance: one account per client id.
+        raise ValueError(f"client id {key[1]} already signs with other credentials: give this client "
+                         "another instance_name")
     return inst
 
 
@@ -133,7 +150,8 @@ class ClientInstance:
         dispatcher.register(RequestCode.RESET_CONSUMER_CLIENT_OFFSET, self._on_reset_offset)
         dispatcher.register(RequestCode.GET_CONSUMER_STATUS_FROM_CLIENT, self._on_consumer_status)
         dispatcher.register(RequestCode.PUSH_REPLY_MESSAGE_TO_CLIENT, self._on_reply)
-        self.remoting = RemotingClient(reactor, dispatcher)
+        signer = config.credentials.sign_request if config.credentials is not None else None
+        self.remoting = RemotingClient(reactor, dispatcher, signer=signer)
         self.api = ClientAPI(self.remoting, config.request_timeout)
         self.producers: Dict[str, ProducerLike] = {}
         self.consumers: Dict[str, ConsumerLike] = {}

@@ -18,6 +18,7 @@ from typing import Any, Callable, Deque, Dict, Iterable, List, Mapping, Optional
 from twisted.internet import defer, task
 from twisted.logger import Logger
 
+from mq.acl.signing import Credentials
 from mq.client.allocate import Allocator, allocate_averagely
 from mq.client.instance import ClientConfig, ClientInstance, get_instance, parse_namesrv
 from mq.client.model import ConsumeFromWhere, MessageModel, MessageQueue, MQClientError
@@ -51,10 +52,11 @@ class LitePullConsumer(QueuePuller):
                  auto_commit: bool = True, auto_commit_interval: float = 5.0, pull_batch_size: int = 32,
                  pull_threshold_for_queue: int = 1000, pull_threshold_size_for_queue: int = 100 * 1024 * 1024,
                  pull_interval: float = 0.0, poll_timeout: float = 5.0, offset_store_dir: Optional[Path] = None,
-                 instance_name: Optional[str] = None, config: Optional[ClientConfig] = None, reactor=None) -> None:
+                 instance_name: Optional[str] = None, config: Optional[ClientConfig] = None, reactor=None,
+                 credentials: Optional[Credentials] = None) -> None:
         self._init_consumer(group, namesrv_addr, reactor, config, instance_name, message_model, consume_from_where,
                             consume_timestamp_ms, allocate, pull_batch_size, pull_threshold_for_queue,
-                            pull_threshold_size_for_queue, pull_interval, offset_store_dir)
+                            pull_threshold_size_for_queue, pull_interval, offset_store_dir, credentials)
         self.running = False
         self._commit_loop: Optional[task.LoopingCall] = None
         self.auto_commit = auto_commit

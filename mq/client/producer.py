@@ -19,7 +19,8 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Unio
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from mq.client.instance import ClientConfig, ClientInstance, get_instance
+from mq.acl.signing import Credentials
+from mq.client.instance import ClientConfig, ClientInstance, get_instance, make_client_config
 from mq.client.latency_fault import FaultStrategy
 from mq.client.model import MessageQueue, MQBrokerError, MQClientError, NoRouteError, SendResult
 from mq.client.request_reply import CORRELATION_ID, REPLY_TO_CLIENT, TTL, is_reply, new_correlation_id
@@ -92,14 +93,15 @@ class Producer:
                  instance_name: Optional[str] = None, config: Optional[ClientConfig] = None, reactor=None,
                  send_timeout: float = 3.0, retry_times: int = 2, retry_another_broker_when_not_store_ok: bool = False,
                  send_latency_fault_enable: bool = False, compress_over: int = 4096, compress_level: int = 5,
-                 max_message_size: int = MAX_MESSAGE_SIZE, default_topic_queue_nums: int = 4) -> None:
+                 max_message_size: int = MAX_MESSAGE_SIZE, default_topic_queue_nums: int = 4,
+                 credentials: Optional[Credentials] = None) -> None:
         if reactor is None:
             from twisted.internet import reactor as default_reactor
 
             reactor = default_reactor
         self.group = group
         self.reactor = reactor
-        self.config = config or ClientConfig(namesrv_addr=namesrv_addr, instance_name=instance_name)
+        self.config = make_client_config(config, namesrv_addr, instance_name, credentials)
         if config is not None and namesrv_addr is not None:
             self.config.namesrv_addr = namesrv_addr
         self.send_timeout = send_timeout

@@ -7,11 +7,12 @@ control limits, and 3 s later after an error (with a route refresh, in case the 
 
 from __future__ import annotations
 
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 from twisted.logger import Logger
 
-from mq.client.instance import ClientConfig
+from mq.acl.signing import Credentials
+from mq.client.instance import make_client_config
 from mq.client.model import ConsumeFromWhere, MessageModel, MessageQueue, PullStatus
 from mq.client.offset_store import LocalFileOffsetStore, OffsetStore, RemoteOffsetStore
 from mq.client.process_queue import ProcessQueue
@@ -48,7 +49,7 @@ class QueuePuller:
     def _init_consumer(self, group: str, namesrv_addr, reactor, config, instance_name, message_model,
                        consume_from_where, consume_timestamp_ms, allocate, pull_batch_size: int,
                        pull_threshold_for_queue: int, pull_threshold_size_for_queue: int, pull_interval: float,
-                       offset_store_dir) -> None:
+                       offset_store_dir, credentials: Optional[Credentials] = None) -> None:
         """The settings push and lite pull consumers share."""
         if reactor is None:
             from twisted.internet import reactor as default_reactor
@@ -56,7 +57,7 @@ class QueuePuller:
             reactor = default_reactor
         self.group = group
         self.reactor = reactor
-        self.config = config or ClientConfig(namesrv_addr=namesrv_addr, instance_name=instance_name)
+        self.config = make_client_config(config, namesrv_addr, instance_name, credentials)
         self.message_model = MessageModel(message_model)
         self.consume_from_where = ConsumeFromWhere(consume_from_where)
         self.consume_timestamp_ms = consume_timestamp_ms

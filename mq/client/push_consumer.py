@@ -28,6 +28,7 @@ import attr
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from mq.acl.signing import Credentials
 from mq.client.allocate import Allocator, allocate_averagely
 from mq.client.instance import ClientConfig, ClientInstance, get_instance
 from mq.client.model import (
@@ -88,10 +89,11 @@ class PushConsumer(QueuePuller):
                  pull_threshold_for_queue: int = 1000, pull_threshold_size_for_queue: int = 100 * 1024 * 1024,
                  pull_interval: float = 0.0, max_reconsume_times: int = -1,
                  suspend_current_queue_time: float = 1.0, offset_store_dir: Optional[Path] = None,
-                 instance_name: Optional[str] = None, config: Optional[ClientConfig] = None, reactor=None) -> None:
+                 instance_name: Optional[str] = None, config: Optional[ClientConfig] = None, reactor=None,
+                 credentials: Optional[Credentials] = None) -> None:
         self._init_consumer(group, namesrv_addr, reactor, config, instance_name, message_model, consume_from_where,
                             consume_timestamp_ms, allocate, pull_batch_size, pull_threshold_for_queue,
-                            pull_threshold_size_for_queue, pull_interval, offset_store_dir)
+                            pull_threshold_size_for_queue, pull_interval, offset_store_dir, credentials)
         self.consume_concurrency = consume_concurrency
         self.consume_batch_size = consume_batch_size
         self.max_reconsume_times = max_reconsume_times

@@ -11,6 +11,7 @@ from typing import Dict, Iterable, Optional, Sequence
 
 from twisted.internet import defer
 
+from mq.acl.signing import Credentials
 from mq.common import fastjson
 from mq.common.broker_headers import (
     ConsumerSendMsgBackRequestHeader,
@@ -182,13 +183,14 @@ def parse_route(response: RemotingCommand) -> TopicRouteData | None:
 class SimpleClient:
     """Each call sends one request built by the functions above and returns a Deferred of the response."""
 
-    def __init__(self, reactor=None, client_id: str | None = None, timeout: float = 5.0) -> None:
+    def __init__(self, reactor=None, client_id: str | None = None, timeout: float = 5.0,
+                 credentials: Credentials | None = None) -> None:
         if reactor is None:
             from twisted.internet import reactor as global_reactor
 
             reactor = global_reactor
         self.reactor = reactor
-        self.remoting = RemotingClient(reactor)
+        self.remoting = RemotingClient(reactor, signer=credentials.sign_request if credentials is not None else None)
         self.client_id = client_id or f"127.0.0.1@{os.getpid()}#{id(self)}"
         self.timeout = timeout
 

@@ -29,3 +29,7 @@ class NamesrvConfig(ServiceConfig):
         "orderMessageEnable", False, "add ORDER_TOPIC_CONFIG KV entries to routes", runtime=True
     )
     max_frame_length: int = setting("maxFrameLength", 16 * 1024 * 1024, "largest frame accepted, bytes")
+    acl_enable: bool = setting("aclEnable", False, "writes (register, KV, config, perms) need an admin signature")
+    rocketmq_home: str = setting("rocketmqHome", attr.Factory(lambda: os.environ.get("ROCKETMQ_HOME", "")),
+                                 "where conf/plain_acl.yml is (default: $ROCKETMQ_HOME)")
+    acl_file: str = setting("aclFile", "", "the ACL file, absolute or under rocketmqHome (default conf/plain_acl.yml)")

@@ -10,7 +10,9 @@ from twisted.application import service
 from twisted.internet import task
 from twisted.logger import Logger
 
+from mq.acl.service import AclService
 from mq.metrics import CallbackCollector, metrics_service, new_registry
+from mq.namesrv.acl import NamesrvAccessCheck
 from mq.namesrv.config import NamesrvConfig
 from mq.namesrv.kvconfig import KVConfigManager
 from mq.namesrv.processor import NamesrvProcessor
@@ -109,6 +111,12 @@ class NamesrvService(service.MultiService):
         # Route queries repeat (every client, every topic, every 30 s): answered from memory between changes.
         self.memo = ResponseMemo([RequestCode.GET_ROUTEINFO_BY_TOPIC], self.processor.route_state)
         self.metrics.count_memo_answers(self.memo)
+        #: ACL on writes (mq.namesrv.acl): the accounts are loaded now, a bad file stops the start.
+        self.acl: Optional[AclService] = None
+        if config.acl_enable:
+            self.acl = AclService(config.rocketmq_home, config.acl_file, reactor)
+            self.acl.setServiceParent(self)
+            self.dispatcher.access_check = NamesrvAccessCheck(self.acl.validator)
         self.factory = RemotingServerFactory(self.dispatcher, reactor, config.max_frame_length, self.memo)
         self.factory.on_disconnect.append(self.routes.on_channel_closed)
         self.port = None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from twisted.python import usage
 
+from mq.acl.accounts import AclConfigError
+from mq.acl.store import AclStore, acl_paths
 from mq.namesrv.config import NamesrvConfig
 from mq.namesrv.service import NamesrvService
 
@@ -23,8 +25,12 @@ class Options(usage.Options):
         ["kv-config", None, None, "KV config JSON file [default: ~/namesrv/kvConfig.json]."],
         ["metrics-port", None, None, "Prometheus metrics HTTP port, 0 = off [default: 0]."],
         ["max-frame-length", None, None, "Largest request frame accepted, bytes [default: 16777216]."],
+        ["acl-file", None, None, "The ACL file (with --acl) [default: $ROCKETMQ_HOME/conf/plain_acl.yml]."],
     ]
-    optFlags = [["order-message-enable", None, "Add ORDER_TOPIC_CONFIG KV entries to routes."]]
+    optFlags = [
+        ["order-message-enable", None, "Add ORDER_TOPIC_CONFIG KV entries to routes."],
+        ["acl", None, "Require an admin account's signature for every write (aclEnable=true)."],
+    ]
 
     _option_fields = {
         "port": "listen_port",
@@ -34,6 +40,7 @@ class Options(usage.Options):
         "kv-config": "kv_config_path",
         "metrics-port": "metrics_port",
         "max-frame-length": "max_frame_length",
+        "acl-file": "acl_file",
     }
 
     def postOptions(self) -> None:
@@ -46,6 +53,13 @@ class Options(usage.Options):
             raise usage.UsageError(str(e))
         if self["order-message-enable"]:
             config.order_message_enable = True
+        if self["acl"]:
+            config.acl_enable = True
+        if config.acl_enable:
+            try:  # a NameServer asked to check signatures does not start without its accounts
+                AclStore(*acl_paths(config.rocketmq_home, config.acl_file)).load()
+            except AclConfigError as e:
+                raise usage.UsageError(f"ACL: {e}") from None
         if config.scan_interval <= 0 or config.broker_expiry <= 0:
             raise usage.UsageError("--scan-interval and --broker-expiry must be positive")
         self.config = config

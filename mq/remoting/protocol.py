@@ -70,11 +70,23 @@ class RequestDispatcher:
         self.observer = observer
         #: False for the NameServer, which sends no response at all to codes it does not know (wire §0.10).
         self.answer_unknown = answer_unknown
+        #: Runs before every processor when set (the broker's ACL): returns None to go on, or the remark of
+        #: the SYSTEM_ERROR answer that refuses the request (a refused oneway request is dropped).
+        self.access_check: Optional[Callable[[RemotingCommand, "RemotingProtocol"], Optional[str]]] = None
 
     def register(self, code: int, processor: Processor) -> None:
         self.processors[int(code)] = processor
 
     def dispatch(self, request: RemotingCommand, channel: "RemotingProtocol") -> None:
+        if self.access_check is not None:
+            denied = self.access_check(request, channel)
+            if denied is not None:
+                if request.flag & FLAG_ONEWAY:
+                    log.debug("oneway {code} from {peer} refused: {denied}", code=request.code,
+                              peer=channel.peer, denied=denied)
+                    return
+                self._respond(request, channel, request.response(ResponseCode.SYSTEM_ERROR, denied))
+                return
         processor = self.processors.get(request.code)
         if processor is None:
             if not self.answer_unknown:

@@ -22,6 +22,7 @@ def test_content_is_values_sorted_by_key_then_body():
     assert signing_content(fields, b"BODY") == b"akALIYUNxTBODY"
     assert signing_content(fields, b"", leave_out={"b"}) == b"akALIYUNT"
     assert signing_content(None, None) == b""
+    assert signing_content({"n": 5, "a": "x"}, None) == b"x5"  # a non-text value as its str()
 
 
 def test_sign_request_adds_access_key_token_and_signature():
@@ -39,3 +40,14 @@ def test_credentials_from_options_and_environment():
     assert Credentials.from_options("ak123456", "sk123456", environ=env).access_key == "ak123456"
     with pytest.raises(ValueError):
         Credentials.from_options("ak123456", environ={})
+
+
+def test_unique_key_query_is_left_unsigned_and_announced_as_4_9_3():
+    # What both RocketMQ 4.9.x brokers (never check the field) and 5.x brokers (not up to V4_9_3) verify.
+    request = RemotingCommand.request(12, {"topic": "T", "key": "K", "_UNIQUE_KEY_QUERY": "true"})
+    assert request.version == 409
+    Credentials("rocketmq2", "12345678").sign_request(request)
+    assert request.version == 399
+    assert request.ext_fields["Signature"] == sign("12345678", b"rocketmq2KT")
+    plain = Credentials("rocketmq2", "12345678").sign_request(RemotingCommand.request(12, {"topic": "T"}))
+    assert plain.version == 409

@@ -34,22 +34,25 @@ def mqadmin(*args: str, namesrv: str = None, env: dict = None, timeout: float = 
     return Run(p.returncode, p.stdout, p.stderr)
 
 
-def start_namesrv(workdir) -> TwistdProcess:
+def start_namesrv(workdir, *extra: str, env: dict = None) -> TwistdProcess:
     port = free_port()
-    proc = TwistdProcess("namesrv", ["--port", str(port), "--kv-config", str(workdir / "kv.json")], workdir).start()
+    proc = TwistdProcess("namesrv", ["--port", str(port), "--kv-config", str(workdir / "kv.json"), *extra], workdir,
+                         env=env).start()
     proc.wait_port(port)
     proc.addr = f"127.0.0.1:{port}"
     return proc
 
 
-def start_broker(workdir, namesrv_addr: str, name: str = "adm-broker", cluster: str = "AdmCluster") -> TwistdProcess:
+def start_broker(workdir, namesrv_addr: str, name: str = "adm-broker", cluster: str = "AdmCluster",
+                 conf_extra: str = "", env: dict = None) -> TwistdProcess:
+    """A broker; ``conf_extra`` lines are added to its broker.conf (ACL keys...), ``env`` to its environment."""
     conf = workdir / "broker.conf"
     conf.write_text(f"brokerClusterName={cluster}\nmappedFileSizeCommitLog=4194304\n"
-                    "mappedFileSizeConsumeQueue=6000\n")
+                    f"mappedFileSizeConsumeQueue=6000\n{conf_extra}")
     port = free_port()
     proc = TwistdProcess("broker", ["--port", str(port), "--namesrv", namesrv_addr, "--store", str(workdir / "store"),
                                     "--ip", "127.0.0.1", "--broker-name", name, "--config", str(conf)],
-                         workdir).start()
+                         workdir, env=env).start()
     proc.wait_port(port)
     proc.addr = f"127.0.0.1:{port}"
     proc.name = name

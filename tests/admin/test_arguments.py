@@ -19,6 +19,7 @@ REQUIRED = [
     "consumerProgress", "consumerConnection", "producerConnection", "consumerStatus", "queryMsgById",
     "queryMsgByKey", "queryMsgByUniqueKey", "queryMsgByOffset", "printMsg", "sendMessage", "consumeMessage",
     "resetOffsetByTime", "updateKvConfig", "deleteKvConfig", "wipeWritePerm", "addWritePerm",
+    "updateAclConfig", "deleteAclConfig", "updateGlobalWhiteAddr", "clusterAclConfigVersion",
 ]
 
 #: (command, flags of the original tool): letter → long name.
@@ -57,6 +58,14 @@ FLAGS = {
     "deleteKvConfig": {"s": "namespace", "k": "key"},
     "wipeWritePerm": {"b": "brokerName"},
     "addWritePerm": {"b": "brokerName"},
+    # RocketMQ 4.9.8's ACL commands.
+    "updateAclConfig": {"a": "accessKey", "s": "secretKey", "b": "brokerAddr", "c": "clusterName",
+                        "w": "whiteRemoteAddress", "i": "defaultTopicPerm", "u": "defaultGroupPerm", "t": "topicPerms",
+                        "g": "groupPerms", "m": "admin"},
+    "deleteAclConfig": {"a": "accessKey", "b": "brokerAddr", "c": "clusterName"},
+    "updateGlobalWhiteAddr": {"g": "globalWhiteRemoteAddresses", "p": "aclFileFullPath", "b": "brokerAddr",
+                              "c": "clusterName"},
+    "clusterAclConfigVersion": {"b": "brokerAddr", "c": "clusterName"},
 }
 
 

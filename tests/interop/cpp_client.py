@@ -8,11 +8,15 @@ this project's reactor stay in separate processes). Output is JSON, one object p
         MODEL: CLUSTERING or BROADCASTING; runs until stdin closes. OPTIONS: {"orderly": true} for an orderly
         consumer, {"fail_prefix": "x"} to raise (RECONSUME_LATER) for every message whose body starts with x.
     cpp_client.py pull NAMESRV TOPIC GROUP QUEUE_ID OFFSET PROPS_JSON
+
+With MQ_CPP_ACCESS_KEY and MQ_CPP_SECRET_KEY in the environment every client signs its requests
+(``set_session_credentials``; the OnsChannel value is MQ_CPP_CHANNEL, default ALIYUN).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 import time
@@ -27,6 +31,15 @@ def out(obj) -> None:
 
 def text(value) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else (value or "")
+
+
+def with_credentials(client):
+    """``client`` after ``set_session_credentials`` when the environment names an account."""
+    access_key = os.environ.get("MQ_CPP_ACCESS_KEY")
+    if access_key:
+        client.set_session_credentials(access_key, os.environ.get("MQ_CPP_SECRET_KEY", ""),
+                                       os.environ.get("MQ_CPP_CHANNEL", "ALIYUN"))
+    return client
 
 
 def message(topic: str, spec: dict) -> Message:
@@ -52,7 +65,7 @@ def received(msg, props) -> dict:
 
 
 def produce(namesrv: str, topic: str, mode: str, specs: list) -> None:
-    producer = Producer("cpp_interop_producer_" + mode)
+    producer = with_credentials(Producer("cpp_interop_producer_" + mode))
     producer.set_namesrv_addr(namesrv)
     producer.start()
     try:
@@ -88,7 +101,8 @@ def produce(namesrv: str, topic: str, mode: str, specs: list) -> None:
 
 
 def push(namesrv: str, topic: str, group: str, model: str, props: list, options: dict) -> None:
-    consumer = PushConsumer(group, orderly=bool(options.get("orderly")), message_model=MessageModel[model])
+    consumer = with_credentials(PushConsumer(group, orderly=bool(options.get("orderly")),
+                                             message_model=MessageModel[model]))
     consumer.set_namesrv_addr(namesrv)
     fail_prefix = options.get("fail_prefix")
 
@@ -107,7 +121,7 @@ def push(namesrv: str, topic: str, group: str, model: str, props: list, options:
 
 
 def pull(namesrv: str, topic: str, group: str, queue_id: int, offset: int, props: list) -> None:
-    consumer = PullConsumer(group)
+    consumer = with_credentials(PullConsumer(group))
     consumer.set_namesrv_addr(namesrv)
     consumer.start()
     try:

@@ -1,0 +1,53 @@
+"""``--acl``/``--acl-file`` on ``twistd broker`` and ``twistd mq``, and the start refused for a bad ACL setup."""
+
+from __future__ import annotations
+
+import pytest
+from twisted.python import usage
+
+from mq.broker.tap import Options as BrokerOptions
+from mq.standalone import Options as MqOptions
+
+GOOD = "accounts:\n  - {accessKey: goodAccount, secretKey: goodSecret1}\n"
+
+
+@pytest.fixture
+def acl_file(tmp_path):
+    path = tmp_path / "acl.yml"
+    path.write_text(GOOD)
+    return path
+
+
+@pytest.mark.parametrize("options, config", [(BrokerOptions, "config"), (MqOptions, "broker_config")])
+def test_acl_flag_and_file(tmp_path, acl_file, options, config):
+    opts = options()
+    opts.parseOptions(["--acl", "--acl-file", str(acl_file), "--store", str(tmp_path / "s")])
+    broker = getattr(opts, config)
+    assert broker.acl_enable and broker.acl_file == str(acl_file)
+    off = options()
+    off.parseOptions(["--store", str(tmp_path / "s")])
+    assert not getattr(off, config).acl_enable
+
+
+@pytest.mark.parametrize("options", [BrokerOptions, MqOptions])
+def test_bad_acl_setups_are_usage_errors(tmp_path, acl_file, options, monkeypatch):
+    monkeypatch.delenv("ROCKETMQ_HOME", raising=False)
+    with pytest.raises(usage.UsageError, match="rocketmqHome"):
+        options().parseOptions(["--acl", "--store", str(tmp_path / "s")])
+    acl_file.write_text("accounts: [\n")
+    with pytest.raises(usage.UsageError, match="acl.yml: not YAML"):
+        options().parseOptions(["--acl", "--acl-file", str(acl_file), "--store", str(tmp_path / "s")])
+    # With ACL off, the file is not read at all.
+    options().parseOptions(["--acl-file", str(acl_file), "--store", str(tmp_path / "s")])
+
+
+def test_broker_account_must_be_whole(tmp_path):
+    conf = tmp_path / "broker.conf"
+    conf.write_text("accessKey=brokerAccount\n")
+    with pytest.raises(usage.UsageError, match="secret key"):
+        BrokerOptions().parseOptions(["--config", str(conf), "--store", str(tmp_path / "s")])
+    conf.write_text("accessKey=brokerAccount\nsecretKey=brokerSecret\nrocketmqHome=/opt/rmq\naclEnable=false\n")
+    opts = BrokerOptions()
+    opts.parseOptions(["--config", str(conf), "--store", str(tmp_path / "s")])
+    assert opts.config.rocketmq_home == "/opt/rmq" and opts.config.secret_key == "brokerSecret"
+    assert opts.config.to_properties()["secretKey"] == "******"
