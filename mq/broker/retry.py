@@ -52,6 +52,11 @@ def redirect_to_dlq(broker, inner: MessageExtBrokerInner, max_reconsume_times: O
         else sgc.retry_max_times
     if inner.reconsume_times < limit:
         return inner
+    return dead_letter(broker, inner, group)
+
+
+def dead_letter(broker, inner: MessageExtBrokerInner, group: str) -> MessageExtBrokerInner:
+    """``inner`` readdressed to ``%DLQ%<group>`` (created on demand), without delay."""
     dlq = broker.topic_config_manager.create_system(mixall.dlq_topic(group), DLQ_NUMS_PER_GROUP, PERM_RW)
     inner.topic = dlq.topic_name
     inner.queue_id = 0
