@@ -36,8 +36,8 @@ from mq.admin.api import (
 from mq.admin.output import Result, format_time, join, key_values, message_json, message_text, table
 from mq.common import mixall
 from mq.common.message import decode_offset_msg_id
+from mq.common.names import topic_error
 from mq.common.route import PERM_WRITE, TopicConfig, TopicRouteData, perm_to_string
-from mq.common.topic import topic_error
 from mq.remoting.codes import ResponseCode as RC
 
 PROG = "mqadmin"

@@ -24,9 +24,9 @@ from mq.common.broker_headers import (
     TopicRequestHeader,
 )
 from mq.common.consumer_status import GetConsumerStatusBody
+from mq.common.names import group_error, topic_error
 from mq.common.properties import format_properties, parse_properties
 from mq.common.route import TopicConfig
-from mq.common.topic import topic_error
 from mq.remoting.codes import LanguageCode, RequestCode, ResponseCode
 from mq.remoting.command import RemotingCommand
 
@@ -321,6 +321,9 @@ class AdminBrokerProcessor:
             sgc = SubscriptionGroupConfig.from_json(fastjson.loads(request.body or b"{}"))
         except (ValueError, TypeError) as e:
             return request.response(RC.SYSTEM_ERROR, f"the subscription group body is not valid: {e}")
+        why = group_error(sgc.group_name)
+        if why is not None:
+            return request.response(RC.SYSTEM_ERROR, f"the subscription group body is not valid: groupName: {why}")
         self.broker.subscription_group_manager.update(sgc)
         return request.response(RC.SUCCESS)
 

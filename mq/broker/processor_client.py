@@ -8,11 +8,31 @@ from mq.common import fastjson
 from mq.common.broker_headers import UnregisterClientRequestHeader
 from mq.common.heartbeat import HeartbeatData
 from mq.common.mixall import retry_topic
+from mq.common.names import group_error, retry_group_error, topic_error
 from mq.common.route import PERM_READ, PERM_WRITE
 from mq.remoting.codes import RequestCode, ResponseCode
 from mq.remoting.command import RemotingCommand
 
 RC = ResponseCode
+
+
+def _name_refusal(data: HeartbeatData):
+    """What in a heartbeat is not a legal group or topic name (checked before anything is registered: an
+    illegal group would otherwise be kept, answered and sent messages back for, which can never be stored)."""
+    for consumer in data.consumers:
+        if consumer.group_name:
+            why = group_error(consumer.group_name)
+            if why is not None:
+                return f"consumer group {consumer.group_name[:300]!r}: {why}"
+        for sub in consumer.subscription_data_set:
+            why = topic_error(sub.topic)
+            if why is not None:
+                return f"a subscription of group {consumer.group_name!r}: {why}"
+    for group in data.producer_groups:
+        why = group_error(group) if group else None
+        if why is not None:
+            return f"producer group {group[:300]!r}: {why}"
+    return None
 
 
 class ClientManageProcessor:
@@ -30,6 +50,9 @@ class ClientManageProcessor:
             data = HeartbeatData.from_json(fastjson.loads(request.body or b"{}"))
         except ValueError as e:
             return request.response(RC.SYSTEM_ERROR, f"the heartbeat body is not valid: {e}")
+        why = _name_refusal(data)
+        if why is not None:
+            return request.response(RC.SYSTEM_ERROR, f"the heartbeat names {why}")
         for consumer in data.consumers:  # refuse what the broker could not filter, before registering anything
             for sub in consumer.subscription_data_set:
                 refused = subscription_filter.refusal(sub.expression_type, sub.sub_string,
@@ -49,7 +72,7 @@ class ClientManageProcessor:
             notify = True
             if sgc is not None:
                 notify = sgc.notify_consumer_ids_changed_enable
-                if sgc.retry_queue_nums > 0:
+                if sgc.retry_queue_nums > 0 and retry_group_error(consumer.group_name) is None:
                     b.topic_config_manager.create_system(retry_topic(consumer.group_name), sgc.retry_queue_nums,
                                                          PERM_READ | PERM_WRITE)
             b.consumer_manager.register(consumer, info(), notify and b.config.notify_consumer_ids_changed_enable)

@@ -34,8 +34,9 @@ from mq.common.message import (
     string_to_properties,
 )
 from mq.common.message_batch import BatchError, decode_batch
+from mq.common.names import topic_error
 from mq.common.route import PERM_WRITE, TopicConfig
-from mq.common.topic import NOT_ALLOWED_SEND_TOPICS, topic_error
+from mq.common.topic import NOT_ALLOWED_SEND_TOPICS
 from mq.remoting.client import split_address
 from mq.remoting.codes import RequestCode, ResponseCode
 from mq.remoting.command import RemotingCommand

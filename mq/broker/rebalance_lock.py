@@ -15,6 +15,7 @@ import attr
 from twisted.logger import Logger
 
 from mq.common import fastjson
+from mq.common.names import group_error
 from mq.remoting.codes import RequestCode, ResponseCode
 from mq.remoting.command import RemotingCommand
 
@@ -86,6 +87,9 @@ def _parse_body(body: bytes) -> Tuple[str, str, List[QueueKey]]:
     client_id = str(data.get("clientId") or "")
     if not group or not client_id:
         raise ValueError("consumerGroup and clientId are required")
+    why = group_error(group)
+    if why is not None:
+        raise ValueError(f"consumerGroup: {why}")
     queues = []
     for item in data.get("mqSet") or []:
         queues.append((str(item["topic"]), str(item.get("brokerName") or ""), int(item["queueId"])))

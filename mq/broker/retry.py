@@ -23,6 +23,7 @@ from mq.common import mixall
 from mq.common.broker_headers import ConsumerSendMsgBackRequestHeader
 from mq.common.hashing import tag_hash_code
 from mq.common.message import MessageConst, MessageExtBrokerInner, decode_message_ext
+from mq.common.names import retry_group_error
 from mq.common.route import PERM_READ, PERM_WRITE
 from mq.remoting.codes import RequestCode, ResponseCode
 from mq.remoting.command import RemotingCommand
@@ -51,6 +52,11 @@ def redirect_to_dlq(broker, inner: MessageExtBrokerInner, max_reconsume_times: O
         else sgc.retry_max_times
     if inner.reconsume_times < limit:
         return inner
+    return dead_letter(broker, inner, group)
+
+
+def dead_letter(broker, inner: MessageExtBrokerInner, group: str) -> MessageExtBrokerInner:
+    """``inner`` readdressed to ``%DLQ%<group>`` (created on demand), without delay."""
     dlq = broker.topic_config_manager.create_system(mixall.dlq_topic(group), DLQ_NUMS_PER_GROUP, PERM_RW)
     inner.topic = dlq.topic_name
     inner.queue_id = 0
@@ -72,13 +78,17 @@ class ConsumerSendBackProcessor:
         b = self.broker
         config = b.config
         h = ConsumerSendMsgBackRequestHeader.decode(request.ext_fields)
+        if config.is_slave:
+            return request.response(RC.SERVICE_NOT_AVAILABLE,
+                                    f"the broker[{config.broker_name}] is a slave: send messages back to its master")
+        why = retry_group_error(h.group)
+        if why is not None:  # its retry topic could never be stored, nor delivered from a delay level
+            return request.response(RC.SYSTEM_ERROR, f"the message cannot be sent back for group "
+                                                     f"{h.group[:300]!r}: {why}")
         sgc = b.subscription_group_manager.find(h.group)
         if sgc is None:
             return request.response(RC.SUBSCRIPTION_GROUP_NOT_EXIST,
                                     f"subscription group not exist, {h.group} {mixall.FAQ_URL}")
-        if config.is_slave:
-            return request.response(RC.SERVICE_NOT_AVAILABLE,
-                                    f"the broker[{config.broker_name}] is a slave: send messages back to its master")
         if not config.broker_permission & PERM_WRITE:
             return request.response(RC.NO_PERMISSION, f"the broker[{config.broker_ip1}] sending message is forbidden")
         if sgc.retry_queue_nums <= 0:

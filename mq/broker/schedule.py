@@ -13,6 +13,11 @@ in the level's queue (``delayOffset.json``: ``{"offsetTable":{1:0,2:35}}``), wri
 while it changes and at a graceful stop, so a restart resumes where delivery stopped: nothing is lost, and
 after a graceful stop nothing is delivered twice (after a crash, at most the last second's deliveries).
 
+No one message can hold a level back: a refusal that is about the store (not running, disk full, page cache
+busy) waits for the next tick, but a message refused for what it is (a real topic that is no legal name, a
+body over a lowered ``maxMessageSize``) goes to its group's ``%DLQ%`` topic when it was a retry, and is
+dropped with a log line otherwise.
+
 The level table is the store's ``messageDelayLevel`` (``1s 5s 10s 30s 1m ... 2h``; units s, m, h, d).
 """
 
@@ -33,9 +38,11 @@ from mq.common.message import (
     decode_message_ext,
     properties_to_string,
 )
-from mq.common.topic import SCHEDULE_TOPIC
+from mq.common.names import topic_error
+from mq.common.topic import RETRY_GROUP_TOPIC_PREFIX, SCHEDULE_TOPIC, dlq_topic
 from mq.remoting.codes import RequestCode, ResponseCode
 from mq.remoting.command import RemotingCommand
+from mq.store.results import PutMessageStatus
 
 log = Logger()
 
@@ -43,6 +50,9 @@ _DELAY = MessageConst.PROPERTY_DELAY_TIME_LEVEL
 _REAL_TOPIC = MessageConst.PROPERTY_REAL_TOPIC
 _REAL_QID = MessageConst.PROPERTY_REAL_QUEUE_ID
 _WAIT = MessageConst.PROPERTY_WAIT_STORE_MSG_OK
+#: Refusals that are about the store, not the message: delivery waits for the store to take puts again.
+STORE_WIDE = frozenset({PutMessageStatus.SERVICE_NOT_AVAILABLE, PutMessageStatus.OS_PAGECACHE_BUSY,
+                         PutMessageStatus.CREATE_MAPEDFILE_FAILED})
 #: Deliveries per level and tick at most (the rest follow on the next tick, 100 ms later).
 MAX_PER_TICK = 2000
 
@@ -74,6 +84,8 @@ class ScheduleMessageService(JsonStateFile):
         self.dirty = False
         self.tick_seconds = broker.config.schedule_tick_millis / 1000.0
         self.delivered = 0
+        #: Messages that could not be stored in their real topic (moved to their DLQ, or dropped).
+        self.undeliverable = 0
         self._loop: Optional[task.LoopingCall] = None
         self._persist_loop: Optional[task.LoopingCall] = None
 
@@ -165,7 +177,13 @@ class ScheduleMessageService(JsonStateFile):
                 break
             raw = self.store.look_message_by_offset(phy, size)
             if raw is not None:
-                if not self._deliver(raw, level, offset):
+                try:
+                    done = self._deliver(raw, level, offset)
+                except Exception:  # a record that does not decode: never tried again, so never in the way
+                    log.failure("delivering the delayed message at offset {offset} of level {delay_level}: "
+                                "dropped", offset=offset, delay_level=level)
+                    done = True
+                if not done:
                     break  # the store refuses puts now; try again on a later tick
                 count += 1
             offset += 1
@@ -184,8 +202,8 @@ class ScheduleMessageService(JsonStateFile):
         except ValueError:
             topic = None
         if not topic:
-            log.warn("delayed message at offset {offset} of level {level} has no real topic or queue: dropped",
-                     offset=offset, level=level)
+            log.warn("delayed message at offset {offset} of level {delay_level} has no real topic or queue: dropped",
+                     offset=offset, delay_level=level)
             return True
         props.pop(_DELAY, None)
         text = stored_properties_string(props)
@@ -195,15 +213,37 @@ class ScheduleMessageService(JsonStateFile):
             born_timestamp=msg.born_timestamp, born_host=msg.born_host, store_host=msg.store_host,
             reconsume_times=msg.reconsume_times, body_crc=msg.body_crc, properties_string=text,
         )
+        result = self._put(inner)
+        if result is None or result.is_stored():
+            return True
+        if result.status in STORE_WIDE:
+            log.warn("delivering a delayed message to {topic} failed: {status}; retrying later",
+                     topic=topic, status=result.status.name)
+            return False
+        # Refused for what it is (an illegal topic, too big for a lowered maxMessageSize...): it would be
+        # refused again on every tick, holding back every message of its level behind it.
+        group = topic[len(RETRY_GROUP_TOPIC_PREFIX):] if topic.startswith(RETRY_GROUP_TOPIC_PREFIX) else ""
+        where = "dropped"
+        if group and topic_error(dlq_topic(group)) is None:
+            from mq.broker.retry import dead_letter  # retry imports this module
+
+            dead = self._put(dead_letter(self.broker, inner, group))
+            if dead is None or dead.is_stored():
+                where = f"moved to {dlq_topic(group)}"
+        log.warn("the delayed message at offset {offset} of level {delay_level} cannot be delivered to {topic!r} "
+                 "({status}: {reason}): {where}", offset=offset, delay_level=level, topic=topic,
+                 status=result.status.name, reason=result.reason, where=where)
+        self.undeliverable += 1
+        return True
+
+    def _put(self, inner: MessageExtBrokerInner):
+        """The store's answer if it came at once (the usual case), else None (it will be stored or fail
+        later, logged either way)."""
         outcome = []
         d = self.store.put_message(inner)
         d.addCallback(outcome.append)
-        d.addErrback(lambda f: log.failure("delivering a delayed message to {topic}", f, topic=topic))
-        if outcome and not outcome[0].is_stored():
-            log.warn("delivering a delayed message to {topic} failed: {status}; retrying later",
-                     topic=topic, status=outcome[0].status.name)
-            return False
-        return True
+        d.addErrback(lambda f: log.failure("delivering a delayed message to {topic}", f, topic=inner.topic))
+        return outcome[0] if outcome else None
 
     # -- admin -----------------------------------------------------------------------------------------
 

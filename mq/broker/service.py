@@ -23,6 +23,7 @@ from mq.broker.consumer_offset import ConsumerOffsetManager
 from mq.broker.ha import HAConfig, HAService
 from mq.broker.ha_slave import HASlave
 from mq.broker.long_polling import PullRequestHoldService
+from mq.broker.name_guard import guard_names
 from mq.broker.outer_api import BrokerOuterAPI
 from mq.broker.processor_acl import AclAdminProcessor
 from mq.broker.processor_admin import AdminBrokerProcessor
@@ -127,6 +128,7 @@ class BrokerService(service.MultiService):
                               config.rocketmq_home),
         ):
             processor.register(self.dispatcher)
+        guard_names(self.dispatcher)
         self.factory = RemotingServerFactory(self.dispatcher, reactor)
         self.factory.on_disconnect.append(self._channel_closed)
         self.factories = [self.factory]

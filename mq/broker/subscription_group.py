@@ -10,6 +10,7 @@ from twisted.logger import Logger
 
 from mq.broker.state_file import JsonStateFile
 from mq.common import mixall
+from mq.common.names import group_error
 from mq.common.route import DataVersion
 
 log = Logger()
@@ -82,7 +83,7 @@ class SubscriptionGroupManager(JsonStateFile):
         """The group's config; created with defaults when unknown and auto-creation is on."""
         sgc = self.table.get(group)
         if sgc is None and (self.config.auto_create_subscription_group if auto_create is None else auto_create):
-            if not group or len(group) > 255:
+            if group_error(group) is not None:
                 return None
             sgc = self.table[group] = SubscriptionGroupConfig(group)
             log.info("auto-created subscription group {group}", group=group)

@@ -9,6 +9,7 @@ from twisted.logger import Logger
 
 from mq.broker.state_file import JsonStateFile
 from mq.common import mixall
+from mq.common.names import IllegalName, topic_error
 from mq.common.register_body import RegisterBrokerBody
 from mq.common.route import (
     PERM_INHERIT,
@@ -17,7 +18,6 @@ from mq.common.route import (
     DataVersion,
     TopicConfig,
 )
-from mq.common.topic import topic_error
 
 log = Logger()
 
@@ -126,6 +126,9 @@ class TopicConfigManager(JsonStateFile):
         tc = self.table.get(topic)
         if tc is not None:
             return tc
+        why = topic_error(topic)
+        if why is not None:  # callers check the group a topic is made from; this is the last line
+            raise IllegalName(why)
         tc = TopicConfig(topic, queue_nums, queue_nums, perm, topic_sys_flag=topic_sys_flag)
         log.info("created topic {topic} ({n} queues, perm {perm})", topic=topic, n=queue_nums, perm=perm)
         self.table[topic] = tc

@@ -15,7 +15,8 @@ Storage is RocketMQ's (wire doc §3.10–§3.12), so a store written here reads 
   ``TRANSACTION_CHECK_TIMES`` + 1 and ``TRAN_PREPARED_QUEUE_OFFSET`` = its first queue offset, and
   CHECK_TRANSACTION_STATE (oneway) goes to one live producer connection of its ``PGROUP`` for the copy. A
   producer that answers UNKNOW (or nothing) leaves it for the next round; after ``transactionCheckMax``
-  checks it is discarded into ``TRANS_CHECK_MAX_TIME_TOPIC``.
+  checks it is discarded into ``TRANS_CHECK_MAX_TIME_TOPIC``. A message due by ``transactionTimeOut`` but
+  held by a longer immunity is appended again unchecked, so that it holds back no other message.
 
 Progress is two offsets kept under the internal group ``CID_RMQ_SYS_TRANS`` in ``consumerOffset.json`` (as
 RocketMQ does): the next half message to look at and the first op message still needed. Everything
@@ -31,7 +32,7 @@ from typing import Deque, Dict, Optional, Tuple
 from twisted.internet import task
 from twisted.logger import Logger
 
-from mq.broker.schedule import stored_properties_string
+from mq.broker.schedule import STORE_WIDE, stored_properties_string
 from mq.common import mixall
 from mq.common.broker_headers import CheckTransactionStateRequestHeader, EndTransactionRequestHeader
 from mq.common.message import (
@@ -279,26 +280,40 @@ class TransactionalMessageService:
         end = cq.max_offset  # copies appended by this round are for the next one
         off = max(self.half_offset, cq.min_offset)
         while off < end:
-            msg = self._load(cq, off)
+            try:
+                msg = self._load(cq, off)
+            except Exception:  # a record that does not decode stops nothing: it is passed, once, with a log line
+                log.failure("reading half message {off}: passed over", off=off)
+                msg = None
             if msg is not None and not self._is_done(msg):
                 props = msg.properties
                 immunity = _int(props.get(_C.PROPERTY_CHECK_IMMUNITY_TIME_IN_SECONDS), -1)
                 wait_ms = immunity * 1000 if immunity >= 0 else self.config.transaction_time_out
                 age = now - msg.born_timestamp
                 if 0 <= age < wait_ms:
-                    break  # not due yet, nor (mostly) anything after it
-                checks = _int(props.get(_C.PROPERTY_TRANSACTION_CHECK_TIMES), 0)
-                if checks >= self.config.transaction_check_max:
-                    self._discard(msg)
+                    if age < self.config.transaction_time_out:
+                        break  # not due yet, nor (mostly) anything after it
+                    # Held only by the immunity its producer chose: waits at the tail, not in the way.
+                    copied = self._append_copy(msg, _int(props.get(_C.PROPERTY_TRANSACTION_CHECK_TIMES), 0), False)
                 else:
-                    self._check_again(msg, checks + 1)
+                    checks = _int(props.get(_C.PROPERTY_TRANSACTION_CHECK_TIMES), 0)
+                    if checks >= self.config.transaction_check_max:
+                        copied = self._discard(msg)
+                    else:
+                        copied = self._append_copy(msg, checks + 1, True)
+                if not copied:
+                    break  # the store takes no puts now: this message is looked at again next round
             self.pending_copies.pop(off, None)
             off += 1
         self.half_offset = off
         self._prune_ops()
         self._save_offsets()
 
-    def _check_again(self, msg: MessageExt, checks: int) -> None:
+    def _append_copy(self, msg: MessageExt, checks: int, check: bool) -> bool:
+        """Append ``msg`` again to the half queue with ``checks`` checks so far and, if ``check``, ask its
+        producer about the copy. False if the store refused the copy for a reason of its own (not running,
+        disk full): the caller stops there and tries again. A copy refused for what it is (too big for a
+        lowered ``maxMessageSize``) would be refused every round: it is logged and given up."""
         props = dict(msg.properties)
         props[_C.PROPERTY_TRANSACTION_CHECK_TIMES] = str(checks)
         first = _int(props.get(_C.PROPERTY_TRANSACTION_PREPARED_QUEUE_OFFSET))
@@ -312,20 +327,27 @@ class TransactionalMessageService:
             properties_string=stored_properties_string(props),
         )
 
+        refused = []
+
         def appended(result):
             if not result.is_stored():
-                log.warn("re-appending half message {off} for its check failed: {status}", off=msg.queue_offset,
-                         status=result.status.name)
+                if result.status in STORE_WIDE:
+                    refused.append(result)
+                log.warn("re-appending half message {off} for its check failed: {status} ({reason}){what}",
+                         off=msg.queue_offset, status=result.status.name, reason=result.reason,
+                         what="" if result.status in STORE_WIDE else ": given up")
                 return
             ar = result.append_result
             self.pending_copies[ar.logics_offset] = first
-            msg.properties = props
-            msg.queue_offset = ar.logics_offset
-            msg.commit_log_offset = ar.wrote_offset
-            self._send_check(msg)
+            if check:
+                msg.properties = props
+                msg.queue_offset = ar.logics_offset
+                msg.commit_log_offset = ar.wrote_offset
+                self._send_check(msg)
 
         self.store.put_message(copy).addCallback(appended).addErrback(
             lambda f: log.failure("checking half message {off}", f, off=msg.queue_offset))
+        return not refused
 
     def _send_check(self, msg: MessageExt) -> None:
         props = msg.properties
@@ -358,7 +380,9 @@ class TransactionalMessageService:
         self.checks_sent += 1
         log.debug("asked {cid} about transaction {id}", cid=client.client_id, id=uniq)
 
-    def _discard(self, msg: MessageExt) -> None:
+    def _discard(self, msg: MessageExt) -> bool:
+        """Move an exhausted half message to TRANS_CHECK_MAX_TIME_TOPIC; False if the store refused it for a
+        reason of its own (tried again next round)."""
         log.warn("transaction {id} of {group} checked {n} times without an answer: discarded into {topic}",
                  id=msg.properties.get(_C.PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX),
                  group=msg.properties.get(_C.PROPERTY_PRODUCER_GROUP), n=self.config.transaction_check_max,
@@ -371,5 +395,10 @@ class TransactionalMessageService:
             store_host=msg.store_host, reconsume_times=msg.reconsume_times, body_crc=msg.body_crc,
             properties_string=stored_properties_string(props),
         )
+        outcome = []
+        self.store.put_message(inner).addCallback(outcome.append).addErrback(
+            lambda f: log.failure("discarding half message {off}", f, off=msg.queue_offset))
+        if outcome and not outcome[0].is_stored() and outcome[0].status in STORE_WIDE:
+            return False
         self.discarded += 1
-        self.store.put_message(inner)
+        return True

@@ -30,8 +30,9 @@ from mq.common.broker_headers import SendMessageRequestHeader
 from mq.common.message import Message, MessageConst, MessageExt, MessageSysFlag, properties_to_string
 from mq.common.message_batch import encode_batch
 from mq.common.mixall import DEFAULT_TOPIC, is_retry_topic
+from mq.common.names import topic_error
 from mq.common.route import PERM_WRITE, TopicRouteData
-from mq.common.topic import NOT_ALLOWED_SEND_TOPICS, topic_error
+from mq.common.topic import NOT_ALLOWED_SEND_TOPICS
 from mq.remoting.codes import ResponseCode
 from mq.remoting.protocol import RemotingError
 

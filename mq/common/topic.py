@@ -1,13 +1,6 @@
-"""Topic names: validation rules and the well-known system topics."""
+"""The well-known system topics and the names the broker derives from a group (legal names: mq.common.names)."""
 
 from __future__ import annotations
-
-import re
-from functools import lru_cache
-from typing import Optional
-
-TOPIC_MAX_LENGTH = 127
-_VALID = re.compile(r"^[%|a-zA-Z0-9_-]+$")
 
 DEFAULT_TOPIC = "TBW102"
 SELF_TEST_TOPIC = "SELF_TEST_TOPIC"
@@ -26,22 +19,6 @@ SYSTEM_TOPIC_PREFIX = "rmq_sys_"
 NOT_ALLOWED_SEND_TOPICS = frozenset(
     {SCHEDULE_TOPIC, TRANS_HALF_TOPIC, TRANS_OP_HALF_TOPIC, TRANS_CHECK_MAX_TIME_TOPIC, SELF_TEST_TOPIC, OFFSET_MOVED_EVENT}
 )
-
-
-@lru_cache(maxsize=4096)
-def topic_error(topic: str) -> Optional[str]:
-    """Why ``topic`` is not a legal topic name, or None if it is (cached: the same topics come back)."""
-    if not topic:
-        return "the topic is empty"
-    if len(topic) > TOPIC_MAX_LENGTH:
-        return f"the topic is longer than {TOPIC_MAX_LENGTH} characters"
-    if not _VALID.match(topic):
-        return "the topic contains characters outside [%|a-zA-Z0-9_-]"
-    return None
-
-
-def is_valid_topic(topic: str) -> bool:
-    return topic_error(topic) is None
 
 
 def retry_topic(group: str) -> str:

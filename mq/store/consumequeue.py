@@ -14,6 +14,7 @@ import construct as c
 from twisted.logger import Logger
 
 from mq.common.layout import FixedLayout
+from mq.common.names import path_under, topic_error
 from mq.store.mappedfile import MappedFile, MappedFileQueue
 
 log = Logger()
@@ -31,7 +32,7 @@ class ConsumeQueue:
     def __init__(self, topic: str, queue_id: int, root: str, entries_per_file: int) -> None:
         self.topic = topic
         self.queue_id = queue_id
-        self.directory = os.path.join(root, topic, str(queue_id))
+        self.directory = path_under(root, topic, str(queue_id))  # IllegalName for a topic that is no name
         self.files = MappedFileQueue(self.directory, entries_per_file * ENTRY_SIZE)
         self.file_size = entries_per_file * ENTRY_SIZE
         self.min_logic_bytes = 0  # first usable entry position (after retention), bytes
@@ -274,14 +275,24 @@ class ConsumeQueueTable:
             tdir = os.path.join(self.root, topic)
             if not os.path.isdir(tdir):
                 continue
+            if topic_error(topic) is not None:
+                log.warn("ignoring {tdir}: {why}", tdir=tdir, why=topic_error(topic))
+                continue
             for qid in sorted(os.listdir(tdir)):
                 if qid.lstrip("-").isdigit():
                     self.find_or_create(topic, int(qid)).load()
 
-    def delete_topic(self, topic: str) -> None:
-        for cq in self.queues.pop(topic, {}).values():
+    def delete_topic(self, topic: str) -> bool:
+        """Remove the queues of a topic this table holds (and their directory); False for any other name,
+        which touches nothing: a request's text never becomes a path here (RocketMQ removes only queues it
+        knows too)."""
+        per_topic = self.queues.pop(topic, None)
+        if per_topic is None:
+            return False
+        for cq in per_topic.values():
             cq.destroy()
-        shutil.rmtree(os.path.join(self.root, topic), ignore_errors=True)
+        shutil.rmtree(path_under(self.root, topic), ignore_errors=True)
+        return True
 
     def close(self) -> None:
         for cq in self.all():

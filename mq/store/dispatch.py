@@ -14,6 +14,7 @@ from twisted.logger import Logger
 
 from mq.common.hashing import tag_hash_code
 from mq.common.message import MessageConst, MessageSysFlag, record_tail_positions, string_to_properties
+from mq.common.names import IllegalName
 from mq.common.topic import SCHEDULE_TOPIC
 from mq.store.commitlog import CommitLog
 from mq.store.consumequeue import ConsumeQueueTable
@@ -47,6 +48,13 @@ def make_tags_code_fn(delay_levels: Dict[int, int]) -> TagsCodeFn:
     return tags_code
 
 
+def _unqueued(topic: str, phy: int, why: IllegalName) -> None:
+    """A record whose topic is no legal name (written before names were checked, or by a peer that does
+    not check) stays in the CommitLog but gets no queue: it never becomes a directory."""
+    log.warn("the record at {phy} has topic {topic!r}, not a legal name ({why}): not queued", phy=phy,
+             topic=topic, why=str(why))
+
+
 class Dispatcher:
     def __init__(self, queues: ConsumeQueueTable, index: Optional[IndexService], tags_code_fn: TagsCodeFn) -> None:
         self.queues = queues
@@ -71,7 +79,10 @@ class Dispatcher:
         tran = sys_flag & _TRAN_MASK
         visible = tran != _PREPARED and tran != _ROLLBACK
         if visible:
-            self.queues.find_or_create(topic, queue_id).put(queue_offset, phy, size, tags_code)
+            try:
+                self.queues.find_or_create(topic, queue_id).put(queue_offset, phy, size, tags_code)
+            except IllegalName as e:
+                _unqueued(topic, phy, e)
         if self.index is not None and tran != _ROLLBACK:
             self.index.build(topic, properties, phy, store_timestamp)
         self.last_store_timestamp = store_timestamp
@@ -98,7 +109,10 @@ class Dispatcher:
         tran = sys_flag & _TRAN_MASK
         visible = tran != _PREPARED and tran != _ROLLBACK
         if visible:
-            self.queues.find_or_create(topic, queue_id).put_batch(queue_offset, phy, sizes, tags_codes)
+            try:
+                self.queues.find_or_create(topic, queue_id).put_batch(queue_offset, phy, sizes, tags_codes)
+            except IllegalName as e:
+                _unqueued(topic, phy, e)
         if self.index is not None and tran != _ROLLBACK:
             self.index.build_batch(topic, properties, phy, sizes, store_timestamp)
         self.last_store_timestamp = store_timestamp

@@ -27,7 +27,7 @@ from mq.common.message import (
     properties_to_string,
     record_properties,
 )
-from mq.common.topic import topic_error
+from mq.common.names import topic_error
 from mq.store.checkpoint import Checkpoint, load_checkpoint, write_checkpoint
 from mq.store.commitlog import END_FILE_MIN_BLANK_LENGTH, CommitLog
 from mq.store.config import BrokerRole, FlushDiskType, MessageStoreConfig, parse_delay_levels

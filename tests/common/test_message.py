@@ -33,7 +33,7 @@ from mq.common.message import (
     schema_dict,
     string_to_properties,
 )
-from mq.common.topic import is_valid_topic, topic_error
+from mq.common.names import is_valid_topic, topic_error
 
 i32 = st.integers(-(2**31), 2**31 - 1)
 i64 = st.integers(-(2**63), 2**63 - 1)
