@@ -13,6 +13,7 @@ from twisted.python import usage
 
 from mq.broker.config import layered_config
 from mq.broker.service import make_broker_service
+from mq.common.config import refuse_start
 from mq.common.properties import parse_properties
 from mq.namesrv.config import NamesrvConfig
 from mq.namesrv.service import NamesrvService
@@ -52,8 +53,8 @@ class Options(usage.Options):
             try:
                 with open(path, encoding="utf-8") as f:
                     file_props.update(parse_properties(f.read()))
-            except OSError as e:
-                raise usage.UsageError(f"cannot read --config {path}: {e.strerror}") from None
+            except (OSError, ValueError) as e:
+                refuse_start("mq", f"cannot read --config {path}: {getattr(e, 'strerror', None) or e}")
         props = {"namesrvAddr": f"127.0.0.1:{self['namesrv-port']}", "metricsPort": str(self["metrics-port"])}
         for option, key in (("port", "listenPort"), ("broker-name", "brokerName"), ("cluster", "brokerClusterName"),
                             ("flush", "flushDiskType"), ("store", "storePathRootDir"), ("ip", "brokerIP1")):
@@ -63,9 +64,11 @@ class Options(usage.Options):
         props["storePathRootDir"] = os.path.abspath(os.path.expanduser(root))
         try:
             broker, _ = layered_config(file_props, props)
-            broker.store_config()
+            broker.check()
         except ValueError as e:
-            raise usage.UsageError(str(e)) from None
+            refuse_start("mq", e)
+        except OSError as e:
+            refuse_start("mq", f"cannot read the saved runtime settings: {e}")
         self.namesrv_config = ns
         self.broker_config = broker
 

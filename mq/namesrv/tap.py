@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from twisted.python import usage
 
+from mq.common.config import refuse_start
 from mq.namesrv.config import NamesrvConfig
 from mq.namesrv.service import NamesrvService
 
@@ -43,11 +44,9 @@ class Options(usage.Options):
                 if self[option] is not None:
                     config.set_option(field, self[option])
         except (OSError, ValueError) as e:
-            raise usage.UsageError(str(e))
+            refuse_start("namesrv", e)
         if self["order-message-enable"]:
             config.order_message_enable = True
-        if config.scan_interval <= 0 or config.broker_expiry <= 0:
-            raise usage.UsageError("--scan-interval and --broker-expiry must be positive")
         self.config = config
 
 
