@@ -42,11 +42,12 @@ class Options(usage.Options):
     DEFAULTS = {"listenPort": "10911", "brokerName": "broker-a", "storePathRootDir": "~/store"}
 
     def postOptions(self) -> None:
-        ns = NamesrvConfig(
-            listen_port=self["namesrv-port"],
-            kv_config_path=os.path.abspath(os.path.expanduser(self["kv-config"])),
-            metrics_port=self["metrics-port"] + 1 if self["metrics-port"] else 0,
-        )
+        ns = NamesrvConfig(kv_config_path=os.path.abspath(os.path.expanduser(self["kv-config"])))
+        try:
+            ns.set_option("listen_port", self["namesrv-port"])
+            ns.set_option("metrics_port", self["metrics-port"] + 1 if self["metrics-port"] else 0)
+        except ValueError as e:
+            refuse_start("mq", e)
         file_props = dict(self.DEFAULTS)
         if self["config"]:
             path = os.path.expanduser(self["config"])
