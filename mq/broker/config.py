@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from mq.common.config import PORT_OR_OFF, camel, convert_value, format_value, is_runtime, key_aliases, tunable, within
+from mq.common.config import PORT, PORT_OR_OFF, camel, convert_value, format_value, is_runtime, key_aliases, tunable, within
 from mq.common.configfile import write_atomically
 from mq.common.mixall import DEFAULT_BROKER_PORT, DEFAULT_CLUSTER, DEFAULT_REGION
 from mq.common.properties import format_properties, parse_properties
@@ -38,6 +38,21 @@ def _default_store() -> str:
     return os.path.join(os.path.expanduser("~"), "store")
 
 
+#: NameServers a broker registers with, at most (each registration is a connection and a body every period).
+MAX_NAMESRVS = 32
+
+
+def _check_namesrv_addr(text: str) -> None:
+    """``host:port;host:port`` (``,`` also separates), each port 1..65535, at most MAX_NAMESRVS of them."""
+    addrs = [a.strip() for a in text.replace(",", ";").split(";") if a.strip()]
+    if len(addrs) > MAX_NAMESRVS:
+        raise ValueError(f"{len(addrs)} addresses is more than {MAX_NAMESRVS}")
+    for addr in addrs:
+        host, _, port = addr.rpartition(":")
+        if not host or not (port.isdecimal() and PORT.low <= int(port) <= PORT.high):
+            raise ValueError(f"{addr!r} is not host:port with a port in {PORT}")
+
+
 @attrs.define
 class BrokerConfig:
     """Each number's range and whether a setting may change while running are declared next to it, once:
@@ -49,7 +64,8 @@ class BrokerConfig:
     #: The HA port is listenPort + 1 and the VIP port listenPort - 2, so the top port is not allowed.
     listen_port: int = tunable(DEFAULT_BROKER_PORT, within(1, 65534))
     #: ``host:port;host:port`` of the NameServers (also read from the NAMESRV_ADDR environment variable).
-    namesrv_addr: str = tunable(attrs.Factory(lambda: os.environ.get("NAMESRV_ADDR", "")), runtime=True)
+    namesrv_addr: str = tunable(attrs.Factory(lambda: os.environ.get("NAMESRV_ADDR", "")), runtime=True,
+                                check=_check_namesrv_addr)
     broker_ip1: str = attrs.field(factory=local_ip)
     broker_ip2: str = ""
     #: Address the broker binds its ports to ("" = every interface).

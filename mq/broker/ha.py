@@ -28,8 +28,8 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from mq.broker.stats import LATENCY_BUCKETS, FastHistogram
-from mq.common.ha_protocol import ReportDecoder, encode_header
 from mq.common.config import PORT_OR_OFF, convert_value, tunable, within
+from mq.common.ha_protocol import ReportDecoder, encode_header
 from mq.store.config import SYNC_FLUSH_TIMEOUT, BrokerRole
 from mq.store.results import PutMessageResult, PutMessageStatus
 

@@ -166,3 +166,16 @@ def test_a_new_setting_gets_its_range_from_one_declaration():
     assert convert_value(field, "5", "maxConnections", live=True) == 5
     with pytest.raises(ValueError, match="maxConnections: 0 is outside 1..100000"):
         convert_value(field, "0", "maxConnections")
+
+
+@pytest.mark.parametrize("raw, message", [
+    ("x", "namesrvAddr: 'x' is not host:port with a port in 1..65535"),
+    ("a:1;b:0", "namesrvAddr: 'b:0' is not host:port with a port in 1..65535"),
+    (";".join(f"h{i}:9876" for i in range(33)), "namesrvAddr: 33 addresses is more than 32"),
+])
+def test_namesrv_addresses_are_checked(raw, message):
+    config = BrokerConfig(namesrv_addr="a:1")
+    with pytest.raises(ValueError, match=re.escape(message)):
+        config.update({"namesrvAddr": raw}, live=True)
+    assert config.update({"namesrvAddr": "10.0.0.1:9876, [::1]:9876"}, live=True) and config.namesrv_list == [
+        "10.0.0.1:9876", "[::1]:9876"]
