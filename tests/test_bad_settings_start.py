@@ -50,7 +50,7 @@ def test_broker_refuses_a_bad_value_in_its_saved_runtime_changes(tmp_path):
 @pytest.mark.parametrize("args, conf, expected", [
     ((), "brokerChannelExpiredTime=-1\n", "brokerChannelExpiredTime: -1 is outside 1..86400 (s)"),
     ((), "listenPort=70000\n", "listenPort: 70000 is outside 1..65535"),
-    (("--scan-interval", "0"), "", "scanNotActiveBrokerInterval: 0 is outside 1..3600 (s)"),
+    (("--scan-interval", "0"), "", "scanNotActiveBrokerInterval: 0 is outside 1..60 (s)"),
 ])
 def test_namesrv_refuses_a_bad_value_in_its_config_file_or_options(tmp_path, args, conf, expected):
     (tmp_path / "namesrv.conf").write_text(f"kvConfigPath={tmp_path / 'kv.json'}\n{conf}")

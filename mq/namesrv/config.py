@@ -19,7 +19,7 @@ class NamesrvConfig(ServiceConfig):
     interface: str = setting("listenInterface", "", "address to listen on (all when empty)")
     scan_interval: float = setting(
         "scanNotActiveBrokerInterval", 10.0, "seconds between scans for silent brokers", runtime=True,
-        range=within(1, 3600, "s"),
+        range=within(1, 60, "s"),
     )
     #: Short expiries are for test clusters started so; a live change may not go below what a broker
     #: registering every 60 s (the longest registerNameServerPeriod) survives.

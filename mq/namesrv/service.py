@@ -123,7 +123,8 @@ class NamesrvService(service.MultiService):
     def config_changed(self, changed: Dict[str, Any]) -> None:
         """UPDATE_NAMESRV_CONFIG took effect: the expiry applies at the next scan, a new scan interval now."""
         self.routes.broker_expiry_ms = int(self.config.broker_expiry * 1000)
-        if "scanNotActiveBrokerInterval" in changed and self._scan is not None and self._scan.running:
+        scan = self._scan
+        if scan is not None and scan.running and scan.interval != self.config.scan_interval:
             self._scan.stop()
             self._start_scan()
 

@@ -323,7 +323,7 @@ def test_query_data_version_refuses_a_body_that_is_not_a_data_version(service, b
     (b"brokerChannelExpiredTime=-1\n", "brokerChannelExpiredTime: -1 is outside 1..86400 (s)"),
     (b"brokerChannelExpiredTime=30\n", "brokerChannelExpiredTime: 30 is outside 90..86400 (s) when changed while"),
     (b"brokerChannelExpiredTime=nan\n", "brokerChannelExpiredTime: 'nan' is not a finite number"),
-    (b"scanNotActiveBrokerInterval=0\n", "scanNotActiveBrokerInterval: 0 is outside 1..3600 (s)"),
+    (b"scanNotActiveBrokerInterval=0\n", "scanNotActiveBrokerInterval: 0 is outside 1..60 (s)"),
     (b"orderMessageEnable=true\nscanNotActiveBrokerInterval=1e9\n", "scanNotActiveBrokerInterval: 1000000000 is"),
 ])
 def test_namesrv_config_update_out_of_range_is_refused_and_changes_nothing(service, body, remark):
@@ -349,4 +349,16 @@ def test_namesrv_config_changes_reach_the_scan(service):
     service.reactor.advance(49)  # no scan between 100 and 150 s, though the old interval (10 s) would scan
     assert "10.0.0.1:10911" in service.routes.broker_live_table
     service.reactor.advance(1)
+    assert service.routes.broker_live_table == {}
+
+
+def test_repeating_the_scan_interval_does_not_postpone_the_scan(service):
+    """Restarting the timer on every update would let a peer that repeats one keep scans from ever running."""
+    broker = Peer(service)
+    broker.call(register_request())
+    service.reactor.advance(125)  # the broker is now 125 s silent; the next scan (at 130 s) drops it
+    body = b"scanNotActiveBrokerInterval=10\n"
+    for _ in range(5):
+        assert Peer(service).call(RemotingCommand.request(RequestCode.UPDATE_NAMESRV_CONFIG, None, body)).code == 0
+        service.reactor.advance(2)
     assert service.routes.broker_live_table == {}
