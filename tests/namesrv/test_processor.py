@@ -356,7 +356,9 @@ def test_repeating_the_scan_interval_does_not_postpone_the_scan(service):
     """Restarting the timer on every update would let a peer that repeats one keep scans from ever running."""
     broker = Peer(service)
     broker.call(register_request())
-    service.reactor.advance(125)  # the broker is now 125 s silent; the next scan (at 130 s) drops it
+    for _ in range(125):  # scans every 10 s; the broker is now 125 s silent, and the next scan (at 130 s) drops it
+        service.reactor.advance(1)
+    assert "10.0.0.1:10911" in service.routes.broker_live_table
     body = b"scanNotActiveBrokerInterval=10\n"
     for _ in range(5):
         assert Peer(service).call(RemotingCommand.request(RequestCode.UPDATE_NAMESRV_CONFIG, None, body)).code == 0
