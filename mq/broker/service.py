@@ -37,6 +37,7 @@ from mq.broker.stats import BrokerStats
 from mq.broker.subscription_group import SubscriptionGroupManager
 from mq.broker.topic_config import TopicConfigManager
 from mq.broker.transaction import TransactionalMessageService, is_half_send
+from mq.common.config import shown
 from mq.common.route import DataVersion, TopicConfig
 from mq.metrics import metrics_service
 from mq.remoting.codes import CURRENT_VERSION, RequestCode
@@ -298,8 +299,9 @@ class BrokerService(service.MultiService):
         known = self.config.known_keys()
         unknown = sorted(k for k in props if k not in known)
         if unknown:
+            more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
             raise ValueError(f"unknown settings (the body is java.util.Properties text of broker.conf keys): "
-                             f"{', '.join(repr(k) for k in unknown)}")
+                             f"{', '.join(shown(k) for k in unknown[:10])}{more}")
         fixed = sorted(k for k in props if k not in RUNTIME_KEYS)
         if fixed:
             raise ValueError(f"these settings cannot change while the broker runs: {', '.join(fixed)}")

@@ -90,6 +90,17 @@ def refuse_start(service: str, error: object) -> NoReturn:
     raise SystemExit(f"{service}: {' '.join(str(error).split())}")
 
 
+#: Longest text parsed as a number, and longest part of a refused value quoted back in a remark or a log line.
+MAX_NUMBER_TEXT = 64
+MAX_SHOWN = 80
+
+
+def shown(raw: Any) -> str:
+    """``raw`` quoted for a message, cut short when long (a peer chooses its length)."""
+    text = repr(raw)
+    return text if len(text) <= MAX_SHOWN else f"{text[:MAX_SHOWN]}... ({len(str(raw))} characters)"
+
+
 def _number(value: float) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
@@ -135,42 +146,45 @@ def convert_value(field: attr.Attribute, raw: Any, key: Optional[str] = None, li
             value: Any = kind(str(raw).strip().upper())
         except ValueError:
             names = ", ".join(str(m.value) for m in kind)
-            raise ValueError(f"{key}: {raw!r} is not one of {names}") from None
+            raise ValueError(f"{key}: {shown(raw)} is not one of {names}") from None
     elif kind is bool:
         if isinstance(raw, bool):
             value = raw
         else:
             low = str(raw).strip().lower()
             if low not in ("true", "false", "1", "0"):
-                raise ValueError(f"{key}: {raw!r} is not true or false")
+                raise ValueError(f"{key}: {shown(raw)} is not true or false")
             value = low in ("true", "1")
     elif kind is int:
         if isinstance(raw, int) and not isinstance(raw, bool):
             value = raw
         else:
+            text = str(raw).strip()
             try:
-                value = int(str(raw).strip())
+                if len(text) > MAX_NUMBER_TEXT:  # int() of a long digit string takes quadratic time (Python < 3.11)
+                    raise ValueError(text)
+                value = int(text)
             except ValueError:
-                raise ValueError(f"{key}: {raw!r} is not an integer") from None
+                raise ValueError(f"{key}: {shown(raw)} is not an integer") from None
     elif kind is float:
         try:
             value = float(raw) if isinstance(raw, (int, float)) else float(str(raw).strip())
         except ValueError:
-            raise ValueError(f"{key}: {raw!r} is not a number") from None
+            raise ValueError(f"{key}: {shown(raw)} is not a number") from None
         if not math.isfinite(value):
-            raise ValueError(f"{key}: {raw!r} is not a finite number")
+            raise ValueError(f"{key}: {shown(raw)} is not a finite number")
     else:
         value = str(raw).strip()
     choices = field.metadata.get("choices")
     if choices and value not in choices:
-        raise ValueError(f"{key}: {value!r} is not one of {', '.join(map(str, choices))}")
+        raise ValueError(f"{key}: {shown(value)} is not one of {', '.join(map(str, choices))}")
     check_range(field, value, key, live)
     check = field.metadata.get("check")
     if check is not None:
         try:
             check(value)
         except ValueError as e:
-            raise ValueError(f"{key}: {e}") from None
+            raise ValueError(f"{key}: {str(e)[:MAX_SHOWN * 2]}") from None
     return value
 
 
@@ -213,7 +227,7 @@ class ServiceConfig:
         for key, raw in props.items():
             field = fields.get(key)
             if field is None:
-                raise ValueError(f"unknown setting {key!r}")
+                raise ValueError(f"unknown setting {shown(key)}")
             if runtime and not is_runtime(field):
                 raise ValueError(f"setting {key!r} cannot be changed while running")
             changes[field.name] = convert_value(field, raw, key, live=runtime)

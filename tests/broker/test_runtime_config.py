@@ -124,3 +124,8 @@ def test_broker_permission_is_registered_at_once(broker, monkeypatch):
     assert calls == [()]
     r = call(Peer(broker.factory), send_request("PermT", b"x"))
     assert r.code == RC.NO_PERMISSION
+
+
+def test_a_body_of_many_unknown_keys_gets_a_short_remark(broker):
+    r = update(broker, "".join(f"k{i}=1\n" for i in range(5000)))
+    assert r.code == RC.SYSTEM_ERROR and "and 4990 more" in r.remark and len(r.remark) < 300

@@ -179,3 +179,20 @@ def test_namesrv_addresses_are_checked(raw, message):
         config.update({"namesrvAddr": raw}, live=True)
     assert config.update({"namesrvAddr": "10.0.0.1:9876, [::1]:9876"}, live=True) and config.namesrv_list == [
         "10.0.0.1:9876", "[::1]:9876"]
+
+
+def test_a_long_value_is_neither_parsed_nor_quoted_whole():
+    """A peer chooses a value's length: int() of 10**6 digits takes seconds before Python 3.11, and the remark
+    and the log line would carry all of it."""
+    config = BrokerConfig()
+    for raw in ("9" * 1_000_000, "x" * 1_000_000):
+        with pytest.raises(ValueError) as refused:
+            config.update({"maxMessageSize": raw}, live=True)
+        assert "is not an integer" in str(refused.value) and len(str(refused.value)) < 200
+    with pytest.raises(ValueError) as refused:
+        NamesrvConfig().update_from_properties({"k" * 100_000: "1"})
+    assert "unknown setting" in str(refused.value) and len(str(refused.value)) < 200
+    with pytest.raises(ValueError) as refused:
+        config.update({"messageDelayLevel": "1" * 100_000 + "q"})
+        config.check()
+    assert "messageDelayLevel" in str(refused.value) and len(str(refused.value)) < 250
