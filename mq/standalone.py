@@ -64,8 +64,7 @@ class Options(usage.Options):
         root = props.get("storePathRootDir", file_props.get("storePathRootDir", "~/store"))
         props["storePathRootDir"] = os.path.abspath(os.path.expanduser(root))
         try:
-            broker, _ = layered_config(file_props, props)
-            broker.check()
+            broker, _ = layered_config(file_props, props, f"--config {self['config']}")
         except ValueError as e:
             refuse_start("mq", e)
         except OSError as e:

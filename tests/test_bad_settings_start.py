@@ -35,7 +35,12 @@ def test_broker_refuses_a_bad_value_in_its_config_file(tmp_path, conf, expected)
     (tmp_path / "broker.conf").write_text(f"brokerName=bad-conf\n{conf}")
     out = start(tmp_path, "broker", "--config", str(tmp_path / "broker.conf"), "--store", str(tmp_path / "store"),
                 "--port", str(free_port()), "--namesrv", "127.0.0.1:1")
-    assert_refused_in_one_line(out, "broker: ", expected, "--config")
+    assert_refused_in_one_line(out, "broker: ", expected, f"(in --config {tmp_path / 'broker.conf'})")
+
+
+def test_broker_refuses_an_option_out_of_range(tmp_path):
+    out = start(tmp_path, "broker", "--store", str(tmp_path / "store"), "--port", "65535", "--namesrv", "127.0.0.1:1")
+    assert_refused_in_one_line(out, "listenPort: 65535 is outside 1..65534 (in the command-line options)")
 
 
 def test_broker_refuses_a_bad_value_in_its_saved_runtime_changes(tmp_path):
@@ -44,7 +49,7 @@ def test_broker_refuses_a_bad_value_in_its_saved_runtime_changes(tmp_path):
     saved.write_text("maxMessageSize=-5\n")  # as a broker before this fix could save it
     out = start(tmp_path, "broker", "--store", str(tmp_path / "store"), "--port", str(free_port()),
                 "--namesrv", "127.0.0.1:1")
-    assert_refused_in_one_line(out, "maxMessageSize: -5 is outside 1024..67108864 (bytes)", "broker.properties")
+    assert_refused_in_one_line(out, f"maxMessageSize: -5 is outside 1024..67108864 (bytes) (in {saved})")
 
 
 @pytest.mark.parametrize("args, conf, expected", [

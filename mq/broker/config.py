@@ -262,16 +262,28 @@ def save_runtime_changes(store_root: str, changed: Mapping[str, str]) -> str:
     return path
 
 
-def layered_config(file_props: Mapping[str, Any], option_props: Mapping[str, Any]) -> tuple[BrokerConfig, dict]:
+def layered_config(file_props: Mapping[str, Any], option_props: Mapping[str, Any],
+                   file_name: str = "the --config file") -> tuple[BrokerConfig, dict]:
     """The broker's settings: defaults, then the ``--config`` file, then the runtime changes saved in
     ``<storePathRootDir>/config/broker.properties``, then the command-line options, which win.
 
-    Returns the config and the saved runtime changes that took effect. Raises ValueError naming a bad key.
+    Returns the config, checked (``BrokerConfig.check``), and the saved runtime changes that took effect.
+    Raises ValueError naming a bad key and where it was given.
     """
+    _check_source(file_props, file_name)
+    _check_source(option_props, "the command-line options")
     first = BrokerConfig.from_properties({**file_props, **option_props})
     store_root = os.path.abspath(os.path.expanduser(first.store_path_root_dir))
     given = {ALIASES.get(k, k) for k in option_props}
     saved = {k: v for k, v in read_runtime_changes(store_root).items() if ALIASES.get(k, k) not in given}
-    if not saved:
-        return first, {}
-    return BrokerConfig.from_properties({**file_props, **saved, **option_props}), saved
+    _check_source(saved, runtime_config_path(store_root))
+    config = BrokerConfig.from_properties({**file_props, **saved, **option_props}) if saved else first
+    config.check()
+    return config, saved
+
+
+def _check_source(props: Mapping[str, Any], name: str) -> None:
+    try:
+        BrokerConfig.from_properties(props).check()
+    except ValueError as e:
+        raise ValueError(f"{e} (in {name})") from None

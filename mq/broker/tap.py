@@ -12,7 +12,7 @@ import os
 from twisted.logger import Logger
 from twisted.python import usage
 
-from mq.broker.config import RUNTIME_CONFIG_FILE, layered_config, runtime_config_path
+from mq.broker.config import layered_config, runtime_config_path
 from mq.broker.service import make_broker_service
 from mq.common.config import refuse_start
 from mq.common.properties import parse_properties
@@ -85,12 +85,10 @@ class Options(usage.Options):
         ):
             if self[option] is not None:
                 props[key] = self[option]
-        try:
-            config, saved = layered_config(file_props, props)
-            config.check()  # the store's and replication's keys are checked now, not when the service starts
+        try:  # the store's and replication's keys are checked now too, not when the service starts
+            config, saved = layered_config(file_props, props, f"--config {self['config']}")
         except ValueError as e:
-            refuse_start("broker", f"{e} (settings from --config, {RUNTIME_CONFIG_FILE} under the store, "
-                                   "and the options)")
+            refuse_start("broker", e)
         except OSError as e:
             refuse_start("broker", f"cannot read the saved runtime settings: {e}")
         if saved:
