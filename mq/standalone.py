@@ -13,6 +13,7 @@ from twisted.python import usage
 
 from mq.broker.config import layered_config
 from mq.broker.service import check_acl_settings, make_broker_service
+from mq.common.config import refuse_start
 from mq.common.properties import parse_properties
 from mq.namesrv.config import NamesrvConfig
 from mq.namesrv.service import NamesrvService
@@ -45,19 +46,20 @@ class Options(usage.Options):
     DEFAULTS = {"listenPort": "10911", "brokerName": "broker-a", "storePathRootDir": "~/store"}
 
     def postOptions(self) -> None:
-        ns = NamesrvConfig(
-            listen_port=self["namesrv-port"],
-            kv_config_path=os.path.abspath(os.path.expanduser(self["kv-config"])),
-            metrics_port=self["metrics-port"] + 1 if self["metrics-port"] else 0,
-        )
+        ns = NamesrvConfig(kv_config_path=os.path.abspath(os.path.expanduser(self["kv-config"])))
+        try:
+            ns.set_option("listen_port", self["namesrv-port"])
+            ns.set_option("metrics_port", self["metrics-port"] + 1 if self["metrics-port"] else 0)
+        except ValueError as e:
+            refuse_start("mq", e)
         file_props = dict(self.DEFAULTS)
         if self["config"]:
             path = os.path.expanduser(self["config"])
             try:
                 with open(path, encoding="utf-8") as f:
                     file_props.update(parse_properties(f.read()))
-            except OSError as e:
-                raise usage.UsageError(f"cannot read --config {path}: {e.strerror}") from None
+            except (OSError, ValueError) as e:
+                refuse_start("mq", f"cannot read --config {path}: {getattr(e, 'strerror', None) or e}")
         props = {"namesrvAddr": f"127.0.0.1:{self['namesrv-port']}", "metricsPort": str(self["metrics-port"])}
         for option, key in (("port", "listenPort"), ("broker-name", "brokerName"), ("cluster", "brokerClusterName"),
                             ("flush", "flushDiskType"), ("store", "storePathRootDir"), ("ip", "brokerIP1"),
@@ -69,11 +71,12 @@ class Options(usage.Options):
         root = props.get("storePathRootDir", file_props.get("storePathRootDir", "~/store"))
         props["storePathRootDir"] = os.path.abspath(os.path.expanduser(root))
         try:
-            broker, _ = layered_config(file_props, props)
-            broker.store_config()
+            broker, _ = layered_config(file_props, props, f"--config {self['config']}")
             check_acl_settings(broker)
         except ValueError as e:
-            raise usage.UsageError(str(e)) from None
+            refuse_start("mq", e)
+        except OSError as e:
+            refuse_start("mq", f"cannot read the saved runtime settings: {e}")
         self.namesrv_config = ns
         self.broker_config = broker
 

@@ -15,13 +15,13 @@ from typing import Any
 
 import attrs
 
-from mq.common.config import camel, convert_value, format_value, key_aliases
+from mq.common.config import PORT, PORT_OR_OFF, camel, convert_value, format_value, is_runtime, key_aliases, tunable, within
 from mq.common.configfile import write_atomically
 from mq.common.mixall import DEFAULT_BROKER_PORT, DEFAULT_CLUSTER, DEFAULT_REGION
 from mq.common.properties import format_properties, parse_properties
 from mq.common.route import PERM_READ, PERM_WRITE
 from mq.store.config import ALIASES as STORE_ALIASES
-from mq.store.config import BrokerRole, FlushDiskType, MessageStoreConfig
+from mq.store.config import MESSAGE_SIZE, BrokerRole, FlushDiskType, MessageStoreConfig
 
 
 def local_ip() -> str:
@@ -38,14 +38,34 @@ def _default_store() -> str:
     return os.path.join(os.path.expanduser("~"), "store")
 
 
+#: NameServers a broker registers with, at most (each registration is a connection and a body every period).
+MAX_NAMESRVS = 32
+
+
+def _check_namesrv_addr(text: str) -> None:
+    """``host:port;host:port`` (``,`` also separates), each port 1..65535, at most MAX_NAMESRVS of them."""
+    addrs = [a.strip() for a in text.replace(",", ";").split(";") if a.strip()]
+    if len(addrs) > MAX_NAMESRVS:
+        raise ValueError(f"{len(addrs)} addresses is more than {MAX_NAMESRVS}")
+    for addr in addrs:
+        host, _, port = addr.rpartition(":")
+        if not host or not (port.isdecimal() and PORT.low <= int(port) <= PORT.high):
+            raise ValueError(f"{addr!r} is not host:port with a port in {PORT}")
+
+
 @attrs.define
 class BrokerConfig:
+    """Each number's range and whether a setting may change while running are declared next to it, once:
+    ``tunable(default, within(low, high, unit), runtime=...)`` (mq.common.config)."""
+
     broker_cluster_name: str = DEFAULT_CLUSTER
     broker_name: str = attrs.field(factory=lambda: socket.gethostname().split(".")[0] or "broker-a")
-    broker_id: int = 0
-    listen_port: int = DEFAULT_BROKER_PORT
+    broker_id: int = tunable(0, within(0, 1024))
+    #: The HA port is listenPort + 1 and the VIP port listenPort - 2, so the top port is not allowed.
+    listen_port: int = tunable(DEFAULT_BROKER_PORT, within(1, 65534))
     #: ``host:port;host:port`` of the NameServers (also read from the NAMESRV_ADDR environment variable).
-    namesrv_addr: str = attrs.field(factory=lambda: os.environ.get("NAMESRV_ADDR", ""))
+    namesrv_addr: str = tunable(attrs.Factory(lambda: os.environ.get("NAMESRV_ADDR", "")), runtime=True,
+                                check=_check_namesrv_addr)
     broker_ip1: str = attrs.field(factory=local_ip)
     broker_ip2: str = ""
     #: Address the broker binds its ports to ("" = every interface).
@@ -55,41 +75,45 @@ class BrokerConfig:
     broker_role: BrokerRole = BrokerRole.ASYNC_MASTER
     flush_disk_type: FlushDiskType = FlushDiskType.ASYNC_FLUSH
     store_path_root_dir: str = attrs.field(factory=_default_store)
-    broker_permission: int = PERM_READ | PERM_WRITE
-    region_id: str = DEFAULT_REGION
-    trace_on: bool = True
-    auto_create_topic_enable: bool = True
-    auto_create_subscription_group: bool = True
+    #: PermName bits: 4 read, 2 write, 1 inherit.
+    broker_permission: int = tunable(PERM_READ | PERM_WRITE, within(0, 7), runtime=True)
+    region_id: str = tunable(DEFAULT_REGION, runtime=True)
+    trace_on: bool = tunable(True, runtime=True)
+    auto_create_topic_enable: bool = tunable(True, runtime=True)
+    auto_create_subscription_group: bool = tunable(True, runtime=True)
     cluster_topic_enable: bool = True
     broker_topic_enable: bool = True
-    default_topic_queue_nums: int = 8
-    #: ms between registrations with the NameServers (clamped to 10 s .. 60 s, as RocketMQ does).
-    register_name_server_period: int = 30_000
-    register_broker_timeout_mills: int = 6_000
-    flush_consumer_offset_interval: int = 5_000
-    long_polling_enable: bool = True
-    short_polling_time_mills: int = 1_000
-    slave_read_enable: bool = False
-    channel_expired_timeout: int = 120_000
-    max_message_size: int = 4 * 1024 * 1024
-    reject_transaction_message: bool = False
+    #: Queues of topics created from TBW102 (RocketMQ's own limit on a topic's queues is 1024).
+    default_topic_queue_nums: int = tunable(8, within(1, 1024), runtime=True)
+    #: ms between registrations with the NameServers (10 s .. 60 s, the span RocketMQ clamps it to).
+    register_name_server_period: int = tunable(30_000, within(10_000, 60_000, "ms"), runtime=True)
+    register_broker_timeout_mills: int = tunable(6_000, within(1_000, 60_000, "ms"))
+    flush_consumer_offset_interval: int = tunable(5_000, within(100, 3_600_000, "ms"), runtime=True)
+    long_polling_enable: bool = tunable(True, runtime=True)
+    #: ms a pull without messages waits when long polling is off (a client times out a pull after 30 s).
+    short_polling_time_mills: int = tunable(1_000, within(10, 30_000, "ms"), runtime=True)
+    slave_read_enable: bool = tunable(False, runtime=True)
+    #: ms of silence after which a client is dropped (clients send a heartbeat every 30 s).
+    channel_expired_timeout: int = tunable(120_000, within(60_000, None, "ms"), runtime=True)
+    max_message_size: int = tunable(4 * 1024 * 1024, MESSAGE_SIZE, runtime=True)
+    reject_transaction_message: bool = tunable(False, runtime=True)
     #: Also store reply messages (SEND_REPLY_MESSAGE) in ``<cluster>_REPLY_TOPIC``, besides pushing them.
-    store_reply_message_enable: bool = True
-    notify_consumer_ids_changed_enable: bool = True
+    store_reply_message_enable: bool = tunable(True, runtime=True)
+    notify_consumer_ids_changed_enable: bool = tunable(True, runtime=True)
     #: HTTP port of the Prometheus endpoint (0 = off).
-    metrics_port: int = 0
+    metrics_port: int = tunable(0, PORT_OR_OFF)
     #: Transactions (ms): how often half messages are checked, how old one must be before its first check,
     #: and how many checks a half message gets before it is discarded.
-    transaction_check_interval: int = 60_000
-    transaction_time_out: int = 6_000
-    transaction_check_max: int = 15
+    transaction_check_interval: int = tunable(60_000, within(100, 86_400_000, "ms"))
+    transaction_time_out: int = tunable(6_000, within(0, 86_400_000, "ms"))
+    transaction_check_max: int = tunable(15, within(1, 10_000))
     #: Serve SQL92 property filters (RocketMQ's default: off).
     enable_property_filter: bool = False
     #: ms an ordered-consumption queue lock lives without renewal (RocketMQ's
     #: ``rocketmq.broker.rebalance.lockMaxLiveTime``).
-    rebalance_lock_max_live_time: int = 60_000
+    rebalance_lock_max_live_time: int = tunable(60_000, within(1_000, 3_600_000, "ms"))
     #: ms between two looks at the delay-level queues (RocketMQ's per-level timers run every 100 ms).
-    schedule_tick_millis: int = 100
+    schedule_tick_millis: int = tunable(100, within(10, 10_000, "ms"))
     #: ACL 1.0 (docs/acl.md): check every request against plain_acl.yml before it is processed.
     acl_enable: bool = False
     #: RocketMQ's home directory: the ACL files are ``conf/plain_acl.yml`` and ``conf/acl/*.yml`` under it
@@ -129,6 +153,7 @@ class BrokerConfig:
 
     @property
     def register_period_seconds(self) -> float:
+        # Clamped too for configs built in code (the constructor does not check ranges).
         return max(10_000, min(self.register_name_server_period, 60_000)) / 1000.0
 
     @property
@@ -150,6 +175,14 @@ class BrokerConfig:
         )
         return MessageStoreConfig.from_properties(props)
 
+    def check(self) -> None:
+        """Build the store's and replication's settings from the extra keys, so that a bad value there stops
+        the start with ValueError naming it, before any service starts."""
+        from mq.broker.ha import HAConfig  # replication imports the broker's modules; this one stays light
+
+        self.store_config()
+        HAConfig.from_broker_config(self)
+
     # -- properties ---------------------------------------------------------------------------------
 
     @classmethod
@@ -159,10 +192,11 @@ class BrokerConfig:
         config.update(props)
         return config
 
-    def update(self, props: Mapping[str, Any]) -> dict[str, str]:
+    def update(self, props: Mapping[str, Any], live: bool = False) -> dict[str, str]:
         """Apply keys (``broker.conf`` names or field names); returns what changed, as ``key -> new value``.
 
-        Raises ValueError naming the key when a value does not parse; nothing is changed then.
+        Raises ValueError naming the key when a value does not parse or is out of its range (``live``: its
+        runtime range); nothing is changed then.
         """
         fields = attrs.fields_dict(type(self))
         parsed: dict[str, Any] = {}
@@ -172,7 +206,7 @@ class BrokerConfig:
             if name not in fields or name == "extra":
                 extra[key] = str(raw)
                 continue
-            parsed[name] = convert_value(fields[name], raw, key)
+            parsed[name] = convert_value(fields[name], raw, key, live)
         changed = {}
         for name, value in parsed.items():
             if getattr(self, name) != value:
@@ -210,13 +244,9 @@ ALIASES: dict[str, str] = key_aliases(BrokerConfig, KEY_OVERRIDES)
 KNOWN_KEYS = frozenset(ALIASES) | frozenset(STORE_ALIASES)
 
 
-#: Broker settings UPDATE_BROKER_CONFIG may change while running (the rest need a restart).
-RUNTIME_KEYS = frozenset({
-    "brokerPermission", "autoCreateTopicEnable", "autoCreateSubscriptionGroup", "defaultTopicQueueNums",
-    "longPollingEnable", "shortPollingTimeMills", "slaveReadEnable", "rejectTransactionMessage",
-    "notifyConsumerIdsChangedEnable", "traceOn", "regionId", "registerNameServerPeriod", "namesrvAddr",
-    "channelExpiredTimeout", "flushConsumerOffsetInterval", "maxMessageSize", "storeReplyMessageEnable",
-})
+#: Broker settings UPDATE_BROKER_CONFIG may change while running (the rest need a restart): the fields
+#: declared with ``runtime``.
+RUNTIME_KEYS = frozenset(camel(f.name, KEY_OVERRIDES) for f in attrs.fields(BrokerConfig) if is_runtime(f))
 
 #: Where UPDATE_BROKER_CONFIG's changes are kept, under ``storePathRootDir`` (RocketMQ's default path of the
 #: file it persists its settings to).
@@ -247,16 +277,28 @@ def save_runtime_changes(store_root: str, changed: Mapping[str, str]) -> str:
     return path
 
 
-def layered_config(file_props: Mapping[str, Any], option_props: Mapping[str, Any]) -> tuple[BrokerConfig, dict]:
+def layered_config(file_props: Mapping[str, Any], option_props: Mapping[str, Any],
+                   file_name: str = "the --config file") -> tuple[BrokerConfig, dict]:
     """The broker's settings: defaults, then the ``--config`` file, then the runtime changes saved in
     ``<storePathRootDir>/config/broker.properties``, then the command-line options, which win.
 
-    Returns the config and the saved runtime changes that took effect. Raises ValueError naming a bad key.
+    Returns the config, checked (``BrokerConfig.check``), and the saved runtime changes that took effect.
+    Raises ValueError naming a bad key and where it was given.
     """
+    _check_source(file_props, file_name)
+    _check_source(option_props, "the command-line options")
     first = BrokerConfig.from_properties({**file_props, **option_props})
     store_root = os.path.abspath(os.path.expanduser(first.store_path_root_dir))
     given = {ALIASES.get(k, k) for k in option_props}
     saved = {k: v for k, v in read_runtime_changes(store_root).items() if ALIASES.get(k, k) not in given}
-    if not saved:
-        return first, {}
-    return BrokerConfig.from_properties({**file_props, **saved, **option_props}), saved
+    _check_source(saved, runtime_config_path(store_root))
+    config = BrokerConfig.from_properties({**file_props, **saved, **option_props}) if saved else first
+    config.check()
+    return config, saved
+
+
+def _check_source(props: Mapping[str, Any], name: str) -> None:
+    try:
+        BrokerConfig.from_properties(props).check()
+    except ValueError as e:
+        raise ValueError(f"{e} (in {name})") from None

@@ -28,8 +28,9 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from mq.broker.stats import LATENCY_BUCKETS, FastHistogram
+from mq.common.config import PORT_OR_OFF, convert_value, tunable, within
 from mq.common.ha_protocol import ReportDecoder, encode_header
-from mq.store.config import BrokerRole
+from mq.store.config import SYNC_FLUSH_TIMEOUT, BrokerRole
 from mq.store.results import PutMessageResult, PutMessageStatus
 
 log = Logger()
@@ -42,23 +43,23 @@ class HAConfig:
     """HA settings, read from ``broker.conf`` keys (RocketMQ's where it has one)."""
 
     #: Port of the replication stream; 0 = listenPort + 1.
-    listen_port: int = 0
+    listen_port: int = tunable(0, PORT_OR_OFF)
     #: ms between the slave's reports, and of master silence before a heartbeat (haSendHeartbeatInterval).
-    heartbeat_interval: int = 5000
+    heartbeat_interval: int = tunable(5000, within(100, 600_000, "ms"))
     #: ms without reading anything after which either side drops the connection (haHousekeepingInterval).
-    housekeeping_interval: int = 20000
+    housekeeping_interval: int = tunable(20000, within(1000, 3_600_000, "ms"))
     #: Largest transfer in bytes (RocketMQ: 32 KiB; see docs/performance.md for this value).
-    transfer_batch_size: int = 256 * 1024
+    transfer_batch_size: int = tunable(256 * 1024, within(1024, 64 << 20, "bytes"))
     #: A SYNC_MASTER send gets SLAVE_NOT_AVAILABLE when the best slave is this many bytes behind.
-    max_gap_not_in_sync: int = 256 * 1024 * 1024
+    max_gap_not_in_sync: int = tunable(256 * 1024 * 1024, within(0, 1 << 40, "bytes"))
     #: Where a slave connects; empty = the ``haServerAddr`` its NameServer registration answers.
     master_address: str = ""
     #: ms between a slave's connection attempts (RocketMQ: 5 s).
-    reconnect_interval: int = 5000
+    reconnect_interval: int = tunable(5000, within(10, 600_000, "ms"))
     #: ms between a slave's copies of topics, offsets, delay offsets and groups (RocketMQ: 10 s).
-    slave_sync_interval: int = 10000
-    #: ms a SYNC_MASTER send waits for a slave's ack (syncFlushTimeout).
-    sync_timeout: int = 5000
+    slave_sync_interval: int = tunable(10000, within(10, 3_600_000, "ms"))
+    #: ms a SYNC_MASTER send waits for a slave's ack (syncFlushTimeout; its range is the store's).
+    sync_timeout: int = tunable(5000, SYNC_FLUSH_TIMEOUT)
 
     KEYS = {
         "haListenPort": "listen_port",
@@ -74,12 +75,14 @@ class HAConfig:
 
     @classmethod
     def from_broker_config(cls, config) -> "HAConfig":
+        """The HA keys of ``broker.conf``; ValueError names a key whose value does not parse or is out of range."""
+        fields = attrs.fields_dict(cls)
         values = {}
         for key, name in cls.KEYS.items():
             raw = config.extra.get(key)
             if raw is None or not str(raw).strip():
                 continue
-            values[name] = str(raw).strip() if name == "master_address" else int(str(raw).strip())
+            values[name] = convert_value(fields[name], raw, key)
         return cls(**values)
 
 

@@ -7,6 +7,7 @@ what Java's admin tools read (wire doc §3.18, §9).
 from __future__ import annotations
 
 import attr
+from twisted.logger import Logger
 
 from mq.broker.subscription_group import SubscriptionGroupConfig
 from mq.common import fastjson, mixall
@@ -31,6 +32,7 @@ from mq.remoting.codes import LanguageCode, RequestCode, ResponseCode
 from mq.remoting.command import RemotingCommand
 
 RC = ResponseCode
+log = Logger()
 SLAVE_REFUSAL = "Can't modify topic or subscription group from slave broker, please execute it from master broker."
 
 
@@ -175,7 +177,9 @@ class AdminBrokerProcessor:
             return request.response(RC.SYSTEM_ERROR, "the broker config body is not UTF-8 text")
         try:
             changed = self.broker.update_config(props)
-        except ValueError as e:
+        except ValueError as e:  # nothing was applied or saved; the remark names the key and its range
+            log.warn("broker config update from {peer} refused: {error}", peer=getattr(channel, "peer", channel),
+                     error=e)
             return request.response(RC.SYSTEM_ERROR, str(e))
         return request.response(RC.SUCCESS, f"changed: {', '.join(sorted(changed)) or 'nothing'}")
 

@@ -42,6 +42,7 @@ from mq.broker.stats import BrokerStats
 from mq.broker.subscription_group import SubscriptionGroupManager
 from mq.broker.topic_config import TopicConfigManager
 from mq.broker.transaction import TransactionalMessageService, is_half_send
+from mq.common.config import shown
 from mq.common.route import DataVersion, TopicConfig
 from mq.metrics import metrics_service
 from mq.remoting.client import RemotingClient
@@ -161,7 +162,7 @@ class BrokerService(service.MultiService):
             self.ha.server(iface).setServiceParent(self)
         self.stats.gauges.append(self._gauges)
         self.stats.gauges.append(self.ha.gauges)
-        self._loops = []
+        self._loops: Dict[str, task.LoopingCall] = {}
 
     # -- message semantics (retry/DLQ, delay levels, transactions) ----------------------------------
 
@@ -194,10 +195,10 @@ class BrokerService(service.MultiService):
             self.slave_sync.start()
         else:
             self.ha.start()
-        self._every(c.register_period_seconds, self._register_periodically, now=True)
-        self._every(c.flush_consumer_offset_interval / 1000.0, self.consumer_offset_manager.persist_if_dirty)
-        self._every(10.0, self._scan_clients)
-        self._every(1.0, self.runtime_stats.sample)
+        self._every("register", c.register_period_seconds, self._register_periodically, now=True)
+        self._every("offsets", c.flush_consumer_offset_interval / 1000.0, self.consumer_offset_manager.persist_if_dirty)
+        self._every("clients", 10.0, self._scan_clients)
+        self._every("stats", 1.0, self.runtime_stats.sample)
         log.info(
             "mq broker {name} of cluster {cluster} (id {id}, {role}, {flush}) serving at {addr}"
             "{fast}; store {store}; NameServers {ns}; metrics {metrics}",
@@ -208,20 +209,30 @@ class BrokerService(service.MultiService):
             metrics=f"http://{c.broker_ip1}:{c.metrics_port}/metrics" if c.metrics_port else "off",
         )
 
-    def _every(self, seconds: float, fn, now: bool = False) -> None:
+    def _every(self, name: str, seconds: float, fn, now: bool = False) -> None:
+        """Run ``fn`` every ``seconds`` until the broker stops; a timer of the same name is replaced."""
+        old = self._loops.pop(name, None)
+        if old is not None and old.running:
+            old.stop()
         loop = task.LoopingCall(fn)
         loop.clock = self.reactor
         loop.start(seconds, now=now).addErrback(lambda f: log.failure("timer {fn} stopped", f, fn=fn))
-        self._loops.append(loop)
+        self._loops[name] = loop
+
+    def _reschedule(self, name: str, seconds: float) -> None:
+        """A timer's interval changed at run time: it next runs ``seconds`` from now, then every ``seconds``."""
+        loop = self._loops.get(name)
+        if loop is not None and loop.running:
+            self._every(name, seconds, loop.f)
 
     @defer.inlineCallbacks
     def stopService(self):
         log.info("broker {name} stopping: flushing the store, saving offsets, unregistering",
                  name=self.config.broker_name)
-        for loop in self._loops:
+        for loop in self._loops.values():
             if loop.running:
                 loop.stop()
-        self._loops = []
+        self._loops = {}
         yield defer.maybeDeferred(super().stopService)
         self.pull_hold_service.release_all()
         self.ha.stop()
@@ -309,20 +320,35 @@ class BrokerService(service.MultiService):
         known = self.config.known_keys()
         unknown = sorted(k for k in props if k not in known)
         if unknown:
+            more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
             raise ValueError(f"unknown settings (the body is java.util.Properties text of broker.conf keys): "
-                             f"{', '.join(repr(k) for k in unknown)}")
+                             f"{', '.join(shown(k) for k in unknown[:10])}{more}")
         fixed = sorted(k for k in props if k not in RUNTIME_KEYS)
         if fixed:
             raise ValueError(f"these settings cannot change while the broker runs: {', '.join(fixed)}")
-        changed = self.config.update(props)
+        changed = self.config.update(props, live=True)
         if changed:
             self.config_data_version.next_version(self.now_ms())
-            self.consumer_manager.timeout = self.producer_manager.timeout = self.config.channel_expired_timeout
+            self._apply_config(changed)
             log.info("broker config changed: {changed}", changed=changed)
             # Saved at once, so the change survives a restart (docs/broker.md, Settings changed at run time).
             path = save_runtime_changes(self.config.store_path_root_dir, changed)
             log.info("runtime settings saved in {path}", path=path)
         return changed
+
+    def _apply_config(self, changed: Dict[str, str]) -> None:
+        """Make runtime changes reach where their values were copied or scheduled. (The rest, such as
+        shortPollingTimeMills, maxMessageSize at the send check or namesrvAddr, are read from the config at
+        each use.)"""
+        c = self.config
+        self.consumer_manager.timeout = self.producer_manager.timeout = c.channel_expired_timeout
+        self.store.config.max_message_size = c.max_message_size
+        if "flushConsumerOffsetInterval" in changed:
+            self._reschedule("offsets", c.flush_consumer_offset_interval / 1000.0)
+        if "registerNameServerPeriod" in changed:
+            self._reschedule("register", c.register_period_seconds)
+        if "brokerPermission" in changed and self.running:
+            self.register_broker_all()  # routes show the new permission at once, as RocketMQ does
 
     # -- figures -----------------------------------------------------------------------------------
 

@@ -13,8 +13,9 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from mq.acl.accounts import AclConfigError
-from mq.broker.config import RUNTIME_CONFIG_FILE, layered_config, runtime_config_path
+from mq.broker.config import layered_config, runtime_config_path
 from mq.broker.service import check_acl_settings, make_broker_service
+from mq.common.config import refuse_start
 from mq.common.properties import parse_properties
 from mq.store.config import BrokerRole, FlushDiskType
 
@@ -80,8 +81,8 @@ class Options(usage.Options):
             try:
                 with open(path, encoding="utf-8") as f:
                     file_props.update(parse_properties(f.read()))
-            except OSError as e:
-                raise usage.UsageError(f"cannot read --config {path}: {e.strerror}") from None
+            except (OSError, ValueError) as e:
+                refuse_start("broker", f"cannot read --config {path}: {getattr(e, 'strerror', None) or e}")
         for option, key in (
             ("port", "listenPort"), ("namesrv", "namesrvAddr"), ("broker-name", "brokerName"),
             ("cluster", "brokerClusterName"), ("broker-id", "brokerId"), ("role", "brokerRole"),
@@ -92,17 +93,15 @@ class Options(usage.Options):
                 props[key] = self[option]
         if self["acl"]:
             props["aclEnable"] = "true"
-        try:
-            config, saved = layered_config(file_props, props)
-            config.store_config()  # the store's keys are checked now, not when the service starts
+        try:  # the store's and replication's keys are checked now too, not when the service starts
+            config, saved = layered_config(file_props, props, f"--config {self['config']}")
             check_acl_settings(config)  # and the ACL files: a bad one stops the start with one line
         except AclConfigError as e:
             raise usage.UsageError(f"ACL: {e}") from None
         except ValueError as e:
-            raise usage.UsageError(f"{e} (settings from --config, {RUNTIME_CONFIG_FILE} under the store, "
-                                   "and the options)") from None
+            refuse_start("broker", e)
         except OSError as e:
-            raise usage.UsageError(f"cannot read the saved runtime settings: {e}") from None
+            refuse_start("broker", f"cannot read the saved runtime settings: {e}")
         if saved:
             log.info("settings changed at run time, kept in {path}: {saved}",
                      path=runtime_config_path(config.store_path_root_dir), saved=saved)

@@ -7,16 +7,104 @@ command-line options, and at run time from the config-update RPCs, with one conv
 from __future__ import annotations
 
 import enum
-from typing import Any, Dict, Mapping, Optional
+import math
+from typing import Any, Callable, Dict, Mapping, NoReturn, Optional, Union
 
 import attr
 
 from mq.common.properties import parse_properties
 
 
-def setting(key: str, default: Any, doc: str = "", runtime: bool = False, choices: Optional[tuple] = None) -> Any:
-    """Declare a setting: ``key`` is its RocketMQ property name; ``runtime`` allows changing it live."""
-    return attr.ib(default=default, metadata={"key": key, "doc": doc, "runtime": runtime, "choices": choices})
+@attr.s(frozen=True, slots=True)
+class Range:
+    """The values a number setting may take, both ends included (None: unbounded on that side)."""
+
+    low: Optional[float] = attr.ib()
+    high: Optional[float] = attr.ib()
+    unit: str = attr.ib(default="")
+
+    def __str__(self) -> str:
+        text = f"{_number(self.low) if self.low is not None else ''}..{_number(self.high) if self.high is not None else ''}"
+        return f"{text} ({self.unit})" if self.unit else text
+
+    def check(self, key: str, value: float, when: str = "") -> None:
+        """Raise ValueError naming ``key`` and this range when ``value`` is outside it (or not finite)."""
+        if (not math.isfinite(value) or (self.low is not None and value < self.low)
+                or (self.high is not None and value > self.high)):
+            raise ValueError(f"{key}: {_number(value)} is outside {self}{when}")
+
+
+def within(low: Optional[float], high: Optional[float], unit: str = "") -> Range:
+    """``within(100, 3_600_000, "ms")``: the range of a number setting."""
+    return Range(low, high, unit)
+
+
+#: Common ranges: TCP ports (0 where 0 means "off"), and a percentage.
+PORT = within(1, 65535)
+PORT_OR_OFF = within(0, 65535, "0 = off")
+PERCENT = within(0, 100, "%")
+
+#: ``runtime`` of a setting: False (fixed while running), True (changeable live, within its range), or a
+#: narrower Range that a live change must respect (a floor a remote peer may not go under, say).
+Runtime = Union[bool, Range]
+
+
+def setting(key: str, default: Any, doc: str = "", runtime: Runtime = False, choices: Optional[tuple] = None,
+            range: Optional[Range] = None) -> Any:  # noqa: A002 - the natural name of the metadata entry
+    """Declare a setting: ``key`` is its RocketMQ property name; ``runtime`` allows changing it live;
+    ``range`` bounds a number (files, options and live changes alike)."""
+    return attr.ib(default=default, metadata={"key": key, "doc": doc, "runtime": runtime, "choices": choices,
+                                              "range": range})
+
+
+def tunable(default: Any, range: Optional[Range] = None, runtime: Runtime = False,  # noqa: A002
+            choices: Optional[tuple] = None, check: Optional[Callable[[Any], None]] = None) -> Any:
+    """A field of a config class whose key is its camelCase name: its range (or a ``check`` raising
+    ValueError) and whether it may change while running, declared next to it (``default`` may be an
+    ``attr.Factory``)."""
+    metadata = {"runtime": runtime, "choices": choices, "range": range, "check": check}
+    if isinstance(default, attr.Factory):  # type: ignore[arg-type]
+        return attr.ib(factory=default.factory, metadata=metadata)
+    return attr.ib(default=default, metadata=metadata)
+
+
+def is_runtime(field: attr.Attribute) -> bool:
+    return bool(field.metadata.get("runtime"))
+
+
+def check_range(field: attr.Attribute, value: Any, key: str, live: bool = False) -> None:
+    """Refuse a number outside the field's range (and, for a live change, its runtime range)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    bounds = field.metadata.get("range")
+    if bounds is not None:
+        bounds.check(key, value)
+    runtime = field.metadata.get("runtime")
+    if live and isinstance(runtime, Range):
+        runtime.check(key, value, " when changed while running")
+
+
+def refuse_start(service: str, error: object) -> NoReturn:
+    """Stop a ``twistd`` start on a bad setting: one line on stderr and exit status 1. (A UsageError would
+    print every option above the reason, and some Twisted releases exit 0 after one.)"""
+    raise SystemExit(f"{service}: {' '.join(str(error).split())}")
+
+
+#: Longest text parsed as a number, and longest part of a refused value quoted back in a remark or a log line.
+MAX_NUMBER_TEXT = 64
+MAX_SHOWN = 80
+
+
+def shown(raw: Any) -> str:
+    """``raw`` quoted for a message, cut short when long (a peer chooses its length)."""
+    text = repr(raw)
+    return text if len(text) <= MAX_SHOWN else f"{text[:MAX_SHOWN]}... ({len(str(raw))} characters)"
+
+
+def _number(value: float) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def camel(name: str, overrides: Optional[Mapping[str, str]] = None) -> str:
@@ -42,11 +130,11 @@ def default_of(field: attr.Attribute) -> Any:
     return default
 
 
-def convert_value(field: attr.Attribute, raw: Any, key: Optional[str] = None) -> Any:
+def convert_value(field: attr.Attribute, raw: Any, key: Optional[str] = None, live: bool = False) -> Any:
     """A setting's value from a properties string (or an already typed value), by the field's default type.
 
-    Booleans are ``true``/``false`` (``1``/``0`` too), enums their names in any case; anything else that does
-    not parse raises ValueError naming the key.
+    Booleans are ``true``/``false`` (``1``/``0`` too), enums their names in any case; a number must lie in the
+    field's declared range (``live``: also in its runtime range). Anything else raises ValueError naming the key.
     """
     key = key or field.metadata.get("key") or camel(field.name)
     default = default_of(field)
@@ -58,33 +146,45 @@ def convert_value(field: attr.Attribute, raw: Any, key: Optional[str] = None) ->
             value: Any = kind(str(raw).strip().upper())
         except ValueError:
             names = ", ".join(str(m.value) for m in kind)
-            raise ValueError(f"{key}: {raw!r} is not one of {names}") from None
+            raise ValueError(f"{key}: {shown(raw)} is not one of {names}") from None
     elif kind is bool:
         if isinstance(raw, bool):
             value = raw
         else:
             low = str(raw).strip().lower()
             if low not in ("true", "false", "1", "0"):
-                raise ValueError(f"{key}: {raw!r} is not true or false")
+                raise ValueError(f"{key}: {shown(raw)} is not true or false")
             value = low in ("true", "1")
     elif kind is int:
         if isinstance(raw, int) and not isinstance(raw, bool):
             value = raw
         else:
+            text = str(raw).strip()
             try:
-                value = int(str(raw).strip())
+                if len(text) > MAX_NUMBER_TEXT:  # int() of a long digit string takes quadratic time (Python < 3.11)
+                    raise ValueError(text)
+                value = int(text)
             except ValueError:
-                raise ValueError(f"{key}: {raw!r} is not an integer") from None
+                raise ValueError(f"{key}: {shown(raw)} is not an integer") from None
     elif kind is float:
         try:
             value = float(raw) if isinstance(raw, (int, float)) else float(str(raw).strip())
         except ValueError:
-            raise ValueError(f"{key}: {raw!r} is not a number") from None
+            raise ValueError(f"{key}: {shown(raw)} is not a number") from None
+        if not math.isfinite(value):
+            raise ValueError(f"{key}: {shown(raw)} is not a finite number")
     else:
         value = str(raw).strip()
     choices = field.metadata.get("choices")
     if choices and value not in choices:
-        raise ValueError(f"{key}: {value!r} is not one of {', '.join(map(str, choices))}")
+        raise ValueError(f"{key}: {shown(value)} is not one of {', '.join(map(str, choices))}")
+    check_range(field, value, key, live)
+    check = field.metadata.get("check")
+    if check is not None:
+        try:
+            check(value)
+        except ValueError as e:
+            raise ValueError(f"{key}: {str(e)[:MAX_SHOWN * 2]}") from None
     return value
 
 
@@ -127,10 +227,10 @@ class ServiceConfig:
         for key, raw in props.items():
             field = fields.get(key)
             if field is None:
-                raise ValueError(f"unknown setting {key!r}")
-            if runtime and not field.metadata.get("runtime"):
+                raise ValueError(f"unknown setting {shown(key)}")
+            if runtime and not is_runtime(field):
                 raise ValueError(f"setting {key!r} cannot be changed while running")
-            changes[field.name] = convert_value(field, raw, key)
+            changes[field.name] = convert_value(field, raw, key, live=runtime)
         for name, value in changes.items():
             setattr(self, name, value)
         return {fields_key: getattr(self, f.name) for fields_key, f in fields.items() if f.name in changes}

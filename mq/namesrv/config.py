@@ -6,7 +6,7 @@ import os
 
 import attr
 
-from mq.common.config import ServiceConfig, setting
+from mq.common.config import PORT, PORT_OR_OFF, ServiceConfig, setting, within
 
 
 def default_kv_config_path() -> str:
@@ -15,20 +15,26 @@ def default_kv_config_path() -> str:
 
 @attr.s(slots=True)
 class NamesrvConfig(ServiceConfig):
-    listen_port: int = setting("listenPort", 9876, "TCP port for brokers and clients")
+    listen_port: int = setting("listenPort", 9876, "TCP port for brokers and clients", range=PORT)
     interface: str = setting("listenInterface", "", "address to listen on (all when empty)")
     scan_interval: float = setting(
-        "scanNotActiveBrokerInterval", 10.0, "seconds between scans for silent brokers", runtime=True
+        "scanNotActiveBrokerInterval", 10.0, "seconds between scans for silent brokers", runtime=True,
+        range=within(1, 60, "s"),
     )
+    #: Short expiries are for test clusters started so; a live change may not go below what a broker
+    #: registering every 60 s (the longest registerNameServerPeriod) survives.
     broker_expiry: float = setting(
-        "brokerChannelExpiredTime", 120.0, "seconds of silence after which a broker is dropped", runtime=True
+        "brokerChannelExpiredTime", 120.0, "seconds of silence after which a broker is dropped",
+        runtime=within(90, 86400, "s"), range=within(1, 86400, "s"),
     )
     kv_config_path: str = setting("kvConfigPath", attr.Factory(default_kv_config_path), "KV config JSON file")
-    metrics_port: int = setting("metricsPort", 0, "Prometheus metrics HTTP port (0 = off)")
+    metrics_port: int = setting("metricsPort", 0, "Prometheus metrics HTTP port (0 = off)", range=PORT_OR_OFF)
     order_message_enable: bool = setting(
         "orderMessageEnable", False, "add ORDER_TOPIC_CONFIG KV entries to routes", runtime=True
     )
-    max_frame_length: int = setting("maxFrameLength", 16 * 1024 * 1024, "largest frame accepted, bytes")
+    max_frame_length: int = setting(
+        "maxFrameLength", 16 * 1024 * 1024, "largest frame accepted, bytes", range=within(65536, 1 << 30, "bytes")
+    )
     acl_enable: bool = setting("aclEnable", False, "writes (register, KV, config, perms) need an admin signature")
     rocketmq_home: str = setting("rocketmqHome", attr.Factory(lambda: os.environ.get("ROCKETMQ_HOME", "")),
                                  "where conf/plain_acl.yml is (default: $ROCKETMQ_HOME)")

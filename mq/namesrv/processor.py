@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import zlib
-from typing import Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from twisted.logger import Logger
 
@@ -53,6 +53,8 @@ class NamesrvProcessor:
         self.routes = routes
         self.kv = kv
         self.config = config
+        #: Called with the changed settings after UPDATE_NAMESRV_CONFIG, so they reach where they are used.
+        self.on_config_changed: Callable[[Dict[str, Any]], None] = lambda changed: None
         self._route_cache: Dict[Tuple[str, bool], bytes] = {}
         self._route_cache_state: object = None
 
@@ -240,10 +242,13 @@ class NamesrvProcessor:
 
     def update_namesrv_config(self, request: RemotingCommand, channel) -> RemotingCommand:
         try:
-            updates = parse_properties(request.body.decode("utf-8"))
+            updates = parse_properties((request.body or b"").decode("utf-8"))
             changed = self.config.update_from_properties(updates, runtime=True)
-        except (UnicodeDecodeError, ValueError) as e:
+        except ValueError as e:  # UnicodeDecodeError too; a value out of its range is named with the range
+            log.warn("NameServer config update from {peer} refused: {error}",
+                     peer=getattr(channel, "peer", channel), error=e)
             return request.response(ResponseCode.SYSTEM_ERROR, f"config update refused: {e}")
         log.info("NameServer config updated: {changed}", changed=changed)
+        self.on_config_changed(changed)
         return request.response(ResponseCode.SUCCESS)
 

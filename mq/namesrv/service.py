@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Optional
+from typing import Any, Dict, Optional
 
 from prometheus_client import Counter, Gauge, Histogram
 from twisted.application import service
@@ -107,6 +107,7 @@ class NamesrvService(service.MultiService):
         self.metrics = NamesrvMetrics(self.routes)
         self.dispatcher = RequestDispatcher(observer=self.metrics.observe)
         self.processor = NamesrvProcessor(self.routes, self.kv, config)
+        self.processor.on_config_changed = self.config_changed
         self.processor.register(self.dispatcher, self.metrics.timed)
         # Route queries repeat (every client, every topic, every 30 s): answered from memory between changes.
         self.memo = ResponseMemo([RequestCode.GET_ROUTEINFO_BY_TOPIC], self.processor.route_state)
@@ -127,9 +128,22 @@ class NamesrvService(service.MultiService):
     def _now_ms(self) -> int:
         return int(self.reactor.seconds() * 1000)
 
-    def scan_not_active_brokers(self) -> None:
-        # Settings may change at run time (UPDATE_NAMESRV_CONFIG).
+    def config_changed(self, changed: Dict[str, Any]) -> None:
+        """UPDATE_NAMESRV_CONFIG took effect: the expiry applies at the next scan, a new scan interval now."""
         self.routes.broker_expiry_ms = int(self.config.broker_expiry * 1000)
+        scan = self._scan
+        if scan is not None and scan.running and scan.interval != self.config.scan_interval:
+            self._scan.stop()
+            self._start_scan()
+
+    def _start_scan(self) -> None:
+        self._scan = task.LoopingCall(self.scan_not_active_brokers)
+        self._scan.clock = self.reactor
+        self._scan.start(self.config.scan_interval, now=False).addErrback(
+            lambda f: log.failure("broker scan stopped", f)
+        )
+
+    def scan_not_active_brokers(self) -> None:
         expired = self.routes.scan_not_active_brokers()
         if expired:
             self.metrics.brokers_expired.inc(len(expired))
@@ -146,11 +160,7 @@ class NamesrvService(service.MultiService):
             scan=self.config.scan_interval,
             expiry=self.config.broker_expiry,
         )
-        self._scan = task.LoopingCall(self.scan_not_active_brokers)
-        self._scan.clock = self.reactor
-        self._scan.start(self.config.scan_interval, now=False).addErrback(
-            lambda f: log.failure("broker scan stopped", f)
-        )
+        self._start_scan()
         if self.config.metrics_port:
             log.info(
                 "NameServer metrics on http://{host}:{port}/metrics",

@@ -6,6 +6,7 @@ from twisted.python import usage
 
 from mq.acl.accounts import AclConfigError
 from mq.acl.store import AclStore, acl_paths
+from mq.common.config import refuse_start
 from mq.namesrv.config import NamesrvConfig
 from mq.namesrv.service import NamesrvService
 
@@ -50,7 +51,7 @@ class Options(usage.Options):
                 if self[option] is not None:
                     config.set_option(field, self[option])
         except (OSError, ValueError) as e:
-            raise usage.UsageError(str(e))
+            refuse_start("namesrv", e)
         if self["order-message-enable"]:
             config.order_message_enable = True
         if self["acl"]:
@@ -60,8 +61,6 @@ class Options(usage.Options):
                 AclStore(*acl_paths(config.rocketmq_home, config.acl_file)).load()
             except AclConfigError as e:
                 raise usage.UsageError(f"ACL: {e}") from None
-        if config.scan_interval <= 0 or config.broker_expiry <= 0:
-            raise usage.UsageError("--scan-interval and --broker-expiry must be positive")
         self.config = config
 
 

@@ -203,15 +203,15 @@ def test_invoke_broker_to_reset_offset(client, addr, broker):
 
 def test_saved_runtime_settings_sit_between_config_file_and_options(tmp_path):
     conf = tmp_path / "broker.conf"
-    conf.write_text("defaultTopicQueueNums=3\nslaveReadEnable=true\nmaxMessageSize=1000\n")
+    conf.write_text("defaultTopicQueueNums=3\nslaveReadEnable=true\nmaxMessageSize=2000\n")
     saved = tmp_path / "store" / "config" / "broker.properties"
     saved.parent.mkdir(parents=True)
     saved.write_text("defaultTopicQueueNums=7\nnamesrvAddr=x:1\nlistenPort=5\n")
     o = Options()
     o.parseOptions(["--config", str(conf), "--store", str(tmp_path / "store"), "--namesrv", "a:1"])
     c = o.config
-    assert (c.default_topic_queue_nums, c.slave_read_enable, c.max_message_size) == (7, True, 1000)
+    assert (c.default_topic_queue_nums, c.slave_read_enable, c.max_message_size) == (7, True, 2000)
     assert c.namesrv_addr == "a:1" and c.listen_port != 5  # options win; non-runtime keys in the file are ignored
     saved.write_text("defaultTopicQueueNums=many\n")
-    with pytest.raises(usage.UsageError, match="defaultTopicQueueNums"):
+    with pytest.raises(SystemExit, match="defaultTopicQueueNums"):
         Options().parseOptions(["--store", str(tmp_path / "store")])

@@ -301,8 +301,8 @@ def test_namesrv_config_get_and_update(service):
     client = Peer(service)
     got = client.call(RemotingCommand.request(RequestCode.GET_NAMESRV_CONFIG))
     assert b"brokerChannelExpiredTime=120.0" in got.body
-    ok = client.call(RemotingCommand.request(RequestCode.UPDATE_NAMESRV_CONFIG, None, b"brokerChannelExpiredTime=30\n"))
-    assert ok.code == ResponseCode.SUCCESS and service.config.broker_expiry == 30.0
+    ok = client.call(RemotingCommand.request(RequestCode.UPDATE_NAMESRV_CONFIG, None, b"brokerChannelExpiredTime=300\n"))
+    assert ok.code == ResponseCode.SUCCESS and service.config.broker_expiry == 300.0
     refused = client.call(RemotingCommand.request(RequestCode.UPDATE_NAMESRV_CONFIG, None, b"listenPort=1\n"))
     assert refused.code == ResponseCode.SYSTEM_ERROR and "listenPort" in refused.remark
     unknown = client.call(RemotingCommand.request(RequestCode.UPDATE_NAMESRV_CONFIG, None, b"bogus=1\n"))
@@ -317,3 +317,50 @@ def test_query_data_version_refuses_a_body_that_is_not_a_data_version(service, b
     response = Peer(service).call(request)
     assert response.code == ResponseCode.SYSTEM_ERROR
     assert response.remark.startswith("data version body does not parse") and "object has no" not in response.remark
+
+
+@pytest.mark.parametrize("body, remark", [
+    (b"brokerChannelExpiredTime=-1\n", "brokerChannelExpiredTime: -1 is outside 1..86400 (s)"),
+    (b"brokerChannelExpiredTime=30\n", "brokerChannelExpiredTime: 30 is outside 90..86400 (s) when changed while"),
+    (b"brokerChannelExpiredTime=nan\n", "brokerChannelExpiredTime: 'nan' is not a finite number"),
+    (b"scanNotActiveBrokerInterval=0\n", "scanNotActiveBrokerInterval: 0 is outside 1..60 (s)"),
+    (b"orderMessageEnable=true\nscanNotActiveBrokerInterval=1e9\n", "scanNotActiveBrokerInterval: 1000000000 is"),
+])
+def test_namesrv_config_update_out_of_range_is_refused_and_changes_nothing(service, body, remark):
+    broker = Peer(service)
+    broker.call(register_request())
+    before = service.config.as_properties()
+    refused = Peer(service).call(RemotingCommand.request(RequestCode.UPDATE_NAMESRV_CONFIG, None, body))
+    assert refused.code == ResponseCode.SYSTEM_ERROR and remark in refused.remark
+    assert service.config.as_properties() == before
+    service.reactor.advance(60)  # several scans: the broker, 60 s silent, is still there
+    assert "10.0.0.1:10911" in service.routes.broker_live_table
+
+
+def test_namesrv_config_changes_reach_the_scan(service):
+    """A new expiry applies at the next scan; a new scan interval restarts the scan's timer."""
+    broker = Peer(service)
+    broker.call(register_request())
+    body = b"brokerChannelExpiredTime=100\nscanNotActiveBrokerInterval=50\n"
+    assert Peer(service).call(RemotingCommand.request(RequestCode.UPDATE_NAMESRV_CONFIG, None, body)).code == 0
+    assert service.routes.broker_expiry_ms == 100_000
+    service.reactor.advance(100)  # scans at 50 and 100 s: 100 s silent is not more than 100 s
+    assert "10.0.0.1:10911" in service.routes.broker_live_table
+    service.reactor.advance(49)  # no scan between 100 and 150 s, though the old interval (10 s) would scan
+    assert "10.0.0.1:10911" in service.routes.broker_live_table
+    service.reactor.advance(1)
+    assert service.routes.broker_live_table == {}
+
+
+def test_repeating_the_scan_interval_does_not_postpone_the_scan(service):
+    """Restarting the timer on every update would let a peer that repeats one keep scans from ever running."""
+    broker = Peer(service)
+    broker.call(register_request())
+    for _ in range(125):  # scans every 10 s; the broker is now 125 s silent, and the next scan (at 130 s) drops it
+        service.reactor.advance(1)
+    assert "10.0.0.1:10911" in service.routes.broker_live_table
+    body = b"scanNotActiveBrokerInterval=10\n"
+    for _ in range(5):
+        assert Peer(service).call(RemotingCommand.request(RequestCode.UPDATE_NAMESRV_CONFIG, None, body)).code == 0
+        service.reactor.advance(2)
+    assert service.routes.broker_live_table == {}

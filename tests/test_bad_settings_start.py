@@ -1,0 +1,76 @@
+"""A bad setting in a ``--config`` file, in the runtime changes a broker saved, or in an option stops a real
+``twistd`` start: status not 0, and one line that names the key and its range (no traceback, no option list)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.support.processes import TWISTD, child_env, free_port
+
+
+def start(tmp_path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", TWISTD, "-n", "--pidfile=", *args], capture_output=True,
+                          text=True, timeout=30, cwd=tmp_path, env=child_env())
+
+
+def assert_refused_in_one_line(out: subprocess.CompletedProcess, *expected: str) -> None:
+    lines = (out.stdout + out.stderr).strip().splitlines()
+    assert out.returncode != 0, lines
+    assert len(lines) == 1, lines
+    for text in expected:
+        assert text in lines[0], lines
+
+
+@pytest.mark.parametrize("conf, expected", [
+    ("flushConsumerOffsetInterval=0\n", "flushConsumerOffsetInterval: 0 is outside 100..3600000 (ms)"),
+    ("defaultTopicQueueNums=100000\n", "defaultTopicQueueNums: 100000 is outside 1..1024"),
+    ("mappedFileSizeCommitLog=0\n", "mappedFileSizeCommitLog: 0 is outside 4096..2147483647 (bytes)"),  # a store key
+    ("haSendHeartbeatInterval=-1\n", "haSendHeartbeatInterval: -1 is outside 100..600000 (ms)"),  # replication's
+    ("messageDelayLevel=1s 5q\n", "messageDelayLevel: '5q' is not a delay"),
+])
+def test_broker_refuses_a_bad_value_in_its_config_file(tmp_path, conf, expected):
+    (tmp_path / "broker.conf").write_text(f"brokerName=bad-conf\n{conf}")
+    out = start(tmp_path, "broker", "--config", str(tmp_path / "broker.conf"), "--store", str(tmp_path / "store"),
+                "--port", str(free_port()), "--namesrv", "127.0.0.1:1")
+    assert_refused_in_one_line(out, "broker: ", expected, f"(in --config {tmp_path / 'broker.conf'})")
+
+
+def test_broker_refuses_an_option_out_of_range(tmp_path):
+    out = start(tmp_path, "broker", "--store", str(tmp_path / "store"), "--port", "65535", "--namesrv", "127.0.0.1:1")
+    assert_refused_in_one_line(out, "listenPort: 65535 is outside 1..65534 (in the command-line options)")
+
+
+def test_broker_refuses_a_bad_value_in_its_saved_runtime_changes(tmp_path):
+    saved = tmp_path / "store" / "config" / "broker.properties"
+    saved.parent.mkdir(parents=True)
+    saved.write_text("maxMessageSize=-5\n")  # as a broker before this fix could save it
+    out = start(tmp_path, "broker", "--store", str(tmp_path / "store"), "--port", str(free_port()),
+                "--namesrv", "127.0.0.1:1")
+    assert_refused_in_one_line(out, f"maxMessageSize: -5 is outside 1024..67108864 (bytes) (in {saved})")
+
+
+@pytest.mark.parametrize("args, conf, expected", [
+    ((), "brokerChannelExpiredTime=-1\n", "brokerChannelExpiredTime: -1 is outside 1..86400 (s)"),
+    ((), "listenPort=70000\n", "listenPort: 70000 is outside 1..65535"),
+    (("--scan-interval", "0"), "", "scanNotActiveBrokerInterval: 0 is outside 1..60 (s)"),
+])
+def test_namesrv_refuses_a_bad_value_in_its_config_file_or_options(tmp_path, args, conf, expected):
+    (tmp_path / "namesrv.conf").write_text(f"kvConfigPath={tmp_path / 'kv.json'}\n{conf}")
+    out = start(tmp_path, "namesrv", "--config", str(tmp_path / "namesrv.conf"), "--port", str(free_port()), *args)
+    assert_refused_in_one_line(out, "namesrv: ", expected)
+
+
+def test_standalone_refuses_a_bad_broker_value(tmp_path):
+    (tmp_path / "broker.conf").write_text("shortPollingTimeMills=-1\n")
+    out = start(tmp_path, "mq", "--config", str(tmp_path / "broker.conf"), "--store", str(tmp_path / "store"),
+                "--kv-config", str(tmp_path / "kv.json"))
+    assert_refused_in_one_line(out, "mq: ", "shortPollingTimeMills: -1 is outside 10..30000 (ms)")
+
+
+def test_standalone_refuses_a_namesrv_port_out_of_range(tmp_path):
+    out = start(tmp_path, "mq", "--namesrv-port", "0", "--store", str(tmp_path / "store"),
+                "--kv-config", str(tmp_path / "kv.json"))
+    assert_refused_in_one_line(out, "mq: ", "listenPort: 0 is outside 1..65535")
