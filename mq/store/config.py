@@ -53,6 +53,7 @@ class MessageStoreConfig:
     disk_max_used_space_ratio: int = 75  # percent: delete expired files at any hour above this
     disk_space_clean_forcibly_ratio: int = 85  # percent: delete the oldest files even if not expired
     disk_space_warning_level_ratio: int = 90  # percent: refuse puts above this
+    disk_space_check_interval: int = 100  # ms: disk use is read at most this often on the put path
     clean_resource_interval: int = 10_000  # ms
     delete_commit_log_files_max: int = 10  # files per cleanup run
     max_hash_slot_num: int = 5_000_000
