@@ -15,7 +15,7 @@ import subprocess
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
-from twisted.logger import LogLevel, formatEvent, globalLogPublisher
+from twisted.logger import LogLevel
 
 from mq.broker.service import BrokerService
 from mq.broker.state_file import JsonStateFile
@@ -25,6 +25,7 @@ from mq.remoting.codes import ResponseCode as RC
 from mq.store import mappedfile
 from tests.broker.conftest import broker_config
 from tests.broker.wire import Wire, call
+from tests.support.logs import logged_lines, tracebacks
 from tests.support.polling import poll
 from tests.support.processes import TwistdProcess, free_port, port_open, wait_until
 
@@ -37,18 +38,6 @@ DISK_CONF = (
     "flushDiskType=SYNC_FLUSH\n"
 )
 BODY = 4000
-
-
-@pytest.fixture
-def logged():
-    events = []
-    globalLogPublisher.addObserver(events.append)
-    yield events
-    globalLogPublisher.removeObserver(events.append)
-
-
-def _lines(events, text, levels=(LogLevel.warn, LogLevel.error)):
-    return [formatEvent(e) for e in events if e.get("log_level") in levels and text in formatEvent(e)]
 
 
 # -- a real broker on a real full filesystem ----------------------------------------------------------
@@ -169,7 +158,7 @@ class _Table(JsonStateFile):
         self.table = data
 
 
-def test_a_state_file_that_cannot_be_saved_keeps_the_old_one_and_is_saved_later(tmp_path, monkeypatch, logged):
+def test_a_state_file_that_cannot_be_saved_keeps_the_old_one_and_is_saved_later(tmp_path, monkeypatch, log_events):
     table = _Table(str(tmp_path / "config" / "t.json"))
     assert table.persist()
     real_fsync = os.fsync
@@ -186,9 +175,9 @@ def test_a_state_file_that_cannot_be_saved_keeps_the_old_one_and_is_saved_later(
     table.persist_if_dirty()
     assert sorted(os.listdir(tmp_path / "config")) == ["t.json"]  # no .tmp left, the old file intact
     assert (tmp_path / "config" / "t.json").read_text() == '{"a":1}'
-    warnings = _lines(logged, "cannot save")
+    warnings = logged_lines(log_events, "cannot save")
     assert len(warnings) == 1 and "No space left on device" in warnings[0]
-    assert not [e for e in logged if e.get("log_failure") is not None]  # no traceback
+    assert not tracebacks(log_events)  # no traceback
     full["on"] = False
     table.persist_if_dirty()
     assert not table.dirty and (tmp_path / "config" / "t.json").read_text() == '{"a":2}'
@@ -213,7 +202,7 @@ class _SlaveDisk:
 
 
 @pytest_twisted.inlineCallbacks
-def test_a_slave_on_a_full_disk_stops_replicating_with_a_log_line_and_resumes(tmp_path, monkeypatch, client, logged):
+def test_a_slave_on_a_full_disk_stops_replicating_with_a_log_line_and_resumes(tmp_path, monkeypatch, client, log_events):
     fast = {"haSendHeartbeatInterval": 200, "haSlaveReconnectInterval": 100, "slaveSyncInterval": 200,
             "mappedFileSizeCommitLog": 65536}
     disk = _SlaveDisk(monkeypatch, tmp_path / "s")
@@ -238,14 +227,14 @@ def test_a_slave_on_a_full_disk_stops_replicating_with_a_log_line_and_resumes(tm
         yield poll(lambda: s.ha_slave.disk_full, bool, timeout=30, what="the slave to meet the full disk")
         assert s.store.get_max_phy_offset() == 65536 < m.store.get_max_phy_offset()
         yield poll(lambda: s.ha_slave.connects, lambda n: n >= 3, timeout=30, what="retries")
-        assert len(_lines(logged, "HA: replication stops: no space left for")) == 1
-        assert not [e for e in logged if e.get("log_failure") is not None]
+        assert len(logged_lines(log_events, "HA: replication stops: no space left for")) == 1
+        assert not tracebacks(log_events)
         disk.full = False
         yield poll(lambda: s.store.get_max_phy_offset() == m.store.get_max_phy_offset(), bool, timeout=30,
                    what="the slave to resume")
         yield poll(lambda: s.store.get_max_offset_in_queue("HaDisk", 0), lambda n: n == 70, timeout=30,
                    what="the slave's queue entries")
-        assert _lines(logged, "replication resumes", levels=(LogLevel.info,))
+        assert logged_lines(log_events, "replication resumes", levels=(LogLevel.info,))
     finally:
         for svc in reversed(started):
             if svc.running:

@@ -10,12 +10,20 @@ import errno
 import os
 
 import pytest
-from twisted.logger import LogLevel, globalLogPublisher
 
 from mq.store import PutMessageStatus, mappedfile
 from mq.store.index import IndexFile
 from mq.store.mappedfile import DiskFullError, MappedFile, MappedFileQueue, StoreError
-from tests.store.storetestlib import assert_consistent, file_names, inner, open_store, put, scan_commitlog
+from tests.store.storetestlib import (
+    assert_consistent,
+    file_names,
+    inner,
+    open_store,
+    put,
+    result_of,
+    scan_commitlog,
+)
+from tests.support.logs import logged_lines, tracebacks
 
 NOT_AVAILABLE = PutMessageStatus.SERVICE_NOT_AVAILABLE
 INTERVAL = 0.101  # diskSpaceCheckInterval (100 ms), and a little more for float milliseconds
@@ -40,21 +48,6 @@ class Disk:
 @pytest.fixture
 def disk(monkeypatch) -> Disk:
     return Disk(monkeypatch)
-
-
-@pytest.fixture
-def logged():
-    events = []
-    globalLogPublisher.addObserver(events.append)
-    yield events
-    globalLogPublisher.removeObserver(events.append)
-
-
-def _warnings(events, text):
-    from twisted.logger import formatEvent
-
-    return [formatEvent(e) for e in events
-            if e.get("log_level") in (LogLevel.warn, LogLevel.error) and text in formatEvent(e)]
 
 
 # -- files ------------------------------------------------------------------------------------------
@@ -125,7 +118,7 @@ def test_index_entries_are_reserved_ahead_and_a_full_disk_writes_no_entry(tmp_pa
 # -- puts -------------------------------------------------------------------------------------------
 
 
-def test_a_put_needing_a_new_commitlog_file_is_refused_and_leaves_no_trace(tmp_path, disk, logged):
+def test_a_put_needing_a_new_commitlog_file_is_refused_and_leaves_no_trace(tmp_path, disk, log_events):
     store = open_store(tmp_path)
     acked = [put(store, inner(body=b"x" * 1000, uniq=f"A{i:031d}")) for i in range(14)]
     assert all(r.status is PutMessageStatus.PUT_OK for r in acked)
@@ -147,7 +140,7 @@ def test_a_put_needing_a_new_commitlog_file_is_refused_and_leaves_no_trace(tmp_p
     for _ in range(5):
         assert put(store, inner(body=b"z")).status is NOT_AVAILABLE  # even one that would fit
     assert disk.calls == calls
-    assert len(_warnings(logged, "puts refused: the broker's disk is full")) == 1
+    assert len(logged_lines(log_events, "puts refused: the broker's disk is full")) == 1
     # Reads go on.
     got = store.get_message("G", "T", 0, 0, 32)
     assert got.message_count == 14
@@ -160,7 +153,7 @@ def test_a_put_needing_a_new_commitlog_file_is_refused_and_leaves_no_trace(tmp_p
     assert [m.unique_key for m in scan_commitlog(store)] == [f"A{i:031d}" for i in range(14)] + ["R" * 32]
 
 
-def test_the_retry_fails_quietly_while_the_disk_stays_full(tmp_path, disk, logged):
+def test_the_retry_fails_quietly_while_the_disk_stays_full(tmp_path, disk, log_events):
     store = open_store(tmp_path)
     for _ in range(14):
         put(store, inner(body=b"x" * 1000))
@@ -169,8 +162,8 @@ def test_the_retry_fails_quietly_while_the_disk_stays_full(tmp_path, disk, logge
         assert put(store, inner(body=b"y" * 2000)).status is NOT_AVAILABLE
         store.reactor.advance(INTERVAL)
     assert disk.calls >= 5  # retried once per interval
-    assert len(_warnings(logged, "puts refused")) == 1
-    assert not [e for e in logged if "accepted again" in str(e.get("log_format"))]
+    assert len(logged_lines(log_events, "puts refused")) == 1
+    assert not [e for e in log_events if "accepted again" in str(e.get("log_format"))]
 
 
 @pytest.mark.parametrize("what", ["consumequeue", "index"])
@@ -202,8 +195,6 @@ def test_a_batch_needing_a_new_queue_file_is_refused_whole(tmp_path, disk):
     end = store.get_max_phy_offset()
     disk.full = True
     batch = [(0, b"b%d" % i, "", {}) for i in range(5)]  # entries 30..34 cross into a second queue file
-    from tests.store.storetestlib import result_of
-
     d = store.put_message_batch("T", 0, 0, 1, ("10.0.0.1", 1), 0, batch)
     r = result_of(d)
     assert r.status is NOT_AVAILABLE and store.get_max_phy_offset() == end
@@ -270,7 +261,7 @@ def test_a_slave_whose_queue_file_cannot_be_created_dispatches_it_later(tmp_path
 # -- the checkpoint ---------------------------------------------------------------------------------
 
 
-def test_a_checkpoint_that_cannot_be_written_is_written_at_the_next_flush(tmp_path, monkeypatch, logged):
+def test_a_checkpoint_that_cannot_be_written_is_written_at_the_next_flush(tmp_path, monkeypatch, log_events):
     from mq.store import store as store_module
 
     store = open_store(tmp_path)
@@ -289,7 +280,7 @@ def test_a_checkpoint_that_cannot_be_written_is_written_at_the_next_flush(tmp_pa
     put(store, inner())
     store.reactor.advance(1)
     assert calls["n"] == 2 and store.checkpoint.logics_offset != store.reput_offset
-    assert len(_warnings(logged, "cannot write")) == 1
-    assert not [e for e in logged if e.get("log_failure") is not None]
+    assert len(logged_lines(log_events, "cannot write")) == 1
+    assert not tracebacks(log_events)
     store.reactor.advance(1)
     assert store.checkpoint.logics_offset == store.reput_offset
