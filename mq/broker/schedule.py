@@ -131,6 +131,8 @@ class ScheduleMessageService(JsonStateFile):
     # -- delivery ------------------------------------------------------------------------------------
 
     def tick(self) -> None:
+        if self.store.space.refusal() is not None:
+            return  # a full disk: every delivery would be refused (the store logged it once); wait for room
         now = self.broker.now_ms()
         for level in sorted(self.levels):
             self.deliver_level(level, now)

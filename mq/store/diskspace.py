@@ -48,7 +48,6 @@ class DiskSpace:
         self.now_ms = now_ms
         self.ratio = 0.0
         self.reason: Optional[str] = None
-        self.refusals = 0
         self._checked_at: Optional[int] = None
         self._no_space: Optional[str] = None  # the reservation that failed, until the next check
         self._no_space_at = 0
@@ -59,8 +58,6 @@ class DiskSpace:
         ``diskSpaceCheckInterval`` ms."""
         if self._checked_at is None or self.now_ms() - self._checked_at >= self.interval_ms():
             self.refresh()
-        if self.reason is not None:
-            self.refusals += 1
         return self.reason
 
     def stale(self) -> None:
