@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from typing import Iterator, Optional, Tuple
+from typing import Callable, Iterator, Optional, Tuple
 
 from twisted.logger import Logger
 
@@ -50,6 +50,7 @@ class CommitLog:
         self.prefault_ahead = prefault_ahead - prefault_ahead % PAGE if prefault_ahead > 0 else 0
         self.prefaulter: Optional[Prefaulter] = Prefaulter() if self.prefault_ahead else None
         self._prefault_at = 0
+        self.on_new_file: Optional[Callable[[], None]] = None  # called after a file is created
 
     # ------------------------------------------------------------------ positions
 
@@ -91,7 +92,10 @@ class CommitLog:
     def _create(self, start: int) -> MappedFile:
         if start % self.file_size:
             raise StoreError(f"cannot start a CommitLog file at {start}")
-        return self.files.create(start)
+        f = self.files.create(start)
+        if self.on_new_file is not None:
+            self.on_new_file()
+        return f
 
     def _roll(self, start: int) -> MappedFile:
         return self._switch(self._create(start))

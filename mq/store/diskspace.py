@@ -48,26 +48,26 @@ class DiskSpace:
         self.now_ms = now_ms
         self.ratio = 0.0
         self.reason: Optional[str] = None
-        self._checked_at: Optional[int] = None
+        self._next_check = 0  # now_ms() from which the next put reads the disk use again
         self._no_space: Optional[str] = None  # the reservation that failed, until the next check
         self._no_space_at = 0
         self._announced = False  # "puts refused" was logged, "accepted again" not yet
 
-    def refusal(self) -> Optional[str]:
-        """None if puts may be written, else why not. One clock read per call, ``statvfs`` at most every
-        ``diskSpaceCheckInterval`` ms."""
-        if self._checked_at is None or self.now_ms() - self._checked_at >= self.interval_ms():
+    def refusal(self, now_ms: Optional[int] = None) -> Optional[str]:
+        """None if puts may be written, else why not: a comparison with the clock (``now_ms`` if the caller
+        read it already), and ``statvfs`` at most every ``diskSpaceCheckInterval`` ms."""
+        if (self.now_ms() if now_ms is None else now_ms) >= self._next_check:
             self.refresh()
         return self.reason
 
     def stale(self) -> None:
         """Check again at the next put (a new file was just created)."""
-        self._checked_at = None
+        self._next_check = 0
 
     def refresh(self) -> float:
         """Read the disk use now; returns the used ratio."""
         now = self.now_ms()
-        self._checked_at = now
+        self._next_check = now + self.interval_ms()
         try:
             self.ratio = self.usage(self.path)
         except OSError as e:
@@ -91,7 +91,7 @@ class DiskSpace:
         Returns the reason."""
         self._no_space = problem
         self._no_space_at = self.now_ms()
-        self._checked_at = self._no_space_at
+        self._next_check = self._no_space_at + self.interval_ms()
         reason = f"the broker's disk is full: {problem} ({self.ratio * 100:.1f}% used)"
         self._set(reason, self.ratio * 100)
         return reason

@@ -272,8 +272,13 @@ class IndexService:
     def prepare(self, keys: int) -> None:
         """Make room for ``keys`` more entries (a new file if the last lacks it) before the put writes its
         record: a full disk then refuses the put instead of failing after it was stored."""
-        keys = min(keys, self.max_index - 1)
         files = self.files
+        if files:  # the usual case, kept cheap: the last file has the room, reserved already
+            f = files[-1]
+            end = f.index_count + keys
+            if end <= self.max_index and f._entries_at + end * ENTRY_SIZE <= f.file.reserved:
+                return
+        keys = min(keys, self.max_index - 1)
         f = files[-1] if files else None
         if f is None or f.index_count + keys > self.max_index:
             f = self._new_file()

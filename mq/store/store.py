@@ -130,6 +130,7 @@ class MessageStore:
             root, disk_usage or disk_used_ratio, lambda: config.disk_space_warning_level_ratio,
             lambda: config.disk_space_check_interval, self.now_ms,
         )  # fmt: skip
+        self.commitlog.on_new_file = self.space.stale  # a new file's worth of disk is used now
         self.checkpoint = Checkpoint()
         self.stats_counters = StoreStats()
         self.running = False
@@ -374,12 +375,12 @@ class MessageStore:
 
     # ------------------------------------------------------------------ writing
 
-    def _refuse(self, topic: str, body_len: int) -> Optional[PutMessageResult]:
+    def _refuse(self, topic: str, body_len: int, now_ms: Optional[int] = None) -> Optional[PutMessageResult]:
         if not self.running:
             return PutMessageResult(PutMessageStatus.SERVICE_NOT_AVAILABLE, reason="the store is not running")
         if self.config.broker_role == BrokerRole.SLAVE:
             return PutMessageResult(PutMessageStatus.SERVICE_NOT_AVAILABLE, reason="a slave does not accept puts")
-        full = self.space.refusal()
+        full = self.space.refusal(now_ms)
         if full is not None:
             return PutMessageResult(PutMessageStatus.SERVICE_NOT_AVAILABLE, reason=full)
         err = topic_error(topic)
@@ -399,7 +400,8 @@ class MessageStore:
         """
         topic = inner.topic
         body = inner.body
-        refused = self._refuse(topic, len(body))
+        store_ts = self.now_ms()
+        refused = self._refuse(topic, len(body), store_ts)
         if refused is not None:
             return self._failed(refused)
         text = inner.properties_string
@@ -412,7 +414,6 @@ class MessageStore:
         visible = tran != _PREPARED and tran != _ROLLBACK
         key = (topic, queue_id)
         queue_offset = self.queue_offsets.get(key, 0) if visible else 0
-        store_ts = self.now_ms()
         if store_ts < self._last_store_ts:
             store_ts = self._last_store_ts
         cl = self.commitlog
@@ -490,7 +491,8 @@ class MessageStore:
         """
         if not messages:
             return self._failed(PutMessageResult(PutMessageStatus.MESSAGE_ILLEGAL, reason="empty batch"))
-        refused = self._refuse(topic, max(len(m[1]) for m in messages))
+        store_ts = self.now_ms()
+        refused = self._refuse(topic, max(len(m[1]) for m in messages), store_ts)
         if refused is not None:
             return self._failed(refused)
         items: List[RecordItem] = []
@@ -505,7 +507,6 @@ class MessageStore:
             queue_offset, step = 0, 0
         else:
             queue_offset, step = self.queue_offsets.get(key, 0), 1
-        store_ts = self.now_ms()
         if store_ts < self._last_store_ts:
             store_ts = self._last_store_ts
         cl = self.commitlog
@@ -561,12 +562,7 @@ class MessageStore:
             self.queues.find_or_create(topic, queue_id).prepare(queue_offset, count)
         if self.index is not None and tran != _ROLLBACK:
             self.index.prepare(messages if keys is None else messages + 1 + keys.count(_KEY_SEPARATOR))
-        cl = self.commitlog
-        files = len(cl.files.files)
-        at = cl.position_for(size)
-        if len(cl.files.files) != files:
-            self.space.stale()  # a new file's worth of disk is used now
-        return at
+        return self.commitlog.position_for(size)
 
     def _no_room(self, e: StoreError) -> PutMessageResult:
         """The refusal of a put whose files could not be created or reserved."""
