@@ -566,10 +566,11 @@ class MessageStore:
 
     def _no_room(self, e: StoreError) -> PutMessageResult:
         """The refusal of a put whose files could not be created or reserved."""
+        problem = str(e).replace(self.config.store_path_root_dir.rstrip(os.sep) + os.sep, "")  # no host paths to clients
         if isinstance(e, DiskFullError):
-            return PutMessageResult(PutMessageStatus.SERVICE_NOT_AVAILABLE, reason=self.space.no_space(str(e)))
+            return PutMessageResult(PutMessageStatus.SERVICE_NOT_AVAILABLE, reason=self.space.no_space(problem))
         log.error("put refused: {e}", e=e)
-        return PutMessageResult(PutMessageStatus.CREATE_MAPEDFILE_FAILED, reason=str(e))
+        return PutMessageResult(PutMessageStatus.CREATE_MAPEDFILE_FAILED, reason=problem)
 
     def _failed(self, result: PutMessageResult) -> defer.Deferred:
         self.stats_counters.put_message_failures += 1

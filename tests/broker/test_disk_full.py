@@ -107,7 +107,8 @@ def test_a_broker_on_a_full_disk_refuses_sends_serves_reads_and_recovers(tmp_pat
                 break
             assert refusal is not None, "the disk never filled up"
             assert refusal.code == RC.SERVICE_NOT_AVAILABLE, (refusal.code, refusal.remark)
-            assert "the broker's disk is full: no space left for" in refusal.remark
+            assert "the broker's disk is full: no space left for 524288 bytes of commitlog/" in refusal.remark
+            assert str(small_disk) not in refusal.remark
             for _ in range(20):  # a flood of sends on the full disk: refused, nothing written
                 r = w.call(send_request("DiskT", b"x" * BODY, queue_id=0))
                 assert r.code == RC.SERVICE_NOT_AVAILABLE and "disk is full" in r.remark

@@ -129,7 +129,8 @@ def test_a_put_needing_a_new_commitlog_file_is_refused_and_leaves_no_trace(tmp_p
     disk.full = True
     r = put(store, inner(body=b"y" * 2000, uniq="R" * 32))
     assert r.status is NOT_AVAILABLE
-    assert "the broker's disk is full" in r.reason and "commitlog" in r.reason
+    assert r.reason.startswith("the broker's disk is full: no space left for 16384 bytes of commitlog/00000000000000016384")
+    assert str(tmp_path) not in r.reason  # the host's paths are not told to clients
     # Nothing of the refused message anywhere: no pad, no new file, no queue entry.
     assert cl.max_offset == end and len(cl.files.files) == 1
     assert bytes(cl.files.files[0].mm[end - cl.files.files[0].start:]) == tail
