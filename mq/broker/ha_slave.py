@@ -23,6 +23,11 @@ Until verified, the slave reports the end of the verified part, so a SYNC_MASTER
 byte as replicated. Truncation waits until the store's flush worker is idle, then the slave reconnects at
 once. A slave whose store is empty reports 0 and starts wherever the master starts (RocketMQ: the beginning
 of the master's last CommitLog file).
+
+**A full disk** (``DiskFullError`` from the store: a CommitLog, queue or index file could not be reserved)
+stops replication with one log line: the connection closes, and every reconnect interval the slave tries
+again (first the entries of what it already holds, then the master's bytes), quietly, until the disk has room;
+then one line says replication resumed. Nothing is written that the disk cannot hold, so nothing is torn.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from twisted.logger import Logger
 from mq.broker.ha import HAConfig
 from mq.common.ha_protocol import TransferDecoder, encode_report
 from mq.store.consumequeue import PAD_SIZE
+from mq.store.mappedfile import DiskFullError
 
 log = Logger()
 
@@ -105,6 +111,8 @@ class HASlave:
         self.truncations = 0
         self.truncated_bytes = 0
         self.bytes_received = 0
+        self.disk_full = False  # replication stopped on a full disk; retried every tick
+        self._stopped_at = 0  # the store's dispatched end when it stopped
         self._loop: Optional[task.LoopingCall] = None
         self._running = False
 
@@ -146,6 +154,11 @@ class HASlave:
             elif now - self.last_report >= self.config.heartbeat_interval / 1000.0:
                 self._report()
             return
+        if self.disk_full:
+            try:
+                self.store.dispatch_appended()
+            except DiskFullError:
+                return
         self.connect()
 
     def connect(self) -> None:
@@ -206,11 +219,23 @@ class HASlave:
         self.last_read = self.clock.seconds()
         wrote = False
         for offset, data in transfers:
-            if not self._handle(offset, data):
+            try:
+                ok = self._handle(offset, data)
+            except DiskFullError as e:
+                if not self.disk_full:
+                    log.error("HA: replication stops: {e}; retrying every {s:g} s", e=e,
+                              s=self.config.reconnect_interval / 1000.0)
+                    self.disk_full = True
+                    self._stopped_at = self.store.reput_offset
+                ok = False
+            if not ok:
                 proto.close()
                 return
             wrote = wrote or bool(data)
         if wrote:
+            if self.disk_full and self.store.reput_offset > self._stopped_at:
+                log.info("HA: the disk has room again: replication resumes at {o}", o=self.store.get_max_phy_offset())
+                self.disk_full = False
             self._report()
 
     def _report(self) -> None:

@@ -61,7 +61,8 @@ PUT_STATUS = {
     PutMessageStatus.PROPERTIES_SIZE_EXCEEDED: (RC.MESSAGE_ILLEGAL, "the message properties are longer than 32767 bytes."),
     PutMessageStatus.SERVICE_NOT_AVAILABLE: (
         RC.SERVICE_NOT_AVAILABLE,
-        "service not available now: the broker's disk may be full, it may be a slave, or its store is shut down."),
+        "service not available now. It may be caused by one of the following reasons: the broker's disk is full, "
+        "messages are put to the slave, message store has been shut down, etc."),
     PutMessageStatus.OS_PAGECACHE_BUSY: (RC.SYSTEM_ERROR, "[PC_SYNCHRONIZED]broker busy, start flow control for a while"),
     PutMessageStatus.UNKNOWN_ERROR: (RC.SYSTEM_ERROR, "UNKNOWN_ERROR"),
 }

@@ -81,7 +81,6 @@ class ScheduleMessageService(JsonStateFile):
         self.levels: Dict[int, int] = dict(self.store.delay_levels)
         self.max_level = max(self.levels) if self.levels else 0
         self.offsets: Dict[int, int] = {}
-        self.dirty = False
         self.tick_seconds = broker.config.schedule_tick_millis / 1000.0
         self.delivered = 0
         #: Messages that could not be stored in their real topic (moved to their DLQ, or dropped).
@@ -96,15 +95,6 @@ class ScheduleMessageService(JsonStateFile):
 
     def decode(self, data: dict) -> None:
         self.offsets = {int(k): int(v) for k, v in (data.get("offsetTable") or {}).items()}
-
-    def persist_if_dirty(self) -> None:
-        if self.dirty:
-            self.dirty = False
-            try:
-                self.persist()
-            except OSError:
-                self.dirty = True
-                log.failure("saving {path}", path=self.path)
 
     # -- life cycle ----------------------------------------------------------------------------------
 
@@ -153,6 +143,8 @@ class ScheduleMessageService(JsonStateFile):
     # -- delivery ------------------------------------------------------------------------------------
 
     def tick(self) -> None:
+        if self.store.space.refusal() is not None:
+            return  # a full disk: every delivery would be refused (the store logged it once); wait for room
         now = self.broker.now_ms()
         for level in sorted(self.levels):
             self.deliver_level(level, now)

@@ -196,7 +196,7 @@ class BrokerService(service.MultiService):
         else:
             self.ha.start()
         self._every("register", c.register_period_seconds, self._register_periodically, now=True)
-        self._every("offsets", c.flush_consumer_offset_interval / 1000.0, self.consumer_offset_manager.persist_if_dirty)
+        self._every("offsets", c.flush_consumer_offset_interval / 1000.0, self._persist_state)
         self._every("clients", 10.0, self._scan_clients)
         self._every("stats", 1.0, self.runtime_stats.sample)
         log.info(
@@ -208,6 +208,11 @@ class BrokerService(service.MultiService):
             store=c.store_path_root_dir, ns=c.namesrv_addr or "(none)",
             metrics=f"http://{c.broker_ip1}:{c.metrics_port}/metrics" if c.metrics_port else "off",
         )
+
+    def _persist_state(self) -> None:
+        """Save changed offsets, and any table whose last save failed (a full disk)."""
+        for manager in (self.consumer_offset_manager, self.topic_config_manager, self.subscription_group_manager):
+            manager.persist_if_dirty()
 
     def _every(self, name: str, seconds: float, fn, now: bool = False) -> None:
         """Run ``fn`` every ``seconds`` until the broker stops; a timer of the same name is replaced."""
@@ -253,10 +258,7 @@ class BrokerService(service.MultiService):
             except Exception:
                 log.failure("unregistering from the NameServers")
         for manager in (self.consumer_offset_manager, self.topic_config_manager, self.subscription_group_manager):
-            try:
-                manager.persist()
-            except OSError:
-                log.failure("saving {path}", path=manager.path)
+            manager.persist()
         yield self.store.stop()
         yield self.outer_api.close()
         log.info("broker {name} stopped", name=self.config.broker_name)

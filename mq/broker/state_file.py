@@ -21,6 +21,8 @@ class JsonStateFile:
 
     def __init__(self, path: str) -> None:
         self.path = path
+        self.dirty = False  # changed since the last save that succeeded
+        self._failing = False
 
     def encode(self) -> Any:
         """The JSON-ready object to write."""
@@ -42,6 +44,27 @@ class JsonStateFile:
             return False
         return True
 
-    def persist(self) -> None:
-        """Write the state so that a crash leaves the old or the new file whole."""
-        write_atomically(self.path, fastjson.dumps(self.encode()))
+    def persist(self) -> bool:
+        """Write the state so that a crash leaves the old or the new file whole.
+
+        A write that fails (a full disk) logs one warning line, keeps the previous file as it was and leaves
+        the state ``dirty``, so the broker's timer (``persist_if_dirty``) saves it once it can.
+        """
+        try:
+            write_atomically(self.path, fastjson.dumps(self.encode()))
+        except OSError as e:
+            self.dirty = True
+            if not self._failing:
+                log.warn("cannot save {path} ({error}): the previous file is kept; trying again later",
+                         path=self.path, error=e.strerror or e)
+                self._failing = True
+            return False
+        self.dirty = False
+        if self._failing:
+            log.info("saved {path} again", path=self.path)
+            self._failing = False
+        return True
+
+    def persist_if_dirty(self) -> None:
+        if self.dirty:
+            self.persist()

@@ -17,15 +17,22 @@ def write_atomically(path: "str | os.PathLike", text: str) -> None:
     """Write ``text`` to ``path`` so a crash leaves either the old or the new content, never half of one.
 
     The new content goes to ``<path>.tmp`` and is fsynced; the old file is kept as ``<path>.bak``; the
-    rename makes the switch.
+    rename makes the switch. On an OSError (ENOSPC...) the old file is untouched and the error raised.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError:  # a full disk: the old file is untouched; leave no partial .tmp behind
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
     if path.exists():
         bak = path.with_name(path.name + ".bak")
         try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from typing import Iterator, Optional, Tuple
+from typing import Callable, Iterator, Optional, Tuple
 
 from twisted.logger import Logger
 
@@ -50,6 +50,7 @@ class CommitLog:
         self.prefault_ahead = prefault_ahead - prefault_ahead % PAGE if prefault_ahead > 0 else 0
         self.prefaulter: Optional[Prefaulter] = Prefaulter() if self.prefault_ahead else None
         self._prefault_at = 0
+        self.on_new_file: Optional[Callable[[], None]] = None  # called after a file is created
 
     # ------------------------------------------------------------------ positions
 
@@ -72,24 +73,38 @@ class CommitLog:
     # ------------------------------------------------------------------ writing
 
     def position_for(self, size: int) -> int:
-        """Where a record (or batch) of ``size`` bytes will go: pads the file and rolls over if needed."""
+        """Where a record (or batch) of ``size`` bytes will go: pads the file and rolls over if needed.
+
+        The next file is created (and its space reserved) before the pad is written: if the disk is full, the
+        DiskFullError leaves the CommitLog exactly as it was.
+        """
         f = self._cur
         wrote = self.files.wrote
         if f is None or wrote >= f.end:
-            f = self._roll(wrote)
+            self._roll(wrote)
         elif wrote - f.start + size + END_FILE_MIN_BLANK_LENGTH > f.size:
+            new = self._create(f.end)
             rel = wrote - f.start
             BLANK_RECORD.pack_into(f.mm, rel, f.size - rel, BLANK_MAGIC_CODE)
-            self.files.wrote = f.end
-            f = self._roll(f.end)
+            self._switch(new)
         return self.files.wrote
 
-    def _roll(self, start: int) -> MappedFile:
+    def _create(self, start: int) -> MappedFile:
         if start % self.file_size:
             raise StoreError(f"cannot start a CommitLog file at {start}")
+        f = self.files.create(start)
+        if self.on_new_file is not None:
+            self.on_new_file()
+        return f
+
+    def _roll(self, start: int) -> MappedFile:
+        return self._switch(self._create(start))
+
+    def _switch(self, f: MappedFile) -> MappedFile:
+        """Make the new file ``f`` the one written into."""
+        start = f.start
         if self._cur is not None:
             self._cur.release_pages()
-        f = self.files.create(start)
         self._cur = f
         self.files.wrote = start
         self._prefault_at = start

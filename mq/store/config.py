@@ -82,6 +82,8 @@ class MessageStoreConfig:
     disk_max_used_space_ratio: int = tunable(75, within(10, 95, "%"))
     disk_space_clean_forcibly_ratio: int = tunable(85, within(10, 99, "%"))  # delete the oldest files even if not expired
     disk_space_warning_level_ratio: int = tunable(90, within(10, 99, "%"))  # refuse puts above this
+    # ms: disk use is read at most this often on the put path
+    disk_space_check_interval: int = tunable(100, within(1, 60_000, "ms"))
     clean_resource_interval: int = tunable(10_000, within(100, 3_600_000, "ms"))
     delete_commit_log_files_max: int = tunable(10, within(1, 1000, "files per cleanup run"))
     max_hash_slot_num: int = tunable(5_000_000, within(16, 50_000_000))

@@ -93,6 +93,17 @@ class ConsumeQueue:
             files.wrote = end
             self.max_phy_end = phy
 
+    def prepare(self, queue_offset: int, count: int = 1) -> None:
+        """Create the files that ``count`` entries from ``queue_offset`` go into, before the put writes its
+        record: a full disk then refuses the put (DiskFullError) instead of failing after it was stored."""
+        pos = queue_offset * ENTRY_SIZE
+        last = pos + (count - 1) * ENTRY_SIZE
+        f = self._cur
+        if f is None or not f.start <= pos or last >= f.end:
+            self._file_for(pos)
+            if last >= self.files.files[-1].end:
+                self._file_for(last)
+
     def _file_for(self, pos: int) -> Optional[MappedFile]:
         files = self.files
         if not files.files:
@@ -110,6 +121,8 @@ class ConsumeQueue:
             while pos >= files.files[-1].end:
                 files.create(files.files[-1].end)
         f = files.find(pos)
+        if f is not None:
+            f.reserve_upto(f.size)  # an older file rewritten by recovery (a no-op unless it was left sparse)
         if f is files.files[-1]:
             self._cur = f
         return f

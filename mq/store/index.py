@@ -2,7 +2,9 @@
 
 File layout (wire doc §5.4): a 40-byte header, ``slots`` i32 hash slots holding the newest entry number of
 their chain, then ``max_index`` 20-byte entries (key hash, CommitLog offset, seconds since the file's first
-message, previous entry number). Entry numbers start at 1; 0 means "none". Files are created sparse.
+message, previous entry number). Entry numbers start at 1; 0 means "none". A new file has its header and slots
+reserved on disk; its entries are reserved ``RESERVE_AHEAD`` bytes at a time as they are written (the default
+file is 420 MiB, mostly entries that may never be written).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from twisted.logger import Logger
 from mq.common.hashing import HORNER_POWERS, MAX_FAST, POW31, index_key_hash, java_unsigned_hash
 from mq.common.layout import FixedLayout
 from mq.common.message import MessageConst
-from mq.store.mappedfile import MappedFile, StoreError, remove_leftovers
+from mq.store.mappedfile import MappedFile, StoreError, make_dirs, remove_leftovers
 
 log = Logger()
 
@@ -47,6 +49,7 @@ _UNIQ = MessageConst.PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX
 _KEYS = MessageConst.PROPERTY_KEYS
 _KEY_SEPARATOR = MessageConst.KEY_SEPARATOR
 _UNIQ_FIXED = 20  # MessageClientIDSetter: 20 hex characters of IP, pid and class loader, then 12 that vary
+RESERVE_AHEAD = 1 << 20  # entry bytes reserved on disk at a time
 
 
 def index_file_size(slots: int, max_index: int) -> int:
@@ -60,9 +63,9 @@ class IndexFile:
         self.slots = slots
         self.max_index = max_index
         self.path = path
-        self.file = MappedFile(path, 0, index_file_size(slots, max_index), create=create)
-        self.mm = self.file.mm
         self._entries_at = HEADER_SIZE + slots * SLOT_SIZE
+        self.file = MappedFile(path, 0, index_file_size(slots, max_index), create, self._entries_at + RESERVE_AHEAD)
+        self.mm = self.file.mm
         self.dirty = create
         if create:
             self.begin_timestamp = self.end_timestamp = 0
@@ -75,6 +78,12 @@ class IndexFile:
              self.hash_slot_count, self.index_count) = INDEX_HEADER.unpack_from(self.mm, 0)  # fmt: skip
             if self.index_count < 1:
                 self.index_count = 1
+
+    def reserve(self, count: int) -> None:
+        """Make room on disk for ``count`` more entries (DiskFullError if there is none; nothing written)."""
+        end = self._entries_at + min(self.index_count + count, self.max_index) * ENTRY_SIZE
+        if end > self.file.reserved:
+            self.file.reserve_upto(end + RESERVE_AHEAD)
 
     def repair_torn_tail(self) -> int:
         """Undo a put the process died in; returns how many slots were repaired.
@@ -102,6 +111,7 @@ class IndexFile:
                 repaired += 1
             pos += 1
         if pos > count:
+            self.file.reserve_upto(self._entries_at + pos * ENTRY_SIZE)
             start = self._entries_at + count * ENTRY_SIZE
             mm[start : self._entries_at + pos * ENTRY_SIZE] = bytes((pos - count) * ENTRY_SIZE)
             self.dirty = True
@@ -128,6 +138,8 @@ class IndexFile:
     def put_hash(self, key_hash: int, phy: int, store_timestamp: int) -> None:
         """``put_hashes`` for one key (the usual message: a UNIQ_KEY only); the caller checks ``is_full``."""
         n = self.index_count
+        if self._entries_at + (n + 1) * ENTRY_SIZE > self.file.reserved:
+            self.reserve(1)
         begin = self.begin_timestamp
         if begin <= 0:
             time_diff = 0
@@ -158,6 +170,7 @@ class IndexFile:
         room = self.max_index - n
         if room <= 0 or start >= len(keys):
             return 0
+        self.reserve(min(room, len(keys) - start))
         if self.begin_timestamp <= 0:
             time_diff = 0
         else:
@@ -248,16 +261,36 @@ class IndexService:
                 raise StoreError(f"{path}: not an index file of {self.slots} slots and {self.max_index} entries")
             self.files.append(IndexFile(path, self.slots, self.max_index, create=False))
         if self.files:
-            repaired = self.files[-1].repair_torn_tail()
+            last = self.files[-1]
+            last.file.reserve_upto(last._entries_at + last.index_count * ENTRY_SIZE)  # a no-op unless sparse
+            repaired = last.repair_torn_tail()
             if repaired:
                 log.warn("{path}: repaired {n} hash slots left by an interrupted put", path=self.files[-1].path, n=repaired)
         if self.files and self.files[-1].has_entries:
             self.indexed_until = self.files[-1].end_phy_offset
 
+    def prepare(self, keys: int) -> None:
+        """Make room for ``keys`` more entries (a new file if the last lacks it) before the put writes its
+        record: a full disk then refuses the put instead of failing after it was stored."""
+        files = self.files
+        if files:  # the usual case, kept cheap: the last file has the room, reserved already
+            f = files[-1]
+            end = f.index_count + keys
+            if end <= self.max_index and f._entries_at + end * ENTRY_SIZE <= f.file.reserved:
+                return
+        keys = min(keys, self.max_index - 1)
+        f = files[-1] if files else None
+        if f is None or f.index_count + keys > self.max_index:
+            f = self._new_file()
+        f.reserve(keys)
+
     def _writable(self) -> IndexFile:
         if self.files and not self.files[-1].is_full:
             return self.files[-1]
-        os.makedirs(self.directory, exist_ok=True)
+        return self._new_file()
+
+    def _new_file(self) -> IndexFile:
+        make_dirs(self.directory)
         ms = self.now_ms()
         while True:
             path = os.path.join(self.directory, _file_name(ms))

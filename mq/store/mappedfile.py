@@ -2,12 +2,18 @@
 
 Why mmap: appends are a slice assignment into the page cache (no syscall per message), reads are a slice
 copy, and ``fdatasync`` on the descriptor persists pages dirtied through the mapping. Measurements behind
-the choice are in docs/store.md. Files are created sparse (``ftruncate``), so a 1 GiB file costs nothing
-until written.
+the choice are in docs/store.md.
+
+Why reserve: a write through a mapping into a page the filesystem cannot allocate is a SIGBUS, which kills the
+process with nothing logged. So the blocks of every mapped file are allocated before anything is written into
+them (``posix_fallocate``; where the filesystem cannot, by rewriting the range onto itself), and a full disk is
+a ``DiskFullError`` at that moment, which the store turns into a refused put. A new file is reserved whole,
+except where its writer reserves it in pieces as it goes (IndexFiles: 420 MiB each by default).
 """
 
 from __future__ import annotations
 
+import errno
 import mmap
 import os
 import re
@@ -39,41 +45,132 @@ class StoreError(Exception):
     """The store's files are not in a state it can work with."""
 
 
+class DiskFullError(StoreError):
+    """The filesystem has no room for a file or for the part of one about to be written (ENOSPC, EDQUOT)."""
+
+
+NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
+_UNSUPPORTED = frozenset({errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS})
+_REWRITE_CHUNK = 1 << 20
+
+#: ``posix_fallocate(fd, offset, length)``; tests replace it to simulate a full or an unsupporting filesystem.
+allocate = getattr(os, "posix_fallocate", None)
+
+
+def store_error(e: OSError, what: str) -> StoreError:
+    """``e``, met while making room for ``what``, as the StoreError the put path answers with."""
+    if e.errno in NO_SPACE:
+        return DiskFullError(f"no space left for {what}")
+    return StoreError(f"cannot make room for {what}: {e}")
+
+
+def reserve_range(fd: int, offset: int, length: int, path: str) -> None:
+    """Have the filesystem allocate ``length`` bytes of ``fd`` from ``offset``; the content is unchanged.
+
+    Raises DiskFullError when there is no room, StoreError on any other failure.
+    """
+    try:
+        try:
+            if allocate is None:
+                raise OSError(errno.ENOSYS, "posix_fallocate is not available")
+            allocate(fd, offset, length)
+        except OSError as e:
+            if e.errno not in _UNSUPPORTED:
+                raise
+            _rewrite(fd, offset, length)
+    except OSError as e:
+        raise store_error(e, f"{length} bytes of {path}") from None
+
+
+def _rewrite(fd: int, offset: int, length: int) -> None:
+    """Allocate a range by writing its own bytes back (a filesystem without fallocate); keeps data intact."""
+    end = offset + length
+    while offset < end:
+        chunk = os.pread(fd, min(_REWRITE_CHUNK, end - offset), offset)
+        if not chunk:
+            raise OSError(errno.EIO, "short read while reserving space")
+        offset += os.pwrite(fd, chunk, offset)
+
+
 def file_name(offset: int) -> str:
     return f"{offset:020d}"
 
 
+def make_dirs(directory: str) -> None:
+    """``os.makedirs`` whose failure is a StoreError (DiskFullError on a full disk)."""
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as e:
+        raise store_error(e, f"the directory {directory}") from None
+
+
 class MappedFile:
-    """One file of ``size`` bytes starting at absolute offset ``start``."""
+    """One file of ``size`` bytes starting at absolute offset ``start``.
 
-    __slots__ = ("path", "start", "size", "end", "fd", "mm")
+    ``reserved``: the first ``reserved`` bytes are allocated on disk (writable without a SIGBUS). A new file
+    gets ``reserve`` bytes (all by default); an existing one 0 until ``reserve_upto`` is called.
+    """
 
-    def __init__(self, path: str, start: int, size: int, create: bool = False) -> None:
+    __slots__ = ("path", "start", "size", "end", "fd", "mm", "reserved")
+
+    def __init__(self, path: str, start: int, size: int, create: bool = False, reserve: Optional[int] = None) -> None:
         self.path = path
         self.start = start
         self.size = size
         self.end = start + size
+        self.reserved = 0
         if create:
-            # Sized under a temporary name, then renamed: a crash never leaves a short file under the
-            # real name for recovery to trip over (leftovers are removed by ``remove_leftovers``).
-            if os.path.exists(path):
-                raise StoreError(f"{path} exists already")
-            creating = path + CREATING_SUFFIX
-            self.fd = os.open(creating, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+            self._create(path, size, size if reserve is None else min(reserve, size))
         else:
             self.fd = os.open(path, os.O_RDWR)
-        try:
-            if create:
-                os.ftruncate(self.fd, size)
-                os.rename(creating, path)
-            else:
+            try:
                 actual = os.fstat(self.fd).st_size
                 if actual != size:
                     raise StoreError(f"{path} has {actual} bytes, expected {size}")
+            except BaseException:
+                os.close(self.fd)
+                raise
+        try:
             self.mm = mmap.mmap(self.fd, size, access=mmap.ACCESS_WRITE)
         except BaseException:
             os.close(self.fd)
             raise
+
+    def _create(self, path: str, size: int, reserve: int) -> None:
+        """Size and reserve the file under a temporary name, then rename it: a crash never leaves a short
+        file under the real name for recovery to trip over (leftovers go in ``remove_leftovers``), and a full
+        disk leaves nothing at all."""
+        if os.path.exists(path):
+            raise StoreError(f"{path} exists already")
+        creating = path + CREATING_SUFFIX
+        try:
+            self.fd = os.open(creating, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        except OSError as e:
+            raise store_error(e, f"the file {path}") from None
+        try:
+            try:
+                os.ftruncate(self.fd, size)
+            except OSError as e:
+                raise store_error(e, f"the file {path}") from None
+            if reserve:
+                reserve_range(self.fd, 0, reserve, path)
+            self.reserved = reserve
+            os.rename(creating, path)
+        except BaseException:
+            os.close(self.fd)
+            try:
+                os.unlink(creating)
+            except OSError:
+                pass
+            raise
+
+    def reserve_upto(self, upto: int) -> None:
+        """Make the first ``upto`` bytes (at most the whole file) writable without a SIGBUS; DiskFullError if
+        the disk has no room for them (nothing is written then)."""
+        upto = min(upto, self.size)
+        if upto > self.reserved:
+            reserve_range(self.fd, self.reserved, upto - self.reserved, self.path)
+            self.reserved = upto
 
     def sync(self) -> None:
         """Make every page written so far durable (mapped writes included). Blocking: call off the reactor."""
@@ -92,6 +189,7 @@ class MappedFile:
     def zero_from(self, rel: int) -> None:
         """Zero the file from ``rel`` up to the first all-zero megabyte: stale bytes past a truncation point
         must never pass for records later."""
+        self.reserve_upto(self.size)
         mm = self.mm
         pos = rel
         while pos < self.size:
@@ -221,6 +319,7 @@ class MappedFileQueue:
             expected = start + self.file_size
         if self.files:
             self.wrote = self.flushed = self.files[-1].end
+            self.files[-1].reserve_upto(self.file_size)  # the one written into next (a no-op unless sparse)
 
     @property
     def min_offset(self) -> int:
@@ -230,7 +329,8 @@ class MappedFileQueue:
         return self.files[-1] if self.files else None
 
     def create(self, start: int) -> MappedFile:
-        os.makedirs(self.directory, exist_ok=True)
+        """A new file at ``start``, reserved whole; DiskFullError (and no file) if the disk has no room."""
+        make_dirs(self.directory)
         f = MappedFile(os.path.join(self.directory, file_name(start)), start, self.file_size, create=True)
         self.files.append(f)
         self.dir_dirty = True

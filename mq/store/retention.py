@@ -2,14 +2,14 @@
 
 Runs every ``cleanResourceInterval``. Expired files go at the ``deleteWhen`` hour, or at any hour once disk use
 passes ``diskMaxUsedSpaceRatio``; past ``diskSpaceCleanForciblyRatio`` the oldest file goes even if young, one
-per run; past ``diskSpaceWarningLevelRatio`` puts are refused. Deletion waits for no fsync to be running.
+per run (puts are refused past ``diskSpaceWarningLevelRatio``: diskspace.py). Deletion waits for no fsync to
+be running.
 """
 
 from __future__ import annotations
 
-import os
 import time
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any
 
 from twisted.logger import Logger
 
@@ -19,26 +19,10 @@ if TYPE_CHECKING:  # pragma: no cover
 log = Logger()
 
 
-def disk_used_ratio(path: str) -> float:
-    """Used fraction of the filesystem holding ``path`` (0.0 to 1.0)."""
-    st = os.statvfs(path)
-    total = st.f_blocks * st.f_frsize
-    if not total:
-        return 0.0
-    return (total - st.f_bavail * st.f_frsize) / total
-
-
 class Retention:
-    def __init__(self, store: "MessageStore", disk_usage: Optional[Callable[[str], float]] = None) -> None:
+    def __init__(self, store: "MessageStore") -> None:
         self.store = store
-        self.disk_usage = disk_usage or disk_used_ratio
         self.deleted_files = 0
-
-    def disk_ratio(self) -> float:
-        try:
-            return self.disk_usage(self.store.config.store_path_root_dir)
-        except OSError:
-            return 0.0
 
     def _is_delete_hour(self, now_ms: int) -> bool:
         hour = time.localtime(now_ms / 1000).tm_hour
@@ -49,11 +33,7 @@ class Retention:
         if not store.running:
             return None
         cfg = store.config
-        percent = self.disk_ratio() * 100
-        full = percent > cfg.disk_space_warning_level_ratio
-        if full != store.disk_full:
-            log.warn("disk use {p:.1f}%: puts {what}", p=percent, what="refused" if full else "accepted again")
-        store.disk_full = full
+        percent = store.space.refresh() * 100
         now = store.now_ms()
         forcibly = percent > cfg.disk_space_clean_forcibly_ratio
         if not (forcibly or percent > cfg.disk_max_used_space_ratio or self._is_delete_hour(now)):

@@ -32,10 +32,11 @@ from mq.store.checkpoint import Checkpoint, load_checkpoint, write_checkpoint
 from mq.store.commitlog import END_FILE_MIN_BLANK_LENGTH, CommitLog
 from mq.store.config import BrokerRole, FlushDiskType, MessageStoreConfig, parse_delay_levels
 from mq.store.consumequeue import CQ_ENTRY, ENTRY_SIZE, PAD_SIZE, ConsumeQueue, ConsumeQueueTable
+from mq.store.diskspace import DiskSpace, disk_used_ratio
 from mq.store.dispatch import Dispatcher, make_tags_code_fn
 from mq.store.flush import FlushService, Job
 from mq.store.index import IndexService
-from mq.store.mappedfile import MappedFile, StoreError
+from mq.store.mappedfile import DiskFullError, MappedFile, StoreError
 from mq.store.results import (
     AppendMessageResult,
     AppendMessageStatus,
@@ -54,6 +55,8 @@ _PREPARED = MessageSysFlag.TRANSACTION_PREPARED_TYPE
 _ROLLBACK = MessageSysFlag.TRANSACTION_ROLLBACK_TYPE
 _TRAN_MASK = MessageSysFlag.TRANSACTION_ROLLBACK_TYPE
 _WAIT = MessageConst.PROPERTY_WAIT_STORE_MSG_OK
+_KEYS = MessageConst.PROPERTY_KEYS
+_KEY_SEPARATOR = MessageConst.KEY_SEPARATOR
 _iter_entries = CQ_ENTRY.fast.iter_unpack
 _PROPS_TOO_LONG = PutMessageResult(PutMessageStatus.PROPERTIES_SIZE_EXCEEDED, reason="properties over 32767 bytes")
 
@@ -122,11 +125,16 @@ class MessageStore:
             lambda: self.commitlog.flushed,
             config.sync_flush_timeout,
         )
-        self.retention = Retention(self, disk_usage)
+        self.retention = Retention(self)
+        self.space = DiskSpace(
+            root, disk_usage or disk_used_ratio, lambda: config.disk_space_warning_level_ratio,
+            lambda: config.disk_space_check_interval, self.now_ms,
+        )  # fmt: skip
+        self.commitlog.on_new_file = self.space.stale  # a new file's worth of disk is used now
         self.checkpoint = Checkpoint()
         self.stats_counters = StoreStats()
         self.running = False
-        self.disk_full = False
+        self._checkpoint_failing = False
         self._last_store_ts = 0
         self._lock_fd: Optional[int] = None
         self._loops: List[task.LoopingCall] = []
@@ -319,6 +327,7 @@ class MessageStore:
         ts = self.dispatcher.last_store_timestamp
         cp = Checkpoint(ts, ts, ts, self.commitlog.files.wrote, dispatched, dispatched)
         path = self.checkpoint_path
+        failed: List[OSError] = []
 
         def blocking() -> None:
             if cl_job is not None:
@@ -331,7 +340,10 @@ class MessageStore:
                 _fsync_dir(self.config.consume_queue_dir)
             if index_dirty:
                 _fsync_dir(self.config.index_dir)
-            write_checkpoint(path, cp)
+            try:
+                write_checkpoint(path, cp)
+            except OSError as e:  # the old checkpoint still names offsets that are durable: recovery is right
+                failed.append(e)
 
         def complete() -> None:
             if cl_job is not None:
@@ -339,6 +351,15 @@ class MessageStore:
             for q, wrote in queues:
                 if wrote > q.flushed:
                     q.flushed = wrote
+            if failed:  # the next logic flush writes it again (self.checkpoint is left behind)
+                if not self._checkpoint_failing:
+                    log.warn("cannot write {path} ({e}): the previous one is kept; trying again",
+                             path=path, e=failed[0].strerror or failed[0])
+                self._checkpoint_failing = True
+                return
+            if self._checkpoint_failing:
+                log.info("{path} written again", path=path)
+                self._checkpoint_failing = False
             self.checkpoint = cp
 
         return blocking, complete
@@ -354,13 +375,14 @@ class MessageStore:
 
     # ------------------------------------------------------------------ writing
 
-    def _refuse(self, topic: str, body_len: int) -> Optional[PutMessageResult]:
+    def _refuse(self, topic: str, body_len: int, now_ms: Optional[int] = None) -> Optional[PutMessageResult]:
         if not self.running:
             return PutMessageResult(PutMessageStatus.SERVICE_NOT_AVAILABLE, reason="the store is not running")
         if self.config.broker_role == BrokerRole.SLAVE:
             return PutMessageResult(PutMessageStatus.SERVICE_NOT_AVAILABLE, reason="a slave does not accept puts")
-        if self.disk_full:
-            return PutMessageResult(PutMessageStatus.SERVICE_NOT_AVAILABLE, reason="the disk is full")
+        full = self.space.refusal(now_ms)
+        if full is not None:
+            return PutMessageResult(PutMessageStatus.SERVICE_NOT_AVAILABLE, reason=full)
         err = topic_error(topic)
         if err:
             return PutMessageResult(PutMessageStatus.MESSAGE_ILLEGAL, reason=err)
@@ -378,7 +400,8 @@ class MessageStore:
         """
         topic = inner.topic
         body = inner.body
-        refused = self._refuse(topic, len(body))
+        store_ts = self.now_ms()
+        refused = self._refuse(topic, len(body), store_ts)
         if refused is not None:
             return self._failed(refused)
         text = inner.properties_string
@@ -391,7 +414,6 @@ class MessageStore:
         visible = tran != _PREPARED and tran != _ROLLBACK
         key = (topic, queue_id)
         queue_offset = self.queue_offsets.get(key, 0) if visible else 0
-        store_ts = self.now_ms()
         if store_ts < self._last_store_ts:
             store_ts = self._last_store_ts
         cl = self.commitlog
@@ -403,7 +425,11 @@ class MessageStore:
         size = len(data)
         if size + END_FILE_MIN_BLANK_LENGTH > cl.file_size:
             return self._failed(PutMessageResult(PutMessageStatus.MESSAGE_ILLEGAL, reason="record larger than a CommitLog file"))
-        at = cl.position_for(size)
+        properties = inner.properties
+        try:
+            at = self._make_room(topic, queue_id, queue_offset, 1, tran, size, properties.get(_KEYS))
+        except StoreError as e:
+            return self._failed(self._no_room(e))
         if at != phy:  # the file was padded and rolled over: the record gets its offset in the next one
             phy = at
             data = encode_records(items, *args[:2], phy, *args[3:])[0]
@@ -411,7 +437,6 @@ class MessageStore:
         self._last_store_ts = store_ts
         if visible:
             self.queue_offsets[key] = queue_offset + 1
-        properties = inner.properties
         tags_code = inner.tags_code
         dispatcher = self.dispatcher
         if tags_code is None:
@@ -466,7 +491,8 @@ class MessageStore:
         """
         if not messages:
             return self._failed(PutMessageResult(PutMessageStatus.MESSAGE_ILLEGAL, reason="empty batch"))
-        refused = self._refuse(topic, max(len(m[1]) for m in messages))
+        store_ts = self.now_ms()
+        refused = self._refuse(topic, max(len(m[1]) for m in messages), store_ts)
         if refused is not None:
             return self._failed(refused)
         items: List[RecordItem] = []
@@ -481,7 +507,6 @@ class MessageStore:
             queue_offset, step = 0, 0
         else:
             queue_offset, step = self.queue_offsets.get(key, 0), 1
-        store_ts = self.now_ms()
         if store_ts < self._last_store_ts:
             store_ts = self._last_store_ts
         cl = self.commitlog
@@ -492,7 +517,11 @@ class MessageStore:
         size = len(data)
         if size + END_FILE_MIN_BLANK_LENGTH > cl.file_size:
             return self._failed(PutMessageResult(PutMessageStatus.MESSAGE_ILLEGAL, reason="batch larger than a CommitLog file"))
-        at = cl.position_for(size)  # the whole batch lands in one file
+        keys = " ".join([m[3][_KEYS] for m in messages if _KEYS in m[3]]) or None
+        try:  # the whole batch lands in one file
+            at = self._make_room(topic, queue_id, queue_offset, len(sizes), tran, size, keys, len(messages))
+        except StoreError as e:
+            return self._failed(self._no_room(e))
         if at != phy:  # the file was padded and rolled over: the records get their offsets in the next one
             phy = at
             data, sizes = encode_records(items, *args[:2], phy, *args[3:])
@@ -521,6 +550,28 @@ class MessageStore:
         )
         return self._complete(result, wait)
 
+    def _make_room(
+        self, topic: str, queue_id: int, queue_offset: int, count: int, tran: int, size: int, keys: Optional[str],
+        messages: int = 1,
+    ) -> int:
+        """Create and reserve every file the put will write into, before it writes anything: the queue's
+        ConsumeQueue file(s), room in the IndexFile, then the CommitLog position (``position_for``). A full
+        disk raises DiskFullError here and the CommitLog is left as it was, so no refused message can be
+        found there by a later recovery."""
+        if tran != _PREPARED and tran != _ROLLBACK:
+            self.queues.find_or_create(topic, queue_id).prepare(queue_offset, count)
+        if self.index is not None and tran != _ROLLBACK:
+            self.index.prepare(messages if keys is None else messages + 1 + keys.count(_KEY_SEPARATOR))
+        return self.commitlog.position_for(size)
+
+    def _no_room(self, e: StoreError) -> PutMessageResult:
+        """The refusal of a put whose files could not be created or reserved."""
+        problem = str(e).replace(self.config.store_path_root_dir.rstrip(os.sep) + os.sep, "")  # no host paths to clients
+        if isinstance(e, DiskFullError):
+            return PutMessageResult(PutMessageStatus.SERVICE_NOT_AVAILABLE, reason=self.space.no_space(problem))
+        log.error("put refused: {e}", e=e)
+        return PutMessageResult(PutMessageStatus.CREATE_MAPEDFILE_FAILED, reason=problem)
+
     def _failed(self, result: PutMessageResult) -> defer.Deferred:
         self.stats_counters.put_message_failures += 1
         return defer.succeed(result)
@@ -535,6 +586,7 @@ class MessageStore:
 
     def append_raw(self, phy_offset: int, data: bytes) -> bool:
         """Append the master's bytes at the master's offset, then dispatch every whole record they complete.
+        False if the bytes do not fit here; DiskFullError if the disk has no room for them or their entries.
 
         A CommitLog that holds no data starts at the first file-aligned offset it is given (an empty slave
         starts where its master's last file starts)."""
@@ -547,13 +599,26 @@ class MessageStore:
             self.reput_offset = phy_offset
         try:
             self.commitlog.append_raw(phy_offset, data)
+        except DiskFullError as e:
+            self.space.no_space(str(e))
+            raise
         except StoreError as e:
             log.error("raw append refused: {e}", e=e)
             return False
-        self.reput_offset = self.dispatcher.reput(
-            self.commitlog, self.reput_offset, self.commitlog.max_offset, True, self.reput_offset
-        )
+        self.dispatch_appended()
         return True
+
+    def dispatch_appended(self) -> None:
+        """Build queue and index entries for every whole record appended by ``append_raw`` and not yet
+        dispatched. DiskFullError (a queue or index file could not be created) stops at the record that
+        needed it; a later call takes up from there (dispatching a record again is harmless)."""
+        cl = self.commitlog
+        try:
+            self.reput_offset = self.dispatcher.reput(cl, self.reput_offset, cl.max_offset, True, self.reput_offset)
+        except DiskFullError as e:
+            self.reput_offset = cl.last_scan_end
+            self.space.no_space(str(e))
+            raise
 
     def get_commit_log_data(self, offset: int, max_bytes: int = 32 * 1024) -> Optional[bytes]:
         return self.commitlog.read_upto(offset, max_bytes)
@@ -765,7 +830,7 @@ class MessageStore:
         s.commit_log_max_offset = self.commitlog.max_offset
         s.dispatch_behind_bytes = self.commitlog.max_offset - self.reput_offset
         s.flushed_offset = self.commitlog.flushed
-        s.disk_used_ratio = self.retention.disk_ratio()
+        s.disk_used_ratio = self.space.ratio
         return s
 
     def consume_queue(self, topic: str, queue_id: int) -> Optional[ConsumeQueue]:

@@ -68,3 +68,22 @@ def test_a_shortened_table_delivers_what_waits_too_long_at_once(tmp_path):
     assert delivered(store) == 1
     service.stop()
     stop(store)
+
+
+def test_a_full_disk_pauses_delivery_without_dropping_or_logging_every_tick(tmp_path, log_events):
+    disk = {"ratio": 0.5}
+    store = open_store(tmp_path / "store", message_delay_level="1s 5s", disk_usage=lambda path: disk["ratio"])
+    service = ScheduleMessageService(broker_on(tmp_path, store))
+    service.start()
+    clock = store.reactor
+    assert put(store, service.park(inner(topic="Real", body=b"one", queue_id=2, DELAY="1"))).is_ok()
+    disk["ratio"] = 0.95
+    for _ in range(50):  # 5 s of ticks on a full disk
+        clock.advance(0.1)
+    assert delivered(store) == 0 and service.offsets.get(1, 0) == 0
+    assert not [e for e in log_events if "delivering a delayed message" in str(e.get("log_format"))]
+    disk["ratio"] = 0.5
+    clock.advance(0.2)
+    assert delivered(store) == 1 and service.offsets == {1: 1}
+    service.stop()
+    stop(store)

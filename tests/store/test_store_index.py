@@ -5,16 +5,32 @@ from __future__ import annotations
 import os
 
 from mq.common.hashing import index_key_hash
-from mq.store.index import ENTRY_SIZE, HEADER_SIZE, INDEX_ENTRY, INDEX_HEADER, IndexFile, IndexService, index_file_size
+from mq.store.index import (
+    ENTRY_SIZE,
+    HEADER_SIZE,
+    INDEX_ENTRY,
+    INDEX_HEADER,
+    RESERVE_AHEAD,
+    IndexFile,
+    IndexService,
+    index_file_size,
+)
 
 T = 1_700_000_000_000
 
 
-def test_default_size_and_sparse_creation(tmp_path):
+def test_default_size_and_reservation_as_entries_are_written(tmp_path):
+    """Header and slots are reserved on disk at creation, entries 1 MiB ahead of the writer: never 420 MiB."""
     assert index_file_size(5_000_000, 20_000_000) == 420_000_040
     f = IndexFile(str(tmp_path / "big"), 5_000_000, 20_000_000, create=True)
-    st = os.stat(tmp_path / "big")
-    assert st.st_size == 420_000_040 and st.st_blocks * 512 < 1 << 20
+    slots_end = HEADER_SIZE + 5_000_000 * 4
+    allocated = os.stat(tmp_path / "big").st_blocks * 512
+    assert os.stat(tmp_path / "big").st_size == 420_000_040
+    assert slots_end + RESERVE_AHEAD <= allocated < slots_end + RESERVE_AHEAD + (1 << 20)
+    keys = [(index_key_hash(f"T#k{i}"), 100 + i) for i in range(RESERVE_AHEAD // ENTRY_SIZE + 10)]
+    assert f.put_hashes(keys, T) == len(keys)
+    assert f.file.reserved >= slots_end + (len(keys) + 1) * ENTRY_SIZE
+    assert os.stat(tmp_path / "big").st_blocks * 512 >= f.file.reserved
     f.close()
 
 
