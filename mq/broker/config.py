@@ -90,6 +90,13 @@ class BrokerConfig:
     rebalance_lock_max_live_time: int = 60_000
     #: ms between two looks at the delay-level queues (RocketMQ's per-level timers run every 100 ms).
     schedule_tick_millis: int = 100
+    #: Client connections (see mq.remoting.limits): the largest frame (Java's frameMaxLength), what all
+    #: connections may hold in partial frames, how long one frame may take to arrive, and seconds without
+    #: traffic before a connection is closed (NettyServerConfig's serverChannelMaxIdleTimeSeconds).
+    max_frame_length: int = 16 * 1024 * 1024
+    partial_frames_max_bytes: int = 128 * 1024 * 1024
+    partial_frame_timeout_seconds: float = 60.0
+    server_channel_max_idle_time_seconds: float = 120.0
     #: Keys this class does not know (store settings among them), as given.
     extra: dict[str, str] = attrs.field(factory=dict)
 

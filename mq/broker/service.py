@@ -40,6 +40,7 @@ from mq.broker.transaction import TransactionalMessageService, is_half_send
 from mq.common.route import DataVersion, TopicConfig
 from mq.metrics import metrics_service
 from mq.remoting.codes import CURRENT_VERSION, RequestCode
+from mq.remoting.limits import ConnectionLimits
 from mq.remoting.protocol import RequestDispatcher
 from mq.remoting.server import RemotingServerFactory
 from mq.store.store import MessageStore
@@ -115,7 +116,8 @@ class BrokerService(service.MultiService):
             RebalanceLockProcessor(self),
         ):
             processor.register(self.dispatcher)
-        self.factory = RemotingServerFactory(self.dispatcher, reactor)
+        limits = ConnectionLimits.from_config(config)
+        self.factory = RemotingServerFactory(self.dispatcher, reactor, limits=limits)
         self.factory.on_disconnect.append(self._channel_closed)
         self.factories = [self.factory]
         iface = config.bind_address
@@ -124,7 +126,7 @@ class BrokerService(service.MultiService):
             # The VIP port serves every code but PULL_MESSAGE, as RocketMQ's fast remoting server does.
             fast = RequestDispatcher()
             fast.processors = _WithoutPull(self.dispatcher.processors)
-            fast_factory = RemotingServerFactory(fast, reactor)
+            fast_factory = RemotingServerFactory(fast, reactor, limits=limits, share_with=self.factory)
             fast_factory.on_disconnect.append(self._channel_closed)
             self.factories.append(fast_factory)
             internet.TCPServer(config.listen_port - 2, fast_factory, interface=iface,

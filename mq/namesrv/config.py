@@ -29,3 +29,12 @@ class NamesrvConfig(ServiceConfig):
         "orderMessageEnable", False, "add ORDER_TOPIC_CONFIG KV entries to routes", runtime=True
     )
     max_frame_length: int = setting("maxFrameLength", 16 * 1024 * 1024, "largest frame accepted, bytes")
+    partial_frames_max_bytes: int = setting(
+        "partialFramesMaxBytes", 128 * 1024 * 1024, "bytes all connections together may hold in partial frames"
+    )
+    partial_frame_timeout_seconds: float = setting(
+        "partialFrameTimeoutSeconds", 60.0, "seconds one frame may take to arrive once begun"
+    )
+    server_channel_max_idle_time_seconds: float = setting(
+        "serverChannelMaxIdleTimeSeconds", 120.0, "seconds without traffic before a connection is closed (0 = never)"
+    )

@@ -16,6 +16,7 @@ from mq.namesrv.kvconfig import KVConfigManager
 from mq.namesrv.processor import NamesrvProcessor
 from mq.namesrv.routeinfo import RouteInfoManager
 from mq.remoting.codes import RequestCode, code_name
+from mq.remoting.limits import ConnectionLimits
 from mq.remoting.memo import ResponseMemo
 from mq.remoting.protocol import RequestDispatcher
 from mq.remoting.server import RemotingServerFactory
@@ -109,7 +110,8 @@ class NamesrvService(service.MultiService):
         # Route queries repeat (every client, every topic, every 30 s): answered from memory between changes.
         self.memo = ResponseMemo([RequestCode.GET_ROUTEINFO_BY_TOPIC], self.processor.route_state)
         self.metrics.count_memo_answers(self.memo)
-        self.factory = RemotingServerFactory(self.dispatcher, reactor, config.max_frame_length, self.memo)
+        self.factory = RemotingServerFactory(self.dispatcher, reactor, memo=self.memo,
+                                             limits=ConnectionLimits.from_config(config))
         self.factory.on_disconnect.append(self.routes.on_channel_closed)
         self.port = None
         self._scan: Optional[task.LoopingCall] = None
