@@ -97,6 +97,12 @@ class BrokerConfig:
     partial_frames_max_bytes: int = 128 * 1024 * 1024
     partial_frame_timeout_seconds: float = 60.0
     server_channel_max_idle_time_seconds: float = 120.0
+    #: Heartbeats (mq.broker.processor_client): the most subscription groups heartbeats and pulls may
+    #: auto-create (the admin may create more), the most consumer and producer groups online together, and
+    #: the most client connections registered by heartbeats. Past one, a heartbeat is refused whole.
+    max_subscription_group_nums: int = 10_000
+    max_client_group_nums: int = 10_000
+    max_client_channel_nums: int = 20_000
     #: Keys this class does not know (store settings among them), as given.
     extra: dict[str, str] = attrs.field(factory=dict)
 

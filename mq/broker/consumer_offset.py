@@ -16,7 +16,6 @@ class ConsumerOffsetManager(JsonStateFile):
     def __init__(self, config) -> None:
         super().__init__(os.path.join(config.config_dir, "consumerOffset.json"))
         self.table: dict[str, dict[int, int]] = {}
-        self.dirty = False
 
     def encode(self) -> dict:
         return {"offsetTable": self.table}
@@ -26,11 +25,6 @@ class ConsumerOffsetManager(JsonStateFile):
         for key, queues in (data.get("offsetTable") or {}).items():
             table[str(key)] = {int(q): int(o) for q, o in (queues or {}).items()}
         self.table = table
-
-    def persist_if_dirty(self) -> None:
-        if self.dirty:
-            self.dirty = False
-            self.persist()
 
     def commit(self, group: str, topic: str, queue_id: int, offset: int) -> None:
         key = topic_queue_key(topic, group)

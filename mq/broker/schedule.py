@@ -71,7 +71,6 @@ class ScheduleMessageService(JsonStateFile):
         self.levels: Dict[int, int] = dict(self.store.delay_levels)
         self.max_level = max(self.levels) if self.levels else 0
         self.offsets: Dict[int, int] = {}
-        self.dirty = False
         self.tick_seconds = broker.config.schedule_tick_millis / 1000.0
         self.delivered = 0
         self._loop: Optional[task.LoopingCall] = None
@@ -84,15 +83,6 @@ class ScheduleMessageService(JsonStateFile):
 
     def decode(self, data: dict) -> None:
         self.offsets = {int(k): int(v) for k, v in (data.get("offsetTable") or {}).items()}
-
-    def persist_if_dirty(self) -> None:
-        if self.dirty:
-            self.dirty = False
-            try:
-                self.persist()
-            except OSError:
-                self.dirty = True
-                log.failure("saving {path}", path=self.path)
 
     # -- life cycle ----------------------------------------------------------------------------------
 

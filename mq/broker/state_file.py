@@ -6,7 +6,8 @@ base class adds the manager side: a path, and an ``encode``/``decode`` pair per 
 
 from __future__ import annotations
 
-from typing import Any
+import threading
+from typing import Any, Callable
 
 from twisted.logger import Logger
 
@@ -19,8 +20,17 @@ log = Logger()
 class JsonStateFile:
     """Base of the managers that keep their table in one JSON file: subclasses encode and decode it."""
 
+    #: JSON maps with integer keys (fastjson writes them unquoted); False lets ``persist`` use the C encoder.
+    INT_KEYS = True
+
     def __init__(self, path: str) -> None:
         self.path = path
+        #: Changed since the last save; saved by ``persist_if_dirty`` (on the owner's timer).
+        self.dirty = False
+        # Saves may run in a thread (``snapshot``): one writer at a time, and never an older state last.
+        self._lock = threading.Lock()
+        self._taken = 0
+        self._written = 0
 
     def encode(self) -> Any:
         """The JSON-ready object to write."""
@@ -44,4 +54,32 @@ class JsonStateFile:
 
     def persist(self) -> None:
         """Write the state so that a crash leaves the old or the new file whole."""
-        write_atomically(self.path, fastjson.dumps(self.encode()))
+        self.snapshot()()
+
+    def snapshot(self) -> Callable[[], None]:
+        """Take the state now (on the reactor thread) and return the function that writes it. That function
+        may run in another thread (the encoding and the fsync then leave the reactor free); a snapshot older
+        than one already written is dropped."""
+        self.dirty = False
+        self._taken += 1
+        taken = self._taken
+        data = self.encode()  # the managers' encode() copies their tables
+        dumps = fastjson.dumps if self.INT_KEYS else fastjson.dumps_string_keyed
+
+        def write() -> None:
+            with self._lock:
+                if taken > self._written:
+                    write_atomically(self.path, dumps(data))
+                    self._written = taken
+
+        return write
+
+    def persist_if_dirty(self) -> None:
+        """Save the state if it changed since the last save; a failed save is tried again next time."""
+        if self.dirty:
+            self.dirty = False
+            try:
+                self.persist()
+            except OSError:
+                self.dirty = True
+                log.failure("saving {path}", path=self.path)

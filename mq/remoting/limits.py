@@ -44,4 +44,5 @@ class ConnectionLimits:
 
     def setting(self, name: str) -> str:
         """``key=value`` of a setting, for log lines."""
-        return f"{camel(name)}={getattr(self, name):g}"
+        value = getattr(self, name)
+        return f"{camel(name)}={value:g}" if isinstance(value, float) else f"{camel(name)}={value}"

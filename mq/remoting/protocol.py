@@ -267,7 +267,7 @@ class RemotingProtocol(Protocol):
             elif now - self._partial_since >= limits.partial_frame_timeout_seconds:
                 have = len(self._buf) + self._more_len
                 self._reject(f"a frame is still incomplete after {now - self._partial_since:.0f} s "
-                             f"({have} of {have + self._need} bytes; "
+                             f"({have} of {len(self._buf) + self._need} bytes; "
                              f"{limits.setting('partial_frame_timeout_seconds')})")
         else:
             self._partial_mark = -1
