@@ -26,10 +26,8 @@ class Broker2Client:
     def notify_consumer_ids_changed(self, group: str, clients: Iterable) -> None:
         """Tell every member of ``group`` to rebalance now (oneway; a closed channel is skipped)."""
         ext = ConsumerGroupRequestHeader(consumer_group=group).encode()
-        for client in clients:
-            if not self._oneway(client, RemotingCommand.request(RequestCode.NOTIFY_CONSUMER_IDS_CHANGED, dict(ext))):
-                continue
-            log.debug("notified {cid} that group {group} changed", cid=client.client_id, group=group)
+        for client in clients:  # no log line per member: a group of thousands changes often
+            self._oneway(client, RemotingCommand.request(RequestCode.NOTIFY_CONSUMER_IDS_CHANGED, dict(ext)))
 
     def reset_offset(self, header: ResetOffsetRequestHeader, table: Mapping, clients: Iterable,
                      c_form_for_all: bool = False) -> None:

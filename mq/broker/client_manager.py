@@ -104,6 +104,31 @@ class ConsumerGroupInfo:
         }
 
 
+class _GroupsOfChannel:
+    """channel → the groups it is registered in: a closed connection is forgotten without a look at every group."""
+
+    __slots__ = ("table",)
+
+    def __init__(self) -> None:
+        self.table: dict[object, set[str]] = {}
+
+    def add(self, channel: object, group: str) -> None:
+        groups = self.table.get(channel)
+        if groups is None:
+            groups = self.table[channel] = set()
+        groups.add(group)
+
+    def discard(self, channel: object, group: str) -> None:
+        groups = self.table.get(channel)
+        if groups is not None:
+            groups.discard(group)
+            if not groups:
+                del self.table[channel]
+
+    def of(self, channel: object) -> list[str]:
+        return list(self.table.get(channel, ()))
+
+
 def _drop_expired(kind: str, groups: dict[str, dict[object, ClientChannelInfo]], deadline: int,
                   unregister: Callable[[str, object], None]) -> list[object]:
     """Unregister every channel whose last heartbeat is before ``deadline``; returns those channels."""
@@ -126,6 +151,7 @@ class ConsumerManager:
         self.timeout = channel_expired_timeout
         self.table: dict[str, ConsumerGroupInfo] = {}
         self.on_group_changed: Callable[[str, list[ClientChannelInfo]], None] | None = None
+        self.groups_of = _GroupsOfChannel()
 
     def get(self, group: str) -> ConsumerGroupInfo | None:
         return self.table.get(group)
@@ -143,27 +169,37 @@ class ConsumerManager:
         new_member = info.update_channel(client, data, now)
         new_topics = info.update_subscriptions(data.subscription_data_set)
         if new_member:
+            self.groups_of.add(client.channel, data.group_name)
             log.info("consumer {cid} joined group {group} from {addr}", cid=client.client_id,
                      group=data.group_name, addr=client.client_addr)
         if (new_member or new_topics) and notify:
             self._notify(info)
         return new_member or new_topics
 
-    def unregister(self, group: str, channel: object, notify: bool = True) -> None:
+    def unregister(self, group: str, channel: object, notify: bool = True, quiet: bool = False) -> None:
         info = self.table.get(group)
         if info is None:
             return
         removed = info.channels.pop(channel, None)
         if removed is not None:
-            log.info("consumer {cid} left group {group}", cid=removed.client_id, group=group)
+            self.groups_of.discard(channel, group)
+            if not quiet:
+                log.info("consumer {cid} left group {group}", cid=removed.client_id, group=group)
         if not info.channels:
             del self.table[group]
         elif removed is not None and notify:
             self._notify(info)
 
     def channel_closed(self, channel: object) -> None:
-        for group in [g for g, info in self.table.items() if channel in info.channels]:
-            self.unregister(group, channel)
+        groups = self.groups_of.of(channel)
+        if not groups:
+            return
+        for group in groups:
+            self.unregister(group, channel, quiet=True)
+        # one line per connection, not per group: a client of many groups closes in one step
+        more = f" and {len(groups) - 3} more" if len(groups) > 3 else ""
+        log.info("consumer at {addr} closed its connection: left {groups}{more}",
+                 addr=getattr(channel, "peer", "?"), groups=", ".join(sorted(groups)[:3]), more=more)
 
     def scan_expired(self) -> list[object]:
         """Drop channels without a heartbeat for the timeout; returns them (the caller closes them)."""
@@ -183,6 +219,7 @@ class ProducerManager:
         self.now_ms = now_ms
         self.timeout = channel_expired_timeout
         self.table: dict[str, dict[object, ClientChannelInfo]] = {}
+        self.groups_of = _GroupsOfChannel()
 
     def register(self, group: str, client: ClientChannelInfo) -> None:
         client.last_update = self.now_ms()
@@ -190,18 +227,20 @@ class ProducerManager:
         old = channels.get(client.channel)
         if old is None:
             channels[client.channel] = client
+            self.groups_of.add(client.channel, group)
         else:
             old.last_update = client.last_update
 
     def unregister(self, group: str, channel: object) -> None:
         channels = self.table.get(group)
         if channels is not None:
-            channels.pop(channel, None)
+            if channels.pop(channel, None) is not None:
+                self.groups_of.discard(channel, group)
             if not channels:
                 del self.table[group]
 
     def channel_closed(self, channel: object) -> None:
-        for group in [g for g, chans in self.table.items() if channel in chans]:
+        for group in self.groups_of.of(channel):
             self.unregister(group, channel)
 
     def scan_expired(self) -> list[object]:

@@ -124,6 +124,19 @@ class BrokerConfig:
     #: The account this broker signs its own requests with (a slave's to its master, registrations).
     access_key: str = ""
     secret_key: str = attrs.field(default="", repr=False)
+    #: Client connections (see mq.remoting.limits): the largest frame (Java's frameMaxLength), what all
+    #: connections may hold in partial frames, how long one frame may take to arrive, and seconds without
+    #: traffic before a connection is closed (NettyServerConfig's serverChannelMaxIdleTimeSeconds).
+    max_frame_length: int = tunable(16 * 1024 * 1024, within(65536, 1 << 30, "bytes"))
+    partial_frames_max_bytes: int = tunable(128 * 1024 * 1024, within(1 << 20, 1 << 40, "bytes"))
+    partial_frame_timeout_seconds: float = tunable(60.0, within(1, 3600, "s"))
+    server_channel_max_idle_time_seconds: float = tunable(120.0, within(0, 86_400, "s"))
+    #: Heartbeats (mq.broker.processor_client): the most subscription groups heartbeats and pulls may
+    #: auto-create (the admin may create more), the most consumer and producer groups online together, and
+    #: the most client connections registered by heartbeats. Past one, a heartbeat is refused whole.
+    max_subscription_group_nums: int = tunable(10_000, within(1, 10_000_000))
+    max_client_group_nums: int = tunable(10_000, within(1, 10_000_000))
+    max_client_channel_nums: int = tunable(20_000, within(1, 10_000_000))
     #: Keys this class does not know (store settings among them), as given.
     extra: dict[str, str] = attrs.field(factory=dict)
 

@@ -5,7 +5,8 @@ max offset; the master streams raw CommitLog bytes from there (``mq.common.ha_pr
 ``haTransferBatchSize`` bytes per transfer and never across a CommitLog file. Later reports are the slave's
 acks. A SYNC_MASTER send completes when some slave has acked the end of its record (or after
 ``syncFlushTimeout`` with FLUSH_SLAVE_TIMEOUT; SLAVE_NOT_AVAILABLE at once when no slave is connected or the
-best one is ``haMaxGapNotInSync`` bytes or more behind).
+best one is ``haMaxGapNotInSync`` bytes or more behind, and to every waiting send as soon as the last slave's
+connection closes: a dead slave does not hold sends until their timeout).
 
 Pushing is driven by writes: the broker calls ``notify()`` when a message is stored, and every connection
 sends what it has not sent yet at the end of that reactor turn (so a burst of sends goes out in few
@@ -36,6 +37,8 @@ from mq.store.results import PutMessageResult, PutMessageStatus
 log = Logger()
 
 _WAITABLE = (PutMessageStatus.PUT_OK, PutMessageStatus.FLUSH_DISK_TIMEOUT)
+#: What a waiting SYNC_MASTER send learns: acknowledged, timed out, or its slave went away.
+_ACKED, _TIMED_OUT, _LOST = "acked", "timed out", "lost"
 
 
 @attrs.define
@@ -273,6 +276,12 @@ class HAService:
         self.acked_offset = max((c.ack for c in self.connections), default=-1)
         if not self.connections:
             self._samples.clear()
+        if self.waiters and not any(c.next is not None for c in self.connections):
+            # No slave left that could acknowledge them: answer the waiting sends now, not at their timeout.
+            waiters, self.waiters = self.waiters, collections.deque()
+            log.warn("HA: no slave left; {n} waiting SYNC_MASTER sends answered SLAVE_NOT_AVAILABLE", n=len(waiters))
+            for w in waiters:
+                w.deferred.callback(_LOST)
 
     def acked(self, conn: HAConnection) -> None:
         if conn.ack > self.acked_offset:
@@ -282,7 +291,7 @@ class HAService:
             while waiters and waiters[0].end <= conn.ack:
                 w = waiters.popleft()
                 self.wait_time.observe(now - w.started)
-                w.deferred.callback(True)
+                w.deferred.callback(_ACKED)
         low = min(c.ack for c in self.connections)
         samples = self._samples
         while len(samples) > 1 and samples[1][0] <= low:
@@ -358,10 +367,14 @@ class HAService:
             self._timeout_call = self.clock.callLater(self.config.sync_timeout / 1000.0, self._on_timeout)
         self.notify()
 
-        def outcome(ok: bool):
-            if ok:
+        def outcome(how: str):
+            if how is _ACKED:
                 self.sync_results["ok"] += 1
                 return result
+            if how is _LOST:
+                self.sync_results["not_available"] += 1
+                return PutMessageResult(PutMessageStatus.SLAVE_NOT_AVAILABLE, ar,
+                                        reason="the slave's connection closed before it acknowledged the message")
             self.sync_results["timeout"] += 1
             reason = f"no slave acknowledged the message within {self.config.sync_timeout} ms"
             return PutMessageResult(PutMessageStatus.FLUSH_SLAVE_TIMEOUT, ar, reason=reason)
@@ -375,7 +388,7 @@ class HAService:
     def _expire(self, now: float) -> None:
         waiters = self.waiters
         while waiters and waiters[0].deadline <= now:
-            waiters.popleft().deferred.callback(False)
+            waiters.popleft().deferred.callback(_TIMED_OUT)
         if waiters and self._timeout_call is None and now != float("inf"):
             self._timeout_call = self.clock.callLater(max(0.0, waiters[0].deadline - now), self._on_timeout)
 

@@ -38,6 +38,8 @@ def _name_refusal(data: HeartbeatData):
 class ClientManageProcessor:
     def __init__(self, broker) -> None:
         self.broker = broker
+        #: Connections that sent a heartbeat and are still open (bounded by ``maxClientChannelNums``).
+        self.channels = 0
 
     def register(self, dispatcher) -> None:
         dispatcher.register(RequestCode.HEART_BEAT, self.heartbeat)
@@ -60,6 +62,13 @@ class ClientManageProcessor:
                 if refused is not None:
                     return request.response(refused[0], f"{refused[1]} (group {consumer.group_name}, "
                                                         f"topic {sub.topic})")
+        refused = self._over_limits(data, channel)
+        if refused is not None:
+            return request.response(*refused)
+        if not channel.attributes.get("heartbeat"):
+            channel.attributes["heartbeat"] = True
+            self.channels += 1
+            channel.notify_on_lost(self._channel_gone)
         channel.attributes["client_id"] = data.client_id
 
         def info() -> ClientChannelInfo:
@@ -74,12 +83,42 @@ class ClientManageProcessor:
                 notify = sgc.notify_consumer_ids_changed_enable
                 if sgc.retry_queue_nums > 0 and retry_group_error(consumer.group_name) is None:
                     b.topic_config_manager.create_system(retry_topic(consumer.group_name), sgc.retry_queue_nums,
-                                                         PERM_READ | PERM_WRITE)
+                                                         PERM_READ | PERM_WRITE, save=False)
             b.consumer_manager.register(consumer, info(), notify and b.config.notify_consumer_ids_changed_enable)
         for group in data.producer_groups:
             if group:
                 b.producer_manager.register(group, info())
         return request.response(RC.SUCCESS)
+
+    def _over_limits(self, data: HeartbeatData, channel) -> tuple | None:
+        """(code, remark) when registering this heartbeat would take the broker past one of its limits on
+        client connections, online groups or auto-created subscription groups; None when it fits. Only new
+        connections and new groups are counted: a known client's heartbeat costs a few lookups."""
+        b = self.broker
+        c = b.config
+        if not channel.attributes.get("heartbeat") and self.channels >= c.max_client_channel_nums:
+            return RC.SYSTEM_BUSY, (f"heartbeat refused: the broker already serves {self.channels} client "
+                                    f"connections (maxClientChannelNums={c.max_client_channel_nums})")
+        consumers, producers = b.consumer_manager.table, b.producer_manager.table
+        new_consumers = {g.group_name for g in data.consumers if g.group_name and g.group_name not in consumers}
+        new_producers = {g for g in data.producer_groups if g and g not in producers}
+        if not new_consumers and not new_producers:
+            return None
+        online = len(consumers) + len(producers)
+        if online + len(new_consumers) + len(new_producers) > c.max_client_group_nums:
+            return RC.SYSTEM_BUSY, (f"heartbeat refused: the broker already has {online} consumer and producer "
+                                    f"groups online (maxClientGroupNums={c.max_client_group_nums})")
+        groups = b.subscription_group_manager
+        if c.auto_create_subscription_group:
+            unknown = sorted(g for g in new_consumers if g not in groups.table)
+            if unknown and len(groups.table) + len(unknown) > c.max_subscription_group_nums:
+                return RC.SUBSCRIPTION_GROUP_NOT_EXIST, (
+                    f"heartbeat refused: subscription group {unknown[0]} does not exist and the broker holds "
+                    f"{len(groups.table)} groups (maxSubscriptionGroupNums={c.max_subscription_group_nums})")
+        return None
+
+    def _channel_gone(self, channel) -> None:
+        self.channels -= 1
 
     def unregister_client(self, request: RemotingCommand, channel) -> RemotingCommand:
         b = self.broker

@@ -47,6 +47,7 @@ from mq.common.route import DataVersion, TopicConfig
 from mq.metrics import metrics_service
 from mq.remoting.client import RemotingClient
 from mq.remoting.codes import CURRENT_VERSION, RequestCode
+from mq.remoting.limits import ConnectionLimits
 from mq.remoting.protocol import RequestDispatcher
 from mq.remoting.server import RemotingServerFactory
 from mq.store.store import MessageStore
@@ -130,7 +131,8 @@ class BrokerService(service.MultiService):
         ):
             processor.register(self.dispatcher)
         guard_names(self.dispatcher)
-        self.factory = RemotingServerFactory(self.dispatcher, reactor)
+        limits = ConnectionLimits.from_config(config)
+        self.factory = RemotingServerFactory(self.dispatcher, reactor, limits=limits)
         self.factory.on_disconnect.append(self._channel_closed)
         self.factories = [self.factory]
         iface = config.bind_address
@@ -139,7 +141,7 @@ class BrokerService(service.MultiService):
             # The VIP port serves every code but PULL_MESSAGE, as RocketMQ's fast remoting server does.
             fast = RequestDispatcher()
             fast.processors = _WithoutPull(self.dispatcher.processors)
-            fast_factory = RemotingServerFactory(fast, reactor)
+            fast_factory = RemotingServerFactory(fast, reactor, limits=limits, share_with=self.factory)
             fast_factory.on_disconnect.append(self._channel_closed)
             self.factories.append(fast_factory)
             internet.TCPServer(config.listen_port - 2, fast_factory, interface=iface,
@@ -163,6 +165,7 @@ class BrokerService(service.MultiService):
         self.stats.gauges.append(self._gauges)
         self.stats.gauges.append(self.ha.gauges)
         self._loops: Dict[str, task.LoopingCall] = {}
+        self._saving: Optional[defer.Deferred] = None
 
     # -- message semantics (retry/DLQ, delay levels, transactions) ----------------------------------
 
@@ -198,6 +201,7 @@ class BrokerService(service.MultiService):
         self._every("register", c.register_period_seconds, self._register_periodically, now=True)
         self._every("offsets", c.flush_consumer_offset_interval / 1000.0, self._persist_state)
         self._every("clients", 10.0, self._scan_clients)
+        self._every("auto-created", 1.0, self._save_auto_created)
         self._every("stats", 1.0, self.runtime_stats.sample)
         log.info(
             "mq broker {name} of cluster {cluster} (id {id}, {role}, {flush}) serving at {addr}"
@@ -257,6 +261,8 @@ class BrokerService(service.MultiService):
                         log.warn("unregistering from {addr} failed: {remark}", addr=addr, remark=remark)
             except Exception:
                 log.failure("unregistering from the NameServers")
+        if self._saving is not None:
+            yield self._saving  # a save in a thread finishes before the last ones
         for manager in (self.consumer_offset_manager, self.topic_config_manager, self.subscription_group_manager):
             manager.persist()
         yield self.store.stop()
@@ -302,6 +308,24 @@ class BrokerService(service.MultiService):
     def _message_arrived(self, topic, queue_id, logic_offset, tags_code, store_timestamp, properties) -> None:
         self.pull_hold_service.notify_message_arriving(topic, queue_id, logic_offset + 1, tags_code)
         self.ha.notify()
+
+    def _save_auto_created(self) -> Optional[defer.Deferred]:
+        """Topics and groups that heartbeats and pulls created: saved once a second at most, not one by one,
+        and written (encoded, fsynced) off the reactor thread, so that a flood of new groups does not stall
+        the sends of everyone else."""
+        managers = [m for m in (self.topic_config_manager, self.subscription_group_manager) if m.dirty]
+        if not managers:
+            return None
+        writes = [m.snapshot() for m in managers]
+
+        def failed(failure) -> None:
+            for m in managers:
+                m.dirty = True
+            log.warn("saving auto-created topics and groups failed (tried again in a second): {error}",
+                     error=failure.getErrorMessage())
+
+        self._saving = self.store.run_blocking(lambda: [write() for write in writes]).addErrback(failed)
+        return self._saving
 
     def _channel_closed(self, channel) -> None:
         self.consumer_manager.channel_closed(channel)

@@ -6,7 +6,8 @@ base class adds the manager side: a path, and an ``encode``/``decode`` pair per 
 
 from __future__ import annotations
 
-from typing import Any
+import threading
+from typing import Any, Callable
 
 from twisted.logger import Logger
 
@@ -19,10 +20,18 @@ log = Logger()
 class JsonStateFile:
     """Base of the managers that keep their table in one JSON file: subclasses encode and decode it."""
 
+    #: JSON maps with integer keys (fastjson writes them unquoted); False lets ``persist`` use the C encoder.
+    INT_KEYS = True
+
     def __init__(self, path: str) -> None:
         self.path = path
-        self.dirty = False  # changed since the last save that succeeded
+        #: Changed since the last save that succeeded; saved by ``persist_if_dirty`` (on the owner's timer).
+        self.dirty = False
         self._failing = False
+        # Saves may run in a thread (``snapshot``): one writer at a time, and never an older state last.
+        self._lock = threading.Lock()
+        self._taken = 0
+        self._written = 0
 
     def encode(self) -> Any:
         """The JSON-ready object to write."""
@@ -51,7 +60,7 @@ class JsonStateFile:
         the state ``dirty``, so the broker's timer (``persist_if_dirty``) saves it once it can.
         """
         try:
-            write_atomically(self.path, fastjson.dumps(self.encode()))
+            self.snapshot()()
         except OSError as e:
             self.dirty = True
             if not self._failing:
@@ -59,12 +68,30 @@ class JsonStateFile:
                          path=self.path, error=e.strerror or e)
                 self._failing = True
             return False
-        self.dirty = False
         if self._failing:
             log.info("saved {path} again", path=self.path)
             self._failing = False
         return True
 
+    def snapshot(self) -> Callable[[], None]:
+        """Take the state now (on the reactor thread) and return the function that writes it. That function
+        may run in another thread (the encoding and the fsync then leave the reactor free); a snapshot older
+        than one already written is dropped."""
+        self.dirty = False
+        self._taken += 1
+        taken = self._taken
+        data = self.encode()  # the managers' encode() copies their tables
+        dumps = fastjson.dumps if self.INT_KEYS else fastjson.dumps_string_keyed
+
+        def write() -> None:
+            with self._lock:
+                if taken > self._written:
+                    write_atomically(self.path, dumps(data))
+                    self._written = taken
+
+        return write
+
     def persist_if_dirty(self) -> None:
+        """Save the state if it changed since the last save; a failed save is tried again next time."""
         if self.dirty:
             self.persist()

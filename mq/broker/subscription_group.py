@@ -58,6 +58,8 @@ class SubscriptionGroupConfig:
 
 
 class SubscriptionGroupManager(JsonStateFile):
+    INT_KEYS = False
+
     def __init__(self, config, now_ms: Callable[[], int]) -> None:
         super().__init__(os.path.join(config.config_dir, "subscriptionGroup.json"))
         self.config = config
@@ -79,15 +81,25 @@ class SubscriptionGroupManager(JsonStateFile):
         self.data_version.next_version(self.now_ms())
         self.persist()
 
+    def full(self) -> bool:
+        """No more groups may be auto-created (``maxSubscriptionGroupNums``; the admin may still create)."""
+        return len(self.table) >= self.config.max_subscription_group_nums
+
     def find(self, group: str, auto_create: bool | None = None) -> SubscriptionGroupConfig | None:
-        """The group's config; created with defaults when unknown and auto-creation is on."""
+        """The group's config; created with defaults when unknown, auto-creation is on and the table not full.
+
+        An auto-created group is saved by the broker's next ``persist_if_dirty`` (within a second), not at
+        once: a flood of new group names costs a dictionary entry each, not a rewrite of the file each (a
+        group lost in a crash is created again by its next heartbeat, with the same defaults).
+        """
         sgc = self.table.get(group)
         if sgc is None and (self.config.auto_create_subscription_group if auto_create is None else auto_create):
-            if group_error(group) is not None:
+            if group_error(group) is not None or self.full():
                 return None
             sgc = self.table[group] = SubscriptionGroupConfig(group)
             log.info("auto-created subscription group {group}", group=group)
-            self._changed()
+            self.data_version.next_version(self.now_ms())
+            self.dirty = True
         return sgc
 
     def update(self, sgc: SubscriptionGroupConfig) -> None:

@@ -32,6 +32,8 @@ class TopicConfigManager(JsonStateFile):
     tell the NameServers at once (oneway when the creation came from a send, as RocketMQ does).
     """
 
+    INT_KEYS = False
+
     def __init__(self, config, now_ms: Callable[[], int]) -> None:
         super().__init__(os.path.join(config.config_dir, "topics.json"))
         self.config = config
@@ -71,9 +73,12 @@ class TopicConfigManager(JsonStateFile):
         self.table.update(table)
         self.data_version = DataVersion.from_json(data.get("dataVersion"))
 
-    def _changed(self, tc: TopicConfig | None, oneway: bool) -> None:
+    def _changed(self, tc: TopicConfig | None, oneway: bool, save: bool = True) -> None:
         self.data_version.next_version(self.now_ms())
-        self.persist()
+        if save:
+            self.persist()
+        else:
+            self.dirty = True  # saved by the broker's next persist_if_dirty
         if tc is not None and self.on_created is not None:
             self.on_created(tc, oneway)
 
@@ -121,8 +126,12 @@ class TopicConfigManager(JsonStateFile):
         self._changed(tc, True)
         return tc
 
-    def create_system(self, topic: str, queue_nums: int, perm: int = PERM_RW, topic_sys_flag: int = 0) -> TopicConfig:
-        """Create a broker-owned topic on demand (``%RETRY%group``, ``%DLQ%group``, transaction topics)."""
+    def create_system(self, topic: str, queue_nums: int, perm: int = PERM_RW, topic_sys_flag: int = 0,
+                      save: bool = True) -> TopicConfig:
+        """Create a broker-owned topic on demand (``%RETRY%group``, ``%DLQ%group``, transaction topics).
+
+        ``save=False`` (a heartbeat's retry topic, created again by the next heartbeat if lost) leaves the
+        saving to the broker's next ``persist_if_dirty``."""
         tc = self.table.get(topic)
         if tc is not None:
             return tc
@@ -130,9 +139,10 @@ class TopicConfigManager(JsonStateFile):
         if why is not None:  # callers check the group a topic is made from; this is the last line
             raise IllegalName(why)
         tc = TopicConfig(topic, queue_nums, queue_nums, perm, topic_sys_flag=topic_sys_flag)
-        log.info("created topic {topic} ({n} queues, perm {perm})", topic=topic, n=queue_nums, perm=perm)
+        if save:  # a heartbeat's retry topic comes with its group, whose creation is logged
+            log.info("created topic {topic} ({n} queues, perm {perm})", topic=topic, n=queue_nums, perm=perm)
         self.table[topic] = tc
-        self._changed(tc, True)
+        self._changed(tc, True, save)
         return tc
 
     def update(self, tc: TopicConfig) -> None:

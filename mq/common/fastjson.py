@@ -72,6 +72,23 @@ def dumps(obj: Any, standard: bool = False) -> str:
     return "".join(out)
 
 
+def _plain(obj: Any) -> Any:
+    if hasattr(obj, "to_json"):
+        return obj.to_json()
+    if isinstance(obj, (set, frozenset)):
+        return list(obj)
+    raise TypeError(f"cannot encode {type(obj).__name__} as JSON")
+
+
+_c_dumps = json.JSONEncoder(separators=(",", ":"), check_circular=False, default=_plain).encode
+
+
+def dumps_string_keyed(obj: Any) -> str:
+    """``dumps(obj)`` for data whose maps all have string keys, by the C encoder: the same text, many times
+    faster on big tables (state files of thousands of topics or groups)."""
+    return _c_dumps(obj)
+
+
 def dumps_bytes(obj: Any, standard: bool = False) -> bytes:
     return dumps(obj, standard).encode("ascii")
 

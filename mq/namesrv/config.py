@@ -39,3 +39,14 @@ class NamesrvConfig(ServiceConfig):
     rocketmq_home: str = setting("rocketmqHome", attr.Factory(lambda: os.environ.get("ROCKETMQ_HOME", "")),
                                  "where conf/plain_acl.yml is (default: $ROCKETMQ_HOME)")
     acl_file: str = setting("aclFile", "", "the ACL file, absolute or under rocketmqHome (default conf/plain_acl.yml)")
+    partial_frames_max_bytes: int = setting(
+        "partialFramesMaxBytes", 128 * 1024 * 1024, "bytes all connections together may hold in partial frames",
+        range=within(1 << 20, 1 << 40, "bytes")
+    )
+    partial_frame_timeout_seconds: float = setting(
+        "partialFrameTimeoutSeconds", 60.0, "seconds one frame may take to arrive once begun", range=within(1, 3600, "s")
+    )
+    server_channel_max_idle_time_seconds: float = setting(
+        "serverChannelMaxIdleTimeSeconds", 120.0, "seconds without traffic before a connection is closed (0 = never)",
+        range=within(0, 86_400, "s")
+    )

@@ -18,6 +18,7 @@ from mq.namesrv.kvconfig import KVConfigManager
 from mq.namesrv.processor import NamesrvProcessor
 from mq.namesrv.routeinfo import RouteInfoManager
 from mq.remoting.codes import RequestCode, code_name
+from mq.remoting.limits import ConnectionLimits
 from mq.remoting.memo import ResponseMemo
 from mq.remoting.protocol import RequestDispatcher
 from mq.remoting.server import RemotingServerFactory
@@ -118,7 +119,8 @@ class NamesrvService(service.MultiService):
             self.acl = AclService(config.rocketmq_home, config.acl_file, reactor)
             self.acl.setServiceParent(self)
             self.dispatcher.access_check = NamesrvAccessCheck(self.acl.validator)
-        self.factory = RemotingServerFactory(self.dispatcher, reactor, config.max_frame_length, self.memo)
+        self.factory = RemotingServerFactory(self.dispatcher, reactor, memo=self.memo,
+                                             limits=ConnectionLimits.from_config(config))
         self.factory.on_disconnect.append(self.routes.on_channel_closed)
         self.port = None
         self._scan: Optional[task.LoopingCall] = None

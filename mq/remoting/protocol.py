@@ -178,6 +178,15 @@ class RemotingProtocol(Protocol):
         self._more_len = 0
         self._need = 0
         self._lost_callbacks: List[Callable[["RemotingProtocol"], None]] = []
+        #: Server side: the factory whose ``ConnectionLimits`` and partial-frame total this connection shares.
+        self._budget = None
+        self._held = 0  # bytes of partial frames counted in the budget's total
+        self._spanned = 0  # counts chunks that completed a frame: tells the scan one partial frame from the next
+        self._partial_mark = -1
+        self._partial_since = 0.0
+        self._active = False  # read or wrote since the last scan
+        self._last_active = 0.0
+        self._output_paused = False
         #: Set by the factory when repeated read-only requests may be answered from memory (the NameServer).
         self.memo: Optional[ResponseMemo] = None
         self._memo_request: Optional[tuple] = None
@@ -191,6 +200,10 @@ class RemotingProtocol(Protocol):
         if host.startswith("::ffff:"):
             host = host[7:]
         self.peer = f"{host}:{getattr(peer, 'port', 0)}"
+        if self._budget is not None:
+            self._last_active = self.reactor.seconds()
+            # Above the transport's buffer size of unsent output, stop reading this peer until it drains.
+            self.transport.registerProducer(self, True)
 
     def notify_on_lost(self, callback: Callable[["RemotingProtocol"], None]) -> None:
         """Call ``callback(self)`` once when this connection closes."""
@@ -198,6 +211,7 @@ class RemotingProtocol(Protocol):
 
     def connectionLost(self, reason: Failure = None) -> None:
         self.connected = False
+        self._release()
         pending, self._pending = self._pending, {}
         for d, timer in pending.values():
             if timer.active():
@@ -221,22 +235,94 @@ class RemotingProtocol(Protocol):
         self.closing = True
         self._buf = b""
         self._more = []
+        self._need = 0
+        self._release()
         self.transport.abortConnection()
+
+    # -- limits (server side) ------------------------------------------------------------------------
+
+    def _hold(self, n: int) -> None:
+        """Count ``n`` more bytes of a partial frame in the budget of all connections; over it, close."""
+        budget = self._budget
+        total = budget.partial_bytes + n
+        if total > budget.limits.partial_frames_max_bytes:
+            self._reject(f"partial frames would hold {total} bytes over all connections, more than "
+                         f"{budget.limits.setting('partial_frames_max_bytes')} (this one holds {self._held + n})")
+            return
+        budget.partial_bytes = total
+        self._held += n
+
+    def _release(self) -> None:
+        if self._held:
+            self._budget.partial_bytes -= self._held
+            self._held = 0
+
+    def check_timers(self, now: float) -> None:
+        """The factory's periodic look: close this connection when idle, or when a frame is too slow to come."""
+        if self.closing or not self.connected:
+            return
+        limits = self._budget.limits
+        if self._active and not self._output_paused:
+            self._active = False
+            self._last_active = now
+        elif limits.server_channel_max_idle_time_seconds and (
+            now - self._last_active >= limits.server_channel_max_idle_time_seconds
+        ):
+            unread = " with responses it does not read" if self._output_paused else ""
+            self._reject(f"idle for {now - self._last_active:.0f} s{unread} "
+                         f"({limits.setting('server_channel_max_idle_time_seconds')})")
+            return
+        if (self._need or self._buf) and not self._output_paused:
+            if self._partial_mark != self._spanned:
+                self._partial_mark = self._spanned
+                self._partial_since = now
+            elif now - self._partial_since >= limits.partial_frame_timeout_seconds:
+                have = len(self._buf) + self._more_len
+                self._reject(f"a frame is still incomplete after {now - self._partial_since:.0f} s "
+                             f"({have} of {len(self._buf) + self._need} bytes; "
+                             f"{limits.setting('partial_frame_timeout_seconds')})")
+        else:
+            self._partial_mark = -1
+
+    # IPushProducer, registered on the transport: its unsent output pauses and resumes reading.
+
+    def pauseProducing(self) -> None:
+        self._output_paused = True
+        self.transport.pauseProducing()
+
+    def resumeProducing(self) -> None:
+        self._output_paused = False
+        self._active = True  # the output was written
+        if self.closing:
+            return
+        if self._buf and not self._need:
+            self.dataReceived(b"")  # the requests left over when reading paused
+            if self._output_paused or self.closing:
+                return
+        self.transport.resumeProducing()
+
+    def stopProducing(self) -> None:
+        pass
 
     # -- framing -------------------------------------------------------------------------------------
 
     def dataReceived(self, data: bytes) -> None:
         if self.closing:
             return
+        self._active = True
         if self._need:
             self._more.append(data)
             self._more_len += len(data)
             if self._more_len < self._need:
+                if self._budget is not None:
+                    self._hold(len(data))
                 return
             buf = self._buf + b"".join(self._more)
             self._more = []
             self._more_len = 0
             self._need = 0
+            if self._held:
+                self._release()
         elif self._buf:
             buf = self._buf + data
         else:
@@ -255,6 +341,10 @@ class RemotingProtocol(Protocol):
                 # Wait for the rest without re-joining the buffer on every chunk.
                 self._buf = buf[pos:]
                 self._need = frame_end - pos - len(self._buf)
+                if pos:
+                    self._spanned += 1  # a new partial frame, for the scan's timer
+                if self._budget is not None:
+                    self._hold(len(self._buf))
                 return
             hlen = word & 0xFFFFFF
             if hlen > length - 4:
@@ -270,6 +360,8 @@ class RemotingProtocol(Protocol):
                     pos = frame_end
                     if self.connected:
                         self.transport.write(answer)
+                    if self._output_paused:
+                        break
                     continue
             try:
                 cmd = decode_frame(word >> 24, header, body)
@@ -288,11 +380,16 @@ class RemotingProtocol(Protocol):
             self._memo_request = None
             if self.closing:
                 return
+            if self._output_paused:
+                # The peer is not reading its responses: the rest of this chunk waits for resumeProducing.
+                break
         if end - pos >= 4:
             (length,) = _unpack_length(buf, pos)
             if length < 4 or length > limit:
                 self._reject(f"frame length {length} is outside 4..{limit}")
                 return
+        if pos:
+            self._spanned += 1
         self._buf = buf[pos:] if pos < end else b""
 
     def _command_received(self, cmd: RemotingCommand) -> None:
@@ -316,6 +413,7 @@ class RemotingProtocol(Protocol):
 
     def send_response(self, response: RemotingCommand) -> None:
         if self.connected:
+            self._active = True
             data = encode_command(response)
             pending = self._memo_request
             if pending is not None and pending[3].opaque == response.opaque:

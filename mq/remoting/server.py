@@ -1,22 +1,28 @@
-"""The server side: a Factory holding the processor table and the connection listeners."""
+"""The server side: a Factory holding the processor table, the connection listeners and the connection limits."""
 
 from __future__ import annotations
 
 from typing import Callable, List, Optional
 
+from twisted.internet import task
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import ServerFactory
+from twisted.logger import Logger
 
+from mq.remoting.limits import ConnectionLimits
 from mq.remoting.memo import ResponseMemo
 from mq.remoting.protocol import RemotingProtocol, RequestDispatcher
 from mq.remoting.serialization import DEFAULT_MAX_FRAME_LENGTH
+
+log = Logger()
 
 
 class RemotingServerFactory(ServerFactory):
     """Builds a ``RemotingProtocol`` per accepted connection, all sharing one ``RequestDispatcher``.
 
     ``on_disconnect`` callbacks run when any connection closes (the NameServer drops a broker's routes
-    at once; the broker forgets a client's channels).
+    at once; the broker forgets a client's channels). The factory holds what its connections share of the
+    ``ConnectionLimits``: the bytes all of them hold in partial frames, and the scan of their timers.
     """
 
     def __init__(
@@ -25,19 +31,31 @@ class RemotingServerFactory(ServerFactory):
         reactor: Optional[IReactorTime] = None,
         max_frame_length: int = DEFAULT_MAX_FRAME_LENGTH,
         memo: Optional[ResponseMemo] = None,
+        limits: Optional[ConnectionLimits] = None,
+        share_with: Optional["RemotingServerFactory"] = None,
     ) -> None:
+        if reactor is None:
+            from twisted.internet import reactor as default_reactor
+
+            reactor = default_reactor
         self.dispatcher = dispatcher
         #: Shared by every connection: repeated read-only requests answered from memory (see memo.py).
         self.memo = memo
         self.reactor = reactor
-        self.max_frame_length = max_frame_length
+        self.limits = limits if limits is not None else ConnectionLimits(max_frame_length=max_frame_length)
+        #: Bytes held in partial frames by all connections together (bounded by ``partial_frames_max_bytes``).
+        self.partial_bytes = 0
+        #: The factory whose total this one's connections count in (``share_with``: one budget for two ports).
+        self.budget = self if share_with is None else share_with.budget
         self.on_disconnect: List[Callable[[RemotingProtocol], None]] = []
         self.connections: "set[RemotingProtocol]" = set()
         self.noisy = False
+        self._scan: Optional[task.LoopingCall] = None
 
     def buildProtocol(self, addr) -> RemotingProtocol:
-        proto = RemotingProtocol(self.dispatcher, self.reactor, self.max_frame_length)
+        proto = RemotingProtocol(self.dispatcher, self.reactor, self.limits.max_frame_length)
         proto.factory = self
+        proto._budget = self.budget
         proto.memo = self.memo
         self.connections.add(proto)
         proto.notify_on_lost(self._lost)
@@ -47,3 +65,23 @@ class RemotingServerFactory(ServerFactory):
         self.connections.discard(proto)
         for callback in self.on_disconnect:
             callback(proto)
+
+    # -- timers of every connection ----------------------------------------------------------------
+
+    def startFactory(self) -> None:
+        self._scan = task.LoopingCall(self.scan)
+        self._scan.clock = self.reactor
+        self._scan.start(self.limits.scan_interval, now=False).addErrback(
+            lambda f: log.failure("connection scan stopped", f)
+        )
+
+    def stopFactory(self) -> None:
+        if self._scan is not None and self._scan.running:
+            self._scan.stop()
+        self._scan = None
+
+    def scan(self) -> None:
+        """Close idle connections and those whose frame is too slow to arrive."""
+        now = self.reactor.seconds()
+        for proto in list(self.connections):
+            proto.check_timers(now)

@@ -265,3 +265,30 @@ def test_sync_waits_and_lag_on_a_fake_clock():
     assert ha.replicated(defer.succeed("x"), "false").result == "x"  # WAIT=false never waits
     ha.connections.clear()
     assert put(300, 10) == [PutMessageStatus.SLAVE_NOT_AVAILABLE]
+
+
+def test_waiting_sync_sends_get_slave_not_available_as_soon_as_the_last_slave_goes():
+    """A slave that dies under SYNC_MASTER load: its waiting sends are answered at once, not at syncFlushTimeout."""
+    clock = task.Clock()
+    store = _Store()
+    broker = SimpleNamespace(store=store, config=SimpleNamespace(broker_role=BrokerRole.SYNC_MASTER, is_slave=False),
+                             reactor=clock)
+    ha = HAService(broker, HAConfig(sync_timeout=5000), clock)
+    one, two = (SimpleNamespace(ack=0, next=0, peer=p, bytes_sent=0, push=lambda: None) for p in ("s1", "s2"))
+    ha.connections.extend([one, two])
+    store.end = 300
+    outcomes = []
+    for offset in (0, 100, 200):
+        result = PutMessageResult(PutMessageStatus.PUT_OK, AppendMessageResult(AppendMessageStatus.PUT_OK, offset, 100))
+        ha.replicated(defer.succeed(result)).addCallback(lambda r: outcomes.append((r.status, r.reason)))
+    ha.connection_lost(one)
+    assert outcomes == []  # the other slave may still acknowledge them
+    two.ack = 100
+    ha.acked(two)
+    assert [s for s, _ in outcomes] == [PutMessageStatus.PUT_OK]
+    ha.connection_lost(two)  # no reactor time passes
+    assert [s for s, _ in outcomes] == [PutMessageStatus.PUT_OK] + [PutMessageStatus.SLAVE_NOT_AVAILABLE] * 2
+    assert "connection closed" in outcomes[1][1]
+    assert ha.sync_results == {"ok": 1, "timeout": 0, "not_available": 2}
+    clock.advance(10)  # nothing answered twice at the old deadline
+    assert len(outcomes) == 3 and not ha.waiters

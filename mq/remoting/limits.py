@@ -1,0 +1,48 @@
+"""What the connections of one server may hold, and for how long (``ConnectionLimits``).
+
+A peer that announces a large frame and sends it slowly, or never, makes the server keep what it sent so far;
+a peer that sends nothing keeps a socket; a peer that never reads makes its responses pile up. Each has a
+bound here, enforced by ``RemotingProtocol`` (framing) and ``RemotingServerFactory`` (a scan every
+``scan_interval``), and an offender is closed with a log line naming the setting it crossed.
+
+Unsent output is bounded by Twisted's transport buffer size (64 KiB, Netty's default write-buffer high-water
+mark): above it the connection stops being read until its output has drained, so a peer that never reads
+stops being served, goes idle, and is closed after the idle timeout.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from mq.common.config import camel
+from mq.remoting.serialization import DEFAULT_MAX_FRAME_LENGTH
+
+
+@attrs.define
+class ConnectionLimits:
+    #: Largest frame, length prefix included (Java: ``com.rocketmq.remoting.frameMaxLength``, 16 MiB): what one
+    #: connection may hold of a partial frame.
+    max_frame_length: int = DEFAULT_MAX_FRAME_LENGTH
+    #: Bytes all connections together may hold in partial frames; the connection that asks for more is closed.
+    partial_frames_max_bytes: int = 128 * 1024 * 1024
+    #: Seconds one frame may take to arrive once it has begun (slow senders, byte-at-a-time tricklers).
+    partial_frame_timeout_seconds: float = 60.0
+    #: Seconds without reading or writing anything after which a connection is closed (Java's
+    #: ``serverChannelMaxIdleTimeSeconds``, an ALL_IDLE ``IdleStateHandler``). 0 = never.
+    server_channel_max_idle_time_seconds: float = 120.0
+    #: Seconds between two looks at every connection's timers.
+    scan_interval: float = 1.0
+
+    @classmethod
+    def from_config(cls, config: Any) -> "ConnectionLimits":
+        """The limits from a service config with fields of the same names (``broker.conf`` keys
+        ``maxFrameLength``, ``partialFramesMaxBytes``, ``partialFrameTimeoutSeconds``,
+        ``serverChannelMaxIdleTimeSeconds``)."""
+        return cls(**{f.name: getattr(config, f.name) for f in attrs.fields(cls) if hasattr(config, f.name)})
+
+    def setting(self, name: str) -> str:
+        """``key=value`` of a setting, for log lines."""
+        value = getattr(self, name)
+        return f"{camel(name)}={value:g}" if isinstance(value, float) else f"{camel(name)}={value}"
