@@ -132,12 +132,18 @@ class JavaFrames:
         return _FRAME.pack(4 + len(header) + len(body), len(header)) + header + body
 
 
-def proc_cpu_seconds(pid: int) -> float:
-    """utime + stime of process ``pid`` (all its threads), in seconds, from ``/proc/PID/stat``."""
+def proc_cpu_times(pid: int) -> Tuple[float, float]:
+    """(user, system) CPU seconds of process ``pid`` (all its threads), from ``/proc/PID/stat``."""
     with open(f"/proc/{pid}/stat", "rb") as f:
         text = f.read()
     fields = text[text.rindex(b")") + 2:].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """utime + stime of process ``pid`` (all its threads), in seconds."""
+    return sum(proc_cpu_times(pid))
 
 
 def self_cpu_seconds() -> float:
@@ -216,10 +222,10 @@ class Run:
             buf = buf[pos:]
             if not self.recording and not stopping and now >= measure_at:
                 self.recording = True
-                marks["start"] = (clock(), self_cpu_seconds(), proc_cpu_seconds(broker_pid) if broker_pid else None)
+                marks["start"] = (clock(), self_cpu_seconds(), proc_cpu_times(broker_pid) if broker_pid else None)
             elif self.recording and now >= end_at:
                 # The window closes now: answers still in flight are not counted.
-                marks["end"] = (clock(), self_cpu_seconds(), proc_cpu_seconds(broker_pid) if broker_pid else None)
+                marks["end"] = (clock(), self_cpu_seconds(), proc_cpu_times(broker_pid) if broker_pid else None)
                 self.recording = False
                 stopping = True
         return self.summary(marks)
@@ -241,8 +247,10 @@ class Run:
             "generator": sys.implementation.name,
         }
         if b0 is not None:
-            out["broker_cpu_us_per_msg"] = round(1e6 * (b1 - b0) / messages, 2) if messages else None
-            out["broker_cpu_share"] = round((b1 - b0) / elapsed, 3)
+            user, system = b1[0] - b0[0], b1[1] - b0[1]
+            out["broker_cpu_us_per_msg"] = round(1e6 * (user + system) / messages, 2) if messages else None
+            out["broker_sys_us_per_msg"] = round(1e6 * system / messages, 2) if messages else None
+            out["broker_cpu_share"] = round((user + system) / elapsed, 3)
         return out
 
 

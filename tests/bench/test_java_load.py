@@ -62,6 +62,7 @@ def test_load_against_a_broker(cluster, unique):
     assert r["errors"] == 0 and r["messages"] > 0 and r["tps"] > 0
     assert 0 < r["rt_avg_ms"] <= r["rt_p99_ms"] <= r["rt_max_ms"]
     assert r["broker_cpu_us_per_msg"] > 0 and r["generator_cpu_us_per_msg"] > 0
+    assert 0 <= r["broker_sys_us_per_msg"] <= r["broker_cpu_us_per_msg"]
     assert proc_cpu_seconds(broker.proc.pid) > cpu_before
     # The warm-up's and the window's sends are all stored, as the Java client's messages would be.
     assert stored(broker.addr, topic) >= r["messages"]
