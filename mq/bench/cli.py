@@ -51,6 +51,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                    help="sync: each of the concurrency workers waits for its answer; async: callbacks keep "
                         "the window full; oneway: no answers (no RT)")
     p.add_argument("--fault-latency", action="store_true", help="enable latency-fault avoidance")
+    p.add_argument("--java-load", action="store_true",
+                   help="load the topic's first broker as Java 4.9's benchmark producer does: ONE connection, "
+                        "-w sends in flight, SEND_MESSAGE_V2 (or SEND_BATCH_MESSAGE with -b) frames pre-encoded "
+                        "as the Java client writes them; measures -d seconds after --warmup")
+    p.add_argument("--warmup", type=float, default=2.0, help="--java-load: seconds before the window (default 2)")
+    p.add_argument("--broker-pid", type=int, default=None,
+                   help="--java-load: also report this local broker process's CPU µs per message")
     c = sub.add_parser("consumer", help="consume with a push consumer")
     _common(c)
     c.add_argument("-g", "--group", default="mq_bench_consumer", help="consumer group")
@@ -206,8 +213,44 @@ def run_consumer(reactor, args):
     return summary
 
 
+def java_load(args) -> dict:
+    """``--java-load``: the topic's route from the NameServer, then ``mq.bench.java_load`` on one broker."""
+    from mq.bench.java_load import connect, read_frame, run_load
+    from mq.client.simple import parse_route, route_request
+    from mq.remoting.serialization import decode_command, encode_command
+
+    route = None
+    for addr in args.namesrv.split(";"):
+        with connect(addr) as sock:
+            sock.sendall(encode_command(route_request(args.topic)))
+            route = parse_route(decode_command(read_frame(sock)))
+        if route is not None:
+            break
+    if route is None or not route.queue_datas:
+        raise SystemExit(f"mq-bench: no route for topic {args.topic}")
+    queue_data = route.queue_datas[0]
+    broker = next(b for b in route.broker_datas if b.broker_name == queue_data.broker_name)
+    result = run_load(broker.broker_addrs[0], args.topic, args.concurrency, args.size, args.duration or 10.0,
+                      args.warmup, args.batch, queue_data.write_queue_nums, args.broker_pid)
+    result.update({"role": "producer", "mode": "java-load", "broker": broker.broker_addrs[0],
+                   "failures": result["errors"], "cpu_seconds": None})
+    return result
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
+    if args.command == "producer" and args.java_load:
+        result = java_load(args)
+        if args.json:
+            print(json.dumps(result))
+        else:
+            print(f"Summary: TPS {result['tps']:,.0f} | RT avg {result['rt_avg_ms']:.2f} ms p99 "
+                  f"{result['rt_p99_ms']:.2f} max {result['rt_max_ms']:.2f} | failures {result['errors']} | "
+                  f"{result['messages']:,} messages in {result['seconds']:.1f} s, generator CPU "
+                  f"{result['generator_cpu_us_per_msg']} µs per message"
+                  + (f", broker CPU {result['broker_cpu_us_per_msg']} µs per message"
+                     if "broker_cpu_us_per_msg" in result else ""))
+        return 0
     result = {}
 
     def go(reactor):

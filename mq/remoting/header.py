@@ -94,7 +94,15 @@ def _make_decoder(cls: type, use_short: bool) -> Callable[[Optional[Dict[str, st
         if kind is not str:
             parser = "parse_int" if kind is int else "parse_bool"
             guard = "" if meta["required"] else "v is not None and "
-            lines.append(f"    if {guard}True:")
+            # The spellings every client sends ("12", "true") take an inline path; everything else goes
+            # through the parser, which decides, with the same result for these spellings.
+            if kind is int:
+                lines.append("    if type(v) is str and v.isascii() and v.isdigit():")
+                lines.append(f"        {var} = int(v)")
+            else:
+                lines.append("    if v == 'false' or v == 'true':")
+                lines.append(f"        {var} = v == 'true'")
+            lines.append(f"    elif {guard}True:")
             lines.append("        try:")
             lines.append(f"            {var} = {parser}(v)")
             lines.append("        except (ValueError, TypeError):")
@@ -105,9 +113,9 @@ def _make_decoder(cls: type, use_short: bool) -> Callable[[Optional[Dict[str, st
             if kind is int:
                 low, high = -(1 << (meta["bits"] - 1)), (1 << (meta["bits"] - 1)) - 1
                 java = "an int" if meta["bits"] == 32 else "a long"
-                lines.append(f"        if not {low} <= {var} <= {high}:")
+                lines.append(f"    if {guard}not {low} <= {var} <= {high}:")
                 lines.append(
-                    f"            raise HeaderFieldError(NAME, {key!r}, "
+                    f"        raise HeaderFieldError(NAME, {key!r}, "
                     f"'is out of range for {java}: ' + repr(v))"
                 )
     lines.append(f"    return CLS({', '.join(names)})")

@@ -6,7 +6,7 @@ import enum
 
 import attr
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from mq.remoting.header import CommandHeader, HeaderFieldError, hfield, parse_bool
@@ -160,3 +160,47 @@ def test_subclass_fields_are_included():
 
     assert Child.decode({"topic": "T", "bname": "b"}) == Child("b", "T")
     assert Base.decode({"topic": "T", "bname": "b"}) == Base("b")
+
+
+_SPELLINGS = st.one_of(
+    st.text(max_size=8), st.integers(-(2**70), 2**70).map(str),
+    st.sampled_from(["true", "false", "TRUE", "False", "1", "0", "", " 7", "7 ", "+5", "-3", "²", "١٢", "0x1"]),
+)
+
+
+def _reference(parse, value):
+    """What the stand-alone parser makes of ``value``: the value or the exception class."""
+    try:
+        return parse(value)
+    except (ValueError, TypeError) as e:
+        return type(e)
+
+
+@given(_SPELLINGS, _SPELLINGS)
+@example("²", "TRUE")
+@example("١٢", "1")
+@example(" 7", "")
+def test_generated_decoder_parses_as_the_parsers_do(number, flag):
+    """The decoders' inline paths for plain spellings agree with ``_parse_int``/``parse_bool`` on any text."""
+    from mq.remoting.header import _parse_int
+
+    expected_int, expected_bool = _reference(_parse_int, number), _reference(parse_bool, flag)
+    try:
+        h = _Sized.decode({"small": number, "big": number})
+        got_int = (h.small, h.big)
+    except HeaderFieldError as e:
+        got_int = e.reason
+    if isinstance(expected_int, int) and -(2**31) <= expected_int < 2**31:
+        assert got_int == (expected_int, expected_int)
+    elif isinstance(expected_int, int) and -(2**63) <= expected_int < 2**63:
+        assert got_int.startswith("is out of range for an int")
+    else:
+        assert isinstance(got_int, str) and got_int.startswith(("is not an integer", "is out of range"))
+    try:
+        got_bool = SampleHeader.decode_short({"b": "T", "e": "0", "m": flag}).batch
+    except HeaderFieldError as e:
+        got_bool = e.reason
+    if isinstance(expected_bool, bool):
+        assert got_bool is expected_bool
+    else:
+        assert got_bool.startswith("is not a boolean")

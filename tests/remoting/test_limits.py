@@ -99,7 +99,7 @@ def test_a_frame_must_arrive_within_the_partial_frame_timeout(log_events):
     steady, steady_t = server.connect(port=2)
     frame = encode_command(RemotingCommand(10, 1, 0, None, {"k": "v"}, b"b" * 100))
     sent = 0
-    for _second in range(0, 45, 5):
+    for second in range(0, 45, 5):  # noqa: B007 - read after the loop
         trickler.dataReceived(frame[sent:sent + 1])
         sent += 1
         steady.dataReceived(PING)  # whole frames, one after the other, never time out
