@@ -11,6 +11,7 @@ import os
 from twisted.application import service
 from twisted.python import usage
 
+from mq.acl.accounts import AclConfigError
 from mq.broker.config import layered_config
 from mq.broker.service import check_acl_settings, make_broker_service
 from mq.common.config import refuse_start
@@ -73,6 +74,8 @@ class Options(usage.Options):
         try:
             broker, _ = layered_config(file_props, props, f"--config {self['config']}")
             check_acl_settings(broker)
+        except AclConfigError as e:
+            raise usage.UsageError(f"ACL: {e}") from None
         except ValueError as e:
             refuse_start("mq", e)
         except OSError as e:
