@@ -143,7 +143,7 @@ def test_closing_a_connection_forgets_it_in_every_group(make):
     cm, pm = b.svc.consumer_manager, b.svc.producer_manager
     assert set(cm.table) == {"A"} and set(pm.table) == {"P"}
     assert conn[0] not in cm.groups_of.table and conn[0] not in pm.groups_of.table
-    heartbeats = b.svc.dispatcher.processors[RequestCode.HEART_BEAT].__self__
+    heartbeats = b.svc.dispatcher.processors[RequestCode.HEART_BEAT].__wrapped__.__self__  # under the name guard
     assert heartbeats.channels == 1
 
 
