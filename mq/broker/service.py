@@ -199,7 +199,7 @@ class BrokerService(service.MultiService):
         else:
             self.ha.start()
         self._every("register", c.register_period_seconds, self._register_periodically, now=True)
-        self._every("offsets", c.flush_consumer_offset_interval / 1000.0, self._persist_state)
+        self._every("offsets", c.flush_consumer_offset_interval / 1000.0, self.consumer_offset_manager.persist_if_dirty)
         self._every("clients", 10.0, self._scan_clients)
         self._every("auto-created", 1.0, self._save_auto_created)
         self._every("stats", 1.0, self.runtime_stats.sample)
@@ -212,11 +212,6 @@ class BrokerService(service.MultiService):
             store=c.store_path_root_dir, ns=c.namesrv_addr or "(none)",
             metrics=f"http://{c.broker_ip1}:{c.metrics_port}/metrics" if c.metrics_port else "off",
         )
-
-    def _persist_state(self) -> None:
-        """Save changed offsets, and any table whose last save failed (a full disk)."""
-        for manager in (self.consumer_offset_manager, self.topic_config_manager, self.subscription_group_manager):
-            manager.persist_if_dirty()
 
     def _every(self, name: str, seconds: float, fn, now: bool = False) -> None:
         """Run ``fn`` every ``seconds`` until the broker stops; a timer of the same name is replaced."""
