@@ -131,7 +131,7 @@ class BrokerConfig:
     partial_frames_max_bytes: int = tunable(128 * 1024 * 1024, within(1 << 20, 1 << 40, "bytes"))
     partial_frame_timeout_seconds: float = tunable(60.0, within(1, 3600, "s"))
     server_channel_max_idle_time_seconds: float = tunable(120.0, within(0, 86_400, "s"))
-    #: Heartbeats (mq.broker.processor_client): the most subscription groups heartbeats and pulls may
+    #: Heartbeats (mq.broker.processor.client_manage): the most subscription groups heartbeats and pulls may
     #: auto-create (the admin may create more), the most consumer and producer groups online together, and
     #: the most client connections registered by heartbeats. Past one, a heartbeat is refused whole.
     max_subscription_group_nums: int = tunable(10_000, within(1, 10_000_000))
@@ -191,7 +191,7 @@ class BrokerConfig:
     def check(self) -> None:
         """Build the store's and replication's settings from the extra keys, so that a bad value there stops
         the start with ValueError naming it, before any service starts."""
-        from mq.broker.ha import HAConfig  # replication imports the broker's modules; this one stays light
+        from mq.broker.ha.master import HAConfig  # replication imports the broker's modules; this one stays light
 
         self.store_config()
         HAConfig.from_broker_config(self)

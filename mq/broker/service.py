@@ -16,32 +16,32 @@ from twisted.logger import Logger
 from mq.acl.service import AclService
 from mq.acl.signing import Credentials
 from mq.acl.store import AclStore, acl_paths
-from mq.broker.broker2client import Broker2Client
-from mq.broker.client_manager import ConsumerManager, ProducerManager
+from mq.broker.client.broker2client import Broker2Client
+from mq.broker.client.manager import ConsumerManager, ProducerManager
+from mq.broker.client.rebalance_lock import RebalanceLockManager, RebalanceLockProcessor
 from mq.broker.config import RUNTIME_KEYS, BrokerConfig, save_runtime_changes
-from mq.broker.consumer_offset import ConsumerOffsetManager
-from mq.broker.ha import HAConfig, HAService
-from mq.broker.ha_slave import HASlave
-from mq.broker.long_polling import PullRequestHoldService
-from mq.broker.name_guard import guard_names
+from mq.broker.ha.master import HAConfig, HAService
+from mq.broker.ha.slave import HASlave
+from mq.broker.ha.slave_sync import SlaveSynchronize
+from mq.broker.longpolling.pull_hold import PullRequestHoldService
+from mq.broker.offset.consumer_offset import ConsumerOffsetManager
 from mq.broker.outer_api import BrokerOuterAPI
-from mq.broker.processor_acl import AclAdminProcessor
-from mq.broker.processor_admin import AdminBrokerProcessor
-from mq.broker.processor_client import ClientManageProcessor
-from mq.broker.processor_consumer import ConsumerManageProcessor
-from mq.broker.processor_pull import PullMessageProcessor
-from mq.broker.processor_query import QueryMessageProcessor
-from mq.broker.processor_reply import ReplyMessageProcessor
-from mq.broker.processor_send import SendMessageProcessor
-from mq.broker.rebalance_lock import RebalanceLockManager, RebalanceLockProcessor
-from mq.broker.retry import ConsumerSendBackProcessor, redirect_to_dlq
-from mq.broker.runtime_stats import RuntimeStats
-from mq.broker.schedule import ScheduleMessageService
-from mq.broker.slave_sync import SlaveSynchronize
-from mq.broker.stats import BrokerStats
-from mq.broker.subscription_group import SubscriptionGroupManager
-from mq.broker.topic_config import TopicConfigManager
-from mq.broker.transaction import TransactionalMessageService, is_half_send
+from mq.broker.processor.acl import AclAdminProcessor
+from mq.broker.processor.admin import AdminBrokerProcessor
+from mq.broker.processor.client_manage import ClientManageProcessor
+from mq.broker.processor.consumer_manage import ConsumerManageProcessor
+from mq.broker.processor.name_guard import guard_names
+from mq.broker.processor.pull import PullMessageProcessor
+from mq.broker.processor.query import QueryMessageProcessor
+from mq.broker.processor.reply import ReplyMessageProcessor
+from mq.broker.processor.retry import ConsumerSendBackProcessor, redirect_to_dlq
+from mq.broker.processor.send import SendMessageProcessor
+from mq.broker.schedule.delay_level import ScheduleMessageService
+from mq.broker.stats.metrics import BrokerStats
+from mq.broker.stats.runtime import RuntimeStats
+from mq.broker.subscription.group import SubscriptionGroupManager
+from mq.broker.topic.manager import TopicConfigManager
+from mq.broker.transaction.service import TransactionalMessageService, is_half_send
 from mq.common.config import shown
 from mq.common.route import DataVersion, TopicConfig
 from mq.metrics import metrics_service

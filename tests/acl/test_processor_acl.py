@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from mq.acl.store import AclStore, acl_paths
-from mq.broker.processor_acl import MASK, MAX_LIST_ITEMS, AclAdminProcessor
+from mq.broker.processor.acl import MASK, MAX_LIST_ITEMS, AclAdminProcessor
 from mq.remoting.codes import RequestCode, ResponseCode
 from mq.remoting.command import RemotingCommand
 from tests.acl.test_store import SAMPLE

@@ -7,7 +7,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import defer, reactor
 
-from mq.broker.processor_admin import MessageQueue
+from mq.broker.processor.admin import MessageQueue
 from mq.client.simple import heartbeat_request
 from mq.common.consumer_status import GetConsumerStatusBody
 from mq.remoting.client import RemotingClient

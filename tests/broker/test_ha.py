@@ -13,7 +13,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import defer, reactor, task
 
-from mq.broker.ha import HAConfig, HAService
+from mq.broker.ha.master import HAConfig, HAService
 from mq.broker.service import BrokerService
 from mq.common.ha_protocol import (
     OFFSET_REPORT,

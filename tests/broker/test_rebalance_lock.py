@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from twisted.internet import task
 
-from mq.broker.rebalance_lock import RebalanceLockManager
+from mq.broker.client.rebalance_lock import RebalanceLockManager
 
 Q0, Q1 = ("T", "b", 0), ("T", "b", 1)
 

@@ -7,7 +7,7 @@ import time
 import pytest_twisted
 from twisted.internet import defer, reactor
 
-from mq.broker.processor_reply import reply_push_header
+from mq.broker.processor.reply import reply_push_header
 from mq.client import SimpleClient
 from mq.client.simple import send_header
 from mq.common.broker_headers import ReplyMessageRequestHeader, SendMessageRequestHeader

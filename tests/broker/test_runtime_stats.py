@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest_twisted
 
-from mq.broker.runtime_stats import RuntimeStats
+from mq.broker.stats.runtime import RuntimeStats
 from mq.common import fastjson
 from mq.remoting.codes import RequestCode
 

@@ -120,7 +120,7 @@ def test_slave_refuses_sends(client, make_broker):
 
 
 def test_stored_properties_drop_wait_and_append():
-    from mq.broker.processor_send import stored_properties
+    from mq.broker.processor.send import stored_properties
 
     assert stored_properties("TAGS\x01a\x02WAIT\x01true\x02KEYS\x01k", {}, "CLUSTER\x01c") == \
         "TAGS\x01a\x02KEYS\x01k\x02CLUSTER\x01c"

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 from twisted.internet import defer
 
-from mq.broker.schedule import ScheduleMessageService
+from mq.broker.schedule.delay_level import ScheduleMessageService
 from mq.common.message import decode_messages
 from mq.common.route import TopicConfig
 from mq.store.results import PutMessageResult, PutMessageStatus

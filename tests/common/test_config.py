@@ -73,7 +73,7 @@ def test_format_value_writes_java_spellings():
 # -- ranges: every number setting declares one, next to its field ---------------------------------------------
 
 def _number_fields():
-    from mq.broker.ha import HAConfig
+    from mq.broker.ha.master import HAConfig
 
     for cls in (BrokerConfig, MessageStoreConfig, NamesrvConfig, HAConfig):
         for field in attr.fields(cls):

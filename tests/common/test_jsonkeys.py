@@ -24,7 +24,7 @@ def test_object_keys_become_pairs_in_order():
 
 
 def test_what_the_broker_writes_reads_back():
-    from mq.broker.processor_admin import MessageQueue as BrokerQueue
+    from mq.broker.processor.admin import MessageQueue as BrokerQueue
 
     body = fastjson.dumps_bytes({"consumeTps": 1.5, "offsetTable": {
         BrokerQueue("T", "b", 3): {"brokerOffset": 9, "consumerOffset": 4, "lastTimestamp": 0}}})

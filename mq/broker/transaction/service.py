@@ -32,7 +32,7 @@ from typing import Deque, Dict, Optional, Tuple
 from twisted.internet import task
 from twisted.logger import Logger
 
-from mq.broker.schedule import STORE_WIDE, stored_properties_string
+from mq.broker.schedule.delay_level import STORE_WIDE, stored_properties_string
 from mq.common import mixall
 from mq.common.broker_headers import CheckTransactionStateRequestHeader, EndTransactionRequestHeader
 from mq.common.message import (

@@ -217,7 +217,7 @@ class ScheduleMessageService(JsonStateFile):
         group = topic[len(RETRY_GROUP_TOPIC_PREFIX):] if topic.startswith(RETRY_GROUP_TOPIC_PREFIX) else ""
         where = "dropped"
         if group and topic_error(dlq_topic(group)) is None:
-            from mq.broker.retry import dead_letter  # retry imports this module
+            from mq.broker.processor.retry import dead_letter  # retry imports this module
 
             dead = self._put(dead_letter(self.broker, inner, group))
             if dead is None or dead.is_stored():

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from mq.broker import subscription_filter
-from mq.broker.client_manager import ClientChannelInfo
+from mq.broker.client.manager import ClientChannelInfo
+from mq.broker.subscription import expression_filter as subscription_filter
 from mq.common import fastjson
 from mq.common.broker_headers import UnregisterClientRequestHeader
 from mq.common.heartbeat import HeartbeatData

@@ -28,7 +28,7 @@ from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from mq.broker.stats import LATENCY_BUCKETS, FastHistogram
+from mq.broker.stats.metrics import LATENCY_BUCKETS, FastHistogram
 from mq.common.config import PORT_OR_OFF, convert_value, tunable, within
 from mq.common.ha_protocol import ReportDecoder, encode_header
 from mq.store.config import SYNC_FLUSH_TIMEOUT, BrokerRole

@@ -12,7 +12,7 @@ import time
 
 from twisted.logger import Logger
 
-from mq.broker import subscription_filter
+from mq.broker.subscription import expression_filter as subscription_filter
 from mq.common import fastjson
 from mq.common.broker_headers import PullMessageRequestHeader
 from mq.common.heartbeat import SubscriptionData

@@ -4,7 +4,7 @@ A consumer that fails a message sends it back by its CommitLog offset. The broke
 in ``%RETRY%<group>`` (created on demand; the group's consumers subscribe to it) with the delay level of
 its next attempt (``3 + reconsumeTimes`` unless the consumer asked for one), ``RETRY_TOPIC`` = the original
 topic, ``ORIGIN_MESSAGE_ID`` = the first offset id and the reconsume count raised by one. The copy waits
-in SCHEDULE_TOPIC_XXXX like any delayed message (``mq.broker.schedule``). Once the count reached the
+in SCHEDULE_TOPIC_XXXX like any delayed message (``mq.broker.schedule.delay_level``). Once the count reached the
 group's ``retryMaxTimes`` (16 by default; a request header's ``maxReconsumeTimes`` wins, as for RocketMQ
 clients from V3_4_9 on), or when the consumer asks with a negative delay level, the copy goes to
 ``%DLQ%<group>`` (1 queue, readable and writable) instead, with no delay.
@@ -18,7 +18,7 @@ from __future__ import annotations
 import random
 from typing import Optional
 
-from mq.broker.schedule import stored_properties_string
+from mq.broker.schedule.delay_level import stored_properties_string
 from mq.common import mixall
 from mq.common.broker_headers import ConsumerSendMsgBackRequestHeader
 from mq.common.hashing import tag_hash_code

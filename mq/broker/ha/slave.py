@@ -38,7 +38,7 @@ from typing import Optional
 from twisted.internet import protocol, task
 from twisted.logger import Logger
 
-from mq.broker.ha import HAConfig
+from mq.broker.ha.master import HAConfig
 from mq.common.ha_protocol import TransferDecoder, encode_report
 from mq.store.consumequeue import PAD_SIZE
 from mq.store.mappedfile import DiskFullError

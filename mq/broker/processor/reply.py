@@ -25,7 +25,7 @@ from typing import Optional, Tuple
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from mq.broker.processor_send import PUT_STATUS, SendMessageProcessor, born_host
+from mq.broker.processor.send import PUT_STATUS, SendMessageProcessor, born_host
 from mq.common.broker_headers import ReplyMessageRequestHeader, SendMessageRequestHeader
 from mq.common.message import MessageConst, MessageExtBrokerInner, properties_to_string, string_to_properties
 from mq.common.route import TopicConfig

@@ -9,7 +9,7 @@ from __future__ import annotations
 import attr
 from twisted.logger import Logger
 
-from mq.broker.subscription_group import SubscriptionGroupConfig
+from mq.broker.subscription.group import SubscriptionGroupConfig
 from mq.common import fastjson, mixall
 from mq.common.broker_headers import (
     ConsumerGroupRequestHeader,

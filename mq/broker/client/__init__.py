@@ -1,0 +1,1 @@
+"""Who is connected: producer and consumer channels, broker-to-client calls, rebalance locks."""

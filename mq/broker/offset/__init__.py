@@ -1,0 +1,1 @@
+"""Committed consumer offsets per group, topic and queue."""

@@ -1,0 +1,1 @@
+"""Request processors: one per group of request codes, as RocketMQ's broker.processor package splits them."""

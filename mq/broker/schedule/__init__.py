@@ -1,0 +1,1 @@
+"""Delayed delivery: RocketMQ's delay levels."""

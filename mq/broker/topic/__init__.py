@@ -1,0 +1,1 @@
+"""The broker's topic table: configured, auto-created and system topics."""
