@@ -49,7 +49,7 @@ from mq.remoting.client import RemotingClient
 from mq.remoting.codes import CURRENT_VERSION, RequestCode
 from mq.remoting.limits import ConnectionLimits
 from mq.remoting.protocol import RequestDispatcher
-from mq.remoting.server import RemotingServerFactory
+from mq.remoting.server import LISTEN_BACKLOG, RemotingServerFactory
 from mq.store.store import MessageStore
 
 log = Logger()
@@ -136,7 +136,8 @@ class BrokerService(service.MultiService):
         self.factory.on_disconnect.append(self._channel_closed)
         self.factories = [self.factory]
         iface = config.bind_address
-        internet.TCPServer(config.listen_port, self.factory, interface=iface, reactor=reactor).setServiceParent(self)
+        internet.TCPServer(config.listen_port, self.factory, interface=iface, backlog=LISTEN_BACKLOG,
+                           reactor=reactor).setServiceParent(self)
         if config.fast_listen_enable and config.listen_port > 2:
             # The VIP port serves every code but PULL_MESSAGE, as RocketMQ's fast remoting server does.
             fast = RequestDispatcher()
@@ -144,7 +145,7 @@ class BrokerService(service.MultiService):
             fast_factory = RemotingServerFactory(fast, reactor, limits=limits, share_with=self.factory)
             fast_factory.on_disconnect.append(self._channel_closed)
             self.factories.append(fast_factory)
-            internet.TCPServer(config.listen_port - 2, fast_factory, interface=iface,
+            internet.TCPServer(config.listen_port - 2, fast_factory, interface=iface, backlog=LISTEN_BACKLOG,
                                reactor=reactor).setServiceParent(self)
         #: ACL 1.0 (docs/acl.md): the check runs before every processor, on the VIP port too.
         self.acl: Optional[AclService] = None

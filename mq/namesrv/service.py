@@ -21,7 +21,7 @@ from mq.remoting.codes import RequestCode, code_name
 from mq.remoting.limits import ConnectionLimits
 from mq.remoting.memo import ResponseMemo
 from mq.remoting.protocol import RequestDispatcher
-from mq.remoting.server import RemotingServerFactory
+from mq.remoting.server import LISTEN_BACKLOG, RemotingServerFactory
 
 log = Logger()
 
@@ -152,7 +152,8 @@ class NamesrvService(service.MultiService):
 
     def startService(self) -> None:
         self.kv.load()
-        self.port = self.reactor.listenTCP(self.config.listen_port, self.factory, interface=self.config.interface)
+        self.port = self.reactor.listenTCP(self.config.listen_port, self.factory, interface=self.config.interface,
+                                           backlog=LISTEN_BACKLOG)
         address = self.port.getHost()
         log.info(
             "NameServer listening on {host}:{port} (KV config {kv}, scan every {scan:g} s, broker expiry {expiry:g} s)",

@@ -200,6 +200,10 @@ class RemotingProtocol(Protocol):
         if host.startswith("::ffff:"):
             host = host[7:]
         self.peer = f"{host}:{getattr(peer, 'port', 0)}"
+        # As RocketMQ's Netty remoting on both ends: a small response must not wait for the ACK of the last one.
+        no_delay = getattr(self.transport, "setTcpNoDelay", None)
+        if no_delay is not None:
+            no_delay(True)
         if self._budget is not None:
             self._last_active = self.reactor.seconds()
             # Above the transport's buffer size of unsent output, stop reading this peer until it drains.

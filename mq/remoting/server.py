@@ -16,6 +16,10 @@ from mq.remoting.serialization import DEFAULT_MAX_FRAME_LENGTH
 
 log = Logger()
 
+#: The listen backlog of every remoting port, as RocketMQ's ``com.rocketmq.remoting.socket.backlog`` default
+#: (Twisted's default is 50: a burst of producers connecting at once would see refused or retried SYNs).
+LISTEN_BACKLOG = 1024
+
 
 class RemotingServerFactory(ServerFactory):
     """Builds a ``RemotingProtocol`` per accepted connection, all sharing one ``RequestDispatcher``.

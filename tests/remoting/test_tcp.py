@@ -169,3 +169,44 @@ def test_split_address():
     for bad in ("", "host", "host:", ":9876", "h:x"):
         with pytest.raises(ValueError):
             split_address(bad)
+
+
+
+@pytest_twisted.ensureDeferred
+async def test_both_ends_set_tcp_nodelay(server, client):
+    """As RocketMQ's Netty remoting: Nagle off on accepted and on client connections."""
+    import socket
+
+    conn = await client.connection(server.addr)
+    await client.invoke(server.addr, RemotingCommand.request(105, {"topic": "T"}))
+    (accepted,) = server.factory.connections
+    for proto in (accepted, conn):
+        assert proto.transport.getHandle().getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+
+
+def test_remoting_ports_listen_with_javas_backlog(tmp_path):
+    """SO_BACKLOG 1024 on the broker's ports and the NameServer's, as RocketMQ's remoting server."""
+    from twisted.application import internet
+    from twisted.internet.testing import MemoryReactorClock
+
+    from mq.broker.config import BrokerConfig
+    from mq.broker.service import BrokerService
+    from mq.namesrv.config import NamesrvConfig
+    from mq.namesrv.service import NamesrvService
+    from mq.remoting.server import LISTEN_BACKLOG
+
+    assert LISTEN_BACKLOG == 1024
+    config = BrokerConfig.from_properties({
+        "listenPort": "10911", "storePathRootDir": str(tmp_path), "brokerIP1": "127.0.0.1", "namesrvAddr": "",
+    })
+    broker = BrokerService(config, MemoryReactorClock())
+    servers = [s for s in broker if isinstance(s, internet.TCPServer) and s.args[1] in broker.factories]
+    assert len(servers) == 2  # the port and the VIP port
+    assert all(s.kwargs["backlog"] == LISTEN_BACKLOG for s in servers)
+    clock = MemoryReactorClock()
+    namesrv = NamesrvService(NamesrvConfig(listen_port=0, kv_config_path=str(tmp_path / "kv.json")), clock)
+    namesrv.startService()
+    try:
+        assert clock.tcpServers[0][2] == LISTEN_BACKLOG
+    finally:
+        namesrv.stopService()
