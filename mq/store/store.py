@@ -10,7 +10,7 @@ from __future__ import annotations
 import fcntl
 import os
 import time
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from twisted.internet import defer, task, threads
 from twisted.logger import Logger
@@ -393,7 +393,12 @@ class MessageStore:
         return None
 
     def put_message(self, inner: MessageExtBrokerInner) -> defer.Deferred:
-        """Append one message; Deferred[PutMessageResult] (see docs/store.md for when it fires).
+        """Append one message; Deferred[PutMessageResult] (see docs/store.md for when it fires)."""
+        return _deferred(self.put_message_now(inner))
+
+    def put_message_now(self, inner: MessageExtBrokerInner) -> Union[PutMessageResult, defer.Deferred]:
+        """``put_message`` for the send path: the result itself when it is known on return (every refusal,
+        ASYNC_FLUSH, ``WAIT=false``), a Deferred of it only when the put waits for a SYNC_FLUSH.
 
         The record is encoded once, copied into the CommitLog once and dispatched inline (``_append`` is the
         same for a batch; this is its one-message form, kept lean because it runs for every single send).
@@ -452,16 +457,16 @@ class MessageStore:
     def put_messages(self, inners: Sequence[MessageExtBrokerInner]) -> defer.Deferred:
         """Append a batch (one topic and queue): consecutive queue offsets, all in one CommitLog file."""
         if not inners:
-            return self._failed(PutMessageResult(PutMessageStatus.MESSAGE_ILLEGAL, reason="empty batch"))
+            return _deferred(self._failed(PutMessageResult(PutMessageStatus.MESSAGE_ILLEGAL, reason="empty batch")))
         first = inners[0]
         messages = []
         for inner in inners:
             if inner.topic != first.topic or inner.queue_id != first.queue_id:
                 refused = self._refuse(inner.topic, len(inner.body))
                 if refused is not None:
-                    return self._failed(refused)
+                    return _deferred(self._failed(refused))
                 reason = "a batch must have one topic and queue"
-                return self._failed(PutMessageResult(PutMessageStatus.MESSAGE_ILLEGAL, reason=reason))
+                return _deferred(self._failed(PutMessageResult(PutMessageStatus.MESSAGE_ILLEGAL, reason=reason)))
             text = inner.properties_string
             messages.append((inner.flag, inner.body, properties_to_string(inner.properties) if text is None else text,
                              inner.properties))  # fmt: skip
@@ -470,7 +475,12 @@ class MessageStore:
             messages, first.properties.get(_WAIT), first.prepared_transaction_offset, [i.tags_code for i in inners],
         )  # fmt: skip
 
-    def put_message_batch(
+    def put_message_batch(self, *args: Any, **kwargs: Any) -> defer.Deferred:
+        """``put_messages`` without a message object per member (the broker's batch path): the arguments of
+        ``put_message_batch_now``, a Deferred[PutMessageResult]."""
+        return _deferred(self.put_message_batch_now(*args, **kwargs))
+
+    def put_message_batch_now(
         self,
         topic: str,
         queue_id: int,
@@ -482,12 +492,12 @@ class MessageStore:
         wait: Optional[str] = None,
         prepared_transaction_offset: int = 0,
         tags_codes: Optional[Sequence[Optional[int]]] = None,
-    ) -> defer.Deferred:
-        """``put_messages`` without a message object per member (the broker's batch path).
+    ) -> Union[PutMessageResult, defer.Deferred]:
+        """A batch put, its result returned as ``put_message_now`` returns it.
 
         ``messages`` are (flag, body, properties string to store, properties dict); the members share everything
         else. ``wait`` is the batch's ``WAIT`` property. The records are encoded once, copied into the CommitLog
-        in one piece and dispatched in one pass. Deferred[PutMessageResult] with ``msg_num`` messages.
+        in one piece and dispatched in one pass. The PutMessageResult has ``msg_num`` messages.
         """
         if not messages:
             return self._failed(PutMessageResult(PutMessageStatus.MESSAGE_ILLEGAL, reason="empty batch"))
@@ -572,15 +582,15 @@ class MessageStore:
         log.error("put refused: {e}", e=e)
         return PutMessageResult(PutMessageStatus.CREATE_MAPEDFILE_FAILED, reason=problem)
 
-    def _failed(self, result: PutMessageResult) -> defer.Deferred:
+    def _failed(self, result: PutMessageResult) -> PutMessageResult:
         self.stats_counters.put_message_failures += 1
-        return defer.succeed(result)
+        return result
 
-    def _complete(self, result: AppendMessageResult, wait: Optional[str]) -> defer.Deferred:
+    def _complete(self, result: AppendMessageResult, wait: Optional[str]) -> Union[PutMessageResult, defer.Deferred]:
         if self.sync_flush and (wait is None or wait.lower() != "false"):
             end = result.wrote_offset + result.wrote_bytes
             return self.flusher.wait_for(end).addCallback(_flush_outcome, result)
-        return defer.succeed(PutMessageResult(PutMessageStatus.PUT_OK, result))
+        return PutMessageResult(PutMessageStatus.PUT_OK, result)
 
     # ------------------------------------------------------------------ replication
 
@@ -844,6 +854,10 @@ def _has_key(raw: bytes, topic: str, key: str) -> bool:
         if key not in props.get(MessageConst.PROPERTY_KEYS, "").split(MessageConst.KEY_SEPARATOR):
             return False
     return decode_message_ext(raw, with_body=False).topic == topic
+
+
+def _deferred(result: Union[PutMessageResult, defer.Deferred]) -> defer.Deferred:
+    return result if isinstance(result, defer.Deferred) else defer.succeed(result)
 
 
 def _flush_outcome(flushed: bool, result: AppendMessageResult) -> PutMessageResult:

@@ -11,6 +11,7 @@ from mq.common.route import PERM_READ
 from mq.remoting.codes import RequestCode
 from mq.remoting.codes import ResponseCode as RC
 from mq.remoting.command import RemotingCommand
+from tests.support.processes import free_port
 
 
 @pytest_twisted.inlineCallbacks
@@ -128,3 +129,43 @@ def test_stored_properties_drop_wait_and_append():
     assert stored_properties("", {}, "CLUSTER\x01c") == "CLUSTER\x01c"
     props = {"NOWAIT": "x", "WAIT": "true"}
     assert stored_properties("NOWAIT\x01x\x02WAIT\x01true", props, "C\x01c") == "NOWAIT\x01x\x02C\x01c"
+
+
+class _Channel:
+    peer = "127.0.0.1:50000"
+
+    def __init__(self):
+        self.attributes = {}
+
+
+def _send_request(topic, wait=None, batch=False):
+    props = {} if wait is None else {"WAIT": wait}
+    header = send_header(topic, 0, props, batch=batch)
+    body = encode_batch([(0, b"a", "WAIT\x01true\x02"), (0, b"b", "")]) if batch else b"x"
+    code = RequestCode.SEND_BATCH_MESSAGE if batch else RequestCode.SEND_MESSAGE_V2
+    return RemotingCommand.request(code, header.encode_short(), body)
+
+
+@pytest_twisted.inlineCallbacks
+def test_an_async_flush_send_is_answered_without_a_deferred(make_broker, tmp_path):
+    """ASYNC_FLUSH and ASYNC_MASTER: the result is known when the put returns, so the processor returns the
+    response itself (no Deferred per send); SYNC_FLUSH waits through a Deferred unless the message says
+    WAIT=false."""
+    from twisted.internet import defer
+
+    b = make_broker()
+    processor = b.dispatcher.processors[RequestCode.SEND_MESSAGE_V2]
+    for batch in (False, True):
+        r = processor(_send_request("SyncAnswer", batch=batch), _Channel())
+        assert isinstance(r, RemotingCommand) and r.code == RC.SUCCESS
+    r = processor(_send_request("Bad topic!"), _Channel())
+    assert isinstance(r, RemotingCommand) and r.code == RC.SYSTEM_ERROR
+    s = make_broker(flushDiskType="SYNC_FLUSH", storePathRootDir=tmp_path / "sync", listenPort=free_port())
+    processor = s.dispatcher.processors[RequestCode.SEND_MESSAGE_V2]
+    r = processor(_send_request("SyncFlush", wait="false"), _Channel())
+    assert isinstance(r, RemotingCommand) and r.code == RC.SUCCESS
+    for batch in (False, True):
+        d = processor(_send_request("SyncFlush", batch=batch), _Channel())
+        assert isinstance(d, defer.Deferred)
+        r = yield d
+        assert r.code == RC.SUCCESS and r.ext_fields["queueOffset"] == ("1" if not batch else "2")

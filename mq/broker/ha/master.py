@@ -342,11 +342,17 @@ class HAService:
             return False
         return self.store.get_max_phy_offset() - self.acked_offset <= self.memory_window
 
-    def replicated(self, d: defer.Deferred, wait: Optional[str] = None) -> defer.Deferred:
-        """A put's Deferred, made to wait for a slave's ack on a SYNC_MASTER (unless ``WAIT=false``)."""
+    def replicated(self, d, wait: Optional[str] = None):
+        """A put's outcome, made to wait for a slave's ack on a SYNC_MASTER (unless ``WAIT=false``).
+
+        ``d`` is a Deferred of a PutMessageResult or the result itself (``put_message_now``); what comes back
+        is the same kind, or a Deferred when the put has to wait for a slave.
+        """
         if not self.sync_master or (wait is not None and wait.lower() == "false"):
             return d
-        return d.addCallback(self._wait_for_slave)
+        if isinstance(d, defer.Deferred):
+            return d.addCallback(self._wait_for_slave)
+        return self._wait_for_slave(d)
 
     def _wait_for_slave(self, result: PutMessageResult):
         ar = result.append_result

@@ -211,7 +211,7 @@ class SendMessageProcessor:
         inner = self.broker.prepare_inner(inner, h)
         if isinstance(inner, RemotingCommand):
             return inner
-        d = self.broker.ha.replicated(self.store.put_message(inner), props.get(_WAIT))
+        d = self.broker.ha.replicated(self.store.put_message_now(inner), props.get(_WAIT))
         return self._answer(d, request, h.topic, queue_id, 1, len(body), started)
 
     def _send_batch(self, request, channel, h, tc, queue_id, started):
@@ -244,12 +244,15 @@ class SendMessageProcessor:
             props.update(batch_props)
             total += len(body)
             messages.append((flag, body, stored, props))  # a tuple per member: no message object per member
-        d = self.store.put_message_batch(h.topic, queue_id, h.sys_flag, h.born_timestamp, born_host(channel),
+        d = self.store.put_message_batch_now(h.topic, queue_id, h.sys_flag, h.born_timestamp, born_host(channel),
                                          h.reconsume_times or 0, messages, wait)  # fmt: skip
         d = self.broker.ha.replicated(d, wait)
         return self._answer(d, request, h.topic, queue_id, len(messages), total, started)
 
-    def _answer(self, d: defer.Deferred, request, topic, queue_id, count, size, started) -> defer.Deferred:
+    def _answer(self, d, request, topic, queue_id, count, size, started):
+        """The response to a put: built at once when its result is known (ASYNC_FLUSH, ASYNC_MASTER, a refusal),
+        through a Deferred only when the put waits for a SYNC_FLUSH or a SYNC_MASTER slave."""
+
         def done(result):
             code, remark = PUT_STATUS.get(result.status, (RC.SYSTEM_ERROR, result.status.name))
             if remark is not None:
@@ -269,4 +272,6 @@ class SendMessageProcessor:
                 "TRACE_ON": "true" if self.config.trace_on else "false",
             })
 
-        return d.addCallback(done)
+        if isinstance(d, defer.Deferred):
+            return d.addCallback(done)
+        return done(d)
