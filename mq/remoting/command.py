@@ -33,6 +33,9 @@ class RemotingCommand:
     language: int = attr.ib(default=LanguageCode.JAVA)
     version: int = attr.ib(default=CURRENT_VERSION)
     serialize_type: int = attr.ib(default=SerializeType.JSON)
+    #: The whole frame, when its builder encoded it already (a ``ResponseTemplate``): ``encode_command`` sends it
+    #: as is. Whoever changes a field of such a command afterwards sets this back to None.
+    frame: Optional[bytes] = attr.ib(default=None, eq=False, repr=False)
 
     @property
     def is_response(self) -> bool:

@@ -305,6 +305,8 @@ _pack_prefix = FRAME_PREFIX.pack
 
 def encode_command(cmd: RemotingCommand) -> bytes:
     """The complete frame for ``cmd``, in its own serialization type."""
+    if cmd.frame is not None:
+        return cmd.frame
     if cmd.serialize_type == SerializeType.JSON:
         header = encode_json_header(cmd)
     else:
@@ -314,6 +316,43 @@ def encode_command(cmd: RemotingCommand) -> bytes:
     return b"".join(
         (_pack_prefix(4 + hlen + len(body), (cmd.serialize_type << 24) | hlen), header, body)
     )
+
+
+class ResponseTemplate:
+    """The JSON-header frame of a response that differs from one answer to the next only in its ``opaque`` and
+    some ``extFields`` values (a send's msgId, queue id and queue offset): encoded once by ``encode_json_header``
+    with markers in those places, so each answer formats three or four values into one string.
+
+    ``ext`` gives every extFields entry in order; None marks a variable one. Variable values must be plain
+    JSON-safe ASCII (digits, hex): they are pasted unescaped. A fixed value with a NUL gets no template
+    (``frame`` is then None and the caller encodes as usual).
+    """
+
+    __slots__ = ("_text",)
+
+    _OPAQUE = -7_777_777_777_777  # out of the i32 range of a real opaque
+
+    def __init__(self, code: int, flag: int, ext: Dict[str, Optional[str]], version: int) -> None:
+        fixed = [v for v in ext.values() if v is not None]
+        self._text: Optional[str] = None
+        if any("\x00" in v for v in fixed):
+            return
+        marked = {k: (f"\x00{i}" if v is None else v) for i, (k, v) in enumerate(ext.items())}
+        cmd = RemotingCommand(code, self._OPAQUE, flag, None, marked, b"", LanguageCode.JAVA, version)
+        text = encode_json_header(cmd).decode("ascii").replace("%", "%%")
+        text = text.replace(f'"opaque":{self._OPAQUE}', '"opaque":%d')
+        for i, (k, v) in enumerate(ext.items()):
+            if v is None:
+                text = text.replace(encode_basestring_ascii(f"\x00{i}"), '"%s"')
+        self._text = text
+
+    def frame(self, opaque: int, *values: str) -> Optional[bytes]:
+        """The frame with ``values`` in the variable places, in order (None if there is no template)."""
+        if self._text is None:
+            return None
+        header = (self._text % (*values, opaque)).encode("ascii")  # fastjson's order: extFields before opaque
+        hlen = len(header)
+        return _pack_prefix(4 + hlen, hlen) + header  # header word: serialize type JSON (0) << 24 | length
 
 
 def decode_frame(serialize_type: int, header: bytes, body: bytes) -> RemotingCommand:

@@ -382,3 +382,33 @@ def test_field_accessor():
     assert cmd.field("topic") == "T"
     assert cmd.field("x", "d") == "d"
     assert RemotingCommand(10).field("topic") is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    opaque=st.integers(-(2**31), 2**31 - 1),
+    offsets=st.lists(st.integers(0, 2**63 - 1), min_size=1, max_size=4),
+    queue_id=st.integers(0, 65535),
+    offset=st.integers(-1, 2**63 - 1),
+    region=st.text(max_size=12),
+    trace=st.sampled_from(["true", "false"]),
+)
+def test_response_template_frame_is_the_encoded_command(opaque, offsets, queue_id, offset, region, trace):
+    """A send answer's pre-encoded frame is byte for byte what encode_command writes for the same command."""
+    from mq.remoting.codes import CURRENT_VERSION
+    from mq.remoting.serialization import ResponseTemplate
+
+    msg_id = ",".join(f"7F00000100002A9F{o:016X}" for o in offsets)
+    ext = {"msgId": msg_id, "queueId": str(queue_id), "queueOffset": str(offset), "MSG_REGION": region,
+           "TRACE_ON": trace}
+    cmd = RemotingCommand(ResponseCode.SUCCESS, opaque, FLAG_RESPONSE, None, ext, b"", LanguageCode.JAVA,
+                          CURRENT_VERSION, SerializeType.JSON)
+    template = ResponseTemplate(ResponseCode.SUCCESS, FLAG_RESPONSE, {"msgId": None, "queueId": None,
+                                "queueOffset": None, "MSG_REGION": region, "TRACE_ON": trace}, CURRENT_VERSION)
+    frame = template.frame(opaque, msg_id, str(queue_id), str(offset))
+    if "\x00" in region:
+        assert frame is None
+        return
+    assert frame == encode_command(cmd)
+    cmd.frame = frame
+    assert encode_command(cmd) is frame and decode_command(frame) == cmd

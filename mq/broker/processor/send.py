@@ -38,8 +38,9 @@ from mq.common.names import topic_error
 from mq.common.route import PERM_WRITE, TopicConfig
 from mq.common.topic import NOT_ALLOWED_SEND_TOPICS
 from mq.remoting.client import split_address
-from mq.remoting.codes import RequestCode, ResponseCode
+from mq.remoting.codes import CURRENT_VERSION, FLAG_RESPONSE, RequestCode, ResponseCode, SerializeType
 from mq.remoting.command import RemotingCommand
+from mq.remoting.serialization import ResponseTemplate
 from mq.store.results import PutMessageStatus
 
 RC = ResponseCode
@@ -104,6 +105,7 @@ class SendMessageProcessor:
         self.store = broker.store
         self.stats = broker.stats
         self._random = random.Random()
+        self._answer_template: Tuple[object, Optional[ResponseTemplate]] = (None, None)
 
     def register(self, dispatcher) -> None:
         dispatcher.register(RequestCode.SEND_MESSAGE, self.process_v1)
@@ -249,6 +251,14 @@ class SendMessageProcessor:
         d = self.broker.ha.replicated(d, wait)
         return self._answer(d, request, h.topic, queue_id, len(messages), total, started)
 
+    def _template(self, region: str, trace: str) -> ResponseTemplate:
+        """The success answer's frame template for the current region and trace switch (rebuilt when they change)."""
+        key = (region, trace)
+        if self._answer_template[0] != key:
+            ext = {"msgId": None, "queueId": None, "queueOffset": None, "MSG_REGION": region, "TRACE_ON": trace}
+            self._answer_template = (key, ResponseTemplate(RC.SUCCESS, FLAG_RESPONSE, ext, CURRENT_VERSION))
+        return self._answer_template[1]
+
     def _answer(self, d, request, topic, queue_id, count, size, started):
         """The response to a put: built at once when its result is known (ASYNC_FLUSH, ASYNC_MASTER, a refusal),
         through a Deferred only when the put waits for a SYNC_FLUSH or a SYNC_MASTER slave."""
@@ -264,13 +274,17 @@ class SendMessageProcessor:
             ar = result.append_result
             # Stored, but flush or replication fell short: say why beside the usual answer.
             note = (result.reason or result.status.name) if code != RC.SUCCESS else None
-            return request.response(code, note, {
-                "msgId": ar.msg_id,
-                "queueId": str(queue_id),
-                "queueOffset": str(ar.logics_offset),
-                "MSG_REGION": self.config.region_id,
-                "TRACE_ON": "true" if self.config.trace_on else "false",
+            msg_id = ar.msg_id
+            qid = str(queue_id)
+            offset = str(ar.logics_offset)
+            region = self.config.region_id
+            trace = "true" if self.config.trace_on else "false"
+            response = request.response(code, note, {
+                "msgId": msg_id, "queueId": qid, "queueOffset": offset, "MSG_REGION": region, "TRACE_ON": trace,
             })
+            if note is None and request.serialize_type == SerializeType.JSON:
+                response.frame = self._template(region, trace).frame(request.opaque, msg_id, qid, offset)
+            return response
 
         if isinstance(d, defer.Deferred):
             return d.addCallback(done)
