@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 from typing import Callable, Dict, List, Optional
 
-from twisted.internet import defer
+from twisted.internet import defer, tcp
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
@@ -34,6 +34,9 @@ log = Logger()
 _unpack_prefix = FRAME_PREFIX.unpack_from
 _unpack_length = FRAME_LENGTH.unpack_from
 _opaques = itertools.count(1)
+#: Output collected while one read is handled goes out once it passes this size, and the rest of that read's
+#: output through Twisted's buffer and its limit (which pauses reading): large answers are held no longer.
+OUTPUT_BATCH_BYTES = 64 * 1024
 
 
 def next_opaque() -> int:
@@ -190,6 +193,9 @@ class RemotingProtocol(Protocol):
         #: Set by the factory when repeated read-only requests may be answered from memory (the NameServer).
         self.memo: Optional[ResponseMemo] = None
         self._memo_request: Optional[tuple] = None
+        #: While a read is handled: the frames written in it, sent together when it ends (one send per read).
+        self._out: Optional[List[bytes]] = None
+        self._out_len = 0
 
     # -- connection lifecycle ------------------------------------------------------------------------
 
@@ -311,6 +317,18 @@ class RemotingProtocol(Protocol):
     # -- framing -------------------------------------------------------------------------------------
 
     def dataReceived(self, data: bytes) -> None:
+        """Handle every frame ``data`` completes, then send what they answered in one write."""
+        if self._out is not None:  # re-entered from a processor: the outer call sends
+            self._frames(data)
+            return
+        self._out = []
+        self._out_len = 0
+        try:
+            self._frames(data)
+        finally:
+            self._flush_output()
+
+    def _frames(self, data: bytes) -> None:
         if self.closing:
             return
         self._active = True
@@ -363,7 +381,7 @@ class RemotingProtocol(Protocol):
                 if answer is not None:
                     pos = frame_end
                     if self.connected:
-                        self.transport.write(answer)
+                        self._write(answer)
                     if self._output_paused:
                         break
                     continue
@@ -423,7 +441,45 @@ class RemotingProtocol(Protocol):
             if pending is not None and pending[3].opaque == response.opaque:
                 self._memo_request = None
                 self.memo.remember(pending[0], pending[1], pending[2], pending[3], response, data)  # type: ignore[union-attr]
+            self._write(data)
+
+    def _write(self, data: bytes) -> None:
+        out = self._out
+        if out is None:
             self.transport.write(data)
+            return
+        out.append(data)
+        self._out_len += len(data)
+        if self._out_len >= OUTPUT_BATCH_BYTES:
+            self._flush_output()  # and the rest of this read goes through ``transport.write`` and its limit
+
+    def _flush_output(self) -> None:
+        """Send the output collected during this read: straight to the socket when Twisted holds none of this
+        connection's output (no ``startWriting``/``stopWriting`` pair of ``epoll_ctl`` calls, no second reactor
+        turn before the answers leave), through ``transport.write`` otherwise and for whatever the socket
+        did not take."""
+        out = self._out
+        self._out = None
+        self._out_len = 0
+        if not out or self.closing or not self.connected:
+            return
+        data = out[0] if len(out) == 1 else b"".join(out)
+        t = self.transport
+        if (
+            isinstance(t, tcp.Connection)
+            and not t.TLS
+            and t.connected
+            and not t.disconnecting
+            and not t._writeDisconnected
+            and not t.dataBuffer
+            and not t._tempDataLen
+        ):
+            sent = t.writeSomeData(data)
+            if type(sent) is int:  # otherwise the connection is lost: ``write`` below lets Twisted find out
+                if sent == len(data):
+                    return
+                data = data[sent:]
+        t.write(data)
 
     def send_request(self, request: RemotingCommand, timeout: float = 3.0) -> defer.Deferred:
         """Send ``request`` and return a Deferred that fires with its response.
@@ -438,7 +494,7 @@ class RemotingProtocol(Protocol):
         d = defer.Deferred()
         timer = self.reactor.callLater(timeout, self._timed_out, opaque, request.code, timeout)
         self._pending[opaque] = (d, timer)
-        self.transport.write(encode_command(request))
+        self._write(encode_command(request))
         return d
 
     def send_oneway(self, request: RemotingCommand) -> None:
@@ -447,7 +503,7 @@ class RemotingProtocol(Protocol):
             raise RemotingConnectionError(f"connection to {self.peer} is closed")
         request.opaque = next_opaque()
         request.flag |= FLAG_ONEWAY
-        self.transport.write(encode_command(request))
+        self._write(encode_command(request))
 
     def _timed_out(self, opaque: int, code: int, timeout: float) -> None:
         entry = self._pending.pop(opaque, None)

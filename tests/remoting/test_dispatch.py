@@ -175,3 +175,28 @@ def test_register_accepts_enum_codes():
     dispatcher = RequestDispatcher()
     dispatcher.register(RequestCode.HEART_BEAT, lambda req, ch: req.response())
     assert list(dispatcher.processors) == [34] and type(next(iter(dispatcher.processors))) is int
+
+
+def test_the_answers_of_one_read_leave_in_one_write():
+    """Eight requests in one chunk: eight answers, in order, in a single transport write; an answer that comes
+    later (a Deferred firing outside the read) is written on its own at once."""
+    pending = []
+
+    def answer(req, channel):
+        if req.code == 11:
+            pending.append(defer.Deferred())
+            return pending[-1].addCallback(lambda _: req.response())
+        return req.response(ResponseCode.SUCCESS, None, {"n": str(req.opaque)})
+
+    dispatcher = RequestDispatcher()
+    dispatcher.register(10, answer)
+    dispatcher.register(11, answer)
+    proto, transport = connect(dispatcher)
+    writes = []
+    write = transport.write
+    transport.write = lambda data: (writes.append(data), write(data))
+    proto.dataReceived(b"".join(request(10, opaque=i) for i in range(1, 9)) + request(11, opaque=9))
+    assert len(writes) == 1
+    assert [(a.opaque, a.ext_fields["n"]) for a in answers(transport)] == [(i, str(i)) for i in range(1, 9)]
+    pending[0].callback(None)
+    assert len(writes) == 2 and [a.opaque for a in answers(transport)] == [9]

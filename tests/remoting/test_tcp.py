@@ -210,3 +210,19 @@ def test_remoting_ports_listen_with_javas_backlog(tmp_path):
         assert clock.tcpServers[0][2] == LISTEN_BACKLOG
     finally:
         namesrv.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_answers_go_straight_to_the_socket_when_nothing_is_buffered(server, client):
+    """With Twisted's buffer empty, a read's answers are sent at once: the server never asks the reactor to
+    watch the socket for writing (no epoll_ctl pair and no second reactor turn per burst)."""
+    await client.invoke(server.addr, RemotingCommand.request(105, {"topic": "warm"}))
+    (accepted,) = server.factory.connections
+    watched = []
+    start = accepted.transport.startWriting
+    accepted.transport.startWriting = lambda: (watched.append(1), start())
+    answers = await defer.gatherResults([
+        client.invoke(server.addr, RemotingCommand.request(105, {"topic": f"T{i}"}, b"x" * i)) for i in range(8)
+    ])
+    assert [(a.ext_fields["topic"], a.body) for a in answers] == [(f"T{i}", b"x" * i) for i in range(8)]
+    assert watched == []
