@@ -193,15 +193,22 @@ def decode_json_header(data: bytes, body: bytes) -> RemotingCommand:
     remark = header.get("remark")
     if remark is not None and type(remark) is not str:
         remark = str(remark)
+    # The usual header has plain JSON integers: tested inline, ``_int_field`` only for the rest.
+    code = header.get("code")
+    if type(code) is not int:
+        code = _int_field(header, "code")
+    opaque = header.get("opaque", 0)
+    if type(opaque) is not int:
+        opaque = _int_field(header, "opaque", 0)
+    flag = header.get("flag", 0)
+    if type(flag) is not int:
+        flag = _int_field(header, "flag", 0)
+    version = header.get("version", 0)
+    if type(version) is not int:
+        version = _int_field(header, "version", 0)
+    ext = header.get("extFields")
     return RemotingCommand(
-        _int_field(header, "code"),
-        _int_field(header, "opaque", 0),
-        _int_field(header, "flag", 0),
-        remark,
-        _normalise_ext(header.get("extFields")),
-        body,
-        language,
-        _int_field(header, "version", 0),
+        code, opaque, flag, remark, None if ext is None else _normalise_ext(ext), body, language, version,
         SerializeType.JSON,
     )
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import attrs
 
@@ -43,6 +43,10 @@ class GetMessageStatus(enum.Enum):
     NO_MESSAGE_IN_QUEUE = "NO_MESSAGE_IN_QUEUE"
 
 
+#: store host → the hex of its address and port, the fixed head of its offset msgIds (a store has one or two).
+_HOST_HEX: Dict[Tuple[str, int], str] = {}
+
+
 class AppendMessageResult:
     """Where a put landed. ``msg_id`` (offset ids, comma-joined for a batch) is built only when read."""
 
@@ -77,9 +81,17 @@ class AppendMessageResult:
             host = self._host
             if host is None:
                 self._msg_id = ""
-            else:  # create_offset_msg_id: the host part once, then 16 hex digits per offset
-                head = create_offset_msg_id(host, 0)[:-16]
-                self._msg_id = ",".join([f"{head}{o:016X}" for o in self._offsets])
+            else:  # create_offset_msg_id: the host part (hex once per store host), then 16 hex digits per offset
+                head = _HOST_HEX.get(host)
+                if head is None:
+                    if len(_HOST_HEX) >= 64:
+                        _HOST_HEX.clear()
+                    head = _HOST_HEX[host] = create_offset_msg_id(host, 0)[:-16]
+                offsets = self._offsets
+                if len(offsets) == 1:
+                    self._msg_id = "%s%016X" % (head, offsets[0])
+                else:
+                    self._msg_id = ",".join([f"{head}{o:016X}" for o in offsets])
         return self._msg_id
 
     def is_ok(self) -> bool:

@@ -274,3 +274,18 @@ def test_a_second_store_cannot_open_the_same_directory(tmp_path):
     open_store(tmp_path)
     with pytest.raises(StoreError):
         open_store(tmp_path)
+
+
+def test_offset_msg_ids_from_many_store_hosts_keep_a_bounded_cache():
+    """The hex head of each store host is cached (64 hosts at most); every id is still create_offset_msg_id's."""
+    from mq.common.message import create_offset_msg_id
+    from mq.store import results
+    from mq.store.results import AppendMessageResult, AppendMessageStatus
+
+    for i in range(200):
+        host = (f"10.0.{i // 256}.{i % 256}", 10911 + i)
+        one = AppendMessageResult(AppendMessageStatus.PUT_OK, 1000 + i, 100, store_host=host)
+        assert one.msg_id == create_offset_msg_id(host, 1000 + i)
+        two = AppendMessageResult(AppendMessageStatus.PUT_OK, 5, 20, store_host=host, msg_num=2, offsets=(5, 15))
+        assert two.msg_id == create_offset_msg_id(host, 5) + "," + create_offset_msg_id(host, 15)
+        assert len(results._HOST_HEX) <= 64
