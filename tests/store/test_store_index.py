@@ -134,3 +134,33 @@ def test_a_put_killed_before_its_header_write_is_undone_on_load(tmp_path):
     again.build("T", {"UNIQ_KEY": "C", "KEYS": "k1 k2"}, 300, T)  # recovery dispatches it again
     hits = [again.query("T", k, 5, 0, 2**62)[0] for k in ("A", "B", "C", "k1", "k2")]
     assert hits == [[100], [200], [300], [300], [300]]
+
+
+def test_uniq_key_hashes_with_the_remembered_prefix_are_index_key_hash(tmp_path):
+    """Keys that share their first 28 characters (a batch's members), keys that do not, short keys, non-ASCII
+    keys one topic then another, and two topics in turn: every hash is index_key_hash of ``topic#key``."""
+    import random
+
+    from mq.common.hashing import index_key_hash
+    from mq.store.index import IndexService
+
+    service = IndexService(str(tmp_path / "index"), 100, 400, lambda: 0)
+    rnd = random.Random(7)
+    head = "7F0000010A2B3C4D5E6F"
+    keys = []
+    for _ in range(300):
+        kind = rnd.randrange(6)
+        if kind == 0:
+            keys.append(head + "%08X" % rnd.randrange(3) + "%04X" % rnd.randrange(1 << 16))
+        elif kind == 1:
+            keys.append(head[:rnd.randrange(30)])
+        elif kind == 2:
+            keys.append(head + "0000000é" + "0001")
+        else:
+            keys.append(head + "00000001" + "%04X" % rnd.randrange(1 << 16) + "x" * rnd.randrange(3))
+    for topic in ("T", "Other", "T"):
+        for key in keys:
+            assert service._uniq_hash(topic, key) == index_key_hash(f"{topic}#{key}"), (topic, key)
+    for key in keys[:50]:
+        for topic in ("T", "Other"):
+            assert service._uniq_hash(topic, key) == index_key_hash(f"{topic}#{key}"), (topic, key)

@@ -229,17 +229,20 @@ class SendMessageProcessor:
         suffix = properties_to_string(batch_props)
         messages = []
         total = 0
-        check_body = self._check_body
+        limit = self.config.max_message_size
         for i, (flag, body, props_text) in enumerate(items):
-            refusal = check_body(request, body, props_text)
-            if refusal is not None:
-                refusal.remark = f"message {i} of the batch: {refusal.remark}"
-                return refusal
+            if len(body) > limit or len(props_text) > MAX_PROPERTIES_LENGTH:  # _check_body's sizes, tested inline
+                refusal = self._check_body(request, body, props_text)
+                if refusal is not None:
+                    refusal.remark = f"message {i} of the batch: {refusal.remark}"
+                    return refusal
             props = string_to_properties(props_text)
-            if props.get(_DELAY, "0") not in ("", "0"):
+            delay = props.get(_DELAY)
+            if delay is not None and delay not in ("", "0"):
                 return self._refuse(request, RC.MESSAGE_ILLEGAL,
                                     f"message {i} of the batch has a delay level: batches cannot be delayed")
-            if props.get(_TRAN, "").lower() == "true":
+            tran = props.get(_TRAN)
+            if tran is not None and tran.lower() == "true":
                 return self._refuse(request, RC.MESSAGE_ILLEGAL,
                                     f"message {i} of the batch is a transaction message: batches cannot be")
             stored = stored_properties(props_text, props, suffix)
