@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import struct
 import zlib
-from functools import lru_cache
 from operator import mul
 from typing import Tuple
+
+from mq.common.hotcache import hot_cache
 
 _MASK = 0xFFFFFFFF
 _MAX_FAST = 256
@@ -50,7 +51,7 @@ def java_string_hash(s: str) -> int:
     return h - (1 << 32) if h & 0x80000000 else h
 
 
-@lru_cache(maxsize=4096)
+@hot_cache(4096)
 def tag_hash_code(tags: str | None) -> int:
     """ConsumeQueue tagsCode of a TAGS value: its Java hash, 0 when empty or missing (cached: tags repeat)."""
     if not tags:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import socket
 import struct
-from functools import lru_cache
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 from zlib import crc32 as _crc32
 
@@ -18,6 +17,7 @@ import attrs
 import construct as c
 
 from mq.common.hashing import body_crc
+from mq.common.hotcache import hot_cache
 from mq.common.layout import FixedLayout
 
 Host = Tuple[str, int]
@@ -147,7 +147,7 @@ def string_to_properties(text: str) -> Dict[str, str]:
 # --------------------------------------------------------------------------------------------- hosts and ids
 
 
-@lru_cache(maxsize=4096)
+@hot_cache(4096)
 def _host_ip(host: str) -> Tuple[bool, bytes]:
     """(is IPv6, packed address) of a literal IP; cached because a broker sees few distinct peers."""
     try:
@@ -395,7 +395,7 @@ def record_size(sys_flag: int, body_len: int, topic_len: int, props_len: int) ->
     return PREFIX_LAYOUTS[(sys_flag & _HOSTS_MASK) >> _V6_SHIFT].size + body_len + 1 + topic_len + 2 + props_len
 
 
-@lru_cache(maxsize=4096)
+@hot_cache(4096)
 def _ip_fields(host: str) -> Tuple[bool, Tuple[int, ...]]:
     v6, packed = _host_ip(host)
     if v6:
@@ -403,7 +403,7 @@ def _ip_fields(host: str) -> Tuple[bool, Tuple[int, ...]]:
     return False, (int.from_bytes(packed, "big"),)
 
 
-@lru_cache(maxsize=1024)
+@hot_cache(1024)
 def topic_field(topic: str) -> bytes:
     """TOPICLEN + topic bytes (cached per topic: the same few topics repeat on every put)."""
     raw = topic.encode("utf-8")
@@ -421,7 +421,7 @@ def host_sys_flag(sys_flag: int, born_host: Host, store_host: Host) -> int:
     )
 
 
-@lru_cache(maxsize=4096)
+@hot_cache(4096)
 def record_hosts(born_host: Host, store_host: Host) -> Tuple[int, Any, int, Tuple[int, ...], Tuple[int, ...]]:
     """What every record between two hosts shares: (v6 bits of SYSFLAG, prefix ``pack``, prefix size, born host
     fields, store host fields). Cached: a broker sees few distinct peers."""

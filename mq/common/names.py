@@ -14,6 +14,8 @@ import re
 from functools import lru_cache
 from typing import Optional
 
+from mq.common.hotcache import hot_cache
+
 TOPIC_MAX_LENGTH = 127
 GROUP_MAX_LENGTH = 255
 LEGAL_CHARS = "[%|a-zA-Z0-9_-]"
@@ -36,7 +38,7 @@ def _error(kind: str, name: object, max_length: int) -> Optional[str]:
     return None
 
 
-@lru_cache(maxsize=4096)
+@hot_cache(4096)
 def topic_error(topic: str) -> Optional[str]:
     """Why ``topic`` is not a legal topic name, or None if it is (cached: the same topics come back)."""
     return _error("topic", topic, TOPIC_MAX_LENGTH)
