@@ -196,6 +196,7 @@ class RemotingProtocol(Protocol):
         #: While a read is handled: the frames written in it, sent together when it ends (one send per read).
         self._out: Optional[List[bytes]] = None
         self._out_len = 0
+        self._direct = False
 
     # -- connection lifecycle ------------------------------------------------------------------------
 
@@ -210,6 +211,11 @@ class RemotingProtocol(Protocol):
         no_delay = getattr(self.transport, "setTcpNoDelay", None)
         if no_delay is not None:
             no_delay(True)
+        # A plain TCP transport whose buffer ``_flush_output`` can see is empty: answers may go straight out.
+        self._direct = isinstance(self.transport, tcp.Connection) and all(
+            hasattr(self.transport, name)
+            for name in ("TLS", "disconnecting", "_writeDisconnected", "dataBuffer", "_tempDataLen", "writeSomeData")
+        )
         if self._budget is not None:
             self._last_active = self.reactor.seconds()
             # Above the transport's buffer size of unsent output, stop reading this peer until it drains.
@@ -235,6 +241,7 @@ class RemotingProtocol(Protocol):
                 log.failure("connection-lost callback for {peer}", peer=self.peer)
 
     def close(self) -> None:
+        self._flush_output()  # what this read answered before the close still goes out, as Twisted's buffer does
         self.closing = True
         if self.transport is not None:
             self.transport.loseConnection()
@@ -243,6 +250,7 @@ class RemotingProtocol(Protocol):
         """Bad input: log it, drop this connection, and ignore anything else it sent."""
         log.warn("closing connection from {peer}: {reason}", peer=self.peer, reason=reason)
         self.closing = True
+        self._out = None  # aborted: the answers of this read are dropped with Twisted's buffer
         self._buf = b""
         self._more = []
         self._need = 0
@@ -461,12 +469,12 @@ class RemotingProtocol(Protocol):
         out = self._out
         self._out = None
         self._out_len = 0
-        if not out or self.closing or not self.connected:
+        if not out or not self.connected:
             return
         data = out[0] if len(out) == 1 else b"".join(out)
         t = self.transport
         if (
-            isinstance(t, tcp.Connection)
+            self._direct
             and not t.TLS
             and t.connected
             and not t.disconnecting

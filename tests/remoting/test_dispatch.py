@@ -200,3 +200,18 @@ def test_the_answers_of_one_read_leave_in_one_write():
     assert [(a.opaque, a.ext_fields["n"]) for a in answers(transport)] == [(i, str(i)) for i in range(1, 9)]
     pending[0].callback(None)
     assert len(writes) == 2 and [a.opaque for a in answers(transport)] == [9]
+
+
+def test_answers_written_before_a_close_in_the_same_read_still_go_out():
+    """A processor that closes the connection: the answers this read produced before it are still sent (as
+    Twisted's buffer sends them before closing), the frames after it are not handled."""
+    def closing(req, channel):
+        channel.close()
+
+    dispatcher = RequestDispatcher()
+    dispatcher.register(10, lambda req, ch: req.response(ResponseCode.SUCCESS))
+    dispatcher.register(11, closing)
+    proto, transport = connect(dispatcher)
+    proto.dataReceived(request(10, opaque=1) + request(10, opaque=2) + request(11, opaque=3) + request(10, opaque=4))
+    assert [a.opaque for a in answers(transport)] == [1, 2]
+    assert transport.disconnecting
