@@ -24,6 +24,7 @@ from twisted.logger import Logger
 
 from mq.dledger import entry as entry_codec
 from mq.dledger.messages import Append, Entry, HardState, PersistOp, Truncate
+from mq.store.store import _fsync_dir  # the CommitLog store's directory fsync, shared
 
 log = Logger()
 
@@ -40,14 +41,6 @@ META_FILE = "meta"
 
 class StoreCorrupted(Exception):
     """Stored state that cannot be trusted and must not be guessed at."""
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class MetaStore:
