@@ -18,7 +18,6 @@ import sys
 import time
 
 from mq.dledger.config import RaftConfig
-from mq.dledger.node import LEADER
 from tests.dledger.simulation import Sim, SimulationFailure, run
 
 

@@ -119,7 +119,7 @@ class DurableLog:
         expected_pos = int(names[0]) if names else 0
         self.end = expected_pos
         broken_at: Optional[Tuple[int, int]] = None  # (segment start, offset in it)
-        for k, name in enumerate(names):
+        for name in names:
             start = int(name)
             if broken_at is not None or start != expected_pos:
                 broken_at = broken_at or (start, 0)

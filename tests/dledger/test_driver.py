@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import random
 
-import pytest
 from twisted.internet import defer, task
 
 from mq.dledger import codec
 from mq.dledger.config import RaftConfig
-from mq.dledger.driver import ProposalFailed, RaftDriver
+from mq.dledger.driver import RaftDriver
 from mq.dledger.log import MemoryLog
 from mq.dledger.node import LEADER, RaftNode
 from mq.dledger.store import DurableLog, MetaStore
