@@ -1,0 +1,173 @@
+"""``RaftDriver``: runs a ``RaftNode`` on a reactor with its durable log, vote store and a send function.
+
+It keeps the core's contract (docs/dledger.md): term and vote are saved before the messages of the same step
+leave (synchronously: an fsync on the reactor thread, once per election, not per message); persist operations
+go to the log in a worker, one batch at a time (group commit: what arrives meanwhile waits for the next
+batch), and ``persisted`` follows each fsync; ticks run by ``callLater`` at the core's next deadline.
+``propose`` returns a Deferred that fires with the entry's index once it is committed in the term it was
+proposed in, and fails with ``ProposalFailed`` if it is refused, lost in a leader change, or not committed
+within ``wait_ack_ms`` (DLedger's ``maxWaitAckTimeMs``, 2.5 s; RocketMQ answers that with OS_PAGECACHE_BUSY).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+from twisted.internet import defer, threads
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+
+from mq.dledger.messages import Entry, Message, Output, Proposed, RoleChange
+from mq.dledger.node import RaftNode
+from mq.dledger.store import DurableLog, MetaStore
+
+log = Logger()
+
+
+class ProposalFailed(Exception):
+    """``reason``: NOT_LEADER, TRANSFERRING, PENDING_FULL, TOO_LARGE, EMPTY, LOST or TIMEOUT."""
+
+    def __init__(self, reason: str, leader: Optional[str] = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.leader = leader
+
+
+def _in_thread(reactor, fn: Callable[[], object]) -> defer.Deferred:
+    return threads.deferToThreadPool(reactor, reactor.getThreadPool(), fn)
+
+
+class RaftDriver:
+    def __init__(
+        self,
+        reactor: IReactorTime,
+        node: RaftNode,
+        store: DurableLog,
+        meta: MetaStore,
+        send: Callable[[Message], None],
+        on_commit: Callable[[List[Entry]], None] = lambda entries: None,
+        on_role: Callable[[RoleChange], None] = lambda change: None,
+        wait_ack_ms: int = 2_500,
+        run_blocking: Optional[Callable[[Callable[[], object]], defer.Deferred]] = None,
+    ) -> None:
+        self.reactor = reactor
+        self.node = node
+        self.store = store
+        self.meta = meta
+        self.send = send
+        self.on_commit = on_commit
+        self.on_role = on_role
+        self.wait_ack_ms = wait_ack_ms
+        self.run_blocking = run_blocking or (lambda fn: _in_thread(reactor, fn))
+        self._ops: list = []
+        self._syncing = False
+        self._timer: Optional[IDelayedCall] = None
+        self._pending: Dict[int, Tuple[int, defer.Deferred, IDelayedCall]] = {}
+        self._stopped = False
+
+    def now(self) -> int:
+        return int(self.reactor.seconds() * 1000)
+
+    def start(self) -> None:
+        self._schedule()
+
+    def stop(self) -> None:
+        self._stopped = True
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        for _term, d, timer in list(self._pending.values()):
+            if timer.active():
+                timer.cancel()
+            d.errback(ProposalFailed("NOT_LEADER"))
+        self._pending.clear()
+
+    # -- inputs ------------------------------------------------------------------------------------------
+
+    def receive(self, msg: Message) -> None:
+        if not self._stopped:
+            self._handle(self.node.step(msg, self.now()))
+
+    def propose(self, bodies: Sequence[bytes]) -> defer.Deferred:
+        """Fires with the last entry's index once all of ``bodies`` are committed."""
+        result, out = self.node.propose(bodies, self.now())
+        if not isinstance(result, Proposed):
+            self._handle(out)
+            return defer.fail(ProposalFailed(result.reason, result.leader))
+        d: defer.Deferred = defer.Deferred()
+        timer = self.reactor.callLater(self.wait_ack_ms / 1000, self._expire, result.last)
+        self._pending[result.last] = (result.term, d, timer)
+        self._handle(out)
+        return d
+
+    def transfer_leadership(self, target: str) -> Optional[str]:
+        error, out = self.node.transfer_leadership(target, self.now())
+        self._handle(out)
+        return error
+
+    # -- outputs -----------------------------------------------------------------------------------------
+
+    def _handle(self, out: Output) -> None:
+        if out.hard_state is not None:
+            self.meta.save(out.hard_state)  # before any message of this step leaves
+        for change in out.roles:
+            log.info("DLedger {id}: {role} in term {term}, leader {leader}", id=self.node.id, role=change.role,
+                     term=change.term, leader=change.leader)
+            self.on_role(change)
+        for msg in out.messages:
+            self.send(msg)
+        if out.persist:
+            self._ops.extend(out.persist)
+            self._sync()
+        if out.committed:
+            self.on_commit(out.committed)
+            for e in out.committed:
+                waiting = self._pending.pop(e.index, None)
+                if waiting is not None:
+                    term, d, timer = waiting
+                    timer.cancel()
+                    if term == e.term:
+                        d.callback(e.index)
+                    else:
+                        d.errback(ProposalFailed("LOST"))
+        self._schedule()
+
+    def _sync(self) -> None:
+        if self._syncing or not self._ops or self._stopped:
+            return
+        ops, self._ops = self._ops, []
+        self._syncing = True
+
+        def write():
+            self.store.apply(ops)
+            return self.store.sync()
+
+        def done(mark):
+            self._syncing = False
+            if mark is not None and not self._stopped:
+                self._handle(self.node.persisted(mark[0], mark[1], self.now()))
+            self._sync()
+
+        def failed(f):
+            self._syncing = False
+            log.failure("DLedger {id}: writing the log failed; nothing more is acknowledged", f, id=self.node.id)
+            self._stopped = True
+
+        self.run_blocking(write).addCallbacks(done, failed)
+
+    def _schedule(self) -> None:
+        if self._stopped:
+            return
+        delay = max(0, self.node.next_deadline() - self.now()) / 1000
+        if self._timer is not None and self._timer.active():
+            self._timer.reset(delay)
+        else:
+            self._timer = self.reactor.callLater(delay, self._tick)
+
+    def _tick(self) -> None:
+        self._timer = None
+        self._handle(self.node.tick(self.now()))
+
+    def _expire(self, index: int) -> None:
+        waiting = self._pending.pop(index, None)
+        if waiting is not None:
+            waiting[1].errback(ProposalFailed("TIMEOUT"))

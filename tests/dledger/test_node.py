@@ -1,0 +1,151 @@
+"""The Raft core's behaviours one by one, on a reliable in-process network with real default timings."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from mq.dledger.config import RaftConfig
+from mq.dledger.messages import AppendRequest, Entry, Proposed, Refused
+from mq.dledger.node import FOLLOWER, LEADER, PRE_CANDIDATE, RaftNode
+
+IDS = ["n0", "n1", "n2"]
+
+
+class Group:
+    """Instant delivery, fsync at once unless ``no_sync`` names the node; ``cut`` isolates nodes."""
+
+    def __init__(self, seed=1, config=RaftConfig()):
+        self.now = 0
+        self.rng = random.Random(seed)
+        self.nodes = {i: RaftNode(i, IDS, config, random.Random(self.rng.random()), 0) for i in IDS}
+        self.cut = set()
+        self.no_sync = set()
+        self.queue = []
+        self.applied = {i: [] for i in IDS}
+
+    def handle(self, i, out):
+        self.queue.extend(out.messages)
+        self.applied[i].extend(out.committed)
+        if out.persist and i not in self.no_sync:
+            node = self.nodes[i]
+            self.handle(i, node.persisted(node.log.last_index, node.log.last_term, self.now))
+
+    def flush(self):
+        while self.queue:
+            m = self.queue.pop(0)
+            if m.src in self.cut or m.dst in self.cut:
+                continue
+            self.handle(m.dst, self.nodes[m.dst].step(m, self.now))
+
+    def advance(self, ms, step=10):
+        end = self.now + ms
+        while self.now < end:
+            self.now += step
+            for i, node in self.nodes.items():
+                self.handle(i, node.tick(self.now))
+            self.flush()
+
+    def leaders(self):
+        return [i for i, n in self.nodes.items() if n.role == LEADER]
+
+    def propose(self, i, body=b"x"):
+        result, out = self.nodes[i].propose([body], self.now)
+        self.handle(i, out)
+        self.flush()
+        return result
+
+
+def _elected(seed=1):
+    g = Group(seed)
+    g.advance(3_000)
+    assert len(g.leaders()) == 1
+    return g, g.leaders()[0]
+
+
+def test_one_leader_and_its_noop_committed_everywhere():
+    g, leader = _elected()
+    g.advance(1_000)
+    for i in IDS:
+        assert [e.body for e in g.applied[i]] == [b""]
+    assert isinstance(g.propose(leader), Proposed)
+    g.advance(500)
+    assert all([e.body for e in g.applied[i]] == [b"", b"x"] for i in IDS)
+
+
+def test_a_rejoining_partitioned_follower_does_not_depose_the_leader():
+    g, leader = _elected()
+    term = g.nodes[leader].term
+    follower = next(i for i in IDS if i != leader)
+    g.cut = {follower}
+    g.advance(10_000)
+    assert g.nodes[follower].role == PRE_CANDIDATE
+    assert g.nodes[follower].term == term  # pre-votes never move a term
+    g.cut = set()
+    g.advance(2_000)
+    assert g.leaders() == [leader] and g.nodes[leader].term == term
+    assert g.nodes[follower].role == FOLLOWER and g.nodes[follower].leader == leader
+
+
+def test_a_cut_off_leader_steps_down_and_acknowledges_nothing():
+    g, leader = _elected()
+    g.cut = {leader}
+    proposed = g.propose(leader, b"lost")
+    assert isinstance(proposed, Proposed)
+    g.advance(RaftConfig().election_min_ms + 100)
+    assert g.nodes[leader].role != LEADER
+    assert g.propose(leader) == Refused("NOT_LEADER", None)
+    assert b"lost" not in [e.body for e in g.applied[leader]]
+    g.advance(3_000)
+    others = [i for i in IDS if i != leader]
+    assert len(g.leaders()) == 1 and g.leaders()[0] in others
+    g.cut = set()
+    g.advance(2_000)
+    assert all(b"lost" not in [e.body for e in g.nodes[i].log.entries()] for i in IDS)  # its tail was cut
+
+
+def test_nothing_commits_before_a_majority_reports_it_durable():
+    g, leader = _elected()
+    g.advance(500)
+    g.no_sync = {i for i in IDS if i != leader}
+    g.propose(leader, b"y")
+    g.advance(2_000)
+    assert all(b"y" not in [e.body for e in g.applied[i]] for i in IDS)
+    follower = next(iter(g.no_sync))
+    node = g.nodes[follower]
+    g.handle(follower, node.persisted(node.log.last_index, node.log.last_term, g.now))
+    g.flush()
+    assert b"y" in [e.body for e in g.applied[leader]]
+
+
+def test_leadership_transfer_to_a_named_peer():
+    g, leader = _elected()
+    target = next(i for i in IDS if i != leader)
+    error, out = g.nodes[leader].transfer_leadership(target, g.now)
+    assert error is None
+    assert g.propose(leader) == Refused("TRANSFERRING", leader)
+    g.handle(leader, out)
+    g.flush()
+    g.advance(100)
+    assert g.leaders() == [target]
+    assert g.nodes[leader].transfer_leadership("n9", g.now)[0] == "NOT_LEADER"
+    assert g.nodes[target].transfer_leadership("n9", g.now)[0] == "UNKNOWN_PEER"
+
+
+def test_a_malformed_append_changes_nothing():
+    g, leader = _elected()
+    follower = next(i for i in IDS if i != leader)
+    node = g.nodes[follower]
+    before = node.log.entries()
+    bad = AppendRequest(leader, follower, node.term, node.log.last_index, node.log.last_term,
+                        (Entry(node.log.last_index + 2, node.term, b"gap"),), 0)
+    assert not node.step(bad, g.now).messages
+    assert node.log.entries() == before
+
+
+@pytest.mark.parametrize("kwargs", [dict(heartbeat_ms=600), dict(election_max_ms=1_000), dict(heartbeat_ms=0),
+                                    dict(max_pending=True)])
+def test_config_refuses_unsafe_timings(kwargs):
+    with pytest.raises(ValueError):
+        RaftConfig(**kwargs)
