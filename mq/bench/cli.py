@@ -21,6 +21,7 @@ from twisted.internet import defer, task
 from mq.acl.signing import ENV_ACCESS_KEY, ENV_SECRET_KEY, Credentials
 from mq.bench.stats import Stats, format_line
 from mq.client import ConsumeFromWhere, MessageModel, Producer, PushConsumer, make_message
+from mq.common.cli import version_text
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -37,6 +38,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="mq-bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=version_text("mq-bench"))
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("producer", help="send messages as fast as the window allows")
     _common(p)

@@ -156,6 +156,17 @@ class BrokerConfig:
         raw = str(self.extra.get("haListenPort", "")).strip()
         return int(raw) if raw.isdigit() and int(raw) > 0 else self.listen_port + 1
 
+    def listens(self) -> list[tuple[int, str, str]]:
+        """The ports this broker listens on: (port, interface, the setting that chose it)."""
+        out = [(self.listen_port, self.bind_address, "listenPort")]
+        if self.fast_listen_enable and self.listen_port > 2:
+            out.append((self.listen_port - 2, self.bind_address, "the VIP port, listenPort - 2"))
+        if not self.is_slave:
+            out.append((self.ha_listen_port, self.bind_address, "the HA port, haListenPort or listenPort + 1"))
+        if self.metrics_port:
+            out.append((self.metrics_port, self.bind_address, "metricsPort"))
+        return out
+
     @property
     def store_host(self) -> tuple[str, int]:
         return self.broker_ip1, self.listen_port

@@ -12,8 +12,6 @@ from typing import Any, Callable, Dict, Mapping, NoReturn, Optional, Union
 
 import attr
 
-from mq.common.properties import parse_properties
-
 
 @attr.s(frozen=True, slots=True)
 class Range:
@@ -206,16 +204,6 @@ class ServiceConfig:
     def by_key(cls) -> Dict[str, attr.Attribute]:
         return {f.metadata["key"]: f for f in attr.fields(cls) if "key" in f.metadata}
 
-    @classmethod
-    def from_properties_file(cls, path: str, **overrides: Any) -> "ServiceConfig":
-        with open(path, encoding="utf-8") as f:
-            props = parse_properties(f.read())
-        config = cls()
-        config.update_from_properties(props)
-        for name, value in overrides.items():
-            setattr(config, name, value)
-        return config
-
     def update_from_properties(self, props: Mapping[str, str], runtime: bool = False) -> Dict[str, Any]:
         """Apply ``key=value`` settings by their RocketMQ names; unknown keys are refused with a clear error.
 
@@ -238,7 +226,10 @@ class ServiceConfig:
     def as_properties(self) -> Dict[str, Any]:
         return {key: getattr(self, f.name) for key, f in self.by_key().items()}
 
-    def set_option(self, name: str, raw: Any) -> None:
-        """Set a field from a command-line string, converted and checked like a properties value."""
+    def set_option(self, name: str, raw: Any) -> Any:
+        """Set a field from a command-line string, converted and checked like a properties value; returns
+        the value set."""
         field = attr.fields_dict(type(self))[name]
-        setattr(self, name, convert_value(field, raw))
+        value = convert_value(field, raw)
+        setattr(self, name, value)
+        return value
