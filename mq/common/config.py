@@ -6,11 +6,14 @@ command-line options, and at run time from the config-update RPCs, with one conv
 
 from __future__ import annotations
 
+import difflib
 import enum
 import math
-from typing import Any, Callable, Dict, Mapping, NoReturn, Optional, Union
+from typing import AbstractSet, Any, Callable, Dict, List, Mapping, NoReturn, Optional, Tuple, Union
 
 import attr
+
+from mq.common.rocketmq_keys import NOT_IMPLEMENTED
 
 
 @attr.s(frozen=True, slots=True)
@@ -97,6 +100,35 @@ def shown(raw: Any) -> str:
     """``raw`` quoted for a message, cut short when long (a peer chooses its length)."""
     text = repr(raw)
     return text if len(text) <= MAX_SHOWN else f"{text[:MAX_SHOWN]}... ({len(str(raw))} characters)"
+
+
+def unknown_setting(key: str, known: AbstractSet[str]) -> str:
+    """``unknown setting 'brokerNmae' (did you mean brokerName?)``: the nearest known key is most often the
+    one a typo meant."""
+    near = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
+    if not near:  # a case slip (listenport) scores low on plain similarity
+        near = [k for k in sorted(known) if k.lower() == key.lower()][:1]
+    return f"unknown setting {shown(key)}" + (f" (did you mean {near[0]}?)" if near else "")
+
+
+def split_settings(props: Mapping[str, Any], known: AbstractSet[str],
+                   ignored: AbstractSet[str]) -> Tuple[Dict[str, Any], List[str]]:
+    """A config file's settings sorted out: (the ones this service uses, RocketMQ's keys it ignores).
+
+    Raises ValueError, in one line, on the first key that is unknown (naming the nearest known key) or that
+    turns on a RocketMQ feature mq does not have (naming the feature)."""
+    used: Dict[str, Any] = {}
+    dropped: List[str] = []
+    for key, value in props.items():
+        if key in known:
+            used[key] = value
+        elif key in ignored or (key in NOT_IMPLEMENTED and str(value).strip().lower() in ("", "false")):
+            dropped.append(key)
+        elif key in NOT_IMPLEMENTED:
+            raise ValueError(f"{key}: mq does not implement {NOT_IMPLEMENTED[key]}; remove the key to start")
+        else:
+            raise ValueError(unknown_setting(key, known))
+    return used, dropped
 
 
 def _number(value: float) -> str:
@@ -215,7 +247,7 @@ class ServiceConfig:
         for key, raw in props.items():
             field = fields.get(key)
             if field is None:
-                raise ValueError(f"unknown setting {shown(key)}")
+                raise ValueError(unknown_setting(key, fields.keys()))
             if runtime and not is_runtime(field):
                 raise ValueError(f"setting {key!r} cannot be changed while running")
             changes[field.name] = convert_value(field, raw, key, live=runtime)
