@@ -65,8 +65,8 @@ def test_example_layout_serves_a_send_and_a_receive(twistd, tmp_path, layout):
         assert pulled_bodies(brokers[name].addr) == [f"{layout} {name}".encode()]
     for name in brokers:
         if name.endswith("-s"):  # the slave has its master's message
-            wait_until(lambda: pulled_bodies(brokers[name].addr) == [f"{layout} {name[:-2]}".encode()], 30,
-                       what=f"the message on {name}")
+            addr, body = brokers[name].addr, f"{layout} {name[:-2]}".encode()
+            wait_until(lambda: pulled_bodies(addr) == [body], 30, what=f"the message on {name}")  # noqa: B023
 
     def registered():
         route = route_of(namesrv, TOPIC)
