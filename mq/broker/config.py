@@ -14,17 +14,16 @@ from collections.abc import Mapping
 from typing import Any
 
 import attrs
-from twisted.logger import Logger
 
 from mq.common.config import (
     PORT,
     PORT_OR_OFF,
     camel,
     convert_value,
+    file_settings,
     format_value,
     is_runtime,
     key_aliases,
-    split_settings,
     tunable,
     within,
 )
@@ -35,8 +34,6 @@ from mq.common.rocketmq_keys import BROKER_IGNORED
 from mq.common.route import PERM_READ, PERM_WRITE
 from mq.store.config import ALIASES as STORE_ALIASES
 from mq.store.config import MESSAGE_SIZE, BrokerRole, FlushDiskType, MessageStoreConfig
-
-log = Logger()
 
 
 def local_ip() -> str:
@@ -327,13 +324,7 @@ def layered_config(file_props: Mapping[str, Any], option_props: Mapping[str, Any
     Raises ValueError naming a bad key and where it was given: an unknown key too (with the nearest known
     one); RocketMQ's keys for Java's own machinery (thread pools...) are dropped with a warning.
     """
-    try:
-        file_props, ignored = split_settings(file_props, BrokerConfig.known_keys(), BROKER_IGNORED)
-    except ValueError as e:
-        raise ValueError(f"{e} (in {file_name})") from None
-    if ignored:
-        log.warn("{file}: RocketMQ settings with no effect in mq, ignored: {keys}", file=file_name,
-                 keys=", ".join(sorted(ignored)))
+    file_props = file_settings(file_props, BrokerConfig.known_keys(), BROKER_IGNORED, file_name)
     _check_source(file_props, file_name)
     _check_source(option_props, "the command-line options")
     first = BrokerConfig.from_properties({**file_props, **option_props})

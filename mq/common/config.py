@@ -12,8 +12,11 @@ import math
 from typing import AbstractSet, Any, Callable, Dict, List, Mapping, NoReturn, Optional, Tuple, Union
 
 import attr
+from twisted.logger import Logger
 
 from mq.common.rocketmq_keys import NOT_IMPLEMENTED
+
+log = Logger()
 
 
 @attr.s(frozen=True, slots=True)
@@ -129,6 +132,19 @@ def split_settings(props: Mapping[str, Any], known: AbstractSet[str],
         else:
             raise ValueError(unknown_setting(key, known))
     return used, dropped
+
+
+def file_settings(props: Mapping[str, Any], known: AbstractSet[str], ignored: AbstractSet[str],
+                  source: str) -> Dict[str, Any]:
+    """``split_settings`` for a file named ``source``: the refusal says where, the ignored keys are logged."""
+    try:
+        used, dropped = split_settings(props, known, ignored)
+    except ValueError as e:
+        raise ValueError(f"{e} (in {source})") from None
+    if dropped:
+        log.warn("{source}: RocketMQ settings with no effect in mq, ignored: {keys}", source=source,
+                 keys=", ".join(sorted(dropped)))
+    return used
 
 
 def _number(value: float) -> str:

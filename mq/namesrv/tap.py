@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from twisted.logger import Logger
 from twisted.python import usage
 
 from mq.acl.accounts import AclConfigError
 from mq.acl.store import AclStore, acl_paths
 from mq.common.cli import ServiceOptions, bind_option, check_ports_free, config_option, metrics_port_option
-from mq.common.config import split_settings
+from mq.common.config import file_settings
 from mq.common.rocketmq_keys import NAMESRV_IGNORED
 from mq.namesrv.config import NamesrvConfig
 from mq.namesrv.service import NamesrvService
-
-log = Logger()
 
 
 class Options(ServiceOptions):
@@ -59,11 +56,8 @@ class Options(ServiceOptions):
     def postOptions(self) -> None:
         config = NamesrvConfig()
         try:
-            used, ignored = split_settings(self.read_config_file(), NamesrvConfig.by_key().keys(), NAMESRV_IGNORED)
-            if ignored:
-                log.warn("--config {file}: RocketMQ settings with no effect in mq, ignored: {keys}",
-                         file=self["config"], keys=", ".join(sorted(ignored)))
-            config.update_from_properties(used)
+            config.update_from_properties(file_settings(self.read_config_file(), NamesrvConfig.by_key().keys(),
+                                                        NAMESRV_IGNORED, f"--config {self['config']}"))
             for option, field in self._option_fields.items():
                 if self[option] is not None:
                     config.set_option(field, self[option])
