@@ -14,13 +14,13 @@ from twisted.python import usage
 from mq.acl.accounts import AclConfigError
 from mq.broker.config import layered_config
 from mq.broker.service import check_acl_settings, make_broker_service
-from mq.common.config import refuse_start
-from mq.common.properties import parse_properties
+from mq.common.cli import ServiceOptions, bind_option, check_ports_free, config_option, metrics_port_option
 from mq.namesrv.config import NamesrvConfig
 from mq.namesrv.service import NamesrvService
 
 
-class Options(usage.Options):
+class Options(ServiceOptions):
+    service = "mq"
     synopsis = "[options]"
     longdesc = (
         "Run a NameServer and a broker in one process, ready for RocketMQ clients "
@@ -32,11 +32,12 @@ class Options(usage.Options):
         ["store", "s", None, "Broker store root directory [default: ~/store]."],
         ["kv-config", None, "~/namesrv/kvConfig.json", "NameServer KV config file."],
         ["broker-name", None, None, "Broker name [default: broker-a]."],
-        ["cluster", "c", None, "Cluster name [default: DefaultCluster]."],
+        ["cluster", None, None, "Cluster name [default: DefaultCluster]; not -c, which is --config as for mqbroker."],
         ["flush", None, None, "Disk flush: ASYNC_FLUSH or SYNC_FLUSH [default: ASYNC_FLUSH]."],
         ["ip", None, None, "Address the broker announces to clients (default: this host's primary address)."],
-        ["metrics-port", None, 0, "Broker Prometheus metrics port (0 = off); the NameServer's is this + 1.", int],
-        ["config", None, None, "A broker.conf with RocketMQ key names for the broker; the options above win."],
+        metrics_port_option(" for the broker, and on PORT + 1 for the NameServer"),
+        config_option("broker settings: a broker.conf"),
+        bind_option(" for both"),
         ["acl-file", None, None, "The broker's ACL file (aclFile; default $ROCKETMQ_HOME/conf/plain_acl.yml)."],
     ]
     optFlags = [
@@ -50,21 +51,17 @@ class Options(usage.Options):
         ns = NamesrvConfig(kv_config_path=os.path.abspath(os.path.expanduser(self["kv-config"])))
         try:
             ns.set_option("listen_port", self["namesrv-port"])
-            ns.set_option("metrics_port", self["metrics-port"] + 1 if self["metrics-port"] else 0)
+            metrics = ns.set_option("metrics_port", self["metrics-port"] or 0)
+            ns.set_option("metrics_port", metrics + 1 if metrics else 0)
+            if self["bind"]:
+                ns.set_option("interface", self["bind"])
         except ValueError as e:
-            refuse_start("mq", e)
-        file_props = dict(self.DEFAULTS)
-        if self["config"]:
-            path = os.path.expanduser(self["config"])
-            try:
-                with open(path, encoding="utf-8") as f:
-                    file_props.update(parse_properties(f.read()))
-            except (OSError, ValueError) as e:
-                refuse_start("mq", f"cannot read --config {path}: {getattr(e, 'strerror', None) or e}")
-        props = {"namesrvAddr": f"127.0.0.1:{self['namesrv-port']}", "metricsPort": str(self["metrics-port"])}
+            self.refuse(e)
+        file_props = {**self.DEFAULTS, **self.read_config_file()}
+        props = {"namesrvAddr": f"127.0.0.1:{self['namesrv-port']}", "metricsPort": str(self["metrics-port"] or 0)}
         for option, key in (("port", "listenPort"), ("broker-name", "brokerName"), ("cluster", "brokerClusterName"),
                             ("flush", "flushDiskType"), ("store", "storePathRootDir"), ("ip", "brokerIP1"),
-                            ("acl-file", "aclFile")):
+                            ("acl-file", "aclFile"), ("bind", "bindAddress")):
             if self[option] is not None:
                 props[key] = str(self[option])
         if self["acl"]:
@@ -77,14 +74,18 @@ class Options(usage.Options):
         except AclConfigError as e:
             raise usage.UsageError(f"ACL: {e}") from None
         except ValueError as e:
-            refuse_start("mq", e)
+            self.refuse(e)
         except OSError as e:
-            refuse_start("mq", f"cannot read the saved runtime settings: {e}")
+            self.refuse(f"cannot read the saved runtime settings: {e}")
         self.namesrv_config = ns
         self.broker_config = broker
 
 
 def makeService(options: Options) -> service.MultiService:
+    try:
+        check_ports_free(options.namesrv_config.listens() + options.broker_config.listens())
+    except ValueError as e:
+        options.refuse(e)
     top = service.MultiService()
     # The NameServer starts first, so the broker's first registration finds it listening.
     NamesrvService(options.namesrv_config).setServiceParent(top)

@@ -74,3 +74,18 @@ def test_standalone_refuses_a_namesrv_port_out_of_range(tmp_path):
     out = start(tmp_path, "mq", "--namesrv-port", "0", "--store", str(tmp_path / "store"),
                 "--kv-config", str(tmp_path / "kv.json"))
     assert_refused_in_one_line(out, "mq: ", "listenPort: 0 is outside 1..65535")
+
+
+@pytest.mark.parametrize("plugin, conf, expected", [
+    ("broker", "brokerNmae=typo\n", "unknown setting 'brokerNmae' (did you mean brokerName?)"),
+    ("broker", "enableDLegerCommitLog=true\n", "enableDLegerCommitLog: mq does not implement DLedger"),
+    ("namesrv", "listenPrt=9876\n", "unknown setting 'listenPrt' (did you mean listenPort?)"),
+    ("mq", "flushDiskTyp=SYNC_FLUSH\n", "unknown setting 'flushDiskTyp' (did you mean flushDiskType?)"),
+])
+def test_an_unknown_key_in_a_config_file_stops_the_start_naming_the_nearest_key(tmp_path, plugin, conf, expected):
+    (tmp_path / "x.conf").write_text(conf)
+    args = {"broker": ["--store", str(tmp_path / "store"), "-n", "127.0.0.1:1", "--port", str(free_port())],
+            "namesrv": ["--kv-config", str(tmp_path / "kv.json"), "--port", str(free_port())],
+            "mq": ["--store", str(tmp_path / "store"), "--kv-config", str(tmp_path / "kv.json")]}[plugin]
+    out = start(tmp_path, plugin, "-c", str(tmp_path / "x.conf"), *args)
+    assert_refused_in_one_line(out, f"{plugin}: ", expected)

@@ -35,6 +35,7 @@ from mq.admin.api import (
 )
 from mq.admin.output import Result, format_time, join, key_values, message_json, message_text, table
 from mq.common import mixall
+from mq.common.cli import version_text
 from mq.common.message import decode_offset_msg_id
 from mq.common.names import topic_error
 from mq.common.route import PERM_WRITE, TopicConfig, TopicRouteData, perm_to_string
@@ -1123,6 +1124,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Administer mq (RocketMQ 4.x compatible) NameServers and brokers.",
         epilog=f"See '{PROG} <command> --help' (or '{PROG} help <command>') for the flags of a command.",
     )
+    parser.add_argument("--version", action="version", version=version_text(PROG))
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-n", "--namesrvAddr", metavar="ADDR",
                         help="NameServer address list, host:port;host:port (default: $NAMESRV_ADDR)")

@@ -1,17 +1,19 @@
 """mq-bench: load a RocketMQ 4.x cluster with this project's client and report what it measured.
 
     mq-bench producer -n 127.0.0.1:9876 -t BenchTopic -w 64 -s 128 -d 10
-    mq-bench consumer -n 127.0.0.1:9876 -t BenchTopic -g BenchGroup -d 10
+    NAMESRV_ADDR=127.0.0.1:9876 mq-bench consumer -t BenchTopic -g BenchGroup -d 10
 
-A line every second (TPS, RT average, p50, p99, max, failures) and a summary at the end; ``--json`` prints
-only the summary, as one JSON object. Producer RT is send to acknowledgement; consumer RT is the time from
-the producer's born timestamp to the listener (clocks of both hosts must agree).
+A line every second (TPS, RT average, p50, p99, max, failures), rewritten in place on a terminal, and a
+summary at the end; ``--json`` prints only the summary, as one JSON object. Producer RT is send to
+acknowledgement; consumer RT is the time from the producer's born timestamp to the listener (clocks of both
+hosts must agree). Sends still unanswered at the deadline are not counted, but their number is shown.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from typing import List, Optional
@@ -19,12 +21,15 @@ from typing import List, Optional
 from twisted.internet import defer, task
 
 from mq.acl.signing import ENV_ACCESS_KEY, ENV_SECRET_KEY, Credentials
-from mq.bench.stats import Stats, format_line
+from mq.bench.stats import Reporter, Stats, format_line
 from mq.client import ConsumeFromWhere, MessageModel, Producer, PushConsumer, make_message
+from mq.client.simple import SimpleClient
+from mq.common.cli import version_text
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-n", "--namesrv", required=True, help="NameServer address(es), host:port;host:port")
+    p.add_argument("-n", "--namesrv", default=os.environ.get("NAMESRV_ADDR") or None,
+                   help="NameServer address(es), host:port;host:port (default: $NAMESRV_ADDR)")
     p.add_argument("-t", "--topic", default="BenchmarkTest", help="topic (default BenchmarkTest)")
     p.add_argument("-d", "--duration", type=float, default=0.0, help="seconds to run (0: until --count)")
     p.add_argument("-c", "--count", type=int, default=0, help="messages to send/receive (0: until --duration)")
@@ -37,6 +42,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="mq-bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=version_text("mq-bench"))
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("producer", help="send messages as fast as the window allows")
     _common(p)
@@ -65,6 +71,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     c.add_argument("--broadcast", action="store_true", help="broadcasting instead of clustering")
     c.add_argument("--from-first", action="store_true", help="a new group starts at the first offset")
     args = parser.parse_args(argv)
+    if not args.namesrv:
+        parser.error("give the NameServers with -n host:port or NAMESRV_ADDR")
     if args.duration <= 0 and args.count <= 0:
         args.duration = 10.0
     try:
@@ -75,7 +83,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 class Run:
-    def __init__(self, reactor, args) -> None:
+    def __init__(self, reactor, args, reporter: Optional[Reporter] = None) -> None:
         self.reactor = reactor
         self.args = args
         self.stats = Stats()
@@ -83,6 +91,9 @@ class Run:
         self.stopping = False
         self.ticker = task.LoopingCall(self.tick)
         self.ticker.clock = reactor
+        self.reporter = reporter or Reporter()
+        #: Messages sent and not yet answered; how many were at the deadline goes in the summary.
+        self.in_flight = 0
 
     def start_reporting(self) -> None:
         self.stats = Stats()
@@ -93,7 +104,7 @@ class Run:
     def tick(self) -> None:
         line = self.stats.interval()
         if not self.args.json:
-            print(format_line(line, f"[{line['elapsed_s']:6.1f}s] "), flush=True)
+            self.reporter.interval(format_line(line, f"[{line['elapsed_s']:6.1f}s] "))
 
     def count_reached(self) -> bool:
         return self.args.count > 0 and self.stats.ok + self.stats.failures >= self.args.count
@@ -103,7 +114,54 @@ class Run:
             self.stopping = True
             if self.ticker.running:
                 self.ticker.stop()
-            self.done.callback(self.stats.summary())
+            summary = self.stats.summary()
+            summary["in_flight"] = self.in_flight
+            self.done.callback(summary)
+
+    def warn(self, text: str) -> None:
+        """One line on stderr (the live view, on stdout, is ended first)."""
+        self.reporter.end_live()
+        sys.stderr.write(f"mq-bench: {text}\n")
+        sys.stderr.flush()
+
+
+@defer.inlineCallbacks
+def has_route(reactor, args):
+    """Whether any of the NameServers knows the topic (None: none of them answered)."""
+    client = SimpleClient(reactor, credentials=args.credentials)
+    answered = False
+    try:
+        for addr in (a.strip() for a in args.namesrv.split(";") if a.strip()):
+            try:
+                route = yield client.route(addr, args.topic)
+            except Exception:
+                continue
+            answered = True
+            if route is not None and route.queue_datas:
+                return True
+    finally:
+        yield client.close()
+    return False if answered else None
+
+
+NO_ROUTE = {
+    "producer": "topic {topic} has no route on the NameServers: sends go through TBW102 and only a broker "
+                "with autoCreateTopicEnable=true creates it (mqadmin updateTopic -t {topic} creates it anywhere)",
+    "consumer": "topic {topic} has no route on the NameServers: nothing arrives until it is created "
+                "(mqadmin updateTopic -t {topic}) and a producer sends",
+    "unreachable": "no NameServer of {namesrv} answered a route query",
+}
+
+
+@defer.inlineCallbacks
+def check_route(reactor, args, run: Run):
+    """Warn, rather than print TPS 0 for the whole run, when the topic has no route."""
+    known = yield has_route(reactor, args)
+    if known is None:
+        run.warn(NO_ROUTE["unreachable"].format(namesrv=args.namesrv))
+    elif not known:
+        run.warn(NO_ROUTE[args.command].format(topic=args.topic))
+    return known
 
 
 @defer.inlineCallbacks
@@ -113,6 +171,7 @@ def run_producer(reactor, args):
     producer.start()
     body = b"x" * args.size
     run = Run(reactor, args)
+    yield check_route(reactor, args, run)
     counter = [0]
 
     def message():
@@ -121,11 +180,23 @@ def run_producer(reactor, args):
                             delay_level=args.delay_level)
 
     def one() -> defer.Deferred:
-        if args.batch > 1:
-            return producer.send_batch([message() for _ in range(args.batch)])
-        return producer.send(message())
+        run.in_flight += args.batch
 
-    yield producer.send(message())  # routes and connections before the clock starts
+        def answered(result):
+            run.in_flight -= args.batch
+            return result
+
+        if args.batch > 1:
+            d = producer.send_batch([message() for _ in range(args.batch)])
+        else:
+            d = producer.send(message())
+        return d.addBoth(answered)
+
+    try:
+        yield producer.send(message())  # routes and connections before the clock starts
+    except Exception as e:
+        yield producer.shutdown()
+        raise SystemExit(f"mq-bench: the first send to {args.topic} failed: {e}") from None
     run.start_reporting()
     clock = time.perf_counter
 
@@ -191,6 +262,7 @@ def run_producer(reactor, args):
 @defer.inlineCallbacks
 def run_consumer(reactor, args):
     run = Run(reactor, args)
+    known = yield check_route(reactor, args, run)
     model = MessageModel.BROADCASTING if args.broadcast else MessageModel.CLUSTERING
     cfw = ConsumeFromWhere.CONSUME_FROM_FIRST_OFFSET if args.from_first else ConsumeFromWhere.CONSUME_FROM_LAST_OFFSET
     consumer = PushConsumer(args.group, args.namesrv, message_model=model, consume_from_where=cfw,
@@ -209,6 +281,8 @@ def run_consumer(reactor, args):
     yield consumer.start()
     summary = yield run.done
     summary.update({"role": "consumer"})
+    if not summary["messages"] and not known:
+        run.warn(f"no message received: {NO_ROUTE['consumer'].format(topic=args.topic)}")
     yield consumer.shutdown()
     return summary
 
@@ -265,9 +339,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.json:
         print(json.dumps(result))
     else:
-        print(format_line(result, "Summary: "))
-        print(f"Summary: {result['messages']:,} messages in {result['seconds']:.1f} s, "
-              f"{result['cpu_seconds']:.1f} CPU s ({result['messages_per_cpu_second']:,.0f} msg per CPU second)")
+        reporter = Reporter()
+        reporter.line(format_line(result, "Summary: "))
+        in_flight = result.get("in_flight")
+        reporter.line(f"Summary: {result['messages']:,} messages in {result['seconds']:.1f} s, "
+                      f"{result['cpu_seconds']:.1f} CPU s ({result['messages_per_cpu_second']:,.0f} msg per CPU "
+                      f"second)" + (f"; {in_flight:,} sent and unanswered at the deadline, not counted"
+                                    if in_flight else ""))
     return 0
 
 

@@ -15,10 +15,22 @@ from typing import Any
 
 import attrs
 
-from mq.common.config import PORT, PORT_OR_OFF, camel, convert_value, format_value, is_runtime, key_aliases, tunable, within
+from mq.common.config import (
+    PORT,
+    PORT_OR_OFF,
+    camel,
+    convert_value,
+    file_settings,
+    format_value,
+    is_runtime,
+    key_aliases,
+    tunable,
+    within,
+)
 from mq.common.configfile import write_atomically
 from mq.common.mixall import DEFAULT_BROKER_PORT, DEFAULT_CLUSTER, DEFAULT_REGION
 from mq.common.properties import format_properties, parse_properties
+from mq.common.rocketmq_keys import BROKER_IGNORED
 from mq.common.route import PERM_READ, PERM_WRITE
 from mq.store.config import ALIASES as STORE_ALIASES
 from mq.store.config import MESSAGE_SIZE, BrokerRole, FlushDiskType, MessageStoreConfig
@@ -156,6 +168,17 @@ class BrokerConfig:
         raw = str(self.extra.get("haListenPort", "")).strip()
         return int(raw) if raw.isdigit() and int(raw) > 0 else self.listen_port + 1
 
+    def listens(self) -> list[tuple[int, str, str]]:
+        """The ports this broker listens on: (port, interface, the setting that chose it)."""
+        out = [(self.listen_port, self.bind_address, "listenPort")]
+        if self.fast_listen_enable and self.listen_port > 2:
+            out.append((self.listen_port - 2, self.bind_address, "the VIP port, listenPort - 2"))
+        if not self.is_slave:
+            out.append((self.ha_listen_port, self.bind_address, "the HA port, haListenPort or listenPort + 1"))
+        if self.metrics_port:
+            out.append((self.metrics_port, self.bind_address, "metricsPort"))
+        return out
+
     @property
     def store_host(self) -> tuple[str, int]:
         return self.broker_ip1, self.listen_port
@@ -233,8 +256,10 @@ class BrokerConfig:
 
     @staticmethod
     def known_keys() -> frozenset:
-        """Every key broker.conf may hold: the broker's own and the store's."""
-        return KNOWN_KEYS
+        """Every key broker.conf may hold: the broker's own, the store's and replication's."""
+        from mq.broker.ha.master import HAConfig  # replication imports the broker's modules (see check)
+
+        return KNOWN_KEYS | frozenset(HAConfig.KEYS)
 
     def to_properties(self) -> dict[str, str]:
         out = {
@@ -254,7 +279,7 @@ SECRET_MASK = "******"
 #: Keys whose RocketMQ spelling is not the plain camel case of the field name.
 KEY_OVERRIDES = {"broker_ip1": "brokerIP1", "broker_ip2": "brokerIP2"}
 ALIASES: dict[str, str] = key_aliases(BrokerConfig, KEY_OVERRIDES)
-KNOWN_KEYS = frozenset(ALIASES) | frozenset(STORE_ALIASES)
+KNOWN_KEYS = (frozenset(ALIASES) | frozenset(STORE_ALIASES)) - {"extra"}
 
 
 #: Broker settings UPDATE_BROKER_CONFIG may change while running (the rest need a restart): the fields
@@ -286,7 +311,7 @@ def save_runtime_changes(store_root: str, changed: Mapping[str, str]) -> str:
     props.update({k: str(v) for k, v in changed.items() if k in RUNTIME_KEYS})
     path = runtime_config_path(store_root)
     write_atomically(path, "# Settings changed at run time (UPDATE_BROKER_CONFIG); they override --config.\n"
-                           + format_properties(props))
+                           + format_properties(props, escaped=True))
     return path
 
 
@@ -296,8 +321,10 @@ def layered_config(file_props: Mapping[str, Any], option_props: Mapping[str, Any
     ``<storePathRootDir>/config/broker.properties``, then the command-line options, which win.
 
     Returns the config, checked (``BrokerConfig.check``), and the saved runtime changes that took effect.
-    Raises ValueError naming a bad key and where it was given.
+    Raises ValueError naming a bad key and where it was given: an unknown key too (with the nearest known
+    one); RocketMQ's keys for Java's own machinery (thread pools...) are dropped with a warning.
     """
+    file_props = file_settings(file_props, BrokerConfig.known_keys(), BROKER_IGNORED, file_name)
     _check_source(file_props, file_name)
     _check_source(option_props, "the command-line options")
     first = BrokerConfig.from_properties({**file_props, **option_props})

@@ -15,8 +15,7 @@ from twisted.python import usage
 from mq.acl.accounts import AclConfigError
 from mq.broker.config import layered_config, runtime_config_path
 from mq.broker.service import check_acl_settings, make_broker_service
-from mq.common.config import refuse_start
-from mq.common.properties import parse_properties
+from mq.common.cli import ServiceOptions, bind_option, check_ports_free, config_option, metrics_port_option
 from mq.store.config import BrokerRole, FlushDiskType
 
 log = Logger()
@@ -46,27 +45,29 @@ def _port(text: str) -> int:
 _port.coerceDoc = "A TCP port number."
 
 
-class Options(usage.Options):
+class Options(ServiceOptions):
+    service = "broker"
     synopsis = "[options]"
     longdesc = ("Run an mq broker: RocketMQ 4.x wire-compatible storage and delivery of messages. "
+                "As with mqbroker, -c is the config file and -n the NameServers; the cluster name is --cluster. "
                 "Options override the settings of --config.")
     optParameters = [
         ["port", "p", None, "Port for clients and admin tools (listenPort, default 10911); "
                             "port - 2 is the VIP port, port + 1 the HA port.", _port],
         ["namesrv", "n", None, "NameServer addresses, host:port;host:port (namesrvAddr; also NAMESRV_ADDR)."],
         ["broker-name", None, None, "Broker name (brokerName, default: the host name)."],
-        ["cluster", "c", None, "Cluster name (brokerClusterName, default DefaultCluster)."],
+        ["cluster", None, None, "Cluster name (brokerClusterName, default DefaultCluster); not -c, which is "
+                                "--config as for mqbroker."],
         ["broker-id", None, None, "0 for a master, 1 or more for a slave (brokerId, default 0).", int],
         ["role", None, None, "Broker role (brokerRole, default ASYNC_MASTER)", _choice(ROLES)],
         ["flush", None, None, "Disk flush (flushDiskType, default ASYNC_FLUSH)", _choice(FLUSHES)],
         ["store", "s", None, "Store root directory (storePathRootDir, default ~/store)."],
-        ["metrics-port", None, None, "Serve Prometheus metrics over HTTP on this port (metricsPort; off by default)",
-         _port],
-        ["config", None, None, "A broker.conf properties file with RocketMQ key names (brokerClusterName, "
-                               "listenPort, namesrvAddr, flushDiskType, storePathRootDir...)."],
+        metrics_port_option(),
+        config_option("broker and store settings (brokerClusterName, listenPort, namesrvAddr, flushDiskType, "
+                      "storePathRootDir...): a broker.conf"),
         ["ip", None, None, "Address announced to NameServers and stored as the store host (brokerIP1; "
                            "default: this host's primary address)."],
-        ["bind", None, None, "Address to listen on (default: all interfaces)."],
+        bind_option(),
         ["acl-file", None, None, "The ACL file, absolute or under rocketmqHome (aclFile; default "
                                  "$ROCKETMQ_HOME/conf/plain_acl.yml)."],
     ]
@@ -75,14 +76,7 @@ class Options(usage.Options):
     ]
 
     def postOptions(self) -> None:
-        file_props, props = {}, {}
-        if self["config"]:
-            path = os.path.expanduser(self["config"])
-            try:
-                with open(path, encoding="utf-8") as f:
-                    file_props.update(parse_properties(f.read()))
-            except (OSError, ValueError) as e:
-                refuse_start("broker", f"cannot read --config {path}: {getattr(e, 'strerror', None) or e}")
+        file_props, props = self.read_config_file(), {}
         for option, key in (
             ("port", "listenPort"), ("namesrv", "namesrvAddr"), ("broker-name", "brokerName"),
             ("cluster", "brokerClusterName"), ("broker-id", "brokerId"), ("role", "brokerRole"),
@@ -99,9 +93,9 @@ class Options(usage.Options):
         except AclConfigError as e:
             raise usage.UsageError(f"ACL: {e}") from None
         except ValueError as e:
-            refuse_start("broker", e)
+            self.refuse(e)
         except OSError as e:
-            refuse_start("broker", f"cannot read the saved runtime settings: {e}")
+            self.refuse(f"cannot read the saved runtime settings: {e}")
         if saved:
             log.info("settings changed at run time, kept in {path}: {saved}",
                      path=runtime_config_path(config.store_path_root_dir), saved=saved)
@@ -114,4 +108,8 @@ class Options(usage.Options):
 
 
 def makeService(options: Options):
+    try:  # before the store opens, and while a daemon's parent still prints to the terminal
+        check_ports_free(options.config.listens())
+    except ValueError as e:
+        options.refuse(e)
     return make_broker_service(options.config)

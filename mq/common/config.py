@@ -6,13 +6,17 @@ command-line options, and at run time from the config-update RPCs, with one conv
 
 from __future__ import annotations
 
+import difflib
 import enum
 import math
-from typing import Any, Callable, Dict, Mapping, NoReturn, Optional, Union
+from typing import AbstractSet, Any, Callable, Dict, List, Mapping, NoReturn, Optional, Tuple, Union
 
 import attr
+from twisted.logger import Logger
 
-from mq.common.properties import parse_properties
+from mq.common.rocketmq_keys import NOT_IMPLEMENTED
+
+log = Logger()
 
 
 @attr.s(frozen=True, slots=True)
@@ -99,6 +103,48 @@ def shown(raw: Any) -> str:
     """``raw`` quoted for a message, cut short when long (a peer chooses its length)."""
     text = repr(raw)
     return text if len(text) <= MAX_SHOWN else f"{text[:MAX_SHOWN]}... ({len(str(raw))} characters)"
+
+
+def unknown_setting(key: str, known: AbstractSet[str]) -> str:
+    """``unknown setting 'brokerNmae' (did you mean brokerName?)``: the nearest known key is most often the
+    one a typo meant."""
+    near = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
+    if not near:  # a case slip (listenport) scores low on plain similarity
+        near = [k for k in sorted(known) if k.lower() == key.lower()][:1]
+    return f"unknown setting {shown(key)}" + (f" (did you mean {near[0]}?)" if near else "")
+
+
+def split_settings(props: Mapping[str, Any], known: AbstractSet[str],
+                   ignored: AbstractSet[str]) -> Tuple[Dict[str, Any], List[str]]:
+    """A config file's settings sorted out: (the ones this service uses, RocketMQ's keys it ignores).
+
+    Raises ValueError, in one line, on the first key that is unknown (naming the nearest known key) or that
+    turns on a RocketMQ feature mq does not have (naming the feature)."""
+    used: Dict[str, Any] = {}
+    dropped: List[str] = []
+    for key, value in props.items():
+        if key in known:
+            used[key] = value
+        elif key in ignored or (key in NOT_IMPLEMENTED and str(value).strip().lower() in ("", "false")):
+            dropped.append(key)
+        elif key in NOT_IMPLEMENTED:
+            raise ValueError(f"{key}: mq does not implement {NOT_IMPLEMENTED[key]}; remove the key to start")
+        else:
+            raise ValueError(unknown_setting(key, known))
+    return used, dropped
+
+
+def file_settings(props: Mapping[str, Any], known: AbstractSet[str], ignored: AbstractSet[str],
+                  source: str) -> Dict[str, Any]:
+    """``split_settings`` for a file named ``source``: the refusal says where, the ignored keys are logged."""
+    try:
+        used, dropped = split_settings(props, known, ignored)
+    except ValueError as e:
+        raise ValueError(f"{e} (in {source})") from None
+    if dropped:
+        log.warn("{source}: RocketMQ settings with no effect in mq, ignored: {keys}", source=source,
+                 keys=", ".join(sorted(dropped)))
+    return used
 
 
 def _number(value: float) -> str:
@@ -206,16 +252,6 @@ class ServiceConfig:
     def by_key(cls) -> Dict[str, attr.Attribute]:
         return {f.metadata["key"]: f for f in attr.fields(cls) if "key" in f.metadata}
 
-    @classmethod
-    def from_properties_file(cls, path: str, **overrides: Any) -> "ServiceConfig":
-        with open(path, encoding="utf-8") as f:
-            props = parse_properties(f.read())
-        config = cls()
-        config.update_from_properties(props)
-        for name, value in overrides.items():
-            setattr(config, name, value)
-        return config
-
     def update_from_properties(self, props: Mapping[str, str], runtime: bool = False) -> Dict[str, Any]:
         """Apply ``key=value`` settings by their RocketMQ names; unknown keys are refused with a clear error.
 
@@ -227,7 +263,7 @@ class ServiceConfig:
         for key, raw in props.items():
             field = fields.get(key)
             if field is None:
-                raise ValueError(f"unknown setting {shown(key)}")
+                raise ValueError(unknown_setting(key, fields.keys()))
             if runtime and not is_runtime(field):
                 raise ValueError(f"setting {key!r} cannot be changed while running")
             changes[field.name] = convert_value(field, raw, key, live=runtime)
@@ -238,7 +274,10 @@ class ServiceConfig:
     def as_properties(self) -> Dict[str, Any]:
         return {key: getattr(self, f.name) for key, f in self.by_key().items()}
 
-    def set_option(self, name: str, raw: Any) -> None:
-        """Set a field from a command-line string, converted and checked like a properties value."""
+    def set_option(self, name: str, raw: Any) -> Any:
+        """Set a field from a command-line string, converted and checked like a properties value; returns
+        the value set."""
         field = attr.fields_dict(type(self))[name]
-        setattr(self, name, convert_value(field, raw))
+        value = convert_value(field, raw)
+        setattr(self, name, value)
+        return value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import List, Tuple
 
 import attr
 
@@ -50,3 +51,10 @@ class NamesrvConfig(ServiceConfig):
         "serverChannelMaxIdleTimeSeconds", 120.0, "seconds without traffic before a connection is closed (0 = never)",
         range=within(0, 86_400, "s")
     )
+
+    def listens(self) -> List[Tuple[int, str, str]]:
+        """The ports this NameServer listens on: (port, interface, the setting that chose it)."""
+        out = [(self.listen_port, self.interface, "listenPort")]
+        if self.metrics_port:
+            out.append((self.metrics_port, self.interface, "metricsPort"))
+        return out

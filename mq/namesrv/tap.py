@@ -6,25 +6,28 @@ from twisted.python import usage
 
 from mq.acl.accounts import AclConfigError
 from mq.acl.store import AclStore, acl_paths
-from mq.common.config import refuse_start
+from mq.common.cli import ServiceOptions, bind_option, check_ports_free, config_option, metrics_port_option
+from mq.common.config import file_settings
+from mq.common.rocketmq_keys import NAMESRV_IGNORED
 from mq.namesrv.config import NamesrvConfig
 from mq.namesrv.service import NamesrvService
 
 
-class Options(usage.Options):
+class Options(ServiceOptions):
+    service = "namesrv"
     synopsis = "[options]"
     longdesc = (
         "Run a RocketMQ-compatible NameServer. Brokers register with every NameServer; clients read topic "
         "routes from any. Settings come from defaults, then --config, then the options given here."
     )
     optParameters = [
-        ["config", "c", None, "Properties file with NameServer settings (listenPort, kvConfigPath, ...)."],
+        config_option("NameServer settings (listenPort, kvConfigPath, ...)"),
         ["port", "p", None, "TCP port to listen on [default: 9876]."],
-        ["interface", "i", None, "Interface address to listen on [default: all]."],
+        bind_option(" (listenInterface)"),
         ["scan-interval", None, None, "Seconds between scans for silent brokers [default: 10]."],
         ["broker-expiry", None, None, "Seconds of silence after which a broker is dropped [default: 120]."],
         ["kv-config", None, None, "KV config JSON file [default: ~/namesrv/kvConfig.json]."],
-        ["metrics-port", None, None, "Prometheus metrics HTTP port, 0 = off [default: 0]."],
+        metrics_port_option(),
         ["max-frame-length", None, None, "Largest request frame accepted, bytes [default: 16777216]."],
         ["acl-file", None, None, "The ACL file (with --acl) [default: $ROCKETMQ_HOME/conf/plain_acl.yml]."],
     ]
@@ -35,7 +38,7 @@ class Options(usage.Options):
 
     _option_fields = {
         "port": "listen_port",
-        "interface": "interface",
+        "bind": "interface",
         "scan-interval": "scan_interval",
         "broker-expiry": "broker_expiry",
         "kv-config": "kv_config_path",
@@ -44,14 +47,22 @@ class Options(usage.Options):
         "acl-file": "acl_file",
     }
 
+    def opt_interface(self, address: str) -> None:
+        """The same as --bind (its older name)."""
+        self["bind"] = address
+
+    opt_i = opt_interface
+
     def postOptions(self) -> None:
+        config = NamesrvConfig()
         try:
-            config = NamesrvConfig.from_properties_file(self["config"]) if self["config"] else NamesrvConfig()
+            config.update_from_properties(file_settings(self.read_config_file(), NamesrvConfig.by_key().keys(),
+                                                        NAMESRV_IGNORED, f"--config {self['config']}"))
             for option, field in self._option_fields.items():
                 if self[option] is not None:
                     config.set_option(field, self[option])
-        except (OSError, ValueError) as e:
-            refuse_start("namesrv", e)
+        except ValueError as e:
+            self.refuse(e)
         if self["order-message-enable"]:
             config.order_message_enable = True
         if self["acl"]:
@@ -65,4 +76,8 @@ class Options(usage.Options):
 
 
 def makeService(options: Options) -> NamesrvService:
+    try:
+        check_ports_free(options.config.listens())
+    except ValueError as e:
+        options.refuse(e)
     return NamesrvService(options.config)

@@ -129,3 +129,10 @@ def test_broker_permission_is_registered_at_once(broker, monkeypatch):
 def test_a_body_of_many_unknown_keys_gets_a_short_remark(broker):
     r = update(broker, "".join(f"k{i}=1\n" for i in range(5000)))
     assert r.code == RC.SYSTEM_ERROR and "and 4990 more" in r.remark and len(r.remark) < 300
+
+
+def test_a_body_with_a_malformed_escape_is_refused_not_crashed_on(broker):
+    r = update(broker, "regionId=\\u12\n")
+    assert r.code == RC.SYSTEM_ERROR and "not properties text" in r.remark
+    assert update(broker, "regionId=Esc\\u0041ped\n").code == RC.SUCCESS
+    assert broker.config.region_id == "EscAped"

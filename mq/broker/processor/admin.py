@@ -175,6 +175,8 @@ class AdminBrokerProcessor:
             props = parse_properties((request.body or b"").decode("utf-8"))
         except UnicodeDecodeError:
             return request.response(RC.SYSTEM_ERROR, "the broker config body is not UTF-8 text")
+        except ValueError as e:  # a malformed \u escape
+            return request.response(RC.SYSTEM_ERROR, f"the broker config body is not properties text: {e}")
         try:
             changed = self.broker.update_config(props)
         except ValueError as e:  # nothing was applied or saved; the remark names the key and its range
