@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 import pytest_twisted
-from twisted.internet import defer, threads
+from twisted.internet import threads
 
 from mq.client import ConsumeConcurrentlyStatus, ConsumeFromWhere, Producer, PushConsumer, make_message
 from mq.client.simple import create_topic_request, parse_route, pull_request, route_request
