@@ -8,6 +8,7 @@ slowly (``send_latency_fault_enable``), or by a selector for ordered messages (`
 ``select_by_hash`` with an order id). Bodies of at least ``compress_over`` bytes are sent zlib-compressed.
 ``request`` sends a message and waits for its reply; ``send_reply`` sends a reply built by ``create_reply``
 (``mq.client.request_reply``).
+``enable_msg_trace`` records each send in the message trace (``mq.client.trace``, docs/trace.md).
 """
 
 from __future__ import annotations
