@@ -123,3 +123,27 @@ def test_query_unknown_id_and_bad_arguments(broker):
     assert r.code != 0 and "-t:" in r.err
     r = mqadmin("queryMsgTraceById", "-i", "X", "-num", "0", namesrv=broker.namesrv)
     assert r.code != 0 and "must be 1 to 65536" in r.err
+
+
+@pytest_twisted.inlineCallbacks
+def test_traced_transaction_records_its_end(broker):
+    from mq.client import TransactionProducer
+    from mq.client.model import LocalTransactionState
+
+    topic = "TraceTx1"
+    _create(broker, topic)
+    producer = TransactionProducer("TraceTxPG", broker.namesrv, instance_name="trace-tx", enable_msg_trace=True,
+                                   local_transaction=lambda msg, arg: LocalTransactionState.COMMIT_MESSAGE)
+    producer.start()
+    try:
+        result = yield producer.send_message_in_transaction(make_message(topic, "tx body", keys="tx-key"))
+    finally:
+        yield producer.shutdown()
+    r = yield poll(lambda: threads.deferToThread(mqadmin, "queryMsgTraceById", "-i", result.msg_id, "--json",
+                                                 namesrv=broker.namesrv),
+                   lambda r: r.code == 0 and len(r.json()) >= 2, 30, what="Pub and EndTransaction found")
+    kinds = {v["msgType"]: v for v in r.json()}
+    assert set(kinds) == {"Pub", "EndTransaction"}
+    end = kinds["EndTransaction"]
+    assert (end["groupName"], end["topic"], end["keys"], end["storeHost"]) == ("TraceTxPG", topic, "tx-key",
+                                                                                broker.addr)
