@@ -22,6 +22,7 @@ from twisted.python.failure import Failure
 
 from mq.client.model import ConsumeConcurrentlyStatus, ConsumeOrderlyStatus
 from mq.common.message import Message, MessageConst, MessageExt
+from mq.common.names import GROUP_MAX_LENGTH
 from mq.common.topic import TRACE_TOPIC
 from mq.common.trace_data import (
     TRACE_INSTANCE_NAME,
@@ -83,7 +84,11 @@ class TraceDispatcher:
         self.reactor = reactor
         self.config = config
         self.trace_topic = trace_topic or TRACE_TOPIC
-        self.group = f"{TRACE_PRODUCER_GROUP_PREFIX}-{host_group}-{kind}-{next(_dispatchers)}"
+        # The host's group is cut so the name stays a legal group (255 characters): a broker refuses a
+        # heartbeat naming a longer one.
+        tail = f"-{kind}-{next(_dispatchers)}"
+        room = GROUP_MAX_LENGTH - len(TRACE_PRODUCER_GROUP_PREFIX) - 1 - len(tail)
+        self.group = f"{TRACE_PRODUCER_GROUP_PREFIX}-{host_group[:room]}{tail}"
         self.max_pending = max_pending
         self.flush_at = min(flush_at, max_pending)
         self.flush_delay = flush_delay

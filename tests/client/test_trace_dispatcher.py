@@ -12,6 +12,7 @@ from mq.client.instance import ClientConfig
 from mq.client.model import ConsumeConcurrentlyStatus, MessageQueue, SendResult, SendStatus
 from mq.client.trace import TraceDispatcher, Tracer
 from mq.common.message import Message, MessageExt
+from mq.common.names import group_error
 from mq.common.trace_data import ConsumeReturnType, MessageType, TraceBean, TraceContext, TraceType, decode
 from tests.support.logs import logged_lines
 
@@ -143,6 +144,14 @@ def test_a_failed_trace_send_is_logged_and_counted(log_events):
     p.waiting.pop().errback(Failure(RuntimeError("broker gone")))
     assert d.failed_messages == 1
     assert logged_lines(log_events, "broker gone")
+
+
+def test_the_trace_producer_group_stays_a_legal_group_name():
+    d, _ = make(task.Clock())
+    assert d.group.startswith("_INNER_TRACE_PRODUCER-PG-PRODUCER-")
+    long_host = TraceDispatcher(task.Clock(), ClientConfig(), "G" * 255, "CONSUMER")
+    assert group_error(long_host.group) is None and len(long_host.group) == 255
+    assert "G-CONSUMER-" in long_host.group
 
 
 def test_bad_bounds_are_refused():
