@@ -22,9 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.local_broker import start_namesrv_and_broker
 from mq.client.simple import create_topic_request
 from tests.broker.wire import call
-from tests.support.processes import REPO, TwistdProcess, child_env, free_port
+from tests.support.processes import REPO, child_env
 
 
 def cpu_children() -> float:
@@ -56,21 +57,12 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="mq-client-bench-"))
-    ns_port, port = free_port(), free_port()
     procs, rows = [], []
     try:
-        ns = TwistdProcess("namesrv", ["--port", str(ns_port), "--kv-config", str(tmp / "kv.json")], tmp / "ns")
-        procs.append(ns.start())
-        ns.wait_port(ns_port)
-        (tmp / "broker.conf").write_text("mappedFileSizeCommitLog=268435456\n")
-        broker = TwistdProcess("broker", ["--port", str(port), "--namesrv", f"127.0.0.1:{ns_port}", "--store",
-                                          str(tmp / "store"), "--ip", "127.0.0.1", "--broker-name", "bench",
-                                          "--config", str(tmp / "broker.conf")], tmp / "broker")
-        procs.append(broker.start())
-        broker.wait_port(port)
-        namesrv = f"127.0.0.1:{ns_port}"
+        started, namesrv, broker_addr = start_namesrv_and_broker(tmp, "mappedFileSizeCommitLog=268435456\n")
+        procs.extend(started)
         for topic in ("BenchSync", "BenchAsync", "BenchBatch", "BenchCpp"):
-            assert call(f"127.0.0.1:{port}", create_topic_request(topic, queues=8)).code == 0
+            assert call(broker_addr, create_topic_request(topic, queues=8)).code == 0
         time.sleep(1.0)  # let the NameServer see the new topics (routes are polled by the clients anyway)
         s = str(args.seconds)
         phases = [

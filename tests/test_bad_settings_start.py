@@ -30,6 +30,7 @@ def assert_refused_in_one_line(out: subprocess.CompletedProcess, *expected: str)
     ("mappedFileSizeCommitLog=0\n", "mappedFileSizeCommitLog: 0 is outside 4096..2147483647 (bytes)"),  # a store key
     ("haSendHeartbeatInterval=-1\n", "haSendHeartbeatInterval: -1 is outside 100..600000 (ms)"),  # replication's
     ("messageDelayLevel=1s 5q\n", "messageDelayLevel: '5q' is not a delay"),
+    ("msgTraceTopicName=bad topic\n", "msgTraceTopicName: the topic 'bad topic' contains characters"),
 ])
 def test_broker_refuses_a_bad_value_in_its_config_file(tmp_path, conf, expected):
     (tmp_path / "broker.conf").write_text(f"brokerName=bad-conf\n{conf}")

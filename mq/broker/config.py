@@ -29,9 +29,11 @@ from mq.common.config import (
 )
 from mq.common.configfile import write_atomically
 from mq.common.mixall import DEFAULT_BROKER_PORT, DEFAULT_CLUSTER, DEFAULT_REGION
+from mq.common.names import topic_error
 from mq.common.properties import format_properties, parse_properties
 from mq.common.rocketmq_keys import BROKER_IGNORED
 from mq.common.route import PERM_READ, PERM_WRITE
+from mq.common.topic import TRACE_TOPIC
 from mq.store.config import ALIASES as STORE_ALIASES
 from mq.store.config import MESSAGE_SIZE, BrokerRole, FlushDiskType, MessageStoreConfig
 
@@ -65,6 +67,12 @@ def _check_namesrv_addr(text: str) -> None:
             raise ValueError(f"{addr!r} is not host:port with a port in {PORT}")
 
 
+def _check_topic_name(text: str) -> None:
+    why = topic_error(text)
+    if why is not None:
+        raise ValueError(why)
+
+
 @attrs.define
 class BrokerConfig:
     """Each number's range and whether a setting may change while running are declared next to it, once:
@@ -91,6 +99,10 @@ class BrokerConfig:
     broker_permission: int = tunable(PERM_READ | PERM_WRITE, within(0, 7), runtime=True)
     region_id: str = tunable(DEFAULT_REGION, runtime=True)
     trace_on: bool = tunable(True, runtime=True)
+    #: Message trace (docs/trace.md): create ``msgTraceTopicName`` at start (1 queue, read-write) as a system
+    #: topic, so traced clients find it without auto-creation.
+    trace_topic_enable: bool = False
+    msg_trace_topic_name: str = tunable(TRACE_TOPIC, check=_check_topic_name)
     auto_create_topic_enable: bool = tunable(True, runtime=True)
     auto_create_subscription_group: bool = tunable(True, runtime=True)
     cluster_topic_enable: bool = True

@@ -8,6 +8,7 @@ slowly (``send_latency_fault_enable``), or by a selector for ordered messages (`
 ``select_by_hash`` with an order id). Bodies of at least ``compress_over`` bytes are sent zlib-compressed.
 ``request`` sends a message and waits for its reply; ``send_reply`` sends a reply built by ``create_reply``
 (``mq.client.request_reply``).
+``enable_msg_trace`` records each send in the message trace (``mq.client.trace``, docs/trace.md).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from mq.client.model import MessageQueue, MQBrokerError, MQClientError, NoRouteE
 from mq.client.request_reply import CORRELATION_ID, REPLY_TO_CLIENT, TTL, is_reply, new_correlation_id
 from mq.client.selector import Selector
 from mq.client.simple import new_unique_key
+from mq.client.trace import make_tracer
 from mq.common.broker_headers import SendMessageRequestHeader
 from mq.common.message import Message, MessageConst, MessageExt, MessageSysFlag, properties_to_string
 from mq.common.message_batch import encode_batch
@@ -95,7 +97,8 @@ class Producer:
                  send_timeout: float = 3.0, retry_times: int = 2, retry_another_broker_when_not_store_ok: bool = False,
                  send_latency_fault_enable: bool = False, compress_over: int = 4096, compress_level: int = 5,
                  max_message_size: int = MAX_MESSAGE_SIZE, default_topic_queue_nums: int = 4,
-                 credentials: Optional[Credentials] = None) -> None:
+                 credentials: Optional[Credentials] = None, enable_msg_trace: bool = False,
+                 trace_topic: Optional[str] = None) -> None:
         if reactor is None:
             from twisted.internet import reactor as default_reactor
 
@@ -116,6 +119,8 @@ class Producer:
         self.publish_info: Dict[str, TopicPublishInfo] = {}
         self.instance: Optional[ClientInstance] = None
         self.running = False
+        #: Message trace (``enable_msg_trace``, to ``trace_topic`` or RMQ_SYS_TRACE_TOPIC): mq.client.trace
+        self.tracer = make_tracer(enable_msg_trace, reactor, self.config, group, "PRODUCER", trace_topic)
 
     # -- lifecycle --------------------------------------------------------------------------------------
 
@@ -126,13 +131,18 @@ class Producer:
         self.instance = get_instance(self.config, self.reactor)
         self.instance.register_producer(self)
         self.running = True
+        if self.tracer is not None:
+            self.tracer.dispatcher.start()
 
     def shutdown(self) -> defer.Deferred:
         """Unregister from every broker; the instance closes its connections when its last client leaves."""
         if not self.running:
             return defer.succeed(None)
         self.running = False
-        return self.instance.unregister(producer_group=self.group)
+        if self.tracer is None:
+            return self.instance.unregister(producer_group=self.group)
+        d = self.tracer.dispatcher.shutdown()  # sends the records still queued
+        return d.addBoth(lambda _: self.instance.unregister(producer_group=self.group))
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} group={self.group} running={self.running}>"
@@ -244,7 +254,8 @@ class Producer:
             return defer.fail(MQClientError(f"no master address for broker {mq.broker_name}"))
         body, sys_flag, uniq = prepared or self._prepare(msg)
         header = self._header(msg, mq, sys_flag)
-        return self.instance.api.send(addr, header, body, mq, uniq, timeout, reply=is_reply(msg))
+        d = self.instance.api.send(addr, header, body, mq, uniq, timeout, reply=is_reply(msg))
+        return d if self.tracer is None else self.tracer.sent(d, msg, addr)
 
     # -- sends -----------------------------------------------------------------------------------------
 

@@ -42,6 +42,7 @@ from mq.client.offset_store import OffsetStore
 from mq.client.process_queue import ProcessQueue
 from mq.client.pulling import QueuePuller
 from mq.client.rebalance import Rebalancer
+from mq.client.trace import make_tracer
 from mq.common.heartbeat import EXPRESSION_TAG, ConsumerData, SubscriptionData
 from mq.common.message import Message, MessageConst, MessageExt
 from mq.common.mixall import CLIENT_INNER_PRODUCER_GROUP, retry_topic
@@ -90,7 +91,8 @@ class PushConsumer(QueuePuller):
                  pull_interval: float = 0.0, max_reconsume_times: int = -1,
                  suspend_current_queue_time: float = 1.0, offset_store_dir: Optional[Path] = None,
                  instance_name: Optional[str] = None, config: Optional[ClientConfig] = None, reactor=None,
-                 credentials: Optional[Credentials] = None) -> None:
+                 credentials: Optional[Credentials] = None, enable_msg_trace: bool = False,
+                 trace_topic: Optional[str] = None) -> None:
         self._init_consumer(group, namesrv_addr, reactor, config, instance_name, message_model, consume_from_where,
                             consume_timestamp_ms, allocate, pull_batch_size, pull_threshold_for_queue,
                             pull_threshold_size_for_queue, pull_interval, offset_store_dir, credentials)
@@ -110,6 +112,8 @@ class PushConsumer(QueuePuller):
         self._inner_producer = None
         self._lock_loop = None
         self.retry_topic = retry_topic(group)
+        #: Message trace (``enable_msg_trace``, to ``trace_topic`` or RMQ_SYS_TRACE_TOPIC): mq.client.trace
+        self.tracer = make_tracer(enable_msg_trace, self.reactor, self.config, group, "CONSUMER", trace_topic)
 
     # -- configuration ---------------------------------------------------------------------------------
 
@@ -157,6 +161,8 @@ class PushConsumer(QueuePuller):
                                      on_added=self._queue_added, on_removed=self._queue_removed, lock=lock)
         inst.register_consumer(self)
         self.running = True
+        if self.tracer is not None:
+            self.tracer.dispatcher.start()
         for topic in list(self.subscriptions):
             try:
                 yield inst.update_route(topic)
@@ -194,6 +200,8 @@ class PushConsumer(QueuePuller):
         self.rebalancer.process_queues.clear()
         if self._inner_producer is not None:
             yield self._inner_producer.shutdown()
+        if self.tracer is not None:
+            yield self.tracer.dispatcher.shutdown()
         yield self.instance.unregister(consumer_group=self.group)
 
     # -- called by the instance -------------------------------------------------------------------------
@@ -320,6 +328,12 @@ class PushConsumer(QueuePuller):
         """Run the listener (overridden by the blocking facade to use a thread)."""
         return defer.maybeDeferred(self.listener, msgs, context)
 
+    def _listen(self, msgs: List[MessageExt], context) -> defer.Deferred:
+        """``call_listener``, recorded in the message trace when it is on."""
+        if self.tracer is None:
+            return self.call_listener(msgs, context)
+        return self.tracer.consumed(msgs, lambda: self.call_listener(msgs, context))
+
     def _consume_concurrently(self, mq: MessageQueue, pq: ProcessQueue, msgs: List[MessageExt]) -> None:
         context = ConsumeConcurrentlyContext(mq)
 
@@ -331,7 +345,7 @@ class PushConsumer(QueuePuller):
                 restore_retry_topic(m, self.retry_topic)
                 m.properties[MessageConst.PROPERTY_CONSUME_START_TIMESTAMP] = now
             pq.last_consume_time = self.reactor.seconds()
-            d = self.call_listener(msgs, context)
+            d = self._listen(msgs, context)
             d.addErrback(self._listener_error, msgs)
             return d.addCallback(self._concurrent_done, mq, pq, msgs, context)
 
@@ -422,7 +436,7 @@ class PushConsumer(QueuePuller):
                 for m in msgs:
                     restore_retry_topic(m, self.retry_topic)
                 try:
-                    status = yield self.call_listener(msgs, context)
+                    status = yield self._listen(msgs, context)
                 except Exception:
                     log.failure("the orderly listener raised; suspending {mq}", mq=mq)
                     status = ConsumeOrderlyStatus.SUSPEND_CURRENT_QUEUE_A_MOMENT

@@ -73,6 +73,9 @@ class TransactionProducer(Producer):
                 yield self.instance.api.end_transaction(addr, header)
             except Exception as e:  # the broker's check will ask again
                 log.warn("END_TRANSACTION for {id} failed: {e}", id=result.msg_id, e=e)
+            if self.tracer is not None:
+                self.tracer.ended(msg, result.msg_id, addr, state.value, result.transaction_id, result.region_id,
+                                  False)
         out = TransactionSendResult(result.status, result.msg_id, result.offset_msg_id, result.message_queue,
                                     result.queue_offset, result.transaction_id or result.msg_id, result.region_id,
                                     result.trace_on)
@@ -107,6 +110,9 @@ class TransactionProducer(Producer):
             request.remark = remark
             if channel.connected:
                 channel.send_oneway(request)
+            if self.tracer is not None:
+                self.tracer.ended(msg, uniq, getattr(channel, "peer", None), state.value, header.transaction_id,
+                                  msg.properties.get(MessageConst.PROPERTY_MSG_REGION), True)
 
         d = defer.maybeDeferred(self.check_listener, msg).addCallback(_state)
         d.addBoth(answer)

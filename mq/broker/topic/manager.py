@@ -60,6 +60,8 @@ class TopicConfigManager(JsonStateFile):
         add(mixall.OFFSET_MOVED_EVENT, 1)
         add(mixall.SCHEDULE_TOPIC, 18)
         add(mixall.reply_topic(c.broker_cluster_name), 1)
+        if c.trace_topic_enable:
+            add(c.msg_trace_topic_name, 1)
 
     # -- persistence --------------------------------------------------------------------------------
 

@@ -1,0 +1,135 @@
+"""Send TPS of mq's producer with message trace off and on, against the same broker in the same run.
+
+    python -m benchmarks.trace_bench [--seconds 6] [--rounds 3] [--inflight 64] [--json]
+
+Starts ``twistd namesrv`` and ``twistd broker`` (``traceTopicEnable=true``), then runs the load in a child
+process per phase, alternating off/on for ``--rounds`` rounds so that drift on a shared machine hits both
+alike: async sends of 128 B with ``--inflight`` in flight for ``--seconds``. Each phase reports messages/s,
+the client's CPU per message (its process's user + system time), and with trace on the trace records sent
+and dropped. The figure compared is the median over rounds (goal: trace on at most 10% lower).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.local_broker import start_namesrv_and_broker
+from mq.client.simple import create_topic_request
+from tests.broker.wire import call
+from tests.support.processes import REPO, child_env
+
+TOPIC = "TraceBench"
+
+
+def worker(namesrv: str, trace: bool, seconds: float, inflight: int, size: int) -> None:
+    """One phase in this process: send for ``seconds`` with ``inflight`` sends outstanding; print JSON."""
+    from twisted.internet import defer, task
+
+    from mq.client import Producer, make_message
+
+    producer = Producer("TraceBenchPG", namesrv, instance_name=f"trace-bench-{trace}", enable_msg_trace=trace)
+    body = b"x" * size
+    state = {"sent": 0, "failed": 0}
+
+    @defer.inlineCallbacks
+    def run():
+        producer.start()
+        yield producer.send(make_message(TOPIC, body))  # routes and connection ready before timing
+        deadline = time.monotonic() + seconds
+        c0 = time.process_time()
+        t0 = time.monotonic()
+
+        @defer.inlineCallbacks
+        def lane():
+            while time.monotonic() < deadline:
+                try:
+                    yield producer.send(make_message(TOPIC, body, keys="bench-key"))
+                    state["sent"] += 1
+                except Exception:
+                    state["failed"] += 1
+
+        yield defer.gatherResults([lane() for _ in range(inflight)])
+        wall, cpu = time.monotonic() - t0, time.process_time() - c0
+        tracer = producer.tracer
+        out = {"trace": trace, "messages": state["sent"], "failures": state["failed"],
+               "tps": round(state["sent"] / wall, 1), "cpu_us_per_msg": round(cpu / max(1, state["sent"]) * 1e6, 1)}
+        yield producer.shutdown()
+        if tracer is not None:
+            out.update(trace_messages=tracer.dispatcher.sent_messages, dropped=tracer.dispatcher.dropped,
+                       trace_failures=tracer.dispatcher.failed_messages)
+        print(json.dumps(out), flush=True)
+
+    task.react(lambda _r: run())
+
+
+def phase(namesrv: str, trace: bool, args) -> dict:
+    cmd = [sys.executable, "-m", "benchmarks.trace_bench", "--worker", namesrv, "--seconds", str(args.seconds),
+           "--inflight", str(args.inflight), "--size", str(args.size)] + (["--trace"] if trace else [])
+    out = subprocess.run(cmd, capture_output=True, env=child_env(), cwd=str(REPO), timeout=args.seconds * 4 + 60)
+    lines = [ln for ln in out.stdout.decode().splitlines() if ln.startswith("{")]
+    if not lines:
+        raise RuntimeError(out.stderr.decode()[-2000:])
+    return json.loads(lines[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=6.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--inflight", type=int, default=64)
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--worker", metavar="NAMESRV", help=argparse.SUPPRESS)
+    parser.add_argument("--trace", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args.worker, args.trace, args.seconds, args.inflight, args.size)
+        return
+    tmp = Path(tempfile.mkdtemp(prefix="mq-trace-bench-"))
+    procs, rows = [], []
+    try:
+        started, namesrv, broker_addr = start_namesrv_and_broker(
+            tmp, "mappedFileSizeCommitLog=268435456\ntraceTopicEnable=true\n")
+        procs.extend(started)
+        assert call(broker_addr, create_topic_request(TOPIC, queues=8)).code == 0
+        time.sleep(1.0)  # let the NameServer see the new topic
+        for _ in range(args.rounds):
+            for trace in (False, True):
+                rows.append(phase(namesrv, trace, args))
+    finally:
+        for proc in reversed(procs):
+            proc.stop(timeout=30)
+        shutil.rmtree(tmp, ignore_errors=True)
+    off = [r for r in rows if not r["trace"]]
+    on = [r for r in rows if r["trace"]]
+    summary = {
+        "tps_off_median": statistics.median(r["tps"] for r in off),
+        "tps_on_median": statistics.median(r["tps"] for r in on),
+        "cpu_us_off_median": statistics.median(r["cpu_us_per_msg"] for r in off),
+        "cpu_us_on_median": statistics.median(r["cpu_us_per_msg"] for r in on),
+        "dropped": sum(r.get("dropped", 0) for r in on),
+    }
+    summary["tps_change_pct"] = round((summary["tps_on_median"] / summary["tps_off_median"] - 1) * 100, 1)
+    if args.json:
+        print(json.dumps({"rounds": rows, "summary": summary}))
+        return
+    print("| trace | messages | msg/s | client CPU µs/msg | trace messages | dropped | failures |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {'on' if r['trace'] else 'off'} | {r['messages']:,} | {r['tps']:,.0f} | {r['cpu_us_per_msg']} | "
+              f"{r.get('trace_messages', '-')} | {r.get('dropped', '-')} | {r['failures']} |")
+    print(f"\nmedian msg/s off {summary['tps_off_median']:,.0f}, on {summary['tps_on_median']:,.0f} "
+          f"({summary['tps_change_pct']:+.1f}%); client CPU µs/msg off {summary['cpu_us_off_median']}, "
+          f"on {summary['cpu_us_on_median']}; {summary['dropped']} records dropped")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,263 @@
+"""The trace dispatcher and hooks on a ``task.Clock`` with a recording producer: batching by time, by queue
+length and by size, the bounded queue (drops counted, one log line a second), sends in flight bounded, the
+flush on shutdown, and hooks that never disturb the business send or listener."""
+
+from __future__ import annotations
+
+import pytest
+from twisted.internet import defer, task
+from twisted.python.failure import Failure
+
+from mq.client.instance import ClientConfig
+from mq.client.model import ConsumeConcurrentlyStatus, MessageQueue, SendResult, SendStatus
+from mq.client.trace import TraceDispatcher, Tracer
+from mq.common.message import Message, MessageExt
+from mq.common.names import group_error
+from mq.common.trace_data import ConsumeReturnType, MessageType, TraceBean, TraceContext, TraceType, decode
+from tests.support.logs import logged_lines
+
+
+class FakeProducer:
+    """Records each trace message; each send's Deferred is fired by the test (or at once with ``auto``)."""
+
+    def __init__(self, group, auto=True):
+        self.group = group
+        self.auto = auto
+        self.sent = []
+        self.waiting = []
+        self.started = self.stopped = False
+
+    def start(self):
+        self.started = True
+
+    def shutdown(self):
+        self.stopped = True
+        return defer.succeed(None)
+
+    def send(self, msg, timeout):
+        self.sent.append(msg)
+        d = defer.Deferred()
+        if self.auto:
+            d.callback("ok")
+        else:
+            self.waiting.append(d)
+        return d
+
+
+def make(clock, auto=True, **kwargs):
+    made = []
+
+    def factory(group):
+        made.append(FakeProducer(group, auto))
+        return made[0]
+
+    d = TraceDispatcher(clock, ClientConfig(), "PG", "PRODUCER", producer_factory=factory, **kwargs)
+    d.start()
+    return d, made[0]
+
+
+def ctx(i, keys="k"):
+    return TraceContext(TraceType.SubBefore, 1000 + i, "R", "CG", request_id="Q",
+                        beans=[TraceBean(msg_id=f"ID{i}", keys=keys)])
+
+
+def records(producer):
+    return [c for m in producer.sent for c in decode(m.body.decode())[0]]
+
+
+def test_records_are_sent_together_after_the_flush_delay():
+    clock = task.Clock()
+    d, p = make(clock)
+    assert p.group.startswith("_INNER_TRACE_PRODUCER-PG-PRODUCER-")
+    for i in range(3):
+        assert d.append(ctx(i, keys=f"key{i} shared"))
+    assert p.sent == []  # nothing on the caller's turn
+    clock.advance(0.49)
+    assert p.sent == []
+    clock.advance(0.01)
+    assert len(p.sent) == 1
+    msg = p.sent[0]
+    assert msg.topic == "RMQ_SYS_TRACE_TOPIC" and msg.tags is None
+    assert msg.keys == ["ID0", "key0", "shared", "ID1", "key1", "ID2", "key2"]
+    assert [c.beans[0].msg_id for c in records(p)] == ["ID0", "ID1", "ID2"]
+
+
+def test_a_full_enough_queue_is_flushed_on_the_next_turn_and_large_batches_are_split():
+    clock = task.Clock()
+    d, p = make(clock, flush_at=10, batch_chars=200)
+    for i in range(10):
+        d.append(ctx(i))
+    clock.advance(0)
+    assert len(records(p)) == 10
+    assert all(len(m.body) < 200 + 100 for m in p.sent) and len(p.sent) > 1  # one record may pass the mark
+
+
+def test_full_queue_drops_counts_and_logs_once_a_second(log_events):
+    clock = task.Clock()
+    d, p = make(clock, auto=False, max_pending=5, flush_at=5, max_in_flight=1)
+    for i in range(5):
+        assert d.append(ctx(i))
+    clock.advance(0)  # one trace message in flight, the queue empty again
+    assert len(p.sent) == 1 and len(d.pending) == 0
+    results = [d.append(ctx(i)) for i in range(12)]
+    assert results == [True] * 5 + [False] * 7 and d.dropped == 7
+    clock.advance(0)
+    assert len(p.sent) == 1  # the in-flight bound holds the queued records back
+    assert logged_lines(log_events, "dropped") == []
+    clock.advance(1.0)
+    lines = logged_lines(log_events, "trace: dropped")
+    assert lines == ["trace: dropped 7 record(s), the queue of 5 was full (7 dropped in all)"]
+    d.append(ctx(99))
+    clock.advance(5)
+    assert len(logged_lines(log_events, "trace: dropped")) == 2
+    p.waiting.pop().callback("ok")  # the send returns: the queued records go
+    assert len(p.sent) == 2 and len(records(p)) == 10
+
+
+def test_shutdown_sends_everything_queued_and_waits_for_sends_in_flight():
+    clock = task.Clock()
+    d, p = make(clock, auto=False, max_in_flight=1, batch_chars=50)
+    for i in range(4):
+        d.append(ctx(i))
+    done = d.shutdown()
+    # every queued record sent, in two messages though only one may be in flight otherwise
+    assert len(records(p)) == 4 and len(p.sent) == 2 and not done.called
+    for w in p.waiting:
+        w.callback("ok")
+    assert done.called and p.stopped and not d.append(ctx(5))
+
+
+def test_shutdown_does_not_wait_forever_for_a_send():
+    clock = task.Clock()
+    d, p = make(clock, auto=False)
+    d.append(ctx(0))
+    done = d.shutdown(wait=2.0)
+    clock.advance(2.0)
+    assert done.called and p.stopped
+
+
+def test_a_failed_trace_send_is_logged_and_counted(log_events):
+    clock = task.Clock()
+    d, p = make(clock, auto=False)
+    d.append(ctx(0))
+    clock.advance(0.5)
+    p.waiting.pop().errback(Failure(RuntimeError("broker gone")))
+    assert d.failed_messages == 1
+    assert logged_lines(log_events, "broker gone")
+
+
+def test_the_trace_producer_group_stays_a_legal_group_name():
+    d, _ = make(task.Clock())
+    assert d.group.startswith("_INNER_TRACE_PRODUCER-PG-PRODUCER-")
+    long_host = TraceDispatcher(task.Clock(), ClientConfig(), "G" * 255, "CONSUMER")
+    assert group_error(long_host.group) is None and len(long_host.group) == 255
+    assert "G-CONSUMER-" in long_host.group
+
+
+def test_bad_bounds_are_refused():
+    with pytest.raises(ValueError):
+        TraceDispatcher(task.Clock(), ClientConfig(), "PG", "PRODUCER", max_pending=0)
+
+
+# -- hooks --------------------------------------------------------------------------------------------------
+
+
+def send_result(region="DefaultRegion", trace_on=True, status=SendStatus.SEND_OK):
+    return SendResult(status, "UNIQ1", "OFFSET1", MessageQueue("T", "b", 0), 5, None, region, trace_on)
+
+
+def test_pub_records_the_result_and_passes_it_through():
+    clock = task.Clock()
+    d, p = make(clock)
+    tracer = Tracer(d, "PG")
+    msg = Message("T", b"hello", properties={"TAGS": "A", "KEYS": "k1 k2", "DELAY": "3"})
+    send = defer.Deferred()
+    out = tracer.sent(send, msg, "1.2.3.4:10911")
+    result = send_result(status=SendStatus.FLUSH_DISK_TIMEOUT)
+    send.callback(result)
+    assert out.result is result
+    clock.advance(0.5)
+    (pub,) = records(p)
+    b = pub.beans[0]
+    assert (pub.trace_type, pub.group_name, pub.region_id, pub.success) == (TraceType.Pub, "PG", "DefaultRegion", False)
+    assert (b.msg_id, b.offset_msg_id, b.topic, b.tags, b.keys, b.store_host, b.body_length, b.msg_type) == (
+        "UNIQ1", "OFFSET1", "T", "A", "k1 k2", "1.2.3.4:10911", 5, MessageType.Delay_Msg)
+
+
+@pytest.mark.parametrize("result", [send_result(region=None), send_result(trace_on=False)])
+def test_no_pub_without_a_region_or_with_the_broker_trace_switch_off(result):
+    clock = task.Clock()
+    d, p = make(clock)
+    send = defer.Deferred()
+    Tracer(d, "PG").sent(send, Message("T", b"x"), "a:1")
+    send.callback(result)
+    clock.advance(1)
+    assert p.sent == []
+
+
+def test_a_failed_send_records_nothing_and_keeps_its_failure():
+    clock = task.Clock()
+    d, p = make(clock)
+    send = defer.Deferred()
+    out = Tracer(d, "PG").sent(send, Message("T", b"x"), "a:1")
+    send.errback(Failure(RuntimeError("no")))
+    clock.advance(1)
+    assert p.sent == [] and isinstance(out.result, Failure)
+    out.addErrback(lambda f: None)
+
+
+def consumed(msgs, **ext):
+    return [MessageExt(topic="T", body=b"b", msg_id=f"OFF{i}", properties={"UNIQ_KEY": f"U{i}", **ext})
+            for i in range(len(msgs))]
+
+
+@pytest.mark.parametrize("outcome, code, ok", [
+    (ConsumeConcurrentlyStatus.CONSUME_SUCCESS, ConsumeReturnType.SUCCESS, True),
+    (None, ConsumeReturnType.SUCCESS, True),
+    (ConsumeConcurrentlyStatus.RECONSUME_LATER, ConsumeReturnType.FAILED, False),
+    (Failure(ValueError("listener bug")), ConsumeReturnType.EXCEPTION, False),
+])
+def test_sub_before_and_after_share_a_request_id_and_record_the_outcome(outcome, code, ok):
+    clock = task.Clock()
+    d, p = make(clock)
+    msgs = consumed([0, 1])
+    listener = defer.Deferred()
+    out = Tracer(d, "CG").consumed(msgs, lambda: listener)
+    if isinstance(outcome, Failure):
+        listener.errback(outcome)
+    else:
+        listener.callback(outcome)
+    clock.advance(0.5)
+    kinds = [(c.trace_type, c.beans[0].msg_id) for c in records(p)]
+    assert kinds == [(TraceType.SubBefore, "U0"), (TraceType.SubBefore, "U1"), (TraceType.SubAfter, "U0"),
+                     (TraceType.SubAfter, "U1")]
+    before, after = records(p)[0], records(p)[2]
+    assert before.request_id == after.request_id and after.group_name == "CG"
+    assert (after.context_code, after.success) == (int(code), ok)
+    if isinstance(outcome, Failure):
+        assert out.result is outcome
+        out.addErrback(lambda f: None)
+    else:
+        assert out.result is outcome
+
+
+def test_messages_marked_trace_off_are_not_recorded():
+    clock = task.Clock()
+    d, p = make(clock)
+    out = Tracer(d, "CG").consumed(consumed([0], TRACE_ON="false"), lambda: defer.succeed(None))
+    clock.advance(1)
+    assert out.called and p.sent == []
+
+
+def test_end_transaction_record():
+    clock = task.Clock()
+    d, p = make(clock)
+    msg = Message("T", b"x", properties={"TAGS": "A", "KEYS": "k", "TRAN_MSG": "true"})
+    Tracer(d, "PG").ended(msg, "UNIQ1", "1.2.3.4:10911", "ROLLBACK_MESSAGE", "TX9", "DefaultRegion", True)
+    clock.advance(0.5)
+    (end,) = records(p)
+    b = end.beans[0]
+    assert (end.trace_type, end.group_name, end.region_id) == (TraceType.EndTransaction, "PG", "DefaultRegion")
+    assert (b.msg_id, b.topic, b.tags, b.keys, b.store_host, b.msg_type, b.transaction_id, b.transaction_state,
+            b.from_transaction_check) == ("UNIQ1", "T", "A", "k", "1.2.3.4:10911", MessageType.Trans_msg_Commit,
+                                          "TX9", "ROLLBACK_MESSAGE", True)
