@@ -67,12 +67,10 @@ NOT_IMPLEMENTED: Dict[str, str] = {
     "filterServerNums": "filter servers",
     "maxLmqConsumeQueueNum": "light message queues (LMQ)",
     "messageStorePlugIn": "message store plug-ins",
-    "msgTraceTopicName": "the broker's message-trace topic",
     "preferredLeaderId": "DLedger (Raft) CommitLog groups",
     "readOnlyCommitLogStorePaths": "a CommitLog outside storePathRootDir",
     "storePathCommitLog": "a CommitLog outside storePathRootDir",
     "storePathDLedgerCommitLog": "DLedger (Raft) CommitLog groups",
-    "traceTopicEnable": "the broker's message-trace topic",
     "transientStorePoolEnable": "the off-heap transient store pool",
     "useTLS": "TLS",
 }

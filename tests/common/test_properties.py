@@ -58,9 +58,9 @@ def test_an_unknown_key_names_the_nearest_known_one():
 def test_split_settings_keeps_ignores_and_refuses():
     known = BrokerConfig.known_keys()
     used, ignored = split_settings({"brokerName": "b", "sendMessageThreadPoolNums": "64",
-                                    "traceTopicEnable": "false", "haListenPort": "0"}, known, BROKER_IGNORED)
+                                    "enableLmq": "false", "haListenPort": "0"}, known, BROKER_IGNORED)
     assert used == {"brokerName": "b", "haListenPort": "0"}
-    assert sorted(ignored) == ["sendMessageThreadPoolNums", "traceTopicEnable"]
+    assert sorted(ignored) == ["enableLmq", "sendMessageThreadPoolNums"]
     with pytest.raises(ValueError, match="does not implement DLedger"):
         split_settings({"enableDLegerCommitLog": "true"}, known, BROKER_IGNORED)
     with pytest.raises(ValueError, match="did you mean fileReservedTime"):
