@@ -16,6 +16,7 @@ from typing import List, Optional
 from twisted.internet import defer, task
 
 from mq.acl.signing import ENV_ACCESS_KEY, ENV_SECRET_KEY, Credentials
+from mq.admin import output
 from mq.admin.api import EXIT_FAILED, EXIT_USAGE, AdminError, MQAdminAPI
 
 # The registry's names, re-exported for the command modules and scripts written against this module.
@@ -80,11 +81,19 @@ def check_one_of(parser: argparse.ArgumentParser, args) -> None:
             parser.subparsers[args.command].error(f"give exactly one of {flags}")
 
 
+def _is_terminal(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
 @defer.inlineCallbacks
 def run_command(reactor, args, out=None, err=None):
     """Run one parsed command on ``reactor``; its exit status (the text is written to ``out``/``err``)."""
     out = out or sys.stdout
     err = err or sys.stderr
+    output.use_terminal(_is_terminal(out))
     addrs = (args.namesrvAddr or os.environ.get("NAMESRV_ADDR") or "").split(";")
     try:
         credentials = Credentials.from_options(getattr(args, "access_key", None), getattr(args, "secret_key", None))
