@@ -272,11 +272,11 @@ class MQAdminAPI:
         return attempt(0)
 
     @defer.inlineCallbacks
-    def namesrv_call_all(self, code: int, ext: Optional[Dict[str, str]], what: str):
+    def namesrv_call_all(self, code: int, ext: Optional[Dict[str, str]], what: str, body: bytes = b""):
         """Send to every NameServer (writes), in order; [(addr, response)] when all of them succeed."""
         out = []
         for addr in self._need_namesrv():
-            response = yield self._invoke("NameServer", addr, code, ext)
+            response = yield self._invoke("NameServer", addr, code, ext, body)
             out.append((addr, check(response, f"{what} on NameServer {addr}")))
         return out
 
@@ -328,6 +328,29 @@ class MQAdminAPI:
         return self.namesrv_call_all(RequestCode.DELETE_KV_CONFIG, ext, "delete KV config")
 
     @defer.inlineCallbacks
+    def get_kv_config(self, namespace: str, key: str):
+        """The value, or None when the NameServer has no such key (QUERY_NOT_FOUND)."""
+        ext = KVConfigRequestHeader(namespace=namespace, key=key).encode()
+        response = yield self.namesrv_call(RequestCode.GET_KV_CONFIG, ext)
+        if response.code == RC.QUERY_NOT_FOUND:
+            return None
+        return check(response, f"KV config {namespace}/{key}").field("value")
+
+    @defer.inlineCallbacks
+    def namesrv_configs(self):
+        """[(addr, {key: value})]: the settings of every NameServer of the list (GET_NAMESRV_CONFIG)."""
+        out = []
+        for addr in self._need_namesrv():
+            response = yield self._invoke("NameServer", addr, RequestCode.GET_NAMESRV_CONFIG)
+            check(response, f"config of NameServer {addr}")
+            out.append((addr, parse_properties((response.body or b"").decode("utf-8"))))
+        return out
+
+    def update_namesrv_config(self, values: Dict[str, str]):
+        body = format_properties(values).encode("utf-8")
+        return self.namesrv_call_all(RequestCode.UPDATE_NAMESRV_CONFIG, None, "update NameServer config", body)
+
+    @defer.inlineCallbacks
     def kv_list(self, namespace: str):
         """The namespace's table; {} when the NameServer has none."""
         ext = NamespaceRequestHeader(namespace=namespace).encode()
@@ -374,6 +397,12 @@ class MQAdminAPI:
         response = yield self._broker_ok(addr, RequestCode.GET_TOPIC_STATS_INFO, f"topic stats of '{topic}'",
                                          TopicRequestHeader(topic=topic).encode())
         return queue_map(jsonkeys.loads(response.body).get("offsetTable"))
+
+    @defer.inlineCallbacks
+    def broker_table(self, addr: str, code: int, what: str, key: str) -> defer.Deferred:
+        """``body[key]`` of a broker's JSON answer (GET_ALL_TOPIC_CONFIG: topicConfigTable, ...), {} if absent."""
+        response = yield self._broker_ok(addr, code, what)
+        return (fastjson.loads(response.body).get(key) or {}) if response.body else {}
 
     @defer.inlineCallbacks
     def topic_consumed_by(self, addr: str, topic: str):

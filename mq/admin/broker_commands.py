@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable, Dict
 
 from twisted.internet import defer
 
-from mq.admin.api import (
-    MQAdminAPI,
-)
+from mq.admin.api import AdminError, MQAdminAPI
 from mq.admin.output import Result, key_values
+from mq.admin.probe import MAX_PROBE_SIZE, MAX_PROBES, broker_topic_queues, filler, timed_send
 from mq.admin.registry import (
     BROKER_ADDR,
     CLUSTER,
+    bounded_int,
     command,
     lines,
     opt,
@@ -20,6 +20,9 @@ from mq.admin.registry import (
 from mq.admin.targets import (
     target_brokers,
 )
+
+#: The body text of the original sendMsgStatus.
+PATTERN = b"hello jodie"
 
 
 @defer.inlineCallbacks
@@ -68,3 +71,34 @@ def update_broker_config(api: MQAdminAPI, args):
         done.append(addr)
     text = lines(*(f"update broker config success, {addr}" for addr in done))
     return Result({"key": args.key, "value": args.value, "brokers": done}, text)
+
+
+def send_result_text(result: Dict[str, Any], topic: str) -> str:
+    """The original's ``SendResult [...]``."""
+    return (f"SendResult [sendStatus={result['sendStatus']}, msgId={result['msgId']}, "
+            f"offsetMsgId={result['offsetMsgId']}, messageQueue=MessageQueue [topic={topic}, "
+            f"brokerName={result['brokerName']}, queueId={result['queueId']}], queueOffset={result['queueOffset']}]")
+
+
+@command(
+    "sendMsgStatus", "send msg to broker.",
+    opt("-b", "--brokerName", required=True, help="Broker Name"),
+    opt("-s", "--messageSize", type=bounded_int(1, MAX_PROBE_SIZE), default=128, help="Message Size, Default: 128"),
+    opt("-c", "--count", type=bounded_int(1, MAX_PROBES), default=50, help="send message count, Default: 50"),
+)
+@defer.inlineCallbacks
+def send_msg_status(api: MQAdminAPI, args):
+    """Sends to the topic named after the broker: one small message first (it sets the connection up; a
+    failure there ends the command), then ``count`` messages of ``messageSize`` bytes, each with its time."""
+    addr, ids = yield broker_topic_queues(api, args.brokerName)
+    _, error, _ = yield timed_send(api, addr, args.brokerName, args.brokerName, ids[0], filler(16, PATTERN))
+    if error is not None:
+        raise AdminError(f"first send to broker '{args.brokerName}' failed: {error}")
+    body = filler(args.messageSize, PATTERN)
+    text, data = [], []
+    for i in range(args.count):
+        result, error, rt = yield timed_send(api, addr, args.brokerName, args.brokerName, ids[i % len(ids)], body)
+        outcome = send_result_text(result, args.brokerName) if result else f"failed: {error}"
+        text.append(f"rt:{rt:.0f}ms, SendResult={outcome}")
+        data.append({"rtMs": rt, "sendResult": result, "error": error})
+    return Result(data, lines(*text))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import time
 from typing import Any, Callable, Dict, Optional, Tuple
 
@@ -12,10 +13,8 @@ from mq.admin.api import (
     MQAdminAPI,
 )
 from mq.admin.output import Result, table
-from mq.admin.registry import (
-    command,
-    opt,
-)
+from mq.admin.probe import MAX_PROBE_SIZE, MAX_PROBES, average_after_first, broker_topic_queues, filler, timed_send
+from mq.admin.registry import bounded_int, command, java_bool, lines, opt
 
 
 def _parsed(status: Dict[str, Any], key: str, convert: Callable[[Any], Any] = int) -> Any:
@@ -109,3 +108,49 @@ def cluster_list(api: MQAdminAPI, args):
         headers = ["Cluster Name", "Broker Name", "BID", "Addr", "Version", "InTPS(LOAD)", "OutTPS(LOAD)",
                    "PCWait(ms)", "Hour", "SPACE"]
     return Result(data, table(headers, rows))
+
+
+#: The time zone of clusterRT's ``-p true`` lines (the original writes them in GMT+8).
+TLOG_ZONE = datetime.timezone(datetime.timedelta(hours=8))
+
+
+@command(
+    "clusterRT", "List All clusters Message Send RT",
+    opt("-a", "--amount", type=bounded_int(1, MAX_PROBES), default=50, help="message amount per broker | default 50"),
+    opt("-s", "--size", type=bounded_int(1, MAX_PROBE_SIZE), default=128, help="message size | default 128 Byte"),
+    opt("-c", "--cluster", help="cluster name | default display all cluster"),
+    opt("-p", "--printLog", type=java_bool, default=False, metavar="true|false", help="print as tlog | default false"),
+    opt("-m", "--machineRoom", default="noname", help="machine room name | default noname"),
+    repeats=True,
+)
+@defer.inlineCallbacks
+def cluster_rt(api: MQAdminAPI, args):
+    """Per broker of each cluster: ``amount`` sends to the topic named after the broker, their mean time (the
+    first left out) and how many succeeded. ``-i`` repeats it."""
+    info = yield api.cluster_info()
+    clusters = [args.cluster] if args.cluster else sorted(info.cluster_addr_table)
+    body = filler(args.size)
+    rows, data, tlog = [], [], []
+    now = datetime.datetime.now(TLOG_ZONE).strftime("%Y-%m-%d %H:%M:%S")
+    for cluster in clusters:
+        names = info.cluster_addr_table.get(cluster)
+        if names is None:
+            raise AdminError(f"cluster [{cluster}] not exist")
+        for name in sorted(names):
+            times, ok, failed = [], 0, 0
+            try:
+                addr, ids = yield broker_topic_queues(api, name)
+            except AdminError:
+                addr, ids, failed = None, [], args.amount
+            for i in range(args.amount if addr else 0):
+                _, error, rt = yield timed_send(api, addr, name, name, ids[i % len(ids)], body)
+                times.append(rt)
+                ok, failed = (ok + 1, failed) if error is None else (ok, failed + 1)
+            rt = average_after_first(tuple(times))
+            rows.append([cluster, name, f"{rt:.2f}", ok, failed])
+            data.append({"clusterName": cluster, "brokerName": name, "rtMs": rt, "successCount": ok,
+                         "failCount": failed})
+            tlog.append(f"{now}|{args.machineRoom}|{cluster}|{name}|{round(rt)}")
+    if args.printLog:
+        return Result(data, lines(*tlog))
+    return Result(data, table(["Cluster Name", "Broker Name", "RT", "successCount", "failCount"], rows))

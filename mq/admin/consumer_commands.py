@@ -14,7 +14,7 @@ from mq.admin.api import (
     MQAdminAPI,
     queue_map,
 )
-from mq.admin.output import Result, format_time, table
+from mq.admin.output import Result, format_time, key_values, table
 from mq.admin.registry import (
     BROKER_ADDR,
     CLUSTER,
@@ -30,6 +30,7 @@ from mq.admin.targets import (
     target_brokers,
 )
 from mq.common import mixall
+from mq.remoting.codes import RequestCode
 
 
 @command(
@@ -220,3 +221,29 @@ def consumer_status(api: MQAdminAPI, args):
             status = f"unavailable ({e})"
         rows.append([client_id, c.get("version"), status])
     return Result(data, table(["ClientId", "Version", "Running Info"], rows))
+
+
+@command(
+    "getConsumerConfig", "get consumer config by subscription group name!",
+    opt("-g", "--groupName", required=True, help="subscription group name"),
+)
+@defer.inlineCallbacks
+def get_consumer_config(api: MQAdminAPI, args):
+    """The group's subscription config on every master of every cluster that has it
+    (GET_ALL_SUBSCRIPTIONGROUP_CONFIG)."""
+    info = yield api.cluster_info()
+    data, blocks = [], []
+    for cluster in sorted(info.cluster_addr_table):
+        for name, addr in info.master_addrs(cluster):
+            groups = yield api.broker_table(addr, RequestCode.GET_ALL_SUBSCRIPTIONGROUP_CONFIG,
+                                            "subscription groups", "subscriptionGroupTable")
+            config = groups.get(args.groupName)
+            if not isinstance(config, dict):
+                continue
+            data.append({"clusterName": cluster, "brokerName": name, "brokerAddr": addr,
+                         "subscriptionGroupConfig": config})
+            blocks.append(f"============{cluster} {name} {addr}============\n"
+                          + key_values({k: v for k, v in sorted(config.items()) if not isinstance(v, (dict, list))}))
+    if not data:
+        raise AdminError(f"subscription group '{args.groupName}' not found on any master broker")
+    return Result(data, "\n".join(blocks))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from typing import Optional
+from typing import Any, Callable, Dict, Optional
 
 from twisted.internet import defer
 
@@ -15,7 +15,9 @@ from mq.admin.api import (
     UsageError,
 )
 from mq.admin.output import Result, message_json, message_text, table
+from mq.admin.probe import MAX_PROBE_SIZE, MAX_PROBES, average_after_first, filler, timed_send
 from mq.admin.registry import (
+    bounded_int,
     command,
     java_bool,
     non_negative_int,
@@ -114,19 +116,44 @@ def query_msg_by_offset(api: MQAdminAPI, args):
     return Result(message_json(msg, args.brokerName), message_text(msg, args.brokerName))
 
 
+#: The flags printMsg and printMsgByQueue share: the charset, the tag filter and the time window.
+READ_OPTIONS = (
+    opt("-c", "--charsetName", default="UTF-8", help="charset of the bodies (default UTF-8)"),
+    opt("-s", "--subExpression", default="*", help="subscribe expression (eg: TagA || TagB)"),
+    opt("-b", "--beginTimestamp", type=timestamp_arg, metavar="TIME",
+        help="begin timestamp [now|currentTimeMillis|yyyy-MM-dd#HH:mm:ss:SSS]"),
+    opt("-e", "--endTimestamp", type=timestamp_arg, metavar="TIME",
+        help="end timestamp [now|currentTimeMillis|yyyy-MM-dd#HH:mm:ss:SSS]"),
+)
+
+
+@defer.inlineCallbacks
+def _scan_queue(api: MQAdminAPI, addr: str, group: str, mq: MessageQueue, begin: int, end: int,
+                on_page: Callable[[list], bool], subscription: str = "*"):
+    """Pull the messages of one queue with offsets in [begin, end), 32 at a time, handing each page to
+    ``on_page`` (which returns False to stop); stops when the queue is read."""
+    offset = begin
+    while offset < end:
+        code, next_offset, messages = yield api.pull(addr, group, mq.topic, mq.queue_id, offset,
+                                                     min(32, end - offset), subscription)
+        if not on_page([m for m in messages if m.queue_offset < end]):
+            break
+        if code not in (RC.SUCCESS, RC.PULL_RETRY_IMMEDIATELY) or next_offset <= offset:
+            break
+        offset = next_offset
+
+
 @defer.inlineCallbacks
 def _read_queue(api: MQAdminAPI, addr: str, group: str, mq: MessageQueue, begin: int, end: int, limit: int,
                 subscription: str = "*"):
     """Messages of one queue with offsets in [begin, end), at most ``limit``; stops when the queue is read."""
-    out = []
-    offset = begin
-    while offset < end and len(out) < limit:
-        code, next_offset, messages = yield api.pull(addr, group, mq.topic, mq.queue_id, offset,
-                                                     min(32, end - offset), subscription)
-        out.extend(m for m in messages if m.queue_offset < end)
-        if code not in (RC.SUCCESS, RC.PULL_RETRY_IMMEDIATELY) or next_offset <= offset:
-            break
-        offset = next_offset
+    out: list = []
+
+    def keep(page: list) -> bool:
+        out.extend(page)
+        return len(out) < limit
+
+    yield _scan_queue(api, addr, group, mq, begin, end, keep, subscription)
     return out[:limit]
 
 
@@ -144,12 +171,7 @@ def _queue_window(api: MQAdminAPI, addr: str, mq: MessageQueue, begin_ts: Option
 @command(
     "printMsg", "Print Message Detail",
     opt("-t", "--topic", required=True, help="topic name"),
-    opt("-c", "--charsetName", default="UTF-8", help="charset of the bodies (default UTF-8)"),
-    opt("-s", "--subExpression", default="*", help="subscribe expression (eg: TagA || TagB)"),
-    opt("-b", "--beginTimestamp", type=timestamp_arg, metavar="TIME",
-        help="begin timestamp [now|currentTimeMillis|yyyy-MM-dd#HH:mm:ss:SSS]"),
-    opt("-e", "--endTimestamp", type=timestamp_arg, metavar="TIME",
-        help="end timestamp [now|currentTimeMillis|yyyy-MM-dd#HH:mm:ss:SSS]"),
+    *READ_OPTIONS,
     opt("-d", "--printBody", type=java_bool, default=True, metavar="true|false", help="print body"),
 )
 @defer.inlineCallbacks
@@ -259,3 +281,77 @@ def consume_message(api: MQAdminAPI, args):
             blocks.append(message_text(m, mq.broker_name))
     blocks.append(f"Consumed {len(data)} message(s).")
     return Result(data, "\n\n".join(blocks))
+
+
+@command(
+    "printMsgByQueue", "Print Message Detail",
+    opt("-t", "--topic", required=True, help="topic name"),
+    opt("-a", "--brokerName", required=True, help="broker name"),
+    opt("-i", "--queueId", required=True, type=non_negative_int, help="queue id"),
+    *READ_OPTIONS,
+    opt("-p", "--printMsg", type=java_bool, default=False, metavar="true|false",
+        help="print msg. eg: true | false(default)"),
+    opt("-d", "--printBody", type=java_bool, default=False, metavar="true|false",
+        help="print body. eg: true | false(default)"),
+    opt("-f", "--calculate", type=java_bool, default=False, metavar="true|false",
+        help="calculate by tag. eg: true | false(default)"),
+)
+@defer.inlineCallbacks
+def print_msg_by_queue(api: MQAdminAPI, args):
+    """One queue read from its first offset (or the begin time) to its last (or the end time): the messages
+    with ``-p true``, the count of each tag with ``-f true``. Only what is printed is kept in memory."""
+    _, addr = yield broker_of(api, args.topic, args.brokerName)
+    mq = MessageQueue(args.topic, args.brokerName, args.queueId)
+    low, high = yield _queue_window(api, addr, mq, args.beginTimestamp, args.endTimestamp)
+    messages: list = []
+    tags: Dict[str, int] = {}
+    read = [0]
+
+    def page(found: list) -> bool:
+        read[0] += len(found)
+        for m in found:
+            if args.calculate and m.tags:
+                tags[m.tags] = tags.get(m.tags, 0) + 1
+        if args.printMsg:
+            messages.extend(found)
+        return True
+
+    yield _scan_queue(api, addr, mixall.TOOLS_CONSUMER_GROUP, mq, low, high, page, args.subExpression)
+    counts = sorted(tags.items(), key=lambda kv: (-kv[1], kv[0]))
+    data: Dict[str, Any] = {"queue": mq.to_json(), "minOffset": low, "maxOffset": high, "messagesRead": read[0]}
+    blocks = [f"minOffset={low}, maxOffset={high}, {mq}, {read[0]} message(s) read"]
+    if args.printMsg:
+        data["messages"] = [message_json(m, mq.broker_name, args.printBody) for m in messages]
+        blocks.extend(message_text(m, mq.broker_name, args.printBody, args.charsetName) for m in messages)
+    if args.calculate:
+        data["tagCounts"] = dict(counts)
+        blocks.append(table(["Tag", "Count"], counts))
+    return Result(data, "\n\n".join(blocks))
+
+
+@command(
+    "checkMsgSendRT", "check message send response time",
+    opt("-t", "--topic", required=True, help="topic name"),
+    opt("-a", "--amount", type=bounded_int(1, MAX_PROBES), default=100, help="message amount | default 100"),
+    opt("-s", "--size", type=bounded_int(1, MAX_PROBE_SIZE), default=128, help="message size | default 128 Byte"),
+)
+@defer.inlineCallbacks
+def check_msg_send_rt(api: MQAdminAPI, args):
+    """Sends ``amount`` messages of ``size`` bytes, the i-th to the (i mod n)-th writable queue, and prints
+    each send's outcome and time; the average leaves out the first send (connection set-up), as the original."""
+    route, masters = yield topic_brokers(api, args.topic)
+    queues = queues_of(route, masters, readable=False)
+    if not queues:
+        raise AdminError(f"topic '{args.topic}' has no writable queue")
+    body = filler(args.size)
+    rows, data, times = [], [], []
+    for i in range(args.amount):
+        mq, addr = queues[i % len(queues)]
+        result, error, rt = yield timed_send(api, addr, mq.broker_name, args.topic, mq.queue_id, body)
+        times.append(rt)
+        rows.append([mq.broker_name, mq.queue_id, error is None, f"{rt:.0f}"])
+        data.append({"brokerName": mq.broker_name, "queueId": mq.queue_id, "sendOk": error is None, "rtMs": rt,
+                     "error": error})
+    avg = average_after_first(tuple(times))
+    text = table(["Broker Name", "QID", "Send Result", "RT"], rows) + f"\nAvg RT: {avg:.2f}"
+    return Result({"sends": data, "avgRtMs": avg}, text)

@@ -44,6 +44,15 @@ def non_negative_int(text: str) -> int:
     return _number(text, int, "an integer", lambda v: v >= 0, "must be 0 or more")
 
 
+def bounded_int(lo: int, hi: int) -> Callable[[str], int]:
+    """An argument type for an integer in [lo, hi]."""
+    def convert(text: str) -> int:
+        return _number(text, int, "an integer", lambda v: lo <= v <= hi, f"must be {lo}..{hi}")
+
+    convert.__name__ = f"integer {lo}..{hi}"
+    return convert
+
+
 def positive_seconds(text: str) -> float:
     return _number(text, float, "a number", lambda v: 0 < v < math.inf, "must be positive")
 

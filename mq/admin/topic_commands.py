@@ -29,13 +29,27 @@ from mq.admin.targets import (
     target_brokers,
     topic_brokers,
 )
+from mq.client.allocate import allocate_averagely
+from mq.client.model import MessageQueue as ClientQueue
 from mq.common import mixall
 from mq.common.names import topic_error
-from mq.common.route import TopicConfig, perm_to_string
+from mq.common.route import PERM_READ, TopicConfig, perm_to_string
 
 #: TopicSysFlag bits set by updateTopic -u / -s.
 FLAG_UNIT = 0x1
 FLAG_UNIT_SUB = 0x2
+
+
+def topic_config_text(tc: TopicConfig) -> str:
+    """The original's ``TopicConfig [...]`` line."""
+    return (f"TopicConfig [topicName={tc.topic_name}, readQueueNums={tc.read_queue_nums}, "
+            f"writeQueueNums={tc.write_queue_nums}, perm={perm_to_string(tc.perm)}, "
+            f"topicFilterType={tc.topic_filter_type}, topicSysFlag={tc.topic_sys_flag}, order={str(tc.order).lower()}]")
+
+
+def _check_perm(perm: int) -> None:
+    if perm not in (2, 4, 6):
+        raise UsageError(f"invalid perm {perm}: give 2 (W), 4 (R) or 6 (RW)")
 
 
 @command(
@@ -55,8 +69,7 @@ def update_topic(api: MQAdminAPI, args):
     why = topic_error(args.topic)
     if why is not None:
         raise UsageError(f"invalid topic name '{args.topic}': {why}")
-    if args.perm not in (2, 4, 6):
-        raise UsageError(f"invalid perm {args.perm}: give 2 (W), 4 (R) or 6 (RW)")
+    _check_perm(args.perm)
     sys_flag = (FLAG_UNIT if args.unit else 0) | (FLAG_UNIT_SUB if args.hasUnitSub else 0)
     tc = TopicConfig(args.topic, args.readQueueNums, args.writeQueueNums, args.perm, "SINGLE_TAG", sys_flag,
                      args.order)
@@ -79,11 +92,7 @@ def update_topic(api: MQAdminAPI, args):
     text = [f"create topic to {addr} success." for addr in done]
     if order_conf:
         text.append(f"set cluster orderConf. isOrder={args.order}, orderConf=[{order_conf}]")
-    text.append(
-        f"TopicConfig [topicName={tc.topic_name}, readQueueNums={tc.read_queue_nums}, "
-        f"writeQueueNums={tc.write_queue_nums}, perm={perm_to_string(tc.perm)}, "
-        f"topicFilterType={tc.topic_filter_type}, topicSysFlag={tc.topic_sys_flag}, order={str(tc.order).lower()}]"
-    )
+    text.append(topic_config_text(tc))
     return Result({"brokers": done, "orderConf": order_conf, "topicConfig": tc.to_json()}, lines(*text))
 
 
@@ -183,3 +192,93 @@ def topic_cluster_list(api: MQAdminAPI, args):
         info = yield api.cluster_info()
         clusters = sorted({c for b in route.broker_datas for c in [info.cluster_of(b.broker_name)] if c})
     return Result(clusters, lines(*clusters))
+
+
+@command(
+    "updateTopicPerm", "Update topic perm",
+    BROKER_ADDR, CLUSTER,
+    opt("-t", "--topic", required=True, help="topic name"),
+    opt("-p", "--perm", type=int, required=True, help="set topic's permission(2|4|6), intro[2:W; 4:R; 6:RW]"),
+    one_of=(("brokerAddr", "clusterName"),),
+)
+@defer.inlineCallbacks
+def update_topic_perm(api: MQAdminAPI, args):
+    """Rewrites the topic's config on each target broker with the new perm, the queue numbers kept from the
+    route (the broker's own queue data; the first broker's for a master that does not serve the topic yet, as
+    the original)."""
+    _check_perm(args.perm)
+    route = yield api.topic_route(args.topic)
+    if not route.queue_datas:
+        raise AdminError(f"topic '{args.topic}' has no queue data in its route")
+    by_name = {q.broker_name: q for q in route.queue_datas}
+    names = {addr: b.broker_name for b in route.broker_datas for addr in b.broker_addrs.values()}
+    brokers = yield target_brokers(api, args)
+    changes, text = [], []
+    for label, addr in brokers:
+        q = by_name.get(names.get(addr, label), route.queue_datas[0])
+        tc = TopicConfig(args.topic, q.read_queue_nums, q.write_queue_nums, args.perm, "SINGLE_TAG", q.topic_sys_flag)
+        if q.perm == args.perm:
+            text.append(f"new perm equals to the old one! ({addr})")
+            changes.append({"brokerAddr": addr, "oldPerm": q.perm, "perm": args.perm, "changed": False})
+            continue
+        yield api.create_topic(addr, tc)
+        changes.append({"brokerAddr": addr, "oldPerm": q.perm, "perm": args.perm, "changed": True,
+                        "topicConfig": tc.to_json()})
+        text.append(f"update topic perm from {q.perm} to {args.perm} in {addr} success.")
+        if args.brokerAddr:
+            text.append(topic_config_text(tc))
+    return Result({"topic": args.topic, "brokers": changes}, lines(*text))
+
+
+ORDER_METHODS = ("get", "put", "delete")
+
+
+@command(
+    "updateOrderConf", "Create or update or delete order conf",
+    opt("-t", "--topic", required=True, help="topic name"),
+    opt("-v", "--orderConf", help="set order conf [eg. brokerName1:num;brokerName2:num]"),
+    opt("-m", "--method", required=True, choices=ORDER_METHODS, help="option type [eg. put|get|delete]"),
+)
+@defer.inlineCallbacks
+def update_order_conf(api: MQAdminAPI, args):
+    """The topic's ORDER_TOPIC_CONFIG entry on the NameServers: read it, write it, or delete it."""
+    if args.method == "get":
+        conf = yield api.get_kv_config(ORDER_TOPIC_CONFIG, args.topic)
+        if conf is None:
+            raise AdminError(f"no orderConf for topic '{args.topic}' on the NameServer")
+        return Result({"topic": args.topic, "orderConf": conf},
+                      f"get orderConf success. topic=[{args.topic}], orderConf=[{conf}]")
+    if args.method == "delete":
+        yield api.delete_kv_config(ORDER_TOPIC_CONFIG, args.topic)
+        return Result({"topic": args.topic, "orderConf": None}, f"delete orderConf success. topic=[{args.topic}]")
+    conf = (args.orderConf or "").strip()
+    if not conf:
+        raise UsageError("please set orderConf with option -v.")
+    for item in conf.split(";"):
+        name, sep, count = item.partition(":")
+        if not sep or not name.strip() or not count.strip().isdigit() or int(count) <= 0:
+            raise UsageError(f"invalid orderConf item '{item}': give brokerName:queueNums, e.g. broker-a:4")
+    yield api.put_kv_config(ORDER_TOPIC_CONFIG, args.topic, conf)
+    return Result({"topic": args.topic, "orderConf": conf},
+                  f"update orderConf success. topic=[{args.topic}], orderConf=[{conf}]")
+
+
+@command(
+    "allocateMQ", "Allocate MQ",
+    opt("-t", "--topic", required=True, help="topic name"),
+    opt("-i", "--ipList", required=True, help="ipList (client ids), separated by ,"),
+)
+@defer.inlineCallbacks
+def allocate_mq(api: MQAdminAPI, args):
+    """How the averaging strategy (AllocateMessageQueueAveragely) would share the topic's readable queues
+    among these consumers."""
+    ips = [ip.strip() for ip in args.ipList.split(",") if ip.strip()]
+    if not ips:
+        raise UsageError("-i/--ipList names no client")
+    route = yield api.topic_route(args.topic)
+    queues = sorted(ClientQueue(args.topic, q.broker_name, i) for q in route.queue_datas if q.perm & PERM_READ
+                    for i in range(q.read_queue_nums))
+    result = {ip: [{"brokerName": mq.broker_name, "queueId": mq.queue_id, "topic": mq.topic}
+                   for mq in allocate_averagely(ip, queues, ips)] for ip in ips}
+    rows = [[ip, q["brokerName"], q["queueId"]] for ip in ips for q in result[ip]]
+    return Result({"result": result}, table(["IP", "Broker Name", "QID"], rows))

@@ -1,0 +1,208 @@
+"""The rest of RocketMQ 4.9.8's ``mqadmin`` commands end to end against a real ``twistd namesrv`` and broker."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.admin.conftest import adm
+
+
+def ok(r):
+    assert r.code == 0, r.err
+    return r
+
+
+def make_topic(broker, topic, queues=4):
+    ok(adm(broker, "updateTopic", "-c", broker.cluster, "-t", topic, "-r", str(queues), "-w", str(queues)))
+
+
+def send(broker, topic, *extra):
+    return ok(adm(broker, "sendMessage", "-t", topic, "-p", "body", "--json", *extra)).json()
+
+
+# --------------------------------------------------------------------------------------------- topics
+
+
+def test_update_topic_perm(broker):
+    make_topic(broker, "PermTopic", 2)
+    r = ok(adm(broker, "updateTopicPerm", "-b", broker.addr, "-t", "PermTopic", "-p", "4"))
+    assert r.out.splitlines() == [f"update topic perm from 6 to 4 in {broker.addr} success.",
+                                  "TopicConfig [topicName=PermTopic, readQueueNums=2, writeQueueNums=2, perm=R--, "
+                                  "topicFilterType=SINGLE_TAG, topicSysFlag=0, order=false]"]
+    route = ok(adm(broker, "topicRoute", "-t", "PermTopic", "--json")).json()
+    assert route["queueDatas"][0]["perm"] == 4 and route["queueDatas"][0]["readQueueNums"] == 2
+    r = ok(adm(broker, "updateTopicPerm", "-c", broker.cluster, "-t", "PermTopic", "-p", "4", "--json"))
+    assert r.json()["brokers"][0]["changed"] is False
+    r = adm(broker, "updateTopicPerm", "-c", broker.cluster, "-t", "PermTopic", "-p", "3")
+    assert r.code == 2 and "invalid perm 3" in r.err
+    assert adm(broker, "updateTopicPerm", "-c", broker.cluster, "-t", "NoSuchTopic", "-p", "6").code == 1
+    assert adm(broker, "updateTopicPerm", "-t", "PermTopic", "-p", "6").code == 2  # neither -b nor -c
+
+
+def test_update_order_conf_put_get_delete(broker):
+    conf = f"{broker.name}:4"
+    r = ok(adm(broker, "updateOrderConf", "-t", "OrderT", "-m", "put", "-v", conf))
+    assert r.out == f"update orderConf success. topic=[OrderT], orderConf=[{conf}]\n"
+    r = ok(adm(broker, "updateOrderConf", "-t", "OrderT", "-m", "get", "--json"))
+    assert r.json() == {"topic": "OrderT", "orderConf": conf}
+    ok(adm(broker, "updateOrderConf", "-t", "OrderT", "-m", "delete"))
+    r = adm(broker, "updateOrderConf", "-t", "OrderT", "-m", "get")
+    assert r.code == 1 and "no orderConf" in r.err
+    for bad in ("", "broker-a", "broker-a:x", "broker-a:0", ":3"):
+        r = adm(broker, "updateOrderConf", "-t", "OrderT", "-m", "put", "-v", bad)
+        assert r.code == 2, (bad, r.err)
+    assert adm(broker, "updateOrderConf", "-t", "OrderT", "-m", "list").code == 2
+
+
+def test_allocate_mq_shares_the_queues_averagely(broker):
+    make_topic(broker, "AllocT", 5)
+    data = ok(adm(broker, "allocateMQ", "-t", "AllocT", "-i", "10.0.0.1,10.0.0.2", "--json")).json()["result"]
+    assert [q["queueId"] for q in data["10.0.0.1"]] == [0, 1, 2]
+    assert [q["queueId"] for q in data["10.0.0.2"]] == [3, 4]
+    r = ok(adm(broker, "allocateMQ", "-t", "AllocT", "-i", "10.0.0.1,10.0.0.2"))
+    assert r.out.splitlines()[0].split() == ["#IP", "#Broker", "Name", "#QID"]
+    assert len(r.out.splitlines()) == 6
+    assert adm(broker, "allocateMQ", "-t", "AllocT", "-i", ",").code == 2
+
+
+# --------------------------------------------------------------------------------------------- NameServer
+
+
+def test_get_and_update_namesrv_config(broker):
+    data = ok(adm(broker, "getNamesrvConfig", "--json")).json()
+    assert list(data) == [broker.namesrv] and data[broker.namesrv]["orderMessageEnable"] == "false"
+    r = ok(adm(broker, "updateNamesrvConfig", "-k", "orderMessageEnable", "-v", "true"))
+    assert r.out.splitlines() == [f"update name server config success![{broker.namesrv!r}]",
+                                  "orderMessageEnable : true"]
+    r = ok(adm(broker, "getNamesrvConfig"))
+    assert r.out.splitlines()[0] == f"============{broker.namesrv}============"
+    assert any(line.split() == ["orderMessageEnable", "=", "true"] for line in r.out.splitlines())
+    ok(adm(broker, "updateNamesrvConfig", "-k", "orderMessageEnable", "-v", "false"))
+    r = adm(broker, "updateNamesrvConfig", "-k", "noSuchSetting", "-v", "1")
+    assert r.code == 1 and "SYSTEM_ERROR" in r.err
+    assert adm(broker, "updateNamesrvConfig", "-k", "a=b", "-v", "1").code == 2
+
+
+# --------------------------------------------------------------------------------------------- offsets
+
+
+def _offsets(broker, group):
+    data = ok(adm(broker, "consumerProgress", "-g", group, "--json")).json()
+    return {(q["topic"], q["queueId"]): (q["brokerOffset"], q["consumerOffset"]) for q in data["queues"]}
+
+
+def test_skip_accumulated_then_clone_group_offset(broker):
+    make_topic(broker, "SkipT", 2)
+    for qid in (0, 0, 1):
+        send(broker, "SkipT", "-b", broker.name, "-i", str(qid))
+    ok(adm(broker, "updateSubGroup", "-c", broker.cluster, "-g", "SkipG"))
+    r = ok(adm(broker, "skipAccumulatedMessage", "-g", "SkipG", "-t", "SkipT", "--json"))
+    data = r.json()
+    assert data["offsetsWrittenByTool"] is True  # no consumer online: the tool commits the offsets itself
+    assert [(o["queueId"], o["offset"]) for o in data["offsets"]] == [(0, 2), (1, 1)]
+    assert _offsets(broker, "SkipG") == {("SkipT", 0): (2, 2), ("SkipT", 1): (1, 1)}
+    r = ok(adm(broker, "cloneGroupOffset", "-s", "SkipG", "-d", "CloneG", "-t", "SkipT"))
+    assert r.out.splitlines()[0] == "clone group offset success. srcGroup[SkipG], destGroup=[CloneG], topic[SkipT]"
+    assert _offsets(broker, "CloneG") == {("SkipT", 0): (2, 2), ("SkipT", 1): (1, 1)}
+    assert adm(broker, "cloneGroupOffset", "-s", "SkipG", "-d", "SkipG", "-t", "SkipT").code == 2
+    assert adm(broker, "cloneGroupOffset", "-s", "SkipG", "-d", "bad group!", "-t", "SkipT").code == 2
+
+
+# --------------------------------------------------------------------------------------------- messages
+
+
+def test_print_msg_by_queue_counts_tags(broker):
+    make_topic(broker, "ByQueueT", 2)
+    for tag in ("TagA", "TagB", "TagA"):
+        send(broker, "ByQueueT", "-b", broker.name, "-i", "1", "-c", tag)
+    send(broker, "ByQueueT", "-b", broker.name, "-i", "0", "-c", "TagC")
+    data = ok(adm(broker, "printMsgByQueue", "-t", "ByQueueT", "-a", broker.name, "-i", "1", "-p", "true",
+                  "-f", "true", "-d", "true", "--json")).json()
+    assert (data["minOffset"], data["maxOffset"], data["messagesRead"]) == (0, 3, 3)
+    assert data["tagCounts"] == {"TagA": 2, "TagB": 1}
+    assert [m["tags"] for m in data["messages"]] == ["TagA", "TagB", "TagA"] and data["messages"][0]["body"] == "body"
+    r = ok(adm(broker, "printMsgByQueue", "-t", "ByQueueT", "-a", broker.name, "-i", "1", "-f", "true",
+               "-s", "TagB"))
+    assert "1 message(s) read" in r.out.splitlines()[0]
+    assert [line.split() for line in r.out.splitlines()[-2:]] == [["#Tag", "#Count"], ["TagB", "1"]]
+    r = adm(broker, "printMsgByQueue", "-t", "ByQueueT", "-a", "no-such-broker", "-i", "0")
+    assert r.code == 1 and "not in the route" in r.err
+
+
+def test_check_msg_send_rt(broker):
+    make_topic(broker, "RtT", 2)
+    data = ok(adm(broker, "checkMsgSendRT", "-t", "RtT", "-a", "4", "-s", "10", "--json")).json()
+    assert [(s["queueId"], s["sendOk"]) for s in data["sends"]] == [(0, True), (1, True), (0, True), (1, True)]
+    assert data["avgRtMs"] >= 0
+    r = ok(adm(broker, "checkMsgSendRT", "-t", "RtT", "-a", "2"))
+    assert r.out.splitlines()[0].split() == ["#Broker", "Name", "#QID", "#Send", "Result", "#RT"]
+    assert r.out.splitlines()[-1].startswith("Avg RT: ")
+    for bad in (("-a", "0"), ("-s", "0"), ("-s", str(4 * 1024 * 1024 + 1)), ("-a", "100001")):
+        assert adm(broker, "checkMsgSendRT", "-t", "RtT", *bad).code == 2, bad
+
+
+def test_send_msg_status_and_cluster_rt(broker):
+    r = ok(adm(broker, "sendMsgStatus", "-b", broker.name, "-c", "2", "-s", "20"))
+    lines = r.out.splitlines()
+    assert len(lines) == 2 and all(line.startswith("rt:") and "SendResult [sendStatus=SEND_OK" in line
+                                   for line in lines)
+    assert f"messageQueue=MessageQueue [topic={broker.name}, brokerName={broker.name}" in lines[0]
+    assert adm(broker, "sendMsgStatus", "-b", "no-such-broker").code == 1
+    data = ok(adm(broker, "clusterRT", "-a", "3", "--json")).json()
+    assert [(e["clusterName"], e["brokerName"], e["successCount"], e["failCount"]) for e in data] == [
+        (broker.cluster, broker.name, 3, 0)]
+    r = ok(adm(broker, "clusterRT", "-a", "2", "-p", "true", "-m", "room1", "-c", broker.cluster))
+    fields = r.out.strip().split("|")
+    assert fields[1:4] == ["room1", broker.cluster, broker.name] and fields[4].isdigit()
+    r = ok(adm(broker, "clusterRT", "-a", "1", "-i", "0.1", "--count", "2"))
+    assert r.out.count("#Cluster Name") == 2
+    r = adm(broker, "clusterRT", "-c", "NoCluster")
+    assert r.code == 1 and "cluster [NoCluster] not exist" in r.err
+
+
+# --------------------------------------------------------------------------------------------- groups and export
+
+
+def test_get_consumer_config(broker):
+    ok(adm(broker, "updateSubGroup", "-c", broker.cluster, "-g", "CfgG", "-r", "5"))
+    data = ok(adm(broker, "getConsumerConfig", "-g", "CfgG", "--json")).json()
+    assert [(d["clusterName"], d["brokerName"], d["subscriptionGroupConfig"]["retryMaxTimes"]) for d in data] == [
+        (broker.cluster, broker.name, 5)]
+    r = ok(adm(broker, "getConsumerConfig", "-g", "CfgG"))
+    assert any(line.split() == ["retryMaxTimes", ":", "5"] for line in r.out.splitlines())
+    r = adm(broker, "getConsumerConfig", "-g", "NoSuchGroup")
+    assert r.code == 1 and "not found on any master" in r.err
+
+
+def test_export_metadata_and_configs(broker, tmp_path):
+    make_topic(broker, "ExportT", 3)
+    ok(adm(broker, "updateSubGroup", "-c", broker.cluster, "-g", "ExportG"))
+    r = ok(adm(broker, "exportMetadata", "-c", broker.cluster, "-f", str(tmp_path)))
+    assert r.out == f"export {tmp_path / 'metadata.json'} success\n"
+    doc = json.loads((tmp_path / "metadata.json").read_text())
+    assert doc["topicConfigTable"]["ExportT"]["readQueueNums"] == 3
+    assert "TBW102" not in doc["topicConfigTable"] and "SCHEDULE_TOPIC_XXXX" not in doc["topicConfigTable"]
+    assert "ExportG" in doc["subscriptionGroupTable"] and doc["exportTime"] > 0
+    assert not any(t.startswith("%RETRY%") for t in doc["topicConfigTable"])
+    ok(adm(broker, "exportMetadata", "-b", broker.addr, "-f", str(tmp_path / "sub"), "-t"))
+    assert set(json.loads((tmp_path / "sub" / "topic.json").read_text())) == {"exportTime", "topicConfigTable"}
+    ok(adm(broker, "exportConfigs", "-c", broker.cluster, "-f", str(tmp_path)))
+    doc = json.loads((tmp_path / "configs.json").read_text())
+    assert doc["clusterScale"] == {"namesrvSize": 1, "masterBrokerSize": 1, "slaveBrokerSize": 0}
+    assert doc["brokerConfigs"][broker.name]["brokerClusterName"] == broker.cluster
+    assert adm(broker, "exportConfigs", "-c", "NoCluster", "-f", str(tmp_path)).code == 1
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    r = adm(broker, "exportConfigs", "-c", broker.cluster, "-f", str(blocker))
+    assert r.code == 1 and "cannot write" in r.err
+    assert adm(broker, "exportMetadata", "-c", broker.cluster, "-t", "-g", "-f", str(tmp_path)).code == 2
+
+
+@pytest.mark.parametrize("argv", [
+    ["skipAccumulatedMessage", "-g", "G"], ["cloneGroupOffset", "-s", "A", "-t", "T"],
+    ["printMsgByQueue", "-t", "T", "-a", "b"], ["exportConfigs"], ["updateOrderConf", "-t", "T"],
+])
+def test_missing_required_flags_are_usage_errors(broker, argv):
+    assert adm(broker, *argv).code == 2
