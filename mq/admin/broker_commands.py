@@ -20,6 +20,7 @@ from mq.admin.registry import (
 from mq.admin.targets import (
     target_brokers,
 )
+from mq.remoting.codes import RequestCode
 
 #: The body text of the original sendMsgStatus.
 PATTERN = b"hello jodie"
@@ -102,3 +103,30 @@ def send_msg_status(api: MQAdminAPI, args):
         text.append(f"rt:{rt:.0f}ms, SendResult={outcome}")
         data.append({"rtMs": rt, "sendResult": result, "error": error})
     return Result(data, lines(*text))
+
+
+def _clean_command(name: str, help_text: str, code: int, what: str):
+    """A command that sends one store cleaning request to ``-b`` or to the masters of ``-c`` (every cluster's
+    masters without either, as the original) and prints ``success`` per broker."""
+    @defer.inlineCallbacks
+    def run(api: MQAdminAPI, args):
+        if args.brokerAddr or args.clusterName:
+            brokers = yield target_brokers(api, args)
+        else:
+            info = yield api.cluster_info()
+            brokers = [b for cluster in sorted(info.cluster_addr_table) for b in info.master_addrs(cluster)]
+        done = []
+        for _, addr in brokers:
+            yield api.broker_ok(addr, code, what)
+            done.append(addr)
+        return Result({"brokers": done}, lines(*(f"{addr}: success" for addr in done)))
+
+    run.__doc__ = help_text
+    command(name, help_text, BROKER_ADDR, CLUSTER)(run)
+    return run
+
+
+clean_expired_cq = _clean_command("cleanExpiredCQ", "Clean expired ConsumeQueue on broker.",
+                                  RequestCode.CLEAN_EXPIRED_CONSUMEQUEUE, "clean expired ConsumeQueues")
+clean_unused_topic = _clean_command("cleanUnusedTopic", "Clean unused topic on broker.",
+                                    RequestCode.CLEAN_UNUSED_TOPIC, "clean unused topics")

@@ -23,7 +23,7 @@ REQUIRED = [
     # the rest of RocketMQ 4.9.8's list
     "updateTopicPerm", "updateOrderConf", "allocateMQ", "getNamesrvConfig", "updateNamesrvConfig",
     "skipAccumulatedMessage", "cloneGroupOffset", "printMsgByQueue", "checkMsgSendRT", "sendMsgStatus", "clusterRT",
-    "getConsumerConfig", "exportMetadata", "exportConfigs",
+    "getConsumerConfig", "exportMetadata", "exportConfigs", "queryCq", "cleanExpiredCQ", "cleanUnusedTopic",
 ]
 
 #: (command, flags of the original tool): letter → long name.
@@ -86,6 +86,9 @@ FLAGS = {
     "exportMetadata": {"c": "clusterName", "b": "brokerAddr", "f": "filePath", "t": "topic", "g": "subscriptionGroup",
                        "s": "specialTopic"},
     "exportConfigs": {"c": "clusterName", "f": "filePath"},
+    "queryCq": {"t": "topic", "q": "queue", "i": "index", "c": "count", "b": "broker", "g": "consumer"},
+    "cleanExpiredCQ": {"b": "brokerAddr", "c": "clusterName"},
+    "cleanUnusedTopic": {"b": "brokerAddr", "c": "clusterName"},
 }
 
 

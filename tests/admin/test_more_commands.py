@@ -206,3 +206,68 @@ def test_export_metadata_and_configs(broker, tmp_path):
 ])
 def test_missing_required_flags_are_usage_errors(broker, argv):
     assert adm(broker, *argv).code == 2
+
+
+# --------------------------------------------------------------------------------------------- store inspection
+
+
+def test_query_cq(broker):
+    make_topic(broker, "CqT", 2)
+    for tag in ("A", "B", "C"):
+        send(broker, "CqT", "-b", broker.name, "-i", "0", "-c", tag)
+    data = ok(adm(broker, "queryCq", "-t", "CqT", "-q", "0", "-i", "1", "-c", "5", "--json")).json()
+    assert (data["minQueueIndex"], data["maxQueueIndex"], data["brokerAddr"]) == (0, 3, broker.addr)
+    entries = data["queueData"]
+    assert len(entries) == 2 and all(e["physicSize"] > 0 and e["eval"] is True for e in entries)
+    assert "topic=CqT" in entries[0]["msg"] and "tags=B" in entries[0]["msg"]
+    assert entries[1]["physicOffset"] > entries[0]["physicOffset"]
+    r = ok(adm(broker, "queryCq", "-t", "CqT", "-q", "0", "-i", "0", "-b", broker.addr))
+    assert "max: 3, min: 0" in r.out and r.out.count("MessageExt [topic=CqT") == 3
+    data = ok(adm(broker, "queryCq", "-t", "CqT", "-q", "0", "-i", "9", "--json")).json()
+    assert data["queueData"] == [] and data["remark"] == "Index 9 of 0@CqT is not exist!"
+    r = adm(broker, "queryCq", "-t", "CqT", "-q", "1", "-i", "0")
+    assert r.code == 1 and "1@CqT is not exist!" in r.err  # no message yet: no queue
+    r = adm(broker, "queryCq", "-t", "CqT", "-q", "0", "-i", "0", "-g", "NobodyG")
+    assert r.code == 1 and "NobodyG@CqT is not online!" in r.err
+    assert adm(broker, "queryCq", "-t", "CqT", "-q", "0", "-i", "0", "-c", "1001").code == 2
+    assert adm(broker, "queryCq", "-t", "CqT", "-q", "-1", "-i", "0").code == 2
+
+
+def test_query_cq_refuses_a_count_out_of_range_on_the_wire(broker):
+    from mq.remoting.codes import RequestCode
+    from mq.remoting.command import RemotingCommand
+    from tests.broker.wire import call
+
+    for count in ("0", "1001", "-5"):
+        r = call(broker.addr, RemotingCommand.request(RequestCode.QUERY_CONSUME_QUEUE, {
+            "topic": "CqT", "queueId": "0", "index": "0", "count": count}))
+        assert r.code == 1 and "out of range 1..1000" in r.remark, count
+
+
+def test_clean_expired_cq_and_clean_unused_topic(tmp_path):
+    from tests.admin.conftest import mqadmin, start_broker, start_namesrv
+    from tests.support.processes import wait_until
+
+    ns = start_namesrv(tmp_path / "ns")
+    orphan = tmp_path / "b" / "store" / "consumequeue" / "Orphan" / "0"
+    orphan.mkdir(parents=True)  # a queue of a topic the broker has no config for (its topic deleted offline)
+    system = tmp_path / "b" / "store" / "consumequeue" / "RMQ_SYS_TRANS_HALF_TOPIC" / "0"
+    system.mkdir(parents=True)  # no config either, but a system topic: kept
+    proc = start_broker(tmp_path / "b", ns.addr, name="clean-broker", cluster="CleanCluster")
+    try:
+        wait_until(lambda: mqadmin("topicRoute", "-t", "TBW102", namesrv=ns.addr).code == 0, 20,
+                   what="the broker registered")
+        r = mqadmin("updateTopic", "-c", "CleanCluster", "-t", "KeptT", namesrv=ns.addr)
+        assert r.code == 0, r.err
+        r = mqadmin("sendMessage", "-t", "KeptT", "-p", "x", namesrv=ns.addr)
+        assert r.code == 0, r.err
+        r = mqadmin("cleanExpiredCQ", "-c", "CleanCluster", namesrv=ns.addr)
+        assert (r.code, r.out) == (0, f"{proc.addr}: success\n"), r.err
+        r = mqadmin("cleanUnusedTopic", "--json", namesrv=ns.addr)  # no -b/-c: every master
+        assert r.code == 0 and r.json() == {"brokers": [proc.addr]}, r.err
+        assert not orphan.parent.exists()
+        assert (tmp_path / "b" / "store" / "consumequeue" / "KeptT").exists() and system.exists()
+        assert mqadmin("cleanUnusedTopic", "-b", proc.addr, namesrv=ns.addr).code == 0
+    finally:
+        proc.stop(timeout=15)
+        ns.stop(timeout=15)
