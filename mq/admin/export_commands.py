@@ -11,11 +11,12 @@ from typing import Any, Dict, List, Tuple
 
 from twisted.internet import defer
 
-from mq.admin.api import AdminError, MQAdminAPI, UsageError
+from mq.admin.api import AdminError, MQAdminAPI, ResponseError, UsageError
 from mq.admin.output import Result
 from mq.admin.registry import BROKER_ADDR, command, opt
 from mq.admin.targets import target_brokers
-from mq.common import mixall
+from mq.common import fastjson, mixall
+from mq.common.topic import SCHEDULE_TOPIC, TRANS_HALF_TOPIC
 from mq.remoting.codes import RequestCode
 
 DEFAULT_EXPORT_DIR = "/tmp/rocketmq/export"
@@ -151,4 +152,101 @@ def export_configs(api: MQAdminAPI, args):
                 "clusterScale": {"namesrvSize": len(api.namesrv_addrs), "masterBrokerSize": masters,
                                  "slaveBrokerSize": slaves}}
     path = write_json(args.filePath, "configs.json", document)
+    return Result(dict(document, path=path), f"export {path} success")
+
+
+#: BrokerStatsManager's stats name of the messages put per topic (VIEW_BROKER_STATS_DATA).
+TOPIC_PUT_NUMS = "TOPIC_PUT_NUMS"
+
+
+@defer.inlineCallbacks
+def topic_put_stats(api: MQAdminAPI, addr: str, topic: str):
+    """(tps of the last minute, messages of the last day) put to ``topic`` on the broker, from
+    VIEW_BROKER_STATS_DATA; (0.0, 0) when the broker keeps no such figures (it refuses the request), as the
+    original."""
+    try:
+        response = yield api.broker_ok(addr, RequestCode.VIEW_BROKER_STATS_DATA, f"stats of '{topic}'",
+                                       {"statsName": TOPIC_PUT_NUMS, "statsKey": topic})
+        data = fastjson.loads(response.body) if response.body else {}
+    except ResponseError:
+        return 0.0, 0
+    minute = data.get("statsMinute") or {}
+    day_sum = 0
+    for span in ("statsDay", "statsHour", "statsMinute"):  # the original's compute24HourSum
+        day_sum = int((data.get(span) or {}).get("sum") or 0)
+        if day_sum:
+            break
+    return float(minute.get("tps") or 0.0), day_sum
+
+
+def _first_rate(status: Dict[str, str], key: str) -> float:
+    try:
+        return float(str(status.get(key, "0")).split()[0])
+    except (ValueError, IndexError):
+        return 0.0
+
+
+def _difference(status: Dict[str, str], later: str, earlier: str) -> int:
+    try:
+        return int(status[later]) - int(status[earlier])
+    except (KeyError, ValueError):
+        return 0
+
+
+@command(
+    "exportMetrics", "export metrics",
+    opt("-c", "--clusterName", required=True, help="choose a cluster to export"),
+    FILE_PATH,
+)
+@defer.inlineCallbacks
+def export_metrics(api: MQAdminAPI, args):
+    """``metrics.json``: per master of the cluster its environment, its rates and day totals (normal,
+    transactional half and scheduled messages), its topic and group counts and its clients' versions; then
+    the cluster's totals."""
+    info = yield api.cluster_info()
+    names = info.cluster_addr_table.get(args.clusterName)
+    if names is None:
+        raise AdminError(f"cluster '{args.clusterName}' not found on the NameServer")
+    total_tps = dict.fromkeys(("totalNormalInTps", "totalNormalOutTps", "totalTransInTps", "totalScheduleInTps"), 0.0)
+    total_day = dict.fromkeys(("normalOneDayInNum", "normalOneDayOutNum", "transOneDayInNum", "scheduleOneDayInNum"), 0)
+    report: Dict[str, Any] = {}
+    for name in sorted(names):
+        broker = info.broker_addr_table.get(name)
+        addr = broker.master_addr() if broker is not None else None
+        if addr is None:
+            continue
+        status = yield api.broker_runtime_info(addr)
+        config = yield api.broker_config(addr)
+        groups = yield user_groups(api, addr)
+        topics = yield user_topics(api, addr, False)
+        trans_tps, trans_day = yield topic_put_stats(api, addr, TRANS_HALF_TOPIC)
+        sched_tps, sched_day = yield topic_put_stats(api, addr, SCHEDULE_TOPIC)
+        tps = {"normalInTps": _first_rate(status, "putTps"), "normalOutTps": _first_rate(status, "getTransferedTps"),
+               "transInTps": trans_tps, "scheduleInTps": sched_tps}
+        day = {"normalOneDayInNum": _difference(status, "msgPutTotalTodayMorning", "msgPutTotalYesterdayMorning"),
+               "normalOneDayOutNum": _difference(status, "msgGetTotalTodayMorning", "msgGetTotalYesterdayMorning"),
+               "transOneDayInNum": trans_day, "scheduleOneDayInNum": sched_day}
+        for key, value in zip(total_tps, tps.values()):
+            total_tps[key] += value
+        for key, value in day.items():
+            total_day[key] += value
+        clients = set()
+        for group in sorted(groups):
+            try:
+                conn = yield api.consumer_connection(addr, group)
+            except AdminError:
+                continue
+            clients |= {f"{c.get('language')}%{c.get('versionDesc') or c.get('version')}"
+                        for c in conn.get("connectionSet") or []}
+        report[name] = {
+            "runtimeEnv": {"cpuNum": config.get("clientCallbackExecutorThreads"),
+                           "totalMemKBytes": status.get("totalMemKBytes")},
+            "runtimeQuota": {"diskRatio": {"commitLogDiskRatio": status.get("commitLogDiskRatio"),
+                                           "consumeQueueDiskRatio": status.get("consumeQueueDiskRatio")},
+                             "tps": tps, "oneDayNum": day, "messageAverageSize": status.get("putMessageAverageSize"),
+                             "topicSize": len(topics), "groupSize": len(groups)},
+            "runtimeVersion": {"rocketmqVersion": status.get("brokerVersionDesc"), "clientInfo": sorted(clients)},
+        }
+    document = {"evaluateReport": report, "totalData": {"totalTps": total_tps, "totalOneDayNum": total_day}}
+    path = write_json(args.filePath, "metrics.json", document)
     return Result(dict(document, path=path), f"export {path} success")

@@ -24,6 +24,7 @@ REQUIRED = [
     "updateTopicPerm", "updateOrderConf", "allocateMQ", "getNamesrvConfig", "updateNamesrvConfig",
     "skipAccumulatedMessage", "cloneGroupOffset", "printMsgByQueue", "checkMsgSendRT", "sendMsgStatus", "clusterRT",
     "getConsumerConfig", "exportMetadata", "exportConfigs", "queryCq", "cleanExpiredCQ", "cleanUnusedTopic",
+    "exportMetrics",
 ]
 
 #: (command, flags of the original tool): letter → long name.
@@ -89,6 +90,7 @@ FLAGS = {
     "queryCq": {"t": "topic", "q": "queue", "i": "index", "c": "count", "b": "broker", "g": "consumer"},
     "cleanExpiredCQ": {"b": "brokerAddr", "c": "clusterName"},
     "cleanUnusedTopic": {"b": "brokerAddr", "c": "clusterName"},
+    "exportMetrics": {"c": "clusterName", "f": "filePath"},
 }
 
 

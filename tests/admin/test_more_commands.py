@@ -193,6 +193,17 @@ def test_export_metadata_and_configs(broker, tmp_path):
     assert doc["clusterScale"] == {"namesrvSize": 1, "masterBrokerSize": 1, "slaveBrokerSize": 0}
     assert doc["brokerConfigs"][broker.name]["brokerClusterName"] == broker.cluster
     assert adm(broker, "exportConfigs", "-c", "NoCluster", "-f", str(tmp_path)).code == 1
+    r = ok(adm(broker, "exportMetrics", "-c", broker.cluster, "-f", str(tmp_path)))
+    assert r.out == f"export {tmp_path / 'metrics.json'} success\n"
+    doc = json.loads((tmp_path / "metrics.json").read_text())
+    quota = doc["evaluateReport"][broker.name]["runtimeQuota"]
+    assert quota["topicSize"] >= 1 and quota["groupSize"] >= 1 and quota["tps"]["normalInTps"] >= 0
+    assert set(quota["oneDayNum"]) == {"normalOneDayInNum", "normalOneDayOutNum", "transOneDayInNum",
+                                       "scheduleOneDayInNum"}
+    assert doc["evaluateReport"][broker.name]["runtimeVersion"]["rocketmqVersion"] == "V4_9_8"
+    assert set(doc["totalData"]["totalTps"]) == {"totalNormalInTps", "totalNormalOutTps", "totalTransInTps",
+                                                 "totalScheduleInTps"}
+    assert adm(broker, "exportMetrics", "-c", "NoCluster", "-f", str(tmp_path)).code == 1
     blocker = tmp_path / "file"
     blocker.write_text("x")
     r = adm(broker, "exportConfigs", "-c", broker.cluster, "-f", str(blocker))
