@@ -17,7 +17,7 @@ from mq.admin.probe import MAX_PROBE_SIZE, MAX_PROBES, average_after_first, brok
 from mq.admin.registry import bounded_int, command, java_bool, lines, opt
 
 
-def _parsed(status: Dict[str, Any], key: str, convert: Callable[[Any], Any] = int) -> Any:
+def parsed(status: Dict[str, Any], key: str, convert: Callable[[Any], Any] = int) -> Any:
     """``convert(status[key])`` of a GET_BROKER_RUNTIME_INFO table, or None when the broker left it out or wrote
     something else."""
     try:
@@ -26,7 +26,7 @@ def _parsed(status: Dict[str, Any], key: str, convert: Callable[[Any], Any] = in
         return None
 
 
-def _first_rate(text: Any) -> float:
+def first_rate(text: Any) -> float:
     """The 10-second rate of a ``"10s 1min 10min"`` rate string (``putTps``, ``getTransferedTps``)."""
     return float(str(text).split()[0])
 
@@ -35,9 +35,9 @@ def day_totals(status: Dict[str, Any], direction: str) -> Tuple[Optional[int], O
     """(yesterday, today) of ``msg<direction>Total*`` (``Put`` or ``Get``) in GET_BROKER_RUNTIME_INFO, as the
     original computes them from the morning snapshots. Without today's morning snapshot (brokers that keep
     none) today is the count since the broker started, and yesterday is unknown (None)."""
-    yesterday_morning = _parsed(status, f"msg{direction}TotalYesterdayMorning")
-    today_morning = _parsed(status, f"msg{direction}TotalTodayMorning")
-    now = _parsed(status, f"msg{direction}TotalTodayNow")
+    yesterday_morning = parsed(status, f"msg{direction}TotalYesterdayMorning")
+    today_morning = parsed(status, f"msg{direction}TotalTodayMorning")
+    now = parsed(status, f"msg{direction}TotalTodayNow")
     yesterday = today_morning - yesterday_morning if None not in (today_morning, yesterday_morning) else None
     if now is None or today_morning is None:
         return yesterday, now
@@ -54,12 +54,12 @@ def _load(rate: Optional[float], status: Dict[str, Any], pool: str) -> Optional[
 def base_stats(status: Dict[str, Any], now_ms: float) -> Dict[str, Any]:
     """The original clusterList's per-broker figures from GET_BROKER_RUNTIME_INFO: 10-second in and out rates,
     page-cache lock wait, hours of messages kept, CommitLog disk ratio (None where the broker said nothing)."""
-    in_tps, out_tps = _parsed(status, "putTps", _first_rate), _parsed(status, "getTransferedTps", _first_rate)
-    earliest = _parsed(status, "earliestMessageTimeStamp")
-    space = _parsed(status, "commitLogDiskRatio", float)
+    in_tps, out_tps = parsed(status, "putTps", first_rate), parsed(status, "getTransferedTps", first_rate)
+    earliest = parsed(status, "earliestMessageTimeStamp")
+    space = parsed(status, "commitLogDiskRatio", float)
     return {
         "inTps": in_tps, "outTps": out_tps, "inLoad": _load(in_tps, status, "send"),
-        "outLoad": _load(out_tps, status, "pull"), "pcWaitMs": _parsed(status, "pageCacheLockTimeMills"),
+        "outLoad": _load(out_tps, status, "pull"), "pcWaitMs": parsed(status, "pageCacheLockTimeMills"),
         "hour": (now_ms - earliest) / 3_600_000 if earliest else None, "space": space,
     }  # fmt: skip
 

@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Tuple
 from twisted.internet import defer
 
 from mq.admin.api import AdminError, MQAdminAPI, ResponseError, UsageError
+from mq.admin.cluster_commands import first_rate, parsed
 from mq.admin.output import Result
 from mq.admin.registry import BROKER_ADDR, command, opt
 from mq.admin.targets import target_brokers
@@ -179,13 +180,6 @@ def topic_put_stats(api: MQAdminAPI, addr: str, topic: str):
     return float(minute.get("tps") or 0.0), day_sum
 
 
-def _first_rate(status: Dict[str, str], key: str) -> float:
-    try:
-        return float(str(status.get(key, "0")).split()[0])
-    except (ValueError, IndexError):
-        return 0.0
-
-
 def _difference(status: Dict[str, str], later: str, earlier: str) -> int:
     try:
         return int(status[later]) - int(status[earlier])
@@ -221,7 +215,8 @@ def export_metrics(api: MQAdminAPI, args):
         topics = yield user_topics(api, addr, False)
         trans_tps, trans_day = yield topic_put_stats(api, addr, TRANS_HALF_TOPIC)
         sched_tps, sched_day = yield topic_put_stats(api, addr, SCHEDULE_TOPIC)
-        tps = {"normalInTps": _first_rate(status, "putTps"), "normalOutTps": _first_rate(status, "getTransferedTps"),
+        tps = {"normalInTps": parsed(status, "putTps", first_rate) or 0.0,
+               "normalOutTps": parsed(status, "getTransferedTps", first_rate) or 0.0,
                "transInTps": trans_tps, "scheduleInTps": sched_tps}
         day = {"normalOneDayInNum": _difference(status, "msgPutTotalTodayMorning", "msgPutTotalYesterdayMorning"),
                "normalOneDayOutNum": _difference(status, "msgGetTotalTodayMorning", "msgGetTotalYesterdayMorning"),
