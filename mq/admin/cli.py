@@ -16,7 +16,7 @@ from typing import List, Optional
 from twisted.internet import defer, task
 
 from mq.acl.signing import ENV_ACCESS_KEY, ENV_SECRET_KEY, Credentials
-from mq.admin import output
+from mq.admin import completion, output
 from mq.admin.api import EXIT_FAILED, EXIT_USAGE, AdminError, MQAdminAPI
 
 # The registry's names, re-exported for the command modules and scripts written against this module.
@@ -64,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     helper = sub.add_parser("help", help="Show the help of a command")
     helper.add_argument("topic", nargs="?", metavar="command")
+    completer = sub.add_parser("completion", help="Print a shell completion script (bash or zsh)",
+                               description="Print a completion script for commands and flags: "
+                                           f"source <({PROG} completion bash)")
+    completer.add_argument("shell", choices=completion.SHELLS)
     parser.subparsers = {}  # type: ignore[attr-defined]
     for cmd in COMMANDS.values():
         p = parser.subparsers[cmd.name] = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help, parents=[common])
@@ -138,6 +142,9 @@ def main(argv: Optional[List[str]] = None) -> None:
             parser.parse_args([args.topic, "--help"])
         else:
             parser.error(f"unknown command '{args.topic}'")
+        sys.exit(0)
+    if args.command == "completion":
+        sys.stdout.write(completion.script(args.shell, parser, PROG))
         sys.exit(0)
     check_one_of(parser, args)
 
