@@ -282,3 +282,22 @@ def test_clean_expired_cq_and_clean_unused_topic(tmp_path):
     finally:
         proc.stop(timeout=15)
         ns.stop(timeout=15)
+
+
+def test_query_commands_find_a_message_by_id_key_and_unique_key(broker):
+    make_topic(broker, "QueryT", 2)
+    sent = send(broker, "QueryT", "-k", "order-42", "-c", "TagQ")
+    r = ok(adm(broker, "queryMsgByKey", "-t", "QueryT", "-k", "order-42", "--json"))
+    assert [(m["msgId"], m["offsetMsgId"], m["keys"]) for m in r.json()] == [
+        (sent["msgId"], sent["offsetMsgId"], "order-42")]
+    r = ok(adm(broker, "queryMsgByKey", "-t", "QueryT", "-k", "order-42"))
+    assert r.out.splitlines()[0].split()[:3] == ["#Message", "ID", "#Offset"] and sent["msgId"] in r.out
+    data = ok(adm(broker, "queryMsgByUniqueKey", "-t", "QueryT", "-i", sent["msgId"], "--json")).json()
+    assert (data["offsetMsgId"], data["tags"], data["body"]) == (sent["offsetMsgId"], "TagQ", "body")
+    data = ok(adm(broker, "queryMsgById", "-i", sent["offsetMsgId"], "--json")).json()
+    assert (data["msgId"], data["topic"], data["keys"]) == (sent["msgId"], "QueryT", "order-42")
+    r = ok(adm(broker, "queryMsgById", "-i", sent["offsetMsgId"]))
+    assert any(line.split() == ["Topic", ":", "QueryT"] for line in r.out.splitlines())
+    r = adm(broker, "queryMsgByKey", "-t", "QueryT", "-k", "no-such-key")
+    assert r.code == 1
+    assert adm(broker, "queryMsgById", "-i", "not-an-id").code == 2
