@@ -138,7 +138,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     if args.command == "help":
         if args.topic is None:
             parser.print_help()
-        elif args.topic in COMMANDS:
+        elif args.topic in COMMANDS or args.topic == "completion":
             parser.parse_args([args.topic, "--help"])
         else:
             parser.error(f"unknown command '{args.topic}'")

@@ -109,3 +109,9 @@ def test_completion_needs_a_known_shell(capsys):
     with pytest.raises(SystemExit) as e:
         cli.main(["completion", "fish"])
     assert e.value.code == 2
+
+
+def test_help_of_the_completion_command(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["help", "completion"])
+    assert e.value.code == 0 and "mqadmin completion [-h] {bash,zsh}" in capsys.readouterr().out
