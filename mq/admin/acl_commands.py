@@ -19,8 +19,9 @@ from mq.acl.headers import (
     split_list,
 )
 from mq.admin.api import MQAdminAPI, ResponseError, UsageError, check
-from mq.admin.cli import BROKER_ADDR, CLUSTER, command, java_bool, lines, opt, target_brokers
 from mq.admin.output import Result, format_time, table
+from mq.admin.registry import BROKER_ADDR, CLUSTER, command, java_bool, lines, opt
+from mq.admin.targets import target_brokers
 from mq.remoting.codes import RequestCode
 
 #: Perm words a permission may be set to (``Permission.parsePermFromString``; whitespace is trimmed).

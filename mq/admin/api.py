@@ -272,11 +272,11 @@ class MQAdminAPI:
         return attempt(0)
 
     @defer.inlineCallbacks
-    def namesrv_call_all(self, code: int, ext: Optional[Dict[str, str]], what: str):
+    def namesrv_call_all(self, code: int, ext: Optional[Dict[str, str]], what: str, body: bytes = b""):
         """Send to every NameServer (writes), in order; [(addr, response)] when all of them succeed."""
         out = []
         for addr in self._need_namesrv():
-            response = yield self._invoke("NameServer", addr, code, ext)
+            response = yield self._invoke("NameServer", addr, code, ext, body)
             out.append((addr, check(response, f"{what} on NameServer {addr}")))
         return out
 
@@ -285,9 +285,11 @@ class MQAdminAPI:
         return self._invoke("broker", addr, code, ext, body, timeout)
 
     @defer.inlineCallbacks
-    def _broker_ok(self, addr: str, code: int, what: str, ext=None, body: bytes = b""):
+    def broker_ok(self, addr: str, code: int, what: str, ext=None, body: bytes = b""):
+        """The broker's answer; ``ResponseError`` (``what`` on broker addr: ...) unless it is SUCCESS."""
         response = yield self.broker_call(addr, code, ext, body)
         return check(response, f"{what} on broker {addr}")
+
 
     # -- NameServer --------------------------------------------------------------------------------
 
@@ -328,6 +330,29 @@ class MQAdminAPI:
         return self.namesrv_call_all(RequestCode.DELETE_KV_CONFIG, ext, "delete KV config")
 
     @defer.inlineCallbacks
+    def get_kv_config(self, namespace: str, key: str):
+        """The value, or None when the NameServer has no such key (QUERY_NOT_FOUND)."""
+        ext = KVConfigRequestHeader(namespace=namespace, key=key).encode()
+        response = yield self.namesrv_call(RequestCode.GET_KV_CONFIG, ext)
+        if response.code == RC.QUERY_NOT_FOUND:
+            return None
+        return check(response, f"KV config {namespace}/{key}").field("value")
+
+    @defer.inlineCallbacks
+    def namesrv_configs(self):
+        """[(addr, {key: value})]: the settings of every NameServer of the list (GET_NAMESRV_CONFIG)."""
+        out = []
+        for addr in self._need_namesrv():
+            response = yield self._invoke("NameServer", addr, RequestCode.GET_NAMESRV_CONFIG)
+            check(response, f"config of NameServer {addr}")
+            out.append((addr, parse_properties((response.body or b"").decode("utf-8"))))
+        return out
+
+    def update_namesrv_config(self, values: Dict[str, str]):
+        body = format_properties(values).encode("utf-8")
+        return self.namesrv_call_all(RequestCode.UPDATE_NAMESRV_CONFIG, None, "update NameServer config", body)
+
+    @defer.inlineCallbacks
     def kv_list(self, namespace: str):
         """The namespace's table; {} when the NameServer has none."""
         ext = NamespaceRequestHeader(namespace=namespace).encode()
@@ -362,70 +387,76 @@ class MQAdminAPI:
             write_queue_nums=tc.write_queue_nums, perm=tc.perm, topic_filter_type=tc.topic_filter_type,
             topic_sys_flag=tc.topic_sys_flag, order=tc.order,
         ).encode()
-        return self._broker_ok(addr, RequestCode.UPDATE_AND_CREATE_TOPIC, f"create topic '{tc.topic_name}'", ext)
+        return self.broker_ok(addr, RequestCode.UPDATE_AND_CREATE_TOPIC, f"create topic '{tc.topic_name}'", ext)
 
     def delete_topic_in_broker(self, addr: str, topic: str):
-        return self._broker_ok(addr, RequestCode.DELETE_TOPIC_IN_BROKER, f"delete topic '{topic}'",
+        return self.broker_ok(addr, RequestCode.DELETE_TOPIC_IN_BROKER, f"delete topic '{topic}'",
                                TopicRequestHeader(topic=topic).encode())
 
     @defer.inlineCallbacks
     def topic_stats(self, addr: str, topic: str):
         """{MessageQueue: {"minOffset", "maxOffset", "lastUpdateTimestamp"}} of one broker."""
-        response = yield self._broker_ok(addr, RequestCode.GET_TOPIC_STATS_INFO, f"topic stats of '{topic}'",
+        response = yield self.broker_ok(addr, RequestCode.GET_TOPIC_STATS_INFO, f"topic stats of '{topic}'",
                                          TopicRequestHeader(topic=topic).encode())
         return queue_map(jsonkeys.loads(response.body).get("offsetTable"))
 
     @defer.inlineCallbacks
+    def broker_table(self, addr: str, code: int, what: str, key: str) -> defer.Deferred:
+        """``body[key]`` of a broker's JSON answer (GET_ALL_TOPIC_CONFIG: topicConfigTable, ...), {} if absent."""
+        response = yield self.broker_ok(addr, code, what)
+        return (fastjson.loads(response.body).get(key) or {}) if response.body else {}
+
+    @defer.inlineCallbacks
     def topic_consumed_by(self, addr: str, topic: str):
-        response = yield self._broker_ok(addr, RequestCode.QUERY_TOPIC_CONSUME_BY_WHO, f"groups of '{topic}'",
+        response = yield self.broker_ok(addr, RequestCode.QUERY_TOPIC_CONSUME_BY_WHO, f"groups of '{topic}'",
                                          TopicRequestHeader(topic=topic).encode())
         return sorted(fastjson.loads(response.body).get("groupList") or [])
 
     @defer.inlineCallbacks
     def broker_runtime_info(self, addr: str):
-        response = yield self._broker_ok(addr, RequestCode.GET_BROKER_RUNTIME_INFO, "broker status")
+        response = yield self.broker_ok(addr, RequestCode.GET_BROKER_RUNTIME_INFO, "broker status")
         return {k: str(v) for k, v in (fastjson.loads(response.body).get("table") or {}).items()}
 
     @defer.inlineCallbacks
     def broker_config(self, addr: str):
-        response = yield self._broker_ok(addr, RequestCode.GET_BROKER_CONFIG, "broker config")
+        response = yield self.broker_ok(addr, RequestCode.GET_BROKER_CONFIG, "broker config")
         return parse_properties((response.body or b"").decode("utf-8"))
 
     def update_broker_config(self, addr: str, values: Dict[str, str]):
         body = format_properties(values).encode("utf-8")
-        return self._broker_ok(addr, RequestCode.UPDATE_BROKER_CONFIG, "update broker config", None, body)
+        return self.broker_ok(addr, RequestCode.UPDATE_BROKER_CONFIG, "update broker config", None, body)
 
     # -- broker: groups and clients ----------------------------------------------------------------
 
     def create_subscription_group(self, addr: str, config: Dict[str, Any]):
         body = fastjson.dumps_bytes(dict(sorted(config.items())))
-        return self._broker_ok(addr, RequestCode.UPDATE_AND_CREATE_SUBSCRIPTIONGROUP,
+        return self.broker_ok(addr, RequestCode.UPDATE_AND_CREATE_SUBSCRIPTIONGROUP,
                                f"update subscription group '{config['groupName']}'", None, body)
 
     def delete_subscription_group(self, addr: str, group: str, remove_offset: bool = False):
         ext = DeleteSubscriptionGroupRequestHeader(group_name=group, remove_offset=remove_offset).encode()
-        return self._broker_ok(addr, RequestCode.DELETE_SUBSCRIPTIONGROUP,
+        return self.broker_ok(addr, RequestCode.DELETE_SUBSCRIPTIONGROUP,
                                f"delete subscription group '{group}'", ext)
 
     @defer.inlineCallbacks
     def consume_stats(self, addr: str, group: str, topic: Optional[str] = None):
         """(consumeTps, {MessageQueue: {"brokerOffset", "consumerOffset", "lastTimestamp"}}) of one broker."""
         ext = GetConsumeStatsRequestHeader(consumer_group=group, topic=topic).encode()
-        response = yield self._broker_ok(addr, RequestCode.GET_CONSUME_STATS, f"consume stats of '{group}'", ext)
+        response = yield self.broker_ok(addr, RequestCode.GET_CONSUME_STATS, f"consume stats of '{group}'", ext)
         data = jsonkeys.loads(response.body)
         return float(data.get("consumeTps") or 0.0), queue_map(data.get("offsetTable"))
 
     @defer.inlineCallbacks
     def consumer_connection(self, addr: str, group: str):
         ext = ConsumerGroupRequestHeader(consumer_group=group).encode()
-        response = yield self._broker_ok(addr, RequestCode.GET_CONSUMER_CONNECTION_LIST,
+        response = yield self.broker_ok(addr, RequestCode.GET_CONSUMER_CONNECTION_LIST,
                                          f"connections of consumer group '{group}'", ext)
         return fastjson.loads(response.body)
 
     @defer.inlineCallbacks
     def producer_connection(self, addr: str, group: str):
         ext = ProducerGroupRequestHeader(producer_group=group).encode()
-        response = yield self._broker_ok(addr, RequestCode.GET_PRODUCER_CONNECTION_LIST,
+        response = yield self.broker_ok(addr, RequestCode.GET_PRODUCER_CONNECTION_LIST,
                                          f"connections of producer group '{group}'", ext)
         return fastjson.loads(response.body)
 
@@ -453,7 +484,7 @@ class MQAdminAPI:
 
     @defer.inlineCallbacks
     def _offset(self, addr: str, code: int, header: CommandHeader, what: str, field: str = "offset"):
-        response = yield self._broker_ok(addr, code, what, header.encode())
+        response = yield self.broker_ok(addr, code, what, header.encode())
         return int(response.field(field, "0"))
 
     def min_offset(self, addr: str, topic: str, queue_id: int):
@@ -480,7 +511,7 @@ class MQAdminAPI:
     def update_consumer_offset(self, addr: str, group: str, topic: str, queue_id: int, offset: int):
         ext = UpdateConsumerOffsetRequestHeader(consumer_group=group, topic=topic, queue_id=queue_id,
                                                 commit_offset=offset).encode()
-        return self._broker_ok(addr, RequestCode.UPDATE_CONSUMER_OFFSET, "update consumer offset", ext)
+        return self.broker_ok(addr, RequestCode.UPDATE_CONSUMER_OFFSET, "update consumer offset", ext)
 
     @defer.inlineCallbacks
     def reset_offset_in_broker(self, addr: str, topic: str, group: str, timestamp: int, force: bool,
@@ -538,7 +569,7 @@ class MQAdminAPI:
     @defer.inlineCallbacks
     def view_message(self, addr: str, commit_log_offset: int):
         ext = ViewMessageRequestHeader(offset=commit_log_offset).encode()
-        response = yield self._broker_ok(addr, RequestCode.VIEW_MESSAGE_BY_ID, "view message by id", ext)
+        response = yield self.broker_ok(addr, RequestCode.VIEW_MESSAGE_BY_ID, "view message by id", ext)
         messages = decode_messages(response.body)
         if not messages:
             raise AdminError(f"broker {addr} returned no message at commit log offset {commit_log_offset}")

@@ -2,15 +2,25 @@
 
 A command returns a ``Result``: ``data`` (plain JSON values, what ``--json`` prints) and ``text`` (what is
 printed otherwise). Both are built from the same values, so the two outputs always agree.
+
+Tables are laid out by ``rich``. On a terminal (``use_terminal(True)``, set by ``mqadmin`` when stdout is one)
+they get rules and bold headers; otherwise they are the original tool's plain columns, two spaces apart, no
+trailing blanks and no escape codes, so that scripts can split them.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import shutil
 import time
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
 import attr
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 
 from mq.common.message import MessageExt
 
@@ -49,26 +59,54 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+#: Whether tables are drawn for a terminal (rules, bold headers, fitted to its width) or as plain columns.
+_terminal = False
+#: Width given to rich for plain output: wide enough that no cell is ever wrapped or cut.
+_PLAIN_WIDTH = 1_000_000
+
+
+def use_terminal(on: bool) -> None:
+    """Draw the tables of this process for a terminal (True) or as plain, parseable columns (False)."""
+    global _terminal
+    _terminal = on
+
+
+def _render(grid: Table) -> str:
+    out = io.StringIO()
+    if _terminal:
+        console = Console(file=out, width=shutil.get_terminal_size().columns, force_terminal=True,
+                          color_system="standard", highlight=False, emoji=False)
+    else:
+        console = Console(file=out, width=_PLAIN_WIDTH, force_terminal=False, color_system=None, highlight=False,
+                          emoji=False)
+    console.print(grid)
+    return "\n".join(line.rstrip() for line in out.getvalue().splitlines())
+
+
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     """Left-aligned columns two spaces apart, headers marked ``#`` as the original tool marks them."""
-    head = ["#" + h for h in headers]
-    body = [[_cell(v) for v in row] for row in rows]
-    widths = [len(h) for h in head]
-    for row in body:
-        for i, cell in enumerate(row):
-            widths[i] = max(widths[i], len(cell))
-    lines = []
-    for row in [head] + body:
-        lines.append("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
-    return "\n".join(lines)
+    if _terminal:
+        grid = Table(box=box.SIMPLE_HEAD, header_style="bold", show_edge=False, pad_edge=False)
+    else:
+        grid = Table(box=None, show_edge=False, pad_edge=False, padding=(0, 1), header_style=None)
+    for h in headers:
+        grid.add_column(Text("#" + h), no_wrap=not _terminal, overflow="fold" if _terminal else "ignore")
+    for row in rows:
+        grid.add_row(*(Text(_cell(v)) for v in row))
+    return _render(grid)
 
 
 def key_values(mapping: Mapping[str, Any], sep: str = " : ") -> str:
     """``key : value`` lines, keys padded to one width, in the mapping's order."""
     if not mapping:
         return ""
-    width = max(len(k) for k in mapping)
-    return "\n".join(f"{k.ljust(width)}{sep}{_cell(v)}".rstrip() for k, v in mapping.items())
+    grid = Table.grid(padding=0)
+    grid.add_column(no_wrap=True, style="bold" if _terminal else None)
+    grid.add_column(no_wrap=True)
+    grid.add_column(no_wrap=not _terminal, overflow="fold" if _terminal else "ignore")
+    for k, v in mapping.items():
+        grid.add_row(Text(k), Text(sep), Text(_cell(v)))
+    return _render(grid)
 
 
 def format_time(ms: Optional[int]) -> str:

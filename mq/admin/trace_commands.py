@@ -15,8 +15,9 @@ from typing import Dict, List
 from twisted.internet import defer
 
 from mq.admin.api import QUERY_MAX_TIMESTAMP, AdminError, MQAdminAPI, UsageError
-from mq.admin.cli import _number, command, non_negative_int, opt, topic_brokers
 from mq.admin.output import Result
+from mq.admin.registry import _number, command, non_negative_int, opt
+from mq.admin.targets import topic_brokers
 from mq.common.names import topic_error
 from mq.common.topic import TRACE_TOPIC
 from mq.common.trace_data import TraceView, trace_views

@@ -36,6 +36,7 @@ from mq.broker.processor.query import QueryMessageProcessor
 from mq.broker.processor.reply import ReplyMessageProcessor
 from mq.broker.processor.retry import ConsumerSendBackProcessor, redirect_to_dlq
 from mq.broker.processor.send import SendMessageProcessor
+from mq.broker.processor.store_admin import StoreAdminProcessor
 from mq.broker.schedule.delay_level import ScheduleMessageService
 from mq.broker.stats.metrics import BrokerStats
 from mq.broker.stats.runtime import RuntimeStats
@@ -120,6 +121,7 @@ class BrokerService(service.MultiService):
             ConsumerManageProcessor(self),
             AdminBrokerProcessor(self),
             QueryMessageProcessor(self),
+            StoreAdminProcessor(self),
             ReplyMessageProcessor(self),
             ConsumerSendBackProcessor(self),
             self.schedule_service,

@@ -262,3 +262,14 @@ class CheckTransactionStateRequestHeader(CommandHeader):
     transaction_id: str = hfield("transactionId")
     offset_msg_id: str = hfield("offsetMsgId")
     bname: str = hfield("bname")
+
+
+@attr.s(slots=True)
+class QueryConsumeQueueRequestHeader(CommandHeader):
+    """QUERY_CONSUME_QUEUE (321): ``count`` entries of one ConsumeQueue from logical offset ``index``."""
+
+    topic: str = hfield("topic", required=True)
+    queue_id: int = hfield("queueId", int, required=True, bits=32)
+    index: int = hfield("index", int, required=True)
+    count: int = hfield("count", int, required=True, bits=32)
+    consumer_group: str = hfield("consumerGroup")

@@ -348,7 +348,7 @@ class ResponseTemplate:
         cmd = RemotingCommand(code, self._OPAQUE, flag, None, marked, b"", LanguageCode.JAVA, version)
         text = encode_json_header(cmd).decode("ascii").replace("%", "%%")
         text = text.replace(f'"opaque":{self._OPAQUE}', '"opaque":%d')
-        for i, (k, v) in enumerate(ext.items()):
+        for i, v in enumerate(ext.values()):
             if v is None:
                 text = text.replace(encode_basestring_ascii(f"\x00{i}"), '"%s"')
         self._text = text

@@ -307,6 +307,17 @@ class ConsumeQueueTable:
         shutil.rmtree(path_under(self.root, topic), ignore_errors=True)
         return True
 
+    def delete_queue(self, topic: str, queue_id: int) -> bool:
+        """Remove one queue this table holds (and the topic's directory once it has no queue left)."""
+        per_topic = self.queues.get(topic)
+        cq = per_topic.pop(queue_id, None) if per_topic else None
+        if cq is None:
+            return False
+        cq.destroy()
+        if not per_topic:
+            self.delete_topic(topic)
+        return True
+
     def close(self) -> None:
         for cq in self.all():
             cq.close()

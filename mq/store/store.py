@@ -28,6 +28,7 @@ from mq.common.message import (
     record_properties,
 )
 from mq.common.names import topic_error
+from mq.common.topic import SCHEDULE_TOPIC
 from mq.store.checkpoint import Checkpoint, load_checkpoint, write_checkpoint
 from mq.store.commitlog import END_FILE_MIN_BLANK_LENGTH, CommitLog
 from mq.store.config import BrokerRole, FlushDiskType, MessageStoreConfig, parse_delay_levels
@@ -832,6 +833,22 @@ class MessageStore:
             self.queues.delete_topic(topic)
             for key in [k for k in self.queue_offsets if k[0] == topic]:
                 del self.queue_offsets[key]
+
+    def clean_expired_consume_queues(self) -> List[Tuple[str, int]]:
+        """Remove the queues (but the schedule topic's) whose every entry points before the CommitLog's first
+        message, as RocketMQ's cleanExpiredConsumerQueue: nothing they index can be read any more. The queue
+        offsets go on from where they were when such a queue gets a message again. The queues removed."""
+        min_phy = self.commitlog.min_offset
+        expired = [(cq.topic, cq.queue_id) for cq in self.queues.all()
+                   if cq.topic != SCHEDULE_TOPIC and 0 <= cq.max_phy_end <= min_phy and cq.max_offset > 0]
+        for topic, queue_id in expired:
+            self.queues.delete_queue(topic, queue_id)
+            log.info("cleanExpiredConsumerQueue: {topic}/{qid} removed, all its entries are before CommitLog "
+                     "offset {min_phy}", topic=topic, qid=queue_id, min_phy=min_phy)
+        return expired
+
+    def topics_with_queues(self) -> List[str]:
+        return sorted(self.queues.queues)
 
     def stats(self) -> StoreStats:
         s = self.stats_counters

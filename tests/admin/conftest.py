@@ -9,7 +9,7 @@ import sys
 import attr
 import pytest
 
-from tests.support.processes import TwistdProcess, child_env, free_port
+from tests.support.processes import TwistdProcess, child_env, free_port, wait_until
 
 
 @attr.s(slots=True)
@@ -65,3 +65,19 @@ def namesrv(tmp_path_factory):
     proc = start_namesrv(tmp_path_factory.mktemp("namesrv"))
     yield proc
     proc.stop(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def broker(namesrv, tmp_path_factory):
+    """A broker registered with the module's NameServer (``broker.namesrv`` is its address)."""
+    proc = start_broker(tmp_path_factory.mktemp("broker"), namesrv.addr)
+    proc.namesrv = namesrv.addr
+    wait_until(lambda: mqadmin("topicRoute", "-t", "TBW102", namesrv=namesrv.addr).code == 0, 20,
+               what="the broker registered with the NameServer")
+    yield proc
+    proc.stop(timeout=15)
+
+
+def adm(broker, *args) -> Run:
+    """``mqadmin`` against the broker's NameServer."""
+    return mqadmin(*args, namesrv=broker.namesrv)

@@ -20,6 +20,11 @@ REQUIRED = [
     "queryMsgByKey", "queryMsgByUniqueKey", "queryMsgByOffset", "printMsg", "sendMessage", "consumeMessage",
     "resetOffsetByTime", "updateKvConfig", "deleteKvConfig", "wipeWritePerm", "addWritePerm",
     "updateAclConfig", "deleteAclConfig", "updateGlobalWhiteAddr", "clusterAclConfigVersion",
+    # the rest of RocketMQ 4.9.8's list
+    "updateTopicPerm", "updateOrderConf", "allocateMQ", "getNamesrvConfig", "updateNamesrvConfig",
+    "skipAccumulatedMessage", "cloneGroupOffset", "printMsgByQueue", "checkMsgSendRT", "sendMsgStatus", "clusterRT",
+    "getConsumerConfig", "exportMetadata", "exportConfigs", "queryCq", "cleanExpiredCQ", "cleanUnusedTopic",
+    "exportMetrics",
 ]
 
 #: (command, flags of the original tool): letter → long name.
@@ -66,6 +71,26 @@ FLAGS = {
     "updateGlobalWhiteAddr": {"g": "globalWhiteRemoteAddresses", "p": "aclFileFullPath", "b": "brokerAddr",
                               "c": "clusterName"},
     "clusterAclConfigVersion": {"b": "brokerAddr", "c": "clusterName"},
+    "updateTopicPerm": {"b": "brokerAddr", "c": "clusterName", "t": "topic", "p": "perm"},
+    "updateOrderConf": {"t": "topic", "v": "orderConf", "m": "method"},
+    "allocateMQ": {"t": "topic", "i": "ipList"},
+    "getNamesrvConfig": {},
+    "updateNamesrvConfig": {"k": "key", "v": "value"},
+    "skipAccumulatedMessage": {"g": "group", "t": "topic", "f": "force"},
+    "cloneGroupOffset": {"s": "srcGroup", "d": "destGroup", "t": "topic", "o": "offline"},
+    "printMsgByQueue": {"t": "topic", "a": "brokerName", "i": "queueId", "c": "charsetName", "s": "subExpression",
+                        "b": "beginTimestamp", "e": "endTimestamp", "p": "printMsg", "d": "printBody", "f": "calculate"},
+    "checkMsgSendRT": {"t": "topic", "a": "amount", "s": "size"},
+    "sendMsgStatus": {"b": "brokerName", "s": "messageSize", "c": "count"},
+    "clusterRT": {"a": "amount", "s": "size", "c": "cluster", "p": "printLog", "m": "machineRoom", "i": "interval"},
+    "getConsumerConfig": {"g": "groupName"},
+    "exportMetadata": {"c": "clusterName", "b": "brokerAddr", "f": "filePath", "t": "topic", "g": "subscriptionGroup",
+                       "s": "specialTopic"},
+    "exportConfigs": {"c": "clusterName", "f": "filePath"},
+    "queryCq": {"t": "topic", "q": "queue", "i": "index", "c": "count", "b": "broker", "g": "consumer"},
+    "cleanExpiredCQ": {"b": "brokerAddr", "c": "clusterName"},
+    "cleanUnusedTopic": {"b": "brokerAddr", "c": "clusterName"},
+    "exportMetrics": {"c": "clusterName", "f": "filePath"},
 }
 
 

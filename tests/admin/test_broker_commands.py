@@ -16,23 +16,9 @@ from mq.common import fastjson
 from mq.remoting.codes import RequestCode
 from mq.remoting.command import RemotingCommand
 from mq.remoting.serialization import decode_command, encode_command
-from tests.admin.conftest import mqadmin, start_broker
+from tests.admin.conftest import adm
 from tests.broker.wire import Wire, call
 from tests.support.processes import wait_until
-
-
-@pytest.fixture(scope="module")
-def broker(namesrv, tmp_path_factory):
-    proc = start_broker(tmp_path_factory.mktemp("broker"), namesrv.addr)
-    proc.namesrv = namesrv.addr
-    wait_until(lambda: mqadmin("topicRoute", "-t", "TBW102", namesrv=namesrv.addr).code == 0, 20,
-               what="the broker registered with the NameServer")
-    yield proc
-    proc.stop(timeout=15)
-
-
-def adm(broker, *args):
-    return mqadmin(*args, namesrv=broker.namesrv)
 
 
 def create_topic(broker, topic, queues=2):

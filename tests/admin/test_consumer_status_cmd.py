@@ -9,11 +9,11 @@ from twisted.internet import defer, threads
 
 from mq.client import ConsumeFromWhere, LitePullConsumer, Producer, PushConsumer
 from tests.admin import test_broker_commands as commands
+from tests.admin.conftest import adm
 from tests.client.test_push_consumer import Recorder, send_all
 from tests.support.polling import poll
 
-broker = commands.broker  # the module's twistd NameServer and broker (a pytest fixture)
-adm, create_topic = commands.adm, commands.create_topic
+create_topic = commands.create_topic
 
 
 def run(broker, *args):

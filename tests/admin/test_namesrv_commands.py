@@ -6,6 +6,7 @@ the tool's handling of an unreachable broker is checked.
 
 from __future__ import annotations
 
+import json
 import socket
 
 import pytest
@@ -155,3 +156,45 @@ def test_a_silent_server_is_a_timeout_exit_3():
 def test_no_namesrv_at_all_exit_2():
     r = mqadmin("topicList")
     assert r.code == 2 and "no NameServer address" in r.err
+
+
+def _on_a_terminal(*args: str, namesrv: str) -> str:
+    """stdout of ``mqadmin`` run with a pseudo-terminal as its stdout."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    from tests.support.processes import child_env
+
+    master, slave = pty.openpty()
+    env = child_env({"NAMESRV_ADDR": namesrv, "COLUMNS": "200"})
+    p = subprocess.Popen([sys.executable, "-m", "mq.admin.cli", *args], stdout=slave, stderr=subprocess.PIPE,
+                         env=env)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(master)
+    assert p.wait(timeout=60) == 0, p.stderr.read()
+    return b"".join(chunks).decode("utf-8").replace("\r\n", "\n")
+
+
+def test_tables_are_drawn_on_a_terminal_and_plain_in_a_pipe(registered):
+    drawn = _on_a_terminal("topicRoute", "-t", "NsTopicA", "-l", namesrv=registered.addr)
+    assert "\x1b[" in drawn and "─" in drawn and "broker-x" in drawn
+    plain = mqadmin("topicRoute", "-t", "NsTopicA", "-l", namesrv=registered.addr).out
+    assert "\x1b" not in plain and "─" not in plain
+    assert [line.split() for line in plain.splitlines()] == [
+        ["#ClusterName", "#BrokerName", "#BID", "#BrokerAddr", "#ReadQueueNums", "#WriteQueueNums", "#Perm"],
+        ["ClusterX", "broker-x", "0", DEAD_BROKER, "4", "4", "RW-"],
+    ]
+    # --json is the same document on a terminal and in a pipe
+    as_json = _on_a_terminal("topicRoute", "-t", "NsTopicA", "-l", "--json", namesrv=registered.addr)
+    assert json.loads(as_json) == mqadmin("topicRoute", "-t", "NsTopicA", "-l", "--json", namesrv=registered.addr).json()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 
+from mq.admin import output
 from mq.admin.output import Result, format_time, key_values, message_json, message_text, table, to_json
 from mq.common.message import MessageExt
 
@@ -73,3 +74,33 @@ def test_undecodable_body_is_replaced_not_fatal():
     m.body = b"\xff\xfe"
     assert message_json(m)["body"] == "\ufffd\ufffd"
     assert "Message Body" in message_text(m, charset="no-such-charset")
+
+
+# --------------------------------------------------------------------------------------------- rich layout
+
+
+def test_plain_table_keeps_cells_literal_and_unwrapped():
+    long = "x" * 500
+    text = table(["Name", "Value"], [["[bold]a[/bold]", long], ["b", ":smile:"]])
+    assert text.splitlines() == [
+        "#Name           #Value",
+        f"[bold]a[/bold]  {long}",
+        "b               :smile:",
+    ]
+    assert "\x1b" not in text
+
+
+def test_plain_key_values_keep_brackets_and_long_values():
+    assert key_values({"k": "[red]" + "v" * 300}) == "k : [red]" + "v" * 300
+
+
+def test_terminal_tables_have_rules_and_bold_headers():
+    output.use_terminal(True)
+    try:
+        text = table(["Broker Name", "QID"], [["broker-a", 0]])
+        kv = key_values({"key": "value"})
+    finally:
+        output.use_terminal(False)
+    assert "\x1b[1m" in text and "─" in text  # bold header, a rule under it
+    assert "broker-a" in text and "value" in kv
+    assert table(["A"], [["b"]]) == "#A\nb"  # back to plain

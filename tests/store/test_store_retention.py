@@ -91,3 +91,23 @@ def test_disk_thresholds(tmp_path):
     assert put(store, inner()).status is PutMessageStatus.PUT_OK
     assert store.stats().disk_used_ratio == 0.5
     assert_consistent(store)
+
+
+def test_clean_expired_consume_queues_removes_only_queues_wholly_before_the_commit_log(tmp_path):
+    store, clock, _ = _store(tmp_path, FOUR_THIRTY)
+    for _ in range(3):
+        put(store, inner(topic="Old", body=b"o" * 900))
+    _fill(store)
+    assert store.clean_expired_consume_queues() == []  # nothing expired yet: every queue is kept
+    names = file_names(tmp_path / "commitlog")
+    _age(tmp_path, names[:3], 73, clock.seconds())
+    clock.advance(10)
+    assert store.get_max_offset_in_queue("Old", 0) == 3 and store.consume_queue("Old", 0) is not None
+    assert store.clean_expired_consume_queues() == [("Old", 0)]
+    assert store.consume_queue("Old", 0) is None and not (tmp_path / "consumequeue" / "Old").exists()
+    assert store.consume_queue("T", 0) is not None  # its newer entries still point at stored messages
+    # a new message of the removed queue takes the next queue offset, as in RocketMQ
+    assert put(store, inner(topic="Old")).append_result.logics_offset == 3
+    r = store.get_message("g", "Old", 0, 3, 32)
+    assert r.status is GetMessageStatus.FOUND
+    assert_consistent(store)
