@@ -262,3 +262,14 @@ class CheckTransactionStateRequestHeader(CommandHeader):
     transaction_id: str = hfield("transactionId")
     offset_msg_id: str = hfield("offsetMsgId")
     bname: str = hfield("bname")
+
+
+@attr.s(slots=True)
+class ViewBrokerStatsDataRequestHeader(CommandHeader):
+    stats_name: str = hfield("statsName", required=True)
+    stats_key: str = hfield("statsKey", required=True)
+
+
+@attr.s(slots=True)
+class GetConsumeStatsInBrokerHeader(CommandHeader):
+    is_order: bool = hfield("isOrder", bool, required=True)

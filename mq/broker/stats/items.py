@@ -1,0 +1,224 @@
+"""RocketMQ's broker stats items (BrokerStatsManager): counters by name and key, with minute/hour/day windows.
+
+Admin tools read them through VIEW_BROKER_STATS_DATA (315): ``mqadmin statsAll`` prints each topic's in/out
+TPS and 24-hour counts from TOPIC_PUT_NUMS and GROUP_GET_NUMS, rocketmq-exporter turns BROKER_PUT_NUMS into
+``rocketmq_broker_tps`` and rocketmq-dashboard draws its charts from them. Each item is two running totals,
+``value`` (messages, bytes or milliseconds) and ``times`` (how many additions), as Java's StatsItem. One timer
+snapshots every item every 10 s (7 snapshots: the last minute), every 10 min (7: the last hour) and every
+hour (25: the last day); a window's figure is last minus first snapshot, its TPS that over the time between
+them, and its average per addition (avgpt) that over the additions between them, as StatsItem computes them.
+
+The hot path only adds to two integers of an item found by one dict lookup. Bounds: each stats name holds at
+most ``max_keys`` keys (brokerConfig ``maxStatsKeys``); an addition for a new key past that is not counted
+(``dropped`` counts them, logged once per name) until keys go away: with their topic or group (as Java's
+onTopicDeleted/onGroupDeleted), or after a whole day without a change (Java keeps them forever).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Callable, Deque, Dict, Iterator, Optional, Tuple
+
+import attr
+from twisted.logger import Logger
+
+log = Logger()
+
+TOPIC_PUT_NUMS = "TOPIC_PUT_NUMS"
+TOPIC_PUT_SIZE = "TOPIC_PUT_SIZE"
+GROUP_GET_NUMS = "GROUP_GET_NUMS"
+GROUP_GET_SIZE = "GROUP_GET_SIZE"
+GROUP_GET_LATENCY = "GROUP_GET_LATENCY"
+SNDBCK_PUT_NUMS = "SNDBCK_PUT_NUMS"
+BROKER_PUT_NUMS = "BROKER_PUT_NUMS"
+BROKER_GET_NUMS = "BROKER_GET_NUMS"
+
+#: The names this broker fills, and how their keys are built (Java's buildStatsKey).
+FILLED = (TOPIC_PUT_NUMS, TOPIC_PUT_SIZE, GROUP_GET_NUMS, GROUP_GET_SIZE, GROUP_GET_LATENCY, SNDBCK_PUT_NUMS,
+          BROKER_PUT_NUMS, BROKER_GET_NUMS)
+#: Names a 4.9.8 broker also knows but this one never fills (per-queue and from-disk details, commercial
+#: figures): asking for them is valid and answered "not exist", as Java answers an item never created.
+KNOWN = FILLED + (
+    "QUEUE_PUT_NUMS", "QUEUE_PUT_SIZE", "QUEUE_GET_NUMS", "QUEUE_GET_SIZE", "GROUP_GET_FROM_DISK_NUMS",
+    "GROUP_GET_FROM_DISK_SIZE", "BROKER_GET_FROM_DISK_NUMS", "BROKER_GET_FROM_DISK_SIZE", "COMMERCIAL_SEND_TIMES",
+    "COMMERICAL_SNDBCK_TIMES", "COMMERCIAL_RCV_TIMES", "COMMERCIAL_RCV_EPOLLS", "COMMERCIAL_SEND_SIZE",
+    "COMMERCIAL_RCV_SIZE", "COMMERCIAL_PERM_FAILURES",
+)
+
+SAMPLE_SECONDS = 10
+#: (snapshots kept, sample ticks between two) of the minute, hour and day windows
+WINDOWS = {"minute": (7, 1), "hour": (7, 60), "day": (25, 360)}
+
+Snapshot = Tuple[float, int, int]  # (seconds, times, value)
+
+
+@attr.s(frozen=True, slots=True)
+class StatsSnapshot:
+    sum: int = attr.ib()
+    tps: float = attr.ib()
+    avgpt: float = attr.ib()
+    times: int = attr.ib()
+
+    def to_json(self) -> dict:
+        return {"sum": self.sum, "tps": self.tps, "avgpt": self.avgpt}
+
+
+def compute(snapshots: Deque[Snapshot]) -> StatsSnapshot:
+    """A window's figures from its snapshots (StatsItem.computeStatsData; 0 TPS rather than Java's NaN
+    when the window has a single snapshot)."""
+    if not snapshots:
+        return StatsSnapshot(0, 0.0, 0.0, 0)
+    first_at, first_times, first_value = snapshots[0]
+    last_at, last_times, last_value = snapshots[-1]
+    total = last_value - first_value
+    elapsed = last_at - first_at
+    times = last_times - first_times
+    return StatsSnapshot(total, total / elapsed if elapsed > 0 else 0.0, total / times if times > 0 else 0.0, times)
+
+
+class StatsItem:
+    __slots__ = ("key", "value", "times", "minute", "hour", "day")
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.value = 0
+        self.times = 0
+        self.minute: Deque[Snapshot] = deque(maxlen=WINDOWS["minute"][0])
+        self.hour: Deque[Snapshot] = deque(maxlen=WINDOWS["hour"][0])
+        self.day: Deque[Snapshot] = deque(maxlen=WINDOWS["day"][0])
+
+    def sample(self, window: Deque[Snapshot], now: float, period: float) -> None:
+        if not window:  # as Java: the first snapshot pretends the item started at zero one period ago
+            window.append((now - period, 0, 0))
+        window.append((now, self.times, self.value))
+
+    def in_minute(self) -> StatsSnapshot:
+        return compute(self.minute)
+
+    def in_hour(self) -> StatsSnapshot:
+        return compute(self.hour)
+
+    def in_day(self) -> StatsSnapshot:
+        return compute(self.day)
+
+    def idle_for_a_day(self) -> bool:
+        day = self.day
+        return len(day) == day.maxlen and day[0][1:] == day[-1][1:] and day[-1][1:] == (self.times, self.value)
+
+
+class StatsItemSet:
+    """The items of one stats name, at most ``max_keys`` of them."""
+
+    def __init__(self, name: str, max_keys: Callable[[], int]) -> None:
+        self.name = name
+        self.items: Dict[str, StatsItem] = {}
+        self.max_keys = max_keys
+        self.dropped = 0
+
+    def add(self, key: str, value: int, times: int = 1) -> None:
+        item = self.items.get(key)
+        if item is None:
+            item = self._create(key)
+            if item is None:
+                return
+        item.value += value
+        item.times += times
+
+    def _create(self, key: str) -> Optional[StatsItem]:
+        if len(self.items) >= self.max_keys():
+            if not self.dropped:
+                log.warn("stats {name}: {n} keys already (maxStatsKeys); new keys are not counted until some go",
+                         name=self.name, n=len(self.items))
+            self.dropped += 1
+            return None
+        item = self.items[key] = StatsItem(key)
+        return item
+
+    def get(self, key: str) -> Optional[StatsItem]:
+        return self.items.get(key)
+
+    def remove_where(self, keep: Callable[[str], bool]) -> None:
+        for key in [k for k in self.items if not keep(k)]:
+            del self.items[key]
+
+
+def topic_group_key(topic: str, group: str) -> str:
+    return f"{topic}@{group}"
+
+
+def queue_topic_group_key(queue_id: int, topic: str, group: str) -> str:
+    return f"{queue_id}@{topic}@{group}"
+
+
+class BrokerStatsManager:
+    """Every stats name's item set, the calls the processors make, and the sampling timer's work."""
+
+    def __init__(self, cluster_name: str, now: Callable[[], float], max_keys: Callable[[], int]) -> None:
+        self.cluster_name = cluster_name
+        self.now = now
+        self.sets: Dict[str, StatsItemSet] = {name: StatsItemSet(name, max_keys) for name in FILLED}
+        self._ticks = 0
+        s = self.sets
+        self._topic_put_nums, self._topic_put_size = s[TOPIC_PUT_NUMS], s[TOPIC_PUT_SIZE]
+        self._group_get_nums, self._group_get_size = s[GROUP_GET_NUMS], s[GROUP_GET_SIZE]
+        self._broker_put, self._broker_get = s[BROKER_PUT_NUMS], s[BROKER_GET_NUMS]
+
+    # -- what the processors count (hot path: a lookup and two additions per set) -----------------
+
+    def put(self, topic: str, count: int, size: int) -> None:
+        """Messages stored (TOPIC_PUT_NUMS counts one addition per send, as Java's incTopicPutNums)."""
+        self._topic_put_nums.add(topic, count)
+        self._topic_put_size.add(topic, size)
+        self._broker_put.add(self.cluster_name, count)
+
+    def get(self, group: str, topic: str, queue_id: int, count: int, size: int, latency_ms: int) -> None:
+        key = f"{topic}@{group}"
+        self._group_get_nums.add(key, count)
+        self._group_get_size.add(key, size)
+        self._broker_get.add(self.cluster_name, count)
+        self.sets[GROUP_GET_LATENCY].add(queue_topic_group_key(queue_id, topic, group), latency_ms)
+
+    def send_back(self, group: str, topic: str) -> None:
+        self.sets[SNDBCK_PUT_NUMS].add(topic_group_key(topic, group), 1)
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    def item(self, name: str, key: str) -> Optional[StatsItem]:
+        items = self.sets.get(name)
+        return items.get(key) if items is not None else None
+
+    def minute_tps(self, name: str, key: str) -> float:
+        item = self.item(name, key)
+        return item.in_minute().tps if item is not None else 0.0
+
+    def each(self, name: str) -> Iterator[StatsItem]:
+        return iter(list(self.sets[name].items.values()))
+
+    # -- upkeep ------------------------------------------------------------------------------------
+
+    def sample(self) -> None:
+        """Every SAMPLE_SECONDS: the minute snapshots, and the hour and day ones when their turn comes."""
+        now = self.now()
+        tick = self._ticks
+        self._ticks += 1
+        for window, (_, every) in WINDOWS.items():
+            if tick % every:
+                continue
+            period = every * SAMPLE_SECONDS
+            for items in self.sets.values():
+                for item in items.items.values():
+                    item.sample(getattr(item, window), now, period)
+                if window == "day":
+                    items.remove_where(lambda key, items=items: not items.items[key].idle_for_a_day())
+
+    def on_topic_deleted(self, topic: str) -> None:
+        for name in (TOPIC_PUT_NUMS, TOPIC_PUT_SIZE):
+            self.sets[name].remove_where(lambda key: key != topic)
+        prefix = topic + "@"
+        for name in (GROUP_GET_NUMS, GROUP_GET_SIZE, SNDBCK_PUT_NUMS):
+            self.sets[name].remove_where(lambda key: not key.startswith(prefix))
+        self.sets[GROUP_GET_LATENCY].remove_where(lambda key: key.partition("@")[2].rpartition("@")[0] != topic)
+
+    def on_group_deleted(self, group: str) -> None:
+        for name in (GROUP_GET_NUMS, GROUP_GET_SIZE, SNDBCK_PUT_NUMS, GROUP_GET_LATENCY):
+            self.sets[name].remove_where(lambda key: key.rpartition("@")[2] != group)
