@@ -108,6 +108,9 @@ class BrokerConfig:
     #: Series per exporter-compatible metric family (rocketmq_consumer_tps by topic and group…) in one scrape:
     #: the rest are left out and counted in mq_broker_metrics_series_dropped.
     metrics_max_series: int = tunable(2_000, within(10, 1_000_000))
+    #: Seconds between two rounds of GET_CONSUMER_RUNNING_INFO to the online consumers for the rocketmq_client_*
+    #: metrics (rocketmq-exporter asks once a minute).
+    client_metrics_interval: float = tunable(60.0, within(1, 3600, "s"))
     #: Transactions (ms): how often half messages are checked, how old one must be before its first check,
     #: and how many checks a half message gets before it is discarded.
     transaction_check_interval: int = tunable(60_000, within(100, 86_400_000, "ms"))

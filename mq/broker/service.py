@@ -38,6 +38,8 @@ from mq.broker.processor.reply import ReplyMessageProcessor
 from mq.broker.processor.retry import ConsumerSendBackProcessor, redirect_to_dlq
 from mq.broker.processor.send import SendMessageProcessor
 from mq.broker.schedule.delay_level import ScheduleMessageService
+from mq.broker.stats import exporter
+from mq.broker.stats.client_metrics import ClientMetrics
 from mq.broker.stats.items import SAMPLE_SECONDS
 from mq.broker.stats.metrics import BrokerStats
 from mq.broker.stats.runtime import RuntimeStats
@@ -167,6 +169,8 @@ class BrokerService(service.MultiService):
         if not config.is_slave:
             self.ha.server(iface).setServiceParent(self)
         self.stats.gauges.append(self._gauges)
+        self.client_metrics = ClientMetrics(self)
+        self.stats.gauges.append(lambda: exporter.collect(self))
         self.stats.gauges.append(self.ha.gauges)
         self._loops: Dict[str, task.LoopingCall] = {}
         self._saving: Optional[defer.Deferred] = None
@@ -209,6 +213,7 @@ class BrokerService(service.MultiService):
         self._every("stats", 1.0, self.runtime_stats.sample)
         self._every("stats-items", SAMPLE_SECONDS, self.stats.items.sample, now=True)
         self._every("put-latency-minute", 60.0, self.stats.put_latency.minute.roll)
+        self._every("client-metrics", c.client_metrics_interval, self.client_metrics.poll)
         log.info(
             "mq broker {name} of cluster {cluster} (id {id}, {role}, {flush}) serving at {addr}"
             "{fast}; store {store}; NameServers {ns}; metrics {metrics}",
