@@ -1114,7 +1114,7 @@ command("addWritePerm", "Add write perm of broker in all name server",
 
 
 # Commands kept in their own modules register themselves with ``@command`` when imported.
-from mq.admin import acl_commands  # noqa: E402,F401
+from mq.admin import acl_commands, stats_commands  # noqa: E402,F401
 
 
 def build_parser() -> argparse.ArgumentParser:

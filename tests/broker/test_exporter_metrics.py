@@ -79,3 +79,48 @@ def test_each_family_is_capped(client, make_broker):
     dropped = one(reg, "mq_broker_metrics_series_dropped", family="rocketmq_producer_offset")
     assert dropped >= 5  # 15 topics and the broker's own system topics
     assert len(samples(reg, "rocketmq_producer_tps")[1]) == 10
+
+
+class FakeChannel:
+    peer = "127.0.0.1:1"
+
+    def __init__(self, answer):
+        self.answer = answer
+        self.asked = []
+
+    def send_request(self, request, timeout):
+        self.asked.append(request)
+        return self.answer(request)
+
+
+def test_client_metrics_rounds(broker):
+    from twisted.internet import defer
+
+    from mq.broker.client.manager import ClientChannelInfo, ConsumerGroupInfo
+    from mq.common import fastjson
+    from mq.remoting.codes import LanguageCode, ResponseCode
+    from mq.remoting.protocol import RemotingTimeoutError
+
+    metrics = broker.client_metrics
+    assert metrics.poll().called and metrics._round is None  # nobody online: the next round asks again
+    status = {"T": {"pullRT": 2.5, "pullTPS": 10, "consumeRT": 1, "consumeOKTPS": 9, "consumeFailedTPS": 1,
+                    "consumeFailedMsgs": 7}, "bad": "not a map"}
+    good = FakeChannel(lambda r: defer.succeed(r.response(ResponseCode.SUCCESS, None, None,
+                                                          fastjson.dumps_bytes({"statusTable": status}))))
+    timeout = defer.Deferred()
+    silent = FakeChannel(lambda r: timeout)
+    group = ConsumerGroupInfo("G")
+    for cid, channel in (("c1", good), ("c2", silent)):
+        group.channels[channel] = ClientChannelInfo(channel, cid, LanguageCode.JAVA, 409)
+    broker.consumer_manager.table["G"] = group
+    first = metrics.poll()
+    assert metrics.poll() is first and len(good.asked) == 1  # a round waiting for an answer is not doubled
+    assert metrics.table == {}  # the round's answers replace the table when all are in
+    timeout.errback(RemotingTimeoutError("no answer"))  # the silent client is left out of this round
+    assert first.called and metrics._round is None
+    reg = broker.stats.registry
+    assert reg.get_sample_value("rocketmq_client_consume_fail_msg_count",
+                                {"clientAddr": "127.0.0.1:1", "clientId": "c1", "group": "G", "topic": "T"}) == 7
+    assert reg.get_sample_value("rocketmq_client_consumer_pull_rt",
+                                {"clientAddr": "127.0.0.1:1", "clientId": "c1", "group": "G", "topic": "T"}) == 2.5
+    assert len(metrics.table) == 1  # topic "bad" had no figures

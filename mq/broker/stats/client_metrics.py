@@ -72,8 +72,10 @@ class ClientMetrics:
             self.table = fresh
             self._round = None
 
-        self._round = defer.gatherResults(asked, consumeErrors=True).addBoth(done)
-        return self._round
+        round_ = defer.gatherResults(asked, consumeErrors=True)
+        self._round = round_
+        round_.addBoth(done)  # may fire at once (nobody to ask): then _round is None again already
+        return round_
 
     def _ask(self, group: str, client, fresh: Dict[Key, Dict[str, float]], limit: int) -> defer.Deferred:
         ext = GetConsumerRunningInfoRequestHeader(consumer_group=group, client_id=client.client_id,
