@@ -413,20 +413,6 @@ class BrokerService(service.MultiService):
              self.pull_hold_service.woken_by_timeout),
         ):
             yield CounterMetricFamily(name, doc, value=value)
-        lag = GaugeMetricFamily("mq_broker_consumer_lag", "Messages not yet consumed, by group and topic",
-                                labels=["group", "topic"])
-        topics = self.topic_config_manager.table
-        for key, queues in list(self.consumer_offset_manager.table.items()):
-            topic, _, group = key.rpartition("@")
-            tc = topics.get(topic)
-            if tc is None:
-                continue
-            total = 0
-            for qid in range(tc.read_queue_nums):
-                behind = self.store.get_max_offset_in_queue(topic, qid) - queues.get(qid, 0)
-                total += max(0, behind)
-            lag.add_metric([group, topic], total)
-        yield lag
 
 
 def broker_credentials(config: BrokerConfig) -> Optional[Credentials]:

@@ -203,10 +203,17 @@ def _groups(broker, out: Families, cluster: str, name: str) -> None:
     topics = broker.topic_config_manager.table
     now_ms = broker.now_ms()
     counted = set()
+    lag_doc = "Messages not yet consumed, by group and topic (this project's own)"
+    out.family("mq_broker_consumer_lag", lag_doc, ("group", "topic"))
     for topic, group in offsets.pairs():
         tc = topics.get(topic)
-        if tc is None or topic.startswith(mixall.DLQ_GROUP_TOPIC_PREFIX):
-            continue  # the exporter skips DLQ topics
+        if tc is None:
+            continue
+        if topic.startswith(mixall.DLQ_GROUP_TOPIC_PREFIX):  # the exporter skips DLQ topics
+            out.add("mq_broker_consumer_lag", lag_doc, (), (group, topic), sum(
+                max(0, store.get_max_offset_in_queue(topic, q) - max(offsets.query(group, topic, q), 0))
+                for q in range(tc.write_queue_nums)))
+            continue
         online = broker.consumer_manager.get(group)
         clients = list(online.channels.values()) if online is not None else []
         clustering = online is None or online.message_model != "BROADCASTING"
@@ -215,17 +222,19 @@ def _groups(broker, out: Families, cluster: str, name: str) -> None:
             out.add("rocketmq_group_count", count_doc, (), (",".join(c.client_addr for c in clients),
                                                              ",".join(c.client_id for c in clients), group),
                     len(clients))
-        consumer_total = diff = latency = 0
+        consumer_total = diff = lag = latency = 0
         for qid in range(tc.write_queue_nums):
             consumer = max(offsets.query(group, topic, qid), 0)
             top = max(store.get_max_offset_in_queue(topic, qid), 0)
             consumer_total += consumer
             diff += top - consumer
+            lag += max(0, top - consumer)
             if clustering and consumer < top:
                 stored = store.get_message_store_timestamp(topic, qid, consumer)
                 if stored > 0:
                     latency = max(latency, now_ms - stored)
         out.add("rocketmq_consumer_offset", offset_doc, (), (cluster, name, topic, group), consumer_total)
+        out.add("mq_broker_consumer_lag", lag_doc, (), (group, topic), lag)
         if clustering:
             out.add("rocketmq_group_get_latency_by_storetime", latency_doc, (), (cluster, name, topic, group),
                     latency)

@@ -142,6 +142,17 @@ class StatsItemSet:
             del self.items[key]
 
 
+def _count(items: Tuple[StatsItem, ...], count: int, size: int) -> None:
+    """One addition of ``count`` messages of ``size`` bytes to (…_NUMS, …_SIZE, BROKER_…_NUMS) items."""
+    nums, sizes, broker = items[0], items[1], items[2]
+    nums.value += count
+    nums.times += 1
+    sizes.value += size
+    sizes.times += 1
+    broker.value += count
+    broker.times += 1
+
+
 def topic_group_key(topic: str, group: str) -> str:
     return f"{topic}@{group}"
 
@@ -151,32 +162,58 @@ def queue_topic_group_key(queue_id: int, topic: str, group: str) -> str:
 
 
 class BrokerStatsManager:
-    """Every stats name's item set, the calls the processors make, and the sampling timer's work."""
+    """Every stats name's item set, the calls the processors make, and the sampling timer's work.
+
+    The hot path finds the items a put or a get adds to with one dict lookup (``_puts`` by topic, ``_gets``
+    by (topic, group, queue)), then adds to their integers; those caches are rebuilt from the sets whenever
+    keys go away, and a key refused by the cap is looked up again (and counted as dropped) each time.
+    """
 
     def __init__(self, cluster_name: str, now: Callable[[], float], max_keys: Callable[[], int]) -> None:
         self.cluster_name = cluster_name
         self.now = now
         self.sets: Dict[str, StatsItemSet] = {name: StatsItemSet(name, max_keys) for name in FILLED}
         self._ticks = 0
-        s = self.sets
-        self._topic_put_nums, self._topic_put_size = s[TOPIC_PUT_NUMS], s[TOPIC_PUT_SIZE]
-        self._group_get_nums, self._group_get_size = s[GROUP_GET_NUMS], s[GROUP_GET_SIZE]
-        self._broker_put, self._broker_get = s[BROKER_PUT_NUMS], s[BROKER_GET_NUMS]
+        self._puts: Dict[str, Tuple[StatsItem, StatsItem, StatsItem]] = {}
+        self._gets: Dict[Tuple[str, str, int], Tuple[StatsItem, ...]] = {}
 
-    # -- what the processors count (hot path: a lookup and two additions per set) -----------------
+    def _items(self, *pairs: Tuple[str, str]) -> Optional[Tuple[StatsItem, ...]]:
+        """The items of (name, key) pairs, created as needed; None if one is refused by the cap."""
+        found = []
+        for name, key in pairs:
+            items = self.sets[name]
+            item = items.get(key) or items._create(key)
+            if item is None:
+                return None
+            found.append(item)
+        return tuple(found)
+
+    # -- what the processors count (hot path) ---------------------------------------------------------
 
     def put(self, topic: str, count: int, size: int) -> None:
         """Messages stored (TOPIC_PUT_NUMS counts one addition per send, as Java's incTopicPutNums)."""
-        self._topic_put_nums.add(topic, count)
-        self._topic_put_size.add(topic, size)
-        self._broker_put.add(self.cluster_name, count)
+        items = self._puts.get(topic)
+        if items is None:
+            items = self._items((TOPIC_PUT_NUMS, topic), (TOPIC_PUT_SIZE, topic), (BROKER_PUT_NUMS, self.cluster_name))
+            if items is None:
+                return
+            self._puts[topic] = items  # type: ignore[assignment]
+        _count(items, count, size)
 
     def get(self, group: str, topic: str, queue_id: int, count: int, size: int, latency_ms: int) -> None:
-        key = f"{topic}@{group}"
-        self._group_get_nums.add(key, count)
-        self._group_get_size.add(key, size)
-        self._broker_get.add(self.cluster_name, count)
-        self.sets[GROUP_GET_LATENCY].add(queue_topic_group_key(queue_id, topic, group), latency_ms)
+        """Messages a pull returned, and the milliseconds it took (GROUP_GET_LATENCY)."""
+        items = self._gets.get((topic, group, queue_id))
+        if items is None:
+            key = topic_group_key(topic, group)
+            items = self._items((GROUP_GET_NUMS, key), (GROUP_GET_SIZE, key), (BROKER_GET_NUMS, self.cluster_name),
+                                (GROUP_GET_LATENCY, queue_topic_group_key(queue_id, topic, group)))
+            if items is None:
+                return
+            self._gets[(topic, group, queue_id)] = items
+        _count(items, count, size)
+        latency = items[3]
+        latency.value += latency_ms
+        latency.times += 1
 
     def send_back(self, group: str, topic: str) -> None:
         self.sets[SNDBCK_PUT_NUMS].add(topic_group_key(topic, group), 1)
@@ -210,8 +247,16 @@ class BrokerStatsManager:
                     item.sample(getattr(item, window), now, period)
                 if window == "day":
                     items.remove_where(lambda key, items=items: not items.items[key].idle_for_a_day())
+        if tick % WINDOWS["day"][1] == 0:
+            self._forget()
+
+    def _forget(self) -> None:
+        """Keys went away: the hot path's caches are rebuilt from the sets as puts and gets come."""
+        self._puts.clear()
+        self._gets.clear()
 
     def on_topic_deleted(self, topic: str) -> None:
+        self._forget()
         for name in (TOPIC_PUT_NUMS, TOPIC_PUT_SIZE):
             self.sets[name].remove_where(lambda key: key != topic)
         prefix = topic + "@"
@@ -220,5 +265,6 @@ class BrokerStatsManager:
         self.sets[GROUP_GET_LATENCY].remove_where(lambda key: key.partition("@")[2].rpartition("@")[0] != topic)
 
     def on_group_deleted(self, group: str) -> None:
+        self._forget()
         for name in (GROUP_GET_NUMS, GROUP_GET_SIZE, SNDBCK_PUT_NUMS, GROUP_GET_LATENCY):
             self.sets[name].remove_where(lambda key: key.rpartition("@")[2] != group)

@@ -9,7 +9,7 @@ percentiles into ``rocketmq_brokeruntime_put_latency_99/999``.
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_right
 from typing import List, Tuple
 
 #: Upper bounds (ms, exclusive) of the bands after ``[<=0ms]``; the last band has none.
@@ -19,8 +19,9 @@ BAND_NAMES = ("[<=0ms]", "[0~10ms]", "[10~50ms]", "[50~100ms]", "[100~200ms]", "
 
 
 def _fine_bounds() -> Tuple[int, ...]:
-    """Inclusive upper bounds (ms) of the percentile buckets: steps of 1 ms to 20, 2 to 50, 5 to 100, 10 to
-    200, 50 to 500, 100 to 1000 and 1000 to 10 000 ms, as StoreStatsService; one more bucket above."""
+    """Lower bounds (ms) of the percentile buckets after the first ([0, 1) ms): steps of 1 ms to 20, 2 to 50,
+    5 to 100, 10 to 200, 50 to 500, 100 to 1000 and 1000 to 10 000 ms, as StoreStatsService; the last bucket
+    is [10 000 ms, ∞). Every band edge is a bucket edge, so the bands are sums of buckets."""
     bounds: List[int] = []
     top = 0
     for step, count in ((1, 20), (2, 15), (5, 10), (10, 10), (50, 6), (100, 5), (1000, 9)):
@@ -32,32 +33,36 @@ def _fine_bounds() -> Tuple[int, ...]:
 
 FINE_BOUNDS = _fine_bounds()
 _LAST_FINE = FINE_BOUNDS[-1] * 2  # stands for Java's Long.MAX_VALUE bound in the interpolation
+#: the band of each bucket: [0, 1) is "[<=0ms]" (a put under 1 ms, which Java's millisecond clock reads as 0)
+_BAND_OF = tuple(0 if i == 0 else 1 + bisect_right(BAND_BOUNDS, FINE_BOUNDS[i - 1]) for i in range(len(FINE_BOUNDS) + 1))
 
 
 class PutTimeDistribution:
-    """Counts of the current minute and the finished one; ``roll()`` every 60 s."""
+    """Put counts by millisecond bucket, of the current minute and the finished one; ``roll()`` every 60 s.
 
-    __slots__ = ("bands", "fine", "last_bands", "last_fine")
+    The hot path is one bisect and one increment (``observe_ms``); bands and percentiles are computed when read.
+    """
+
+    __slots__ = ("fine", "last_fine")
 
     def __init__(self) -> None:
-        self.bands = [0] * len(BAND_NAMES)
         self.fine = [0] * (len(FINE_BOUNDS) + 1)
-        self.last_bands = list(self.bands)
         self.last_fine = list(self.fine)
 
     def observe_ms(self, ms: int) -> None:
-        if ms <= 0:
-            self.bands[0] += 1
-        else:
-            self.bands[1 + bisect_left(BAND_BOUNDS, ms + 1)] += 1
-        self.fine[bisect_left(FINE_BOUNDS, ms)] += 1
+        self.fine[bisect_right(FINE_BOUNDS, ms)] += 1
 
     def roll(self) -> None:
-        self.last_bands, self.bands = self.bands, [0] * len(BAND_NAMES)
         self.last_fine, self.fine = self.fine, [0] * (len(FINE_BOUNDS) + 1)
 
+    def bands(self) -> List[int]:
+        bands = [0] * len(BAND_NAMES)
+        for i, n in enumerate(self.last_fine):
+            bands[_BAND_OF[i]] += n
+        return bands
+
     def distribute_text(self) -> str:
-        return "".join(f"{name}:{n} " for name, n in zip(BAND_NAMES, self.last_bands))
+        return "".join(f"{name}:{n} " for name, n in zip(BAND_NAMES, self.bands()))
 
     def percentile(self, px: float) -> float:
         """ms below which ``px`` of last minute's puts finished, interpolated in its bucket (0 without puts)."""
