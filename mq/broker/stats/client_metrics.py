@@ -108,4 +108,4 @@ class ClientMetrics:
         for name, (field, doc) in FAMILIES.items():
             out.family(name, doc, LABELS)
             for key, figures in list(self.table.items()):
-                out.add(name, doc, LABELS, key, figures[field])
+                out.add(name, key, figures[field])

@@ -89,18 +89,22 @@ class Families:
         self.families: Dict[str, GaugeMetricFamily] = {}
         self.dropped: Dict[str, int] = {}
 
-    def family(self, name: str, doc: str, labels: Sequence[str]) -> GaugeMetricFamily:
-        fam = self.families.get(name)
-        if fam is None:
-            fam = self.families[name] = GaugeMetricFamily(name, doc, labels=list(labels))
-        return fam
+    def family(self, name: str, doc: str, labels: Sequence[str]) -> None:
+        """Declare a family (served even if nothing is added to it)."""
+        if name not in self.families:
+            self.families[name] = GaugeMetricFamily(name, doc, labels=list(labels))
 
-    def add(self, name: str, doc: str, labels: Sequence[str], values: Sequence[str], value: float) -> None:
-        fam = self.family(name, doc, labels)
+    def add(self, name: str, values: Sequence[str], value: float) -> None:
+        """One series of a declared family, unless the family is full."""
+        fam = self.families[name]
         if len(fam.samples) >= self.limit:
             self.dropped[name] = self.dropped.get(name, 0) + 1
             return
         fam.add_metric(list(values), value)
+
+    def one(self, name: str, doc: str, labels: Sequence[str], values: Sequence[str], value: float) -> None:
+        self.family(name, doc, labels)
+        self.add(name, values, value)
 
 
 def collect(broker) -> Iterator[GaugeMetricFamily]:
@@ -125,48 +129,45 @@ def collect(broker) -> Iterator[GaugeMetricFamily]:
 def _broker_rates(broker, out: Families, cluster: str, name: str, addr: str) -> None:
     items = broker.stats.items
     labels = (cluster, addr, name)
-    out.add("rocketmq_broker_tps", "Messages put per second over the last minute (BROKER_PUT_NUMS)",
+    out.one("rocketmq_broker_tps", "Messages put per second over the last minute (BROKER_PUT_NUMS)",
             BROKER_LABELS, labels, items.minute_tps(si.BROKER_PUT_NUMS, cluster))
-    out.add("rocketmq_broker_qps", "Messages got per second over the last minute (BROKER_GET_NUMS)",
+    out.one("rocketmq_broker_qps", "Messages got per second over the last minute (BROKER_GET_NUMS)",
             BROKER_LABELS, labels, items.minute_tps(si.BROKER_GET_NUMS, cluster))
-    doc = "CommitLog bytes a slave is behind its master (brokerIP: the slave's HA address)"
-    out.family("rocketmq_broker_commitlog_diff", doc, BROKER_LABELS)
+    out.family("rocketmq_broker_commitlog_diff",
+               "CommitLog bytes a slave is behind its master (brokerIP: the slave's HA address)", BROKER_LABELS)
     if not broker.config.is_slave:
         for slave in broker.ha.slaves():
-            out.add("rocketmq_broker_commitlog_diff", doc, BROKER_LABELS, (cluster, slave["addr"], name),
-                    slave["lagBytes"])
+            out.add("rocketmq_broker_commitlog_diff", (cluster, slave["addr"], name), slave["lagBytes"])
 
 
 def _topics(broker, out: Families, cluster: str, name: str) -> None:
     items = broker.stats.items
-    for item in items.each(si.TOPIC_PUT_NUMS):
-        out.add("rocketmq_producer_tps", "Messages put per second into the topic over the last minute",
-                TOPIC_LABELS, (cluster, name, item.key), item.in_minute().tps)
-    for item in items.each(si.TOPIC_PUT_SIZE):
-        out.add("rocketmq_producer_message_size", "Message bytes put per second into the topic over the last minute",
-                TOPIC_LABELS, (cluster, name, item.key), item.in_minute().tps)
-    for fam, doc, labels in (
-        ("rocketmq_producer_offset", "Sum of the topic's queue max offsets on this broker", TOPIC_LABELS),
-        ("rocketmq_topic_retry_offset", "Sum of the retry topic's queue max offsets on this broker", TOPIC_LABELS),
-        ("rocketmq_topic_dlq_offset", "Sum of the group's DLQ queue max offsets on this broker",
-         ("cluster", "broker", "group")),
+    for fam, doc, stats_name in (
+        ("rocketmq_producer_tps", "Messages put per second into the topic over the last minute", si.TOPIC_PUT_NUMS),
+        ("rocketmq_producer_message_size", "Message bytes put per second into the topic over the last minute",
+         si.TOPIC_PUT_SIZE),
     ):
-        out.family(fam, doc, labels)
+        out.family(fam, doc, TOPIC_LABELS)
+        for item in items.each(stats_name):
+            out.add(fam, (cluster, name, item.key), item.in_minute().tps)
+    out.family("rocketmq_producer_offset", "Sum of the topic's queue max offsets on this broker", TOPIC_LABELS)
+    out.family("rocketmq_topic_retry_offset", "Sum of the retry topic's queue max offsets on this broker",
+               TOPIC_LABELS)
+    out.family("rocketmq_topic_dlq_offset", "Sum of the group's DLQ queue max offsets on this broker",
+               ("cluster", "broker", "group"))
     store = broker.store
     for topic, tc in list(broker.topic_config_manager.table.items()):
         total = sum(max(store.get_max_offset_in_queue(topic, q), 0) for q in range(tc.write_queue_nums))
         if topic.startswith(mixall.RETRY_GROUP_TOPIC_PREFIX):
-            out.add("rocketmq_topic_retry_offset", "", TOPIC_LABELS, (cluster, name, topic), total)
+            out.add("rocketmq_topic_retry_offset", (cluster, name, topic), total)
         elif topic.startswith(mixall.DLQ_GROUP_TOPIC_PREFIX):
-            out.add("rocketmq_topic_dlq_offset", "", (), (cluster, name, topic[len(mixall.DLQ_GROUP_TOPIC_PREFIX):]),
-                    total)
+            out.add("rocketmq_topic_dlq_offset", (cluster, name, topic[len(mixall.DLQ_GROUP_TOPIC_PREFIX):]), total)
         else:
-            out.add("rocketmq_producer_offset", "", TOPIC_LABELS, (cluster, name, topic), total)
-    doc = "Producer connections of the group on this broker"
-    out.family("rocketmq_producer_count", doc, ("cluster", "broker", "group"))
+            out.add("rocketmq_producer_offset", (cluster, name, topic), total)
+    out.family("rocketmq_producer_count", "Producer connections of the group on this broker",
+               ("cluster", "broker", "group"))
     for group in list(broker.producer_manager.table):
-        out.add("rocketmq_producer_count", doc, (), (cluster, name, group),
-                len(broker.producer_manager.connections(group)))
+        out.add("rocketmq_producer_count", (cluster, name, group), len(broker.producer_manager.connections(group)))
 
 
 def _groups(broker, out: Families, cluster: str, name: str) -> None:
@@ -182,46 +183,38 @@ def _groups(broker, out: Families, cluster: str, name: str) -> None:
         out.family(fam, doc, GROUP_LABELS)
         for item in items.each(stats_name):
             topic, _, group = item.key.partition("@")
-            out.add(fam, doc, GROUP_LABELS, (cluster, name, topic, group), getattr(item.in_minute(), window))
-    for fam, doc in (("rocketmq_group_consume_tps", "Never filled (as rocketmq-exporter)"),
-                     ("rocketmq_group_consume_total_offset", "Never filled (as rocketmq-exporter)")):
-        out.family(fam, doc, GROUP_LABELS)
-    offset_doc = "Sum of the group's committed offsets of the topic on this broker"
-    latency_doc = ("ms since the oldest unconsumed message of the group was stored, worst queue of the topic "
-                   "(0 when caught up; clustering groups only)")
-    count_doc = "Consumers of the group online (caddr: their addresses, localaddr: their client ids)"
-    out.family("rocketmq_consumer_offset", offset_doc, GROUP_LABELS)
-    out.family("rocketmq_group_get_latency_by_storetime", latency_doc, GROUP_LABELS)
-    out.family("rocketmq_group_count", count_doc, ("caddr", "localaddr", "group"))
-    diff_docs = {"rocketmq_group_diff": "Messages not yet consumed by the group on this broker (clustering)",
-                 "rocketmq_group_retrydiff": "The same for the group's retry topic",
-                 "rocketmq_group_dlqdiff": "The same for a DLQ topic"}
-    for fam, doc in diff_docs.items():
-        out.family(fam, doc, DIFF_LABELS)
+            out.add(fam, (cluster, name, topic, group), getattr(item.in_minute(), window))
+    for fam, doc, labels in (
+        ("rocketmq_group_consume_tps", "Never filled (as rocketmq-exporter)", GROUP_LABELS),
+        ("rocketmq_group_consume_total_offset", "Never filled (as rocketmq-exporter)", GROUP_LABELS),
+        ("rocketmq_consumer_offset", "Sum of the group's committed offsets of the topic on this broker", GROUP_LABELS),
+        ("rocketmq_group_get_latency_by_storetime", "ms since the oldest unconsumed message of the group was stored, "
+         "worst queue of the topic (0 when caught up; clustering groups only)", GROUP_LABELS),
+        ("rocketmq_group_count", "Consumers of the group online (caddr: their addresses, localaddr: their client ids)",
+         ("caddr", "localaddr", "group")),
+        ("rocketmq_group_diff", "Messages not yet consumed by the group on this broker (clustering)", DIFF_LABELS),
+        ("rocketmq_group_retrydiff", "The same for the group's retry topic", DIFF_LABELS),
+        ("rocketmq_group_dlqdiff", "The same for a DLQ topic (never filled, as rocketmq-exporter)", DIFF_LABELS),
+        ("mq_broker_consumer_lag", "Messages not yet consumed, by group and topic (this project's own)",
+         ("group", "topic")),
+    ):
+        out.family(fam, doc, labels)
     store = broker.store
     offsets = broker.consumer_offset_manager
     topics = broker.topic_config_manager.table
     now_ms = broker.now_ms()
     counted = set()
-    lag_doc = "Messages not yet consumed, by group and topic (this project's own)"
-    out.family("mq_broker_consumer_lag", lag_doc, ("group", "topic"))
     for topic, group in offsets.pairs():
         tc = topics.get(topic)
         if tc is None:
-            continue
-        if topic.startswith(mixall.DLQ_GROUP_TOPIC_PREFIX):  # the exporter skips DLQ topics
-            out.add("mq_broker_consumer_lag", lag_doc, (), (group, topic), sum(
-                max(0, store.get_max_offset_in_queue(topic, q) - max(offsets.query(group, topic, q), 0))
-                for q in range(tc.write_queue_nums)))
             continue
         online = broker.consumer_manager.get(group)
         clients = list(online.channels.values()) if online is not None else []
         clustering = online is None or online.message_model != "BROADCASTING"
         if group not in counted:
             counted.add(group)
-            out.add("rocketmq_group_count", count_doc, (), (",".join(c.client_addr for c in clients),
-                                                             ",".join(c.client_id for c in clients), group),
-                    len(clients))
+            out.add("rocketmq_group_count", (",".join(c.client_addr for c in clients),
+                                             ",".join(c.client_id for c in clients), group), len(clients))
         consumer_total = diff = lag = latency = 0
         for qid in range(tc.write_queue_nums):
             consumer = max(offsets.query(group, topic, qid), 0)
@@ -233,39 +226,40 @@ def _groups(broker, out: Families, cluster: str, name: str) -> None:
                 stored = store.get_message_store_timestamp(topic, qid, consumer)
                 if stored > 0:
                     latency = max(latency, now_ms - stored)
-        out.add("rocketmq_consumer_offset", offset_doc, (), (cluster, name, topic, group), consumer_total)
-        out.add("mq_broker_consumer_lag", lag_doc, (), (group, topic), lag)
+        out.add("mq_broker_consumer_lag", (group, topic), lag)
+        if topic.startswith(mixall.DLQ_GROUP_TOPIC_PREFIX):  # the exporter skips DLQ topics
+            continue
+        out.add("rocketmq_consumer_offset", (cluster, name, topic, group), consumer_total)
         if clustering:
-            out.add("rocketmq_group_get_latency_by_storetime", latency_doc, (), (cluster, name, topic, group),
-                    latency)
+            out.add("rocketmq_group_get_latency_by_storetime", (cluster, name, topic, group), latency)
             fam = ("rocketmq_group_retrydiff" if topic.startswith(mixall.RETRY_GROUP_TOPIC_PREFIX)
                    else "rocketmq_group_diff")
-            out.add(fam, "", (), (group, topic, str(len(clients)), CLUSTERING), diff)
+            out.add(fam, (group, topic, str(len(clients)), CLUSTERING), diff)
 
 
 def _runtime(broker, out: Families, cluster: str, addr: str) -> None:
     table = broker.runtime_info()
     labels = (cluster, addr, "", table["brokerVersionDesc"], table["bootTimestamp"], table["brokerVersion"])
+
+    def one(suffix: str, doc: str, value: float) -> None:
+        out.one(f"rocketmq_brokeruntime_{suffix}", doc, RUNTIME_LABELS, labels, value)
+
     for suffix, key, index in RUNTIME_VALUES:
         text = table.get(key)
-        if text is None:
-            continue
-        value = float(text.split(" ")[index]) if index >= 0 else float(text)
-        out.add(f"rocketmq_brokeruntime_{suffix}", f"GET_BROKER_RUNTIME_INFO {key}", RUNTIME_LABELS, labels, value)
+        if text is not None:
+            one(suffix, f"GET_BROKER_RUNTIME_INFO {key}", float(text.split(" ")[index]) if index >= 0 else float(text))
     flush = table.get("remainHowManyDataToFlush")
     if flush is not None:
-        out.add("rocketmq_brokeruntime_remain_howmanydata_toflush", "CommitLog bytes not yet flushed",
-                RUNTIME_LABELS, labels, parse_bytes(flush))
+        one("remain_howmanydata_toflush", "CommitLog bytes not yet flushed", parse_bytes(flush))
     capacity = table.get("commitLogDirCapacity")  # "Total : 50.0 GiB, Free : 20.0 GiB."
     if capacity is not None:
         words = capacity.split(" ")
         for suffix, words_at in (("total", 2), ("free", 6)):
-            out.add(f"rocketmq_brokeruntime_commitlogdir_capacity_{suffix}", f"Store disk bytes, {suffix}",
-                    RUNTIME_LABELS, labels, parse_bytes(" ".join(words[words_at:words_at + 2])))
+            one(f"commitlogdir_capacity_{suffix}", f"Store disk bytes, {suffix}",
+                parse_bytes(" ".join(words[words_at:words_at + 2])))
     bands = [part.partition(":")[2] for part in table.get("putMessageDistributeTime", "").split(" ") if part]
     for band, count in zip(PMDT_NAMES, bands):
-        out.add(f"rocketmq_brokeruntime_pmdt_{band}", "Puts of the last minute that took this long",
-                RUNTIME_LABELS, labels, float(count))
+        one(f"pmdt_{band}", "Puts of the last minute that took this long", float(count))
 
 
 def families_names() -> List[str]:

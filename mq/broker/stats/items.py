@@ -8,10 +8,12 @@ snapshots every item every 10 s (7 snapshots: the last minute), every 10 min (7:
 hour (25: the last day); a window's figure is last minus first snapshot, its TPS that over the time between
 them, and its average per addition (avgpt) that over the additions between them, as StatsItem computes them.
 
-The hot path only adds to two integers of an item found by one dict lookup. Bounds: each stats name holds at
-most ``max_keys`` keys (brokerConfig ``maxStatsKeys``); an addition for a new key past that is not counted
-(``dropped`` counts them, logged once per name) until keys go away: with their topic or group (as Java's
-onTopicDeleted/onGroupDeleted), or after a whole day without a change (Java keeps them forever).
+The hot path finds the items a send or a pull adds to with one dict lookup and adds to their integers.
+
+Bounds: each stats name holds at most ``max_keys`` keys (brokerConfig ``maxStatsKeys``); an addition for a new
+key past that is not counted (``dropped`` counts them, logged once per name) until keys go away: with their
+topic or group (as Java's onTopicDeleted/onGroupDeleted), or after a whole day without a change (Java keeps
+them forever).
 """
 
 from __future__ import annotations
@@ -118,13 +120,14 @@ class StatsItemSet:
     def add(self, key: str, value: int, times: int = 1) -> None:
         item = self.items.get(key)
         if item is None:
-            item = self._create(key)
+            item = self.create(key)
             if item is None:
                 return
         item.value += value
         item.times += times
 
-    def _create(self, key: str) -> Optional[StatsItem]:
+    def create(self, key: str) -> Optional[StatsItem]:
+        """A new item for ``key``, or None (counted as dropped) when the set is full."""
         if len(self.items) >= self.max_keys():
             if not self.dropped:
                 log.warn("stats {name}: {n} keys already (maxStatsKeys); new keys are not counted until some go",
@@ -182,7 +185,7 @@ class BrokerStatsManager:
         found = []
         for name, key in pairs:
             items = self.sets[name]
-            item = items.get(key) or items._create(key)
+            item = items.get(key) or items.create(key)
             if item is None:
                 return None
             found.append(item)
