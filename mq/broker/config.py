@@ -126,6 +126,15 @@ class BrokerConfig:
     notify_consumer_ids_changed_enable: bool = tunable(True, runtime=True)
     #: HTTP port of the Prometheus endpoint (0 = off).
     metrics_port: int = tunable(0, PORT_OR_OFF)
+    #: Keys per stats name (TOPIC_PUT_NUMS by topic, GROUP_GET_NUMS by topic@group…; docs/metrics.md): past it a
+    #: new key is not counted. About 6 KB per key once its day window is full.
+    max_stats_keys: int = tunable(2_000, within(16, 1_000_000))
+    #: Series per exporter-compatible metric family (rocketmq_consumer_tps by topic and group…) in one scrape:
+    #: the rest are left out and counted in mq_broker_metrics_series_dropped.
+    metrics_max_series: int = tunable(2_000, within(10, 1_000_000))
+    #: Seconds between two rounds of GET_CONSUMER_RUNNING_INFO to the online consumers for the rocketmq_client_*
+    #: metrics (rocketmq-exporter asks once a minute).
+    client_metrics_interval: float = tunable(60.0, within(1, 3600, "s"))
     #: Transactions (ms): how often half messages are checked, how old one must be before its first check,
     #: and how many checks a half message gets before it is discarded.
     transaction_check_interval: int = tunable(60_000, within(100, 86_400_000, "ms"))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Dict, Iterable, Optional
 
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from twisted.application import internet, service
 from twisted.internet import defer, task
 from twisted.logger import Logger
@@ -28,6 +28,7 @@ from mq.broker.offset.consumer_offset import ConsumerOffsetManager
 from mq.broker.outer_api import BrokerOuterAPI
 from mq.broker.processor.acl import AclAdminProcessor
 from mq.broker.processor.admin import AdminBrokerProcessor
+from mq.broker.processor.broker_stats import BrokerStatsProcessor
 from mq.broker.processor.client_manage import ClientManageProcessor
 from mq.broker.processor.consumer_manage import ConsumerManageProcessor
 from mq.broker.processor.name_guard import guard_names
@@ -38,8 +39,12 @@ from mq.broker.processor.retry import ConsumerSendBackProcessor, redirect_to_dlq
 from mq.broker.processor.send import SendMessageProcessor
 from mq.broker.processor.store_admin import StoreAdminProcessor
 from mq.broker.schedule.delay_level import ScheduleMessageService
+from mq.broker.stats import exporter
+from mq.broker.stats.client_metrics import ClientMetrics
+from mq.broker.stats.items import SAMPLE_SECONDS
 from mq.broker.stats.metrics import BrokerStats
 from mq.broker.stats.runtime import RuntimeStats
+from mq.broker.stats.runtime_info import runtime_table
 from mq.broker.subscription.group import SubscriptionGroupManager
 from mq.broker.topic.manager import TopicConfigManager
 from mq.broker.transaction.service import TransactionalMessageService, is_half_send
@@ -47,7 +52,7 @@ from mq.common.config import shown
 from mq.common.route import DataVersion, TopicConfig
 from mq.metrics import metrics_service
 from mq.remoting.client import RemotingClient
-from mq.remoting.codes import CURRENT_VERSION, RequestCode
+from mq.remoting.codes import RequestCode
 from mq.remoting.limits import ConnectionLimits
 from mq.remoting.protocol import RequestDispatcher
 from mq.remoting.server import LISTEN_BACKLOG, RemotingServerFactory
@@ -70,7 +75,7 @@ class _WithoutPull:
 
 
 #: What ``RuntimeStats`` samples, in the order ``BrokerService._running_totals`` returns it.
-_RUNNING_TOTALS = ("put", "getTransferred", "getTimes", "msgPut", "msgGet")
+_RUNNING_TOTALS = ("put", "getTransferred", "getTimes", "getFound", "getMiss", "msgPut", "msgGet")
 
 
 class BrokerService(service.MultiService):
@@ -83,7 +88,7 @@ class BrokerService(service.MultiService):
         self.config = config
         self.reactor = reactor
         self.now_ms = lambda: int(reactor.seconds() * 1000)
-        self.stats = BrokerStats()
+        self.stats = BrokerStats(config.broker_cluster_name, reactor.seconds, lambda: config.max_stats_keys)
         self.store = store or MessageStore(config.store_config(), reactor, store_host=config.store_host)
         self.boot_timestamp = self.now_ms()
         self.runtime_stats = RuntimeStats(_RUNNING_TOTALS, self._running_totals, reactor.seconds)
@@ -120,6 +125,7 @@ class BrokerService(service.MultiService):
             ClientManageProcessor(self),
             ConsumerManageProcessor(self),
             AdminBrokerProcessor(self),
+            BrokerStatsProcessor(self),
             QueryMessageProcessor(self),
             StoreAdminProcessor(self),
             ReplyMessageProcessor(self),
@@ -166,6 +172,8 @@ class BrokerService(service.MultiService):
         if not config.is_slave:
             self.ha.server(iface).setServiceParent(self)
         self.stats.gauges.append(self._gauges)
+        self.client_metrics = ClientMetrics(self)
+        self.stats.gauges.append(lambda: exporter.collect(self))
         self.stats.gauges.append(self.ha.gauges)
         self._loops: Dict[str, task.LoopingCall] = {}
         self._saving: Optional[defer.Deferred] = None
@@ -206,6 +214,9 @@ class BrokerService(service.MultiService):
         self._every("clients", 10.0, self._scan_clients)
         self._every("auto-created", 1.0, self._save_auto_created)
         self._every("stats", 1.0, self.runtime_stats.sample)
+        self._every("stats-items", SAMPLE_SECONDS, self.stats.items.sample, now=True)
+        self._every("put-latency-minute", 60.0, self.stats.put_latency.minute.roll)
+        self._every("client-metrics", c.client_metrics_interval, self.client_metrics.poll)
         log.info(
             "mq broker {name} of cluster {cluster} (id {id}, {role}, {flush}) serving at {addr}"
             "{fast}; store {store}; NameServers {ns}; metrics {metrics}",
@@ -380,47 +391,11 @@ class BrokerService(service.MultiService):
         c = self.store.stats_counters
         stats = self.stats
         return (c.put_message_times_total, c.get_message_transferred_total, c.get_message_times_total,
-                sum(stats.msgs_in.values()), sum(stats.msgs_out.values()))  # fmt: skip
+                c.get_message_found_total, c.get_message_times_total - c.get_message_found_total,
+                stats.put_total, stats.get_total)  # fmt: skip
 
-    def runtime_info(self) -> Dict[str, object]:
-        s = self.store.stats()
-        rt = self.runtime_stats
-        put_now, get_now = self._running_totals()[3:]
-        put_days, get_days = rt.daily("msgPut"), rt.daily("msgGet")
-        return {
-            "brokerVersion": CURRENT_VERSION,
-            "brokerVersionDesc": "V4_9_8",
-            "bootTimestamp": self.boot_timestamp,
-            "msgPutTotalYesterdayMorning": put_days["YesterdayMorning"],
-            "msgPutTotalTodayMorning": put_days["TodayMorning"],
-            "msgPutTotalTodayNow": put_now,
-            "msgGetTotalYesterdayMorning": get_days["YesterdayMorning"],
-            "msgGetTotalTodayMorning": get_days["TodayMorning"],
-            "msgGetTotalTodayNow": get_now,
-            "putTps": rt.tps_text("put"),
-            "getTransferedTps": rt.tps_text("getTransferred"),  # sic: Java's key
-            "getTotalTps": rt.tps_text("getTimes"),
-            "pageCacheLockTimeMills": 0,  # puts never wait for a lock here
-            # Requests are handled as they arrive, not queued for thread pools: nothing waits (clusterList
-            # prints these beside the rates).
-            "sendThreadPoolQueueSize": 0,
-            "sendThreadPoolQueueHeadWaitTimeMills": 0,
-            "pullThreadPoolQueueSize": 0,
-            "pullThreadPoolQueueHeadWaitTimeMills": 0,
-            "queryThreadPoolQueueSize": 0,
-            "putMessageTimesTotal": s.put_message_times_total,
-            "putMessageSizeTotal": s.put_message_size_total,
-            "getMessageTimesTotal": s.get_message_times_total,
-            "commitLogMinOffset": s.commit_log_min_offset,
-            "commitLogMaxOffset": s.commit_log_max_offset,
-            "commitLogDiskRatio": s.disk_used_ratio,
-            "dispatchBehindBytes": s.dispatch_behind_bytes,
-            "flushBehindBytes": max(0, s.commit_log_max_offset - s.flushed_offset),
-            "earliestMessageTimeStamp": self.store.get_earliest_message_time(),
-            "pullHoldCount": self.pull_hold_service.count,
-            "brokerRole": self.config.broker_role.value,
-            "flushDiskType": self.config.flush_disk_type.value,
-        }
+    def runtime_info(self) -> Dict[str, str]:
+        return runtime_table(self)
 
     def _gauges(self):
         s = self.store.stats()
@@ -431,27 +406,16 @@ class BrokerService(service.MultiService):
             ("mq_broker_dispatch_behind_bytes", "CommitLog bytes not yet in consume queues", s.dispatch_behind_bytes),
             ("mq_broker_commitlog_max_offset", "CommitLog end offset", s.commit_log_max_offset),
             ("mq_broker_long_poll_holds", "Pull requests held by long polling now", self.pull_hold_service.count),
+            ("mq_broker_connections", "Open client connections", sum(len(f.connections) for f in self.factories)),
+        ):
+            yield GaugeMetricFamily(name, doc, value=value)
+        for name, doc, value in (
             ("mq_broker_long_poll_woken_by_arrival", "Held pulls answered because a message arrived",
              self.pull_hold_service.woken_by_arrival),
             ("mq_broker_long_poll_woken_by_timeout", "Held pulls answered when their hold ran out",
              self.pull_hold_service.woken_by_timeout),
-            ("mq_broker_connections", "Open client connections", sum(len(f.connections) for f in self.factories)),
         ):
-            yield GaugeMetricFamily(name, doc, value=value)
-        lag = GaugeMetricFamily("mq_broker_consumer_lag", "Messages not yet consumed, by group and topic",
-                                labels=["group", "topic"])
-        topics = self.topic_config_manager.table
-        for key, queues in list(self.consumer_offset_manager.table.items()):
-            topic, _, group = key.rpartition("@")
-            tc = topics.get(topic)
-            if tc is None:
-                continue
-            total = 0
-            for qid in range(tc.read_queue_nums):
-                behind = self.store.get_max_offset_in_queue(topic, qid) - queues.get(qid, 0)
-                total += max(0, behind)
-            lag.add_metric([group, topic], total)
-        yield lag
+            yield CounterMetricFamily(name, doc, value=value)
 
 
 def broker_credentials(config: BrokerConfig) -> Optional[Credentials]:

@@ -380,7 +380,7 @@ class ClientInstance:
                            "PROP_NAMESERVER_ADDR": ";".join(self.namesrv),
                            "PROP_THREADPOOL_CORE_SIZE": "-1", "messageModel": data.message_model,
                            "consumeFromWhere": data.consume_from_where},
-            "statusTable": {},
+            "statusTable": consumer.consume_stats.status_table() if hasattr(consumer, "consume_stats") else {},
             "subscriptionSet": [s.to_json() for s in data.subscription_data_set],
         }
         return request.response(ResponseCode.SUCCESS, None, None, fastjson.dumps_bytes(body))

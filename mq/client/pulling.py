@@ -12,6 +12,7 @@ from typing import Dict, List, Optional
 from twisted.logger import Logger
 
 from mq.acl.signing import Credentials
+from mq.client.consumer_stats import ConsumerStats
 from mq.client.instance import make_client_config
 from mq.client.model import ConsumeFromWhere, MessageModel, MessageQueue, PullStatus
 from mq.client.offset_store import LocalFileOffsetStore, OffsetStore, RemoteOffsetStore
@@ -68,6 +69,8 @@ class QueuePuller:
         self.pull_interval = pull_interval
         self.offset_store_dir = offset_store_dir
         self._suggested = {}
+        #: the running info's statusTable figures (pull and consume RT and TPS by topic)
+        self.consume_stats = ConsumerStats(reactor.seconds, lambda: self.subscriptions)
 
     def _make_offset_store(self, instance) -> OffsetStore:
         """Offsets in the broker for clustering, in a local file for broadcasting."""
@@ -125,7 +128,10 @@ class QueuePuller:
             return
         self._suggested[mq] = result.suggest_which_broker_id
         nxt = result.next_begin_offset
-        if result.status is PullStatus.FOUND and result.messages:
+        found = result.status is PullStatus.FOUND and result.messages
+        self.consume_stats.pulled(mq.topic, self.reactor.seconds() - pq.last_pull_time,
+                                  len(result.messages) if found else 0)
+        if found:
             pq.put(result.messages)
             self._on_messages(mq, pq, result.messages)
         elif result.status is PullStatus.OFFSET_ILLEGAL:

@@ -344,12 +344,21 @@ class PushConsumer(QueuePuller):
             for m in msgs:
                 restore_retry_topic(m, self.retry_topic)
                 m.properties[MessageConst.PROPERTY_CONSUME_START_TIMESTAMP] = now
-            pq.last_consume_time = self.reactor.seconds()
+            pq.last_consume_time = started = self.reactor.seconds()
             d = self._listen(msgs, context)
             d.addErrback(self._listener_error, msgs)
+            d.addCallback(self._count_consumed, mq.topic, started, len(msgs))
             return d.addCallback(self._concurrent_done, mq, pq, msgs, context)
 
         self._track(self._semaphore.run(run))
+
+    def _count_consumed(self, status, topic: str, started: float, count: int):
+        try:
+            ok = status is None or ConsumeConcurrentlyStatus(status) is ConsumeConcurrentlyStatus.CONSUME_SUCCESS
+        except ValueError:  # _concurrent_done says what is wrong with it
+            ok = False
+        self.consume_stats.consumed(topic, self.reactor.seconds() - started, count if ok else 0, 0 if ok else count)
+        return status
 
     def _listener_error(self, failure, msgs) -> ConsumeConcurrentlyStatus:
         log.failure("the listener raised for {n} message(s); they will be consumed again", failure, n=len(msgs))

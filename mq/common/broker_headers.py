@@ -273,3 +273,14 @@ class QueryConsumeQueueRequestHeader(CommandHeader):
     index: int = hfield("index", int, required=True)
     count: int = hfield("count", int, required=True, bits=32)
     consumer_group: str = hfield("consumerGroup")
+
+
+@attr.s(slots=True)
+class ViewBrokerStatsDataRequestHeader(CommandHeader):
+    stats_name: str = hfield("statsName", required=True)
+    stats_key: str = hfield("statsKey", required=True)
+
+
+@attr.s(slots=True)
+class GetConsumeStatsInBrokerHeader(CommandHeader):
+    is_order: bool = hfield("isOrder", bool, required=True)

@@ -17,13 +17,26 @@ from mq.namesrv.config import NamesrvConfig
 from mq.namesrv.kvconfig import KVConfigManager
 from mq.namesrv.processor import NamesrvProcessor
 from mq.namesrv.routeinfo import RouteInfoManager
-from mq.remoting.codes import RequestCode, code_name
+from mq.remoting.codes import RequestCode, ResponseCode, code_name
 from mq.remoting.limits import ConnectionLimits
 from mq.remoting.memo import ResponseMemo
 from mq.remoting.protocol import RequestDispatcher
 from mq.remoting.server import LISTEN_BACKLOG, RemotingServerFactory
 
 log = Logger()
+
+
+#: The label of every code no RocketMQ version defines (``UNKNOWN(-1)``): a peer sending made-up codes adds one
+#: series, not one per code.
+UNKNOWN_CODE = -1
+
+
+def _known(code: int, table) -> int:
+    try:
+        table(code)
+    except ValueError:
+        return UNKNOWN_CODE
+    return code
 
 
 class NamesrvMetrics:
@@ -74,12 +87,15 @@ class NamesrvMetrics:
         # Label lookups cost more than the increment: keep one child per (request, response) pair.
         counter = self._request_counters.get((request_code, response_code))
         if counter is None:
+            request, response = _known(request_code, RequestCode), _known(response_code, ResponseCode)
+            if (request, response) != (request_code, response_code):  # a code no RocketMQ version has
+                return self._counter(request, response)
             counter = self.requests.labels(code_name(request_code), code_name(response_code, response=True))
             self._request_counters[(request_code, response_code)] = counter
         return counter
 
     def timed(self, code: int, handler):
-        observe = self.latency.labels(code_name(code)).observe
+        observe = self.latency.labels(code_name(_known(code, RequestCode))).observe
         clock = time.perf_counter
 
         def timed_handler(request, channel):

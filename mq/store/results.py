@@ -171,6 +171,8 @@ class StoreStats:
     put_message_size_total: int = 0
     put_message_failures: int = 0
     get_message_times_total: int = 0
+    #: gets that returned messages (Java's getMessageTimesTotalFound; the rest missed)
+    get_message_found_total: int = 0
     get_message_transferred_total: int = 0
     corrupt_records_detected: int = 0
     commit_log_min_offset: int = 0

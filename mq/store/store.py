@@ -734,6 +734,8 @@ class MessageStore:
             total += size
             status = GetMessageStatus.FOUND
         counters.get_message_transferred_total += len(buffers)
+        if buffers:
+            counters.get_message_found_total += 1
         return GetMessageResult(
             status,
             offset + scanned,

@@ -364,3 +364,14 @@ def test_repeating_the_scan_interval_does_not_postpone_the_scan(service):
         assert Peer(service).call(RemotingCommand.request(RequestCode.UPDATE_NAMESRV_CONFIG, None, body)).code == 0
         service.reactor.advance(2)
     assert service.routes.broker_live_table == {}
+
+
+def test_made_up_request_codes_share_one_metrics_series(service):
+    from prometheus_client import generate_latest
+
+    client = Peer(service, 40002)
+    for code in range(60_000, 60_050):  # codes no RocketMQ version has
+        assert client.call(RemotingCommand.request(code)).code == ResponseCode.REQUEST_CODE_NOT_SUPPORTED
+    text = generate_latest(service.metrics.registry).decode()
+    assert 'mq_namesrv_requests_total{request="UNKNOWN(-1)",response="REQUEST_CODE_NOT_SUPPORTED"} 50.0' in text
+    assert "60001" not in text and len(service.metrics._request_counters) < 10

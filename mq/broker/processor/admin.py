@@ -6,9 +6,9 @@ what Java's admin tools read (wire doc §3.18, §9).
 
 from __future__ import annotations
 
-import attr
 from twisted.logger import Logger
 
+from mq.broker.processor.broker_stats import MessageQueue, consume_stats
 from mq.broker.subscription.group import SubscriptionGroupConfig
 from mq.common import fastjson, mixall
 from mq.common.broker_headers import (
@@ -34,16 +34,6 @@ from mq.remoting.command import RemotingCommand
 RC = ResponseCode
 log = Logger()
 SLAVE_REFUSAL = "Can't modify topic or subscription group from slave broker, please execute it from master broker."
-
-
-@attr.s(frozen=True, slots=True)
-class MessageQueue:
-    topic: str = attr.ib()
-    broker_name: str = attr.ib()
-    queue_id: int = attr.ib()
-
-    def to_json(self) -> dict:
-        return {"brokerName": self.broker_name, "queueId": self.queue_id, "topic": self.topic}
 
 
 def _offset(request: RemotingCommand, value: int) -> RemotingCommand:
@@ -127,6 +117,7 @@ class AdminBrokerProcessor:
         b.topic_config_manager.delete(h.topic)
         b.consumer_offset_manager.remove_topics([h.topic])
         self.store.delete_topics([h.topic])
+        b.stats.items.on_topic_deleted(h.topic)
         return request.response(RC.SUCCESS)
 
     def get_all_topic_config(self, request: RemotingCommand, channel):
@@ -190,26 +181,9 @@ class AdminBrokerProcessor:
     def get_consume_stats(self, request: RemotingCommand, channel):
         b = self.broker
         h = GetConsumeStatsRequestHeader.decode(request.ext_fields)
-        group = h.consumer_group
-        topics = [h.topic] if h.topic else sorted(b.consumer_offset_manager.topics_of_group(group))
-        table = {}
-        for topic in topics:
-            tc = b.topic_config_manager.table.get(topic)
-            if tc is None:
-                continue
-            for qid in range(tc.write_queue_nums):
-                broker_offset = max(self.store.get_max_offset_in_queue(topic, qid), 0)
-                consumer_offset = max(b.consumer_offset_manager.query(group, topic, qid), 0)
-                last = 0
-                if consumer_offset > 0:
-                    last = max(self.store.get_message_store_timestamp(topic, qid, consumer_offset - 1), 0)
-                table[MessageQueue(topic, self.config.broker_name, qid)] = {
-                    "brokerOffset": broker_offset,
-                    "consumerOffset": consumer_offset,
-                    "lastTimestamp": last,
-                }
-        body = fastjson.dumps_bytes({"consumeTps": 0.0, "offsetTable": table})
-        return request.response(RC.SUCCESS, None, None, body)
+        topics = [h.topic] if h.topic else sorted(b.consumer_offset_manager.topics_of_group(h.consumer_group))
+        return request.response(RC.SUCCESS, None, None,
+                                fastjson.dumps_bytes(consume_stats(b, h.consumer_group, topics)))
 
     def get_consumer_connection_list(self, request: RemotingCommand, channel):
         h = ConsumerGroupRequestHeader.decode(request.ext_fields)
@@ -344,5 +318,6 @@ class AdminBrokerProcessor:
         self.broker.subscription_group_manager.delete(h.group_name)
         if h.remove_offset:
             self.broker.consumer_offset_manager.remove_group(h.group_name)
+        self.broker.stats.items.on_group_deleted(h.group_name)
         return request.response(RC.SUCCESS)
 

@@ -139,7 +139,8 @@ class PullMessageProcessor:
             if not body:  # a SUCCESS pull must carry messages (Java and C++ fail on an empty body)
                 code = RC.PULL_RETRY_IMMEDIATELY
             else:
-                self.stats.message_out(h.topic, result.message_count, len(body))
+                self.stats.message_out(h.topic, result.message_count, len(body), h.consumer_group, h.queue_id,
+                                       int((time.perf_counter() - started) * 1000))
         if code == RC.PULL_OFFSET_MOVED and not config.is_slave:
             self._offset_moved_event(h, result.next_begin_offset)
         self._commit(h, sys_flag, allow_suspend)
