@@ -16,6 +16,8 @@ from mq.broker.config import layered_config
 from mq.broker.service import check_acl_settings, make_broker_service
 from mq.common.config import refuse_start
 from mq.common.properties import parse_properties
+from mq.console.config import ConsoleConfig
+from mq.console.service import ConsoleService
 from mq.namesrv.config import NamesrvConfig
 from mq.namesrv.service import NamesrvService
 
@@ -38,6 +40,8 @@ class Options(usage.Options):
         ["metrics-port", None, 0, "Broker Prometheus metrics port (0 = off); the NameServer's is this + 1.", int],
         ["config", None, None, "A broker.conf with RocketMQ key names for the broker; the options above win."],
         ["acl-file", None, None, "The broker's ACL file (aclFile; default $ROCKETMQ_HOME/conf/plain_acl.yml)."],
+        ["console-port", None, "8080", "Web console HTTP port (0 = off; see docs/console.md)."],
+        ["console-bind", None, "127.0.0.1", "Address the web console listens on."],
     ]
     optFlags = [
         ["acl", None, "The broker checks every request against the ACL files (aclEnable; see docs/acl.md)."],
@@ -82,6 +86,18 @@ class Options(usage.Options):
             refuse_start("mq", f"cannot read the saved runtime settings: {e}")
         self.namesrv_config = ns
         self.broker_config = broker
+        self.console_config = self._console(broker)
+
+    def _console(self, broker) -> ConsoleConfig:
+        """The console's settings: this process's NameServer, signed with the broker's account under ACL."""
+        console = ConsoleConfig(namesrv_addr=f"127.0.0.1:{self['namesrv-port']}",
+                                access_key=broker.access_key, secret_key=broker.secret_key)
+        try:
+            console.set_option("port", self["console-port"])
+            console.set_option("bind", self["console-bind"])
+        except ValueError as e:
+            refuse_start("mq", e)
+        return console
 
 
 def makeService(options: Options) -> service.MultiService:
@@ -89,4 +105,6 @@ def makeService(options: Options) -> service.MultiService:
     # The NameServer starts first, so the broker's first registration finds it listening.
     NamesrvService(options.namesrv_config).setServiceParent(top)
     make_broker_service(options.broker_config).setServiceParent(top)
+    if options.console_config.port:
+        ConsoleService(options.console_config, required=False).setServiceParent(top)
     return top

@@ -1,0 +1,467 @@
+"""The console's JSON API: one function per ``/api/<path>``, each a thin layer over ``mqadmin``'s commands.
+
+The figures come from the same command functions ``mqadmin`` runs (``mq.admin.cli``), so the console and the
+tool always agree and the console works against any RocketMQ 4.x cluster. What is new here is the checking:
+every field of a request goes through ``Form`` (names through ``mq.common.names``, numbers within ranges,
+lengths bounded) and a route refuses fields it does not take; an address the console would connect to must be
+one the NameServer lists, so a request cannot make the console reach any other host.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import time
+from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Optional
+
+import attr
+from twisted.internet import defer
+
+from mq import __version__
+from mq.admin.api import AdminError, MQAdminAPI, ResponseError, parse_timestamp
+from mq.admin.cli import COMMANDS
+from mq.common.message import decode_offset_msg_id
+from mq.common.names import group_error, topic_error
+from mq.console.config import ConsoleConfig
+from mq.console.sampler import TpsSampler, first_rate, topic_kind
+from mq.remoting.codes import ResponseCode as RC
+
+#: Characters of a message body shown in a list (the detail view shows the body whole).
+LIST_BODY_CHARS = 200
+#: Most topics one list returns.
+MAX_TOPICS = 10_000
+MAX_TEXT = 1024
+KINDS = ("all", "normal", "retry", "dlq", "system")
+_HEX_ID = re.compile(r"[0-9A-Fa-f]{32}|[0-9A-Fa-f]{56}")
+_DATETIME = re.compile(r"(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2})(:\d{2})?")
+
+
+class BadRequest(ValueError):
+    """A request field that is missing, unknown or out of its range: HTTP 400 with this message."""
+
+
+class NotFound(AdminError):
+    """What was asked for does not exist: HTTP 404."""
+
+
+@attr.s(slots=True)
+class Form:
+    """The fields of one request (query string or JSON body), read through typed, bounded getters."""
+
+    values: Dict[str, Any] = attr.ib()
+
+    def _raw(self, name: str, required: bool) -> Optional[str]:
+        value = self.values.get(name)
+        if value is None or (isinstance(value, str) and value.strip() == ""):
+            if required:
+                raise BadRequest(f"{name}: missing")
+            return None
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        if not isinstance(value, (str, int, float)):
+            raise BadRequest(f"{name}: expected text, got {type(value).__name__}")
+        return str(value)
+
+    def text(self, name: str, max_length: int = MAX_TEXT, required: bool = False, strip: bool = True) -> Optional[str]:
+        value = self._raw(name, required)
+        if value is None:
+            return None
+        if len(value) > max_length:
+            raise BadRequest(f"{name}: longer than {max_length} characters")
+        if any(ord(c) < 32 and c not in "\t\r\n" for c in value):
+            raise BadRequest(f"{name}: contains control characters")
+        return value.strip() if strip else value
+
+    def _name(self, name: str, error: Callable[[str], Optional[str]]) -> str:
+        value = self.text(name, 512, required=True)
+        why = error(value)
+        if why is not None:
+            raise BadRequest(f"{name}: {why}")
+        return value
+
+    def topic(self, name: str = "topic") -> str:
+        return self._name(name, topic_error)
+
+    def group(self, name: str = "group") -> str:
+        return self._name(name, group_error)
+
+    def integer(self, name: str, low: int, high: int, default: Optional[int] = None) -> int:
+        value = self._raw(name, default is None)
+        if value is None:
+            return default  # type: ignore[return-value]
+        if len(value) > 20 or not re.fullmatch(r"-?\d+", value.strip()):
+            raise BadRequest(f"{name}: {value[:40]!r} is not an integer")
+        number = int(value)
+        if not low <= number <= high:
+            raise BadRequest(f"{name}: {number} is outside {low}..{high}")
+        return number
+
+    def flag(self, name: str, default: bool = False) -> bool:
+        value = self._raw(name, False)
+        if value is None:
+            return default
+        if value.lower() not in ("true", "false"):
+            raise BadRequest(f"{name}: expected true or false")
+        return value.lower() == "true"
+
+    def choice(self, name: str, choices: Iterable[str], default: str) -> str:
+        value = self.text(name, 64) or default
+        if value not in choices:
+            raise BadRequest(f"{name}: {value!r} is not one of {', '.join(choices)}")
+        return value
+
+    def timestamp(self, name: str, required: bool = False) -> Optional[int]:
+        """Milliseconds; ``now``, milliseconds, ``yyyy-MM-dd#HH:mm:ss`` or an HTML ``yyyy-MM-ddTHH:mm[:ss]``
+        (local time, what a ``datetime-local`` input sends)."""
+        value = self.text(name, 64, required=required)
+        if value is None:
+            return None
+        match = _DATETIME.fullmatch(value)
+        if match:
+            value = f"{match.group(1)}#{match.group(2)}{match.group(3) or ':00'}"
+        try:
+            ms = parse_timestamp(value)
+        except ValueError as e:
+            raise BadRequest(f"{name}: {e}") from None
+        if not 0 <= ms < 2**63:
+            raise BadRequest(f"{name}: {ms} is outside 0..2^63-1")
+        return ms
+
+
+@attr.s(slots=True)
+class Context:
+    api: MQAdminAPI = attr.ib()
+    config: ConsoleConfig = attr.ib()
+    sampler: Optional[TpsSampler] = attr.ib(default=None)
+    csrf_token: str = attr.ib(default="")
+
+
+@attr.s(frozen=True, slots=True)
+class Route:
+    method: str = attr.ib()
+    handler: Callable[[Context, Form], defer.Deferred] = attr.ib()
+    fields: FrozenSet[str] = attr.ib(converter=frozenset)
+
+
+ROUTES: Dict[str, Route] = {}
+
+
+def route(path: str, method: str = "GET", fields: Iterable[str] = ()):
+    def register(fn):
+        ROUTES[path] = Route(method, fn, fields)
+        return fn
+
+    return register
+
+
+def admin(api: MQAdminAPI, name: str, **values: Any) -> defer.Deferred:
+    """Run ``mqadmin <name>`` with ``values`` (by option name) over its defaults; its JSON data."""
+    cmd = COMMANDS[name]
+    namespace: Dict[str, Any] = {}
+    for flags, kwargs in cmd.options:
+        dest = kwargs.get("dest") or next(f for f in flags if f.startswith("--"))[2:].replace("-", "_")
+        namespace[dest] = kwargs.get("default", False if kwargs.get("action") == "store_true" else None)
+    unknown = set(values) - set(namespace)
+    if unknown:
+        raise TypeError(f"mqadmin {name} has no option {', '.join(sorted(unknown))}")
+    namespace.update(values)
+    return cmd.run(api, argparse.Namespace(command=name, **namespace)).addCallback(lambda result: result.data)
+
+
+@defer.inlineCallbacks
+def known_broker(api: MQAdminAPI, addr: str):
+    """``addr`` if the NameServer lists a broker there; BadRequest otherwise (the console connects only to
+    the cluster's own brokers)."""
+    info = yield api.cluster_info()
+    for data in info.broker_addr_table.values():
+        if addr in data.broker_addrs.values():
+            return addr
+    raise BadRequest(f"addr: {addr[:64]!r} is not a broker the NameServer lists")
+
+
+def short_bodies(messages: List[dict]) -> List[dict]:
+    for m in messages:
+        body = m.get("body")
+        if isinstance(body, str) and len(body) > LIST_BODY_CHARS:
+            m["body"] = body[:LIST_BODY_CHARS] + "…"
+    return messages
+
+
+# --------------------------------------------------------------------------------------------- session
+
+
+@route("session")
+def session(ctx: Context, form: Form):
+    return defer.succeed({"csrf": ctx.csrf_token, "version": __version__, "namesrv": ctx.api.namesrv_addrs,
+                          "maxMessages": ctx.config.max_messages})
+
+
+@route("dashboard")
+def dashboard(ctx: Context, form: Form):
+    if ctx.sampler is None:
+        return defer.succeed({"interval": 0, "rounds": 0, "error": "sampling is off", "brokers": {}, "topics": {}})
+    return defer.succeed(ctx.sampler.snapshot())
+
+
+# --------------------------------------------------------------------------------------------- cluster
+
+
+@route("cluster")
+@defer.inlineCallbacks
+def cluster(ctx: Context, form: Form):
+    brokers = yield admin(ctx.api, "clusterList")
+    info = yield ctx.api.cluster_info()
+    return {"clusters": sorted(info.cluster_addr_table), "brokers": brokers}
+
+
+@route("broker", fields=["addr"])
+@defer.inlineCallbacks
+def broker(ctx: Context, form: Form):
+    addr = yield known_broker(ctx.api, form.text("addr", 128, required=True))
+    status = yield ctx.api.broker_runtime_info(addr)
+    config = yield ctx.api.broker_config(addr)
+    return {"addr": addr, "runtime": dict(sorted(status.items())), "config": dict(sorted(config.items()))}
+
+
+@route("replication")
+@defer.inlineCallbacks
+def replication(ctx: Context, form: Form):
+    """Per broker group: each member's role and CommitLog end, and how many bytes each slave is behind."""
+    info = yield ctx.api.cluster_info()
+    groups = []
+    for name in sorted(info.broker_addr_table):
+        data = info.broker_addr_table[name]
+        members = []
+        for bid, addr in sorted(data.broker_addrs.items()):
+            try:
+                status = yield ctx.api.broker_runtime_info(addr)
+                error = None
+            except AdminError as e:
+                status, error = {}, str(e)
+            end = status.get("commitLogMaxOffset")
+            members.append({"brokerId": bid, "addr": addr, "role": status.get("brokerRole"),
+                            "commitLogMaxOffset": int(end) if end is not None and end.isdigit() else None,
+                            "putTps": first_rate(status.get("putTps", "")), "error": error})
+        master = next((m for m in members if m["brokerId"] == 0), None)
+        master_end = master["commitLogMaxOffset"] if master else None
+        for m in members:
+            behind = None
+            if m["brokerId"] != 0 and master_end is not None and m["commitLogMaxOffset"] is not None:
+                behind = max(0, master_end - m["commitLogMaxOffset"])
+            m["behindBytes"] = behind
+        groups.append({"brokerName": name, "cluster": info.cluster_of(name), "members": members})
+    return groups
+
+
+# --------------------------------------------------------------------------------------------- topics
+
+
+@route("topics", fields=["kind", "filter"])
+@defer.inlineCallbacks
+def topics(ctx: Context, form: Form):
+    kind = form.choice("kind", KINDS, "all")
+    needle = (form.text("filter", 256) or "").lower()
+    names = yield ctx.api.all_topics()
+    info = yield ctx.api.cluster_info()
+    special = frozenset(info.cluster_addr_table) | frozenset(info.broker_addr_table)
+    rows = []
+    for topic in names:
+        k = topic_kind(topic, special)
+        if (kind == "all" or k == kind) and needle in topic.lower():
+            rows.append({"topic": topic, "kind": k})
+    return {"topics": rows[:MAX_TOPICS], "truncated": len(rows) > MAX_TOPICS,
+            "clusters": sorted(info.cluster_addr_table)}
+
+
+@defer.inlineCallbacks
+def _cluster_field(ctx: Context, form: Form):
+    """The ``cluster`` field, or the only cluster when there is one."""
+    name = form.text("cluster", 128)
+    info = yield ctx.api.cluster_info()
+    if name is None:
+        if len(info.cluster_addr_table) != 1:
+            raise BadRequest("cluster: missing (the NameServer knows more than one cluster)")
+        return next(iter(info.cluster_addr_table))
+    if name not in info.cluster_addr_table:
+        raise BadRequest(f"cluster: {name!r} is not a cluster the NameServer knows")
+    return name
+
+
+@route("topic/create", "POST", ["topic", "cluster", "readQueueNums", "writeQueueNums", "perm", "order"])
+@defer.inlineCallbacks
+def topic_create(ctx: Context, form: Form):
+    topic = form.topic()
+    reads = form.integer("readQueueNums", 1, 1024, 8)
+    writes = form.integer("writeQueueNums", 1, 1024, 8)
+    perm = int(form.choice("perm", ("2", "4", "6"), "6"))
+    order = form.flag("order")
+    cluster_name = yield _cluster_field(ctx, form)
+    result = yield admin(ctx.api, "updateTopic", topic=topic, clusterName=cluster_name, readQueueNums=reads,
+                         writeQueueNums=writes, perm=perm, order=order)
+    return result
+
+
+@route("topic/delete", "POST", ["topic", "cluster"])
+@defer.inlineCallbacks
+def topic_delete(ctx: Context, form: Form):
+    topic = form.topic()
+    cluster_name = yield _cluster_field(ctx, form)
+    result = yield admin(ctx.api, "deleteTopic", topic=topic, clusterName=cluster_name)
+    return result
+
+
+@route("topic/route", fields=["topic"])
+def topic_route(ctx: Context, form: Form):
+    return admin(ctx.api, "topicRoute", topic=form.topic())
+
+
+@route("topic/status", fields=["topic"])
+def topic_status(ctx: Context, form: Form):
+    return admin(ctx.api, "topicStatus", topic=form.topic())
+
+
+@route("topic/consumers", fields=["topic"])
+@defer.inlineCallbacks
+def topic_consumers(ctx: Context, form: Form):
+    """The groups that consume the topic, each with its progress on the topic's queues."""
+    topic = form.topic()
+    route_data = yield admin(ctx.api, "topicRoute", topic=topic)
+    groups: List[str] = []
+    for b in sorted(route_data.get("brokerDatas") or [], key=lambda b: b.get("brokerName", "")):
+        addr = (b.get("brokerAddrs") or {}).get("0") or (b.get("brokerAddrs") or {}).get(0)
+        if addr:
+            try:
+                groups = sorted(set(groups) | set((yield ctx.api.topic_consumed_by(addr, topic))))
+            except AdminError:
+                continue
+    out = []
+    for group in groups:
+        try:
+            progress = yield admin(ctx.api, "consumerProgress", groupName=group)
+            queues = [q for q in progress["queues"] if q["topic"] == topic]
+        except AdminError:
+            queues = []
+        out.append({"group": group, "diffTotal": sum(q["diff"] for q in queues), "queues": queues})
+    return out
+
+
+@route("topic/send", "POST", ["topic", "tags", "keys", "body"])
+def topic_send(ctx: Context, form: Form):
+    topic = form.topic()
+    tags = form.text("tags", 255)
+    keys = form.text("keys", 255)
+    body = form.text("body", ctx.config.max_body_bytes, required=True, strip=False)
+    return admin(ctx.api, "sendMessage", topic=topic, body=body, tags=tags, key=keys)
+
+
+# --------------------------------------------------------------------------------------------- consumers
+
+
+@route("consumers", fields=["filter"])
+@defer.inlineCallbacks
+def consumers(ctx: Context, form: Form):
+    needle = (form.text("filter", 256) or "").lower()
+    groups = yield admin(ctx.api, "consumerProgress")
+    return [g for g in groups if needle in g["group"].lower()]
+
+
+@route("consumer/progress", fields=["group"])
+@defer.inlineCallbacks
+def consumer_progress(ctx: Context, form: Form):
+    group = form.group()
+    try:
+        result = yield admin(ctx.api, "consumerProgress", groupName=group)
+    except AdminError as e:
+        if isinstance(e, ResponseError):
+            raise
+        raise NotFound(str(e)) from None
+    result["at"] = int(time.time() * 1000)
+    return result
+
+
+@route("consumer/connection", fields=["group"])
+@defer.inlineCallbacks
+def consumer_connection(ctx: Context, form: Form):
+    try:
+        result = yield admin(ctx.api, "consumerConnection", consumerGroup=form.group())
+    except ResponseError as e:
+        if e.code != RC.CONSUMER_NOT_ONLINE:
+            raise
+        return {"connectionSet": [], "subscriptionTable": {}, "offline": True}
+    return result
+
+
+@route("consumer/reset-offset", "POST", ["group", "topic", "timestamp"])
+def consumer_reset_offset(ctx: Context, form: Form):
+    """Reset the group's offsets on the topic to the first message stored at or after ``timestamp``; with
+    ``timestamp`` left out, to now: the backlog is skipped."""
+    group, topic = form.group(), form.topic()
+    ms = form.timestamp("timestamp")
+    stamp = str(ms) if ms is not None else "now"
+    return admin(ctx.api, "resetOffsetByTime", group=group, topic=topic, timestamp=stamp, force=True)
+
+
+@route("producers", fields=["group", "topic"])
+def producers(ctx: Context, form: Form):
+    return admin(ctx.api, "producerConnection", producerGroup=form.group(), topic=form.topic())
+
+
+# --------------------------------------------------------------------------------------------- messages
+
+
+@route("messages/by-topic", fields=["topic", "begin", "end", "limit"])
+@defer.inlineCallbacks
+def messages_by_topic(ctx: Context, form: Form):
+    topic = form.topic()
+    begin, end = form.timestamp("begin"), form.timestamp("end")
+    if begin is not None and end is not None and begin > end:
+        raise BadRequest("begin: after end")
+    limit = form.integer("limit", 1, ctx.config.max_messages, ctx.config.max_messages)
+    found = yield admin(ctx.api, "consumeMessage", topic=topic, beginTimestamp=begin, endTimestamp=end,
+                        MessageNumber=limit)
+    found.sort(key=lambda m: m["storeTimestamp"], reverse=True)
+    return short_bodies(found)
+
+
+@route("messages/by-key", fields=["topic", "key"])
+@defer.inlineCallbacks
+def messages_by_key(ctx: Context, form: Form):
+    topic = form.topic()
+    key = form.text("key", 255, required=True)
+    try:
+        found = yield admin(ctx.api, "queryMsgByKey", topic=topic, msgKey=key)
+    except AdminError as e:
+        if isinstance(e, ResponseError):
+            raise
+        return []
+    return found[: ctx.config.max_messages]
+
+
+@route("messages/by-id", fields=["id", "topic"])
+@defer.inlineCallbacks
+def messages_by_id(ctx: Context, form: Form):
+    """One message by its offset id (which names the broker that stores it: only a broker the NameServer
+    lists is asked) or, with a topic, by the client's unique id."""
+    msg_id = form.text("id", 64, required=True)
+    if not _HEX_ID.fullmatch(msg_id):
+        raise BadRequest("id: not a message id (32 or 56 hexadecimal characters)")
+    topic = form.topic() if form.values.get("topic") else None
+    try:
+        (host, port), offset = decode_offset_msg_id(msg_id)
+        addr = yield known_broker(ctx.api, f"{host}:{port}")
+    except (ValueError, BadRequest):
+        addr = None
+    if addr is not None:
+        try:
+            return (yield admin(ctx.api, "queryMsgById", msgId=msg_id))
+        except ResponseError:
+            if topic is None:
+                raise
+    if topic is None:
+        raise BadRequest("topic: needed to find a message by its unique (client) id")
+    try:
+        return (yield admin(ctx.api, "queryMsgByUniqueKey", msgId=msg_id, topic=topic))
+    except AdminError as e:
+        if isinstance(e, ResponseError):
+            raise
+        raise NotFound(str(e)) from None
