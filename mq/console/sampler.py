@@ -5,7 +5,7 @@ get rates, ``GET_BROKER_RUNTIME_INFO``, which every RocketMQ 4.x broker answers)
 their queue end offsets (``GET_TOPIC_STATS_INFO``); a topic's TPS is the growth of the sum of its end offsets
 over the time between two samples. Memory is bounded: at most ``history_points`` samples per series, one
 series per broker and per followed topic (at most ``sampled_topics``), series of vanished brokers or topics
-dropped. One round runs at a time; a round still running when the next is due makes that one skip.
+dropped. One round runs at a time.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ log = Logger()
 #: Topics every broker has, shown as "system" and not sampled for the dashboard.
 SYSTEM_TOPICS = NOT_ALLOWED_SEND_TOPICS | {DEFAULT_TOPIC, BENCHMARK_TOPIC, TRACE_TOPIC}
 MAX_BROKER_SERIES = 256
+REPLY_SUFFIX = "_" + mixall.REPLY_TOPIC_POSTFIX
 
 
 def topic_kind(topic: str, cluster_names: frozenset = frozenset()) -> str:
@@ -37,6 +38,8 @@ def topic_kind(topic: str, cluster_names: frozenset = frozenset()) -> str:
         return "dlq"
     if topic in SYSTEM_TOPICS or topic.startswith(SYSTEM_TOPIC_PREFIX) or topic in cluster_names:
         return "system"
+    if topic.endswith(REPLY_SUFFIX) and topic[: -len(REPLY_SUFFIX)] in cluster_names:
+        return "system"  # <cluster>_REPLY_TOPIC, made by every broker for request-reply
     return "normal"
 
 
@@ -71,10 +74,8 @@ class TpsSampler:
         #: topic → samples of (t, TPS)
         self.topics: Dict[str, Series] = {}
         self._last_offsets: Dict[str, Tuple[float, int]] = {}
-        self._running: Optional[defer.Deferred] = None
         self._loop: Optional[task.LoopingCall] = None
         self.rounds = 0
-        self.skipped = 0
         self.last_error: Optional[str] = None
 
     def start(self) -> None:
@@ -86,20 +87,10 @@ class TpsSampler:
         if self._loop is not None and self._loop.running:
             self._loop.stop()
 
-    def sample(self) -> Optional[defer.Deferred]:
-        """Start one round unless one is running; its Deferred (never failing), or None when skipped."""
-        if self._running is not None:
-            self.skipped += 1
-            return None
-        d = self._running = self._round()
-
-        def done(result):
-            self._running = None
-            return result
-
-        d.addErrback(self._failed)
-        d.addBoth(done)
-        return d
+    def sample(self) -> defer.Deferred:
+        """One round; its Deferred never fails. The LoopingCall waits for it before the next round is due,
+        so a slow cluster makes rounds fewer, never overlapping."""
+        return self._round().addErrback(self._failed)
 
     def _failed(self, failure) -> None:
         self.last_error = failure.getErrorMessage()

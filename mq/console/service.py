@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Optional
 
 from twisted.application import service
+from twisted.internet import defer
 from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 
@@ -66,5 +67,5 @@ class ConsoleService(service.Service):
         self.port = None
         closing = self.api.close()
         if port is not None:
-            return port.stopListening().addBoth(lambda _: closing)
+            return defer.maybeDeferred(port.stopListening).addBoth(lambda _: closing)
         return closing

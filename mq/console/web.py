@@ -26,7 +26,7 @@ from typing import Any, Dict, Optional
 from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web import resource, server
+from twisted.web import pages, resource, server
 
 from mq.admin.api import AdminError, ResponseError, UnreachableError, UsageError
 from mq.admin.output import jsonable
@@ -89,6 +89,7 @@ def _write_json(request: server.Request, status: int, data: Any) -> None:
     request.setResponseCode(status)
     request.setHeader(b"Content-Type", b"application/json; charset=utf-8")
     request.setHeader(b"Cache-Control", b"no-store")
+    request.setHeader(b"Content-Length", str(len(body)).encode())
     request.write(body)
     request.finish()
 
@@ -220,7 +221,7 @@ class StaticFiles(resource.Resource):
                     self.files[name] = (ctype.encode(), f.read())
 
     def render_GET(self, request: server.Request) -> bytes:
-        name = "/".join(p.decode("utf-8", "replace") for p in request.postpath) or "index.html"
+        name = "/".join(p.decode("utf-8", "replace") for p in request.postpath)
         found = self.files.get(name)
         if found is None:
             request.setResponseCode(404)
@@ -243,8 +244,8 @@ class Root(resource.Resource):
         for header, value in SECURITY_HEADERS.items():
             request.setHeader(header, value)
         if not host_allowed(request.getHeader(b"host")):
-            return resource.ErrorPage(421, "Misdirected Request",
-                                      "The console answers only requests addressed to an IP address or localhost.")
+            return pages.errorPage(421, "Misdirected Request",
+                                   "The console answers only requests addressed to an IP address or localhost.")
         if name == b"api":
             return self.api
         if name == b"static":
@@ -252,7 +253,7 @@ class Root(resource.Resource):
         if name == b"":
             request.postpath = [b"index.html"]
             return self.static
-        return resource.NoResource()
+        return pages.notFound()
 
 
 class ConsoleSite(server.Site):
