@@ -21,7 +21,7 @@ from mq import __version__
 from mq.admin.api import AdminError, MQAdminAPI, ResponseError, parse_timestamp
 from mq.admin.cli import COMMANDS
 from mq.common.message import decode_offset_msg_id
-from mq.common.names import group_error, topic_error
+from mq.common.names import group_error, retry_group_error, topic_error
 from mq.console.config import ConsoleConfig
 from mq.console.sampler import TpsSampler, first_rate, topic_kind
 from mq.remoting.codes import ResponseCode as RC
@@ -33,6 +33,8 @@ MAX_TOPICS = 10_000
 MAX_TEXT = 1024
 KINDS = ("all", "normal", "retry", "dlq", "system")
 _HEX_ID = re.compile(r"[0-9A-Fa-f]{32}|[0-9A-Fa-f]{56}")
+#: What a client id is made of: ``ip@pid`` or ``ip@instance#...`` (Java adds a unit name after ``@``).
+_CLIENT_ID = re.compile(r"[A-Za-z0-9@#._:%|\[\]-]{1,255}")
 _DATETIME = re.compile(r"(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2})(:\d{2})?")
 
 
@@ -399,6 +401,57 @@ def consumer_reset_offset(ctx: Context, form: Form):
     ms = form.timestamp("timestamp")
     stamp = str(ms) if ms is not None else "now"
     return admin(ctx.api, "resetOffsetByTime", group=group, topic=topic, timestamp=stamp, force=True)
+
+
+@route("consumer/create", "POST", ["group", "cluster", "retryQueueNums", "retryMaxTimes", "consumeEnable",
+                                   "consumeBroadcastEnable", "consumeFromMinEnable"])
+@defer.inlineCallbacks
+def consumer_create(ctx: Context, form: Form):
+    """Create or update the group's subscription config on every master of the cluster (updateSubGroup)."""
+    group = form.group()
+    why = retry_group_error(group)
+    if why is not None:
+        raise BadRequest(f"group: {why}")
+    values = dict(retryQueueNums=form.integer("retryQueueNums", 0, 64, 1),
+                  retryMaxTimes=form.integer("retryMaxTimes", 0, 64, 16),
+                  consumeEnable=form.flag("consumeEnable", True),
+                  consumeBroadcastEnable=form.flag("consumeBroadcastEnable"),
+                  consumeFromMinEnable=form.flag("consumeFromMinEnable"))
+    cluster_name = yield _cluster_field(ctx, form)
+    result = yield admin(ctx.api, "updateSubGroup", groupName=group, clusterName=cluster_name, **values)
+    return result
+
+
+@route("consumer/delete", "POST", ["group", "cluster", "removeOffset"])
+@defer.inlineCallbacks
+def consumer_delete(ctx: Context, form: Form):
+    """Delete the group's subscription config (and its retry and DLQ topics) from the cluster."""
+    group = form.group()
+    remove_offset = form.flag("removeOffset")
+    cluster_name = yield _cluster_field(ctx, form)
+    result = yield admin(ctx.api, "deleteSubGroup", groupName=group, clusterName=cluster_name,
+                         removeOffset=remove_offset)
+    return result
+
+
+@route("consumer/running-info", fields=["group", "clientId"])
+def consumer_running_info(ctx: Context, form: Form):
+    """What one online consumer reports about itself (GET_CONSUMER_RUNNING_INFO, relayed by a broker)."""
+    group = form.group()
+    client_id = form.text("clientId", 255, required=True)
+    if not _CLIENT_ID.fullmatch(client_id):
+        raise BadRequest(f"clientId: {client_id[:64]!r} is not a client id")
+    return admin(ctx.api, "consumerStatus", consumerGroup=group, clientId=client_id)
+
+
+@route("acl", fields=["cluster"])
+@defer.inlineCallbacks
+def acl(ctx: Context, form: Form):
+    """The ACL accounts (secret keys masked) and global white list of each master, and their file versions."""
+    cluster_name = yield _cluster_field(ctx, form)
+    accounts = yield admin(ctx.api, "getAclConfig", clusterName=cluster_name)
+    versions = yield admin(ctx.api, "clusterAclConfigVersion", clusterName=cluster_name)
+    return {"cluster": cluster_name, "brokers": accounts, "versions": versions}
 
 
 @route("producers", fields=["group", "topic"])

@@ -36,6 +36,7 @@ def browser():
         if os.environ.get("CI"):
             pytest.fail("no chromium: .ci/run installs it (apt-get install -y chromium)")
         pytest.skip("no chromium on this machine (apt-get install chromium)")
+    sync_api.expect.set_options(timeout=20_000)  # a loaded 2-core CI machine: pages poll every few seconds
     with sync_api.sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
         yield chromium

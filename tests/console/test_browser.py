@@ -220,3 +220,46 @@ def test_a_bad_name_typed_into_a_form_is_refused_with_the_reason(page, cluster):
     page.fill("#new-topic", "bad/name")
     page.click("#create-topic")
     expect(page.locator("#flash .error")).to_contain_text("contains characters outside")
+
+
+def test_create_and_delete_a_consumer_group_by_clicking(page, cluster):
+    from playwright.sync_api import expect
+
+    open_page(page, cluster, "consumers")
+    page.fill("#new-group", "ClickedGroup")
+    page.fill("#new-group-retries", "3")
+    expect(page.locator("#new-group-cluster option")).to_have_count(1)
+    page.click("#create-group")
+    expect(page.locator("#flash")).to_contain_text("Group ClickedGroup saved")
+    page.goto(f"{cluster['url']}/#/consumer/ClickedGroup")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#delete-group")
+    expect(page.locator("#flash")).to_contain_text("Group ClickedGroup deleted")
+    expect(page.locator("h1")).to_have_text("Consumers")
+
+
+def test_running_info_of_an_online_consumer(page, cluster):
+    from playwright.sync_api import expect
+
+    consumer = bench("consumer", "-n", cluster["namesrv"].addr, "-t", SEED_TOPIC, "-g", "OnlineGroup", "-d", "120")
+    try:
+        open_page(page, cluster, "consumer/OnlineGroup")
+        button = page.get_by_role("button", name="Running info")
+        expect(button).to_be_visible(timeout=30_000)  # the page polls its progress; connections load once
+        button.first.click()
+        expect(page.locator("#running-info pre")).to_contain_text(SEED_TOPIC)
+        shoot(page, "consumer-running")
+    finally:
+        consumer.kill()
+        consumer.wait()
+
+
+def test_dlq_and_acl_pages_answer(page, cluster):
+    from playwright.sync_api import expect
+
+    open_page(page, cluster, f"dlq/{SEED_GROUP}")
+    # No message of the seed group ever failed: its DLQ topic does not exist, which the page says.
+    expect(page.locator("#dlq-results")).to_contain_text(re.compile("dead-letter message|no route for topic"))
+    open_page(page, cluster, "acl")
+    expect(page.locator("#acl-results")).not_to_contain_text("Loading")
+    assert page.page_errors == []

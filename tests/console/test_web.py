@@ -261,3 +261,23 @@ def test_the_front_end_fetches_nothing_from_elsewhere():
         text = open(os.path.join(STATIC_DIR, name), encoding="utf-8").read()
         assert not re.search(r"(src|href)=[\"']?(https?:)?//", text), name
         assert "innerHTML" not in text, name  # server values go in as text only
+
+
+@pytest.mark.parametrize("path, fields, message", [
+    ("/api/consumer/create", {"group": "G" * 125}, "too long for its retry topic"),
+    ("/api/consumer/create", {"group": "G", "retryMaxTimes": 65}, "retryMaxTimes: 65 is outside 0..64"),
+    ("/api/consumer/delete", {"group": "G", "removeOffset": "maybe"}, "removeOffset: expected true or false"),
+    ("/api/consumer/reset-offset", {"group": "G", "topic": "T", "timestamp": "yesterday"}, "timestamp: not a timestamp"),
+    ("/api/topic/delete", {"topic": "%DLQ%/x"}, "contains characters outside"),
+])
+def test_group_and_offset_forms_are_checked(path, fields, message):
+    api, site = make()
+    status, _, body = post(site, path, fields)
+    assert status == 400 and message in error_of(body)
+    assert api.calls == []
+
+
+def test_a_client_id_is_checked_before_it_is_relayed():
+    _, site = make()
+    status, _, body = http(site, "GET", "/api/consumer/running-info?group=G&clientId=a%20b%3Cscript%3E")
+    assert status == 400 and "is not a client id" in error_of(body)

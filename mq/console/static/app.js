@@ -373,7 +373,29 @@ pages.consumers = function () {
   var pending;
   filter.addEventListener("input", function () { clearTimeout(pending); pending = setTimeout(load, 250); });
   every(10, load);
+
+  var create = h("div", { "class": "card" }, h("h2", { text: "Create or update a consumer group" }));
+  var name = h("input", { id: "new-group", placeholder: "ConsumerGroup", size: 26 }), cluster = h("select", { id: "new-group-cluster" });
+  var retryQueues = h("input", { id: "new-group-retry-queues", type: "number", min: 0, max: 64, value: 1 });
+  var retries = h("input", { id: "new-group-retries", type: "number", min: 0, max: 64, value: 16 });
+  var broadcast = h("input", { id: "new-group-broadcast", type: "checkbox" }), enabled = h("input", { id: "new-group-enabled", type: "checkbox", checked: true });
+  var button = h("button", { id: "create-group", text: "Save", onclick: function () {
+    post("consumer/create", { group: name.value.trim(), cluster: cluster.value, retryQueueNums: retryQueues.value, retryMaxTimes: retries.value,
+      consumeBroadcastEnable: broadcast.checked, consumeEnable: enabled.checked })
+      .then(function (r) { flash("Group " + r.subscriptionGroupConfig.groupName + " saved on " + r.brokers.join(", ")); }).catch(fail());
+  } });
+  append(create, h("div", { "class": "row" }, field("Group", name), field("Cluster", cluster), field("Retry queues", retryQueues),
+    field("Max retries", retries), field("Broadcast", broadcast), field("Consume enabled", enabled), button));
+  main.appendChild(create);
+  clusterOptions(cluster);
 };
+
+function clusterOptions(select) {
+  return get("cluster").then(function (d) {
+    select.textContent = "";
+    d.clusters.forEach(function (c) { select.appendChild(h("option", { value: c, text: c })); });
+  }).catch(fail());
+}
 
 pages.consumer = function (group) {
   var main = page("Consumer group " + group);
@@ -394,14 +416,81 @@ pages.consumer = function (group) {
         { label: "Last consumed", value: function (r) { return fmtTime(r.lastTimestamp); } }], d.queues));
     }).catch(fail(progress));
   });
-  get("consumer/connection", { group: group }).then(function (c) {
+  every(10, function () { get("consumer/connection", { group: group }).then(function (c) {
     var subs = c.subscriptionTable || {};
     fill(conns, [table([{ label: "Client id", key: "clientId", mono: true }, { label: "Address", key: "clientAddr", mono: true },
-      { label: "Language", key: "language" }, { label: "Version", key: "version" }], c.connectionSet || [], "no client online"),
+      { label: "Language", key: "language" }, { label: "Version", key: "version" },
+      { label: "", value: function (r) { return h("button", { "class": "secondary", text: "Running info", onclick: function () { runningInfo(info, group, r.clientId); } }); } }],
+      c.connectionSet || [], "no client online"),
       h("p", { "class": "muted", text: c.offline ? "" : "Type " + (c.consumeType || "-") + ", model " + (c.messageModel || "-") + ", from " + (c.consumeFromWhere || "-") }),
       table([{ label: "Subscribed topic", key: "topic" }, { label: "Expression", key: "sub" }],
         Object.keys(subs).map(function (t) { return { topic: t, sub: (subs[t] || {}).subString }; }), "no subscription known")]);
-  }).catch(fail(conns));
+  }).catch(fail(conns)); });
+  var info = h("div", { id: "running-info" });
+  main.appendChild(info);
+  var manage = h("div", { "class": "card" }, h("h2", { text: "Manage" }));
+  append(manage, h("p", null, h("a", { href: "#/dlq/" + encodeURIComponent(group), text: "Dead-letter messages of " + group })));
+  append(manage, h("button", { "class": "danger", id: "delete-group", text: "Delete group " + group, onclick: function () {
+    if (!window.confirm("Delete consumer group " + group + " (its subscription config, retry and DLQ topics) from its cluster?")) return;
+    get("cluster").then(function (d) {
+      return post("consumer/delete", { group: group, cluster: d.clusters.length === 1 ? d.clusters[0] : undefined });
+    }).then(function () { flash("Group " + group + " deleted"); location.hash = "#/consumers"; }).catch(fail());
+  } }));
+  main.appendChild(manage);
+};
+
+function runningInfo(target, group, clientId) {
+  var box = section(target, "Running info of " + clientId);
+  get("consumer/running-info", { group: group, clientId: clientId }).then(function (d) {
+    fill(box, h("pre", { text: JSON.stringify(d, null, 2) }));
+  }).catch(fail(box));
+}
+
+pages.dlq = function (group) {
+  var main = page("Dead-letter queue");
+  main.appendChild(h("p", { "class": "muted", text: "Messages that used up their retries are kept in the topic %DLQ%<group>." }));
+  var name = h("input", { id: "dlq-group", placeholder: "ConsumerGroup", size: 26, value: group || "" });
+  var begin = h("input", { id: "dlq-begin", type: "datetime-local", step: 1 }), end = h("input", { id: "dlq-end", type: "datetime-local", step: 1 });
+  var out = h("div", { id: "dlq-results" });
+  function run() {
+    if (!name.value.trim()) return;
+    fill(out, h("p", { "class": "muted", text: "Searching…" }));
+    get("messages/by-topic", { topic: "%DLQ%" + name.value.trim(), begin: begin.value, end: end.value }).then(function (rows) {
+      fill(out, [h("p", { "class": "muted", text: rows.length + " dead-letter message(s)" }), table(messageColumns, rows, "no dead-letter message")]);
+    }).catch(fail(out));
+  }
+  main.appendChild(h("div", { "class": "card" }, h("div", { "class": "row" }, field("Consumer group", name), field("From", begin), field("To", end),
+    h("button", { id: "search-dlq", text: "Search", onclick: run }))));
+  main.appendChild(out);
+  if (group) run();
+};
+
+pages.acl = function () {
+  var main = page("ACL");
+  var cluster = h("select", { id: "acl-cluster" });
+  var out = h("div", { id: "acl-results" });
+  function load() {
+    fill(out, h("p", { "class": "muted", text: "Loading…" }));
+    get("acl", { cluster: cluster.value }).then(function (d) {
+      var parts = [];
+      Object.keys(d.brokers).forEach(function (addr) {
+        var b = d.brokers[addr];
+        parts.push(h("h2", { text: "Broker " + addr }), h("p", { "class": "muted", text: "Global white list: " + ((b.globalWhiteAddrs || []).join(", ") || "none") }),
+          table([{ label: "Access key", key: "accessKey", mono: true }, { label: "Admin", key: "admin" }, { label: "White address", key: "whiteRemoteAddress" },
+            { label: "Default topic perm", key: "defaultTopicPerm" }, { label: "Default group perm", key: "defaultGroupPerm" },
+            { label: "Topic perms", value: function (a) { return (a.topicPerms || []).join(", "); } },
+            { label: "Group perms", value: function (a) { return (a.groupPerms || []).join(", "); } }], b.plainAccessConfigs || [], "no account"));
+      });
+      parts.push(h("h2", { text: "ACL file versions" }), table([{ label: "Broker", key: "brokerName" }, { label: "Address", key: "brokerAddr", mono: true },
+        { label: "File", key: "aclFilePath", mono: true }, { label: "Version", key: "counter", num: true },
+        { label: "Updated", value: function (v) { return fmtTime(v.timestamp); } }], d.versions));
+      fill(out, h("div", { "class": "card" }, parts));
+    }).catch(fail(out));
+  }
+  cluster.addEventListener("change", load);
+  main.appendChild(h("div", { "class": "row" }, field("Cluster", cluster)));
+  main.appendChild(out);
+  clusterOptions(cluster).then(load);
 };
 
 pages.producers = function () {
@@ -418,7 +507,7 @@ pages.producers = function () {
 };
 
 var messageColumns = [
-  { label: "Message id", key: "msgId", mono: true, link: function (r) { return "#/message/" + encodeURIComponent(r.msgId) + "/" + encodeURIComponent(r.topic); } },
+  { label: "Message id", key: "msgId", mono: true, link: function (r) { return "#/message/" + encodeURIComponent(r.offsetMsgId) + "/" + encodeURIComponent(r.topic); } },
   { label: "Tags", key: "tags" }, { label: "Keys", key: "keys" }, { label: "Broker", key: "brokerName" }, { label: "Queue", key: "queueId", num: true },
   { label: "Offset", key: "queueOffset", num: true }, { label: "Stored", value: function (r) { return fmtTime(r.storeTimestamp); } },
   { label: "Body", key: "body" }
