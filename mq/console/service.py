@@ -12,8 +12,8 @@ from twisted.logger import Logger
 from mq.acl.signing import Credentials
 from mq.admin.api import MQAdminAPI
 from mq.console.config import ConsoleConfig
+from mq.console.forms import Context
 from mq.console.sampler import TpsSampler
-from mq.console.views import Context
 from mq.console.web import make_site
 
 log = Logger()

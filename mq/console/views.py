@@ -1,184 +1,36 @@
 """The console's JSON API: one function per ``/api/<path>``, each a thin layer over ``mqadmin``'s commands.
 
 The figures come from the same command functions ``mqadmin`` runs (``mq.admin.cli``), so the console and the
-tool always agree and the console works against any RocketMQ 4.x cluster. What is new here is the checking:
-every field of a request goes through ``Form`` (names through ``mq.common.names``, numbers within ranges,
-lengths bounded) and a route refuses fields it does not take; an address the console would connect to must be
-one the NameServer lists, so a request cannot make the console reach any other host.
+tool always agree and the console works against any RocketMQ 4.x cluster. What is added here is the checking
+(``mq.console.forms``) and one rule: an address the console would connect to must be one the NameServer lists,
+so a request cannot make the console reach any other host.
 """
 
 from __future__ import annotations
 
-import argparse
 import re
 import time
-from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Optional
+from typing import List
 
-import attr
 from twisted.internet import defer
 
 from mq import __version__
-from mq.admin.api import AdminError, MQAdminAPI, ResponseError, parse_timestamp
-from mq.admin.cli import COMMANDS
+from mq.admin.api import AdminError, ResponseError, route_masters
 from mq.common.message import decode_offset_msg_id
-from mq.common.names import group_error, retry_group_error, topic_error
-from mq.console.config import ConsoleConfig
-from mq.console.sampler import TpsSampler, first_rate, topic_kind
+from mq.common.names import retry_group_error
+from mq.console.forms import BadRequest, Context, Form, NotFound, admin, known_broker, route
+from mq.console.sampler import first_rate, topic_kind
+from mq.console.trace import MAX_RECORDS, TRACE_TOPIC, decode_records, trace_view
 from mq.remoting.codes import ResponseCode as RC
 
 #: Characters of a message body shown in a list (the detail view shows the body whole).
 LIST_BODY_CHARS = 200
 #: Most topics one list returns.
 MAX_TOPICS = 10_000
-MAX_TEXT = 1024
 KINDS = ("all", "normal", "retry", "dlq", "system")
 _HEX_ID = re.compile(r"[0-9A-Fa-f]{32}|[0-9A-Fa-f]{56}")
 #: What a client id is made of: ``ip@pid`` or ``ip@instance#...`` (Java adds a unit name after ``@``).
 _CLIENT_ID = re.compile(r"[A-Za-z0-9@#._:%|\[\]-]{1,255}")
-_DATETIME = re.compile(r"(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2})(:\d{2})?")
-
-
-class BadRequest(ValueError):
-    """A request field that is missing, unknown or out of its range: HTTP 400 with this message."""
-
-
-class NotFound(AdminError):
-    """What was asked for does not exist: HTTP 404."""
-
-
-@attr.s(slots=True)
-class Form:
-    """The fields of one request (query string or JSON body), read through typed, bounded getters."""
-
-    values: Dict[str, Any] = attr.ib()
-
-    def _raw(self, name: str, required: bool) -> Optional[str]:
-        value = self.values.get(name)
-        if value is None or (isinstance(value, str) and value.strip() == ""):
-            if required:
-                raise BadRequest(f"{name}: missing")
-            return None
-        if isinstance(value, bool):
-            value = "true" if value else "false"
-        if not isinstance(value, (str, int, float)):
-            raise BadRequest(f"{name}: expected text, got {type(value).__name__}")
-        return str(value)
-
-    def text(self, name: str, max_length: int = MAX_TEXT, required: bool = False, strip: bool = True) -> Optional[str]:
-        value = self._raw(name, required)
-        if value is None:
-            return None
-        if len(value) > max_length:
-            raise BadRequest(f"{name}: longer than {max_length} characters")
-        if any(ord(c) < 32 and c not in "\t\r\n" for c in value):
-            raise BadRequest(f"{name}: contains control characters")
-        return value.strip() if strip else value
-
-    def _name(self, name: str, error: Callable[[str], Optional[str]]) -> str:
-        value = self.text(name, 512, required=True)
-        why = error(value)
-        if why is not None:
-            raise BadRequest(f"{name}: {why}")
-        return value
-
-    def topic(self, name: str = "topic") -> str:
-        return self._name(name, topic_error)
-
-    def group(self, name: str = "group") -> str:
-        return self._name(name, group_error)
-
-    def integer(self, name: str, low: int, high: int, default: Optional[int] = None) -> int:
-        value = self._raw(name, default is None)
-        if value is None:
-            return default  # type: ignore[return-value]
-        if len(value) > 20 or not re.fullmatch(r"-?\d+", value.strip()):
-            raise BadRequest(f"{name}: {value[:40]!r} is not an integer")
-        number = int(value)
-        if not low <= number <= high:
-            raise BadRequest(f"{name}: {number} is outside {low}..{high}")
-        return number
-
-    def flag(self, name: str, default: bool = False) -> bool:
-        value = self._raw(name, False)
-        if value is None:
-            return default
-        if value.lower() not in ("true", "false"):
-            raise BadRequest(f"{name}: expected true or false")
-        return value.lower() == "true"
-
-    def choice(self, name: str, choices: Iterable[str], default: str) -> str:
-        value = self.text(name, 64) or default
-        if value not in choices:
-            raise BadRequest(f"{name}: {value!r} is not one of {', '.join(choices)}")
-        return value
-
-    def timestamp(self, name: str, required: bool = False) -> Optional[int]:
-        """Milliseconds; ``now``, milliseconds, ``yyyy-MM-dd#HH:mm:ss`` or an HTML ``yyyy-MM-ddTHH:mm[:ss]``
-        (local time, what a ``datetime-local`` input sends)."""
-        value = self.text(name, 64, required=required)
-        if value is None:
-            return None
-        match = _DATETIME.fullmatch(value)
-        if match:
-            value = f"{match.group(1)}#{match.group(2)}{match.group(3) or ':00'}"
-        try:
-            ms = parse_timestamp(value)
-        except ValueError as e:
-            raise BadRequest(f"{name}: {e}") from None
-        if not 0 <= ms < 2**63:
-            raise BadRequest(f"{name}: {ms} is outside 0..2^63-1")
-        return ms
-
-
-@attr.s(slots=True)
-class Context:
-    api: MQAdminAPI = attr.ib()
-    config: ConsoleConfig = attr.ib()
-    sampler: Optional[TpsSampler] = attr.ib(default=None)
-    csrf_token: str = attr.ib(default="")
-
-
-@attr.s(frozen=True, slots=True)
-class Route:
-    method: str = attr.ib()
-    handler: Callable[[Context, Form], defer.Deferred] = attr.ib()
-    fields: FrozenSet[str] = attr.ib(converter=frozenset)
-
-
-ROUTES: Dict[str, Route] = {}
-
-
-def route(path: str, method: str = "GET", fields: Iterable[str] = ()):
-    def register(fn):
-        ROUTES[path] = Route(method, fn, fields)
-        return fn
-
-    return register
-
-
-def admin(api: MQAdminAPI, name: str, **values: Any) -> defer.Deferred:
-    """Run ``mqadmin <name>`` with ``values`` (by option name) over its defaults; its JSON data."""
-    cmd = COMMANDS[name]
-    namespace: Dict[str, Any] = {}
-    for flags, kwargs in cmd.options:
-        dest = kwargs.get("dest") or next(f for f in flags if f.startswith("--"))[2:].replace("-", "_")
-        namespace[dest] = kwargs.get("default", False if kwargs.get("action") == "store_true" else None)
-    unknown = set(values) - set(namespace)
-    if unknown:
-        raise TypeError(f"mqadmin {name} has no option {', '.join(sorted(unknown))}")
-    namespace.update(values)
-    return cmd.run(api, argparse.Namespace(command=name, **namespace)).addCallback(lambda result: result.data)
-
-
-@defer.inlineCallbacks
-def known_broker(api: MQAdminAPI, addr: str):
-    """``addr`` if the NameServer lists a broker there; BadRequest otherwise (the console connects only to
-    the cluster's own brokers)."""
-    info = yield api.cluster_info()
-    for data in info.broker_addr_table.values():
-        if addr in data.broker_addrs.values():
-            return addr
-    raise BadRequest(f"addr: {addr[:64]!r} is not a broker the NameServer lists")
 
 
 def short_bodies(messages: List[dict]) -> List[dict]:
@@ -518,3 +370,24 @@ def messages_by_id(ctx: Context, form: Form):
         if isinstance(e, ResponseError):
             raise
         raise NotFound(str(e)) from None
+
+
+@route("messages/trace", fields=["id", "traceTopic"])
+@defer.inlineCallbacks
+def message_trace(ctx: Context, form: Form):
+    """The trace of one message id from the trace topic (what clients with tracing on wrote there)."""
+    msg_id = form.text("id", 64, required=True)
+    if not _HEX_ID.fullmatch(msg_id):
+        raise BadRequest("id: not a message id (32 or 56 hexadecimal characters)")
+    topic = form.topic("traceTopic") if form.values.get("traceTopic") else TRACE_TOPIC
+    route_data = yield ctx.api.topic_route(topic)
+    records: List[dict] = []
+    found = 0
+    for _, addr in sorted(route_masters(route_data).items()):
+        messages = yield ctx.api.query_message(addr, topic, msg_id, max_num=64)
+        found += len(messages)
+        for m in messages:
+            records.extend(decode_records(m.body, MAX_RECORDS - len(records)))
+    view = trace_view(records, msg_id)
+    view.update(traceTopic=topic, traceMessages=found)
+    return view

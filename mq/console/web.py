@@ -30,7 +30,8 @@ from twisted.web import pages, resource, server
 
 from mq.admin.api import AdminError, ResponseError, UnreachableError, UsageError
 from mq.admin.output import jsonable
-from mq.console.views import ROUTES, BadRequest, Context, Form, NotFound
+from mq.console import views  # noqa: F401 - registers the routes
+from mq.console.forms import ROUTES, BadRequest, Context, Form, NotFound
 from mq.remoting.codes import ResponseCode as RC
 
 log = Logger()

@@ -265,3 +265,32 @@ def test_dlq_and_acl_pages_answer(page, cluster):
     open_page(page, cluster, "acl")
     expect(page.locator("#acl-results")).not_to_contain_text("Loading")
     assert page.page_errors == []
+
+
+def test_a_traced_message_shows_its_trace(page, cluster):
+    """Trace records as a tracing client writes them (sent on the wire to the trace topic, keyed by the
+    message id), found from the message's page."""
+    from playwright.sync_api import expect
+
+    from mq.client.simple import send_request
+    from mq.remoting.codes import ResponseCode
+    from tests.broker.wire import call
+    from tests.console.test_trace import record
+
+    console = cluster["console"]
+    console.call("topic/create", {"topic": "RMQ_SYS_TRACE_TOPIC", "readQueueNums": 1, "writeQueueNums": 1})
+    sent = console.call("topic/send", {"topic": SEED_TOPIC, "body": "traced", "keys": "traced-key"})
+    msg_id = sent["msgId"]
+    body = (record("Pub", 1700000000000, "DefaultRegion", PRODUCER_GROUP, SEED_TOPIC, msg_id, "", "traced-key",
+                   cluster["broker"].addr, 6, 2, 0, sent["offsetMsgId"], "true")
+            + record("SubBefore", 1700000000100, "DefaultRegion", "TracedGroup", "req-1", msg_id, 0, "traced-key")
+            + record("SubAfter", "req-1", msg_id, 4, "true", "traced-key", 0, 1700000000104, "TracedGroup"))
+    response = call(cluster["broker"].addr, send_request("RMQ_SYS_TRACE_TOPIC", body.encode(), keys=msg_id))
+    assert response.code == ResponseCode.SUCCESS
+
+    open_page(page, cluster, f"message/{sent['offsetMsgId']}/{SEED_TOPIC}")
+    page.get_by_role("link", name="Trace of this message").click()
+    expect(page.get_by_role("heading", name="Consumed by TracedGroup")).to_be_visible()
+    expect(page.locator("#trace-results")).to_contain_text("SUCCESS")
+    expect(page.get_by_role("cell", name=PRODUCER_GROUP)).to_be_visible()
+    shoot(page, "trace")

@@ -14,7 +14,7 @@ from twisted.internet.testing import StringTransport
 from mq.admin.api import ClusterInfo, UnreachableError
 from mq.common.route import BrokerData, QueueData, TopicRouteData
 from mq.console.config import ConsoleConfig
-from mq.console.views import Context
+from mq.console.forms import Context
 from mq.console.web import host_allowed, make_site
 
 BROKER = "10.0.0.5:10911"

@@ -542,8 +542,39 @@ pages.message = function (id, topic) {
   get("messages/by-id", { id: id, topic: topic }).then(function (m) {
     var props = m.properties || {}, body = m.body;
     delete m.properties; delete m.body;
-    fill(box, [kvTable(m), h("h2", { text: "Properties" }), kvTable(props), h("h2", { text: "Body" }), h("pre", { id: "message-body", text: body })]);
+    fill(box, [h("p", null, h("a", { href: "#/trace/" + encodeURIComponent(m.msgId), text: "Trace of this message" })), kvTable(m),
+      h("h2", { text: "Properties" }), kvTable(props), h("h2", { text: "Body" }), h("pre", { id: "message-body", text: body })]);
   }).catch(fail(box));
+};
+
+pages.trace = function (id) {
+  var main = page("Message trace");
+  var msgId = h("input", { id: "trace-id", placeholder: "Message id (the client's)", size: 40, value: id || "" });
+  var topic = h("input", { id: "trace-topic", value: "RMQ_SYS_TRACE_TOPIC", size: 26 });
+  var out = h("div", { id: "trace-results" });
+  function run() {
+    if (!msgId.value.trim()) return;
+    fill(out, h("p", { "class": "muted", text: "Searching…" }));
+    get("messages/trace", { id: msgId.value.trim(), traceTopic: topic.value.trim() }).then(function (t) {
+      var parts = [h("p", { "class": "muted", text: t.traceMessages + " trace message(s) in " + t.traceTopic })];
+      parts.push(h("h2", { text: "Sent" }), table([{ label: "Type", key: "type" }, { label: "Time", value: function (r) { return fmtTime(r.timestamp); } },
+        { label: "Producer group", key: "groupName" }, { label: "Topic", key: "topic" }, { label: "Tags", key: "tags" }, { label: "Keys", key: "keys" },
+        { label: "Broker", key: "storeHost", mono: true }, { label: "Cost (ms)", key: "costTime", num: true }, { label: "Type of message", key: "msgType" },
+        { label: "Success / state", value: function (r) { return r.type === "Pub" ? String(r.success) : r.transactionState; } }], t.sends, "no send traced"));
+      var groups = Object.keys(t.consumers);
+      if (!groups.length) parts.push(h("p", { "class": "muted", text: "No consumption traced." }));
+      groups.forEach(function (g) {
+        parts.push(h("h2", { text: "Consumed by " + g }), table([{ label: "Began", value: function (a) { return fmtTime(a.beginTimestamp); } },
+          { label: "Retry", key: "retryTimes", num: true }, { label: "Cost (ms)", key: "costTime", num: true },
+          { label: "Result", value: function (a) { return a.finished ? (a.status || (a.success ? "SUCCESS" : "FAILED")) : "not finished"; } }], t.consumers[g]));
+      });
+      fill(out, h("div", { "class": "card" }, parts));
+    }).catch(fail(out));
+  }
+  main.appendChild(h("div", { "class": "card" }, h("div", { "class": "row" }, field("Message id", msgId), field("Trace topic", topic),
+    h("button", { id: "search-trace", text: "Show trace", onclick: run }))));
+  main.appendChild(out);
+  if (id) run();
 };
 
 pages.replication = function () {
@@ -578,7 +609,7 @@ function route() {
   document.querySelectorAll("#nav a").forEach(function (a) {
     var p = a.getAttribute("data-page");
     a.className = (p === name || (p === "topics" && name === "topic") || (p === "consumers" && name === "consumer") ||
-      (p === "messages" && name === "message")) ? "active" : "";
+      (p === "messages" && (name === "message" || name === "trace"))) ? "active" : "";
   });
   fn.apply(null, parts.slice(1));
 }
