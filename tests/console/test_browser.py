@@ -7,46 +7,19 @@ screenshot of each page there (how docs/console.md's pictures are made).
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import subprocess
-import sys
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from tests.broker.cluster import broker_starter, processes, start_namesrv
-from tests.support.processes import child_env, free_port, wait_until
+from tests.console.client import Console, bench
+from tests.support.processes import free_port, wait_until
 
 SEED_TOPIC = "ConsoleSeed"
 SEED_GROUP = "ConsoleGroup"
 PRODUCER_GROUP = "ConsoleProducer"
-
-
-class Console:
-    """The console's JSON API as a script would use it (to seed data, and to check what clicks did)."""
-
-    def __init__(self, port: int) -> None:
-        self.base = f"http://127.0.0.1:{port}"
-        self.token = ""
-
-    def call(self, path: str, data=None):
-        if data is None:
-            req = urllib.request.Request(f"{self.base}/api/{path}")
-        else:
-            if not self.token:
-                self.token = self.call("session")["csrf"]
-            req = urllib.request.Request(f"{self.base}/api/{path}", json.dumps(data).encode(), method="POST",
-                                         headers={"Content-Type": "application/json", "X-CSRF-Token": self.token})
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return json.loads(resp.read())
-
-
-def bench(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "mq.bench.cli", *args], env=child_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 @pytest.fixture(scope="module")
