@@ -15,6 +15,8 @@ from typing import List
 from twisted.internet import defer
 
 from mq import __version__
+from mq.acl.accounts import MIN_KEY_LENGTH
+from mq.admin.acl_commands import PERM_WORDS
 from mq.admin.api import AdminError, ResponseError, route_masters
 from mq.common.message import decode_offset_msg_id
 from mq.common.names import retry_group_error
@@ -29,6 +31,7 @@ LIST_BODY_CHARS = 200
 MAX_TOPICS = 10_000
 KINDS = ("all", "normal", "retry", "dlq", "system")
 _HEX_ID = re.compile(r"[0-9A-Fa-f]{32}|[0-9A-Fa-f]{56}")
+_ACL_KEY = re.compile(r"[A-Za-z0-9_.@+/-]+")
 #: What a client id is made of: ``ip@pid`` or ``ip@instance#...`` (Java adds a unit name after ``@``).
 _CLIENT_ID = re.compile(r"[A-Za-z0-9@#._:%|\[\]-]{1,255}")
 
@@ -304,6 +307,58 @@ def acl(ctx: Context, form: Form):
     accounts = yield admin(ctx.api, "getAclConfig", clusterName=cluster_name)
     versions = yield admin(ctx.api, "clusterAclConfigVersion", clusterName=cluster_name)
     return {"cluster": cluster_name, "brokers": accounts, "versions": versions}
+
+
+def _acl_key(form: Form, name: str) -> str:
+    value = form.text(name, 128, required=True)
+    if len(value) < MIN_KEY_LENGTH or not _ACL_KEY.fullmatch(value):
+        raise BadRequest(f"{name}: give {MIN_KEY_LENGTH} to 128 characters of A-Z a-z 0-9 _ . @ + / -")
+    return value
+
+
+def _acl_list(form: Form, name: str):
+    """A ``res=PERM,res=PERM`` or ``10.1.*,10.2.*`` list: bounded, one line, items checked by the command."""
+    value = form.text(name, 4096)
+    if value is not None and any(c in value for c in "\r\n\t"):
+        raise BadRequest(f"{name}: one line, items separated by commas")
+    return value
+
+
+@route("acl/account", "POST", ["cluster", "accessKey", "secretKey", "whiteRemoteAddress", "admin",
+                               "defaultTopicPerm", "defaultGroupPerm", "topicPerms", "groupPerms"])
+@defer.inlineCallbacks
+def acl_account(ctx: Context, form: Form):
+    """Create or update an account on every master of the cluster (updateAclConfig)."""
+    values = dict(accessKey=_acl_key(form, "accessKey"), secretKey=_acl_key(form, "secretKey"),
+                  whiteRemoteAddress=_acl_list(form, "whiteRemoteAddress"), admin=form.flag("admin"),
+                  defaultTopicPerm=form.choice("defaultTopicPerm", PERM_WORDS, "DENY") if form.values.get(
+                      "defaultTopicPerm") else None,
+                  defaultGroupPerm=form.choice("defaultGroupPerm", PERM_WORDS, "DENY") if form.values.get(
+                      "defaultGroupPerm") else None,
+                  topicPerms=_acl_list(form, "topicPerms"), groupPerms=_acl_list(form, "groupPerms"))
+    cluster_name = yield _cluster_field(ctx, form)
+    result = yield admin(ctx.api, "updateAclConfig", clusterName=cluster_name, **values)
+    return result
+
+
+@route("acl/account/delete", "POST", ["cluster", "accessKey"])
+@defer.inlineCallbacks
+def acl_account_delete(ctx: Context, form: Form):
+    access_key = _acl_key(form, "accessKey")
+    cluster_name = yield _cluster_field(ctx, form)
+    result = yield admin(ctx.api, "deleteAclConfig", clusterName=cluster_name, accessKey=access_key)
+    return result
+
+
+@route("acl/white-list", "POST", ["cluster", "addresses"])
+@defer.inlineCallbacks
+def acl_white_list(ctx: Context, form: Form):
+    """Replace the global white list of every master's ACL file (updateGlobalWhiteAddr)."""
+    addresses = _acl_list(form, "addresses") or ""
+    cluster_name = yield _cluster_field(ctx, form)
+    result = yield admin(ctx.api, "updateGlobalWhiteAddr", clusterName=cluster_name,
+                         globalWhiteRemoteAddresses=addresses)
+    return result
 
 
 @route("producers", fields=["group", "topic"])

@@ -52,3 +52,44 @@ def test_under_acl_the_console_signs_with_its_account(acl_cluster):
     keys = {a["accessKey"]: a["secretKey"] for a in listed["plainAccessConfigs"]}
     assert set(keys) == {"adminAccount", "userAccount", "whiteAccount"}
     assert "adminSecret1" not in keys.values()  # secrets never leave masked
+
+
+def test_acl_accounts_are_created_and_deleted_from_the_console(acl_cluster):
+    admin = acl_cluster["admin"]
+    saved = admin.call("acl/account", {"accessKey": "consoleUser", "secretKey": "consoleSecret1",
+                                       "defaultTopicPerm": "PUB", "topicPerms": "ConsoleAcl=SUB"})
+    assert saved["accessConfig"]["accessKey"] == "consoleUser" and "secretKey" not in saved["accessConfig"]
+
+    def account():
+        (listed,) = admin.call("acl")["brokers"].values()
+        return {a["accessKey"]: a for a in listed["plainAccessConfigs"]}.get("consoleUser")
+
+    assert account()["defaultTopicPerm"] == "PUB" and account()["topicPerms"] == ["ConsoleAcl=SUB"]
+    admin.call("acl/account/delete", {"accessKey": "consoleUser"})
+    assert account() is None
+    status, error = refusal(admin, "acl/account", {"accessKey": "short", "secretKey": "consoleSecret1"})
+    assert status == 400 and "accessKey: give 7 to 128 characters" in error
+    status, error = refusal(acl_cluster["anonymous"], "acl/account/delete", {"accessKey": "userAccount"})
+    assert status == 409
+
+
+def test_acl_page_edits_accounts_by_clicking(page, acl_cluster):
+    from playwright.sync_api import expect
+
+    from tests.console.test_browser import shoot
+
+    page.goto(f"{acl_cluster['admin'].base}/#/acl")
+    expect(page.get_by_role("cell", name="adminAccount")).to_be_visible()
+    page.fill("#acl-access-key", "clickedUser")
+    page.fill("#acl-secret-key", "clickedSecret1")
+    page.select_option("#acl-topic-default", "SUB")
+    page.click("#acl-save")
+    row = page.get_by_role("row").filter(has_text="clickedUser")
+    expect(row).to_contain_text("SUB")
+    expect(page.get_by_text("clickedSecret1")).to_have_count(0)
+    shoot(page, "acl")
+    page.once("dialog", lambda dialog: dialog.accept())
+    row.get_by_role("button", name="Delete").click()
+    expect(page.locator("#flash")).to_contain_text("Account clickedUser deleted")
+    expect(page.get_by_role("cell", name="clickedUser")).to_have_count(0)
+    assert page.page_errors == []

@@ -281,3 +281,15 @@ def test_a_client_id_is_checked_before_it_is_relayed():
     _, site = make()
     status, _, body = http(site, "GET", "/api/consumer/running-info?group=G&clientId=a%20b%3Cscript%3E")
     assert status == 400 and "is not a client id" in error_of(body)
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"accessKey": "abc", "secretKey": "secret12"}, "accessKey: give 7 to 128 characters"),
+    ({"accessKey": "user 1234", "secretKey": "secret12"}, "accessKey: give 7 to 128 characters"),
+    ({"accessKey": "user1234", "secretKey": "secret12", "defaultTopicPerm": "ALL"}, "defaultTopicPerm: 'ALL' is not one of"),
+    ({"accessKey": "user1234", "secretKey": "secret12", "topicPerms": "A=PUB\nB=SUB"}, "topicPerms: one line"),
+])
+def test_acl_account_fields_are_checked(fields, message):
+    api, site = make()
+    status, _, body = post(site, "/api/acl/account", fields)
+    assert status == 400 and message in error_of(body)

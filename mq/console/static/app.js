@@ -479,7 +479,9 @@ pages.acl = function () {
           table([{ label: "Access key", key: "accessKey", mono: true }, { label: "Admin", key: "admin" }, { label: "White address", key: "whiteRemoteAddress" },
             { label: "Default topic perm", key: "defaultTopicPerm" }, { label: "Default group perm", key: "defaultGroupPerm" },
             { label: "Topic perms", value: function (a) { return (a.topicPerms || []).join(", "); } },
-            { label: "Group perms", value: function (a) { return (a.groupPerms || []).join(", "); } }], b.plainAccessConfigs || [], "no account"));
+            { label: "Group perms", value: function (a) { return (a.groupPerms || []).join(", "); } },
+            { label: "", value: function (a) { return h("button", { "class": "danger", text: "Delete", onclick: function () { deleteAccount(a.accessKey); } }); } }],
+            b.plainAccessConfigs || [], "no account"));
       });
       parts.push(h("h2", { text: "ACL file versions" }), table([{ label: "Broker", key: "brokerName" }, { label: "Address", key: "brokerAddr", mono: true },
         { label: "File", key: "aclFilePath", mono: true }, { label: "Version", key: "counter", num: true },
@@ -487,9 +489,37 @@ pages.acl = function () {
       fill(out, h("div", { "class": "card" }, parts));
     }).catch(fail(out));
   }
+  function deleteAccount(key) {
+    if (!window.confirm("Delete account " + key + " from every broker of " + cluster.value + "?")) return;
+    post("acl/account/delete", { cluster: cluster.value, accessKey: key }).then(function () { flash("Account " + key + " deleted"); load(); }).catch(fail());
+  }
   cluster.addEventListener("change", load);
   main.appendChild(h("div", { "class": "row" }, field("Cluster", cluster)));
   main.appendChild(out);
+
+  var edit = h("div", { "class": "card" }, h("h2", { text: "Create or update an account" }));
+  var ak = h("input", { id: "acl-access-key", size: 18 }), sk = h("input", { id: "acl-secret-key", type: "password", size: 18, autocomplete: "new-password" });
+  var white = h("input", { id: "acl-white", placeholder: "10.1.*", size: 14 }), isAdmin = h("input", { id: "acl-admin", type: "checkbox" });
+  var perms = ["", "DENY", "PUB", "SUB", "PUB|SUB"];
+  var topicDefault = h("select", { id: "acl-topic-default" }, perms.map(function (p) { return h("option", { value: p, text: p || "(keep)" }); }));
+  var groupDefault = h("select", { id: "acl-group-default" }, perms.map(function (p) { return h("option", { value: p, text: p || "(keep)" }); }));
+  var topicPerms = h("input", { id: "acl-topic-perms", placeholder: "TopicA=PUB,TopicB=DENY", size: 24 });
+  var groupPerms = h("input", { id: "acl-group-perms", placeholder: "GroupA=SUB", size: 20 });
+  append(edit, h("div", { "class": "row" }, field("Access key", ak), field("Secret key", sk), field("White address", white), field("Admin", isAdmin),
+    field("Default topic perm", topicDefault), field("Default group perm", groupDefault), field("Topic perms", topicPerms), field("Group perms", groupPerms),
+    h("button", { id: "acl-save", text: "Save", onclick: function () {
+      post("acl/account", { cluster: cluster.value, accessKey: ak.value.trim(), secretKey: sk.value, whiteRemoteAddress: white.value.trim(),
+        admin: isAdmin.checked, defaultTopicPerm: topicDefault.value, defaultGroupPerm: groupDefault.value,
+        topicPerms: topicPerms.value.trim(), groupPerms: groupPerms.value.trim() })
+        .then(function () { flash("Account " + ak.value.trim() + " saved"); sk.value = ""; load(); }).catch(fail());
+    } })));
+  main.appendChild(edit);
+  var whiteBox = h("div", { "class": "card" }, h("h2", { text: "Global white list" }));
+  var addresses = h("input", { id: "acl-global-white", placeholder: "10.10.103.*,192.168.0.*", size: 40 });
+  append(whiteBox, h("div", { "class": "row" }, field("Addresses (replace the list)", addresses), h("button", { text: "Save", onclick: function () {
+    post("acl/white-list", { cluster: cluster.value, addresses: addresses.value.trim() }).then(function () { flash("White list saved"); load(); }).catch(fail());
+  } })));
+  main.appendChild(whiteBox);
   clusterOptions(cluster).then(load);
 };
 
