@@ -89,9 +89,11 @@ class Options(usage.Options):
         self.console_config = self._console(broker)
 
     def _console(self, broker) -> ConsoleConfig:
-        """The console's settings: this process's NameServer, signed with the broker's account under ACL."""
+        """The console's settings: this process's NameServer; under ACL it samples with the broker's account
+        and asks each user to log in with theirs."""
         console = ConsoleConfig(namesrv_addr=f"127.0.0.1:{self['namesrv-port']}",
-                                access_key=broker.access_key, secret_key=broker.secret_key)
+                                access_key=broker.access_key, secret_key=broker.secret_key,
+                                login=broker.acl_enable)
         try:
             console.set_option("port", self["console-port"])
             console.set_option("bind", self["console-bind"])

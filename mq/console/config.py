@@ -43,3 +43,7 @@ class ConsoleConfig(ServiceConfig):
     max_concurrent_requests: int = tunable(16, within(1, 1000, "requests"))
     access_key: str = tunable("")
     secret_key: str = tunable("")
+    #: Ask each user for an ACL account and act as that account for them (mq.console.sessions).
+    login: bool = tunable(False)
+    max_sessions: int = tunable(64, within(1, 10_000, "sessions"))
+    session_idle: float = tunable(1800.0, within(60, 7 * 86_400, "s"))

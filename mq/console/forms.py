@@ -19,6 +19,7 @@ from mq.admin.cli import COMMANDS
 from mq.common.names import group_error, topic_error
 from mq.console.config import ConsoleConfig
 from mq.console.sampler import TpsSampler
+from mq.console.sessions import SessionStore
 
 MAX_TEXT = 1024
 _DATETIME = re.compile(r"(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2})(:\d{2})?")
@@ -122,6 +123,11 @@ class Context:
     config: ConsoleConfig = attr.ib()
     sampler: Optional[TpsSampler] = attr.ib(default=None)
     csrf_token: str = attr.ib(default="")
+    #: With login on: the sessions, and for one request the user and session id and a way to set the cookie.
+    sessions: Optional[SessionStore] = attr.ib(default=None)
+    user: Optional[str] = attr.ib(default=None)
+    session_id: Optional[str] = attr.ib(default=None)
+    set_session_cookie: Optional[Callable[[Optional[str]], None]] = attr.ib(default=None)
 
 
 @attr.s(frozen=True, slots=True)

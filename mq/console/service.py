@@ -14,6 +14,7 @@ from mq.admin.api import MQAdminAPI
 from mq.console.config import ConsoleConfig
 from mq.console.forms import Context
 from mq.console.sampler import TpsSampler
+from mq.console.sessions import SessionStore
 from mq.console.web import make_site
 
 log = Logger()
@@ -40,7 +41,13 @@ class ConsoleService(service.Service):
                               credentials=credentials)
         self.sampler = TpsSampler(self.api, reactor, config.sample_interval, config.history_points,
                                   config.sampled_topics)
-        self.ctx = Context(self.api, config, self.sampler)
+        sessions = None
+        if config.login:
+            sessions = SessionStore(
+                lambda account: MQAdminAPI(reactor, config.namesrv_addr.split(";"), timeout=config.admin_timeout,
+                                           credentials=account),
+                reactor, config.max_sessions, config.session_idle)
+        self.ctx = Context(self.api, config, self.sampler, sessions=sessions)
         self.site = make_site(self.ctx)
         self.port = None
 
@@ -65,6 +72,8 @@ class ConsoleService(service.Service):
         self.sampler.stop()
         port: Optional[object] = self.port
         self.port = None
+        if self.ctx.sessions is not None:
+            self.ctx.sessions.close()
         closing = self.api.close()
         if port is not None:
             return defer.maybeDeferred(port.stopListening).addBoth(lambda _: closing)

@@ -27,6 +27,9 @@ class Options(usage.Options):
         ["access-key", None, None, f"ACL account the console signs with [default: ${ENV_ACCESS_KEY}]."],
         ["secret-key", None, None, f"Secret key of that account [default: ${ENV_SECRET_KEY}]."],
     ]
+    optFlags = [
+        ["login", None, "Ask each user for an ACL account and act as that account for them (docs/console.md)."],
+    ]
     _fields = {"namesrv": "namesrv_addr", "port": "port", "bind": "bind", "sample-interval": "sample_interval",
                "history-points": "history_points", "timeout": "admin_timeout", "access-key": "access_key",
                "secret-key": "secret_key"}
@@ -48,6 +51,7 @@ class Options(usage.Options):
                     config.set_option(field, self[option])
         except ValueError as e:
             refuse_start("console", e)
+        config.login = bool(self["login"])
         if config.port == 0:
             raise usage.UsageError("--port 0 would serve nothing: give an HTTP port")
         self.config = config

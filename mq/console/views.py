@@ -47,10 +47,34 @@ def short_bodies(messages: List[dict]) -> List[dict]:
 # --------------------------------------------------------------------------------------------- session
 
 
+#: Routes served without a login when login is on.
+OPEN_ROUTES = frozenset({"session", "login", "logout"})
+
+
 @route("session")
 def session(ctx: Context, form: Form):
     return defer.succeed({"csrf": ctx.csrf_token, "version": __version__, "namesrv": ctx.api.namesrv_addrs,
-                          "maxMessages": ctx.config.max_messages})
+                          "maxMessages": ctx.config.max_messages, "loginRequired": ctx.sessions is not None,
+                          "user": ctx.user})
+
+
+@route("login", "POST", ["accessKey", "secretKey"])
+@defer.inlineCallbacks
+def login(ctx: Context, form: Form):
+    if ctx.sessions is None:
+        raise BadRequest("login is off: the console acts with its own account")
+    access_key, secret_key = _acl_key(form, "accessKey"), _acl_key(form, "secretKey")
+    made = yield ctx.sessions.login(access_key, secret_key)
+    ctx.set_session_cookie(made.id)
+    return {"user": made.user}
+
+
+@route("logout", "POST")
+def logout(ctx: Context, form: Form):
+    if ctx.sessions is not None:
+        ctx.sessions.logout(ctx.session_id)
+        ctx.set_session_cookie(None)
+    return defer.succeed({"user": None})
 
 
 @route("dashboard")

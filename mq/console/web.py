@@ -23,6 +23,7 @@ import os
 import secrets
 from typing import Any, Dict, Optional
 
+import attr
 from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -30,8 +31,9 @@ from twisted.web import pages, resource, server
 
 from mq.admin.api import AdminError, ResponseError, UnreachableError, UsageError
 from mq.admin.output import jsonable
-from mq.console import views  # noqa: F401 - registers the routes
 from mq.console.forms import ROUTES, BadRequest, Context, Form, NotFound
+from mq.console.sessions import COOKIE, LoginFailed
+from mq.console.views import OPEN_ROUTES
 from mq.remoting.codes import ResponseCode as RC
 
 log = Logger()
@@ -101,6 +103,8 @@ def error_status(error: BaseException) -> int:
         return 400
     if isinstance(error, NotFound):
         return 404
+    if isinstance(error, LoginFailed):
+        return 403
     if isinstance(error, ResponseError) and error.code in (RC.TOPIC_NOT_EXIST, RC.SUBSCRIPTION_GROUP_NOT_EXIST):
         return 404
     if isinstance(error, UnreachableError):
@@ -139,12 +143,16 @@ class ApiResource(resource.Resource):
         except BadRequest as e:
             _write_json(request, getattr(e, "status", 400), {"error": str(e)})
             return server.NOT_DONE_YET
+        ctx = self._context(request, path)
+        if ctx is None:
+            _write_json(request, 401, {"error": "log in first", "loginRequired": True})
+            return server.NOT_DONE_YET
         if self.in_flight >= self.ctx.config.max_concurrent_requests:
             _write_json(request, 503, {"error": "the console is busy: too many requests in flight, try again"})
             return server.NOT_DONE_YET
         self.in_flight += 1
         try:
-            d = route.handler(self.ctx, form)
+            d = route.handler(ctx, form)
         except Exception:
             d = defer.fail(Failure())
 
@@ -164,6 +172,27 @@ class ApiResource(resource.Resource):
 
         d.addBoth(done)
         return server.NOT_DONE_YET
+
+    def _context(self, request: server.Request, path: str) -> Optional[Context]:
+        """This request's context: with login on, acting as the session's account; None when a login is
+        needed and there is none."""
+        ctx = self.ctx
+        if ctx.sessions is None:
+            return ctx
+
+        def set_cookie(session_id: Optional[str]) -> None:
+            value = (session_id or "").encode()
+            request.addCookie(COOKIE, value, path=b"/", httpOnly=True, sameSite="strict",
+                              max_age=None if session_id else b"0")
+
+        session_id = (request.getCookie(COOKIE) or b"").decode("ascii", "replace")
+        session = ctx.sessions.get(session_id)
+        if session is None:
+            if path not in OPEN_ROUTES:
+                return None
+            return attr.evolve(ctx, set_session_cookie=set_cookie)
+        return attr.evolve(ctx, api=session.api, user=session.user, session_id=session.id,
+                           set_session_cookie=set_cookie)
 
     def _form(self, request: server.Request, method: str) -> Form:
         if method == "GET":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.cookiejar
 import json
 import subprocess
 import sys
@@ -17,6 +18,8 @@ class Console:
     def __init__(self, port: int) -> None:
         self.base = f"http://127.0.0.1:{port}"
         self.token = ""
+        #: keeps the session cookie of a login, as a browser does
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
 
     def call(self, path: str, data=None):
         """The answer's JSON; an HTTP error status raises ``urllib.error.HTTPError`` (see ``refusal``)."""
@@ -27,7 +30,7 @@ class Console:
                 self.token = self.call("session")["csrf"]
             req = urllib.request.Request(f"{self.base}/api/{path}", json.dumps(data).encode(), method="POST",
                                          headers={"Content-Type": "application/json", "X-CSRF-Token": self.token})
-        with urllib.request.urlopen(req, timeout=30) as resp:
+        with self.opener.open(req, timeout=30) as resp:
             return json.loads(resp.read())
 
 

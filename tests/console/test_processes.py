@@ -35,7 +35,8 @@ def acl_cluster(tmp_path_factory):
         namesrv, _, _ = start_acl_cluster(twistd, tmp)
         consoles = {}
         for name, keys in (("admin", ["--access-key", "adminAccount", "--secret-key", "adminSecret1"]),
-                           ("anonymous", [])):
+                           ("anonymous", []),
+                           ("login", ["--access-key", "adminAccount", "--secret-key", "adminSecret1", "--login"])):
             port = free_port()
             twistd("console", "--namesrv", namesrv.addr, "--port", str(port), *keys).wait_port(port)
             consoles[name] = Console(port)
@@ -92,4 +93,35 @@ def test_acl_page_edits_accounts_by_clicking(page, acl_cluster):
     row.get_by_role("button", name="Delete").click()
     expect(page.locator("#flash")).to_contain_text("Account clickedUser deleted")
     expect(page.get_by_role("cell", name="clickedUser")).to_have_count(0)
+    assert page.page_errors == []
+
+
+def test_with_login_each_user_acts_with_their_own_account(acl_cluster):
+    console = acl_cluster["login"]
+    status, error = refusal(console, "topics")
+    assert status == 401
+    status, error = refusal(console, "login", {"accessKey": "userAccount", "secretKey": "wrongSecret1"})
+    assert status == 403 and "refused account 'userAccount'" in error
+    assert console.call("login", {"accessKey": "userAccount", "secretKey": "userSecret1"}) == {"user": "userAccount"}
+    assert console.call("topics")["topics"]  # reads need no admin account
+    status, error = refusal(console, "topic/create", {"topic": "UserMadeTopic"})
+    assert status == 409  # not an admin account: the broker refuses, the console does not decide
+    console.call("logout", {})
+    console.call("login", {"accessKey": "adminAccount", "secretKey": "adminSecret1"})
+    assert console.call("topic/create", {"topic": "AdminMadeTopic"})["brokers"]
+
+
+def test_logging_in_by_clicking(page, acl_cluster):
+    from playwright.sync_api import expect
+
+    page.goto(f"{acl_cluster['login'].base}/#/topics")
+    expect(page.locator("h1")).to_have_text("Log in")
+    page.fill("#login-access-key", "adminAccount")
+    page.fill("#login-secret-key", "adminSecret1")
+    page.click("#login")
+    expect(page.locator("h1")).to_have_text("Topics")
+    expect(page.locator("#namesrv")).to_contain_text("adminAccount")
+    expect(page.locator("#topic-list")).to_contain_text("topic(s)")
+    page.click("#logout")
+    expect(page.locator("h1")).to_have_text("Log in")
     assert page.page_errors == []

@@ -30,6 +30,8 @@ def test_console_options_fill_the_config(monkeypatch):
     config = options.config
     assert (config.namesrv_addr, config.port, config.bind) == ("10.0.0.1:9876;10.0.0.2:9876", 9090, "127.0.0.1")
     assert (config.sample_interval, config.history_points) == (2.0, 100)
+    assert config.login is False
+    assert parse(tap.Options(), "--namesrv", "h:1", "--login").config.login is True
 
 
 @pytest.mark.parametrize("argv, error", [

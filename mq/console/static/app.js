@@ -56,6 +56,9 @@ function request(method, path, params) {
   }
   return fetch(url, init).then(function (resp) {
     return resp.json().catch(function () { return { error: "HTTP " + resp.status }; }).then(function (data) {
+      if (resp.status === 401 && data && data.loginRequired && location.hash.indexOf("#/login") !== 0) {
+        location.hash = "#/login/" + encodeURIComponent(location.hash.slice(2));
+      }
       if (!resp.ok) throw new Error((data && data.error) || ("HTTP " + resp.status));
       return data;
     });
@@ -607,6 +610,33 @@ pages.trace = function (id) {
   if (id) run();
 };
 
+pages.login = function (next) {
+  var main = page("Log in");
+  main.appendChild(h("p", { "class": "muted", text: "This console acts as your ACL account: give its access key and secret key." }));
+  var ak = h("input", { id: "login-access-key", size: 24, autocomplete: "username" });
+  var sk = h("input", { id: "login-secret-key", type: "password", size: 24, autocomplete: "current-password" });
+  var button = h("button", { id: "login", text: "Log in", onclick: function () {
+    button.disabled = true;
+    post("login", { accessKey: ak.value.trim(), secretKey: sk.value }).then(function (r) {
+      session.user = r.user;
+      showUser();
+      location.hash = "#/" + (next || "dashboard");
+    }).catch(fail()).then(function () { button.disabled = false; });
+  } });
+  main.appendChild(h("div", { "class": "card" }, h("div", { "class": "row" }, field("Access key", ak), field("Secret key", sk), button)));
+};
+
+function showUser() {
+  var box = document.getElementById("namesrv");
+  box.textContent = "NameServer " + session.namesrv.join(";") + " · mq " + session.version;
+  if (session.user) {
+    append(box, [" · " + session.user + " ", h("a", { href: "#", id: "logout", text: "log out", onclick: function (e) {
+      e.preventDefault();
+      post("logout", {}).then(function () { session.user = null; showUser(); location.hash = "#/login"; }).catch(fail());
+    } })]);
+  }
+}
+
 pages.replication = function () {
   var main = page("Replication");
   var out = section(main, "Broker groups: roles and how far each slave is behind its master");
@@ -647,6 +677,9 @@ function route() {
 window.addEventListener("hashchange", route);
 get("session").then(function (s) {
   session = s;
-  document.getElementById("namesrv").textContent = "NameServer " + s.namesrv.join(";") + " · mq " + s.version;
+  showUser();
+  if (s.loginRequired && !s.user && location.hash.indexOf("#/login") !== 0) {
+    location.hash = "#/login/" + encodeURIComponent((location.hash || "#/dashboard").slice(2));
+  }
   route();
 }).catch(function (e) { fail(document.getElementById("main"))(e); });
