@@ -31,6 +31,7 @@ from twisted.web import pages, resource, server
 
 from mq.admin.api import AdminError, ResponseError, UnreachableError, UsageError
 from mq.admin.output import jsonable
+from mq.console import dlq  # noqa: F401 - registers its route
 from mq.console.forms import ROUTES, BadRequest, Context, Form, NotFound
 from mq.console.sessions import COOKIE, LoginFailed
 from mq.console.views import OPEN_ROUTES

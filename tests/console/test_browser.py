@@ -267,3 +267,31 @@ def test_a_traced_message_shows_its_trace(page, cluster):
     expect(page.locator("#trace-results")).to_contain_text("SUCCESS")
     expect(page.get_by_role("cell", name=PRODUCER_GROUP)).to_be_visible()
     shoot(page, "trace")
+
+
+def test_a_dead_letter_message_is_sent_back_to_its_group_by_clicking(page, cluster):
+    from playwright.sync_api import expect
+
+    from mq.client.simple import send_request
+    from mq.remoting.codes import ResponseCode
+    from tests.broker.wire import call
+
+    console = cluster["console"]
+    for topic in ("%DLQ%DeadGroup", "%RETRY%DeadGroup"):
+        console.call("topic/create", {"topic": topic, "readQueueNums": 1, "writeQueueNums": 1})
+    dead = send_request("%DLQ%DeadGroup", b"gave up", tags="TagD", keys="dead-key", queue_id=0,
+                        properties={"RETRY_TOPIC": SEED_TOPIC, "ORIGIN_MESSAGE_ID": "X" * 32, "custom": "kept"})
+    assert call(cluster["broker"].addr, dead).code == ResponseCode.SUCCESS
+
+    open_page(page, cluster, "dlq/DeadGroup")
+    row = page.locator("#dlq-results tbody tr").filter(has_text="dead-key")
+    expect(row).to_be_visible()
+    row.get_by_role("button", name="Resend").click()
+    expect(page.locator("#flash")).to_contain_text(f"as a message of {SEED_TOPIC}: SEND_OK")
+
+    (back,) = console.call("messages/by-key?topic=%25RETRY%25DeadGroup&key=dead-key")
+    detail = console.call(f"messages/by-id?id={back['offsetMsgId']}")
+    assert detail["properties"]["RETRY_TOPIC"] == SEED_TOPIC and detail["properties"]["custom"] == "kept"
+    assert detail["tags"] == "TagD" and detail["body"] == "gave up"
+    (original,) = console.call("messages/by-key?topic=%25DLQ%25DeadGroup&key=dead-key")
+    assert back["msgId"] == original["msgId"]  # the same message id: consumers can tell it is the same message

@@ -451,7 +451,8 @@ function runningInfo(target, group, clientId) {
 
 pages.dlq = function (group) {
   var main = page("Dead-letter queue");
-  main.appendChild(h("p", { "class": "muted", text: "Messages that used up their retries are kept in the topic %DLQ%<group>." }));
+  main.appendChild(h("p", { "class": "muted", text: "Messages that used up their retries are kept in the topic %DLQ%<group>. " +
+    "Resend sends one back to the group through its retry topic, as a message of the topic it first came from." }));
   var name = h("input", { id: "dlq-group", placeholder: "ConsumerGroup", size: 26, value: group || "" });
   var begin = h("input", { id: "dlq-begin", type: "datetime-local", step: 1 }), end = h("input", { id: "dlq-end", type: "datetime-local", step: 1 });
   var out = h("div", { id: "dlq-results" });
@@ -459,7 +460,14 @@ pages.dlq = function (group) {
     if (!name.value.trim()) return;
     fill(out, h("p", { "class": "muted", text: "Searching…" }));
     get("messages/by-topic", { topic: "%DLQ%" + name.value.trim(), begin: begin.value, end: end.value }).then(function (rows) {
-      fill(out, [h("p", { "class": "muted", text: rows.length + " dead-letter message(s)" }), table(messageColumns, rows, "no dead-letter message")]);
+      var columns = messageColumns.concat([{ label: "", value: function (r) {
+        return h("button", { "class": "secondary", text: "Resend", onclick: function () {
+          post("dlq/resend", { group: name.value.trim(), offsetMsgId: r.offsetMsgId }).then(function (x) {
+            flash("Sent back to " + name.value.trim() + " through " + x.topic + " as a message of " + x.originTopic + ": " + x.sendStatus);
+          }).catch(fail());
+        } });
+      } }]);
+      fill(out, [h("p", { "class": "muted", text: rows.length + " dead-letter message(s)" }), table(columns, rows, "no dead-letter message")]);
     }).catch(fail(out));
   }
   main.appendChild(h("div", { "class": "card" }, h("div", { "class": "row" }, field("Consumer group", name), field("From", begin), field("To", end),
