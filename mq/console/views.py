@@ -31,6 +31,7 @@ LIST_BODY_CHARS = 200
 MAX_TOPICS = 10_000
 KINDS = ("all", "normal", "retry", "dlq", "system")
 _HEX_ID = re.compile(r"[0-9A-Fa-f]{32}|[0-9A-Fa-f]{56}")
+_CONFIG_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_.]{0,127}")
 _ACL_KEY = re.compile(r"[A-Za-z0-9_.@+/-]+")
 #: What a client id is made of: ``ip@pid`` or ``ip@instance#...`` (Java adds a unit name after ``@``).
 _CLIENT_ID = re.compile(r"[A-Za-z0-9@#._:%|\[\]-]{1,255}")
@@ -102,6 +103,23 @@ def broker(ctx: Context, form: Form):
     status = yield ctx.api.broker_runtime_info(addr)
     config = yield ctx.api.broker_config(addr)
     return {"addr": addr, "runtime": dict(sorted(status.items())), "config": dict(sorted(config.items()))}
+
+
+@route("broker/config", "POST", ["addr", "key", "value"])
+@defer.inlineCallbacks
+def broker_config_update(ctx: Context, form: Form):
+    """Change one setting of one broker at run time (UPDATE_BROKER_CONFIG); the broker decides which settings
+    may change and within which range, and says why it refuses."""
+    addr = yield known_broker(ctx.api, form.text("addr", 128, required=True))
+    key = form.text("key", 128, required=True)
+    if not _CONFIG_KEY.fullmatch(key):
+        raise BadRequest(f"key: {key[:64]!r} is not a setting name")
+    value = form.text("value", 1024, required=True)
+    if any(c in value for c in "\r\n"):
+        raise BadRequest("value: one line")
+    yield ctx.api.update_broker_config(addr, {key: value})
+    config = yield ctx.api.broker_config(addr)
+    return {"addr": addr, "key": key, "value": config.get(key)}
 
 
 @route("replication")

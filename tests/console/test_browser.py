@@ -76,6 +76,15 @@ def test_every_page_renders_with_real_data(page, cluster):
     expect(page.get_by_role("cell", name="brokerVersionDesc")).to_be_visible()
     page.get_by_role("button", name="Config").click()
     expect(page.get_by_role("cell", name="brokerClusterName", exact=True)).to_be_visible()
+    page.select_option("#config-key", "defaultTopicQueueNums")
+    page.fill("#config-value", "6")
+    page.click("#config-save")
+    expect(page.locator("#flash")).to_contain_text("defaultTopicQueueNums of 127.0.0.1:")
+    expect(page.locator("#flash")).to_contain_text("is now 6")
+    page.select_option("#config-key", "listenPort")  # fixed while running: the broker's refusal is shown
+    page.fill("#config-value", "1")
+    page.click("#config-save")
+    expect(page.locator("#flash .error")).to_contain_text("listenPort")
 
     open_page(page, cluster, "topics")
     page.select_option("#topic-kind", "normal")

@@ -293,3 +293,14 @@ def test_acl_account_fields_are_checked(fields, message):
     api, site = make()
     status, _, body = post(site, "/api/acl/account", fields)
     assert status == 400 and message in error_of(body)
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"addr": BROKER, "key": "a=b", "value": "1"}, "key: 'a=b' is not a setting name"),
+    ({"addr": BROKER, "key": "brokerPermission", "value": "6\nlistenPort=1"}, "value: one line"),
+    ({"addr": "10.9.9.9:10911", "key": "brokerPermission", "value": "6"}, "not a broker the NameServer lists"),
+])
+def test_broker_config_changes_are_checked(fields, message):
+    _, site = make()
+    status, _, body = post(site, "/api/broker/config", fields)
+    assert status == 400 and message in error_of(body)

@@ -247,7 +247,21 @@ pages.cluster = function () {
 function brokerDetail(target, addr, which) {
   target.textContent = "";
   var box = section(target, (which === "runtime" ? "Runtime status of " : "Config of ") + addr);
-  get("broker", { addr: addr }).then(function (d) { fill(box, kvTable(d[which])); }).catch(fail(box));
+  get("broker", { addr: addr }).then(function (d) {
+    if (which === "runtime") { fill(box, kvTable(d.runtime)); return; }
+    var key = h("select", { id: "config-key" }, Object.keys(d.config).map(function (k) { return h("option", { value: k, text: k }); }));
+    var value = h("input", { id: "config-value", size: 30 });
+    key.addEventListener("change", function () { value.value = d.config[key.value]; });
+    value.value = d.config[key.value] || "";
+    var save = h("button", { id: "config-save", text: "Change", onclick: function () {
+      post("broker/config", { addr: addr, key: key.value, value: value.value }).then(function (r) {
+        flash(r.key + " of " + r.addr + " is now " + r.value); brokerDetail(target, addr, which);
+      }).catch(fail());
+    } });
+    fill(box, [h("div", { "class": "row" }, field("Setting", key), field("Value", value), save),
+      h("p", { "class": "muted", text: "Only settings the broker allows to change while running are taken; it says why otherwise." }),
+      kvTable(d.config)]);
+  }).catch(fail(box));
 }
 
 pages.topics = function () {
