@@ -73,9 +73,10 @@ function flash(text, kind) {
   setTimeout(function () { box.remove(); }, kind === "error" ? 9000 : 4000);
 }
 
-function fail(where) {
+/* An error shown in ``where`` (and flashed, unless ``quiet``: pages that poll would flash it every round). */
+function fail(where, quiet) {
   return function (e) {
-    flash(e.message, "error");
+    if (!quiet) flash(e.message, "error");
     if (where) { where.textContent = ""; where.appendChild(h("p", { "class": "error", text: e.message })); }
   };
 }
@@ -220,7 +221,7 @@ pages.dashboard = function () {
         { label: "Get TPS", key: "get", num: true, digits: 2 }], rows, "no broker sampled yet"));
       document.getElementById("sampling").textContent = "Sampled by the console every " + d.interval + " s (" +
         d.rounds + " rounds so far)" + (d.error ? "; last round failed: " + d.error : "") + ".";
-    }).catch(fail(put));
+    }).catch(fail(put, true));
   });
 };
 
@@ -431,7 +432,7 @@ pages.consumer = function (group) {
         { label: "Broker offset", key: "brokerOffset", num: true }, { label: "Consumer offset", key: "consumerOffset", num: true },
         { label: "Lag", value: function (r) { return h("span", { "class": r.diff > 1000 ? "lag-high" : null, text: String(r.diff) }); }, num: true },
         { label: "Last consumed", value: function (r) { return fmtTime(r.lastTimestamp); } }], d.queues));
-    }).catch(fail(progress));
+    }).catch(fail(progress, true));
   });
   every(10, function () { get("consumer/connection", { group: group }).then(function (c) {
     var subs = c.subscriptionTable || {};
@@ -442,7 +443,7 @@ pages.consumer = function (group) {
       h("p", { "class": "muted", text: c.offline ? "" : "Type " + (c.consumeType || "-") + ", model " + (c.messageModel || "-") + ", from " + (c.consumeFromWhere || "-") }),
       table([{ label: "Subscribed topic", key: "topic" }, { label: "Expression", key: "sub" }],
         Object.keys(subs).map(function (t) { return { topic: t, sub: (subs[t] || {}).subString }; }), "no subscription known")]);
-  }).catch(fail(conns)); });
+  }).catch(fail(conns, true)); });
   var info = h("div", { id: "running-info" });
   main.appendChild(info);
   var manage = h("div", { "class": "card" }, h("h2", { text: "Manage" }));
@@ -676,7 +677,7 @@ pages.replication = function () {
         { label: "Role", value: function (r) { return h("span", { "class": "pill " + (r.id === 0 ? "master" : "slave"), text: r.role || "unreachable" }); } },
         { label: "CommitLog end", key: "end", num: true }, { label: "Behind master (bytes)", key: "behind", num: true },
         { label: "Put TPS", key: "tps", num: true, digits: 2 }, { label: "Error", key: "error" }], rows, "the NameServer knows no broker"));
-    }).catch(fail(out));
+    }).catch(fail(out, true));
   });
 };
 
