@@ -15,6 +15,8 @@ from mq.acl.accounts import AclConfigError
 from mq.broker.config import layered_config
 from mq.broker.service import check_acl_settings, make_broker_service
 from mq.common.cli import ServiceOptions, bind_option, check_ports_free, config_option, metrics_port_option
+from mq.console.config import ConsoleConfig
+from mq.console.service import ConsoleService
 from mq.namesrv.config import NamesrvConfig
 from mq.namesrv.service import NamesrvService
 
@@ -39,6 +41,8 @@ class Options(ServiceOptions):
         config_option("broker settings: a broker.conf"),
         bind_option(" for both"),
         ["acl-file", None, None, "The broker's ACL file (aclFile; default $ROCKETMQ_HOME/conf/plain_acl.yml)."],
+        ["console-port", None, "8080", "Web console HTTP port (0 = off; see docs/console.md)."],
+        ["console-bind", None, "127.0.0.1", "Address the web console listens on."],
     ]
     optFlags = [
         ["acl", None, "The broker checks every request against the ACL files (aclEnable; see docs/acl.md)."],
@@ -79,6 +83,20 @@ class Options(ServiceOptions):
             self.refuse(f"cannot read the saved runtime settings: {e}")
         self.namesrv_config = ns
         self.broker_config = broker
+        self.console_config = self._console(broker)
+
+    def _console(self, broker) -> ConsoleConfig:
+        """The console's settings: this process's NameServer; under ACL it samples with the broker's account
+        and asks each user to log in with theirs."""
+        console = ConsoleConfig(namesrv_addr=f"127.0.0.1:{self['namesrv-port']}",
+                                access_key=broker.access_key, secret_key=broker.secret_key,
+                                login=broker.acl_enable)
+        try:
+            console.set_option("port", self["console-port"])
+            console.set_option("bind", self["console-bind"])
+        except ValueError as e:
+            self.refuse(e)
+        return console
 
 
 def makeService(options: Options) -> service.MultiService:
@@ -90,4 +108,6 @@ def makeService(options: Options) -> service.MultiService:
     # The NameServer starts first, so the broker's first registration finds it listening.
     NamesrvService(options.namesrv_config).setServiceParent(top)
     make_broker_service(options.broker_config).setServiceParent(top)
+    if options.console_config.port:
+        ConsoleService(options.console_config, required=False).setServiceParent(top)
     return top

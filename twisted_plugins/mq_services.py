@@ -22,3 +22,10 @@ standalone = ServiceMaker(
     "A NameServer and a broker in one process on an embedded default store, ready for clients.",
     "mq",
 )
+
+console = ServiceMaker(
+    "mq console",
+    "mq.console.tap",
+    "Web console for any RocketMQ 4.x cluster: dashboard, cluster, topics, consumers, messages, replication.",
+    "console",
+)

@@ -535,9 +535,11 @@ class MQAdminAPI:
     @defer.inlineCallbacks
     def send_message(self, addr: str, broker_name: str, topic: str, queue_id: int, body: bytes,
                      tags: Optional[str] = None, keys: Optional[str] = None,
-                     group: str = "TOOLS_PRODUCER"):
-        """Send one message; a dict with the send status, the ids and the queue it went to."""
-        request = send_request(topic, body, tags=tags, keys=keys, queue_id=queue_id, group=group)
+                     group: str = "TOOLS_PRODUCER", properties: Optional[Dict[str, str]] = None):
+        """Send one message; a dict with the send status, the ids and the queue it went to. ``properties``:
+        more message properties (a ``UNIQ_KEY`` among them keeps that message id)."""
+        request = send_request(topic, body, tags=tags, keys=keys, properties=properties, queue_id=queue_id,
+                               group=group)
         sent = string_to_properties(SendMessageRequestHeader.decode_short(request.ext_fields).properties)
         response = yield self.remoting_call(addr, request)
         statuses = {RC.SUCCESS: "SEND_OK", RC.FLUSH_DISK_TIMEOUT: "FLUSH_DISK_TIMEOUT",

@@ -36,7 +36,8 @@ class Result:
         return self.text
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """``json.dumps``'s ``default``: attrs values by their ``to_json``, bytes as text, sets and tuples as lists."""
     if hasattr(value, "to_json"):
         return value.to_json()
     if isinstance(value, bytes):
@@ -48,7 +49,7 @@ def _jsonable(value: Any) -> Any:
 
 def to_json(data: Any) -> str:
     """Indented JSON, keys in the order given, non-ASCII text kept readable."""
-    return json.dumps(data, indent=2, ensure_ascii=False, default=_jsonable)
+    return json.dumps(data, indent=2, ensure_ascii=False, default=jsonable)
 
 
 def _cell(value: Any) -> str:

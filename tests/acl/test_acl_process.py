@@ -46,15 +46,21 @@ USER = Credentials("userAccount", "userSecret1")
 EXC = "org.apache.rocketmq.acl.common.AclException: "
 
 
-@pytest.fixture(scope="module")
-def acl_cluster(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("acl")
+def start_acl_cluster(twistd, tmp):
+    """A NameServer and a ``--acl`` broker whose rocketmqHome holds ``ACL``: (namesrv, broker, home)."""
     home = tmp / "rocketmq"
     (home / "conf").mkdir(parents=True)
     (home / "conf" / "plain_acl.yml").write_text(ACL)
+    namesrv = start_namesrv(twistd, tmp)
+    broker = broker_starter(twistd, tmp, namesrv, f"rocketmqHome={home}\n")("--acl", name="acl-broker")
+    return namesrv, broker, home
+
+
+@pytest.fixture(scope="module")
+def acl_cluster(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("acl")
     with processes(tmp) as twistd:
-        namesrv = start_namesrv(twistd, tmp)
-        broker = broker_starter(twistd, tmp, namesrv, f"rocketmqHome={home}\n")("--acl", name="acl-broker")
+        namesrv, broker, home = start_acl_cluster(twistd, tmp)
         for topic in ("AclOpen", "AclDenied", "AclClient", "AclCpp"):
             assert call(broker.addr, ADMIN.sign_request(create_topic_request(topic, queues=2))).code == 0
         yield namesrv, broker, home

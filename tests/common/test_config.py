@@ -74,8 +74,9 @@ def test_format_value_writes_java_spellings():
 
 def _number_fields():
     from mq.broker.ha.master import HAConfig
+    from mq.console.config import ConsoleConfig
 
-    for cls in (BrokerConfig, MessageStoreConfig, NamesrvConfig, HAConfig):
+    for cls in (BrokerConfig, MessageStoreConfig, NamesrvConfig, HAConfig, ConsoleConfig):
         for field in attr.fields(cls):
             default = default_of(field)
             if isinstance(default, (int, float)) and not isinstance(default, bool):

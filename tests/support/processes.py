@@ -1,16 +1,24 @@
 """Real service processes for integration tests: ``twistd -n <plugin>`` started, awaited, stopped.
 
 The child imports ``mq`` from this checkout (PYTHONPATH), and finds the plugin dropin that
-``pip install .`` put into ``twisted/plugins``. Readiness is polled with a deadline, never slept for.
+``pip install .`` put into ``twisted/plugins``; a service maker this checkout's ``twisted_plugins`` names but
+the installed dropin does not yet (a new ``twistd`` service, before the reinstall) is added through a
+generated dropin of its own (``checkout_dropins``), so the installed files are never changed. Readiness is
+polled with a deadline, never slept for.
 """
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
+import runpy
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable, List, Optional
@@ -20,10 +28,33 @@ REPO = Path(__file__).resolve().parents[2]
 TWISTD = "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()"
 
 
+@functools.lru_cache(maxsize=None)
+def checkout_dropins() -> Optional[str]:
+    """A directory to put on PYTHONPATH whose ``twisted/plugins/mq_checkout_services.py`` names the service
+    makers of this checkout's dropin that the installed one lacks; None when it lacks none."""
+    from twisted.application.service import IServiceMaker
+    from twisted.plugin import getPlugins
+
+    installed = {p.tapname for p in getPlugins(IServiceMaker)}
+    ours = [v for v in runpy.run_path(str(REPO / "twisted_plugins" / "mq_services.py")).values()
+            if hasattr(v, "tapname") and hasattr(v, "module")]
+    missing = [m for m in ours if m.tapname not in installed]
+    if not missing:
+        return None
+    root = Path(tempfile.mkdtemp(prefix="mq-dropins-"))
+    atexit.register(shutil.rmtree, str(root), True)
+    (root / "twisted" / "plugins").mkdir(parents=True)
+    lines = ["from twisted.application.service import ServiceMaker", ""]
+    lines += [f"{m.tapname} = ServiceMaker({m.name!r}, {m.module!r}, {m.description!r}, {m.tapname!r})"
+              for m in missing]
+    (root / "twisted" / "plugins" / "mq_checkout_services.py").write_text("\n".join(lines) + "\n")
+    return str(root)
+
+
 def child_env(extra: Optional[dict] = None) -> dict:
-    """The environment for a child Python that must import ``mq`` from this checkout."""
+    """The environment for a child Python that must import ``mq`` (and its dropins) from this checkout."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), checkout_dropins(), env.get("PYTHONPATH")]))
     env.setdefault("PYTHONUNBUFFERED", "1")
     if extra:
         env.update(extra)

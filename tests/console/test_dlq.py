@@ -1,0 +1,65 @@
+"""Sending a dead-letter message back: only a dead-letter message of the named group, to its retry topic."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from twisted.internet import defer
+
+from mq.common.message import MessageExt, create_offset_msg_id
+from tests.console.test_web import BROKER, FakeAdmin, error_of, make, post
+
+
+class DlqAdmin(FakeAdmin):
+    def __init__(self, topic: str, properties: dict) -> None:
+        super().__init__()
+        self.message = MessageExt(topic=topic, body=b"gave up", properties=dict(properties))
+
+    def view_message(self, addr, offset):
+        self.calls.append(("view_message", addr, offset))
+        return defer.succeed(self.message)
+
+    def send_message(self, addr, broker_name, topic, queue_id, body, tags=None, keys=None, group="", properties=None):
+        self.calls.append(("send_message", addr, topic, queue_id, body, tags, keys, properties))
+        return defer.succeed({"sendStatus": "SEND_OK", "msgId": properties.get("UNIQ_KEY")})
+
+
+def resend(admin, group="G1", msg_id=None):
+    _, site = make()
+    site.resource.api.ctx.api = admin
+    host, port = BROKER.split(":")
+    msg_id = msg_id or create_offset_msg_id((host, int(port)), 4096)
+    return post(site, "/api/dlq/resend", {"group": group, "offsetMsgId": msg_id})
+
+
+def test_a_dead_letter_message_goes_to_the_retry_topic_as_its_original_topic():
+    props = {"RETRY_TOPIC": "Orders", "UNIQ_KEY": "AB" * 16, "TAGS": "TagA", "KEYS": "k1 k2", "MIN_OFFSET": "0",
+             "REAL_TOPIC": "x", "custom": "kept"}
+    admin = DlqAdmin("%DLQ%G1", props)
+    status, _, body = resend(admin)
+    assert status == 200, body
+    assert json.loads(body)["topic"] == "%RETRY%G1" and json.loads(body)["originTopic"] == "Orders"
+    (sent,) = [c for c in admin.calls if c[0] == "send_message"]
+    _, addr, topic, queue_id, payload, tags, keys, properties = sent
+    assert (addr, topic, queue_id, payload, tags, keys) == (BROKER, "%RETRY%G1", 0, b"gave up", "TagA", "k1 k2")
+    assert properties == {"RETRY_TOPIC": "Orders", "UNIQ_KEY": "AB" * 16, "custom": "kept"}
+
+
+@pytest.mark.parametrize("topic, props, group, message", [
+    ("Orders", {"RETRY_TOPIC": "Orders"}, "G1", "not a dead-letter message of group 'G1'"),
+    ("%DLQ%G2", {"RETRY_TOPIC": "Orders"}, "G1", "not a dead-letter message of group 'G1'"),
+    ("%DLQ%G1", {}, "G1", "no RETRY_TOPIC"),
+])
+def test_anything_else_is_refused_and_nothing_is_sent(topic, props, group, message):
+    admin = DlqAdmin(topic, props)
+    status, _, body = resend(admin, group)
+    assert status == 400 and message in error_of(body)
+    assert not [c for c in admin.calls if c[0] == "send_message"]
+
+
+def test_an_id_naming_another_host_is_not_followed():
+    admin = DlqAdmin("%DLQ%G1", {"RETRY_TOPIC": "Orders"})
+    status, _, body = resend(admin, msg_id=create_offset_msg_id(("169.254.169.254", 80), 0))
+    assert status == 400 and "not a broker the NameServer lists" in error_of(body)
+    assert admin.calls == []

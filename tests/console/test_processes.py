@@ -1,0 +1,127 @@
+"""The console in real processes without a browser: beside ``twistd mq``, and signing under ACL."""
+
+from __future__ import annotations
+
+import urllib.request
+
+import pytest
+
+from tests.acl.test_acl_process import start_acl_cluster
+from tests.broker.cluster import processes
+from tests.console.client import Console, refusal
+from tests.support.processes import free_port, wait_until
+
+
+def test_twistd_mq_serves_the_console_beside_its_broker(twistd, tmp_path):
+    ns_port, broker_port, console_port = free_port(), free_port(), free_port()
+    proc = twistd("mq", "--namesrv-port", str(ns_port), "--port", str(broker_port), "--ip", "127.0.0.1",
+                  "--store", str(tmp_path / "store"), "--kv-config", str(tmp_path / "kv.json"),
+                  "--console-port", str(console_port))
+    proc.wait_port(console_port)
+    console = Console(console_port)
+    wait_until(lambda: console.call("cluster")["brokers"], what="the broker in the console")
+    brokers = console.call("cluster")["brokers"]
+    assert [(b["brokerName"], b["addr"], b["role"]) for b in brokers] == [
+        ("broker-a", f"127.0.0.1:{broker_port}", "ASYNC_MASTER")]
+    with urllib.request.urlopen(f"{console.base}/", timeout=10) as resp:
+        assert b"mq console" in resp.read()
+    assert f"console on http://127.0.0.1:{console_port}/" in proc.log_text()
+
+
+@pytest.fixture(scope="module")
+def acl_cluster(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("console-acl")
+    with processes(tmp) as twistd:
+        namesrv, _, _ = start_acl_cluster(twistd, tmp)
+        consoles = {}
+        for name, keys in (("admin", ["--access-key", "adminAccount", "--secret-key", "adminSecret1"]),
+                           ("anonymous", []),
+                           ("login", ["--access-key", "adminAccount", "--secret-key", "adminSecret1", "--login"])):
+            port = free_port()
+            twistd("console", "--namesrv", namesrv.addr, "--port", str(port), *keys).wait_port(port)
+            consoles[name] = Console(port)
+        wait_until(lambda: consoles["admin"].call("cluster")["brokers"], what="the broker in the console")
+        yield consoles
+
+
+def test_under_acl_the_console_signs_with_its_account(acl_cluster):
+    status, error = refusal(acl_cluster["anonymous"], "topic/create", {"topic": "ConsoleAcl"})
+    assert status == 409 and "create topic 'ConsoleAcl'" in error
+    assert acl_cluster["admin"].call("topic/create", {"topic": "ConsoleAcl"})["topicConfig"]["topicName"] == "ConsoleAcl"
+    accounts = acl_cluster["admin"].call("acl")["brokers"]
+    (listed,) = accounts.values()
+    keys = {a["accessKey"]: a["secretKey"] for a in listed["plainAccessConfigs"]}
+    assert set(keys) == {"adminAccount", "userAccount", "whiteAccount"}
+    assert "adminSecret1" not in keys.values()  # secrets never leave masked
+
+
+def test_acl_accounts_are_created_and_deleted_from_the_console(acl_cluster):
+    admin = acl_cluster["admin"]
+    saved = admin.call("acl/account", {"accessKey": "consoleUser", "secretKey": "consoleSecret1",
+                                       "defaultTopicPerm": "PUB", "topicPerms": "ConsoleAcl=SUB"})
+    assert saved["accessConfig"]["accessKey"] == "consoleUser" and "secretKey" not in saved["accessConfig"]
+
+    def account():
+        (listed,) = admin.call("acl")["brokers"].values()
+        return {a["accessKey"]: a for a in listed["plainAccessConfigs"]}.get("consoleUser")
+
+    assert account()["defaultTopicPerm"] == "PUB" and account()["topicPerms"] == ["ConsoleAcl=SUB"]
+    admin.call("acl/account/delete", {"accessKey": "consoleUser"})
+    assert account() is None
+    status, error = refusal(admin, "acl/account", {"accessKey": "short", "secretKey": "consoleSecret1"})
+    assert status == 400 and "accessKey: give 7 to 128 characters" in error
+    status, error = refusal(acl_cluster["anonymous"], "acl/account/delete", {"accessKey": "userAccount"})
+    assert status == 409
+
+
+def test_acl_page_edits_accounts_by_clicking(page, acl_cluster):
+    from playwright.sync_api import expect
+
+    from tests.console.test_browser import shoot
+
+    page.goto(f"{acl_cluster['admin'].base}/#/acl")
+    expect(page.get_by_role("cell", name="adminAccount")).to_be_visible()
+    page.fill("#acl-access-key", "clickedUser")
+    page.fill("#acl-secret-key", "clickedSecret1")
+    page.select_option("#acl-topic-default", "SUB")
+    page.click("#acl-save")
+    row = page.get_by_role("row").filter(has_text="clickedUser")
+    expect(row).to_contain_text("SUB")
+    expect(page.get_by_text("clickedSecret1")).to_have_count(0)
+    shoot(page, "acl")
+    page.once("dialog", lambda dialog: dialog.accept())
+    row.get_by_role("button", name="Delete").click()
+    expect(page.locator("#flash")).to_contain_text("Account clickedUser deleted")
+    expect(page.get_by_role("cell", name="clickedUser")).to_have_count(0)
+    assert page.page_errors == []
+
+
+def test_with_login_each_user_acts_with_their_own_account(acl_cluster):
+    console = acl_cluster["login"]
+    status, error = refusal(console, "topics")
+    assert status == 401
+    status, error = refusal(console, "login", {"accessKey": "userAccount", "secretKey": "wrongSecret1"})
+    assert status == 403 and "refused account 'userAccount'" in error
+    assert console.call("login", {"accessKey": "userAccount", "secretKey": "userSecret1"}) == {"user": "userAccount"}
+    assert console.call("topics")["topics"]  # reads need no admin account
+    status, error = refusal(console, "topic/create", {"topic": "UserMadeTopic"})
+    assert status == 409  # not an admin account: the broker refuses, the console does not decide
+    console.call("logout", {})
+    console.call("login", {"accessKey": "adminAccount", "secretKey": "adminSecret1"})
+    assert console.call("topic/create", {"topic": "AdminMadeTopic"})["brokers"]
+
+
+def test_logging_in_by_clicking(page, acl_cluster):
+    from playwright.sync_api import expect
+
+    page.goto(f"{acl_cluster['login'].base}/#/topics")
+    expect(page.locator("h1")).to_have_text("Log in")
+    page.fill("#login-access-key", "adminAccount")
+    page.fill("#login-secret-key", "adminSecret1")
+    page.click("#login")
+    expect(page.locator("h1")).to_have_text("Topics")
+    expect(page.locator("#namesrv")).to_contain_text("adminAccount")
+    expect(page.locator("#topic-list")).to_contain_text("topic(s)")
+    page.click("#logout")
+    expect(page.locator("h1")).to_have_text("Log in")
+    assert page.page_errors == []
