@@ -37,6 +37,7 @@ from mq.broker.processor.reply import ReplyMessageProcessor
 from mq.broker.processor.retry import ConsumerSendBackProcessor, redirect_to_dlq
 from mq.broker.processor.send import SendMessageProcessor
 from mq.broker.schedule.delay_level import ScheduleMessageService
+from mq.broker.schedule.timer import TimerMessageService
 from mq.broker.stats.metrics import BrokerStats
 from mq.broker.stats.runtime import RuntimeStats
 from mq.broker.subscription.group import SubscriptionGroupManager
@@ -103,6 +104,7 @@ class BrokerService(service.MultiService):
         self.ha_master_addr: Optional[str] = None
         self.transaction_service = TransactionalMessageService(self)
         self.schedule_service = ScheduleMessageService(self)
+        self.timer_service = TimerMessageService(self)
         self.rebalance_lock_manager = RebalanceLockManager(self.now_ms, lambda: config.rebalance_lock_max_live_time)
 
         self.pull_processor = PullMessageProcessor(self)
@@ -164,6 +166,7 @@ class BrokerService(service.MultiService):
             self.ha.server(iface).setServiceParent(self)
         self.stats.gauges.append(self._gauges)
         self.stats.gauges.append(self.ha.gauges)
+        self.stats.gauges.append(self.timer_service.metrics)
         self._loops: Dict[str, task.LoopingCall] = {}
         self._saving: Optional[defer.Deferred] = None
 
@@ -172,12 +175,18 @@ class BrokerService(service.MultiService):
     def prepare_inner(self, inner, header):
         """Last look at a message before it is stored: retry → DLQ, delay levels, half messages go here.
 
-        Returns the message to store, or a RemotingCommand that answers the send instead.
+        Returns the message to store, or a refusal (``code`` and ``remark``: a TimerRefusal) to answer with.
         """
         inner = redirect_to_dlq(self, inner, header.max_reconsume_times)
         if is_half_send(inner):
-            return self.transaction_service.prepare(inner, header.producer_group)
-        return self.schedule_service.park(inner)
+            refusal = self.timer_service.refusal(inner.properties)  # the commit parks it: refuse a bad time now
+            return refusal or self.transaction_service.prepare(inner, header.producer_group)
+        return self.park(inner)
+
+    def park(self, inner):
+        """Delay levels first (a level wins and drops the timer properties), then timer messages: the
+        message to store, or a TimerRefusal."""
+        return self.timer_service.park(self.schedule_service.park(inner))
 
     def accepts_transactions(self) -> bool:
         return self.transaction_service is not None and not self.config.reject_transaction_message
@@ -191,6 +200,7 @@ class BrokerService(service.MultiService):
         self.topic_config_manager.persist()
         self.store.start()
         self.schedule_service.start()
+        self.timer_service.start()
         self.transaction_service.start()
         super().startService()
         if self.ha_slave is not None:
@@ -244,6 +254,7 @@ class BrokerService(service.MultiService):
             self.ha_slave.stop()
             self.slave_sync.stop()
         self.schedule_service.stop()
+        self.timer_service.stop()
         self.transaction_service.stop()
         for factory in self.factories:
             for proto in list(factory.connections):
