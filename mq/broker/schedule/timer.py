@@ -23,7 +23,6 @@ from typing import Dict, Iterator, Optional, Set, Union
 
 import attrs
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from twisted.internet import task
 from twisted.logger import Logger
 
 from mq.broker.schedule.delay_level import redeliver, stored_properties_string
@@ -46,7 +45,7 @@ OUT_MS = _C.PROPERTY_TIMER_OUT_MS
 ORIGIN = "TIMER_ORIGIN_PHY"
 #: What a producer asks with, in RocketMQ 5.x's precedence (HookUtils: seconds, then ms, then a time).
 REQUEST_KEYS = (DELAY_SEC, DELAY_MS, DELIVER_MS)
-#: Precisions the wheel runs at (RocketMQ snaps timerPrecisionMs the same way).
+#: Precisions (RocketMQ snaps timerPrecisionMs the same way); the wheel's slots are a tenth of it.
 PRECISIONS = (100, 200, 500, 1000)
 #: The wheel covers two days (RocketMQ's timerRollWindowSlot); later timers are linked at its end and
 #: linked again from there when it fires.
@@ -104,10 +103,13 @@ class TimerMessageService(JsonStateFile):
         self.reactor = broker.reactor
         self.enabled = config.timer_wheel_enable
         self.precision = snap_precision(config.timer_precision_ms)
+        #: The wheel's slot: a tenth of the precision, so a second's timers do not all fall due at once and
+        #: a timer is late by a tenth of the precision plus the time to deliver those before it.
+        self.step = self.precision // 10
         self.max_delay_ms = config.timer_max_delay_sec * 1000
         self.flush_interval = config.timer_flush_interval_ms / 1000.0
-        self.wheel = TimerWheel(os.path.join(config.store_path_root_dir, "timer"), self.precision,
-                                SPAN_MS // self.precision)
+        self.wheel = TimerWheel(os.path.join(config.store_path_root_dir, "timer"), self.step,
+                                SPAN_MS // self.step)
         # Progress (the checkpoint's fields).
         self.read_ms = 0  # the next slot to fire
         self.cursor: Optional[int] = None  # where in that slot's list firing goes on (None: not begun)
@@ -125,8 +127,7 @@ class TimerMessageService(JsonStateFile):
         self.lost = 0
         self.undeliverable = 0
         self.lateness = FastHistogram(LATENESS_BUCKETS)
-        self._loop: Optional[task.LoopingCall] = None
-        self._again = None
+        self._next = None  # the next tick's DelayedCall
         self._last_save = 0.0
         self.running = False
 
@@ -192,7 +193,7 @@ class TimerMessageService(JsonStateFile):
         return {
             "readTimeMs": self.read_ms, "cursor": -1 if self.cursor is None else self.cursor,
             "queueOffset": self.queue_offset, "logEnd": self.wheel.end, "scanFrom": self.scan_from,
-            "pending": self.pending, "precisionMs": self.precision,
+            "pending": self.pending, "stepMs": self.step,
             "rebuildQueueOffset": self.rebuild_queue_offset, "rebuiltThroughMs": self.rebuilt_through_ms,
             "files": {str(k): v for k, v in sorted(self.wheel.file_last_slot.items())},
         }
@@ -205,32 +206,30 @@ class TimerMessageService(JsonStateFile):
         self._cp_end = int(data["logEnd"])
         self.scan_from = int(data["scanFrom"])
         self.pending = int(data.get("pending", 0))
-        self._cp_precision = int(data.get("precisionMs", self.precision))
+        self._cp_step = int(data.get("stepMs", self.step))
         self.rebuild_queue_offset = int(data.get("rebuildQueueOffset", 0))
         self.rebuilt_through_ms = int(data.get("rebuiltThroughMs", 0))
         self._cp_files = {int(k): int(v) for k, v in (data.get("files") or {}).items()}
 
     def start(self) -> None:
-        """Master only: recover (or rebuild) the wheel, then tick every fifth of the precision."""
+        """Master only: recover (or rebuild) the wheel, then tick: at each slot's time, and every fifth of the
+        precision to link new timers."""
         if self.broker.config.is_slave or not self.enabled:
             return  # a slave keeps the timer records (replicated); it fires nothing
         self.broker.topic_config_manager.create_system(TIMER_TOPIC, 1)
         self.recover()
         self.running = True
-        self._loop = task.LoopingCall(self.tick)
-        self._loop.clock = self.reactor
-        self._loop.start(self.precision / 5000.0, now=False).addErrback(
-            lambda f: log.failure("timer message delivery stopped", f))
+        self._next = self.reactor.callLater(0, self.tick)
 
     def recover(self) -> None:
         now = self.broker.now_ms()
-        self._cp_end, self._cp_files, self._cp_precision = 0, {}, self.precision
+        self._cp_end, self._cp_files, self._cp_step = 0, {}, self.step
         had_checkpoint = self.load()
         cq = self.store.consume_queue(TIMER_TOPIC, 0)
         if not had_checkpoint:
             self.read_ms = self.wheel.slot_of(now)
             self.scan_from = self._first_timer_phy(cq)
-        intact = had_checkpoint and self._cp_precision == self.precision and self.wheel.open(
+        intact = had_checkpoint and self._cp_step == self.step and self.wheel.open(
             self._cp_end, self._cp_files, self.read_ms)
         if intact:
             undone = self.wheel.cut(self._cp_end)
@@ -242,7 +241,7 @@ class TimerMessageService(JsonStateFile):
             if had_checkpoint:
                 # Timers linked before (queue offset below) and due by the fired slots have been delivered.
                 self.rebuild_queue_offset = max(self.rebuild_queue_offset, self.queue_offset)
-                self.rebuilt_through_ms = self.read_ms - self._cp_precision
+                self.rebuilt_through_ms = self.read_ms - self._cp_step
                 self.read_ms = self.wheel.slot_of(self.read_ms)
             self.queue_offset = cq.min_offset if cq is not None else 0
             self.cursor = None
@@ -283,10 +282,8 @@ class TimerMessageService(JsonStateFile):
         if not self.running:
             return
         self.running = False
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
-        if self._again is not None and self._again.active():
-            self._again.cancel()
+        if self._next is not None and self._next.active():
+            self._next.cancel()
         self.save()
         self.wheel.close()
 
@@ -301,19 +298,31 @@ class TimerMessageService(JsonStateFile):
     # -- the wheel turning ---------------------------------------------------------------------------
 
     def tick(self) -> None:
-        if self._again is not None and self._again.active():
+        self._next = None
+        busy = False
+        try:
+            busy = self.turn()
+        except Exception:  # a bug must not stop timers for good: logged, and the next tick tries again
+            log.failure("timer wheel turn failed")
+        if not self.running:
             return
-        self._again = None
+        poll = self.precision / 5000.0
+        wait = 0.0 if busy else min(poll, max(0.0, self.read_ms / 1000.0 - self.reactor.seconds()))
+        self._next = self.reactor.callLater(wait, self.tick)
+
+    def turn(self) -> bool:
+        """Link new timers and fire due slots, a bounded amount; True when there is more to do at once."""
         if self.store.space.refusal() is not None:
-            return  # a full disk refuses every delivery: wait for room
+            return False  # a full disk refuses every delivery: wait for room
         now = self.broker.now_ms()
         half = TURN_BUDGET // 2
         linking = self.link_new(now, half)
         firing = self.fire_due(now, half + linking)
-        if (linking <= 0 or firing <= 0) and self.running:
-            self._again = self.reactor.callLater(0, self.tick)  # more to do: on the next reactor turn
-        elif self.reactor.seconds() - self._last_save >= self.flush_interval:
+        if linking <= 0 or firing <= 0:
+            return True  # more to do: on the next reactor turn
+        if self.reactor.seconds() - self._last_save >= self.flush_interval:
             self.save()
+        return False
 
     def link_new(self, now: int, budget: int) -> int:
         """Link the timer queue's new records (at most ``budget``); returns the budget left."""
@@ -335,7 +344,7 @@ class TimerMessageService(JsonStateFile):
                     if not self.deliver(phy, size, due, now):
                         break  # the store refuses puts: this record is linked on a later tick
                 else:
-                    self.wheel.link(min(slot, self.read_ms + SPAN_MS - self.precision), due, phy, size)
+                    self.wheel.link(min(slot, self.read_ms + SPAN_MS - self.step), due, phy, size)
                     self.pending += 1
             offset += 1
             budget -= 1
@@ -355,14 +364,14 @@ class TimerMessageService(JsonStateFile):
             for pos, slot_ms, due, phy, size in units:
                 budget -= 1
                 if due > slot_ms:  # beyond the wheel's span when linked: link again nearer its time
-                    wheel.link(min(wheel.slot_of(due), self.read_ms + SPAN_MS - self.precision), due, phy, size)
+                    wheel.link(min(wheel.slot_of(due), self.read_ms + SPAN_MS - self.step), due, phy, size)
                     continue
                 if not self.deliver(phy, size, due, now):
                     self.cursor = pos  # the store refuses puts: fire from this unit on a later tick
                     return 0
                 self.pending -= 1
             if next_pos < 0:
-                self.read_ms += self.precision
+                self.read_ms += self.step
                 self.cursor = None
             else:
                 self.cursor = next_pos
