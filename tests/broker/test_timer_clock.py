@@ -219,3 +219,16 @@ def test_beyond_the_span_a_timer_is_linked_again_and_fires_on_time(tmp_path):
     assert bodies(store) == [b"far"]
     service.stop()
     stop(store)
+
+
+def test_a_delay_level_wins_and_drops_the_timer_properties(tmp_path):
+    from mq.broker.schedule.delay_level import ScheduleMessageService
+
+    store = open_store(tmp_path / "store", message_delay_level="1s 5s")
+    broker = broker_on(tmp_path, store, schedule_tick_millis=100)
+    timers = TimerMessageService(broker)
+    levels = ScheduleMessageService(broker)
+    msg = timers.park(levels.park(inner(topic=REAL, DELAY="2", TIMER_DELAY_SEC="60", TIMER_DELIVER_MS="1")))
+    assert (msg.topic, msg.queue_id) == (SCHEDULE_TOPIC, 1)
+    assert not any(k.startswith("TIMER_") for k in msg.properties) and "TIMER_" not in msg.properties_string
+    stop(store)
