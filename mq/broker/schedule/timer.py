@@ -129,6 +129,7 @@ class TimerMessageService(JsonStateFile):
         self.lateness = FastHistogram(LATENESS_BUCKETS)
         self._next = None  # the next tick's DelayedCall
         self._last_save = 0.0
+        self._saved: tuple = ()
         self.running = False
 
     # -- the send side ---------------------------------------------------------------------------------
@@ -250,6 +251,7 @@ class TimerMessageService(JsonStateFile):
                      start=self.queue_offset, why="its files were lost or made for another precision"
                      if had_checkpoint else "no checkpoint")
         self.delivered_before = self._scan_marks(self.scan_from)
+        self._saved = self._state()
         self._slot_scan_from = self.scan_from
         if self.delivered_before:
             log.info("timer wheel: {n} timers delivered after the last checkpoint will not be delivered again",
@@ -294,6 +296,7 @@ class TimerMessageService(JsonStateFile):
         self.wheel.release(self.read_ms)
         self.persist()
         self._last_save = self.reactor.seconds()
+        self._saved = self._state()
 
     # -- the wheel turning ---------------------------------------------------------------------------
 
@@ -320,9 +323,17 @@ class TimerMessageService(JsonStateFile):
         firing = self.fire_due(now, half + linking)
         if linking <= 0 or firing <= 0:
             return True  # more to do: on the next reactor turn
-        if self.reactor.seconds() - self._last_save >= self.flush_interval:
+        if self.reactor.seconds() - self._last_save >= self.flush_interval and self._changed():
             self.save()
         return False
+
+    def _changed(self) -> bool:
+        """Anything to save: timers linked or fired, or the wheel a minute further (an idle wheel only turns,
+        and a restart walks the empty slots since the last save)."""
+        return self._state()[:5] != self._saved[:5] or self.read_ms - self._saved[5] >= 60_000
+
+    def _state(self) -> tuple:
+        return self.queue_offset, self.wheel.end, self.pending, self.fired, self.cursor, self.read_ms
 
     def link_new(self, now: int, budget: int) -> int:
         """Link the timer queue's new records (at most ``budget``); returns the budget left."""
