@@ -147,6 +147,13 @@ class BrokerConfig:
     rebalance_lock_max_live_time: int = tunable(60_000, within(1_000, 3_600_000, "ms"))
     #: ms between two looks at the delay-level queues (RocketMQ's per-level timers run every 100 ms).
     schedule_tick_millis: int = tunable(100, within(10, 10_000, "ms"))
+    #: Timer messages (docs/timer.md; RocketMQ 5.x's store keys): on or off (off refuses them), the wheel's
+    #: precision (snapped down to 100, 200, 500 or 1000 ms), the longest delay a send may ask for, and how
+    #: often the wheel's progress is saved.
+    timer_wheel_enable: bool = True
+    timer_precision_ms: int = tunable(1_000, within(100, 1_000, "ms"))
+    timer_max_delay_sec: int = tunable(259_200, within(1, 30 * 86_400, "s"))
+    timer_flush_interval_ms: int = tunable(1_000, within(10, 60_000, "ms"))
     #: ACL 1.0 (docs/acl.md): check every request against plain_acl.yml before it is processed.
     acl_enable: bool = False
     #: RocketMQ's home directory: the ACL files are ``conf/plain_acl.yml`` and ``conf/acl/*.yml`` under it

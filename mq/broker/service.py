@@ -39,6 +39,7 @@ from mq.broker.processor.retry import ConsumerSendBackProcessor, redirect_to_dlq
 from mq.broker.processor.send import SendMessageProcessor
 from mq.broker.processor.store_admin import StoreAdminProcessor
 from mq.broker.schedule.delay_level import ScheduleMessageService
+from mq.broker.schedule.timer import TimerMessageService
 from mq.broker.stats import exporter
 from mq.broker.stats.client_metrics import ClientMetrics
 from mq.broker.stats.items import SAMPLE_SECONDS
@@ -109,6 +110,7 @@ class BrokerService(service.MultiService):
         self.ha_master_addr: Optional[str] = None
         self.transaction_service = TransactionalMessageService(self)
         self.schedule_service = ScheduleMessageService(self)
+        self.timer_service = TimerMessageService(self)
         self.rebalance_lock_manager = RebalanceLockManager(self.now_ms, lambda: config.rebalance_lock_max_live_time)
 
         self.pull_processor = PullMessageProcessor(self)
@@ -175,6 +177,7 @@ class BrokerService(service.MultiService):
         self.client_metrics = ClientMetrics(self)
         self.stats.gauges.append(lambda: exporter.collect(self))
         self.stats.gauges.append(self.ha.gauges)
+        self.stats.gauges.append(self.timer_service.metrics)
         self._loops: Dict[str, task.LoopingCall] = {}
         self._saving: Optional[defer.Deferred] = None
 
@@ -183,12 +186,18 @@ class BrokerService(service.MultiService):
     def prepare_inner(self, inner, header):
         """Last look at a message before it is stored: retry → DLQ, delay levels, half messages go here.
 
-        Returns the message to store, or a RemotingCommand that answers the send instead.
+        Returns the message to store, or a refusal (``code`` and ``remark``: a TimerRefusal) to answer with.
         """
         inner = redirect_to_dlq(self, inner, header.max_reconsume_times)
         if is_half_send(inner):
-            return self.transaction_service.prepare(inner, header.producer_group)
-        return self.schedule_service.park(inner)
+            refusal = self.timer_service.refusal(inner.properties)  # the commit parks it: refuse a bad time now
+            return refusal or self.transaction_service.prepare(inner, header.producer_group)
+        return self.park(inner)
+
+    def park(self, inner):
+        """Delay levels first (a level wins and drops the timer properties), then timer messages: the
+        message to store, or a TimerRefusal."""
+        return self.timer_service.park(self.schedule_service.park(inner))
 
     def accepts_transactions(self) -> bool:
         return self.transaction_service is not None and not self.config.reject_transaction_message
@@ -202,6 +211,7 @@ class BrokerService(service.MultiService):
         self.topic_config_manager.persist()
         self.store.start()
         self.schedule_service.start()
+        self.timer_service.start()
         self.transaction_service.start()
         super().startService()
         if self.ha_slave is not None:
@@ -258,6 +268,7 @@ class BrokerService(service.MultiService):
             self.ha_slave.stop()
             self.slave_sync.stop()
         self.schedule_service.stop()
+        self.timer_service.stop()
         self.transaction_service.stop()
         for factory in self.factories:
             for proto in list(factory.connections):

@@ -53,8 +53,10 @@ _WAIT = MessageConst.PROPERTY_WAIT_STORE_MSG_OK
 
 def make_message(topic: str, body: Union[bytes, str], tags: Optional[str] = None,
                  keys: Union[str, Sequence[str], None] = None, delay_level: int = 0,
-                 properties: Optional[Dict[str, str]] = None, flag: int = 0) -> Message:
-    """A message with the usual attributes set: tags, keys (a string or a list), delay level, properties."""
+                 properties: Optional[Dict[str, str]] = None, flag: int = 0, deliver_time_ms: Optional[int] = None,
+                 delay_ms: Optional[int] = None) -> Message:
+    """A message with the usual attributes set: tags, keys (a string or a list), delay level, properties, and
+    a timer: ``deliver_time_ms`` (epoch ms) or ``delay_ms`` (docs/timer.md; a RocketMQ 5.x or mq broker)."""
     msg = Message(topic, body.encode("utf-8") if isinstance(body, str) else bytes(body), flag, dict(properties or {}))
     if tags:
         msg.tags = tags
@@ -62,6 +64,10 @@ def make_message(topic: str, body: Union[bytes, str], tags: Optional[str] = None
         msg.keys = keys
     if delay_level:
         msg.delay_time_level = delay_level
+    if deliver_time_ms is not None:
+        msg.deliver_time_ms = deliver_time_ms
+    if delay_ms is not None:
+        msg.delay_time_ms = delay_ms
     return msg
 
 

@@ -70,6 +70,14 @@ class MessageConst:
     PROPERTY_MESSAGE_TYPE = "MSG_TYPE"
     PROPERTY_INNER_MULTI_DISPATCH = "INNER_MULTI_DISPATCH"
     PROPERTY_INNER_MULTI_QUEUE_OFFSET = "INNER_MULTI_QUEUE_OFFSET"
+    # RocketMQ 5.x timer messages (docs/timer.md): asked for by the producer...
+    PROPERTY_TIMER_DELIVER_MS = "TIMER_DELIVER_MS"
+    PROPERTY_TIMER_DELAY_SEC = "TIMER_DELAY_SEC"
+    PROPERTY_TIMER_DELAY_MS = "TIMER_DELAY_MS"
+    # ...and written by the broker.
+    PROPERTY_TIMER_OUT_MS = "TIMER_OUT_MS"
+    PROPERTY_TIMER_ENQUEUE_MS = "TIMER_ENQUEUE_MS"
+    PROPERTY_TIMER_DEQUEUE_MS = "TIMER_DEQUEUE_MS"
     KEY_SEPARATOR = " "
 
 
@@ -206,6 +214,22 @@ def _string_property(key: str, doc: str) -> Any:
     return property(get, set_, doc=doc)
 
 
+def _int_property(key: str, doc: str) -> Any:
+    """An integer property: reads give None when absent or not a number, setting None removes it."""
+
+    def get(self: "Message") -> Optional[int]:
+        raw = self.properties.get(key)
+        try:
+            return int(raw) if raw else None
+        except ValueError:
+            return None
+
+    def set_(self: "Message", value: Optional[int]) -> None:
+        self._set_or_clear(key, None if value is None else str(int(value)))
+
+    return property(get, set_, doc=doc)
+
+
 @attrs.define(eq=True)
 class Message:
     """A message as a producer sends it: topic, body, user flag and properties."""
@@ -250,6 +274,15 @@ class Message:
     @delay_time_level.setter
     def delay_time_level(self, level: int) -> None:
         self._set_or_clear(MessageConst.PROPERTY_DELAY_TIME_LEVEL, str(level) if level else None)
+
+    deliver_time_ms = _int_property(
+        MessageConst.PROPERTY_TIMER_DELIVER_MS,
+        "``TIMER_DELIVER_MS``: when a RocketMQ 5.x or mq broker delivers the message (epoch ms; Java's "
+        "``setDeliverTimeMs``); None clears it. A 4.x broker ignores it and delivers at once.")
+    delay_time_ms = _int_property(
+        MessageConst.PROPERTY_TIMER_DELAY_MS, "``TIMER_DELAY_MS``: deliver this many ms after the broker stores it.")
+    delay_time_sec = _int_property(
+        MessageConst.PROPERTY_TIMER_DELAY_SEC, "``TIMER_DELAY_SEC``: deliver this many s after the broker stores it.")
 
     @property
     def wait_store_msg_ok(self) -> bool:

@@ -15,7 +15,7 @@ from twisted.logger import Logger
 from mq.common.hashing import tag_hash_code
 from mq.common.message import MessageConst, MessageSysFlag, record_tail_positions, string_to_properties
 from mq.common.names import IllegalName
-from mq.common.topic import SCHEDULE_TOPIC
+from mq.common.topic import SCHEDULE_TOPIC, TIMER_TOPIC
 from mq.store.commitlog import CommitLog
 from mq.store.consumequeue import ConsumeQueueTable
 from mq.store.index import IndexService
@@ -34,7 +34,8 @@ TagsCodeFn = Callable[[str, Dict[str, str], int], int]
 
 
 def make_tags_code_fn(delay_levels: Dict[int, int]) -> TagsCodeFn:
-    """Default tagsCode: the TAGS hash; in SCHEDULE_TOPIC_XXXX the delivery time (store time + delay)."""
+    """Default tagsCode: the TAGS hash; in SCHEDULE_TOPIC_XXXX the delivery time (store time + delay), in
+    rmq_sys_wheel_timer the due time (``TIMER_OUT_MS``, set by the broker when it parked the timer)."""
     max_level = max(delay_levels) if delay_levels else 0
 
     def tags_code(topic: str, properties: Dict[str, str], store_timestamp: int) -> int:
@@ -43,6 +44,10 @@ def make_tags_code_fn(delay_levels: Dict[int, int]) -> TagsCodeFn:
             if raw and raw.isdigit() and max_level:
                 level = min(max(int(raw), 1), max_level)
                 return store_timestamp + delay_levels[level]
+        elif topic == TIMER_TOPIC:
+            raw = properties.get(MessageConst.PROPERTY_TIMER_OUT_MS, "")
+            if raw.isdigit() and len(raw) <= 18:
+                return int(raw)
         return tag_hash_code(properties.get(MessageConst.PROPERTY_TAGS))
 
     return tags_code

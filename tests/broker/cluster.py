@@ -44,8 +44,9 @@ def broker_starter(twistd, tmp_path, namesrv, conf_extra: str = ""):
 
 
 def restartable_broker(twistd, tmp, conf_extra: str, name: str) -> dict:
-    """A NameServer and one broker: ``{"broker": process, "restart": fn, "conf": broker.conf path}``;
-    ``restart()`` stops the broker gracefully and starts it again on the same port and store."""
+    """A NameServer and one broker: ``{"broker": process, "restart": fn, "start": fn, "conf": broker.conf path}``;
+    ``restart()`` stops the broker gracefully and starts it again on the same port and store, ``start()``
+    starts it again after it was killed."""
     namesrv = start_namesrv(twistd, tmp)
     start = broker_starter(twistd, tmp, namesrv, conf_extra)
     holder = {"broker": start(name=name), "conf": tmp / "broker.conf", "namesrv": namesrv}
@@ -56,6 +57,7 @@ def restartable_broker(twistd, tmp, conf_extra: str, name: str) -> dict:
         return holder["broker"]
 
     holder["restart"] = restart
+    holder["start"] = lambda: start(name=name)
     return holder
 
 

@@ -189,3 +189,23 @@ def test_slave_restarted_empty_catches_up_and_a_diverged_slave_repairs(cluster):
                what="identical CommitLogs after the repair")
     bodies = drain(cluster.addr("slave"), "HaR", 2)[0]
     assert len(bodies) == 420 and not any(b.startswith(b"foreign") for b in bodies)
+
+
+def test_timer_messages_are_on_the_slave_which_fires_none(twistd, tmp_path):
+    cluster = HaCluster(twistd, tmp_path)
+    cluster.namesrv.stop()  # its 3 s broker expiry is shorter than the 10 s registration period: no expiry
+    cluster.namesrv = start_namesrv(twistd, tmp_path / "ns")
+    cluster.start_both()
+    master, maddr, saddr = cluster.procs["master"], cluster.addr("master"), cluster.addr("slave")
+    assert call(maddr, create_topic_request("HaTimer", queues=1)).code == RC.SUCCESS
+    with Wire(maddr) as w:
+        for body, delay in ((b"soon", "1000"), (b"later", "600000")):
+            r = w.call(send_request("HaTimer", body, properties={"TIMER_DELAY_MS": delay}, queue_id=0))
+            assert r.code == RC.SUCCESS, r.remark
+    slave_has(cluster, "HaTimer", 1, 1)  # the master fired "soon"; the slave has the delivery too
+    slave_has(cluster, "rmq_sys_wheel_timer", 1, 2)  # and both timer records, for reads to fail over to
+    master.kill()
+    assert sorted(drain(saddr, "rmq_sys_wheel_timer", 1)[0]) == [b"later", b"soon"]
+    time.sleep(1.0)  # a slave fires nothing: "later" stays a timer, "soon" stays delivered once
+    assert drain(saddr, "HaTimer", 1)[0] == [b"soon"]
+    assert "timer wheel" not in cluster.procs["slave"].log_text()

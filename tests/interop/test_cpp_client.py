@@ -204,3 +204,26 @@ def test_pull_consumer_from_offset(cluster):
     assert [(m["body"], m["queue_offset"]) for m in got] == [(f"pull-{i}", i) for i in range(2, 5)]
     assert [(m["tags"], m["keys"], m["props"]) for m in got] == [
         (s["tags"], s["keys"], s["props"]) for s in expected[2:]]
+
+
+def test_timer_message_with_the_property_set_by_hand(cluster):
+    """The C++ client has no timer API: ``TIMER_DELIVER_MS`` / ``TIMER_DELAY_SEC`` set as plain properties."""
+    namesrv, broker = cluster
+    topic = "CppTimer"
+    assert call(broker.addr, create_topic_request(topic, queues=4)).code == RC.SUCCESS
+    due = int(time.time() * 1000) + 8000  # beyond the C++ client's start-up
+    sent = [{"body": "at-time", "props": {"TIMER_DELIVER_MS": str(due)}},
+            {"body": "in-9s", "props": {"TIMER_DELAY_SEC": "9"}},
+            {"body": "too-far", "props": {"TIMER_DELAY_SEC": str(4 * 86_400)}}]
+    results = cpp("produce", namesrv.addr, topic, "sync", json.dumps(sent[:2]))
+    assert {r["status"] for r in results} == {"OK"}, results
+    assert stored(broker, topic) == []
+    refused = cpp("produce", namesrv.addr, topic, "async", json.dumps(sent[2:]))
+    assert refused[0]["status"] == "ERROR", refused  # MESSAGE_ILLEGAL (the binding drops the remark)
+    wait_until(lambda: len(stored(broker, topic)) == 2, 20, 0.05, "both timers delivered")
+    messages = stored(broker, topic)
+    assert sorted(m.body for m in messages) == [b"at-time", b"in-9s"]
+    for m in messages:
+        out = int(m.properties["TIMER_OUT_MS"])
+        assert m.body != b"at-time" or out == due
+        assert 0 <= m.store_timestamp - out < 1000 + 600, (m.body, m.store_timestamp - out)

@@ -191,7 +191,8 @@ class SendMessageProcessor:
             return self._refuse(request, RC.NO_PERMISSION,
                                 f"the broker[{self.config.broker_name}] sending transaction message is forbidden")
         # Retry topics past maxReconsumeTimes go to %DLQ%<group>, DELAY > 0 parks the message in
-        # SCHEDULE_TOPIC_XXXX, TRAN_MSG=true stores a half message: BrokerService.prepare_inner, below.
+        # SCHEDULE_TOPIC_XXXX, TIMER_* park it in rmq_sys_wheel_timer, TRAN_MSG=true stores a half message:
+        # BrokerService.prepare_inner, below.
         sys_flag = h.sys_flag
         if tc.topic_filter_type == "MULTI_TAG":
             sys_flag |= MessageSysFlag.MULTI_TAGS_FLAG
@@ -211,8 +212,8 @@ class SendMessageProcessor:
             properties_string=stored_properties(h.properties or "", props, _CLUSTER + "\x01" + cluster),
         )
         inner = self.broker.prepare_inner(inner, h)
-        if isinstance(inner, RemotingCommand):
-            return inner
+        if not isinstance(inner, MessageExtBrokerInner):  # refused (a timer out of range...)
+            return self._refuse(request, inner.code, inner.remark)
         d = self.broker.ha.replicated(self.store.put_message_now(inner), props.get(_WAIT))
         return self._answer(d, request, h.topic, queue_id, 1, len(body), started)
 

@@ -24,7 +24,7 @@ The level table is the store's ``messageDelayLevel`` (``1s 5s 10s 30s 1m ... 2h`
 from __future__ import annotations
 
 import os
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 from twisted.internet import task
 from twisted.logger import Logger
@@ -50,6 +50,8 @@ _DELAY = MessageConst.PROPERTY_DELAY_TIME_LEVEL
 _REAL_TOPIC = MessageConst.PROPERTY_REAL_TOPIC
 _REAL_QID = MessageConst.PROPERTY_REAL_QUEUE_ID
 _WAIT = MessageConst.PROPERTY_WAIT_STORE_MSG_OK
+_TIMER_KEYS = (MessageConst.PROPERTY_TIMER_DELIVER_MS, MessageConst.PROPERTY_TIMER_DELAY_SEC,
+               MessageConst.PROPERTY_TIMER_DELAY_MS)
 #: Refusals that are about the store, not the message: delivery waits for the store to take puts again.
 STORE_WIDE = frozenset({PutMessageStatus.SERVICE_NOT_AVAILABLE, PutMessageStatus.OS_PAGECACHE_BUSY,
                          PutMessageStatus.CREATE_MAPEDFILE_FAILED})
@@ -70,6 +72,67 @@ def delay_level_of(props: Dict[str, str]) -> int:
         return int(raw)
     except ValueError:
         return 0
+
+
+def put_now(store, inner: MessageExtBrokerInner):
+    """The store's answer if it came at once (the usual case), else None (it will be stored or fail later,
+    logged either way)."""
+    outcome = []
+    d = store.put_message(inner)
+    d.addCallback(outcome.append)
+    d.addErrback(lambda f: log.failure("delivering a parked message to {topic}", f, topic=inner.topic))
+    return outcome[0] if outcome else None
+
+
+def redeliver(service, raw: bytes, drop: Tuple[str, ...], add: Optional[Dict[str, str]], what: str) -> bool:
+    """Store a parked record (``raw``, holding ``REAL_TOPIC``/``REAL_QID``) again in its real topic and queue,
+    without the ``drop`` properties and with ``add``, keeping body, flags, born host and time and reconsume
+    count. False when the store refuses puts now (try again later); True when it is done with: stored, or
+    refused for what it is (a retry goes to its ``%DLQ%`` topic, anything else is dropped), with a log line.
+    ``service`` has ``broker``, ``store`` and ``undeliverable`` (the delay-level and timer services).
+    """
+    msg = decode_message_ext(raw)
+    props = dict(msg.properties)
+    topic = props.get(_REAL_TOPIC)
+    try:
+        queue_id = int(props.get(_REAL_QID, ""))
+    except ValueError:
+        topic = None
+    if not topic:
+        log.warn("{what} has no real topic or queue: dropped", what=what)
+        return True
+    for key in drop:
+        props.pop(key, None)
+    if add:
+        props.update(add)
+    text = stored_properties_string(props)
+    props[_WAIT] = "false"
+    inner = MessageExtBrokerInner(
+        topic=topic, body=msg.body, flag=msg.flag, properties=props, queue_id=queue_id, sys_flag=msg.sys_flag,
+        born_timestamp=msg.born_timestamp, born_host=msg.born_host, store_host=msg.store_host,
+        reconsume_times=msg.reconsume_times, body_crc=msg.body_crc, properties_string=text,
+    )
+    result = put_now(service.store, inner)
+    if result is None or result.is_stored():
+        return True
+    if result.status in STORE_WIDE:
+        log.warn("delivering {what} to {topic} failed: {status}; retrying later",
+                 what=what, topic=topic, status=result.status.name)
+        return False
+    # Refused for what it is (an illegal topic, too big for a lowered maxMessageSize...): it would be
+    # refused again on every tick, holding back every message behind it.
+    group = topic[len(RETRY_GROUP_TOPIC_PREFIX):] if topic.startswith(RETRY_GROUP_TOPIC_PREFIX) else ""
+    where = "dropped"
+    if group and topic_error(dlq_topic(group)) is None:
+        from mq.broker.processor.retry import dead_letter  # retry imports this module
+
+        dead = put_now(service.store, dead_letter(service.broker, inner, group))
+        if dead is None or dead.is_stored():
+            where = f"moved to {dlq_topic(group)}"
+    log.warn("{what} cannot be delivered to {topic!r} ({status}: {reason}): {where}", what=what, topic=topic,
+             status=result.status.name, reason=result.reason, where=where)
+    service.undeliverable += 1
+    return True
 
 
 class ScheduleMessageService(JsonStateFile):
@@ -132,6 +195,8 @@ class ScheduleMessageService(JsonStateFile):
         level = min(level, self.max_level)
         props = inner.properties
         props[_DELAY] = str(level)
+        for key in _TIMER_KEYS:  # a delay level wins over a timer (RocketMQ 5.x HookUtils)
+            props.pop(key, None)
         props[_REAL_TOPIC] = inner.topic
         props[_REAL_QID] = str(inner.queue_id)
         inner.topic = SCHEDULE_TOPIC
@@ -186,56 +251,7 @@ class ScheduleMessageService(JsonStateFile):
         return count
 
     def _deliver(self, raw: bytes, level: int, offset: int) -> bool:
-        msg = decode_message_ext(raw)
-        props = dict(msg.properties)
-        topic = props.get(_REAL_TOPIC)
-        try:
-            queue_id = int(props.get(_REAL_QID, ""))
-        except ValueError:
-            topic = None
-        if not topic:
-            log.warn("delayed message at offset {offset} of level {delay_level} has no real topic or queue: dropped",
-                     offset=offset, delay_level=level)
-            return True
-        props.pop(_DELAY, None)
-        text = stored_properties_string(props)
-        props[_WAIT] = "false"
-        inner = MessageExtBrokerInner(
-            topic=topic, body=msg.body, flag=msg.flag, properties=props, queue_id=queue_id, sys_flag=msg.sys_flag,
-            born_timestamp=msg.born_timestamp, born_host=msg.born_host, store_host=msg.store_host,
-            reconsume_times=msg.reconsume_times, body_crc=msg.body_crc, properties_string=text,
-        )
-        result = self._put(inner)
-        if result is None or result.is_stored():
-            return True
-        if result.status in STORE_WIDE:
-            log.warn("delivering a delayed message to {topic} failed: {status}; retrying later",
-                     topic=topic, status=result.status.name)
-            return False
-        # Refused for what it is (an illegal topic, too big for a lowered maxMessageSize...): it would be
-        # refused again on every tick, holding back every message of its level behind it.
-        group = topic[len(RETRY_GROUP_TOPIC_PREFIX):] if topic.startswith(RETRY_GROUP_TOPIC_PREFIX) else ""
-        where = "dropped"
-        if group and topic_error(dlq_topic(group)) is None:
-            from mq.broker.processor.retry import dead_letter  # retry imports this module
-
-            dead = self._put(dead_letter(self.broker, inner, group))
-            if dead is None or dead.is_stored():
-                where = f"moved to {dlq_topic(group)}"
-        log.warn("the delayed message at offset {offset} of level {delay_level} cannot be delivered to {topic!r} "
-                 "({status}: {reason}): {where}", offset=offset, delay_level=level, topic=topic,
-                 status=result.status.name, reason=result.reason, where=where)
-        self.undeliverable += 1
-        return True
-
-    def _put(self, inner: MessageExtBrokerInner):
-        """The store's answer if it came at once (the usual case), else None (it will be stored or fail
-        later, logged either way)."""
-        outcome = []
-        d = self.store.put_message(inner)
-        d.addCallback(outcome.append)
-        d.addErrback(lambda f: log.failure("delivering a delayed message to {topic}", f, topic=inner.topic))
-        return outcome[0] if outcome else None
+        return redeliver(self, raw, (_DELAY,), None, f"the delayed message at offset {offset} of level {level}")
 
     # -- admin -----------------------------------------------------------------------------------------
 

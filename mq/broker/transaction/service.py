@@ -266,7 +266,12 @@ class TransactionalMessageService:
             reconsume_times=half.reconsume_times, prepared_transaction_offset=half.commit_log_offset,
             body_crc=half.body_crc, properties_string=text,
         )
-        return self.broker.schedule_service.park(inner)
+        parked = self.broker.park(inner)
+        if isinstance(parked, MessageExtBrokerInner):
+            return parked
+        log.warn("the committed message of half {offset} is delivered now: {why}", offset=half.queue_offset,
+                 why=parked.remark)  # timers turned off since the half message was stored
+        return inner
 
     # -- the checker -----------------------------------------------------------------------------------
 
