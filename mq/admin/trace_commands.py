@@ -77,10 +77,11 @@ def query_msg_trace_by_id(api: MQAdminAPI, args):
     if why is not None:
         raise UsageError(f"-t: {why}")
     _, masters = yield topic_brokers(api, topic)
-    views: List[TraceView] = []
+    messages: list = []
     for _, addr in sorted(masters.items()):
-        messages = yield api.query_message(addr, topic, msg_id, args.maxNum, args.beginTimestamp, args.endTimestamp)
-        views.extend(trace_views(msg_id, messages))
+        messages.extend((yield api.query_message(addr, topic, msg_id, args.maxNum, args.beginTimestamp,
+                                                 args.endTimestamp)))
+    views = trace_views(msg_id, messages)  # at most MAX_TRACE_RECORDS records read, of all brokers' messages
     if not views:
         raise AdminError(f"no trace of message '{msg_id}' in topic '{topic}'")
     views.sort(key=lambda v: v.timestamp)

@@ -21,6 +21,8 @@ FIELD_SPLITOR = "\x02"
 #: Java's TraceConstants.TRACE_INSTANCE_NAME / group prefix of the dispatcher's own producer.
 TRACE_PRODUCER_GROUP_PREFIX = "_INNER_TRACE_PRODUCER"
 TRACE_INSTANCE_NAME = "PID_CLIENT_INNER_TRACE_PRODUCER"
+#: Records read from the trace messages of one query together: a bound on what one message id can cost.
+MAX_TRACE_RECORDS = 10_000
 
 
 class TraceType(str, enum.Enum):
@@ -201,15 +203,19 @@ def _decode_record(f: Sequence[str]) -> Optional[TraceContext]:
     return None
 
 
-def decode(text: str) -> Tuple[List[TraceContext], int]:
-    """(the contexts of a trace body, one per record; how many records were skipped as unreadable).
+def decode(text: str, limit: Optional[int] = None) -> Tuple[List[TraceContext], int]:
+    """(the contexts of a trace body, one per record, at most ``limit``; how many records were skipped as
+    unreadable).
 
-    Fields are split as Java's ``String.split`` does (trailing empty fields dropped); a record too short for
-    its type, with a number that does not parse, or of an unknown type is skipped and counted.
+    Fields are split as Java's ``String.split`` does (trailing empty fields dropped, so the cloud SubAfter's
+    trailing 0x01 is no field); a record too short for its type, with a number that does not parse, or of an
+    unknown type is skipped and counted.
     """
     out: List[TraceContext] = []
     bad = 0
     for chunk in text.split(FIELD_SPLITOR):
+        if limit is not None and len(out) >= limit:
+            break
         fields = chunk.split(CONTENT_SPLITOR)
         while fields and not fields[-1]:
             fields.pop()
@@ -235,7 +241,9 @@ def decode(text: str) -> Tuple[List[TraceContext], int]:
 
 @attrs.define
 class TraceView:
-    """One record about one message, as ``queryMsgTraceById`` and the dashboard show it."""
+    """One record about one message, as ``queryMsgTraceById`` and the dashboard show it. The fields after
+    Java's (request id to transaction state) are what the console needs to join a consumption's SubBefore and
+    SubAfter and to name a send's message type and a transaction's outcome; None where the record has none."""
 
     msg_type: str
     msg_id: str
@@ -249,25 +257,56 @@ class TraceView:
     keys: Optional[str] = None
     store_host: Optional[str] = None
     offset_msg_id: Optional[str] = None
+    request_id: Optional[str] = None
+    retry_times: Optional[int] = None
+    context_code: Optional[str] = None
+    message_type: Optional[str] = None
+    transaction_id: Optional[str] = None
+    transaction_state: Optional[str] = None
 
     def to_json(self) -> Dict[str, Any]:
         return {"msgType": self.msg_type, "msgId": self.msg_id, "groupName": self.group_name,
                 "clientHost": self.client_host, "timeStamp": self.timestamp, "costTime": self.cost_time,
                 "status": self.status, "topic": self.topic, "tags": self.tags, "keys": self.keys,
-                "storeHost": self.store_host, "offSetMsgId": self.offset_msg_id}
+                "storeHost": self.store_host, "offSetMsgId": self.offset_msg_id, "requestId": self.request_id,
+                "retryTimes": self.retry_times, "contextCode": self.context_code, "messageType": self.message_type,
+                "transactionId": self.transaction_id, "transactionState": self.transaction_state}
 
 
-def trace_views(msg_id: str, messages: Iterable[MessageExt]) -> List[TraceView]:
-    """The records about ``msg_id`` in these trace messages; the client host is the trace message's born
-    host (its IP), as Java's TraceView takes it."""
+def _context_code(code: int) -> str:
+    """A SubAfter's context code by its ConsumeReturnType name (the number itself if it names none)."""
+    try:
+        return ConsumeReturnType(code).name
+    except ValueError:
+        return str(code)
+
+
+def _view(ctx: TraceContext, bean: TraceBean, client_host: str) -> TraceView:
+    t = ctx.trace_type
+    view = TraceView(t.value, str(bean.msg_id), ctx.group_name, client_host, ctx.timestamp, ctx.cost_time,
+                     "success" if ctx.success else "failed", bean.topic, bean.tags, bean.keys, bean.store_host,
+                     bean.offset_msg_id)
+    if t in (TraceType.SubBefore, TraceType.SubAfter):
+        view.request_id = ctx.request_id
+    if t is TraceType.SubBefore:
+        view.retry_times = bean.retry_times
+    elif t is TraceType.SubAfter:
+        view.context_code = _context_code(ctx.context_code)
+    else:
+        view.message_type = bean.msg_type.name
+    if t is TraceType.EndTransaction:
+        view.transaction_id, view.transaction_state = bean.transaction_id, bean.transaction_state
+    return view
+
+
+def trace_views(msg_id: str, messages: Iterable[MessageExt], limit: int = MAX_TRACE_RECORDS) -> List[TraceView]:
+    """The records about ``msg_id`` in these trace messages, reading at most ``limit`` records of them all;
+    the client host is the trace message's born host (its IP), as Java's TraceView takes it."""
     views = []
     for m in messages:
-        contexts, _ = decode(m.body.decode("utf-8", "replace"))
-        for ctx in contexts:
-            bean = ctx.beans[0]
-            if bean.msg_id != msg_id:
-                continue
-            views.append(TraceView(ctx.trace_type.value, bean.msg_id, ctx.group_name, m.born_host[0], ctx.timestamp,
-                                   ctx.cost_time, "success" if ctx.success else "failed", bean.topic, bean.tags,
-                                   bean.keys, bean.store_host, bean.offset_msg_id))
+        if limit <= 0:
+            break
+        contexts, _ = decode(m.body.decode("utf-8", "replace"), limit)
+        limit -= len(contexts)
+        views.extend(_view(ctx, ctx.beans[0], m.born_host[0]) for ctx in contexts if ctx.beans[0].msg_id == msg_id)
     return views

@@ -20,9 +20,11 @@ from mq.admin.acl_commands import PERM_WORDS
 from mq.admin.api import AdminError, ResponseError, route_masters
 from mq.common.message import decode_offset_msg_id
 from mq.common.names import retry_group_error
+from mq.common.topic import TRACE_TOPIC
+from mq.common.trace_data import trace_views
 from mq.console.forms import BadRequest, Context, Form, NotFound, admin, known_broker, route
 from mq.console.sampler import first_rate, topic_kind
-from mq.console.trace import MAX_RECORDS, TRACE_TOPIC, decode_records, trace_view
+from mq.console.trace import trace_page
 from mq.remoting.codes import ResponseCode as RC
 
 #: Characters of a message body shown in a list (the detail view shows the body whole).
@@ -478,13 +480,9 @@ def message_trace(ctx: Context, form: Form):
         raise BadRequest("id: not a message id (32 or 56 hexadecimal characters)")
     topic = form.topic("traceTopic") if form.values.get("traceTopic") else TRACE_TOPIC
     route_data = yield ctx.api.topic_route(topic)
-    records: List[dict] = []
-    found = 0
+    messages: list = []
     for _, addr in sorted(route_masters(route_data).items()):
-        messages = yield ctx.api.query_message(addr, topic, msg_id, max_num=64)
-        found += len(messages)
-        for m in messages:
-            records.extend(decode_records(m.body, MAX_RECORDS - len(records)))
-    view = trace_view(records, msg_id)
-    view.update(traceTopic=topic, traceMessages=found)
+        messages.extend((yield ctx.api.query_message(addr, topic, msg_id, max_num=64)))
+    view = trace_page(msg_id, trace_views(msg_id, messages))
+    view.update(traceTopic=topic, traceMessages=len(messages))
     return view

@@ -132,3 +132,25 @@ def test_trace_views_keep_only_the_queried_message_and_take_the_born_host():
     assert [(v.msg_type, v.group_name, v.client_host, v.status) for v in views] == [
         ("Pub", "PG", "10.9.8.7", "success"), ("SubAfter", "CG", "10.9.8.7", "success")]
     assert views[0].to_json()["offSetMsgId"] == OFFSET_ID
+
+
+def test_decoding_stops_at_the_record_limit_and_trace_views_share_it_across_messages():
+    contexts, _ = decode(JAVA_PUB * 5, limit=2)
+    assert len(contexts) == 2
+    msgs = [MessageExt(topic="RMQ_SYS_TRACE_TOPIC", body=(JAVA_PUB * 3).encode()) for _ in range(4)]
+    assert len(trace_views(MSG_ID, msgs, limit=5)) == 5
+    assert len(trace_views(MSG_ID, msgs)) == 12
+
+
+def test_views_carry_what_joins_a_consumption_and_names_a_send():
+    cloud = "SubAfter" + A + A.join(["REQ2", MSG_ID, "9", "false", "k", "9"]) + A  # a code ConsumeReturnType lacks
+    msg = MessageExt(topic="RMQ_SYS_TRACE_TOPIC", body=(JAVA_PUB + JAVA_SUB_BEFORE + JAVA_SUB_AFTER + JAVA_END
+                                                       + cloud).encode())
+    pub, before, after, end, odd = [v.to_json() for v in trace_views(MSG_ID, [msg])]
+    assert (pub["messageType"], pub["requestId"], pub["retryTimes"], pub["contextCode"]) == (
+        "Normal_Msg", None, None, None)
+    assert (before["requestId"], before["retryTimes"], before["contextCode"]) == ("REQ1", 0, None)
+    assert (after["requestId"], after["contextCode"], after["messageType"]) == ("REQ1", "SUCCESS", None)
+    assert (end["messageType"], end["transactionId"], end["transactionState"]) == (
+        "Trans_msg_Commit", "TX1", "COMMIT_MESSAGE")
+    assert (odd["requestId"], odd["status"], odd["contextCode"]) == ("REQ2", "failed", "9")

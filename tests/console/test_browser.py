@@ -274,6 +274,7 @@ def test_a_traced_message_shows_its_trace(page, cluster):
     page.get_by_role("link", name="Trace of this message").click()
     expect(page.get_by_role("heading", name="Consumed by TracedGroup")).to_be_visible()
     expect(page.locator("#trace-results")).to_contain_text("SUCCESS")
+    expect(page.locator("#trace-results")).to_contain_text("Normal_Msg")  # the send's message type, named
     expect(page.get_by_role("cell", name=PRODUCER_GROUP)).to_be_visible()
     shoot(page, "trace")
 

@@ -613,16 +613,17 @@ pages.trace = function (id) {
     fill(out, h("p", { "class": "muted", text: "Searching…" }));
     get("messages/trace", { id: msgId.value.trim(), traceTopic: topic.value.trim() }).then(function (t) {
       var parts = [h("p", { "class": "muted", text: t.traceMessages + " trace message(s) in " + t.traceTopic })];
-      parts.push(h("h2", { text: "Sent" }), table([{ label: "Type", key: "type" }, { label: "Time", value: function (r) { return fmtTime(r.timestamp); } },
-        { label: "Producer group", key: "groupName" }, { label: "Topic", key: "topic" }, { label: "Tags", key: "tags" }, { label: "Keys", key: "keys" },
-        { label: "Broker", key: "storeHost", mono: true }, { label: "Cost (ms)", key: "costTime", num: true }, { label: "Type of message", key: "msgType" },
-        { label: "Success / state", value: function (r) { return r.type === "Pub" ? String(r.success) : r.transactionState; } }], t.sends, "no send traced"));
+      parts.push(h("h2", { text: "Sent" }), table([{ label: "Type", key: "msgType" }, { label: "Time", value: function (r) { return fmtTime(r.timeStamp); } },
+        { label: "Producer group", key: "groupName" }, { label: "Client", key: "clientHost", mono: true }, { label: "Topic", key: "topic" },
+        { label: "Tags", key: "tags" }, { label: "Keys", key: "keys" }, { label: "Broker", key: "storeHost", mono: true },
+        { label: "Cost (ms)", key: "costTime", num: true }, { label: "Type of message", key: "messageType" },
+        { label: "Status / state", value: function (r) { return r.msgType === "Pub" ? r.status : r.transactionState; } }], t.sends, "no send traced"));
       var groups = Object.keys(t.consumers);
       if (!groups.length) parts.push(h("p", { "class": "muted", text: "No consumption traced." }));
       groups.forEach(function (g) {
         parts.push(h("h2", { text: "Consumed by " + g }), table([{ label: "Began", value: function (a) { return fmtTime(a.beginTimestamp); } },
-          { label: "Retry", key: "retryTimes", num: true }, { label: "Cost (ms)", key: "costTime", num: true },
-          { label: "Result", value: function (a) { return a.finished ? (a.status || (a.success ? "SUCCESS" : "FAILED")) : "not finished"; } }], t.consumers[g]));
+          { label: "Client", key: "clientHost", mono: true }, { label: "Retry", key: "retryTimes", num: true }, { label: "Cost (ms)", key: "costTime", num: true },
+          { label: "Result", value: function (a) { return !a.finished ? "not finished" : a.status === "success" ? "SUCCESS" : a.contextCode !== "SUCCESS" ? a.contextCode : "FAILED"; } }], t.consumers[g]));
       });
       fill(out, h("div", { "class": "card" }, parts));
     }).catch(fail(out));
