@@ -142,7 +142,7 @@ def test_hostile_names_in_every_request(tmp_path, port):
             read_back(broker, sent)
             assert runtime_info_works(peer, broker)
 
-        fuzz(codes, one, max_examples=300, after=after, request=name_requests(codes, hostile_names(tmp_path)))
+        fuzz(codes, one, max_examples=450, after=after, request=name_requests(codes, hostile_names(tmp_path)))
         # The fuzz reached past the header checks and into the delay levels, not only the name refusals.
         assert len(refused) > 50 and broker.schedule_service.delivered > 0, (len(refused),)
         with LogCapture() as logs:
