@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 
 from twisted.application import service
-from twisted.python import usage
 
 from mq.acl.accounts import AclConfigError
 from mq.broker.config import layered_config
@@ -76,7 +75,7 @@ class Options(ServiceOptions):
             broker, _ = layered_config(file_props, props, f"--config {self['config']}")
             check_acl_settings(broker)
         except AclConfigError as e:
-            raise usage.UsageError(f"ACL: {e}") from None
+            self.refuse(f"ACL: {e}")
         except ValueError as e:
             self.refuse(e)
         except OSError as e:

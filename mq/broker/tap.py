@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 
 from twisted.logger import Logger
-from twisted.python import usage
 
 from mq.acl.accounts import AclConfigError
 from mq.broker.config import layered_config, runtime_config_path
@@ -91,7 +90,7 @@ class Options(ServiceOptions):
             config, saved = layered_config(file_props, props, f"--config {self['config']}")
             check_acl_settings(config)  # and the ACL files: a bad one stops the start with one line
         except AclConfigError as e:
-            raise usage.UsageError(f"ACL: {e}") from None
+            self.refuse(f"ACL: {e}")
         except ValueError as e:
             self.refuse(e)
         except OSError as e:
@@ -101,9 +100,9 @@ class Options(ServiceOptions):
                      path=runtime_config_path(config.store_path_root_dir), saved=saved)
         config.store_path_root_dir = os.path.abspath(os.path.expanduser(config.store_path_root_dir))
         if config.broker_id == 0 and config.is_slave:
-            raise usage.UsageError("a SLAVE needs --broker-id 1 or more")
+            self.refuse("a SLAVE needs --broker-id 1 or more")
         if config.broker_id != 0 and not config.is_slave:
-            raise usage.UsageError(f"broker id {config.broker_id} is a slave id: give --role SLAVE")
+            self.refuse(f"broker id {config.broker_id} is a slave id: give --role SLAVE")
         self.config = config
 
 

@@ -38,12 +38,12 @@ class Options(usage.Options):
         if self["namesrv"] is None:
             self["namesrv"] = os.environ.get("NAMESRV_ADDR")
         if not self["namesrv"]:
-            raise usage.UsageError("give --namesrv host:port (or set NAMESRV_ADDR)")
+            refuse_start("console", "give --namesrv host:port (or set NAMESRV_ADDR)")
         for option, env in (("access-key", ENV_ACCESS_KEY), ("secret-key", ENV_SECRET_KEY)):
             if self[option] is None:
                 self[option] = os.environ.get(env)
         if bool(self["access-key"]) != bool(self["secret-key"]):
-            raise usage.UsageError("give both --access-key and --secret-key, or neither")
+            refuse_start("console", "give both --access-key and --secret-key, or neither")
         config = ConsoleConfig()
         try:
             for option, field in self._fields.items():
@@ -53,7 +53,7 @@ class Options(usage.Options):
             refuse_start("console", e)
         config.login = bool(self["login"])
         if config.port == 0:
-            raise usage.UsageError("--port 0 would serve nothing: give an HTTP port")
+            refuse_start("console", "--port 0 would serve nothing: give an HTTP port")
         self.config = config
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from twisted.python import usage
-
 from mq.acl.accounts import AclConfigError
 from mq.acl.store import AclStore, acl_paths
 from mq.common.cli import ServiceOptions, bind_option, check_ports_free, config_option, metrics_port_option
@@ -71,7 +69,7 @@ class Options(ServiceOptions):
             try:  # a NameServer asked to check signatures does not start without its accounts
                 AclStore(*acl_paths(config.rocketmq_home, config.acl_file)).load()
             except AclConfigError as e:
-                raise usage.UsageError(f"ACL: {e}") from None
+                self.refuse(f"ACL: {e}")
         self.config = config
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from twisted.python import usage
 
 from mq.broker.tap import Options as BrokerOptions
 from mq.standalone import Options as MqOptions
@@ -30,12 +29,12 @@ def test_acl_flag_and_file(tmp_path, acl_file, options, config):
 
 
 @pytest.mark.parametrize("options", [BrokerOptions, MqOptions])
-def test_bad_acl_setups_are_usage_errors(tmp_path, acl_file, options, monkeypatch):
+def test_bad_acl_setups_stop_the_start_with_one_line(tmp_path, acl_file, options, monkeypatch):
     monkeypatch.delenv("ROCKETMQ_HOME", raising=False)
-    with pytest.raises(usage.UsageError, match="rocketmqHome"):
+    with pytest.raises(SystemExit, match="rocketmqHome"):
         options().parseOptions(["--acl", "--store", str(tmp_path / "s")])
     acl_file.write_text("accounts: [\n")
-    with pytest.raises(usage.UsageError, match="acl.yml: not YAML"):
+    with pytest.raises(SystemExit, match="acl.yml: not YAML"):
         options().parseOptions(["--acl", "--acl-file", str(acl_file), "--store", str(tmp_path / "s")])
     # With ACL off, the file is not read at all.
     options().parseOptions(["--acl-file", str(acl_file), "--store", str(tmp_path / "s")])

@@ -105,7 +105,7 @@ def test_options_and_broker_conf(tmp_path):
         "C1", "b9", 30911, "SYNC_FLUSH")
     assert c.namesrv_list == ["a:1", "b:2"] and c.broker_addr == "10.1.2.3:30911"
     assert c.store_config().mapped_file_size_commit_log == 1048576
-    with pytest.raises(usage.UsageError, match="SLAVE needs"):
+    with pytest.raises(SystemExit, match="SLAVE needs"):
         Options().parseOptions(["--role", "SLAVE"])
     with pytest.raises(usage.UsageError, match="not one of"):
         Options().parseOptions(["--flush", "SOMETIMES"])

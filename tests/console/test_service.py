@@ -35,9 +35,9 @@ def test_console_options_fill_the_config(monkeypatch):
 
 
 @pytest.mark.parametrize("argv, error", [
-    ((), usage.UsageError),
-    (("--namesrv", "h:1", "--port", "0"), usage.UsageError),
-    (("--namesrv", "h:1", "--access-key", "ak"), usage.UsageError),
+    ((), SystemExit),
+    (("--namesrv", "h:1", "--port", "0"), SystemExit),
+    (("--namesrv", "h:1", "--access-key", "ak"), SystemExit),
     (("--namesrv", "h:1", "--port", "70000"), SystemExit),
     (("--namesrv", "no-port"), SystemExit),
     (("--namesrv", "h:1", "--sample-interval", "0"), SystemExit),
