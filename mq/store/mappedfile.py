@@ -53,8 +53,21 @@ NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
 _UNSUPPORTED = frozenset({errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS})
 _REWRITE_CHUNK = 1 << 20
 
+
+def posix_fallocate(fd: int, offset: int, length: int) -> None:
+    """``os.posix_fallocate`` that raises its failure on every interpreter.
+
+    PyPy 7.3 (Python 3.9) returns the error number (ENOSPC: 28) instead of raising it, as the C function does:
+    taken for success, a file the disk had no room for was mapped unreserved, and the writes into it, or the
+    next start's recovery, met a SIGBUS.
+    """
+    err = os.posix_fallocate(fd, offset, length)
+    if err:
+        raise OSError(err, os.strerror(err))
+
+
 #: ``posix_fallocate(fd, offset, length)``; tests replace it to simulate a full or an unsupporting filesystem.
-allocate = getattr(os, "posix_fallocate", None)
+allocate = posix_fallocate if hasattr(os, "posix_fallocate") else None
 
 
 def store_error(e: OSError, what: str) -> StoreError:
@@ -288,6 +301,8 @@ class Prefaulter:
                 if e.errno not in (22, 95):  # EINVAL/EOPNOTSUPP: the kernel has no MADV_POPULATE_WRITE
                     raise
                 self.populate = False
+            except SystemError:  # PyPy 7.3 wraps madvise's OSError, errno lost (and dumps a trace to stderr
+                self.populate = False  # each time): fall back for good rather than repeat that on every range
         os.posix_fadvise(f.fd, rel, length, os.POSIX_FADV_WILLNEED)
 
 

@@ -67,6 +67,16 @@ def test_a_file_the_disk_has_no_room_for_is_not_created(tmp_path, disk):
     assert q.files == [] and os.listdir(tmp_path / "q") == []  # no file, not even a .creating one
 
 
+def test_a_fallocate_failure_returned_rather_than_raised_is_a_full_disk_too(tmp_path, monkeypatch):
+    """PyPy 7.3's ``os.posix_fallocate`` returns ENOSPC where CPython raises it: taken for success, the file
+    was mapped unreserved and written into until a SIGBUS."""
+    monkeypatch.setattr(os, "posix_fallocate", lambda fd, offset, length: errno.ENOSPC)
+    q = MappedFileQueue(str(tmp_path / "q"), 64 * 1024)
+    with pytest.raises(DiskFullError, match="no space left for 65536 bytes of .*00000000000000000000"):
+        q.create(0)
+    assert q.files == [] and os.listdir(tmp_path / "q") == []
+
+
 def test_without_fallocate_space_is_reserved_by_rewriting_the_range(tmp_path, monkeypatch):
     def unsupported(fd, offset, length):
         raise OSError(errno.EOPNOTSUPP, "Operation not supported")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from mq.store.mappedfile import PAGE, MappedFile, Prefaulter
+from tests.support.processes import wait_until
 
 from .storetestlib import assert_consistent, inner, open_store, put, scan_commitlog, stop
 
@@ -23,6 +24,34 @@ def test_prefaulted_ranges_keep_their_contents(tmp_path):
     f.destroy()
     p.request(f, 0, PAGE)  # after stop: restarts on demand; a closed file is skipped, not an error
     p.stop()
+
+
+class _PyPyMap:
+    """A mapping whose ``madvise`` fails as PyPy 7.3's does: a SystemError, the OSError's errno out of reach."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def madvise(self, flags, start, length):
+        self.calls += 1
+        raise SystemError("unexpected internal exception (please report a bug): <OSError object>")
+
+
+def test_a_madvise_failure_without_an_errno_falls_back_to_fadvise_for_good(tmp_path):
+    f = MappedFile(str(tmp_path / "f"), 0, 8 * PAGE, create=True)
+    mm, f.mm = f.mm, _PyPyMap()
+    p = Prefaulter()
+    try:
+        p.request(f, 0, 4 * PAGE)
+        wait_until(lambda: not p.populate, timeout=10, what="the prefaulter to give up MADV_POPULATE_WRITE")
+        p.request(f, 4 * PAGE, 4 * PAGE)
+        wait_until(lambda: p._pending is None, timeout=10, what="the second range to be taken")
+        p.quiesce()  # waits for the fadvise
+        assert f.mm.calls == 1  # not tried again on every range
+    finally:
+        p.stop()
+        f.mm = mm
+        f.destroy()
 
 
 def test_store_with_and_without_prefault_writes_the_same_bytes(tmp_path):
