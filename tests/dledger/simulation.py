@@ -320,6 +320,7 @@ class Checker:
         self.sim = sim
         self.leaders: Dict[int, str] = {}
         self.committed: Dict[int, Entry] = {}
+        self.commit_term: Dict[int, int] = {}  # the term of the node that first applied each committed entry
         self.checked: Dict[str, int] = {}
         self.proposals: Dict[int, Tuple[Proposed, list]] = {}
         self.acked: set = set()  # bodies acknowledged to the client
@@ -350,6 +351,7 @@ class Checker:
                 if holders < node.quorum:
                     raise SimulationFailure(f"entry {e.index} (term {e.term}) committed on {holders} disks only")
                 self.committed[e.index] = e
+                self.commit_term[e.index] = node.term
                 if e.body:
                     self.acked.add(e.body)
                     self.sim.stats["acked"] += 1
@@ -373,9 +375,12 @@ class Checker:
                 raise SimulationFailure(f"two leaders in term {node.term}: {known} and {node.id}")
             if self.checked.get(("lead", node.id)) != node.term:
                 self.checked[("lead", node.id)] = node.term
-                for index, e in self.committed.items():  # leader completeness
+                for index, e in self.committed.items():  # leader completeness: entries committed in earlier terms
+                    if self.commit_term[index] >= node.term:
+                        continue  # a stale vote may still elect a leader of an older term; it need not hold these
                     if index > node.log.last_index or node.log.entry(index) != e:
-                        raise SimulationFailure(f"leader {node.id} of term {node.term} lacks committed entry {index}")
+                        raise SimulationFailure(f"leader {node.id} of term {node.term} lacks entry {index} "
+                                                f"(term {e.term}) committed in term {self.commit_term[index]}")
         start = self.checked.get(node.id, 0)
         upto = node.commit
         for index in range(start + 1, upto + 1):
