@@ -24,8 +24,9 @@ def _attempt(request_id: Optional[str], before: Optional[TraceView], after: Opti
 
 
 def trace_page(msg_id: str, views: Iterable[TraceView]) -> Dict[str, Any]:
-    """The trace of ``msg_id`` from its views (mq.common.trace_data.trace_views): its sends (``Pub``, ``EndTransaction``, as TraceView.to_json) and, per consumer
-    group, each consumption attempt (a ``SubBefore`` joined with its ``SubAfter`` by request id), oldest first."""
+    """The trace of ``msg_id`` from its views (mq.common.trace_data.trace_views): its sends (``Pub``,
+    ``EndTransaction``, as TraceView.to_json) and, per consumer group, each consumption attempt (a
+    ``SubBefore`` joined with its ``SubAfter`` by request id), oldest first."""
     sends: List[TraceView] = []
     befores: Dict[Optional[str], TraceView] = {}
     afters: Dict[Optional[str], TraceView] = {}
