@@ -402,7 +402,7 @@ class TimerMessageService(JsonStateFile):
             return True
         add = {ORIGIN: str(phy), _C.PROPERTY_TIMER_DEQUEUE_MS: str(now)}
         try:
-            done = redeliver(self, raw, _DROP, add, f"the timer message at CommitLog offset {phy}")
+            done = redeliver(self, raw, _DROP, add, lambda: f"the timer message at CommitLog offset {phy}")
         except Exception:  # a record that does not decode: never tried again, so never in the way
             log.failure("delivering the timer message at CommitLog offset {phy}: dropped", phy=phy)
             return True
