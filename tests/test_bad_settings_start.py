@@ -39,6 +39,19 @@ def test_broker_refuses_a_bad_value_in_its_config_file(tmp_path, conf, expected)
     assert_refused_in_one_line(out, "broker: ", expected, f"(in --config {tmp_path / 'broker.conf'})")
 
 
+@pytest.mark.parametrize("conf, args, expected", [
+    ("enableDLegerCommitLog=true\ndLegerPeers=n0-127.0.0.1:1;n1-nowhere\n", ["--dledger-self-id", "n0"],
+     "dLegerPeers: 'n1-nowhere' is not id-host:port"),
+    ("dLegerPeers=n0-127.0.0.1:1;n1-127.0.0.1:2;n2-127.0.0.1:3\n", ["--dledger", "--dledger-self-id", "n7"],
+     "dLegerSelfId: 'n7' is not one of the dLegerPeers ids (n0, n1, n2)"),
+])
+def test_broker_refuses_a_bad_dledger_group(tmp_path, conf, args, expected):
+    (tmp_path / "broker.conf").write_text(conf)
+    out = start(tmp_path, "broker", "--config", str(tmp_path / "broker.conf"), "--store", str(tmp_path / "store"),
+                "--port", str(free_port()), "--namesrv", "127.0.0.1:1", *args)
+    assert_refused_in_one_line(out, "broker: ", expected)
+
+
 def test_broker_refuses_an_option_out_of_range(tmp_path):
     out = start(tmp_path, "broker", "--store", str(tmp_path / "store"), "--port", "65535", "--namesrv", "127.0.0.1:1")
     assert_refused_in_one_line(out, "listenPort: 65535 is outside 1..65534 (in the command-line options)")
@@ -79,7 +92,7 @@ def test_standalone_refuses_a_namesrv_port_out_of_range(tmp_path):
 
 @pytest.mark.parametrize("plugin, conf, expected", [
     ("broker", "brokerNmae=typo\n", "unknown setting 'brokerNmae' (did you mean brokerName?)"),
-    ("broker", "enableDLegerCommitLog=true\n", "enableDLegerCommitLog: mq does not implement DLedger"),
+    ("broker", "storePathDLedgerCommitLog=/x\n", "storePathDLedgerCommitLog: mq does not implement a DLedger log"),
     ("namesrv", "listenPrt=9876\n", "unknown setting 'listenPrt' (did you mean listenPort?)"),
     ("mq", "flushDiskTyp=SYNC_FLUSH\n", "unknown setting 'flushDiskTyp' (did you mean flushDiskType?)"),
 ])

@@ -124,6 +124,9 @@ class BrokerConfig:
     #: Also store reply messages (SEND_REPLY_MESSAGE) in ``<cluster>_REPLY_TOPIC``, besides pushing them.
     store_reply_message_enable: bool = tunable(True, runtime=True)
     notify_consumer_ids_changed_enable: bool = tunable(True, runtime=True)
+    #: Admin requests relayed to one client (GET_CONSUMER_RUNNING_INFO, CONSUME_MESSAGE_DIRECTLY) waiting for its
+    #: answer at once; past it a relay is refused with SYSTEM_BUSY (mq's own key: RocketMQ does not bound them).
+    client_relay_max_in_flight: int = tunable(4, within(1, 1000), runtime=True)
     #: HTTP port of the Prometheus endpoint (0 = off).
     metrics_port: int = tunable(0, PORT_OR_OFF)
     #: Keys per stats name (TOPIC_PUT_NUMS by topic, GROUP_GET_NUMS by topic@group…; docs/metrics.md): past it a
@@ -177,6 +180,14 @@ class BrokerConfig:
     max_subscription_group_nums: int = tunable(10_000, within(1, 10_000_000))
     max_client_group_nums: int = tunable(10_000, within(1, 10_000_000))
     max_client_channel_nums: int = tunable(20_000, within(1, 10_000_000))
+    #: DLedger mode (docs/replication.md): the group elects its master by Raft over each node's port in
+    #: ``dLegerPeers`` (``n0-host:port;n1-host:port;n2-host:port``); brokerId and brokerRole then follow the
+    #: election. ``dLegerGroup`` defaults to brokerName; ``preferredLeaderId`` is where leadership moves back to.
+    enable_d_leger_commit_log: bool = False
+    d_leger_group: str = ""
+    d_leger_peers: str = ""
+    d_leger_self_id: str = ""
+    preferred_leader_id: str = ""
     #: Keys this class does not know (store settings among them), as given.
     extra: dict[str, str] = attrs.field(factory=dict)
 
@@ -201,7 +212,12 @@ class BrokerConfig:
         out = [(self.listen_port, self.bind_address, "listenPort")]
         if self.fast_listen_enable and self.listen_port > 2:
             out.append((self.listen_port - 2, self.bind_address, "the VIP port, listenPort - 2"))
-        if not self.is_slave:
+        if self.enable_d_leger_commit_log:
+            from mq.broker.dledger.settings import DLedgerSettings
+
+            out.append((DLedgerSettings.from_broker_config(self).port, self.bind_address,
+                        "the Raft port, this node's dLegerPeers entry"))
+        elif not self.is_slave:
             out.append((self.ha_listen_port, self.bind_address, "the HA port, haListenPort or listenPort + 1"))
         if self.metrics_port:
             out.append((self.metrics_port, self.bind_address, "metricsPort"))
@@ -239,13 +255,18 @@ class BrokerConfig:
         )
         return MessageStoreConfig.from_properties(props)
 
-    def check(self) -> None:
+    def check(self, whole: bool = True) -> None:
         """Build the store's and replication's settings from the extra keys, so that a bad value there stops
-        the start with ValueError naming it, before any service starts."""
+        the start with ValueError naming it, before any service starts. ``whole``: also the rules between keys
+        (the DLedger keys may come from the file and the options together)."""
+        from mq.broker.dledger.settings import DLedgerSettings, check_keys
         from mq.broker.ha.master import HAConfig  # replication imports the broker's modules; this one stays light
 
         self.store_config()
         HAConfig.from_broker_config(self)
+        check_keys(self)
+        if whole:
+            DLedgerSettings.from_broker_config(self)
 
     # -- properties ---------------------------------------------------------------------------------
 
@@ -367,6 +388,6 @@ def layered_config(file_props: Mapping[str, Any], option_props: Mapping[str, Any
 
 def _check_source(props: Mapping[str, Any], name: str) -> None:
     try:
-        BrokerConfig.from_properties(props).check()
+        BrokerConfig.from_properties(props).check(whole=False)
     except ValueError as e:
         raise ValueError(f"{e} (in {name})") from None

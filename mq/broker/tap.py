@@ -21,6 +21,8 @@ log = Logger()
 
 ROLES = [r.value for r in BrokerRole]
 FLUSHES = [f.value for f in FlushDiskType]
+#: Until mq/broker/dledger runs the group, a DLedger start is refused rather than run as unrelated masters.
+DLEDGER_WIRED = False
 
 
 def _choice(values):
@@ -69,9 +71,17 @@ class Options(ServiceOptions):
         bind_option(),
         ["acl-file", None, None, "The ACL file, absolute or under rocketmqHome (aclFile; default "
                                  "$ROCKETMQ_HOME/conf/plain_acl.yml)."],
+        ["dledger-group", None, None, "DLedger: the Raft group (dLegerGroup, default: the broker name)."],
+        ["dledger-peers", None, None, "DLedger: every member with its Raft port, n0-host:port;n1-host:port;"
+                                      "n2-host:port (dLegerPeers)."],
+        ["dledger-self-id", None, None, "DLedger: this node's id in --dledger-peers, as n0 (dLegerSelfId); a "
+                                        "follower registers as slave id + 1."],
+        ["preferred-leader", None, None, "DLedger: the id leadership moves back to (preferredLeaderId)."],
     ]
     optFlags = [
         ["acl", None, "Check every request against the ACL files (aclEnable; see docs/acl.md)."],
+        ["dledger", None, "DLedger mode: the group elects its master by Raft (enableDLegerCommitLog; "
+                          "--broker-id and --role then follow the election; see docs/replication.md)."],
     ]
 
     def postOptions(self) -> None:
@@ -81,11 +91,15 @@ class Options(ServiceOptions):
             ("cluster", "brokerClusterName"), ("broker-id", "brokerId"), ("role", "brokerRole"),
             ("flush", "flushDiskType"), ("store", "storePathRootDir"), ("metrics-port", "metricsPort"),
             ("ip", "brokerIP1"), ("bind", "bindAddress"), ("acl-file", "aclFile"),
+            ("dledger-group", "dLegerGroup"), ("dledger-peers", "dLegerPeers"), ("dledger-self-id", "dLegerSelfId"),
+            ("preferred-leader", "preferredLeaderId"),
         ):
             if self[option] is not None:
                 props[key] = self[option]
         if self["acl"]:
             props["aclEnable"] = "true"
+        if self["dledger"]:
+            props["enableDLegerCommitLog"] = "true"
         try:  # the store's and replication's keys are checked now too, not when the service starts
             config, saved = layered_config(file_props, props, f"--config {self['config']}")
             check_acl_settings(config)  # and the ACL files: a bad one stops the start with one line
@@ -99,6 +113,11 @@ class Options(ServiceOptions):
             log.info("settings changed at run time, kept in {path}: {saved}",
                      path=runtime_config_path(config.store_path_root_dir), saved=saved)
         config.store_path_root_dir = os.path.abspath(os.path.expanduser(config.store_path_root_dir))
+        if config.enable_d_leger_commit_log:  # the election decides brokerId and brokerRole (RocketMQ ignores both)
+            self.config = config
+            if not DLEDGER_WIRED:
+                self.refuse("enableDLegerCommitLog: the broker side of DLedger mode is not wired yet (issue 12)")
+            return
         if config.broker_id == 0 and config.is_slave:
             self.refuse("a SLAVE needs --broker-id 1 or more")
         if config.broker_id != 0 and not config.is_slave:

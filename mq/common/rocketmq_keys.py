@@ -54,23 +54,18 @@ NAMESRV_IGNORED: FrozenSet[str] = frozenset("""
 
 #: Keys of features mq does not have: the start is refused, naming the feature.
 NOT_IMPLEMENTED: Dict[str, str] = {
-    "dLegerGroup": "DLedger (Raft) CommitLog groups",
-    "dLegerPeers": "DLedger (Raft) CommitLog groups",
-    "dLegerSelfId": "DLedger (Raft) CommitLog groups",
     "duplicationEnable": "store duplication",
     "enableCalcFilterBitMap": "the extended consume queue",
     "enableConsumeQueueExt": "the extended consume queue",
-    "enableDLegerCommitLog": "DLedger (Raft) CommitLog groups",
     "enableLmq": "light message queues (LMQ)",
     "enableMultiDispatch": "light message queues (LMQ)",
     "fetchNamesrvAddrByAddressServer": "NameServer addresses from an address server",
     "filterServerNums": "filter servers",
     "maxLmqConsumeQueueNum": "light message queues (LMQ)",
     "messageStorePlugIn": "message store plug-ins",
-    "preferredLeaderId": "DLedger (Raft) CommitLog groups",
     "readOnlyCommitLogStorePaths": "a CommitLog outside storePathRootDir",
     "storePathCommitLog": "a CommitLog outside storePathRootDir",
-    "storePathDLedgerCommitLog": "DLedger (Raft) CommitLog groups",
+    "storePathDLedgerCommitLog": "a DLedger log outside storePathRootDir",
     "transientStorePoolEnable": "the off-heap transient store pool",
     "useTLS": "TLS",
 }

@@ -25,7 +25,7 @@ import random
 from typing import Dict, Optional, Sequence, Set, Tuple, Union
 
 from mq.dledger.config import RaftConfig
-from mq.dledger.log import MemoryLog
+from mq.dledger.log import MemoryLog, RaftLog
 from mq.dledger.messages import (
     Append,
     AppendRequest,
@@ -58,11 +58,12 @@ class RaftNode:
         rng: random.Random,
         now: int,
         hard_state: Optional[HardState] = None,
-        log: Optional[MemoryLog] = None,
+        log: Optional[RaftLog] = None,
         applied: int = 0,
     ) -> None:
         """``peers`` lists every member, this node included; ``log`` holds what is durable (a recovered
-        store); ``applied`` is how far the application already applied (it is committed, hence the start)."""
+        store: ``RaftLog.from_store``); ``applied`` is how far the application already applied (it is
+        committed, hence the start)."""
         if len(set(peers)) != len(peers) or node_id not in peers:
             raise ValueError(f"peers {list(peers)!r} must be distinct and include {node_id!r}")
         self.id = node_id
@@ -76,6 +77,7 @@ class RaftNode:
         self.log = log if log is not None else MemoryLog()
         self.durable = self.log.last_index
         self.commit = self.applied = max(0, min(applied, self.durable))
+        self.log.release(self.applied)
         self.role = FOLLOWER
         self.leader: Optional[str] = None
         self.leader_heard: Optional[int] = None  # when the current leader was last heard from
@@ -410,8 +412,9 @@ class RaftNode:
     def _hand_out(self) -> None:
         upto = min(self.commit, self.durable)
         if upto > self.applied:
-            self._out.committed.extend(self.log.entry(i) for i in range(self.applied + 1, upto + 1))
+            self._out.committed.extend(self.log.range(self.applied + 1, upto))
             self.applied = upto
+            self.log.release(upto)
 
     # -- plumbing ----------------------------------------------------------------------------------------
 

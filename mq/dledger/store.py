@@ -4,9 +4,13 @@
 of their first byte, as RocketMQ names CommitLog files; a segment is rolled before an entry would cross
 ``segment_bytes`` (no end-of-file filler is needed: the next file's name says where it starts). Writes go
 through the page cache; ``sync`` is the fsync barrier whose result the caller hands to
-``RaftNode.persisted``. Recovery walks every entry and checks its header CRC, body CRC, index sequence and
-recorded position; the first entry that fails (a torn write or an unsynced tail lost by a crash) and
-everything after it are cut, with one log line saying how much.
+``RaftNode.persisted``. In memory it keeps 8 bytes per entry (its position) and the terms as runs.
+
+Recovery streams every segment through a bounded read window (``RECOVERY_WINDOW``, or one entry if larger)
+and checks each entry's header CRC, body CRC, index sequence and recorded position; the first entry that
+fails (a torn write or an unsynced tail lost by a crash) and everything after it are cut, with one log line
+saying how much. Nothing but positions and term runs is kept: bodies are read back on demand
+(``read_range``, safe from another thread for entries the writer no longer changes: applied ones).
 
 ``MetaStore`` holds the term and vote: written to a temporary file, fsynced, renamed over the old one and the
 directory fsynced, so a crash leaves the old or the new state, never a mix. A meta file that fails its CRC
@@ -17,12 +21,14 @@ from __future__ import annotations
 
 import os
 from array import array
-from typing import Dict, List, Optional, Sequence, Tuple
+from bisect import bisect_right
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import construct as c
 from twisted.logger import Logger
 
 from mq.dledger import entry as entry_codec
+from mq.dledger.log import TermRuns
 from mq.dledger.messages import Append, Entry, HardState, PersistOp, Truncate
 from mq.store.store import _fsync_dir  # the CommitLog store's directory fsync, shared
 
@@ -37,6 +43,8 @@ META = c.Struct(
     "crc" / c.Int32ub,
 )
 META_FILE = "meta"
+#: Bytes recovery and ``read_range`` read at once (a larger entry is read whole, alone).
+RECOVERY_WINDOW = 1 << 20
 
 
 class StoreCorrupted(Exception):
@@ -81,7 +89,7 @@ def _meta_crc(term: int, voted: str) -> int:
 
 
 class DurableLog:
-    """Segment files of entries; ``positions``/``terms`` index every entry in memory (16 bytes each)."""
+    """Segment files of entries; in memory, each entry's position (8 bytes) and the terms as runs."""
 
     def __init__(self, directory: str, segment_bytes: int = 64 << 20) -> None:
         if segment_bytes < entry_codec.HEADER_SIZE:
@@ -89,9 +97,11 @@ class DurableLog:
         self.directory = directory
         self.segment_bytes = segment_bytes
         os.makedirs(directory, exist_ok=True)
-        self.positions = array("q", [0])  # positions[i]: where entry i starts; [0] unused
-        self.terms = array("q", [0])
-        self.segments: List[int] = []  # start positions, ascending
+        self.runs = TermRuns()
+        # (index of positions[0], positions): swapped whole when the base moves, so a reader in another
+        # thread always pairs an array with its own origin
+        self._index: Tuple[int, array] = (1, array("q"))
+        self.segments: List[int] = []  # start positions, ascending (replaced whole, never shrunk in place)
         self.end = 0  # the position after the last entry
         self._fds: Dict[int, int] = {}
         self._dirty: set = set()
@@ -99,7 +109,16 @@ class DurableLog:
 
     @property
     def last_index(self) -> int:
-        return len(self.positions) - 1
+        return self.runs.last
+
+    @property
+    def base_index(self) -> int:
+        return self.runs.base
+
+    def position(self, index: int) -> int:
+        """Where entry ``index`` starts in the log's byte space."""
+        origin, positions = self._index
+        return positions[index - origin]
 
     def _name(self, start: int) -> str:
         return os.path.join(self.directory, f"{start:020d}")
@@ -112,49 +131,120 @@ class DurableLog:
 
     # -- recovery ----------------------------------------------------------------------------------------
 
-    def recover(self) -> List[Entry]:
-        """Read every intact entry; cut the first broken one and all after it. Returns the entries."""
+    def recover(self) -> int:
+        """Scan every segment; cut the first broken entry and all after it. Returns the entries kept."""
         names = sorted(n for n in os.listdir(self.directory) if len(n) == 20 and n.isdigit())
-        entries: List[Entry] = []
         expected_pos = int(names[0]) if names else 0
         self.end = expected_pos
-        broken_at: Optional[Tuple[int, int]] = None  # (segment start, offset in it)
+        positions = self._index[1]
+        runs = self.runs
+        broken = False
         for name in names:
             start = int(name)
-            if broken_at is not None or start != expected_pos:
-                broken_at = broken_at or (start, 0)
+            if broken or start != expected_pos:
+                broken = True
                 self.recovered_cut += os.path.getsize(self._name(start))
                 os.unlink(self._name(start))
                 continue
-            with open(self._name(start), "rb") as f:
-                data = f.read()
-            offset = 0
-            while offset < len(data):
-                try:
-                    e, after = entry_codec.decode_at(data, offset, pos=start + offset)
-                    if e.index != len(entries) + 1 or (entries and e.term < entries[-1].term):
-                        raise entry_codec.EntryError(f"entry {e.index} (term {e.term}) out of sequence")
-                except entry_codec.EntryError as err:
-                    log.warn("DLedger log: {path} broken at byte {offset} ({err}); the rest is cut",
-                             path=self._name(start), offset=offset, err=str(err))
-                    broken_at = (start, offset)
-                    break
-                entries.append(e)
-                self.positions.append(start + offset)
-                self.terms.append(e.term)
-                offset = after
+            offset, size = self._scan_segment(start, positions)
             self.segments.append(start)
-            if broken_at is not None:
-                self.recovered_cut += len(data) - offset
+            if offset < size:
+                broken = True
+                self.recovered_cut += size - offset
                 os.truncate(self._name(start), offset)
                 self._dirty.add(start)
             expected_pos = self.end = start + offset
-        if broken_at is not None:
+        if broken:
             log.warn("DLedger log: recovery cut {n} bytes after entry {index}", n=self.recovered_cut,
-                     index=len(entries))
+                     index=runs.last)
             self.sync()
             _fsync_dir(self.directory)
-        return entries
+        return runs.last - runs.base
+
+    def _scan_segment(self, start: int, positions: array) -> Tuple[int, int]:
+        """Check the entries of one segment through a bounded window; returns (intact bytes, file size)."""
+        runs = self.runs
+        with open(self._name(start), "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            buf = f.read(RECOVERY_WINDOW)
+            buf_at = 0  # file offset of buf[0]
+            offset = 0  # in buf
+            while buf_at + offset < size:
+                try:
+                    index, term, offset_after = entry_codec.scan_at(buf, offset, pos=start + buf_at + offset)
+                    if index != runs.last + 1 or term < runs.last_term:
+                        raise entry_codec.EntryError(f"entry {index} (term {term}) out of sequence")
+                except entry_codec.Incomplete as short:
+                    if buf_at + len(buf) < size:  # the window ends inside the entry: slide it
+                        buf_at += offset
+                        buf = buf[offset:] + f.read(max(RECOVERY_WINDOW, short.need) - (len(buf) - offset))
+                        offset = 0
+                        continue
+                    err: Exception = short
+                except entry_codec.EntryError as e:
+                    err = e
+                else:
+                    positions.append(start + buf_at + offset)
+                    runs.append(index, term)
+                    offset = offset_after
+                    continue
+                log.warn("DLedger log: {path} broken at byte {offset} ({err}); the rest is cut",
+                         path=self._name(start), offset=buf_at + offset, err=str(err))
+                break
+        return buf_at + offset, size
+
+    # -- reads -------------------------------------------------------------------------------------------
+
+    def read_range(self, first: int, last: int, max_bytes: int) -> List[Entry]:
+        """Entries ``first..last``, no more than ``max_bytes`` of bodies unless the first alone is larger.
+        Opens its own descriptors, so it may run beside the writer for entries the writer no longer changes."""
+        out: List[Entry] = []
+        size = 0
+        index = first
+        fds: Dict[int, int] = {}
+        try:
+            while index <= last:
+                pos = self.position(index)
+                segments = self.segments
+                start = segments[bisect_right(segments, pos) - 1]
+                fd = fds.get(start)
+                if fd is None:
+                    fd = fds[start] = os.open(self._name(start), os.O_RDONLY)
+                want = min(max(max_bytes - size, 0) + entry_codec.HEADER_SIZE, RECOVERY_WINDOW)
+                buf = os.pread(fd, want, pos - start)
+                offset = 0
+                while index <= last:
+                    try:
+                        e, after = entry_codec.decode_at(buf, offset, pos + offset)
+                    except entry_codec.Incomplete as short:
+                        if offset:
+                            break  # the next window starts here
+                        buf = os.pread(fd, short.need, pos - start)
+                        if len(buf) < short.need:
+                            raise StoreCorrupted(f"{self._name(start)}: entry {index} cut short at {pos}") from None
+                        continue
+                    except entry_codec.EntryError as err:
+                        raise StoreCorrupted(f"{self._name(start)}: entry {index} at {pos + offset}: {err}") from None
+                    if e.index != index:
+                        raise StoreCorrupted(f"{self._name(start)}: entry {e.index} where {index} belongs")
+                    if out and size + len(e.body) > max_bytes:
+                        return out
+                    out.append(e)
+                    size += len(e.body)
+                    index += 1
+                    offset = after
+        finally:
+            for fd in fds.values():
+                os.close(fd)
+        return out
+
+    def iter_entries(self, first: int = 1) -> Iterator[Entry]:
+        """Every entry from ``first`` on, one read window at a time."""
+        index = max(first, self.runs.base + 1)
+        while index <= self.runs.last:
+            batch = self.read_range(index, self.runs.last, RECOVERY_WINDOW)
+            yield from batch
+            index += len(batch)
 
     # -- writes ------------------------------------------------------------------------------------------
 
@@ -166,6 +256,7 @@ class DurableLog:
                 self.append(op.entries)
 
     def append(self, entries: Sequence[Entry]) -> None:
+        positions = self._index[1]
         for e in entries:
             if e.index != self.last_index + 1:
                 raise ValueError(f"entry {e.index} does not follow {self.last_index}")
@@ -177,8 +268,8 @@ class DurableLog:
             data = entry_codec.encode(e, self.end)
             os.pwrite(self._fd(start), data, self.end - start)
             self._dirty.add(start)
-            self.positions.append(self.end)
-            self.terms.append(e.term)
+            positions.append(self.end)
+            self.runs.append(e.index, e.term)
             self.end += len(data)
 
     def truncate_from(self, index: int) -> None:
@@ -187,17 +278,20 @@ class DurableLog:
             raise ValueError("index 0 cannot be truncated")
         if index > self.last_index:
             return
-        cut = self.positions[index]
-        for start in [s for s in self.segments if s > cut or (s == cut and s != self.segments[0])]:
+        cut = self.position(index)
+        doomed = [s for s in self.segments if s > cut or (s == cut and s != self.segments[0])]
+        for start in doomed:
             self._close(start)
             os.unlink(self._name(start))
-            self.segments.remove(start)
+        if doomed:
+            self.segments = [s for s in self.segments if s not in doomed]
         if self.segments:
             start = self.segments[-1]
             os.ftruncate(self._fd(start), cut - start)
             self._dirty.add(start)
-        del self.positions[index:]
-        del self.terms[index:]
+        origin, positions = self._index
+        del positions[index - origin:]
+        self.runs.truncate_from(index)
         self.end = cut
 
     def sync(self) -> Optional[Tuple[int, int]]:
@@ -209,16 +303,10 @@ class DurableLog:
             self._dirty.clear()
         if self.last_index == 0:
             return None
-        return self.last_index, self.terms[-1]
+        return self.last_index, self.runs.last_term
 
     def read(self, index: int) -> Entry:
-        pos = self.positions[index]
-        start = max(s for s in self.segments if s <= pos)
-        fd = self._fd(start)
-        head = os.pread(fd, entry_codec.HEADER_SIZE, pos - start)
-        size = entry_codec.ENTRY_HEADER.unpack(head)[1]
-        e, _ = entry_codec.decode_at(os.pread(fd, size, pos - start), 0, pos)
-        return e
+        return self.read_range(index, index, 0)[0]
 
     def _close(self, start: int) -> None:
         fd = self._fds.pop(start, None)

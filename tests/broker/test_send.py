@@ -169,3 +169,38 @@ def test_an_async_flush_send_is_answered_without_a_deferred(make_broker, tmp_pat
         assert isinstance(d, defer.Deferred)
         r = yield d
         assert r.code == RC.SUCCESS and r.ext_fields["queueOffset"] == ("1" if not batch else "2")
+
+
+def test_send_checks_follow_every_topic_table_change(make_broker):
+    """The per-topic send checks are remembered only until the topic table changes: an update, a deletion
+    or a slave's copy of its master's table is seen by the next send; one entry per topic at most."""
+    from mq.common.route import TopicConfig
+
+    b = make_broker()
+    topics = b.topic_config_manager
+    processor = b.dispatcher.processors[RequestCode.SEND_MESSAGE_V2]
+
+    def send(topic, queue_id=0):
+        request = RemotingCommand.request(RequestCode.SEND_MESSAGE_V2,
+                                          send_header(topic, queue_id, {}).encode_short(), b"x")
+        return processor(request, _Channel())
+
+    topics.update(TopicConfig("Cached", 4, 4, 6))
+    assert send("Cached", 3).code == RC.SUCCESS
+    topics.update(TopicConfig("Cached", 2, 2, 6))  # fewer queues
+    r = send("Cached", 3)
+    assert r.code == RC.SYSTEM_ERROR and "queueId[3] is illegal" in r.remark
+    topics.update(TopicConfig("Cached", 4, 4, PERM_READ))  # read-only
+    assert send("Cached", 1).code == RC.NO_PERMISSION
+    b.config.auto_create_topic_enable = False
+    topics.delete("Cached")
+    assert send("Cached").code == RC.TOPIC_NOT_EXIST
+    topics.update(TopicConfig("Cached", 4, 4, 6))
+    assert send("Cached").code == RC.SUCCESS
+    before = topics.generation
+    topics.decode({"topicConfigTable": {"Cached": TopicConfig("Cached", 4, 4, PERM_READ).to_json()}})
+    assert topics.generation > before  # a load or a slave's sync replaces configs: checks redone
+    assert send("Cached").code == RC.NO_PERMISSION
+    for i in range(20):
+        send(f"Bad topic {i}!")  # refused by name: never remembered
+    assert set(processor.__self__._checked) <= set(topics.table)

@@ -61,8 +61,8 @@ def test_split_settings_keeps_ignores_and_refuses():
                                     "enableLmq": "false", "haListenPort": "0"}, known, BROKER_IGNORED)
     assert used == {"brokerName": "b", "haListenPort": "0"}
     assert sorted(ignored) == ["enableLmq", "sendMessageThreadPoolNums"]
-    with pytest.raises(ValueError, match="does not implement DLedger"):
-        split_settings({"enableDLegerCommitLog": "true"}, known, BROKER_IGNORED)
+    with pytest.raises(ValueError, match="does not implement a DLedger log outside"):
+        split_settings({"storePathDLedgerCommitLog": "/x"}, known, BROKER_IGNORED)
     with pytest.raises(ValueError, match="did you mean fileReservedTime"):
         split_settings({"fileReserveTime": "48"}, known, BROKER_IGNORED)
 

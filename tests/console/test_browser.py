@@ -7,6 +7,7 @@ screenshot of each page there (how docs/console.md's pictures are made).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -305,3 +306,47 @@ def test_a_dead_letter_message_is_sent_back_to_its_group_by_clicking(page, clust
     assert detail["tags"] == "TagD" and detail["body"] == "gave up"
     (original,) = console.call("messages/by-key?topic=%25DLQ%25DeadGroup&key=dead-key")
     assert back["msgId"] == original["msgId"]  # the same message id: consumers can tell it is the same message
+
+    # a second one, then both at once: selected, sent back, exported
+    second = send_request("%DLQ%DeadGroup", b'=1+2, "quoted"', keys="dead-two", queue_id=0,
+                          properties={"RETRY_TOPIC": SEED_TOPIC})
+    assert call(cluster["broker"].addr, second).code == ResponseCode.SUCCESS
+    page.click("#search-dlq")
+    expect(page.locator("#dlq-results tbody tr").filter(has_text="dead-two")).to_be_visible()
+    page.check("#dlq-select-all")
+    page.click("#dlq-resend-selected")
+    expect(page.locator("#flash")).to_contain_text("2 of 2 sent back to DeadGroup")
+    assert len(console.call("messages/by-key?topic=%25RETRY%25DeadGroup&key=dead-key")) == 2
+    with page.expect_download() as info:
+        page.click("#dlq-export-selected")
+    text = Path(info.value.path()).read_text(encoding="utf-8")
+    lines = text.splitlines()
+    assert lines[0].startswith('"msgId","offsetMsgId","topic","tags","keys"') and len(lines) == 3
+    assert "dead-key" in text and '"\'=1+2, ""quoted"""' in text  # quoted, and not a formula for a spreadsheet
+    with page.expect_download() as info:
+        page.click("#dlq-export-json")
+    exported = json.loads(Path(info.value.path()).read_text(encoding="utf-8"))
+    assert exported["group"] == "DeadGroup" and {m["keys"] for m in exported["messages"]} == {"dead-key", "dead-two"}
+    assert page.page_errors == []
+
+
+def test_a_message_is_resent_to_one_online_consumer_by_clicking(page, cluster):
+    """The dashboard's "Resend Message": the consumer runs its listener on the message (CONSUME_MESSAGE_DIRECTLY,
+    relayed by the broker) and the page says how it went."""
+    from playwright.sync_api import expect
+
+    console = cluster["console"]
+    sent = console.call("topic/send", {"topic": SEED_TOPIC, "body": "again please", "keys": "direct-key"})
+    consumer = bench("consumer", "-n", cluster["namesrv"].addr, "-t", SEED_TOPIC, "-g", "DirectGroup", "-d", "120")
+    try:
+        wait_until(lambda: console.call("consumer/connection?group=DirectGroup")["connectionSet"], 60,
+                   what="the bench consumer online")
+        open_page(page, cluster, f"message/{sent['offsetMsgId']}/{SEED_TOPIC}")
+        page.fill("#direct-group", "DirectGroup")
+        page.click("#direct-load")
+        page.get_by_role("button", name="Consume it now").first.click()
+        expect(page.locator("#flash")).to_contain_text("CR_SUCCESS")
+        assert page.page_errors == []
+    finally:
+        consumer.kill()
+        consumer.wait()

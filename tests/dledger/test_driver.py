@@ -10,7 +10,7 @@ from twisted.internet import defer, task
 from mq.dledger import codec
 from mq.dledger.config import RaftConfig
 from mq.dledger.driver import RaftDriver
-from mq.dledger.log import MemoryLog
+from mq.dledger.log import RaftLog
 from mq.dledger.node import LEADER, RaftNode
 from mq.dledger.store import DurableLog, MetaStore
 from mq.remoting.serialization import decode_command, encode_command
@@ -19,8 +19,9 @@ IDS = ["n0", "n1", "n2"]
 
 
 class Cluster:
-    def __init__(self, root, seed=7, stalled=()):
+    def __init__(self, root, seed=7, stalled=(), cache_bytes=64 << 20):
         self.root = root
+        self.cache_bytes = cache_bytes
         self.clock = task.Clock()
         self.clock.advance(1000)
         self.rng = random.Random(seed)
@@ -32,10 +33,9 @@ class Cluster:
     def start(self, i):
         directory = str(self.root / i)
         store = DurableLog(directory, 4096)
-        entries = store.recover()
         meta = MetaStore(directory)
         node = RaftNode(i, IDS, RaftConfig(), random.Random(self.rng.random()), int(self.clock.seconds() * 1000),
-                        meta.load(), MemoryLog(entries))
+                        meta.load(), RaftLog.from_store(store, self.cache_bytes))
         blocking = (lambda fn: defer.Deferred()) if i in self.stalled else (lambda fn: defer.maybeDeferred(fn))
         driver = RaftDriver(self.clock, node, store, meta, self.send, run_blocking=blocking)
         self.drivers[i] = driver
@@ -70,7 +70,9 @@ def test_a_proposal_fires_once_committed_and_is_on_every_disk(tmp_path):
     c.run(0.5)
     assert results == [3]  # the no-op is entry 1
     for i in IDS:
-        on_disk = DurableLog(str(tmp_path / i)).recover()
+        store = DurableLog(str(tmp_path / i))
+        store.recover()
+        on_disk = list(store.iter_entries())
         assert [e.body for e in on_disk] == [b"", b"hello", b"world"]
         assert MetaStore(str(tmp_path / i)).load().term == c.drivers[leader].node.term
     follower = next(i for i in IDS if i != leader)

@@ -31,7 +31,10 @@ def test_fast_form_builds_what_the_declaration_builds(index, term, pos, body):
 
 def _reopen(path, segment=1024):
     log = DurableLog(str(path), segment)
-    return log, log.recover()
+    n = log.recover()
+    got = list(log.iter_entries())
+    assert n == len(got)
+    return log, got
 
 
 def test_append_sync_reopen_across_segments(tmp_path):
@@ -74,7 +77,7 @@ def test_recovery_keeps_exactly_the_intact_prefix(tmp_path_factory, cut, flip):
     entries = _entries(50)
     log.append(entries)
     log.sync()
-    positions = list(log.positions)
+    positions = [None] + [log.position(i) for i in range(1, 51)]
     total = log.end
     log.close()
     cut %= total

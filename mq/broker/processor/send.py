@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import random
 import time
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 from twisted.internet import defer
 
@@ -106,6 +106,9 @@ class SendMessageProcessor:
         self.stats = broker.stats
         self._random = random.Random()
         self._answer_template: Tuple[object, Optional[ResponseTemplate]] = (None, None)
+        #: topic → (config, queue count) from ``_topic_config``, for the topic table generation
+        self._checked: Dict[str, Tuple[TopicConfig, int]] = {}
+        self._checked_generation = -1
 
     def register(self, dispatcher) -> None:
         dispatcher.register(RequestCode.SEND_MESSAGE, self.process_v1)
@@ -125,15 +128,46 @@ class SendMessageProcessor:
         return request.response(code, remark)
 
     def check(self, request: RemotingCommand, channel, h: SendMessageRequestHeader):
-        """The topic config to store into, or a refusal (RemotingCommand)."""
+        """The topic config to store into, or a refusal (RemotingCommand).
+
+        A topic's config lookup (name check, forbidden topics, creation on demand) is remembered per topic
+        until the topic table changes (``TopicConfigManager.generation``), so a send does not redo it; the
+        broker's role and permission, the queue id and the topic's write permission are tested on every send.
+        At most one entry per topic in the table.
+        """
         config = self.config
         if config.is_slave:
             return self._refuse(request, RC.SERVICE_NOT_AVAILABLE,
                                 f"the broker[{config.broker_name}] is a slave: send messages to its master")
-        topic = h.topic
         if not config.broker_permission & PERM_WRITE:
             return self._refuse(request, RC.NO_PERMISSION,
                                 f"the broker[{config.broker_ip1}] sending message is forbidden")
+        topic = h.topic
+        if self._checked_generation != self.topics.generation:
+            self._checked.clear()
+            self._checked_generation = self.topics.generation
+        entry = self._checked.get(topic)
+        if entry is None:
+            tc = self._topic_config(request, h)
+            if not isinstance(tc, TopicConfig):
+                return tc
+            if self._checked_generation != self.topics.generation:  # created just now
+                self._checked.clear()
+                self._checked_generation = self.topics.generation
+            entry = self._checked[topic] = (tc, max(tc.read_queue_nums, tc.write_queue_nums))
+        tc, queues = entry
+        if h.queue_id >= queues:
+            return self._refuse(
+                request, RC.SYSTEM_ERROR,
+                f"request queueId[{h.queue_id}] is illegal, {tc!r} Producer: {channel.peer}")
+        if not tc.perm & PERM_WRITE:
+            return self._refuse(request, RC.NO_PERMISSION, f"the topic[{topic}] sending message is forbidden")
+        return tc
+
+    def _topic_config(self, request: RemotingCommand, h: SendMessageRequestHeader):
+        """The topic's config (created on demand as RocketMQ does), or a refusal: a bad or forbidden name,
+        or no such topic and none may be created."""
+        topic = h.topic
         why = topic_error(topic)
         if why is not None:
             return self._refuse(request, RC.SYSTEM_ERROR, f"The specified topic is not valid: {why}.")
@@ -149,14 +183,7 @@ class SendMessageProcessor:
                 return self._refuse(
                     request, RC.TOPIC_NOT_EXIST,
                     f"topic[{topic}] not exist, apply first please! (auto-creation from {h.default_topic} "
-                    f"is {'on' if config.auto_create_topic_enable else 'off'}) {mixall.FAQ_URL}")
-        queues = max(tc.read_queue_nums, tc.write_queue_nums)
-        if h.queue_id >= queues:
-            return self._refuse(
-                request, RC.SYSTEM_ERROR,
-                f"request queueId[{h.queue_id}] is illegal, {tc!r} Producer: {channel.peer}")
-        if not tc.perm & PERM_WRITE:
-            return self._refuse(request, RC.NO_PERMISSION, f"the topic[{topic}] sending message is forbidden")
+                    f"is {'on' if self.config.auto_create_topic_enable else 'off'}) {mixall.FAQ_URL}")
         return tc
 
     def _check_body(self, request: RemotingCommand, body: bytes, props_text: Optional[str]):

@@ -28,6 +28,9 @@ PERM_ALL = PERM_RW | PERM_INHERIT
 class TopicConfigManager(JsonStateFile):
     """The topic table and its data version; every change bumps the version and is persisted.
 
+    ``generation`` counts every change of the table (creation, update, deletion, a load or a slave's copy of
+    its master's table), so what was derived from a topic's config (the send checks) knows when to look again.
+
     ``on_created(topic_config, oneway)`` is called after a topic is created or changed, so the broker can
     tell the NameServers at once (oneway when the creation came from a send, as RocketMQ does).
     """
@@ -40,6 +43,7 @@ class TopicConfigManager(JsonStateFile):
         self.now_ms = now_ms
         self.table: dict[str, TopicConfig] = {}
         self.data_version = DataVersion()
+        self.generation = 0
         self.on_created: Callable[[TopicConfig, bool], None] | None = None
         self.system_topics = set()
         self._add_system_topics()
@@ -74,8 +78,10 @@ class TopicConfigManager(JsonStateFile):
             table[str(name)] = TopicConfig.from_json(tc)
         self.table.update(table)
         self.data_version = DataVersion.from_json(data.get("dataVersion"))
+        self.generation += 1
 
     def _changed(self, tc: TopicConfig | None, oneway: bool, save: bool = True) -> None:
+        self.generation += 1
         self.data_version.next_version(self.now_ms())
         if save:
             self.persist()
