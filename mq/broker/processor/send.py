@@ -41,7 +41,7 @@ from mq.remoting.client import split_address
 from mq.remoting.codes import CURRENT_VERSION, FLAG_RESPONSE, RequestCode, ResponseCode, SerializeType
 from mq.remoting.command import RemotingCommand
 from mq.remoting.serialization import ResponseTemplate
-from mq.store.results import PutMessageStatus
+from mq.store.results import PutMessageResult, PutMessageStatus
 
 RC = ResponseCode
 _WAIT = MessageConst.PROPERTY_WAIT_STORE_MSG_OK
@@ -315,6 +315,6 @@ class SendMessageProcessor:
                 response.frame = self._template(region, trace).frame(request.opaque, msg_id, qid, offset)
             return response
 
-        if isinstance(d, defer.Deferred):
+        if type(d) is not PutMessageResult and isinstance(d, defer.Deferred):  # type(): no ABCMeta check per send
             return d.addCallback(done)
         return done(d)

@@ -722,25 +722,59 @@ pages.trace = function (id) {
 
 pages.login = function (next) {
   var main = page("Log in");
-  main.appendChild(h("p", { "class": "muted", text: "This console acts as your ACL account: give its access key and secret key." }));
+  var users = session.loginKind === "users";
+  main.appendChild(h("p", { "class": "muted", text: users ? "Give your console user name and password." :
+    "This console acts as your ACL account: give its access key and secret key." }));
   var ak = h("input", { id: "login-access-key", size: 24, autocomplete: "username" });
   var sk = h("input", { id: "login-secret-key", type: "password", size: 24, autocomplete: "current-password" });
   var button = h("button", { id: "login", text: "Log in", onclick: function () {
     button.disabled = true;
-    post("login", { accessKey: ak.value.trim(), secretKey: sk.value }).then(function (r) {
+    var form = users ? { username: ak.value.trim(), password: sk.value } : { accessKey: ak.value.trim(), secretKey: sk.value };
+    post("login", form).then(function (r) {
       session.user = r.user;
+      session.readOnly = r.readOnly;
       showUser();
       location.hash = "#/" + (next || "dashboard");
     }).catch(fail()).then(function () { button.disabled = false; });
   } });
-  main.appendChild(h("div", { "class": "card" }, h("div", { "class": "row" }, field("Access key", ak), field("Secret key", sk), button)));
+  main.appendChild(h("div", { "class": "card" }, h("div", { "class": "row" }, field(users ? "User name" : "Access key", ak),
+    field(users ? "Password" : "Secret key", sk), button)));
+};
+
+/* rocketmq-dashboard's OPS page: which NameServers the console asks, and a switch to others. */
+pages.ops = function () {
+  var main = page("NameServer");
+  var out = section(main, "The console asks");
+  var addr = h("input", { id: "ops-namesrv", size: 40, list: "ops-known", placeholder: "host:port;host:port" });
+  var known = h("datalist", { id: "ops-known" });
+  function show(d) {
+    fill(out, [h("p", { "class": "mono", id: "ops-current", text: d.namesrvAddr }),
+      table([{ label: "Used in this run", key: "addr", mono: true }, { label: "", value: function (r) {
+        return h("button", { "class": "secondary", text: "Use", onclick: function () { addr.value = r.addr; switchTo(); } });
+      } }], d.known.map(function (a) { return { addr: a }; }))]);
+    fill(known, d.known.map(function (a) { return h("option", { value: a }); }));
+  }
+  function switchTo() {
+    post("ops/namesrv", { namesrvAddr: addr.value.trim() }).then(function (d) {
+      session.namesrv = d.namesrvAddr.split(";");
+      showUser();
+      flash("Now asking " + d.namesrvAddr + " (cluster " + d.clusters.join(", ") + ")");
+      show(d);
+    }).catch(fail());
+  }
+  main.appendChild(h("div", { "class": "card" }, h("h2", { text: "Switch" }), h("p", { "class": "muted",
+    text: "The new NameServers must answer first; then every page, every logged-in user and the dashboard use them (its history starts anew)." }),
+    h("div", { "class": "row" }, field("NameServer addresses", addr), known, h("button", { id: "ops-switch", text: "Switch", onclick: switchTo }))));
+  get("ops").then(show).catch(fail(out));
 };
 
 function showUser() {
   var box = document.getElementById("namesrv");
-  box.textContent = "NameServer " + session.namesrv.join(";") + " · mq " + session.version;
+  box.textContent = "";
+  append(box, [h("a", { href: "#/ops", id: "namesrv-link", title: "switch NameServer", text: "NameServer " + session.namesrv.join(";") }),
+    " · mq " + session.version]);
   if (session.user) {
-    append(box, [" · " + session.user + " ", h("a", { href: "#", id: "logout", text: "log out", onclick: function (e) {
+    append(box, [" · " + session.user + (session.readOnly ? " (read only) " : " "), h("a", { href: "#", id: "logout", text: "log out", onclick: function (e) {
       e.preventDefault();
       post("logout", {}).then(function () { session.user = null; showUser(); location.hash = "#/login"; }).catch(fail());
     } })]);
