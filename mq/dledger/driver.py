@@ -7,6 +7,11 @@ batch), and ``persisted`` follows each fsync; ticks run by ``callLater`` at the 
 ``propose`` returns a Deferred that fires with the entry's index once it is committed in the term it was
 proposed in, and fails with ``ProposalFailed`` if it is refused, lost in a leader change, or not committed
 within ``wait_ack_ms`` (DLedger's ``maxWaitAckTimeMs``, 2.5 s; RocketMQ answers that with OS_PAGECACHE_BUSY).
+
+A full disk is not fatal: a write that finds no room is undone to the last whole entry (``DurableLog.append``),
+the operations not yet written wait, proposals fail ``DISK_FULL`` (RocketMQ's SERVICE_NOT_AVAILABLE) and the
+write is retried every ``disk_retry_ms`` until it fits; nothing unwritten is reported ``persisted``, so nothing
+counts toward a majority before it is on disk. Any other write or fsync failure stops the driver.
 """
 
 from __future__ import annotations
@@ -18,15 +23,16 @@ from twisted.internet import defer, threads
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
-from mq.dledger.messages import Entry, Message, Output, Proposed, RoleChange
+from mq.dledger.messages import Append, Entry, Message, Output, Proposed, RoleChange
 from mq.dledger.node import RaftNode
 from mq.dledger.store import Compact, DurableLog, MetaStore
+from mq.store.mappedfile import DiskFullError
 
 log = Logger()
 
 
 class ProposalFailed(Exception):
-    """``reason``: NOT_LEADER, TRANSFERRING, PENDING_FULL, TOO_LARGE, EMPTY, LOST or TIMEOUT."""
+    """``reason``: NOT_LEADER, TRANSFERRING, PENDING_FULL, TOO_LARGE, EMPTY, DISK_FULL, LOST or TIMEOUT."""
 
     def __init__(self, reason: str, leader: Optional[str] = None) -> None:
         super().__init__(reason)
@@ -50,6 +56,7 @@ class RaftDriver:
         on_role: Callable[[RoleChange], None] = lambda change: None,
         wait_ack_ms: int = 2_500,
         run_blocking: Optional[Callable[[Callable[[], object]], defer.Deferred]] = None,
+        disk_retry_ms: int = 1_000,
     ) -> None:
         self.reactor = reactor
         self.node = node
@@ -65,6 +72,9 @@ class RaftDriver:
         self._timer: Optional[IDelayedCall] = None
         self._pending: Dict[int, Tuple[int, defer.Deferred, IDelayedCall]] = {}
         self._stopped = False
+        self.disk_retry_ms = disk_retry_ms
+        self.disk_full = False
+        self._retry: Optional[IDelayedCall] = None
 
     def now(self) -> int:
         return int(self.reactor.seconds() * 1000)
@@ -74,8 +84,9 @@ class RaftDriver:
 
     def stop(self) -> None:
         self._stopped = True
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
+        for timer in (self._timer, self._retry):
+            if timer is not None and timer.active():
+                timer.cancel()
         for _term, d, timer in list(self._pending.values()):
             if timer.active():
                 timer.cancel()
@@ -90,6 +101,8 @@ class RaftDriver:
 
     def propose(self, bodies: Sequence[bytes]) -> defer.Deferred:
         """Fires with the last entry's index once all of ``bodies`` are committed."""
+        if self.disk_full:
+            return defer.fail(ProposalFailed("DISK_FULL", self.node.leader))
         result, out = self.node.propose(bodies, self.now())
         if not isinstance(result, Proposed):
             self._handle(out)
@@ -116,7 +129,10 @@ class RaftDriver:
         if base is None or self._stopped:
             return None
         self.node.log.compact(base)
-        self._ops.append(Compact(base))
+        self._ops.insert(0, Compact(base))  # before writes a full disk holds back: it makes room for them
+        if self._retry is not None and self._retry.active():
+            self._retry.cancel()
+            self._retry = None
         self._sync()
         return base
 
@@ -148,27 +164,50 @@ class RaftDriver:
         self._schedule()
 
     def _sync(self) -> None:
-        if self._syncing or not self._ops or self._stopped:
-            return
+        if self._syncing or not self._ops or self._stopped or (self._retry is not None and self._retry.active()):
+            return  # a write in flight takes what arrives next; a full disk waits for its retry
         ops, self._ops = self._ops, []
         self._syncing = True
 
         def write():
-            self.store.apply(ops)
+            while ops:
+                op = ops[0]
+                try:
+                    self.store.apply((op,))
+                except DiskFullError:
+                    if isinstance(op, Append):  # the entries written stay; the rest waits
+                        ops[0] = Append(tuple(e for e in op.entries if e.index > self.store.last_index))
+                    raise
+                del ops[0]
             return self.store.sync()
 
         def done(mark):
             self._syncing = False
+            if self.disk_full:
+                self.disk_full = False
+                log.info("DLedger {id}: the log is written again after a full disk", id=self.node.id)
             if mark is not None and not self._stopped:
                 self._handle(self.node.persisted(mark[0], mark[1], self.now()))
             self._sync()
 
         def failed(f):
             self._syncing = False
+            if f.check(DiskFullError) and not self._stopped:
+                self._ops[:0] = ops  # unwritten, in order, before anything that came meanwhile
+                if not self.disk_full:
+                    self.disk_full = True
+                    log.error("DLedger {id}: {err}; proposals are refused (DISK_FULL) and the write retried every "
+                              "{ms} ms", id=self.node.id, err=f.getErrorMessage(), ms=self.disk_retry_ms)
+                self._retry = self.reactor.callLater(self.disk_retry_ms / 1000, self._retry_sync)
+                return
             log.failure("DLedger {id}: writing the log failed; nothing more is acknowledged", f, id=self.node.id)
             self._stopped = True
 
         self.run_blocking(write).addCallbacks(done, failed)
+
+    def _retry_sync(self) -> None:
+        self._retry = None
+        self._sync()
 
     def _schedule(self) -> None:
         if self._stopped:
