@@ -1,0 +1,104 @@
+"""A NameServer and a DLedger group of ``twistd broker`` processes, each node restartable on its ports and store."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from mq.client.simple import parse_route, route_request
+from tests.broker.cluster import start_namesrv
+from tests.broker.wire import call
+from tests.support.processes import free_port, wait_until
+
+GROUP_CONF = ("brokerClusterName=DlCluster\nbrokerName=dl-a\nmappedFileSizeCommitLog=1048576\n"
+              "mappedFileSizeConsumeQueue=1000\nregisterNameServerPeriod=10000\nslaveSyncInterval=500\n"
+              "enableDLegerCommitLog=true\ndLegerGroup=dl-a\n")
+
+
+class DLedgerCluster:
+    def __init__(self, twistd, tmp: Path, nodes: int = 3, extra_conf: str = "",
+                 raft_ports: Optional[Dict[str, int]] = None) -> None:
+        self.twistd = twistd
+        self.tmp = tmp
+        self.namesrv = start_namesrv(twistd, tmp, "--broker-expiry", "3", "--scan-interval", "1")
+        self.ids = [f"n{i}" for i in range(nodes)]
+        self.ports: Dict[str, int] = {}
+        used: List[int] = []
+        for node in self.ids:
+            port = free_port()
+            while any(abs(port - u) < 4 for u in used):
+                port = free_port()
+            used.append(port)
+            self.ports[node] = port
+        self.raft_ports = {node: free_port() for node in self.ids}
+        #: Where each node's peers reach it (a proxy's port when a test puts one in front of it).
+        self.peer_ports = dict(raft_ports or self.raft_ports)
+        self.extra_conf = extra_conf
+        self.procs: Dict[str, object] = {}
+
+    def peers(self) -> str:
+        return ";".join(f"{n}-127.0.0.1:{self.peer_ports[n]}" for n in self.ids)
+
+    def conf(self, node: str) -> Path:
+        path = self.tmp / f"{node}.conf"
+        path.write_text(GROUP_CONF + f"dLegerPeers={self.peers()}\ndLegerSelfId={node}\n" + self.extra_conf)
+        return path
+
+    def store(self, node: str) -> Path:
+        return self.tmp / f"store-{node}"
+
+    def addr(self, node: str) -> str:
+        return f"127.0.0.1:{self.ports[node]}"
+
+    def start(self, node: str):
+        # the node listens on its own Raft port; its peers list may name a proxy in front of it
+        peers = ";".join(f"{n}-127.0.0.1:{self.raft_ports[n] if n == node else self.peer_ports[n]}" for n in self.ids)
+        conf = self.conf(node)
+        conf.write_text(GROUP_CONF + f"dLegerPeers={peers}\ndLegerSelfId={node}\n" + self.extra_conf)
+        proc = self.twistd("broker", "--port", str(self.ports[node]), "--namesrv", self.namesrv.addr,
+                           "--store", str(self.store(node)), "--ip", "127.0.0.1", "--config", str(conf),
+                           workdir=self.tmp / f"{node}-{time.monotonic_ns()}")
+        proc.wait_port(self.ports[node])
+        proc.addr = self.addr(node)
+        self.procs[node] = proc
+        return proc
+
+    def start_all(self) -> "DLedgerCluster":
+        for node in self.ids:
+            self.start(node)
+        return self
+
+    def master(self) -> Optional[str]:
+        """The address the NameServer routes brokerId 0 of the group to, if any."""
+        try:
+            r = call(self.namesrv.addr, route_request("TBW102"))
+        except OSError:
+            return None
+        route = parse_route(r)
+        if route is None:
+            return None
+        for bd in route.broker_datas:
+            if bd.broker_name == "dl-a":
+                return bd.broker_addrs.get(0)
+        return None
+
+    def node_of(self, addr: str) -> str:
+        return next(n for n in self.ids if self.addr(n) == addr)
+
+    def wait_master(self, timeout: float = 30.0, other_than: Optional[str] = None) -> str:
+        found = {}
+
+        def check():
+            m = self.master()
+            if m is not None and m != other_than and self.procs[self.node_of(m)].running:
+                found["m"] = m
+                return True
+            return False
+
+        wait_until(check, timeout, 0.02, what="a routed master of dl-a")
+        return found["m"]
+
+    def commitlog(self, node: str) -> bytes:
+        files = sorted((self.store(node) / "commitlog").iterdir())
+        return b"".join(f.read_bytes() for f in files)
