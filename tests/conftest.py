@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import platform
+
 import pytest
+from hypothesis import settings
 from twisted.logger import globalLogPublisher
 
 from tests.support.processes import TwistdProcess
+
+if platform.python_implementation() == "PyPy":
+    # The JIT's warm-up makes the first examples of a property many times slower than the rest: a per-example
+    # deadline there measures compilation, not the code (tests that set their own settings inherit this).
+    settings.register_profile("pypy", deadline=None)
+    settings.load_profile("pypy")
 
 
 @pytest.fixture

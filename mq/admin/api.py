@@ -17,6 +17,7 @@ from mq.acl.signing import Credentials
 from mq.client.simple import pull_request, send_request
 from mq.common import fastjson, jsonkeys, mixall
 from mq.common.broker_headers import (
+    ConsumeMessageDirectlyResultRequestHeader,
     ConsumerGroupRequestHeader,
     CreateTopicRequestHeader,
     DeleteSubscriptionGroupRequestHeader,
@@ -34,6 +35,7 @@ from mq.common.broker_headers import (
     UpdateConsumerOffsetRequestHeader,
     ViewMessageRequestHeader,
 )
+from mq.common.consume_directly import ConsumeMessageDirectlyResult
 from mq.common.consumer_status import GetConsumerStatusBody
 from mq.common.message import MessageConst, MessageExt, decode_messages, string_to_properties
 from mq.common.namesrv_headers import (
@@ -468,6 +470,20 @@ class MQAdminAPI:
         response = yield self.broker_call(addr, RequestCode.GET_CONSUMER_RUNNING_INFO, ext, timeout=self.timeout + 5)
         check(response, f"running info of consumer '{client_id}' via broker {addr}")
         return jsonkeys.loads(response.body) if response.body else {}
+
+    @defer.inlineCallbacks
+    def consume_message_directly(self, addr: str, group: str, client_id: str, msg_id: str):
+        """CONSUME_MESSAGE_DIRECTLY through the broker that stores the message (``addr``): one online client of
+        the group runs its listener on it; its ConsumeMessageDirectlyResult."""
+        ext = ConsumeMessageDirectlyResultRequestHeader(consumer_group=group, client_id=client_id,
+                                                        msg_id=msg_id).encode()
+        # The broker waits 10 s for the client's listener: wait longer, to get its answer.
+        response = yield self.broker_call(addr, RequestCode.CONSUME_MESSAGE_DIRECTLY, ext, timeout=self.timeout + 10)
+        check(response, f"consume message {msg_id} directly on consumer '{client_id}' via broker {addr}")
+        try:
+            return ConsumeMessageDirectlyResult.decode(response.body)
+        except ValueError as e:
+            raise AdminError(f"consumer '{client_id}' answered an unreadable result: {e}") from None
 
     @defer.inlineCallbacks
     def consumer_status(self, addr: str, topic: str, group: str, client_addr: Optional[str] = None):

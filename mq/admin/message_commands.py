@@ -42,18 +42,29 @@ TOOLS_PRODUCER_GROUP = "TOOLS_PRODUCER"
 @command(
     "queryMsgById", "Query Message by Id",
     opt("-i", "--msgId", required=True, help="message id (the offset msgId; several separated by ,)"),
+    opt("-g", "--consumerGroup", help="consumer group name (with -d: push the message to that consumer)"),
+    opt("-d", "--clientId", help="consumer's client id (with -g: it consumes the message directly)"),
 )
 @defer.inlineCallbacks
 def query_msg_by_id(api: MQAdminAPI, args):
+    """Print the messages; with ``-g`` and ``-d``, have that online consumer run its listener on each one
+    (CONSUME_MESSAGE_DIRECTLY) and print how it went, as RocketMQ's tool does."""
+    push = bool(args.consumerGroup and args.clientId)
     data, blocks = [], []
     for msg_id in [m.strip() for m in args.msgId.split(",") if m.strip()]:
         try:
             (host, port), offset = decode_offset_msg_id(msg_id)
         except ValueError:
             raise UsageError(f"'{msg_id}' is not an offset message id (32 or 56 hex characters)") from None
-        msg = yield api.view_message(f"{host}:{port}", offset)
-        data.append(message_json(msg))
-        blocks.append(message_text(msg))
+        addr = f"{host}:{port}"
+        msg = yield api.view_message(addr, offset)
+        if push:
+            result = yield api.consume_message_directly(addr, args.consumerGroup, args.clientId, msg_id)
+            data.append(dict(result.to_json(), msgId=msg_id))
+            blocks.append(str(result))
+        else:
+            data.append(message_json(msg))
+            blocks.append(message_text(msg))
     return Result(data if len(data) != 1 else data[0], "\n\n".join(blocks))
 
 

@@ -124,6 +124,9 @@ class BrokerConfig:
     #: Also store reply messages (SEND_REPLY_MESSAGE) in ``<cluster>_REPLY_TOPIC``, besides pushing them.
     store_reply_message_enable: bool = tunable(True, runtime=True)
     notify_consumer_ids_changed_enable: bool = tunable(True, runtime=True)
+    #: Admin requests relayed to one client (GET_CONSUMER_RUNNING_INFO, CONSUME_MESSAGE_DIRECTLY) waiting for its
+    #: answer at once; past it a relay is refused with SYSTEM_BUSY (mq's own key: RocketMQ does not bound them).
+    client_relay_max_in_flight: int = tunable(4, within(1, 1000), runtime=True)
     #: HTTP port of the Prometheus endpoint (0 = off).
     metrics_port: int = tunable(0, PORT_OR_OFF)
     #: Keys per stats name (TOPIC_PUT_NUMS by topic, GROUP_GET_NUMS by topic@group…; docs/metrics.md): past it a

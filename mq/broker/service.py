@@ -42,7 +42,7 @@ from mq.broker.processor.retry import ConsumerSendBackProcessor, redirect_to_dlq
 from mq.broker.processor.send import SendMessageProcessor
 from mq.broker.processor.store_admin import StoreAdminProcessor
 from mq.broker.schedule.delay_level import ScheduleMessageService
-from mq.broker.schedule.timer import TimerMessageService
+from mq.broker.schedule.timer import TIMER_SEND_KEYS, TimerMessageService
 from mq.broker.stats import exporter
 from mq.broker.stats.client_metrics import ClientMetrics
 from mq.broker.stats.items import SAMPLE_SECONDS
@@ -53,6 +53,8 @@ from mq.broker.subscription.group import SubscriptionGroupManager
 from mq.broker.topic.manager import TopicConfigManager
 from mq.broker.transaction.service import TransactionalMessageService, is_half_send
 from mq.common.config import shown
+from mq.common.message import MessageConst
+from mq.common.mixall import RETRY_GROUP_TOPIC_PREFIX
 from mq.common.route import DataVersion, TopicConfig
 from mq.metrics import metrics_service
 from mq.remoting.client import RemotingClient
@@ -64,6 +66,11 @@ from mq.store.config import BrokerRole
 from mq.store.store import MessageStore
 
 log = Logger()
+
+#: The properties some send hook acts on (delay level, transaction half, the timer's keys and its own mark);
+#: ``prepare_inner`` skips the hooks for a message with none of them to a topic that is not a retry topic.
+PREPARED_KEYS = frozenset((MessageConst.PROPERTY_DELAY_TIME_LEVEL, MessageConst.PROPERTY_TRANSACTION_PREPARED,
+                           *TIMER_SEND_KEYS))
 
 
 class _WithoutPull:
@@ -203,7 +210,15 @@ class BrokerService(service.MultiService):
         """Last look at a message before it is stored: retry → DLQ, delay levels, half messages go here.
 
         Returns the message to store, or a refusal (``code`` and ``remark``: a TimerRefusal) to answer with.
+        A message to a topic that is not a retry topic, with none of ``PREPARED_KEYS`` (the usual one), is
+        returned as it is without the hooks' calls: what ``prepare_hooks`` would return for it (tested).
         """
+        if PREPARED_KEYS.isdisjoint(inner.properties) and not inner.topic.startswith(RETRY_GROUP_TOPIC_PREFIX):
+            return inner
+        return self.prepare_hooks(inner, header)
+
+    def prepare_hooks(self, inner, header):
+        """``prepare_inner``'s general path: every hook asked in turn."""
         inner = redirect_to_dlq(self, inner, header.max_reconsume_times)
         if is_half_send(inner):
             refusal = self.timer_service.refusal(inner.properties)  # the commit parks it: refuse a bad time now

@@ -25,7 +25,11 @@ from mq.client.headers import CheckTransactionStateRequestHeader, ResetOffsetReq
 from mq.client.model import MessageQueue
 from mq.client.request_reply import CORRELATION_ID, ReplyWaiters, reply_from_push
 from mq.common import fastjson
-from mq.common.broker_headers import ConsumerGroupRequestHeader, GetConsumerStatusRequestHeader
+from mq.common.broker_headers import (
+    ConsumeMessageDirectlyResultRequestHeader,
+    ConsumerGroupRequestHeader,
+    GetConsumerStatusRequestHeader,
+)
 from mq.common.consumer_status import GetConsumerStatusBody
 from mq.common.heartbeat import ConsumerData, HeartbeatData
 from mq.common.message import MessageConst, decode_message_ext
@@ -147,6 +151,7 @@ class ClientInstance:
         dispatcher.register(RequestCode.NOTIFY_CONSUMER_IDS_CHANGED, self._on_ids_changed)
         dispatcher.register(RequestCode.CHECK_TRANSACTION_STATE, self._on_check_transaction)
         dispatcher.register(RequestCode.GET_CONSUMER_RUNNING_INFO, self._on_running_info)
+        dispatcher.register(RequestCode.CONSUME_MESSAGE_DIRECTLY, self._on_consume_directly)
         dispatcher.register(RequestCode.RESET_CONSUMER_CLIENT_OFFSET, self._on_reset_offset)
         dispatcher.register(RequestCode.GET_CONSUMER_STATUS_FROM_CLIENT, self._on_consumer_status)
         dispatcher.register(RequestCode.PUSH_REPLY_MESSAGE_TO_CLIENT, self._on_reply)
@@ -384,6 +389,21 @@ class ClientInstance:
             "subscriptionSet": [s.to_json() for s in data.subscription_data_set],
         }
         return request.response(ResponseCode.SUCCESS, None, None, fastjson.dumps_bytes(body))
+
+    def _on_consume_directly(self, request: RemotingCommand, channel):
+        """CONSUME_MESSAGE_DIRECTLY: the group's push consumer runs its listener on the message the broker sent
+        and answers a ConsumeMessageDirectlyResult (a Deferred of the response)."""
+        header = ConsumeMessageDirectlyResultRequestHeader.decode(request.ext_fields)
+        direct = getattr(self.consumers.get(header.consumer_group), "consume_message_directly", None)
+        if direct is None:
+            return request.response(ResponseCode.SYSTEM_ERROR,
+                                    f"The Consumer Group <{header.consumer_group}> not exist in this consumer")
+        try:
+            msg = decode_message_ext(request.body)
+        except Exception as e:  # noqa: BLE001 - any undecodable body is the sender's fault
+            return request.response(ResponseCode.SYSTEM_ERROR, f"the message could not be decoded: {e}")
+        d = direct(msg, header.broker_name or "")
+        return d.addCallback(lambda result: request.response(ResponseCode.SUCCESS, None, None, result.encode()))
 
     _MQ_KEY = re.compile(r'\{"brokerName":"([^"]*)","queueId":(\d+),"topic":"([^"]*)"\}:(-?\d+)')
 

@@ -428,7 +428,8 @@ class Producer:
             if addr is None:
                 return defer.fail(MQClientError(f"no master address for broker {mq.broker_name}"))
             header = self._header(batch_msg, mq, 0, batch=True)
-            return self.instance.api.send(addr, header, body, mq, joined, left, batch=True)
+            d = self.instance.api.send(addr, header, body, mq, joined, left, batch=True)
+            return d if self.tracer is None else self.tracer.sent(d, batch_msg, addr, msgs)
 
         if queue is not None:
             return send(queue, timeout)

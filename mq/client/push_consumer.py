@@ -43,6 +43,7 @@ from mq.client.process_queue import ProcessQueue
 from mq.client.pulling import QueuePuller
 from mq.client.rebalance import Rebalancer
 from mq.client.trace import make_tracer
+from mq.common import consume_directly as cd
 from mq.common.heartbeat import EXPRESSION_TAG, ConsumerData, SubscriptionData
 from mq.common.message import Message, MessageConst, MessageExt
 from mq.common.mixall import CLIENT_INNER_PRODUCER_GROUP, retry_topic
@@ -333,6 +334,42 @@ class PushConsumer(QueuePuller):
         if self.tracer is None:
             return self.call_listener(msgs, context)
         return self.tracer.consumed(msgs, lambda: self.call_listener(msgs, context))
+
+    def consume_message_directly(self, msg: MessageExt, broker_name: str) -> defer.Deferred:
+        """CONSUME_MESSAGE_DIRECTLY: run the listener on one message an admin tool handed over (the console's
+        resend, ``mqadmin queryMsgById -g -d``), outside the queues: offsets, retries and stats untouched,
+        as Java's consumeMessageDirectly. A Deferred of the ConsumeMessageDirectlyResult."""
+        mq = MessageQueue(msg.topic, broker_name, msg.queue_id)
+        restore_retry_topic(msg, self.retry_topic)
+        if self.orderly:
+            context: Any = ConsumeOrderlyContext(mq, self.suspend_current_queue_time)
+            outcomes = {ConsumeOrderlyStatus.SUCCESS: cd.CR_SUCCESS,
+                        ConsumeOrderlyStatus.SUSPEND_CURRENT_QUEUE_A_MOMENT: cd.CR_LATER}
+            kind: Any = ConsumeOrderlyStatus
+        else:
+            context = ConsumeConcurrentlyContext(mq)
+            outcomes = {ConsumeConcurrentlyStatus.CONSUME_SUCCESS: cd.CR_SUCCESS,
+                        ConsumeConcurrentlyStatus.RECONSUME_LATER: cd.CR_LATER}
+            kind = ConsumeConcurrentlyStatus
+        result = cd.ConsumeMessageDirectlyResult(order=self.orderly)
+        started = self.reactor.seconds()
+
+        def consumed(status):
+            try:
+                result.consume_result = cd.CR_SUCCESS if status is None else outcomes[kind(status)]
+            except ValueError:
+                result.consume_result = cd.CR_THROW_EXCEPTION
+                result.remark = f"the listener returned {status!r}"
+
+        def raised(failure):
+            result.consume_result = cd.CR_THROW_EXCEPTION
+            result.remark = f"{failure.type.__name__}: {failure.getErrorMessage()}"[:1024]
+
+        def done(_):
+            result.spent_time_mills = int((self.reactor.seconds() - started) * 1000)
+            return result
+
+        return self.call_listener([msg], context).addCallbacks(consumed, raised).addCallback(done)
 
     def _consume_concurrently(self, mq: MessageQueue, pq: ProcessQueue, msgs: List[MessageExt]) -> None:
         context = ConsumeConcurrentlyContext(mq)

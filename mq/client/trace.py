@@ -47,6 +47,11 @@ MAX_MESSAGE_SIZE = 128_000
 BATCH_CHARS = MAX_MESSAGE_SIZE - 10_000
 FLUSH_DELAY = 0.5
 SEND_TIMEOUT = 5.0
+#: A trace message's KEYS (ids and keys of the messages it has records about): records stop being added
+#: to one trace message once they reach ``KEYS_CHARS``, and a message's KEYS are cut at ``MAX_KEYS_BYTES``
+#: (a record holding thousands of ids, a huge batch's Pub): a broker refuses properties over 32 767 bytes.
+KEYS_CHARS = 16_000
+MAX_KEYS_BYTES = 30_000
 #: Trace messages in flight at once (Java: a pool of 10-20 sender threads); beyond it records wait queued.
 MAX_IN_FLIGHT = 8
 #: Queued contexts that start a flush at once instead of at the 500 ms mark.
@@ -197,9 +202,10 @@ class TraceDispatcher:
         while pending and (force or len(self.in_flight) < self.max_in_flight):
             parts: List[str] = []
             keys: Dict[str, None] = {}
-            size = 0
-            while pending and size < self.batch_chars:
+            size = key_chars = 0
+            while pending and size < self.batch_chars and key_chars < KEYS_CHARS:
                 item = pending.popleft()
+                known = len(keys)
                 if type(item) is PendingPub:
                     text = item.text()
                     item.add_keys(keys)
@@ -208,6 +214,9 @@ class TraceDispatcher:
                     index_keys(item, keys)
                 parts.append(text)
                 size += len(text)
+                added = len(keys) - known
+                if added:
+                    key_chars += added + sum(map(len, itertools.islice(reversed(keys), added)))
             self._send("".join(parts), keys)
         if pending and self._timer is None:
             self._schedule(self.flush_delay)
@@ -216,7 +225,7 @@ class TraceDispatcher:
         body = text.encode("utf-8")
         msg = Message(self.trace_topic, body)
         if keys:
-            msg.keys = list(keys)
+            msg.keys = fitting_keys(keys, self.trace_topic)
         try:
             d = self.producer.send(msg, SEND_TIMEOUT)
         except Exception as e:  # a producer refusing outright (closed, too large): the batch is lost
@@ -239,19 +248,35 @@ class TraceDispatcher:
             self._flush()
 
 
+def fitting_keys(keys: Dict[str, None], topic: str) -> List[str]:
+    """The keys, in order, that fit in ``MAX_KEYS_BYTES``; the rest are left out with a log line (only a
+    record about thousands of messages, a huge batch's Pub, is that long: its first ids still find it)."""
+    out: List[str] = []
+    room = MAX_KEYS_BYTES
+    for k in keys:
+        room -= len(k.encode("utf-8")) + 1
+        if room < 0:
+            log.warn("trace: {n} of {total} keys of a trace message to {topic} left out (KEYS would pass "
+                     "{max} bytes); those messages' records are not found by id", n=len(keys) - len(out),
+                     total=len(keys), topic=topic, max=MAX_KEYS_BYTES)
+            break
+        out.append(k)
+    return out
+
+
 class PendingPub:
     """A Pub record waiting in the queue: the few values a send leaves, encoded only when flushed (a full
     TraceContext costs several times more on the send path)."""
 
     __slots__ = ("group", "topic", "tags", "keys", "body_length", "msg_type", "store_host", "timestamp",
-                 "cost_time", "region_id", "msg_id", "offset_msg_id", "success")
+                 "cost_time", "region_id", "msg_id", "offset_msg_id", "success", "member_keys")
 
     def __init__(self, group: str, topic: str, tags: Optional[str], keys: Optional[str], body_length: int,
                  msg_type: int, store_host: str, timestamp: int) -> None:
         self.group, self.topic, self.tags, self.keys = group, topic, tags, keys
         self.body_length, self.msg_type, self.store_host, self.timestamp = body_length, msg_type, store_host, timestamp
         self.cost_time = 0
-        self.region_id = self.msg_id = self.offset_msg_id = None
+        self.region_id = self.msg_id = self.offset_msg_id = self.member_keys = None
         self.success = False
 
     def text(self) -> str:
@@ -261,6 +286,8 @@ class PendingPub:
 
     def add_keys(self, out: Dict[str, None]) -> None:
         add_keys(self.msg_id, self.keys, out)
+        if self.member_keys:
+            add_keys(None, self.member_keys, out)
 
 
 class Tracer:
@@ -272,14 +299,21 @@ class Tracer:
 
     # -- producer -------------------------------------------------------------------------------------
 
-    def sent(self, d: defer.Deferred, msg: Message, broker_addr: str) -> defer.Deferred:
-        """Record a Pub when ``d`` (one send attempt) fires with a result that allows tracing."""
+    def sent(self, d: defer.Deferred, msg: Message, broker_addr: str,
+             members: Optional[List[Message]] = None) -> defer.Deferred:
+        """Record a Pub when ``d`` (one send attempt) fires with a result that allows tracing. For a batch,
+        ``msg`` is the batch as sent (its encoded body) and ``members`` its messages: one Pub for them all, as
+        Java's hook records a MessageBatch (no tags or keys, the batch body's length, the ids joined by
+        commas); the members' keys are added to the trace message's keys (not the record) so they find it."""
         if msg.topic == self.dispatcher.trace_topic:
             return d
         props = msg.properties
         pub = PendingPub(self.group, msg.topic, props.get(MessageConst.PROPERTY_TAGS),
                          props.get(MessageConst.PROPERTY_KEYS), len(msg.body), int(message_type(msg)), broker_addr,
                          now_ms())
+        if members:
+            found = [m.properties.get(MessageConst.PROPERTY_KEYS) for m in members]
+            pub.member_keys = MessageConst.KEY_SEPARATOR.join(k for k in found if k) or None
         return d.addCallback(self._pub_done, pub)
 
     def _pub_done(self, result, pub: "PendingPub"):
@@ -334,7 +368,9 @@ class Tracer:
                 failed = isinstance(result, Failure)
                 if failed:
                     code, ok = ConsumeReturnType.EXCEPTION, False
-                elif result is None or result in _SUCCESS:
+                elif result is None:  # Java's RETURNNULL; the push consumer counts None as success
+                    code, ok = ConsumeReturnType.RETURNNULL, True
+                elif result in _SUCCESS:
                     code, ok = ConsumeReturnType.SUCCESS, True
                 else:
                     code, ok = ConsumeReturnType.FAILED, False

@@ -177,6 +177,17 @@ class GetConsumerRunningInfoRequestHeader(CommandHeader):
 
 
 @attr.s(slots=True)
+class ConsumeMessageDirectlyResultRequestHeader(CommandHeader):
+    """CONSUME_MESSAGE_DIRECTLY (admin → broker → client): the message by its offset id; the broker adds its
+    ``brokerName`` and the stored record as the body before relaying."""
+
+    consumer_group: str = hfield("consumerGroup", required=True)
+    client_id: str = hfield("clientId")
+    msg_id: str = hfield("msgId")
+    broker_name: str = hfield("brokerName")
+
+
+@attr.s(slots=True)
 class ResetOffsetRequestHeader(CommandHeader):
     """INVOKE_BROKER_TO_RESET_OFFSET (admin → broker) and RESET_CONSUMER_CLIENT_OFFSET (broker → client).
 

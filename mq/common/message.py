@@ -601,6 +601,9 @@ def record_properties(buf: Buffer, pos: int = 0) -> Dict[str, str]:
     return string_to_properties(bytes(buf[props_start : props_start + props_len]).decode("utf-8", "replace"))
 
 
+_inet_ntoa = socket.inet_ntoa
+
+
 def _host_from(v6: bool, fields: Sequence[int], port: int) -> Host:
     if v6:
         packed = struct.pack(">QQ", fields[0], fields[1])
@@ -651,6 +654,34 @@ def decode_message_ext(buf: Buffer, pos: int = 0, *, check_crc: bool = False, wi
         body_crc=v[2],
         reconsume_times=v[i],
         prepared_transaction_offset=v[i + 1],
+    )
+
+
+def decode_for_restore(buf: Buffer) -> MessageExtBrokerInner:
+    """The record in ``buf`` as a message to store again (a parked delayed or timer message going to its real
+    topic): only what a put needs (body, flag, properties, sys flag, born time and host, store host,
+    reconsume count, body CRC), no msg id, offsets or store time. Raises RecordError if malformed.
+    About a third of ``decode_message_ext``'s cost, on the timer fire path."""
+    total, sys_flag = _I32.unpack_from(buf, 0)[0], _I32.unpack_from(buf, SYS_FLAG_POS)[0]
+    body_start, body_len, topic_start, topic_len, props_start, props_len = record_tail_positions(buf, 0, total, sys_flag)
+    hosts = (sys_flag & _HOSTS_MASK) >> _V6_SHIFT
+    v = PREFIX_LAYOUTS[hosts].unpack_from(buf, 0)
+    b6, s6 = hosts & 1, (hosts & 2) >> 1
+    born = _host_from(True, v[9:11], v[11]) if b6 else (_inet_ntoa(v[9].to_bytes(4, "big")), v[10])
+    i = 12 + b6  # after the born host and the store time
+    store = _host_from(True, v[i : i + 2], v[i + 2]) if s6 else (_inet_ntoa(v[i].to_bytes(4, "big")), v[i + 1])
+    return MessageExtBrokerInner(
+        topic=bytes(buf[topic_start : topic_start + topic_len]).decode("utf-8", "replace"),
+        body=bytes(buf[body_start : body_start + body_len]),
+        flag=v[4],
+        properties=string_to_properties(bytes(buf[props_start : props_start + props_len]).decode("utf-8", "replace")),
+        queue_id=v[3],
+        sys_flag=sys_flag,
+        born_timestamp=v[8],
+        born_host=born,
+        store_host=store,
+        body_crc=v[2],
+        reconsume_times=v[i + 2 + s6],
     )
 
 

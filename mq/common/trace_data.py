@@ -51,6 +51,9 @@ class ConsumeReturnType(enum.IntEnum):
     FAILED = 4
 
 
+#: A batch send's ids (and offset ids) are one text, joined by this (Java ``SendResult.msgId`` of a batch).
+BATCH_ID_SEPARATOR = ","
+
 #: Transaction states as EndTransaction records name them (Java ``LocalTransactionState``).
 TRANSACTION_STATES = ("COMMIT_MESSAGE", "ROLLBACK_MESSAGE", "UNKNOW")
 
@@ -134,9 +137,16 @@ def encode(ctx: TraceContext) -> str:
 
 
 def add_keys(msg_id: Optional[str], keys: Optional[str], out: Dict[str, None]) -> None:
-    """Add a traced message's id and each of its keys to ``out`` (an ordered set)."""
+    """Add a traced message's id and each of its keys to ``out`` (an ordered set). A batch's Pub names all
+    its messages' ids joined by commas (as Java's SendResult does): each is a key of its own, so every member
+    of the batch finds the record (Java adds the joined string as one key, which no single id finds)."""
     if msg_id:
-        out[msg_id] = None
+        if BATCH_ID_SEPARATOR in msg_id:
+            for i in msg_id.split(BATCH_ID_SEPARATOR):
+                if i:
+                    out[i] = None
+        else:
+            out[msg_id] = None
     if keys:
         for k in keys.split(MessageConst.KEY_SEPARATOR):
             if k:
@@ -281,11 +291,27 @@ def _context_code(code: int) -> str:
         return str(code)
 
 
-def _view(ctx: TraceContext, bean: TraceBean, client_host: str) -> TraceView:
+def _member(bean: TraceBean, msg_id: str) -> Optional[Tuple[str, Optional[str]]]:
+    """(id, offset id) of ``msg_id`` if the record is about it (None if not): the record's own, or for a
+    batch's Pub (ids joined by commas) that member's id and, when the lists match, its offset id."""
+    ids = bean.msg_id
+    if ids == msg_id:
+        return msg_id, bean.offset_msg_id
+    if not ids or BATCH_ID_SEPARATOR not in ids:
+        return None
+    members = ids.split(BATCH_ID_SEPARATOR)
+    if msg_id not in members:
+        return None
+    offsets = (bean.offset_msg_id or "").split(BATCH_ID_SEPARATOR)
+    return msg_id, offsets[members.index(msg_id)] if len(offsets) == len(members) else bean.offset_msg_id
+
+
+def _view(ctx: TraceContext, bean: TraceBean, client_host: str, msg_id: Optional[str] = None,
+          offset_msg_id: Optional[str] = None) -> TraceView:
     t = ctx.trace_type
-    view = TraceView(t.value, str(bean.msg_id), ctx.group_name, client_host, ctx.timestamp, ctx.cost_time,
-                     "success" if ctx.success else "failed", bean.topic, bean.tags, bean.keys, bean.store_host,
-                     bean.offset_msg_id)
+    view = TraceView(t.value, str(msg_id or bean.msg_id), ctx.group_name, client_host, ctx.timestamp,
+                     ctx.cost_time, "success" if ctx.success else "failed", bean.topic, bean.tags, bean.keys,
+                     bean.store_host, offset_msg_id if msg_id else bean.offset_msg_id)
     if t in (TraceType.SubBefore, TraceType.SubAfter):
         view.request_id = ctx.request_id
     if t is TraceType.SubBefore:
@@ -308,5 +334,8 @@ def trace_views(msg_id: str, messages: Iterable[MessageExt], limit: int = MAX_TR
             break
         contexts, _ = decode(m.body.decode("utf-8", "replace"), limit)
         limit -= len(contexts)
-        views.extend(_view(ctx, ctx.beans[0], m.born_host[0]) for ctx in contexts if ctx.beans[0].msg_id == msg_id)
+        for ctx in contexts:
+            found = _member(ctx.beans[0], msg_id)
+            if found is not None:
+                views.append(_view(ctx, ctx.beans[0], m.born_host[0], *found))
     return views

@@ -22,6 +22,7 @@ from mq.common.message import decode_offset_msg_id
 from mq.common.names import retry_group_error
 from mq.common.topic import TRACE_TOPIC
 from mq.common.trace_data import trace_views
+from mq.console.dlq import client_id_field
 from mq.console.forms import BadRequest, Context, Form, NotFound, admin, known_broker, route
 from mq.console.sampler import first_rate, topic_kind
 from mq.console.trace import trace_page
@@ -35,8 +36,6 @@ KINDS = ("all", "normal", "retry", "dlq", "system")
 _HEX_ID = re.compile(r"[0-9A-Fa-f]{32}|[0-9A-Fa-f]{56}")
 _CONFIG_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_.]{0,127}")
 _ACL_KEY = re.compile(r"[A-Za-z0-9_.@+/-]+")
-#: What a client id is made of: ``ip@pid`` or ``ip@instance#...`` (Java adds a unit name after ``@``).
-_CLIENT_ID = re.compile(r"[A-Za-z0-9@#._:%|\[\]-]{1,255}")
 
 
 def short_bodies(messages: List[dict]) -> List[dict]:
@@ -58,18 +57,25 @@ OPEN_ROUTES = frozenset({"session", "login", "logout"})
 def session(ctx: Context, form: Form):
     return defer.succeed({"csrf": ctx.csrf_token, "version": __version__, "namesrv": ctx.api.namesrv_addrs,
                           "maxMessages": ctx.config.max_messages, "loginRequired": ctx.sessions is not None,
-                          "user": ctx.user})
+                          "loginKind": ctx.sessions.kind if ctx.sessions is not None else None,
+                          "user": ctx.user, "readOnly": ctx.read_only})
 
 
-@route("login", "POST", ["accessKey", "secretKey"])
+@route("login", "POST", ["accessKey", "secretKey", "username", "password"])
 @defer.inlineCallbacks
 def login(ctx: Context, form: Form):
+    """Log in as an ACL account (accessKey, secretKey) or, with a users file, a console user (username,
+    password)."""
     if ctx.sessions is None:
         raise BadRequest("login is off: the console acts with its own account")
-    access_key, secret_key = _acl_key(form, "accessKey"), _acl_key(form, "secretKey")
-    made = yield ctx.sessions.login(access_key, secret_key)
+    if ctx.sessions.kind == "users":
+        name = form.text("username", 64, required=True)
+        secret = form.text("password", 128, required=True, strip=False)
+    else:
+        name, secret = _acl_key(form, "accessKey"), _acl_key(form, "secretKey")
+    made = yield ctx.sessions.login(name, secret, ctx.client_host)
     ctx.set_session_cookie(made.id)
-    return {"user": made.user}
+    return {"user": made.user, "readOnly": not made.admin}
 
 
 @route("logout", "POST")
@@ -337,10 +343,7 @@ def consumer_delete(ctx: Context, form: Form):
 def consumer_running_info(ctx: Context, form: Form):
     """What one online consumer reports about itself (GET_CONSUMER_RUNNING_INFO, relayed by a broker)."""
     group = form.group()
-    client_id = form.text("clientId", 255, required=True)
-    if not _CLIENT_ID.fullmatch(client_id):
-        raise BadRequest(f"clientId: {client_id[:64]!r} is not a client id")
-    return admin(ctx.api, "consumerStatus", consumerGroup=group, clientId=client_id)
+    return admin(ctx.api, "consumerStatus", consumerGroup=group, clientId=client_id_field(form))
 
 
 @route("acl", fields=["cluster"])

@@ -15,6 +15,7 @@ does not lead (or is handing leadership over) refuses at once.
 
 from __future__ import annotations
 
+import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from twisted.internet import defer, threads
@@ -23,7 +24,7 @@ from twisted.logger import Logger
 
 from mq.dledger.messages import Entry, Message, Output, Proposed, RoleChange
 from mq.dledger.node import LEADER, RaftNode
-from mq.dledger.store import DurableLog, MetaStore
+from mq.dledger.store import Compact, DurableLog, MetaStore
 
 log = Logger()
 
@@ -140,6 +141,21 @@ class RaftDriver:
         error, out = self.node.transfer_leadership(target, self.now())
         self._handle(out)
         return error
+
+    def delete_expired(self, reserved_ms: Optional[int], upto: Optional[int] = None) -> Optional[int]:
+        """Retention (DLedger's ``fileReservedHours``): delete the whole segments of applied entries (and at
+        most ``upto``, e.g. what the broker has flushed) last written more than ``reserved_ms`` ago (None: any
+        age, for a disk over ``diskSpaceRatioToForceClean``). The core forgets them at once; the files go in the
+        writer thread. Returns the new base index, or None."""
+        applied = self.node.applied if upto is None else min(upto, self.node.applied)
+        before = None if reserved_ms is None else time.time() - reserved_ms / 1000  # file times: wall clock
+        base = self.store.compactable(applied, before)
+        if base is None or self._stopped:
+            return None
+        self.node.log.compact(base)
+        self._ops.append(Compact(base))
+        self._sync()
+        return base
 
     # -- outputs -----------------------------------------------------------------------------------------
 

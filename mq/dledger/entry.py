@@ -52,6 +52,15 @@ class EntryError(ValueError):
     """Bytes that are not a whole, intact entry."""
 
 
+class Incomplete(EntryError):
+    """The bytes stop inside an entry: ``need`` bytes from its start would hold it (a header's worth when
+    even the header is cut). At a file's end this is a torn write; inside a read window, read more."""
+
+    def __init__(self, message: str, need: int) -> None:
+        super().__init__(message)
+        self.need = need
+
+
 def crc31(data) -> int:
     return zlib.crc32(data) & 0x7FFFFFFF
 
@@ -68,11 +77,11 @@ def encode(entry: Entry, pos: int = 0) -> bytes:
     return bytes(head) + body
 
 
-def decode_at(buf, offset: int, pos: Optional[int] = None) -> Tuple[Entry, int]:
-    """The entry at ``offset`` and the offset after it; ``pos``, if given, must be the recorded position.
-    Raises EntryError for a short, torn or garbled entry."""
+def scan_at(buf, offset: int, pos: Optional[int] = None) -> Tuple[int, int, int]:
+    """Check the entry at ``offset`` without copying its body: ``(index, term, end)``. ``pos``, if given, must
+    be the recorded position. Raises Incomplete for a short buffer, EntryError for a garbled entry."""
     if len(buf) - offset < HEADER_SIZE:
-        raise EntryError(f"{len(buf) - offset} bytes left, a header takes {HEADER_SIZE}")
+        raise Incomplete(f"{len(buf) - offset} bytes left, a header takes {HEADER_SIZE}", HEADER_SIZE)
     magic, size, index, term, at, _channel, hcrc, bcrc, n = ENTRY_HEADER.unpack_from(buf, offset)
     header = bytes(buf[offset : offset + HEADER_SIZE])
     if magic != MAGIC or hcrc != _header_crc(header):
@@ -83,11 +92,16 @@ def decode_at(buf, offset: int, pos: Optional[int] = None) -> Tuple[Entry, int]:
         raise EntryError(f"entry at {offset} records position {at}, expected {pos}")
     end = offset + size
     if end > len(buf):
-        raise EntryError(f"entry at {offset} needs {size} bytes, {len(buf) - offset} left")
-    body = bytes(buf[offset + HEADER_SIZE : end])
-    if crc31(body) != bcrc:
+        raise Incomplete(f"entry at {offset} needs {size} bytes, {len(buf) - offset} left", size)
+    if crc31(memoryview(buf)[offset + HEADER_SIZE : end]) != bcrc:
         raise EntryError(f"body CRC mismatch at {offset}")
-    return Entry(index, term, body), end
+    return index, term, end
+
+
+def decode_at(buf, offset: int, pos: Optional[int] = None) -> Tuple[Entry, int]:
+    """The entry at ``offset`` and the offset after it (``scan_at``'s checks, then the body copied)."""
+    index, term, end = scan_at(buf, offset, pos)
+    return Entry(index, term, bytes(buf[offset + HEADER_SIZE : end])), end
 
 
 def decode_all(buf) -> List[Entry]:

@@ -25,7 +25,7 @@ import random
 from typing import Dict, Optional, Sequence, Set, Tuple, Union
 
 from mq.dledger.config import RaftConfig
-from mq.dledger.log import MemoryLog
+from mq.dledger.log import MemoryLog, RaftLog
 from mq.dledger.messages import (
     Append,
     AppendRequest,
@@ -58,11 +58,12 @@ class RaftNode:
         rng: random.Random,
         now: int,
         hard_state: Optional[HardState] = None,
-        log: Optional[MemoryLog] = None,
+        log: Optional[RaftLog] = None,
         applied: int = 0,
     ) -> None:
         """``peers`` lists every member, this node included; ``log`` holds what is durable (a recovered
-        store); ``applied`` is how far the application already applied (it is committed, hence the start)."""
+        store: ``RaftLog.from_store``); ``applied`` is how far the application already applied (it is
+        committed, hence the start)."""
         if len(set(peers)) != len(peers) or node_id not in peers:
             raise ValueError(f"peers {list(peers)!r} must be distinct and include {node_id!r}")
         self.id = node_id
@@ -75,7 +76,9 @@ class RaftNode:
         self.voted_for = hs.voted_for
         self.log = log if log is not None else MemoryLog()
         self.durable = self.log.last_index
-        self.commit = self.applied = max(0, min(applied, self.durable))
+        # below the log's base everything was applied before retention deleted it
+        self.commit = self.applied = max(self.log.base_index, min(applied, self.durable))
+        self.log.release(self.applied)
         self.role = FOLLOWER
         self.leader: Optional[str] = None
         self.leader_heard: Optional[int] = None  # when the current leader was last heard from
@@ -86,6 +89,9 @@ class RaftNode:
         self.acked: Dict[str, int] = {}
         self.match: Dict[str, int] = {}
         self.probing: Dict[str, bool] = {}
+        #: peers that need entries this leader's retention deleted: they get heartbeats at the base only,
+        #: until something outside the core (the broker's resync) starts their log at or after the base
+        self.behind: Set[str] = set()
         self.contact: Dict[str, int] = {}
         self.heartbeat_due = 0
         self.transfer_target: Optional[str] = None
@@ -117,6 +123,9 @@ class RaftNode:
                     if not self.probing[p]:
                         self.next[p] = self.acked[p] + 1
                     self._send_append(p)
+                    if p in self.behind:
+                        base = self.log.base_index
+                        self._send(AppendRequest(self.id, p, self.term, base, self.log.term_at(base), (), self.commit))
                     if p == self.transfer_target and self.match[p] >= self.log.last_index:
                         self._send(TimeoutNow(self.id, p, self.term))
         elif now >= self.election_deadline:
@@ -262,14 +271,16 @@ class RaftNode:
         self.leader_heard = now
         self._reset_election_timer(now)
         log = self.log
-        if m.prev_index > log.last_index:
+        entries = m.entries
+        if m.prev_index < log.base_index:  # up to the base all was applied here: committed, so it matches
+            entries = entries[log.base_index - m.prev_index:]
+        elif m.prev_index > log.last_index:
             self._send(AppendResponse(self.id, m.src, self.term, False, 0, 0, log.last_index + 1))
             return
-        if log.term_at(m.prev_index) != m.prev_term:
+        elif log.term_at(m.prev_index) != m.prev_term:
             hint = min(m.prev_index, max(self.commit + 1, log.first_index_of_term(m.prev_index)))
             self._send(AppendResponse(self.id, m.src, self.term, False, 0, 0, hint))
             return
-        entries = m.entries
         for k, e in enumerate(entries):
             if log.term_at(e.index) != e.term:
                 if e.index <= log.last_index:
@@ -282,7 +293,7 @@ class RaftNode:
                 log.append(new)
                 self._out.persist.append(Append(tuple(new)))
                 break
-        self.verified = max(self.verified, m.prev_index + len(entries))
+        self.verified = max(self.verified, m.prev_index + len(m.entries))
         commit = min(m.commit, self.verified)
         if commit > self.commit:
             self.commit = commit
@@ -359,6 +370,7 @@ class RaftNode:
         self.role = LEADER
         self.leader = self.id
         last = self.log.last_index
+        self.behind = set()
         for p in self.others:
             self.next[p] = last + 1
             self.acked[p] = 0
@@ -395,6 +407,10 @@ class RaftNode:
     def _send_append(self, p: str) -> None:
         first = self.next[p]
         prev = first - 1
+        if prev < self.log.base_index:
+            self.behind.add(p)  # its next entries are gone here: no send (``tick`` keeps it a follower)
+            return
+        self.behind.discard(p)
         entries = tuple(self.log.slice(first, self.config.max_batch_entries, self.config.max_batch_bytes))
         self._send(AppendRequest(self.id, p, self.term, prev, self.log.term_at(prev), entries, self.commit))
         if not self.probing[p]:
@@ -410,8 +426,9 @@ class RaftNode:
     def _hand_out(self) -> None:
         upto = min(self.commit, self.durable)
         if upto > self.applied:
-            self._out.committed.extend(self.log.entry(i) for i in range(self.applied + 1, upto + 1))
+            self._out.committed.extend(self.log.range(self.applied + 1, upto))
             self.applied = upto
+            self.log.release(upto)
 
     # -- plumbing ----------------------------------------------------------------------------------------
 

@@ -4,9 +4,13 @@
 of their first byte, as RocketMQ names CommitLog files; a segment is rolled before an entry would cross
 ``segment_bytes`` (no end-of-file filler is needed: the next file's name says where it starts). Writes go
 through the page cache; ``sync`` is the fsync barrier whose result the caller hands to
-``RaftNode.persisted``. Recovery walks every entry and checks its header CRC, body CRC, index sequence and
-recorded position; the first entry that fails (a torn write or an unsynced tail lost by a crash) and
-everything after it are cut, with one log line saying how much.
+``RaftNode.persisted``. In memory it keeps 8 bytes per entry (its position) and the terms as runs.
+
+Recovery streams every segment through a bounded read window (``RECOVERY_WINDOW``, or one entry if larger)
+and checks each entry's header CRC, body CRC, index sequence and recorded position; the first entry that
+fails (a torn write or an unsynced tail lost by a crash) and everything after it are cut, with one log line
+saying how much. Nothing but positions and term runs is kept: bodies are read back on demand
+(``read_range``, safe from another thread for entries the writer no longer changes: applied ones).
 
 ``MetaStore`` holds the term and vote: written to a temporary file, fsynced, renamed over the old one and the
 directory fsynced, so a crash leaves the old or the new state, never a mix. A meta file that fails its CRC
@@ -17,12 +21,15 @@ from __future__ import annotations
 
 import os
 from array import array
-from typing import Dict, List, Optional, Sequence, Tuple
+from bisect import bisect_left, bisect_right
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
+import attrs
 import construct as c
 from twisted.logger import Logger
 
 from mq.dledger import entry as entry_codec
+from mq.dledger.log import TermRuns
 from mq.dledger.messages import Append, Entry, HardState, PersistOp, Truncate
 from mq.store.store import _fsync_dir  # the CommitLog store's directory fsync, shared
 
@@ -37,6 +44,20 @@ META = c.Struct(
     "crc" / c.Int32ub,
 )
 META_FILE = "meta"
+BASE_MAGIC = 0x6D71_7262  # "mqrb"
+#: The entry before the first kept one, once retention deleted older segments: its index and term answer the
+#: prev-index/term check of the first kept entry; ``pos`` is where that entry starts (the first segment's name).
+BASE = c.Struct(
+    "magic" / c.Const(BASE_MAGIC, c.Int32ub),
+    "version" / c.Const(1, c.Int16ub),
+    "index" / c.Int64sb,
+    "term" / c.Int64sb,
+    "pos" / c.Int64sb,
+    "crc" / c.Int32ub,
+)
+BASE_FILE = "base"
+#: Bytes recovery and ``read_range`` read at once (a larger entry is read whole, alone).
+RECOVERY_WINDOW = 1 << 20
 
 
 class StoreCorrupted(Exception):
@@ -49,15 +70,9 @@ class MetaStore:
         self.directory = directory
 
     def load(self) -> HardState:
-        try:
-            with open(self.path, "rb") as f:
-                data = f.read(1 << 16)
-        except FileNotFoundError:
+        parsed = _load(self.path, META)
+        if parsed is None:
             return HardState(0, None)
-        try:
-            parsed = META.parse(data)
-        except c.ConstructError as e:
-            raise StoreCorrupted(f"{self.path}: unreadable ({e})") from None
         if parsed.crc != _meta_crc(parsed.term, parsed.voted_for):
             raise StoreCorrupted(f"{self.path}: CRC mismatch")
         return HardState(parsed.term, parsed.voted_for or None)
@@ -65,23 +80,53 @@ class MetaStore:
     def save(self, state: HardState) -> None:
         voted = state.voted_for or ""
         data = META.build({"term": state.term, "voted_for": voted, "crc": _meta_crc(state.term, voted)})
-        tmp = self.path + ".tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.path)
-        _fsync_dir(self.directory)
+        _save(self.directory, META_FILE, data)
+
+
+def _load(path: str, layout: c.Construct):
+    """A small record file parsed, or None if there is none; unreadable is StoreCorrupted."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(1 << 16)
+    except FileNotFoundError:
+        return None
+    try:
+        return layout.parse(data)
+    except c.ConstructError as e:
+        raise StoreCorrupted(f"{path}: unreadable ({e})") from None
+
+
+def _save(directory: str, name: str, data: bytes) -> None:
+    """Replace a small record file atomically: a crash leaves the old or the new one."""
+    path = os.path.join(directory, name)
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    _fsync_dir(directory)
 
 
 def _meta_crc(term: int, voted: str) -> int:
     return entry_codec.crc31(term.to_bytes(8, "big", signed=True) + voted.encode("utf-8"))
 
 
+def _base_crc(index: int, term: int, pos: int) -> int:
+    return entry_codec.crc31(b"".join(v.to_bytes(8, "big", signed=True) for v in (index, term, pos)))
+
+
+@attrs.frozen
+class Compact:
+    """A store operation (not the core's): delete the segments holding entries up to ``index`` (retention)."""
+
+    index: int
+
+
 class DurableLog:
-    """Segment files of entries; ``positions``/``terms`` index every entry in memory (16 bytes each)."""
+    """Segment files of entries; in memory, each entry's position (8 bytes) and the terms as runs."""
 
     def __init__(self, directory: str, segment_bytes: int = 64 << 20) -> None:
         if segment_bytes < entry_codec.HEADER_SIZE:
@@ -89,17 +134,29 @@ class DurableLog:
         self.directory = directory
         self.segment_bytes = segment_bytes
         os.makedirs(directory, exist_ok=True)
-        self.positions = array("q", [0])  # positions[i]: where entry i starts; [0] unused
-        self.terms = array("q", [0])
-        self.segments: List[int] = []  # start positions, ascending
+        self.runs = TermRuns()
+        # (index of positions[0], positions): swapped whole when the base moves, so a reader in another
+        # thread always pairs an array with its own origin
+        self._index: Tuple[int, array] = (1, array("q"))
+        self.segments: List[int] = []  # start positions, ascending (replaced whole, never shrunk in place)
         self.end = 0  # the position after the last entry
+        self.base_pos = 0  # where entry base_index + 1 starts
         self._fds: Dict[int, int] = {}
         self._dirty: set = set()
         self.recovered_cut = 0  # bytes cut by recovery
 
     @property
     def last_index(self) -> int:
-        return len(self.positions) - 1
+        return self.runs.last
+
+    @property
+    def base_index(self) -> int:
+        return self.runs.base
+
+    def position(self, index: int) -> int:
+        """Where entry ``index`` starts in the log's byte space."""
+        origin, positions = self._index
+        return positions[index - origin]
 
     def _name(self, start: int) -> str:
         return os.path.join(self.directory, f"{start:020d}")
@@ -112,60 +169,148 @@ class DurableLog:
 
     # -- recovery ----------------------------------------------------------------------------------------
 
-    def recover(self) -> List[Entry]:
-        """Read every intact entry; cut the first broken one and all after it. Returns the entries."""
+    def recover(self) -> int:
+        """Scan every segment; cut the first broken entry and all after it. Returns the entries kept."""
         names = sorted(n for n in os.listdir(self.directory) if len(n) == 20 and n.isdigit())
-        entries: List[Entry] = []
-        expected_pos = int(names[0]) if names else 0
-        self.end = expected_pos
-        broken_at: Optional[Tuple[int, int]] = None  # (segment start, offset in it)
+        base = _load(os.path.join(self.directory, BASE_FILE), BASE)
+        if base is not None:
+            if base.crc != _base_crc(base.index, base.term, base.pos):
+                raise StoreCorrupted(f"{self.directory}/{BASE_FILE}: CRC mismatch")
+            self.runs = TermRuns(base.index, base.term)
+            self._index = (base.index + 1, array("q"))
+            self.base_pos = base.pos
+            for name in [n for n in names if int(n) < base.pos]:  # a deletion a crash interrupted
+                os.unlink(self._name(int(name)))
+            names = [n for n in names if int(n) >= base.pos]
+            if names and int(names[0]) != base.pos:
+                raise StoreCorrupted(f"{self.directory}: the first segment after the base (entry {base.index}) "
+                                     f"should start at {base.pos}, found {names[0]}")
+        elif names:
+            self.base_pos = int(names[0])
+        expected_pos = self.end = self.base_pos
+        positions = self._index[1]
+        runs = self.runs
+        broken = False
         for name in names:
             start = int(name)
-            if broken_at is not None or start != expected_pos:
-                broken_at = broken_at or (start, 0)
+            if broken or start != expected_pos:
+                broken = True
                 self.recovered_cut += os.path.getsize(self._name(start))
                 os.unlink(self._name(start))
                 continue
-            with open(self._name(start), "rb") as f:
-                data = f.read()
-            offset = 0
-            while offset < len(data):
-                try:
-                    e, after = entry_codec.decode_at(data, offset, pos=start + offset)
-                    if e.index != len(entries) + 1 or (entries and e.term < entries[-1].term):
-                        raise entry_codec.EntryError(f"entry {e.index} (term {e.term}) out of sequence")
-                except entry_codec.EntryError as err:
-                    log.warn("DLedger log: {path} broken at byte {offset} ({err}); the rest is cut",
-                             path=self._name(start), offset=offset, err=str(err))
-                    broken_at = (start, offset)
-                    break
-                entries.append(e)
-                self.positions.append(start + offset)
-                self.terms.append(e.term)
-                offset = after
+            offset, size = self._scan_segment(start, positions)
             self.segments.append(start)
-            if broken_at is not None:
-                self.recovered_cut += len(data) - offset
+            if offset < size:
+                broken = True
+                self.recovered_cut += size - offset
                 os.truncate(self._name(start), offset)
                 self._dirty.add(start)
             expected_pos = self.end = start + offset
-        if broken_at is not None:
+        if broken:
             log.warn("DLedger log: recovery cut {n} bytes after entry {index}", n=self.recovered_cut,
-                     index=len(entries))
+                     index=runs.last)
             self.sync()
             _fsync_dir(self.directory)
-        return entries
+        return runs.last - runs.base
+
+    def _scan_segment(self, start: int, positions: array) -> Tuple[int, int]:
+        """Check the entries of one segment through a bounded window; returns (intact bytes, file size)."""
+        runs = self.runs
+        with open(self._name(start), "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            buf = f.read(RECOVERY_WINDOW)
+            buf_at = 0  # file offset of buf[0]
+            offset = 0  # in buf
+            while buf_at + offset < size:
+                try:
+                    index, term, offset_after = entry_codec.scan_at(buf, offset, pos=start + buf_at + offset)
+                    if index != runs.last + 1 or term < runs.last_term:
+                        raise entry_codec.EntryError(f"entry {index} (term {term}) out of sequence")
+                except entry_codec.Incomplete as short:
+                    if buf_at + len(buf) < size:  # the window ends inside the entry: slide it
+                        buf_at += offset
+                        buf = buf[offset:] + f.read(max(RECOVERY_WINDOW, short.need) - (len(buf) - offset))
+                        offset = 0
+                        continue
+                    err: Exception = short
+                except entry_codec.EntryError as e:
+                    err = e
+                else:
+                    positions.append(start + buf_at + offset)
+                    runs.append(index, term)
+                    offset = offset_after
+                    continue
+                log.warn("DLedger log: {path} broken at byte {offset} ({err}); the rest is cut",
+                         path=self._name(start), offset=buf_at + offset, err=str(err))
+                break
+        return buf_at + offset, size
+
+    # -- reads -------------------------------------------------------------------------------------------
+
+    def read_range(self, first: int, last: int, max_bytes: int) -> List[Entry]:
+        """Entries ``first..last``, no more than ``max_bytes`` of bodies unless the first alone is larger.
+        Opens its own descriptors, so it may run beside the writer for entries the writer no longer changes."""
+        out: List[Entry] = []
+        size = 0
+        index = first
+        fds: Dict[int, int] = {}
+        try:
+            while index <= last:
+                pos = self.position(index)
+                segments = self.segments
+                start = segments[bisect_right(segments, pos) - 1]
+                fd = fds.get(start)
+                if fd is None:
+                    fd = fds[start] = os.open(self._name(start), os.O_RDONLY)
+                want = min(max(max_bytes - size, 0) + entry_codec.HEADER_SIZE, RECOVERY_WINDOW)
+                buf = os.pread(fd, want, pos - start)
+                offset = 0
+                while index <= last:
+                    try:
+                        e, after = entry_codec.decode_at(buf, offset, pos + offset)
+                    except entry_codec.Incomplete as short:
+                        if offset:
+                            break  # the next window starts here
+                        buf = os.pread(fd, short.need, pos - start)
+                        if len(buf) < short.need:
+                            raise StoreCorrupted(f"{self._name(start)}: entry {index} cut short at {pos}") from None
+                        continue
+                    except entry_codec.EntryError as err:
+                        raise StoreCorrupted(f"{self._name(start)}: entry {index} at {pos + offset}: {err}") from None
+                    if e.index != index:
+                        raise StoreCorrupted(f"{self._name(start)}: entry {e.index} where {index} belongs")
+                    if out and size + len(e.body) > max_bytes:
+                        return out
+                    out.append(e)
+                    size += len(e.body)
+                    index += 1
+                    offset = after
+        finally:
+            for fd in fds.values():
+                os.close(fd)
+        return out
+
+    def iter_entries(self, first: int = 1) -> Iterator[Entry]:
+        """Every entry from ``first`` on, one read window at a time."""
+        index = max(first, self.runs.base + 1)
+        while index <= self.runs.last:
+            batch = self.read_range(index, self.runs.last, RECOVERY_WINDOW)
+            yield from batch
+            index += len(batch)
 
     # -- writes ------------------------------------------------------------------------------------------
 
-    def apply(self, ops: Sequence[PersistOp]) -> None:
+    def apply(self, ops: Sequence[Union[PersistOp, Compact]]) -> None:
         for op in ops:
             if isinstance(op, Truncate):
                 self.truncate_from(op.index)
             elif isinstance(op, Append):
                 self.append(op.entries)
+            elif isinstance(op, Compact):
+                self.compact(op.index)
 
     def append(self, entries: Sequence[Entry]) -> None:
+        positions = self._index[1]
         for e in entries:
             if e.index != self.last_index + 1:
                 raise ValueError(f"entry {e.index} does not follow {self.last_index}")
@@ -177,8 +322,8 @@ class DurableLog:
             data = entry_codec.encode(e, self.end)
             os.pwrite(self._fd(start), data, self.end - start)
             self._dirty.add(start)
-            self.positions.append(self.end)
-            self.terms.append(e.term)
+            positions.append(self.end)
+            self.runs.append(e.index, e.term)
             self.end += len(data)
 
     def truncate_from(self, index: int) -> None:
@@ -187,17 +332,22 @@ class DurableLog:
             raise ValueError("index 0 cannot be truncated")
         if index > self.last_index:
             return
-        cut = self.positions[index]
-        for start in [s for s in self.segments if s > cut or (s == cut and s != self.segments[0])]:
+        if index <= self.runs.base:
+            raise ValueError(f"entry {index} is at or below the base {self.runs.base}: it cannot be truncated")
+        cut = self.position(index)
+        doomed = [s for s in self.segments if s > cut or (s == cut and s != self.segments[0])]
+        for start in doomed:
             self._close(start)
             os.unlink(self._name(start))
-            self.segments.remove(start)
+        if doomed:
+            self.segments = [s for s in self.segments if s not in doomed]
         if self.segments:
             start = self.segments[-1]
             os.ftruncate(self._fd(start), cut - start)
             self._dirty.add(start)
-        del self.positions[index:]
-        del self.terms[index:]
+        origin, positions = self._index
+        del positions[index - origin:]
+        self.runs.truncate_from(index)
         self.end = cut
 
     def sync(self) -> Optional[Tuple[int, int]]:
@@ -209,16 +359,65 @@ class DurableLog:
             self._dirty.clear()
         if self.last_index == 0:
             return None
-        return self.last_index, self.terms[-1]
+        return self.last_index, self.runs.last_term
+
+    # -- retention -------------------------------------------------------------------------------------
+
+    def compactable(self, upto: int, written_before: Optional[float] = None) -> Optional[int]:
+        """The highest base that deleting whole segments reaches, keeping every entry above ``upto`` and
+        every segment last written at or after ``written_before`` (a wall-clock time; None: any age). The
+        last segment always stays. None: nothing to delete."""
+        segments = self.segments
+        origin, positions = self._index
+        best = None
+        for k in range(len(segments) - 1):
+            last_in = origin + bisect_left(positions, segments[k + 1]) - 1  # the segment's last entry
+            if last_in > upto:
+                break
+            if written_before is not None and os.stat(self._name(segments[k])).st_mtime >= written_before:
+                break
+            best = last_in
+        return best if best is not None and best > self.runs.base else None
+
+    def compact(self, base: int) -> None:
+        """Delete the segments holding entries up to ``base`` (entry ``base + 1`` must start a segment): the
+        base record is written first, so a crash between leaves files recovery deletes, never a gap."""
+        if base <= self.runs.base:
+            return
+        pos = self.position(base + 1)
+        if pos not in self.segments:
+            raise ValueError(f"entry {base + 1} does not start a segment")
+        term = self.runs.term_at(base)
+        _save(self.directory, BASE_FILE, BASE.build({"index": base, "term": term, "pos": pos,
+                                                     "crc": _base_crc(base, term, pos)}))
+        doomed = [s for s in self.segments if s < pos]
+        self.segments = [s for s in self.segments if s >= pos]
+        origin, positions = self._index
+        self._index = (base + 1, positions[base + 1 - origin:])
+        self.runs.compact(base)
+        self.base_pos = pos
+        for start in doomed:
+            self._close(start)
+            os.unlink(self._name(start))
+        log.info("DLedger log: retention deleted {n} segments; the log now starts after entry {base}",
+                 n=len(doomed), base=base)
+
+    def reset(self, base: int, term: int, pos: int) -> None:
+        """Empty the log and start it after entry ``base`` (of ``term``), the next entry at ``pos``: a
+        follower resynced from a leader whose retention deleted what this one still needed."""
+        _save(self.directory, BASE_FILE, BASE.build({"index": base, "term": term, "pos": pos,
+                                                     "crc": _base_crc(base, term, pos)}))
+        for start in self.segments:
+            self._close(start)
+            os.unlink(self._name(start))
+        self.segments = []
+        self._index = (base + 1, array("q"))
+        self.runs = TermRuns(base, term)
+        self.end = self.base_pos = pos
+        _fsync_dir(self.directory)
 
     def read(self, index: int) -> Entry:
-        pos = self.positions[index]
-        start = max(s for s in self.segments if s <= pos)
-        fd = self._fd(start)
-        head = os.pread(fd, entry_codec.HEADER_SIZE, pos - start)
-        size = entry_codec.ENTRY_HEADER.unpack(head)[1]
-        e, _ = entry_codec.decode_at(os.pread(fd, size, pos - start), 0, pos)
-        return e
+        return self.read_range(index, index, 0)[0]
 
     def _close(self, start: int) -> None:
         fd = self._fds.pop(start, None)

@@ -40,6 +40,23 @@ def _create(broker, topic: str) -> None:
     wait_until(lambda: _route(broker.namesrv, topic) is not None, 20, what=f"route of {topic}")
 
 
+def _traced_clients(broker, topic: str, producer_group: str, group: str, instance: str, got: list, answer):
+    """A traced producer (started) and push consumer (to start) whose listener keeps the messages in ``got``
+    and returns ``answer``."""
+    producer = Producer(producer_group, broker.namesrv, instance_name=f"{instance}-p", enable_msg_trace=True)
+
+    def listener(msgs, context):
+        got.extend(msgs)
+        return answer
+
+    consumer = PushConsumer(group, broker.namesrv, instance_name=f"{instance}-c", enable_msg_trace=True,
+                            consume_from_where=ConsumeFromWhere.CONSUME_FROM_FIRST_OFFSET)
+    consumer.subscribe(topic)
+    consumer.register_message_listener(listener)
+    producer.start()
+    return producer, consumer
+
+
 def test_trace_topic_created_at_start_with_one_queue(broker):
     route = _route(broker.namesrv, TRACE_TOPIC)
     assert [(q.broker_name, q.read_queue_nums, q.write_queue_nums, q.perm) for q in route.queue_datas] == [
@@ -61,18 +78,9 @@ def test_custom_trace_topic_name(namesrv, tmp_path):
 def test_traced_send_and_consume_then_query(broker):
     topic, group = "TraceT1", "TraceCG1"
     _create(broker, topic)
-    producer = Producer("TracePG1", broker.namesrv, instance_name="trace-p", enable_msg_trace=True)
     got = []
-
-    def listener(msgs, context):
-        got.extend(msgs)
-        return ConsumeConcurrentlyStatus.CONSUME_SUCCESS
-
-    consumer = PushConsumer(group, broker.namesrv, instance_name="trace-c", enable_msg_trace=True,
-                            consume_from_where=ConsumeFromWhere.CONSUME_FROM_FIRST_OFFSET)
-    consumer.subscribe(topic)
-    consumer.register_message_listener(listener)
-    producer.start()
+    producer, consumer = _traced_clients(broker, topic, "TracePG1", group, "trace", got,
+                                         ConsumeConcurrentlyStatus.CONSUME_SUCCESS)
     try:
         yield consumer.start()
         result = yield producer.send(make_message(topic, "traced body", tags="TagT", keys="order-77"))
@@ -114,6 +122,44 @@ def test_traced_send_and_consume_then_query(broker):
     assert mine and all(m.tags is None and "order-77" in m.keys for m in mine)
     kinds = sorted(c.trace_type.value for m in mine for c in decode(m.body.decode())[0] if c.beans[0].msg_id == msg_id)
     assert kinds == ["Pub", "SubAfter", "SubBefore"]
+
+
+@pytest_twisted.inlineCallbacks
+def test_traced_batch_send_and_a_listener_returning_none(broker):
+    """A batch is one Pub (Java's record of a MessageBatch) found by each member's id; a listener returning
+    None is recorded as RETURNNULL and, as the consumer acknowledged the messages, as a success."""
+    topic, group = "TraceBatch1", "TraceBatchCG"
+    _create(broker, topic)
+    got = []
+    producer, consumer = _traced_clients(broker, topic, "TraceBatchPG", group, "trace-b", got, None)
+    try:
+        yield consumer.start()
+        result = yield producer.send_batch(
+            [make_message(topic, f"member {i}", keys=f"batch-key-{i}") for i in range(3)])
+        yield poll(lambda: len(got), lambda n: n >= 3, 30, what="the batch consumed")
+    finally:
+        yield consumer.shutdown()
+        yield producer.shutdown()
+    ids = result.msg_id.split(",")
+    assert len(ids) == 3
+
+    def query(msg_id):
+        return threads.deferToThread(mqadmin, "queryMsgTraceById", "-i", msg_id, "--json", namesrv=broker.namesrv)
+
+    for i, msg_id in enumerate(ids):
+        r = yield poll(lambda m=msg_id: query(m), lambda r: r.code == 0 and len(r.json()) >= 3, 30,
+                       what=f"the traces of batch member {i}")
+        views = {v["msgType"]: v for v in r.json()}
+        assert set(views) == {"Pub", "SubBefore", "SubAfter"}
+        pub, after = views["Pub"], views["SubAfter"]
+        assert (pub["msgId"], pub["groupName"], pub["topic"], pub["keys"], pub["status"]) == (
+            msg_id, "TraceBatchPG", topic, "null", "success")
+        assert pub["offSetMsgId"] == result.offset_msg_id.split(",")[i]
+        assert (after["contextCode"], after["status"], after["keys"]) == ("RETURNNULL", "success", f"batch-key-{i}")
+    # The members' keys find the trace message too.
+    response = call(broker.addr, pull_request("trace_reader_b", TRACE_TOPIC, 0, 0, 64))
+    pubs = [m for m in decode_messages(response.body) if ids[0] in m.keys and "batch-key-2" in m.keys]
+    assert pubs
 
 
 def test_query_unknown_id_and_bad_arguments(broker):

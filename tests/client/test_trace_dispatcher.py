@@ -195,6 +195,50 @@ def test_no_pub_without_a_region_or_with_the_broker_trace_switch_off(result):
     assert p.sent == []
 
 
+def test_a_batch_is_one_pub_for_all_its_messages_each_id_a_key():
+    clock = task.Clock()
+    d, p = make(clock)
+    members = [Message("T", b"a", properties={"KEYS": "order1 shared", "TAGS": "X"}), Message("T", b"bb"),
+               Message("T", b"c", properties={"KEYS": "order3"})]
+    batch = Message("T", b"x" * 150, properties={"WAIT": "true"})
+    send = defer.Deferred()
+    out = Tracer(d, "PG").sent(send, batch, "1.2.3.4:10911", members)
+    result = SendResult(SendStatus.SEND_OK, "U1,U2,U3", "O1,O2,O3", MessageQueue("T", "b", 0), 5, None,
+                        "DefaultRegion", True)
+    send.callback(result)
+    assert out.result is result
+    clock.advance(0.5)
+    (pub,) = records(p)
+    b = pub.beans[0]
+    # Java's record of a MessageBatch: no tags or keys, the batch body's length, ids and offset ids joined
+    assert (b.msg_id, b.offset_msg_id, b.tags, b.keys, b.body_length, b.msg_type) == (
+        "U1,U2,U3", "O1,O2,O3", "null", "null", 150, MessageType.Normal_Msg)
+    assert p.sent[0].keys == ["U1", "U2", "U3", "order1", "shared", "order3"]
+
+
+def test_trace_message_keys_are_bounded(log_events):
+    """Records stop joining a trace message once its keys reach KEYS_CHARS; one record with more ids than
+    MAX_KEYS_BYTES holds (a huge batch) keeps the ids that fit, with a log line."""
+    from mq.client.trace import KEYS_CHARS, MAX_KEYS_BYTES
+
+    clock = task.Clock()
+    d, p = make(clock)
+    long_key = "k" * 999
+    n = KEYS_CHARS // 1000 + 5
+    for i in range(n):
+        d.append(ctx(i, keys=f"{long_key}{i:03d}"))
+    clock.advance(0.5)
+    assert len(p.sent) == 2 and sum(len(m.keys) for m in p.sent) == 2 * n  # each record's id and key
+    assert all(len(" ".join(m.keys)) < KEYS_CHARS + 2100 for m in p.sent)
+    ids = ",".join(f"{i:032X}" for i in range(2000))
+    d.append(TraceContext(TraceType.Pub, 1, "R", "PG", beans=[TraceBean(msg_id=ids, topic="T")]))
+    clock.advance(0.5)
+    keys = p.sent[-1].keys
+    assert keys == [f"{i:032X}" for i in range(len(keys))] and len(" ".join(keys).encode()) <= MAX_KEYS_BYTES
+    assert len(keys) > 800 and logged_lines(log_events, "keys of a trace message to RMQ_SYS_TRACE_TOPIC left out")
+    assert decode(p.sent[-1].body.decode())[0][0].beans[0].msg_id == ids  # the record itself is whole
+
+
 def test_a_failed_send_records_nothing_and_keeps_its_failure():
     clock = task.Clock()
     d, p = make(clock)
@@ -213,7 +257,7 @@ def consumed(msgs, **ext):
 
 @pytest.mark.parametrize("outcome, code, ok", [
     (ConsumeConcurrentlyStatus.CONSUME_SUCCESS, ConsumeReturnType.SUCCESS, True),
-    (None, ConsumeReturnType.SUCCESS, True),
+    (None, ConsumeReturnType.RETURNNULL, True),  # Java's code for a null; the consumer acks it
     (ConsumeConcurrentlyStatus.RECONSUME_LATER, ConsumeReturnType.FAILED, False),
     (Failure(ValueError("listener bug")), ConsumeReturnType.EXCEPTION, False),
 ])

@@ -134,6 +134,23 @@ def test_trace_views_keep_only_the_queried_message_and_take_the_born_host():
     assert views[0].to_json()["offSetMsgId"] == OFFSET_ID
 
 
+def test_a_batch_pub_is_found_by_each_member_id_with_its_own_offset_id():
+    """Java records a batch send as one Pub whose msgId and offsetMsgId join the members' with commas."""
+    ids, offsets = ["ID1", MSG_ID, "ID3"], ["OFF1", OFFSET_ID, "OFF3"]
+    batch = java("Pub", 1700000000123, "DefaultRegion", "PG", "TopicA", ",".join(ids), "null", "null",
+                 "10.0.0.5:10911", 300, 3, 0, ",".join(offsets), "true")
+    msg = MessageExt(topic="RMQ_SYS_TRACE_TOPIC", body=batch.encode(), born_host=("10.9.8.7", 52000))
+    (view,) = trace_views(MSG_ID, [msg])
+    assert (view.msg_type, view.msg_id, view.offset_msg_id, view.topic, view.keys) == (
+        "Pub", MSG_ID, OFFSET_ID, "TopicA", "null")
+    assert trace_views("ID", [msg]) == [] and trace_views("OFF1", [msg]) == []
+    uneven = MessageExt(topic="RMQ_SYS_TRACE_TOPIC", body=batch.replace(",".join(offsets), "X").encode())
+    assert trace_views("ID3", [uneven])[0].offset_msg_id == "X"  # lists that do not match: kept whole
+    keys: dict = {}
+    index_keys(TraceContext(TraceType.Pub, beans=[TraceBean(msg_id=",".join(ids))]), keys)
+    assert list(keys) == ids
+
+
 def test_decoding_stops_at_the_record_limit_and_trace_views_share_it_across_messages():
     contexts, _ = decode(JAVA_PUB * 5, limit=2)
     assert len(contexts) == 2

@@ -7,6 +7,7 @@ screenshot of each page there (how docs/console.md's pictures are made).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -31,6 +32,11 @@ def cluster(tmp_path_factory):
         port = free_port()
         twistd("console", "--namesrv", namesrv.addr, "--port", str(port), "--sample-interval", "1").wait_port(port)
         console = Console(port)
+        users_file = tmp / "users.properties"
+        users_file.write_text("admin=adminPass,1\nviewer=viewPass\n")
+        users_port = free_port()
+        twistd("console", "--namesrv", namesrv.addr, "--port", str(users_port), "--sample-interval", "30",
+               "--users", str(users_file)).wait_port(users_port)
         wait_until(lambda: console.call("cluster")["brokers"], what="the broker in the console's cluster list")
         console.call("topic/create", {"topic": SEED_TOPIC, "readQueueNums": 4, "writeQueueNums": 4})
         ns = namesrv.addr
@@ -40,7 +46,8 @@ def cluster(tmp_path_factory):
         producer = bench("producer", "-n", ns, "-t", SEED_TOPIC, "-g", PRODUCER_GROUP, "-d", "600", "-w", "1",
                          "--mode", "sync")
         try:
-            yield {"console": console, "url": console.base, "namesrv": namesrv, "broker": broker}
+            yield {"console": console, "url": console.base, "namesrv": namesrv, "broker": broker,
+                   "users": Console(users_port)}
         finally:
             producer.kill()
             producer.wait()
@@ -305,3 +312,94 @@ def test_a_dead_letter_message_is_sent_back_to_its_group_by_clicking(page, clust
     assert detail["tags"] == "TagD" and detail["body"] == "gave up"
     (original,) = console.call("messages/by-key?topic=%25DLQ%25DeadGroup&key=dead-key")
     assert back["msgId"] == original["msgId"]  # the same message id: consumers can tell it is the same message
+
+    # a second one, then both at once: selected, sent back, exported
+    second = send_request("%DLQ%DeadGroup", b'=1+2, "quoted"', keys="dead-two", queue_id=0,
+                          properties={"RETRY_TOPIC": SEED_TOPIC})
+    assert call(cluster["broker"].addr, second).code == ResponseCode.SUCCESS
+    page.click("#search-dlq")
+    expect(page.locator("#dlq-results tbody tr").filter(has_text="dead-two")).to_be_visible()
+    page.check("#dlq-select-all")
+    page.click("#dlq-resend-selected")
+    expect(page.locator("#flash")).to_contain_text("2 of 2 sent back to DeadGroup")
+    assert len(console.call("messages/by-key?topic=%25RETRY%25DeadGroup&key=dead-key")) == 2
+    with page.expect_download() as info:
+        page.click("#dlq-export-selected")
+    text = Path(info.value.path()).read_text(encoding="utf-8")
+    lines = text.splitlines()
+    assert lines[0].startswith('"msgId","offsetMsgId","topic","tags","keys"') and len(lines) == 3
+    assert "dead-key" in text and '"\'=1+2, ""quoted"""' in text  # quoted, and not a formula for a spreadsheet
+    with page.expect_download() as info:
+        page.click("#dlq-export-json")
+    exported = json.loads(Path(info.value.path()).read_text(encoding="utf-8"))
+    assert exported["group"] == "DeadGroup" and {m["keys"] for m in exported["messages"]} == {"dead-key", "dead-two"}
+    assert page.page_errors == []
+
+
+def test_a_message_is_resent_to_one_online_consumer_by_clicking(page, cluster):
+    """The dashboard's "Resend Message": the consumer runs its listener on the message (CONSUME_MESSAGE_DIRECTLY,
+    relayed by the broker) and the page says how it went."""
+    from playwright.sync_api import expect
+
+    console = cluster["console"]
+    sent = console.call("topic/send", {"topic": SEED_TOPIC, "body": "again please", "keys": "direct-key"})
+    consumer = bench("consumer", "-n", cluster["namesrv"].addr, "-t", SEED_TOPIC, "-g", "DirectGroup", "-d", "120")
+    try:
+        wait_until(lambda: console.call("consumer/connection?group=DirectGroup")["connectionSet"], 60,
+                   what="the bench consumer online")
+        open_page(page, cluster, f"message/{sent['offsetMsgId']}/{SEED_TOPIC}")
+        page.fill("#direct-group", "DirectGroup")
+        page.click("#direct-load")
+        page.get_by_role("button", name="Consume it now").first.click()
+        expect(page.locator("#flash")).to_contain_text("CR_SUCCESS")
+        assert page.page_errors == []
+    finally:
+        consumer.kill()
+        consumer.wait()
+
+
+def test_a_console_user_who_may_only_look_logs_in_by_clicking(page, cluster):
+    from playwright.sync_api import expect
+
+    page.goto(f"{cluster['users'].base}/#/topics")
+    expect(page.locator("h1")).to_have_text("Log in")
+    expect(page.locator("main")).to_contain_text("User name")
+    page.fill("#login-access-key", "viewer")
+    page.fill("#login-secret-key", "wrongPass")
+    page.click("#login")
+    expect(page.locator("#flash")).to_contain_text("unknown user or wrong password")
+    page.fill("#login-secret-key", "viewPass")
+    page.click("#login")
+    expect(page.locator("h1")).to_have_text("Topics")
+    expect(page.locator("#namesrv")).to_contain_text("viewer (read only)")
+    expect(page.locator("#topic-list")).to_contain_text(SEED_TOPIC)
+    page.fill("#new-topic", "ViewerTopic")
+    page.click("#create-topic")
+    expect(page.locator("#flash")).to_contain_text("user viewer may only look")
+    assert page.page_errors == []
+
+
+def test_the_nameserver_is_switched_from_the_page(page, cluster):
+    from playwright.sync_api import expect
+
+    ns = cluster["namesrv"].addr
+    other = "localhost:" + ns.rsplit(":", 1)[1]  # the same NameServer by another name
+    open_page(page, cluster, "dashboard")
+    page.click("#namesrv-link")
+    expect(page.locator("#ops-current")).to_have_text(ns)
+    page.fill("#ops-namesrv", f"127.0.0.1:{free_port()}")
+    page.click("#ops-switch")
+    expect(page.locator("#flash .error")).to_be_visible()
+    expect(page.locator("#ops-current")).to_have_text(ns)  # nothing changed
+    try:
+        page.fill("#ops-namesrv", other)
+        page.click("#ops-switch")
+        expect(page.locator("#flash")).to_contain_text(f"Now asking {other}")
+        expect(page.locator("#ops-current")).to_have_text(other)
+        assert cluster["console"].call("session")["namesrv"] == [other]
+        assert cluster["console"].call("cluster")["brokers"]
+        page.get_by_role("row").filter(has_text=ns).get_by_role("button", name="Use").click()
+        expect(page.locator("#ops-current")).to_have_text(ns)
+    finally:
+        cluster["console"].call("ops/namesrv", {"namesrvAddr": ns})
+    assert page.page_errors == []

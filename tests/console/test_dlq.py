@@ -7,6 +7,7 @@ import json
 import pytest
 from twisted.internet import defer
 
+from mq.common.consume_directly import ConsumeMessageDirectlyResult
 from mq.common.message import MessageExt, create_offset_msg_id
 from tests.console.test_web import BROKER, FakeAdmin, error_of, make, post
 
@@ -62,4 +63,72 @@ def test_an_id_naming_another_host_is_not_followed():
     admin = DlqAdmin("%DLQ%G1", {"RETRY_TOPIC": "Orders"})
     status, _, body = resend(admin, msg_id=create_offset_msg_id(("169.254.169.254", 80), 0))
     assert status == 400 and "not a broker the NameServer lists" in error_of(body)
+    assert admin.calls == []
+
+
+def site_with(admin):
+    _, site = make()
+    site.resource.api.ctx.api = admin
+    return site
+
+
+def msg_id_at(offset: int, host: str = "") -> str:
+    h, port = (host or BROKER).split(":")
+    return create_offset_msg_id((h, int(port)), offset)
+
+
+def test_a_batch_is_sent_back_one_by_one_each_with_its_own_result():
+    admin = DlqAdmin("%DLQ%G1", {"RETRY_TOPIC": "Orders"})
+    good, other_host = msg_id_at(4096), msg_id_at(0, "169.254.169.254:80")
+    status, _, body = post(site_with(admin), "/api/dlq/batch-resend",
+                           {"group": "G1", "offsetMsgIds": [good, other_host, good]})
+    assert status == 200, body
+    data = json.loads(body)
+    assert data["sent"] == 1 and [r["offsetMsgId"] for r in data["results"]] == [good, other_host]  # repeats once
+    assert data["results"][0]["topic"] == "%RETRY%G1" and "not a broker the NameServer lists" in data["results"][1][
+        "error"]
+    assert len([c for c in admin.calls if c[0] == "send_message"]) == 1
+
+
+@pytest.mark.parametrize("ids, message", [
+    ([msg_id_at(i) for i in range(101)], "101 ids, more than 100"),
+    ("one", "a list of offset message ids"),
+    ([], "a list of offset message ids"),
+    ([1, 2], "a list of offset message ids"),
+])
+def test_a_batch_is_bounded_and_must_be_a_list_of_ids(ids, message):
+    admin = DlqAdmin("%DLQ%G1", {"RETRY_TOPIC": "Orders"})
+    status, _, body = post(site_with(admin), "/api/dlq/batch-resend", {"group": "G1", "offsetMsgIds": ids})
+    assert status == 400 and message in error_of(body)
+    assert admin.calls == []
+
+
+class DirectAdmin(DlqAdmin):
+    def consume_message_directly(self, addr, group, client_id, msg_id):
+        self.calls.append(("consume_message_directly", addr, group, client_id, msg_id))
+        return defer.succeed(ConsumeMessageDirectlyResult(consume_result="CR_SUCCESS", spent_time_mills=3))
+
+
+def test_a_message_is_handed_to_the_chosen_consumer_through_its_broker():
+    admin = DirectAdmin("Orders", {})
+    msg_id = msg_id_at(4096)
+    status, _, body = post(site_with(admin), "/api/message/consume-directly",
+                           {"group": "G1", "clientId": "10.0.0.9@4242", "offsetMsgId": msg_id})
+    assert status == 200, body
+    assert json.loads(body) == {"order": False, "autoCommit": True, "consumeResult": "CR_SUCCESS",
+                                "spentTimeMills": 3, "offsetMsgId": msg_id, "clientId": "10.0.0.9@4242"}
+    assert admin.calls == [("consume_message_directly", BROKER, "G1", "10.0.0.9@4242", msg_id)]
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"clientId": "a b<script>"}, "is not a client id"),
+    ({"offsetMsgId": "zz"}, "not an offset message id"),
+    ({"offsetMsgId": msg_id_at(0, "169.254.169.254:80")}, "not a broker the NameServer lists"),
+    ({"group": "bad group"}, "group:"),
+])
+def test_consume_directly_checks_every_field(fields, message):
+    admin = DirectAdmin("Orders", {})
+    form = dict({"group": "G1", "clientId": "10.0.0.9@4242", "offsetMsgId": msg_id_at(4096)}, **fields)
+    status, _, body = post(site_with(admin), "/api/message/consume-directly", form)
+    assert status == 400 and message in error_of(body)
     assert admin.calls == []

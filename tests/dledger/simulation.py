@@ -26,7 +26,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 import attrs
 
 from mq.dledger.config import RaftConfig
-from mq.dledger.log import MemoryLog
+from mq.dledger.log import MemoryLog, RaftLog, TermRuns
 from mq.dledger.messages import Append, Entry, HardState, Output, Proposed, Truncate
 from mq.dledger.node import LEADER, RaftNode
 
@@ -62,6 +62,32 @@ class Disk:
                         raise SimulationFailure(f"disk write of entry {e.index} after {len(self.entries)}")
                     self.entries.append(e)
 
+    # -- the store interface ``RaftLog`` reads evicted bodies through -----------------------------------
+
+    def recover(self) -> int:
+        return len(self.entries)
+
+    @property
+    def runs(self) -> TermRuns:
+        runs = TermRuns()
+        for e in self.entries:
+            runs.append(e.index, e.term)
+        return runs
+
+    def read_range(self, first: int, last: int, max_bytes: int) -> List[Entry]:
+        """What the disk holds now: an evicted body must be there (it was applied, so synced)."""
+        out: List[Entry] = []
+        size = 0
+        for index in range(first, last + 1):
+            if index > len(self.entries):
+                raise SimulationFailure(f"read of entry {index} beyond the disk's {len(self.entries)}")
+            e = self.entries[index - 1]
+            if out and size + len(e.body) > max_bytes:
+                break
+            out.append(e)
+            size += len(e.body)
+        return out
+
 
 class Sim:
     def __init__(self, seed: int, n: int, trace: bool = False, config: RaftConfig = SIM_CONFIG,
@@ -85,8 +111,12 @@ class Sim:
         self.p_slow = r.choice([0.0, 0.02, 0.1])
         self.fault_every = r.choice([150, 400, 1_000])
         self.propose_every = r.choice([5, 20, 60])
+        # the log's body cache: none (every body in memory) or a budget of a few bodies; drawn from its own
+        # stream so that the other draws of a seed stay what they were
+        self.cache_bytes = random.Random(seed ^ 0x5EED).choice([None, 0, 12, 60])
         self.checker = Checker(self)
-        self.stats = {"delivered": 0, "dropped": 0, "crashes": 0, "elections": 0, "acked": 0, "transfers": 0}
+        self.stats = {"delivered": 0, "dropped": 0, "crashes": 0, "elections": 0, "acked": 0, "transfers": 0,
+                      "disk_reads": 0}
         for i in self.ids:
             self._start(i)
 
@@ -127,8 +157,12 @@ class Sim:
         disk.syncing = 0
         self.generation[i] += 1
         self.tick_at[i] = None
+        if self.cache_bytes is None:
+            log = MemoryLog(disk.entries)
+        else:
+            log = RaftLog.from_store(disk, self.cache_bytes)
         node = RaftNode(i, self.ids, self.config, random.Random(self.rng.random()), self.now,
-                        disk.hard_state, MemoryLog(disk.entries))
+                        disk.hard_state, log)
         self.nodes[i] = node
         self.commit_seen[i] = node.commit
         self.checker.started(node)
@@ -201,6 +235,7 @@ class Sim:
             ops.append(Append(torn.entries[: self.rng.randint(0, len(torn.entries))]))
         disk.apply(ops, self.checker.durable_loss(i))
         disk.cache.clear()
+        self.stats["disk_reads"] += self.nodes[i].log.disk_reads
         self.nodes[i] = None
         self.generation[i] += 1
         self.stats["crashes"] += 1
@@ -311,6 +346,7 @@ class Sim:
         self.stats["recovery_ms"] = self.now - healed
         self._run_until(self.now + 20 * self.config.heartbeat_ms)
         self.checker.final()
+        self.stats["disk_reads"] += sum(self.nodes[i].log.disk_reads for i in self.ids)
 
 
 class Checker:

@@ -3,6 +3,7 @@ frames, controlled fsync completion."""
 
 from __future__ import annotations
 
+import os
 import random
 
 from twisted.internet import defer, task
@@ -10,7 +11,7 @@ from twisted.internet import defer, task
 from mq.dledger import codec
 from mq.dledger.config import RaftConfig
 from mq.dledger.driver import RaftDriver
-from mq.dledger.log import MemoryLog
+from mq.dledger.log import RaftLog
 from mq.dledger.node import LEADER, RaftNode
 from mq.dledger.store import DurableLog, MetaStore
 from mq.remoting.serialization import decode_command, encode_command
@@ -19,8 +20,9 @@ IDS = ["n0", "n1", "n2"]
 
 
 class Cluster:
-    def __init__(self, root, seed=7, stalled=()):
+    def __init__(self, root, seed=7, stalled=(), cache_bytes=64 << 20):
         self.root = root
+        self.cache_bytes = cache_bytes
         self.clock = task.Clock()
         self.clock.advance(1000)
         self.rng = random.Random(seed)
@@ -32,10 +34,9 @@ class Cluster:
     def start(self, i):
         directory = str(self.root / i)
         store = DurableLog(directory, 4096)
-        entries = store.recover()
         meta = MetaStore(directory)
         node = RaftNode(i, IDS, RaftConfig(), random.Random(self.rng.random()), int(self.clock.seconds() * 1000),
-                        meta.load(), MemoryLog(entries))
+                        meta.load(), RaftLog.from_store(store, self.cache_bytes))
         blocking = (lambda fn: defer.Deferred()) if i in self.stalled else (lambda fn: defer.maybeDeferred(fn))
         driver = RaftDriver(self.clock, node, store, meta, self.send, run_blocking=blocking)
         self.drivers[i] = driver
@@ -70,7 +71,9 @@ def test_a_proposal_fires_once_committed_and_is_on_every_disk(tmp_path):
     c.run(0.5)
     assert results == [3]  # the no-op is entry 1
     for i in IDS:
-        on_disk = DurableLog(str(tmp_path / i)).recover()
+        store = DurableLog(str(tmp_path / i))
+        store.recover()
+        on_disk = list(store.iter_entries())
         assert [e.body for e in on_disk] == [b"", b"hello", b"world"]
         assert MetaStore(str(tmp_path / i)).load().term == c.drivers[leader].node.term
     follower = next(i for i in IDS if i != leader)
@@ -130,3 +133,52 @@ def test_proposals_of_one_turn_go_out_together(tmp_path):
     assert len(appends) == 2 and all(len(m.entries) == 5 for m in appends)  # one per follower, all five
     c.run(0.5)
     assert results == [2, 3, 4, 5, 6]
+
+
+def _age_files(directory):
+    for name in os.listdir(directory):
+        if len(name) == 20:
+            os.utime(os.path.join(directory, name), (1000, 1000))
+
+
+def test_a_follower_behind_the_leaders_retention_gets_heartbeats_only_until_resynced(tmp_path):
+    c = Cluster(tmp_path)
+    c.run(3)
+    leader_id = c.leader()
+    leader = c.drivers[leader_id]
+    lagging = next(i for i in IDS if i != leader_id)
+    c.drivers[lagging].stop()
+    c.drivers[lagging].store.close()
+    for k in range(10):
+        leader.propose([bytes([k]) * 300 for _ in range(10)])
+        c.run(0.1)
+    assert leader.node.commit == 101
+    _age_files(tmp_path / leader_id)
+    base = leader.delete_expired(reserved_ms=3_600_000)
+    c.run(0.1)
+    assert base is not None and leader.node.log.base_index == base > 1
+    assert leader.store.base_index == base and len(os.listdir(tmp_path / leader_id)) < 10
+
+    sent = []
+    send = c.send
+    c.send = lambda msg: (sent.append(msg), send(msg))[1]
+    c.start(lagging)
+    c.run(3)
+    assert leader.node.behind == {lagging} and c.leader() == leader_id
+    assert c.drivers[lagging].node.leader == leader_id and c.drivers[lagging].node.log.last_index == 1
+    to_lagging = [m for m in sent if m.dst == lagging]
+    assert len(to_lagging) <= 3 / 0.3 + 3  # a heartbeat a tick, no resend loop
+    assert all(not m.entries and m.prev_index == base for m in to_lagging)
+
+    # the broker's resync: the follower's log restarts at the leader's base
+    c.drivers[lagging].stop()
+    c.drivers[lagging].store.close()
+    DurableLog(str(tmp_path / lagging), 4096).reset(base, leader.node.log.term_at(base), leader.store.base_pos)
+    c.start(lagging)
+    results = []
+    leader.propose([b"after"]).addBoth(results.append)
+    c.run(1)
+    assert results == [102] and leader.node.behind == set()
+    caught_up = c.drivers[lagging]
+    assert caught_up.node.log.entries() == leader.node.log.entries()
+    assert [caught_up.store.position(i) for i in (base + 1, 102)] == [leader.store.position(i) for i in (base + 1, 102)]

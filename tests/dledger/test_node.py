@@ -149,3 +149,25 @@ def test_a_malformed_append_changes_nothing():
 def test_config_refuses_unsafe_timings(kwargs):
     with pytest.raises(ValueError):
         RaftConfig(**kwargs)
+
+
+def test_a_follower_takes_entries_at_or_below_its_base_as_matching():
+    """Retention deleted entries 1..5 here (applied, so committed): a leader resending from 4 is answered from
+    the base on, and the entries after it are appended."""
+    from mq.dledger.log import MemoryLog
+
+    log = MemoryLog([Entry(i, 1, b"x%d" % i) for i in range(1, 9)])
+    node = RaftNode("n1", IDS, RaftConfig(), random.Random(1), 0, log=log, applied=0)
+    out = node.step(AppendRequest("n0", "n1", 1, 8, 1, (), 6), 10)
+    node.persisted(8, 1, 10)
+    assert node.applied == 6
+    log.compact(5)
+    assert log.first_index == 6 and log.term_at(5) == 1
+    resent = tuple(Entry(i, 1, b"x%d" % i) for i in range(4, 9)) + (Entry(9, 2, b"new"),)
+    out = node.step(AppendRequest("n0", "n1", 2, 3, 1, resent, 9), 20)
+    assert [(m.success, m.last) for m in out.messages] == [(True, 9)]
+    assert log.last_index == 9 and log.entry(9).body == b"new"
+    out = node.step(AppendRequest("n0", "n1", 2, 3, 1, resent[:2], 9), 30)  # a stale batch, all at or below the base
+    assert [(m.success, m.last) for m in out.messages] == [(True, 9)]
+    restarted = RaftNode("n1", IDS, RaftConfig(), random.Random(1), 0, log=log, applied=2)
+    assert restarted.applied == restarted.commit == 5  # what retention deleted was applied

@@ -40,12 +40,7 @@ def test_a_failure_names_its_replay_command(monkeypatch):
             self._hand_out()
 
     monkeypatch.setattr(node_module.RaftNode, "_maybe_commit", careless_commit)
-    failures = []
-    for seed in range(40):
-        try:
-            run(seed, 3, chaos_ms=CHAOS_MS)
-        except SimulationFailure as e:
-            failures.append(str(e))
+    failures = _failures(range(40))
     assert failures, "a commit on one copy went unnoticed in 40 seeds"
     assert "python -m tests.dledger.simulation --seed" in failures[0]
 
@@ -62,12 +57,7 @@ def test_a_vote_for_a_shorter_log_is_caught(monkeypatch):
     from mq.dledger import node as node_module
 
     monkeypatch.setattr(node_module.RaftNode, "_log_ok", lambda self, last_index, last_term: True)
-    failures = []
-    for seed in range(60):
-        try:
-            run(seed, 3, chaos_ms=CHAOS_MS)
-        except SimulationFailure as e:
-            failures.append(str(e))
+    failures = _failures(range(60))
     assert any("lacks entry" in f for f in failures), failures[:3]
 
 
@@ -76,3 +66,31 @@ def test_a_stale_vote_may_elect_a_leader_of_an_older_term():
     candidate after term 3 has committed more, and the term-2 leader rightly lacks it (found by seed search)."""
     sim = run(2891654466278326, 3, chaos_ms=CHAOS_MS)
     assert sim.stats["acked"] > 0
+
+
+def test_an_eviction_before_the_disk_has_the_entry_is_caught(monkeypatch):
+    """The body cache is checked: a log that lets bodies of unapplied (maybe unsynced) entries leave memory
+    reads them from a disk that does not hold them."""
+    from mq.dledger.log import RaftLog
+
+    append = RaftLog.append
+
+    def append_and_release(self, entries):
+        append(self, entries)
+        self.release(self.last_index)
+
+    monkeypatch.setattr(RaftLog, "append", append_and_release)
+    failures = _failures(range(40))
+    assert any("beyond the disk" in f or "differs" in f or "holds" in f for f in failures), failures[:3]
+
+
+
+def _failures(seeds):
+    """The failure messages of 3-node runs of ``seeds``."""
+    failures = []
+    for seed in seeds:
+        try:
+            run(seed, 3, chaos_ms=CHAOS_MS)
+        except SimulationFailure as e:
+            failures.append(str(e))
+    return failures

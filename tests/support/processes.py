@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import functools
 import os
+import random
 import runpy
 import shutil
 import signal
@@ -62,14 +63,28 @@ def child_env(extra: Optional[dict] = None) -> dict:
 
 
 def free_port() -> int:
-    """A TCP port that is free now (and, for the broker, whose neighbours are free too)."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if 1024 < port - 2 and port + 2 < 65535 and all(_is_free(p) for p in (port - 2, port + 1)):
+    """A TCP port that is free now (and, for the broker, whose neighbours are free too).
+
+    Picked outside the kernel's ephemeral range: a port the kernel handed out for a bind to 0 is also one it
+    may hand to an outgoing connection (a client, a slave's HA link) before the service binds it, which made
+    busy runs fail with "Address already in use"."""
+    for _ in range(200):
+        port = random.choice(_service_ports())
+        if all(_is_free(p) for p in (port - 2, port, port + 1)):
             return port
     raise RuntimeError("no free port found")
+
+
+@functools.lru_cache(maxsize=None)
+def _service_ports() -> range:
+    """The ports ``free_port`` picks from: the larger stretch of 10000-65000 outside the ephemeral range."""
+    low, high = 32768, 60999  # Linux's default, where /proc does not say
+    try:
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        pass
+    below, above = range(10002, min(low, 65000) - 2), range(max(high, 10000) + 3, 65000)
+    return max(below, above, key=len)
 
 
 def _is_free(port: int) -> bool:

@@ -1,9 +1,13 @@
 """Broker → client requests: NOTIFY_CONSUMER_IDS_CHANGED and RESET_CONSUMER_CLIENT_OFFSET (oneway),
-GET_CONSUMER_STATUS_FROM_CLIENT, relayed admin calls."""
+GET_CONSUMER_STATUS_FROM_CLIENT, relayed admin calls (GET_CONSUMER_RUNNING_INFO, CONSUME_MESSAGE_DIRECTLY).
+
+Relays to one client are bounded (``clientRelayMaxInFlight``): each one makes a consumer run its listener or
+build its running info, and an admin tool in a loop must not pile those up on one client (or the requests and
+their message bodies up in the broker) while earlier ones are still waiting for their answer."""
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from typing import Dict, Iterable, Mapping
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -23,6 +27,10 @@ log = Logger()
 
 
 class Broker2Client:
+    def __init__(self) -> None:
+        #: relays waiting for their answer, by client channel
+        self.relaying: Dict[object, int] = {}
+
     def notify_consumer_ids_changed(self, group: str, clients: Iterable) -> None:
         """Tell every member of ``group`` to rebalance now (oneway; a closed channel is skipped)."""
         ext = ConsumerGroupRequestHeader(consumer_group=group).encode()
@@ -88,13 +96,27 @@ class Broker2Client:
             return False
         return True
 
-    def relay(self, request: RemotingCommand, channel, timeout: float = 5.0) -> defer.Deferred:
+    def relay(self, request: RemotingCommand, channel, timeout: float = 5.0, limit: int = 0) -> defer.Deferred:
         """Send a copy of an admin request to a client channel; a Deferred of the response to give back.
 
-        A timeout answers CONSUME_MSG_TIMEOUT, a lost connection SYSTEM_ERROR, both with a remark.
+        A timeout answers CONSUME_MSG_TIMEOUT, a lost connection SYSTEM_ERROR, both with a remark; with
+        ``limit`` relays to this channel already waiting, SYSTEM_BUSY at once.
         """
+        waiting = self.relaying.get(channel, 0)
+        if limit and waiting >= limit:
+            return defer.succeed(request.response(
+                ResponseCode.SYSTEM_BUSY, f"the client at {channel.peer} is still answering {waiting} relayed "
+                                          f"requests (clientRelayMaxInFlight {limit}): try again later"))
         forward = RemotingCommand.request(request.code, dict(request.ext_fields or {}), request.body)
-        d = channel.send_request(forward, timeout)
+        self.relaying[channel] = waiting + 1
+
+        def settled(result):
+            left = self.relaying.pop(channel, 1) - 1
+            if left > 0:
+                self.relaying[channel] = left
+            return result
+
+        d = defer.maybeDeferred(channel.send_request, forward, timeout).addBoth(settled)
 
         def answered(reply: RemotingCommand) -> RemotingCommand:
             return request.response(reply.code, reply.remark, reply.ext_fields, reply.body)

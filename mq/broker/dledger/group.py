@@ -32,7 +32,7 @@ from mq.broker.dledger.transport import LEADERSHIP_TRANSFER, RaftTransport
 from mq.common.configfile import write_atomically
 from mq.dledger.config import RaftConfig
 from mq.dledger.driver import ProposalFailed, RaftDriver
-from mq.dledger.log import MemoryLog
+from mq.dledger.log import RaftLog
 from mq.dledger.messages import RoleChange
 from mq.dledger.node import CANDIDATE, LEADER, RaftNode
 from mq.dledger.store import DurableLog, MetaStore
@@ -55,11 +55,11 @@ def open_driver(reactor, settings: DLedgerSettings, directory: str, send, on_com
                 config: Optional[RaftConfig] = None) -> RaftDriver:
     """The Raft driver of this node over its durable log (``<directory>/data``) and vote file."""
     store = DurableLog(os.path.join(directory, "data"))
-    entries = store.recover()
+    raft_log = RaftLog.from_store(store)  # recovers the store, holding no bodies beyond its cache
     meta = MetaStore(directory)
     now = int(reactor.seconds() * 1000)
     node = RaftNode(settings.self_id, list(settings.peers), config or RaftConfig(), random.Random(), now,
-                    meta.load(), MemoryLog(entries), applied)
+                    meta.load(), raft_log, applied)
     return RaftDriver(reactor, node, store, meta, send, on_commit, on_role)
 
 

@@ -12,6 +12,7 @@ from mq.broker.processor.broker_stats import MessageQueue, consume_stats
 from mq.broker.subscription.group import SubscriptionGroupConfig
 from mq.common import fastjson, mixall
 from mq.common.broker_headers import (
+    ConsumeMessageDirectlyResultRequestHeader,
     ConsumerGroupRequestHeader,
     CreateTopicRequestHeader,
     DeleteSubscriptionGroupRequestHeader,
@@ -25,6 +26,7 @@ from mq.common.broker_headers import (
     TopicRequestHeader,
 )
 from mq.common.consumer_status import GetConsumerStatusBody
+from mq.common.message import decode_offset_msg_id
 from mq.common.names import group_error, topic_error
 from mq.common.properties import format_properties, parse_properties
 from mq.common.route import TopicConfig
@@ -71,6 +73,7 @@ class AdminBrokerProcessor:
             (RequestCode.GET_CONSUMER_CONNECTION_LIST, self.get_consumer_connection_list),
             (RequestCode.GET_PRODUCER_CONNECTION_LIST, self.get_producer_connection_list),
             (RequestCode.GET_CONSUMER_RUNNING_INFO, self.get_consumer_running_info),
+            (RequestCode.CONSUME_MESSAGE_DIRECTLY, self.consume_message_directly),
             (RequestCode.INVOKE_BROKER_TO_RESET_OFFSET, self.reset_offset),
             (RequestCode.INVOKE_BROKER_TO_GET_CONSUMER_STATUS, self.get_consumer_status),
             (RequestCode.GET_MAX_OFFSET, self.get_max_offset),
@@ -202,16 +205,36 @@ class AdminBrokerProcessor:
 
     def get_consumer_running_info(self, request: RemotingCommand, channel):
         h = GetConsumerRunningInfoRequestHeader.decode(request.ext_fields)
-        group = self.broker.consumer_manager.get(h.consumer_group)
-        client = group.find_channel(h.client_id) if group is not None else None
+        return self._call_consumer(request, h.consumer_group, h.client_id)
+
+    def consume_message_directly(self, request: RemotingCommand, channel):
+        """CONSUME_MESSAGE_DIRECTLY: the message the offset id names, handed to one online client of the group
+        to run through its listener (with this broker's name added); the client's answer is the response."""
+        h = ConsumeMessageDirectlyResultRequestHeader.decode(request.ext_fields)
+        try:
+            _, offset = decode_offset_msg_id(h.msg_id or "")
+        except ValueError:
+            return request.response(RC.SYSTEM_ERROR, f"not an offset message id: {(h.msg_id or '')[:64]}")
+        raw = self.store.look_message_by_offset(offset)
+        if raw is None:
+            return request.response(RC.SYSTEM_ERROR, f"can not find message by the offset, {offset}")
+        request.ext_fields["brokerName"] = self.config.broker_name
+        request.body = raw
+        # The client runs its listener before answering: Java's broker waits 10 s for it.
+        return self._call_consumer(request, h.consumer_group, h.client_id or "", timeout=10.0)
+
+    def _call_consumer(self, request: RemotingCommand, group_name: str, client_id: str, timeout: float = 5.0):
+        """Relay an admin request to one online client of the group (RocketMQ's callConsumer checks)."""
+        group = self.broker.consumer_manager.get(group_name)
+        client = group.find_channel(client_id) if group is not None else None
         if client is None:
-            return request.response(RC.SYSTEM_ERROR,
-                                    f"The Consumer <{h.client_id}> <{h.consumer_group}> not online")
+            return request.response(RC.SYSTEM_ERROR, f"The Consumer <{client_id}> <{group_name}> not online")
         if client.version < mixall.MIN_VERSION_CONSUMER_RUNNING_INFO:
             return request.response(
                 RC.SYSTEM_ERROR,
-                f"The Consumer <{h.client_id}> Version <{client.version}> too low to finish, please upgrade it")
-        return self.broker.broker2client.relay(request, client.channel)
+                f"The Consumer <{client_id}> Version <{client.version}> too low to finish, please upgrade it")
+        return self.broker.broker2client.relay(request, client.channel, timeout,
+                                               limit=self.config.client_relay_max_in_flight)
 
     def reset_offset(self, request: RemotingCommand, channel):
         """INVOKE_BROKER_TO_RESET_OFFSET: each queue's offset for the timestamp (−1: the max offset) becomes the

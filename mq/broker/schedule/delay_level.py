@@ -24,9 +24,9 @@ The level table is the store's ``messageDelayLevel`` (``1s 5s 10s 30s 1m ... 2h`
 from __future__ import annotations
 
 import os
-from typing import Dict, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
-from twisted.internet import task
+from twisted.internet import defer, task
 from twisted.logger import Logger
 
 from mq.broker.state_file import JsonStateFile
@@ -35,7 +35,7 @@ from mq.common.message import (
     MessageConst,
     MessageExtBrokerInner,
     MessageSysFlag,
-    decode_message_ext,
+    decode_for_restore,
     properties_to_string,
 )
 from mq.common.names import topic_error
@@ -75,49 +75,49 @@ def delay_level_of(props: Dict[str, str]) -> int:
 
 
 def put_now(store, inner: MessageExtBrokerInner):
-    """The store's answer if it came at once (the usual case), else None (it will be stored or fail later,
-    logged either way)."""
-    outcome = []
-    d = store.put_message(inner)
-    d.addCallback(outcome.append)
-    d.addErrback(lambda f: log.failure("delivering a parked message to {topic}", f, topic=inner.topic))
-    return outcome[0] if outcome else None
+    """The store's answer if it came at once (the usual case: ``WAIT=false``), else None (it will be stored or
+    fail later, logged either way)."""
+    result = store.put_message_now(inner)
+    if isinstance(result, defer.Deferred):
+        result.addErrback(lambda f: log.failure("delivering a parked message to {topic}", f, topic=inner.topic))
+        return None
+    return result
 
 
-def redeliver(service, raw: bytes, drop: Tuple[str, ...], add: Optional[Dict[str, str]], what: str) -> bool:
+def redeliver(service, raw: bytes, drop: Tuple[str, ...], add: Optional[Dict[str, str]],
+              what: Callable[[], str]) -> bool:
     """Store a parked record (``raw``, holding ``REAL_TOPIC``/``REAL_QID``) again in its real topic and queue,
     without the ``drop`` properties and with ``add``, keeping body, flags, born host and time and reconsume
     count. False when the store refuses puts now (try again later); True when it is done with: stored, or
     refused for what it is (a retry goes to its ``%DLQ%`` topic, anything else is dropped), with a log line.
-    ``service`` has ``broker``, ``store`` and ``undeliverable`` (the delay-level and timer services).
+    ``service`` has ``broker``, ``store`` and ``undeliverable`` (the delay-level and timer services); ``what``
+    names the record in log lines (called only for one: formatting it costs on every delivery).
     """
-    msg = decode_message_ext(raw)
-    props = dict(msg.properties)
+    inner = decode_for_restore(raw)
+    props = inner.properties
     topic = props.get(_REAL_TOPIC)
     try:
         queue_id = int(props.get(_REAL_QID, ""))
     except ValueError:
         topic = None
     if not topic:
-        log.warn("{what} has no real topic or queue: dropped", what=what)
+        log.warn("{what} has no real topic or queue: dropped", what=what())
         return True
     for key in drop:
         props.pop(key, None)
+    props.pop(_WAIT, None)
     if add:
         props.update(add)
-    text = stored_properties_string(props)
+    inner.properties_string = properties_to_string(props)
     props[_WAIT] = "false"
-    inner = MessageExtBrokerInner(
-        topic=topic, body=msg.body, flag=msg.flag, properties=props, queue_id=queue_id, sys_flag=msg.sys_flag,
-        born_timestamp=msg.born_timestamp, born_host=msg.born_host, store_host=msg.store_host,
-        reconsume_times=msg.reconsume_times, body_crc=msg.body_crc, properties_string=text,
-    )
+    inner.topic = topic
+    inner.queue_id = queue_id
     result = put_now(service.store, inner)
     if result is None or result.is_stored():
         return True
     if result.status in STORE_WIDE:
         log.warn("delivering {what} to {topic} failed: {status}; retrying later",
-                 what=what, topic=topic, status=result.status.name)
+                 what=what(), topic=topic, status=result.status.name)
         return False
     # Refused for what it is (an illegal topic, too big for a lowered maxMessageSize...): it would be
     # refused again on every tick, holding back every message behind it.
@@ -129,7 +129,7 @@ def redeliver(service, raw: bytes, drop: Tuple[str, ...], add: Optional[Dict[str
         dead = put_now(service.store, dead_letter(service.broker, inner, group))
         if dead is None or dead.is_stored():
             where = f"moved to {dlq_topic(group)}"
-    log.warn("{what} cannot be delivered to {topic!r} ({status}: {reason}): {where}", what=what, topic=topic,
+    log.warn("{what} cannot be delivered to {topic!r} ({status}: {reason}): {where}", what=what(), topic=topic,
              status=result.status.name, reason=result.reason, where=where)
     service.undeliverable += 1
     return True
@@ -251,7 +251,7 @@ class ScheduleMessageService(JsonStateFile):
         return count
 
     def _deliver(self, raw: bytes, level: int, offset: int) -> bool:
-        return redeliver(self, raw, (_DELAY,), None, f"the delayed message at offset {offset} of level {level}")
+        return redeliver(self, raw, (_DELAY,), None, lambda: f"the delayed message at offset {offset} of level {level}")
 
     # -- admin -----------------------------------------------------------------------------------------
 

@@ -44,6 +44,8 @@ OUT_MS = _C.PROPERTY_TIMER_OUT_MS
 ORIGIN = "TIMER_ORIGIN_PHY"
 #: What a producer asks with, in RocketMQ 5.x's precedence (HookUtils: seconds, then ms, then a time).
 REQUEST_KEYS = (DELAY_SEC, DELAY_MS, DELIVER_MS)
+#: What ``park`` looks at on a send: without any of these a message passes unchanged.
+TIMER_SEND_KEYS = REQUEST_KEYS + (ORIGIN,)
 #: Precisions (RocketMQ snaps timerPrecisionMs the same way); the wheel's slots are a tenth of it.
 PRECISIONS = (100, 200, 500, 1000)
 #: The wheel covers two days (RocketMQ's timerRollWindowSlot); later timers are linked at its end and
@@ -400,7 +402,7 @@ class TimerMessageService(JsonStateFile):
             return True
         add = {ORIGIN: str(phy), _C.PROPERTY_TIMER_DEQUEUE_MS: str(now)}
         try:
-            done = redeliver(self, raw, _DROP, add, f"the timer message at CommitLog offset {phy}")
+            done = redeliver(self, raw, _DROP, add, lambda: f"the timer message at CommitLog offset {phy}")
         except Exception:  # a record that does not decode: never tried again, so never in the way
             log.failure("delivering the timer message at CommitLog offset {phy}: dropped", phy=phy)
             return True

@@ -247,7 +247,7 @@ class TransactionalMessageService:
         def stored(result):
             if not result.is_stored():
                 return request.response(RC.SYSTEM_ERROR, f"storing the committed message failed: {result.status.name}")
-            self.broker.stats.message_in(topic, 1, len(half.body))
+            self.broker.stats.message_in(topic, 1, result.append_result.wrote_bytes)
             return self._write_op(half).addCallback(lambda _: request.response(RC.SUCCESS))
 
         return self.store.put_message(inner).addCallback(stored)

@@ -467,22 +467,56 @@ function runningInfo(target, group, clientId) {
 pages.dlq = function (group) {
   var main = page("Dead-letter queue");
   main.appendChild(h("p", { "class": "muted", text: "Messages that used up their retries are kept in the topic %DLQ%<group>. " +
-    "Resend sends one back to the group through its retry topic, as a message of the topic it first came from." }));
+    "Resend sends them back to the group through its retry topic, as messages of the topic they first came from. " +
+    "Export saves them with whole bodies and every property (CSV for a spreadsheet, or JSON)." }));
   var name = h("input", { id: "dlq-group", placeholder: "ConsumerGroup", size: 26, value: group || "" });
   var begin = h("input", { id: "dlq-begin", type: "datetime-local", step: 1 }), end = h("input", { id: "dlq-end", type: "datetime-local", step: 1 });
   var out = h("div", { id: "dlq-results" });
+  var selected = {};
+  function chosen() { return Object.keys(selected).filter(function (k) { return selected[k]; }); }
+  function resend(ids) {
+    var g = name.value.trim();
+    if (!ids.length) { flash("select messages first", "error"); return; }
+    post("dlq/batch-resend", { group: g, offsetMsgIds: ids }).then(function (x) {
+      var failed = x.results.filter(function (r) { return r.error; });
+      flash(x.sent + " of " + x.results.length + " sent back to " + g + (failed.length ? "; " + failed[0].offsetMsgId + ": " + failed[0].error : ""),
+        failed.length ? "error" : "ok");
+    }).catch(fail());
+  }
+  function exportAs(kind, onlySelected) {
+    var g = name.value.trim(), ids = chosen();
+    if (onlySelected && !ids.length) { flash("select messages first", "error"); return; }
+    get("dlq/export", { group: g, begin: begin.value, end: end.value }).then(function (d) {
+      var rows = d.messages.filter(function (m) { return !onlySelected || selected[m.offsetMsgId]; });
+      var text = kind === "csv" ? toCsv(rows) : JSON.stringify({ group: d.group, exportedAt: d.exportedAt, messages: rows }, null, 2);
+      download("dlq-" + g + "-" + d.exportedAt + "." + kind, text, kind === "csv" ? "text/csv" : "application/json");
+      flash(rows.length + " message(s) exported");
+    }).catch(fail());
+  }
   function run() {
     if (!name.value.trim()) return;
+    selected = {};
     fill(out, h("p", { "class": "muted", text: "Searching…" }));
     get("messages/by-topic", { topic: "%DLQ%" + name.value.trim(), begin: begin.value, end: end.value }).then(function (rows) {
-      var columns = messageColumns.concat([{ label: "", value: function (r) {
+      var all = h("input", { type: "checkbox", id: "dlq-select-all", title: "select all", onchange: function () {
+        rows.forEach(function (r) { selected[r.offsetMsgId] = all.checked; });
+        out.querySelectorAll("input.dlq-pick").forEach(function (c) { c.checked = all.checked; });
+      } });
+      var columns = [{ label: "", value: function (r) {
+        return h("input", { type: "checkbox", "class": "dlq-pick", onchange: function (e) { selected[r.offsetMsgId] = e.target.checked; } });
+      } }].concat(messageColumns).concat([{ label: "", value: function (r) {
         return h("button", { "class": "secondary", text: "Resend", onclick: function () {
           post("dlq/resend", { group: name.value.trim(), offsetMsgId: r.offsetMsgId }).then(function (x) {
             flash("Sent back to " + name.value.trim() + " through " + x.topic + " as a message of " + x.originTopic + ": " + x.sendStatus);
           }).catch(fail());
         } });
       } }]);
-      fill(out, [h("p", { "class": "muted", text: rows.length + " dead-letter message(s)" }), table(columns, rows, "no dead-letter message")]);
+      var actions = h("div", { "class": "row" }, field("All", all),
+        h("button", { id: "dlq-resend-selected", text: "Resend selected", onclick: function () { resend(chosen()); } }),
+        h("button", { "class": "secondary", id: "dlq-export-selected", text: "Export selected (CSV)", onclick: function () { exportAs("csv", true); } }),
+        h("button", { "class": "secondary", id: "dlq-export-csv", text: "Export all (CSV)", onclick: function () { exportAs("csv", false); } }),
+        h("button", { "class": "secondary", id: "dlq-export-json", text: "Export all (JSON)", onclick: function () { exportAs("json", false); } }));
+      fill(out, [h("p", { "class": "muted", text: rows.length + " dead-letter message(s)" }), actions, table(columns, rows, "no dead-letter message")]);
     }).catch(fail(out));
   }
   main.appendChild(h("div", { "class": "card" }, h("div", { "class": "row" }, field("Consumer group", name), field("From", begin), field("To", end),
@@ -490,6 +524,30 @@ pages.dlq = function (group) {
   main.appendChild(out);
   if (group) run();
 };
+
+var CSV_COLUMNS = ["msgId", "offsetMsgId", "topic", "tags", "keys", "queueId", "queueOffset", "reconsumeTimes", "bornTimestamp",
+  "bornHost", "storeTimestamp", "storeHost", "properties", "body"];
+
+/* RFC 4180: every field quoted, quotes doubled; a leading = + - @ is prefixed with ' so a spreadsheet does not run it. */
+function toCsv(rows) {
+  function cell(v) {
+    var text = v === null || v === undefined ? "" : (typeof v === "object" ? JSON.stringify(v) : String(v));
+    if (/^[=+\-@\t\r]/.test(text)) text = "'" + text;
+    return '"' + text.replace(/"/g, '""') + '"';
+  }
+  return [CSV_COLUMNS.map(cell).join(",")].concat(rows.map(function (r) {
+    return CSV_COLUMNS.map(function (c) { return cell(r[c]); }).join(",");
+  })).join("\r\n") + "\r\n";
+}
+
+function download(filename, text, type) {
+  var url = URL.createObjectURL(new Blob([text], { type: type + ";charset=utf-8" }));
+  var a = h("a", { href: url, download: filename, style: null });
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  setTimeout(function () { URL.revokeObjectURL(url); }, 10000);
+}
 
 pages.acl = function () {
   var main = page("ACL");
@@ -600,8 +658,36 @@ pages.message = function (id, topic) {
     delete m.properties; delete m.body;
     fill(box, [h("p", null, h("a", { href: "#/trace/" + encodeURIComponent(m.msgId), text: "Trace of this message" })), kvTable(m),
       h("h2", { text: "Properties" }), kvTable(props), h("h2", { text: "Body" }), h("pre", { id: "message-body", text: body })]);
+    main.appendChild(resendToConsumer(m.offsetMsgId));
   }).catch(fail(box));
 };
+
+/* The dashboard's "Resend Message": one online consumer of a group runs its listener on this message
+   (CONSUME_MESSAGE_DIRECTLY through the broker that stores it) and says how it went. */
+function resendToConsumer(offsetMsgId) {
+  var group = h("input", { id: "direct-group", placeholder: "ConsumerGroup", size: 24 });
+  var out = h("div", { id: "direct-clients" });
+  function load() {
+    var g = group.value.trim();
+    if (!g) return;
+    get("consumer/connection", { group: g }).then(function (c) {
+      fill(out, table([{ label: "Client id", key: "clientId", mono: true }, { label: "Address", key: "clientAddr", mono: true },
+        { label: "Version", key: "version" }, { label: "", value: function (r) {
+          return h("button", { "class": "secondary", text: "Consume it now", onclick: function (e) {
+            var button = e.target;
+            button.disabled = true;
+            post("message/consume-directly", { group: g, clientId: r.clientId, offsetMsgId: offsetMsgId }).then(function (x) {
+              flash(r.clientId + ": " + x.consumeResult + " in " + x.spentTimeMills + " ms" + (x.remark ? " (" + x.remark + ")" : ""),
+                x.consumeResult === "CR_SUCCESS" ? "ok" : "error");
+            }).catch(fail()).then(function () { button.disabled = false; });
+          } });
+        } }], c.connectionSet || [], "no consumer of " + g + " online"));
+    }).catch(fail(out));
+  }
+  return h("div", { "class": "card" }, h("h2", { text: "Resend to a consumer" }),
+    h("p", { "class": "muted", text: "One online consumer of the group runs its listener on this message now; its offsets and retries are not touched." }),
+    h("div", { "class": "row" }, field("Consumer group", group), h("button", { id: "direct-load", text: "Show consumers", onclick: load })), out);
+}
 
 pages.trace = function (id) {
   var main = page("Message trace");
@@ -636,25 +722,59 @@ pages.trace = function (id) {
 
 pages.login = function (next) {
   var main = page("Log in");
-  main.appendChild(h("p", { "class": "muted", text: "This console acts as your ACL account: give its access key and secret key." }));
+  var users = session.loginKind === "users";
+  main.appendChild(h("p", { "class": "muted", text: users ? "Give your console user name and password." :
+    "This console acts as your ACL account: give its access key and secret key." }));
   var ak = h("input", { id: "login-access-key", size: 24, autocomplete: "username" });
   var sk = h("input", { id: "login-secret-key", type: "password", size: 24, autocomplete: "current-password" });
   var button = h("button", { id: "login", text: "Log in", onclick: function () {
     button.disabled = true;
-    post("login", { accessKey: ak.value.trim(), secretKey: sk.value }).then(function (r) {
+    var form = users ? { username: ak.value.trim(), password: sk.value } : { accessKey: ak.value.trim(), secretKey: sk.value };
+    post("login", form).then(function (r) {
       session.user = r.user;
+      session.readOnly = r.readOnly;
       showUser();
       location.hash = "#/" + (next || "dashboard");
     }).catch(fail()).then(function () { button.disabled = false; });
   } });
-  main.appendChild(h("div", { "class": "card" }, h("div", { "class": "row" }, field("Access key", ak), field("Secret key", sk), button)));
+  main.appendChild(h("div", { "class": "card" }, h("div", { "class": "row" }, field(users ? "User name" : "Access key", ak),
+    field(users ? "Password" : "Secret key", sk), button)));
+};
+
+/* rocketmq-dashboard's OPS page: which NameServers the console asks, and a switch to others. */
+pages.ops = function () {
+  var main = page("NameServer");
+  var out = section(main, "The console asks");
+  var addr = h("input", { id: "ops-namesrv", size: 40, list: "ops-known", placeholder: "host:port;host:port" });
+  var known = h("datalist", { id: "ops-known" });
+  function show(d) {
+    fill(out, [h("p", { "class": "mono", id: "ops-current", text: d.namesrvAddr }),
+      table([{ label: "Used in this run", key: "addr", mono: true }, { label: "", value: function (r) {
+        return h("button", { "class": "secondary", text: "Use", onclick: function () { addr.value = r.addr; switchTo(); } });
+      } }], d.known.map(function (a) { return { addr: a }; }))]);
+    fill(known, d.known.map(function (a) { return h("option", { value: a }); }));
+  }
+  function switchTo() {
+    post("ops/namesrv", { namesrvAddr: addr.value.trim() }).then(function (d) {
+      session.namesrv = d.namesrvAddr.split(";");
+      showUser();
+      flash("Now asking " + d.namesrvAddr + " (cluster " + d.clusters.join(", ") + ")");
+      show(d);
+    }).catch(fail());
+  }
+  main.appendChild(h("div", { "class": "card" }, h("h2", { text: "Switch" }), h("p", { "class": "muted",
+    text: "The new NameServers must answer first; then every page, every logged-in user and the dashboard use them (its history starts anew)." }),
+    h("div", { "class": "row" }, field("NameServer addresses", addr), known, h("button", { id: "ops-switch", text: "Switch", onclick: switchTo }))));
+  get("ops").then(show).catch(fail(out));
 };
 
 function showUser() {
   var box = document.getElementById("namesrv");
-  box.textContent = "NameServer " + session.namesrv.join(";") + " · mq " + session.version;
+  box.textContent = "";
+  append(box, [h("a", { href: "#/ops", id: "namesrv-link", title: "switch NameServer", text: "NameServer " + session.namesrv.join(";") }),
+    " · mq " + session.version]);
   if (session.user) {
-    append(box, [" · " + session.user + " ", h("a", { href: "#", id: "logout", text: "log out", onclick: function (e) {
+    append(box, [" · " + session.user + (session.readOnly ? " (read only) " : " "), h("a", { href: "#", id: "logout", text: "log out", onclick: function (e) {
       e.preventDefault();
       post("logout", {}).then(function () { session.user = null; showUser(); location.hash = "#/login"; }).catch(fail());
     } })]);
