@@ -11,6 +11,11 @@ within ``wait_ack_ms`` (DLedger's ``maxWaitAckTimeMs``, 2.5 s; RocketMQ answers 
 Proposals made in one reactor turn go to the core together at the end of the turn (group commit): one
 AppendRequest per follower and one fsync carry all of them, rather than one round trip each. A node that
 does not lead (or is handing leadership over) refuses at once.
+
+A full disk is not fatal: a write that finds no room is undone to the last whole entry (``DurableLog.append``),
+the operations not yet written wait, proposals fail ``DISK_FULL`` (RocketMQ's SERVICE_NOT_AVAILABLE) and the
+write is retried every ``disk_retry_ms`` until it fits; nothing unwritten is reported ``persisted``, so nothing
+counts toward a majority before it is on disk. Any other write or fsync failure stops the driver.
 """
 
 from __future__ import annotations
@@ -22,15 +27,16 @@ from twisted.internet import defer, threads
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
-from mq.dledger.messages import Entry, Message, Output, Proposed, RoleChange
+from mq.dledger.messages import Append, Entry, Message, Output, Proposed, RoleChange
 from mq.dledger.node import LEADER, RaftNode
 from mq.dledger.store import Compact, DurableLog, MetaStore
+from mq.store.mappedfile import DiskFullError
 
 log = Logger()
 
 
 class ProposalFailed(Exception):
-    """``reason``: NOT_LEADER, TRANSFERRING, PENDING_FULL, TOO_LARGE, EMPTY, LOST or TIMEOUT."""
+    """``reason``: NOT_LEADER, TRANSFERRING, PENDING_FULL, TOO_LARGE, EMPTY, DISK_FULL, LOST or TIMEOUT."""
 
     def __init__(self, reason: str, leader: Optional[str] = None) -> None:
         super().__init__(reason)
@@ -54,6 +60,7 @@ class RaftDriver:
         on_role: Callable[[RoleChange], None] = lambda change: None,
         wait_ack_ms: int = 2_500,
         run_blocking: Optional[Callable[[Callable[[], object]], defer.Deferred]] = None,
+        disk_retry_ms: int = 1_000,
     ) -> None:
         self.reactor = reactor
         self.node = node
@@ -72,6 +79,9 @@ class RaftDriver:
         self._queued_count = 0
         self._flush_call: Optional[IDelayedCall] = None
         self._stopped = False
+        self.disk_retry_ms = disk_retry_ms
+        self.disk_full = False
+        self._retry: Optional[IDelayedCall] = None
 
     def now(self) -> int:
         return int(self.reactor.seconds() * 1000)
@@ -81,10 +91,9 @@ class RaftDriver:
 
     def stop(self) -> None:
         self._stopped = True
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        if self._flush_call is not None and self._flush_call.active():
-            self._flush_call.cancel()
+        for timer in (self._timer, self._retry, self._flush_call):
+            if timer is not None and timer.active():
+                timer.cancel()
         queued, self._queued = self._queued, []
         for _bodies, d in queued:
             d.errback(ProposalFailed("NOT_LEADER"))
@@ -102,6 +111,8 @@ class RaftDriver:
 
     def propose(self, bodies: Sequence[bytes]) -> defer.Deferred:
         """Fires with the last entry's index once all of ``bodies`` are committed."""
+        if self.disk_full:
+            return defer.fail(ProposalFailed("DISK_FULL", self.node.leader))
         node = self.node
         if (self._stopped or node.role != LEADER or node.transferring or not bodies
                 or node.log.last_index - node.commit + self._queued_count + len(bodies) > node.config.max_pending):
@@ -153,7 +164,10 @@ class RaftDriver:
         if base is None or self._stopped:
             return None
         self.node.log.compact(base)
-        self._ops.append(Compact(base))
+        self._ops.insert(0, Compact(base))  # before writes a full disk holds back: it makes room for them
+        if self._retry is not None and self._retry.active():
+            self._retry.cancel()
+            self._retry = None
         self._sync()
         return base
 
@@ -185,27 +199,50 @@ class RaftDriver:
         self._schedule()
 
     def _sync(self) -> None:
-        if self._syncing or not self._ops or self._stopped:
-            return
+        if self._syncing or not self._ops or self._stopped or (self._retry is not None and self._retry.active()):
+            return  # a write in flight takes what arrives next; a full disk waits for its retry
         ops, self._ops = self._ops, []
         self._syncing = True
 
         def write():
-            self.store.apply(ops)
+            while ops:
+                op = ops[0]
+                try:
+                    self.store.apply((op,))
+                except DiskFullError:
+                    if isinstance(op, Append):  # the entries written stay; the rest waits
+                        ops[0] = Append(tuple(e for e in op.entries if e.index > self.store.last_index))
+                    raise
+                del ops[0]
             return self.store.sync()
 
         def done(mark):
             self._syncing = False
+            if self.disk_full:
+                self.disk_full = False
+                log.info("DLedger {id}: the log is written again after a full disk", id=self.node.id)
             if mark is not None and not self._stopped:
                 self._handle(self.node.persisted(mark[0], mark[1], self.now()))
             self._sync()
 
         def failed(f):
             self._syncing = False
+            if f.check(DiskFullError) and not self._stopped:
+                self._ops[:0] = ops  # unwritten, in order, before anything that came meanwhile
+                if not self.disk_full:
+                    self.disk_full = True
+                    log.error("DLedger {id}: {err}; proposals are refused (DISK_FULL) and the write retried every "
+                              "{ms} ms", id=self.node.id, err=f.getErrorMessage(), ms=self.disk_retry_ms)
+                self._retry = self.reactor.callLater(self.disk_retry_ms / 1000, self._retry_sync)
+                return
             log.failure("DLedger {id}: writing the log failed; nothing more is acknowledged", f, id=self.node.id)
             self._stopped = True
 
         self.run_blocking(write).addCallbacks(done, failed)
+
+    def _retry_sync(self) -> None:
+        self._retry = None
+        self._sync()
 
     def _schedule(self) -> None:
         if self._stopped:

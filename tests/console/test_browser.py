@@ -283,6 +283,11 @@ def test_a_traced_message_shows_its_trace(page, cluster):
     expect(page.locator("#trace-results")).to_contain_text("SUCCESS")
     expect(page.locator("#trace-results")).to_contain_text("Normal_Msg")  # the send's message type, named
     expect(page.get_by_role("cell", name=PRODUCER_GROUP)).to_be_visible()
+    timeline = page.locator("#trace-timeline")
+    expect(timeline).to_be_visible()
+    expect(timeline.locator("rect.trace-bar.ok")).to_have_count(2)  # the send and the consumption, both fine
+    expect(timeline).to_contain_text("TracedGroup")
+    assert "4 ms: SUCCESS" in timeline.locator("rect.trace-bar >> nth=1").locator("title").text_content()
     shoot(page, "trace")
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from mq.client.simple import parse_route, route_request
 from tests.broker.cluster import start_namesrv
+from tests.broker.dledger.proxy import Proxy
 from tests.broker.wire import call
 from tests.support.processes import free_port, wait_until
 
@@ -17,8 +18,7 @@ GROUP_CONF = ("brokerClusterName=DlCluster\nbrokerName=dl-a\nmappedFileSizeCommi
 
 
 class DLedgerCluster:
-    def __init__(self, twistd, tmp: Path, nodes: int = 3, extra_conf: str = "",
-                 raft_ports: Optional[Dict[str, int]] = None) -> None:
+    def __init__(self, twistd, tmp: Path, nodes: int = 3, extra_conf: str = "", proxied: bool = False) -> None:
         self.twistd = twistd
         self.tmp = tmp
         self.namesrv = start_namesrv(twistd, tmp, "--broker-expiry", "3", "--scan-interval", "1")
@@ -32,18 +32,12 @@ class DLedgerCluster:
             used.append(port)
             self.ports[node] = port
         self.raft_ports = {node: free_port() for node in self.ids}
-        #: Where each node's peers reach it (a proxy's port when a test puts one in front of it).
-        self.peer_ports = dict(raft_ports or self.raft_ports)
+        #: ``proxied``: node a reaches node b through ``proxies[a, b]`` (cut to partition a node off).
+        self.proxies: Dict[Tuple[str, str], Proxy] = {}
+        if proxied:
+            self.proxies = {(a, b): Proxy(self.raft_ports[b]) for a in self.ids for b in self.ids if a != b}
         self.extra_conf = extra_conf
         self.procs: Dict[str, object] = {}
-
-    def peers(self) -> str:
-        return ";".join(f"{n}-127.0.0.1:{self.peer_ports[n]}" for n in self.ids)
-
-    def conf(self, node: str) -> Path:
-        path = self.tmp / f"{node}.conf"
-        path.write_text(GROUP_CONF + f"dLegerPeers={self.peers()}\ndLegerSelfId={node}\n" + self.extra_conf)
-        return path
 
     def store(self, node: str) -> Path:
         return self.tmp / f"store-{node}"
@@ -52,9 +46,9 @@ class DLedgerCluster:
         return f"127.0.0.1:{self.ports[node]}"
 
     def start(self, node: str):
-        # the node listens on its own Raft port; its peers list may name a proxy in front of it
-        peers = ";".join(f"{n}-127.0.0.1:{self.raft_ports[n] if n == node else self.peer_ports[n]}" for n in self.ids)
-        conf = self.conf(node)
+        # the node listens on its own Raft port and reaches the others directly or through its proxies
+        peers = ";".join(f"{n}-127.0.0.1:{self.port_to(node, n)}" for n in self.ids)
+        conf = self.tmp / f"{node}.conf"
         conf.write_text(GROUP_CONF + f"dLegerPeers={peers}\ndLegerSelfId={node}\n" + self.extra_conf)
         proc = self.twistd("broker", "--port", str(self.ports[node]), "--namesrv", self.namesrv.addr,
                            "--store", str(self.store(node)), "--ip", "127.0.0.1", "--config", str(conf),
@@ -63,6 +57,20 @@ class DLedgerCluster:
         proc.addr = self.addr(node)
         self.procs[node] = proc
         return proc
+
+    def port_to(self, src: str, dst: str) -> int:
+        proxy = self.proxies.get((src, dst))
+        return proxy.port if proxy is not None else self.raft_ports[dst]
+
+    def isolate(self, node: str, cut: bool = True) -> None:
+        """Cut (or heal) every Raft connection to and from ``node``."""
+        for (a, b), proxy in self.proxies.items():
+            if node in (a, b):
+                proxy.cut() if cut else proxy.heal()
+
+    def close_proxies(self) -> None:
+        for proxy in self.proxies.values():
+            proxy.close()
 
     def start_all(self) -> "DLedgerCluster":
         for node in self.ids:
