@@ -5,50 +5,50 @@ and restarted catches up to the same CommitLog bytes."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
-from mq.client.blocking import BlockingProducer
-from mq.client.producer import make_message
-from mq.client.simple import create_topic_request
+from mq.client.simple import create_topic_request, send_request
 from mq.remoting.codes import ResponseCode as RC
 from tests.broker.dledger.group_support import DLedgerCluster
 from tests.broker.test_ha_integration import drain
-from tests.broker.wire import call
-from tests.support.processes import wait_until
+from tests.broker.wire import Wire, call
+from tests.support.processes import child_env, wait_until
+
+SCRIPT = Path(__file__).with_name("sync_sender.py")
 
 TOPIC = "DlFail"
 KILLS = 3
 
 
-class Sender(threading.Thread):
-    """Synchronous sends, one after another, until stopped; what was acknowledged is kept."""
+class Sender:
+    """``sync_sender.py`` in a child process (the blocking facade runs its own reactor); its lines read in a
+    thread: what was acknowledged and what failed."""
 
-    def __init__(self, namesrv: str) -> None:
-        super().__init__(daemon=True)
-        self.producer = BlockingProducer("dl_failover_producer", namesrv, send_timeout=3.0, retry_times=2)
+    def __init__(self, namesrv: str, count: int = 1_000_000) -> None:
+        self.proc = subprocess.Popen([sys.executable, str(SCRIPT), namesrv, TOPIC, str(count)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=child_env(),
+                                     text=True)
         self.acked = []
         self.failed = 0
-        self.stopping = threading.Event()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
 
-    def run(self) -> None:
-        i = 0
-        while not self.stopping.is_set():
-            body = b"f-%06d" % i
-            i += 1
-            try:
-                result = self.producer.send(make_message(TOPIC, body, tags="t"))
-            except Exception:  # noqa: BLE001 - a send that failed carries no promise
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            status, body = line.split()
+            if status == "ok":
+                self.acked.append(body.encode())
+            else:
                 self.failed += 1
-                time.sleep(0.02)
-                continue
-            if result.send_status.name == "SEND_OK":
-                self.acked.append(body)
 
     def stop(self) -> None:
-        self.stopping.set()
-        self.join(30)
-        self.producer.shutdown()
+        self.proc.stdin.close()
+        self.proc.wait(30)
+        self.reader.join(10)
 
 
 def test_killing_the_leader_again_and_again_loses_no_acknowledged_message(twistd, tmp_path):
@@ -56,8 +56,6 @@ def test_killing_the_leader_again_and_again_loses_no_acknowledged_message(twistd
     master = group.wait_master()
     assert call(master, create_topic_request(TOPIC, queues=4)).code == RC.SUCCESS
     sender = Sender(group.namesrv.addr)
-    sender.producer.start()
-    sender.start()
     times = []
     try:
         for _ in range(KILLS):
@@ -89,9 +87,10 @@ def test_a_killed_follower_catches_up_byte_for_byte(twistd, tmp_path):
     master = group.wait_master()
     assert call(master, create_topic_request(TOPIC, queues=2)).code == RC.SUCCESS
     follower = next(n for n in group.ids if group.addr(n) != master)
-    with BlockingProducer("dl_catch_up", group.namesrv.addr) as producer:
+    with Wire(master) as w:
         for i in range(300):
-            assert producer.send(make_message(TOPIC, b"c-%04d" % i + b"." * (i % 500))).send_status.name == "SEND_OK"
+            r = w.call(send_request(TOPIC, b"c-%04d" % i + b"." * (i % 500), queue_id=i % 2))
+            assert r.code == RC.SUCCESS, (r.code, r.remark)
             if i == 100:
                 group.procs[follower].kill()
     group.start(follower)
