@@ -96,6 +96,15 @@ class UsersFile:
         return user if user is not None and same else None
 
 
+def users_file_error(path: str) -> Optional[str]:
+    """Why the users file at ``path`` cannot be used (checked at start), or None."""
+    try:
+        UsersFile(path)
+    except (OSError, ValueError) as e:
+        return f"{path}: {e}"
+    return None
+
+
 class LoginLimiter:
     """At most ``max_failures`` failed logins per client address within ``window`` seconds."""
 

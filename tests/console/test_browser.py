@@ -325,6 +325,7 @@ def test_a_dead_letter_message_is_sent_back_to_its_group_by_clicking(page, clust
     page.click("#search-dlq")
     expect(page.locator("#dlq-results tbody tr").filter(has_text="dead-two")).to_be_visible()
     page.check("#dlq-select-all")
+    shoot(page, "dlq")
     page.click("#dlq-resend-selected")
     expect(page.locator("#flash")).to_contain_text("2 of 2 sent back to DeadGroup")
     assert len(console.call("messages/by-key?topic=%25RETRY%25DeadGroup&key=dead-key")) == 2
@@ -401,6 +402,7 @@ def test_the_nameserver_is_switched_from_the_page(page, cluster):
         page.click("#ops-switch")
         expect(page.locator("#flash")).to_contain_text(f"Now asking {other}")
         expect(page.locator("#ops-current")).to_have_text(other)
+        shoot(page, "ops")
         assert cluster["console"].call("session")["namesrv"] == [other]
         assert cluster["console"].call("cluster")["brokers"]
         page.get_by_role("row").filter(has_text=ns).get_by_role("button", name="Use").click()
