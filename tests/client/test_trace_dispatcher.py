@@ -285,6 +285,20 @@ def test_sub_before_and_after_share_a_request_id_and_record_the_outcome(outcome,
         assert out.result is outcome
 
 
+def test_a_lite_pull_poll_is_recorded_as_consumed_at_once():
+    """Java's lite pull consumer runs both consume hooks in poll(): SubBefore and a successful SubAfter."""
+    clock = task.Clock()
+    d, p = make(clock)
+    Tracer(d, "LG").polled(consumed([0, 1]))
+    Tracer(d, "LG").polled(consumed([0], TRACE_ON="false"))
+    clock.advance(0.5)
+    got = [(c.trace_type, c.beans[0].msg_id, c.group_name) for c in records(p)]
+    assert got == [(TraceType.SubBefore, "U0", "LG"), (TraceType.SubBefore, "U1", "LG"),
+                   (TraceType.SubAfter, "U0", "LG"), (TraceType.SubAfter, "U1", "LG")]
+    after = records(p)[2]
+    assert (after.success, after.context_code, after.cost_time) == (True, int(ConsumeReturnType.SUCCESS), 0)
+
+
 def test_messages_marked_trace_off_are_not_recorded():
     clock = task.Clock()
     d, p = make(clock)
