@@ -72,12 +72,13 @@ _TAGS, _KEYS = MessageConst.PROPERTY_TAGS, MessageConst.PROPERTY_KEYS
 
 
 def message_type(props: Dict[str, str]) -> int:
-    """Java sendKernelImpl's classification of a message with these properties (a MessageType value): half
-    message, delayed (delay level or a delivery time), normal."""
+    """Java sendKernelImpl's classification of a message with these properties (a MessageType value): delayed
+    (a delay level or ``__STARTDELIVERTIME`` present, even on a half message: Java sets it last), half
+    message, normal. (5.x's TIMER_* properties leave it normal in Java too.)"""
+    if MessageConst.PROPERTY_DELAY_TIME_LEVEL in props or "__STARTDELIVERTIME" in props:
+        return _DELAY
     if props.get(MessageConst.PROPERTY_TRANSACTION_PREPARED) == "true":
         return _HALF
-    if props.get(MessageConst.PROPERTY_DELAY_TIME_LEVEL) or props.get("__STARTDELIVERTIME"):
-        return _DELAY
     return _NORMAL
 
 

@@ -184,6 +184,18 @@ def test_pub_records_the_result_and_passes_it_through():
         "UNIQ1", "OFFSET1", "T", "A", "k1 k2", "1.2.3.4:10911", 5, MessageType.Delay_Msg)
 
 
+@pytest.mark.parametrize("props, kind", [
+    ({}, MessageType.Normal_Msg), ({"TRAN_MSG": "true"}, MessageType.Trans_Msg_Half),
+    ({"DELAY": "0"}, MessageType.Delay_Msg), ({"__STARTDELIVERTIME": "1"}, MessageType.Delay_Msg),
+    ({"TRAN_MSG": "true", "DELAY": "2"}, MessageType.Delay_Msg),  # Java sets Delay_Msg last
+    ({"TIMER_DELIVER_MS": "1"}, MessageType.Normal_Msg),  # as Java 5.x's client
+])
+def test_pub_message_type_is_java_s(props, kind):
+    from mq.client.trace import message_type
+
+    assert message_type(props) == int(kind)
+
+
 @pytest.mark.parametrize("result", [send_result(region=None), send_result(trace_on=False)])
 def test_no_pub_without_a_region_or_with_the_broker_trace_switch_off(result):
     clock = task.Clock()
