@@ -20,7 +20,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from mq.client.model import ConsumeConcurrentlyStatus, ConsumeOrderlyStatus
+from mq.client.model import ConsumeConcurrentlyStatus, ConsumeOrderlyStatus, SendStatus
 from mq.common.message import Message, MessageConst, MessageExt
 from mq.common.names import GROUP_MAX_LENGTH
 from mq.common.topic import TRACE_TOPIC
@@ -67,14 +67,18 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def message_type(msg: Message) -> MessageType:
-    """Java sendKernelImpl's classification: half message, delayed (delay level or a delivery time), normal."""
-    props = msg.properties
+_HALF, _DELAY, _NORMAL = int(MessageType.Trans_Msg_Half), int(MessageType.Delay_Msg), int(MessageType.Normal_Msg)
+_TAGS, _KEYS = MessageConst.PROPERTY_TAGS, MessageConst.PROPERTY_KEYS
+
+
+def message_type(props: Dict[str, str]) -> int:
+    """Java sendKernelImpl's classification of a message with these properties (a MessageType value): half
+    message, delayed (delay level or a delivery time), normal."""
     if props.get(MessageConst.PROPERTY_TRANSACTION_PREPARED) == "true":
-        return MessageType.Trans_Msg_Half
+        return _HALF
     if props.get(MessageConst.PROPERTY_DELAY_TIME_LEVEL) or props.get("__STARTDELIVERTIME"):
-        return MessageType.Delay_Msg
-    return MessageType.Normal_Msg
+        return _DELAY
+    return _NORMAL
 
 
 class TraceDispatcher:
@@ -308,9 +312,8 @@ class Tracer:
         if msg.topic == self.dispatcher.trace_topic:
             return d
         props = msg.properties
-        pub = PendingPub(self.group, msg.topic, props.get(MessageConst.PROPERTY_TAGS),
-                         props.get(MessageConst.PROPERTY_KEYS), len(msg.body), int(message_type(msg)), broker_addr,
-                         now_ms())
+        pub = PendingPub(self.group, msg.topic, props.get(_TAGS), props.get(_KEYS), len(msg.body),
+                         message_type(props), broker_addr, now_ms())
         if members:
             found = [m.properties.get(MessageConst.PROPERTY_KEYS) for m in members]
             pub.member_keys = MessageConst.KEY_SEPARATOR.join(k for k in found if k) or None
@@ -321,7 +324,7 @@ class Tracer:
             if result.region_id and result.trace_on:
                 pub.cost_time = now_ms() - pub.timestamp
                 pub.region_id, pub.msg_id, pub.offset_msg_id = result.region_id, result.msg_id, result.offset_msg_id
-                pub.success = result.status.value == "SEND_OK"
+                pub.success = result.status is SendStatus.SEND_OK
                 self.dispatcher.append(pub)
         except Exception:
             log.failure("trace: recording a send")
