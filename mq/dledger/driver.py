@@ -8,6 +8,10 @@ batch), and ``persisted`` follows each fsync; ticks run by ``callLater`` at the 
 proposed in, and fails with ``ProposalFailed`` if it is refused, lost in a leader change, or not committed
 within ``wait_ack_ms`` (DLedger's ``maxWaitAckTimeMs``, 2.5 s; RocketMQ answers that with OS_PAGECACHE_BUSY).
 
+Proposals made in one reactor turn go to the core together at the end of the turn (group commit): one
+AppendRequest per follower and one fsync carry all of them, rather than one round trip each. A node that
+does not lead (or is handing leadership over) refuses at once.
+
 A full disk is not fatal: a write that finds no room is undone to the last whole entry (``DurableLog.append``),
 the operations not yet written wait, proposals fail ``DISK_FULL`` (RocketMQ's SERVICE_NOT_AVAILABLE) and the
 write is retried every ``disk_retry_ms`` until it fits; nothing unwritten is reported ``persisted``, so nothing
@@ -24,7 +28,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
 from mq.dledger.messages import Append, Entry, HardState, Message, Output, Proposed, RoleChange
-from mq.dledger.node import RaftNode
+from mq.dledger.node import LEADER, RaftNode
 from mq.dledger.store import Compact, DurableLog, MetaStore
 from mq.store.mappedfile import NO_SPACE, DiskFullError
 
@@ -71,6 +75,9 @@ class RaftDriver:
         self._syncing = False
         self._timer: Optional[IDelayedCall] = None
         self._pending: Dict[int, Tuple[int, defer.Deferred, IDelayedCall]] = {}
+        self._queued: List[Tuple[Sequence[bytes], defer.Deferred]] = []
+        self._queued_count = 0
+        self._flush_call: Optional[IDelayedCall] = None
         self._stopped = False
         self.disk_retry_ms = disk_retry_ms
         self.disk_full = False
@@ -86,9 +93,12 @@ class RaftDriver:
 
     def stop(self) -> None:
         self._stopped = True
-        for timer in (self._timer, self._retry):
+        for timer in (self._timer, self._retry, self._flush_call):
             if timer is not None and timer.active():
                 timer.cancel()
+        queued, self._queued = self._queued, []
+        for _bodies, d in queued:
+            d.errback(ProposalFailed("NOT_LEADER"))
         for _term, d, timer in list(self._pending.values()):
             if timer.active():
                 timer.cancel()
@@ -105,15 +115,40 @@ class RaftDriver:
         """Fires with the last entry's index once all of ``bodies`` are committed."""
         if self.disk_full:
             return defer.fail(ProposalFailed("DISK_FULL", self.node.leader))
-        result, out = self.node.propose(bodies, self.now())
+        node = self.node
+        if (self._stopped or node.role != LEADER or node.transferring or not bodies
+                or node.log.last_index - node.commit + self._queued_count + len(bodies) > node.config.max_pending):
+            return self._propose_now([bodies])[0]  # the core's own refusal, at once
+        d: defer.Deferred = defer.Deferred()
+        self._queued.append((bodies, d))
+        self._queued_count += len(bodies)
+        if self._flush_call is None:
+            self._flush_call = self.reactor.callLater(0, self._flush_proposals)
+        return d
+
+    def _flush_proposals(self) -> None:
+        self._flush_call = None
+        queued, self._queued, self._queued_count = self._queued, [], 0
+        if queued:
+            for d, (_bodies, waiting) in zip(self._propose_now([b for b, _ in queued]), queued):
+                d.chainDeferred(waiting)
+
+    def _propose_now(self, groups: List[Sequence[bytes]]) -> List[defer.Deferred]:
+        """One proposal of every group's bodies; a Deferred per group, firing with its last index."""
+        result, out = self.node.propose([b for bodies in groups for b in bodies], self.now())
         if not isinstance(result, Proposed):
             self._handle(out)
-            return defer.fail(ProposalFailed(result.reason, result.leader))
-        d: defer.Deferred = defer.Deferred()
-        timer = self.reactor.callLater(self.wait_ack_ms / 1000, self._expire, result.last)
-        self._pending[result.last] = (result.term, d, timer)
+            return [defer.fail(ProposalFailed(result.reason, result.leader)) for _ in groups]
+        deferreds = []
+        last = result.first - 1
+        for bodies in groups:
+            last += len(bodies)
+            d: defer.Deferred = defer.Deferred()
+            timer = self.reactor.callLater(self.wait_ack_ms / 1000, self._expire, last)
+            self._pending[last] = (result.term, d, timer)
+            deferreds.append(d)
         self._handle(out)
-        return d
+        return deferreds
 
     def transfer_leadership(self, target: str) -> Optional[str]:
         error, out = self.node.transfer_leadership(target, self.now())

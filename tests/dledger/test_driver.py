@@ -119,6 +119,24 @@ def test_without_durable_followers_a_proposal_times_out(tmp_path):
     assert leader.node.commit == 0
 
 
+def test_proposals_of_one_turn_go_out_together(tmp_path):
+    c = Cluster(tmp_path)
+    c.run(3)
+    leader = c.drivers[c.leader()]
+    sent = []
+    send = leader.send
+    leader.send = lambda msg: (sent.append(msg), send(msg))
+    results = []
+    for k in range(5):
+        leader.propose([b"m%d" % k]).addBoth(results.append)
+    assert sent == []  # nothing leaves before the end of the turn
+    c.clock.advance(0)
+    appends = [m for m in sent if type(m).__name__ == "AppendRequest" and m.entries]
+    assert len(appends) == 2 and all(len(m.entries) == 5 for m in appends)  # one per follower, all five
+    c.run(0.5)
+    assert results == [2, 3, 4, 5, 6]
+
+
 def _age_files(directory):
     for name in os.listdir(directory):
         if len(name) == 20:
