@@ -72,12 +72,13 @@ _TAGS, _KEYS = MessageConst.PROPERTY_TAGS, MessageConst.PROPERTY_KEYS
 
 
 def message_type(props: Dict[str, str]) -> int:
-    """Java sendKernelImpl's classification of a message with these properties (a MessageType value): half
-    message, delayed (delay level or a delivery time), normal."""
+    """Java sendKernelImpl's classification of a message with these properties (a MessageType value): delayed
+    (a delay level or ``__STARTDELIVERTIME`` present, even on a half message: Java sets it last), half
+    message, normal. (5.x's TIMER_* properties leave it normal in Java too.)"""
+    if MessageConst.PROPERTY_DELAY_TIME_LEVEL in props or "__STARTDELIVERTIME" in props:
+        return _DELAY
     if props.get(MessageConst.PROPERTY_TRANSACTION_PREPARED) == "true":
         return _HALF
-    if props.get(MessageConst.PROPERTY_DELAY_TIME_LEVEL) or props.get("__STARTDELIVERTIME"):
-        return _DELAY
     return _NORMAL
 
 
@@ -348,44 +349,58 @@ class Tracer:
     def consumed(self, msgs: List[MessageExt], call: Callable[[], defer.Deferred]) -> defer.Deferred:
         """Record SubBefore, run the listener (``call``), record SubAfter with its outcome; the listener's
         result (or failure) passes through unchanged."""
-        try:
-            traced = [m for m in msgs if m.properties.get(MessageConst.PROPERTY_TRACE_SWITCH) != "false"]
-            before = None
-            if traced:
-                before = TraceContext(TraceType.SubBefore, now_ms(), traced[0].properties.get(
-                    MessageConst.PROPERTY_MSG_REGION), self.group, request_id=uuid.uuid4().hex.upper(),
-                    beans=[TraceBean(msg_id=m.unique_key or m.msg_id, topic=m.topic, tags=m.tags,
-                                     keys=m.properties.get(MessageConst.PROPERTY_KEYS), body_length=m.store_size,
-                                     retry_times=m.reconsume_times, store_host=_host(m.store_host))
-                           for m in traced])
-                self.dispatcher.append(before)
-        except Exception:
-            log.failure("trace: recording a consume")
-            before = None
+        before = self._before(msgs)
         d = call()
         if before is None:
             return d
 
         def after(result):
-            try:
-                failed = isinstance(result, Failure)
-                if failed:
-                    code, ok = ConsumeReturnType.EXCEPTION, False
-                elif result is None:  # Java's RETURNNULL; the push consumer counts None as success
-                    code, ok = ConsumeReturnType.RETURNNULL, True
-                elif result in _SUCCESS:
-                    code, ok = ConsumeReturnType.SUCCESS, True
-                else:
-                    code, ok = ConsumeReturnType.FAILED, False
-                end = now_ms()
-                self.dispatcher.append(TraceContext(
-                    TraceType.SubAfter, end, before.region_id, self.group, (end - before.timestamp) // len(before.beans),
-                    ok, before.request_id, int(code), beans=before.beans))
-            except Exception:
-                log.failure("trace: recording a consume's outcome")
+            if isinstance(result, Failure):
+                code, ok = ConsumeReturnType.EXCEPTION, False
+            elif result is None:  # Java's RETURNNULL; the push consumer counts None as success
+                code, ok = ConsumeReturnType.RETURNNULL, True
+            elif result in _SUCCESS:
+                code, ok = ConsumeReturnType.SUCCESS, True
+            else:
+                code, ok = ConsumeReturnType.FAILED, False
+            self._after(before, code, ok)
             return result
 
         return d.addBoth(after)
+
+    def polled(self, msgs: List[MessageExt]) -> None:
+        """A lite pull consumer's ``poll`` handed ``msgs`` over: SubBefore and at once SubAfter, successful
+        (Java's DefaultLitePullConsumerImpl.poll runs both hooks back to back with CONSUME_SUCCESS)."""
+        before = self._before(msgs)
+        if before is not None:
+            self._after(before, ConsumeReturnType.SUCCESS, True)
+
+    def _before(self, msgs: List[MessageExt]) -> Optional[TraceContext]:
+        """Queue the SubBefore of the messages not marked ``TRACE_ON=false``; it, or None (none to trace)."""
+        try:
+            traced = [m for m in msgs if m.properties.get(MessageConst.PROPERTY_TRACE_SWITCH) != "false"]
+            if not traced:
+                return None
+            before = TraceContext(TraceType.SubBefore, now_ms(), traced[0].properties.get(
+                MessageConst.PROPERTY_MSG_REGION), self.group, request_id=uuid.uuid4().hex.upper(),
+                beans=[TraceBean(msg_id=m.unique_key or m.msg_id, topic=m.topic, tags=m.tags,
+                                 keys=m.properties.get(MessageConst.PROPERTY_KEYS), body_length=m.store_size,
+                                 retry_times=m.reconsume_times, store_host=_host(m.store_host))
+                       for m in traced])
+            self.dispatcher.append(before)
+            return before
+        except Exception:
+            log.failure("trace: recording a consume")
+            return None
+
+    def _after(self, before: TraceContext, code: ConsumeReturnType, ok: bool) -> None:
+        try:
+            end = now_ms()
+            self.dispatcher.append(TraceContext(
+                TraceType.SubAfter, end, before.region_id, self.group, (end - before.timestamp) // len(before.beans),
+                ok, before.request_id, int(code), beans=before.beans))
+        except Exception:
+            log.failure("trace: recording a consume's outcome")
 
 
 def _host(host) -> str:
