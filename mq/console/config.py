@@ -9,7 +9,8 @@ from mq.common.config import PORT_OR_OFF, ServiceConfig, tunable, within
 LOOPBACK = "127.0.0.1"
 
 
-def _addresses(text: str) -> None:
+def check_addresses(text: str) -> None:
+    """NameServer addresses: ``host:port;host:port`` (at most 32); raises ValueError saying what is wrong."""
     parts = [p.strip() for p in text.split(";") if p.strip()]
     if len(parts) > 32:
         raise ValueError(f"{len(parts)} addresses is more than 32")
@@ -27,7 +28,7 @@ class ConsoleConfig(ServiceConfig):
     port: int = tunable(8080, PORT_OR_OFF)
     #: The console can create and delete topics: loopback only unless the operator says otherwise.
     bind: str = tunable(LOOPBACK)
-    namesrv_addr: str = tunable("127.0.0.1:9876", check=_addresses)
+    namesrv_addr: str = tunable("127.0.0.1:9876", check=check_addresses)
     #: Seconds to wait for each admin answer from a NameServer or broker.
     admin_timeout: float = tunable(5.0, within(0.5, 60, "s"))
     #: The dashboard's TPS sampling: every ``sample_interval`` seconds, ``history_points`` samples kept.
@@ -45,5 +46,10 @@ class ConsoleConfig(ServiceConfig):
     secret_key: str = tunable("")
     #: Ask each user for an ACL account and act as that account for them (mq.console.sessions).
     login: bool = tunable(False)
+    #: rocketmq-dashboard's users.properties (``name=password[,role]``): log in as a console user (implies login).
+    users_file: str = tunable("")
+    #: Failed logins one client address may make within ``login_window`` seconds before it must wait.
+    login_max_failures: int = tunable(5, within(1, 1000, "logins"))
+    login_window: float = tunable(60.0, within(1, 86_400, "s"))
     max_sessions: int = tunable(64, within(1, 10_000, "sessions"))
     session_idle: float = tunable(1800.0, within(60, 7 * 86_400, "s"))

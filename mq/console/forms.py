@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import re
-from typing import Any, Callable, Dict, FrozenSet, Iterable, Optional
+from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Optional
 
 import attr
 from twisted.internet import defer
@@ -128,6 +128,12 @@ class Context:
     user: Optional[str] = attr.ib(default=None)
     session_id: Optional[str] = attr.ib(default=None)
     set_session_cookie: Optional[Callable[[Optional[str]], None]] = attr.ib(default=None)
+    #: A users-file user without role 1: every change is refused.
+    read_only: bool = attr.ib(default=False)
+    #: The address the request came from (failed logins are bounded per address).
+    client_host: str = attr.ib(default="")
+    #: NameServer address lists used in this run, newest first (mq.console.ops; shared by every request).
+    namesrv_known: List[str] = attr.ib(factory=list)
 
 
 @attr.s(frozen=True, slots=True)

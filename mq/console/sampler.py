@@ -83,6 +83,14 @@ class TpsSampler:
         self._loop.clock = self.clock
         self._loop.start(self.interval, now=True)
 
+    def reset(self) -> None:
+        """Forget every sample (the console now shows another cluster)."""
+        self.brokers.clear()
+        self.topics.clear()
+        self._last_offsets.clear()
+        self.rounds = 0
+        self.last_error = None
+
     def stop(self) -> None:
         if self._loop is not None and self._loop.running:
             self._loop.stop()

@@ -15,6 +15,7 @@ from mq.console.config import ConsoleConfig
 from mq.console.forms import Context
 from mq.console.sampler import TpsSampler
 from mq.console.sessions import SessionStore
+from mq.console.users import LoginLimiter, UsersFile
 from mq.console.web import make_site
 
 log = Logger()
@@ -42,11 +43,13 @@ class ConsoleService(service.Service):
         self.sampler = TpsSampler(self.api, reactor, config.sample_interval, config.history_points,
                                   config.sampled_topics)
         sessions = None
-        if config.login:
+        if config.login or config.users_file:
             sessions = SessionStore(
                 lambda account: MQAdminAPI(reactor, config.namesrv_addr.split(";"), timeout=config.admin_timeout,
                                            credentials=account),
-                reactor, config.max_sessions, config.session_idle)
+                reactor, config.max_sessions, config.session_idle,
+                users=UsersFile(config.users_file) if config.users_file else None, shared_api=self.api,
+                limiter=LoginLimiter(reactor, config.login_max_failures, config.login_window))
         self.ctx = Context(self.api, config, self.sampler, sessions=sessions)
         self.site = make_site(self.ctx)
         self.port = None

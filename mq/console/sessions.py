@@ -1,5 +1,8 @@
 """Logins: with ``login`` on, each person using the console gives an ACL account, and the console acts as
-that account for them.
+that account for them; with a users file (``--users``, rocketmq-dashboard's ``users.properties``) each gives
+a console user name and password instead, and the console acts with its own account, an admin (role 1) may
+change the cluster and any other user may only look. Failed logins are bounded per client address
+(mq.console.users.LoginLimiter).
 
 A login is checked by asking a master broker for its runtime info signed with the account (with ACL on, a
 broker refuses a request whose signature does not match a known account). The session then has its own
@@ -20,6 +23,7 @@ from twisted.logger import Logger
 
 from mq.acl.signing import Credentials
 from mq.admin.api import AdminError, MQAdminAPI
+from mq.console.users import LoginLimiter, UsersFile
 
 log = Logger()
 
@@ -36,20 +40,58 @@ class Session:
     user: str = attr.ib()
     api: MQAdminAPI = attr.ib()
     last_used: float = attr.ib()
+    #: False: a user of the users file without role 1, who may only look
+    admin: bool = attr.ib(default=True)
+    #: the session's own API (an ACL account's), closed with it; a users-file session shares the console's
+    owns_api: bool = attr.ib(default=True)
 
 
 class SessionStore:
     def __init__(self, make_api: Callable[[Credentials], MQAdminAPI], clock, max_sessions: int,
-                 idle_seconds: float) -> None:
+                 idle_seconds: float, users: Optional[UsersFile] = None, shared_api: Optional[MQAdminAPI] = None,
+                 limiter: Optional[LoginLimiter] = None) -> None:
         self.make_api = make_api
         self.clock = clock
         self.max_sessions = max_sessions
         self.idle_seconds = idle_seconds
+        self.users = users
+        self.shared_api = shared_api
+        self.limiter = limiter or LoginLimiter(clock)
         self.sessions: "collections.OrderedDict[str, Session]" = collections.OrderedDict()
 
+    @property
+    def kind(self) -> str:
+        """What a login asks for: ``users`` (a console user) or ``acl`` (an ACL account)."""
+        return "users" if self.users is not None else "acl"
+
     @defer.inlineCallbacks
-    def login(self, access_key: str, secret_key: str):
-        """A new Session for the account once a master broker accepted a request it signed."""
+    def login(self, name: str, secret: str, source: str = ""):
+        """A new Session, unless ``source`` (the client's address) failed too often lately."""
+        self.limiter.check(source)
+        try:
+            if self.users is not None:
+                user = self.users.check(name, secret)
+                if user is None:
+                    raise LoginFailed("unknown user or wrong password")
+                session = Session(secrets.token_urlsafe(32), name, self.shared_api, self.clock.seconds(),
+                                  admin=user.admin, owns_api=False)
+            else:
+                session = yield self._account_session(name, secret)
+        except LoginFailed:
+            self.limiter.failed(source)
+            log.info("console: login as {user} from {source} refused", user=name, source=source)
+            raise
+        self.limiter.succeeded(source)
+        self.sessions[session.id] = session
+        while len(self.sessions) > self.max_sessions:
+            _, oldest = self.sessions.popitem(last=False)
+            self._end(oldest)
+        log.info("console: {user} logged in", user=name)
+        return session
+
+    @defer.inlineCallbacks
+    def _account_session(self, access_key: str, secret_key: str):
+        """A Session for the ACL account once a master broker accepted a request it signed."""
         api = self.make_api(Credentials(access_key, secret_key))
         try:
             info = yield api.cluster_info()
@@ -65,13 +107,12 @@ class SessionStore:
         except BaseException:
             yield api.close()
             raise
-        session = Session(secrets.token_urlsafe(32), access_key, api, self.clock.seconds())
-        self.sessions[session.id] = session
-        while len(self.sessions) > self.max_sessions:
-            _, oldest = self.sessions.popitem(last=False)
-            oldest.api.close()
-        log.info("console: {user} logged in", user=access_key)
-        return session
+        return Session(secrets.token_urlsafe(32), access_key, api, self.clock.seconds())
+
+    @staticmethod
+    def _end(session: Session) -> None:
+        if session.owns_api:
+            session.api.close()
 
     def get(self, session_id: Optional[str]) -> Optional[Session]:
         """The live session of this id (its idle time restarts), or None."""
@@ -89,7 +130,7 @@ class SessionStore:
     def logout(self, session_id: Optional[str]) -> None:
         session = self.sessions.pop(session_id or "", None)
         if session is not None:
-            session.api.close()
+            self._end(session)
 
     def close(self) -> None:
         for session_id in list(self.sessions):

@@ -10,6 +10,7 @@ from mq.acl.signing import ENV_ACCESS_KEY, ENV_SECRET_KEY
 from mq.common.config import refuse_start
 from mq.console.config import ConsoleConfig
 from mq.console.service import ConsoleService
+from mq.console.users import users_file_error
 
 
 class Options(usage.Options):
@@ -26,13 +27,15 @@ class Options(usage.Options):
         ["timeout", None, None, "Seconds to wait for each admin answer [default: 5]."],
         ["access-key", None, None, f"ACL account the console signs with [default: ${ENV_ACCESS_KEY}]."],
         ["secret-key", None, None, f"Secret key of that account [default: ${ENV_SECRET_KEY}]."],
+        ["users", None, None, "rocketmq-dashboard's users.properties (name=password[,1 for admin]): each user "
+                              "logs in with a name and password; only admins may change the cluster."],
     ]
     optFlags = [
         ["login", None, "Ask each user for an ACL account and act as that account for them (docs/console.md)."],
     ]
     _fields = {"namesrv": "namesrv_addr", "port": "port", "bind": "bind", "sample-interval": "sample_interval",
                "history-points": "history_points", "timeout": "admin_timeout", "access-key": "access_key",
-               "secret-key": "secret_key"}
+               "secret-key": "secret_key", "users": "users_file"}
 
     def postOptions(self) -> None:
         if self["namesrv"] is None:
@@ -52,6 +55,9 @@ class Options(usage.Options):
         except ValueError as e:
             refuse_start("console", e)
         config.login = bool(self["login"])
+        why = users_file_error(config.users_file) if config.users_file else None
+        if why is not None:
+            refuse_start("console", f"--users {why}")
         if config.port == 0:
             refuse_start("console", "--port 0 would serve nothing: give an HTTP port")
         self.config = config

@@ -57,18 +57,25 @@ OPEN_ROUTES = frozenset({"session", "login", "logout"})
 def session(ctx: Context, form: Form):
     return defer.succeed({"csrf": ctx.csrf_token, "version": __version__, "namesrv": ctx.api.namesrv_addrs,
                           "maxMessages": ctx.config.max_messages, "loginRequired": ctx.sessions is not None,
-                          "user": ctx.user})
+                          "loginKind": ctx.sessions.kind if ctx.sessions is not None else None,
+                          "user": ctx.user, "readOnly": ctx.read_only})
 
 
-@route("login", "POST", ["accessKey", "secretKey"])
+@route("login", "POST", ["accessKey", "secretKey", "username", "password"])
 @defer.inlineCallbacks
 def login(ctx: Context, form: Form):
+    """Log in as an ACL account (accessKey, secretKey) or, with a users file, a console user (username,
+    password)."""
     if ctx.sessions is None:
         raise BadRequest("login is off: the console acts with its own account")
-    access_key, secret_key = _acl_key(form, "accessKey"), _acl_key(form, "secretKey")
-    made = yield ctx.sessions.login(access_key, secret_key)
+    if ctx.sessions.kind == "users":
+        name = form.text("username", 64, required=True)
+        secret = form.text("password", 128, required=True, strip=False)
+    else:
+        name, secret = _acl_key(form, "accessKey"), _acl_key(form, "secretKey")
+    made = yield ctx.sessions.login(name, secret, ctx.client_host)
     ctx.set_session_cookie(made.id)
-    return {"user": made.user}
+    return {"user": made.user, "readOnly": not made.admin}
 
 
 @route("logout", "POST")

@@ -31,9 +31,10 @@ from twisted.web import pages, resource, server
 
 from mq.admin.api import AdminError, ResponseError, UnreachableError, UsageError
 from mq.admin.output import jsonable
-from mq.console import dlq  # noqa: F401 - registers its route
+from mq.console import dlq, ops  # noqa: F401 - register their routes
 from mq.console.forms import ROUTES, BadRequest, Context, Form, NotFound
 from mq.console.sessions import COOKIE, LoginFailed
+from mq.console.users import TooManyLogins
 from mq.console.views import OPEN_ROUTES
 from mq.remoting.codes import ResponseCode as RC
 
@@ -104,6 +105,8 @@ def error_status(error: BaseException) -> int:
         return 400
     if isinstance(error, NotFound):
         return 404
+    if isinstance(error, TooManyLogins):
+        return 429
     if isinstance(error, LoginFailed):
         return 403
     if isinstance(error, ResponseError) and error.code in (RC.TOPIC_NOT_EXIST, RC.SUBSCRIPTION_GROUP_NOT_EXIST):
@@ -148,6 +151,10 @@ class ApiResource(resource.Resource):
         if ctx is None:
             _write_json(request, 401, {"error": "log in first", "loginRequired": True})
             return server.NOT_DONE_YET
+        if ctx.read_only and route.method == "POST" and path not in OPEN_ROUTES:
+            _write_json(request, 403, {"error": f"user {ctx.user} may only look: changes need an admin (role 1 in "
+                                                f"the users file)"})
+            return server.NOT_DONE_YET
         if self.in_flight >= self.ctx.config.max_concurrent_requests:
             _write_json(request, 503, {"error": "the console is busy: too many requests in flight, try again"})
             return server.NOT_DONE_YET
@@ -188,12 +195,14 @@ class ApiResource(resource.Resource):
 
         session_id = (request.getCookie(COOKIE) or b"").decode("ascii", "replace")
         session = ctx.sessions.get(session_id)
+        peer = request.getClientAddress()
+        client_host = getattr(peer, "host", "") or ""
         if session is None:
             if path not in OPEN_ROUTES:
                 return None
-            return attr.evolve(ctx, set_session_cookie=set_cookie)
+            return attr.evolve(ctx, set_session_cookie=set_cookie, client_host=client_host)
         return attr.evolve(ctx, api=session.api, user=session.user, session_id=session.id,
-                           set_session_cookie=set_cookie)
+                           set_session_cookie=set_cookie, read_only=not session.admin, client_host=client_host)
 
     def _form(self, request: server.Request, method: str) -> Form:
         if method == "GET":

@@ -76,7 +76,8 @@ class RaftNode:
         self.voted_for = hs.voted_for
         self.log = log if log is not None else MemoryLog()
         self.durable = self.log.last_index
-        self.commit = self.applied = max(0, min(applied, self.durable))
+        # below the log's base everything was applied before retention deleted it
+        self.commit = self.applied = max(self.log.base_index, min(applied, self.durable))
         self.log.release(self.applied)
         self.role = FOLLOWER
         self.leader: Optional[str] = None
@@ -88,6 +89,9 @@ class RaftNode:
         self.acked: Dict[str, int] = {}
         self.match: Dict[str, int] = {}
         self.probing: Dict[str, bool] = {}
+        #: peers that need entries this leader's retention deleted: they get heartbeats at the base only,
+        #: until something outside the core (the broker's resync) starts their log at or after the base
+        self.behind: Set[str] = set()
         self.contact: Dict[str, int] = {}
         self.heartbeat_due = 0
         self.transfer_target: Optional[str] = None
@@ -105,7 +109,9 @@ class RaftNode:
         return self._take()
 
     def tick(self, now: int) -> Output:
-        """Let the clock act: heartbeats, check-quorum, transfer timeout, election timeout."""
+        """Let the clock act: committed entries still to hand out, heartbeats, check-quorum, transfer timeout,
+        election timeout."""
+        self._hand_out()
         if self.role == LEADER:
             if self.transfer_target is not None and now >= self.transfer_deadline:
                 self.transfer_target = None
@@ -119,6 +125,9 @@ class RaftNode:
                     if not self.probing[p]:
                         self.next[p] = self.acked[p] + 1
                     self._send_append(p)
+                    if p in self.behind:
+                        base = self.log.base_index
+                        self._send(AppendRequest(self.id, p, self.term, base, self.log.term_at(base), (), self.commit))
                     if p == self.transfer_target and self.match[p] >= self.log.last_index:
                         self._send(TimeoutNow(self.id, p, self.term))
         elif now >= self.election_deadline:
@@ -126,7 +135,9 @@ class RaftNode:
         return self._take()
 
     def next_deadline(self) -> int:
-        """The earliest time at which ``tick`` may have something to do."""
+        """The earliest time at which ``tick`` may have something to do (0: now)."""
+        if self.applied < min(self.commit, self.durable):
+            return 0  # committed entries wait to be handed out
         if self.role != LEADER:
             return self.election_deadline
         times = [self.heartbeat_due]
@@ -264,14 +275,16 @@ class RaftNode:
         self.leader_heard = now
         self._reset_election_timer(now)
         log = self.log
-        if m.prev_index > log.last_index:
+        entries = m.entries
+        if m.prev_index < log.base_index:  # up to the base all was applied here: committed, so it matches
+            entries = entries[log.base_index - m.prev_index:]
+        elif m.prev_index > log.last_index:
             self._send(AppendResponse(self.id, m.src, self.term, False, 0, 0, log.last_index + 1))
             return
-        if log.term_at(m.prev_index) != m.prev_term:
+        elif log.term_at(m.prev_index) != m.prev_term:
             hint = min(m.prev_index, max(self.commit + 1, log.first_index_of_term(m.prev_index)))
             self._send(AppendResponse(self.id, m.src, self.term, False, 0, 0, hint))
             return
-        entries = m.entries
         for k, e in enumerate(entries):
             if log.term_at(e.index) != e.term:
                 if e.index <= log.last_index:
@@ -284,7 +297,7 @@ class RaftNode:
                 log.append(new)
                 self._out.persist.append(Append(tuple(new)))
                 break
-        self.verified = max(self.verified, m.prev_index + len(entries))
+        self.verified = max(self.verified, m.prev_index + len(m.entries))
         commit = min(m.commit, self.verified)
         if commit > self.commit:
             self.commit = commit
@@ -361,6 +374,7 @@ class RaftNode:
         self.role = LEADER
         self.leader = self.id
         last = self.log.last_index
+        self.behind = set()
         for p in self.others:
             self.next[p] = last + 1
             self.acked[p] = 0
@@ -397,6 +411,10 @@ class RaftNode:
     def _send_append(self, p: str) -> None:
         first = self.next[p]
         prev = first - 1
+        if prev < self.log.base_index:
+            self.behind.add(p)  # its next entries are gone here: no send (``tick`` keeps it a follower)
+            return
+        self.behind.discard(p)
         entries = tuple(self.log.slice(first, self.config.max_batch_entries, self.config.max_batch_bytes))
         self._send(AppendRequest(self.id, p, self.term, prev, self.log.term_at(prev), entries, self.commit))
         if not self.probing[p]:
@@ -410,11 +428,15 @@ class RaftNode:
             self._hand_out()
 
     def _hand_out(self) -> None:
+        """Committed entries up to this node's durable index, at most one append batch a call (a restart far
+        behind would otherwise read them all at once); ``next_deadline`` asks for a tick while more wait."""
         upto = min(self.commit, self.durable)
         if upto > self.applied:
-            self._out.committed.extend(self.log.range(self.applied + 1, upto))
-            self.applied = upto
-            self.log.release(upto)
+            batch = self.log.slice(self.applied + 1, min(upto - self.applied, self.config.max_batch_entries),
+                                   self.config.max_batch_bytes)
+            self._out.committed.extend(batch)
+            self.applied = batch[-1].index
+            self.log.release(self.applied)
 
     # -- plumbing ----------------------------------------------------------------------------------------
 

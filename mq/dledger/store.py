@@ -21,15 +21,17 @@ from __future__ import annotations
 
 import os
 from array import array
-from bisect import bisect_right
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from bisect import bisect_left, bisect_right
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
+import attrs
 import construct as c
 from twisted.logger import Logger
 
 from mq.dledger import entry as entry_codec
 from mq.dledger.log import TermRuns
 from mq.dledger.messages import Append, Entry, HardState, PersistOp, Truncate
+from mq.store.mappedfile import NO_SPACE, DiskFullError
 from mq.store.store import _fsync_dir  # the CommitLog store's directory fsync, shared
 
 log = Logger()
@@ -43,6 +45,20 @@ META = c.Struct(
     "crc" / c.Int32ub,
 )
 META_FILE = "meta"
+BASE_MAGIC = 0x6D71_7262  # "mqrb"
+#: The entry before the first kept one, once retention deleted older segments: its index and term answer the
+#: prev-index/term check of the first kept entry; ``pos`` is where that entry starts (the first segment's name).
+BASE = c.Struct(
+    "magic" / c.Const(BASE_MAGIC, c.Int32ub),
+    "version" / c.Const(1, c.Int16ub),
+    "index" / c.Int64sb,
+    "term" / c.Int64sb,
+    "pos" / c.Int64sb,
+    "crc" / c.Int32ub,
+)
+BASE_FILE = "base"
+#: ``os.pwrite``; tests replace it to simulate a full disk.
+pwrite = os.pwrite
 #: Bytes recovery and ``read_range`` read at once (a larger entry is read whole, alone).
 RECOVERY_WINDOW = 1 << 20
 
@@ -57,15 +73,9 @@ class MetaStore:
         self.directory = directory
 
     def load(self) -> HardState:
-        try:
-            with open(self.path, "rb") as f:
-                data = f.read(1 << 16)
-        except FileNotFoundError:
+        parsed = _load(self.path, META)
+        if parsed is None:
             return HardState(0, None)
-        try:
-            parsed = META.parse(data)
-        except c.ConstructError as e:
-            raise StoreCorrupted(f"{self.path}: unreadable ({e})") from None
         if parsed.crc != _meta_crc(parsed.term, parsed.voted_for):
             raise StoreCorrupted(f"{self.path}: CRC mismatch")
         return HardState(parsed.term, parsed.voted_for or None)
@@ -73,19 +83,49 @@ class MetaStore:
     def save(self, state: HardState) -> None:
         voted = state.voted_for or ""
         data = META.build({"term": state.term, "voted_for": voted, "crc": _meta_crc(state.term, voted)})
-        tmp = self.path + ".tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.path)
-        _fsync_dir(self.directory)
+        _save(self.directory, META_FILE, data)
+
+
+def _load(path: str, layout: c.Construct):
+    """A small record file parsed, or None if there is none; unreadable is StoreCorrupted."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(1 << 16)
+    except FileNotFoundError:
+        return None
+    try:
+        return layout.parse(data)
+    except c.ConstructError as e:
+        raise StoreCorrupted(f"{path}: unreadable ({e})") from None
+
+
+def _save(directory: str, name: str, data: bytes) -> None:
+    """Replace a small record file atomically: a crash leaves the old or the new one."""
+    path = os.path.join(directory, name)
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    _fsync_dir(directory)
 
 
 def _meta_crc(term: int, voted: str) -> int:
     return entry_codec.crc31(term.to_bytes(8, "big", signed=True) + voted.encode("utf-8"))
+
+
+def _base_crc(index: int, term: int, pos: int) -> int:
+    return entry_codec.crc31(b"".join(v.to_bytes(8, "big", signed=True) for v in (index, term, pos)))
+
+
+@attrs.frozen
+class Compact:
+    """A store operation (not the core's): delete the segments holding entries up to ``index`` (retention)."""
+
+    index: int
 
 
 class DurableLog:
@@ -103,6 +143,7 @@ class DurableLog:
         self._index: Tuple[int, array] = (1, array("q"))
         self.segments: List[int] = []  # start positions, ascending (replaced whole, never shrunk in place)
         self.end = 0  # the position after the last entry
+        self.base_pos = 0  # where entry base_index + 1 starts
         self._fds: Dict[int, int] = {}
         self._dirty: set = set()
         self.recovered_cut = 0  # bytes cut by recovery
@@ -134,8 +175,22 @@ class DurableLog:
     def recover(self) -> int:
         """Scan every segment; cut the first broken entry and all after it. Returns the entries kept."""
         names = sorted(n for n in os.listdir(self.directory) if len(n) == 20 and n.isdigit())
-        expected_pos = int(names[0]) if names else 0
-        self.end = expected_pos
+        base = _load(os.path.join(self.directory, BASE_FILE), BASE)
+        if base is not None:
+            if base.crc != _base_crc(base.index, base.term, base.pos):
+                raise StoreCorrupted(f"{self.directory}/{BASE_FILE}: CRC mismatch")
+            self.runs = TermRuns(base.index, base.term)
+            self._index = (base.index + 1, array("q"))
+            self.base_pos = base.pos
+            for name in [n for n in names if int(n) < base.pos]:  # a deletion a crash interrupted
+                os.unlink(self._name(int(name)))
+            names = [n for n in names if int(n) >= base.pos]
+            if names and int(names[0]) != base.pos:
+                raise StoreCorrupted(f"{self.directory}: the first segment after the base (entry {base.index}) "
+                                     f"should start at {base.pos}, found {names[0]}")
+        elif names:
+            self.base_pos = int(names[0])
+        expected_pos = self.end = self.base_pos
         positions = self._index[1]
         runs = self.runs
         broken = False
@@ -248,29 +303,54 @@ class DurableLog:
 
     # -- writes ------------------------------------------------------------------------------------------
 
-    def apply(self, ops: Sequence[PersistOp]) -> None:
+    def apply(self, ops: Sequence[Union[PersistOp, Compact]]) -> None:
         for op in ops:
             if isinstance(op, Truncate):
                 self.truncate_from(op.index)
             elif isinstance(op, Append):
                 self.append(op.entries)
+            elif isinstance(op, Compact):
+                self.compact(op.index)
 
     def append(self, entries: Sequence[Entry]) -> None:
+        """Write ``entries`` after the end. An entry the disk has no room for is undone (its bytes cut, a
+        segment it opened deleted) and ``DiskFullError`` raised: the entries before it stay written, the log
+        ends at an entry boundary, and the caller may append the rest once there is room."""
         positions = self._index[1]
         for e in entries:
             if e.index != self.last_index + 1:
                 raise ValueError(f"entry {e.index} does not follow {self.last_index}")
             size = entry_codec.HEADER_SIZE + len(e.body)
             start = self.segments[-1] if self.segments else None
-            if start is None or (self.end > start and self.end - start + size > self.segment_bytes):
+            rolled = start is None or (self.end > start and self.end - start + size > self.segment_bytes)
+            if rolled:
                 start = self.end
-                self.segments.append(start)
             data = entry_codec.encode(e, self.end)
-            os.pwrite(self._fd(start), data, self.end - start)
+            try:
+                fd = self._fd(start)
+                done = 0
+                while done < len(data):
+                    done += pwrite(fd, data[done:], self.end - start + done)
+            except OSError as err:
+                self._undo(start, rolled)
+                if err.errno in NO_SPACE:
+                    raise DiskFullError(f"no space left for DLedger entry {e.index} in {self.directory}") from None
+                raise
+            if rolled:
+                self.segments.append(start)
             self._dirty.add(start)
             positions.append(self.end)
             self.runs.append(e.index, e.term)
             self.end += len(data)
+
+    def _undo(self, start: int, rolled: bool) -> None:
+        """Cut a failed write back to the end (shrinking needs no space); a segment it created goes."""
+        if rolled:
+            self._close(start)
+            if os.path.exists(self._name(start)):
+                os.unlink(self._name(start))
+        else:
+            os.ftruncate(self._fd(start), self.end - start)
 
     def truncate_from(self, index: int) -> None:
         """Drop entries ``index``..; segments that start at or after the cut are deleted."""
@@ -278,6 +358,8 @@ class DurableLog:
             raise ValueError("index 0 cannot be truncated")
         if index > self.last_index:
             return
+        if index <= self.runs.base:
+            raise ValueError(f"entry {index} is at or below the base {self.runs.base}: it cannot be truncated")
         cut = self.position(index)
         doomed = [s for s in self.segments if s > cut or (s == cut and s != self.segments[0])]
         for start in doomed:
@@ -304,6 +386,67 @@ class DurableLog:
         if self.last_index == 0:
             return None
         return self.last_index, self.runs.last_term
+
+    # -- retention -------------------------------------------------------------------------------------
+
+    def compactable(self, upto: int, written_before: Optional[float] = None) -> Optional[int]:
+        """The highest base that deleting whole segments reaches, keeping every entry above ``upto`` and
+        every segment last written at or after ``written_before`` (a wall-clock time; None: any age). The
+        last segment always stays. None: nothing to delete."""
+        segments = self.segments
+        origin, positions = self._index
+        best = None
+        for k in range(len(segments) - 1):
+            last_in = origin + bisect_left(positions, segments[k + 1]) - 1  # the segment's last entry
+            if last_in > upto:
+                break
+            if written_before is not None and os.stat(self._name(segments[k])).st_mtime >= written_before:
+                break
+            best = last_in
+        return best if best is not None and best > self.runs.base else None
+
+    def compact(self, base: int) -> None:
+        """Delete the segments holding entries up to ``base`` (entry ``base + 1`` must start a segment): the
+        base record is written first, so a crash between leaves files recovery deletes, never a gap."""
+        if base <= self.runs.base:
+            return
+        pos = self.position(base + 1)
+        if pos not in self.segments:
+            raise ValueError(f"entry {base + 1} does not start a segment")
+        self._save_base(base, self.runs.term_at(base), pos)
+        doomed = [s for s in self.segments if s < pos]
+        self.segments = [s for s in self.segments if s >= pos]
+        origin, positions = self._index
+        self._index = (base + 1, positions[base + 1 - origin:])
+        self.runs.compact(base)
+        self.base_pos = pos
+        for start in doomed:
+            self._close(start)
+            os.unlink(self._name(start))
+        log.info("DLedger log: retention deleted {n} segments; the log now starts after entry {base}",
+                 n=len(doomed), base=base)
+
+    def reset(self, base: int, term: int, pos: int) -> None:
+        """Empty the log and start it after entry ``base`` (of ``term``), the next entry at ``pos``: a
+        follower resynced from a leader whose retention deleted what this one still needed."""
+        self._save_base(base, term, pos)
+        for start in self.segments:
+            self._close(start)
+            os.unlink(self._name(start))
+        self.segments = []
+        self._index = (base + 1, array("q"))
+        self.runs = TermRuns(base, term)
+        self.end = self.base_pos = pos
+        _fsync_dir(self.directory)
+
+    def _save_base(self, base: int, term: int, pos: int) -> None:
+        data = BASE.build({"index": base, "term": term, "pos": pos, "crc": _base_crc(base, term, pos)})
+        try:
+            _save(self.directory, BASE_FILE, data)
+        except OSError as err:
+            if err.errno in NO_SPACE:
+                raise DiskFullError(f"no space left for the base record in {self.directory}") from None
+            raise
 
     def read(self, index: int) -> Entry:
         return self.read_range(index, index, 0)[0]

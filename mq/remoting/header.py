@@ -74,6 +74,9 @@ def _parse_int(value: str) -> int:
 
 
 _KIND_NAMES = {str: "a string", int: "an integer", bool: "a boolean"}
+#: The spellings of the small numbers most int fields carry (queue ids, flags, counts): one dict lookup
+#: instead of the digit test, ``int`` and the range check. Every value fits a Java int.
+_SMALL_INTS: Dict[object, int] = {str(i): i for i in range(1024)}
 
 
 def _make_decoder(cls: type, use_short: bool) -> Callable[[Optional[Dict[str, str]]], Any]:
@@ -97,7 +100,10 @@ def _make_decoder(cls: type, use_short: bool) -> Callable[[Optional[Dict[str, st
             # The spellings every client sends ("12", "true") take an inline path; everything else goes
             # through the parser, which decides, with the same result for these spellings.
             if kind is int:
-                lines.append("    if type(v) is str and v.isascii() and v.isdigit():")
+                lines.append("    n = SMALL.get(v) if type(v) is str else None")  # "0".."1023": in every range
+                lines.append("    if n is not None:")
+                lines.append(f"        {var} = n")
+                lines.append("    elif type(v) is str and v.isascii() and v.isdigit():")
                 lines.append(f"        {var} = int(v)")
             else:
                 lines.append("    if v == 'false' or v == 'true':")
@@ -120,6 +126,7 @@ def _make_decoder(cls: type, use_short: bool) -> Callable[[Optional[Dict[str, st
                 )
     lines.append(f"    return CLS({', '.join(names)})")
     namespace: Dict[str, Any] = {
+        "SMALL": _SMALL_INTS,
         "HeaderFieldError": HeaderFieldError,
         "NAME": cls.__name__,
         "CLS": cls,

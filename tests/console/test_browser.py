@@ -32,6 +32,11 @@ def cluster(tmp_path_factory):
         port = free_port()
         twistd("console", "--namesrv", namesrv.addr, "--port", str(port), "--sample-interval", "1").wait_port(port)
         console = Console(port)
+        users_file = tmp / "users.properties"
+        users_file.write_text("admin=adminPass,1\nviewer=viewPass\n")
+        users_port = free_port()
+        twistd("console", "--namesrv", namesrv.addr, "--port", str(users_port), "--sample-interval", "30",
+               "--users", str(users_file)).wait_port(users_port)
         wait_until(lambda: console.call("cluster")["brokers"], what="the broker in the console's cluster list")
         console.call("topic/create", {"topic": SEED_TOPIC, "readQueueNums": 4, "writeQueueNums": 4})
         ns = namesrv.addr
@@ -41,7 +46,8 @@ def cluster(tmp_path_factory):
         producer = bench("producer", "-n", ns, "-t", SEED_TOPIC, "-g", PRODUCER_GROUP, "-d", "600", "-w", "1",
                          "--mode", "sync")
         try:
-            yield {"console": console, "url": console.base, "namesrv": namesrv, "broker": broker}
+            yield {"console": console, "url": console.base, "namesrv": namesrv, "broker": broker,
+                   "users": Console(users_port)}
         finally:
             producer.kill()
             producer.wait()
@@ -277,6 +283,11 @@ def test_a_traced_message_shows_its_trace(page, cluster):
     expect(page.locator("#trace-results")).to_contain_text("SUCCESS")
     expect(page.locator("#trace-results")).to_contain_text("Normal_Msg")  # the send's message type, named
     expect(page.get_by_role("cell", name=PRODUCER_GROUP)).to_be_visible()
+    timeline = page.locator("#trace-timeline")
+    expect(timeline).to_be_visible()
+    expect(timeline.locator("rect.trace-bar.ok")).to_have_count(2)  # the send and the consumption, both fine
+    expect(timeline).to_contain_text("TracedGroup")
+    assert "4 ms: SUCCESS" in timeline.locator("rect.trace-bar >> nth=1").locator("title").text_content()
     shoot(page, "trace")
 
 
@@ -314,6 +325,7 @@ def test_a_dead_letter_message_is_sent_back_to_its_group_by_clicking(page, clust
     page.click("#search-dlq")
     expect(page.locator("#dlq-results tbody tr").filter(has_text="dead-two")).to_be_visible()
     page.check("#dlq-select-all")
+    shoot(page, "dlq")
     page.click("#dlq-resend-selected")
     expect(page.locator("#flash")).to_contain_text("2 of 2 sent back to DeadGroup")
     assert len(console.call("messages/by-key?topic=%25RETRY%25DeadGroup&key=dead-key")) == 2
@@ -350,3 +362,51 @@ def test_a_message_is_resent_to_one_online_consumer_by_clicking(page, cluster):
     finally:
         consumer.kill()
         consumer.wait()
+
+
+def test_a_console_user_who_may_only_look_logs_in_by_clicking(page, cluster):
+    from playwright.sync_api import expect
+
+    page.goto(f"{cluster['users'].base}/#/topics")
+    expect(page.locator("h1")).to_have_text("Log in")
+    expect(page.locator("main")).to_contain_text("User name")
+    page.fill("#login-access-key", "viewer")
+    page.fill("#login-secret-key", "wrongPass")
+    page.click("#login")
+    expect(page.locator("#flash")).to_contain_text("unknown user or wrong password")
+    page.fill("#login-secret-key", "viewPass")
+    page.click("#login")
+    expect(page.locator("h1")).to_have_text("Topics")
+    expect(page.locator("#namesrv")).to_contain_text("viewer (read only)")
+    expect(page.locator("#topic-list")).to_contain_text(SEED_TOPIC)
+    page.fill("#new-topic", "ViewerTopic")
+    page.click("#create-topic")
+    expect(page.locator("#flash")).to_contain_text("user viewer may only look")
+    assert page.page_errors == []
+
+
+def test_the_nameserver_is_switched_from_the_page(page, cluster):
+    from playwright.sync_api import expect
+
+    ns = cluster["namesrv"].addr
+    other = "localhost:" + ns.rsplit(":", 1)[1]  # the same NameServer by another name
+    open_page(page, cluster, "dashboard")
+    page.click("#namesrv-link")
+    expect(page.locator("#ops-current")).to_have_text(ns)
+    page.fill("#ops-namesrv", f"127.0.0.1:{free_port()}")
+    page.click("#ops-switch")
+    expect(page.locator("#flash .error")).to_be_visible()
+    expect(page.locator("#ops-current")).to_have_text(ns)  # nothing changed
+    try:
+        page.fill("#ops-namesrv", other)
+        page.click("#ops-switch")
+        expect(page.locator("#flash")).to_contain_text(f"Now asking {other}")
+        expect(page.locator("#ops-current")).to_have_text(other)
+        shoot(page, "ops")
+        assert cluster["console"].call("session")["namesrv"] == [other]
+        assert cluster["console"].call("cluster")["brokers"]
+        page.get_by_role("row").filter(has_text=ns).get_by_role("button", name="Use").click()
+        expect(page.locator("#ops-current")).to_have_text(ns)
+    finally:
+        cluster["console"].call("ops/namesrv", {"namesrvAddr": ns})
+    assert page.page_errors == []

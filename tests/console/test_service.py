@@ -34,6 +34,20 @@ def test_console_options_fill_the_config(monkeypatch):
     assert parse(tap.Options(), "--namesrv", "h:1", "--login").config.login is True
 
 
+def test_a_users_file_is_read_at_start_and_a_bad_one_stops_it(tmp_path):
+    users = tmp_path / "users.properties"
+    users.write_text("admin=admin,1\n")
+    assert parse(tap.Options(), "--namesrv", "h:1", "--users", str(users)).config.users_file == str(users)
+    users.write_text("admin=admin,7\n")
+    with pytest.raises(SystemExit, match="role '7' of admin is neither"):
+        parse(tap.Options(), "--namesrv", "h:1", "--users", str(users))
+    base = ("--store", str(tmp_path / "store"), "--kv-config", str(tmp_path / "kv.json"))
+    with pytest.raises(SystemExit, match="--console-users .*role '7' of admin is neither"):
+        parse(standalone.Options(), *base, "--console-users", str(users))
+    users.write_text("viewer=viewPass\n")
+    assert parse(standalone.Options(), *base, "--console-users", str(users)).console_config.users_file == str(users)
+
+
 @pytest.mark.parametrize("argv, error", [
     ((), SystemExit),
     (("--namesrv", "h:1", "--port", "0"), SystemExit),
@@ -42,6 +56,7 @@ def test_console_options_fill_the_config(monkeypatch):
     (("--namesrv", "no-port"), SystemExit),
     (("--namesrv", "h:1", "--sample-interval", "0"), SystemExit),
     (("--namesrv", "h:1", "--history-points", "99999999"), SystemExit),
+    (("--namesrv", "h:1", "--users", "/nonexistent/users.properties"), SystemExit),
 ])
 def test_bad_console_options_stop_the_start(monkeypatch, argv, error):
     monkeypatch.delenv("NAMESRV_ADDR", raising=False)

@@ -3,6 +3,7 @@ frames, controlled fsync completion."""
 
 from __future__ import annotations
 
+import os
 import random
 
 from twisted.internet import defer, task
@@ -27,6 +28,7 @@ class Cluster:
         self.rng = random.Random(seed)
         self.stalled = set(stalled)  # nodes whose fsyncs never complete
         self.drivers = {}
+        self.sent = []  # every message any driver sent
         for i in IDS:
             self.start(i)
 
@@ -42,6 +44,7 @@ class Cluster:
         driver.start()
 
     def send(self, msg):
+        self.sent.append(msg)
         frame = encode_command(codec.to_command(msg, "broker-a"))
         self.clock.callLater(0.002, self.deliver, frame)
 
@@ -114,3 +117,70 @@ def test_without_durable_followers_a_proposal_times_out(tmp_path):
     c.run(0.2)
     assert failures == ["TIMEOUT"]
     assert leader.node.commit == 0
+
+
+def test_proposals_of_one_turn_go_out_together(tmp_path):
+    c = Cluster(tmp_path)
+    c.run(3)
+    leader = c.drivers[c.leader()]
+    sent = []
+    send = leader.send
+    leader.send = lambda msg: (sent.append(msg), send(msg))
+    results = []
+    for k in range(5):
+        leader.propose([b"m%d" % k]).addBoth(results.append)
+    assert sent == []  # nothing leaves before the end of the turn
+    c.clock.advance(0)
+    appends = [m for m in sent if type(m).__name__ == "AppendRequest" and m.entries]
+    assert len(appends) == 2 and all(len(m.entries) == 5 for m in appends)  # one per follower, all five
+    c.run(0.5)
+    assert results == [2, 3, 4, 5, 6]
+
+
+def _age_files(directory):
+    for name in os.listdir(directory):
+        if len(name) == 20:
+            os.utime(os.path.join(directory, name), (1000, 1000))
+
+
+def test_a_follower_behind_the_leaders_retention_gets_heartbeats_only_until_resynced(tmp_path):
+    c = Cluster(tmp_path)
+    c.run(3)
+    leader_id = c.leader()
+    leader = c.drivers[leader_id]
+    lagging = next(i for i in IDS if i != leader_id)
+    c.drivers[lagging].stop()
+    c.drivers[lagging].store.close()
+    for k in range(10):
+        leader.propose([bytes([k]) * 300 for _ in range(10)])
+        c.run(0.1)
+    assert leader.node.commit == 101
+    _age_files(tmp_path / leader_id)
+    base = leader.delete_expired(reserved_ms=3_600_000)
+    c.run(0.1)
+    assert base is not None and leader.node.log.base_index == base > 1
+    assert leader.store.base_index == base and len(os.listdir(tmp_path / leader_id)) < 10
+
+    c.start(lagging)
+    c.run(0.5)
+    assert leader.node.behind == {lagging}
+    del c.sent[:]
+    c.run(3)
+    assert leader.node.behind == {lagging} and c.leader() == leader_id
+    assert c.drivers[lagging].node.leader == leader_id and c.drivers[lagging].node.log.last_index == 1
+    to_lagging = [m for m in c.sent if m.dst == lagging]
+    assert 3 / 0.3 - 2 <= len(to_lagging) <= 3 / 0.3 + 2  # a heartbeat a tick, no resend loop
+    assert all(not m.entries and m.prev_index == base for m in to_lagging)
+
+    # the broker's resync: the follower's log restarts at the leader's base
+    c.drivers[lagging].stop()
+    c.drivers[lagging].store.close()
+    DurableLog(str(tmp_path / lagging), 4096).reset(base, leader.node.log.term_at(base), leader.store.base_pos)
+    c.start(lagging)
+    results = []
+    leader.propose([b"after"]).addBoth(results.append)
+    c.run(1)
+    assert results == [102] and leader.node.behind == set()
+    caught_up = c.drivers[lagging]
+    assert caught_up.node.log.entries() == leader.node.log.entries()
+    assert [caught_up.store.position(i) for i in (base + 1, 102)] == [leader.store.position(i) for i in (base + 1, 102)]

@@ -130,3 +130,82 @@ def test_meta_round_trip_and_refusal_of_a_garbled_file(tmp_path):
     (tmp_path / "meta").write_bytes(bytes(data))
     with pytest.raises(StoreCorrupted):
         meta.load()
+
+
+def test_retention_deletes_whole_segments_and_keeps_the_base(tmp_path):
+    log, _ = _reopen(tmp_path)
+    entries = _entries(60)
+    log.append(entries)
+    log.sync()
+    segments = list(log.segments)
+    assert log.compactable(10) is None or log.compactable(10) < 10
+    base = log.compactable(40)
+    assert base is not None and base <= 40 and log.position(base + 1) in segments
+    assert log.compactable(60) < 60  # the last segment always stays
+    log.compact(base)
+    assert log.base_index == base and log.segments[0] == log.base_pos == log.position(base + 1)
+    assert log.runs.term_at(base) == 1 and log.runs.term_at(base - 1) == -1
+    assert list(log.iter_entries()) == entries[base:]
+    with pytest.raises(ValueError):
+        log.truncate_from(base)
+    log.close()
+    log, got = _reopen(tmp_path)
+    assert got == entries[base:] and log.base_index == base and log.runs.term_at(base) == 1
+    log.truncate_from(base + 1)  # everything after the base: the log is empty and starts there
+    log.append(_entries(2, first=base + 1, term=4))
+    log.sync()
+    log.close()
+    assert _reopen(tmp_path)[1] == _entries(2, first=base + 1, term=4)
+
+
+def test_retention_by_age_and_an_interrupted_deletion(tmp_path):
+    log, _ = _reopen(tmp_path)
+    log.append(_entries(60))
+    log.sync()
+    assert log.compactable(60, written_before=0) is None  # every file is newer than 1970
+    old = log.segments[:2]
+    for start in old:
+        os.utime(tmp_path / f"{start:020d}", (1000, 1000))
+    base = log.compactable(60, written_before=2000)
+    assert log.position(base + 1) == log.segments[2]
+    # a crash after the base record was written and before the files went: recovery deletes them
+    names_before = sorted(os.listdir(tmp_path))
+    log.compact(base)
+    log.close()
+    for start in old:
+        (tmp_path / f"{start:020d}").write_bytes(b"left over")
+    assert sorted(os.listdir(tmp_path)) == names_before + ["base"]
+    log, got = _reopen(tmp_path)
+    assert got == _entries(60)[base:] and f"{old[0]:020d}" not in os.listdir(tmp_path)
+
+
+def test_a_garbled_base_or_a_missing_first_segment_refuses_to_load(tmp_path):
+    log, _ = _reopen(tmp_path)
+    log.append(_entries(60))
+    log.sync()
+    log.compact(log.compactable(30))
+    first = log.segments[0]
+    assert len(log.segments) > 1
+    log.close()
+    data = bytearray((tmp_path / "base").read_bytes())
+    (tmp_path / "base").write_bytes(bytes(data[:-1]) + bytes([data[-1] ^ 1]))
+    with pytest.raises(StoreCorrupted):
+        _reopen(tmp_path)
+    (tmp_path / "base").write_bytes(bytes(data))
+    os.unlink(tmp_path / f"{first:020d}")
+    with pytest.raises(StoreCorrupted):
+        _reopen(tmp_path)
+
+
+def test_reset_starts_an_empty_log_after_a_given_base(tmp_path):
+    log, _ = _reopen(tmp_path)
+    log.append(_entries(20))
+    log.sync()
+    log.reset(500, 7, 123_456)
+    log.append(_entries(3, first=501, term=7))
+    log.sync()
+    assert log.segments == [123_456]
+    log.close()
+    log, got = _reopen(tmp_path)
+    assert got == _entries(3, first=501, term=7) and log.position(501) == 123_456
+    assert log.runs.term_at(500) == 7

@@ -163,8 +163,9 @@ def test_subclass_fields_are_included():
 
 
 _SPELLINGS = st.one_of(
-    st.text(max_size=8), st.integers(-(2**70), 2**70).map(str),
-    st.sampled_from(["true", "false", "TRUE", "False", "1", "0", "", " 7", "7 ", "+5", "-3", "²", "١٢", "0x1"]),
+    st.text(max_size=8), st.integers(-(2**70), 2**70).map(str), st.integers(-2, 1100).map(str),  # the small table
+    st.sampled_from(["true", "false", "TRUE", "False", "1", "0", "", " 7", "7 ", "+5", "-3", "²", "١٢", "0x1", "01",
+                     "1023", "1024", "-0"]),
 )
 
 

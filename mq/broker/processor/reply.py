@@ -84,7 +84,7 @@ class ReplyMessageProcessor(SendMessageProcessor):
             stored = defer.succeed(None)
         d = defer.gatherResults([pushed, stored], consumeErrors=True)
         d.addErrback(lambda f: f.value.subFailure)  # the first failure as itself: the dispatcher answers it
-        return d.addCallback(self._answer_reply, request, h.topic, queue_id, len(body), started)
+        return d.addCallback(self._answer_reply, request, h.topic, queue_id, started)
 
     def _push(self, h: SendMessageRequestHeader, props: dict, body: bytes, born, queue_id: int) -> defer.Deferred:
         """Push the reply to its requester: a Deferred of None, or of the remark saying why it was not."""
@@ -119,7 +119,7 @@ class ReplyMessageProcessor(SendMessageProcessor):
             reconsume_times=h.reconsume_times or 0, properties_string=h.properties or None)
         return self.broker.ha.replicated(self.store.put_message(inner), props.get(MessageConst.PROPERTY_WAIT_STORE_MSG_OK))
 
-    def _answer_reply(self, results, request: RemotingCommand, topic: str, queue_id: int, size: int,
+    def _answer_reply(self, results, request: RemotingCommand, topic: str, queue_id: int,
                       started: float) -> RemotingCommand:
         push_error, put = results
         ext = {"MSG_REGION": self.config.region_id, "TRACE_ON": "true" if self.config.trace_on else "false"}
@@ -131,7 +131,7 @@ class ReplyMessageProcessor(SendMessageProcessor):
                 ar = put.append_result
                 ext.update(msgId=ar.msg_id, queueId=str(queue_id), queueOffset=str(ar.logics_offset))
                 self.stats.put_latency.observe(time.perf_counter() - started)
-                self.stats.message_in(topic, 1, size)
+                self.stats.message_in(topic, 1, ar.wrote_bytes)
             else:
                 log.warn("reply message to {topic} not stored: {remark}", topic=topic, remark=remark)
         if push_error is not None:

@@ -132,7 +132,7 @@ class ConsumerSendBackProcessor:
 
         def done(result) -> RemotingCommand:
             if result.is_stored():
-                b.stats.message_in(topic, 1, len(msg.body))
+                b.stats.message_in(topic, 1, result.append_result.wrote_bytes)
                 b.stats.send_back(h.group, props[_RETRY_TOPIC])
                 return request.response(RC.SUCCESS)
             return request.response(RC.SYSTEM_ERROR, result.status.name)

@@ -41,7 +41,7 @@ from mq.remoting.client import split_address
 from mq.remoting.codes import CURRENT_VERSION, FLAG_RESPONSE, RequestCode, ResponseCode, SerializeType
 from mq.remoting.command import RemotingCommand
 from mq.remoting.serialization import ResponseTemplate
-from mq.store.results import PutMessageStatus
+from mq.store.results import PutMessageResult, PutMessageStatus
 
 RC = ResponseCode
 _WAIT = MessageConst.PROPERTY_WAIT_STORE_MSG_OK
@@ -242,7 +242,7 @@ class SendMessageProcessor:
         if not isinstance(inner, MessageExtBrokerInner):  # refused (a timer out of range...)
             return self._refuse(request, inner.code, inner.remark)
         d = self.broker.ha.replicated(self.store.put_message_now(inner), props.get(_WAIT))
-        return self._answer(d, request, h.topic, queue_id, 1, len(body), started)
+        return self._answer(d, request, h.topic, queue_id, 1, started)
 
     def _send_batch(self, request, channel, h, tc, queue_id, started):
         if mixall.is_retry_topic(h.topic):
@@ -256,7 +256,6 @@ class SendMessageProcessor:
         batch_props[_CLUSTER] = self.config.broker_cluster_name
         suffix = properties_to_string(batch_props)
         messages = []
-        total = 0
         limit = self.config.max_message_size
         for i, (flag, body, props_text) in enumerate(items):
             if len(body) > limit or len(props_text) > MAX_PROPERTIES_LENGTH:  # _check_body's sizes, tested inline
@@ -275,12 +274,11 @@ class SendMessageProcessor:
                                     f"message {i} of the batch is a transaction message: batches cannot be")
             stored = stored_properties(props_text, props, suffix)
             props.update(batch_props)
-            total += len(body)
             messages.append((flag, body, stored, props))  # a tuple per member: no message object per member
         d = self.store.put_message_batch_now(h.topic, queue_id, h.sys_flag, h.born_timestamp, born_host(channel),
                                          h.reconsume_times or 0, messages, wait)  # fmt: skip
         d = self.broker.ha.replicated(d, wait)
-        return self._answer(d, request, h.topic, queue_id, len(messages), total, started)
+        return self._answer(d, request, h.topic, queue_id, len(messages), started)
 
     def _template(self, region: str, trace: str) -> ResponseTemplate:
         """The success answer's frame template for the current region and trace switch (rebuilt when they change)."""
@@ -290,7 +288,7 @@ class SendMessageProcessor:
             self._answer_template = (key, ResponseTemplate(RC.SUCCESS, FLAG_RESPONSE, ext, CURRENT_VERSION))
         return self._answer_template[1]
 
-    def _answer(self, d, request, topic, queue_id, count, size, started):
+    def _answer(self, d, request, topic, queue_id, count, started):
         """The response to a put: built at once when its result is known (ASYNC_FLUSH, ASYNC_MASTER, a refusal),
         through a Deferred only when the put waits for a SYNC_FLUSH or a SYNC_MASTER slave."""
 
@@ -301,8 +299,8 @@ class SendMessageProcessor:
                     remark = f"{remark} ({result.reason})"
                 return self._refuse(request, code, remark)
             self.stats.put_latency.observe(time.perf_counter() - started)
-            self.stats.message_in(topic, count, size)
             ar = result.append_result
+            self.stats.message_in(topic, count, ar.wrote_bytes)  # record bytes, as Java's TOPIC_PUT_SIZE
             # Stored, but flush or replication fell short: say why beside the usual answer.
             note = (result.reason or result.status.name) if code != RC.SUCCESS else None
             msg_id = ar.msg_id
@@ -317,6 +315,6 @@ class SendMessageProcessor:
                 response.frame = self._template(region, trace).frame(request.opaque, msg_id, qid, offset)
             return response
 
-        if isinstance(d, defer.Deferred):
+        if type(d) is not PutMessageResult and isinstance(d, defer.Deferred):  # type(): no ABCMeta check per send
             return d.addCallback(done)
         return done(d)

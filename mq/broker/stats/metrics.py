@@ -110,7 +110,7 @@ class BrokerStats:
     def _collect(self):
         for name, doc, stats_name, group_keys in (
             ("mq_broker_messages_in", "Messages stored, by topic", TOPIC_PUT_NUMS, False),
-            ("mq_broker_bytes_in", "Message body bytes stored, by topic", TOPIC_PUT_SIZE, False),
+            ("mq_broker_bytes_in", "Stored-record bytes written, by topic (TOPIC_PUT_SIZE)", TOPIC_PUT_SIZE, False),
             ("mq_broker_messages_out", "Messages returned by pulls, by topic", GROUP_GET_NUMS, True),
             ("mq_broker_bytes_out", "Stored-record bytes returned by pulls, by topic", GROUP_GET_SIZE, True),
         ):

@@ -55,6 +55,9 @@ RC = ResponseCode
 PERM_RW = PERM_READ | PERM_WRITE
 SYS_GROUP = mixall.CID_SYS_RMQ_TRANS
 OP_TAG = "d"
+#: Ended transactions remembered after the checker is done with them (``ended``): a late END_TRANSACTION
+#: for an older one is not recognised (nor across a restart) and stores its commit again.
+ENDED_MEMORY = 65536
 _C = MessageConst
 _COMMIT = MessageSysFlag.TRANSACTION_COMMIT_TYPE
 _ROLLBACK = MessageSysFlag.TRANSACTION_ROLLBACK_TYPE
@@ -83,6 +86,9 @@ class TransactionalMessageService:
         #: ends: the one it names and, for a check's copy, the first one)
         self.ops: Deque[Tuple[int, Tuple[int, ...]]] = collections.deque()
         self.done: Dict[int, int] = {}  # half queue offset -> number of op messages ending it
+        #: half queue offsets of ended transactions whose op messages the checker no longer needs (pruned),
+        #: oldest first, at most ENDED_MEMORY: a producer's late END_TRANSACTION for one is still ignored
+        self.ended: Dict[int, None] = {}
         self.op_read_to = 0
         #: copies appended by checks and not yet looked at: copy queue offset -> first queue offset
         self.pending_copies: Dict[int, int] = {}
@@ -152,7 +158,9 @@ class TransactionalMessageService:
 
     def _is_done(self, msg: MessageExt) -> bool:
         first = _int(msg.properties.get(_C.PROPERTY_TRANSACTION_PREPARED_QUEUE_OFFSET))
-        return msg.queue_offset in self.done or (first >= 0 and first in self.done)
+        done, ended = self.done, self.ended
+        return (msg.queue_offset in done or msg.queue_offset in ended
+                or (first >= 0 and (first in done or first in ended)))
 
     # -- op messages -----------------------------------------------------------------------------------
 
@@ -189,6 +197,9 @@ class TransactionalMessageService:
                     self.done[half] = left
                 else:
                     self.done.pop(half, None)
+                    self.ended[half] = None
+                    if len(self.ended) > ENDED_MEMORY:
+                        del self.ended[next(iter(self.ended))]
 
     def _write_op(self, half: MessageExt):
         tc = self.broker.topic_config_manager.create_system(TRANS_OP_HALF_TOPIC, 1, PERM_RW)
@@ -247,7 +258,7 @@ class TransactionalMessageService:
         def stored(result):
             if not result.is_stored():
                 return request.response(RC.SYSTEM_ERROR, f"storing the committed message failed: {result.status.name}")
-            self.broker.stats.message_in(topic, 1, len(half.body))
+            self.broker.stats.message_in(topic, 1, result.append_result.wrote_bytes)
             return self._write_op(half).addCallback(lambda _: request.response(RC.SUCCESS))
 
         return self.store.put_message(inner).addCallback(stored)

@@ -1,0 +1,71 @@
+"""The NameServer the console talks to, shown and switched while it runs (rocketmq-dashboard's OPS page).
+
+A switch is checked first: the new NameServers must answer for their cluster (GET_BROKER_CLUSTER_INFO, with
+the console's signing) before anything changes. Then the console's own admin API, every logged-in session's
+and the dashboard's sampler (its history starts anew, being another cluster's) use them; sessions made later
+too. Addresses used in this run are offered again (at most ``MAX_KNOWN``); a restart starts from the
+configured ones.
+"""
+
+from __future__ import annotations
+
+from twisted.internet import defer
+
+from mq.admin.api import MQAdminAPI
+from mq.console.config import check_addresses
+from mq.console.forms import BadRequest, Context, Form, route
+
+MAX_KNOWN = 16
+
+
+def _apis(ctx: Context):
+    """Every admin API of this console: its own, the sampler's and each session's (once each)."""
+    found = {id(ctx.api): ctx.api}
+    if ctx.sampler is not None:
+        found[id(ctx.sampler.api)] = ctx.sampler.api
+    if ctx.sessions is not None:
+        for api in (ctx.sessions.shared_api, *(s.api for s in ctx.sessions.sessions.values())):
+            if api is not None:
+                found[id(api)] = api
+    return found.values()
+
+
+def remember(ctx: Context, addrs: str) -> None:
+    known = ctx.namesrv_known
+    if addrs in known:
+        known.remove(addrs)
+    known.insert(0, addrs)
+    del known[MAX_KNOWN:]
+
+
+@route("ops")
+def ops(ctx: Context, form: Form):
+    if not ctx.namesrv_known:
+        remember(ctx, ctx.config.namesrv_addr)
+    return defer.succeed({"namesrvAddr": ";".join(ctx.api.namesrv_addrs), "known": list(ctx.namesrv_known)})
+
+
+@route("ops/namesrv", "POST", ["namesrvAddr"])
+@defer.inlineCallbacks
+def switch_namesrv(ctx: Context, form: Form):
+    """Talk to other NameServers from now on, once they answered."""
+    text = form.text("namesrvAddr", 2048, required=True)
+    try:
+        check_addresses(text)
+    except ValueError as e:
+        raise BadRequest(f"namesrvAddr: {e}") from None
+    addrs = [a.strip() for a in text.split(";") if a.strip()]
+    if not addrs:
+        raise BadRequest("namesrvAddr: give host:port[;host:port]")
+    probe = MQAdminAPI(ctx.api.reactor, addrs, timeout=ctx.api.timeout, remoting=ctx.api.remoting)
+    info = yield probe.cluster_info()
+    if not ctx.namesrv_known:
+        remember(ctx, ctx.config.namesrv_addr)
+    joined = ";".join(addrs)
+    for api in _apis(ctx):
+        api.namesrv_addrs = list(addrs)
+    ctx.config.namesrv_addr = joined
+    if ctx.sampler is not None:
+        ctx.sampler.reset()
+    remember(ctx, joined)
+    return {"namesrvAddr": joined, "clusters": sorted(info.cluster_addr_table), "known": list(ctx.namesrv_known)}
