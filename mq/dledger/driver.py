@@ -27,10 +27,10 @@ from twisted.internet import defer, threads
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
-from mq.dledger.messages import Append, Entry, Message, Output, Proposed, RoleChange
+from mq.dledger.messages import Append, Entry, HardState, Message, Output, Proposed, RoleChange
 from mq.dledger.node import LEADER, RaftNode
 from mq.dledger.store import Compact, DurableLog, MetaStore
-from mq.store.mappedfile import DiskFullError
+from mq.store.mappedfile import NO_SPACE, DiskFullError
 
 log = Logger()
 
@@ -82,6 +82,8 @@ class RaftDriver:
         self.disk_retry_ms = disk_retry_ms
         self.disk_full = False
         self._retry: Optional[IDelayedCall] = None
+        self._unsaved: Optional[HardState] = None  # term and vote not yet on disk
+        self._meta_full = False
 
     def now(self) -> int:
         return int(self.reactor.seconds() * 1000)
@@ -175,12 +177,15 @@ class RaftDriver:
 
     def _handle(self, out: Output) -> None:
         if out.hard_state is not None:
-            self.meta.save(out.hard_state)  # before any message of this step leaves
+            self._unsaved = out.hard_state
+        messages = out.messages
+        if self._unsaved is not None and not self._save_hard_state():
+            messages = []  # nothing leaves while the disk lags the term or vote in memory (lost, as on a network)
         for change in out.roles:
             log.info("DLedger {id}: {role} in term {term}, leader {leader}", id=self.node.id, role=change.role,
                      term=change.term, leader=change.leader)
             self.on_role(change)
-        for msg in out.messages:
+        for msg in messages:
             self.send(msg)
         if out.persist:
             self._ops.extend(out.persist)
@@ -197,6 +202,24 @@ class RaftDriver:
                     else:
                         d.errback(ProposalFailed("LOST"))
         self._schedule()
+
+    def _save_hard_state(self) -> bool:
+        """Term and vote durable before any message of the step leaves; on a full disk the step's messages are
+        dropped and the save is tried again at the next step (ticks come at least every heartbeat)."""
+        try:
+            self.meta.save(self._unsaved)
+        except OSError as e:
+            if e.errno not in NO_SPACE:
+                raise
+            if not self._meta_full:
+                self._meta_full = True
+                log.error("DLedger {id}: no space to save term and vote; sending nothing until it fits", id=self.node.id)
+            return False
+        self._unsaved = None
+        if self._meta_full:
+            self._meta_full = False
+            log.info("DLedger {id}: term and vote saved again", id=self.node.id)
+        return True
 
     def _sync(self) -> None:
         if self._syncing or not self._ops or self._stopped or (self._retry is not None and self._retry.active()):

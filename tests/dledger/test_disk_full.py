@@ -130,3 +130,36 @@ def test_a_real_full_filesystem(small_disk):
     log.sync()
     log.close()
     assert _recovered(directory, 1 << 20) == (_entries(index + 100, size=4000), 0)
+
+
+def test_no_message_leaves_while_term_and_vote_cannot_be_saved(tmp_path, monkeypatch, log_events):
+    """A node whose disk cannot take its new term or vote sends nothing (a vote nobody saw cannot be
+    forgotten unsafely); the other two elect and commit without it, and it rejoins once the save fits."""
+    from mq.dledger.store import MetaStore
+
+    save = MetaStore.save
+    full = {str(tmp_path / "n2")}
+
+    def meta_save(self, state):
+        if self.directory in full:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        save(self, state)
+
+    monkeypatch.setattr(MetaStore, "save", meta_save)
+    c = Cluster(tmp_path)
+    c.run(3)
+    leader = c.drivers[c.leader()]
+    from_n2 = [m for m in c.sent if m.src == "n2"]
+    assert leader.node.id != "n2" and c.drivers["n2"].node.term > 0
+    assert all(getattr(m, "pre", False) for m in from_n2)  # pre-votes at term 0, before any save failed
+    del c.sent[:]
+    results = []
+    leader.propose([b"x"]).addBoth(results.append)
+    c.run(0.5)
+    assert results == [2] and MetaStore(str(tmp_path / "n2")).load().term == 0
+    full.clear()
+    c.run(1)
+    assert any(m.src == "n2" for m in c.sent) and MetaStore(str(tmp_path / "n2")).load().term == c.drivers["n2"].node.term
+    assert c.drivers["n2"].node.log.entries() == leader.node.log.entries()
+    lines = [e for e in log_events if "no space to save term and vote" in str(e.get("log_format", ""))]
+    assert len(lines) == 1

@@ -18,7 +18,8 @@ GROUP_CONF = ("brokerClusterName=DlCluster\nbrokerName=dl-a\nmappedFileSizeCommi
 
 
 class DLedgerCluster:
-    def __init__(self, twistd, tmp: Path, nodes: int = 3, extra_conf: str = "", proxied: bool = False) -> None:
+    def __init__(self, twistd, tmp: Path, nodes: int = 3, extra_conf: str = "", proxied: bool = False,
+                 metrics: bool = False) -> None:
         self.twistd = twistd
         self.tmp = tmp
         self.namesrv = start_namesrv(twistd, tmp, "--broker-expiry", "3", "--scan-interval", "1")
@@ -37,6 +38,7 @@ class DLedgerCluster:
         if proxied:
             self.proxies = {(a, b): Proxy(self.raft_ports[b]) for a in self.ids for b in self.ids if a != b}
         self.extra_conf = extra_conf
+        self.metrics_ports = {node: free_port() for node in self.ids} if metrics else {}
         self.procs: Dict[str, object] = {}
 
     def store(self, node: str) -> Path:
@@ -49,7 +51,8 @@ class DLedgerCluster:
         # the node listens on its own Raft port and reaches the others directly or through its proxies
         peers = ";".join(f"{n}-127.0.0.1:{self.port_to(node, n)}" for n in self.ids)
         conf = self.tmp / f"{node}.conf"
-        conf.write_text(GROUP_CONF + f"dLegerPeers={peers}\ndLegerSelfId={node}\n" + self.extra_conf)
+        metrics = f"metricsPort={self.metrics_ports[node]}\n" if node in self.metrics_ports else ""
+        conf.write_text(GROUP_CONF + f"dLegerPeers={peers}\ndLegerSelfId={node}\n" + metrics + self.extra_conf)
         proc = self.twistd("broker", "--port", str(self.ports[node]), "--namesrv", self.namesrv.addr,
                            "--store", str(self.store(node)), "--ip", "127.0.0.1", "--config", str(conf),
                            workdir=self.tmp / f"{node}-{time.monotonic_ns()}")
