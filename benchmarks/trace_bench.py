@@ -1,18 +1,29 @@
 """Send TPS of mq's producer with message trace off and on, against the same broker in the same run.
 
     python -m benchmarks.trace_bench [--seconds 6] [--rounds 3] [--inflight 64] [--json]
+    python -m benchmarks.trace_bench --paired [--seconds 30] [--slice 1.0]
 
 Starts ``twistd namesrv`` and ``twistd broker`` (``traceTopicEnable=true``), then runs the load in a child
 process per phase, alternating off/on for ``--rounds`` rounds so that drift on a shared machine hits both
 alike: async sends of 128 B with ``--inflight`` in flight for ``--seconds``. Each phase reports messages/s,
 the client's CPU per message (its process's user + system time), and with trace on the trace records sent
 and dropped. The figure compared is the median over rounds (goal: trace on at most 10% lower).
+
+``--paired``: one client process holds two producers, one traced and one not, and alternates them in slices
+of ``--slice`` seconds for ``--seconds`` in all, so that the machine's load (other processes on a shared
+machine swing msg/s by 2x between runs) falls on both alike. A traced slice ends only when its trace records
+are sent (the dispatcher flushed and its sends answered), so every trace cost is counted in it. The objects
+of the start are frozen out of the garbage collector first (``gc.freeze``): its full collections, ~0.1 s each,
+would otherwise fall on one side or the other by chance. Reports msg/s and client CPU µs per message of
+each, the broker's CPU µs per message in each kind of slice (from ``/proc``), and the paired slices' median
+ratio.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -70,6 +81,84 @@ def worker(namesrv: str, trace: bool, seconds: float, inflight: int, size: int) 
     task.react(lambda _r: run())
 
 
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of process ``pid`` so far (Linux ``/proc``)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def paired_worker(namesrv: str, seconds: float, slice_s: float, inflight: int, size: int, broker_pid: int) -> None:
+    """Both producers in this process, alternating slices; print JSON."""
+    import gc
+
+    from twisted.internet import defer, task
+
+    from mq.client import Producer, make_message
+
+    body = b"x" * size
+    producers = {trace: Producer(f"TraceBenchPG{int(trace)}", namesrv, instance_name=f"trace-paired-{trace}",
+                                 enable_msg_trace=trace) for trace in (False, True)}
+    totals = {trace: {"sent": 0, "wall": 0.0, "cpu": 0.0, "broker": 0.0, "slices": []} for trace in (False, True)}
+
+    @defer.inlineCallbacks
+    def one_slice(trace: bool):
+        producer = producers[trace]
+        sent = [0]
+        deadline = time.monotonic() + slice_s
+        c0, t0, b0 = time.process_time(), time.monotonic(), process_cpu(broker_pid)
+
+        @defer.inlineCallbacks
+        def lane():
+            while time.monotonic() < deadline:
+                yield producer.send(make_message(TOPIC, body, keys="bench-key"))
+                sent[0] += 1
+
+        yield defer.gatherResults([lane() for _ in range(inflight)])
+        if trace:  # the slice's trace records sent and answered before its clock stops
+            dispatcher = producer.tracer.dispatcher
+            dispatcher._flush(force=True)
+            yield defer.DeferredList(list(dispatcher.in_flight), consumeErrors=True)
+        wall, cpu = time.monotonic() - t0, time.process_time() - c0
+        t = totals[trace]
+        t["broker"] += process_cpu(broker_pid) - b0
+        t["sent"] += sent[0]
+        t["wall"] += wall
+        t["cpu"] += cpu
+        t["slices"].append((sent[0] / wall, cpu / max(1, sent[0]) * 1e6))
+
+    @defer.inlineCallbacks
+    def run():
+        for p in producers.values():
+            p.start()
+            yield p.send(make_message(TOPIC, body))
+        # Startup's objects out of the collector's way: a full collection walks them all (~0.1 s here), and
+        # the few that fall in a run would land on one side or the other by chance.
+        gc.collect()
+        gc.freeze()
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            for trace in (False, True):
+                yield one_slice(trace)
+        out = {}
+        for trace, t in totals.items():
+            name = "on" if trace else "off"
+            out[name] = {"messages": t["sent"], "tps": round(t["sent"] / t["wall"], 1),
+                         "cpu_us_per_msg": round(t["cpu"] / max(1, t["sent"]) * 1e6, 1),
+                         "broker_cpu_us_per_msg": round(t["broker"] / max(1, t["sent"]) * 1e6, 1)}
+        pairs = list(zip(totals[False]["slices"], totals[True]["slices"]))
+        out["median_tps_ratio"] = round(statistics.median(on[0] / off[0] for off, on in pairs), 3)
+        out["median_cpu_ratio"] = round(statistics.median(on[1] / off[1] for off, on in pairs), 3)
+        out["pairs"] = len(pairs)
+        tracer = producers[True].tracer.dispatcher
+        out["on"].update(trace_messages=tracer.sent_messages, dropped=tracer.dropped)
+        for p in producers.values():
+            yield p.shutdown()
+        print(json.dumps(out), flush=True)
+
+    task.react(lambda _r: run())
+
+
 def phase(namesrv: str, trace: bool, args) -> dict:
     cmd = [sys.executable, "-m", "benchmarks.trace_bench", "--worker", namesrv, "--seconds", str(args.seconds),
            "--inflight", str(args.inflight), "--size", str(args.size)] + (["--trace"] if trace else [])
@@ -87,9 +176,15 @@ def main() -> None:
     parser.add_argument("--inflight", type=int, default=64)
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--paired", action="store_true")
+    parser.add_argument("--slice", type=float, default=1.0)
     parser.add_argument("--worker", metavar="NAMESRV", help=argparse.SUPPRESS)
     parser.add_argument("--trace", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--broker-pid", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker and args.paired:
+        paired_worker(args.worker, args.seconds, args.slice, args.inflight, args.size, args.broker_pid)
+        return
     if args.worker:
         worker(args.worker, args.trace, args.seconds, args.inflight, args.size)
         return
@@ -101,6 +196,23 @@ def main() -> None:
         procs.extend(started)
         assert call(broker_addr, create_topic_request(TOPIC, queues=8)).code == 0
         time.sleep(1.0)  # let the NameServer see the new topic
+        if args.paired:
+            cmd = [sys.executable, "-m", "benchmarks.trace_bench", "--worker", namesrv, "--paired", "--seconds",
+                   str(args.seconds), "--slice", str(args.slice), "--inflight", str(args.inflight), "--size",
+                   str(args.size), "--broker-pid", str(started[-1].proc.pid)]
+            out = subprocess.run(cmd, capture_output=True, env=child_env(), cwd=str(REPO),
+                                 timeout=args.seconds * 4 + 120)
+            lines = [ln for ln in out.stdout.decode().splitlines() if ln.startswith("{")]
+            if not lines:
+                raise RuntimeError(out.stderr.decode()[-2000:])
+            r = json.loads(lines[-1])
+            print(json.dumps(r) if args.json else
+                  f"paired slices: {r['pairs']}; off {r['off']['tps']:,.0f} msg/s, client {r['off']['cpu_us_per_msg']} "
+                  f"and broker {r['off']['broker_cpu_us_per_msg']} CPU µs/msg; on {r['on']['tps']:,.0f} msg/s, "
+                  f"client {r['on']['cpu_us_per_msg']} and broker {r['on']['broker_cpu_us_per_msg']} CPU µs/msg "
+                  f"({r['on']['trace_messages']} trace messages, {r['on']['dropped']} dropped); median of "
+                  f"paired slices: msg/s on/off {r['median_tps_ratio']}, CPU/msg on/off {r['median_cpu_ratio']}")
+            return
         for _ in range(args.rounds):
             for trace in (False, True):
                 rows.append(phase(namesrv, trace, args))

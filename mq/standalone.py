@@ -16,6 +16,7 @@ from mq.broker.service import check_acl_settings, make_broker_service
 from mq.common.cli import ServiceOptions, bind_option, check_ports_free, config_option, metrics_port_option
 from mq.console.config import ConsoleConfig
 from mq.console.service import ConsoleService
+from mq.console.users import users_file_error
 from mq.namesrv.config import NamesrvConfig
 from mq.namesrv.service import NamesrvService
 
@@ -42,6 +43,8 @@ class Options(ServiceOptions):
         ["acl-file", None, None, "The broker's ACL file (aclFile; default $ROCKETMQ_HOME/conf/plain_acl.yml)."],
         ["console-port", None, "8080", "Web console HTTP port (0 = off; see docs/console.md)."],
         ["console-bind", None, "127.0.0.1", "Address the web console listens on."],
+        ["console-users", None, None, "rocketmq-dashboard's users.properties: the console asks for a user name and "
+                                      "password; only admins (role 1) may change the cluster."],
     ]
     optFlags = [
         ["acl", None, "The broker checks every request against the ACL files (aclEnable; see docs/acl.md)."],
@@ -95,6 +98,11 @@ class Options(ServiceOptions):
             console.set_option("bind", self["console-bind"])
         except ValueError as e:
             self.refuse(e)
+        if self["console-users"]:
+            why = users_file_error(self["console-users"])
+            if why is not None:
+                self.refuse(f"--console-users {why}")
+            console.users_file = self["console-users"]
         return console
 
 

@@ -20,6 +20,7 @@ from mq.admin.registry import (
 from mq.admin.targets import (
     target_brokers,
 )
+from mq.broker.dledger.transport import LEADERSHIP_TRANSFER
 from mq.remoting.codes import RequestCode
 
 #: The body text of the original sendMsgStatus.
@@ -130,3 +131,16 @@ clean_expired_cq = _clean_command("cleanExpiredCQ", "Clean expired ConsumeQueue 
                                   RequestCode.CLEAN_EXPIRED_CONSUMEQUEUE, "clean expired ConsumeQueues")
 clean_unused_topic = _clean_command("cleanUnusedTopic", "Clean unused topic on broker.",
                                     RequestCode.CLEAN_UNUSED_TOPIC, "clean unused topics")
+
+
+@command(
+    "transferLeadership", "Hand a DLedger group's leadership to another of its nodes (DLedger's LEADERSHIP_TRANSFER)",
+    opt("-b", "--brokerAddr", required=True, metavar="ADDR", help="the group's leader (its broker address)"),
+    opt("-t", "--transfereeId", required=True, metavar="ID", help="the node to lead, as in dLegerPeers (n1)"),
+)
+@defer.inlineCallbacks
+def transfer_leadership(api: MQAdminAPI, args):
+    response = yield api.broker_ok(args.brokerAddr, LEADERSHIP_TRANSFER, "leadership transfer",
+                                   {"transfereeId": args.transfereeId})
+    remark = response.remark or f"leadership handed to {args.transfereeId}"
+    return Result({"broker": args.brokerAddr, "transfereeId": args.transfereeId, "remark": remark}, remark)

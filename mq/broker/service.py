@@ -20,6 +20,9 @@ from mq.broker.client.broker2client import Broker2Client
 from mq.broker.client.manager import ConsumerManager, ProducerManager
 from mq.broker.client.rebalance_lock import RebalanceLockManager, RebalanceLockProcessor
 from mq.broker.config import RUNTIME_KEYS, BrokerConfig, save_runtime_changes
+from mq.broker.dledger.group import DLedgerGroup
+from mq.broker.dledger.settings import DLedgerSettings
+from mq.broker.dledger.transport import LEADERSHIP_TRANSFER
 from mq.broker.ha.master import HAConfig, HAService
 from mq.broker.ha.slave import HASlave
 from mq.broker.ha.slave_sync import SlaveSynchronize
@@ -59,6 +62,7 @@ from mq.remoting.codes import RequestCode
 from mq.remoting.limits import ConnectionLimits
 from mq.remoting.protocol import RequestDispatcher
 from mq.remoting.server import LISTEN_BACKLOG, RemotingServerFactory
+from mq.store.config import BrokerRole
 from mq.store.store import MessageStore
 
 log = Logger()
@@ -96,6 +100,9 @@ class BrokerService(service.MultiService):
         self.config = config
         self.reactor = reactor
         self.now_ms = lambda: int(reactor.seconds() * 1000)
+        dledger = DLedgerSettings.from_broker_config(config)
+        if dledger is not None:  # a slave until elected (RocketMQ ignores the configured id and role)
+            config.broker_id, config.broker_role = dledger.slave_id, BrokerRole.SLAVE
         self.stats = BrokerStats(config.broker_cluster_name, reactor.seconds, lambda: config.max_stats_keys)
         self.store = store or MessageStore(config.store_config(), reactor, store_host=config.store_host)
         self.boot_timestamp = self.now_ms()
@@ -176,10 +183,19 @@ class BrokerService(service.MultiService):
         # Replication (docs/replication.md): a master serves the HA port; a slave follows its master.
         self.ha_config = HAConfig.from_broker_config(config)
         self.ha = HAService(self, self.ha_config)
-        self.ha_slave = HASlave(self, self.ha_config) if config.is_slave else None
+        self.ha_slave = HASlave(self, self.ha_config) if config.is_slave and dledger is None else None
         self.slave_sync = SlaveSynchronize(self, self.ha_config.slave_sync_interval) if config.is_slave else None
         if not config.is_slave:
             self.ha.server(iface).setServiceParent(self)
+        #: DLedger mode (docs/replication.md): the Raft group decides this broker's role.
+        self.dledger: Optional[DLedgerGroup] = None
+        if dledger is not None:
+            self.dledger = DLedgerGroup(self, dledger)
+            self.store.replicator = self.dledger
+            internet.TCPServer(dledger.port, self.dledger.transport.factory, interface=iface,
+                               backlog=LISTEN_BACKLOG, reactor=reactor).setServiceParent(self)
+            self.dispatcher.register(LEADERSHIP_TRANSFER, self.dledger.process_transfer)
+            self.stats.gauges.append(self.dledger.gauges)
         self.stats.gauges.append(self._gauges)
         self.client_metrics = ClientMetrics(self)
         self.stats.gauges.append(lambda: exporter.collect(self))
@@ -225,6 +241,8 @@ class BrokerService(service.MultiService):
             manager.load()
         self.topic_config_manager.persist()
         self.store.start()
+        if self.dledger is not None:
+            self.dledger.start()
         self.schedule_service.start()
         self.timer_service.start()
         self.transaction_service.start()
@@ -232,7 +250,7 @@ class BrokerService(service.MultiService):
         if self.ha_slave is not None:
             self.ha_slave.start()
             self.slave_sync.start()
-        else:
+        elif self.dledger is None:
             self.ha.start()
         self._every("register", c.register_period_seconds, self._register_periodically, now=True)
         self._every("offsets", c.flush_consumer_offset_interval / 1000.0, self.consumer_offset_manager.persist_if_dirty)
@@ -272,16 +290,20 @@ class BrokerService(service.MultiService):
     def stopService(self):
         log.info("broker {name} stopping: flushing the store, saving offsets, unregistering",
                  name=self.config.broker_name)
+        if self.dledger is not None:
+            yield self.dledger.hand_over()
         for loop in self._loops.values():
             if loop.running:
                 loop.stop()
         self._loops = {}
+        applied = self.dledger.stop() if self.dledger is not None else None
         yield defer.maybeDeferred(super().stopService)
         self.pull_hold_service.release_all()
         self.ha.stop()
+        if self.slave_sync is not None:
+            self.slave_sync.stop()
         if self.ha_slave is not None:
             self.ha_slave.stop()
-            self.slave_sync.stop()
         self.schedule_service.stop()
         self.timer_service.stop()
         self.transaction_service.stop()
@@ -301,6 +323,9 @@ class BrokerService(service.MultiService):
         for manager in (self.consumer_offset_manager, self.topic_config_manager, self.subscription_group_manager):
             manager.persist()
         yield self.store.stop()
+        if applied is not None:  # the CommitLog is flushed to its end now
+            self.dledger.write_checkpoint(applied)
+            yield self.dledger.transport.close()
         yield self.outer_api.close()
         log.info("broker {name} stopped", name=self.config.broker_name)
 
@@ -324,7 +349,7 @@ class BrokerService(service.MultiService):
             if error is not None:
                 log.warn("registering with NameServer {addr} failed: {error}", addr=addr, error=error)
                 continue
-            if header is not None and self.config.is_slave and header.master_addr:
+            if header is not None and self.config.is_slave and header.master_addr and self.dledger is None:
                 if header.master_addr != self.master_addr:
                     log.info("master of {name} is {master} (HA {ha})", name=self.config.broker_name,
                              master=header.master_addr, ha=header.ha_server_addr)

@@ -21,8 +21,6 @@ log = Logger()
 
 ROLES = [r.value for r in BrokerRole]
 FLUSHES = [f.value for f in FlushDiskType]
-#: Until mq/broker/dledger runs the group, a DLedger start is refused rather than run as unrelated masters.
-DLEDGER_WIRED = False
 
 
 def _choice(values):
@@ -115,8 +113,6 @@ class Options(ServiceOptions):
         config.store_path_root_dir = os.path.abspath(os.path.expanduser(config.store_path_root_dir))
         if config.enable_d_leger_commit_log:  # the election decides brokerId and brokerRole (RocketMQ ignores both)
             self.config = config
-            if not DLEDGER_WIRED:
-                self.refuse("enableDLegerCommitLog: the broker side of DLedger mode is not wired yet (issue 12)")
             return
         if config.broker_id == 0 and config.is_slave:
             self.refuse("a SLAVE needs --broker-id 1 or more")

@@ -108,6 +108,10 @@ class BlockingProducer(_Lifecycle):
     def send_batch(self, msgs: Iterable[Message], timeout: Optional[float] = None) -> SendResult:
         return call(self._client.send_batch, list(msgs), timeout)
 
+    def cancel_timer(self, sent: SendResult, deliver_time_ms: int, timeout: Optional[float] = None) -> SendResult:
+        """Cancel a timer message not yet delivered (``Producer.cancel_timer``)."""
+        return call(self._client.cancel_timer, sent, deliver_time_ms, timeout)
+
     def send_async(self, msg: Message, on_success: Callable[[SendResult], Any],
                    on_exception: Optional[Callable[[Exception], Any]] = None, **kwargs) -> None:
         """Returns at once; the callbacks run later in the reactor thread (keep them short)."""

@@ -26,6 +26,7 @@ from mq.client.offset_store import OffsetStore
 from mq.client.process_queue import ProcessQueue
 from mq.client.pulling import QueuePuller
 from mq.client.rebalance import Rebalancer, subscribe_queues
+from mq.client.trace import make_tracer
 from mq.common.heartbeat import EXPRESSION_TAG, ConsumerData, SubscriptionData
 from mq.common.message import MessageExt
 from mq.common.route import TopicRouteData
@@ -53,10 +54,13 @@ class LitePullConsumer(QueuePuller):
                  pull_threshold_for_queue: int = 1000, pull_threshold_size_for_queue: int = 100 * 1024 * 1024,
                  pull_interval: float = 0.0, poll_timeout: float = 5.0, offset_store_dir: Optional[Path] = None,
                  instance_name: Optional[str] = None, config: Optional[ClientConfig] = None, reactor=None,
-                 credentials: Optional[Credentials] = None) -> None:
+                 credentials: Optional[Credentials] = None, enable_msg_trace: bool = False,
+                 trace_topic: Optional[str] = None) -> None:
         self._init_consumer(group, namesrv_addr, reactor, config, instance_name, message_model, consume_from_where,
                             consume_timestamp_ms, allocate, pull_batch_size, pull_threshold_for_queue,
                             pull_threshold_size_for_queue, pull_interval, offset_store_dir, credentials)
+        #: Message trace (``enable_msg_trace``): each poll's messages recorded as consumed (mq.client.trace)
+        self.tracer = make_tracer(enable_msg_trace, self.reactor, self.config, group, "CONSUMER", trace_topic)
         self.running = False
         self._commit_loop: Optional[task.LoopingCall] = None
         self.auto_commit = auto_commit
@@ -205,6 +209,8 @@ class LitePullConsumer(QueuePuller):
         self.rebalancer.on_changed = self._allocation_changed
         inst.register_consumer(self)
         self.running = True
+        if self.tracer is not None:
+            self.tracer.dispatcher.start()
         for topic in list(self.subscriptions):
             yield inst.update_route(topic)
         for topic in list(self._topic_listeners):
@@ -230,6 +236,8 @@ class LitePullConsumer(QueuePuller):
         for w in self._waiters:
             w.callback([])
         self._waiters = []
+        if self.tracer is not None:
+            yield self.tracer.dispatcher.shutdown()
         yield self.instance.unregister(consumer_group=self.group)
 
     # -- polling ---------------------------------------------------------------------------------------
@@ -268,6 +276,8 @@ class LitePullConsumer(QueuePuller):
             if offset >= 0:
                 self._consumed(mq, offset)
             batch = msgs
+            if self.tracer is not None:
+                self.tracer.polled(msgs)
             break
         self._buffer.extendleft(reversed(held))
         return batch

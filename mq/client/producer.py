@@ -361,6 +361,16 @@ class Producer:
         d.addCallbacks(on_success, failed)
         d.addErrback(lambda f: log.failure("send callback", f))
 
+    def cancel_timer(self, sent: SendResult, deliver_time_ms: int, timeout: Optional[float] = None) -> defer.Deferred:
+        """Cancel a timer message not yet delivered (RocketMQ 5.x ``TIMER_DEL_UNIQKEY``, docs/timer.md): ``sent``
+        is its send's result and ``deliver_time_ms`` its delivery time (the cancellation must fall in the same
+        precision window). Sent to the queue the timer went to, so to the broker that holds it; a Deferred of
+        the cancellation's SendResult (a time already past is refused with MESSAGE_ILLEGAL)."""
+        mq = sent.message_queue
+        msg = make_message(mq.topic, b"0", deliver_time_ms=deliver_time_ms,
+                           properties={MessageConst.PROPERTY_TIMER_DEL_UNIQKEY: f"{mq.topic}+{sent.msg_id}"})
+        return self.send(msg, timeout, queue=mq)
+
     def send_oneway(self, msg: Message, *, selector: Optional[Selector] = None, arg: Any = None,
                     queue: Optional[MessageQueue] = None) -> defer.Deferred:
         """Send once without an answer from the broker; the Deferred fires when the request is written."""

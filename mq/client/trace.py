@@ -20,7 +20,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from mq.client.model import ConsumeConcurrentlyStatus, ConsumeOrderlyStatus
+from mq.client.model import ConsumeConcurrentlyStatus, ConsumeOrderlyStatus, SendStatus
 from mq.common.message import Message, MessageConst, MessageExt
 from mq.common.names import GROUP_MAX_LENGTH
 from mq.common.topic import TRACE_TOPIC
@@ -67,14 +67,19 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def message_type(msg: Message) -> MessageType:
-    """Java sendKernelImpl's classification: half message, delayed (delay level or a delivery time), normal."""
-    props = msg.properties
+_HALF, _DELAY, _NORMAL = int(MessageType.Trans_Msg_Half), int(MessageType.Delay_Msg), int(MessageType.Normal_Msg)
+_TAGS, _KEYS = MessageConst.PROPERTY_TAGS, MessageConst.PROPERTY_KEYS
+
+
+def message_type(props: Dict[str, str]) -> int:
+    """Java sendKernelImpl's classification of a message with these properties (a MessageType value): delayed
+    (a delay level or ``__STARTDELIVERTIME`` present, even on a half message: Java sets it last), half
+    message, normal. (5.x's TIMER_* properties leave it normal in Java too.)"""
+    if MessageConst.PROPERTY_DELAY_TIME_LEVEL in props or "__STARTDELIVERTIME" in props:
+        return _DELAY
     if props.get(MessageConst.PROPERTY_TRANSACTION_PREPARED) == "true":
-        return MessageType.Trans_Msg_Half
-    if props.get(MessageConst.PROPERTY_DELAY_TIME_LEVEL) or props.get("__STARTDELIVERTIME"):
-        return MessageType.Delay_Msg
-    return MessageType.Normal_Msg
+        return _HALF
+    return _NORMAL
 
 
 class TraceDispatcher:
@@ -308,9 +313,8 @@ class Tracer:
         if msg.topic == self.dispatcher.trace_topic:
             return d
         props = msg.properties
-        pub = PendingPub(self.group, msg.topic, props.get(MessageConst.PROPERTY_TAGS),
-                         props.get(MessageConst.PROPERTY_KEYS), len(msg.body), int(message_type(msg)), broker_addr,
-                         now_ms())
+        pub = PendingPub(self.group, msg.topic, props.get(_TAGS), props.get(_KEYS), len(msg.body),
+                         message_type(props), broker_addr, now_ms())
         if members:
             found = [m.properties.get(MessageConst.PROPERTY_KEYS) for m in members]
             pub.member_keys = MessageConst.KEY_SEPARATOR.join(k for k in found if k) or None
@@ -321,7 +325,7 @@ class Tracer:
             if result.region_id and result.trace_on:
                 pub.cost_time = now_ms() - pub.timestamp
                 pub.region_id, pub.msg_id, pub.offset_msg_id = result.region_id, result.msg_id, result.offset_msg_id
-                pub.success = result.status.value == "SEND_OK"
+                pub.success = result.status is SendStatus.SEND_OK
                 self.dispatcher.append(pub)
         except Exception:
             log.failure("trace: recording a send")
@@ -345,44 +349,58 @@ class Tracer:
     def consumed(self, msgs: List[MessageExt], call: Callable[[], defer.Deferred]) -> defer.Deferred:
         """Record SubBefore, run the listener (``call``), record SubAfter with its outcome; the listener's
         result (or failure) passes through unchanged."""
-        try:
-            traced = [m for m in msgs if m.properties.get(MessageConst.PROPERTY_TRACE_SWITCH) != "false"]
-            before = None
-            if traced:
-                before = TraceContext(TraceType.SubBefore, now_ms(), traced[0].properties.get(
-                    MessageConst.PROPERTY_MSG_REGION), self.group, request_id=uuid.uuid4().hex.upper(),
-                    beans=[TraceBean(msg_id=m.unique_key or m.msg_id, topic=m.topic, tags=m.tags,
-                                     keys=m.properties.get(MessageConst.PROPERTY_KEYS), body_length=m.store_size,
-                                     retry_times=m.reconsume_times, store_host=_host(m.store_host))
-                           for m in traced])
-                self.dispatcher.append(before)
-        except Exception:
-            log.failure("trace: recording a consume")
-            before = None
+        before = self._before(msgs)
         d = call()
         if before is None:
             return d
 
         def after(result):
-            try:
-                failed = isinstance(result, Failure)
-                if failed:
-                    code, ok = ConsumeReturnType.EXCEPTION, False
-                elif result is None:  # Java's RETURNNULL; the push consumer counts None as success
-                    code, ok = ConsumeReturnType.RETURNNULL, True
-                elif result in _SUCCESS:
-                    code, ok = ConsumeReturnType.SUCCESS, True
-                else:
-                    code, ok = ConsumeReturnType.FAILED, False
-                end = now_ms()
-                self.dispatcher.append(TraceContext(
-                    TraceType.SubAfter, end, before.region_id, self.group, (end - before.timestamp) // len(before.beans),
-                    ok, before.request_id, int(code), beans=before.beans))
-            except Exception:
-                log.failure("trace: recording a consume's outcome")
+            if isinstance(result, Failure):
+                code, ok = ConsumeReturnType.EXCEPTION, False
+            elif result is None:  # Java's RETURNNULL; the push consumer counts None as success
+                code, ok = ConsumeReturnType.RETURNNULL, True
+            elif result in _SUCCESS:
+                code, ok = ConsumeReturnType.SUCCESS, True
+            else:
+                code, ok = ConsumeReturnType.FAILED, False
+            self._after(before, code, ok)
             return result
 
         return d.addBoth(after)
+
+    def polled(self, msgs: List[MessageExt]) -> None:
+        """A lite pull consumer's ``poll`` handed ``msgs`` over: SubBefore and at once SubAfter, successful
+        (Java's DefaultLitePullConsumerImpl.poll runs both hooks back to back with CONSUME_SUCCESS)."""
+        before = self._before(msgs)
+        if before is not None:
+            self._after(before, ConsumeReturnType.SUCCESS, True)
+
+    def _before(self, msgs: List[MessageExt]) -> Optional[TraceContext]:
+        """Queue the SubBefore of the messages not marked ``TRACE_ON=false``; it, or None (none to trace)."""
+        try:
+            traced = [m for m in msgs if m.properties.get(MessageConst.PROPERTY_TRACE_SWITCH) != "false"]
+            if not traced:
+                return None
+            before = TraceContext(TraceType.SubBefore, now_ms(), traced[0].properties.get(
+                MessageConst.PROPERTY_MSG_REGION), self.group, request_id=uuid.uuid4().hex.upper(),
+                beans=[TraceBean(msg_id=m.unique_key or m.msg_id, topic=m.topic, tags=m.tags,
+                                 keys=m.properties.get(MessageConst.PROPERTY_KEYS), body_length=m.store_size,
+                                 retry_times=m.reconsume_times, store_host=_host(m.store_host))
+                       for m in traced])
+            self.dispatcher.append(before)
+            return before
+        except Exception:
+            log.failure("trace: recording a consume")
+            return None
+
+    def _after(self, before: TraceContext, code: ConsumeReturnType, ok: bool) -> None:
+        try:
+            end = now_ms()
+            self.dispatcher.append(TraceContext(
+                TraceType.SubAfter, end, before.region_id, self.group, (end - before.timestamp) // len(before.beans),
+                ok, before.request_id, int(code), beans=before.beans))
+        except Exception:
+            log.failure("trace: recording a consume's outcome")
 
 
 def _host(host) -> str:

@@ -74,6 +74,9 @@ class MessageConst:
     PROPERTY_TIMER_DELIVER_MS = "TIMER_DELIVER_MS"
     PROPERTY_TIMER_DELAY_SEC = "TIMER_DELAY_SEC"
     PROPERTY_TIMER_DELAY_MS = "TIMER_DELAY_MS"
+    #: Cancels the pending timer message ``<topic>+<UNIQ_KEY>`` (5.3; 5.0-5.2: the bare UNIQ_KEY) due in the
+    #: same precision window as this message's own time.
+    PROPERTY_TIMER_DEL_UNIQKEY = "TIMER_DEL_UNIQKEY"
     # ...and written by the broker.
     PROPERTY_TIMER_OUT_MS = "TIMER_OUT_MS"
     PROPERTY_TIMER_ENQUEUE_MS = "TIMER_ENQUEUE_MS"

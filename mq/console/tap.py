@@ -10,7 +10,7 @@ from mq.acl.signing import ENV_ACCESS_KEY, ENV_SECRET_KEY
 from mq.common.config import refuse_start
 from mq.console.config import ConsoleConfig
 from mq.console.service import ConsoleService
-from mq.console.users import UsersFile
+from mq.console.users import users_file_error
 
 
 class Options(usage.Options):
@@ -55,11 +55,9 @@ class Options(usage.Options):
         except ValueError as e:
             refuse_start("console", e)
         config.login = bool(self["login"])
-        if config.users_file:
-            try:
-                UsersFile(config.users_file)
-            except (OSError, ValueError) as e:
-                refuse_start("console", f"--users {config.users_file}: {e}")
+        why = users_file_error(config.users_file) if config.users_file else None
+        if why is not None:
+            refuse_start("console", f"--users {why}")
         if config.port == 0:
             refuse_start("console", "--port 0 would serve nothing: give an HTTP port")
         self.config = config

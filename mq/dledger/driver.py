@@ -7,6 +7,15 @@ batch), and ``persisted`` follows each fsync; ticks run by ``callLater`` at the 
 ``propose`` returns a Deferred that fires with the entry's index once it is committed in the term it was
 proposed in, and fails with ``ProposalFailed`` if it is refused, lost in a leader change, or not committed
 within ``wait_ack_ms`` (DLedger's ``maxWaitAckTimeMs``, 2.5 s; RocketMQ answers that with OS_PAGECACHE_BUSY).
+
+Proposals made in one reactor turn go to the core together at the end of the turn (group commit): one
+AppendRequest per follower and one fsync carry all of them, rather than one round trip each. A node that
+does not lead (or is handing leadership over) refuses at once.
+
+A full disk is not fatal: a write that finds no room is undone to the last whole entry (``DurableLog.append``),
+the operations not yet written wait, proposals fail ``DISK_FULL`` (RocketMQ's SERVICE_NOT_AVAILABLE) and the
+write is retried every ``disk_retry_ms`` until it fits; nothing unwritten is reported ``persisted``, so nothing
+counts toward a majority before it is on disk. Any other write or fsync failure stops the driver.
 """
 
 from __future__ import annotations
@@ -18,15 +27,16 @@ from twisted.internet import defer, threads
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
-from mq.dledger.messages import Entry, Message, Output, Proposed, RoleChange
-from mq.dledger.node import RaftNode
+from mq.dledger.messages import Append, Entry, HardState, Message, Output, Proposed, RoleChange
+from mq.dledger.node import LEADER, RaftNode
 from mq.dledger.store import Compact, DurableLog, MetaStore
+from mq.store.mappedfile import NO_SPACE, DiskFullError
 
 log = Logger()
 
 
 class ProposalFailed(Exception):
-    """``reason``: NOT_LEADER, TRANSFERRING, PENDING_FULL, TOO_LARGE, EMPTY, LOST or TIMEOUT."""
+    """``reason``: NOT_LEADER, TRANSFERRING, PENDING_FULL, TOO_LARGE, EMPTY, DISK_FULL, LOST or TIMEOUT."""
 
     def __init__(self, reason: str, leader: Optional[str] = None) -> None:
         super().__init__(reason)
@@ -50,6 +60,7 @@ class RaftDriver:
         on_role: Callable[[RoleChange], None] = lambda change: None,
         wait_ack_ms: int = 2_500,
         run_blocking: Optional[Callable[[Callable[[], object]], defer.Deferred]] = None,
+        disk_retry_ms: int = 1_000,
     ) -> None:
         self.reactor = reactor
         self.node = node
@@ -64,7 +75,15 @@ class RaftDriver:
         self._syncing = False
         self._timer: Optional[IDelayedCall] = None
         self._pending: Dict[int, Tuple[int, defer.Deferred, IDelayedCall]] = {}
+        self._queued: List[Tuple[Sequence[bytes], defer.Deferred]] = []
+        self._queued_count = 0
+        self._flush_call: Optional[IDelayedCall] = None
         self._stopped = False
+        self.disk_retry_ms = disk_retry_ms
+        self.disk_full = False
+        self._retry: Optional[IDelayedCall] = None
+        self._unsaved: Optional[HardState] = None  # term and vote not yet on disk
+        self._meta_full = False
 
     def now(self) -> int:
         return int(self.reactor.seconds() * 1000)
@@ -74,8 +93,12 @@ class RaftDriver:
 
     def stop(self) -> None:
         self._stopped = True
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
+        for timer in (self._timer, self._retry, self._flush_call):
+            if timer is not None and timer.active():
+                timer.cancel()
+        queued, self._queued = self._queued, []
+        for _bodies, d in queued:
+            d.errback(ProposalFailed("NOT_LEADER"))
         for _term, d, timer in list(self._pending.values()):
             if timer.active():
                 timer.cancel()
@@ -90,15 +113,42 @@ class RaftDriver:
 
     def propose(self, bodies: Sequence[bytes]) -> defer.Deferred:
         """Fires with the last entry's index once all of ``bodies`` are committed."""
-        result, out = self.node.propose(bodies, self.now())
+        if self.disk_full:
+            return defer.fail(ProposalFailed("DISK_FULL", self.node.leader))
+        node = self.node
+        if (self._stopped or node.role != LEADER or node.transferring or not bodies
+                or node.log.last_index - node.commit + self._queued_count + len(bodies) > node.config.max_pending):
+            return self._propose_now([bodies])[0]  # the core's own refusal, at once
+        d: defer.Deferred = defer.Deferred()
+        self._queued.append((bodies, d))
+        self._queued_count += len(bodies)
+        if self._flush_call is None:
+            self._flush_call = self.reactor.callLater(0, self._flush_proposals)
+        return d
+
+    def _flush_proposals(self) -> None:
+        self._flush_call = None
+        queued, self._queued, self._queued_count = self._queued, [], 0
+        if queued:
+            for d, (_bodies, waiting) in zip(self._propose_now([b for b, _ in queued]), queued):
+                d.chainDeferred(waiting)
+
+    def _propose_now(self, groups: List[Sequence[bytes]]) -> List[defer.Deferred]:
+        """One proposal of every group's bodies; a Deferred per group, firing with its last index."""
+        result, out = self.node.propose([b for bodies in groups for b in bodies], self.now())
         if not isinstance(result, Proposed):
             self._handle(out)
-            return defer.fail(ProposalFailed(result.reason, result.leader))
-        d: defer.Deferred = defer.Deferred()
-        timer = self.reactor.callLater(self.wait_ack_ms / 1000, self._expire, result.last)
-        self._pending[result.last] = (result.term, d, timer)
+            return [defer.fail(ProposalFailed(result.reason, result.leader)) for _ in groups]
+        deferreds = []
+        last = result.first - 1
+        for bodies in groups:
+            last += len(bodies)
+            d: defer.Deferred = defer.Deferred()
+            timer = self.reactor.callLater(self.wait_ack_ms / 1000, self._expire, last)
+            self._pending[last] = (result.term, d, timer)
+            deferreds.append(d)
         self._handle(out)
-        return d
+        return deferreds
 
     def transfer_leadership(self, target: str) -> Optional[str]:
         error, out = self.node.transfer_leadership(target, self.now())
@@ -116,7 +166,10 @@ class RaftDriver:
         if base is None or self._stopped:
             return None
         self.node.log.compact(base)
-        self._ops.append(Compact(base))
+        self._ops.insert(0, Compact(base))  # before writes a full disk holds back: it makes room for them
+        if self._retry is not None and self._retry.active():
+            self._retry.cancel()
+            self._retry = None
         self._sync()
         return base
 
@@ -124,12 +177,15 @@ class RaftDriver:
 
     def _handle(self, out: Output) -> None:
         if out.hard_state is not None:
-            self.meta.save(out.hard_state)  # before any message of this step leaves
+            self._unsaved = out.hard_state
+        messages = out.messages
+        if self._unsaved is not None and not self._save_hard_state():
+            messages = []  # nothing leaves while the disk lags the term or vote in memory (lost, as on a network)
         for change in out.roles:
             log.info("DLedger {id}: {role} in term {term}, leader {leader}", id=self.node.id, role=change.role,
                      term=change.term, leader=change.leader)
             self.on_role(change)
-        for msg in out.messages:
+        for msg in messages:
             self.send(msg)
         if out.persist:
             self._ops.extend(out.persist)
@@ -147,28 +203,69 @@ class RaftDriver:
                         d.errback(ProposalFailed("LOST"))
         self._schedule()
 
+    def _save_hard_state(self) -> bool:
+        """Term and vote durable before any message of the step leaves; on a full disk the step's messages are
+        dropped and the save is tried again at the next step (ticks come at least every heartbeat)."""
+        try:
+            self.meta.save(self._unsaved)
+        except OSError as e:
+            if e.errno not in NO_SPACE:
+                raise
+            if not self._meta_full:
+                self._meta_full = True
+                log.error("DLedger {id}: no space to save term and vote; sending nothing until it fits", id=self.node.id)
+            return False
+        self._unsaved = None
+        if self._meta_full:
+            self._meta_full = False
+            log.info("DLedger {id}: term and vote saved again", id=self.node.id)
+        return True
+
     def _sync(self) -> None:
-        if self._syncing or not self._ops or self._stopped:
-            return
+        if self._syncing or not self._ops or self._stopped or (self._retry is not None and self._retry.active()):
+            return  # a write in flight takes what arrives next; a full disk waits for its retry
         ops, self._ops = self._ops, []
         self._syncing = True
 
         def write():
-            self.store.apply(ops)
+            while ops:
+                op = ops[0]
+                try:
+                    self.store.apply((op,))
+                except DiskFullError:
+                    if isinstance(op, Append):  # the entries written stay; the rest waits
+                        ops[0] = Append(tuple(e for e in op.entries if e.index > self.store.last_index))
+                    raise
+                del ops[0]
             return self.store.sync()
 
         def done(mark):
             self._syncing = False
+            if self.disk_full:
+                self.disk_full = False
+                log.info("DLedger {id}: the log is written again after a full disk", id=self.node.id)
             if mark is not None and not self._stopped:
                 self._handle(self.node.persisted(mark[0], mark[1], self.now()))
             self._sync()
 
         def failed(f):
             self._syncing = False
+            if f.check(DiskFullError) and not self._stopped:
+                self._ops[:0] = ops  # unwritten, in order, before anything that came meanwhile
+                if not self.disk_full:
+                    self.disk_full = True
+                    log.error("DLedger {id}: {err}; proposals are refused (DISK_FULL) and the write retried every "
+                              "{ms} ms", id=self.node.id, err=f.getErrorMessage(), ms=self.disk_retry_ms)
+                self._retry = self.reactor.callLater(self.disk_retry_ms / 1000, self._retry_sync)
+                return
             log.failure("DLedger {id}: writing the log failed; nothing more is acknowledged", f, id=self.node.id)
             self._stopped = True
 
         self.run_blocking(write).addCallbacks(done, failed)
+
+    def _retry_sync(self) -> None:
+        self._retry = None
+        self._sync()
 
     def _schedule(self) -> None:
         if self._stopped:

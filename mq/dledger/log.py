@@ -278,6 +278,6 @@ class RaftLog:
 class MemoryLog(RaftLog):
     """A ``RaftLog`` with every body in memory and no store (the simulation and unit tests)."""
 
-    def __init__(self, entries: Iterable[Entry] = ()) -> None:
-        super().__init__(None)
+    def __init__(self, entries: Iterable[Entry] = (), base: int = 0, base_term: int = 0) -> None:
+        super().__init__(None, runs=TermRuns(base, base_term))
         self.append(tuple(entries))

@@ -109,7 +109,9 @@ class RaftNode:
         return self._take()
 
     def tick(self, now: int) -> Output:
-        """Let the clock act: heartbeats, check-quorum, transfer timeout, election timeout."""
+        """Let the clock act: committed entries still to hand out, heartbeats, check-quorum, transfer timeout,
+        election timeout."""
+        self._hand_out()
         if self.role == LEADER:
             if self.transfer_target is not None and now >= self.transfer_deadline:
                 self.transfer_target = None
@@ -133,7 +135,9 @@ class RaftNode:
         return self._take()
 
     def next_deadline(self) -> int:
-        """The earliest time at which ``tick`` may have something to do."""
+        """The earliest time at which ``tick`` may have something to do (0: now)."""
+        if self.applied < min(self.commit, self.durable):
+            return 0  # committed entries wait to be handed out
         if self.role != LEADER:
             return self.election_deadline
         times = [self.heartbeat_due]
@@ -424,11 +428,15 @@ class RaftNode:
             self._hand_out()
 
     def _hand_out(self) -> None:
+        """Committed entries up to this node's durable index, at most one append batch a call (a restart far
+        behind would otherwise read them all at once); ``next_deadline`` asks for a tick while more wait."""
         upto = min(self.commit, self.durable)
         if upto > self.applied:
-            self._out.committed.extend(self.log.range(self.applied + 1, upto))
-            self.applied = upto
-            self.log.release(upto)
+            batch = self.log.slice(self.applied + 1, min(upto - self.applied, self.config.max_batch_entries),
+                                   self.config.max_batch_bytes)
+            self._out.committed.extend(batch)
+            self.applied = batch[-1].index
+            self.log.release(self.applied)
 
     # -- plumbing ----------------------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ from twisted.logger import Logger
 from mq.dledger import entry as entry_codec
 from mq.dledger.log import TermRuns
 from mq.dledger.messages import Append, Entry, HardState, PersistOp, Truncate
+from mq.store.mappedfile import NO_SPACE, DiskFullError
 from mq.store.store import _fsync_dir  # the CommitLog store's directory fsync, shared
 
 log = Logger()
@@ -56,6 +57,8 @@ BASE = c.Struct(
     "crc" / c.Int32ub,
 )
 BASE_FILE = "base"
+#: ``os.pwrite``; tests replace it to simulate a full disk.
+pwrite = os.pwrite
 #: Bytes recovery and ``read_range`` read at once (a larger entry is read whole, alone).
 RECOVERY_WINDOW = 1 << 20
 
@@ -310,21 +313,44 @@ class DurableLog:
                 self.compact(op.index)
 
     def append(self, entries: Sequence[Entry]) -> None:
+        """Write ``entries`` after the end. An entry the disk has no room for is undone (its bytes cut, a
+        segment it opened deleted) and ``DiskFullError`` raised: the entries before it stay written, the log
+        ends at an entry boundary, and the caller may append the rest once there is room."""
         positions = self._index[1]
         for e in entries:
             if e.index != self.last_index + 1:
                 raise ValueError(f"entry {e.index} does not follow {self.last_index}")
             size = entry_codec.HEADER_SIZE + len(e.body)
             start = self.segments[-1] if self.segments else None
-            if start is None or (self.end > start and self.end - start + size > self.segment_bytes):
+            rolled = start is None or (self.end > start and self.end - start + size > self.segment_bytes)
+            if rolled:
                 start = self.end
-                self.segments.append(start)
             data = entry_codec.encode(e, self.end)
-            os.pwrite(self._fd(start), data, self.end - start)
+            try:
+                fd = self._fd(start)
+                done = 0
+                while done < len(data):
+                    done += pwrite(fd, data[done:], self.end - start + done)
+            except OSError as err:
+                self._undo(start, rolled)
+                if err.errno in NO_SPACE:
+                    raise DiskFullError(f"no space left for DLedger entry {e.index} in {self.directory}") from None
+                raise
+            if rolled:
+                self.segments.append(start)
             self._dirty.add(start)
             positions.append(self.end)
             self.runs.append(e.index, e.term)
             self.end += len(data)
+
+    def _undo(self, start: int, rolled: bool) -> None:
+        """Cut a failed write back to the end (shrinking needs no space); a segment it created goes."""
+        if rolled:
+            self._close(start)
+            if os.path.exists(self._name(start)):
+                os.unlink(self._name(start))
+        else:
+            os.ftruncate(self._fd(start), self.end - start)
 
     def truncate_from(self, index: int) -> None:
         """Drop entries ``index``..; segments that start at or after the cut are deleted."""
@@ -387,9 +413,7 @@ class DurableLog:
         pos = self.position(base + 1)
         if pos not in self.segments:
             raise ValueError(f"entry {base + 1} does not start a segment")
-        term = self.runs.term_at(base)
-        _save(self.directory, BASE_FILE, BASE.build({"index": base, "term": term, "pos": pos,
-                                                     "crc": _base_crc(base, term, pos)}))
+        self._save_base(base, self.runs.term_at(base), pos)
         doomed = [s for s in self.segments if s < pos]
         self.segments = [s for s in self.segments if s >= pos]
         origin, positions = self._index
@@ -405,8 +429,7 @@ class DurableLog:
     def reset(self, base: int, term: int, pos: int) -> None:
         """Empty the log and start it after entry ``base`` (of ``term``), the next entry at ``pos``: a
         follower resynced from a leader whose retention deleted what this one still needed."""
-        _save(self.directory, BASE_FILE, BASE.build({"index": base, "term": term, "pos": pos,
-                                                     "crc": _base_crc(base, term, pos)}))
+        self._save_base(base, term, pos)
         for start in self.segments:
             self._close(start)
             os.unlink(self._name(start))
@@ -415,6 +438,15 @@ class DurableLog:
         self.runs = TermRuns(base, term)
         self.end = self.base_pos = pos
         _fsync_dir(self.directory)
+
+    def _save_base(self, base: int, term: int, pos: int) -> None:
+        data = BASE.build({"index": base, "term": term, "pos": pos, "crc": _base_crc(base, term, pos)})
+        try:
+            _save(self.directory, BASE_FILE, data)
+        except OSError as err:
+            if err.errno in NO_SPACE:
+                raise DiskFullError(f"no space left for the base record in {self.directory}") from None
+            raise
 
     def read(self, index: int) -> Entry:
         return self.read_range(index, index, 0)[0]

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import fcntl
 import os
+import struct
 import time
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Protocol, Sequence, Tuple, Union
 
 from twisted.internet import defer, task, threads
 from twisted.logger import Logger
@@ -140,6 +141,9 @@ class MessageStore:
         self._lock_fd: Optional[int] = None
         self._loops: List[task.LoopingCall] = []
         self._memory_limit = _total_memory() * config.access_message_in_memory_max_ratio // 100
+        #: DLedger mode (mq.broker.dledger): puts are encoded at the offsets the replicator predicts and handed
+        #: to it instead of being written; committed entries come back through ``append_committed``.
+        self.replicator: Optional[Replicator] = None
 
     # ------------------------------------------------------------------ hooks
 
@@ -381,6 +385,10 @@ class MessageStore:
             return PutMessageResult(PutMessageStatus.SERVICE_NOT_AVAILABLE, reason="the store is not running")
         if self.config.broker_role == BrokerRole.SLAVE:
             return PutMessageResult(PutMessageStatus.SERVICE_NOT_AVAILABLE, reason="a slave does not accept puts")
+        if self.replicator is not None:
+            refused = self.replicator.refusal()
+            if refused is not None:
+                return refused
         full = self.space.refusal(now_ms)
         if full is not None:
             return PutMessageResult(PutMessageStatus.SERVICE_NOT_AVAILABLE, reason=full)
@@ -419,11 +427,12 @@ class MessageStore:
         tran = sys_flag & _TRAN_MASK
         visible = tran != _PREPARED and tran != _ROLLBACK
         key = (topic, queue_id)
-        queue_offset = self.queue_offsets.get(key, 0) if visible else 0
+        rep = self.replicator
+        queue_offset = (self.queue_offsets if rep is None else rep.queue_offsets).get(key, 0) if visible else 0
         if store_ts < self._last_store_ts:
             store_ts = self._last_store_ts
         cl = self.commitlog
-        phy = cl.files.wrote
+        phy = cl.files.wrote if rep is None else rep.end
         items = ((inner.flag, body, props, inner.body_crc or None),)
         args = (queue_id, queue_offset, phy, sys_flag, inner.born_timestamp, inner.born_host, store_ts,
                 self.store_host, inner.reconsume_times, inner.prepared_transaction_offset, topic)  # fmt: skip
@@ -431,6 +440,9 @@ class MessageStore:
         size = len(data)
         if size + END_FILE_MIN_BLANK_LENGTH > cl.file_size:
             return self._failed(PutMessageResult(PutMessageStatus.MESSAGE_ILLEGAL, reason="record larger than a CommitLog file"))
+        if rep is not None:
+            return self._propose(rep, data, [size], lambda at: encode_records(items, *args[:2], at, *args[3:]),
+                                 key, visible, queue_offset, store_ts)
         properties = inner.properties
         try:
             at = self._make_room(topic, queue_id, queue_offset, 1, tran, size, properties.get(_KEYS))
@@ -514,20 +526,24 @@ class MessageStore:
             items.append((flag, body, props, None))
         tran = sys_flag & _TRAN_MASK
         key = (topic, queue_id)
+        rep = self.replicator
         if tran == _PREPARED or tran == _ROLLBACK:
             queue_offset, step = 0, 0
         else:
-            queue_offset, step = self.queue_offsets.get(key, 0), 1
+            queue_offset, step = (self.queue_offsets if rep is None else rep.queue_offsets).get(key, 0), 1
         if store_ts < self._last_store_ts:
             store_ts = self._last_store_ts
         cl = self.commitlog
-        phy = cl.files.wrote
+        phy = cl.files.wrote if rep is None else rep.end
         args = (queue_id, queue_offset, phy, sys_flag, born_timestamp, born_host, store_ts, self.store_host,
                 reconsume_times, prepared_transaction_offset, topic, step)  # fmt: skip
         data, sizes = encode_records(items, *args)
         size = len(data)
         if size + END_FILE_MIN_BLANK_LENGTH > cl.file_size:
             return self._failed(PutMessageResult(PutMessageStatus.MESSAGE_ILLEGAL, reason="batch larger than a CommitLog file"))
+        if rep is not None:
+            return self._propose(rep, data, sizes, lambda at: encode_records(items, *args[:2], at, *args[3:]),
+                                 key, step, queue_offset, store_ts)
         keys = " ".join([m[3][_KEYS] for m in messages if _KEYS in m[3]]) or None
         try:  # the whole batch lands in one file
             at = self._make_room(topic, queue_id, queue_offset, len(sizes), tran, size, keys, len(messages))
@@ -594,6 +610,44 @@ class MessageStore:
         return PutMessageResult(PutMessageStatus.PUT_OK, result)
 
     # ------------------------------------------------------------------ replication
+
+    def _propose(self, rep: "Replicator", data: bytes, sizes: List[int], encode: Callable[[int], Tuple[bytes, List[int]]],
+                 key: Tuple[str, int], visible: bool, queue_offset: int, store_ts: int) -> defer.Deferred:
+        """DLedger mode: hand records encoded at the replicator's end to it, where they will land once committed
+        (after the file-end padding ``CommitLog.position_for`` would add), and advance its end and offsets."""
+        size = len(data)
+        at = next_position(rep.end, size, self.commitlog.file_size)
+        if at != rep.end:
+            data, sizes = encode(at)
+        rep.end = at + size
+        n = len(sizes)
+        if visible:
+            rep.queue_offsets[key] = queue_offset + n
+        self._last_store_ts = store_ts
+        counters = self.stats_counters
+        counters.put_message_times_total += n
+        counters.put_message_size_total += size
+        offsets = []
+        phy = at
+        for rec_size in sizes:
+            offsets.append(phy)
+            phy += rec_size
+        result = AppendMessageResult(AppendMessageStatus.PUT_OK, at, size, store_ts, queue_offset, n, self.store_host,
+                                     tuple(offsets))
+        return rep.propose(data, result)
+
+    def append_committed(self, data: bytes) -> None:
+        """DLedger mode: records of a committed entry (encoded by the leader at their offsets) into the CommitLog,
+        then into the queues and the index. StoreError if they do not land where the leader put them (a group
+        whose nodes differ in ``mappedFileSizeCommitLog``)."""
+        phy = RECORD_PHY.unpack_from(data, _RECORD_PHY_AT)[0]
+        cl = self.commitlog
+        at = cl.position_for(len(data))
+        if at != phy:
+            raise StoreError(f"committed records for CommitLog offset {phy} would land at {at}: do the group's nodes "
+                             "share mappedFileSizeCommitLog?")
+        cl.write(at, data)
+        self.dispatch_appended()
 
     def append_raw(self, phy_offset: int, data: bytes) -> bool:
         """Append the master's bytes at the master's offset, then dispatch every whole record they complete.
@@ -864,6 +918,31 @@ class MessageStore:
 
     def consume_queue(self, topic: str, queue_id: int) -> Optional[ConsumeQueue]:
         return self.queues.find(topic, queue_id)
+
+
+def next_position(end: int, size: int, file_size: int) -> int:
+    """Where ``size`` bytes appended at ``end`` land: the next file's start when the current file cannot hold them
+    and the end-of-file blank (``CommitLog.position_for``'s rule, for files ``file_size`` long from offset 0)."""
+    used = end % file_size
+    if used and used + size + END_FILE_MIN_BLANK_LENGTH > file_size:
+        return end - used + file_size
+    return end
+
+
+class Replicator(Protocol):
+    """What ``MessageStore`` needs of DLedger mode's put path (``mq.broker.dledger.group``)."""
+
+    end: int  # the CommitLog end once every proposed entry is applied
+    queue_offsets: Dict[Tuple[str, int], int]  # the queues' next offsets, likewise
+
+    def refusal(self) -> Optional[PutMessageResult]: ...
+
+    def propose(self, data: bytes, result: AppendMessageResult) -> defer.Deferred: ...
+
+
+#: PHYSICALOFFSET of a stored record: after TOTALSIZE, MAGICCODE, BODYCRC, QUEUEID, FLAG and QUEUEOFFSET.
+_RECORD_PHY_AT = 28
+RECORD_PHY = struct.Struct(">q")
 
 
 def _has_key(raw: bytes, topic: str, key: str) -> bool:

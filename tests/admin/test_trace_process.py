@@ -162,6 +162,39 @@ def test_traced_batch_send_and_a_listener_returning_none(broker):
     assert pubs
 
 
+@pytest_twisted.inlineCallbacks
+def test_traced_lite_pull_consumer(broker):
+    """What a lite pull consumer's poll hands over is traced as consumed (SubBefore and SubAfter, as Java's)."""
+    from mq.client.lite_pull import LitePullConsumer
+
+    topic, group = "TraceLite1", "TraceLiteCG"
+    _create(broker, topic)
+    producer = Producer("TraceLitePG", broker.namesrv, instance_name="trace-lp", enable_msg_trace=False)
+    consumer = LitePullConsumer(group, broker.namesrv, instance_name="trace-lc", enable_msg_trace=True,
+                                consume_from_where=ConsumeFromWhere.CONSUME_FROM_FIRST_OFFSET, poll_timeout=1.0)
+    consumer.subscribe(topic)
+    producer.start()
+    try:
+        result = yield producer.send(make_message(topic, "polled", keys="lite-key"))
+        yield consumer.start()
+        got = []
+        for _ in range(30):
+            got += yield consumer.poll()
+            if got:
+                break
+    finally:
+        yield consumer.shutdown()
+        yield producer.shutdown()
+    assert [m.body for m in got] == [b"polled"]
+    r = yield poll(lambda: threads.deferToThread(mqadmin, "queryMsgTraceById", "-i", result.msg_id, "--json",
+                                                 namesrv=broker.namesrv),
+                   lambda r: r.code == 0 and len(r.json()) >= 2, 30, what="SubBefore and SubAfter found")
+    views = {v["msgType"]: v for v in r.json()}
+    assert set(views) == {"SubBefore", "SubAfter"}  # the producer was not traced
+    assert (views["SubAfter"]["groupName"], views["SubAfter"]["status"], views["SubAfter"]["contextCode"]) == (
+        group, "success", "SUCCESS")
+
+
 def test_query_unknown_id_and_bad_arguments(broker):
     r = mqadmin("queryMsgTraceById", "-i", "NO_SUCH_ID_0000", namesrv=broker.namesrv)
     assert r.code != 0 and "no trace of message 'NO_SUCH_ID_0000'" in r.err

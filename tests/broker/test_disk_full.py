@@ -11,9 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import re
-import subprocess
 
-import pytest
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.logger import LogLevel
@@ -42,25 +40,6 @@ BODY = 4000
 
 
 # -- a real broker on a real full filesystem ----------------------------------------------------------
-
-
-@pytest.fixture
-def small_disk(tmp_path):
-    """An 8 MiB tmpfs, unmounted at the end."""
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    try:
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mnt)], capture_output=True, text=True)
-    except FileNotFoundError:
-        pytest.skip("no mount command here")
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def _start(tmp_path, store, port, n):

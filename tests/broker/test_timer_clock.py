@@ -33,6 +33,13 @@ def started(tmp_path, store, **overrides) -> TimerMessageService:
     return service
 
 
+def fresh(tmp_path, **overrides):
+    """A started service over a new store: (service, store, its clock)."""
+    store = open_store(tmp_path / "store")
+    service = started(tmp_path, store, **overrides)
+    return service, store, store.reactor
+
+
 def send(service, store, body: bytes, **props) -> None:
     msg = service.park(inner(topic=REAL, body=body, queue_id=1, **props))
     assert not isinstance(msg, TimerRefusal), msg
@@ -92,9 +99,7 @@ def test_precedence_bounds_and_refusals(tmp_path):
 
 
 def test_delivered_within_the_precision_never_early_with_metrics(tmp_path):
-    store = open_store(tmp_path / "store")
-    service = started(tmp_path, store)
-    clock = store.reactor
+    service, store, clock = fresh(tmp_path)
     send(service, store, b"a", TIMER_DELAY_MS="2500", TAGS="t", KEYS="k")
     send(service, store, b"b", TIMER_DELAY_SEC="1")
     assert bodies(store) == []
@@ -113,7 +118,8 @@ def test_delivered_within_the_precision_never_early_with_metrics(tmp_path):
     assert (service.pending, service.fired, service.lateness.count) == (0, 2, 2)
     assert service.lateness.max < 1.2
     names = {f.name for f in service.metrics()}
-    assert names == {"mq_broker_timer_pending", "mq_broker_timer_fired", "mq_broker_timer_lateness_seconds"}
+    assert names == {"mq_broker_timer_pending", "mq_broker_timer_fired", "mq_broker_timer_cancelled",
+                     "mq_broker_timer_lateness_seconds"}
     service.stop()
     stop(store)
 
@@ -155,9 +161,7 @@ def crash(service, store):
 
 
 def test_a_crash_loses_nothing_and_repeats_nothing(tmp_path):
-    store = open_store(tmp_path / "store")
-    service = started(tmp_path, store, timer_flush_interval_ms=60_000)
-    clock = store.reactor
+    service, store, clock = fresh(tmp_path, timer_flush_interval_ms=60_000)
     for i in range(20):
         send(service, store, b"%d" % i, TIMER_DELAY_MS=str(500 + 100 * i))  # 0.5 s .. 2.4 s
     run(clock, 0.3)
@@ -206,9 +210,7 @@ def test_lost_wheel_files_are_rebuilt_from_the_timer_queue(tmp_path):
 
 
 def test_beyond_the_span_a_timer_is_linked_again_and_fires_on_time(tmp_path):
-    store = open_store(tmp_path / "store")
-    service = started(tmp_path, store)
-    clock = store.reactor
+    service, store, clock = fresh(tmp_path)
     far = SPAN_MS + 5_000
     send(service, store, b"far", TIMER_DELAY_MS=str(far))
     run(clock, 0.3)

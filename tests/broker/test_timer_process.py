@@ -62,6 +62,22 @@ def test_delivered_within_the_precision_and_refused_beyond_the_maximum(timer_bro
         assert "REAL_TOPIC" not in m.properties and m.properties["TIMER_ORIGIN_PHY"].isdigit()
 
 
+def test_a_cancelled_timer_is_not_delivered(timer_broker):
+    """The project's producer cancels a pending timer (TIMER_DEL_UNIQKEY, sent to the timer's queue); the
+    others in the same window are delivered; the cancellation itself is never delivered."""
+    broker, namesrv = timer_broker["broker"], timer_broker["namesrv"]
+    results = produce(namesrv, [
+        {"body": "keep", "deliver_in": 2000},
+        {"body": "drop", "deliver_in": 2000},
+        {"cancel": 1},
+    ])
+    assert [r["status"] for r in results] == ["SEND_OK"] * 3
+    wait_until(lambda: len(delivered(broker)) >= 1, 15, 0.05, "the timer not cancelled delivered")
+    time.sleep(1.5)  # the cancelled one would have come by now
+    assert [m.body for m in delivered(broker)] == [b"keep"]
+    assert [m.body for m in pull_all(broker.addr, TIMER_TOPIC)] == [b"keep", b"drop"]  # queue 0: the timers
+
+
 def test_a_restart_and_a_sigkill_lose_nothing_and_repeat_nothing(timer_broker):
     namesrv = timer_broker["namesrv"]
     specs = [{"body": f"r{i}", "delay_ms": 1500 + 150 * i} for i in range(20)]  # due over 1.5 .. 4.4 s

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 
-from mq.broker.schedule.timer_wheel import UNIT_SIZE, TimerWheel
+from mq.broker.schedule.timer_wheel import UNIT, UNIT_MAGIC, UNIT_SIZE, TimerWheel
+from tests.support.logs import logged_lines
 
 P = 1000
 T0 = 1_700_000_000_000  # a multiple of the precision
@@ -48,6 +49,16 @@ def test_a_walk_goes_on_from_where_it_stopped(tmp_path):
     rest, end = wheel.walk(T0, nxt, 100)
     assert [u[3] for u in first + rest] == list(range(9, -1, -1))
     assert end == -1
+
+
+def test_a_unit_pointing_forward_ends_the_walk_never_loops(tmp_path, log_events):
+    wheel = opened(tmp_path)
+    for phy in (1, 2, 3):
+        wheel.link(T0, T0, phy, 10)
+    fd, rel = wheel._file(UNIT_SIZE)  # the second unit: damaged to point at the newest (a loop)
+    os.pwrite(fd, UNIT.pack(2 * UNIT_SIZE, T0, T0, 2, 10, UNIT_MAGIC), rel)
+    assert phys(wheel, T0) == [3, 2]
+    assert logged_lines(log_events, "points forward")
 
 
 def test_cut_takes_every_slot_back_to_the_checkpoint(tmp_path):

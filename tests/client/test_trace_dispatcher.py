@@ -184,6 +184,18 @@ def test_pub_records_the_result_and_passes_it_through():
         "UNIQ1", "OFFSET1", "T", "A", "k1 k2", "1.2.3.4:10911", 5, MessageType.Delay_Msg)
 
 
+@pytest.mark.parametrize("props, kind", [
+    ({}, MessageType.Normal_Msg), ({"TRAN_MSG": "true"}, MessageType.Trans_Msg_Half),
+    ({"DELAY": "0"}, MessageType.Delay_Msg), ({"__STARTDELIVERTIME": "1"}, MessageType.Delay_Msg),
+    ({"TRAN_MSG": "true", "DELAY": "2"}, MessageType.Delay_Msg),  # Java sets Delay_Msg last
+    ({"TIMER_DELIVER_MS": "1"}, MessageType.Normal_Msg),  # as Java 5.x's client
+])
+def test_pub_message_type_is_java_s(props, kind):
+    from mq.client.trace import message_type
+
+    assert message_type(props) == int(kind)
+
+
 @pytest.mark.parametrize("result", [send_result(region=None), send_result(trace_on=False)])
 def test_no_pub_without_a_region_or_with_the_broker_trace_switch_off(result):
     clock = task.Clock()
@@ -283,6 +295,20 @@ def test_sub_before_and_after_share_a_request_id_and_record_the_outcome(outcome,
         out.addErrback(lambda f: None)
     else:
         assert out.result is outcome
+
+
+def test_a_lite_pull_poll_is_recorded_as_consumed_at_once():
+    """Java's lite pull consumer runs both consume hooks in poll(): SubBefore and a successful SubAfter."""
+    clock = task.Clock()
+    d, p = make(clock)
+    Tracer(d, "LG").polled(consumed([0, 1]))
+    Tracer(d, "LG").polled(consumed([0], TRACE_ON="false"))
+    clock.advance(0.5)
+    got = [(c.trace_type, c.beans[0].msg_id, c.group_name) for c in records(p)]
+    assert got == [(TraceType.SubBefore, "U0", "LG"), (TraceType.SubBefore, "U1", "LG"),
+                   (TraceType.SubAfter, "U0", "LG"), (TraceType.SubAfter, "U1", "LG")]
+    after = records(p)[2]
+    assert (after.success, after.context_code, after.cost_time) == (True, int(ConsumeReturnType.SUCCESS), 0)
 
 
 def test_messages_marked_trace_off_are_not_recorded():

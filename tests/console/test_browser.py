@@ -283,6 +283,11 @@ def test_a_traced_message_shows_its_trace(page, cluster):
     expect(page.locator("#trace-results")).to_contain_text("SUCCESS")
     expect(page.locator("#trace-results")).to_contain_text("Normal_Msg")  # the send's message type, named
     expect(page.get_by_role("cell", name=PRODUCER_GROUP)).to_be_visible()
+    timeline = page.locator("#trace-timeline")
+    expect(timeline).to_be_visible()
+    expect(timeline.locator("rect.trace-bar.ok")).to_have_count(2)  # the send and the consumption, both fine
+    expect(timeline).to_contain_text("TracedGroup")
+    assert "4 ms: SUCCESS" in timeline.locator("rect.trace-bar >> nth=1").locator("title").text_content()
     shoot(page, "trace")
 
 
@@ -320,6 +325,7 @@ def test_a_dead_letter_message_is_sent_back_to_its_group_by_clicking(page, clust
     page.click("#search-dlq")
     expect(page.locator("#dlq-results tbody tr").filter(has_text="dead-two")).to_be_visible()
     page.check("#dlq-select-all")
+    shoot(page, "dlq")
     page.click("#dlq-resend-selected")
     expect(page.locator("#flash")).to_contain_text("2 of 2 sent back to DeadGroup")
     assert len(console.call("messages/by-key?topic=%25RETRY%25DeadGroup&key=dead-key")) == 2
@@ -396,6 +402,7 @@ def test_the_nameserver_is_switched_from_the_page(page, cluster):
         page.click("#ops-switch")
         expect(page.locator("#flash")).to_contain_text(f"Now asking {other}")
         expect(page.locator("#ops-current")).to_have_text(other)
+        shoot(page, "ops")
         assert cluster["console"].call("session")["namesrv"] == [other]
         assert cluster["console"].call("cluster")["brokers"]
         page.get_by_role("row").filter(has_text=ns).get_by_role("button", name="Use").click()

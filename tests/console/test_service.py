@@ -41,6 +41,11 @@ def test_a_users_file_is_read_at_start_and_a_bad_one_stops_it(tmp_path):
     users.write_text("admin=admin,7\n")
     with pytest.raises(SystemExit, match="role '7' of admin is neither"):
         parse(tap.Options(), "--namesrv", "h:1", "--users", str(users))
+    base = ("--store", str(tmp_path / "store"), "--kv-config", str(tmp_path / "kv.json"))
+    with pytest.raises(SystemExit, match="--console-users .*role '7' of admin is neither"):
+        parse(standalone.Options(), *base, "--console-users", str(users))
+    users.write_text("viewer=viewPass\n")
+    assert parse(standalone.Options(), *base, "--console-users", str(users)).console_config.users_file == str(users)
 
 
 @pytest.mark.parametrize("argv, error", [

@@ -29,6 +29,7 @@ from mq.dledger.config import RaftConfig
 from mq.dledger.log import MemoryLog, RaftLog, TermRuns
 from mq.dledger.messages import Append, Entry, HardState, Output, Proposed, Truncate
 from mq.dledger.node import LEADER, RaftNode
+from mq.dledger.store import Compact
 
 #: The simulation's timing: the defaults scaled down ten times (only ratios matter to the protocol), so a
 #: run covers many elections in few events.
@@ -46,21 +47,37 @@ class Disk:
     """What survives a crash (``entries``, ``hard_state``) and the writes still in the page cache."""
 
     hard_state: HardState = HardState(0, None)
-    entries: List[Entry] = attrs.Factory(list)
+    entries: List[Entry] = attrs.Factory(list)  # entries base+1.. (retention deleted those up to base)
+    base: int = 0
+    base_term: int = 0
     cache: List[object] = attrs.Factory(list)  # persist operations not yet synced
     syncing: int = 0  # how many of ``cache`` the fsync in flight covers (0: none in flight)
 
     def apply(self, ops, check: Callable[[Entry], None]) -> None:
         for op in ops:
             if isinstance(op, Truncate):
-                for e in self.entries[op.index - 1:]:
+                if op.index <= self.base:
+                    raise SimulationFailure(f"truncation at {op.index}, at or below the disk's base {self.base}")
+                for e in self.entries[op.index - self.base - 1:]:
                     check(e)
-                del self.entries[op.index - 1:]
+                del self.entries[op.index - self.base - 1:]
+            elif isinstance(op, Compact):
+                k = op.index - self.base
+                if k > len(self.entries):
+                    raise SimulationFailure(f"retention up to {op.index}, beyond the disk's end")
+                if k > 0:
+                    self.base, self.base_term = op.index, self.entries[k - 1].term
+                    del self.entries[:k]
             else:
                 for e in op.entries:
-                    if e.index != len(self.entries) + 1:
-                        raise SimulationFailure(f"disk write of entry {e.index} after {len(self.entries)}")
+                    if e.index != self.base + len(self.entries) + 1:
+                        raise SimulationFailure(f"disk write of entry {e.index} after "
+                                                f"{self.base + len(self.entries)}")
                     self.entries.append(e)
+
+    def holds(self, e: Entry) -> bool:
+        k = e.index - self.base - 1
+        return 0 <= k < len(self.entries) and self.entries[k] == e
 
     # -- the store interface ``RaftLog`` reads evicted bodies through -----------------------------------
 
@@ -69,7 +86,7 @@ class Disk:
 
     @property
     def runs(self) -> TermRuns:
-        runs = TermRuns()
+        runs = TermRuns(self.base, self.base_term)
         for e in self.entries:
             runs.append(e.index, e.term)
         return runs
@@ -79,9 +96,10 @@ class Disk:
         out: List[Entry] = []
         size = 0
         for index in range(first, last + 1):
-            if index > len(self.entries):
-                raise SimulationFailure(f"read of entry {index} beyond the disk's {len(self.entries)}")
-            e = self.entries[index - 1]
+            if not self.base < index <= self.base + len(self.entries):
+                raise SimulationFailure(f"read of entry {index} beyond the disk's {self.base + 1}.."
+                                        f"{self.base + len(self.entries)}")
+            e = self.entries[index - self.base - 1]
             if out and size + len(e.body) > max_bytes:
                 break
             out.append(e)
@@ -114,9 +132,13 @@ class Sim:
         # the log's body cache: none (every body in memory) or a budget of a few bodies; drawn from its own
         # stream so that the other draws of a seed stay what they were
         self.cache_bytes = random.Random(seed ^ 0x5EED).choice([None, 0, 12, 60])
+        # retention, in half the seeds: now and then a node deletes its log up to a random applied index, and
+        # followers a leader finds behind it are resynced (their log restarted at that leader's base)
+        self.retention = random.Random(seed ^ 0xBA5E)
+        self.retain_every = self.retention.choice([None, None, 50, 300])
         self.checker = Checker(self)
         self.stats = {"delivered": 0, "dropped": 0, "crashes": 0, "elections": 0, "acked": 0, "transfers": 0,
-                      "disk_reads": 0}
+                      "disk_reads": 0, "compactions": 0, "resyncs": 0}
         for i in self.ids:
             self._start(i)
 
@@ -130,6 +152,8 @@ class Sim:
         try:
             self._at(self.fault_every, "fault")
             self._at(1, "propose")
+            if self.retain_every:
+                self._at(self.retain_every, "retain")
             self._run_until(self.chaos_ms)
             self._heal_and_check_liveness()
         except SimulationFailure as e:
@@ -158,7 +182,7 @@ class Sim:
         self.generation[i] += 1
         self.tick_at[i] = None
         if self.cache_bytes is None:
-            log = MemoryLog(disk.entries)
+            log = MemoryLog(disk.entries, disk.base, disk.base_term)
         else:
             log = RaftLog.from_store(disk, self.cache_bytes)
         node = RaftNode(i, self.ids, self.config, random.Random(self.rng.random()), self.now,
@@ -297,6 +321,44 @@ class Sim:
                 self._handle(i, out)
         self._at(self.now + r.randint(1, 2 * self.fault_every), "fault")
 
+    def _ev_retain(self) -> None:
+        r = self.retention
+        up = [i for i in self.ids if self.nodes[i] is not None]
+        if up:
+            i = r.choice(up)
+            node = self.nodes[i]
+            if node.applied > node.log.base_index:
+                base = r.randint(node.log.base_index + 1, node.applied)
+                node.log.compact(base)
+                self.stats["compactions"] += 1
+                self._log(f"{i} RETAIN after {base}")
+                disk = self.disks[i]
+                disk.cache.append(Compact(base))  # as the driver queues it: a crash may lose it
+                if not disk.syncing:
+                    self._sync(i)
+        self._resync_behind(lambda: r.random() < 0.5)
+        if self.now < self.chaos_ms:
+            self._at(self.now + r.randint(1, 2 * self.retain_every), "retain")
+
+    def _resync_behind(self, choose: Callable[[], bool] = lambda: True) -> None:
+        """The broker's resync of a follower a leader's retention left behind: its log restarts, empty, at the
+        leader's base (what lies below is the application's to copy; the simulation has none)."""
+        for leader in self._leaders():
+            base = self.nodes[leader].log.base_index
+            base_term = self.nodes[leader].log.term_at(base)
+            for p in sorted(self.nodes[leader].behind):
+                node = self.nodes[p]
+                if node is None or node.log.base_index >= base or node.log.term_at(base) == base_term or not choose():
+                    continue  # one that holds the base catches up by itself (the base heartbeat matches)
+                self.stats["disk_reads"] += node.log.disk_reads
+                self.nodes[p] = None
+                disk = self.disks[p]
+                disk.cache.clear()
+                disk.entries, disk.base, disk.base_term = [], base, base_term
+                self.stats["resyncs"] += 1
+                self._log(f"{p} RESYNC at {leader}'s base {base}")
+                self._start(p)
+
     def _leaders(self) -> List[str]:
         return [i for i in self.ids if self.nodes[i] is not None and self.nodes[i].role == LEADER]
 
@@ -333,6 +395,7 @@ class Sim:
         last_try = None
         while self.now < deadline:
             self._run_until(self.now + 10)
+            self._resync_behind()
             if any(self.checker.is_acked(p) for p in proposals):
                 break
             if last_try is None or self.now - last_try >= 200:  # retry, as a client whose send timed out
@@ -344,7 +407,9 @@ class Sim:
             raise SimulationFailure(f"no commit within {LIVENESS_BOUND_MS} ms of healing "
                                     f"(leaders: {self._leaders()})")
         self.stats["recovery_ms"] = self.now - healed
-        self._run_until(self.now + 20 * self.config.heartbeat_ms)
+        for _ in range(20):
+            self._run_until(self.now + self.config.heartbeat_ms)
+            self._resync_behind()
         self.checker.final()
         self.stats["disk_reads"] += sum(self.nodes[i].log.disk_reads for i in self.ids)
 
@@ -382,8 +447,7 @@ class Checker:
             if known is None:
                 if e.index > 1 and e.index - 1 not in self.committed:
                     raise SimulationFailure(f"{node.id} applied {e.index} before {e.index - 1} was committed")
-                holders = sum(1 for d in self.sim.disks.values()
-                              if len(d.entries) >= e.index and d.entries[e.index - 1] == e)
+                holders = sum(1 for d in self.sim.disks.values() if d.holds(e))
                 if holders < node.quorum:
                     raise SimulationFailure(f"entry {e.index} (term {e.term}) committed on {holders} disks only")
                 self.committed[e.index] = e
@@ -414,12 +478,14 @@ class Checker:
                 for index, e in self.committed.items():  # leader completeness: entries committed in earlier terms
                     if self.commit_term[index] >= node.term:
                         continue  # a stale vote may still elect a leader of an older term; it need not hold these
+                    if index <= node.log.base_index:
+                        continue  # applied here, then deleted by retention
                     if index > node.log.last_index or node.log.entry(index) != e:
                         raise SimulationFailure(f"leader {node.id} of term {node.term} lacks entry {index} "
                                                 f"(term {e.term}) committed in term {self.commit_term[index]}")
         start = self.checked.get(node.id, 0)
         upto = node.commit
-        for index in range(start + 1, upto + 1):
+        for index in range(max(start, node.log.base_index) + 1, upto + 1):
             e = self.committed.get(index)
             if e is not None and node.log.entry(index) != e:
                 raise SimulationFailure(f"{node.id} holds {node.log.entry(index)} at committed {index}, not {e}")
@@ -431,10 +497,12 @@ class Checker:
         for node in nodes:
             if node.commit < top:
                 raise SimulationFailure(f"{node.id} commit {node.commit} below the group's {top} after healing")
-            for index in range(1, top + 1):
+            for index in range(node.log.first_index, top + 1):
                 if node.log.entry(index) != self.committed[index]:
                     raise SimulationFailure(f"{node.id} differs at committed index {index} after healing")
-        in_log = {e.body for e in nodes[0].log.entries()[:top]}
+        first = nodes[0].log.first_index  # below it: retention deleted entries checked when committed
+        in_log = {e.body for e in nodes[0].log.range(first, top)}
+        in_log.update(self.committed[i].body for i in range(1, first))
         missing = self.acked - in_log
         if missing:
             raise SimulationFailure(f"acknowledged appends missing from the final log: {sorted(missing)[:5]}")

@@ -171,3 +171,19 @@ def test_a_follower_takes_entries_at_or_below_its_base_as_matching():
     assert [(m.success, m.last) for m in out.messages] == [(True, 9)]
     restarted = RaftNode("n1", IDS, RaftConfig(), random.Random(1), 0, log=log, applied=2)
     assert restarted.applied == restarted.commit == 5  # what retention deleted was applied
+
+
+def test_committed_entries_are_handed_out_one_batch_at_a_time():
+    """A node restarted far behind its commit index hands out at most one append batch per call, and asks
+    for a tick at once while more wait, so a restart never reads the whole log into one output."""
+    from mq.dledger.log import MemoryLog
+
+    config = RaftConfig(max_batch_entries=100, max_batch_bytes=1_000)
+    log = MemoryLog([Entry(i, 1, b"%03d" % (i % 1000) * 5) for i in range(1, 1001)])  # 15-byte bodies
+    node = RaftNode("n1", IDS, config, random.Random(1), 0, log=log, applied=0)
+    out = node.step(AppendRequest("n0", "n1", 1, 1000, 1, (), 1000), 10)
+    sizes = [len(out.committed)]
+    while node.next_deadline() == 0:
+        sizes.append(len(node.tick(20).committed))
+    assert sizes == [66] * 15 + [10] and node.applied == 1000  # 1,000 bytes of 15-byte bodies: 66 a batch
+    assert node.next_deadline() > 20

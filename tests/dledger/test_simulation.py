@@ -94,3 +94,21 @@ def _failures(seeds):
         except SimulationFailure as e:
             failures.append(str(e))
     return failures
+
+
+def test_a_leader_that_ignores_its_retention_is_caught(monkeypatch):
+    """Retention is checked: a leader that keeps sending from below its base (as before retention existed)
+    never brings a follower that needs deleted entries back, and the heal phase says so."""
+    from mq.dledger import node as node_module
+    from mq.dledger.messages import AppendRequest
+
+    def send_append(self, p):
+        first = self.next[p]
+        entries = tuple(self.log.slice(first, self.config.max_batch_entries, self.config.max_batch_bytes))
+        self._send(AppendRequest(self.id, p, self.term, first - 1, self.log.term_at(first - 1), entries, self.commit))
+        if not self.probing[p]:
+            self.next[p] = first + len(entries)
+
+    monkeypatch.setattr(node_module.RaftNode, "_send_append", send_append)
+    failures = _failures(range(80))
+    assert any("after healing" in f or "no commit" in f for f in failures), failures[:3]

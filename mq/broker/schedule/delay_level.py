@@ -84,16 +84,16 @@ def put_now(store, inner: MessageExtBrokerInner):
     return result
 
 
-def redeliver(service, raw: bytes, drop: Tuple[str, ...], add: Optional[Dict[str, str]],
+def redeliver(service, inner: MessageExtBrokerInner, drop: Tuple[str, ...], add: Optional[Dict[str, str]],
               what: Callable[[], str]) -> bool:
-    """Store a parked record (``raw``, holding ``REAL_TOPIC``/``REAL_QID``) again in its real topic and queue,
+    """Store a parked record (``inner``, from ``decode_for_restore``: it holds ``REAL_TOPIC``/``REAL_QID``)
+    again in its real topic and queue,
     without the ``drop`` properties and with ``add``, keeping body, flags, born host and time and reconsume
     count. False when the store refuses puts now (try again later); True when it is done with: stored, or
     refused for what it is (a retry goes to its ``%DLQ%`` topic, anything else is dropped), with a log line.
     ``service`` has ``broker``, ``store`` and ``undeliverable`` (the delay-level and timer services); ``what``
     names the record in log lines (called only for one: formatting it costs on every delivery).
     """
-    inner = decode_for_restore(raw)
     props = inner.properties
     topic = props.get(_REAL_TOPIC)
     try:
@@ -251,7 +251,8 @@ class ScheduleMessageService(JsonStateFile):
         return count
 
     def _deliver(self, raw: bytes, level: int, offset: int) -> bool:
-        return redeliver(self, raw, (_DELAY,), None, lambda: f"the delayed message at offset {offset} of level {level}")
+        return redeliver(self, decode_for_restore(raw), (_DELAY,), None,
+                         lambda: f"the delayed message at offset {offset} of level {level}")
 
     # -- admin -----------------------------------------------------------------------------------------
 

@@ -26,10 +26,18 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from twisted.logger import Logger
 
 from mq.broker.schedule.delay_level import redeliver, stored_properties_string
+from mq.broker.schedule.timer_cancel import CANCEL_QUEUE, DEL_KEY, TimerCancels
 from mq.broker.schedule.timer_wheel import TimerWheel
 from mq.broker.state_file import JsonStateFile
 from mq.broker.stats.metrics import FastHistogram
-from mq.common.message import MessageConst, MessageExtBrokerInner, MessageSysFlag, record_tail_positions, string_to_properties
+from mq.common.message import (
+    MessageConst,
+    MessageExtBrokerInner,
+    MessageSysFlag,
+    decode_for_restore,
+    record_tail_positions,
+    string_to_properties,
+)
 from mq.common.topic import SCHEDULE_TOPIC, TIMER_TOPIC
 from mq.remoting.codes import ResponseCode
 
@@ -45,7 +53,7 @@ ORIGIN = "TIMER_ORIGIN_PHY"
 #: What a producer asks with, in RocketMQ 5.x's precedence (HookUtils: seconds, then ms, then a time).
 REQUEST_KEYS = (DELAY_SEC, DELAY_MS, DELIVER_MS)
 #: What ``park`` looks at on a send: without any of these a message passes unchanged.
-TIMER_SEND_KEYS = REQUEST_KEYS + (ORIGIN,)
+TIMER_SEND_KEYS = REQUEST_KEYS + (ORIGIN, DEL_KEY)
 #: Precisions (RocketMQ snaps timerPrecisionMs the same way); the wheel's slots are a tenth of it.
 PRECISIONS = (100, 200, 500, 1000)
 #: The wheel covers two days (RocketMQ's timerRollWindowSlot); later timers are linked at its end and
@@ -69,6 +77,10 @@ class TimerRefusal:
 
     code: int
     remark: str
+
+
+_CANCEL_NEEDS_TIME = TimerRefusal(ResponseCode.MESSAGE_ILLEGAL, f"timer message illegal, a cancellation "
+                                  f"({DEL_KEY}) needs a delivery time in the future")
 
 
 def _number(key: str, raw: str) -> int:
@@ -128,6 +140,9 @@ class TimerMessageService(JsonStateFile):
         self.lost = 0
         self.undeliverable = 0
         self.lateness = FastHistogram(LATENESS_BUCKETS)
+        #: Pending cancellations (TIMER_DEL_UNIQKEY, queue 1 of the timer topic): timer_cancel.
+        self.cancels = TimerCancels(self.store, self.precision)
+        self._cancel_from: Optional[int] = None
         self._next = None  # the next tick's DelayedCall
         self._last_save = 0.0
         self._saved: tuple = ()
@@ -140,6 +155,8 @@ class TimerMessageService(JsonStateFile):
         refused; everything else passes unchanged. (Delay levels were parked before, without these keys.)"""
         props = inner.properties
         if DELIVER_MS not in props and DELAY_SEC not in props and DELAY_MS not in props:
+            if DEL_KEY in props and inner.topic != SCHEDULE_TOPIC:  # a delay level wins (5.x)
+                return _CANCEL_NEEDS_TIME
             if ORIGIN in props:  # only the broker marks deliveries: a sender's mark is dropped
                 del props[ORIGIN]
                 inner.properties_string = stored_properties_string(props)
@@ -153,15 +170,20 @@ class TimerMessageService(JsonStateFile):
         if isinstance(refusal, TimerRefusal):
             return refusal
         due = refusal
+        cancel = DEL_KEY in props
         if due is None or due <= now:
-            return inner  # already due: stored in its topic at once, as RocketMQ does
+            # already due: stored in its topic at once, as RocketMQ does (a cancellation is refused)
+            return _CANCEL_NEEDS_TIME if cancel else inner
+        if cancel and self.cancels.full():
+            return TimerRefusal(ResponseCode.SYSTEM_ERROR, f"timer message is under flow control: "
+                                f"{self.cancels.max_pending} timer cancellations are pending")
         props.pop(ORIGIN, None)
         props[_C.PROPERTY_REAL_TOPIC] = inner.topic
         props[_C.PROPERTY_REAL_QUEUE_ID] = str(inner.queue_id)
         props[OUT_MS] = str(due)
         props[_C.PROPERTY_TIMER_ENQUEUE_MS] = str(now)
         inner.topic = TIMER_TOPIC
-        inner.queue_id = 0
+        inner.queue_id = CANCEL_QUEUE if cancel else 0
         inner.properties_string = stored_properties_string(props)
         inner.tags_code = due
         return inner
@@ -169,7 +191,7 @@ class TimerMessageService(JsonStateFile):
     def refusal(self, props: Dict[str, str]) -> Optional[TimerRefusal]:
         """Why a message with these properties would be refused (None: it would not)."""
         if DELIVER_MS not in props and DELAY_SEC not in props and DELAY_MS not in props:
-            return None
+            return _CANCEL_NEEDS_TIME if DEL_KEY in props else None
         due = self.check(props, self.broker.now_ms())
         return due if isinstance(due, TimerRefusal) else None
 
@@ -198,6 +220,7 @@ class TimerMessageService(JsonStateFile):
             "pending": self.pending, "stepMs": self.step,
             "rebuildQueueOffset": self.rebuild_queue_offset, "rebuiltThroughMs": self.rebuilt_through_ms,
             "files": {str(k): v for k, v in sorted(self.wheel.file_last_slot.items())},
+            "cancelFrom": self.cancels.sweep(self.read_ms),
         }
 
     def decode(self, data: dict) -> None:
@@ -212,6 +235,7 @@ class TimerMessageService(JsonStateFile):
         self.rebuild_queue_offset = int(data.get("rebuildQueueOffset", 0))
         self.rebuilt_through_ms = int(data.get("rebuiltThroughMs", 0))
         self._cp_files = {int(k): int(v) for k, v in (data.get("files") or {}).items()}
+        self._cancel_from = int(data["cancelFrom"]) if "cancelFrom" in data else None
 
     def start(self) -> None:
         """Master only: recover (or rebuild) the wheel, then tick: at each slot's time, and every fifth of the
@@ -226,7 +250,9 @@ class TimerMessageService(JsonStateFile):
     def recover(self) -> None:
         now = self.broker.now_ms()
         self._cp_end, self._cp_files, self._cp_step = 0, {}, self.step
+        self._cancel_from = None
         had_checkpoint = self.load()
+        self.cancels.restart(self._cancel_from)
         cq = self.store.consume_queue(TIMER_TOPIC, 0)
         if not had_checkpoint:
             self.read_ms = self.wheel.slot_of(now)
@@ -320,6 +346,8 @@ class TimerMessageService(JsonStateFile):
             return False  # a full disk refuses every delivery: wait for room
         now = self.broker.now_ms()
         half = TURN_BUDGET // 2
+        if self.cancels.read(self.read_ms, half) <= 0 or not self.cancels.caught_up():
+            return True  # every cancellation is read before anything fires
         linking = self.link_new(now, half)
         firing = self.fire_due(now, half + linking)
         if linking <= 0 or firing <= 0:
@@ -402,7 +430,10 @@ class TimerMessageService(JsonStateFile):
             return True
         add = {ORIGIN: str(phy), _C.PROPERTY_TIMER_DEQUEUE_MS: str(now)}
         try:
-            done = redeliver(self, raw, _DROP, add, lambda: f"the timer message at CommitLog offset {phy}")
+            inner = decode_for_restore(raw)
+            if self.cancels.pending and self.cancels.cancels(inner.properties, due):
+                return True  # cancelled (TIMER_DEL_UNIQKEY): never delivered
+            done = redeliver(self, inner, _DROP, add, lambda: f"the timer message at CommitLog offset {phy}")
         except Exception:  # a record that does not decode: never tried again, so never in the way
             log.failure("delivering the timer message at CommitLog offset {phy}: dropped", phy=phy)
             return True
@@ -418,5 +449,7 @@ class TimerMessageService(JsonStateFile):
                                 value=self.pending)
         yield CounterMetricFamily("mq_broker_timer_fired", "Timer messages delivered to their topic",
                                   value=self.fired)
+        yield CounterMetricFamily("mq_broker_timer_cancelled", "Timer messages cancelled (TIMER_DEL_UNIQKEY)",
+                                  value=self.cancels.cancelled)
         yield self.lateness.family("mq_broker_timer_lateness_seconds",
                                    "Delivery time minus due time of timer messages")

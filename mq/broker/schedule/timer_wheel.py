@@ -185,7 +185,7 @@ class TimerWheel:
             if unit is None or unit[1] != slot_ms:
                 return out, -1  # an older time's unit (or a deleted file): the end of this slot's list
             out.append((pos,) + unit[1:])
-            if False:  # lists only point back: anything else is damage, never a loop
+            if unit[0] >= pos:  # lists only point back: anything else is damage, never a loop
                 log.warn("timer log unit at {pos} points forward to {prev}: the rest of its slot is skipped",
                          pos=pos, prev=unit[0])
                 return out, -1

@@ -193,6 +193,12 @@ function fmtShort(v) {
   return Math.round(v * 100) / 100 + "";
 }
 
+function fmtSpan(ms) {
+  if (ms < 1000) return Math.round(ms) + " ms";
+  if (ms < 60000) return (ms / 1000).toFixed(1) + " s";
+  return (ms / 60000).toFixed(1) + " min";
+}
+
 // ------------------------------------------------------------------------------------------ pages
 
 var pages = {};
@@ -699,6 +705,8 @@ pages.trace = function (id) {
     fill(out, h("p", { "class": "muted", text: "Searching…" }));
     get("messages/trace", { id: msgId.value.trim(), traceTopic: topic.value.trim() }).then(function (t) {
       var parts = [h("p", { "class": "muted", text: t.traceMessages + " trace message(s) in " + t.traceTopic })];
+      var graph = traceTimeline(t);
+      if (graph) parts.push(h("h2", { text: "Timeline" }), graph);
       parts.push(h("h2", { text: "Sent" }), table([{ label: "Type", key: "msgType" }, { label: "Time", value: function (r) { return fmtTime(r.timeStamp); } },
         { label: "Producer group", key: "groupName" }, { label: "Client", key: "clientHost", mono: true }, { label: "Topic", key: "topic" },
         { label: "Tags", key: "tags" }, { label: "Keys", key: "keys" }, { label: "Broker", key: "storeHost", mono: true },
@@ -719,6 +727,56 @@ pages.trace = function (id) {
   main.appendChild(out);
   if (id) run();
 };
+
+/* The trace as a timeline (rocketmq-dashboard's trace graph): one row per send and per consumer group, each
+   record a bar from its start for its cost, placed on one time axis from the first record to the last. */
+function traceTimeline(t) {
+  var rows = [];
+  t.sends.forEach(function (s) {
+    rows.push({ label: s.msgType + " " + (s.groupName || ""), bars: [{ start: s.timeStamp, cost: s.costTime || 0,
+      kind: s.msgType === "Pub" ? (s.status === "success" ? "ok" : "bad") : "tx",
+      title: s.msgType + " by " + (s.clientHost || "?") + " at " + fmtTime(s.timeStamp) + ", " + (s.costTime || 0) + " ms" +
+        (s.transactionState ? ", " + s.transactionState : "") }] });
+  });
+  Object.keys(t.consumers).forEach(function (g) {
+    rows.push({ label: g, bars: t.consumers[g].filter(function (a) { return a.beginTimestamp; }).map(function (a) {
+      var result = !a.finished ? "not finished" : a.status === "success" ? "SUCCESS" : a.contextCode !== "SUCCESS" ? a.contextCode : "FAILED";
+      return { start: a.beginTimestamp, cost: a.costTime || 0, kind: !a.finished ? "open" : result === "SUCCESS" ? "ok" : "bad",
+        title: g + " on " + (a.clientHost || "?") + ", retry " + (a.retryTimes || 0) + ", at " + fmtTime(a.beginTimestamp) + ", " +
+          (a.costTime || 0) + " ms: " + result };
+    }) });
+  });
+  var t0 = Infinity, t1 = -Infinity;
+  rows.forEach(function (r) { r.bars.forEach(function (b) { t0 = Math.min(t0, b.start); t1 = Math.max(t1, b.start + b.cost); }); });
+  if (!isFinite(t0)) return null;
+  if (t1 - t0 < 10) t1 = t0 + 10;
+  var W = 1100, L = 200, R = 20, ROW = 26, T = 8, B = 26, H = T + rows.length * ROW + B;
+  var colors = { ok: "#2f9e44", bad: "#c92a2a", tx: "#7048e8", open: "#adb5bd" };
+  var x = function (v) { return L + (v - t0) / (t1 - t0) * (W - L - R); };
+  var chart = svg("svg", { "class": "chart", id: "trace-timeline", viewBox: "0 0 " + W + " " + H, role: "img" });
+  [0, 0.5, 1].forEach(function (f, j) {
+    var at = t0 + f * (t1 - t0), px = x(at);
+    chart.appendChild(svg("line", { x1: px, x2: px, y1: T, y2: H - B, stroke: "#eceff4" }));
+    chart.appendChild(svg("text", { x: j === 0 ? px : j === 1 ? px - 24 : px - 60, y: H - 8, text: j === 0 ? fmtTime(t0).slice(11) : "+" + fmtSpan(at - t0) }));
+  });
+  rows.forEach(function (r, i) {
+    var y = T + i * ROW;
+    var label = r.label.length > 26 ? r.label.slice(0, 25) + "…" : r.label;
+    chart.appendChild(svg("text", { x: 4, y: y + ROW / 2 + 4, text: label }));
+    r.bars.forEach(function (b) {
+      var rect = svg("rect", { x: x(b.start).toFixed(1), y: y + 5, width: Math.max(3, x(b.start + b.cost) - x(b.start)).toFixed(1),
+        height: ROW - 10, rx: 2, fill: colors[b.kind], "class": "trace-bar " + b.kind });
+      rect.appendChild(svg("title", { text: b.title }));
+      chart.appendChild(rect);
+    });
+  });
+  var legend = h("div", { "class": "legend" });
+  [["ok", "sent / consumed"], ["bad", "failed"], ["tx", "transaction end"], ["open", "not finished"]].forEach(function (k) {
+    legend.appendChild(h("span", null, h("i", null), k[1]));
+    legend.lastChild.firstChild.style.background = colors[k[0]];
+  });
+  return h("div", null, chart, legend);
+}
 
 pages.login = function (next) {
   var main = page("Log in");

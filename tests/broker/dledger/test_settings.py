@@ -59,8 +59,7 @@ def test_a_bad_group_stops_the_start(tmp_path, props, why):
                         **props}, {})
 
 
-def test_the_options_carry_the_keys_and_skip_the_role_checks(tmp_path, monkeypatch):
-    monkeypatch.setattr("mq.broker.tap.DLEDGER_WIRED", True)
+def test_the_options_carry_the_keys_and_skip_the_role_checks(tmp_path):
     options = Options()
     options.parseOptions(["--dledger", "--dledger-peers", PEERS, "--dledger-self-id", "n2", "--dledger-group", "g",
                           "--preferred-leader", "n0", "--store", str(tmp_path), "--broker-id", "0", "--role", "SLAVE"])

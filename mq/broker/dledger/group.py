@@ -1,0 +1,433 @@
+"""``DLedgerGroup``: one broker as a member of a Raft group (RocketMQ's DLedger mode, docs/replication.md).
+
+* Puts: the store (``MessageStore.replicator`` is this object) encodes each send's records at the offsets where
+  they will land once committed and hands them here; they become one Raft entry, and the producer is answered
+  when a majority has the entry on disk. Every member, the leader included, writes committed entries into its
+  CommitLog and queues (``MessageStore.append_committed``): consumers only ever see committed messages.
+* ``dledger-<selfId>/applied`` holds the last applied index and the CommitLog end after it, written only once
+  the CommitLog is flushed that far; a restart truncates the CommitLog there and re-applies the entries after
+  it (they land at the same offsets, byte for byte), so nothing is applied twice or lost.
+* Roles, as RocketMQ's DLedgerRoleChangeHandler: a follower (or candidate) is a SLAVE with brokerId
+  ``int(selfId[1:]) + 1`` that syncs topics, groups and offsets from its leader; a leader becomes the
+  SYNC_MASTER with brokerId 0 once everything in its log is committed and applied. Each change registers with
+  every NameServer at once.
+* Leadership transfer (DLedger's request code 51005, ``mqadmin transferLeadership``), before a graceful stop,
+  and back to ``preferredLeaderId`` when that node is caught up.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import random
+from typing import Deque, Dict, Optional, Tuple
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from twisted.internet import defer, task
+from twisted.logger import Logger
+
+from mq.broker.dledger.settings import DLedgerSettings
+from mq.broker.dledger.transport import LEADERSHIP_TRANSFER, RaftTransport
+from mq.common.configfile import write_atomically
+from mq.dledger.config import RaftConfig
+from mq.dledger.driver import ProposalFailed, RaftDriver
+from mq.dledger.log import RaftLog
+from mq.dledger.messages import RoleChange
+from mq.dledger.node import CANDIDATE, LEADER, RaftNode
+from mq.dledger.store import DurableLog, MetaStore
+from mq.remoting.codes import ResponseCode
+from mq.remoting.command import RemotingCommand
+from mq.store.config import BrokerRole
+from mq.store.mappedfile import DiskFullError
+from mq.store.results import PutMessageResult, PutMessageStatus
+
+log = Logger()
+
+APPLIED_FILE = "applied"
+#: (applied index, CommitLog end) marks kept while the CommitLog flush catches up; older ones are dropped
+#: (a checkpoint that is older than it could be is always safe: more is re-applied at the next start).
+MAX_MARKS = 4096
+_BUSY = ("PENDING_FULL", "TIMEOUT")
+
+
+def open_driver(reactor, settings: DLedgerSettings, directory: str, send, on_commit, on_role, applied: int,
+                config: Optional[RaftConfig] = None) -> RaftDriver:
+    """The Raft driver of this node over its durable log (``<directory>/data``) and vote file."""
+    store = DurableLog(os.path.join(directory, "data"))
+    raft_log = RaftLog.from_store(store)  # recovers the store, holding no bodies beyond its cache
+    meta = MetaStore(directory)
+    now = int(reactor.seconds() * 1000)
+    node = RaftNode(settings.self_id, list(settings.peers), config or RaftConfig(), random.Random(), now,
+                    meta.load(), raft_log, applied)
+    return RaftDriver(reactor, node, store, meta, send, on_commit, on_role)
+
+
+def read_applied(directory: str) -> Tuple[int, int]:
+    """(applied index, CommitLog end) of the last checkpoint; (0, 0) without one."""
+    try:
+        with open(os.path.join(directory, APPLIED_FILE), encoding="utf-8") as f:
+            data = json.loads(f.read(4096))
+        return int(data["index"]), int(data["commitLogEnd"])
+    except FileNotFoundError:
+        return 0, 0
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{os.path.join(directory, APPLIED_FILE)} is unreadable ({e})") from None
+
+
+class DLedgerGroup:
+    def __init__(self, broker, settings: DLedgerSettings, raft_config: Optional[RaftConfig] = None) -> None:
+        self.broker = broker
+        self.settings = settings
+        self.reactor = broker.reactor
+        self.store = broker.store
+        self.raft_config = raft_config or RaftConfig()
+        self.directory = os.path.join(broker.config.store_path_root_dir, f"dledger-{settings.self_id}")
+        self.transport = RaftTransport(self.reactor, settings, self._receive, self._peer_info)
+        self.transport.dispatcher.register(LEADERSHIP_TRANSFER, self.process_transfer)
+        self.driver: Optional[RaftDriver] = None
+        #: A leader whose CommitLog holds everything committed: it takes puts at ``end`` / ``queue_offsets``.
+        self.ready = False
+        self.end = 0
+        self.queue_offsets: Dict[Tuple[str, int], int] = {}
+        self.peer_addrs: Dict[str, str] = {}
+        self.applied_index = 0
+        self.checkpointed = (0, 0)
+        self._marks: Deque[Tuple[int, int]] = collections.deque(maxlen=MAX_MARKS)
+        self._loops: list = []
+        self._ready_poll: Optional[task.LoopingCall] = None
+        self._role_waiters: list = []
+        self.broken: Optional[str] = None
+        # metrics
+        self.elections = 0
+        self.leader_changes = 0
+        self.leaderless_since: Optional[float] = self.reactor.seconds()
+        self.leaderless_total = 0.0
+        self._leader: Optional[str] = None
+
+    # -- life cycle --------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """After the store recovered: cut the CommitLog back to the checkpoint, open the Raft log and run."""
+        os.makedirs(self.directory, exist_ok=True)
+        index, end = read_applied(self.directory)
+        cl = self.store.commitlog
+        if cl.max_offset < end:
+            raise ValueError(f"the CommitLog ends at {cl.max_offset}, before {end} where {self.directory}/applied "
+                             f"says entry {index} ended: the store lost data it had flushed")
+        if index == 0 and cl.max_offset > cl.min_offset:
+            raise ValueError("the CommitLog holds messages written outside DLedger mode; start DLedger mode on an "
+                             "empty store")
+        if cl.max_offset > end:
+            log.info("DLedger: CommitLog cut from {hi} to {end}, the end of applied entry {index}; the entries "
+                     "after it are applied again", hi=cl.max_offset, end=end, index=index)
+            self.store.truncate(end)
+        self.applied_index = index
+        self.checkpointed = (index, end)
+        self.driver = open_driver(self.reactor, self.settings, self.directory, self.transport.send, self._commit,
+                                  self._role, index, self.raft_config)
+        self._become_slave()
+        self.driver.start()
+        self._every(1.0, self._announce)
+        self._every(1.0, self.checkpoint)
+        if self.settings.preferred_leader is not None:
+            self._every(5.0, self._back_to_preferred)
+        log.info("DLedger {id} of group {group}: Raft port {port}, peers {peers}, applied up to {index}",
+                 id=self.settings.self_id, group=self.settings.group, port=self.settings.port,
+                 peers=";".join(f"{n}-{h}:{p}" for n, (h, p) in self.settings.peers.items()), index=index)
+
+    def _every(self, seconds: float, fn) -> None:
+        loop = task.LoopingCall(fn)
+        loop.clock = self.reactor
+        loop.start(seconds, now=False).addErrback(lambda f: log.failure("DLedger timer {fn}", f, fn=fn))
+        self._loops.append(loop)
+
+    @defer.inlineCallbacks
+    def hand_over(self, timeout: float = 3.0):
+        """A graceful stop: a leader hands leadership to its most caught-up follower first."""
+        node = self.driver.node if self.driver is not None else None
+        if node is None or node.role != LEADER or not node.others:
+            return
+        target = max(node.others, key=lambda p: (node.match[p], p))
+        log.info("DLedger {id}: stopping, leadership goes to {target} first", id=node.id, target=target)
+        code, remark = yield self.transfer(target, timeout)
+        if code != ResponseCode.SUCCESS:
+            log.warn("DLedger: handing leadership over before stopping failed: {remark}", remark=remark)
+
+    def stop(self) -> Tuple[int, int]:
+        """Stop taking part; returns the (applied index, CommitLog end) to write once the store is flushed."""
+        for loop in self._loops:
+            if loop.running:
+                loop.stop()
+        self._loops = []
+        if self._ready_poll is not None and self._ready_poll.running:
+            self._ready_poll.stop()
+        self.ready = False
+        if self.driver is not None:
+            self.driver.stop()
+            self.driver.store.close()
+        return self.applied_index, self.store.commitlog.max_offset
+
+    def write_checkpoint(self, mark: Tuple[int, int]) -> None:
+        if mark != self.checkpointed and mark[0] >= self.checkpointed[0]:
+            write_atomically(os.path.join(self.directory, APPLIED_FILE),
+                             json.dumps({"index": mark[0], "commitLogEnd": mark[1]}) + "\n")
+            self.checkpointed = mark
+
+    def checkpoint(self) -> None:
+        """Save the newest (applied index, CommitLog end) the CommitLog flush has reached, and ask for a flush."""
+        flushed = self.store.commitlog.flushed
+        best = None
+        while self._marks and self._marks[0][1] <= flushed:
+            best = self._marks.popleft()
+        if best is not None:
+            try:
+                self.write_checkpoint(best)
+            except OSError as e:
+                log.warn("DLedger: saving the applied checkpoint failed (tried again in a second): {e}", e=e)
+                self._marks.appendleft(best)
+        if self._marks:
+            self.store.flusher.request_commitlog()
+
+    # -- Raft in and out ---------------------------------------------------------------------------
+
+    def _receive(self, msg) -> None:
+        if self.driver is not None:
+            self.driver.receive(msg)
+
+    def _peer_info(self, node: str, addr: str) -> None:
+        if self.peer_addrs.get(node) != addr:
+            self.peer_addrs[node] = addr
+            self._follow()
+
+    def _announce(self) -> None:
+        self.transport.announce(self.broker.config.broker_addr)
+
+    def _commit(self, entries) -> None:
+        """Committed entries (also on this node's disk) into the CommitLog and queues, in order."""
+        if self.broken is not None:
+            return
+        store = self.store
+        for e in entries:
+            if e.body:
+                try:
+                    store.append_committed(e.body)
+                except DiskFullError as err:  # written, not all dispatched: the next append dispatches the rest
+                    log.error("DLedger: dispatching entry {index} stopped: {err}", index=e.index, err=err)
+                except Exception as err:  # noqa: BLE001 - a node that cannot apply must stop applying
+                    self.broken = f"applying entry {e.index} failed: {err}"
+                    log.critical("DLedger {id}: {why}; this node applies nothing more", id=self.settings.self_id,
+                                 why=self.broken)
+                    return
+            self.applied_index = e.index
+        self._marks.append((self.applied_index, store.commitlog.max_offset))
+
+    def _role(self, change: RoleChange) -> None:
+        now = self.reactor.seconds()
+        if change.role == CANDIDATE:
+            self.elections += 1
+        if change.leader != self._leader:
+            if change.leader is not None:
+                self.leader_changes += 1
+                if self.leaderless_since is not None:
+                    self.leaderless_total += now - self.leaderless_since
+                    log.info("DLedger group {group}: {leader} leads term {term} after {s:.2f} s without a leader",
+                             group=self.settings.group, leader=change.leader, term=change.term,
+                             s=now - self.leaderless_since)
+                    self.leaderless_since = None
+            elif self.leaderless_since is None:
+                self.leaderless_since = now
+            self._leader = change.leader
+        for d in self._role_waiters[:]:
+            if change.role != LEADER:
+                self._role_waiters.remove(d)
+                d.callback(change)
+        if change.role == LEADER:
+            self._await_ready()
+        else:
+            if self._ready_poll is not None and self._ready_poll.running:
+                self._ready_poll.stop()
+            self._become_slave()
+            self._follow()
+
+    def _await_ready(self) -> None:
+        """RocketMQ's rule: a new leader serves once everything in its log is committed and applied."""
+        def poll() -> None:
+            node = self.driver.node
+            if node.role != LEADER:
+                self._ready_poll.stop()
+            elif node.applied == node.log.last_index and node.commit == node.applied and self.broken is None:
+                self._ready_poll.stop()
+                self._become_master()
+
+        self._ready_poll = task.LoopingCall(poll)
+        self._ready_poll.clock = self.reactor
+        self._ready_poll.start(0.01, now=True)
+
+    def _become_master(self) -> None:
+        cl = self.store.commitlog
+        self.end = cl.max_offset
+        self.queue_offsets = dict(self.store.queue_offsets)
+        self._set_role(0, BrokerRole.SYNC_MASTER)
+        self.broker.master_addr = None
+        self.ready = True
+        if self.broker.slave_sync is not None:
+            self.broker.slave_sync.stop()
+        log.info("DLedger {id}: master of {name} (term {term}), CommitLog end {end}", id=self.settings.self_id,
+                 name=self.broker.config.broker_name, term=self.driver.node.term, end=self.end)
+        self._register()
+
+    def _become_slave(self) -> None:
+        self.ready = False
+        sync = self.broker.slave_sync
+        if sync is not None and not (sync._loop is not None and sync._loop.running):
+            sync.start()
+        config = self.broker.config
+        if config.broker_role is not BrokerRole.SLAVE or config.broker_id != self.settings.slave_id:
+            self._set_role(self.settings.slave_id, BrokerRole.SLAVE)
+            self._register()
+
+    def _set_role(self, broker_id: int, role: BrokerRole) -> None:
+        config = self.broker.config
+        config.broker_id = broker_id
+        config.broker_role = role
+        self.store.config.broker_role = role
+
+    def _follow(self) -> None:
+        """A follower's master, for the slave sync: the broker address its leader announced."""
+        if not self.ready and self._leader is not None:
+            self.broker.master_addr = self.peer_addrs.get(self._leader)
+
+    def _register(self) -> None:
+        if self.broker.running:
+            self.broker.register_broker_all()
+
+    # -- the store's put path (mq.store.store.Replicator) ------------------------------------------
+
+    def refusal(self) -> Optional[PutMessageResult]:
+        node = self.driver.node if self.driver is not None else None
+        if node is None or not self.ready or node.role != LEADER:
+            return PutMessageResult(PutMessageStatus.SERVICE_NOT_AVAILABLE, reason="not the DLedger leader")
+        if node.transferring:
+            return PutMessageResult(PutMessageStatus.SERVICE_NOT_AVAILABLE, reason="handing leadership over")
+        if node.log.last_index - node.commit + self.driver._queued_count >= node.config.max_pending:
+            return PutMessageResult(PutMessageStatus.OS_PAGECACHE_BUSY, reason="too many entries waiting for a quorum")
+        return None
+
+    def propose(self, data: bytes, result) -> defer.Deferred:
+        return self.driver.propose([data]).addCallbacks(
+            lambda _index: PutMessageResult(PutMessageStatus.PUT_OK, result), _proposal_failed)
+
+    # -- leadership transfer -----------------------------------------------------------------------
+
+    def transfer(self, target: str, timeout: float = 3.0) -> defer.Deferred:
+        """Hand leadership to ``target``: fires with (response code, remark) once this node no longer leads, or
+        when that did not happen within ``timeout`` seconds."""
+        node = self.driver.node if self.driver is not None else None
+        if node is None or node.role != LEADER:
+            leader = node.leader if node is not None else None
+            return defer.succeed((ResponseCode.SYSTEM_ERROR, f"{self.settings.self_id} is not the leader"
+                                  + (f"; {leader} is" if leader else "")))
+        if target == node.id:
+            return defer.succeed((ResponseCode.SUCCESS, f"{target} already leads"))
+        error = self.driver.transfer_leadership(target)
+        if error is not None:
+            return defer.succeed((ResponseCode.SYSTEM_ERROR, f"cannot hand leadership to {target!r}: {error} "
+                                  f"(peers {', '.join(self.settings.peers)})"))
+        d: defer.Deferred = defer.Deferred()
+        self._role_waiters.append(d)
+
+        def expired() -> None:
+            if d in self._role_waiters:
+                self._role_waiters.remove(d)
+                d.callback(None)
+
+        timer = self.reactor.callLater(timeout, expired)
+
+        def done(change):
+            if timer.active():
+                timer.cancel()
+            if change is None:
+                return ResponseCode.SYSTEM_ERROR, f"{target} did not take leadership within {timeout:g} s"
+            return ResponseCode.SUCCESS, f"leadership handed from {node.id} to {target} (term {change.term})"
+
+        return d.addCallback(done)
+
+    def process_transfer(self, request: RemotingCommand, channel) -> defer.Deferred:
+        """LEADERSHIP_TRANSFER (51005): ``transfereeId`` in the ext fields or a DLedger-style JSON body."""
+        target = (request.ext_fields or {}).get("transfereeId")
+        if target is None and request.body:
+            try:
+                target = json.loads(request.body[:4096]).get("transfereeId")
+            except (ValueError, AttributeError):
+                target = None
+        if not isinstance(target, str) or not target:
+            return defer.succeed(request.response(ResponseCode.SYSTEM_ERROR, "transfereeId is missing"))
+        return self.transfer(target).addCallback(lambda r: request.response(r[0], r[1]))
+
+    def _back_to_preferred(self) -> None:
+        node = self.driver.node
+        preferred = self.settings.preferred_leader
+        if (node.role == LEADER and self.ready and preferred != node.id and not node.transferring
+                and node.match.get(preferred, 0) >= node.commit
+                and self.reactor.seconds() * 1000 - node.contact.get(preferred, 0) < self.raft_config.election_min_ms):
+            log.info("DLedger {id}: {preferred} is caught up; leadership moves back to it", id=node.id,
+                     preferred=preferred)
+            self.transfer(preferred)
+
+    # -- metrics -----------------------------------------------------------------------------------
+
+    def gauges(self):
+        node = self.driver.node if self.driver is not None else None
+        if node is None:
+            return
+        labels = ["group", "node"]
+        key = [self.settings.group, self.settings.self_id]
+        role = GaugeMetricFamily("mq_dledger_role", "1 for this node's Raft role (LEADER only once it serves)",
+                                 labels=labels + ["role"])
+        shown = "LEADER" if node.role == LEADER and self.ready else ("LEADER_NOT_READY" if node.role == LEADER
+                                                                     else node.role)
+        for r in ("LEADER", "LEADER_NOT_READY", "FOLLOWER", "PRE_CANDIDATE", "CANDIDATE"):
+            role.add_metric(key + [r], 1 if r == shown else 0)
+        yield role
+        for name, doc, value in (
+            ("mq_dledger_term", "Raft term", node.term),
+            ("mq_dledger_commit_index", "Highest committed Raft index known here", node.commit),
+            ("mq_dledger_applied_index", "Highest Raft index applied to the CommitLog", self.applied_index),
+            ("mq_dledger_last_index", "Last Raft index in this node's log", node.log.last_index),
+        ):
+            yield _one(name, doc, labels, key, value)
+        lag = GaugeMetricFamily("mq_dledger_follower_lag_entries",
+                                "Entries a follower has not yet on disk (leader only)", labels=labels + ["follower"])
+        if node.role == LEADER:
+            for p in node.others:
+                lag.add_metric(key + [p], node.log.last_index - node.match[p])
+        yield lag
+        now = self.reactor.seconds()
+        current = 0.0 if self.leaderless_since is None else now - self.leaderless_since
+        yield _one("mq_dledger_leaderless_seconds", "Seconds without a known leader so far, this time",
+                   labels, key, current)
+        for name, doc, value in (
+            ("mq_dledger_elections", "Elections this node started (as candidate)", self.elections),
+            ("mq_dledger_leader_changes", "Times this node learned of a new leader", self.leader_changes),
+            ("mq_dledger_leaderless_seconds_total", "Seconds this node knew no leader, all together",
+             self.leaderless_total + current),
+        ):
+            family = CounterMetricFamily(name, doc, labels=labels)
+            family.add_metric(key, value)
+            yield family
+
+
+def _one(name: str, doc: str, labels, key, value) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, doc, labels=labels)
+    family.add_metric(key, value)
+    return family
+
+
+def _proposal_failed(failure) -> PutMessageResult:
+    failure.trap(ProposalFailed)
+    reason = failure.value.reason
+    if reason in _BUSY:
+        return PutMessageResult(PutMessageStatus.OS_PAGECACHE_BUSY,
+                                reason=f"DLedger: {reason.lower().replace('_', ' ')} waiting for a quorum")
+    return PutMessageResult(PutMessageStatus.SERVICE_NOT_AVAILABLE, reason=f"DLedger: {reason.lower()}")
