@@ -405,7 +405,7 @@ class DLedgerGroup:
         yield lag
         now = self.reactor.seconds()
         current = 0.0 if self.leaderless_since is None else now - self.leaderless_since
-        yield _one("mq_dledger_leaderless_seconds", "Seconds without a known leader so far, this time",
+        yield _one("mq_dledger_leaderless_current_seconds", "Seconds without a known leader so far, this time",
                    labels, key, current)
         for name, doc, value in (
             ("mq_dledger_elections", "Elections this node started (as candidate)", self.elections),
