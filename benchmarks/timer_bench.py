@@ -8,7 +8,9 @@ Run: ``python -m benchmarks.timer_bench [--pending 1000000] [--rate 10000] [--se
    anonymous part, the Python heap: the store's mapped files are the rest) is sampled as they are linked,
    with the µs per link.
 2. Lateness: ``--rate`` × ``--seconds`` timers due in the same ``--seconds`` window, fired by the service on a
-   real reactor; lateness (delivery time minus due time) p50/p99/max, and the fire rate reached.
+   real reactor; lateness (delivery time minus due time) p50/p99/max, and the fire rate reached. With
+   ``--together`` they are fired by the service that holds the pending timers of step 1 (its store and
+   wheel reopened on the real clock), with its resident memory before and after.
 3. Fire cost: ``--fire`` stored timers delivered one by one (``TimerMessageService.deliver``, no reactor), CPU
    µs per fire, beside the same run's baseline: a plain put of the same message (what a fire cannot avoid).
    Rounds alternate, each in a fresh store; medians.
@@ -74,10 +76,10 @@ def park_and_put(service, store, due_ms: int, body: bytes) -> None:
     d.addErrback(lambda f: print("put failed", f))
 
 
-def on_clock(root: str):
-    """A store and a recovered timer service on a ``task.Clock`` (no reactor)."""
+def on_clock(root: str, start_s: float = 1_800_000_000):
+    """A store and a recovered timer service on a ``task.Clock`` (no reactor) set to ``start_s``."""
     clock = task.Clock()
-    clock.advance(1_800_000_000)
+    clock.advance(start_s)
     now_ms = lambda: int(clock.seconds() * 1000)  # noqa: E731
     store = open_store(root, clock, now_ms)
     service = service_on(root, store, clock, now_ms)
@@ -85,8 +87,8 @@ def on_clock(root: str):
     return clock, now_ms, store, service
 
 
-def pending_phase(root: str, count: int) -> None:
-    clock, now_ms, store, service = on_clock(root)
+def pending_phase(root: str, count: int, start_s: float = 1_800_000_000) -> None:
+    clock, now_ms, store, service = on_clock(root, start_s)
     rng = random.Random(7)
     now = now_ms()
     t = time.perf_counter()
@@ -126,20 +128,22 @@ def lateness_phase(root: str, rate: int, seconds: int) -> None:
     deliver = service.deliver
 
     cpu = [0.0]
+    total = rate * seconds
+    window = [1 << 62]  # lateness is taken of timers due in the window (not of earlier pending ones)
 
     def measured(phy, size, due, now):
         c = time.process_time()
         done = deliver(phy, size, due, now)
         cpu[0] += time.process_time() - c
-        if done:
+        if done and due >= window[0]:
             late.append(now_ms() - due)
             fired_at.append(time.perf_counter())
         return done
 
     service.deliver = measured
+    before = status()
     service.start()
-    total = rate * seconds
-    start = now_ms() + 3000 + total // 2  # after the puts below (well under 500 µs each)
+    start = window[0] = now_ms() + 3000 + total // 2  # after the puts below (well under 500 µs each)
     rng = random.Random(11)
     for i in range(total):
         park_and_put(service, store, start + rng.randrange(seconds * 1000), b"late-%08d" % i)
@@ -154,8 +158,10 @@ def lateness_phase(root: str, rate: int, seconds: int) -> None:
     reactor.callLater((start - now_ms()) / 1000 + seconds + 120, reactor.stop)
     reactor.run()
     service.stop()
+    after = status()
     print(f"  pending {service.pending:,}, fired {service.fired:,}, lost {service.lost}, "
-          f"undeliverable {service.undeliverable}")
+          f"undeliverable {service.undeliverable}; RSS {before['VmRSS']:.0f} -> {after['VmRSS']:.0f} MiB "
+          f"(anon {before['RssAnon']:.0f} -> {after['RssAnon']:.0f} MiB)")
     late.sort()
     if not late:
         print("nothing fired")
@@ -213,15 +219,17 @@ def main() -> None:
     parser.add_argument("--fire", type=int, default=50_000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--dir", default=None)
+    parser.add_argument("--together", action="store_true",
+                        help="fire the lateness phase's timers on the wheel that holds the pending ones")
     args = parser.parse_args()
     base = tempfile.mkdtemp(prefix="timer-bench-", dir=args.dir)
     try:
-        if args.pending:
-            pending_phase(base + "/pending", args.pending)
+        if args.pending:  # --together: on the real clock, so the lateness phase goes on from it
+            pending_phase(base + "/pending", args.pending, time.time() if args.together else 1_800_000_000)
         if args.fire:
             fire_phase(base + "/fire", args.fire, args.rounds)
         if args.rate:
-            lateness_phase(base + "/lateness", args.rate, args.seconds)
+            lateness_phase(base + ("/pending" if args.together else "/lateness"), args.rate, args.seconds)
     finally:
         shutil.rmtree(base, ignore_errors=True)
 

@@ -54,7 +54,13 @@ class _Collected:
 
 class CachedRenderer:
     """The registry's text per format: collected on the reactor thread, written in a thread (``in_thread``),
-    reused for ``cache_seconds``; callers that come while it is being made share that one rendering."""
+    reused for ``cache_seconds``; callers that come while it is being made share that one rendering.
+
+    A format is known by its content type (``choose_encoder`` makes a new encoder object for OpenMetrics at
+    every call, which Prometheus asks for by default); at most ``MAX_FORMATS`` are kept.
+    """
+
+    MAX_FORMATS = 8
 
     def __init__(self, registry: CollectorRegistry, reactor=None, cache_seconds: float = CACHE_SECONDS,
                  in_thread: Optional[Callable[[Callable[[], bytes]], defer.Deferred]] = None) -> None:
@@ -64,23 +70,24 @@ class CachedRenderer:
         self.reactor = reactor
         self.cache_seconds = cache_seconds
         self.in_thread = in_thread or (lambda fn: threads.deferToThreadPool(reactor, reactor.getThreadPool(), fn))
-        self.cached: Dict[Callable, Tuple[float, bytes]] = {}
-        self.waiting: Dict[Callable, List[defer.Deferred]] = {}
+        self.cached: Dict[str, Tuple[float, bytes]] = {}
+        self.waiting: Dict[str, List[defer.Deferred]] = {}
         #: renderings made (tests and benchmarks read it)
         self.renders = 0
 
-    def render(self, encoder: Callable) -> defer.Deferred:
-        """A Deferred of the registry's text in ``encoder``'s format."""
+    def render(self, encoder: Callable, content_type: str = "") -> defer.Deferred:
+        """A Deferred of the registry's text in ``encoder``'s format, which ``content_type`` names."""
+        key = content_type
         now = self.reactor.seconds()
-        hit = self.cached.get(encoder)
+        hit = self.cached.get(key)
         if hit is not None and now - hit[0] < self.cache_seconds:
             return defer.succeed(hit[1])
         d: defer.Deferred = defer.Deferred()
-        waiters = self.waiting.get(encoder)
+        waiters = self.waiting.get(key)
         if waiters is not None:
             waiters.append(d)
             return d
-        self.waiting[encoder] = [d]
+        self.waiting[key] = [d]
         self.renders += 1
         try:
             collected = _Collected(list(self.registry.collect()))
@@ -89,9 +96,12 @@ class CachedRenderer:
             made = defer.fail()
 
         def done(result):
-            waiters = self.waiting.pop(encoder, [])
+            waiters = self.waiting.pop(key, [])
             if isinstance(result, bytes):
-                self.cached[encoder] = (now, result)
+                self.cached.pop(key, None)
+                self.cached[key] = (now, result)
+                while len(self.cached) > self.MAX_FORMATS:
+                    del self.cached[next(iter(self.cached))]
             else:
                 log.failure("rendering the metrics failed", result)
             for w in waiters:
@@ -136,7 +146,7 @@ class MetricsResource(Resource):
                 request.write(b"rendering the metrics failed\n")
                 request.finish()
 
-        self.renderer.render(encoder).addCallbacks(write, failed)
+        self.renderer.render(encoder, content_type).addCallbacks(write, failed)
         return NOT_DONE_YET
 
     render_HEAD = render_GET

@@ -71,25 +71,29 @@ class UsersFile:
     def __init__(self, path: str) -> None:
         self.path = path
         self._seen: Optional[Tuple[int, int]] = None
+        self._refused: Optional[Tuple[int, int]] = None
         self.users: Dict[str, User] = {}
         self.reload()  # a bad file stops the start
 
     def reload(self) -> None:
         st = os.stat(self.path)
         stamp = (st.st_mtime_ns, st.st_size)
-        if stamp == self._seen:
+        if stamp in (self._seen, self._refused):
             return
-        with open(self.path, encoding="utf-8") as f:
-            self.users = parse_users(f.read())
-        self._seen = stamp
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                users = parse_users(f.read())
+        except ValueError:
+            self._refused = stamp  # said once; read again when it changes
+            raise
+        self.users, self._seen = users, stamp
 
     def check(self, name: str, password: str) -> Optional[User]:
         """The user if the name and password match (compared in constant time), else None."""
         try:
             self.reload()
-        except (OSError, ValueError) as e:  # keep the users read last, say why once per change
+        except (OSError, ValueError) as e:  # keep the users read last
             log.warn("console: {path} not read again, the users read before stay: {e}", path=self.path, e=e)
-            self._seen = None
         user = self.users.get(name)
         wanted = user.password if user is not None else "\0" * max(len(password), 1)
         same = hmac.compare_digest(password.encode("utf-8"), wanted.encode("utf-8"))

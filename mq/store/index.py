@@ -51,6 +51,11 @@ _KEY_SEPARATOR = MessageConst.KEY_SEPARATOR
 _UNIQ_FIXED = 20  # MessageClientIDSetter: 20 hex characters of IP, pid and class loader, then 12 that vary:
 _UNIQ_TIMED = 28  # 8 of time since the month began, 4 of a counter
 RESERVE_AHEAD = 1 << 20  # entry bytes reserved on disk at a time
+_TAIL = 4  # the UNIQ_KEY's last 4 characters (MessageClientIDSetter's counter), hashed on their own
+#: tail → its Java-hash Horner sum (ASCII tails only); bounded by the 65,536 spellings of a hex counter
+_TAIL_SUMS: Dict[str, int] = {}
+_TAIL_SUMS_MAX = 1 << 16
+_POW31_TAIL = POW31[_TAIL]
 
 
 def index_file_size(slots: int, max_index: int) -> int:
@@ -391,10 +396,19 @@ class IndexService:
                 self._last_mid = (topic, mid, prefix_hash)
                 tail = uniq[_UNIQ_TIMED:]
         n = len(tail)
-        if n > MAX_FAST or not tail.isascii():
+        if n == _TAIL:  # the producer's counter: its own Horner sum looked up, not recomputed
+            own = _TAIL_SUMS.get(tail)
+            if own is None:
+                if not tail.isascii():
+                    return index_key_hash(tail, prefix_hash)
+                own = sum(map(mul, tail.encode("ascii"), HORNER_POWERS[n]))
+                if len(_TAIL_SUMS) < _TAIL_SUMS_MAX:
+                    _TAIL_SUMS[tail] = own
+            h = (own + prefix_hash * _POW31_TAIL) & 0xFFFFFFFF
+        elif n > MAX_FAST or not tail.isascii():
             return index_key_hash(tail, prefix_hash)
-        # index_key_hash inlined: Java's hash of an ASCII tail continued from the prefix's, then abs().
-        h = (sum(map(mul, tail.encode("ascii"), HORNER_POWERS[n])) + prefix_hash * POW31[n]) & 0xFFFFFFFF
+        else:  # index_key_hash inlined: Java's hash of an ASCII tail continued from the prefix's, then abs().
+            h = (sum(map(mul, tail.encode("ascii"), HORNER_POWERS[n])) + prefix_hash * POW31[n]) & 0xFFFFFFFF
         if h & 0x80000000:
             h = 0x100000000 - h
             return 0 if h > 0x7FFFFFFF else h

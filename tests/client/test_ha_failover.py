@@ -70,9 +70,11 @@ class HaGroups:
             self.ports[key] = port
             (root / f"{key}.conf").write_text(CONF + (extra or {}).get(key, ""))
         port = free_port()
-        # a dead broker's channel closes at once; the scan is the backstop
-        self.namesrv = self._spawn("namesrv", ["--port", str(port), "--kv-config", str(root / "kv.json"),
-                                               "--broker-expiry", "3", "--scan-interval", "1"], "namesrv")
+        # A dead broker's channel closes at once, which drops it from the routes. The expiry stays the default
+        # 120 s: one shorter than the 10 s registration period drops live masters between registrations, and a
+        # slave started then finds no master.
+        self.namesrv = self._spawn("namesrv", ["--port", str(port), "--kv-config", str(root / "kv.json")],
+                                   "namesrv")
         self.namesrv.wait_port(port)
         self.namesrv_addr = f"127.0.0.1:{port}"
 

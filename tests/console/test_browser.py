@@ -354,8 +354,12 @@ def test_a_message_is_resent_to_one_online_consumer_by_clicking(page, cluster):
         wait_until(lambda: console.call("consumer/connection?group=DirectGroup")["connectionSet"], 60,
                    what="the bench consumer online")
         open_page(page, cluster, f"message/{sent['offsetMsgId']}/{SEED_TOPIC}")
-        page.fill("#direct-group", "DirectGroup")
-        page.click("#direct-load")
+        track = page.locator("#message-track")
+        expect(track.get_by_role("row").filter(has_text=SEED_GROUP)).to_contain_text("NOT_ONLINE")  # it quit
+        direct = track.get_by_role("row").filter(has_text="DirectGroup")
+        expect(direct).to_contain_text(re.compile("CONSUMED|NOT_CONSUME_YET"))
+        direct.get_by_role("button", name="Resend to a consumer").click()
+        expect(page.locator("#direct-group")).to_have_value("DirectGroup")
         page.get_by_role("button", name="Consume it now").first.click()
         expect(page.locator("#flash")).to_contain_text("CR_SUCCESS")
         assert page.page_errors == []

@@ -9,6 +9,7 @@ from twisted.internet import defer
 
 from mq.common.consume_directly import ConsumeMessageDirectlyResult
 from mq.common.message import MessageExt, create_offset_msg_id
+from mq.console.track import track_type
 from tests.console.test_web import BROKER, FakeAdmin, error_of, make, post
 
 
@@ -132,3 +133,17 @@ def test_consume_directly_checks_every_field(fields, message):
     status, _, body = post(site_with(admin), "/api/message/consume-directly", form)
     assert status == 400 and message in error_of(body)
     assert admin.calls == []
+
+
+@pytest.mark.parametrize("connection, consumed, tags, expected", [
+    ({"consumeType": "CONSUME_ACTIVELY"}, True, "A", "PULL"),
+    ({"consumeType": "CONSUME_PASSIVELY"}, False, "A", "NOT_CONSUME_YET"),
+    ({"consumeType": "CONSUME_PASSIVELY", "subscriptionTable": {"T": {"tagsSet": ["A", "B"]}}}, True, "A", "CONSUMED"),
+    ({"consumeType": "CONSUME_PASSIVELY", "subscriptionTable": {"T": {"tagsSet": ["B"]}}}, True, "A",
+     "CONSUMED_BUT_FILTERED"),
+    ({"consumeType": "CONSUME_PASSIVELY", "subscriptionTable": {"T": {"tagsSet": ["*"]}}}, True, None, "CONSUMED"),
+    ({"consumeType": "CONSUME_PASSIVELY", "subscriptionTable": {"T": {"tagsSet": []}}}, True, "A", "CONSUMED"),
+    ({"consumeType": "CONSUME_PASSIVELY", "subscriptionTable": {"Other": {"tagsSet": ["B"]}}}, True, "A", "CONSUMED"),
+])
+def test_a_groups_track_of_a_message_as_java_decides_it(connection, consumed, tags, expected):
+    assert track_type(connection, consumed, "T", tags) == expected

@@ -46,6 +46,9 @@ def test_the_users_file_is_read_again_when_it_changes(tmp_path):
     assert users.check("late", "latePass").admin
     path.write_text("broken line\n")
     assert users.check("late", "latePass").admin  # a bad edit keeps the users read before
+    assert users.check("late", "latePass").admin and users._refused is not None  # and is not read again
+    path.write_text("fixed=fixedPass\n")
+    assert users.check("fixed", "fixedPass") and users.check("late", "latePass") is None
 
 
 def test_failed_logins_per_address_are_bounded_for_a_window():

@@ -3,7 +3,9 @@
 Run by an interpreter that has ``rocketmq`` installed, as a subprocess of the tests (the C++ library and
 this project's reactor stay in separate processes). Output is JSON, one object per line, on stdout.
 
-    cpp_client.py produce NAMESRV TOPIC MODE MESSAGES_JSON     MODE: sync async oneway orderly batch
+    cpp_client.py produce NAMESRV TOPIC MODE MESSAGES_JSON     MODE: sync async oneway orderly batch sync_each
+        (sync_each: a failed send is a line {"status": "ERROR"} and the next one goes on; a spec's "sleep_ms"
+        waits before its send)
     cpp_client.py push NAMESRV TOPIC GROUP MODEL PROPS_JSON [OPTIONS_JSON]
         MODEL: CLUSTERING or BROADCASTING; runs until stdin closes. OPTIONS: {"orderly": true} for an orderly
         consumer, {"fail_prefix": "x"} to raise (RECONSUME_LATER) for every message whose body starts with x.
@@ -76,7 +78,16 @@ def produce(namesrv: str, topic: str, mode: str, specs: list) -> None:
         done = threading.Semaphore(0)
         for i, spec in enumerate(specs):
             msg = message(topic, spec)
-            if mode == "sync":
+            if spec.get("sleep_ms"):
+                time.sleep(spec["sleep_ms"] / 1000)
+            if mode == "sync_each":
+                try:
+                    r = producer.send_sync(msg)
+                except Exception as e:  # noqa: BLE001 - the C++ client raises for any failed send
+                    out({"status": "ERROR", "body": spec["body"], "error": str(e)[:200]})
+                    continue
+                out({"status": r.status.name, "body": spec["body"], "msg_id": r.msg_id, "offset": r.offset})
+            elif mode == "sync":
                 r = producer.send_sync(msg)
                 out({"status": r.status.name, "msg_id": r.msg_id, "offset": r.offset})
             elif mode == "orderly":

@@ -156,6 +156,7 @@ def test_uniq_key_hashes_with_the_remembered_prefix_are_index_key_hash(tmp_path)
             keys.append(head[:rnd.randrange(30)])
         elif kind == 2:
             keys.append(head + "0000000é" + "0001")
+            keys.append(head + "00000001" + rnd.choice(("00é1", "ab0f", "zz\x00\x7f")))  # 4-character tails
         else:
             keys.append(head + "00000001" + "%04X" % rnd.randrange(1 << 16) + "x" * rnd.randrange(3))
     for topic in ("T", "Other", "T"):
@@ -164,3 +165,18 @@ def test_uniq_key_hashes_with_the_remembered_prefix_are_index_key_hash(tmp_path)
     for key in keys[:50]:
         for topic in ("T", "Other"):
             assert service._uniq_hash(topic, key) == index_key_hash(f"{topic}#{key}"), (topic, key)
+    from mq.store import index
+
+    assert all(tail.isascii() for tail in index._TAIL_SUMS) and len(index._TAIL_SUMS) <= index._TAIL_SUMS_MAX
+
+
+def test_the_tail_table_stops_growing_at_its_bound(tmp_path, monkeypatch):
+    from mq.common.hashing import index_key_hash
+    from mq.store import index
+
+    monkeypatch.setattr(index, "_TAIL_SUMS", {})
+    monkeypatch.setattr(index, "_TAIL_SUMS_MAX", 3)
+    service = index.IndexService(str(tmp_path / "index"), 100, 400, lambda: 0)
+    keys = ["7F0000010A2B3C4D5E6F00000001%04X" % i for i in range(10)]
+    assert [service._uniq_hash("T", k) for k in keys] == [index_key_hash("T#" + k) for k in keys]
+    assert len(index._TAIL_SUMS) == 3

@@ -664,9 +664,26 @@ pages.message = function (id, topic) {
     delete m.properties; delete m.body;
     fill(box, [h("p", null, h("a", { href: "#/trace/" + encodeURIComponent(m.msgId), text: "Trace of this message" })), kvTable(m),
       h("h2", { text: "Properties" }), kvTable(props), h("h2", { text: "Body" }), h("pre", { id: "message-body", text: body })]);
-    main.appendChild(resendToConsumer(m.offsetMsgId));
+    var resend = resendToConsumer(m.offsetMsgId);
+    main.appendChild(messageTrack(m.offsetMsgId, resend));
+    main.appendChild(resend);
   }).catch(fail(box));
 };
+
+/* rocketmq-dashboard's message track: per consumer group of the topic, whether it consumed this message. */
+function messageTrack(offsetMsgId, resend) {
+  var out = h("div", { id: "message-track" }, h("p", { "class": "muted", text: "Loading…" }));
+  get("messages/track", { id: offsetMsgId }).then(function (d) {
+    fill(out, [table([{ label: "Consumer group", key: "consumerGroup", link: function (r) { return "#/consumer/" + encodeURIComponent(r.consumerGroup); } },
+      { label: "Track", value: function (r) { return h("span", { "class": "pill", text: r.trackType }); } },
+      { label: "Why", key: "exceptionDesc" },
+      { label: "", value: function (r) {
+        return h("button", { "class": "secondary", text: "Resend to a consumer", onclick: function () { resend.useGroup(r.consumerGroup); } });
+      } }], d.tracks, "no consumer group subscribes to " + d.topic),
+      d.truncated ? h("p", { "class": "muted", text: "Only the first groups were checked." }) : null]);
+  }).catch(fail(out, true));
+  return h("div", { "class": "card" }, h("h2", { text: "Consumer groups" }), out);
+}
 
 /* The dashboard's "Resend Message": one online consumer of a group runs its listener on this message
    (CONSUME_MESSAGE_DIRECTLY through the broker that stores it) and says how it went. */
@@ -690,9 +707,11 @@ function resendToConsumer(offsetMsgId) {
         } }], c.connectionSet || [], "no consumer of " + g + " online"));
     }).catch(fail(out));
   }
-  return h("div", { "class": "card" }, h("h2", { text: "Resend to a consumer" }),
+  var card = h("div", { "class": "card" }, h("h2", { text: "Resend to a consumer" }),
     h("p", { "class": "muted", text: "One online consumer of the group runs its listener on this message now; its offsets and retries are not touched." }),
     h("div", { "class": "row" }, field("Consumer group", group), h("button", { id: "direct-load", text: "Show consumers", onclick: load })), out);
+  card.useGroup = function (g) { group.value = g; load(); card.scrollIntoView(); };
+  return card;
 }
 
 pages.trace = function (id) {
