@@ -234,3 +234,43 @@ def test_runtime_info_has_javas_keys_in_javas_formats(client, addr, broker):
         int(table[key])
     assert table["sendThreadPoolQueueCapacity"] == "10000" and table["runtime"].startswith("[ 0 days, ")
     assert float(table["putMessageAverageSize"]) > 10  # stored record size, as Java
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_delayed_message_is_counted_as_java_counts_it(client, addr, broker):
+    """Sent: in the delay-level topic and its queue (TOPIC_PUT, QUEUE_PUT); due: got from that queue by
+    SCHEDULE_CONSUMER (QUEUE_GET, GROUP_GET) and put into its real topic (TOPIC_PUT)."""
+    from mq.common.topic import SCHEDULE_TOPIC
+    from tests.support.polling import poll
+
+    items = broker.stats.items
+
+    def value(name, key):
+        item = items.item(name, key)
+        return None if item is None else item.value
+
+    yield client.create_topic(addr, "DelayT", queues=1)
+    sent = yield client.send(addr, "DelayT", b"later", queue_id=0, properties={"DELAY": "1"})
+    assert sent.code == RC.SUCCESS
+    parked = broker.store.commitlog.max_offset  # the one record so far
+    assert value(si.TOPIC_PUT_NUMS, SCHEDULE_TOPIC) == 1 and value(si.TOPIC_PUT_NUMS, "DelayT") is None
+    assert (value(si.QUEUE_PUT_NUMS, f"{SCHEDULE_TOPIC}@0"), value(si.QUEUE_PUT_SIZE, f"{SCHEDULE_TOPIC}@0")) == (
+        1, parked)
+    yield poll(lambda: value(si.TOPIC_PUT_NUMS, "DelayT"), lambda v: v == 1, 10, what="the delivery counted")
+    delivered = broker.store.commitlog.max_offset - parked
+    key = f"{SCHEDULE_TOPIC}@0@{si.SCHEDULE_CONSUMER}"
+    assert (value(si.QUEUE_GET_NUMS, key), value(si.QUEUE_GET_SIZE, key)) == (1, delivered)
+    pair = f"{SCHEDULE_TOPIC}@{si.SCHEDULE_CONSUMER}"
+    assert (value(si.GROUP_GET_NUMS, pair), value(si.TOPIC_PUT_SIZE, "DelayT")) == (1, delivered)
+    assert value(si.BROKER_PUT_NUMS, broker.config.broker_cluster_name) == 2  # the send and the delivery
+    assert value(si.BROKER_GET_NUMS, broker.config.broker_cluster_name) is None  # no pull was served
+    r = yield view(client, addr, "QUEUE_GET_NUMS", key)
+    assert r.code == RC.SUCCESS and set(fastjson.loads(r.body)) == {"statsMinute", "statsHour", "statsDay"}
+    for name, bad, remark in (("QUEUE_PUT_NUMS", SCHEDULE_TOPIC, "statsKey must be topic@queueId"),
+                              ("QUEUE_PUT_SIZE", f"{SCHEDULE_TOPIC}@0@G", "statsKey must be topic@queueId"),
+                              ("QUEUE_GET_NUMS", f"{SCHEDULE_TOPIC}@0", "statsKey must be topic@queueId@group"),
+                              ("QUEUE_GET_SIZE", f"{SCHEDULE_TOPIC}@x@G", "statsKey must be topic@queueId@group")):
+        r = yield view(client, addr, name, bad)
+        assert r.code == RC.SYSTEM_ERROR and remark in r.remark, (name, bad, r.remark)
+    items.on_topic_deleted(SCHEDULE_TOPIC)
+    assert value(si.QUEUE_PUT_NUMS, f"{SCHEDULE_TOPIC}@0") is None and value(si.QUEUE_GET_NUMS, key) is None

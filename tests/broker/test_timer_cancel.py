@@ -10,6 +10,7 @@ from mq.common.topic import TIMER_TOPIC
 from mq.remoting.codes import ResponseCode
 from tests.broker.test_timer_clock import REAL, bodies, crash, fresh, run, send, started
 from tests.store.storetestlib import inner, open_store, put, stop
+from tests.support.logs import logged_lines
 
 
 def cancel(service, store, value: str, at: int, topic: str = REAL):
@@ -100,5 +101,18 @@ def test_cancellations_survive_a_restart_and_a_crash(tmp_path):
     run(clock, 4.0)
     assert bodies(store) == [b"0", b"1", b"3", b"4", b"5", b"6", b"8", b"9"]
     assert service.pending == 0 and service.cancels.cancelled == 2  # 2 again (the redone work) and 7
+    service.stop()
+    stop(store)
+
+
+def test_an_unreadable_cancellation_never_holds_the_wheel(tmp_path, log_events):
+    service, store, clock = fresh(tmp_path)
+    at = service.broker.now_ms() + 1000
+    send(service, store, b"a", uniq="UA", TIMER_DELIVER_MS=str(at))
+    assert cancel(service, store, f"{REAL}+UX", at) is None
+    cq = store.consume_queue(TIMER_TOPIC, CANCEL_QUEUE)
+    cq.entry = lambda offset: None  # its file damaged
+    run(clock, 1.5)
+    assert bodies(store) == [b"a"] and logged_lines(log_events, "is unreadable: skipped")
     service.stop()
     stop(store)

@@ -49,13 +49,14 @@ def _parked(tmp_path, *messages):
 @contextlib.contextmanager
 def _refusing(store):
     """The store refuses every put for a reason of its own while this lasts."""
-    real = store.put_message
-    store.put_message = lambda msg: defer.succeed(PutMessageResult(PutMessageStatus.SERVICE_NOT_AVAILABLE,
-                                                                   reason="the disk is full"))
+    refusal = PutMessageResult(PutMessageStatus.SERVICE_NOT_AVAILABLE, reason="the disk is full")
+    real = store.put_message, store.put_message_now
+    store.put_message = lambda msg: defer.succeed(refusal)
+    store.put_message_now = lambda msg: refusal  # the fire path's synchronous form
     try:
         yield
     finally:
-        store.put_message = real
+        store.put_message, store.put_message_now = real
 
 
 def test_an_undeliverable_delayed_message_does_not_hold_its_level(tmp_path):

@@ -227,3 +227,27 @@ def test_timer_message_with_the_property_set_by_hand(cluster):
         out = int(m.properties["TIMER_OUT_MS"])
         assert m.body != b"at-time" or out == due
         assert 0 <= m.store_timestamp - out < 1000 + 600, (m.body, m.store_timestamp - out)
+
+
+def test_timer_messages_from_the_cpp_client_survive_a_restart_and_a_sigkill(twistd, tmp_path):
+    """Timers set by hand with the C++ client: pending across a graceful restart, then a SIGKILL between
+    checkpoints in the middle of their deliveries; each is delivered, once."""
+    from collections import Counter
+
+    from tests.broker.cluster import pull_all, restartable_broker
+
+    holder = restartable_broker(twistd, tmp_path, "timerFlushIntervalMs=60000\n", "cpp-timer-broker")
+    namesrv, topic = holder["namesrv"], "CppTimerKill"
+    assert call(holder["broker"].addr, create_topic_request(topic, queues=1)).code == RC.SUCCESS
+    sent = [{"body": f"t{i}", "props": {"TIMER_DELAY_MS": str(4000 + 400 * i)}} for i in range(12)]
+    assert {r["status"] for r in cpp("produce", namesrv.addr, topic, "sync", json.dumps(sent))} == {"OK"}
+    broker = holder["restart"]()  # every timer still waits
+    wait_until(lambda: len(pull_all(broker.addr, topic)) >= 4, 30, 0.05, "some timers delivered")
+    delivered_before_kill = len(pull_all(broker.addr, topic))
+    broker.kill()
+    assert delivered_before_kill < 12  # killed in the middle of the deliveries
+    broker = holder["start"]()
+    wait_until(lambda: len(pull_all(broker.addr, topic)) >= 12, 30, 0.1, "every timer after the SIGKILL")
+    time.sleep(1.5)  # anything delivered twice would come now
+    counts = Counter(m.body for m in pull_all(broker.addr, topic))
+    assert counts == Counter(s["body"].encode() for s in sent), counts

@@ -52,9 +52,10 @@ _BUSY = ("PENDING_FULL", "TIMEOUT")
 
 
 def open_driver(reactor, settings: DLedgerSettings, directory: str, send, on_commit, on_role, applied: int,
-                config: Optional[RaftConfig] = None) -> RaftDriver:
-    """The Raft driver of this node over its durable log (``<directory>/data``) and vote file."""
-    store = DurableLog(os.path.join(directory, "data"))
+                config: Optional[RaftConfig] = None, segment_bytes: int = 1 << 30) -> RaftDriver:
+    """The Raft driver of this node over its durable log (``<directory>/data``, in files of ``segment_bytes``:
+    DLedger's data files are ``mappedFileSizeCommitLog`` long) and vote file."""
+    store = DurableLog(os.path.join(directory, "data"), segment_bytes)
     raft_log = RaftLog.from_store(store)  # recovers the store, holding no bodies beyond its cache
     meta = MetaStore(directory)
     now = int(reactor.seconds() * 1000)
@@ -125,13 +126,14 @@ class DLedgerGroup:
         self.applied_index = index
         self.checkpointed = (index, end)
         self.driver = open_driver(self.reactor, self.settings, self.directory, self.transport.send, self._commit,
-                                  self._role, index, self.raft_config)
+                                  self._role, index, self.raft_config, self.store.config.mapped_file_size_commit_log)
         self._become_slave()
         self.driver.start()
         self._every(1.0, self._announce)
         self._every(1.0, self.checkpoint)
         if self.settings.preferred_leader is not None:
             self._every(5.0, self._back_to_preferred)
+        self._every(self.store.config.clean_resource_interval / 1000, self.retention)
         log.info("DLedger {id} of group {group}: Raft port {port}, peers {peers}, applied up to {index}",
                  id=self.settings.self_id, group=self.settings.group, port=self.settings.port,
                  peers=";".join(f"{n}-{h}:{p}" for n, (h, p) in self.settings.peers.items()), index=index)
@@ -188,6 +190,29 @@ class DLedgerGroup:
                 self._marks.appendleft(best)
         if self._marks:
             self.store.flusher.request_commitlog()
+
+    def retention(self) -> Optional[int]:
+        """The Raft log's retention on the store's schedule and keys: at ``deleteWhen`` (or with the disk over
+        ``diskMaxUsedSpaceRatio``) segments older than ``fileReservedTime`` + 1 h (DLedger's fileReservedHours),
+        any age over ``diskSpaceCleanForciblyRatio``; never entries beyond the applied checkpoint (a restart needs
+        them) nor, on a leader and short of a full disk, entries a follower lacks (it could not catch up)."""
+        store, driver = self.store, self.driver
+        if driver is None or self.broken is not None or not store.running:
+            return None
+        cfg = store.config
+        percent = store.space.refresh() * 100
+        forcibly = percent > cfg.disk_space_clean_forcibly_ratio
+        if not (forcibly or percent > cfg.disk_max_used_space_ratio or store.retention._is_delete_hour(store.now_ms())):
+            return None
+        node = driver.node
+        upto = self.checkpointed[0]
+        if node.role == LEADER and not forcibly:
+            upto = min([upto] + [node.match[p] for p in node.others])
+        base = driver.delete_expired(None if forcibly else (cfg.file_reserved_time + 1) * 3_600_000, upto)
+        if base is not None:
+            log.info("DLedger {id}: Raft log segments up to entry {base} deleted ({why})", id=node.id, base=base,
+                     why="disk full" if forcibly else "expired")
+        return base
 
     # -- Raft in and out ---------------------------------------------------------------------------
 
@@ -405,7 +430,7 @@ class DLedgerGroup:
         yield lag
         now = self.reactor.seconds()
         current = 0.0 if self.leaderless_since is None else now - self.leaderless_since
-        yield _one("mq_dledger_leaderless_seconds", "Seconds without a known leader so far, this time",
+        yield _one("mq_dledger_leaderless_current_seconds", "Seconds without a known leader so far, this time",
                    labels, key, current)
         for name, doc, value in (
             ("mq_dledger_elections", "Elections this node started (as candidate)", self.elections),

@@ -84,6 +84,14 @@ def stats_key_error(name: str, key: str) -> Optional[str]:
         if not sep:
             return "statsKey must be topic@group"
         return topic_error(topic) or group_error(group)
+    if name in (stats_items.QUEUE_PUT_NUMS, stats_items.QUEUE_PUT_SIZE, stats_items.QUEUE_GET_NUMS,
+                stats_items.QUEUE_GET_SIZE):
+        topic, sep, rest = key.partition("@")
+        queue, sep2, group = rest.partition("@")
+        by_group = name in (stats_items.QUEUE_GET_NUMS, stats_items.QUEUE_GET_SIZE)
+        if not (sep and queue.isdigit() and queue.isascii()) or bool(sep2) != by_group:
+            return "statsKey must be topic@queueId@group" if by_group else "statsKey must be topic@queueId"
+        return topic_error(topic) or (group_error(group) if by_group else None)
     if name == stats_items.GROUP_GET_LATENCY:
         queue, sep, rest = key.partition("@")
         topic, sep2, group = rest.partition("@")

@@ -36,7 +36,7 @@ from mq.common.message import (
 from mq.common.message_batch import BatchError, decode_batch
 from mq.common.names import topic_error
 from mq.common.route import PERM_WRITE, TopicConfig
-from mq.common.topic import NOT_ALLOWED_SEND_TOPICS
+from mq.common.topic import NOT_ALLOWED_SEND_TOPICS, SCHEDULE_TOPIC
 from mq.remoting.client import split_address
 from mq.remoting.codes import CURRENT_VERSION, FLAG_RESPONSE, RequestCode, ResponseCode, SerializeType
 from mq.remoting.command import RemotingCommand
@@ -242,6 +242,8 @@ class SendMessageProcessor:
         if not isinstance(inner, MessageExtBrokerInner):  # refused (a timer out of range...)
             return self._refuse(request, inner.code, inner.remark)
         d = self.broker.ha.replicated(self.store.put_message_now(inner), props.get(_WAIT))
+        if inner.topic == SCHEDULE_TOPIC:  # counted in the delay-level queue, then in its topic when due (as Java)
+            return self._answer(d, request, SCHEDULE_TOPIC, queue_id, 1, started, inner.queue_id)
         return self._answer(d, request, h.topic, queue_id, 1, started)
 
     def _send_batch(self, request, channel, h, tc, queue_id, started):
@@ -288,9 +290,10 @@ class SendMessageProcessor:
             self._answer_template = (key, ResponseTemplate(RC.SUCCESS, FLAG_RESPONSE, ext, CURRENT_VERSION))
         return self._answer_template[1]
 
-    def _answer(self, d, request, topic, queue_id, count, started):
+    def _answer(self, d, request, topic, queue_id, count, started, stored_queue=-1):
         """The response to a put: built at once when its result is known (ASYNC_FLUSH, ASYNC_MASTER, a refusal),
-        through a Deferred only when the put waits for a SYNC_FLUSH or a SYNC_MASTER slave."""
+        through a Deferred only when the put waits for a SYNC_FLUSH or a SYNC_MASTER slave. ``topic`` and
+        ``stored_queue``: where the stats count it."""
 
         def done(result):
             code, remark = PUT_STATUS.get(result.status, (RC.SYSTEM_ERROR, result.status.name))
@@ -300,7 +303,7 @@ class SendMessageProcessor:
                 return self._refuse(request, code, remark)
             self.stats.put_latency.observe(time.perf_counter() - started)
             ar = result.append_result
-            self.stats.message_in(topic, count, ar.wrote_bytes)  # record bytes, as Java's TOPIC_PUT_SIZE
+            self.stats.message_in(topic, count, ar.wrote_bytes, stored_queue)  # record bytes, as Java's TOPIC_PUT_SIZE
             # Stored, but flush or replication fell short: say why beside the usual answer.
             note = (result.reason or result.status.name) if code != RC.SUCCESS else None
             msg_id = ar.msg_id

@@ -24,7 +24,7 @@ The level table is the store's ``messageDelayLevel`` (``1s 5s 10s 30s 1m ... 2h`
 from __future__ import annotations
 
 import os
-from typing import Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from twisted.internet import defer, task
 from twisted.logger import Logger
@@ -85,14 +85,15 @@ def put_now(store, inner: MessageExtBrokerInner):
 
 
 def redeliver(service, inner: MessageExtBrokerInner, drop: Tuple[str, ...], add: Optional[Dict[str, str]],
-              what: Callable[[], str]) -> bool:
+              what: Callable[[], str], stored: Optional[Callable[[MessageExtBrokerInner, Any], None]] = None) -> bool:
     """Store a parked record (``inner``, from ``decode_for_restore``: it holds ``REAL_TOPIC``/``REAL_QID``)
     again in its real topic and queue,
     without the ``drop`` properties and with ``add``, keeping body, flags, born host and time and reconsume
     count. False when the store refuses puts now (try again later); True when it is done with: stored, or
     refused for what it is (a retry goes to its ``%DLQ%`` topic, anything else is dropped), with a log line.
     ``service`` has ``broker``, ``store`` and ``undeliverable`` (the delay-level and timer services); ``what``
-    names the record in log lines (called only for one: formatting it costs on every delivery).
+    names the record in log lines (called only for one: formatting it costs on every delivery); ``stored`` is
+    told of a put stored at once (the message, the store's result), for the stats.
     """
     props = inner.properties
     topic = props.get(_REAL_TOPIC)
@@ -113,7 +114,11 @@ def redeliver(service, inner: MessageExtBrokerInner, drop: Tuple[str, ...], add:
     inner.topic = topic
     inner.queue_id = queue_id
     result = put_now(service.store, inner)
-    if result is None or result.is_stored():
+    if result is None:
+        return True
+    if result.is_stored():
+        if stored is not None:
+            stored(inner, result)
         return True
     if result.status in STORE_WIDE:
         log.warn("delivering {what} to {topic} failed: {status}; retrying later",
@@ -251,8 +256,12 @@ class ScheduleMessageService(JsonStateFile):
         return count
 
     def _deliver(self, raw: bytes, level: int, offset: int) -> bool:
+        stats = getattr(self.broker, "stats", None)
+        counted = None if stats is None else (
+            lambda msg, result: stats.delayed_delivered(level, msg.topic, result.append_result.msg_num,
+                                                        result.append_result.wrote_bytes))
         return redeliver(self, decode_for_restore(raw), (_DELAY,), None,
-                         lambda: f"the delayed message at offset {offset} of level {level}")
+                         lambda: f"the delayed message at offset {offset} of level {level}", counted)
 
     # -- admin -----------------------------------------------------------------------------------------
 

@@ -79,8 +79,11 @@ class TimerCancels:
         oldest = self.window(fired_before_ms)
         while offset < end and budget > 0:
             entry = cq.entry(offset)
-            if entry is None:
-                break
+            if entry is None:  # a hole in the queue's files: skipped, never waited for (firing waits on these)
+                log.warn("timer cancellation queue offset {offset} is unreadable: skipped", offset=offset)
+                offset += 1
+                budget -= 1
+                continue
             phy, size, due = entry
             raw = self.store.look_message_by_offset(phy, size)
             props = record_properties(raw) if raw is not None else {}

@@ -34,16 +34,23 @@ GROUP_GET_LATENCY = "GROUP_GET_LATENCY"
 SNDBCK_PUT_NUMS = "SNDBCK_PUT_NUMS"
 BROKER_PUT_NUMS = "BROKER_PUT_NUMS"
 BROKER_GET_NUMS = "BROKER_GET_NUMS"
+#: Per queue: Java 4.9.8 fills them for the delay-level topic only (a delayed send puts into
+#: ``SCHEDULE_TOPIC_XXXX@level-1``; a delivery gets from it as ``SCHEDULE_CONSUMER``), and so does mq.
+QUEUE_PUT_NUMS = "QUEUE_PUT_NUMS"
+QUEUE_PUT_SIZE = "QUEUE_PUT_SIZE"
+QUEUE_GET_NUMS = "QUEUE_GET_NUMS"
+QUEUE_GET_SIZE = "QUEUE_GET_SIZE"
+#: The group a delay-level delivery counts as having got the message.
+SCHEDULE_CONSUMER = "SCHEDULE_CONSUMER"
 
 #: The names this broker fills, and how their keys are built (Java's buildStatsKey).
 FILLED = (TOPIC_PUT_NUMS, TOPIC_PUT_SIZE, GROUP_GET_NUMS, GROUP_GET_SIZE, GROUP_GET_LATENCY, SNDBCK_PUT_NUMS,
-          BROKER_PUT_NUMS, BROKER_GET_NUMS)
-#: Names a 4.9.8 broker also knows but this one never fills (per-queue and from-disk details, commercial
-#: figures): asking for them is valid and answered "not exist", as Java answers an item never created.
+          BROKER_PUT_NUMS, BROKER_GET_NUMS, QUEUE_PUT_NUMS, QUEUE_PUT_SIZE, QUEUE_GET_NUMS, QUEUE_GET_SIZE)
+#: Names a 4.9.8 broker also knows but does not fill either (from-disk details, which its pull path does not
+#: add to; commercial figures): asking for them is valid and answered "not exist", as Java answers.
 KNOWN = FILLED + (
-    "QUEUE_PUT_NUMS", "QUEUE_PUT_SIZE", "QUEUE_GET_NUMS", "QUEUE_GET_SIZE", "GROUP_GET_FROM_DISK_NUMS",
-    "GROUP_GET_FROM_DISK_SIZE", "BROKER_GET_FROM_DISK_NUMS", "BROKER_GET_FROM_DISK_SIZE", "COMMERCIAL_SEND_TIMES",
-    "COMMERICAL_SNDBCK_TIMES", "COMMERCIAL_RCV_TIMES", "COMMERCIAL_RCV_EPOLLS", "COMMERCIAL_SEND_SIZE",
+    "GROUP_GET_FROM_DISK_NUMS", "GROUP_GET_FROM_DISK_SIZE", "BROKER_GET_FROM_DISK_NUMS", "BROKER_GET_FROM_DISK_SIZE",
+    "COMMERCIAL_SEND_TIMES", "COMMERICAL_SNDBCK_TIMES", "COMMERCIAL_RCV_TIMES", "COMMERCIAL_RCV_EPOLLS", "COMMERCIAL_SEND_SIZE",
     "COMMERCIAL_RCV_SIZE", "COMMERCIAL_PERM_FAILURES",
 )
 
@@ -164,6 +171,10 @@ def queue_topic_group_key(queue_id: int, topic: str, group: str) -> str:
     return f"{queue_id}@{topic}@{group}"
 
 
+def topic_queue_key(topic: str, queue_id: int) -> str:
+    return f"{topic}@{queue_id}"
+
+
 class BrokerStatsManager:
     """Every stats name's item set, the calls the processors make, and the sampling timer's work.
 
@@ -221,6 +232,22 @@ class BrokerStatsManager:
     def send_back(self, group: str, topic: str) -> None:
         self.sets[SNDBCK_PUT_NUMS].add(topic_group_key(topic, group), 1)
 
+    def queue_put(self, topic: str, queue_id: int, count: int, size: int) -> None:
+        """QUEUE_PUT_NUMS/SIZE (the delay-level topic's puts, as Java counts them)."""
+        key = topic_queue_key(topic, queue_id)
+        self.sets[QUEUE_PUT_NUMS].add(key, count)
+        self.sets[QUEUE_PUT_SIZE].add(key, size)
+
+    def queue_get(self, group: str, topic: str, queue_id: int, count: int, size: int) -> None:
+        """A delay-level delivery as Java counts it: QUEUE_GET_* by ``topic@queue@group`` and GROUP_GET_* by
+        ``topic@group`` (no BROKER_GET_NUMS, no latency: no pull was served)."""
+        key = f"{topic_queue_key(topic, queue_id)}@{group}"
+        self.sets[QUEUE_GET_NUMS].add(key, count)
+        self.sets[QUEUE_GET_SIZE].add(key, size)
+        pair = topic_group_key(topic, group)
+        self.sets[GROUP_GET_NUMS].add(pair, count)
+        self.sets[GROUP_GET_SIZE].add(pair, size)
+
     # -- reading -----------------------------------------------------------------------------------
 
     def item(self, name: str, key: str) -> Optional[StatsItem]:
@@ -263,11 +290,12 @@ class BrokerStatsManager:
         for name in (TOPIC_PUT_NUMS, TOPIC_PUT_SIZE):
             self.sets[name].remove_where(lambda key: key != topic)
         prefix = topic + "@"
-        for name in (GROUP_GET_NUMS, GROUP_GET_SIZE, SNDBCK_PUT_NUMS):
+        for name in (GROUP_GET_NUMS, GROUP_GET_SIZE, SNDBCK_PUT_NUMS, QUEUE_PUT_NUMS, QUEUE_PUT_SIZE, QUEUE_GET_NUMS,
+                     QUEUE_GET_SIZE):
             self.sets[name].remove_where(lambda key: not key.startswith(prefix))
         self.sets[GROUP_GET_LATENCY].remove_where(lambda key: key.partition("@")[2].rpartition("@")[0] != topic)
 
     def on_group_deleted(self, group: str) -> None:
         self._forget()
-        for name in (GROUP_GET_NUMS, GROUP_GET_SIZE, SNDBCK_PUT_NUMS, GROUP_GET_LATENCY):
+        for name in (GROUP_GET_NUMS, GROUP_GET_SIZE, SNDBCK_PUT_NUMS, GROUP_GET_LATENCY, QUEUE_GET_NUMS, QUEUE_GET_SIZE):
             self.sets[name].remove_where(lambda key: key.rpartition("@")[2] != group)

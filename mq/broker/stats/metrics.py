@@ -14,8 +14,16 @@ from typing import Callable, Dict, Iterator, List, Sequence
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-from mq.broker.stats.items import GROUP_GET_NUMS, GROUP_GET_SIZE, TOPIC_PUT_NUMS, TOPIC_PUT_SIZE, BrokerStatsManager
+from mq.broker.stats.items import (
+    GROUP_GET_NUMS,
+    GROUP_GET_SIZE,
+    SCHEDULE_CONSUMER,
+    TOPIC_PUT_NUMS,
+    TOPIC_PUT_SIZE,
+    BrokerStatsManager,
+)
 from mq.broker.stats.put_latency import PutTimeDistribution
+from mq.common.topic import SCHEDULE_TOPIC
 from mq.metrics import CallbackCollector, new_registry
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -85,9 +93,19 @@ class BrokerStats:
         self.gauges: List[Callable[[], Iterator]] = []
         self.registry.register(CallbackCollector(self._collect, lambda: []))
 
-    def message_in(self, topic: str, count: int, size: int) -> None:
+    def message_in(self, topic: str, count: int, size: int, queue_id: int = -1) -> None:
+        """Messages stored in ``topic`` (the topic stored in: a delayed message's is the delay-level topic, as
+        Java counts it) and the CommitLog bytes written for them."""
         self.put_total += count
         self.items.put(topic, count, size)
+        if topic == SCHEDULE_TOPIC:
+            self.items.queue_put(topic, queue_id, count, size)
+
+    def delayed_delivered(self, level: int, topic: str, count: int, size: int) -> None:
+        """A delay-level message stored in its real ``topic`` when due: got from the delay-level queue by
+        SCHEDULE_CONSUMER and put into ``topic`` (Java's enableScheduleMessageStats accounting)."""
+        self.items.queue_get(SCHEDULE_CONSUMER, SCHEDULE_TOPIC, level - 1, count, size)
+        self.message_in(topic, count, size)
 
     def message_out(self, topic: str, count: int, size: int, group: str = "", queue_id: int = 0,
                     latency_ms: int = 0) -> None:

@@ -37,3 +37,14 @@ def test_transfer_on_request_and_back_to_the_preferred_leader(twistd, tmp_path):
     # n2 hands leadership back to the preferred n0 once n0 is caught up (checked every 5 s)
     wait_until(lambda: group.master() == group.addr("n0"), 30, 0.1, what="leadership back on n0")
     assert "leadership moves back to it" in group.procs["n2"].log_text()
+
+
+def test_the_metrics_text_has_one_type_line_per_family(twistd, tmp_path):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    group = DLedgerCluster(twistd, tmp_path, metrics=True).start_all()
+    master = group.wait_master()
+    text = metrics_of(group, group.node_of(master))
+    names = [f.name for f in text_string_to_metric_families(text)]
+    assert len(names) == len(set(names))
+    assert "mq_dledger_leaderless_current_seconds" in names and "mq_dledger_leaderless_seconds" in names
