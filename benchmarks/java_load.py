@@ -2,6 +2,7 @@
 
     python -m benchmarks.java_load [--seconds 30] [--warmup 10] [--rounds 2] [--loads 128x8,128x32,...]
                                    [--pypy-python PATH] [--runtimes cpython,pypy] [--cpp] [--json]
+                                   [--against CHECKOUT]
 
 For each runtime it starts a ``twistd namesrv`` and a ``twistd broker`` (ASYNC_FLUSH, store in a temp dir,
 ``PYPY_GC_NURSERY=32M`` for PyPy), creates one 8-queue topic per load, and runs each load ``--rounds`` times in
@@ -12,6 +13,10 @@ a generator subprocess (PyPy's ``pypy3`` when on PATH: it costs least). A load i
 ``--cpp`` adds the official C++ client (``benchmarks/cpp_bench_client.py`` under an interpreter with PyPI
 ``rocketmq``, 8 threads ``send_sync``, SEND_MESSAGE v1): its TPS in the window is counted from the queues' max
 offsets, its RT figures cover the whole run (warm-up included).
+
+``--against CHECKOUT`` runs a second broker from another checkout (``git worktree add /tmp/base main``) beside
+this one's, loads the two in turn in every round (order alternating) and prints the per-round ratio of their
+CPU per message: on a shared machine the only comparison that holds is one measured minutes apart.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ sys.path.insert(0, str(REPO))
 from mq.bench.java_load import proc_cpu_seconds  # noqa: E402
 from mq.client.simple import create_topic_request, max_offset_request  # noqa: E402
 from tests.broker.wire import Wire  # noqa: E402
-from tests.support.processes import TwistdProcess, child_env, free_port  # noqa: E402
+from tests.support.processes import TwistdProcess, checkout_dropins, child_env, free_port  # noqa: E402
 
 DEFAULT_LOADS = "128x8,128x32,1024x8,1024x32,b128x8x32"
 #: As broker_bench: a young generation large enough for the requests in flight (see its comment).
@@ -164,19 +169,47 @@ def median_of(rounds: List[dict]) -> dict:
     return out
 
 
+def against_env(env: dict, checkout: str) -> dict:
+    """``env`` for a broker that runs another checkout's code (its ``mq`` first on PYTHONPATH)."""
+    path = [str(Path(checkout).resolve()), checkout_dropins(), os.environ.get("PYTHONPATH")]
+    return dict(env, PYTHONPATH=os.pathsep.join(p for p in path if p))
+
+
 def run_runtime(name: str, python: Optional[str], env: dict, args) -> List[dict]:
     brokers = Brokers(python, env, args.broker_conf).start()
+    # --against: the other checkout's broker beside this one; each round loads both in turn (order alternating),
+    # so every figure has a baseline measured minutes, not a whole run, apart.
+    other = Brokers(python, against_env(env, args.against), args.broker_conf).start() if args.against else None
     results = []
     try:
         loads = [parse_load(t) for t in args.loads.split(",") if t]
         for i, load in enumerate(loads):
             topic = f"JavaLoad{i}"
             brokers.create_topic(topic)
-            rounds = [run_generator(brokers, topic, load, args) for _ in range(args.rounds)]
-            row = median_of(rounds)
-            row.update(runtime=name, load=load["name"])
-            results.append(row)
-            print_row(row, args, flush=True)
+            if other is None:
+                rounds = [run_generator(brokers, topic, load, args) for _ in range(args.rounds)]
+                row = median_of(rounds)
+                row.update(runtime=name, load=load["name"])
+                results.append(row)
+                print_row(row, args, flush=True)
+                continue
+            other.create_topic(topic)
+            mine: List[dict] = []
+            theirs: List[dict] = []
+            for r in range(args.rounds):
+                pair = ((brokers, mine), (other, theirs)) if r % 2 == 0 else ((other, theirs), (brokers, mine))
+                for b, out in pair:
+                    out.append(run_generator(b, topic, load, args))
+            ratios = [a["broker_cpu_us_per_msg"] / b["broker_cpu_us_per_msg"] for a, b in zip(mine, theirs)
+                      if a.get("broker_cpu_us_per_msg") and b.get("broker_cpu_us_per_msg")]
+            for label, rounds in ((name, mine), (f"{name} against", theirs)):
+                row = median_of(rounds)
+                row.update(runtime=label, load=load["name"])
+                if label == name and ratios:
+                    row["cpu_ratio_paired"] = round(statistics.median(ratios), 3)
+                    row["cpu_ratio_all"] = [round(x, 3) for x in ratios]
+                results.append(row)
+                print_row(row, args, flush=True)
         if args.cpp:
             python_cpp = cpp_python(args.cpp_python)
             if python_cpp:
@@ -188,6 +221,8 @@ def run_runtime(name: str, python: Optional[str], env: dict, args) -> List[dict]
                 print_row(row, args, flush=True)
     finally:
         brokers.stop()
+        if other is not None:
+            other.stop()
     return results
 
 
@@ -197,7 +232,9 @@ def print_row(row: dict, args, flush: bool = False) -> None:
     print(f"| {row['runtime']} | {row['load']} | {row['tps']:,.0f} | {row['rt_avg_ms']:.2f} | {row['rt_p99_ms']:.2f} "
           f"| {row['rt_max_ms']:.1f} | {row.get('broker_cpu_us_per_msg')} ({row.get('broker_sys_us_per_msg')}) "
           f"| {row.get('broker_cpu_share')} "
-          f"| {row.get('generator_cpu_us_per_msg')} | {row.get('errors', 0)} |", flush=flush)
+          f"| {row.get('generator_cpu_us_per_msg')} | {row.get('errors', 0)} |"
+          + (f" CPU/msg against the other checkout, paired by round: median {row['cpu_ratio_paired']} "
+             f"(rounds {row['cpu_ratio_all']})" if "cpu_ratio_paired" in row else ""), flush=flush)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -213,6 +250,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--cpp-python", default=None)
     p.add_argument("--broker-conf", default="", help="extra broker.conf lines (\\n-separated)")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--against", default=None, metavar="CHECKOUT",
+                   help="another checkout (e.g. a worktree of main): its broker runs beside this one's and each "
+                        "round loads both in turn, order alternating; prints both and the paired CPU/msg ratio")
     args = p.parse_args(argv)
     args.broker_conf = args.broker_conf.replace("\\n", "\n")
     if args.broker_conf and not args.broker_conf.endswith("\n"):

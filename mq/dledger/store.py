@@ -4,12 +4,14 @@
 of their first byte, as RocketMQ names CommitLog files; a segment is rolled before an entry would cross
 ``segment_bytes`` (no end-of-file filler is needed: the next file's name says where it starts). Writes go
 through the page cache; ``sync`` is the fsync barrier whose result the caller hands to
-``RaftNode.persisted``. In memory it keeps 8 bytes per entry (its position) and the terms as runs.
+``RaftNode.persisted``. In memory it keeps the terms as runs, every ``INDEX_EVERY``-th position and each
+segment's first index.
 
 Recovery streams every segment through a bounded read window (``RECOVERY_WINDOW``, or one entry if larger)
 and checks each entry's header CRC, body CRC, index sequence and recorded position; the first entry that
 fails (a torn write or an unsynced tail lost by a crash) and everything after it are cut, with one log line
-saying how much. Nothing but positions and term runs is kept: bodies are read back on demand
+saying how much. Nothing but term runs and every ``INDEX_EVERY``-th entry's position is kept (a position
+between is found by hopping over at most that many headers); bodies are read back on demand
 (``read_range``, safe from another thread for entries the writer no longer changes: applied ones).
 
 ``MetaStore`` holds the term and vote: written to a temporary file, fsynced, renamed over the old one and the
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import os
 from array import array
-from bisect import bisect_left, bisect_right
+from bisect import bisect_right
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import attrs
@@ -57,6 +59,8 @@ BASE = c.Struct(
     "crc" / c.Int32ub,
 )
 BASE_FILE = "base"
+#: The store keeps the position of entries whose index is a multiple of this (and of the first entry).
+INDEX_EVERY = 64
 #: ``os.pwrite``; tests replace it to simulate a full disk.
 pwrite = os.pwrite
 #: Bytes recovery and ``read_range`` read at once (a larger entry is read whole, alone).
@@ -121,6 +125,11 @@ def _base_crc(index: int, term: int, pos: int) -> int:
     return entry_codec.crc31(b"".join(v.to_bytes(8, "big", signed=True) for v in (index, term, pos)))
 
 
+def _origin(base: int) -> int:
+    """The first index above ``base`` whose position the store keeps."""
+    return (base // INDEX_EVERY + 1) * INDEX_EVERY
+
+
 @attrs.frozen
 class Compact:
     """A store operation (not the core's): delete the segments holding entries up to ``index`` (retention)."""
@@ -129,7 +138,8 @@ class Compact:
 
 
 class DurableLog:
-    """Segment files of entries; in memory, each entry's position (8 bytes) and the terms as runs."""
+    """Segment files of entries; in memory, the terms as runs, every ``INDEX_EVERY``-th entry's position and
+    each segment's first index."""
 
     def __init__(self, directory: str, segment_bytes: int = 64 << 20) -> None:
         if segment_bytes < entry_codec.HEADER_SIZE:
@@ -138,10 +148,12 @@ class DurableLog:
         self.segment_bytes = segment_bytes
         os.makedirs(directory, exist_ok=True)
         self.runs = TermRuns()
-        # (index of positions[0], positions): swapped whole when the base moves, so a reader in another
-        # thread always pairs an array with its own origin
-        self._index: Tuple[int, array] = (1, array("q"))
+        # (origin, anchors): anchors[j] is where entry origin + j * INDEX_EVERY starts, origin the first multiple
+        # of INDEX_EVERY above the base; swapped whole when the base moves, so a reader in another thread
+        # always pairs an array with its own origin
+        self._index: Tuple[int, array] = (INDEX_EVERY, array("q"))
         self.segments: List[int] = []  # start positions, ascending (replaced whole, never shrunk in place)
+        self._segment_first: Dict[int, int] = {}  # segment start -> the index of its first entry
         self.end = 0  # the position after the last entry
         self.base_pos = 0  # where entry base_index + 1 starts
         self._fds: Dict[int, int] = {}
@@ -157,9 +169,38 @@ class DurableLog:
         return self.runs.base
 
     def position(self, index: int) -> int:
-        """Where entry ``index`` starts in the log's byte space."""
-        origin, positions = self._index
-        return positions[index - origin]
+        """Where entry ``index`` (``base_index < index <= last_index``) starts in the log's byte space: from
+        the nearest kept position, over at most ``INDEX_EVERY - 1`` headers. Opens its own descriptors."""
+        origin, anchors = self._index
+        j = (index - origin) // INDEX_EVERY
+        if index >= origin and j < len(anchors):
+            at, pos = origin + j * INDEX_EVERY, anchors[j]
+        else:
+            at, pos = self.runs.base + 1, self.base_pos
+        fds: Dict[int, int] = {}
+        try:
+            while at < index:
+                segments = self.segments
+                start = segments[bisect_right(segments, pos) - 1]
+                fd = fds.get(start)
+                if fd is None:
+                    fd = fds[start] = os.open(self._name(start), os.O_RDONLY)
+                head = os.pread(fd, entry_codec.HEADER_SIZE, pos - start)
+                if len(head) < entry_codec.HEADER_SIZE:
+                    raise StoreCorrupted(f"{self._name(start)}: entry {at} cut short at {pos}")
+                magic, size, got = entry_codec.ENTRY_HEADER.unpack(head)[:3]
+                if magic != entry_codec.MAGIC or got != at or size < entry_codec.HEADER_SIZE:
+                    raise StoreCorrupted(f"{self._name(start)}: entry {at} expected at {pos}, found {got}")
+                pos += size
+                at += 1
+        finally:
+            for fd in fds.values():
+                os.close(fd)
+        return pos
+
+    def _anchor(self, anchors: array, index: int, pos: int) -> None:
+        if index % INDEX_EVERY == 0:
+            anchors.append(pos)
 
     def _name(self, start: int) -> str:
         return os.path.join(self.directory, f"{start:020d}")
@@ -180,7 +221,7 @@ class DurableLog:
             if base.crc != _base_crc(base.index, base.term, base.pos):
                 raise StoreCorrupted(f"{self.directory}/{BASE_FILE}: CRC mismatch")
             self.runs = TermRuns(base.index, base.term)
-            self._index = (base.index + 1, array("q"))
+            self._index = (_origin(base.index), array("q"))
             self.base_pos = base.pos
             for name in [n for n in names if int(n) < base.pos]:  # a deletion a crash interrupted
                 os.unlink(self._name(int(name)))
@@ -191,7 +232,7 @@ class DurableLog:
         elif names:
             self.base_pos = int(names[0])
         expected_pos = self.end = self.base_pos
-        positions = self._index[1]
+        anchors = self._index[1]
         runs = self.runs
         broken = False
         for name in names:
@@ -201,7 +242,8 @@ class DurableLog:
                 self.recovered_cut += os.path.getsize(self._name(start))
                 os.unlink(self._name(start))
                 continue
-            offset, size = self._scan_segment(start, positions)
+            self._segment_first[start] = runs.last + 1
+            offset, size = self._scan_segment(start, anchors)
             self.segments.append(start)
             if offset < size:
                 broken = True
@@ -216,7 +258,7 @@ class DurableLog:
             _fsync_dir(self.directory)
         return runs.last - runs.base
 
-    def _scan_segment(self, start: int, positions: array) -> Tuple[int, int]:
+    def _scan_segment(self, start: int, anchors: array) -> Tuple[int, int]:
         """Check the entries of one segment through a bounded window; returns (intact bytes, file size)."""
         runs = self.runs
         with open(self._name(start), "rb") as f:
@@ -239,7 +281,7 @@ class DurableLog:
                 except entry_codec.EntryError as e:
                     err = e
                 else:
-                    positions.append(start + buf_at + offset)
+                    self._anchor(anchors, index, start + buf_at + offset)
                     runs.append(index, term)
                     offset = offset_after
                     continue
@@ -257,9 +299,9 @@ class DurableLog:
         size = 0
         index = first
         fds: Dict[int, int] = {}
+        pos = self.position(first) if first <= last else 0
         try:
             while index <= last:
-                pos = self.position(index)
                 segments = self.segments
                 start = segments[bisect_right(segments, pos) - 1]
                 fd = fds.get(start)
@@ -288,6 +330,7 @@ class DurableLog:
                     size += len(e.body)
                     index += 1
                     offset = after
+                pos += offset  # entries never cross segments: the next one starts where this one ended
         finally:
             for fd in fds.values():
                 os.close(fd)
@@ -316,7 +359,7 @@ class DurableLog:
         """Write ``entries`` after the end. An entry the disk has no room for is undone (its bytes cut, a
         segment it opened deleted) and ``DiskFullError`` raised: the entries before it stay written, the log
         ends at an entry boundary, and the caller may append the rest once there is room."""
-        positions = self._index[1]
+        anchors = self._index[1]
         for e in entries:
             if e.index != self.last_index + 1:
                 raise ValueError(f"entry {e.index} does not follow {self.last_index}")
@@ -337,9 +380,10 @@ class DurableLog:
                     raise DiskFullError(f"no space left for DLedger entry {e.index} in {self.directory}") from None
                 raise
             if rolled:
+                self._segment_first[start] = e.index
                 self.segments.append(start)
             self._dirty.add(start)
-            positions.append(self.end)
+            self._anchor(anchors, e.index, self.end)
             self.runs.append(e.index, e.term)
             self.end += len(data)
 
@@ -367,12 +411,14 @@ class DurableLog:
             os.unlink(self._name(start))
         if doomed:
             self.segments = [s for s in self.segments if s not in doomed]
+            for start in doomed:
+                self._segment_first.pop(start, None)
         if self.segments:
             start = self.segments[-1]
             os.ftruncate(self._fd(start), cut - start)
             self._dirty.add(start)
-        origin, positions = self._index
-        del positions[index - origin:]
+        origin, anchors = self._index
+        del anchors[max(0, -(-(index - origin) // INDEX_EVERY)):]  # anchors of entries from ``index`` on
         self.runs.truncate_from(index)
         self.end = cut
 
@@ -394,10 +440,12 @@ class DurableLog:
         every segment last written at or after ``written_before`` (a wall-clock time; None: any age). The
         last segment always stays. None: nothing to delete."""
         segments = self.segments
-        origin, positions = self._index
         best = None
         for k in range(len(segments) - 1):
-            last_in = origin + bisect_left(positions, segments[k + 1]) - 1  # the segment's last entry
+            following = self._segment_first.get(segments[k + 1])
+            if following is None:  # the writer just removed it
+                break
+            last_in = following - 1  # the segment's last entry
             if last_in > upto:
                 break
             if written_before is not None and os.stat(self._name(segments[k])).st_mtime >= written_before:
@@ -416,12 +464,14 @@ class DurableLog:
         self._save_base(base, self.runs.term_at(base), pos)
         doomed = [s for s in self.segments if s < pos]
         self.segments = [s for s in self.segments if s >= pos]
-        origin, positions = self._index
-        self._index = (base + 1, positions[base + 1 - origin:])
+        origin, anchors = self._index
+        new_origin = _origin(base)
+        self._index = (new_origin, anchors[(new_origin - origin) // INDEX_EVERY:])
         self.runs.compact(base)
         self.base_pos = pos
         for start in doomed:
             self._close(start)
+            self._segment_first.pop(start, None)
             os.unlink(self._name(start))
         log.info("DLedger log: retention deleted {n} segments; the log now starts after entry {base}",
                  n=len(doomed), base=base)
@@ -434,7 +484,8 @@ class DurableLog:
             self._close(start)
             os.unlink(self._name(start))
         self.segments = []
-        self._index = (base + 1, array("q"))
+        self._segment_first = {}
+        self._index = (_origin(base), array("q"))
         self.runs = TermRuns(base, term)
         self.end = self.base_pos = pos
         _fsync_dir(self.directory)

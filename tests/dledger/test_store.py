@@ -209,3 +209,32 @@ def test_reset_starts_an_empty_log_after_a_given_base(tmp_path):
     log, got = _reopen(tmp_path)
     assert got == _entries(3, first=501, term=7) and log.position(501) == 123_456
     assert log.runs.term_at(500) == 7
+
+
+def test_positions_from_the_sparse_index_match_every_entry(tmp_path, monkeypatch):
+    """Positions kept for every INDEX_EVERY-th entry only: every other one is found by hopping headers, also
+    after truncations and retention moved the anchors, and after a restart."""
+    from mq.dledger import store as store_module
+
+    monkeypatch.setattr(store_module, "INDEX_EVERY", 4)
+    log, _ = _reopen(tmp_path)
+    log.append(_entries(60))
+    log.sync()
+    exact = {}
+    pos = 0
+    for e in _entries(60):
+        exact[e.index] = pos
+        pos += codec.HEADER_SIZE + len(e.body)
+    assert [log.position(i) for i in range(1, 61)] == [exact[i] for i in range(1, 61)]
+    assert len(log._index[1]) == 15  # 4, 8, ..., 60
+    log.truncate_from(43)
+    log.append(_entries(10, first=43, term=2))
+    assert [log.position(i) for i in range(1, 43)] == [exact[i] for i in range(1, 43)]
+    base = log.compactable(40)
+    log.compact(base)
+    now = _entries(42) + _entries(10, first=43, term=2)
+    assert log.position(base + 1) == log.segments[0] and list(log.iter_entries()) == now[base:]
+    log.sync()
+    log.close()
+    reopened, got = _reopen(tmp_path)
+    assert [reopened.position(i) for i in range(base + 1, 53)] == [log.position(i) for i in range(base + 1, 53)]
