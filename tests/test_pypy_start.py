@@ -16,7 +16,7 @@ import pytest
 
 from tests.support.processes import REPO, child_env, free_port, port_open, wait_until
 
-COMMAND = re.compile(r"^((?:PYPY_GC_\w+=\S+ )+)\.venv-pypy/bin/twistd -n mq$", re.M)
+COMMAND = re.compile(r"^((?:PYPY_GC_\w+=\S+ )+)\.venv-pypy/bin/twistd -n --pidfile= mq$", re.M)
 
 
 def pypy_venv():
@@ -43,7 +43,7 @@ def test_the_documented_pypy_command_starts(tmp_path):
     (tmp_path / ".venv-pypy").symlink_to(venv)
     ns_port, broker_port = free_port(), free_port()
     env = child_env(dict(setting.split("=", 1) for setting in settings.split()))
-    args = ["-n", "mq", "--namesrv-port", str(ns_port), "--port", str(broker_port), "--ip", "127.0.0.1",
+    args = ["-n", "--pidfile=", "mq", "--namesrv-port", str(ns_port), "--port", str(broker_port), "--ip", "127.0.0.1",
             "--store", "store", "--kv-config", "kv.json", "--console-port", "0"]
     proc = subprocess.Popen([str(tmp_path / ".venv-pypy" / "bin" / "twistd"), *args], cwd=tmp_path, env=env,
                             stdout=open(tmp_path / "out.log", "wb"), stderr=subprocess.STDOUT)
