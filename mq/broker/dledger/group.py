@@ -49,6 +49,8 @@ APPLIED_FILE = "applied"
 #: (a checkpoint that is older than it could be is always safe: more is re-applied at the next start).
 MAX_MARKS = 4096
 _BUSY = ("PENDING_FULL", "TIMEOUT")
+#: Leadership transfer requests that may wait for their outcome at once (each waits 3 s at most).
+MAX_TRANSFER_WAITERS = 16
 
 
 def open_driver(reactor, settings: DLedgerSettings, directory: str, send, on_commit, on_role, applied: int,
@@ -300,7 +302,10 @@ class DLedgerGroup:
             self.broker.slave_sync.stop()
         log.info("DLedger {id}: master of {name} (term {term}), CommitLog end {end}", id=self.settings.self_id,
                  name=self.broker.config.broker_name, term=self.driver.node.term, end=self.end)
+        # The whole topic table first: a service creating its system topic registers that topic alone, which
+        # the NameServer, seeing a first id-0 registration, would take as the whole table.
         self._register()
+        self._master_services(True)
 
     def _become_slave(self) -> None:
         self.ready = False
@@ -310,7 +315,27 @@ class DLedgerGroup:
         config = self.broker.config
         if config.broker_role is not BrokerRole.SLAVE or config.broker_id != self.settings.slave_id:
             self._set_role(self.settings.slave_id, BrokerRole.SLAVE)
+            self._master_services(False)
             self._register()
+
+    def _master_services(self, run: bool) -> None:
+        """What RocketMQ's changeToMaster starts and changeToSlave stops: delay-level delivery, timer messages
+        and the transaction check (each reloads its progress, which the slave sync kept current, when it
+        starts)."""
+        b = self.broker
+        schedule, timer, transaction = b.schedule_service, b.timer_service, b.transaction_service
+        if run:
+            if schedule._loop is None or not schedule._loop.running:
+                schedule.stop()  # saves the offsets the slave sync decoded, which start() loads back
+                schedule.start()
+            if not timer.running:
+                timer.start()
+            if transaction._loop is None:
+                transaction.start()
+        else:
+            schedule.stop()
+            timer.stop()
+            transaction.stop()
 
     def _set_role(self, broker_id: int, role: BrokerRole) -> None:
         config = self.broker.config
@@ -355,6 +380,8 @@ class DLedgerGroup:
                                   + (f"; {leader} is" if leader else "")))
         if target == node.id:
             return defer.succeed((ResponseCode.SUCCESS, f"{target} already leads"))
+        if len(self._role_waiters) >= MAX_TRANSFER_WAITERS:
+            return defer.succeed((ResponseCode.SYSTEM_ERROR, "too many leadership transfer requests waiting"))
         error = self.driver.transfer_leadership(target)
         if error is not None:
             return defer.succeed((ResponseCode.SYSTEM_ERROR, f"cannot hand leadership to {target!r}: {error} "

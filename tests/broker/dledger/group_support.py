@@ -22,7 +22,7 @@ class DLedgerCluster:
                  metrics: bool = False) -> None:
         self.twistd = twistd
         self.tmp = tmp
-        self.namesrv = start_namesrv(twistd, tmp, "--broker-expiry", "3", "--scan-interval", "1")
+        self.namesrv = start_namesrv(twistd, tmp, "--broker-expiry", "15", "--scan-interval", "1")
         self.ids = [f"n{i}" for i in range(nodes)]
         self.ports: Dict[str, int] = {}
         used: List[int] = []

@@ -98,3 +98,23 @@ def test_a_killed_follower_catches_up_byte_for_byte(twistd, tmp_path):
     wait_until(lambda: group.commitlog(follower) == group.commitlog(leader), 30, 0.2,
                what="the restarted follower's CommitLog equal to the leader's")
     assert len(drain(group.addr(follower), TOPIC, 2)[0]) == 300
+
+
+def test_delay_level_and_timer_messages_fire_once_on_the_new_leader(twistd, tmp_path):
+    group = DLedgerCluster(twistd, tmp_path).start_all()
+    master = group.wait_master()
+    assert call(master, create_topic_request("DlLater", queues=1)).code == RC.SUCCESS
+    wait_until(lambda: all(call(group.addr(n), send_request("DlLater", b"probe", queue_id=0)).code
+                           in (RC.SUCCESS, RC.SERVICE_NOT_AVAILABLE) for n in group.ids), 5)
+    time.sleep(1.2)  # let the followers' slave sync copy the topic (slaveSyncInterval 500 ms)
+    with Wire(master) as w:
+        r1 = w.call(send_request("DlLater", b"level-2", queue_id=0, properties={"DELAY": "2"}))  # 5 s
+        r2 = w.call(send_request("DlLater", b"timer-4s", queue_id=0, properties={"TIMER_DELAY_SEC": "4"}))
+    assert r1.code == r2.code == RC.SUCCESS, (r1.remark, r2.remark)
+    group.procs[group.node_of(master)].kill()
+    new = group.wait_master(30, other_than=master)
+    wait_until(lambda: {b"level-2", b"timer-4s"} <= set(drain(new, "DlLater", 1)[0]), 30, 0.2,
+               what="both delivered by the new leader")
+    time.sleep(1.0)
+    bodies = drain(new, "DlLater", 1)[0]
+    assert bodies.count(b"level-2") == bodies.count(b"timer-4s") == 1

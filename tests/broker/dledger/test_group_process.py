@@ -23,7 +23,7 @@ def route_ids(group):
     from mq.client.simple import parse_route, route_request
 
     route = parse_route(call(group.namesrv.addr, route_request("TBW102")))
-    return next(bd.broker_addrs for bd in route.broker_datas if bd.broker_name == "dl-a")
+    return next((bd.broker_addrs for bd in route.broker_datas if bd.broker_name == "dl-a"), None) if route else None
 
 
 def test_a_group_elects_replicates_and_its_followers_act_as_slaves(group):

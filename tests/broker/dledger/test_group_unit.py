@@ -1,0 +1,49 @@
+"""DLedgerGroup pieces without processes: the refusal codes of a failed proposal, and the bound on leadership
+transfer requests waiting for their outcome."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from twisted.internet import task
+from twisted.python.failure import Failure
+
+from mq.broker.dledger.group import MAX_TRANSFER_WAITERS, DLedgerGroup, _proposal_failed
+from mq.broker.dledger.settings import parse_peers
+from mq.dledger.driver import ProposalFailed
+from mq.dledger.messages import RoleChange
+from mq.dledger.node import FOLLOWER, LEADER
+from mq.remoting.codes import ResponseCode
+from mq.store.results import PutMessageStatus
+
+
+@pytest.mark.parametrize("reason, status", [
+    ("NOT_LEADER", PutMessageStatus.SERVICE_NOT_AVAILABLE), ("TRANSFERRING", PutMessageStatus.SERVICE_NOT_AVAILABLE),
+    ("LOST", PutMessageStatus.SERVICE_NOT_AVAILABLE), ("DISK_FULL", PutMessageStatus.SERVICE_NOT_AVAILABLE),
+    ("PENDING_FULL", PutMessageStatus.OS_PAGECACHE_BUSY), ("TIMEOUT", PutMessageStatus.OS_PAGECACHE_BUSY),
+])
+def test_proposal_failures_map_as_dledger_does(reason, status):
+    assert _proposal_failed(Failure(ProposalFailed(reason))).status is status
+
+
+def test_transfer_requests_waiting_are_bounded():
+    group = DLedgerGroup.__new__(DLedgerGroup)
+    group.reactor = task.Clock()
+    group.settings = SimpleNamespace(self_id="n0", peers=parse_peers("n0-h:1;n1-h:2;n2-h:3"))
+    node = SimpleNamespace(role=LEADER, id="n0", leader="n0")
+    group.driver = SimpleNamespace(node=node, transfer_leadership=lambda target: None)
+    group._role_waiters = []
+    results = [group.transfer("n1") for _ in range(MAX_TRANSFER_WAITERS + 1)]
+    refused = []
+    results[-1].addCallback(refused.append)
+    assert refused == [(ResponseCode.SYSTEM_ERROR, "too many leadership transfer requests waiting")]
+    answers = []
+    for d in results[:-1]:
+        d.addCallback(answers.append)
+    for d in group._role_waiters[:]:  # what _role does when this node stops leading
+        group._role_waiters.remove(d)
+        d.callback(RoleChange(FOLLOWER, 3, "n1"))
+    assert len(answers) == MAX_TRANSFER_WAITERS and answers[0][0] == ResponseCode.SUCCESS
+    group.reactor.advance(5)  # their timers were cancelled: nothing fires twice
+    assert group._role_waiters == []
