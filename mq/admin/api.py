@@ -14,6 +14,7 @@ import attr
 from twisted.internet import defer
 
 from mq.acl.signing import Credentials
+from mq.admin import progress
 from mq.client.simple import pull_request, send_request
 from mq.common import fastjson, jsonkeys, mixall
 from mq.common.broker_headers import (
@@ -223,6 +224,8 @@ class MQAdminAPI:
         #: ACL: every request (to NameServers and brokers alike) is signed with this account when given.
         signer = credentials.sign_request if credentials is not None else None
         self.remoting = remoting or RemotingClient(reactor, connect_timeout=min(timeout, 3.0), signer=signer)
+        #: Where long commands count their work; ``mqadmin`` draws it on a terminal, other callers see nothing.
+        self.progress = progress.silent()
 
     def close(self) -> defer.Deferred:
         return self.remoting.close()

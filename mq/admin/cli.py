@@ -18,6 +18,7 @@ from twisted.internet import defer, task
 from mq.acl.signing import ENV_ACCESS_KEY, ENV_SECRET_KEY, Credentials
 from mq.admin import completion, output
 from mq.admin.api import EXIT_FAILED, EXIT_USAGE, AdminError, MQAdminAPI
+from mq.admin.progress import Progress, is_terminal
 
 # The registry's names, re-exported for the command modules and scripts written against this module.
 from mq.admin.registry import (  # noqa: F401
@@ -87,19 +88,12 @@ def check_one_of(parser: argparse.ArgumentParser, args) -> None:
             parser.subparsers[args.command].error(f"give exactly one of {flags}")
 
 
-def _is_terminal(stream) -> bool:
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError):
-        return False
-
-
 @defer.inlineCallbacks
 def run_command(reactor, args, out=None, err=None):
     """Run one parsed command on ``reactor``; its exit status (the text is written to ``out``/``err``)."""
     out = out or sys.stdout
     err = err or sys.stderr
-    output.use_terminal(_is_terminal(out))
+    output.use_terminal(is_terminal(out))
     addrs = (args.namesrvAddr or os.environ.get("NAMESRV_ADDR") or "").split(";")
     try:
         credentials = Credentials.from_options(getattr(args, "access_key", None), getattr(args, "secret_key", None))
@@ -107,6 +101,8 @@ def run_command(reactor, args, out=None, err=None):
         err.write(f"{PROG} {args.command}: {e} (--access-key/--secret-key or ${ENV_ACCESS_KEY}/${ENV_SECRET_KEY})\n")
         return EXIT_USAGE
     api = MQAdminAPI(reactor, addrs, timeout=args.timeout, credentials=credentials)
+    # Long work draws a live line on stderr when that is a terminal; never beside --json.
+    api.progress = Progress(err, live=not args.json and is_terminal(err), clock=reactor.seconds)
     cmd = COMMANDS[args.command]
     interval = getattr(args, "interval", None) if cmd.repeats else None
     rounds = getattr(args, "count", None)
@@ -114,7 +110,10 @@ def run_command(reactor, args, out=None, err=None):
     try:
         done = 0
         while True:
-            result = yield cmd.run(api, args)
+            try:
+                result = yield cmd.run(api, args)
+            finally:
+                api.progress.end()
             text = result.render(args.json)
             if text:
                 out.write(text if text.endswith("\n") else text + "\n")

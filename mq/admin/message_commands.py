@@ -147,6 +147,7 @@ def _scan_queue(api: MQAdminAPI, addr: str, group: str, mq: MessageQueue, begin:
     while offset < end:
         code, next_offset, messages = yield api.pull(addr, group, mq.topic, mq.queue_id, offset,
                                                      min(32, end - offset), subscription)
+        api.progress.advance(max(0, min(next_offset, end) - offset))  # offsets passed, filtered out or not
         if not on_page([m for m in messages if m.queue_offset < end]):
             break
         if code not in (RC.SUCCESS, RC.PULL_RETRY_IMMEDIATELY) or next_offset <= offset:
@@ -189,8 +190,12 @@ def _queue_window(api: MQAdminAPI, addr: str, mq: MessageQueue, begin_ts: Option
 def print_msg(api: MQAdminAPI, args):
     route, masters = yield topic_brokers(api, args.topic)
     data, blocks = [], []
+    windows = []
     for mq, addr in with_topic(queues_of(route, masters), args.topic):
         low, high = yield _queue_window(api, addr, mq, args.beginTimestamp, args.endTimestamp)
+        windows.append((mq, addr, low, high))
+    api.progress.begin("printMsg: messages read", sum(max(0, high - low) for _, _, low, high in windows))
+    for mq, addr, low, high in windows:
         messages = yield _read_queue(api, addr, mixall.TOOLS_CONSUMER_GROUP, mq, low, high, 2**31,
                                      args.subExpression)
         data.append({"queue": mq.to_json(), "minOffset": low, "maxOffset": high,
@@ -314,6 +319,7 @@ def print_msg_by_queue(api: MQAdminAPI, args):
     _, addr = yield broker_of(api, args.topic, args.brokerName)
     mq = MessageQueue(args.topic, args.brokerName, args.queueId)
     low, high = yield _queue_window(api, addr, mq, args.beginTimestamp, args.endTimestamp)
+    api.progress.begin("printMsgByQueue: messages read", max(0, high - low))
     messages: list = []
     tags: Dict[str, int] = {}
     read = [0]

@@ -96,6 +96,7 @@ def _reset(api: MQAdminAPI, group: str, topic: str, timestamp: int, force: bool,
     _, masters = yield topic_brokers(api, topic)
     offsets: Dict[MessageQueue, int] = {}
     fallback = False
+    api.progress.begin("reset: brokers done", len(masters))
     for _, addr in sorted(masters.items()):
         code, remark, table_ = yield api.reset_offset_in_broker(addr, topic, group, timestamp, force, cplus)
         if code == RC.SUCCESS:
@@ -106,6 +107,7 @@ def _reset(api: MQAdminAPI, group: str, topic: str, timestamp: int, force: bool,
             offsets.update(part)
         else:
             raise ResponseError(f"reset offset of '{group}' on broker {addr}: {remark or code}", code, remark)
+        api.progress.advance()
     return offsets, fallback
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
 import subprocess
 import sys
 
@@ -32,6 +34,30 @@ def mqadmin(*args: str, namesrv: str = None, env: dict = None, timeout: float = 
     p = subprocess.run([sys.executable, "-m", "mq.admin.cli", *args], env=environ, capture_output=True,
                        text=True, timeout=timeout)
     return Run(p.returncode, p.stdout, p.stderr)
+
+
+def mqadmin_on_terminal(*args: str, namesrv: str, terminal: str = "stdout", env: dict = None) -> Run:
+    """``mqadmin`` with ``terminal`` ("stdout" or "stderr") a pseudo-terminal and the other stream a pipe; the
+    Run's field of that stream holds what the terminal got (its line ends as the terminal writes them)."""
+    master, slave = pty.openpty()
+    streams = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, terminal: slave}
+    p = subprocess.Popen([sys.executable, "-m", "mq.admin.cli", *args],
+                         env=child_env({"NAMESRV_ADDR": namesrv, **(env or {})}), **streams)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(master)
+    piped = (p.stderr if terminal == "stdout" else p.stdout).read().decode("utf-8")
+    seen = b"".join(chunks).decode("utf-8")
+    code = p.wait(timeout=60)
+    return Run(code, seen, piped) if terminal == "stdout" else Run(code, piped, seen)
 
 
 def start_namesrv(workdir, *extra: str, env: dict = None) -> TwistdProcess:

@@ -15,7 +15,7 @@ from mq.common.register_body import RegisterBrokerBody
 from mq.common.route import DataVersion, TopicConfig
 from mq.remoting.codes import RequestCode
 from mq.remoting.command import RemotingCommand
-from tests.admin.conftest import mqadmin
+from tests.admin.conftest import mqadmin, mqadmin_on_terminal
 from tests.broker.wire import Wire
 from tests.support.processes import free_port
 
@@ -160,30 +160,9 @@ def test_no_namesrv_at_all_exit_2():
 
 def _on_a_terminal(*args: str, namesrv: str) -> str:
     """stdout of ``mqadmin`` run with a pseudo-terminal as its stdout."""
-    import os
-    import pty
-    import subprocess
-    import sys
-
-    from tests.support.processes import child_env
-
-    master, slave = pty.openpty()
-    env = child_env({"NAMESRV_ADDR": namesrv, "COLUMNS": "200"})
-    p = subprocess.Popen([sys.executable, "-m", "mq.admin.cli", *args], stdout=slave, stderr=subprocess.PIPE,
-                         env=env)
-    os.close(slave)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(master, 65536)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(master)
-    assert p.wait(timeout=60) == 0, p.stderr.read()
-    return b"".join(chunks).decode("utf-8").replace("\r\n", "\n")
+    run = mqadmin_on_terminal(*args, namesrv=namesrv, env={"COLUMNS": "200"})
+    assert run.code == 0, run.err
+    return run.out.replace("\r\n", "\n")
 
 
 def test_tables_are_drawn_on_a_terminal_and_plain_in_a_pipe(registered):
