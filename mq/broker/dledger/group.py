@@ -174,8 +174,21 @@ class DLedgerGroup:
         self.ready = False
         if self.driver is not None:
             self.driver.stop()
-            self.driver.store.close()
         return self.applied_index, self.store.commitlog.max_offset
+
+    @defer.inlineCallbacks
+    def close(self, timeout: float = 5.0):
+        """Close the Raft log's files once no write of the driver runs in the worker thread any more (a closed
+        descriptor's number could otherwise be reused under that write)."""
+        if self.driver is None:
+            return
+        deadline = self.reactor.seconds() + timeout
+        while self.driver._syncing and self.reactor.seconds() < deadline:
+            yield task.deferLater(self.reactor, 0.01, lambda: None)
+        if self.driver._syncing:
+            log.warn("DLedger: a Raft log write still runs after {t} s; its files stay open", t=timeout)
+            return
+        self.driver.store.close()
 
     def write_checkpoint(self, mark: Tuple[int, int]) -> None:
         if mark != self.checkpointed and mark[0] >= self.checkpointed[0]:
