@@ -91,7 +91,11 @@ def test_a_killed_follower_catches_up_byte_for_byte(twistd, tmp_path):
         for i in range(300):
             r = w.call(send_request(TOPIC, b"c-%04d" % i + b"." * (i % 500), queue_id=i % 2))
             assert r.code == RC.SUCCESS, (r.code, r.remark)
-            if i == 100:
+            if i == 3:  # killed before its first applied checkpoint: it re-applies from the start
+                group.procs[follower].kill()
+                group.start(follower)
+            if i == 200:  # killed with a checkpoint behind it: it re-applies from there
+                time.sleep(1.5)
                 group.procs[follower].kill()
     group.start(follower)
     leader = group.node_of(master)
