@@ -29,6 +29,7 @@ from mq.common.message import (
     record_properties,
 )
 from mq.common.names import topic_error
+from mq.common.progress import LOG_EVERY, LoggedProgress
 from mq.common.topic import SCHEDULE_TOPIC
 from mq.store.checkpoint import Checkpoint, load_checkpoint, write_checkpoint
 from mq.store.commitlog import END_FILE_MIN_BLANK_LENGTH, CommitLog
@@ -52,6 +53,8 @@ from mq.store.results import (
 from mq.store.retention import Retention
 
 log = Logger()
+#: Seconds between two progress lines of a long recovery.
+RECOVERY_LOG_EVERY = LOG_EVERY
 
 _PREPARED = MessageSysFlag.TRANSACTION_PREPARED_TYPE
 _ROLLBACK = MessageSysFlag.TRANSACTION_ROLLBACK_TYPE
@@ -263,7 +266,10 @@ class MessageStore:
                 log.info("no usable checkpoint offsets: rebuilding queues and index from the whole CommitLog")
             start = lo
         cl.files.flushed = start
-        end = self.dispatcher.reput(cl, start, None, self.config.check_crc_on_recover, start)
+        progress = LoggedProgress("recovery: CommitLog read and dispatched", hi - start, every=RECOVERY_LOG_EVERY)
+        end = self.dispatcher.reput(cl, start, None, self.config.check_crc_on_recover, start,
+                                    lambda reached: progress.update(reached - start))
+        progress.finish()
         last = cl.files.find(end)
         if last is not None and end < last.end and any(last.mm[end - last.start : min(last.end, end + 64) - last.start]):
             # Only a record cut short or invalid leaves bytes past the end of the last whole one (the rest of the
