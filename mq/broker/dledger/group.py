@@ -405,7 +405,7 @@ class DLedgerGroup:
             return PutMessageResult(PutMessageStatus.SERVICE_NOT_AVAILABLE, reason="not the DLedger leader")
         if node.transferring:
             return PutMessageResult(PutMessageStatus.SERVICE_NOT_AVAILABLE, reason="handing leadership over")
-        if node.log.last_index - node.commit + self.driver._queued_count >= node.config.max_pending:
+        if node.log.last_index - node.commit + self.driver.queued >= node.config.max_pending:
             return PutMessageResult(PutMessageStatus.OS_PAGECACHE_BUSY, reason="too many entries waiting for a quorum")
         return None
 
