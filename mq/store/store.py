@@ -64,6 +64,10 @@ _KEYS = MessageConst.PROPERTY_KEYS
 _KEY_SEPARATOR = MessageConst.KEY_SEPARATOR
 _iter_entries = CQ_ENTRY.fast.iter_unpack
 _PROPS_TOO_LONG = PutMessageResult(PutMessageStatus.PROPERTIES_SIZE_EXCEEDED, reason="properties over 32767 bytes")
+# Bound once: an Enum member read through its class costs a metaclass lookup on every put.
+_PUT_OK = PutMessageStatus.PUT_OK
+_APPEND_OK = AppendMessageStatus.PUT_OK
+_SLAVE = BrokerRole.SLAVE
 
 
 def _wall_ms() -> int:
@@ -389,7 +393,7 @@ class MessageStore:
     def _refuse(self, topic: str, body_len: int, now_ms: Optional[int] = None) -> Optional[PutMessageResult]:
         if not self.running:
             return PutMessageResult(PutMessageStatus.SERVICE_NOT_AVAILABLE, reason="the store is not running")
-        if self.config.broker_role == BrokerRole.SLAVE:
+        if self.config.broker_role == _SLAVE:
             return PutMessageResult(PutMessageStatus.SERVICE_NOT_AVAILABLE, reason="a slave does not accept puts")
         if self.replicator is not None:
             refused = self.replicator.refusal()
@@ -470,7 +474,7 @@ class MessageStore:
         counters = self.stats_counters
         counters.put_message_times_total += 1
         counters.put_message_size_total += size
-        result = AppendMessageResult(AppendMessageStatus.PUT_OK, phy, size, store_ts, queue_offset, 1, self.store_host)
+        result = AppendMessageResult(_APPEND_OK, phy, size, store_ts, queue_offset, 1, self.store_host)
         return self._complete(result, properties.get(_WAIT))
 
     def put_messages(self, inners: Sequence[MessageExtBrokerInner]) -> defer.Deferred:
@@ -613,7 +617,7 @@ class MessageStore:
         if self.sync_flush and (wait is None or wait.lower() != "false"):
             end = result.wrote_offset + result.wrote_bytes
             return self.flusher.wait_for(end).addCallback(_flush_outcome, result)
-        return PutMessageResult(PutMessageStatus.PUT_OK, result)
+        return PutMessageResult(_PUT_OK, result)
 
     # ------------------------------------------------------------------ replication
 

@@ -44,6 +44,9 @@ from mq.remoting.serialization import ResponseTemplate
 from mq.store.results import PutMessageResult, PutMessageStatus
 
 RC = ResponseCode
+# Bound once: an Enum member read through its class costs a metaclass lookup on every send.
+_JSON = SerializeType.JSON
+_SUCCESS = RC.SUCCESS
 _WAIT = MessageConst.PROPERTY_WAIT_STORE_MSG_OK
 _WAIT_ITEM = _WAIT + "\x01"
 _CLUSTER = MessageConst.PROPERTY_CLUSTER
@@ -310,7 +313,7 @@ class SendMessageProcessor:
         ar = result.append_result
         self.stats.message_in(topic, count, ar.wrote_bytes, stored_queue)  # record bytes, as Java's TOPIC_PUT_SIZE
         # Stored, but flush or replication fell short: say why beside the usual answer.
-        note = (result.reason or status.name) if code != RC.SUCCESS else None
+        note = (result.reason or status.name) if code != _SUCCESS else None
         msg_id = ar.msg_id
         qid = str(queue_id)
         offset = str(ar.logics_offset)
@@ -319,6 +322,6 @@ class SendMessageProcessor:
         response = request.response(code, note, {
             "msgId": msg_id, "queueId": qid, "queueOffset": offset, "MSG_REGION": region, "TRACE_ON": trace,
         })
-        if note is None and request.serialize_type == SerializeType.JSON:
+        if note is None and request.serialize_type == _JSON:
             response.frame = self._template(region, trace).frame(request.opaque, msg_id, qid, offset)
         return response
