@@ -1,7 +1,7 @@
 """The example files of ``conf/``, RocketMQ's own layouts, each started as real ``twistd`` processes: a NameServer
 and every broker of the layout (``-c conf/<layout>/<file>``), a message sent to each master is received there
 and, in the layouts with slaves, copied to its slave; ``conf/broker.conf`` with ``conf/plain_acl.yml`` checks
-signatures as the sample accounts say."""
+signatures as the sample accounts say; ``conf/dledger``'s three nodes elect a master that takes a send."""
 
 from __future__ import annotations
 
@@ -90,3 +90,30 @@ def test_broker_conf_with_plain_acl_yml_checks_the_sample_accounts(twistd, tmp_p
     pulled = call(broker.addr, user.sign_request(pull_request("groupB", "topicB", 0, 0)))
     assert pulled.code == ResponseCode.SUCCESS, pulled.remark
     assert [m.body for m in decode_messages(pulled.body)] == [b"signed"]
+
+
+def test_dledger_example_elects_a_master_that_serves_a_send_and_a_receive(twistd, tmp_path):
+    """conf/dledger's three nodes as written, but for free Raft ports (a later dLegerPeers line wins): the group
+    elects a master, the NameServer routes brokerId 0 of RaftNode00 to it, and it takes a send."""
+    files = sorted((CONF / "dledger").glob("broker-n*.conf"))
+    assert [f.name for f in files] == ["broker-n0.conf", "broker-n1.conf", "broker-n2.conf"]
+    namesrv = start_namesrv(twistd, tmp_path)
+    peers = ";".join(f"n{i}-127.0.0.1:{free_port()}" for i in range(len(files)))
+    brokers = []
+    for f in files:
+        conf = tmp_path / f"raft-{f.name}"
+        conf.write_text(f.read_text() + f"\ndLegerPeers={peers}\n")
+        brokers.append(start_broker(twistd, tmp_path, conf, namesrv))
+
+    def master():
+        route = route_of(namesrv, "TBW102")
+        for bd in (route.broker_datas if route is not None else []):
+            if bd.broker_name == "RaftNode00" and 0 in bd.broker_addrs:
+                return bd.broker_addrs[0]
+        return None
+
+    wait_until(lambda: master() in {b.addr for b in brokers}, 60, what="a routed master of RaftNode00")
+    addr = master()
+    r = call(addr, send_request(TOPIC, b"dledger example", queue_id=0))
+    assert r.code == ResponseCode.SUCCESS, (r.code, r.remark)
+    wait_until(lambda: pulled_bodies(addr) == [b"dledger example"], 30, what="the message on the master")

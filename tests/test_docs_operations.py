@@ -1,5 +1,5 @@
 """The operator's docs work as written: every flag a doc gives ``twistd <service>``, ``mqadmin <command>`` or
-``mq-bench <role>`` is one the command takes, and the shell blocks of docs/operations.md marked
+``mq-bench <role>`` is one the command takes, and the shell blocks of docs/operations.md and docs/admin.md marked
 ``<!-- doc-test: ... -->`` run with bash (``prints "text"...``: exit 0 and print each text; ``fails "text"``:
 exit non-zero and print it), with ``twistd``, ``mqadmin`` and ``mq-bench`` from this checkout and free ports
 in place of the well-known ones (a CI machine may be running anything on 9876)."""
@@ -92,12 +92,14 @@ def test_every_flag_the_docs_give_mqadmin_and_mq_bench_exists():
 
 
 BLOCK = re.compile(r"<!-- doc-test: (prints|fails) (.*?) -->\n```sh\n(.*?)```", re.S)
-BLOCKS = BLOCK.findall((REPO / "docs" / "operations.md").read_text())
+#: The docs whose marked blocks run, and how many each has (a marker that stops matching is noticed).
+MARKED = {"operations.md": 5, "admin.md": 1}
+BLOCKS = [(doc, *block) for doc in MARKED for block in BLOCK.findall((REPO / "docs" / doc).read_text())]
 WELL_KNOWN_PORTS = ("9876", "10911", "10921")
 
 
 def test_the_marked_blocks_are_found():
-    assert len(BLOCKS) == 4
+    assert {doc: sum(1 for b in BLOCKS if b[0] == doc) for doc in MARKED} == MARKED
 
 
 def shims(bin_dir: Path) -> None:
@@ -110,8 +112,9 @@ def shims(bin_dir: Path) -> None:
         path.chmod(0o755)
 
 
-@pytest.mark.parametrize("kind, expected, script", BLOCKS, ids=[f"block{i}" for i in range(len(BLOCKS))])
-def test_marked_block_runs_as_written(tmp_path, kind, expected, script):
+@pytest.mark.parametrize("doc, kind, expected, script", BLOCKS,
+                         ids=[f"{b[0]}-block{i}" for i, b in enumerate(BLOCKS)])
+def test_marked_block_runs_as_written(tmp_path, doc, kind, expected, script):
     shims(tmp_path / "bin")
     (tmp_path / "conf").symlink_to(REPO / "conf")
     for port in WELL_KNOWN_PORTS:

@@ -104,7 +104,7 @@ def run_command(reactor, args, out=None, err=None):
     # Long work draws a live line on stderr when that is a terminal; never beside --json.
     api.progress = Progress(err, live=not args.json and is_terminal(err), clock=reactor.seconds)
     cmd = COMMANDS[args.command]
-    interval = getattr(args, "interval", None) if cmd.repeats else None
+    interval = (getattr(args, "interval", None) or cmd.every) if cmd.repeats else None
     rounds = getattr(args, "count", None)
     status = 0
     try:

@@ -51,8 +51,10 @@ class Progress:
         self.total = (self.total or 0) + more
 
     def advance(self, n: int = 1) -> None:
+        """Count ``n`` more; drawn only once ``begin`` named the work (shared helpers count for every caller,
+        and only the long commands begin)."""
         self.done += n
-        if not self.live:
+        if not self.live or not self.what:
             return
         now = self.clock()
         if self._drawn_at is None or now - self._drawn_at >= EVERY:

@@ -11,7 +11,7 @@ import argparse
 import importlib
 import math
 import pkgutil
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import attr
 
@@ -74,6 +74,8 @@ class Command:
     one_of: Tuple[Tuple[str, ...], ...] = attr.ib(default=())
     #: takes ``-i interval``: ``main`` runs it again every interval until interrupted (``--count`` rounds)
     repeats: bool = attr.ib(default=False)
+    #: seconds between rounds when ``-i`` is not given (None: one round only)
+    every: Optional[float] = attr.ib(default=None)
 
 
 COMMANDS: Dict[str, Command] = {}
@@ -95,10 +97,10 @@ REPEAT_OPTIONS = (
 )
 
 
-def command(name: str, help: str, *options, one_of=(), repeats: bool = False):
+def command(name: str, help: str, *options, one_of=(), repeats: bool = False, every: Optional[float] = None):
     def register(fn):
         extra = REPEAT_OPTIONS if repeats else ()
-        COMMANDS[name] = Command(name, help, tuple(options) + extra, fn, tuple(one_of), repeats)
+        COMMANDS[name] = Command(name, help, tuple(options) + extra, fn, tuple(one_of), repeats, every)
         return fn
 
     return register

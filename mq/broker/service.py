@@ -325,6 +325,7 @@ class BrokerService(service.MultiService):
         yield self.store.stop()
         if applied is not None:  # the CommitLog is flushed to its end now
             self.dledger.write_checkpoint(applied)
+            yield self.dledger.close()
             yield self.dledger.transport.close()
         yield self.outer_api.close()
         log.info("broker {name} stopped", name=self.config.broker_name)

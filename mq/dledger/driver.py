@@ -126,6 +126,11 @@ class RaftDriver:
             self._flush_call = self.reactor.callLater(0, self._flush_proposals)
         return d
 
+    @property
+    def queued(self) -> int:
+        """Bodies proposed in this reactor turn, not yet handed to the core."""
+        return self._queued_count
+
     def _flush_proposals(self) -> None:
         self._flush_call = None
         queued, self._queued, self._queued_count = self._queued, [], 0

@@ -21,6 +21,8 @@ from mq.store.consumequeue import ConsumeQueueTable
 from mq.store.index import IndexService
 
 log = Logger()
+#: Records between two calls of reput's progress callback (a clock read per call, not per record).
+PROGRESS_EVERY = 4096
 
 _PREPARED = MessageSysFlag.TRANSACTION_PREPARED_TYPE
 _ROLLBACK = MessageSysFlag.TRANSACTION_ROLLBACK_TYPE
@@ -147,11 +149,18 @@ class Dispatcher:
             if self.queue_offsets.get(key, 0) <= queue_offset:
                 self.queue_offsets[key] = queue_offset + 1
 
-    def reput(self, commitlog: CommitLog, start: int, end: Optional[int], check_crc: bool, dispatch_from: int) -> int:
+    def reput(self, commitlog: CommitLog, start: int, end: Optional[int], check_crc: bool, dispatch_from: int,
+              progress: Optional[Callable[[int], None]] = None) -> int:
         """Dispatch every valid record from ``start`` (only those at or after ``dispatch_from``); returns
-        where valid data ends. With ``end`` None, scans until the first invalid record (recovery)."""
+        where valid data ends. With ``end`` None, scans until the first invalid record (recovery).
+        ``progress`` is called with the offset reached every ``PROGRESS_EVERY`` records."""
+        count = 0
         for f, rel, size in commitlog.scan(start, check_crc, end):
             phy = f.start + rel
             if phy >= dispatch_from:
                 self.dispatch_record(f.mm, rel, phy, size)
+            if progress is not None:
+                count += 1
+                if count % PROGRESS_EVERY == 0:
+                    progress(phy + size)
         return commitlog.last_scan_end

@@ -29,6 +29,7 @@ from mq.common.message import (
     record_properties,
 )
 from mq.common.names import topic_error
+from mq.common.progress import LOG_EVERY, LoggedProgress
 from mq.common.topic import SCHEDULE_TOPIC
 from mq.store.checkpoint import Checkpoint, load_checkpoint, write_checkpoint
 from mq.store.commitlog import END_FILE_MIN_BLANK_LENGTH, CommitLog
@@ -52,6 +53,8 @@ from mq.store.results import (
 from mq.store.retention import Retention
 
 log = Logger()
+#: Seconds between two progress lines of a long recovery.
+RECOVERY_LOG_EVERY = LOG_EVERY
 
 _PREPARED = MessageSysFlag.TRANSACTION_PREPARED_TYPE
 _ROLLBACK = MessageSysFlag.TRANSACTION_ROLLBACK_TYPE
@@ -61,6 +64,10 @@ _KEYS = MessageConst.PROPERTY_KEYS
 _KEY_SEPARATOR = MessageConst.KEY_SEPARATOR
 _iter_entries = CQ_ENTRY.fast.iter_unpack
 _PROPS_TOO_LONG = PutMessageResult(PutMessageStatus.PROPERTIES_SIZE_EXCEEDED, reason="properties over 32767 bytes")
+# Bound once: an Enum member read through its class costs a metaclass lookup on every put.
+_PUT_OK = PutMessageStatus.PUT_OK
+_APPEND_OK = AppendMessageStatus.PUT_OK
+_SLAVE = BrokerRole.SLAVE
 
 
 def _wall_ms() -> int:
@@ -263,7 +270,10 @@ class MessageStore:
                 log.info("no usable checkpoint offsets: rebuilding queues and index from the whole CommitLog")
             start = lo
         cl.files.flushed = start
-        end = self.dispatcher.reput(cl, start, None, self.config.check_crc_on_recover, start)
+        progress = LoggedProgress("recovery: CommitLog read and dispatched", hi - start, every=RECOVERY_LOG_EVERY)
+        end = self.dispatcher.reput(cl, start, None, self.config.check_crc_on_recover, start,
+                                    lambda reached: progress.update(reached - start))
+        progress.finish()
         last = cl.files.find(end)
         if last is not None and end < last.end and any(last.mm[end - last.start : min(last.end, end + 64) - last.start]):
             # Only a record cut short or invalid leaves bytes past the end of the last whole one (the rest of the
@@ -383,7 +393,7 @@ class MessageStore:
     def _refuse(self, topic: str, body_len: int, now_ms: Optional[int] = None) -> Optional[PutMessageResult]:
         if not self.running:
             return PutMessageResult(PutMessageStatus.SERVICE_NOT_AVAILABLE, reason="the store is not running")
-        if self.config.broker_role == BrokerRole.SLAVE:
+        if self.config.broker_role == _SLAVE:
             return PutMessageResult(PutMessageStatus.SERVICE_NOT_AVAILABLE, reason="a slave does not accept puts")
         if self.replicator is not None:
             refused = self.replicator.refusal()
@@ -464,7 +474,7 @@ class MessageStore:
         counters = self.stats_counters
         counters.put_message_times_total += 1
         counters.put_message_size_total += size
-        result = AppendMessageResult(AppendMessageStatus.PUT_OK, phy, size, store_ts, queue_offset, 1, self.store_host)
+        result = AppendMessageResult(_APPEND_OK, phy, size, store_ts, queue_offset, 1, self.store_host)
         return self._complete(result, properties.get(_WAIT))
 
     def put_messages(self, inners: Sequence[MessageExtBrokerInner]) -> defer.Deferred:
@@ -607,7 +617,7 @@ class MessageStore:
         if self.sync_flush and (wait is None or wait.lower() != "false"):
             end = result.wrote_offset + result.wrote_bytes
             return self.flusher.wait_for(end).addCallback(_flush_outcome, result)
-        return PutMessageResult(PutMessageStatus.PUT_OK, result)
+        return PutMessageResult(_PUT_OK, result)
 
     # ------------------------------------------------------------------ replication
 

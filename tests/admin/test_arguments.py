@@ -24,7 +24,7 @@ REQUIRED = [
     "updateTopicPerm", "updateOrderConf", "allocateMQ", "getNamesrvConfig", "updateNamesrvConfig",
     "skipAccumulatedMessage", "cloneGroupOffset", "printMsgByQueue", "checkMsgSendRT", "sendMsgStatus", "clusterRT",
     "getConsumerConfig", "exportMetadata", "exportConfigs", "queryCq", "cleanExpiredCQ", "cleanUnusedTopic",
-    "exportMetrics",
+    "exportMetrics", "startMonitoring",
 ]
 
 #: (command, flags of the original tool): letter → long name.
@@ -91,6 +91,7 @@ FLAGS = {
     "cleanExpiredCQ": {"b": "brokerAddr", "c": "clusterName"},
     "cleanUnusedTopic": {"b": "brokerAddr", "c": "clusterName"},
     "exportMetrics": {"c": "clusterName", "f": "filePath"},
+    "startMonitoring": {},  # the original takes only -n; -i (round interval, default 60 s) is mq's
 }
 
 

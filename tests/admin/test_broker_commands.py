@@ -373,3 +373,21 @@ def test_reset_offset_by_time(broker, online):
     assert [q["consumerOffset"] for q in progress["queues"] if q["queueId"] == 1] == [0]
     r = adm(broker, "resetOffsetByTime", "-g", "AdmGroup", "-t", "AdmMsgTopic", "-s", "someday")
     assert r.code == 2 and "not a timestamp" in r.err
+
+
+def test_start_monitoring_reports_undone_messages_every_round(broker, online):
+    """startMonitoring: per round, each group (found by its retry topic) with its undone messages per topic."""
+    wait_until(lambda: "AdmGroup" in adm(broker, "consumerProgress").out, 15, what="AdmGroup's retry topic")
+    # the figures consumerProgress gives (earlier tests of this module may have moved the group's offsets)
+    diffs = [q["diff"] for q in adm(broker, "consumerProgress", "-g", "AdmGroup", "--json").json()["queues"]
+             if q["topic"] == "AdmMsgTopic"]
+    total, single = str(sum(d for d in diffs if d > 0)), str(max([0, *diffs]))
+    r = adm(broker, "startMonitoring", "-i", "0.1", "--count", "2")
+    assert r.code == 0, r.err
+    rows = [line.split() for line in r.out.splitlines() if line.startswith("AdmGroup ")]
+    assert [row[:4] for row in rows if row[1] == "AdmMsgTopic"] == [["AdmGroup", "AdmMsgTopic", total, single]] * 2
+    assert r.out.count("#Consumer Group") == 2  # two rounds
+    data = adm(broker, "startMonitoring", "--count", "1", "--json").json()
+    [entry] = [e for e in data["undoneMsgs"] if (e["consumerGroup"], e["topic"]) == ("AdmGroup", "AdmMsgTopic")]
+    assert (str(entry["undoneMsgsTotal"]), str(entry["undoneMsgsSingleMQ"])) == (total, single)
+    assert entry["undoneMsgsDelayTimeMills"] >= 0 and data["notify"] == []

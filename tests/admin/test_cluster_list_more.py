@@ -61,7 +61,7 @@ def test_interval_must_be_a_positive_number(text):
 
 
 def test_only_commands_registered_as_repeating_take_interval():
-    assert sorted(name for name, cmd in cli.COMMANDS.items() if cmd.repeats) == ["clusterList", "clusterRT"]
+    assert sorted(name for name, cmd in cli.COMMANDS.items() if cmd.repeats) == ["clusterList", "clusterRT", "startMonitoring"]
 
 
 def test_day_totals_from_the_morning_snapshots_as_the_original():

@@ -43,6 +43,14 @@ def test_end_wipes_the_line_once_and_only_if_drawn():
     assert out.getvalue().endswith("\r\x1b[K") and out.getvalue().count("\r\x1b[K") == 1
 
 
+def test_counting_before_begin_draws_nothing():
+    clock = task.Clock()
+    p, out = live(clock)
+    p.advance(32)  # consumeMessage reads through the same helper as printMsg, without a progress line
+    p.end()
+    assert out.getvalue() == ""
+
+
 def test_unknown_or_growing_total():
     clock = task.Clock()
     p, _ = live(clock)
@@ -83,3 +91,5 @@ def test_print_msg_shows_progress_on_a_terminal_only(broker):
                                                         "-t", "ProgressTopic", "-s", "now")
     assert code == 0, terminal
     assert "reset: brokers done: 1/1 (100%)" in terminal
+    code, out, terminal = _mqadmin_with_terminal_stderr(broker, "consumeMessage", "-t", "ProgressTopic")
+    assert code == 0 and terminal == "" and "Consumed 3 message(s)." in out  # short work: no line

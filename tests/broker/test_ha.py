@@ -292,3 +292,36 @@ def test_waiting_sync_sends_get_slave_not_available_as_soon_as_the_last_slave_go
     assert ha.sync_results == {"ok": 1, "timeout": 0, "not_available": 2}
     clock.advance(10)  # nothing answered twice at the old deadline
     assert len(outcomes) == 3 and not ha.waiters
+
+
+def test_a_slave_catching_up_is_logged_every_interval_until_within_the_gap(log_events):
+    from twisted.logger import formatEvent
+
+    from mq.common.progress import LOG_EVERY
+
+    clock = task.Clock()
+    store = _Store()
+    broker = SimpleNamespace(store=store, config=SimpleNamespace(broker_role=BrokerRole.ASYNC_MASTER, is_slave=False),
+                             reactor=clock)
+    ha = HAService(broker, HAConfig(max_gap_not_in_sync=1 << 20), clock)
+    near = SimpleNamespace(ack=(100 << 20) - 1000, next=0, start_offset=0, peer="near")
+    far = SimpleNamespace(ack=0, next=0, start_offset=20 << 20, peer="far")  # an empty slave: from the last file
+    ha.connections.extend([near, far])
+    store.end = 100 << 20
+
+    def lines():
+        return [formatEvent(e) for e in log_events if "catching up" in formatEvent(e)]
+
+    ha.report_catch_up()
+    clock.advance(LOG_EVERY / 2)
+    far.ack = 30 << 20
+    ha.report_catch_up()
+    assert lines() == []  # not yet an interval
+    clock.advance(LOG_EVERY / 2)
+    far.ack = 60 << 20
+    ha.report_catch_up()
+    assert lines() == ["HA: slave far catching up: 40.0 of 80.0 MiB (50%), 8.0 MiB/s"]
+    far.ack = store.end
+    ha.report_catch_up()
+    assert lines()[1:] == ["HA: slave far catching up: done, 80.0 MiB in 5.0 s"]
+    assert not ha._catching_up

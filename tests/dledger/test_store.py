@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mq.dledger import entry as codec
+from mq.dledger import store as store_module
 from mq.dledger.messages import Append, Entry, HardState, Truncate
 from mq.dledger.store import DurableLog, MetaStore, StoreCorrupted
 
@@ -71,8 +72,14 @@ def test_truncate_then_append_survives_reopen(tmp_path):
 @settings(max_examples=60, deadline=None)
 @given(cut=st.integers(0, 10_000), flip=st.booleans())
 def test_recovery_keeps_exactly_the_intact_prefix(tmp_path_factory, cut, flip):
-    """A crash may leave any prefix of the written bytes (``cut``), or garble one byte (``flip``)."""
-    path = tmp_path_factory.mktemp("log")
+    """A crash may leave any prefix of the written bytes (``cut``), or garble one byte (``flip``); positions
+    kept every 8th entry (not 64th) so that recovery rebuilds several anchors."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(store_module, "INDEX_EVERY", 8)
+        _crash_and_recover(tmp_path_factory.mktemp("log"), cut, flip)
+
+
+def _crash_and_recover(path, cut, flip):
     log, _ = _reopen(path, 4096)
     entries = _entries(50)
     log.append(entries)
@@ -99,6 +106,7 @@ def test_recovery_keeps_exactly_the_intact_prefix(tmp_path_factory, cut, flip):
     log, got = _reopen(path, 4096)
     intact = sum(1 for i in range(1, 51) if (positions[i + 1] if i < 50 else total) <= cut)
     assert got == entries[:intact]
+    assert [log.position(i) for i in range(1, intact + 1)] == positions[1 : intact + 1]
     log.append(_entries(2, first=intact + 1, term=3))
     log.sync()
     log.close()
@@ -214,8 +222,6 @@ def test_reset_starts_an_empty_log_after_a_given_base(tmp_path):
 def test_positions_from_the_sparse_index_match_every_entry(tmp_path, monkeypatch):
     """Positions kept for every INDEX_EVERY-th entry only: every other one is found by hopping headers, also
     after truncations and retention moved the anchors, and after a restart."""
-    from mq.dledger import store as store_module
-
     monkeypatch.setattr(store_module, "INDEX_EVERY", 4)
     log, _ = _reopen(tmp_path)
     log.append(_entries(60))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import struct
 from contextlib import contextmanager
@@ -199,3 +200,31 @@ def test_files_half_created_by_a_crash_are_removed_not_fatal(tmp_path):
     assert len(scan_commitlog(store)) == 10
     assert not any(p.exists() for p in leftovers)
     assert_consistent(store)
+
+
+def test_a_long_recovery_logs_its_progress(tmp_path, monkeypatch, log_events):
+    """Rebuilding from the whole CommitLog logs how far it got (here every record, every time) and its end."""
+    import mq.store.dispatch
+    import mq.store.store
+
+    store = open_store(tmp_path)
+    _fill(store, 20)
+    stop(store)
+    (tmp_path / "checkpoint").unlink()
+    monkeypatch.setattr(mq.store.dispatch, "PROGRESS_EVERY", 1)
+    monkeypatch.setattr(mq.store.store, "RECOVERY_LOG_EVERY", 0.0)
+    store = open_store(tmp_path)
+    lines = [formatEvent(e) for e in log_events if "recovery: CommitLog" in formatEvent(e)]
+    assert len(lines) == 21
+    assert all(re.fullmatch(r"recovery: CommitLog read and dispatched: [\d.,]+ of [\d.,]+ MiB \(\d+%\), [\d.,]+ MiB/s",
+                            line) for line in lines[:-1]), lines
+    assert lines[-1].startswith("recovery: CommitLog read and dispatched: done, 0.0 MiB in ")
+    stop(store)
+
+
+def test_a_short_recovery_logs_nothing(tmp_path, log_events):
+    store = open_store(tmp_path)
+    _fill(store, 20)
+    stop(store)
+    stop(open_store(tmp_path))
+    assert not [e for e in log_events if "recovery: CommitLog" in formatEvent(e)]

@@ -33,7 +33,7 @@ from mq.common.configfile import write_atomically
 from mq.dledger.config import RaftConfig
 from mq.dledger.driver import ProposalFailed, RaftDriver
 from mq.dledger.log import RaftLog
-from mq.dledger.messages import RoleChange
+from mq.dledger.messages import Entry, RoleChange
 from mq.dledger.node import CANDIDATE, LEADER, RaftNode
 from mq.dledger.store import DurableLog, MetaStore
 from mq.remoting.codes import ResponseCode
@@ -95,6 +95,9 @@ class DLedgerGroup:
         self.queue_offsets: Dict[Tuple[str, int], int] = {}
         self.peer_addrs: Dict[str, str] = {}
         self.applied_index = 0
+        #: Committed entries handed out by the core and not yet in the CommitLog (a full disk holds them back).
+        self._unapplied: Deque[Entry] = collections.deque()
+        self._waiting_for_room = False
         self.checkpointed = (0, 0)
         self._marks: Deque[Tuple[int, int]] = collections.deque(maxlen=MAX_MARKS)
         self._loops: list = []
@@ -113,14 +116,16 @@ class DLedgerGroup:
     def start(self) -> None:
         """After the store recovered: cut the CommitLog back to the checkpoint, open the Raft log and run."""
         os.makedirs(self.directory, exist_ok=True)
-        index, end = read_applied(self.directory)
         cl = self.store.commitlog
+        if not os.path.exists(os.path.join(self.directory, APPLIED_FILE)):
+            if cl.max_offset > cl.min_offset:
+                raise ValueError("the CommitLog holds messages written outside DLedger mode; start DLedger mode on "
+                                 "an empty store")
+            self._save_checkpoint((0, 0))  # from now on the CommitLog is this group's, however a start ends
+        index, end = read_applied(self.directory)
         if cl.max_offset < end:
             raise ValueError(f"the CommitLog ends at {cl.max_offset}, before {end} where {self.directory}/applied "
                              f"says entry {index} ended: the store lost data it had flushed")
-        if index == 0 and cl.max_offset > cl.min_offset:
-            raise ValueError("the CommitLog holds messages written outside DLedger mode; start DLedger mode on an "
-                             "empty store")
         if cl.max_offset > end:
             log.info("DLedger: CommitLog cut from {hi} to {end}, the end of applied entry {index}; the entries "
                      "after it are applied again", hi=cl.max_offset, end=end, index=index)
@@ -169,17 +174,36 @@ class DLedgerGroup:
         self.ready = False
         if self.driver is not None:
             self.driver.stop()
-            self.driver.store.close()
         return self.applied_index, self.store.commitlog.max_offset
+
+    @defer.inlineCallbacks
+    def close(self, timeout: float = 5.0):
+        """Close the Raft log's files once no write of the driver runs in the worker thread any more (a closed
+        descriptor's number could otherwise be reused under that write)."""
+        if self.driver is None:
+            return
+        deadline = self.reactor.seconds() + timeout
+        while self.driver._syncing and self.reactor.seconds() < deadline:
+            yield task.deferLater(self.reactor, 0.01, lambda: None)
+        if self.driver._syncing:
+            log.warn("DLedger: a Raft log write still runs after {t} s; its files stay open", t=timeout)
+            return
+        self.driver.store.close()
 
     def write_checkpoint(self, mark: Tuple[int, int]) -> None:
         if mark != self.checkpointed and mark[0] >= self.checkpointed[0]:
-            write_atomically(os.path.join(self.directory, APPLIED_FILE),
-                             json.dumps({"index": mark[0], "commitLogEnd": mark[1]}) + "\n")
-            self.checkpointed = mark
+            self._save_checkpoint(mark)
+
+    def _save_checkpoint(self, mark: Tuple[int, int]) -> None:
+        write_atomically(os.path.join(self.directory, APPLIED_FILE),
+                         json.dumps({"index": mark[0], "commitLogEnd": mark[1]}) + "\n")
+        self.checkpointed = mark
 
     def checkpoint(self) -> None:
-        """Save the newest (applied index, CommitLog end) the CommitLog flush has reached, and ask for a flush."""
+        """Save the newest (applied index, CommitLog end) the CommitLog flush has reached, and ask for a flush;
+        apply again what a full disk held back."""
+        if self._unapplied:
+            self._apply()
         flushed = self.store.commitlog.flushed
         best = None
         while self._marks and self._marks[0][1] <= flushed:
@@ -232,22 +256,42 @@ class DLedgerGroup:
 
     def _commit(self, entries) -> None:
         """Committed entries (also on this node's disk) into the CommitLog and queues, in order."""
+        self._unapplied.extend(entries)
+        self._apply()
+
+    def _apply(self) -> None:
+        """Apply the committed entries not applied yet, in order. A full disk that stops a record from being
+        written leaves it and the rest for the next try (every second); one that stops only its queue entries
+        leaves those to the next record's dispatch."""
         if self.broken is not None:
             return
         store = self.store
-        for e in entries:
+        cl = store.commitlog
+        applied = False
+        while self._unapplied:
+            e = self._unapplied[0]
             if e.body:
+                end = cl.max_offset
                 try:
                     store.append_committed(e.body)
-                except DiskFullError as err:  # written, not all dispatched: the next append dispatches the rest
+                except DiskFullError as err:
+                    if cl.max_offset == end:
+                        if not self._waiting_for_room:
+                            log.error("DLedger: entry {index} waits for disk space: {err}", index=e.index, err=err)
+                        self._waiting_for_room = True
+                        break
                     log.error("DLedger: dispatching entry {index} stopped: {err}", index=e.index, err=err)
                 except Exception as err:  # noqa: BLE001 - a node that cannot apply must stop applying
                     self.broken = f"applying entry {e.index} failed: {err}"
                     log.critical("DLedger {id}: {why}; this node applies nothing more", id=self.settings.self_id,
                                  why=self.broken)
                     return
+            self._unapplied.popleft()
+            self._waiting_for_room = False
             self.applied_index = e.index
-        self._marks.append((self.applied_index, store.commitlog.max_offset))
+            applied = True
+        if applied:
+            self._marks.append((self.applied_index, cl.max_offset))
 
     def _role(self, change: RoleChange) -> None:
         now = self.reactor.seconds()
@@ -283,7 +327,8 @@ class DLedgerGroup:
             node = self.driver.node
             if node.role != LEADER:
                 self._ready_poll.stop()
-            elif node.applied == node.log.last_index and node.commit == node.applied and self.broken is None:
+            elif (node.applied == node.log.last_index and node.commit == node.applied and not self._unapplied
+                  and self.broken is None):
                 self._ready_poll.stop()
                 self._become_master()
 
@@ -360,7 +405,7 @@ class DLedgerGroup:
             return PutMessageResult(PutMessageStatus.SERVICE_NOT_AVAILABLE, reason="not the DLedger leader")
         if node.transferring:
             return PutMessageResult(PutMessageStatus.SERVICE_NOT_AVAILABLE, reason="handing leadership over")
-        if node.log.last_index - node.commit + self.driver._queued_count >= node.config.max_pending:
+        if node.log.last_index - node.commit + self.driver.queued >= node.config.max_pending:
             return PutMessageResult(PutMessageStatus.OS_PAGECACHE_BUSY, reason="too many entries waiting for a quorum")
         return None
 

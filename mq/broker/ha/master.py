@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import collections
 import os
-from typing import Deque, List, Optional, Tuple
+from typing import Deque, Dict, List, Optional, Tuple
 
 import attrs
 from prometheus_client.core import GaugeMetricFamily
@@ -31,6 +31,7 @@ from zope.interface import implementer
 from mq.broker.stats.metrics import LATENCY_BUCKETS, FastHistogram
 from mq.common.config import PORT_OR_OFF, convert_value, tunable, within
 from mq.common.ha_protocol import ReportDecoder, encode_header
+from mq.common.progress import LoggedProgress
 from mq.store.config import SYNC_FLUSH_TIMEOUT, BrokerRole
 from mq.store.results import PutMessageResult, PutMessageStatus
 
@@ -105,6 +106,7 @@ class HAConnection(protocol.Protocol):
         self.store = service.store
         self.decoder = ReportDecoder()
         self.next: Optional[int] = None  # where the next transfer starts; None until the first report
+        self.start_offset = 0  # where the first transfer started (an empty slave skips the older files)
         self.ack = -1  # the slave's last report
         self.paused = False
         self.peer = "?"
@@ -157,6 +159,7 @@ class HAConnection(protocol.Protocol):
         else:
             start = offset
         self.next = start
+        self.start_offset = start
         self.ack = offset
         log.info("HA: slave {peer} starts at {start} (reported {offset})", peer=self.peer, start=start, offset=offset)
         self.push()
@@ -241,6 +244,8 @@ class HAService:
         self.memory_window = _total_memory() * ratio // 100
         #: (master end offset, time) samples, one per reactor turn that wrote, for the lag in seconds.
         self._samples: Deque[Tuple[int, float]] = collections.deque()
+        #: Slaves more than haMaxGapNotInSync behind: their catch-up, logged while it lasts, and where it began.
+        self._catching_up: Dict[int, Tuple[LoggedProgress, int]] = {}  # by id() of the connection
 
     # -- life cycle --------------------------------------------------------------------------------
 
@@ -273,6 +278,7 @@ class HAService:
     def connection_lost(self, conn: HAConnection) -> None:
         if conn in self.connections:
             self.connections.remove(conn)
+        self._catching_up.pop(id(conn), None)
         self.acked_offset = max((c.ack for c in self.connections), default=-1)
         if not self.connections:
             self._samples.clear()
@@ -323,6 +329,28 @@ class HAService:
                 continue
             conn.push()
             conn.heartbeat(now)
+        self.report_catch_up()
+
+    def report_catch_up(self) -> None:
+        """A slave further behind than haMaxGapNotInSync (a new or long-gone one) gets a log line every
+        LOG_EVERY seconds with how far it got, and one when it is back within the gap."""
+        end = self.store.get_max_phy_offset()
+        gap = self.config.max_gap_not_in_sync
+        for conn in self.connections:
+            if conn.next is None:
+                continue
+            ack = max(conn.ack, conn.start_offset)
+            entry = self._catching_up.get(id(conn))
+            if entry is None:
+                if end - ack <= gap:
+                    continue
+                entry = self._catching_up[id(conn)] = (
+                    LoggedProgress(f"HA: slave {conn.peer} catching up", clock=self.clock.seconds), ack)
+            progress, began = entry
+            progress.update(ack - began, end - began)
+            if end - ack <= gap:
+                progress.finish()
+                del self._catching_up[id(conn)]
 
     # -- SYNC_MASTER -------------------------------------------------------------------------------
 

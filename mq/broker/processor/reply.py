@@ -126,7 +126,7 @@ class ReplyMessageProcessor(SendMessageProcessor):
         if push_error is None:
             ext.update(msgId="0", queueId=str(queue_id), queueOffset="0")
         if put is not None:
-            code, remark = PUT_STATUS.get(put.status, (RC.SYSTEM_ERROR, put.status.name))
+            code, remark = PUT_STATUS.get(put.status) or (RC.SYSTEM_ERROR, put.status.name)
             if remark is None:
                 ar = put.append_result
                 ext.update(msgId=ar.msg_id, queueId=str(queue_id), queueOffset=str(ar.logics_offset))

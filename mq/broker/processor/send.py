@@ -44,6 +44,9 @@ from mq.remoting.serialization import ResponseTemplate
 from mq.store.results import PutMessageResult, PutMessageStatus
 
 RC = ResponseCode
+# Bound once: an Enum member read through its class costs a metaclass lookup on every send.
+_JSON = SerializeType.JSON
+_SUCCESS = RC.SUCCESS
 _WAIT = MessageConst.PROPERTY_WAIT_STORE_MSG_OK
 _WAIT_ITEM = _WAIT + "\x01"
 _CLUSTER = MessageConst.PROPERTY_CLUSTER
@@ -294,30 +297,31 @@ class SendMessageProcessor:
         """The response to a put: built at once when its result is known (ASYNC_FLUSH, ASYNC_MASTER, a refusal),
         through a Deferred only when the put waits for a SYNC_FLUSH or a SYNC_MASTER slave. ``topic`` and
         ``stored_queue``: where the stats count it."""
-
-        def done(result):
-            code, remark = PUT_STATUS.get(result.status, (RC.SYSTEM_ERROR, result.status.name))
-            if remark is not None:
-                if result.reason:
-                    remark = f"{remark} ({result.reason})"
-                return self._refuse(request, code, remark)
-            self.stats.put_latency.observe(time.perf_counter() - started)
-            ar = result.append_result
-            self.stats.message_in(topic, count, ar.wrote_bytes, stored_queue)  # record bytes, as Java's TOPIC_PUT_SIZE
-            # Stored, but flush or replication fell short: say why beside the usual answer.
-            note = (result.reason or result.status.name) if code != RC.SUCCESS else None
-            msg_id = ar.msg_id
-            qid = str(queue_id)
-            offset = str(ar.logics_offset)
-            region = self.config.region_id
-            trace = "true" if self.config.trace_on else "false"
-            response = request.response(code, note, {
-                "msgId": msg_id, "queueId": qid, "queueOffset": offset, "MSG_REGION": region, "TRACE_ON": trace,
-            })
-            if note is None and request.serialize_type == SerializeType.JSON:
-                response.frame = self._template(region, trace).frame(request.opaque, msg_id, qid, offset)
-            return response
-
         if type(d) is not PutMessageResult and isinstance(d, defer.Deferred):  # type(): no ABCMeta check per send
-            return d.addCallback(done)
-        return done(d)
+            return d.addCallback(self._done, request, topic, queue_id, count, started, stored_queue)
+        return self._done(d, request, topic, queue_id, count, started, stored_queue)
+
+    def _done(self, result, request, topic, queue_id, count, started, stored_queue):
+        """``_answer``'s response to a put's result (a method, not a closure made per send)."""
+        status = result.status
+        code, remark = PUT_STATUS.get(status) or (RC.SYSTEM_ERROR, status.name)  # .name only when needed
+        if remark is not None:
+            if result.reason:
+                remark = f"{remark} ({result.reason})"
+            return self._refuse(request, code, remark)
+        self.stats.put_latency.observe(time.perf_counter() - started)
+        ar = result.append_result
+        self.stats.message_in(topic, count, ar.wrote_bytes, stored_queue)  # record bytes, as Java's TOPIC_PUT_SIZE
+        # Stored, but flush or replication fell short: say why beside the usual answer.
+        note = (result.reason or status.name) if code != _SUCCESS else None
+        msg_id = ar.msg_id
+        qid = str(queue_id)
+        offset = str(ar.logics_offset)
+        region = self.config.region_id
+        trace = "true" if self.config.trace_on else "false"
+        response = request.response(code, note, {
+            "msgId": msg_id, "queueId": qid, "queueOffset": offset, "MSG_REGION": region, "TRACE_ON": trace,
+        })
+        if note is None and request.serialize_type == _JSON:
+            response.frame = self._template(region, trace).frame(request.opaque, msg_id, qid, offset)
+        return response

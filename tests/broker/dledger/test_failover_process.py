@@ -91,7 +91,11 @@ def test_a_killed_follower_catches_up_byte_for_byte(twistd, tmp_path):
         for i in range(300):
             r = w.call(send_request(TOPIC, b"c-%04d" % i + b"." * (i % 500), queue_id=i % 2))
             assert r.code == RC.SUCCESS, (r.code, r.remark)
-            if i == 100:
+            if i == 3:  # killed before its first applied checkpoint: it re-applies from the start
+                group.procs[follower].kill()
+                group.start(follower)
+            if i == 200:  # killed with a checkpoint behind it: it re-applies from there
+                time.sleep(1.5)
                 group.procs[follower].kill()
     group.start(follower)
     leader = group.node_of(master)
@@ -118,3 +122,48 @@ def test_delay_level_and_timer_messages_fire_once_on_the_new_leader(twistd, tmp_
     time.sleep(1.0)
     bodies = drain(new, "DlLater", 1)[0]
     assert bodies.count(b"level-2") == bodies.count(b"timer-4s") == 1
+
+
+def test_a_five_node_group_survives_the_loss_of_two(twistd, tmp_path):
+    group = DLedgerCluster(twistd, tmp_path, nodes=5).start_all()
+    master = group.wait_master()
+    assert call(master, create_topic_request(TOPIC, queues=2)).code == RC.SUCCESS
+    sent = []
+
+    def send(addr, n):
+        with Wire(addr) as w:
+            for _ in range(n):
+                body = b"five-%04d" % len(sent)
+                r = w.call(send_request(TOPIC, body, queue_id=len(sent) % 2))
+                assert r.code == RC.SUCCESS, (r.code, r.remark)
+                sent.append(body)
+
+    send(master, 150)
+    leader = group.node_of(master)
+    other = next(n for n in group.ids if n != leader)
+    group.procs[leader].kill()
+    group.procs[other].kill()  # two of five gone: a majority of three is left
+    new = group.wait_master(30, other_than=master)
+    send(new, 150)
+    assert sorted(drain(new, TOPIC, 2)[0]) == sorted(sent)
+
+
+def test_a_transaction_committed_on_the_leader_is_on_the_next_one(twistd, tmp_path):
+    from mq.client.simple import end_transaction_request
+
+    group = DLedgerCluster(twistd, tmp_path).start_all()
+    master = group.wait_master()
+    assert call(master, create_topic_request("DlTx", queues=1)).code == RC.SUCCESS
+    props = {"TRAN_MSG": "true", "PGROUP": "dl_tx"}
+    with Wire(master) as w:
+        half = w.call(send_request("DlTx", b"tx-commit", properties=props, queue_id=0, group="dl_tx"))
+        assert half.code == RC.SUCCESS, half.remark
+        assert drain(master, "DlTx", 1)[0] == []  # a half message is not visible
+        r = w.call(end_transaction_request("dl_tx", half, 8))  # COMMIT
+        assert r.code == RC.SUCCESS, r.remark
+    assert drain(master, "DlTx", 1)[0] == [b"tx-commit"]
+    for n in group.ids:  # the followers learn the topic at their slave sync (slaveSyncInterval, 500 ms here)
+        wait_until(lambda n=n: drain(group.addr(n), "DlTx", 1)[0] == [b"tx-commit"], 20, 0.1, what=f"on {n}")
+    group.procs[group.node_of(master)].kill()
+    new = group.wait_master(30, other_than=master)
+    assert drain(new, "DlTx", 1)[0] == [b"tx-commit"]

@@ -3,6 +3,7 @@ transfer requests waiting for their outcome."""
 
 from __future__ import annotations
 
+import collections
 from types import SimpleNamespace
 
 import pytest
@@ -47,3 +48,34 @@ def test_transfer_requests_waiting_are_bounded():
     assert len(answers) == MAX_TRANSFER_WAITERS and answers[0][0] == ResponseCode.SUCCESS
     group.reactor.advance(5)  # their timers were cancelled: nothing fires twice
     assert group._role_waiters == []
+
+
+def test_a_record_a_full_disk_kept_out_is_applied_once_there_is_room(tmp_path):
+    from mq.broker.dledger.group import Entry
+    from mq.store.mappedfile import DiskFullError
+    from tests.broker.dledger.test_replicated_store import FakeReplicator, make_store, msg
+
+    leader, follower = make_store(tmp_path / "a"), make_store(tmp_path / "b")
+    rep = FakeReplicator()
+    leader.replicator = rep
+    for i in range(3):
+        leader.put_message(msg(i))
+    group = DLedgerGroup.__new__(DLedgerGroup)
+    group.store, group.broken, group.applied_index, group._waiting_for_room = follower, None, 0, False
+    group._unapplied, group._marks = collections.deque(), collections.deque()
+    real = follower.commitlog.position_for
+    full = {"on": True}
+
+    def position_for(size):
+        if full["on"]:
+            raise DiskFullError("no room")
+        return real(size)
+
+    follower.commitlog.position_for = position_for
+    entries = [Entry(i + 1, 1, data) for i, (data, _r, _d) in enumerate(rep.proposed)]
+    group._commit(entries[:2])
+    assert group.applied_index == 0 and len(group._unapplied) == 2 and follower.get_max_phy_offset() == 0
+    full["on"] = False
+    group._commit(entries[2:])  # the held-back ones first, in order
+    assert group.applied_index == 3 and not group._unapplied
+    assert follower.get_max_phy_offset() == rep.end and list(group._marks) == [(3, rep.end)]

@@ -69,3 +69,17 @@ def test_the_options_carry_the_keys_and_skip_the_role_checks(tmp_path):
     help_text = str(options)
     for option in ("--dledger ", "--dledger-peers", "--dledger-self-id", "--dledger-group", "--preferred-leader"):
         assert option in help_text
+
+
+def test_the_example_group_in_conf_dledger_is_valid(tmp_path):
+    from mq.common.properties import parse_properties
+    from tests.support.processes import REPO
+
+    ports = set()
+    for i in range(3):
+        props = parse_properties((REPO / "conf" / "dledger" / f"broker-n{i}.conf").read_text())
+        config, _ = layered_config(props, {"storePathRootDir": str(tmp_path / f"n{i}")})
+        s = DLedgerSettings.from_broker_config(config)
+        assert (s.self_id, s.group, len(s.peers)) == (f"n{i}", "RaftNode00", 3)
+        ports |= {port for port, _, _ in config.listens()}
+    assert len(ports) == 9  # listenPort, VIP port and Raft port (no HA port) of each: all distinct
