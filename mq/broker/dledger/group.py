@@ -110,6 +110,7 @@ class DLedgerGroup:
         self.leaderless_since: Optional[float] = self.reactor.seconds()
         self.leaderless_total = 0.0
         self._leader: Optional[str] = None
+        self._leader_config = ""  # the config versions the leader last announced
 
     # -- life cycle --------------------------------------------------------------------------------
 
@@ -246,13 +247,22 @@ class DLedgerGroup:
         if self.driver is not None:
             self.driver.receive(msg)
 
-    def _peer_info(self, node: str, addr: str) -> None:
+    def _peer_info(self, node: str, addr: str, config_version: str = "") -> None:
         if self.peer_addrs.get(node) != addr:
             self.peer_addrs[node] = addr
             self._follow()
+        if node == self._leader and not self.ready and config_version != self._leader_config:
+            # The leader's topics or groups changed: copy them now rather than at the next slaveSyncInterval,
+            # so a failover soon after loses less of them.
+            sync = self.broker.slave_sync
+            if sync is not None and self.broker.master_addr == addr and sync._running is None:
+                self._leader_config = config_version
+                sync.sync_all()
 
     def _announce(self) -> None:
-        self.transport.announce(self.broker.config.broker_addr)
+        b = self.broker
+        versions = (b.topic_config_manager.data_version, b.subscription_group_manager.data_version)
+        self.transport.announce(b.config.broker_addr, " ".join(f"{v.timestamp}.{v.counter}" for v in versions))
 
     def _commit(self, entries) -> None:
         """Committed entries (also on this node's disk) into the CommitLog and queues, in order."""
