@@ -32,7 +32,7 @@ from mq.broker.dledger.transport import LEADERSHIP_TRANSFER, RaftTransport
 from mq.common.configfile import write_atomically
 from mq.dledger.config import RaftConfig
 from mq.dledger.driver import ProposalFailed, RaftDriver
-from mq.dledger.log import RaftLog
+from mq.dledger.log import DEFAULT_CACHE_BYTES, RaftLog
 from mq.dledger.messages import Entry, RoleChange
 from mq.dledger.node import CANDIDATE, LEADER, RaftNode
 from mq.dledger.store import DurableLog, MetaStore
@@ -54,11 +54,13 @@ MAX_TRANSFER_WAITERS = 16
 
 
 def open_driver(reactor, settings: DLedgerSettings, directory: str, send, on_commit, on_role, applied: int,
-                config: Optional[RaftConfig] = None, segment_bytes: int = 1 << 30) -> RaftDriver:
+                config: Optional[RaftConfig] = None, segment_bytes: int = 1 << 30,
+                cache_bytes: int = DEFAULT_CACHE_BYTES) -> RaftDriver:
     """The Raft driver of this node over its durable log (``<directory>/data``, in files of ``segment_bytes``:
-    DLedger's data files are ``mappedFileSizeCommitLog`` long) and vote file."""
+    DLedger's data files are ``mappedFileSizeCommitLog`` long) and vote file; ``cache_bytes`` is
+    ``dLegerCacheBytes``."""
     store = DurableLog(os.path.join(directory, "data"), segment_bytes)
-    raft_log = RaftLog.from_store(store)  # recovers the store, holding no bodies beyond its cache
+    raft_log = RaftLog.from_store(store, cache_bytes)  # recovers the store, holding no bodies beyond its cache
     meta = MetaStore(directory)
     now = int(reactor.seconds() * 1000)
     node = RaftNode(settings.self_id, list(settings.peers), config or RaftConfig(), random.Random(), now,
@@ -134,7 +136,8 @@ class DLedgerGroup:
         self.applied_index = index
         self.checkpointed = (index, end)
         self.driver = open_driver(self.reactor, self.settings, self.directory, self.transport.send, self._commit,
-                                  self._role, index, self.raft_config, self.store.config.mapped_file_size_commit_log)
+                                  self._role, index, self.raft_config, self.store.config.mapped_file_size_commit_log,
+                                  self.broker.config.d_leger_cache_bytes)
         self._become_slave()
         self.driver.start()
         self._every(1.0, self._announce)

@@ -79,3 +79,29 @@ def test_a_record_a_full_disk_kept_out_is_applied_once_there_is_room(tmp_path):
     group._commit(entries[2:])  # the held-back ones first, in order
     assert group.applied_index == 3 and not group._unapplied
     assert follower.get_max_phy_offset() == rep.end and list(group._marks) == [(3, rep.end)]
+
+
+def test_start_opens_the_raft_log_with_the_brokers_cache_bytes(tmp_path, monkeypatch):
+    from mq.broker.config import BrokerConfig
+    from mq.broker.dledger import group as group_module
+    from mq.broker.dledger.settings import DLedgerSettings
+    from tests.broker.dledger.test_replicated_store import make_store
+
+    config = BrokerConfig(store_path_root_dir=str(tmp_path), enable_d_leger_commit_log=True,
+                          d_leger_peers="n0-127.0.0.1:1;n1-127.0.0.1:2;n2-127.0.0.1:3", d_leger_self_id="n0",
+                          d_leger_cache_bytes=12345)
+    broker = SimpleNamespace(reactor=task.Clock(), store=make_store(tmp_path / "s"), config=config)
+    group = DLedgerGroup(broker, DLedgerSettings.from_broker_config(config))
+    seen = {}
+
+    class Opened(Exception):
+        pass
+
+    def open_driver(*args, **kwargs):
+        seen.update(kwargs, args=args)
+        raise Opened()
+
+    monkeypatch.setattr(group_module, "open_driver", open_driver)
+    with pytest.raises(Opened):
+        group.start()
+    assert seen["args"][-1] == 12345
