@@ -30,11 +30,12 @@ from twisted.logger import Logger
 from mq.broker.dledger.settings import DLedgerSettings
 from mq.broker.dledger.transport import LEADERSHIP_TRANSFER, RaftTransport
 from mq.common.configfile import write_atomically
+from mq.common.progress import LoggedProgress
 from mq.dledger.config import RaftConfig
 from mq.dledger.driver import ProposalFailed, RaftDriver
 from mq.dledger.log import DEFAULT_CACHE_BYTES, RaftLog
-from mq.dledger.messages import Entry, RoleChange
-from mq.dledger.node import CANDIDATE, LEADER, RaftNode
+from mq.dledger.messages import AppendRequest, Entry, RoleChange
+from mq.dledger.node import CANDIDATE, FOLLOWER, LEADER, RaftNode
 from mq.dledger.store import DurableLog, MetaStore
 from mq.remoting.codes import ResponseCode
 from mq.remoting.command import RemotingCommand
@@ -113,6 +114,9 @@ class DLedgerGroup:
         self.leaderless_total = 0.0
         self._leader: Optional[str] = None
         self._leader_config = ""  # the config versions the leader last announced
+        #: The commit index in the last AppendRequest received, and the catch-up being logged (with its start).
+        self.leader_commit = 0
+        self._catching_up: Optional[Tuple[LoggedProgress, int]] = None
 
     # -- life cycle --------------------------------------------------------------------------------
 
@@ -142,6 +146,7 @@ class DLedgerGroup:
         self.driver.start()
         self._every(1.0, self._announce)
         self._every(1.0, self.checkpoint)
+        self._every(1.0, self.report_catch_up)
         if self.settings.preferred_leader is not None:
             self._every(5.0, self._back_to_preferred)
         self._every(self.store.config.clean_resource_interval / 1000, self.retention)
@@ -248,7 +253,28 @@ class DLedgerGroup:
 
     def _receive(self, msg) -> None:
         if self.driver is not None:
+            if isinstance(msg, AppendRequest) and msg.term >= self.driver.node.term:
+                self.leader_commit = msg.commit
             self.driver.receive(msg)
+
+    def report_catch_up(self) -> None:
+        """A follower further behind its leader's commit index than a leader may hold uncommitted
+        (``max_pending`` entries: a new, restarted or long-cut-off node) logs how far it got every LOG_EVERY
+        seconds, as HA slaves do, and one line once it is back within that."""
+        node = self.driver.node if self.driver is not None else None
+        if node is None or node.role != FOLLOWER or node.leader is None:
+            return  # an election: the catch-up (if any) goes on under the next leader
+        far = self.leader_commit - self.applied_index > node.config.max_pending
+        if self._catching_up is None:
+            if not far:
+                return
+            what = f"DLedger {node.id}: catching up with leader {node.leader}"
+            self._catching_up = (LoggedProgress(what, clock=self.reactor.seconds, unit="entries"), self.applied_index)
+        progress, began = self._catching_up
+        progress.update(self.applied_index - began, self.leader_commit - began)
+        if not far:
+            progress.finish()
+            self._catching_up = None
 
     def _peer_info(self, node: str, addr: str, config_version: str = "") -> None:
         if self.peer_addrs.get(node) != addr:
