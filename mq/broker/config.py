@@ -34,6 +34,7 @@ from mq.common.properties import format_properties, parse_properties
 from mq.common.rocketmq_keys import BROKER_IGNORED
 from mq.common.route import PERM_READ, PERM_WRITE
 from mq.common.topic import TRACE_TOPIC
+from mq.dledger.log import DEFAULT_CACHE_BYTES
 from mq.store.config import ALIASES as STORE_ALIASES
 from mq.store.config import MESSAGE_SIZE, BrokerRole, FlushDiskType, MessageStoreConfig
 
@@ -188,6 +189,9 @@ class BrokerConfig:
     d_leger_peers: str = ""
     d_leger_self_id: str = ""
     preferred_leader_id: str = ""
+    #: Bytes of Raft entry bodies a DLedger node keeps in memory (mq's own key, mq.dledger.log): older ones are
+    #: read back from its log files when a follower needs them. 0 keeps none past the one being replicated.
+    d_leger_cache_bytes: int = tunable(DEFAULT_CACHE_BYTES, within(0, 1 << 40, "bytes"))
     #: Keys this class does not know (store settings among them), as given.
     extra: dict[str, str] = attrs.field(factory=dict)
 

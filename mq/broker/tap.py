@@ -75,6 +75,8 @@ class Options(ServiceOptions):
         ["dledger-self-id", None, None, "DLedger: this node's id in --dledger-peers, as n0 (dLegerSelfId); a "
                                         "follower registers as slave id + 1."],
         ["preferred-leader", None, None, "DLedger: the id leadership moves back to (preferredLeaderId)."],
+        ["dledger-cache-bytes", None, None, "DLedger: bytes of Raft entry bodies kept in memory, 0 to 1 TiB "
+                                            "(dLegerCacheBytes, default 64 MiB); older ones are read from disk."],
     ]
     optFlags = [
         ["acl", None, "Check every request against the ACL files (aclEnable; see docs/acl.md)."],
@@ -90,7 +92,7 @@ class Options(ServiceOptions):
             ("flush", "flushDiskType"), ("store", "storePathRootDir"), ("metrics-port", "metricsPort"),
             ("ip", "brokerIP1"), ("bind", "bindAddress"), ("acl-file", "aclFile"),
             ("dledger-group", "dLegerGroup"), ("dledger-peers", "dLegerPeers"), ("dledger-self-id", "dLegerSelfId"),
-            ("preferred-leader", "preferredLeaderId"),
+            ("preferred-leader", "preferredLeaderId"), ("dledger-cache-bytes", "dLegerCacheBytes"),
         ):
             if self[option] is not None:
                 props[key] = self[option]

@@ -1,4 +1,4 @@
-"""Long server work (recovery of a CommitLog, a slave catching up) logged while it lasts.
+"""Long server work (recovery of a CommitLog, a slave or a DLedger follower catching up) logged while it lasts.
 
 A broker has no terminal: its progress is a log line every ``LOG_EVERY`` seconds (how many bytes of how many,
 the rate) and one line when it ends, so an operator tailing the log sees that a long start or a slave's
@@ -20,11 +20,13 @@ log = Logger()
 
 
 class LoggedProgress:
-    """``update(done, total)`` as the work goes (cheap when not due), ``finish()`` when it ends."""
+    """``update(done, total)`` as the work goes (cheap when not due), ``finish()`` when it ends. ``unit``
+    "bytes" shows MiB; any other unit (``entries``) is counted as is, with how many are still to go."""
 
     def __init__(self, what: str, total: int = 0, clock: Optional[Callable[[], float]] = None,
-                 every: float = LOG_EVERY, logger: Logger = log) -> None:
+                 every: float = LOG_EVERY, logger: Logger = log, unit: str = "bytes") -> None:
         self.what = what
+        self.unit = unit
         self.total = total
         self.done = 0
         self.clock = clock or time.monotonic
@@ -47,16 +49,24 @@ class LoggedProgress:
 
     def line(self, now: Optional[float] = None) -> str:
         now = self.clock() if now is None else now
-        text = f"{self.done / _MIB:,.1f} of {self.total / _MIB:,.1f} MiB"
+        text = f"{self._number(self.done)} of {self._amount(self.total)}"
         if self.total > 0:
             text += f" ({min(100.0, 100.0 * self.done / self.total):.0f}%)"
+        if self.unit != "bytes":
+            text += f", {max(0, self.total - self.done):,} to go"
         elapsed = now - self.started
         if elapsed > 0:
-            text += f", {self.done / _MIB / elapsed:,.1f} MiB/s"
+            text += f", {self._amount(self.done / elapsed)}/s"
         return text
+
+    def _number(self, n: float) -> str:
+        return f"{n / _MIB:,.1f}" if self.unit == "bytes" else f"{n:,.0f}"
+
+    def _amount(self, n: float) -> str:
+        return f"{self._number(n)} {'MiB' if self.unit == 'bytes' else self.unit}"
 
     def finish(self) -> None:
         if self.logged:
             self.logged = False
-            self.log.info("{what}: done, {mib:,.1f} MiB in {secs:.1f} s", what=self.what, mib=self.done / _MIB,
+            self.log.info("{what}: done, {amount} in {secs:.1f} s", what=self.what, amount=self._amount(self.done),
                           secs=self.clock() - self.started)

@@ -30,11 +30,12 @@ from twisted.logger import Logger
 from mq.broker.dledger.settings import DLedgerSettings
 from mq.broker.dledger.transport import LEADERSHIP_TRANSFER, RaftTransport
 from mq.common.configfile import write_atomically
+from mq.common.progress import LoggedProgress
 from mq.dledger.config import RaftConfig
 from mq.dledger.driver import ProposalFailed, RaftDriver
-from mq.dledger.log import RaftLog
-from mq.dledger.messages import Entry, RoleChange
-from mq.dledger.node import CANDIDATE, LEADER, RaftNode
+from mq.dledger.log import DEFAULT_CACHE_BYTES, RaftLog
+from mq.dledger.messages import AppendRequest, Entry, RoleChange
+from mq.dledger.node import CANDIDATE, FOLLOWER, LEADER, RaftNode
 from mq.dledger.store import DurableLog, MetaStore
 from mq.remoting.codes import ResponseCode
 from mq.remoting.command import RemotingCommand
@@ -54,11 +55,13 @@ MAX_TRANSFER_WAITERS = 16
 
 
 def open_driver(reactor, settings: DLedgerSettings, directory: str, send, on_commit, on_role, applied: int,
-                config: Optional[RaftConfig] = None, segment_bytes: int = 1 << 30) -> RaftDriver:
+                config: Optional[RaftConfig] = None, segment_bytes: int = 1 << 30,
+                cache_bytes: int = DEFAULT_CACHE_BYTES) -> RaftDriver:
     """The Raft driver of this node over its durable log (``<directory>/data``, in files of ``segment_bytes``:
-    DLedger's data files are ``mappedFileSizeCommitLog`` long) and vote file."""
+    DLedger's data files are ``mappedFileSizeCommitLog`` long) and vote file; ``cache_bytes`` is
+    ``dLegerCacheBytes``."""
     store = DurableLog(os.path.join(directory, "data"), segment_bytes)
-    raft_log = RaftLog.from_store(store)  # recovers the store, holding no bodies beyond its cache
+    raft_log = RaftLog.from_store(store, cache_bytes)  # recovers the store, holding no bodies beyond its cache
     meta = MetaStore(directory)
     now = int(reactor.seconds() * 1000)
     node = RaftNode(settings.self_id, list(settings.peers), config or RaftConfig(), random.Random(), now,
@@ -110,6 +113,10 @@ class DLedgerGroup:
         self.leaderless_since: Optional[float] = self.reactor.seconds()
         self.leaderless_total = 0.0
         self._leader: Optional[str] = None
+        self._leader_config = ""  # the config versions the leader last announced
+        #: The commit index in the last AppendRequest received, and the catch-up being logged (with its start).
+        self.leader_commit = 0
+        self._catching_up: Optional[Tuple[LoggedProgress, int]] = None
 
     # -- life cycle --------------------------------------------------------------------------------
 
@@ -133,11 +140,13 @@ class DLedgerGroup:
         self.applied_index = index
         self.checkpointed = (index, end)
         self.driver = open_driver(self.reactor, self.settings, self.directory, self.transport.send, self._commit,
-                                  self._role, index, self.raft_config, self.store.config.mapped_file_size_commit_log)
+                                  self._role, index, self.raft_config, self.store.config.mapped_file_size_commit_log,
+                                  self.broker.config.d_leger_cache_bytes)
         self._become_slave()
         self.driver.start()
         self._every(1.0, self._announce)
         self._every(1.0, self.checkpoint)
+        self._every(1.0, self.report_catch_up)
         if self.settings.preferred_leader is not None:
             self._every(5.0, self._back_to_preferred)
         self._every(self.store.config.clean_resource_interval / 1000, self.retention)
@@ -244,15 +253,45 @@ class DLedgerGroup:
 
     def _receive(self, msg) -> None:
         if self.driver is not None:
+            if isinstance(msg, AppendRequest) and msg.term >= self.driver.node.term:
+                self.leader_commit = msg.commit
             self.driver.receive(msg)
 
-    def _peer_info(self, node: str, addr: str) -> None:
+    def report_catch_up(self) -> None:
+        """A follower further behind its leader's commit index than a leader may hold uncommitted
+        (``max_pending`` entries: a new, restarted or long-cut-off node) logs how far it got every LOG_EVERY
+        seconds, as HA slaves do, and one line once it is back within that."""
+        node = self.driver.node if self.driver is not None else None
+        if node is None or node.role != FOLLOWER or node.leader is None:
+            return  # an election: the catch-up (if any) goes on under the next leader
+        far = self.leader_commit - self.applied_index > node.config.max_pending
+        if self._catching_up is None:
+            if not far:
+                return
+            what = f"DLedger {node.id}: catching up with leader {node.leader}"
+            self._catching_up = (LoggedProgress(what, clock=self.reactor.seconds, unit="entries"), self.applied_index)
+        progress, began = self._catching_up
+        progress.update(self.applied_index - began, self.leader_commit - began)
+        if not far:
+            progress.finish()
+            self._catching_up = None
+
+    def _peer_info(self, node: str, addr: str, config_version: str = "") -> None:
         if self.peer_addrs.get(node) != addr:
             self.peer_addrs[node] = addr
             self._follow()
+        if node == self._leader and not self.ready and config_version != self._leader_config:
+            # The leader's topics or groups changed: copy them now rather than at the next slaveSyncInterval,
+            # so a failover soon after loses less of them.
+            sync = self.broker.slave_sync
+            if sync is not None and self.broker.master_addr == addr and sync._running is None:
+                self._leader_config = config_version
+                sync.sync_all()
 
     def _announce(self) -> None:
-        self.transport.announce(self.broker.config.broker_addr)
+        b = self.broker
+        versions = (b.topic_config_manager.data_version, b.subscription_group_manager.data_version)
+        self.transport.announce(b.config.broker_addr, " ".join(f"{v.timestamp}.{v.counter}" for v in versions))
 
     def _commit(self, entries) -> None:
         """Committed entries (also on this node's disk) into the CommitLog and queues, in order."""

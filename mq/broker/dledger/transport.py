@@ -31,7 +31,8 @@ from mq.remoting.server import RemotingServerFactory
 
 log = Logger()
 
-#: One-way: a node's broker address (ext ``group``, ``src``, ``brokerAddr``), sent to every peer every second.
+#: One-way: a node's broker address and the versions of its topic and group tables (ext ``group``, ``src``,
+#: ``brokerAddr``, ``configVersion``), sent to every peer every second.
 PEER_INFO = 53006
 #: DLedger's LEADERSHIP_TRANSFER request code (DLedgerRequestCode 51005): ext or JSON body ``transfereeId``.
 LEADERSHIP_TRANSFER = 51005
@@ -47,7 +48,7 @@ class RaftTransport:
         reactor,
         settings: DLedgerSettings,
         receive: Callable[[Message], None],
-        peer_info: Callable[[str, str], None],
+        peer_info: Callable[[str, str, str], None],
         limits: Optional[ConnectionLimits] = None,
         client: Optional[RemotingClient] = None,
     ) -> None:
@@ -83,10 +84,11 @@ class RaftTransport:
 
     def _info(self, request: RemotingCommand, channel) -> None:
         ext = request.ext_fields or {}
-        src, addr = ext.get("src", ""), ext.get("brokerAddr", "")
-        if ext.get("group") != self.settings.group or src not in self.addrs or not 0 < len(addr) <= 255:
+        src, addr, version = ext.get("src", ""), ext.get("brokerAddr", ""), ext.get("configVersion", "")
+        if (ext.get("group") != self.settings.group or src not in self.addrs or not 0 < len(addr) <= 255
+                or len(version) > 255):
             return self._reject(channel, f"bad peer info from {channel.peer}: {dict(list(ext.items())[:4])}")
-        self.peer_info(src, addr)
+        self.peer_info(src, addr, version)
         return None
 
     def _reject(self, channel, why: str) -> None:
@@ -99,9 +101,10 @@ class RaftTransport:
     def send(self, msg: Message) -> None:
         self._send(msg.dst, codec.to_command(msg, self.settings.group))
 
-    def announce(self, broker_addr: str) -> None:
-        """Tell every peer this node's broker address."""
-        ext = {"group": self.settings.group, "src": self.settings.self_id, "brokerAddr": broker_addr}
+    def announce(self, broker_addr: str, config_version: str = "") -> None:
+        """Tell every peer this node's broker address and config tables' versions."""
+        ext = {"group": self.settings.group, "src": self.settings.self_id, "brokerAddr": broker_addr,
+               "configVersion": config_version}
         for node in self.addrs:
             self._send(node, RemotingCommand.request(PEER_INFO, dict(ext), oneway=True))
 

@@ -146,3 +146,24 @@ def test_a_five_node_group_survives_the_loss_of_two(twistd, tmp_path):
     new = group.wait_master(30, other_than=master)
     send(new, 150)
     assert sorted(drain(new, TOPIC, 2)[0]) == sorted(sent)
+
+
+def test_a_transaction_committed_on_the_leader_is_on_the_next_one(twistd, tmp_path):
+    from mq.client.simple import end_transaction_request
+
+    group = DLedgerCluster(twistd, tmp_path).start_all()
+    master = group.wait_master()
+    assert call(master, create_topic_request("DlTx", queues=1)).code == RC.SUCCESS
+    props = {"TRAN_MSG": "true", "PGROUP": "dl_tx"}
+    with Wire(master) as w:
+        half = w.call(send_request("DlTx", b"tx-commit", properties=props, queue_id=0, group="dl_tx"))
+        assert half.code == RC.SUCCESS, half.remark
+        assert drain(master, "DlTx", 1)[0] == []  # a half message is not visible
+        r = w.call(end_transaction_request("dl_tx", half, 8))  # COMMIT
+        assert r.code == RC.SUCCESS, r.remark
+    assert drain(master, "DlTx", 1)[0] == [b"tx-commit"]
+    for n in group.ids:  # the followers learn the topic at their slave sync (slaveSyncInterval, 500 ms here)
+        wait_until(lambda n=n: drain(group.addr(n), "DlTx", 1)[0] == [b"tx-commit"], 20, 0.1, what=f"on {n}")
+    group.procs[group.node_of(master)].kill()
+    new = group.wait_master(30, other_than=master)
+    assert drain(new, "DlTx", 1)[0] == [b"tx-commit"]

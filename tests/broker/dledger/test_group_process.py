@@ -4,6 +4,8 @@ config reaching them, and a graceful stop that hands leadership over first."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from mq.client.simple import create_topic_request, query_offset_request, send_request, update_offset_request
@@ -61,3 +63,14 @@ def test_a_group_elects_replicates_and_its_followers_act_as_slaves(group):
     new = group.wait_master(10, other_than=master)
     r = call(new, send_request("DlT", b"after", queue_id=0))
     assert r.code == RC.SUCCESS, (r.code, r.remark)
+
+
+def test_a_new_topic_reaches_the_followers_within_a_second_or_two(twistd, tmp_path):
+    group = DLedgerCluster(twistd, tmp_path, extra_conf="slaveSyncInterval=60000\n").start_all()
+    master = group.wait_master()
+    assert call(master, create_topic_request("DlNewTopic", queues=2)).code == RC.SUCCESS
+    assert call(master, send_request("DlNewTopic", b"new", queue_id=1)).code == RC.SUCCESS
+    started = time.monotonic()
+    for n in group.ids:  # far sooner than the 60 s slave sync: the leader announced a new topic table version
+        wait_until(lambda n=n: drain(group.addr(n), "DlNewTopic", 2)[0] == [b"new"], 10, 0.1, what=f"on {n}")
+    print(f"\nnew topic on every follower after {time.monotonic() - started:.2f} s")

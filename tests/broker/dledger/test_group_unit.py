@@ -79,3 +79,76 @@ def test_a_record_a_full_disk_kept_out_is_applied_once_there_is_room(tmp_path):
     group._commit(entries[2:])  # the held-back ones first, in order
     assert group.applied_index == 3 and not group._unapplied
     assert follower.get_max_phy_offset() == rep.end and list(group._marks) == [(3, rep.end)]
+
+
+def test_start_opens_the_raft_log_with_the_brokers_cache_bytes(tmp_path, monkeypatch):
+    from mq.broker.config import BrokerConfig
+    from mq.broker.dledger import group as group_module
+    from mq.broker.dledger.settings import DLedgerSettings
+    from tests.broker.dledger.test_replicated_store import make_store
+
+    config = BrokerConfig(store_path_root_dir=str(tmp_path), enable_d_leger_commit_log=True,
+                          d_leger_peers="n0-127.0.0.1:1;n1-127.0.0.1:2;n2-127.0.0.1:3", d_leger_self_id="n0",
+                          d_leger_cache_bytes=12345)
+    broker = SimpleNamespace(reactor=task.Clock(), store=make_store(tmp_path / "s"), config=config)
+    group = DLedgerGroup(broker, DLedgerSettings.from_broker_config(config))
+    seen = {}
+
+    class Opened(Exception):
+        pass
+
+    def open_driver(*args, **kwargs):
+        seen.update(kwargs, args=args)
+        raise Opened()
+
+    monkeypatch.setattr(group_module, "open_driver", open_driver)
+    with pytest.raises(Opened):
+        group.start()
+    assert seen["args"][-1] == 12345
+
+
+def test_a_follower_far_behind_logs_its_catch_up_every_interval_then_once_done(log_events):
+    from twisted.logger import formatEvent
+
+    from mq.common.progress import LOG_EVERY
+    from mq.dledger.config import RaftConfig
+    from mq.dledger.messages import AppendRequest
+
+    group = DLedgerGroup.__new__(DLedgerGroup)
+    group.reactor = task.Clock()
+    node = SimpleNamespace(role=FOLLOWER, id="n2", leader="n0", term=3, config=RaftConfig(max_pending=1000))
+    received = []
+    group.driver = SimpleNamespace(node=node, receive=received.append)
+    group.applied_index, group.leader_commit, group._catching_up = 100, 0, None
+
+    def lines():
+        return [formatEvent(e) for e in log_events if "catching up" in formatEvent(e)]
+
+    group._receive(AppendRequest("n0", "n2", 2, 0, 0, (), 50_000))  # an older term's commit: not the leader's
+    group._receive(AppendRequest("n0", "n2", 3, 0, 0, (), 900))
+    assert len(received) == 2 and group.leader_commit == 900
+    group.report_catch_up()
+    assert group._catching_up is None  # 800 behind: within max_pending, nothing to say
+    group._receive(AppendRequest("n0", "n2", 3, 0, 0, (), 20_100))
+    group.report_catch_up()
+    group.reactor.advance(LOG_EVERY / 2)
+    group.applied_index = 5_100
+    group.report_catch_up()
+    assert lines() == []  # not yet an interval
+    group.reactor.advance(LOG_EVERY / 2)
+    group.applied_index = 10_100
+    group.report_catch_up()
+    assert lines() == ["DLedger n2: catching up with leader n0: 10,000 of 20,000 entries (50%), 10,000 to go, "
+                       "2,000 entries/s"]
+    node.role, node.leader = "CANDIDATE", None  # an election does not end it
+    group.report_catch_up()
+    assert group._catching_up is not None
+    node.role, node.leader = FOLLOWER, "n1"
+    group.reactor.advance(1)
+    group.applied_index = 19_600  # within max_pending of the commit index
+    group.report_catch_up()
+    assert lines()[1:] == ["DLedger n2: catching up with leader n0: done, 19,500 entries in 6.0 s"]
+    assert group._catching_up is None
+    group.reactor.advance(LOG_EVERY)
+    group.report_catch_up()
+    assert len(lines()) == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from twisted.internet import task
 
 from mq.broker.config import BrokerConfig, layered_config
 from mq.broker.dledger.settings import DLedgerSettings, parse_peers, slave_id
@@ -62,12 +63,14 @@ def test_a_bad_group_stops_the_start(tmp_path, props, why):
 def test_the_options_carry_the_keys_and_skip_the_role_checks(tmp_path):
     options = Options()
     options.parseOptions(["--dledger", "--dledger-peers", PEERS, "--dledger-self-id", "n2", "--dledger-group", "g",
-                          "--preferred-leader", "n0", "--store", str(tmp_path), "--broker-id", "0", "--role", "SLAVE"])
+                          "--preferred-leader", "n0", "--store", str(tmp_path), "--broker-id", "0", "--role", "SLAVE",
+                          "--dledger-cache-bytes", "4096"])
     c = options.config
-    assert (c.enable_d_leger_commit_log, c.d_leger_group, c.d_leger_self_id, c.preferred_leader_id) == (
-        True, "g", "n2", "n0")
+    assert (c.enable_d_leger_commit_log, c.d_leger_group, c.d_leger_self_id, c.preferred_leader_id,
+            c.d_leger_cache_bytes) == (True, "g", "n2", "n0", 4096)
     help_text = str(options)
-    for option in ("--dledger ", "--dledger-peers", "--dledger-self-id", "--dledger-group", "--preferred-leader"):
+    for option in ("--dledger ", "--dledger-peers", "--dledger-self-id", "--dledger-group", "--preferred-leader",
+                   "--dledger-cache-bytes"):
         assert option in help_text
 
 
@@ -83,3 +86,19 @@ def test_the_example_group_in_conf_dledger_is_valid(tmp_path):
         assert (s.self_id, s.group, len(s.peers)) == (f"n{i}", "RaftNode00", 3)
         ports |= {port for port, _, _ in config.listens()}
     assert len(ports) == 9  # listenPort, VIP port and Raft port (no HA port) of each: all distinct
+
+
+def test_the_cache_bytes_setting_has_a_range_and_reaches_the_raft_log(tmp_path):
+    from mq.broker.dledger.group import open_driver
+    from mq.dledger.log import DEFAULT_CACHE_BYTES
+
+    base = {"enableDLegerCommitLog": "true", "dLegerPeers": PEERS, "dLegerSelfId": "n0",
+            "storePathRootDir": str(tmp_path)}
+    assert layered_config(base, {})[0].d_leger_cache_bytes == DEFAULT_CACHE_BYTES
+    with pytest.raises(ValueError, match=r"dLegerCacheBytes: -1 is outside 0\.\."):
+        layered_config({**base, "dLegerCacheBytes": "-1"}, {})
+    config, _ = layered_config({**base, "dLegerCacheBytes": "1000"}, {})
+    assert config.d_leger_cache_bytes == 1000
+    driver = open_driver(task.Clock(), DLedgerSettings.from_broker_config(config), str(tmp_path / "d"),
+                         lambda *a: None, lambda *a: None, lambda *a: None, 0, cache_bytes=config.d_leger_cache_bytes)
+    assert driver.node.log.cache_bytes == 1000
