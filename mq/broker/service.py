@@ -53,6 +53,7 @@ from mq.broker.subscription.group import SubscriptionGroupManager
 from mq.broker.topic.manager import TopicConfigManager
 from mq.broker.transaction.service import TransactionalMessageService, is_half_send
 from mq.common.config import shown
+from mq.common.hotcache import PYPY
 from mq.common.message import MessageConst
 from mq.common.mixall import RETRY_GROUP_TOPIC_PREFIX
 from mq.common.route import DataVersion, TopicConfig
@@ -224,6 +225,9 @@ class BrokerService(service.MultiService):
             refusal = self.timer_service.refusal(inner.properties)  # the commit parks it: refuse a bad time now
             return refusal or self.transaction_service.prepare(inner, header.producer_group)
         return self.park(inner)
+
+    if PYPY:  # the JIT makes the hooks' own tests cheaper than the shortcut's set test (0.03-0.06 µs against 0.14)
+        prepare_inner = prepare_hooks  # noqa: F811
 
     def park(self, inner):
         """Delay levels first (a level wins and drops the timer properties), then timer messages: the

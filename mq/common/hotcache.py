@@ -13,6 +13,9 @@ import platform
 from typing import Any, Callable, Dict, TypeVar
 
 F = TypeVar("F", bound=Callable[..., Any])
+#: The send path's few runtime-dependent choices: what is cheaper in CPython's interpreter is not always
+#: cheaper under PyPy's JIT (a memo, a lookup table, a shortcut test).
+PYPY = platform.python_implementation() == "PyPy"
 
 
 def dict_cache(maxsize: int) -> Callable[[F], F]:
@@ -42,6 +45,6 @@ def dict_cache(maxsize: int) -> Callable[[F], F]:
 
 def hot_cache(maxsize: int) -> Callable[[F], F]:
     """``functools.lru_cache(maxsize)`` on CPython, ``dict_cache(maxsize)`` on PyPy."""
-    if platform.python_implementation() == "PyPy":
+    if PYPY:
         return dict_cache(maxsize)
     return functools.lru_cache(maxsize=maxsize)  # type: ignore[return-value]

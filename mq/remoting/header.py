@@ -11,6 +11,8 @@ from typing import Any, Callable, Dict, Optional, Type, TypeVar
 
 import attr
 
+from mq.common.hotcache import PYPY
+
 H = TypeVar("H", bound="CommandHeader")
 
 
@@ -100,10 +102,13 @@ def _make_decoder(cls: type, use_short: bool) -> Callable[[Optional[Dict[str, st
             # The spellings every client sends ("12", "true") take an inline path; everything else goes
             # through the parser, which decides, with the same result for these spellings.
             if kind is int:
-                lines.append("    n = SMALL.get(v) if type(v) is str else None")  # "0".."1023": in every range
-                lines.append("    if n is not None:")
-                lines.append(f"        {var} = n")
-                lines.append("    elif type(v) is str and v.isascii() and v.isdigit():")
+                if PYPY:  # the JIT's digit test and int() beat a table lookup there (0.33 against 0.41 µs a header)
+                    lines.append("    if type(v) is str and v.isascii() and v.isdigit():")
+                else:
+                    lines.append("    n = SMALL.get(v) if type(v) is str else None")  # "0".."1023": in every range
+                    lines.append("    if n is not None:")
+                    lines.append(f"        {var} = n")
+                    lines.append("    elif type(v) is str and v.isascii() and v.isdigit():")
                 lines.append(f"        {var} = int(v)")
             else:
                 lines.append("    if v == 'false' or v == 'true':")
