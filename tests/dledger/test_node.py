@@ -187,3 +187,25 @@ def test_committed_entries_are_handed_out_one_batch_at_a_time():
         sizes.append(len(node.tick(20).committed))
     assert sizes == [66] * 15 + [10] and node.applied == 1000  # 1,000 bytes of 15-byte bodies: 66 a batch
     assert node.next_deadline() > 20
+
+
+def test_the_leader_replicates_a_proposal_in_parallel_with_its_own_fsync():
+    """Standard Raft: followers get the entry in the same step as the leader's own write (not after its fsync);
+    the leader's copy counts toward a majority only once on its disk, and nothing is handed out (acknowledged)
+    before this node's own fsync either."""
+    g, leader = _elected()
+    g.advance(500)
+    g.no_sync = set(IDS)  # no fsync finishes unless reported below
+    node = g.nodes[leader]
+    result, out = node.propose([b"z"], g.now)
+    sent = [m for m in out.messages if isinstance(m, AppendRequest) and [e.body for e in m.entries] == [b"z"]]
+    assert {m.dst for m in sent} == set(IDS) - {leader} and out.persist
+    g.handle(leader, out)
+    g.flush()
+    follower = next(i for i in IDS if i != leader)
+    f = g.nodes[follower]
+    g.handle(follower, f.persisted(f.log.last_index, f.log.last_term, g.now))
+    g.flush()
+    assert node.commit < result.last  # one follower on disk, the leader's own copy not yet: no majority
+    g.handle(leader, node.persisted(node.log.last_index, node.log.last_term, g.now))
+    assert node.commit == result.last and b"z" in [e.body for e in g.applied[leader]]
