@@ -10,6 +10,7 @@ polled with a deadline, never slept for.
 from __future__ import annotations
 
 import atexit
+import collections
 import functools
 import os
 import random
@@ -22,7 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Callable, Deque, List, Optional
 
 REPO = Path(__file__).resolve().parents[2]
 #: ``twistd`` itself, run by this interpreter (``python -m twisted`` is the other runner, ``twist``).
@@ -67,12 +68,21 @@ def free_port() -> int:
 
     Picked outside the kernel's ephemeral range: a port the kernel handed out for a bind to 0 is also one it
     may hand to an outgoing connection (a client, a slave's HA link) before the service binds it, which made
-    busy runs fail with "Address already in use"."""
+    busy runs fail with "Address already in use". Nor is it within 3 of a port this process handed out
+    recently: a test picks all its ports before any service binds them (a broker's three, a Raft node's own),
+    so "free now" alone could give two of them the same port."""
     for _ in range(200):
         port = random.choice(_service_ports())
+        if any(abs(port - given) <= 3 for given in _handed_out):
+            continue
         if all(_is_free(p) for p in (port - 2, port, port + 1)):
+            _handed_out.append(port)
             return port
     raise RuntimeError("no free port found")
+
+
+#: The ports ``free_port`` returned lately, kept apart from the next picks.
+_handed_out: Deque[int] = collections.deque(maxlen=1000)
 
 
 @functools.lru_cache(maxsize=None)
