@@ -12,6 +12,11 @@ Proposals made in one reactor turn go to the core together at the end of the tur
 AppendRequest per follower and one fsync carry all of them, rather than one round trip each. A node that
 does not lead (or is handing leadership over) refuses at once.
 
+With ``flush_each`` off (the broker's ASYNC_FLUSH, as DLedger itself acknowledges once a majority has
+written an entry), ``persisted`` follows each write and an fsync runs every ``flush_interval_ms`` and on
+``close``: an acknowledged entry then survives any process crash, and a host crash of a majority within the
+interval only, like a single master's ASYNC_FLUSH. SYNC_FLUSH keeps one fsync before every ``persisted``.
+
 A full disk is not fatal: a write that finds no room is undone to the last whole entry (``DurableLog.append``),
 the operations not yet written wait, proposals fail ``DISK_FULL`` (RocketMQ's SERVICE_NOT_AVAILABLE) and the
 write is retried every ``disk_retry_ms`` until it fits; nothing unwritten is reported ``persisted``, so nothing
@@ -61,6 +66,8 @@ class RaftDriver:
         wait_ack_ms: int = 2_500,
         run_blocking: Optional[Callable[[Callable[[], object]], defer.Deferred]] = None,
         disk_retry_ms: int = 1_000,
+        flush_each: bool = True,
+        flush_interval_ms: int = 500,
     ) -> None:
         self.reactor = reactor
         self.node = node
@@ -84,16 +91,29 @@ class RaftDriver:
         self._retry: Optional[IDelayedCall] = None
         self._unsaved: Optional[HardState] = None  # term and vote not yet on disk
         self._meta_full = False
+        self.flush_each = flush_each
+        self.flush_interval_ms = flush_interval_ms
+        self._fsync_due = False
+        self._fsync_timer: Optional[IDelayedCall] = None
 
     def now(self) -> int:
         return int(self.reactor.seconds() * 1000)
 
     def start(self) -> None:
         self._schedule()
+        if not self.flush_each:
+            self._fsync_timer = self.reactor.callLater(self.flush_interval_ms / 1000, self._fsync_tick)
+
+    def _fsync_tick(self) -> None:
+        """ASYNC_FLUSH: the written log is fsynced by the next write round, or by one of its own when idle."""
+        self._fsync_timer = self.reactor.callLater(self.flush_interval_ms / 1000, self._fsync_tick)
+        if self.store.dirty:
+            self._fsync_due = True
+            self._sync()
 
     def stop(self) -> None:
         self._stopped = True
-        for timer in (self._timer, self._retry, self._flush_call):
+        for timer in (self._timer, self._retry, self._flush_call, self._fsync_timer):
             if timer is not None and timer.active():
                 timer.cancel()
         queued, self._queued = self._queued, []
@@ -227,9 +247,12 @@ class RaftDriver:
         return True
 
     def _sync(self) -> None:
-        if self._syncing or not self._ops or self._stopped or (self._retry is not None and self._retry.active()):
+        if (self._syncing or not (self._ops or self._fsync_due) or self._stopped
+                or (self._retry is not None and self._retry.active())):
             return  # a write in flight takes what arrives next; a full disk waits for its retry
         ops, self._ops = self._ops, []
+        fsync = self.flush_each or self._fsync_due
+        self._fsync_due = False
         self._syncing = True
 
         def write():
@@ -242,7 +265,7 @@ class RaftDriver:
                         ops[0] = Append(tuple(e for e in op.entries if e.index > self.store.last_index))
                     raise
                 del ops[0]
-            return self.store.sync()
+            return self.store.sync() if fsync else self.store.written()
 
         def done(mark):
             self._syncing = False

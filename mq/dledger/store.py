@@ -429,9 +429,19 @@ class DurableLog:
                 os.fsync(self._fd(start))
         if self._dirty:
             self._dirty.clear()
+        return self.written()
+
+    def written(self) -> Optional[Tuple[int, int]]:
+        """The last entry written, fsynced or not, as (index, term); None for an empty log. Under ASYNC_FLUSH
+        this is what ``persisted`` is told: a write in the page cache survives the process, not the host."""
         if self.last_index == 0:
             return None
         return self.last_index, self.runs.last_term
+
+    @property
+    def dirty(self) -> bool:
+        """Whether something written is not yet fsynced."""
+        return bool(self._dirty)
 
     # -- retention -------------------------------------------------------------------------------------
 

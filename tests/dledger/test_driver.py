@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import random
 
+import pytest
 from twisted.internet import defer, task
 
 from mq.dledger import codec
@@ -20,9 +21,10 @@ IDS = ["n0", "n1", "n2"]
 
 
 class Cluster:
-    def __init__(self, root, seed=7, stalled=(), cache_bytes=64 << 20):
+    def __init__(self, root, seed=7, stalled=(), cache_bytes=64 << 20, **driver_kwargs):
         self.root = root
         self.cache_bytes = cache_bytes
+        self.driver_kwargs = driver_kwargs
         self.clock = task.Clock()
         self.clock.advance(1000)
         self.rng = random.Random(seed)
@@ -39,7 +41,7 @@ class Cluster:
         node = RaftNode(i, IDS, RaftConfig(), random.Random(self.rng.random()), int(self.clock.seconds() * 1000),
                         meta.load(), RaftLog.from_store(store, self.cache_bytes))
         blocking = (lambda fn: defer.Deferred()) if i in self.stalled else (lambda fn: defer.maybeDeferred(fn))
-        driver = RaftDriver(self.clock, node, store, meta, self.send, run_blocking=blocking)
+        driver = RaftDriver(self.clock, node, store, meta, self.send, run_blocking=blocking, **self.driver_kwargs)
         self.drivers[i] = driver
         driver.start()
 
@@ -184,3 +186,47 @@ def test_a_follower_behind_the_leaders_retention_gets_heartbeats_only_until_resy
     caught_up = c.drivers[lagging]
     assert caught_up.node.log.entries() == leader.node.log.entries()
     assert [caught_up.store.position(i) for i in (base + 1, 102)] == [leader.store.position(i) for i in (base + 1, 102)]
+
+
+@pytest.fixture
+def fsynced(monkeypatch):
+    """The descriptors the Raft log's files were fsynced on, in order."""
+    import mq.dledger.store
+
+    calls = []
+    real = os.fsync
+    monkeypatch.setattr(mq.dledger.store.os, "fsync", lambda fd: (calls.append(fd), real(fd)))
+    return calls
+
+
+def commit_one(c, body, fsynced):
+    """Elect a leader, forget the fsyncs so far, and have ``body`` committed within 0.2 s."""
+    c.run(3)
+    leader = c.drivers[c.leader()]
+    fsynced.clear()
+    results = []
+    leader.propose([body]).addBoth(results.append)
+    c.run(0.2)
+    assert results == [leader.node.log.last_index]
+
+
+def test_async_flush_counts_a_written_entry_and_fsyncs_it_within_the_interval(tmp_path, fsynced):
+    c = Cluster(tmp_path, flush_each=False, flush_interval_ms=30_000)
+    commit_one(c, b"fast", fsynced)
+    assert fsynced == [] and all(d.store.dirty for d in c.drivers.values())
+    c.run(30)
+    assert fsynced and not any(d.store.dirty for d in c.drivers.values())
+    fsynced.clear()
+    c.run(31)
+    assert fsynced == []  # nothing written since: nothing to fsync
+    for i in IDS:  # and what was acknowledged is in every node's files
+        store = DurableLog(str(tmp_path / i))
+        store.recover()
+        assert [e.body for e in store.iter_entries()][-1] == b"fast"
+
+
+def test_sync_flush_fsyncs_before_an_entry_counts(tmp_path, fsynced):
+    c = Cluster(tmp_path)
+    commit_one(c, b"safe", fsynced)
+    assert len(fsynced) >= 2  # the leader's and at least one follower's before the majority counted
+    assert not any(d.store.dirty for d in c.drivers.values())

@@ -144,11 +144,19 @@ def pull(namesrv: str, topic: str, group: str, queue_id: int, offset: int, props
         consumer.shutdown()
 
 
+def specs_argument(text: str) -> list:
+    """JSON message specs, given inline or as ``@path`` (a long run's specs exceed one argument's 128 KiB)."""
+    if text.startswith("@"):
+        with open(text[1:], encoding="utf-8") as f:
+            return json.load(f)
+    return json.loads(text)
+
+
 if __name__ == "__main__":
     command, args = sys.argv[1], sys.argv[2:]
     started = time.monotonic()
     if command == "produce":
-        produce(args[0], args[1], args[2], json.loads(args[3]))
+        produce(args[0], args[1], args[2], specs_argument(args[3]))
     elif command == "push":
         push(args[0], args[1], args[2], args[3], json.loads(args[4]), json.loads(args[5]) if len(args) > 5 else {})
     elif command == "pull":

@@ -25,9 +25,10 @@ def test_cpp_sync_sends_across_a_leader_kill_lose_nothing_acknowledged(twistd, t
     assert call(master, create_topic_request(TOPIC, queues=4)).code == RC.SUCCESS
     # ~70 s of sends, 25 ms apart: well past the C++ client's 30 s route poll after the kill, even on a loaded
     # machine (45 s once ended before the client's poll under CI-like load)
-    specs = [{"body": f"cpp-dl-{i:05d}", "tags": "t", "sleep_ms": 25} for i in range(2800)]
+    specs = tmp_path / "specs.json"
+    specs.write_text(json.dumps([{"body": f"cpp-dl-{i:05d}", "tags": "t", "sleep_ms": 25} for i in range(2800)]))
     proc = subprocess.Popen([CPP_PYTHON, str(SCRIPT), "produce", group.namesrv.addr, TOPIC, "sync_each",
-                             json.dumps(specs)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                             f"@{specs}"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                             env=child_env(), cwd=str(REPO))
     results = []
     def read() -> None:

@@ -39,7 +39,7 @@ from mq.dledger.node import CANDIDATE, FOLLOWER, LEADER, RaftNode
 from mq.dledger.store import DurableLog, MetaStore
 from mq.remoting.codes import ResponseCode
 from mq.remoting.command import RemotingCommand
-from mq.store.config import BrokerRole
+from mq.store.config import BrokerRole, FlushDiskType
 from mq.store.mappedfile import DiskFullError
 from mq.store.results import PutMessageResult, PutMessageStatus
 
@@ -56,17 +56,20 @@ MAX_TRANSFER_WAITERS = 16
 
 def open_driver(reactor, settings: DLedgerSettings, directory: str, send, on_commit, on_role, applied: int,
                 config: Optional[RaftConfig] = None, segment_bytes: int = 1 << 30,
-                cache_bytes: int = DEFAULT_CACHE_BYTES) -> RaftDriver:
+                cache_bytes: int = DEFAULT_CACHE_BYTES, flush_each: bool = True,
+                flush_interval_ms: int = 500) -> RaftDriver:
     """The Raft driver of this node over its durable log (``<directory>/data``, in files of ``segment_bytes``:
     DLedger's data files are ``mappedFileSizeCommitLog`` long) and vote file; ``cache_bytes`` is
-    ``dLegerCacheBytes``."""
+    ``dLegerCacheBytes``; ``flush_each`` is SYNC_FLUSH (an fsync before a write counts toward a majority),
+    otherwise the log is fsynced every ``flush_interval_ms`` (``flushIntervalCommitLog``)."""
     store = DurableLog(os.path.join(directory, "data"), segment_bytes)
     raft_log = RaftLog.from_store(store, cache_bytes)  # recovers the store, holding no bodies beyond its cache
     meta = MetaStore(directory)
     now = int(reactor.seconds() * 1000)
     node = RaftNode(settings.self_id, list(settings.peers), config or RaftConfig(), random.Random(), now,
                     meta.load(), raft_log, applied)
-    return RaftDriver(reactor, node, store, meta, send, on_commit, on_role)
+    return RaftDriver(reactor, node, store, meta, send, on_commit, on_role, flush_each=flush_each,
+                      flush_interval_ms=flush_interval_ms)
 
 
 def read_applied(directory: str) -> Tuple[int, int]:
@@ -141,7 +144,9 @@ class DLedgerGroup:
         self.checkpointed = (index, end)
         self.driver = open_driver(self.reactor, self.settings, self.directory, self.transport.send, self._commit,
                                   self._role, index, self.raft_config, self.store.config.mapped_file_size_commit_log,
-                                  self.broker.config.d_leger_cache_bytes)
+                                  cache_bytes=self.broker.config.d_leger_cache_bytes,
+                                  flush_each=self.store.config.flush_disk_type == FlushDiskType.SYNC_FLUSH,
+                                  flush_interval_ms=self.store.config.flush_interval_commit_log)
         self._become_slave()
         self.driver.start()
         self._every(1.0, self._announce)
@@ -197,6 +202,10 @@ class DLedgerGroup:
         if self.driver._syncing:
             log.warn("DLedger: a Raft log write still runs after {t} s; its files stay open", t=timeout)
             return
+        try:
+            self.driver.store.sync()  # ASYNC_FLUSH leaves the last writes to this flush
+        except OSError as e:
+            log.error("DLedger: the Raft log's last fsync failed: {e}", e=e)
         self.driver.store.close()
 
     def write_checkpoint(self, mark: Tuple[int, int]) -> None:

@@ -104,7 +104,9 @@ def test_start_opens_the_raft_log_with_the_brokers_cache_bytes(tmp_path, monkeyp
     monkeypatch.setattr(group_module, "open_driver", open_driver)
     with pytest.raises(Opened):
         group.start()
-    assert seen["args"][-1] == 12345
+    assert seen["cache_bytes"] == 12345
+    # the broker's flush mode reaches the Raft log: ASYNC_FLUSH counts written entries, fsynced on the interval
+    assert (seen["flush_each"], seen["flush_interval_ms"]) == (False, broker.store.config.flush_interval_commit_log)
 
 
 def test_a_follower_far_behind_logs_its_catch_up_every_interval_then_once_done(log_events):
