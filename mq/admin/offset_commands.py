@@ -96,18 +96,19 @@ def _reset(api: MQAdminAPI, group: str, topic: str, timestamp: int, force: bool,
     _, masters = yield topic_brokers(api, topic)
     offsets: Dict[MessageQueue, int] = {}
     fallback = False
-    api.progress.begin("reset: brokers done", len(masters))
+    api.progress.begin("reset: queues done")  # each broker's queues join the total as it is reached
     for _, addr in sorted(masters.items()):
         code, remark, table_ = yield api.reset_offset_in_broker(addr, topic, group, timestamp, force, cplus)
         if code == RC.SUCCESS:
             offsets.update({mq: int(v) for mq, v in table_.items()})
+            api.progress.add_total(len(table_))
+            api.progress.advance(len(table_))
         elif code in (RC.CONSUMER_NOT_ONLINE, RC.REQUEST_CODE_NOT_SUPPORTED):
             fallback = True  # nobody online to tell (or a broker without the call): write the offsets directly
             part = yield _reset_offsets_in_broker_store(api, addr, group, topic, timestamp, force)
             offsets.update(part)
         else:
             raise ResponseError(f"reset offset of '{group}' on broker {addr}: {remark or code}", code, remark)
-        api.progress.advance()
     return offsets, fallback
 
 
@@ -117,9 +118,9 @@ def _reset_offsets_in_broker_store(api: MQAdminAPI, addr: str, group: str, topic
     """The offline reset: per queue, the offset of ``timestamp`` becomes the group's committed offset."""
     _, stats = yield api.consume_stats(addr, group, topic)
     out: Dict[MessageQueue, int] = {}
-    for mq in sorted(stats):
-        if mq.topic != topic:
-            continue
+    queues = sorted(mq for mq in stats if mq.topic == topic)
+    api.progress.add_total(len(queues))
+    for mq in queues:
         if timestamp == TO_THE_END:
             target = stats[mq].get("brokerOffset", 0)
         else:
@@ -130,6 +131,7 @@ def _reset_offsets_in_broker_store(api: MQAdminAPI, addr: str, group: str, topic
             out[mq] = target
         else:
             out[mq] = current
+        api.progress.advance()  # one queue searched and written: the slow part of an offline reset
     return out
 
 

@@ -36,7 +36,7 @@ def test_end_wipes_the_line_once_and_only_if_drawn():
     p, out = live(clock)
     p.end()
     assert out.getvalue() == ""
-    p.begin("reset: brokers done", 2)
+    p.begin("reset: queues done", 2)
     p.advance()
     p.end()
     p.end()
@@ -87,9 +87,12 @@ def test_print_msg_shows_progress_on_a_terminal_only(broker):
     assert "\x1b" not in out and out.count("Message Body") == 3  # the result itself is untouched
     code, out, terminal = _mqadmin_with_terminal_stderr(broker, "printMsg", "-t", "ProgressTopic", "--json")
     assert code == 0 and terminal == ""
+    create_topic(broker, "ProgressQueues", 4)
     code, out, terminal = _mqadmin_with_terminal_stderr(broker, "resetOffsetByTime", "-g", "ProgressGroup",
-                                                        "-t", "ProgressTopic", "-s", "now")
+                                                        "-t", "ProgressQueues", "-s", "now")
     assert code == 0, terminal
-    assert "reset: brokers done: 1/1 (100%)" in terminal
+    # no consumer online: the tool resets the 4 queues one by one, the first drawn at once (later ones at most
+    # every 0.2 s)
+    assert "reset: queues done: 1/4 (25%)" in terminal
     code, out, terminal = _mqadmin_with_terminal_stderr(broker, "consumeMessage", "-t", "ProgressTopic")
     assert code == 0 and terminal == "" and "Consumed 3 message(s)." in out  # short work: no line
