@@ -120,12 +120,8 @@ def test_sync_master_acks_survive_sigkill_and_consumers_move_to_the_slave(cluste
     cluster.start_both()
     master, maddr, saddr = cluster.procs["master"], cluster.addr("master"), cluster.addr("slave")
     assert call(maddr, create_topic_request("HaT", queues=4)).code == RC.SUCCESS
-    acked = []
     with Wire(maddr) as w:
-        for i in range(300):
-            r = w.call(send_request("HaT", b"ha-%04d" % i, tags="t", queue_id=i % 4))
-            assert r.code == RC.SUCCESS, (r.code, r.remark)
-            acked.append(b"ha-%04d" % i)
+        acked = w.send_each("HaT", (b"ha-%04d" % i for i in range(300)), queues=4, tags="t")
     assert call(maddr, update_offset_request("haG", "HaT", 0, 7)).code == RC.SUCCESS
     # the route lists both; the slave's CommitLog is the master's, byte for byte
     route = route_of(cluster.namesrv, "HaT")
@@ -154,10 +150,7 @@ def test_sync_master_acks_survive_sigkill_and_consumers_move_to_the_slave(cluste
     wait_until(lambda: "HA: the CommitLog agrees with the master's" in slave.log_text(), 20, 0.1,
                what="the slave reconnected and verified")
     with Wire(maddr) as w:
-        for i in range(300, 350):
-            r = w.call(send_request("HaT", b"ha-%04d" % i, queue_id=i % 4))
-            assert r.code == RC.SUCCESS, (r.code, r.remark)
-            acked.append(b"ha-%04d" % i)
+        acked += w.send_each("HaT", (b"ha-%04d" % i for i in range(300, 350)), queues=4, first_queue=300)
     assert sorted(drain(saddr, "HaT", 4)[0]) == acked
     # a consumer reading recent data from the slave is sent back to the master
     r = call(saddr, pull_request("haG", "HaT", 0, 0))

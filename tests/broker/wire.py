@@ -6,6 +6,8 @@ import itertools
 import socket
 import struct
 
+from mq.client.simple import send_request
+from mq.remoting.codes import ResponseCode
 from mq.remoting.command import RemotingCommand
 from mq.remoting.serialization import decode_command, encode_command
 
@@ -71,6 +73,15 @@ class Wire:
 
     def call(self, request: RemotingCommand, timeout: float = None) -> RemotingCommand:
         return self.receive(self.send(request), timeout)
+
+    def send_each(self, topic: str, bodies, queues: int = 1, first_queue: int = 0, **kwargs) -> list:
+        """Send ``bodies`` one at a time, the i-th to queue ``(first_queue + i) % queues``, each answered
+        SUCCESS (asserted, with the remark); the bodies, in order. ``kwargs`` go to ``send_request``."""
+        bodies = list(bodies)
+        for i, body in enumerate(bodies):
+            r = self.call(send_request(topic, body, queue_id=(first_queue + i) % queues, **kwargs))
+            assert r.code == ResponseCode.SUCCESS, (r.code, r.remark)
+        return bodies
 
 
 def call(addr: str, request: RemotingCommand, timeout: float = 10.0) -> RemotingCommand:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import time
 
-from mq.client.simple import create_topic_request, send_request
+from mq.client.simple import create_topic_request
 from mq.remoting.codes import ResponseCode as RC
 from tests.broker.dledger.group_support import DLedgerCluster
 from tests.broker.wire import Wire, call
@@ -25,9 +25,8 @@ def test_old_raft_segments_go_at_the_delete_hour(twistd, tmp_path):
                                                        "fileReservedTime=1\n").start_all()
     master = group.wait_master()
     assert call(master, create_topic_request("DlRet", queues=2)).code == RC.SUCCESS
-    with Wire(master) as w:
-        for i in range(3000):  # ~3.4 MB: several 1 MiB segments on each node
-            assert w.call(send_request("DlRet", b"r-%05d" % i + b"." * 1000, queue_id=i % 2)).code == RC.SUCCESS
+    with Wire(master) as w:  # ~3.4 MB: several 1 MiB segments on each node
+        w.send_each("DlRet", (b"r-%05d" % i + b"." * 1000 for i in range(3000)), queues=2)
     leader = group.node_of(master)
     wait_until(lambda: all(len(segments(group, n)) >= 3 for n in group.ids), 20, 0.2, what="segments everywhere")
     before = {n: len(segments(group, n)) for n in group.ids}
@@ -42,7 +41,6 @@ def test_old_raft_segments_go_at_the_delete_hour(twistd, tmp_path):
     group.procs[follower].stop()
     group.start(follower)
     with Wire(master) as w:
-        for i in range(3000, 3100):
-            assert w.call(send_request("DlRet", b"r-%05d" % i, queue_id=i % 2)).code == RC.SUCCESS
+        w.send_each("DlRet", (b"r-%05d" % i for i in range(3000, 3100)), queues=2, first_queue=3000)
     wait_until(lambda: group.commitlog(follower) == group.commitlog(leader), 30, 0.2,
                what="the restarted follower's CommitLog equal to the leader's")
