@@ -3,6 +3,8 @@ GET_BROKER_CONSUME_STATS (317) and GET_BROKER_RUNTIME_INFO's Java 4.9.8 key set.
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import pytest_twisted
 
@@ -10,8 +12,10 @@ from mq.broker.stats import items as si
 from mq.broker.stats.items import BrokerStatsManager
 from mq.broker.stats.put_latency import PutTimeDistribution
 from mq.common import fastjson, jsonkeys
+from mq.common.topic import SCHEDULE_TOPIC, TIMER_TOPIC
 from mq.remoting.codes import RequestCode
 from mq.remoting.codes import ResponseCode as RC
+from tests.support.polling import poll
 
 
 class Clock:
@@ -25,6 +29,12 @@ class Clock:
 def manager(max_keys: int = 100):
     clock = Clock()
     return BrokerStatsManager("C1", clock, lambda: max_keys), clock
+
+
+def item_value(m: BrokerStatsManager, name: str, key: str):
+    """An item's running value; None when the item was never made."""
+    item = m.item(name, key)
+    return None if item is None else item.value
 
 
 def tick(m: BrokerStatsManager, clock: Clock, n: int = 1) -> None:
@@ -240,14 +250,8 @@ def test_runtime_info_has_javas_keys_in_javas_formats(client, addr, broker):
 def test_a_delayed_message_is_counted_as_java_counts_it(client, addr, broker):
     """Sent: in the delay-level topic and its queue (TOPIC_PUT, QUEUE_PUT); due: got from that queue by
     SCHEDULE_CONSUMER (QUEUE_GET, GROUP_GET) and put into its real topic (TOPIC_PUT)."""
-    from mq.common.topic import SCHEDULE_TOPIC
-    from tests.support.polling import poll
-
     items = broker.stats.items
-
-    def value(name, key):
-        item = items.item(name, key)
-        return None if item is None else item.value
+    value = functools.partial(item_value, items)
 
     yield client.create_topic(addr, "DelayT", queues=1)
     sent = yield client.send(addr, "DelayT", b"later", queue_id=0, properties={"DELAY": "1"})
@@ -274,3 +278,29 @@ def test_a_delayed_message_is_counted_as_java_counts_it(client, addr, broker):
         assert r.code == RC.SYSTEM_ERROR and remark in r.remark, (name, bad, r.remark)
     items.on_topic_deleted(SCHEDULE_TOPIC)
     assert value(si.QUEUE_PUT_NUMS, f"{SCHEDULE_TOPIC}@0") is None and value(si.QUEUE_GET_NUMS, key) is None
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_timer_message_is_counted_as_java_5_counts_it(client, addr, broker):
+    """Sent for later: a put into the timer topic (TOPIC_PUT of rmq_sys_wheel_timer, BROKER_PUT); fired: a put
+    into its real topic (TOPIC_PUT_NUMS/SIZE, BROKER_PUT), as TimerMessageStore.doPut counts it. Sent for a time
+    already past: stored and counted in its topic at once."""
+    value = functools.partial(item_value, broker.stats.items)
+    cluster = broker.config.broker_cluster_name
+
+    yield client.create_topic(addr, "TimerT", queues=1)
+    sent = yield client.send(addr, "TimerT", b"later", queue_id=0, properties={"TIMER_DELAY_MS": "1500"})
+    assert sent.code == RC.SUCCESS
+    parked = broker.store.commitlog.max_offset
+    assert (value(si.TOPIC_PUT_NUMS, TIMER_TOPIC), value(si.TOPIC_PUT_SIZE, TIMER_TOPIC)) == (1, parked)
+    assert value(si.TOPIC_PUT_NUMS, "TimerT") is None and value(si.BROKER_PUT_NUMS, cluster) == 1
+    yield poll(lambda: value(si.TOPIC_PUT_NUMS, "TimerT"), lambda v: v == 1, 15, what="the fire counted")
+    fired = broker.store.commitlog.max_offset - parked
+    assert value(si.TOPIC_PUT_SIZE, "TimerT") == fired > 0
+    assert value(si.BROKER_PUT_NUMS, cluster) == 2 and value(si.TOPIC_PUT_NUMS, TIMER_TOPIC) == 1
+    assert broker.timer_service.fired == 1
+    r = yield view(client, addr, "TOPIC_PUT_NUMS", "TimerT")
+    assert r.code == RC.SUCCESS and set(fastjson.loads(r.body)) == {"statsMinute", "statsHour", "statsDay"}
+    past = yield client.send(addr, "TimerT", b"now", queue_id=0, properties={"TIMER_DELIVER_MS": "1000"})
+    assert past.code == RC.SUCCESS
+    assert value(si.TOPIC_PUT_NUMS, "TimerT") == 2 and value(si.TOPIC_PUT_NUMS, TIMER_TOPIC) == 1
