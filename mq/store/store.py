@@ -759,10 +759,12 @@ class MessageStore:
         max_phy_pulling = 0
         next_phy_file_start = -1
         cf = message_filter
+        memory = self._memory_limit
+        on_disk = on_disk_bytes = 0
         for phy, size, tags_code in _iter_entries(f.mm[start:end]):
             logic = offset + scanned
             if buffers:
-                in_disk = max_phy - phy > self._memory_limit
+                in_disk = max_phy - phy > memory
                 n = len(buffers)
                 if (
                     n >= max_msg_nums
@@ -796,6 +798,9 @@ class MessageStore:
             buffers.append(rec)
             queue_offsets.append(logic)
             total += size
+            if max_phy - phy > memory:
+                on_disk += 1
+                on_disk_bytes += size
             status = GetMessageStatus.FOUND
         counters.get_message_transferred_total += len(buffers)
         if buffers:
@@ -808,7 +813,9 @@ class MessageStore:
             buffers,
             queue_offsets,
             total,
-            max_phy - max_phy_pulling > self._memory_limit,
+            max_phy - max_phy_pulling > memory,
+            on_disk,
+            on_disk_bytes,
         )
 
     def _correct(self, old: int, new: int) -> int:
