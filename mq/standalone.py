@@ -104,7 +104,8 @@ class Options(ServiceOptions):
         and asks each user to log in with theirs."""
         console = ConsoleConfig(namesrv_addr=f"127.0.0.1:{self['namesrv-port']}",
                                 access_key=broker.access_key, secret_key=broker.secret_key,
-                                login=broker.acl_enable)
+                                login=broker.acl_enable,
+                                data_dir=os.path.join(broker.store_path_root_dir, "console", "dashboard"))
         try:
             console.set_option("port", self["console-port"])
             console.set_option("bind", self["console-bind"])

@@ -24,6 +24,7 @@ from mq.common.topic import TRACE_TOPIC
 from mq.common.trace_data import trace_views
 from mq.console.dlq import client_id_field
 from mq.console.forms import BadRequest, Context, Form, NotFound, admin, known_broker, route
+from mq.console.history import DAY
 from mq.console.sampler import first_rate, topic_kind
 from mq.console.trace import trace_page
 from mq.remoting.codes import ResponseCode as RC
@@ -91,6 +92,17 @@ def dashboard(ctx: Context, form: Form):
     if ctx.sampler is None:
         return defer.succeed({"interval": 0, "rounds": 0, "error": "sampling is off", "brokers": {}, "topics": {}})
     return defer.succeed(ctx.sampler.snapshot())
+
+
+@route("dashboard/day", fields=["date"])
+def dashboard_day(ctx: Context, form: Form):
+    """One kept day's TPS lines (rocketmq-dashboard's per-day broker and topic charts)."""
+    day = form.text("date", 10, required=True)
+    if not DAY.match(day):
+        raise BadRequest("date: give yyyy-mm-dd")
+    if ctx.sampler is None:
+        return defer.succeed({"day": day, "days": [], "step": 0, "brokers": {}, "topics": {}})
+    return ctx.sampler.day(day)
 
 
 # --------------------------------------------------------------------------------------------- cluster

@@ -30,13 +30,14 @@ def cluster(tmp_path_factory):
         namesrv = start_namesrv(twistd, tmp)
         broker = broker_starter(twistd, tmp, namesrv)()
         port = free_port()
-        twistd("console", "--namesrv", namesrv.addr, "--port", str(port), "--sample-interval", "1").wait_port(port)
+        twistd("console", "--namesrv", namesrv.addr, "--port", str(port), "--sample-interval", "1",
+               "--history-step", "1", "--data-dir", str(tmp / "console-data")).wait_port(port)
         console = Console(port)
         users_file = tmp / "users.properties"
         users_file.write_text("admin=adminPass,1\nviewer=viewPass\n")
         users_port = free_port()
         twistd("console", "--namesrv", namesrv.addr, "--port", str(users_port), "--sample-interval", "30",
-               "--users", str(users_file)).wait_port(users_port)
+               "--users", str(users_file), "--data-dir", "").wait_port(users_port)
         wait_until(lambda: console.call("cluster")["brokers"], what="the broker in the console's cluster list")
         console.call("topic/create", {"topic": SEED_TOPIC, "readQueueNums": 4, "writeQueueNums": 4})
         ns = namesrv.addr
@@ -74,6 +75,13 @@ def test_every_page_renders_with_real_data(page, cluster):
     expect(page.locator(".legend", has_text=re.compile(r"it-broker/\S+ [1-9]")).first).to_be_visible()
     expect(page.locator("svg.chart polyline").first).to_be_attached()
     shoot(page, "dashboard")
+    # Today as a kept day (rocketmq-dashboard's per-day view): the same lines, from the day's history.
+    today = cluster["console"].call("dashboard")["days"][0]
+    page.select_option("#dashboard-day", today)
+    expect(page.locator("#sampling")).to_contain_text(f"one point every 1 s of {today}")
+    expect(page.locator(".legend", has_text=re.compile(SEED_TOPIC + r" [1-9]"))).to_be_visible(timeout=30_000)
+    expect(page.locator(".legend", has_text=re.compile(r"it-broker/\S+ "))).to_have_count(2)
+    shoot(page, "dashboard-day")
 
     open_page(page, cluster, "cluster")
     expect(page.get_by_role("cell", name="it-broker", exact=True)).to_be_visible()

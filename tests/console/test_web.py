@@ -191,6 +191,15 @@ def test_methods_routes_and_query_fields_are_checked():
     assert status == 400 and "kind: 'evil' is not one of" in error_of(body)
 
 
+def test_a_kept_day_is_asked_for_by_its_date_only():
+    _, site = make()
+    status, _, body = http(site, "GET", "/api/dashboard/day?date=2026-12-06")
+    assert status == 200 and json.loads(body)["brokers"] == {}  # no sampler here: nothing kept
+    for bad in ("../../etc", "2026-1-6", "2026-12-06x", ""):
+        status, _, body = http(site, "GET", f"/api/dashboard/day?date={bad}")
+        assert status == 400 and "date" in error_of(body), bad
+
+
 def test_topic_list_filters_by_kind_and_name():
     _, site = make()
     status, _, body = http(site, "GET", "/api/topics?kind=normal")
