@@ -140,3 +140,65 @@ def test_a_late_end_after_a_restart_is_ignored(make_broker):
         assert b.store.get_max_offset_in_queue("TxRestart", 0) == 1  # stored once
     finally:
         again.stop()
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_late_end_older_than_the_ended_memory_is_ignored(make_broker, monkeypatch):
+    from mq.broker.transaction import service
+
+    monkeypatch.setattr(service, "ENDED_MEMORY", 1)  # one remembered end: the other one is forgotten
+    b = make_broker(transactionTimeOut="0", transactionCheckInterval="3600000")
+    tx = b.transaction_service
+    sent = [send_half(b, "TxForgot"), send_half(b, "TxForgot")]
+    tx.check()  # both copied (half queue offsets 2 and 3) and asked about
+    for at in (2, 3):
+        r = yield end(b, answer_for_copy(b, at))
+        assert r.code == RC.SUCCESS
+    tx.check()
+    tx.check()
+    assert len(tx.ended) == 1 and tx.ops == type(tx.ops)()
+    for s in sent:
+        late = yield end(b, end_transaction_request("g", s, COMMIT))
+        assert late.code == RC.SUCCESS
+    assert b.store.get_max_offset_in_queue("TxForgot", 0) == 2  # each stored once
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_discarded_transaction_is_still_committed_by_a_late_end_once(make_broker):
+    b = make_broker(transactionTimeOut="0", transactionCheckInterval="3600000", transactionCheckMax="1")
+    tx = b.transaction_service
+    sent = send_half(b, "TxGivenUp")
+    tx.check()  # copied, checked once
+    tx.check()  # checked transactionCheckMax times: discarded
+    assert b.store.get_max_offset_in_queue("TRANS_CHECK_MAX_TIME_TOPIC", 0) == 1 and tx.half_offset == 2
+    tx.stop()
+    again = TransactionalMessageService(b)  # a restart in between: it still knows the transaction was given up
+    again.start()
+    try:
+        for _ in range(2):
+            r = yield defer.maybeDeferred(again.end_transaction, end_transaction_request("g", sent, COMMIT),
+                                          _Channel())
+            assert r.code == RC.SUCCESS
+        assert b.store.get_max_offset_in_queue("TxGivenUp", 0) == 1
+    finally:
+        again.stop()
+
+
+@pytest.mark.parametrize("copy", ["still being appended", "refused after the checker moved on"])
+@pytest_twisted.inlineCallbacks
+def test_an_end_while_the_checks_copy_is_not_stored_commits(make_broker, copy):
+    b = make_broker(transactionTimeOut="0", transactionCheckInterval="3600000")
+    tx = b.transaction_service
+    sent = send_half(b, "TxCopying")
+    held = HeldPuts(b.store, HALF)
+    tx.check()  # the copy's put is in flight (as under DLedger); the checker has moved past the original
+    assert tx.half_offset == 1 and len(held.held) == 1
+    if copy == "refused after the checker moved on":
+        held.held.pop()[1].callback(PutMessageResult(PutMessageStatus.SERVICE_NOT_AVAILABLE))
+        assert tx.given_up
+    r = yield end(b, end_transaction_request("g", sent, COMMIT))
+    assert r.code == RC.SUCCESS and b.store.get_max_offset_in_queue("TxCopying", 0) == 1
+    held.release()
+    tx.check()  # the copy, if stored, is ended: not asked about, nor stored again by a late end
+    again = yield end(b, end_transaction_request("g", sent, COMMIT))
+    assert again.code == RC.SUCCESS and b.store.get_max_offset_in_queue("TxCopying", 0) == 1
