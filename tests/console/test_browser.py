@@ -212,6 +212,24 @@ def test_delete_a_topic_by_clicking(page, cluster):
     assert "DoomedTopic" not in names and SEED_TOPIC in names
 
 
+def test_a_topics_config_is_shown_and_it_is_deleted_on_one_broker_by_clicking(page, cluster):
+    """rocketmq-dashboard's topic config and "delete on one broker": the row goes, the NameServer's route keeps
+    the topic until the broker registers again."""
+    from playwright.sync_api import expect
+
+    console = cluster["console"]
+    console.call("topic/create", {"topic": "OneBrokerTopic", "readQueueNums": 3, "writeQueueNums": 2})
+    open_page(page, cluster, "topic/OneBrokerTopic")
+    row = page.locator("tr", has=page.get_by_role("button", name="Delete on this broker"))
+    expect(row).to_contain_text("it-broker")
+    expect(row).to_contain_text("SINGLE_TAG")
+    page.once("dialog", lambda dialog: dialog.accept())
+    row.get_by_role("button", name="Delete on this broker").click()
+    expect(page.locator("#flash")).to_contain_text("Topic OneBrokerTopic deleted on it-broker")
+    expect(page.get_by_text("no master broker holds this topic")).to_be_visible()
+    assert console.call("topic/config?topic=OneBrokerTopic") == []
+
+
 def test_a_bad_name_typed_into_a_form_is_refused_with_the_reason(page, cluster):
     from playwright.sync_api import expect
 

@@ -343,7 +343,25 @@ pages.topics = function () {
 pages.topic = function (topic) {
   var main = page("Topic " + topic);
   var clusters = [];
-  var status = section(main, "Status (per queue)"), route = section(main, "Route"), consumers = section(main, "Consumers");
+  var status = section(main, "Status (per queue)"), route = section(main, "Route"), config = section(main, "Config (per broker)");
+  var consumers = section(main, "Consumers");
+  function loadConfig() {
+    get("topic/config", { topic: topic }).then(function (rows) {
+      fill(config, table([{ label: "Broker", key: "brokerName" }, { label: "Address", key: "addr", mono: true },
+        { label: "Read queues", key: "readQueueNums", num: true }, { label: "Write queues", key: "writeQueueNums", num: true },
+        { label: "Perm", key: "perm", num: true }, { label: "Order", value: function (r) { return r.order ? "yes" : "no"; } },
+        { label: "Filter", key: "topicFilterType" }, { label: "Sys flag", key: "topicSysFlag", num: true },
+        { label: "", value: function (r) {
+          return h("button", { "class": "danger", text: "Delete on this broker", onclick: function () {
+            if (!window.confirm("Delete topic " + topic + " on broker " + r.brokerName + " only?")) return;
+            post("topic/delete-in-broker", { topic: topic, broker: r.brokerName }).then(function () {
+              flash("Topic " + topic + " deleted on " + r.brokerName); loadConfig();
+            }).catch(fail(config));
+          } });
+        } }], rows, "no master broker holds this topic"));
+    }).catch(fail(config));
+  }
+  loadConfig();
   get("topic/status", { topic: topic }).then(function (rows) {
     fill(status, table([{ label: "Broker", key: "brokerName" }, { label: "Queue", key: "queueId", num: true },
       { label: "Min offset", key: "minOffset", num: true }, { label: "Max offset", key: "maxOffset", num: true },
