@@ -208,7 +208,7 @@ var pages = {};
 pages.dashboard = function () {
   var main = page("Dashboard");
   var pick = h("select", { id: "dashboard-day", "aria-label": "Day" }, h("option", { value: "", text: "Live" }));
-  main.appendChild(h("p", null, h("label", null, "Show ", pick), " ",
+  main.appendChild(h("p", null, h("label", { "class": "day-pick" }, "Show", pick), " ",
     h("span", { "class": "muted", id: "sampling", text: "" })));
   var grid = h("div", { "class": "grid2" });
   main.appendChild(grid);
