@@ -423,6 +423,8 @@ def test_the_nameserver_is_switched_from_the_page(page, cluster):
     open_page(page, cluster, "dashboard")
     page.click("#namesrv-link")
     expect(page.locator("#ops-current")).to_have_text(ns)
+    status_row = page.get_by_role("row").filter(has=page.get_by_role("cell", name=ns, exact=True))
+    expect(status_row.filter(has_text="yes")).to_be_visible()  # rocketmq-dashboard's status check
     page.fill("#ops-namesrv", f"127.0.0.1:{free_port()}")
     page.click("#ops-switch")
     expect(page.locator("#flash .error")).to_be_visible()
@@ -437,6 +439,11 @@ def test_the_nameserver_is_switched_from_the_page(page, cluster):
         assert cluster["console"].call("cluster")["brokers"]
         page.get_by_role("row").filter(has_text=ns).get_by_role("button", name="Use").click()
         expect(page.locator("#ops-current")).to_have_text(ns)
+        dead = f"127.0.0.1:{free_port()}"  # a list that still answers, one of whose NameServers does not
+        cluster["console"].call("ops/namesrv", {"namesrvAddr": f"{ns};{dead}"})
+        live, down = cluster["console"].call("ops/status")
+        assert (live["addr"], live["ok"], live["brokers"]) == (ns, True, 1)
+        assert (down["addr"], down["ok"], down["brokers"]) == (dead, False, 0) and down["error"]
     finally:
         cluster["console"].call("ops/namesrv", {"namesrvAddr": ns})
     assert page.page_errors == []

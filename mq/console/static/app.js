@@ -886,6 +886,16 @@ pages.ops = function () {
     text: "The new NameServers must answer first; then every page, every logged-in user and the dashboard use them (its history starts anew)." }),
     h("div", { "class": "row" }, field("NameServer addresses", addr), known, h("button", { id: "ops-switch", text: "Switch", onclick: switchTo }))));
   get("ops").then(show).catch(fail(out));
+  var state = section(main, "Status");
+  function check() {
+    get("ops/status").then(function (rows) {
+      fill(state, [table([{ label: "NameServer", key: "addr", mono: true },
+        { label: "Answers", value: function (r) { return h("span", { "class": "pill " + (r.ok ? "master" : "slave"), text: r.ok ? "yes" : "no" }); } },
+        { label: "Brokers", key: "brokers", num: true }, { label: "Error", key: "error" }], rows),
+        h("button", { "class": "secondary", id: "ops-check", text: "Check again", onclick: check })]);
+    }).catch(fail(state));
+  }
+  check();
 };
 
 function showUser() {
