@@ -38,7 +38,7 @@ from mq.common.message import (
 from mq.common.message_batch import BatchError, decode_batch
 from mq.common.names import topic_error
 from mq.common.route import PERM_WRITE, TopicConfig
-from mq.common.topic import NOT_ALLOWED_SEND_TOPICS, SCHEDULE_TOPIC
+from mq.common.topic import NOT_ALLOWED_SEND_TOPICS, SCHEDULE_TOPIC, TIMER_TOPIC
 from mq.remoting.client import split_address
 from mq.remoting.codes import CURRENT_VERSION, FLAG_RESPONSE, RequestCode, ResponseCode, SerializeType
 from mq.remoting.command import RemotingCommand
@@ -253,6 +253,8 @@ class SendMessageProcessor:
         d = self.broker.ha.replicated(self.store.put_message_now(inner), props.get(_WAIT))
         if inner.topic == SCHEDULE_TOPIC:  # counted in the delay-level queue, then in its topic when due (as Java)
             return self._answer(d, request, SCHEDULE_TOPIC, queue_id, 1, started, inner.queue_id)
+        if inner.topic == TIMER_TOPIC:  # counted in the timer topic, then in its real topic when it fires (5.x)
+            return self._answer(d, request, TIMER_TOPIC, queue_id, 1, started)
         return self._answer(d, request, h.topic, queue_id, 1, started)
 
     def _send_batch(self, request, channel, h, tc, queue_id, started):
