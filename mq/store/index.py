@@ -350,6 +350,22 @@ class IndexService:
             self._put(keys, store_timestamp)
             self.indexed_until = last
 
+    def build_uniq(self, topic: str, uniq_keys: Sequence[str], phy: int, sizes: Sequence[int], store_timestamp: int) -> None:
+        """``build_batch`` for members whose only key is a non-empty UNIQ_KEY (the broker's one-pass batches)."""
+        keys: List[Tuple[int, int]] = []
+        until = self.indexed_until
+        last = until
+        uniq_hash = self._uniq_hash
+        add = keys.append
+        for uniq, size in zip(uniq_keys, sizes):
+            if phy > until:
+                add((uniq_hash(topic, uniq), phy))
+                last = phy
+            phy += size
+        if last != until:
+            self._put(keys, store_timestamp)
+            self.indexed_until = last
+
     def _message_keys(self, topic: str, properties: Dict[str, str], phy: int, out: List[Tuple[int, int]]) -> None:
         """Append (key hash, ``phy``) for the message's UNIQ_KEY and each KEYS token.
 

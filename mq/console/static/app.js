@@ -203,32 +203,57 @@ function fmtSpan(ms) {
 
 var pages = {};
 
+/* Live: the console's in-memory samples, re-read every 5 s. A kept day (rocketmq-dashboard's per-day view):
+   that day's lines from the console's data directory, one point per history step. */
 pages.dashboard = function () {
   var main = page("Dashboard");
-  main.appendChild(h("p", { "class": "muted", id: "sampling", text: "" }));
+  var pick = h("select", { id: "dashboard-day", "aria-label": "Day" }, h("option", { value: "", text: "Live" }));
+  main.appendChild(h("p", null, h("label", { "class": "day-pick" }, "Show", pick), " ",
+    h("span", { "class": "muted", id: "sampling", text: "" })));
   var grid = h("div", { "class": "grid2" });
   main.appendChild(grid);
   var put = section(grid, "Broker put TPS"), got = section(grid, "Broker get TPS"), topics = section(grid, "Topic TPS (busiest 10)");
   var latest = section(grid, "Now");
-  every(5, function () {
-    get("dashboard").then(function (d) {
-      var puts = {}, gets = {}, rows = [];
-      Object.keys(d.brokers).forEach(function (b) {
-        var s = d.brokers[b];
-        puts[b] = s.map(function (p) { return [p[0], p[1]]; });
-        gets[b] = s.map(function (p) { return [p[0], p[2]]; });
-        var last = s[s.length - 1] || [0, 0, 0];
-        rows.push({ name: b, put: last[1], get: last[2] });
-      });
-      fill(put, lineChart(puts, "msg/s"));
-      fill(got, lineChart(gets, "msg/s"));
-      fill(topics, lineChart(d.topics, "msg/s"));
-      fill(latest, table([{ label: "Broker", key: "name" }, { label: "Put TPS", key: "put", num: true, digits: 2 },
-        { label: "Get TPS", key: "get", num: true, digits: 2 }], rows, "no broker sampled yet"));
-      document.getElementById("sampling").textContent = "Sampled by the console every " + d.interval + " s (" +
-        d.rounds + " rounds so far)" + (d.error ? "; last round failed: " + d.error : "") + ".";
+  function listDays(days) {
+    var shown = Array.prototype.map.call(pick.options, function (o) { return o.value; }).slice(1);
+    if (shown.join() === (days || []).join()) return;
+    var keep = pick.value;
+    while (pick.options.length > 1) pick.remove(1);
+    (days || []).forEach(function (day) { pick.appendChild(h("option", { value: day, text: day })); });
+    pick.value = keep;
+  }
+  function draw(d, day) {
+    var puts = {}, gets = {}, rows = [];
+    Object.keys(d.brokers).forEach(function (b) {
+      var s = d.brokers[b];
+      puts[b] = s.map(function (p) { return [p[0], p[1]]; });
+      gets[b] = s.map(function (p) { return [p[0], p[2]]; });
+      var last = s[s.length - 1] || [0, 0, 0];
+      rows.push({ name: b, put: last[1], get: last[2] });
+    });
+    fill(put, lineChart(puts, "msg/s"));
+    fill(got, lineChart(gets, "msg/s"));
+    fill(topics, lineChart(d.topics, "msg/s"));
+    fill(latest, table([{ label: "Broker", key: "name" }, { label: day ? "Last put TPS" : "Put TPS", key: "put", num: true, digits: 2 },
+      { label: day ? "Last get TPS" : "Get TPS", key: "get", num: true, digits: 2 }], rows, day ? "nothing kept for this day" : "no broker sampled yet"));
+    document.getElementById("sampling").textContent = day
+      ? "Kept by the console: one point every " + d.step + " s of " + day + "."
+      : "Sampled by the console every " + d.interval + " s (" + d.rounds + " rounds so far)" + (d.error ? "; last round failed: " + d.error : "") + ".";
+  }
+  var drawn = null, today = null;
+  function load() {
+    var day = pick.value;
+    if (day && day === drawn && day !== today) return;  // an earlier day does not change: read it once
+    (day ? get("dashboard/day", { date: day }) : get("dashboard")).then(function (d) {
+      if (pick.value !== day) return;  // another day was picked meanwhile
+      listDays(d.days);
+      today = (d.days || [])[0];
+      drawn = day;
+      draw(d, day);
     }).catch(fail(put, true));
-  });
+  }
+  pick.addEventListener("change", load);
+  every(5, load);
 };
 
 pages.cluster = function () {
@@ -318,7 +343,25 @@ pages.topics = function () {
 pages.topic = function (topic) {
   var main = page("Topic " + topic);
   var clusters = [];
-  var status = section(main, "Status (per queue)"), route = section(main, "Route"), consumers = section(main, "Consumers");
+  var status = section(main, "Status (per queue)"), route = section(main, "Route"), config = section(main, "Config (per broker)");
+  var consumers = section(main, "Consumers");
+  function loadConfig() {
+    get("topic/config", { topic: topic }).then(function (rows) {
+      fill(config, table([{ label: "Broker", key: "brokerName" }, { label: "Address", key: "addr", mono: true },
+        { label: "Read queues", key: "readQueueNums", num: true }, { label: "Write queues", key: "writeQueueNums", num: true },
+        { label: "Perm", key: "perm", num: true }, { label: "Order", value: function (r) { return r.order ? "yes" : "no"; } },
+        { label: "Filter", key: "topicFilterType" }, { label: "Sys flag", key: "topicSysFlag", num: true },
+        { label: "", value: function (r) {
+          return h("button", { "class": "danger", text: "Delete on this broker", onclick: function () {
+            if (!window.confirm("Delete topic " + topic + " on broker " + r.brokerName + " only?")) return;
+            post("topic/delete-in-broker", { topic: topic, broker: r.brokerName }).then(function () {
+              flash("Topic " + topic + " deleted on " + r.brokerName); loadConfig();
+            }).catch(fail(config));
+          } });
+        } }], rows, "no master broker holds this topic"));
+    }).catch(fail(config));
+  }
+  loadConfig();
   get("topic/status", { topic: topic }).then(function (rows) {
     fill(status, table([{ label: "Broker", key: "brokerName" }, { label: "Queue", key: "queueId", num: true },
       { label: "Min offset", key: "minOffset", num: true }, { label: "Max offset", key: "maxOffset", num: true },
