@@ -25,6 +25,7 @@ from mq.common.message import (
     encode_records,
     properties_to_string,
 )
+from mq.common.message_batch import UniformBatch
 from mq.common.names import topic_error
 from mq.common.progress import LOG_EVERY, LoggedProgress
 from mq.common.topic import SCHEDULE_TOPIC
@@ -518,16 +519,39 @@ class MessageStore(StoreReading):
         """
         if not messages:
             return self._failed(PutMessageResult(PutMessageStatus.MESSAGE_ILLEGAL, reason="empty batch"))
+        return self._put_batch(topic, queue_id, sys_flag, born_timestamp, born_host, reconsume_times, messages, None,
+                               max(len(m[1]) for m in messages), wait, prepared_transaction_offset, tags_codes)
+
+    def put_uniform_batch_now(self, topic: str, queue_id: int, sys_flag: int, born_timestamp: int,
+                              born_host: Tuple[str, int], reconsume_times: int, batch: UniformBatch,
+                              wait: Optional[str] = None) -> Union[PutMessageResult, defer.Deferred]:
+        """``put_message_batch_now`` for members that share their properties but for a UNIQ_KEY each (the
+        broker's one-pass batch path, mq.broker.processor.batch_shape): stores and answers exactly what the
+        general form would, without a properties dict per member."""
+        return self._put_batch(topic, queue_id, sys_flag, born_timestamp, born_host, reconsume_times, batch.records,
+                               batch.uniq_keys, batch.largest_body, wait, 0, None, batch.properties)
+
+    def _put_batch(
+        self, topic: str, queue_id: int, sys_flag: int, born_timestamp: int, born_host: Tuple[str, int],
+        reconsume_times: int, messages: Sequence[Any], uniq_keys: Optional[List[str]], largest_body: int,
+        wait: Optional[str], prepared_transaction_offset: int, tags_codes: Optional[Sequence[Optional[int]]],
+        shared: Optional[Dict[str, str]] = None,
+    ) -> Union[PutMessageResult, defer.Deferred]:
+        """Both batch forms: ``messages`` with ``uniq_keys`` None are the general form's members, else the
+        uniform form's records (``shared`` their properties)."""
         store_ts = self.now_ms()
-        refused = self._refuse(topic, max(len(m[1]) for m in messages), store_ts)
+        refused = self._refuse(topic, largest_body, store_ts)
         if refused is not None:
             return self._failed(refused)
-        items: List[RecordItem] = []
-        for flag, body, text, _ in messages:
-            props = text.encode("utf-8")
-            if len(props) > MAX_PROPERTIES_LENGTH:
-                return self._failed(_PROPS_TOO_LONG)
-            items.append((flag, body, props, None))
+        if uniq_keys is None:
+            items: List[RecordItem] = []
+            for flag, body, text, _ in messages:
+                props = text.encode("utf-8")
+                if len(props) > MAX_PROPERTIES_LENGTH:
+                    return self._failed(_PROPS_TOO_LONG)
+                items.append((flag, body, props, None))
+        else:
+            items = messages  # type: ignore[assignment]
         tran = sys_flag & _TRAN_MASK
         key = (topic, queue_id)
         rep = self.replicator
@@ -548,7 +572,10 @@ class MessageStore(StoreReading):
         if rep is not None:
             return self._propose(rep, data, sizes, lambda at: encode_records(items, *args[:2], at, *args[3:]),
                                  key, step, queue_offset, store_ts)
-        keys = " ".join([m[3][_KEYS] for m in messages if _KEYS in m[3]]) or None
+        if uniq_keys is None:
+            keys = " ".join([m[3][_KEYS] for m in messages if _KEYS in m[3]]) or None
+        else:
+            keys = None
         try:  # the whole batch lands in one file
             at = self._make_room(topic, queue_id, queue_offset, len(sizes), tran, size, keys, len(messages))
         except StoreError as e:
@@ -561,13 +588,18 @@ class MessageStore(StoreReading):
         n = len(sizes)
         if step:
             self.queue_offsets[key] = queue_offset + n
-        properties = [m[3] for m in messages]
         dispatcher = self.dispatcher
-        if tags_codes is None or None in tags_codes:
-            fn = dispatcher.tags_code_fn
-            tags_codes = [fn(topic, p, store_ts) if c is None else c
-                          for p, c in zip(properties, tags_codes or (None,) * n)]  # fmt: skip
-        dispatcher.dispatch_batch(topic, queue_id, phy, sizes, tags_codes, store_ts, queue_offset, sys_flag, properties)
+        if uniq_keys is None:
+            properties = [m[3] for m in messages]
+            if tags_codes is None or None in tags_codes:
+                fn = dispatcher.tags_code_fn
+                tags_codes = [fn(topic, p, store_ts) if c is None else c
+                              for p, c in zip(properties, tags_codes or (None,) * n)]  # fmt: skip
+        else:
+            properties = shared  # type: ignore[assignment]
+            tags_codes = [dispatcher.tags_code_fn(topic, shared, store_ts)] * n
+        dispatcher.dispatch_batch(topic, queue_id, phy, sizes, tags_codes, store_ts, queue_offset, sys_flag, properties,
+                                  uniq_keys)  # fmt: skip
         self.reput_offset = phy + size
         counters = self.stats_counters
         counters.put_message_times_total += n
