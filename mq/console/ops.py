@@ -4,7 +4,7 @@ A switch is checked first: the new NameServers must answer for their cluster (GE
 the console's signing) before anything changes. Then the console's own admin API, every logged-in session's
 and the dashboard's sampler (its history starts anew, being another cluster's) use them; sessions made later
 too. Addresses used in this run are offered again (at most ``MAX_KNOWN``); a restart starts from the
-configured ones.
+configured ones. ``ops/status`` tells which of them answer now.
 """
 
 from __future__ import annotations
@@ -43,6 +43,24 @@ def ops(ctx: Context, form: Form):
     if not ctx.namesrv_known:
         remember(ctx, ctx.config.namesrv_addr)
     return defer.succeed({"namesrvAddr": ";".join(ctx.api.namesrv_addrs), "known": list(ctx.namesrv_known)})
+
+
+@route("ops/status")
+@defer.inlineCallbacks
+def status(ctx: Context, form: Form):
+    """rocketmq-dashboard's status check: whether each NameServer the console asks answers now (for its
+    cluster, GET_BROKER_CLUSTER_INFO), asked at once, each on its own."""
+    addrs = list(ctx.api.namesrv_addrs)
+    probes = [MQAdminAPI(ctx.api.reactor, [a], timeout=ctx.api.timeout, remoting=ctx.api.remoting).cluster_info()
+              for a in addrs]
+    answers = yield defer.DeferredList(probes, consumeErrors=True)
+    rows = []
+    for addr, (ok, result) in zip(addrs, answers):
+        if ok:
+            rows.append({"addr": addr, "ok": True, "brokers": len(result.broker_addr_table), "error": None})
+        else:
+            rows.append({"addr": addr, "ok": False, "brokers": 0, "error": result.getErrorMessage()})
+    return rows
 
 
 @route("ops/namesrv", "POST", ["namesrvAddr"])

@@ -27,6 +27,7 @@ from mq.console.forms import BadRequest, Context, Form, NotFound, admin, known_b
 from mq.console.history import DAY
 from mq.console.sampler import first_rate, topic_kind
 from mq.console.trace import trace_page
+from mq.remoting.codes import RequestCode
 from mq.remoting.codes import ResponseCode as RC
 
 #: Characters of a message body shown in a list (the detail view shows the body whole).
@@ -227,6 +228,37 @@ def topic_delete(ctx: Context, form: Form):
     cluster_name = yield _cluster_field(ctx, form)
     result = yield admin(ctx.api, "deleteTopic", topic=topic, clusterName=cluster_name)
     return result
+
+
+@route("topic/delete-in-broker", "POST", ["topic", "broker"])
+@defer.inlineCallbacks
+def topic_delete_in_broker(ctx: Context, form: Form):
+    """rocketmq-dashboard's "delete on one broker": only that broker's master forgets the topic (the NameServer
+    drops the broker from the route at its next registration)."""
+    topic = form.topic()
+    broker = form.text("broker", 128, required=True)
+    route_data = yield ctx.api.topic_route(topic)
+    addr = route_masters(route_data).get(broker)
+    if addr is None:
+        raise BadRequest(f"broker: {broker!r} is not a broker of {topic!r} with a live master")
+    yield ctx.api.delete_topic_in_broker(addr, topic)
+    return {"topic": topic, "broker": broker, "addr": addr}
+
+
+@route("topic/config", fields=["topic"])
+@defer.inlineCallbacks
+def topic_config(ctx: Context, form: Form):
+    """The topic's config on each master of its route (rocketmq-dashboard's "topic config"), as that broker
+    holds it (GET_ALL_TOPIC_CONFIG, which every 4.x broker answers)."""
+    topic = form.topic()
+    route_data = yield ctx.api.topic_route(topic)
+    rows = []
+    for name, addr in sorted(route_masters(route_data).items()):
+        table = yield ctx.api.broker_table(addr, RequestCode.GET_ALL_TOPIC_CONFIG, "topic configs", "topicConfigTable")
+        config = table.get(topic)
+        if isinstance(config, dict):
+            rows.append({"brokerName": name, "addr": addr, **config})
+    return rows
 
 
 @route("topic/route", fields=["topic"])

@@ -212,6 +212,24 @@ def test_delete_a_topic_by_clicking(page, cluster):
     assert "DoomedTopic" not in names and SEED_TOPIC in names
 
 
+def test_a_topics_config_is_shown_and_it_is_deleted_on_one_broker_by_clicking(page, cluster):
+    """rocketmq-dashboard's topic config and "delete on one broker": the row goes, the NameServer's route keeps
+    the topic until the broker registers again."""
+    from playwright.sync_api import expect
+
+    console = cluster["console"]
+    console.call("topic/create", {"topic": "OneBrokerTopic", "readQueueNums": 3, "writeQueueNums": 2})
+    open_page(page, cluster, "topic/OneBrokerTopic")
+    row = page.locator("tr", has=page.get_by_role("button", name="Delete on this broker"))
+    expect(row).to_contain_text("it-broker")
+    expect(row).to_contain_text("SINGLE_TAG")
+    page.once("dialog", lambda dialog: dialog.accept())
+    row.get_by_role("button", name="Delete on this broker").click()
+    expect(page.locator("#flash")).to_contain_text("Topic OneBrokerTopic deleted on it-broker")
+    expect(page.get_by_text("no master broker holds this topic")).to_be_visible()
+    assert console.call("topic/config?topic=OneBrokerTopic") == []
+
+
 def test_a_bad_name_typed_into_a_form_is_refused_with_the_reason(page, cluster):
     from playwright.sync_api import expect
 
@@ -405,6 +423,8 @@ def test_the_nameserver_is_switched_from_the_page(page, cluster):
     open_page(page, cluster, "dashboard")
     page.click("#namesrv-link")
     expect(page.locator("#ops-current")).to_have_text(ns)
+    status_row = page.get_by_role("row").filter(has=page.get_by_role("cell", name=ns, exact=True))
+    expect(status_row.filter(has_text="yes")).to_be_visible()  # rocketmq-dashboard's status check
     page.fill("#ops-namesrv", f"127.0.0.1:{free_port()}")
     page.click("#ops-switch")
     expect(page.locator("#flash .error")).to_be_visible()
@@ -419,6 +439,11 @@ def test_the_nameserver_is_switched_from_the_page(page, cluster):
         assert cluster["console"].call("cluster")["brokers"]
         page.get_by_role("row").filter(has_text=ns).get_by_role("button", name="Use").click()
         expect(page.locator("#ops-current")).to_have_text(ns)
+        dead = f"127.0.0.1:{free_port()}"  # a list that still answers, one of whose NameServers does not
+        cluster["console"].call("ops/namesrv", {"namesrvAddr": f"{ns};{dead}"})
+        live, down = cluster["console"].call("ops/status")
+        assert (live["addr"], live["ok"], live["brokers"]) == (ns, True, 1)
+        assert (down["addr"], down["ok"], down["brokers"]) == (dead, False, 0) and down["error"]
     finally:
         cluster["console"].call("ops/namesrv", {"namesrvAddr": ns})
     assert page.page_errors == []

@@ -160,3 +160,31 @@ def test_logging_in_by_clicking(page, acl_cluster):
     page.click("#logout")
     expect(page.locator("h1")).to_have_text("Log in")
     assert page.page_errors == []
+
+
+def test_the_replication_page_shows_a_real_slave_catching_up(twistd, tmp_path):
+    """A master and a slave ``twistd broker``: the console's replication figures list both with their roles,
+    and the slave's bytes behind reach 0 once it has the message the console sent."""
+    from tests.broker.test_ha_integration import HaCluster
+
+    ha = HaCluster(twistd, tmp_path, role="ASYNC_MASTER").start_both()
+    port = free_port()
+    twistd("console", "--namesrv", ha.namesrv.addr, "--port", str(port), "--data-dir", "").wait_port(port)
+    console = Console(port)
+    console.call("topic/create", {"topic": "ReplT", "cluster": "HaCluster", "readQueueNums": 1, "writeQueueNums": 1})
+    console.call("topic/send", {"topic": "ReplT", "body": "to the slave too"})
+
+    def group():
+        (found,) = [g for g in console.call("replication") if g["brokerName"] == "ha-a"]
+        return {m["brokerId"]: m for m in found["members"]}
+
+    def caught_up():
+        members = group()
+        return (len(members) == 2 and members[1]["behindBytes"] == 0
+                and members[0]["commitLogMaxOffset"] == members[1]["commitLogMaxOffset"] > 0)
+
+    wait_until(caught_up, 30, what="the slave caught up in the console's replication figures")
+    members = group()
+    assert (members[0]["role"], members[0]["addr"], members[0]["behindBytes"]) == ("ASYNC_MASTER", ha.addr("master"),
+                                                                                  None)
+    assert (members[1]["role"], members[1]["addr"]) == ("SLAVE", ha.addr("slave"))

@@ -208,7 +208,7 @@ var pages = {};
 pages.dashboard = function () {
   var main = page("Dashboard");
   var pick = h("select", { id: "dashboard-day", "aria-label": "Day" }, h("option", { value: "", text: "Live" }));
-  main.appendChild(h("p", null, h("label", null, "Show ", pick), " ",
+  main.appendChild(h("p", null, h("label", { "class": "day-pick" }, "Show", pick), " ",
     h("span", { "class": "muted", id: "sampling", text: "" })));
   var grid = h("div", { "class": "grid2" });
   main.appendChild(grid);
@@ -343,7 +343,25 @@ pages.topics = function () {
 pages.topic = function (topic) {
   var main = page("Topic " + topic);
   var clusters = [];
-  var status = section(main, "Status (per queue)"), route = section(main, "Route"), consumers = section(main, "Consumers");
+  var status = section(main, "Status (per queue)"), route = section(main, "Route"), config = section(main, "Config (per broker)");
+  var consumers = section(main, "Consumers");
+  function loadConfig() {
+    get("topic/config", { topic: topic }).then(function (rows) {
+      fill(config, table([{ label: "Broker", key: "brokerName" }, { label: "Address", key: "addr", mono: true },
+        { label: "Read queues", key: "readQueueNums", num: true }, { label: "Write queues", key: "writeQueueNums", num: true },
+        { label: "Perm", key: "perm", num: true }, { label: "Order", value: function (r) { return r.order ? "yes" : "no"; } },
+        { label: "Filter", key: "topicFilterType" }, { label: "Sys flag", key: "topicSysFlag", num: true },
+        { label: "", value: function (r) {
+          return h("button", { "class": "danger", text: "Delete on this broker", onclick: function () {
+            if (!window.confirm("Delete topic " + topic + " on broker " + r.brokerName + " only?")) return;
+            post("topic/delete-in-broker", { topic: topic, broker: r.brokerName }).then(function () {
+              flash("Topic " + topic + " deleted on " + r.brokerName); loadConfig();
+            }).catch(fail(config));
+          } });
+        } }], rows, "no master broker holds this topic"));
+    }).catch(fail(config));
+  }
+  loadConfig();
   get("topic/status", { topic: topic }).then(function (rows) {
     fill(status, table([{ label: "Broker", key: "brokerName" }, { label: "Queue", key: "queueId", num: true },
       { label: "Min offset", key: "minOffset", num: true }, { label: "Max offset", key: "maxOffset", num: true },
@@ -868,6 +886,16 @@ pages.ops = function () {
     text: "The new NameServers must answer first; then every page, every logged-in user and the dashboard use them (its history starts anew)." }),
     h("div", { "class": "row" }, field("NameServer addresses", addr), known, h("button", { id: "ops-switch", text: "Switch", onclick: switchTo }))));
   get("ops").then(show).catch(fail(out));
+  var state = section(main, "Status");
+  function check() {
+    get("ops/status").then(function (rows) {
+      fill(state, [table([{ label: "NameServer", key: "addr", mono: true },
+        { label: "Answers", value: function (r) { return h("span", { "class": "pill " + (r.ok ? "master" : "slave"), text: r.ok ? "yes" : "no" }); } },
+        { label: "Brokers", key: "brokers", num: true }, { label: "Error", key: "error" }], rows),
+        h("button", { "class": "secondary", id: "ops-check", text: "Check again", onclick: check })]);
+    }).catch(fail(state));
+  }
+  check();
 };
 
 function showUser() {
