@@ -38,6 +38,7 @@ from twisted.internet import defer, task
 from twisted.logger import Logger
 
 from mq.broker.schedule.delay_level import STORE_WIDE, stored_properties_string
+from mq.broker.transaction.committed import commit_stored
 from mq.common import mixall
 from mq.common.broker_headers import CheckTransactionStateRequestHeader, EndTransactionRequestHeader
 from mq.common.message import (
@@ -115,6 +116,12 @@ class TransactionalMessageService:
         #: committed transactions whose op message the store refused: first half queue offset -> the queue
         #: offset the op message names (written again by the next check round)
         self.unmarked: Dict[int, int] = {}
+        #: transactions whose commit put failed without saying whether it will land (a DLedger quorum that
+        #: timed out): first half queue offset -> the CommitLog end the outcome is known at
+        self.uncertain: Dict[int, int] = {}
+        #: the CommitLog end when the service started: a half message below it may have been committed by
+        #: an end whose op message never made it (a crash between the two, a new DLedger leader)
+        self.started_at = 0
         self.checks_sent = 0
         self.discarded = 0
         self._loop: Optional[task.LoopingCall] = None
@@ -122,6 +129,12 @@ class TransactionalMessageService:
     # -- life cycle ------------------------------------------------------------------------------------
 
     def start(self) -> None:
+        self.started_at = self.store.commitlog.max_offset
+        # read back from the store (a new DLedger leader starts the same service again): nothing counted twice
+        self.ops.clear()
+        self.done.clear()
+        self.pending_copies.clear()
+        self.open_copies.clear()
         offsets = self.broker.consumer_offset_manager
         self.half_offset = max(0, offsets.query(SYS_GROUP, TRANS_HALF_TOPIC, 0))
         needed = max(0, offsets.query(SYS_GROUP, TRANS_OP_HALF_TOPIC, 0))
@@ -337,6 +350,19 @@ class TransactionalMessageService:
             waiting.append(turn)
             return turn.addCallback(lambda _: self._end(request, h, half, kind))
         self.read_ops()
+        settle_at = self.uncertain.get(key)
+        if settle_at is not None and self.store.commitlog.max_offset < settle_at:
+            return request.response(RC.SYSTEM_ERROR, "an earlier commit of this transaction is still waiting for "
+                                                     "its outcome: ask again later")
+        if (not (self._is_done(half) or self._passed(key)) and kind == _COMMIT
+                and (settle_at is not None or half.commit_log_offset < self.started_at)
+                and self._commit_stored(half, key)):
+            # stored by an end whose op message is missing: the op message now, nothing stored again
+            self.uncertain.pop(key, None)
+            self.ending[key] = []
+            return self._write_op(half.queue_offset).addCallback(
+                lambda ok: self._marked(ok, half, request)).addBoth(self._next_end(key))
+        self.uncertain.pop(key, None)
         if self._is_done(half) or self._passed(key):
             log.info("transaction {id} of {group} already ended: {what} ignored", id=h.msg_id,
                      group=h.producer_group, what="commit" if kind == _COMMIT else "rollback")
@@ -352,19 +378,30 @@ class TransactionalMessageService:
 
             def stored(result):
                 if not result.is_stored():
+                    # under DLedger the record may still land: the next end looks for it first
+                    rep = self.store.replicator
+                    self.uncertain[key] = rep.end if rep is not None else self.store.commitlog.max_offset
+                    if len(self.uncertain) > ENDED_MEMORY:
+                        del self.uncertain[next(iter(self.uncertain))]
                     return request.response(RC.SYSTEM_ERROR,
                                             f"storing the committed message failed: {result.status.name}")
                 self.broker.stats.message_in(topic, 1, result.append_result.wrote_bytes)
                 return self._write_op(half.queue_offset).addCallback(lambda ok: self._marked(ok, half, request))
 
             d = self.store.put_message(inner).addCallback(stored)
+        return d.addBoth(self._next_end(key))
 
+    def _next_end(self, key: int):
+        """The callback that lets the next waiting end of transaction ``key`` decide."""
         def next_end(result):
             for turn in self.ending.pop(key, ()):
                 turn.callback(None)
             return result
+        return next_end
 
-        return d.addBoth(next_end)
+    def _commit_stored(self, half: MessageExt, key: int) -> bool:
+        original = half if half.queue_offset == key else self._load_half(key)
+        return commit_stored(self.store, half, original, key)
 
     def _marked(self, ok: bool, half: MessageExt, request: RemotingCommand) -> RemotingCommand:
         """The answer to a commit that is stored: if its op message was refused it is remembered as ended
