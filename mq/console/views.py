@@ -383,11 +383,13 @@ def consumer_delete(ctx: Context, form: Form):
     return result
 
 
-@route("consumer/running-info", fields=["group", "clientId"])
+@route("consumer/running-info", fields=["group", "clientId", "jstack"])
 def consumer_running_info(ctx: Context, form: Form):
-    """What one online consumer reports about itself (GET_CONSUMER_RUNNING_INFO, relayed by a broker)."""
+    """What one online consumer reports about itself (GET_CONSUMER_RUNNING_INFO, relayed by a broker);
+    ``jstack``: with its thread stacks (``jstack`` of the answer), as rocketmq-dashboard can ask."""
     group = form.group()
-    return admin(ctx.api, "consumerStatus", consumerGroup=group, clientId=client_id_field(form))
+    return admin(ctx.api, "consumerStatus", consumerGroup=group, clientId=client_id_field(form),
+                 jstack=form.flag("jstack"))
 
 
 @route("acl", fields=["cluster"])

@@ -264,8 +264,11 @@ def test_running_info_of_an_online_consumer(page, cluster):
         button = page.get_by_role("button", name="Running info")
         expect(button).to_be_visible(timeout=30_000)  # the page polls its progress; connections load once
         button.first.click()
-        expect(page.locator("#running-info pre")).to_contain_text(SEED_TOPIC)
+        expect(page.locator("#running-info pre").first).to_contain_text(SEED_TOPIC)
         shoot(page, "consumer-running")
+        page.click("#running-jstack")  # rocketmq-dashboard's running info with jstack: the client's threads
+        expect(page.locator("#running-stacks")).to_contain_text("Thread: MainThread RUNNABLE")
+        expect(page.locator("#running-stacks")).to_contain_text("\tat ")
     finally:
         consumer.kill()
         consumer.wait()

@@ -506,10 +506,14 @@ pages.consumer = function (group) {
   main.appendChild(manage);
 };
 
-function runningInfo(target, group, clientId) {
-  var box = section(target, "Running info of " + clientId);
-  get("consumer/running-info", { group: group, clientId: clientId }).then(function (d) {
-    fill(box, h("pre", { text: JSON.stringify(d, null, 2) }));
+function runningInfo(target, group, clientId, jstack) {
+  var box = section(target, "Running info of " + clientId + (jstack ? " (with its thread stacks)" : ""));
+  get("consumer/running-info", { group: group, clientId: clientId, jstack: jstack ? "true" : "false" }).then(function (d) {
+    var stacks = d.jstack;
+    delete d.jstack;
+    fill(box, [h("button", { "class": "secondary", id: "running-jstack", text: "With thread stacks (jstack)", onclick: function () {
+      target.textContent = ""; runningInfo(target, group, clientId, true);
+    } }), h("pre", { text: JSON.stringify(d, null, 2) }), stacks ? h("pre", { id: "running-stacks", text: stacks }) : null]);
   }).catch(fail(box));
 }
 
