@@ -265,3 +265,25 @@ def test_a_commit_whose_op_message_was_lost_in_a_restart_is_not_stored_again(mak
         assert b.store.get_max_offset_in_queue("TxLostOp", 0) == 1 and b.store.get_max_offset_in_queue(OP, 0) == 1
     finally:
         again.stop()
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_copy_lost_with_its_leader_leaves_the_transaction_open_on_the_next(make_broker):
+    """The checker's progress is saved while a copy's put is in flight (a DLedger quorum); the leader dies
+    and the copy never lands: the next leader, starting from that progress, still commits the producer's end."""
+    b = make_broker(transactionTimeOut="0", transactionCheckInterval="3600000")
+    tx = b.transaction_service
+    sent = send_half(b, "TxLostCopy")
+    held = HeldPuts(b.store, HALF)
+    tx.check()  # passes the original; its copy is held
+    assert tx.half_offset == 1 and len(held.held) == 1
+    tx._loop.stop()
+    tx._loop = None
+    b.store.put_message = held.put  # the copy is never stored: the leader died
+    again = TransactionalMessageService(b)  # the next leader, from the progress the old one saved
+    again.start()
+    try:
+        r = yield defer.maybeDeferred(again.end_transaction, end_transaction_request("g", sent, COMMIT), _Channel())
+        assert r.code == RC.SUCCESS and b.store.get_max_offset_in_queue("TxLostCopy", 0) == 1
+    finally:
+        again.stop()

@@ -107,6 +107,8 @@ class TransactionalMessageService:
         self.pending_copies: Dict[int, int] = {}
         #: first queue offset -> its copies pending or still being appended (the transaction is open)
         self.open_copies: Dict[int, int] = {}
+        #: half queue offset -> its copies still being appended
+        self.copying_from: Dict[int, int] = {}
         #: transactions the checker moved past without an op message (discarded after transactionCheckMax
         #: checks, a copy refused, a record it could not read): a late end still commits them. Oldest first,
         #: at most ENDED_MEMORY; the discarded ones are read back from TRANS_CHECK_MAX_TIME_TOPIC at start.
@@ -172,7 +174,9 @@ class TransactionalMessageService:
 
     def _save_offsets(self) -> None:
         offsets = self.broker.consumer_offset_manager
-        offsets.commit(SYS_GROUP, TRANS_HALF_TOPIC, 0, self.half_offset)
+        # not past a message whose copy is still being appended (a DLedger quorum): if it never lands (this
+        # leader dies), the next one looks at the message again instead of taking the transaction as ended
+        offsets.commit(SYS_GROUP, TRANS_HALF_TOPIC, 0, min([self.half_offset, *self.copying_from]))
         offsets.commit(SYS_GROUP, TRANS_OP_HALF_TOPIC, 0, self.ops[0][0] if self.ops else self.op_read_to)
 
     # -- half messages ---------------------------------------------------------------------------------
@@ -499,11 +503,19 @@ class TransactionalMessageService:
         refused = []
         waiting = [True]  # the put has not answered yet within this call
         settled = []
+        source = msg.queue_offset
         self.open_copies[first] = self.open_copies.get(first, 0) + 1  # open while the copy is being appended
+        self.copying_from[source] = self.copying_from.get(source, 0) + 1
+
+        def copied() -> None:
+            self._close_copy(first)
+            left = self.copying_from.pop(source, 1) - 1
+            if left > 0:
+                self.copying_from[source] = left
 
         def appended(result):
             settled.append(result)
-            self._close_copy(first)
+            copied()
             if not result.is_stored():
                 if result.status in STORE_WIDE and waiting[0]:
                     refused.append(result)  # the checker stops at this message and tries it again
@@ -523,7 +535,7 @@ class TransactionalMessageService:
 
         def failed(f):
             if not settled:  # the put itself failed
-                self._close_copy(first)
+                copied()
                 self._give_up(first)
             log.failure("checking half message {off}", f, off=msg.queue_offset)
 
