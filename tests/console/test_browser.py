@@ -428,6 +428,11 @@ def test_the_nameserver_is_switched_from_the_page(page, cluster):
     expect(page.locator("#ops-current")).to_have_text(ns)
     status_row = page.get_by_role("row").filter(has=page.get_by_role("cell", name=ns, exact=True))
     expect(status_row.filter(has_text="yes")).to_be_visible()  # rocketmq-dashboard's status check
+    page.check("#ops-vip")  # its VIP channel switch: the broker still answers, on its port - 2
+    expect(page.locator("#flash")).to_contain_text("VIP channel on")
+    assert cluster["console"].call("ops")["vipChannel"] is True and cluster["console"].call("cluster")["brokers"]
+    page.uncheck("#ops-vip")
+    expect(page.locator("#flash")).to_contain_text("VIP channel off")
     page.fill("#ops-namesrv", f"127.0.0.1:{free_port()}")
     page.click("#ops-switch")
     expect(page.locator("#flash .error")).to_be_visible()

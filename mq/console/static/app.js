@@ -208,7 +208,7 @@ var pages = {};
 pages.dashboard = function () {
   var main = page("Dashboard");
   var pick = h("select", { id: "dashboard-day", "aria-label": "Day" }, h("option", { value: "", text: "Live" }));
-  main.appendChild(h("p", null, h("label", { "class": "day-pick" }, "Show", pick), " ",
+  main.appendChild(h("p", null, h("label", { "class": "inline" }, "Show", pick), " ",
     h("span", { "class": "muted", id: "sampling", text: "" })));
   var grid = h("div", { "class": "grid2" });
   main.appendChild(grid);
@@ -889,7 +889,15 @@ pages.ops = function () {
   main.appendChild(h("div", { "class": "card" }, h("h2", { text: "Switch" }), h("p", { "class": "muted",
     text: "The new NameServers must answer first; then every page, every logged-in user and the dashboard use them (its history starts anew)." }),
     h("div", { "class": "row" }, field("NameServer addresses", addr), known, h("button", { id: "ops-switch", text: "Switch", onclick: switchTo }))));
-  get("ops").then(show).catch(fail(out));
+  var vip = h("input", { id: "ops-vip", type: "checkbox" });
+  vip.addEventListener("change", function () {
+    post("ops/vip", { enabled: vip.checked }).then(function (d) {
+      flash("VIP channel " + (d.vipChannel ? "on: brokers are asked on their port - 2 (pulls excepted)" : "off"));
+    }).catch(function (e) { vip.checked = !vip.checked; fail()(e); });
+  });
+  main.appendChild(h("div", { "class": "card" }, h("h2", { text: "VIP channel" }),
+    h("label", { "class": "inline" }, vip, "Ask brokers on their VIP port (port - 2), as rocketmq-dashboard's isVIPChannel")));
+  get("ops").then(function (d) { vip.checked = !!d.vipChannel; show(d); }).catch(fail(out));
   var state = section(main, "Status");
   function check() {
     get("ops/status").then(function (rows) {
