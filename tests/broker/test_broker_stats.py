@@ -3,6 +3,8 @@ GET_BROKER_CONSUME_STATS (317) and GET_BROKER_RUNTIME_INFO's Java 4.9.8 key set.
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import pytest_twisted
 
@@ -10,8 +12,10 @@ from mq.broker.stats import items as si
 from mq.broker.stats.items import BrokerStatsManager
 from mq.broker.stats.put_latency import PutTimeDistribution
 from mq.common import fastjson, jsonkeys
+from mq.common.topic import SCHEDULE_TOPIC, TIMER_TOPIC
 from mq.remoting.codes import RequestCode
 from mq.remoting.codes import ResponseCode as RC
+from tests.support.polling import poll
 
 
 class Clock:
@@ -25,6 +29,12 @@ class Clock:
 def manager(max_keys: int = 100):
     clock = Clock()
     return BrokerStatsManager("C1", clock, lambda: max_keys), clock
+
+
+def item_value(m: BrokerStatsManager, name: str, key: str):
+    """An item's running value; None when the item was never made."""
+    item = m.item(name, key)
+    return None if item is None else item.value
 
 
 def tick(m: BrokerStatsManager, clock: Clock, n: int = 1) -> None:
@@ -152,7 +162,8 @@ def test_view_broker_stats_data(client, addr, broker):
     assert r.code == RC.SUCCESS
     for name, key, remark in (
         ("TOPIC_PUT_NUMS", "NoSuch", "The stats <TOPIC_PUT_NUMS> <NoSuch> not exist"),
-        ("GROUP_GET_FROM_DISK_NUMS", "StT@StG", "not exist"),  # known to Java, never filled here
+        ("GROUP_GET_FROM_DISK_NUMS", "StT@StG", "not exist"),  # nothing came from past the page-cache window
+        ("GROUP_GET_FROM_DISK_SIZE", "StT", "statsKey must be topic@group"),
         ("NO_SUCH_STATS", "StT", "statsName is one of TOPIC_PUT_NUMS"),
         ("TOPIC_PUT_NUMS", "bad topic", "characters outside"),
         ("GROUP_GET_NUMS", "StT", "statsKey must be topic@group"),
@@ -206,7 +217,7 @@ JAVA_KEYS = {
     "EndTransactionQueueSize", "EndTransactionThreadPoolQueueCapacity", "pageCacheLockTimeMills",
     "sendThreadPoolQueueHeadWaitTimeMills", "pullThreadPoolQueueHeadWaitTimeMills",
     "queryThreadPoolQueueHeadWaitTimeMills", "earliestMessageTimeStamp", "startAcceptSendRequestTimeStamp",
-    "remainTransientStoreBufferNumbs", "remainHowManyDataToFlush", "commitLogDirCapacity",
+    "remainTransientStoreBufferNumbs", "remainHowManyDataToFlush", "commitLogDirCapacity", "dispatchBehindBytes",
 }
 
 
@@ -240,14 +251,8 @@ def test_runtime_info_has_javas_keys_in_javas_formats(client, addr, broker):
 def test_a_delayed_message_is_counted_as_java_counts_it(client, addr, broker):
     """Sent: in the delay-level topic and its queue (TOPIC_PUT, QUEUE_PUT); due: got from that queue by
     SCHEDULE_CONSUMER (QUEUE_GET, GROUP_GET) and put into its real topic (TOPIC_PUT)."""
-    from mq.common.topic import SCHEDULE_TOPIC
-    from tests.support.polling import poll
-
     items = broker.stats.items
-
-    def value(name, key):
-        item = items.item(name, key)
-        return None if item is None else item.value
+    value = functools.partial(item_value, items)
 
     yield client.create_topic(addr, "DelayT", queues=1)
     sent = yield client.send(addr, "DelayT", b"later", queue_id=0, properties={"DELAY": "1"})
@@ -274,3 +279,61 @@ def test_a_delayed_message_is_counted_as_java_counts_it(client, addr, broker):
         assert r.code == RC.SYSTEM_ERROR and remark in r.remark, (name, bad, r.remark)
     items.on_topic_deleted(SCHEDULE_TOPIC)
     assert value(si.QUEUE_PUT_NUMS, f"{SCHEDULE_TOPIC}@0") is None and value(si.QUEUE_GET_NUMS, key) is None
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_timer_message_is_counted_as_java_5_counts_it(client, addr, broker):
+    """Sent for later: a put into the timer topic (TOPIC_PUT of rmq_sys_wheel_timer, BROKER_PUT); fired: a put
+    into its real topic (TOPIC_PUT_NUMS/SIZE, BROKER_PUT), as TimerMessageStore.doPut counts it. Sent for a time
+    already past: stored and counted in its topic at once."""
+    value = functools.partial(item_value, broker.stats.items)
+    cluster = broker.config.broker_cluster_name
+
+    yield client.create_topic(addr, "TimerT", queues=1)
+    sent = yield client.send(addr, "TimerT", b"later", queue_id=0, properties={"TIMER_DELAY_MS": "1500"})
+    assert sent.code == RC.SUCCESS
+    parked = broker.store.commitlog.max_offset
+    assert (value(si.TOPIC_PUT_NUMS, TIMER_TOPIC), value(si.TOPIC_PUT_SIZE, TIMER_TOPIC)) == (1, parked)
+    assert value(si.TOPIC_PUT_NUMS, "TimerT") is None and value(si.BROKER_PUT_NUMS, cluster) == 1
+    yield poll(lambda: value(si.TOPIC_PUT_NUMS, "TimerT"), lambda v: v == 1, 15, what="the fire counted")
+    fired = broker.store.commitlog.max_offset - parked
+    assert value(si.TOPIC_PUT_SIZE, "TimerT") == fired > 0
+    assert value(si.BROKER_PUT_NUMS, cluster) == 2 and value(si.TOPIC_PUT_NUMS, TIMER_TOPIC) == 1
+    assert broker.timer_service.fired == 1
+    r = yield view(client, addr, "TOPIC_PUT_NUMS", "TimerT")
+    assert r.code == RC.SUCCESS and set(fastjson.loads(r.body)) == {"statsMinute", "statsHour", "statsDay"}
+    past = yield client.send(addr, "TimerT", b"now", queue_id=0, properties={"TIMER_DELIVER_MS": "1000"})
+    assert past.code == RC.SUCCESS
+    assert value(si.TOPIC_PUT_NUMS, "TimerT") == 2 and value(si.TOPIC_PUT_NUMS, TIMER_TOPIC) == 1
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_pull_past_the_page_cache_window_is_counted_from_disk(client, make_broker):
+    """GROUP_GET_FROM_DISK_* (topic@group) and BROKER_GET_FROM_DISK_* (cluster) count the pulled messages that
+    Java's in-disk rule puts past the page-cache window: with accessMessageInMemoryMaxRatio=0, all of them."""
+    broker = make_broker(accessMessageInMemoryMaxRatio=0)
+    addr = broker.config.broker_addr
+    value = functools.partial(item_value, broker.stats.items)
+    cluster = broker.config.broker_cluster_name
+    for _ in range(3):
+        yield client.send(addr, "DiskT", b"abcdef", queue_id=0)
+    r = yield client.pull(addr, "DiskG", "DiskT", 0, 0, max_nums=2)
+    assert r.code == RC.SUCCESS
+    assert value(si.GROUP_GET_FROM_DISK_NUMS, "DiskT@DiskG") == value(si.BROKER_GET_FROM_DISK_NUMS, cluster) == 2
+    assert value(si.GROUP_GET_FROM_DISK_SIZE, "DiskT@DiskG") == value(si.BROKER_GET_FROM_DISK_SIZE, cluster) == len(
+        r.body)
+    r = yield view(client, addr, "GROUP_GET_FROM_DISK_NUMS", "DiskT@DiskG")
+    assert r.code == RC.SUCCESS and set(fastjson.loads(r.body)) == {"statsMinute", "statsHour", "statsDay"}
+    r = yield view(client, addr, "BROKER_GET_FROM_DISK_SIZE", cluster)
+    assert r.code == RC.SUCCESS
+    broker.stats.items.on_group_deleted("DiskG")
+    assert value(si.GROUP_GET_FROM_DISK_NUMS, "DiskT@DiskG") is None
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_pull_within_the_page_cache_window_is_not_counted_from_disk(client, addr, broker):
+    yield client.send(addr, "MemT", b"abcdef", queue_id=0)
+    r = yield client.pull(addr, "MemG", "MemT", 0, 0)
+    assert r.code == RC.SUCCESS and broker.stats.items.item(si.GROUP_GET_NUMS, "MemT@MemG").value == 1
+    assert item_value(broker.stats.items, si.GROUP_GET_FROM_DISK_NUMS, "MemT@MemG") is None
+    assert item_value(broker.stats.items, si.BROKER_GET_FROM_DISK_NUMS, broker.config.broker_cluster_name) is None

@@ -433,7 +433,8 @@ class TimerMessageService(JsonStateFile):
             inner = decode_for_restore(raw)
             if self.cancels.pending and self.cancels.cancels(inner.properties, due):
                 return True  # cancelled (TIMER_DEL_UNIQKEY): never delivered
-            done = redeliver(self, inner, _DROP, add, lambda: f"the timer message at CommitLog offset {phy}")
+            done = redeliver(self, inner, _DROP, add, lambda: f"the timer message at CommitLog offset {phy}",
+                             self._counted)
         except Exception:  # a record that does not decode: never tried again, so never in the way
             log.failure("delivering the timer message at CommitLog offset {phy}: dropped", phy=phy)
             return True
@@ -441,6 +442,13 @@ class TimerMessageService(JsonStateFile):
             self.fired += 1
             self.lateness.observe(max(0, now - due) / 1000.0)
         return done
+
+    def _counted(self, msg: MessageExtBrokerInner, result) -> None:
+        """A fired timer is a put into its real topic, counted as Java 5.x's TimerMessageStore.doPut counts it:
+        TOPIC_PUT_NUMS/SIZE of that topic and BROKER_PUT_NUMS (its send was counted in the timer topic)."""
+        stats = getattr(self.broker, "stats", None)
+        if stats is not None:
+            stats.message_in(msg.topic, 1, result.append_result.wrote_bytes)
 
     # -- metrics ---------------------------------------------------------------------------------------
 
