@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 from twisted.application import service
+from twisted.internet import defer
 
 from mq.acl.accounts import AclConfigError
 from mq.broker.config import layered_config
@@ -19,6 +20,17 @@ from mq.console.service import ConsoleService
 from mq.console.users import users_file_error
 from mq.namesrv.config import NamesrvConfig
 from mq.namesrv.service import NamesrvService
+
+
+class OneAfterAnother(service.MultiService):
+    """Stops its services one at a time, last started first: MultiService starts every stop at once, so the
+    NameServer closed its port while the broker was still flushing and the broker's unregistration failed."""
+
+    @defer.inlineCallbacks
+    def stopService(self):
+        service.Service.stopService(self)
+        for child in reversed(list(self)):
+            yield defer.maybeDeferred(child.stopService)
 
 
 class Options(ServiceOptions):
@@ -92,7 +104,8 @@ class Options(ServiceOptions):
         and asks each user to log in with theirs."""
         console = ConsoleConfig(namesrv_addr=f"127.0.0.1:{self['namesrv-port']}",
                                 access_key=broker.access_key, secret_key=broker.secret_key,
-                                login=broker.acl_enable)
+                                login=broker.acl_enable,
+                                data_dir=os.path.join(broker.store_path_root_dir, "console", "dashboard"))
         try:
             console.set_option("port", self["console-port"])
             console.set_option("bind", self["console-bind"])
@@ -106,13 +119,14 @@ class Options(ServiceOptions):
         return console
 
 
-def makeService(options: Options) -> service.MultiService:
+def makeService(options: Options) -> OneAfterAnother:
     try:
         check_ports_free(options.namesrv_config.listens() + options.broker_config.listens())
     except ValueError as e:
         options.refuse(e)
-    top = service.MultiService()
-    # The NameServer starts first, so the broker's first registration finds it listening.
+    top = OneAfterAnother()
+    # The NameServer starts first, so the broker's first registration finds it listening, and stops last, so
+    # the broker's unregistration still finds it.
     NamesrvService(options.namesrv_config).setServiceParent(top)
     make_broker_service(options.broker_config).setServiceParent(top)
     if options.console_config.port:

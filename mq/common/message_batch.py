@@ -9,7 +9,7 @@ a body.
 from __future__ import annotations
 
 import struct
-from typing import Iterable, List, Tuple
+from typing import Dict, Iterable, List, Tuple
 
 import construct as c
 
@@ -32,6 +32,22 @@ BATCH_ITEM_HEAD = FixedLayout(
     ("body_len", c.Int32sb),
 )
 _I16 = struct.Struct(">h")
+
+
+class UniformBatch:
+    """Batch members that share their properties but for a UNIQ_KEY each, ready for the store
+    (``MessageStore.put_uniform_batch_now``; made by mq.broker.processor.batch_shape)."""
+
+    __slots__ = ("records", "uniq_keys", "largest_body", "properties")
+
+    def __init__(self, records: List[Tuple[int, bytes, bytes, None]], uniq_keys: List[str], largest_body: int,
+                 properties: Dict[str, str]) -> None:
+        #: (flag, body, stored properties of at most 32767 bytes, None) of each member, as ``encode_records`` takes
+        self.records = records
+        self.uniq_keys = uniq_keys
+        self.largest_body = largest_body
+        #: what every member has besides its UNIQ_KEY (no KEYS, no UNIQ_KEY): read it, do not change it
+        self.properties = properties
 
 
 class BatchError(ValueError):

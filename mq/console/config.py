@@ -34,6 +34,11 @@ class ConsoleConfig(ServiceConfig):
     #: The dashboard's TPS sampling: every ``sample_interval`` seconds, ``history_points`` samples kept.
     sample_interval: float = tunable(5.0, within(1, 300, "s"))
     history_points: int = tunable(360, within(2, 10_000, "samples"))
+    #: The dashboard's per-day history: kept in ``data_dir`` (empty: today's in memory only, lost at a restart),
+    #: ``history_days`` days of it, a point per line every ``history_step`` seconds (mq.console.history).
+    data_dir: str = tunable("")
+    history_days: int = tunable(7, within(1, 366, "days"))
+    history_step: float = tunable(60.0, within(1, 3600, "s"))
     #: Topics whose TPS the dashboard follows (the busiest are shown; the rest are not sampled).
     sampled_topics: int = tunable(50, within(1, 1000, "topics"))
     #: Largest POST body read; bigger requests are refused before the body is parsed.

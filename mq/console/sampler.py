@@ -20,6 +20,7 @@ from twisted.logger import Logger
 from mq.admin.api import AdminError, MQAdminAPI, route_masters
 from mq.common import mixall
 from mq.common.topic import BENCHMARK_TOPIC, DEFAULT_TOPIC, NOT_ALLOWED_SEND_TOPICS, SYSTEM_TOPIC_PREFIX, TRACE_TOPIC
+from mq.console.history import DayHistory
 
 log = Logger()
 
@@ -63,8 +64,12 @@ class Series:
 
 
 class TpsSampler:
-    def __init__(self, api: MQAdminAPI, clock, interval: float, points: int, max_topics: int) -> None:
+    def __init__(self, api: MQAdminAPI, clock, interval: float, points: int, max_topics: int,
+                 history: Optional[DayHistory] = None) -> None:
         self.api = api
+        #: every round's figures also go to the per-day history (kept in files across restarts)
+        self.history = history if history is not None else DayHistory(None, clock, 60, 1, MAX_BROKER_SERIES,
+                                                                        max_topics)
         self.clock = clock
         self.interval = interval
         self.points = points
@@ -79,6 +84,7 @@ class TpsSampler:
         self.last_error: Optional[str] = None
 
     def start(self) -> None:
+        self.history.start()
         self._loop = task.LoopingCall(self.sample)
         self._loop.clock = self.clock
         self._loop.start(self.interval, now=True)
@@ -91,9 +97,11 @@ class TpsSampler:
         self.rounds = 0
         self.last_error = None
 
-    def stop(self) -> None:
+    def stop(self) -> defer.Deferred:
+        """Stop sampling; the Deferred fires once the day's lines are written."""
         if self._loop is not None and self._loop.running:
             self._loop.stop()
+        return self.history.stop()
 
     def sample(self) -> defer.Deferred:
         """One round; its Deferred never fails. The LoopingCall waits for it before the next round is due,
@@ -110,6 +118,8 @@ class TpsSampler:
         now = self.clock.seconds() * 1000
         info = yield self.api.cluster_info()
         seen = set()
+        broker_now: Dict[str, Tuple[float, float]] = {}
+        topic_now: Dict[str, float] = {}
         for name in sorted(info.broker_addr_table)[:MAX_BROKER_SERIES]:
             addr = info.broker_addr_table[name].master_addr()
             if not addr:
@@ -121,8 +131,9 @@ class TpsSampler:
                 continue
             seen.add(label)
             series = self.brokers.setdefault(label, Series.of(self.points))
-            series.points.append((now, first_rate(status.get("putTps", "")),
-                                  first_rate(status.get("getTransferedTps", ""))))
+            rates = broker_now[label] = (first_rate(status.get("putTps", "")),
+                                         first_rate(status.get("getTransferedTps", "")))
+            series.points.append((now, *rates))
         for label in set(self.brokers) - seen:
             del self.brokers[label]
         names = frozenset(info.cluster_addr_table) | frozenset(info.broker_addr_table)
@@ -136,11 +147,12 @@ class TpsSampler:
             self._last_offsets[topic] = (now, total)
             if last is None or now <= last[0]:
                 continue
-            tps = max(0, total - last[1]) * 1000.0 / (now - last[0])
-            self.topics.setdefault(topic, Series.of(self.points)).points.append((now, round(tps, 2)))
+            tps = topic_now[topic] = round(max(0, total - last[1]) * 1000.0 / (now - last[0]), 2)
+            self.topics.setdefault(topic, Series.of(self.points)).points.append((now, tps))
         for topic in set(self._last_offsets) - set(followed):
             self._last_offsets.pop(topic, None)
             self.topics.pop(topic, None)
+        self.history.add(now, broker_now, topic_now)
         self.rounds += 1
         self.last_error = None
 
@@ -157,12 +169,25 @@ class TpsSampler:
             return None
         return total
 
+    @defer.inlineCallbacks
+    def day(self, day: str, top: int = 10):
+        """One kept day's JSON: its broker lines and its ``top`` busiest topics' (by messages that day)."""
+        brokers, topics = yield self.history.read(day)
+
+        def carried(points) -> float:  # about the messages the line stands for: TPS times the time it held
+            return sum(p[1] * (points[i + 1][0] - p[0]) for i, p in enumerate(points[:-1]))
+
+        busiest = sorted(topics.items(), key=lambda kv: (-carried(kv[1]), kv[0]))[:top]
+        return {"day": day, "days": self.history.kept_days(), "step": self.history.step_ms / 1000.0,
+                "brokers": dict(sorted(brokers.items())), "topics": dict(busiest)}
+
     def snapshot(self, top: int = 10) -> dict:
         """The dashboard's JSON: every broker's series and the ``top`` busiest topics' (by their last TPS)."""
         busiest = sorted(self.topics.items(), key=lambda kv: (-(kv[1].points[-1][1] if kv[1].points else 0), kv[0]))
         return {
             "interval": self.interval,
             "rounds": self.rounds,
+            "days": self.history.kept_days(),
             "error": self.last_error,
             "brokers": {k: [list(p) for p in s.points] for k, s in sorted(self.brokers.items())},
             "topics": {k: [list(p) for p in s.points] for k, s in busiest[:top]},

@@ -13,7 +13,8 @@ from mq.acl.signing import Credentials
 from mq.admin.api import MQAdminAPI
 from mq.console.config import ConsoleConfig
 from mq.console.forms import Context
-from mq.console.sampler import TpsSampler
+from mq.console.history import DayHistory
+from mq.console.sampler import MAX_BROKER_SERIES, TpsSampler
 from mq.console.sessions import SessionStore
 from mq.console.users import LoginLimiter, UsersFile
 from mq.console.web import make_site
@@ -40,19 +41,27 @@ class ConsoleService(service.Service):
         credentials = Credentials.from_options(config.access_key or None, config.secret_key or None, environ={})
         self.api = MQAdminAPI(reactor, config.namesrv_addr.split(";"), timeout=config.admin_timeout,
                               credentials=credentials)
+        history = DayHistory(config.data_dir or None, reactor, config.history_step, config.history_days,
+                             MAX_BROKER_SERIES, config.sampled_topics)
         self.sampler = TpsSampler(self.api, reactor, config.sample_interval, config.history_points,
-                                  config.sampled_topics)
+                                  config.sampled_topics, history)
         sessions = None
         if config.login or config.users_file:
             sessions = SessionStore(
-                lambda account: MQAdminAPI(reactor, config.namesrv_addr.split(";"), timeout=config.admin_timeout,
-                                           credentials=account),
+                self._session_api,
                 reactor, config.max_sessions, config.session_idle,
                 users=UsersFile(config.users_file) if config.users_file else None, shared_api=self.api,
                 limiter=LoginLimiter(reactor, config.login_max_failures, config.login_window))
         self.ctx = Context(self.api, config, self.sampler, sessions=sessions)
         self.site = make_site(self.ctx)
         self.port = None
+
+    def _session_api(self, account) -> MQAdminAPI:
+        """A logged-in user's admin API: the console's NameServers and VIP channel setting, their account."""
+        api = MQAdminAPI(self.reactor, self.config.namesrv_addr.split(";"), timeout=self.config.admin_timeout,
+                         credentials=account)
+        api.vip_channel = self.api.vip_channel
+        return api
 
     def startService(self) -> None:
         super().startService()
@@ -72,12 +81,12 @@ class ConsoleService(service.Service):
 
     def stopService(self):
         super().stopService()
-        self.sampler.stop()
+        written = self.sampler.stop()
         port: Optional[object] = self.port
         self.port = None
         if self.ctx.sessions is not None:
             self.ctx.sessions.close()
-        closing = self.api.close()
+        closing = defer.gatherResults([self.api.close(), written], consumeErrors=True)
         if port is not None:
             return defer.maybeDeferred(port.stopListening).addBoth(lambda _: closing)
         return closing

@@ -24,6 +24,10 @@ class Options(usage.Options):
                                    "topics)."],
         ["sample-interval", None, None, "Seconds between the dashboard's TPS samples [default: 5]."],
         ["history-points", None, None, "TPS samples kept per broker and topic [default: 360]."],
+        ["data-dir", None, "~/mq-console", "Where the dashboard's per-day history is kept ('' keeps only "
+                                           "today's, in memory)."],
+        ["history-days", None, None, "Days of dashboard history kept [default: 7]."],
+        ["history-step", None, None, "Seconds between two kept points of a day's line [default: 60]."],
         ["timeout", None, None, "Seconds to wait for each admin answer [default: 5]."],
         ["access-key", None, None, f"ACL account the console signs with [default: ${ENV_ACCESS_KEY}]."],
         ["secret-key", None, None, f"Secret key of that account [default: ${ENV_SECRET_KEY}]."],
@@ -35,7 +39,8 @@ class Options(usage.Options):
     ]
     _fields = {"namesrv": "namesrv_addr", "port": "port", "bind": "bind", "sample-interval": "sample_interval",
                "history-points": "history_points", "timeout": "admin_timeout", "access-key": "access_key",
-               "secret-key": "secret_key", "users": "users_file"}
+               "secret-key": "secret_key", "users": "users_file", "history-days": "history_days",
+               "history-step": "history_step"}
 
     def postOptions(self) -> None:
         if self["namesrv"] is None:
@@ -55,6 +60,8 @@ class Options(usage.Options):
         except ValueError as e:
             refuse_start("console", e)
         config.login = bool(self["login"])
+        if self["data-dir"]:
+            config.data_dir = os.path.abspath(os.path.join(os.path.expanduser(self["data-dir"]), "dashboard"))
         why = users_file_error(config.users_file) if config.users_file else None
         if why is not None:
             refuse_start("console", f"--users {why}")

@@ -24,8 +24,10 @@ from mq.common.topic import TRACE_TOPIC
 from mq.common.trace_data import trace_views
 from mq.console.dlq import client_id_field
 from mq.console.forms import BadRequest, Context, Form, NotFound, admin, known_broker, route
+from mq.console.history import DAY
 from mq.console.sampler import first_rate, topic_kind
 from mq.console.trace import trace_page
+from mq.remoting.codes import RequestCode
 from mq.remoting.codes import ResponseCode as RC
 
 #: Characters of a message body shown in a list (the detail view shows the body whole).
@@ -91,6 +93,17 @@ def dashboard(ctx: Context, form: Form):
     if ctx.sampler is None:
         return defer.succeed({"interval": 0, "rounds": 0, "error": "sampling is off", "brokers": {}, "topics": {}})
     return defer.succeed(ctx.sampler.snapshot())
+
+
+@route("dashboard/day", fields=["date"])
+def dashboard_day(ctx: Context, form: Form):
+    """One kept day's TPS lines (rocketmq-dashboard's per-day broker and topic charts)."""
+    day = form.text("date", 10, required=True)
+    if not DAY.match(day):
+        raise BadRequest("date: give yyyy-mm-dd")
+    if ctx.sampler is None:
+        return defer.succeed({"day": day, "days": [], "step": 0, "brokers": {}, "topics": {}})
+    return ctx.sampler.day(day)
 
 
 # --------------------------------------------------------------------------------------------- cluster
@@ -217,6 +230,37 @@ def topic_delete(ctx: Context, form: Form):
     return result
 
 
+@route("topic/delete-in-broker", "POST", ["topic", "broker"])
+@defer.inlineCallbacks
+def topic_delete_in_broker(ctx: Context, form: Form):
+    """rocketmq-dashboard's "delete on one broker": only that broker's master forgets the topic (the NameServer
+    drops the broker from the route at its next registration)."""
+    topic = form.topic()
+    broker = form.text("broker", 128, required=True)
+    route_data = yield ctx.api.topic_route(topic)
+    addr = route_masters(route_data).get(broker)
+    if addr is None:
+        raise BadRequest(f"broker: {broker!r} is not a broker of {topic!r} with a live master")
+    yield ctx.api.delete_topic_in_broker(addr, topic)
+    return {"topic": topic, "broker": broker, "addr": addr}
+
+
+@route("topic/config", fields=["topic"])
+@defer.inlineCallbacks
+def topic_config(ctx: Context, form: Form):
+    """The topic's config on each master of its route (rocketmq-dashboard's "topic config"), as that broker
+    holds it (GET_ALL_TOPIC_CONFIG, which every 4.x broker answers)."""
+    topic = form.topic()
+    route_data = yield ctx.api.topic_route(topic)
+    rows = []
+    for name, addr in sorted(route_masters(route_data).items()):
+        table = yield ctx.api.broker_table(addr, RequestCode.GET_ALL_TOPIC_CONFIG, "topic configs", "topicConfigTable")
+        config = table.get(topic)
+        if isinstance(config, dict):
+            rows.append({"brokerName": name, "addr": addr, **config})
+    return rows
+
+
 @route("topic/route", fields=["topic"])
 def topic_route(ctx: Context, form: Form):
     return admin(ctx.api, "topicRoute", topic=form.topic())
@@ -339,11 +383,13 @@ def consumer_delete(ctx: Context, form: Form):
     return result
 
 
-@route("consumer/running-info", fields=["group", "clientId"])
+@route("consumer/running-info", fields=["group", "clientId", "jstack"])
 def consumer_running_info(ctx: Context, form: Form):
-    """What one online consumer reports about itself (GET_CONSUMER_RUNNING_INFO, relayed by a broker)."""
+    """What one online consumer reports about itself (GET_CONSUMER_RUNNING_INFO, relayed by a broker);
+    ``jstack``: with its thread stacks (``jstack`` of the answer), as rocketmq-dashboard can ask."""
     group = form.group()
-    return admin(ctx.api, "consumerStatus", consumerGroup=group, clientId=client_id_field(form))
+    return admin(ctx.api, "consumerStatus", consumerGroup=group, clientId=client_id_field(form),
+                 jstack=form.flag("jstack"))
 
 
 @route("acl", fields=["cluster"])

@@ -71,7 +71,8 @@ class RouteInfoManager:
         filter_server_list: List[str],
         channel: object,
     ) -> RegisterBrokerResult:
-        """Record a broker's (re-)registration; topic configs are taken from masters only, when changed."""
+        """Record a broker's (re-)registration; topic configs are taken from masters only and merged (a
+        registration never removes a topic)."""
         names = self.cluster_addr_table.setdefault(cluster_name, set())
         if broker_name not in names:
             names.add(broker_name)
@@ -95,9 +96,18 @@ class RouteInfoManager:
             self._changed()
         register_first = register_first or old_addr is None
 
-        if broker_id == 0 and (register_first or self.is_topic_config_changed(broker_addr, data_version)):
-            for topic_config in topic_configs.values():
-                self._upsert_queue_data(broker_name, topic_config)
+        if broker_id == 0:
+            if register_first or self.is_topic_config_changed(broker_addr, data_version):
+                for topic_config in topic_configs.values():
+                    self._upsert_queue_data(broker_name, topic_config)
+            else:
+                # The same data version may have come first with only some topics (a topic announced alone
+                # after a NameServer restart or the broker's expiry): a topic this broker has no queues for
+                # is taken anyway, as RocketMQ 5's per-topic check does. A changed topic needs a new version.
+                table = self.topic_queue_table
+                for name, topic_config in topic_configs.items():
+                    if broker_name not in table.get(name, ()):
+                        self._upsert_queue_data(broker_name, topic_config)
 
         previous = self.broker_live_table.get(broker_addr)
         self.broker_live_table[broker_addr] = BrokerLiveInfo(

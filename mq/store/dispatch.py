@@ -8,7 +8,7 @@ queues and the index are a function of the CommitLog alone.
 from __future__ import annotations
 
 import struct
-from typing import Callable, Dict, Optional, Sequence, Tuple
+from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 
 from twisted.logger import Logger
 
@@ -30,6 +30,7 @@ _TRAN_MASK = MessageSysFlag.TRANSACTION_ROLLBACK_TYPE
 _I32 = struct.Struct(">i")
 _I64 = struct.Struct(">q")
 _Q_FIELDS = struct.Struct(">iiq")  # queue id, flag, queue offset at +12
+_UNIQ = MessageConst.PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX
 
 ArrivalListener = Callable[[str, int, int, int, int, Dict[str, str]], None]
 TagsCodeFn = Callable[[str, Dict[str, str], int], int]
@@ -109,10 +110,14 @@ class Dispatcher:
         store_timestamp: int,
         queue_offset: int,
         sys_flag: int,
-        properties: Sequence[Dict[str, str]],
+        properties: Union[Sequence[Dict[str, str]], Dict[str, str]],
+        uniq_keys: Optional[Sequence[str]] = None,
     ) -> None:
         """Consecutive records of one queue, the first at ``phy`` with ``queue_offset``, stored at one time:
-        queue entries and index keys in one pass each, then one arrival event per distinct tags code."""
+        queue entries and index keys in one pass each, then one arrival event per distinct tags code.
+
+        With ``uniq_keys`` (a ``UniformBatch``), ``properties`` is what every member has (no KEYS) but for its
+        UNIQ_KEY, and the one tags code's event carries the last member's."""
         tran = sys_flag & _TRAN_MASK
         visible = tran != _PREPARED and tran != _ROLLBACK
         if visible:
@@ -121,14 +126,22 @@ class Dispatcher:
             except IllegalName as e:
                 _unqueued(topic, phy, e)
         if self.index is not None and tran != _ROLLBACK:
-            self.index.build_batch(topic, properties, phy, sizes, store_timestamp)
+            if uniq_keys is None:
+                self.index.build_batch(topic, properties, phy, sizes, store_timestamp)  # type: ignore[arg-type]
+            else:
+                self.index.build_uniq(topic, uniq_keys, phy, sizes, store_timestamp)
         self.last_store_timestamp = store_timestamp
         listener = self.listener
         if listener is not None and visible:
             # Held pulls filter by tag: one event per distinct tags code, each naming the batch's last offset.
             last = queue_offset + len(sizes) - 1
+            if uniq_keys is not None:
+                events = {tags_codes[0]: dict(properties)}
+                events[tags_codes[0]][_UNIQ] = uniq_keys[-1]
+            else:
+                events = dict(zip(tags_codes, properties))
             try:
-                for tags_code, props in dict(zip(tags_codes, properties)).items():
+                for tags_code, props in events.items():
                     listener(topic, queue_id, last, tags_code, store_timestamp, props)
             except Exception:
                 log.failure("message arriving listener failed")

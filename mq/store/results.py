@@ -142,6 +142,9 @@ class GetMessageResult:
     message_queue_offsets: List[int] = attrs.field(factory=list)
     buffer_total_size: int = 0
     suggest_pulling_from_slave: bool = False
+    #: Of the messages returned, how many (and their bytes) were past the page-cache window (the in-disk rule).
+    disk_count: int = 0
+    disk_bytes: int = 0
 
     @property
     def message_count(self) -> int:

@@ -19,35 +19,31 @@ from twisted.logger import Logger
 from mq.common.message import (
     MAX_PROPERTIES_LENGTH,
     MessageConst,
-    MessageExt,
     MessageExtBrokerInner,
     MessageSysFlag,
     RecordItem,
-    decode_message_ext,
     encode_records,
     properties_to_string,
-    record_properties,
 )
+from mq.common.message_batch import UniformBatch
 from mq.common.names import topic_error
 from mq.common.progress import LOG_EVERY, LoggedProgress
 from mq.common.topic import SCHEDULE_TOPIC
 from mq.store.checkpoint import Checkpoint, load_checkpoint, write_checkpoint
 from mq.store.commitlog import END_FILE_MIN_BLANK_LENGTH, CommitLog
 from mq.store.config import BrokerRole, FlushDiskType, MessageStoreConfig, parse_delay_levels
-from mq.store.consumequeue import CQ_ENTRY, ENTRY_SIZE, PAD_SIZE, ConsumeQueue, ConsumeQueueTable
+from mq.store.consumequeue import ConsumeQueue, ConsumeQueueTable
 from mq.store.diskspace import DiskSpace, disk_used_ratio
 from mq.store.dispatch import Dispatcher, make_tags_code_fn
 from mq.store.flush import FlushService, Job
 from mq.store.index import IndexService
 from mq.store.mappedfile import DiskFullError, MappedFile, StoreError
+from mq.store.reading import StoreReading
 from mq.store.results import (
     AppendMessageResult,
     AppendMessageStatus,
-    GetMessageResult,
-    GetMessageStatus,
     PutMessageResult,
     PutMessageStatus,
-    QueryMessageResult,
     StoreStats,
 )
 from mq.store.retention import Retention
@@ -62,7 +58,6 @@ _TRAN_MASK = MessageSysFlag.TRANSACTION_ROLLBACK_TYPE
 _WAIT = MessageConst.PROPERTY_WAIT_STORE_MSG_OK
 _KEYS = MessageConst.PROPERTY_KEYS
 _KEY_SEPARATOR = MessageConst.KEY_SEPARATOR
-_iter_entries = CQ_ENTRY.fast.iter_unpack
 _PROPS_TOO_LONG = PutMessageResult(PutMessageStatus.PROPERTIES_SIZE_EXCEEDED, reason="properties over 32767 bytes")
 # Bound once: an Enum member read through its class costs a metaclass lookup on every put.
 _PUT_OK = PutMessageStatus.PUT_OK
@@ -81,7 +76,7 @@ def _total_memory() -> int:
         return 8 << 30
 
 
-class MessageStore:
+class MessageStore(StoreReading):
     def __init__(
         self,
         config: MessageStoreConfig,
@@ -524,16 +519,39 @@ class MessageStore:
         """
         if not messages:
             return self._failed(PutMessageResult(PutMessageStatus.MESSAGE_ILLEGAL, reason="empty batch"))
+        return self._put_batch(topic, queue_id, sys_flag, born_timestamp, born_host, reconsume_times, messages, None,
+                               max(len(m[1]) for m in messages), wait, prepared_transaction_offset, tags_codes)
+
+    def put_uniform_batch_now(self, topic: str, queue_id: int, sys_flag: int, born_timestamp: int,
+                              born_host: Tuple[str, int], reconsume_times: int, batch: UniformBatch,
+                              wait: Optional[str] = None) -> Union[PutMessageResult, defer.Deferred]:
+        """``put_message_batch_now`` for members that share their properties but for a UNIQ_KEY each (the
+        broker's one-pass batch path, mq.broker.processor.batch_shape): stores and answers exactly what the
+        general form would, without a properties dict per member."""
+        return self._put_batch(topic, queue_id, sys_flag, born_timestamp, born_host, reconsume_times, batch.records,
+                               batch.uniq_keys, batch.largest_body, wait, 0, None, batch.properties)
+
+    def _put_batch(
+        self, topic: str, queue_id: int, sys_flag: int, born_timestamp: int, born_host: Tuple[str, int],
+        reconsume_times: int, messages: Sequence[Any], uniq_keys: Optional[List[str]], largest_body: int,
+        wait: Optional[str], prepared_transaction_offset: int, tags_codes: Optional[Sequence[Optional[int]]],
+        shared: Optional[Dict[str, str]] = None,
+    ) -> Union[PutMessageResult, defer.Deferred]:
+        """Both batch forms: ``messages`` with ``uniq_keys`` None are the general form's members, else the
+        uniform form's records (``shared`` their properties)."""
         store_ts = self.now_ms()
-        refused = self._refuse(topic, max(len(m[1]) for m in messages), store_ts)
+        refused = self._refuse(topic, largest_body, store_ts)
         if refused is not None:
             return self._failed(refused)
-        items: List[RecordItem] = []
-        for flag, body, text, _ in messages:
-            props = text.encode("utf-8")
-            if len(props) > MAX_PROPERTIES_LENGTH:
-                return self._failed(_PROPS_TOO_LONG)
-            items.append((flag, body, props, None))
+        if uniq_keys is None:
+            items: List[RecordItem] = []
+            for flag, body, text, _ in messages:
+                props = text.encode("utf-8")
+                if len(props) > MAX_PROPERTIES_LENGTH:
+                    return self._failed(_PROPS_TOO_LONG)
+                items.append((flag, body, props, None))
+        else:
+            items = messages  # type: ignore[assignment]
         tran = sys_flag & _TRAN_MASK
         key = (topic, queue_id)
         rep = self.replicator
@@ -554,7 +572,10 @@ class MessageStore:
         if rep is not None:
             return self._propose(rep, data, sizes, lambda at: encode_records(items, *args[:2], at, *args[3:]),
                                  key, step, queue_offset, store_ts)
-        keys = " ".join([m[3][_KEYS] for m in messages if _KEYS in m[3]]) or None
+        if uniq_keys is None:
+            keys = " ".join([m[3][_KEYS] for m in messages if _KEYS in m[3]]) or None
+        else:
+            keys = None
         try:  # the whole batch lands in one file
             at = self._make_room(topic, queue_id, queue_offset, len(sizes), tran, size, keys, len(messages))
         except StoreError as e:
@@ -567,13 +588,18 @@ class MessageStore:
         n = len(sizes)
         if step:
             self.queue_offsets[key] = queue_offset + n
-        properties = [m[3] for m in messages]
         dispatcher = self.dispatcher
-        if tags_codes is None or None in tags_codes:
-            fn = dispatcher.tags_code_fn
-            tags_codes = [fn(topic, p, store_ts) if c is None else c
-                          for p, c in zip(properties, tags_codes or (None,) * n)]  # fmt: skip
-        dispatcher.dispatch_batch(topic, queue_id, phy, sizes, tags_codes, store_ts, queue_offset, sys_flag, properties)
+        if uniq_keys is None:
+            properties = [m[3] for m in messages]
+            if tags_codes is None or None in tags_codes:
+                fn = dispatcher.tags_code_fn
+                tags_codes = [fn(topic, p, store_ts) if c is None else c
+                              for p, c in zip(properties, tags_codes or (None,) * n)]  # fmt: skip
+        else:
+            properties = shared  # type: ignore[assignment]
+            tags_codes = [dispatcher.tags_code_fn(topic, shared, store_ts)] * n
+        dispatcher.dispatch_batch(topic, queue_id, phy, sizes, tags_codes, store_ts, queue_offset, sys_flag, properties,
+                                  uniq_keys)  # fmt: skip
         self.reput_offset = phy + size
         counters = self.stats_counters
         counters.put_message_times_total += n
@@ -712,188 +738,6 @@ class MessageStore:
             self.index.truncate(phy_offset)
         self.reput_offset = min(self.reput_offset, phy_offset)
 
-    # ------------------------------------------------------------------ reading
-
-    def get_message(
-        self,
-        group: str,
-        topic: str,
-        queue_id: int,
-        offset: int,
-        max_msg_nums: int,
-        max_total_bytes: Optional[int] = None,
-        message_filter: Any = None,
-    ) -> GetMessageResult:
-        """RocketMQ's getMessage: statuses and next begin offset as in wire doc §3.4."""
-        counters = self.stats_counters
-        counters.get_message_times_total += 1
-        cq = self.queues.find(topic, queue_id)
-        if cq is None:
-            return GetMessageResult(GetMessageStatus.NO_MATCHED_LOGIC_QUEUE, self._correct(offset, 0))
-        min_off, max_off = cq.min_offset, cq.max_offset
-        if max_off == 0:
-            return GetMessageResult(GetMessageStatus.NO_MESSAGE_IN_QUEUE, self._correct(offset, 0), min_off, max_off)
-        if offset < min_off:
-            return GetMessageResult(GetMessageStatus.OFFSET_TOO_SMALL, self._correct(offset, min_off), min_off, max_off)
-        if offset == max_off:
-            return GetMessageResult(GetMessageStatus.OFFSET_OVERFLOW_ONE, offset, min_off, max_off)
-        if offset > max_off:
-            nxt = self._correct(offset, min_off if min_off == 0 else max_off)
-            return GetMessageResult(GetMessageStatus.OFFSET_OVERFLOW_BADLY, nxt, min_off, max_off)
-        span = cq.entries_from(offset)
-        if span is None:
-            return GetMessageResult(GetMessageStatus.OFFSET_FOUND_NULL, cq.roll_next_file(offset), min_off, max_off)
-        f, start, end = span
-        max_scan = max(16000, max_msg_nums * ENTRY_SIZE)
-        end = min(end, start + max_scan - max_scan % ENTRY_SIZE)
-        cfg = self.config
-        cl = self.commitlog
-        max_phy = cl.max_offset
-        min_phy = cl.min_offset
-        mem_bytes, mem_count = cfg.max_transfer_bytes_on_message_in_memory, cfg.max_transfer_count_on_message_in_memory
-        disk_bytes, disk_count = cfg.max_transfer_bytes_on_message_in_disk, cfg.max_transfer_count_on_message_in_disk
-        limit_total = max_total_bytes if max_total_bytes is not None else 1 << 62
-        status = GetMessageStatus.NO_MATCHED_MESSAGE
-        buffers: List[bytes] = []
-        queue_offsets: List[int] = []
-        total = 0
-        scanned = 0
-        max_phy_pulling = 0
-        next_phy_file_start = -1
-        cf = message_filter
-        for phy, size, tags_code in _iter_entries(f.mm[start:end]):
-            logic = offset + scanned
-            if buffers:
-                in_disk = max_phy - phy > self._memory_limit
-                n = len(buffers)
-                if (
-                    n >= max_msg_nums
-                    or total + size > limit_total
-                    or (in_disk and (total + size > disk_bytes or n > disk_count - 1))
-                    or (not in_disk and (total + size > mem_bytes or n > mem_count - 1))
-                ):
-                    break
-            scanned += 1
-            max_phy_pulling = phy
-            if size == PAD_SIZE or (next_phy_file_start != -1 and phy < next_phy_file_start):
-                continue
-            if cf is not None and not cf.is_matched_by_consume_queue(tags_code):
-                if not buffers:
-                    status = GetMessageStatus.NO_MATCHED_MESSAGE
-                continue
-            if phy < min_phy:
-                if not buffers:
-                    status = GetMessageStatus.MESSAGE_WAS_REMOVING
-                next_phy_file_start = phy - phy % cl.file_size + cl.file_size
-                continue
-            rec = cl.read_record(phy, size)
-            if rec is None:  # corrupt (logged and counted) or gone: never served
-                if not buffers:
-                    status = GetMessageStatus.NO_MATCHED_MESSAGE
-                continue
-            if cf is not None and not cf.is_matched_by_commit_log(rec):
-                if not buffers:
-                    status = GetMessageStatus.NO_MATCHED_MESSAGE
-                continue
-            buffers.append(rec)
-            queue_offsets.append(logic)
-            total += size
-            status = GetMessageStatus.FOUND
-        counters.get_message_transferred_total += len(buffers)
-        if buffers:
-            counters.get_message_found_total += 1
-        return GetMessageResult(
-            status,
-            offset + scanned,
-            min_off,
-            max_off,
-            buffers,
-            queue_offsets,
-            total,
-            max_phy - max_phy_pulling > self._memory_limit,
-        )
-
-    def _correct(self, old: int, new: int) -> int:
-        """nextOffsetCorrection: a slave keeps the client's offset unless offsetCheckInSlave."""
-        if self.config.broker_role != BrokerRole.SLAVE or self.config.offset_check_in_slave:
-            return new
-        return old
-
-    def get_max_offset_in_queue(self, topic: str, queue_id: int) -> int:
-        cq = self.queues.find(topic, queue_id)
-        return cq.max_offset if cq else 0
-
-    def get_min_offset_in_queue(self, topic: str, queue_id: int) -> int:
-        cq = self.queues.find(topic, queue_id)
-        return cq.min_offset if cq else 0
-
-    def get_commit_log_offset_in_queue(self, topic: str, queue_id: int, offset: int) -> int:
-        cq = self.queues.find(topic, queue_id)
-        e = cq.entry(offset) if cq else None
-        return e[0] if e else 0
-
-    def get_message_store_timestamp(self, topic: str, queue_id: int, offset: int) -> int:
-        cq = self.queues.find(topic, queue_id)
-        e = cq.entry(offset) if cq else None
-        if e is None or e[1] == PAD_SIZE or e[0] < self.commitlog.min_offset:
-            return -1
-        return self.commitlog.read_store_timestamp(e[0])
-
-    def get_offset_in_queue_by_time(self, topic: str, queue_id: int, timestamp: int) -> int:
-        """The first offset whose message was stored at or after ``timestamp``; the max offset if none."""
-        cq = self.queues.find(topic, queue_id)
-        if cq is None:
-            return 0
-        lo, hi = cq.min_offset, cq.max_offset
-        while lo < hi:
-            mid = (lo + hi) // 2
-            ts = self.get_message_store_timestamp(topic, queue_id, mid)
-            if ts != -1 and ts >= timestamp:
-                hi = mid
-            else:
-                lo = mid + 1
-        return lo
-
-    def get_earliest_message_time(self, topic: Optional[str] = None, queue_id: Optional[int] = None) -> int:
-        if topic is None:
-            return self.commitlog.read_store_timestamp(self.commitlog.min_offset) if self.commitlog.max_offset else -1
-        cq = self.queues.find(topic, queue_id or 0)
-        if cq is None:
-            return -1
-        return self.get_message_store_timestamp(topic, queue_id or 0, cq.min_offset)
-
-    def get_max_phy_offset(self) -> int:
-        return self.commitlog.max_offset
-
-    def get_min_phy_offset(self) -> int:
-        return self.commitlog.min_offset
-
-    def look_message_by_offset(self, phy_offset: int, size: Optional[int] = None) -> Optional[bytes]:
-        """The raw record at ``phy_offset`` (VIEW_MESSAGE_BY_ID), or None if absent or corrupt."""
-        if phy_offset < self.commitlog.min_offset:
-            return None
-        return self.commitlog.read_record(phy_offset, size)
-
-    def look_message_ext_by_offset(self, phy_offset: int) -> Optional[MessageExt]:
-        raw = self.look_message_by_offset(phy_offset)
-        return decode_message_ext(raw) if raw is not None else None
-
-    def query_message(self, topic: str, key: str, max_num: int, begin: int, end: int) -> QueryMessageResult:
-        """Messages of ``topic`` whose KEYS or UNIQ_KEY equals ``key``, stored within [begin, end]."""
-        result = QueryMessageResult()
-        if self.index is None:
-            return result
-        offsets, last_ts, last_phy = self.index.query(topic, key, max_num, begin, end)
-        result.index_last_update_timestamp = last_ts
-        result.index_last_update_phyoffset = last_phy
-        for phy in offsets:
-            raw = self.look_message_by_offset(phy)
-            if raw is None or not _has_key(raw, topic, key):
-                continue
-            result.message_buffers.append(raw)
-            result.buffer_total_size += len(raw)
-        return result
-
     # ------------------------------------------------------------------ admin and stats
 
     def delete_topics(self, topics: Iterable[str]) -> None:
@@ -955,15 +799,6 @@ class Replicator(Protocol):
 #: PHYSICALOFFSET of a stored record: after TOTALSIZE, MAGICCODE, BODYCRC, QUEUEID, FLAG and QUEUEOFFSET.
 _RECORD_PHY_AT = 28
 RECORD_PHY = struct.Struct(">q")
-
-
-def _has_key(raw: bytes, topic: str, key: str) -> bool:
-    """The exact check behind an index hit (hashes collide, and truncated offsets may hold other records)."""
-    props = record_properties(raw)
-    if props.get(MessageConst.PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX) != key:
-        if key not in props.get(MessageConst.PROPERTY_KEYS, "").split(MessageConst.KEY_SEPARATOR):
-            return False
-    return decode_message_ext(raw, with_body=False).topic == topic
 
 
 def _deferred(result: Union[PutMessageResult, defer.Deferred]) -> defer.Deferred:

@@ -162,7 +162,8 @@ def test_view_broker_stats_data(client, addr, broker):
     assert r.code == RC.SUCCESS
     for name, key, remark in (
         ("TOPIC_PUT_NUMS", "NoSuch", "The stats <TOPIC_PUT_NUMS> <NoSuch> not exist"),
-        ("GROUP_GET_FROM_DISK_NUMS", "StT@StG", "not exist"),  # known to Java, never filled here
+        ("GROUP_GET_FROM_DISK_NUMS", "StT@StG", "not exist"),  # nothing came from past the page-cache window
+        ("GROUP_GET_FROM_DISK_SIZE", "StT", "statsKey must be topic@group"),
         ("NO_SUCH_STATS", "StT", "statsName is one of TOPIC_PUT_NUMS"),
         ("TOPIC_PUT_NUMS", "bad topic", "characters outside"),
         ("GROUP_GET_NUMS", "StT", "statsKey must be topic@group"),
@@ -216,7 +217,7 @@ JAVA_KEYS = {
     "EndTransactionQueueSize", "EndTransactionThreadPoolQueueCapacity", "pageCacheLockTimeMills",
     "sendThreadPoolQueueHeadWaitTimeMills", "pullThreadPoolQueueHeadWaitTimeMills",
     "queryThreadPoolQueueHeadWaitTimeMills", "earliestMessageTimeStamp", "startAcceptSendRequestTimeStamp",
-    "remainTransientStoreBufferNumbs", "remainHowManyDataToFlush", "commitLogDirCapacity",
+    "remainTransientStoreBufferNumbs", "remainHowManyDataToFlush", "commitLogDirCapacity", "dispatchBehindBytes",
 }
 
 
@@ -304,3 +305,35 @@ def test_a_timer_message_is_counted_as_java_5_counts_it(client, addr, broker):
     past = yield client.send(addr, "TimerT", b"now", queue_id=0, properties={"TIMER_DELIVER_MS": "1000"})
     assert past.code == RC.SUCCESS
     assert value(si.TOPIC_PUT_NUMS, "TimerT") == 2 and value(si.TOPIC_PUT_NUMS, TIMER_TOPIC) == 1
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_pull_past_the_page_cache_window_is_counted_from_disk(client, make_broker):
+    """GROUP_GET_FROM_DISK_* (topic@group) and BROKER_GET_FROM_DISK_* (cluster) count the pulled messages that
+    Java's in-disk rule puts past the page-cache window: with accessMessageInMemoryMaxRatio=0, all of them."""
+    broker = make_broker(accessMessageInMemoryMaxRatio=0)
+    addr = broker.config.broker_addr
+    value = functools.partial(item_value, broker.stats.items)
+    cluster = broker.config.broker_cluster_name
+    for _ in range(3):
+        yield client.send(addr, "DiskT", b"abcdef", queue_id=0)
+    r = yield client.pull(addr, "DiskG", "DiskT", 0, 0, max_nums=2)
+    assert r.code == RC.SUCCESS
+    assert value(si.GROUP_GET_FROM_DISK_NUMS, "DiskT@DiskG") == value(si.BROKER_GET_FROM_DISK_NUMS, cluster) == 2
+    assert value(si.GROUP_GET_FROM_DISK_SIZE, "DiskT@DiskG") == value(si.BROKER_GET_FROM_DISK_SIZE, cluster) == len(
+        r.body)
+    r = yield view(client, addr, "GROUP_GET_FROM_DISK_NUMS", "DiskT@DiskG")
+    assert r.code == RC.SUCCESS and set(fastjson.loads(r.body)) == {"statsMinute", "statsHour", "statsDay"}
+    r = yield view(client, addr, "BROKER_GET_FROM_DISK_SIZE", cluster)
+    assert r.code == RC.SUCCESS
+    broker.stats.items.on_group_deleted("DiskG")
+    assert value(si.GROUP_GET_FROM_DISK_NUMS, "DiskT@DiskG") is None
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_pull_within_the_page_cache_window_is_not_counted_from_disk(client, addr, broker):
+    yield client.send(addr, "MemT", b"abcdef", queue_id=0)
+    r = yield client.pull(addr, "MemG", "MemT", 0, 0)
+    assert r.code == RC.SUCCESS and broker.stats.items.item(si.GROUP_GET_NUMS, "MemT@MemG").value == 1
+    assert item_value(broker.stats.items, si.GROUP_GET_FROM_DISK_NUMS, "MemT@MemG") is None
+    assert item_value(broker.stats.items, si.BROKER_GET_FROM_DISK_NUMS, broker.config.broker_cluster_name) is None

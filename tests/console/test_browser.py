@@ -30,13 +30,14 @@ def cluster(tmp_path_factory):
         namesrv = start_namesrv(twistd, tmp)
         broker = broker_starter(twistd, tmp, namesrv)()
         port = free_port()
-        twistd("console", "--namesrv", namesrv.addr, "--port", str(port), "--sample-interval", "1").wait_port(port)
+        twistd("console", "--namesrv", namesrv.addr, "--port", str(port), "--sample-interval", "1",
+               "--history-step", "1", "--data-dir", str(tmp / "console-data")).wait_port(port)
         console = Console(port)
         users_file = tmp / "users.properties"
         users_file.write_text("admin=adminPass,1\nviewer=viewPass\n")
         users_port = free_port()
         twistd("console", "--namesrv", namesrv.addr, "--port", str(users_port), "--sample-interval", "30",
-               "--users", str(users_file)).wait_port(users_port)
+               "--users", str(users_file), "--data-dir", "").wait_port(users_port)
         wait_until(lambda: console.call("cluster")["brokers"], what="the broker in the console's cluster list")
         console.call("topic/create", {"topic": SEED_TOPIC, "readQueueNums": 4, "writeQueueNums": 4})
         ns = namesrv.addr
@@ -74,6 +75,13 @@ def test_every_page_renders_with_real_data(page, cluster):
     expect(page.locator(".legend", has_text=re.compile(r"it-broker/\S+ [1-9]")).first).to_be_visible()
     expect(page.locator("svg.chart polyline").first).to_be_attached()
     shoot(page, "dashboard")
+    # Today as a kept day (rocketmq-dashboard's per-day view): the same lines, from the day's history.
+    today = cluster["console"].call("dashboard")["days"][0]
+    page.select_option("#dashboard-day", today)
+    expect(page.locator("#sampling")).to_contain_text(f"one point every 1 s of {today}")
+    expect(page.locator(".legend", has_text=re.compile(SEED_TOPIC + r" [1-9]"))).to_be_visible(timeout=30_000)
+    expect(page.locator(".legend", has_text=re.compile(r"it-broker/\S+ "))).to_have_count(2)
+    shoot(page, "dashboard-day")
 
     open_page(page, cluster, "cluster")
     expect(page.get_by_role("cell", name="it-broker", exact=True)).to_be_visible()
@@ -204,6 +212,24 @@ def test_delete_a_topic_by_clicking(page, cluster):
     assert "DoomedTopic" not in names and SEED_TOPIC in names
 
 
+def test_a_topics_config_is_shown_and_it_is_deleted_on_one_broker_by_clicking(page, cluster):
+    """rocketmq-dashboard's topic config and "delete on one broker": the row goes, the NameServer's route keeps
+    the topic until the broker registers again."""
+    from playwright.sync_api import expect
+
+    console = cluster["console"]
+    console.call("topic/create", {"topic": "OneBrokerTopic", "readQueueNums": 3, "writeQueueNums": 2})
+    open_page(page, cluster, "topic/OneBrokerTopic")
+    row = page.locator("tr", has=page.get_by_role("button", name="Delete on this broker"))
+    expect(row).to_contain_text("it-broker")
+    expect(row).to_contain_text("SINGLE_TAG")
+    page.once("dialog", lambda dialog: dialog.accept())
+    row.get_by_role("button", name="Delete on this broker").click()
+    expect(page.locator("#flash")).to_contain_text("Topic OneBrokerTopic deleted on it-broker")
+    expect(page.get_by_text("no master broker holds this topic")).to_be_visible()
+    assert console.call("topic/config?topic=OneBrokerTopic") == []
+
+
 def test_a_bad_name_typed_into_a_form_is_refused_with_the_reason(page, cluster):
     from playwright.sync_api import expect
 
@@ -238,8 +264,11 @@ def test_running_info_of_an_online_consumer(page, cluster):
         button = page.get_by_role("button", name="Running info")
         expect(button).to_be_visible(timeout=30_000)  # the page polls its progress; connections load once
         button.first.click()
-        expect(page.locator("#running-info pre")).to_contain_text(SEED_TOPIC)
+        expect(page.locator("#running-info pre").first).to_contain_text(SEED_TOPIC)
         shoot(page, "consumer-running")
+        page.click("#running-jstack")  # rocketmq-dashboard's running info with jstack: the client's threads
+        expect(page.locator("#running-stacks")).to_contain_text("Thread: MainThread RUNNABLE")
+        expect(page.locator("#running-stacks")).to_contain_text("\tat ")
     finally:
         consumer.kill()
         consumer.wait()
@@ -397,6 +426,13 @@ def test_the_nameserver_is_switched_from_the_page(page, cluster):
     open_page(page, cluster, "dashboard")
     page.click("#namesrv-link")
     expect(page.locator("#ops-current")).to_have_text(ns)
+    status_row = page.get_by_role("row").filter(has=page.get_by_role("cell", name=ns, exact=True))
+    expect(status_row.filter(has_text="yes")).to_be_visible()  # rocketmq-dashboard's status check
+    page.check("#ops-vip")  # its VIP channel switch: the broker still answers, on its port - 2
+    expect(page.locator("#flash")).to_contain_text("VIP channel on")
+    assert cluster["console"].call("ops")["vipChannel"] is True and cluster["console"].call("cluster")["brokers"]
+    page.uncheck("#ops-vip")
+    expect(page.locator("#flash")).to_contain_text("VIP channel off")
     page.fill("#ops-namesrv", f"127.0.0.1:{free_port()}")
     page.click("#ops-switch")
     expect(page.locator("#flash .error")).to_be_visible()
@@ -411,6 +447,11 @@ def test_the_nameserver_is_switched_from_the_page(page, cluster):
         assert cluster["console"].call("cluster")["brokers"]
         page.get_by_role("row").filter(has_text=ns).get_by_role("button", name="Use").click()
         expect(page.locator("#ops-current")).to_have_text(ns)
+        dead = f"127.0.0.1:{free_port()}"  # a list that still answers, one of whose NameServers does not
+        cluster["console"].call("ops/namesrv", {"namesrvAddr": f"{ns};{dead}"})
+        live, down = cluster["console"].call("ops/status")
+        assert (live["addr"], live["ok"], live["brokers"]) == (ns, True, 1)
+        assert (down["addr"], down["ok"], down["brokers"]) == (dead, False, 0) and down["error"]
     finally:
         cluster["console"].call("ops/namesrv", {"namesrvAddr": ns})
     assert page.page_errors == []

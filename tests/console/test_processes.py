@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import urllib.request
 
 import pytest
 
 from tests.acl.test_acl_process import start_acl_cluster
-from tests.broker.cluster import processes
+from tests.broker.cluster import broker_starter, processes, start_namesrv
 from tests.console.client import Console, refusal
 from tests.support.processes import free_port, wait_until
 
@@ -26,6 +27,40 @@ def test_twistd_mq_serves_the_console_beside_its_broker(twistd, tmp_path):
     with urllib.request.urlopen(f"{console.base}/", timeout=10) as resp:
         assert b"mq console" in resp.read()
     assert f"console on http://127.0.0.1:{console_port}/" in proc.log_text()
+    assert (tmp_path / "store" / "console" / "dashboard").is_dir()  # where its per-day history is kept
+
+
+def test_the_dashboards_day_is_kept_across_a_console_restart(tmp_path):
+    """A real ``twistd console`` samples a real broker, is stopped and started again: the day's lines from
+    before the restart are read back from its data directory and new points join them."""
+    with processes(tmp_path) as twistd:
+        namesrv = start_namesrv(twistd, tmp_path)
+        broker_starter(twistd, tmp_path, namesrv)()
+        data = tmp_path / "console-data"
+
+        def console_process():
+            port = free_port()
+            proc = twistd("console", "--namesrv", namesrv.addr, "--port", str(port), "--sample-interval", "1",
+                          "--history-step", "1", "--data-dir", str(data))
+            proc.wait_port(port)
+            return proc, Console(port)
+
+        proc, console = console_process()
+        today = console.call("dashboard")["days"][0]
+
+        def broker_line(c):
+            lines = c.call(f"dashboard/day?date={today}")["brokers"]
+            return next(iter(lines.values()), [])
+
+        wait_until(lambda: len(broker_line(console)) >= 3, what="three kept points of the broker's line")
+        proc.stop()  # SIGTERM: a graceful stop, which writes the day
+        (kept,) = json.loads((data / "dashboard" / f"{today}.json").read_text())["brokers"].values()
+        assert len(kept) >= 3
+        proc, console = console_process()
+        # read back at start (a first new sample may replace the last kept point, being in its 1 s step)
+        assert [p[0] for p in broker_line(console)[: len(kept) - 1]] == [p[0] for p in kept[:-1]]
+        wait_until(lambda: broker_line(console)[-1][0] > kept[-1][0], what="a new point after the restart")
+        assert console.call("dashboard")["days"] == [today]
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +73,7 @@ def acl_cluster(tmp_path_factory):
                            ("anonymous", []),
                            ("login", ["--access-key", "adminAccount", "--secret-key", "adminSecret1", "--login"])):
             port = free_port()
-            twistd("console", "--namesrv", namesrv.addr, "--port", str(port), *keys).wait_port(port)
+            twistd("console", "--namesrv", namesrv.addr, "--port", str(port), "--data-dir", "", *keys).wait_port(port)
             consoles[name] = Console(port)
         wait_until(lambda: consoles["admin"].call("cluster")["brokers"], what="the broker in the console")
         yield consoles
@@ -125,3 +160,55 @@ def test_logging_in_by_clicking(page, acl_cluster):
     page.click("#logout")
     expect(page.locator("h1")).to_have_text("Log in")
     assert page.page_errors == []
+
+
+def test_the_replication_page_shows_a_real_slave_catching_up(twistd, tmp_path):
+    """A master and a slave ``twistd broker``: the console's replication figures list both with their roles,
+    and the slave's bytes behind reach 0 once it has the message the console sent."""
+    from tests.broker.test_ha_integration import HaCluster
+
+    ha = HaCluster(twistd, tmp_path, role="ASYNC_MASTER").start_both()
+    port = free_port()
+    twistd("console", "--namesrv", ha.namesrv.addr, "--port", str(port), "--data-dir", "").wait_port(port)
+    console = Console(port)
+    console.call("topic/create", {"topic": "ReplT", "cluster": "HaCluster", "readQueueNums": 1, "writeQueueNums": 1})
+    console.call("topic/send", {"topic": "ReplT", "body": "to the slave too"})
+
+    def group():
+        (found,) = [g for g in console.call("replication") if g["brokerName"] == "ha-a"]
+        return {m["brokerId"]: m for m in found["members"]}
+
+    def caught_up():
+        members = group()
+        return (len(members) == 2 and members[1]["behindBytes"] == 0
+                and members[0]["commitLogMaxOffset"] == members[1]["commitLogMaxOffset"] > 0)
+
+    wait_until(caught_up, 30, what="the slave caught up in the console's replication figures")
+    members = group()
+    assert (members[0]["role"], members[0]["addr"], members[0]["behindBytes"]) == ("ASYNC_MASTER", ha.addr("master"),
+                                                                                  None)
+    assert (members[1]["role"], members[1]["addr"]) == ("SLAVE", ha.addr("slave"))
+
+
+def test_the_vip_channel_switch_sends_to_the_brokers_port_minus_2(tmp_path):
+    """rocketmq-dashboard's isVIPChannel: a broker serving its VIP port answers the console either way; one
+    that does not (fastListenEnable=false) cannot be reached while the switch is on."""
+    with processes(tmp_path) as twistd:
+        namesrv = start_namesrv(twistd, tmp_path)
+        (tmp_path / "vip").mkdir()
+        (tmp_path / "plain").mkdir()
+        vip_broker = broker_starter(twistd, tmp_path / "vip", namesrv)(name="vip-broker")
+        plain = broker_starter(twistd, tmp_path / "plain", namesrv, "fastListenEnable=false\n")(name="plain-broker")
+        port = free_port()
+        twistd("console", "--namesrv", namesrv.addr, "--port", str(port), "--data-dir", "").wait_port(port)
+        console = Console(port)
+        wait_until(lambda: len(console.call("cluster")["brokers"]) == 2, what="both brokers in the console")
+        assert console.call("ops")["vipChannel"] is False
+        assert console.call("ops/vip", {"enabled": True}) == {"vipChannel": True}
+        assert console.call(f"broker?addr={vip_broker.addr}")["runtime"]["brokerVersionDesc"] == "V4_9_8"
+        host, _, main_port = plain.addr.rpartition(":")
+        status, error = refusal(console, f"broker?addr={plain.addr}")
+        assert status == 502 and f"{host}:{int(main_port) - 2}" in error
+        console.call("ops/vip", {"enabled": False})
+        assert console.call(f"broker?addr={plain.addr}")["runtime"]["brokerVersionDesc"] == "V4_9_8"
+        assert refusal(console, "ops/vip", {})[0] == 400

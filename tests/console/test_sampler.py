@@ -105,3 +105,22 @@ def test_topic_kinds():
     assert [topic_kind(t, names) for t in ("Orders", "%RETRY%g", "%DLQ%g", "TBW102", "rmq_sys_x", "broker-a",
                                            "DefaultCluster_REPLY_TOPIC")] == \
         ["normal", "retry", "dlq", "system", "system", "system", "system"]
+
+
+def test_each_round_also_goes_to_the_kept_day_and_a_day_is_answered_busiest_first(tmp_path):
+    from mq.console.history import DayHistory, day_of
+
+    clock, cluster = task.Clock(), Cluster()
+    clock.advance(1_800_000_000)
+    history = DayHistory(str(tmp_path), clock, 5, 3, 4, 10)
+    sampler = TpsSampler(cluster, clock, interval=5, points=2, max_topics=10, history=history)
+    sampler.start()
+    for _ in range(4):
+        cluster.topics["Pay"] += 10
+        clock.advance(5)
+    sampler.stop()  # writes the day
+    today = day_of(clock.seconds() * 1000)
+    day = sampler.day(today, top=1).result
+    assert len(day["brokers"][f"broker-a/{ADDR}"]) == 5  # every round kept (5 s steps), not just the last 2
+    assert list(day["topics"]) == ["Pay"] and day["days"] == [today] and day["step"] == 5
+    assert (tmp_path / f"{today}.json").exists() and sampler.snapshot()["days"] == [today]

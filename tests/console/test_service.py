@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from twisted.internet.error import CannotListenError
 from twisted.internet.testing import MemoryReactorClock
@@ -32,6 +34,11 @@ def test_console_options_fill_the_config(monkeypatch):
     assert (config.sample_interval, config.history_points) == (2.0, 100)
     assert config.login is False
     assert parse(tap.Options(), "--namesrv", "h:1", "--login").config.login is True
+    assert config.data_dir == os.path.expanduser("~/mq-console/dashboard")  # the per-day history, by default
+    kept = parse(tap.Options(), "--namesrv", "h:1", "--data-dir", "rel", "--history-days", "30",
+                 "--history-step", "10").config
+    assert (kept.data_dir, kept.history_days, kept.history_step) == (os.path.abspath("rel/dashboard"), 30, 10.0)
+    assert parse(tap.Options(), "--namesrv", "h:1", "--data-dir", "").config.data_dir == ""
 
 
 def test_a_users_file_is_read_at_start_and_a_bad_one_stops_it(tmp_path):
@@ -56,6 +63,9 @@ def test_a_users_file_is_read_at_start_and_a_bad_one_stops_it(tmp_path):
     (("--namesrv", "no-port"), SystemExit),
     (("--namesrv", "h:1", "--sample-interval", "0"), SystemExit),
     (("--namesrv", "h:1", "--history-points", "99999999"), SystemExit),
+    (("--namesrv", "h:1", "--history-days", "0"), SystemExit),
+    (("--namesrv", "h:1", "--history-days", "367"), SystemExit),
+    (("--namesrv", "h:1", "--history-step", "0.5"), SystemExit),
     (("--namesrv", "h:1", "--users", "/nonexistent/users.properties"), SystemExit),
 ])
 def test_bad_console_options_stop_the_start(monkeypatch, argv, error):
@@ -69,6 +79,7 @@ def test_mq_serves_the_console_on_loopback_by_default_and_not_with_port_0(tmp_pa
     options = parse(standalone.Options(), *base)
     assert (options.console_config.port, options.console_config.bind) == (8080, "127.0.0.1")
     assert options.console_config.namesrv_addr == "127.0.0.1:9999"
+    assert options.console_config.data_dir == str(tmp_path / "store" / "console" / "dashboard")
     consoles = [s for s in standalone.makeService(options) if isinstance(s, ConsoleService)]
     assert len(consoles) == 1 and consoles[0].required is False
     off = parse(standalone.Options(), *base, "--console-port", "0")

@@ -63,6 +63,15 @@ class FakeAdmin:
     def broker_config(self, addr):
         return defer.succeed({"brokerName": "broker-a"})
 
+    def broker_table(self, addr, code, what, key):
+        self.calls.append(("broker_table", addr, code, key))
+        return defer.succeed({"Orders": {"topicName": "Orders", "readQueueNums": 4, "writeQueueNums": 4, "perm": 6,
+                                         "order": False, "topicFilterType": "SINGLE_TAG", "topicSysFlag": 0}})
+
+    def delete_topic_in_broker(self, addr, topic):
+        self.calls.append(("delete_topic_in_broker", addr, topic))
+        return defer.succeed(None)
+
 
 def make(config: Optional[ConsoleConfig] = None):
     api = FakeAdmin()
@@ -189,6 +198,31 @@ def test_methods_routes_and_query_fields_are_checked():
     assert status == 400 and "given 2 times" in error_of(body)
     status, _, body = http(site, "GET", "/api/topics?kind=evil")
     assert status == 400 and "kind: 'evil' is not one of" in error_of(body)
+
+
+def test_a_kept_day_is_asked_for_by_its_date_only():
+    _, site = make()
+    status, _, body = http(site, "GET", "/api/dashboard/day?date=2026-12-06")
+    assert status == 200 and json.loads(body)["brokers"] == {}  # no sampler here: nothing kept
+    for bad in ("../../etc", "2026-1-6", "2026-12-06x", ""):
+        status, _, body = http(site, "GET", f"/api/dashboard/day?date={bad}")
+        assert status == 400 and "date" in error_of(body), bad
+
+
+def test_a_topics_config_per_broker_and_its_deletion_on_one_broker():
+    from mq.remoting.codes import RequestCode
+
+    api, site = make()
+    status, _, body = http(site, "GET", "/api/topic/config?topic=Orders")
+    assert status == 200 and json.loads(body) == [{
+        "brokerName": "broker-a", "addr": BROKER, "topicName": "Orders", "readQueueNums": 4, "writeQueueNums": 4,
+        "perm": 6, "order": False, "topicFilterType": "SINGLE_TAG", "topicSysFlag": 0}]
+    assert ("broker_table", BROKER, RequestCode.GET_ALL_TOPIC_CONFIG, "topicConfigTable") in api.calls
+    status, _, body = post(site, "/api/topic/delete-in-broker", {"topic": "Orders", "broker": "broker-b"})
+    assert status == 400 and "broker: 'broker-b' is not a broker of 'Orders'" in error_of(body)
+    assert not [c for c in api.calls if c[0] == "delete_topic_in_broker"]
+    status, _, body = post(site, "/api/topic/delete-in-broker", {"topic": "Orders", "broker": "broker-a"})
+    assert status == 200 and ("delete_topic_in_broker", BROKER, "Orders") in api.calls
 
 
 def test_topic_list_filters_by_kind_and_name():

@@ -48,16 +48,34 @@ def test_unknown_topic_has_no_route():
     assert routes.pickup_topic_route_data("nope") is None
 
 
-def test_topic_config_taken_only_when_data_version_changes():
+def test_same_data_version_takes_only_the_topics_the_broker_has_no_queues_for():
     routes = make(task.Clock())
-    register(routes, version=DataVersion(1, 1), configs=topics("T"))
-    # Same version, different content: ignored (the broker says nothing changed).
-    register(routes, version=DataVersion(1, 1), configs=topics("T", "U"))
-    assert routes.pickup_topic_route_data("U") is None
-    # New version: taken.
-    register(routes, version=DataVersion(2, 2), configs=topics("T", "U", queues=8))
+    register(routes, version=DataVersion(1, 1), configs=topics("T", "X"))
+    # Same version: a changed topic is ignored (the broker says nothing changed), a topic it has no queues
+    # for yet is taken (RocketMQ 5's per-topic check).
+    register(routes, version=DataVersion(1, 1), configs=topics("T", "X", "U", queues=8))
+    assert routes.pickup_topic_route_data("T").queue_datas[0].read_queue_nums == 4
     assert routes.pickup_topic_route_data("U").queue_datas[0].read_queue_nums == 8
-    assert routes.pickup_topic_route_data("T").queue_datas[0].read_queue_nums == 8
+    # New version: taken.
+    register(routes, version=DataVersion(2, 2), configs=topics("T", "U", queues=16))
+    assert routes.pickup_topic_route_data("U").queue_datas[0].read_queue_nums == 16
+    assert routes.pickup_topic_route_data("T").queue_datas[0].read_queue_nums == 16
+
+
+def test_a_partial_first_registration_does_not_hide_the_rest_of_the_table():
+    routes = make(task.Clock())
+    register(routes, version=DataVersion(1, 1), configs=topics("T", "U", "V"))
+    routes.unregister_broker("DefaultCluster", "10.0.0.1:10911", "broker-a", 0)  # or expired, or a restart
+    assert routes.pickup_topic_route_data("T") is None
+    # First again, with only the topic created meanwhile, announced alone at the broker's current version:
+    register(routes, version=DataVersion(2, 2), configs=topics("W"))
+    assert routes.pickup_topic_route_data("W") is not None and routes.pickup_topic_route_data("T") is None
+    # then with some more of them: still not taken for the whole table (nothing removed)
+    register(routes, version=DataVersion(2, 2), configs=topics("W", "X"))
+    assert routes.pickup_topic_route_data("W") is not None and routes.pickup_topic_route_data("X") is not None
+    # the next whole registration, at that same version, routes every topic.
+    register(routes, version=DataVersion(2, 2), configs=topics("T", "U", "V", "W", "X"))
+    assert all(routes.pickup_topic_route_data(t) is not None for t in "TUVWX")
 
 
 def test_registration_never_removes_topics():

@@ -79,7 +79,8 @@ def stats_key_error(name: str, key: str) -> Optional[str]:
         return f"statsKey is longer than {MAX_STATS_KEY} characters"
     if name in (stats_items.TOPIC_PUT_NUMS, stats_items.TOPIC_PUT_SIZE):
         return topic_error(key)
-    if name in (stats_items.GROUP_GET_NUMS, stats_items.GROUP_GET_SIZE, stats_items.SNDBCK_PUT_NUMS):
+    if name in (stats_items.GROUP_GET_NUMS, stats_items.GROUP_GET_SIZE, stats_items.SNDBCK_PUT_NUMS,
+                stats_items.GROUP_GET_FROM_DISK_NUMS, stats_items.GROUP_GET_FROM_DISK_SIZE):
         topic, sep, group = key.partition("@")
         if not sep:
             return "statsKey must be topic@group"

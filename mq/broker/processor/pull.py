@@ -141,6 +141,8 @@ class PullMessageProcessor:
             else:
                 self.stats.message_out(h.topic, result.message_count, len(body), h.consumer_group, h.queue_id,
                                        int((time.perf_counter() - started) * 1000))
+                if result.disk_count:
+                    self.stats.items.get_from_disk(h.consumer_group, h.topic, result.disk_count, result.disk_bytes)
         if code == RC.PULL_OFFSET_MOVED and not config.is_slave:
             self._offset_moved_event(h, result.next_begin_offset)
         self._commit(h, sys_flag, allow_suspend)

@@ -22,6 +22,8 @@ from typing import Dict, Optional, Tuple
 
 from twisted.internet import defer
 
+from mq.broker.processor.batch_shape import Shape, derive_shape
+from mq.broker.processor.batch_shape import split as split_batch
 from mq.common import mixall
 from mq.common.broker_headers import SendMessageRequestHeader
 from mq.common.message import (
@@ -112,6 +114,10 @@ class SendMessageProcessor:
         #: topic → (config, queue count) from ``_topic_config``, for the topic table generation
         self._checked: Dict[str, Tuple[TopicConfig, int]] = {}
         self._checked_generation = -1
+        #: the last batch's member shape (batch_shape), and whether batches may take that path at all
+        self._shape: Optional[Shape] = None
+        self.uniform_batches = True
+        self._last_batch_header: Tuple[Optional[str], str, tuple] = (None, "", ())
 
     def register(self, dispatcher) -> None:
         dispatcher.register(RequestCode.SEND_MESSAGE, self.process_v1)
@@ -254,16 +260,29 @@ class SendMessageProcessor:
     def _send_batch(self, request, channel, h, tc, queue_id, started):
         if mixall.is_retry_topic(h.topic):
             return self._refuse(request, RC.MESSAGE_ILLEGAL, "batch request does not support retry group " + h.topic)
-        try:
-            items = decode_batch(request.body)
-        except BatchError as e:
-            return self._refuse(request, RC.MESSAGE_ILLEGAL, f"the batch body is malformed: {e}")
-        batch_props = string_to_properties(h.properties) if h.properties else {}
-        wait = batch_props.pop(_WAIT, None)
-        batch_props[_CLUSTER] = self.config.broker_cluster_name
-        suffix = properties_to_string(batch_props)
-        messages = []
+        batch_props, wait, suffix = self._batch_header(h.properties)
         limit = self.config.max_message_size
+        body = request.body
+        # The one-pass path (batch_shape) when every member has the last batch's shape, or the first member's.
+        fast = None
+        shape = self._shape
+        if shape is not None and shape.suffix == suffix and self.uniform_batches:
+            fast = split_batch(body, shape, limit)
+        if fast is None:
+            try:
+                items = decode_batch(body)
+            except BatchError as e:
+                return self._refuse(request, RC.MESSAGE_ILLEGAL, f"the batch body is malformed: {e}")
+            shape = derive_shape(items[0][2], batch_props, suffix, stored_properties) if self.uniform_batches else None
+            if shape is not None:
+                self._shape = shape
+                fast = split_batch(body, shape, limit)
+        if fast is not None:
+            d = self.store.put_uniform_batch_now(h.topic, queue_id, h.sys_flag, h.born_timestamp, born_host(channel),
+                                                 h.reconsume_times or 0, fast, wait)
+            return self._answer(self.broker.ha.replicated(d, wait), request, h.topic, queue_id, len(fast.records),
+                                started)
+        messages = []
         for i, (flag, body, props_text) in enumerate(items):
             if len(body) > limit or len(props_text) > MAX_PROPERTIES_LENGTH:  # _check_body's sizes, tested inline
                 refusal = self._check_body(request, body, props_text)
@@ -286,6 +305,21 @@ class SendMessageProcessor:
                                          h.reconsume_times or 0, messages, wait)  # fmt: skip
         d = self.broker.ha.replicated(d, wait)
         return self._answer(d, request, h.topic, queue_id, len(messages), started)
+
+    def _batch_header(self, text: Optional[str]) -> Tuple[Dict[str, str], Optional[str], str]:
+        """(the batch's own properties with ``CLUSTER``, its ``WAIT``, their stored form) for the header's
+        properties string; the last answer is kept (a producer sends the same one with every batch). The dict
+        is shared: read it, do not change it."""
+        cluster = self.config.broker_cluster_name
+        last = self._last_batch_header
+        if last[0] == text and last[1] == cluster:
+            return last[2]
+        batch_props = string_to_properties(text) if text else {}
+        wait = batch_props.pop(_WAIT, None)
+        batch_props[_CLUSTER] = cluster
+        answer = (batch_props, wait, properties_to_string(batch_props))
+        self._last_batch_header = (text, cluster, answer)
+        return answer
 
     def _template(self, region: str, trace: str) -> ResponseTemplate:
         """The success answer's frame template for the current region and trace switch (rebuilt when they change)."""

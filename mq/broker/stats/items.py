@@ -40,16 +40,24 @@ QUEUE_PUT_NUMS = "QUEUE_PUT_NUMS"
 QUEUE_PUT_SIZE = "QUEUE_PUT_SIZE"
 QUEUE_GET_NUMS = "QUEUE_GET_NUMS"
 QUEUE_GET_SIZE = "QUEUE_GET_SIZE"
+#: Messages a pull returned that were past the page-cache window (Java's in-disk rule: CommitLog max offset minus
+#: the message's offset above ``accessMessageInMemoryMaxRatio`` % of RAM), by ``topic@group`` and by cluster name.
+#: Java 4.9.8 creates these items but no longer adds to them (RocketMQ 3.x's store did, per message, by these
+#: keys); mq fills them, so a tool that asks gets the figure rather than "not exist".
+GROUP_GET_FROM_DISK_NUMS = "GROUP_GET_FROM_DISK_NUMS"
+GROUP_GET_FROM_DISK_SIZE = "GROUP_GET_FROM_DISK_SIZE"
+BROKER_GET_FROM_DISK_NUMS = "BROKER_GET_FROM_DISK_NUMS"
+BROKER_GET_FROM_DISK_SIZE = "BROKER_GET_FROM_DISK_SIZE"
 #: The group a delay-level delivery counts as having got the message.
 SCHEDULE_CONSUMER = "SCHEDULE_CONSUMER"
 
 #: The names this broker fills, and how their keys are built (Java's buildStatsKey).
 FILLED = (TOPIC_PUT_NUMS, TOPIC_PUT_SIZE, GROUP_GET_NUMS, GROUP_GET_SIZE, GROUP_GET_LATENCY, SNDBCK_PUT_NUMS,
-          BROKER_PUT_NUMS, BROKER_GET_NUMS, QUEUE_PUT_NUMS, QUEUE_PUT_SIZE, QUEUE_GET_NUMS, QUEUE_GET_SIZE)
-#: Names a 4.9.8 broker also knows but does not fill either (from-disk details, which its pull path does not
-#: add to; commercial figures): asking for them is valid and answered "not exist", as Java answers.
+          BROKER_PUT_NUMS, BROKER_GET_NUMS, QUEUE_PUT_NUMS, QUEUE_PUT_SIZE, QUEUE_GET_NUMS, QUEUE_GET_SIZE,
+          GROUP_GET_FROM_DISK_NUMS, GROUP_GET_FROM_DISK_SIZE, BROKER_GET_FROM_DISK_NUMS, BROKER_GET_FROM_DISK_SIZE)
+#: Names a 4.9.8 broker also knows but does not fill either (commercial figures): asking for them is valid and
+#: answered "not exist", as Java answers.
 KNOWN = FILLED + (
-    "GROUP_GET_FROM_DISK_NUMS", "GROUP_GET_FROM_DISK_SIZE", "BROKER_GET_FROM_DISK_NUMS", "BROKER_GET_FROM_DISK_SIZE",
     "COMMERCIAL_SEND_TIMES", "COMMERICAL_SNDBCK_TIMES", "COMMERCIAL_RCV_TIMES", "COMMERCIAL_RCV_EPOLLS", "COMMERCIAL_SEND_SIZE",
     "COMMERCIAL_RCV_SIZE", "COMMERCIAL_PERM_FAILURES",
 )
@@ -229,6 +237,14 @@ class BrokerStatsManager:
         latency.value += latency_ms
         latency.times += 1
 
+    def get_from_disk(self, group: str, topic: str, count: int, size: int) -> None:
+        """Of a pull's messages, those read from past the page-cache window (called only when there are some)."""
+        key = topic_group_key(topic, group)
+        self.sets[GROUP_GET_FROM_DISK_NUMS].add(key, count, count)
+        self.sets[GROUP_GET_FROM_DISK_SIZE].add(key, size, count)
+        self.sets[BROKER_GET_FROM_DISK_NUMS].add(self.cluster_name, count, count)
+        self.sets[BROKER_GET_FROM_DISK_SIZE].add(self.cluster_name, size, count)
+
     def send_back(self, group: str, topic: str) -> None:
         self.sets[SNDBCK_PUT_NUMS].add(topic_group_key(topic, group), 1)
 
@@ -291,11 +307,12 @@ class BrokerStatsManager:
             self.sets[name].remove_where(lambda key: key != topic)
         prefix = topic + "@"
         for name in (GROUP_GET_NUMS, GROUP_GET_SIZE, SNDBCK_PUT_NUMS, QUEUE_PUT_NUMS, QUEUE_PUT_SIZE, QUEUE_GET_NUMS,
-                     QUEUE_GET_SIZE):
+                     QUEUE_GET_SIZE, GROUP_GET_FROM_DISK_NUMS, GROUP_GET_FROM_DISK_SIZE):
             self.sets[name].remove_where(lambda key: not key.startswith(prefix))
         self.sets[GROUP_GET_LATENCY].remove_where(lambda key: key.partition("@")[2].rpartition("@")[0] != topic)
 
     def on_group_deleted(self, group: str) -> None:
         self._forget()
-        for name in (GROUP_GET_NUMS, GROUP_GET_SIZE, SNDBCK_PUT_NUMS, GROUP_GET_LATENCY, QUEUE_GET_NUMS, QUEUE_GET_SIZE):
+        for name in (GROUP_GET_NUMS, GROUP_GET_SIZE, SNDBCK_PUT_NUMS, GROUP_GET_LATENCY, QUEUE_GET_NUMS, QUEUE_GET_SIZE,
+                     GROUP_GET_FROM_DISK_NUMS, GROUP_GET_FROM_DISK_SIZE):
             self.sets[name].remove_where(lambda key: key.rpartition("@")[2] != group)

@@ -9,7 +9,12 @@ Storage is RocketMQ's (wire doc §3.10–§3.12), so a store written here reads 
   transaction offset = the half message's CommitLog offset, ``TRAN_MSG`` removed); rollback stores
   nothing. Either way an *op message* goes to ``RMQ_SYS_TRANS_OP_HALF_TOPIC`` (tag ``d``, body = the half
   message's queue offset). A second end of the same half message (say a commit arriving after a check
-  already committed it) changes nothing.
+  already committed it) changes nothing: ends of one transaction (its original half message and the copies
+  the checker made of it) run one at a time, each deciding only once the one before it has stored its op
+  message (or failed), and a commit whose op message the store refused is remembered as ended and its op
+  message written again by the next check round. An end the memory no longer recalls is still known: a
+  transaction whose half message and copies the checker has all moved past, without discarding it or giving
+  it up, can only have been ended.
 * The checker runs every ``transactionCheckInterval``. Each half message without an op that is older than
   ``transactionTimeOut`` (or its ``CHECK_IMMUNITY_TIME_IN_SECONDS``) is appended again to the half queue with
   ``TRANSACTION_CHECK_TIMES`` + 1 and ``TRAN_PREPARED_QUEUE_OFFSET`` = its first queue offset, and
@@ -27,12 +32,13 @@ from __future__ import annotations
 
 import collections
 import random
-from typing import Deque, Dict, Optional, Tuple
+from typing import Deque, Dict, List, Optional, Tuple
 
-from twisted.internet import task
+from twisted.internet import defer, task
 from twisted.logger import Logger
 
 from mq.broker.schedule.delay_level import STORE_WIDE, stored_properties_string
+from mq.broker.transaction.committed import commit_stored
 from mq.common import mixall
 from mq.common.broker_headers import CheckTransactionStateRequestHeader, EndTransactionRequestHeader
 from mq.common.message import (
@@ -55,8 +61,9 @@ RC = ResponseCode
 PERM_RW = PERM_READ | PERM_WRITE
 SYS_GROUP = mixall.CID_SYS_RMQ_TRANS
 OP_TAG = "d"
-#: Ended transactions remembered after the checker is done with them (``ended``): a late END_TRANSACTION
-#: for an older one is not recognised (nor across a restart) and stores its commit again.
+#: Ended transactions remembered after the checker is done with them (``ended``, also read back from the op
+#: queue at start), and transactions it gave up (``given_up``): an older end is known by the checker's
+#: position (``_passed``); an older given-up one counts as ended.
 ENDED_MEMORY = 65536
 _C = MessageConst
 _COMMIT = MessageSysFlag.TRANSACTION_COMMIT_TYPE
@@ -65,6 +72,12 @@ _ROLLBACK = MessageSysFlag.TRANSACTION_ROLLBACK_TYPE
 
 def is_half_send(inner: MessageExtBrokerInner) -> bool:
     return inner.properties.get(_C.PROPERTY_TRANSACTION_PREPARED, "").lower() == "true"
+
+
+def _identity(msg: MessageExt) -> int:
+    """The transaction a half message belongs to: the queue offset of its original (a check's copy names it)."""
+    first = _int(msg.properties.get(_C.PROPERTY_TRANSACTION_PREPARED_QUEUE_OFFSET))
+    return first if first >= 0 else msg.queue_offset
 
 
 def _int(text: Optional[str], default: int = -1) -> int:
@@ -92,6 +105,25 @@ class TransactionalMessageService:
         self.op_read_to = 0
         #: copies appended by checks and not yet looked at: copy queue offset -> first queue offset
         self.pending_copies: Dict[int, int] = {}
+        #: first queue offset -> its copies pending or still being appended (the transaction is open)
+        self.open_copies: Dict[int, int] = {}
+        #: half queue offset -> its copies still being appended
+        self.copying_from: Dict[int, int] = {}
+        #: transactions the checker moved past without an op message (discarded after transactionCheckMax
+        #: checks, a copy refused, a record it could not read): a late end still commits them. Oldest first,
+        #: at most ENDED_MEMORY; the discarded ones are read back from TRANS_CHECK_MAX_TIME_TOPIC at start.
+        self.given_up: Dict[int, None] = {}
+        #: transaction (first half queue offset) -> ends waiting for the one in progress (END_TRANSACTION)
+        self.ending: Dict[int, List[defer.Deferred]] = {}
+        #: committed transactions whose op message the store refused: first half queue offset -> the queue
+        #: offset the op message names (written again by the next check round)
+        self.unmarked: Dict[int, int] = {}
+        #: transactions whose commit put failed without saying whether it will land (a DLedger quorum that
+        #: timed out): first half queue offset -> the CommitLog end the outcome is known at
+        self.uncertain: Dict[int, int] = {}
+        #: the CommitLog end when the service started: a half message below it may have been committed by
+        #: an end whose op message never made it (a crash between the two, a new DLedger leader)
+        self.started_at = 0
         self.checks_sent = 0
         self.discarded = 0
         self._loop: Optional[task.LoopingCall] = None
@@ -99,10 +131,15 @@ class TransactionalMessageService:
     # -- life cycle ------------------------------------------------------------------------------------
 
     def start(self) -> None:
+        self.started_at = self.store.commitlog.max_offset
+        # read back from the store (a new DLedger leader starts the same service again): nothing counted twice
+        self.ops.clear()
+        self.done.clear()
+        self.pending_copies.clear()
+        self.open_copies.clear()
         offsets = self.broker.consumer_offset_manager
         self.half_offset = max(0, offsets.query(SYS_GROUP, TRANS_HALF_TOPIC, 0))
-        self.op_read_to = max(0, offsets.query(SYS_GROUP, TRANS_OP_HALF_TOPIC, 0))
-        self.read_ops()
+        needed = max(0, offsets.query(SYS_GROUP, TRANS_OP_HALF_TOPIC, 0))
         cq = self.store.consume_queue(TRANS_HALF_TOPIC, 0)
         if cq is not None:  # copies appended before the restart and not looked at yet
             for off in range(max(self.half_offset, cq.min_offset), cq.max_offset):
@@ -110,7 +147,18 @@ class TransactionalMessageService:
                 if msg is not None:
                     first = _int(msg.properties.get(_C.PROPERTY_TRANSACTION_PREPARED_QUEUE_OFFSET))
                     if first >= 0:
-                        self.pending_copies[off] = first
+                        self._pend(off, first)
+        discarded = self.store.consume_queue(TRANS_CHECK_MAX_TIME_TOPIC, 0)
+        if discarded is not None:
+            for off in range(max(discarded.min_offset, discarded.max_offset - ENDED_MEMORY), discarded.max_offset):
+                msg = self._load(discarded, off)
+                if msg is not None:
+                    self._give_up(_identity(msg))
+        # The ends the checker had already pruned before the stop are read back too (the last ENDED_MEMORY op
+        # messages before the first one still needed), so a late END_TRANSACTION after a restart is recognised.
+        self.op_read_to = max(0, needed - ENDED_MEMORY)
+        self.read_ops()
+        self._prune_ops()
         if self.config.is_slave:
             return
         self._loop = task.LoopingCall(self.check)
@@ -126,7 +174,9 @@ class TransactionalMessageService:
 
     def _save_offsets(self) -> None:
         offsets = self.broker.consumer_offset_manager
-        offsets.commit(SYS_GROUP, TRANS_HALF_TOPIC, 0, self.half_offset)
+        # not past a message whose copy is still being appended (a DLedger quorum): if it never lands (this
+        # leader dies), the next one looks at the message again instead of taking the transaction as ended
+        offsets.commit(SYS_GROUP, TRANS_HALF_TOPIC, 0, min([self.half_offset, *self.copying_from]))
         offsets.commit(SYS_GROUP, TRANS_OP_HALF_TOPIC, 0, self.ops[0][0] if self.ops else self.op_read_to)
 
     # -- half messages ---------------------------------------------------------------------------------
@@ -157,10 +207,39 @@ class TransactionalMessageService:
         return self._load(cq, offset) if cq is not None else None
 
     def _is_done(self, msg: MessageExt) -> bool:
+        return self._is_done_by_op(msg) or _identity(msg) in self.unmarked
+
+    def _is_done_by_op(self, msg: MessageExt) -> bool:
         first = _int(msg.properties.get(_C.PROPERTY_TRANSACTION_PREPARED_QUEUE_OFFSET))
         done, ended = self.done, self.ended
         return (msg.queue_offset in done or msg.queue_offset in ended
                 or (first >= 0 and (first in done or first in ended)))
+
+    def _passed(self, key: int) -> bool:
+        """Whether the checker has moved past transaction ``key`` and every copy of it without giving it up,
+        which only an op message lets it do: an end that no memory recalls (ENDED_MEMORY) is known by this."""
+        return key < self.half_offset and not self.open_copies.get(key) and key not in self.given_up
+
+    def _pend(self, off: int, first: int) -> None:
+        self.pending_copies[off] = first
+        self.open_copies[first] = self.open_copies.get(first, 0) + 1
+
+    def _unpend(self, off: int) -> None:
+        first = self.pending_copies.pop(off, None)
+        if first is not None:
+            self._close_copy(first)
+
+    def _close_copy(self, first: int) -> None:
+        left = self.open_copies.get(first, 0) - 1
+        if left > 0:
+            self.open_copies[first] = left
+        else:
+            self.open_copies.pop(first, None)
+
+    def _give_up(self, key: int) -> None:
+        self.given_up[key] = None
+        if len(self.given_up) > ENDED_MEMORY:
+            del self.given_up[next(iter(self.given_up))]
 
     # -- op messages -----------------------------------------------------------------------------------
 
@@ -184,6 +263,7 @@ class TransactionalMessageService:
                     self.ops.append((off, ended))
                     for h in ended:
                         self.done[h] = self.done.get(h, 0) + 1
+                        self.given_up.pop(h, None)
             off += 1
         self.op_read_to = off
 
@@ -201,19 +281,35 @@ class TransactionalMessageService:
                     if len(self.ended) > ENDED_MEMORY:
                         del self.ended[next(iter(self.ended))]
 
-    def _write_op(self, half: MessageExt):
+    def _write_op(self, half: int):
+        """Write the op message that marks the half message at queue offset ``half`` ended; Deferred[bool]:
+        whether the store took it."""
         tc = self.broker.topic_config_manager.create_system(TRANS_OP_HALF_TOPIC, 1, PERM_RW)
         props = {_C.PROPERTY_TAGS: OP_TAG}
         op = MessageExtBrokerInner(
-            topic=tc.topic_name, body=str(half.queue_offset).encode(), properties=dict(props, WAIT="false"),
+            topic=tc.topic_name, body=str(half).encode(), properties=dict(props, WAIT="false"),
             queue_id=0, born_timestamp=self.broker.now_ms(), born_host=self.config.store_host,
             store_host=self.config.store_host, properties_string=stored_properties_string(props),
         )
         return self.store.put_message(op).addCallback(self._op_written)
 
-    def _op_written(self, result):
+    def _op_written(self, result) -> bool:
         self.read_ops()
-        return result
+        return bool(result.is_stored())
+
+    def _mark_again(self) -> None:
+        """Write the op messages the store refused after their commits were stored."""
+        for key, half in list(self.unmarked.items()):
+            if key in self.done or key in self.ended:
+                self.unmarked.pop(key, None)
+                continue
+
+            def written(ok, key=key):
+                if ok:
+                    self.unmarked.pop(key, None)
+
+            self._write_op(half).addCallback(written).addErrback(
+                lambda f: log.failure("writing an op message again", f))
 
     # -- END_TRANSACTION -------------------------------------------------------------------------------
 
@@ -245,23 +341,80 @@ class TransactionalMessageService:
         if half.queue_offset != h.tran_state_table_offset:
             return request.response(RC.SYSTEM_ERROR, f"The transaction state table offset wrong: "
                                                      f"{h.tran_state_table_offset} != {half.queue_offset}")
+        return self._end(request, h, half, kind)
+
+    def _end(self, request: RemotingCommand, h: EndTransactionRequestHeader, half: MessageExt, kind: int):
+        """Decide and apply one end, after any end of the same transaction still in progress: a commit's put
+        and op message may be asynchronous (SYNC_FLUSH, DLedger), and a second end deciding meanwhile (the
+        producer's own and a check's answer, or a retry) would find no op message and store it again."""
+        key = _identity(half)
+        waiting = self.ending.get(key)
+        if waiting is not None:
+            turn: defer.Deferred = defer.Deferred()
+            waiting.append(turn)
+            return turn.addCallback(lambda _: self._end(request, h, half, kind))
         self.read_ops()
-        if self._is_done(half):
+        settle_at = self.uncertain.get(key)
+        if settle_at is not None and self.store.commitlog.max_offset < settle_at:
+            return request.response(RC.SYSTEM_ERROR, "an earlier commit of this transaction is still waiting for "
+                                                     "its outcome: ask again later")
+        if (not (self._is_done(half) or self._passed(key)) and kind == _COMMIT
+                and (settle_at is not None or half.commit_log_offset < self.started_at)
+                and self._commit_stored(half, key)):
+            # stored by an end whose op message is missing: the op message now, nothing stored again
+            self.uncertain.pop(key, None)
+            self.ending[key] = []
+            return self._write_op(half.queue_offset).addCallback(
+                lambda ok: self._marked(ok, half, request)).addBoth(self._next_end(key))
+        self.uncertain.pop(key, None)
+        if self._is_done(half) or self._passed(key):
             log.info("transaction {id} of {group} already ended: {what} ignored", id=h.msg_id,
                      group=h.producer_group, what="commit" if kind == _COMMIT else "rollback")
             return request.response(RC.SUCCESS)
+        self.ending[key] = []
         if kind == _ROLLBACK:
-            return self._write_op(half).addCallback(lambda _: request.response(RC.SUCCESS))
-        inner = self._committed(half)
-        topic = inner.topic
+            d = self._write_op(half.queue_offset).addCallback(
+                lambda ok: request.response(RC.SUCCESS) if ok else
+                request.response(RC.SYSTEM_ERROR, "writing the rollback's op message failed: ask again"))
+        else:
+            inner = self._committed(half)
+            topic = inner.topic
 
-        def stored(result):
-            if not result.is_stored():
-                return request.response(RC.SYSTEM_ERROR, f"storing the committed message failed: {result.status.name}")
-            self.broker.stats.message_in(topic, 1, result.append_result.wrote_bytes)
-            return self._write_op(half).addCallback(lambda _: request.response(RC.SUCCESS))
+            def stored(result):
+                if not result.is_stored():
+                    # under DLedger the record may still land: the next end looks for it first
+                    rep = self.store.replicator
+                    self.uncertain[key] = rep.end if rep is not None else self.store.commitlog.max_offset
+                    if len(self.uncertain) > ENDED_MEMORY:
+                        del self.uncertain[next(iter(self.uncertain))]
+                    return request.response(RC.SYSTEM_ERROR,
+                                            f"storing the committed message failed: {result.status.name}")
+                self.broker.stats.message_in(topic, 1, result.append_result.wrote_bytes)
+                return self._write_op(half.queue_offset).addCallback(lambda ok: self._marked(ok, half, request))
 
-        return self.store.put_message(inner).addCallback(stored)
+            d = self.store.put_message(inner).addCallback(stored)
+        return d.addBoth(self._next_end(key))
+
+    def _next_end(self, key: int):
+        """The callback that lets the next waiting end of transaction ``key`` decide."""
+        def next_end(result):
+            for turn in self.ending.pop(key, ()):
+                turn.callback(None)
+            return result
+        return next_end
+
+    def _commit_stored(self, half: MessageExt, key: int) -> bool:
+        original = half if half.queue_offset == key else self._load_half(key)
+        return commit_stored(self.store, half, original, key)
+
+    def _marked(self, ok: bool, half: MessageExt, request: RemotingCommand) -> RemotingCommand:
+        """The answer to a commit that is stored: if its op message was refused it is remembered as ended
+        (so nothing stores it again) and the op message is written again by the next check round."""
+        if not ok:
+            log.error("the op message of committed half message {off} was refused: written again later",
+                      off=half.queue_offset)
+            self.unmarked[_identity(half)] = half.queue_offset
+        return request.response(RC.SUCCESS)
 
     def _committed(self, half: MessageExt) -> MessageExtBrokerInner:
         props = dict(half.properties)
@@ -289,6 +442,8 @@ class TransactionalMessageService:
     def check(self) -> None:
         """One round: check every due half message without an op message, discard the exhausted ones."""
         self.read_ops()
+        if self.unmarked:
+            self._mark_again()
         cq = self.store.consume_queue(TRANS_HALF_TOPIC, 0)
         if cq is None:
             return
@@ -301,6 +456,8 @@ class TransactionalMessageService:
             except Exception:  # a record that does not decode stops nothing: it is passed, once, with a log line
                 log.failure("reading half message {off}: passed over", off=off)
                 msg = None
+            if msg is None:
+                self._give_up(off)  # an end that can read it still may commit it
             if msg is not None and not self._is_done(msg):
                 props = msg.properties
                 immunity = _int(props.get(_C.PROPERTY_CHECK_IMMUNITY_TIME_IN_SECONDS), -1)
@@ -319,7 +476,7 @@ class TransactionalMessageService:
                         copied = self._append_copy(msg, checks + 1, True)
                 if not copied:
                     break  # the store takes no puts now: this message is looked at again next round
-            self.pending_copies.pop(off, None)
+            self._unpend(off)
             off += 1
         self.half_offset = off
         self._prune_ops()
@@ -344,25 +501,46 @@ class TransactionalMessageService:
         )
 
         refused = []
+        waiting = [True]  # the put has not answered yet within this call
+        settled = []
+        source = msg.queue_offset
+        self.open_copies[first] = self.open_copies.get(first, 0) + 1  # open while the copy is being appended
+        self.copying_from[source] = self.copying_from.get(source, 0) + 1
+
+        def copied() -> None:
+            self._close_copy(first)
+            left = self.copying_from.pop(source, 1) - 1
+            if left > 0:
+                self.copying_from[source] = left
 
         def appended(result):
+            settled.append(result)
+            copied()
             if not result.is_stored():
-                if result.status in STORE_WIDE:
-                    refused.append(result)
+                if result.status in STORE_WIDE and waiting[0]:
+                    refused.append(result)  # the checker stops at this message and tries it again
+                else:
+                    self._give_up(first)  # passed already (or refused for what it is): a late end commits it
                 log.warn("re-appending half message {off} for its check failed: {status} ({reason}){what}",
                          off=msg.queue_offset, status=result.status.name, reason=result.reason,
-                         what="" if result.status in STORE_WIDE else ": given up")
+                         what="" if refused else ": given up")
                 return
             ar = result.append_result
-            self.pending_copies[ar.logics_offset] = first
+            self._pend(ar.logics_offset, first)
             if check:
                 msg.properties = props
                 msg.queue_offset = ar.logics_offset
                 msg.commit_log_offset = ar.wrote_offset
                 self._send_check(msg)
 
-        self.store.put_message(copy).addCallback(appended).addErrback(
-            lambda f: log.failure("checking half message {off}", f, off=msg.queue_offset))
+        def failed(f):
+            if not settled:  # the put itself failed
+                copied()
+                self._give_up(first)
+            log.failure("checking half message {off}", f, off=msg.queue_offset)
+
+        self.store.put_message(copy).addCallback(appended).addErrback(failed)
+        waiting[0] = False
         return not refused
 
     def _send_check(self, msg: MessageExt) -> None:
@@ -405,6 +583,8 @@ class TransactionalMessageService:
                  topic=TRANS_CHECK_MAX_TIME_TOPIC)
         tc = self.broker.topic_config_manager.create_system(TRANS_CHECK_MAX_TIME_TOPIC, 1, PERM_RW)
         props = dict(msg.properties)
+        # named, as a check's copy names it, so that a restart knows the transaction was given up
+        props.setdefault(_C.PROPERTY_TRANSACTION_PREPARED_QUEUE_OFFSET, str(msg.queue_offset))
         inner = MessageExtBrokerInner(
             topic=tc.topic_name, body=msg.body, flag=msg.flag, properties=dict(props, WAIT="false"), queue_id=0,
             sys_flag=msg.sys_flag, born_timestamp=msg.born_timestamp, born_host=msg.born_host,
@@ -417,4 +597,5 @@ class TransactionalMessageService:
         if outcome and not outcome[0].is_stored() and outcome[0].status in STORE_WIDE:
             return False
         self.discarded += 1
+        self._give_up(_identity(msg))  # a late end still commits it
         return True

@@ -203,32 +203,57 @@ function fmtSpan(ms) {
 
 var pages = {};
 
+/* Live: the console's in-memory samples, re-read every 5 s. A kept day (rocketmq-dashboard's per-day view):
+   that day's lines from the console's data directory, one point per history step. */
 pages.dashboard = function () {
   var main = page("Dashboard");
-  main.appendChild(h("p", { "class": "muted", id: "sampling", text: "" }));
+  var pick = h("select", { id: "dashboard-day", "aria-label": "Day" }, h("option", { value: "", text: "Live" }));
+  main.appendChild(h("p", null, h("label", { "class": "inline" }, "Show", pick), " ",
+    h("span", { "class": "muted", id: "sampling", text: "" })));
   var grid = h("div", { "class": "grid2" });
   main.appendChild(grid);
   var put = section(grid, "Broker put TPS"), got = section(grid, "Broker get TPS"), topics = section(grid, "Topic TPS (busiest 10)");
   var latest = section(grid, "Now");
-  every(5, function () {
-    get("dashboard").then(function (d) {
-      var puts = {}, gets = {}, rows = [];
-      Object.keys(d.brokers).forEach(function (b) {
-        var s = d.brokers[b];
-        puts[b] = s.map(function (p) { return [p[0], p[1]]; });
-        gets[b] = s.map(function (p) { return [p[0], p[2]]; });
-        var last = s[s.length - 1] || [0, 0, 0];
-        rows.push({ name: b, put: last[1], get: last[2] });
-      });
-      fill(put, lineChart(puts, "msg/s"));
-      fill(got, lineChart(gets, "msg/s"));
-      fill(topics, lineChart(d.topics, "msg/s"));
-      fill(latest, table([{ label: "Broker", key: "name" }, { label: "Put TPS", key: "put", num: true, digits: 2 },
-        { label: "Get TPS", key: "get", num: true, digits: 2 }], rows, "no broker sampled yet"));
-      document.getElementById("sampling").textContent = "Sampled by the console every " + d.interval + " s (" +
-        d.rounds + " rounds so far)" + (d.error ? "; last round failed: " + d.error : "") + ".";
+  function listDays(days) {
+    var shown = Array.prototype.map.call(pick.options, function (o) { return o.value; }).slice(1);
+    if (shown.join() === (days || []).join()) return;
+    var keep = pick.value;
+    while (pick.options.length > 1) pick.remove(1);
+    (days || []).forEach(function (day) { pick.appendChild(h("option", { value: day, text: day })); });
+    pick.value = keep;
+  }
+  function draw(d, day) {
+    var puts = {}, gets = {}, rows = [];
+    Object.keys(d.brokers).forEach(function (b) {
+      var s = d.brokers[b];
+      puts[b] = s.map(function (p) { return [p[0], p[1]]; });
+      gets[b] = s.map(function (p) { return [p[0], p[2]]; });
+      var last = s[s.length - 1] || [0, 0, 0];
+      rows.push({ name: b, put: last[1], get: last[2] });
+    });
+    fill(put, lineChart(puts, "msg/s"));
+    fill(got, lineChart(gets, "msg/s"));
+    fill(topics, lineChart(d.topics, "msg/s"));
+    fill(latest, table([{ label: "Broker", key: "name" }, { label: day ? "Last put TPS" : "Put TPS", key: "put", num: true, digits: 2 },
+      { label: day ? "Last get TPS" : "Get TPS", key: "get", num: true, digits: 2 }], rows, day ? "nothing kept for this day" : "no broker sampled yet"));
+    document.getElementById("sampling").textContent = day
+      ? "Kept by the console: one point every " + d.step + " s of " + day + "."
+      : "Sampled by the console every " + d.interval + " s (" + d.rounds + " rounds so far)" + (d.error ? "; last round failed: " + d.error : "") + ".";
+  }
+  var drawn = null, today = null;
+  function load() {
+    var day = pick.value;
+    if (day && day === drawn && day !== today) return;  // an earlier day does not change: read it once
+    (day ? get("dashboard/day", { date: day }) : get("dashboard")).then(function (d) {
+      if (pick.value !== day) return;  // another day was picked meanwhile
+      listDays(d.days);
+      today = (d.days || [])[0];
+      drawn = day;
+      draw(d, day);
     }).catch(fail(put, true));
-  });
+  }
+  pick.addEventListener("change", load);
+  every(5, load);
 };
 
 pages.cluster = function () {
@@ -318,7 +343,25 @@ pages.topics = function () {
 pages.topic = function (topic) {
   var main = page("Topic " + topic);
   var clusters = [];
-  var status = section(main, "Status (per queue)"), route = section(main, "Route"), consumers = section(main, "Consumers");
+  var status = section(main, "Status (per queue)"), route = section(main, "Route"), config = section(main, "Config (per broker)");
+  var consumers = section(main, "Consumers");
+  function loadConfig() {
+    get("topic/config", { topic: topic }).then(function (rows) {
+      fill(config, table([{ label: "Broker", key: "brokerName" }, { label: "Address", key: "addr", mono: true },
+        { label: "Read queues", key: "readQueueNums", num: true }, { label: "Write queues", key: "writeQueueNums", num: true },
+        { label: "Perm", key: "perm", num: true }, { label: "Order", value: function (r) { return r.order ? "yes" : "no"; } },
+        { label: "Filter", key: "topicFilterType" }, { label: "Sys flag", key: "topicSysFlag", num: true },
+        { label: "", value: function (r) {
+          return h("button", { "class": "danger", text: "Delete on this broker", onclick: function () {
+            if (!window.confirm("Delete topic " + topic + " on broker " + r.brokerName + " only?")) return;
+            post("topic/delete-in-broker", { topic: topic, broker: r.brokerName }).then(function () {
+              flash("Topic " + topic + " deleted on " + r.brokerName); loadConfig();
+            }).catch(fail(config));
+          } });
+        } }], rows, "no master broker holds this topic"));
+    }).catch(fail(config));
+  }
+  loadConfig();
   get("topic/status", { topic: topic }).then(function (rows) {
     fill(status, table([{ label: "Broker", key: "brokerName" }, { label: "Queue", key: "queueId", num: true },
       { label: "Min offset", key: "minOffset", num: true }, { label: "Max offset", key: "maxOffset", num: true },
@@ -463,10 +506,14 @@ pages.consumer = function (group) {
   main.appendChild(manage);
 };
 
-function runningInfo(target, group, clientId) {
-  var box = section(target, "Running info of " + clientId);
-  get("consumer/running-info", { group: group, clientId: clientId }).then(function (d) {
-    fill(box, h("pre", { text: JSON.stringify(d, null, 2) }));
+function runningInfo(target, group, clientId, jstack) {
+  var box = section(target, "Running info of " + clientId + (jstack ? " (with its thread stacks)" : ""));
+  get("consumer/running-info", { group: group, clientId: clientId, jstack: jstack ? "true" : "false" }).then(function (d) {
+    var stacks = d.jstack;
+    delete d.jstack;
+    fill(box, [h("button", { "class": "secondary", id: "running-jstack", text: "With thread stacks (jstack)", onclick: function () {
+      target.textContent = ""; runningInfo(target, group, clientId, true);
+    } }), h("pre", { text: JSON.stringify(d, null, 2) }), stacks ? h("pre", { id: "running-stacks", text: stacks }) : null]);
   }).catch(fail(box));
 }
 
@@ -842,7 +889,25 @@ pages.ops = function () {
   main.appendChild(h("div", { "class": "card" }, h("h2", { text: "Switch" }), h("p", { "class": "muted",
     text: "The new NameServers must answer first; then every page, every logged-in user and the dashboard use them (its history starts anew)." }),
     h("div", { "class": "row" }, field("NameServer addresses", addr), known, h("button", { id: "ops-switch", text: "Switch", onclick: switchTo }))));
-  get("ops").then(show).catch(fail(out));
+  var vip = h("input", { id: "ops-vip", type: "checkbox" });
+  vip.addEventListener("change", function () {
+    post("ops/vip", { enabled: vip.checked }).then(function (d) {
+      flash("VIP channel " + (d.vipChannel ? "on: brokers are asked on their port - 2 (pulls excepted)" : "off"));
+    }).catch(function (e) { vip.checked = !vip.checked; fail()(e); });
+  });
+  main.appendChild(h("div", { "class": "card" }, h("h2", { text: "VIP channel" }),
+    h("label", { "class": "inline" }, vip, "Ask brokers on their VIP port (port - 2), as rocketmq-dashboard's isVIPChannel")));
+  get("ops").then(function (d) { vip.checked = !!d.vipChannel; show(d); }).catch(fail(out));
+  var state = section(main, "Status");
+  function check() {
+    get("ops/status").then(function (rows) {
+      fill(state, [table([{ label: "NameServer", key: "addr", mono: true },
+        { label: "Answers", value: function (r) { return h("span", { "class": "pill " + (r.ok ? "master" : "slave"), text: r.ok ? "yes" : "no" }); } },
+        { label: "Brokers", key: "brokers", num: true }, { label: "Error", key: "error" }], rows),
+        h("button", { "class": "secondary", id: "ops-check", text: "Check again", onclick: check })]);
+    }).catch(fail(state));
+  }
+  check();
 };
 
 function showUser() {

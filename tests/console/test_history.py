@@ -1,0 +1,129 @@
+"""The dashboard's per-day history (mq.console.history): points per step, day files written, read back, pruned
+and bounded. A ``task.Clock`` drives time; the files are real."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+from twisted.internet import task
+
+from mq.console import history as hist
+from mq.console.history import DayHistory, day_of
+
+
+def noon(days_ago: int = 0) -> float:
+    """Seconds at local noon some days ago (a day boundary is never near)."""
+    t = time.localtime()
+    return time.mktime((t.tm_year, t.tm_mon, t.tm_mday - days_ago, 12, 0, 0, 0, 0, -1))
+
+
+def made(directory, clock, step=60.0, days=3, brokers=4, topics=2) -> DayHistory:
+    if clock.seconds() == 0:
+        clock.advance(noon())
+    h = DayHistory(str(directory) if directory else None, clock, step, days, brokers, topics)
+    h.start()
+    return h
+
+
+def at(clock: task.Clock, seconds: float) -> float:
+    clock.advance(seconds - clock.seconds())
+    return seconds * 1000
+
+
+def written(directory, day: str) -> dict:
+    return json.loads((directory / f"{day}.json").read_text())
+
+
+def test_one_point_per_step_written_every_minute_and_read_back_after_a_restart(tmp_path):
+    clock = task.Clock()
+    start = noon()
+    h = made(tmp_path, clock)
+    h.add(at(clock, start), {"b/1": (10.0, 5.0)}, {"T": 3.0})
+    h.add(at(clock, start + 20), {"b/1": (12.0, 6.0)}, {"T": 4.0})  # same minute: replaces the point
+    assert h.brokers["b/1"] == [[(start + 20) * 1000, 12.0, 6.0]]
+    assert not (tmp_path / f"{h.day}.json").exists()  # written once a minute, not every round
+    h.add(at(clock, start + 61), {"b/1": (14.0, 7.0)}, {"T": 5.0})
+    day = written(tmp_path, h.day)
+    assert day["brokers"]["b/1"] == [[(start + 20) * 1000, 12.0, 6.0], [(start + 61) * 1000, 14.0, 7.0]]
+    assert day["topics"]["T"][-1] == [(start + 61) * 1000, 5.0]
+    h.add(at(clock, start + 130), {"b/1": (1.0, 1.0)}, {})
+    h.stop()  # the stop writes what the minute has not
+    again = made(tmp_path, task.Clock())
+    assert [p[0] for p in again.brokers["b/1"]] == [(start + s) * 1000 for s in (20, 61, 130)]
+    assert again.kept_days() == [h.day]
+
+
+def test_a_new_day_writes_the_old_one_and_prunes_days_past_the_bound(tmp_path):
+    for days_ago in (6, 5, 4, 3):  # 4 to 6: before the 3 days kept, counted back from the clock's day (yesterday)
+        (tmp_path / f"{day_of(noon(days_ago) * 1000)}.json").write_text('{"brokers": {}, "topics": {}}')
+    (tmp_path / f"{day_of(noon(1) * 1000)}.json.123.0.tmp").write_text("half")
+    (tmp_path / "notes.txt").write_text("not ours")
+    clock = task.Clock()
+    clock.advance(noon(1))
+    h = made(tmp_path, clock)
+    kept = f"{day_of(noon(3) * 1000)}.json"
+    assert sorted(os.listdir(tmp_path)) == [kept, "notes.txt"]  # older days and a crash's temporary file are gone
+    yesterday = h.day
+    h.add(at(clock, noon(1)), {"b/1": (1.0, 2.0)}, {"T": 1.0})
+    h.add(at(clock, noon(0)), {"b/1": (3.0, 4.0)}, {})
+    assert written(tmp_path, yesterday)["brokers"]["b/1"] == [[noon(1) * 1000, 1.0, 2.0]]
+    assert h.brokers == {"b/1": [[noon(0) * 1000, 3.0, 4.0]]} and h.topics == {}
+    assert h.kept_days() == [h.day, yesterday] and not (tmp_path / kept).exists()  # pruned at the day's change
+    brokers, topics = h.read(yesterday).result
+    assert brokers["b/1"][0][1:] == [1.0, 2.0] and topics["T"][0][1] == 1.0
+    assert h.read("2001-01-01").result == ({}, {})
+
+
+def test_lines_points_and_files_are_bounded(tmp_path, monkeypatch):
+    clock = task.Clock()
+    start = noon()
+    h = made(tmp_path, clock, step=1, brokers=2, topics=1)
+    monkeypatch.setattr(hist, "MAX_POINTS", 5)
+    for i in range(8):
+        h.add(at(clock, start + i), {"b/1": (i, i), "b/2": (i, i), "b/3": (i, i)}, {"T1": i, "T2": i})
+    assert sorted(h.brokers) == ["b/1", "b/2"] and list(h.topics) == ["T1"]  # lines past the caps not kept
+    assert [p[1] for p in h.brokers["b/1"]] == [3, 4, 5, 6, 7]  # the oldest points go first
+    h.add(at(clock, start + 9), {"x" * (hist.MAX_LABEL + 1): (1, 1)}, {})
+    assert len(h.brokers) == 2
+    h.stop()
+    monkeypatch.setattr(hist, "MAX_FILE_BYTES", 100)
+    big = made(tmp_path, task.Clock())
+    assert big.brokers == {}  # too big to read: today starts anew (logged)
+
+
+@pytest.mark.parametrize("content", ["[1, 2]", "{not json", '{"brokers": {"b": [[1, 2]]}}',
+                                     '{"brokers": {"b": [[1, "x", 2]]}}', '{"topics": {"T": [[1, NaN]]}}'])
+def test_a_file_not_in_shape_is_not_read(tmp_path, content):
+    clock = task.Clock()
+    clock.advance(noon())
+    (tmp_path / f"{day_of(noon() * 1000)}.json").write_text(content)
+    h = made(tmp_path, clock)
+    assert h.brokers == {} and h.topics == {}
+    h.add(at(clock, noon() + 1), {"b/1": (1.0, 1.0)}, {})
+    h.stop()
+    assert written(tmp_path, h.day)["brokers"]["b/1"][0][1:] == [1.0, 1.0]  # replaced by a good one
+
+
+def test_without_a_directory_only_today_is_kept_in_memory(tmp_path):
+    clock = task.Clock()
+    h = made(None, clock)
+    h.add(at(clock, noon()), {"b/1": (1.0, 1.0)}, {})
+    h.stop()
+    assert h.kept_days() == [h.day] and h.brokers["b/1"]
+    assert h.read("2001-01-01").result == ({}, {})
+
+
+def test_a_directory_that_cannot_be_made_turns_keeping_off(tmp_path):
+    (tmp_path / "file").write_text("x")
+    h = made(tmp_path / "file" / "sub", task.Clock())
+    assert h.directory is None
+
+
+def test_an_earlier_day_not_in_shape_reads_as_empty(tmp_path):
+    yesterday = day_of(noon(1) * 1000)
+    (tmp_path / f"{yesterday}.json").write_text('{"brokers": {"b": "no"}}')
+    h = made(tmp_path, task.Clock())
+    assert yesterday in h.kept_days() and h.read(yesterday).result == ({}, {})
