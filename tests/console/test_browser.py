@@ -269,6 +269,10 @@ def test_running_info_of_an_online_consumer(page, cluster):
         page.click("#running-jstack")  # rocketmq-dashboard's running info with jstack: the client's threads
         expect(page.locator("#running-stacks")).to_contain_text("Thread: MainThread RUNNABLE")
         expect(page.locator("#running-stacks")).to_contain_text("\tat ")
+        # its subscription config on the broker (made when the consumer first registered), as the page shows it
+        wait_until(lambda: cluster["console"].call("consumer/config?group=OnlineGroup"), what="the group's config")
+        page.reload()
+        expect(page.locator("#group-config tr", has_text="it-broker")).to_contain_text("true")
     finally:
         consumer.kill()
         consumer.wait()

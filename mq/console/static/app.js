@@ -469,6 +469,18 @@ pages.consumer = function (group) {
   var live = h("p", { "class": "muted", id: "lag-live" });
   main.appendChild(live);
   var progress = section(main, "Progress and lag per queue (live)"), conns = section(main, "Connections");
+  var config = section(main, "Subscription config (per broker)");
+  config.id = "group-config";
+  get("consumer/config", { group: group }).then(function (rows) {
+    fill(config, table([{ label: "Cluster", key: "cluster" }, { label: "Broker", key: "brokerName" },
+      { label: "Consume enabled", value: function (r) { return String(r.consumeEnable); } },
+      { label: "Broadcast", value: function (r) { return String(r.consumeBroadcastEnable); } },
+      { label: "From min", value: function (r) { return String(r.consumeFromMinEnable); } },
+      { label: "Retry queues", key: "retryQueueNums", num: true }, { label: "Max retries", key: "retryMaxTimes", num: true },
+      { label: "Broker id", key: "brokerId", num: true }, { label: "When slow", key: "whichBrokerWhenConsumeSlowly", num: true },
+      { label: "Notify ids changed", value: function (r) { return String(r.notifyConsumerIdsChangedEnable); } }],
+      rows, "no master holds a subscription config for this group"));
+  }).catch(fail(config));
   var history = [];
   every(3, function () {
     get("consumer/progress", { group: group }).then(function (d) {
