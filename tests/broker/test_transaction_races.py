@@ -147,7 +147,7 @@ def test_a_late_end_older_than_the_ended_memory_is_ignored(make_broker, monkeypa
     from mq.broker.transaction import service
 
     monkeypatch.setattr(service, "ENDED_MEMORY", 1)  # one remembered end: the other one is forgotten
-    b = make_broker(transactionTimeOut="0", transactionCheckInterval="3600000")
+    b = make_broker(transactionTimeOut="0", transactionCheckInterval="3600000", messageIndexEnable="true")
     tx = b.transaction_service
     sent = [send_half(b, "TxForgot"), send_half(b, "TxForgot")]
     tx.check()  # both copied (half queue offsets 2 and 3) and asked about

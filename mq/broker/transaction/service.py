@@ -12,9 +12,9 @@ Storage is RocketMQ's (wire doc §3.10–§3.12), so a store written here reads 
   already committed it) changes nothing: ends of one transaction (its original half message and the copies
   the checker made of it) run one at a time, each deciding only once the one before it has stored its op
   message (or failed), and a commit whose op message the store refused is remembered as ended and its op
-  message written again by the next check round. An end the memory no longer recalls is still known: a
-  transaction whose half message and copies the checker has all moved past, without discarding it or giving
-  it up, can only have been ended.
+  message written again by the next check round. A commit of a transaction whose half message and copies the
+  checker has all moved past, without discarding it or giving it up (mostly an end the memory no longer
+  recalls), first looks for the committed record in the message index (``committed.py``).
 * The checker runs every ``transactionCheckInterval``. Each half message without an op that is older than
   ``transactionTimeOut`` (or its ``CHECK_IMMUNITY_TIME_IN_SECONDS``) is appended again to the half queue with
   ``TRANSACTION_CHECK_TIMES`` + 1 and ``TRAN_PREPARED_QUEUE_OFFSET`` = its first queue offset, and
@@ -62,8 +62,7 @@ PERM_RW = PERM_READ | PERM_WRITE
 SYS_GROUP = mixall.CID_SYS_RMQ_TRANS
 OP_TAG = "d"
 #: Ended transactions remembered after the checker is done with them (``ended``, also read back from the op
-#: queue at start), and transactions it gave up (``given_up``): an older end is known by the checker's
-#: position (``_passed``); an older given-up one counts as ended.
+#: queue at start), and transactions it gave up (``given_up``); an older end is found in the message index.
 ENDED_MEMORY = 65536
 _C = MessageConst
 _COMMIT = MessageSysFlag.TRANSACTION_COMMIT_TYPE
@@ -217,7 +216,8 @@ class TransactionalMessageService:
 
     def _passed(self, key: int) -> bool:
         """Whether the checker has moved past transaction ``key`` and every copy of it without giving it up,
-        which only an op message lets it do: an end that no memory recalls (ENDED_MEMORY) is known by this."""
+        which mostly means an op message it no longer recalls (ENDED_MEMORY): a commit then looks for the
+        committed record first (a copy lost in a crash or with a DLedger leader leaves it open too)."""
         return key < self.half_offset and not self.open_copies.get(key) and key not in self.given_up
 
     def _pend(self, off: int, first: int) -> None:
@@ -358,16 +358,17 @@ class TransactionalMessageService:
         if settle_at is not None and self.store.commitlog.max_offset < settle_at:
             return request.response(RC.SYSTEM_ERROR, "an earlier commit of this transaction is still waiting for "
                                                      "its outcome: ask again later")
-        if (not (self._is_done(half) or self._passed(key)) and kind == _COMMIT
-                and (settle_at is not None or half.commit_log_offset < self.started_at)
+        if (not self._is_done(half) and kind == _COMMIT
+                and (settle_at is not None or half.commit_log_offset < self.started_at or self._passed(key))
                 and self._commit_stored(half, key)):
-            # stored by an end whose op message is missing: the op message now, nothing stored again
+            # stored by an end that this memory no longer recalls or whose op message is missing: the op
+            # message now (another one at worst), nothing stored again
             self.uncertain.pop(key, None)
             self.ending[key] = []
             return self._write_op(half.queue_offset).addCallback(
                 lambda ok: self._marked(ok, half, request)).addBoth(self._next_end(key))
         self.uncertain.pop(key, None)
-        if self._is_done(half) or self._passed(key):
+        if self._is_done(half):
             log.info("transaction {id} of {group} already ended: {what} ignored", id=h.msg_id,
                      group=h.producer_group, what="commit" if kind == _COMMIT else "rollback")
             return request.response(RC.SUCCESS)
