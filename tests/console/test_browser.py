@@ -323,6 +323,14 @@ def test_a_traced_message_shows_its_trace(page, cluster):
     assert "4 ms: SUCCESS" in timeline.locator("rect.trace-bar >> nth=1").locator("title").text_content()
     shoot(page, "trace")
 
+    open_page(page, cluster, "trace")  # rocketmq-dashboard's query by topic and key, then the trace
+    page.fill("#trace-key-topic", SEED_TOPIC)
+    page.fill("#trace-key", "traced-key")
+    page.click("#search-trace-key")
+    page.locator("#trace-key-results tr", has_text=msg_id).get_by_role("button", name="Show trace").click()
+    expect(page.get_by_role("heading", name="Consumed by TracedGroup")).to_be_visible()
+    expect(page.locator("#trace-id")).to_have_value(msg_id)
+
 
 def test_a_dead_letter_message_is_sent_back_to_its_group_by_clicking(page, cluster):
     from playwright.sync_api import expect

@@ -802,6 +802,19 @@ pages.trace = function (id) {
   }
   main.appendChild(h("div", { "class": "card" }, h("div", { "class": "row" }, field("Message id", msgId), field("Trace topic", topic),
     h("button", { id: "search-trace", text: "Show trace", onclick: run }))));
+  /* rocketmq-dashboard's trace query by topic and key: the messages with that key, each one's trace a click away. */
+  var keyTopic = h("input", { id: "trace-key-topic", placeholder: "Topic", size: 22 }), key = h("input", { id: "trace-key", placeholder: "Key", size: 22 });
+  var found = h("div", { id: "trace-key-results" });
+  main.appendChild(h("div", { "class": "card" }, h("h2", { text: "By topic and key" }), h("div", { "class": "row" }, field("Topic", keyTopic), field("Key", key),
+    h("button", { id: "search-trace-key", text: "Find messages", onclick: function () {
+      get("messages/by-key", { topic: keyTopic.value.trim(), key: key.value.trim() }).then(function (rows) {
+        fill(found, table([{ label: "Message id", key: "msgId", mono: true }, { label: "Keys", key: "keys" },
+          { label: "Stored", value: function (r) { return fmtTime(r.storeTimestamp); } },
+          { label: "", value: function (r) {
+            return h("button", { "class": "secondary", text: "Show trace", onclick: function () { msgId.value = r.msgId; run(); } });
+          } }], rows, "no message with this key"));
+      }).catch(fail(found));
+    } })), found));
   main.appendChild(out);
   if (id) run();
 };
