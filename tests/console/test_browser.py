@@ -269,6 +269,10 @@ def test_running_info_of_an_online_consumer(page, cluster):
         page.click("#running-jstack")  # rocketmq-dashboard's running info with jstack: the client's threads
         expect(page.locator("#running-stacks")).to_contain_text("Thread: MainThread RUNNABLE")
         expect(page.locator("#running-stacks")).to_contain_text("\tat ")
+        # its subscription config on the broker (made when the consumer first registered), as the page shows it
+        wait_until(lambda: cluster["console"].call("consumer/config?group=OnlineGroup"), what="the group's config")
+        page.reload()
+        expect(page.locator("#group-config tr", has_text="it-broker")).to_contain_text("true")
     finally:
         consumer.kill()
         consumer.wait()
@@ -318,6 +322,14 @@ def test_a_traced_message_shows_its_trace(page, cluster):
     expect(timeline).to_contain_text("TracedGroup")
     assert "4 ms: SUCCESS" in timeline.locator("rect.trace-bar >> nth=1").locator("title").text_content()
     shoot(page, "trace")
+
+    open_page(page, cluster, "trace")  # rocketmq-dashboard's query by topic and key, then the trace
+    page.fill("#trace-key-topic", SEED_TOPIC)
+    page.fill("#trace-key", "traced-key")
+    page.click("#search-trace-key")
+    page.locator("#trace-key-results tr", has_text=msg_id).get_by_role("button", name="Show trace").click()
+    expect(page.get_by_role("heading", name="Consumed by TracedGroup")).to_be_visible()
+    expect(page.locator("#trace-id")).to_have_value(msg_id)
 
 
 def test_a_dead_letter_message_is_sent_back_to_its_group_by_clicking(page, cluster):

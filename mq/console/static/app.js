@@ -469,6 +469,18 @@ pages.consumer = function (group) {
   var live = h("p", { "class": "muted", id: "lag-live" });
   main.appendChild(live);
   var progress = section(main, "Progress and lag per queue (live)"), conns = section(main, "Connections");
+  var config = section(main, "Subscription config (per broker)");
+  config.id = "group-config";
+  get("consumer/config", { group: group }).then(function (rows) {
+    fill(config, table([{ label: "Cluster", key: "cluster" }, { label: "Broker", key: "brokerName" },
+      { label: "Consume enabled", value: function (r) { return String(r.consumeEnable); } },
+      { label: "Broadcast", value: function (r) { return String(r.consumeBroadcastEnable); } },
+      { label: "From min", value: function (r) { return String(r.consumeFromMinEnable); } },
+      { label: "Retry queues", key: "retryQueueNums", num: true }, { label: "Max retries", key: "retryMaxTimes", num: true },
+      { label: "Broker id", key: "brokerId", num: true }, { label: "When slow", key: "whichBrokerWhenConsumeSlowly", num: true },
+      { label: "Notify ids changed", value: function (r) { return String(r.notifyConsumerIdsChangedEnable); } }],
+      rows, "no master holds a subscription config for this group"));
+  }).catch(fail(config));
   var history = [];
   every(3, function () {
     get("consumer/progress", { group: group }).then(function (d) {
@@ -790,6 +802,19 @@ pages.trace = function (id) {
   }
   main.appendChild(h("div", { "class": "card" }, h("div", { "class": "row" }, field("Message id", msgId), field("Trace topic", topic),
     h("button", { id: "search-trace", text: "Show trace", onclick: run }))));
+  /* rocketmq-dashboard's trace query by topic and key: the messages with that key, each one's trace a click away. */
+  var keyTopic = h("input", { id: "trace-key-topic", placeholder: "Topic", size: 22 }), key = h("input", { id: "trace-key", placeholder: "Key", size: 22 });
+  var found = h("div", { id: "trace-key-results" });
+  main.appendChild(h("div", { "class": "card" }, h("h2", { text: "By topic and key" }), h("div", { "class": "row" }, field("Topic", keyTopic), field("Key", key),
+    h("button", { id: "search-trace-key", text: "Find messages", onclick: function () {
+      get("messages/by-key", { topic: keyTopic.value.trim(), key: key.value.trim() }).then(function (rows) {
+        fill(found, table([{ label: "Message id", key: "msgId", mono: true }, { label: "Keys", key: "keys" },
+          { label: "Stored", value: function (r) { return fmtTime(r.storeTimestamp); } },
+          { label: "", value: function (r) {
+            return h("button", { "class": "secondary", text: "Show trace", onclick: function () { msgId.value = r.msgId; run(); } });
+          } }], rows, "no message with this key"));
+      }).catch(fail(found));
+    } })), found));
   main.appendChild(out);
   if (id) run();
 };
