@@ -249,19 +249,22 @@ class Producer:
         return body, sys_flag, uniq
 
     def _send_to(self, mq: MessageQueue, msg: Message, timeout: float, prepared=None,
-                 looked_up: bool = False) -> defer.Deferred:
+                 looked_up: bool = False, traced: bool = True) -> defer.Deferred:
+        """One attempt; ``traced``: with its Pub recorded by the tracer's hook (the retry loop records it
+        itself, in the callback it has anyway: a Deferred callback is ~1 µs, half of what tracing a send
+        costs the sender)."""
         addr = self.instance.master_addr(mq.broker_name)
         if addr is None and not looked_up:
             # a queue chosen by the caller on a broker not seen yet: ask for the route first (as Java's
             # sendKernelImpl does), then send or fail
             d = self.instance.update_route(mq.topic)
-            return d.addCallback(lambda _: self._send_to(mq, msg, timeout, prepared, True))
+            return d.addCallback(lambda _: self._send_to(mq, msg, timeout, prepared, True, traced))
         if addr is None:
             return defer.fail(MQClientError(f"no master address for broker {mq.broker_name}"))
         body, sys_flag, uniq = prepared or self._prepare(msg)
         header = self._header(msg, mq, sys_flag)
         d = self.instance.api.send(addr, header, body, mq, uniq, timeout, reply=is_reply(msg))
-        return d if self.tracer is None else self.tracer.sent(d, msg, addr)
+        return d if self.tracer is None or not traced else self.tracer.sent(d, msg, addr)
 
     # -- sends -----------------------------------------------------------------------------------------
 
@@ -298,9 +301,12 @@ class Producer:
         result = defer.Deferred()
         state: List[Any] = [0, None, None]  # attempts made, last broker, last error
         prepared = self._prepare(msg) if send is None else None
+        tracer = None  # a batch's ``send`` records its Pub with the tracer's hook
         if send is None:
+            tracer = self.tracer
+
             def send(mq: MessageQueue, left: float) -> defer.Deferred:
-                return self._send_to(mq, msg, left, prepared)
+                return self._send_to(mq, msg, left, prepared, traced=False)
 
         def attempt() -> None:
             elapsed = clock() - begin
@@ -314,10 +320,17 @@ class Producer:
             info.counter += 1
             mq = self.fault.select(info.queues, info.counter, state[1])
             t0 = clock()
-            d = send(mq, timeout - elapsed)
-            d.addCallbacks(ok, bad, callbackArgs=(mq, t0), errbackArgs=(mq, t0))
+            if tracer is None:
+                d = send(mq, timeout - elapsed)
+                d.addCallbacks(ok, bad, callbackArgs=(mq, t0), errbackArgs=(mq, t0))
+            else:  # the Pub's values as the attempt starts, recorded with its result
+                pub = tracer.start(msg, self.instance.master_addr(mq.broker_name))
+                d = send(mq, timeout - elapsed)
+                d.addCallbacks(ok, bad, callbackArgs=(mq, t0, pub), errbackArgs=(mq, t0))
 
-        def ok(res: SendResult, mq: MessageQueue, t0: float) -> None:
+        def ok(res: SendResult, mq: MessageQueue, t0: float, pub: Optional[tuple] = None) -> None:
+            if pub is not None:
+                tracer.done(res, pub)
             self.fault.update(mq.broker_name, (clock() - t0) * 1000.0, False)
             if res.status != "SEND_OK" and self.retry_another_broker_when_not_store_ok and state[0] < times:
                 state[1], state[2] = mq.broker_name, MQClientError(f"stored with status {res.status.value}")

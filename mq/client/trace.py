@@ -16,15 +16,17 @@ import uuid
 from collections import deque
 from typing import Any, Callable, Deque, Dict, List, Optional
 
+import attrs
 from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from mq.client.model import ConsumeConcurrentlyStatus, ConsumeOrderlyStatus, SendStatus
+from mq.client.model import ConsumeConcurrentlyStatus, ConsumeOrderlyStatus, SendResult, SendStatus
 from mq.common.message import Message, MessageConst, MessageExt
 from mq.common.names import GROUP_MAX_LENGTH
 from mq.common.topic import TRACE_TOPIC
 from mq.common.trace_data import (
+    BATCH_ID_SEPARATOR,
     TRACE_INSTANCE_NAME,
     TRACE_PRODUCER_GROUP_PREFIX,
     ConsumeReturnType,
@@ -32,7 +34,6 @@ from mq.common.trace_data import (
     TraceBean,
     TraceContext,
     TraceType,
-    add_keys,
     encode,
     index_keys,
     pub_record,
@@ -47,14 +48,18 @@ MAX_MESSAGE_SIZE = 128_000
 BATCH_CHARS = MAX_MESSAGE_SIZE - 10_000
 FLUSH_DELAY = 0.5
 SEND_TIMEOUT = 5.0
-#: A trace message's KEYS (ids and keys of the messages it has records about): records stop being added
-#: to one trace message once they reach ``KEYS_CHARS``, and a message's KEYS are cut at ``MAX_KEYS_BYTES``
-#: (a record holding thousands of ids, a huge batch's Pub): a broker refuses properties over 32 767 bytes.
-KEYS_CHARS = 16_000
+#: A trace message's KEYS (ids and keys of the messages it has records about) hold at most ``KEYS_CHARS``
+#: characters: a record that would pass it starts the next trace message, and one record that passes it
+#: alone (a batch's Pub naming a thousand ids, a consumed batch of a thousand messages) is split into records
+#: of fewer messages, each in a trace message of its own, so every id is a key. ``MAX_KEYS_BYTES`` is the
+#: last guard (a broker refuses properties over 32 767 bytes): only non-ASCII keys can reach it.
+KEYS_CHARS = 28_000
 MAX_KEYS_BYTES = 30_000
 #: Trace messages in flight at once (Java: a pool of 10-20 sender threads); beyond it records wait queued.
 MAX_IN_FLIGHT = 8
-#: Queued contexts that start a flush at once instead of at the 500 ms mark.
+#: Queued records that start a flush at once instead of at the 500 ms mark; such a flush sends trace
+#: messages while this many are queued and leaves fewer for the next one (or the 500 ms mark), so that
+#: trace messages are full: each costs the client and the broker a few hundred µs beyond its records.
 FLUSH_AT = MAX_PENDING // 2
 #: Seconds between two log lines about dropped records.
 DROP_LOG_INTERVAL = 1.0
@@ -63,21 +68,28 @@ _SUCCESS = (ConsumeConcurrentlyStatus.CONSUME_SUCCESS, ConsumeOrderlyStatus.SUCC
 _dispatchers = itertools.count()
 
 
+_time = time.time
+
+
 def now_ms() -> int:
-    return int(time.time() * 1000)
+    return int(_time() * 1000)
 
 
 _HALF, _DELAY, _NORMAL = int(MessageType.Trans_Msg_Half), int(MessageType.Delay_Msg), int(MessageType.Normal_Msg)
 _TAGS, _KEYS = MessageConst.PROPERTY_TAGS, MessageConst.PROPERTY_KEYS
+_LEVEL, _PREPARED = MessageConst.PROPERTY_DELAY_TIME_LEVEL, MessageConst.PROPERTY_TRANSACTION_PREPARED
+_START_DELIVER = "__STARTDELIVERTIME"
+_SEND_OK = SendStatus.SEND_OK
+_SEP = MessageConst.KEY_SEPARATOR
 
 
 def message_type(props: Dict[str, str]) -> int:
     """Java sendKernelImpl's classification of a message with these properties (a MessageType value): delayed
     (a delay level or ``__STARTDELIVERTIME`` present, even on a half message: Java sets it last), half
     message, normal. (5.x's TIMER_* properties leave it normal in Java too.)"""
-    if MessageConst.PROPERTY_DELAY_TIME_LEVEL in props or "__STARTDELIVERTIME" in props:
+    if _LEVEL in props or _START_DELIVER in props:
         return _DELAY
-    if props.get(MessageConst.PROPERTY_TRANSACTION_PREPARED) == "true":
+    if props.get(_PREPARED) == "true":
         return _HALF
     return _NORMAL
 
@@ -104,7 +116,7 @@ class TraceDispatcher:
         self.flush_delay = flush_delay
         self.batch_chars = batch_chars
         self.max_in_flight = max_in_flight
-        self.pending: Deque[Any] = deque()  # TraceContext or PendingPub
+        self.pending: Deque[Any] = deque()  # a TraceContext, or a send's Pub as ``Tracer.sent`` left it
         self.in_flight: Dict[defer.Deferred, None] = {}
         #: Records dropped because the queue was full, since the start; sent and failed trace messages.
         self.dropped = 0
@@ -183,7 +195,8 @@ class TraceDispatcher:
         business send's call stack."""
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
-        self._timer = self.reactor.callLater(delay, self._flush)
+        # the 500 ms mark sends what is queued; the queue's reaching ``flush_at`` sends full messages only
+        self._timer = self.reactor.callLater(delay, self._flush, False, delay != 0)
         self._timer_soon = delay == 0
 
     def _log_drops(self) -> None:
@@ -196,32 +209,46 @@ class TraceDispatcher:
 
     # -- sending --------------------------------------------------------------------------------------
 
-    def _flush(self, force: bool = False) -> None:
-        """Send queued records as trace messages of at most ``batch_chars`` characters each, while fewer
-        than ``max_in_flight`` are in flight (``force``: all of them, at shutdown)."""
+    def _flush(self, force: bool = False, partial: bool = True) -> None:
+        """Send queued records as trace messages of at most ``batch_chars`` characters and ``KEYS_CHARS`` of
+        keys each, while fewer than ``max_in_flight`` are in flight (``force``: all of them, at shutdown).
+        Not ``partial`` (the queue reached ``flush_at``): only while ``flush_at`` records are queued, so the
+        few left over join the next trace message instead of making one of their own."""
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
         self._timer_soon = False
         pending = self.pending
-        while pending and (force or len(self.in_flight) < self.max_in_flight):
+        least = 1 if partial or force else self.flush_at
+        while len(pending) >= least and (force or len(self.in_flight) < self.max_in_flight):
             parts: List[str] = []
             keys: Dict[str, None] = {}
             size = key_chars = 0
-            while pending and size < self.batch_chars and key_chars < KEYS_CHARS:
-                item = pending.popleft()
-                known = len(keys)
-                if type(item) is PendingPub:
-                    text = item.text()
-                    item.add_keys(keys)
+            while pending and size < self.batch_chars:
+                item = pending[0]
+                need = _keys_bound(item)
+                if need > KEYS_CHARS:  # one record about too many messages: split, each part fits alone
+                    split = _split(item)
+                    if len(split) > 1:
+                        pending.popleft()
+                        pending.extendleft(reversed(split))
+                        continue
+                if parts and key_chars + need > KEYS_CHARS:
+                    break
+                pending.popleft()
+                if type(item) is tuple:  # a send's Pub, as the hook left it
+                    info, result, end = item
+                    text = _pub_text(info, result, end)
+                    key_chars += _add_pub_keys(info, result, keys)
                 else:
                     text = encode(item)
+                    known = len(keys)
                     index_keys(item, keys)
+                    added = len(keys) - known
+                    if added:
+                        key_chars += added + sum(map(len, itertools.islice(reversed(keys), added)))
                 parts.append(text)
                 size += len(text)
-                added = len(keys) - known
-                if added:
-                    key_chars += added + sum(map(len, itertools.islice(reversed(keys), added)))
             self._send("".join(parts), keys)
         if pending and self._timer is None:
             self._schedule(self.flush_delay)
@@ -250,12 +277,15 @@ class TraceDispatcher:
     def _done(self, _result, d: defer.Deferred) -> None:
         self.in_flight.pop(d, None)
         if self.running and len(self.pending) >= self.flush_at:
-            self._flush()
+            self._flush(partial=False)
 
 
-def fitting_keys(keys: Dict[str, None], topic: str) -> List[str]:
-    """The keys, in order, that fit in ``MAX_KEYS_BYTES``; the rest are left out with a log line (only a
-    record about thousands of messages, a huge batch's Pub, is that long: its first ids still find it)."""
+def fitting_keys(keys: Dict[str, None], topic: str) -> str:
+    """The keys, in order, that fit in ``MAX_KEYS_BYTES``, joined; the rest are left out with a log line
+    (records are split so that their keys stay under ``KEYS_CHARS``: only non-ASCII keys can pass it)."""
+    joined = _SEP.join(keys)
+    if len(joined) <= MAX_KEYS_BYTES // 4 or len(joined.encode("utf-8")) <= MAX_KEYS_BYTES:
+        return joined
     out: List[str] = []
     room = MAX_KEYS_BYTES
     for k in keys:
@@ -266,37 +296,101 @@ def fitting_keys(keys: Dict[str, None], topic: str) -> List[str]:
                      total=len(keys), topic=topic, max=MAX_KEYS_BYTES)
             break
         out.append(k)
+    return _SEP.join(out)
+
+
+# -- a send's Pub, queued as the hook left it --------------------------------------------------------------
+#
+# The hook queues ``(info, result, end)``: ``info`` the send's values (group, topic, tags, keys, body length,
+# message type, broker, start time, a batch's member keys or None), ``result`` the SendResult, ``end`` the
+# time it came. Two tuples a send, nothing encoded: the record is written at flush, off the send's path.
+
+
+def _pub_text(info: tuple, result: SendResult, end: float) -> str:
+    group, topic, tags, keys, body_length, msg_type, store_host, start, _members = info
+    timestamp = int(start * 1000)
+    return pub_record(timestamp, result.region_id, group, topic, result.msg_id, tags, keys, store_host, body_length,
+                      int(end * 1000) - timestamp, msg_type, result.offset_msg_id, result.status is _SEND_OK)
+
+
+def _add_pub_keys(info: tuple, result: SendResult, out: Dict[str, None]) -> int:
+    """Add a Pub's keys to ``out`` (its id or a batch's ids, then the message's or the members' keys); the
+    characters added, a separator each."""
+    added = 0
+    msg_id = result.msg_id
+    if msg_id:
+        for k in msg_id.split(BATCH_ID_SEPARATOR) if BATCH_ID_SEPARATOR in msg_id else (msg_id,):
+            if k and k not in out:
+                out[k] = None
+                added += len(k) + 1
+    keys = info[3]
+    for raw in (keys,) if info[8] is None else info[8]:
+        if raw:
+            for k in raw.split(_SEP) if _SEP in raw else (raw,):
+                if k and k not in out:
+                    out[k] = None
+                    added += len(k) + 1
+    return added
+
+
+def _keys_bound(item: Any) -> int:
+    """At most how many characters of keys a queued record adds to a trace message (no duplicates removed)."""
+    if type(item) is tuple:
+        info, result, _ = item
+        n = len(result.msg_id or "") + len(info[3] or "") + 2
+        if info[8] is not None:
+            n += sum(len(k) + 1 for k in info[8] if k)
+        return n
+    return sum(len(b.msg_id or "") + len(b.keys or "") + 2 for b in item.beans)
+
+
+def _chunks(sizes: List[int]) -> List[range]:
+    """Consecutive ranges of indexes whose sizes add up to at most ``KEYS_CHARS`` (at least one each)."""
+    out, start, total = [], 0, 0
+    for i, n in enumerate(sizes):
+        if i > start and total + n > KEYS_CHARS:
+            out.append(range(start, i))
+            start, total = i, 0
+        total += n
+    out.append(range(start, len(sizes)))
     return out
 
 
-class PendingPub:
-    """A Pub record waiting in the queue: the few values a send leaves, encoded only when flushed (a full
-    TraceContext costs several times more on the send path)."""
-
-    __slots__ = ("group", "topic", "tags", "keys", "body_length", "msg_type", "store_host", "timestamp",
-                 "cost_time", "region_id", "msg_id", "offset_msg_id", "success", "member_keys")
-
-    def __init__(self, group: str, topic: str, tags: Optional[str], keys: Optional[str], body_length: int,
-                 msg_type: int, store_host: str, timestamp: int) -> None:
-        self.group, self.topic, self.tags, self.keys = group, topic, tags, keys
-        self.body_length, self.msg_type, self.store_host, self.timestamp = body_length, msg_type, store_host, timestamp
-        self.cost_time = 0
-        self.region_id = self.msg_id = self.offset_msg_id = self.member_keys = None
-        self.success = False
-
-    def text(self) -> str:
-        return pub_record(self.timestamp, self.region_id, self.group, self.topic, self.msg_id, self.tags, self.keys,
-                          self.store_host, self.body_length, self.cost_time, self.msg_type, self.offset_msg_id,
-                          self.success)
-
-    def add_keys(self, out: Dict[str, None]) -> None:
-        add_keys(self.msg_id, self.keys, out)
-        if self.member_keys:
-            add_keys(None, self.member_keys, out)
+def _split(item: Any) -> List[Any]:
+    """A record about too many messages for one trace message's keys, as several records about fewer: a
+    batch's Pub as Pubs of consecutive members (each with their ids and offset ids, the rest as the batch's:
+    a reader finds a member's record by its id either way), a consumed batch's records by message. A record
+    about one message with too many keys of its own stays whole (``fitting_keys`` cuts its keys)."""
+    if type(item) is tuple:
+        info, result, end = item
+        ids = (result.msg_id or "").split(BATCH_ID_SEPARATOR)
+        members = info[8] if info[8] is not None and len(info[8]) == len(ids) else None
+        sizes = [len(i) + 1 + (len(members[n]) + 1 if members and members[n] else 0) for n, i in enumerate(ids)]
+        offsets = (result.offset_msg_id or "").split(BATCH_ID_SEPARATOR)
+        out = []
+        for r in _chunks(sizes):
+            part = attrs.evolve(result, msg_id=BATCH_ID_SEPARATOR.join(ids[r.start:r.stop]),
+                                offset_msg_id=BATCH_ID_SEPARATOR.join(offsets[r.start:r.stop])
+                                if len(offsets) == len(ids) else result.offset_msg_id)
+            out.append((info[:8] + (members[r.start:r.stop] if members else None,), part, end))
+        return out if len(out) > 1 else [item]
+    beans = item.beans
+    if len(beans) > 1:
+        return [attrs.evolve(item, beans=beans[r.start:r.stop])
+                for r in _chunks([len(b.msg_id or "") + len(b.keys or "") + 2 for b in beans])]
+    bean = beans[0]
+    ids = (bean.msg_id or "").split(BATCH_ID_SEPARATOR)
+    if len(ids) < 2:
+        return [item]
+    offsets = (bean.offset_msg_id or "").split(BATCH_ID_SEPARATOR)
+    return [attrs.evolve(item, beans=[attrs.evolve(
+        bean, msg_id=BATCH_ID_SEPARATOR.join(ids[r.start:r.stop]),
+        offset_msg_id=BATCH_ID_SEPARATOR.join(offsets[r.start:r.stop]) if len(offsets) == len(ids)
+        else bean.offset_msg_id)]) for r in _chunks([len(i) + 1 for i in ids])]
 
 
 class Tracer:
-    """The hooks a traced client calls; each builds a context and appends it (exceptions never escape)."""
+    """The hooks a traced client calls; each queues what it saw (exceptions never escape)."""
 
     def __init__(self, dispatcher: TraceDispatcher, group: str) -> None:
         self.dispatcher = dispatcher
@@ -309,26 +403,35 @@ class Tracer:
         """Record a Pub when ``d`` (one send attempt) fires with a result that allows tracing. For a batch,
         ``msg`` is the batch as sent (its encoded body) and ``members`` its messages: one Pub for them all, as
         Java's hook records a MessageBatch (no tags or keys, the batch body's length, the ids joined by
-        commas); the members' keys are added to the trace message's keys (not the record) so they find it."""
-        if msg.topic == self.dispatcher.trace_topic:
-            return d
-        props = msg.properties
-        pub = PendingPub(self.group, msg.topic, props.get(_TAGS), props.get(_KEYS), len(msg.body),
-                         message_type(props), broker_addr, now_ms())
-        if members:
-            found = [m.properties.get(MessageConst.PROPERTY_KEYS) for m in members]
-            pub.member_keys = MessageConst.KEY_SEPARATOR.join(k for k in found if k) or None
-        return d.addCallback(self._pub_done, pub)
+        commas); the members' keys are added to the trace message's keys (not the record) so they find it.
+        The values are kept as they are now (a caller may change the message later), in one tuple."""
+        info = self.start(msg, broker_addr, members)
+        return d if info is None else d.addCallback(self._pub_done, info)
 
-    def _pub_done(self, result, pub: "PendingPub"):
+    def start(self, msg: Message, broker_addr: Optional[str], members: Optional[List[Message]] = None
+              ) -> Optional[tuple]:
+        """The values of a send's Pub as the attempt starts, for ``done`` (None: not traced)."""
+        topic = msg.topic
+        if topic == self.dispatcher.trace_topic:
+            return None
+        props = msg.properties
+        if _LEVEL in props or _START_DELIVER in props:
+            kind = _DELAY
+        else:
+            kind = _HALF if props.get(_PREPARED) == "true" else _NORMAL
+        return (self.group, topic, props.get(_TAGS), props.get(_KEYS), len(msg.body), kind, broker_addr, _time(),
+                [m.properties.get(_KEYS) for m in members] if members else None)
+
+    def done(self, result: SendResult, info: Optional[tuple]) -> None:
+        """Queue the Pub of an attempt that got ``result``, if the broker allows tracing (never raises)."""
         try:
-            if result.region_id and result.trace_on:
-                pub.cost_time = now_ms() - pub.timestamp
-                pub.region_id, pub.msg_id, pub.offset_msg_id = result.region_id, result.msg_id, result.offset_msg_id
-                pub.success = result.status is SendStatus.SEND_OK
-                self.dispatcher.append(pub)
+            if info is not None and result.region_id and result.trace_on:
+                self.dispatcher.append((info, result, _time()))
         except Exception:
             log.failure("trace: recording a send")
+
+    def _pub_done(self, result, info: tuple):
+        self.done(result, info)
         return result
 
     def ended(self, msg: Message, msg_id: str, broker_addr: Optional[str], state: str, transaction_id: Optional[str],

@@ -10,11 +10,12 @@ instead of failing the whole body (Java's decoder throws on the first one).
 from __future__ import annotations
 
 import enum
+import zlib
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import attrs
 
-from mq.common.message import MessageConst, MessageExt
+from mq.common.message import MessageConst, MessageExt, MessageSysFlag
 
 CONTENT_SPLITOR = "\x01"
 FIELD_SPLITOR = "\x02"
@@ -23,6 +24,9 @@ TRACE_PRODUCER_GROUP_PREFIX = "_INNER_TRACE_PRODUCER"
 TRACE_INSTANCE_NAME = "PID_CLIENT_INNER_TRACE_PRODUCER"
 #: Records read from the trace messages of one query together: a bound on what one message id can cost.
 MAX_TRACE_RECORDS = 10_000
+#: The most bytes a compressed trace message inflates to here (clients send at most 128,000 bytes of records; a
+#: body inflating further is cut there, its last record unreadable and skipped).
+MAX_TRACE_BODY = 4 * 1024 * 1024
 
 
 class TraceType(str, enum.Enum):
@@ -324,6 +328,20 @@ def _view(ctx: TraceContext, bean: TraceBean, client_host: str, msg_id: Optional
     return view
 
 
+def trace_body(msg: MessageExt) -> Optional[str]:
+    """A trace message's text: its body inflated if the sender compressed it (Java's and mq's trace producers
+    compress bodies of 4 KiB or more, so nearly every trace message) to at most ``MAX_TRACE_BODY`` bytes;
+    None if it does not inflate."""
+    body = msg.body
+    if msg.sys_flag & MessageSysFlag.COMPRESSED_FLAG:
+        try:
+            inflater = zlib.decompressobj()
+            body = inflater.decompress(body, MAX_TRACE_BODY)
+        except zlib.error:
+            return None
+    return body.decode("utf-8", "replace")
+
+
 def trace_views(msg_id: str, messages: Iterable[MessageExt], limit: int = MAX_TRACE_RECORDS) -> List[TraceView]:
     """The records about ``msg_id`` in these trace messages, reading at most ``limit`` records of them all;
     the client host is the trace message's born host (its IP), as Java's TraceView takes it."""
@@ -331,7 +349,10 @@ def trace_views(msg_id: str, messages: Iterable[MessageExt], limit: int = MAX_TR
     for m in messages:
         if limit <= 0:
             break
-        contexts, _ = decode(m.body.decode("utf-8", "replace"), limit)
+        text = trace_body(m)
+        if text is None:
+            continue
+        contexts, _ = decode(text, limit)
         limit -= len(contexts)
         for ctx in contexts:
             found = _member(ctx.beans[0], msg_id)

@@ -51,6 +51,7 @@ _KEYS = MessageConst.PROPERTY_KEYS
 _KEY_SEPARATOR = MessageConst.KEY_SEPARATOR
 _UNIQ_FIXED = 20  # MessageClientIDSetter: 20 hex characters of IP, pid and class loader, then 12 that vary:
 _UNIQ_TIMED = 28  # 8 of time since the month began, 4 of a counter
+_UNIQ_LENGTH = 32
 RESERVE_AHEAD = 1 << 20  # entry bytes reserved on disk at a time
 # The UNIQ_KEY's last 4 characters (MessageClientIDSetter's counter), their Horner sum looked up: CPython only;
 # under PyPy the table made batches ~10% dearer end to end (paired runs), so no tail length matches there.
@@ -369,7 +370,9 @@ class IndexService:
         """Append (key hash, ``phy``) for the message's UNIQ_KEY and each KEYS token.
 
         ``topic#`` is hashed once per topic, and so is ``topic#`` + the first 20 characters of a UNIQ_KEY (a
-        producer's fixed address/pid/loader part): only the varying rest of a key is hashed per message.
+        producer's fixed address/pid/loader part): only the varying rest of a key is hashed per message. KEYS
+        tokens of a UNIQ_KEY's length are hashed the same way: a trace message's keys are the ids of the
+        messages it traces (a quarter of the cost of hashing each whole).
         """
         uniq = properties.get(_UNIQ)
         if uniq:
@@ -377,8 +380,11 @@ class IndexService:
         user_keys = properties.get(_KEYS)
         if user_keys:
             topic_hash = self._topic_cache(topic)[""]
+            uniq_hash = self._uniq_hash
             for k in user_keys.split(_KEY_SEPARATOR):
-                if k:
+                if len(k) == _UNIQ_LENGTH:  # a message id (a trace message's keys are hundreds of them)
+                    out.append((uniq_hash(topic, k), phy))
+                elif k:
                     out.append((index_key_hash(k, topic_hash), phy))
 
     def _topic_cache(self, topic: str) -> Dict[str, int]:

@@ -9,6 +9,7 @@ import pytest_twisted
 from twisted.internet import threads
 
 from mq.client import ConsumeConcurrentlyStatus, ConsumeFromWhere, Producer, PushConsumer, make_message
+from mq.client.api import unpack_messages
 from mq.client.simple import create_topic_request, parse_route, pull_request, route_request
 from mq.common.message import decode_messages
 from mq.common.trace_data import decode
@@ -160,6 +161,56 @@ def test_traced_batch_send_and_a_listener_returning_none(broker):
     response = call(broker.addr, pull_request("trace_reader_b", TRACE_TOPIC, 0, 0, 64))
     pubs = [m for m in decode_messages(response.body) if ids[0] in m.keys and "batch-key-2" in m.keys]
     assert pubs
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_batch_of_1200_is_found_by_every_member_even_the_last(broker):
+    """A batch whose ids pass what one trace message's keys hold: its Pub is split over trace messages, and
+    queryMsgTraceById finds the first member, members either side of a split, and the last."""
+    topic = "TraceBigBatch"
+    _create(broker, topic)
+    producer = Producer("TraceBigBatchPG", broker.namesrv, instance_name="trace-big-p", enable_msg_trace=True)
+    producer.start()
+    try:
+        result = yield producer.send_batch(
+            [make_message(topic, f"member {i}", keys=f"big-key-{i}") for i in range(1200)])
+    finally:
+        yield producer.shutdown()  # sends the queued records
+    dispatcher = producer.tracer.dispatcher
+    assert dispatcher.sent_messages >= 2 and (dispatcher.failed_messages, dispatcher.dropped) == (0, 0)
+    ids, offsets = result.msg_id.split(","), result.offset_msg_id.split(",")
+    assert len(ids) == len(offsets) == 1200
+
+    def query(msg_id):
+        return threads.deferToThread(mqadmin, "queryMsgTraceById", "-i", msg_id, "--json", namesrv=broker.namesrv)
+
+    seen = set()
+    for i in (0, 1, 399, 400, 401, 799, 800, 801, 1198, 1199):
+        r = yield poll(lambda m=ids[i]: query(m), lambda r: r.code == 0 and r.json(), 30,
+                       what=f"the trace of batch member {i}")
+        (pub,) = r.json()
+        assert (pub["msgType"], pub["msgId"], pub["offSetMsgId"], pub["topic"], pub["status"]) == (
+            "Pub", ids[i], offsets[i], topic, "success")
+        seen.add(pub["timeStamp"])
+    assert len(seen) == 1  # the parts of one Pub: the batch's time
+    # every member's id is a key of exactly one trace message, which names that member in its record
+    members = set(ids)
+    parts = [m for m in _trace_messages(broker) if set(m.keys) & members]
+    assert len(parts) >= 2 and sorted(i for m in parts for i in m.keys if i in members) == sorted(ids)
+    for m in parts:
+        (record,) = [c for c in decode(m.body.decode())[0] if c.beans[0].msg_id.split(",")[0] in members]
+        assert set(record.beans[0].msg_id.split(",")) == set(m.keys) & members
+
+
+def _trace_messages(broker):
+    """Every message of the trace topic's one queue, bodies inflated."""
+    out, offset = [], 0
+    while True:
+        response = call(broker.addr, pull_request("trace_reader_all", TRACE_TOPIC, 0, offset, 32))
+        if response.code != ResponseCode.SUCCESS:
+            return out
+        out.extend(unpack_messages(response.body, None, 0, 0))
+        offset = int(response.ext_fields["nextBeginOffset"])
 
 
 @pytest_twisted.inlineCallbacks

@@ -87,9 +87,33 @@ def test_a_full_enough_queue_is_flushed_on_the_next_turn_and_large_batches_are_s
     d, p = make(clock, flush_at=10, batch_chars=200)
     for i in range(10):
         d.append(ctx(i))
+    assert p.sent == []
     clock.advance(0)
-    assert len(records(p)) == 10
-    assert all(len(m.body) < 200 + 100 for m in p.sent) and len(p.sent) > 1  # one record may pass the mark
+    # the queue's reaching flush_at sends full trace messages while flush_at are queued; the few left wait
+    sent = len(records(p))
+    assert 0 < sent < 10 and len(d.pending) == 10 - sent
+    assert all(len(m.body) < 200 + 100 for m in p.sent)  # one record may pass the mark
+    clock.advance(0.49)
+    assert len(records(p)) == sent
+    clock.advance(0.01)  # the 500 ms mark sends the rest, however few
+    assert len(records(p)) == 10 and [c.timestamp for c in records(p)] == [1000 + i for i in range(10)]
+
+
+def test_a_steady_stream_makes_full_trace_messages():
+    """Records arriving a few at a time: each flush the count starts sends one message of ``flush_at``
+    records (none of a leftover few), and the leftovers join the next one."""
+    clock = task.Clock()
+    d, p = make(clock, flush_at=50)
+    for i in range(230):
+        d.append(ctx(i))
+        if i % 7 == 6:
+            clock.advance(0)  # a reactor turn
+    clock.advance(0)
+    # each flush runs on the turn after the count was reached, with the records of that turn: 56 a time
+    assert [len(decode(m.body.decode())[0]) for m in p.sent] == [56, 56, 56, 56] and len(d.pending) == 6
+    clock.advance(0.5)
+    assert [len(decode(m.body.decode())[0]) for m in p.sent][4:] == [6]
+    assert [c.timestamp for c in records(p)] == [1000 + i for i in range(230)]
 
 
 def test_full_queue_drops_counts_and_logs_once_a_second(log_events):
@@ -229,8 +253,9 @@ def test_a_batch_is_one_pub_for_all_its_messages_each_id_a_key():
 
 
 def test_trace_message_keys_are_bounded(log_events):
-    """Records stop joining a trace message once its keys reach KEYS_CHARS; one record with more ids than
-    MAX_KEYS_BYTES holds (a huge batch) keeps the ids that fit, with a log line."""
+    """A record whose keys would pass KEYS_CHARS starts the next trace message; a record about more
+    messages than one message's keys can name (a batch's Pub of 2,000 ids, a consumed batch) is split into
+    records of consecutive messages, each trace message naming all of its records' ids: none left out."""
     from mq.client.trace import KEYS_CHARS, MAX_KEYS_BYTES
 
     clock = task.Clock()
@@ -241,14 +266,61 @@ def test_trace_message_keys_are_bounded(log_events):
         d.append(ctx(i, keys=f"{long_key}{i:03d}"))
     clock.advance(0.5)
     assert len(p.sent) == 2 and sum(len(m.keys) for m in p.sent) == 2 * n  # each record's id and key
-    assert all(len(" ".join(m.keys)) < KEYS_CHARS + 2100 for m in p.sent)
-    ids = ",".join(f"{i:032X}" for i in range(2000))
-    d.append(TraceContext(TraceType.Pub, 1, "R", "PG", beans=[TraceBean(msg_id=ids, topic="T")]))
+    assert all(len(" ".join(m.keys)) <= KEYS_CHARS for m in p.sent)
+    del p.sent[:]
+    ids = [f"{i:032X}" for i in range(2000)]
+    offsets = [f"OFF{i:029X}" for i in range(2000)]
+    d.append(TraceContext(TraceType.Pub, 1, "R", "PG", 7, beans=[TraceBean(
+        msg_id=",".join(ids), offset_msg_id=",".join(offsets), topic="T", body_length=99)]))
+    d.append(TraceContext(TraceType.SubBefore, 2, "R", "CG", request_id="Q",
+                          beans=[TraceBean(msg_id=i, keys="k") for i in ids[:1500]]))
     clock.advance(0.5)
-    keys = p.sent[-1].keys
-    assert keys == [f"{i:032X}" for i in range(len(keys))] and len(" ".join(keys).encode()) <= MAX_KEYS_BYTES
-    assert len(keys) > 800 and logged_lines(log_events, "keys of a trace message to RMQ_SYS_TRACE_TOPIC left out")
-    assert decode(p.sent[-1].body.decode())[0][0].beans[0].msg_id == ids  # the record itself is whole
+    assert len(p.sent) >= 3 and all(len(" ".join(m.keys)) <= KEYS_CHARS for m in p.sent)
+    pubs = [(m, c) for m in p.sent for c in decode(m.body.decode())[0] if c.trace_type is TraceType.Pub]
+    assert len(pubs) >= 3
+    found = []
+    for m, c in pubs:
+        b = c.beans[0]
+        members = b.msg_id.split(",")
+        assert set(members) <= set(m.keys) and b.offset_msg_id.split(",") == [offsets[ids.index(x)] for x in members]
+        assert (c.timestamp, c.cost_time, b.body_length, b.topic) == (1, 7, 99, "T")  # the batch's own
+        found += members
+    assert found == ids  # every id once, in order
+    subs = [(m, c) for m in p.sent for c in decode(m.body.decode())[0] if c.trace_type is TraceType.SubBefore]
+    assert [c.beans[0].msg_id for _, c in subs] == ids[:1500]
+    assert all(c.beans[0].msg_id in m.keys for m, c in subs)
+    assert logged_lines(log_events, "left out") == []
+    # non-ASCII keys can still pass the broker's bound in bytes: the keys that fit, with a log line
+    del p.sent[:]
+    d.append(ctx(0, keys=" ".join(f"{i:03d}" + "é" * 96 for i in range(200))))
+    clock.advance(0.5)
+    (m,) = p.sent
+    assert len(" ".join(m.keys).encode()) <= MAX_KEYS_BYTES and m.keys[0] == "ID0" and len(m.keys) > 100
+    assert logged_lines(log_events, "keys of a trace message to RMQ_SYS_TRACE_TOPIC left out")
+    assert decode(m.body.decode())[0][0].beans[0].keys.count("é") == 96 * 200  # the record itself is whole
+
+
+def test_a_batch_send_of_thousands_is_split_into_pubs_each_found_by_its_ids():
+    """A batch's Pub as the hook queues it, split the same way: the members' own keys go with their ids."""
+    clock = task.Clock()
+    d, p = make(clock)
+    members = [Message("T", b"a", properties={"KEYS": f"order{i}"}) for i in range(1200)]
+    send = defer.Deferred()
+    Tracer(d, "PG").sent(send, Message("T", b"x" * 5000), "1.2.3.4:10911", members)
+    ids = [f"{i:032X}" for i in range(1200)]
+    send.callback(SendResult(SendStatus.SEND_OK, ",".join(ids), ",".join(f"O{i}" for i in range(1200)),
+                             MessageQueue("T", "b", 0), 5, None, "DefaultRegion", True))
+    clock.advance(0.5)
+    assert len(p.sent) >= 2
+    seen = []
+    for m in p.sent:
+        (pub,) = decode(m.body.decode())[0]
+        members_here = pub.beans[0].msg_id.split(",")
+        n = [ids.index(x) for x in members_here]
+        assert m.keys == members_here + [f"order{i}" for i in n]
+        assert pub.beans[0].offset_msg_id == ",".join(f"O{i}" for i in n) and pub.beans[0].body_length == 5000
+        seen += members_here
+    assert seen == ids
 
 
 def test_a_failed_send_records_nothing_and_keeps_its_failure():

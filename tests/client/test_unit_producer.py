@@ -179,3 +179,51 @@ def test_an_explicit_queue_on_a_broker_not_seen_yet_asks_for_the_route_first():
     p.instance.update_route = lambda topic: defer.succeed(None)  # the route does not know it either
     failure = result_of(p.send(make_message("T", "x"), queue=MessageQueue("T", "broker-c", 0)))
     assert isinstance(failure.value, MQClientError) and "no master address for broker broker-c" in str(failure.value)
+
+
+def test_a_traced_send_records_one_pub_per_attempt_answered_on_every_path():
+    """The retry loop records its attempts' Pubs itself (no Deferred callback of their own), an explicit
+    queue's send through the tracer's hook: each attempt that got a result once, with its broker, none for
+    an attempt without an answer, the send's own result unchanged."""
+    from mq.client.instance import ClientConfig
+    from mq.client.trace import TraceDispatcher, Tracer
+    from mq.common.trace_data import decode
+
+    class Recording:
+        def __init__(self, group):
+            self.sent = []
+
+        def start(self):
+            pass
+
+        def send(self, msg, timeout):
+            self.sent.append(msg)
+            return defer.succeed(None)
+
+    class RegionAPI(FakeAPI):
+        def send(self, addr, header, body, mq, uniq, timeout, batch=False, reply=False):
+            d = super().send(addr, header, body, mq, uniq, timeout, batch, reply)
+            status = SendStatus.FLUSH_DISK_TIMEOUT if mq.broker_name == "broker-b" and len(self.calls) == 2 else \
+                SendStatus.SEND_OK
+            return d.addCallback(lambda r: SendResult(status, r.msg_id, f"OFF-{mq.broker_name}", mq, 1,
+                                                      region_id="DefaultRegion"))
+
+    p, _ = producer_with({"broker-a": RemotingTimeoutError("slow")}, retry_another_broker_when_not_store_ok=True)
+    api = p.instance.api = RegionAPI(p.instance.api.behaviour)
+    dispatcher = TraceDispatcher(p.reactor, ClientConfig(), "PG", "PRODUCER", producer_factory=Recording)
+    dispatcher.start()
+    p.tracer = Tracer(dispatcher, "PG")
+    msg = make_message("T", "x", keys="k1", tags="TagA")
+    result = result_of(p.send(msg))  # a: no answer; b: FLUSH_DISK_TIMEOUT, retried; a again: timeout...
+    assert [mq.broker_name for mq in api.calls] == ["broker-a", "broker-b", "broker-a"]
+    assert isinstance(result.value, MQClientError)  # three attempts, the last without an answer
+    api.behaviour.clear()
+    explicit = result_of(p.send(make_message("T", "y"), queue=QUEUES[5]))
+    assert explicit.status is SendStatus.SEND_OK
+    p.reactor.advance(0.5)
+    records = [c for m in dispatcher.producer.sent for c in decode(m.body.decode())[0]]
+    assert [(c.beans[0].store_host, c.beans[0].offset_msg_id, c.success, c.beans[0].tags, c.beans[0].keys)
+            for c in records] == [("broker-b:1", "OFF-broker-b", False, "TagA", "k1"),
+                                  ("broker-b:1", "OFF-broker-b", True, "null", "null")]
+    assert records[0].beans[0].msg_id == msg.unique_key and dispatcher.producer.sent[0].keys == [
+        msg.unique_key, "k1", records[1].beans[0].msg_id]

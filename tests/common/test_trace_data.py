@@ -171,3 +171,20 @@ def test_views_carry_what_joins_a_consumption_and_names_a_send():
     assert (end["messageType"], end["transactionId"], end["transactionState"]) == (
         "Trans_msg_Commit", "TX1", "COMMIT_MESSAGE")
     assert (odd["requestId"], odd["status"], odd["contextCode"]) == ("REQ2", "failed", "9")
+
+
+def test_compressed_trace_messages_are_inflated_bounded_and_bad_ones_skipped(monkeypatch):
+    """Trace producers compress bodies of 4 KiB or more (nearly every trace message): the reader inflates
+    them; one that does not inflate is skipped, one inflating past MAX_TRACE_BODY is cut there."""
+    import zlib
+
+    from mq.common import trace_data
+
+    records = JAVA_PUB + JAVA_SUB_AFTER + JAVA_PUB.replace(MSG_ID, "OTHER") * 100
+    packed = MessageExt(topic="RMQ_SYS_TRACE_TOPIC", body=zlib.compress(records.encode()), sys_flag=1,
+                        born_host=("10.9.8.7", 1))
+    broken = MessageExt(topic="RMQ_SYS_TRACE_TOPIC", body=b"not zlib", sys_flag=1, born_host=("10.9.8.8", 1))
+    views = trace_views(MSG_ID, [broken, packed])
+    assert [(v.msg_type, v.client_host) for v in views] == [("Pub", "10.9.8.7"), ("SubAfter", "10.9.8.7")]
+    monkeypatch.setattr(trace_data, "MAX_TRACE_BODY", len(JAVA_PUB) + 5)  # the SubAfter lies past the bound
+    assert [v.msg_type for v in trace_views(MSG_ID, [packed])] == ["Pub"]

@@ -187,3 +187,19 @@ def test_the_tail_table_stops_growing_at_its_bound(tmp_path, monkeypatch):
     keys = ["7F0000010A2B3C4D5E6F00000001%04X" % i for i in range(10)]
     assert [service._uniq_hash("T", k) for k in keys] == [index_key_hash("T#" + k) for k in keys]
     assert len(index._TAIL_SUMS) == 3
+
+
+def test_keys_of_a_message_id_s_length_are_found_like_any_key(tmp_path):
+    """KEYS tokens of 32 characters (a trace message's keys are message ids) take the UNIQ_KEY hashing:
+    ids of one producer, ids of two, a 32-character key that is no id, a non-ASCII one; each is found."""
+    service = IndexService(str(tmp_path), slots=64, max_index=1000, now_ms=lambda: T)
+    ids = [f"7F0000010A2B3C4D5E6F{t:08X}{n:04X}" for t in (1, 2) for n in range(40)]
+    ids += ["0A0000020000000000000000000000FF", "x" * 32, "é" * 32, "ab" * 16]
+    service.build("RMQ_SYS_TRACE_TOPIC", {"UNIQ_KEY": "U" * 32, "KEYS": " ".join(ids + ["short"])}, 500, T)
+    service.build("Other", {"KEYS": ids[0]}, 900, T)
+    f = service.files[-1]
+    hashes = [INDEX_ENTRY.unpack_from(f.mm, HEADER_SIZE + 64 * 4 + n * ENTRY_SIZE)[0] for n in range(1, 87)]
+    assert hashes == [index_key_hash(f"RMQ_SYS_TRACE_TOPIC#{k}") for k in ["U" * 32] + ids + ["short"]]
+    for key in ids + ["short"]:
+        assert service.query("RMQ_SYS_TRACE_TOPIC", key, 5, 0, 2**62)[0] == [500], key
+    assert service.query("Other", ids[0], 5, 0, 2**62)[0] == [900]
