@@ -245,9 +245,11 @@ def test_create_and_delete_a_consumer_group_by_clicking(page, cluster):
     open_page(page, cluster, "consumers")
     page.fill("#new-group", "ClickedGroup")
     page.fill("#new-group-retries", "3")
+    page.fill("#new-group-brokers", "it-broker")  # rocketmq-dashboard's broker choice (here, the only one)
     expect(page.locator("#new-group-cluster option")).to_have_count(1)
     page.click("#create-group")
-    expect(page.locator("#flash")).to_contain_text("Group ClickedGroup saved")
+    expect(page.locator("#flash")).to_contain_text(f"Group ClickedGroup saved on {cluster['broker'].addr}")
+    assert [r["retryMaxTimes"] for r in cluster["console"].call("consumer/config?group=ClickedGroup")] == [3]
     page.goto(f"{cluster['url']}/#/consumer/ClickedGroup")
     page.once("dialog", lambda dialog: dialog.accept())
     page.click("#delete-group")
@@ -269,6 +271,10 @@ def test_running_info_of_an_online_consumer(page, cluster):
         page.click("#running-jstack")  # rocketmq-dashboard's running info with jstack: the client's threads
         expect(page.locator("#running-stacks")).to_contain_text("Thread: MainThread RUNNABLE")
         expect(page.locator("#running-stacks")).to_contain_text("\tat ")
+        # its subscription config on the broker (made when the consumer first registered), as the page shows it
+        wait_until(lambda: cluster["console"].call("consumer/config?group=OnlineGroup"), what="the group's config")
+        page.reload()
+        expect(page.locator("#group-config tr", has_text="it-broker")).to_contain_text("true")
     finally:
         consumer.kill()
         consumer.wait()
@@ -318,6 +324,14 @@ def test_a_traced_message_shows_its_trace(page, cluster):
     expect(timeline).to_contain_text("TracedGroup")
     assert "4 ms: SUCCESS" in timeline.locator("rect.trace-bar >> nth=1").locator("title").text_content()
     shoot(page, "trace")
+
+    open_page(page, cluster, "trace")  # rocketmq-dashboard's query by topic and key, then the trace
+    page.fill("#trace-key-topic", SEED_TOPIC)
+    page.fill("#trace-key", "traced-key")
+    page.click("#search-trace-key")
+    page.locator("#trace-key-results tr", has_text=msg_id).get_by_role("button", name="Show trace").click()
+    expect(page.get_by_role("heading", name="Consumed by TracedGroup")).to_be_visible()
+    expect(page.locator("#trace-id")).to_have_value(msg_id)
 
 
 def test_a_dead_letter_message_is_sent_back_to_its_group_by_clicking(page, cluster):
