@@ -114,34 +114,30 @@ class TimerCancels:
         """Load, at most ``budget`` entries read, the new cancellations of the legacy queue and of the timer
         queue whose window has not fired; returns the budget left."""
         oldest = self.window(fired_before_ms)
-        cq = self.store.consume_queue(TIMER_TOPIC, LEGACY_QUEUE)
-        if cq is not None:
-            offset = max(self.offset, cq.min_offset)
-            end = cq.max_offset
-            while offset < end and budget > 0:
-                entry = cq.entry(offset)
-                if entry is None:  # a hole in the queue's files: skipped, never waited for
-                    log.warn("timer cancellation queue offset {offset} is unreadable: skipped", offset=offset)
-                else:
-                    phy, size, due = entry
-                    self._take(LEGACY_QUEUE, offset, phy, size, abs(due), oldest)
-                offset += 1
-                budget -= 1
-            self.offset = offset
-        cq = self.store.consume_queue(TIMER_TOPIC, CANCEL_QUEUE)
-        if cq is not None:
-            offset = max(self.ahead, cq.min_offset)
-            end = cq.max_offset
-            while offset < end and budget > 0:
-                entry = cq.entry(offset)
-                if entry is None:
-                    break  # linking waits for this entry too
-                if entry[2] < 0:
-                    self._take(CANCEL_QUEUE, offset, entry[0], entry[1], -entry[2], oldest)
-                offset += 1
-                budget -= 1
-            self.ahead = offset
+        self.offset, budget = self._scan(LEGACY_QUEUE, self.offset, budget, oldest)
+        self.ahead, budget = self._scan(CANCEL_QUEUE, self.ahead, budget, oldest)
         return budget
+
+    def _scan(self, queue_id: int, offset: int, budget: int, oldest: int) -> Tuple[int, int]:
+        """Take the cancellations of one queue from ``offset`` on (every entry of the legacy queue, the
+        negative tags codes of the timer queue); (the next offset, the budget left)."""
+        cq = self.store.consume_queue(TIMER_TOPIC, queue_id)
+        if cq is None:
+            return offset, budget
+        offset = max(offset, cq.min_offset)
+        end = cq.max_offset
+        while offset < end and budget > 0:
+            entry = cq.entry(offset)
+            if entry is None:
+                if queue_id == CANCEL_QUEUE:
+                    break  # linking waits for this entry too
+                # a hole in the legacy queue's files: skipped, never waited for
+                log.warn("timer cancellation queue offset {offset} is unreadable: skipped", offset=offset)
+            elif queue_id == LEGACY_QUEUE or entry[2] < 0:
+                self._take(queue_id, offset, entry[0], entry[1], abs(entry[2]), oldest)
+            offset += 1
+            budget -= 1
+        return offset, budget
 
     def caught_up(self) -> bool:
         """Every cancellation stored so far read (a hole in the timer queue ends what can be read)."""
