@@ -185,6 +185,14 @@ class ClusterInfo:
         return None
 
 
+def vip_addr(addr: str) -> str:
+    """A broker's VIP address: its port minus 2 (MixAll.brokerVIPChannel); unchanged when that is no port."""
+    host, sep, port = addr.rpartition(":")
+    if not sep or not port.isdigit() or int(port) <= 2:
+        return addr
+    return f"{host}:{int(port) - 2}"
+
+
 def route_masters(route: TopicRouteData) -> Dict[str, str]:
     """Broker name → master address, for the brokers of a route that have a live master."""
     return {b.broker_name: b.master_addr() for b in route.broker_datas if b.master_addr()}
@@ -226,6 +234,9 @@ class MQAdminAPI:
         self.remoting = remoting or RemotingClient(reactor, connect_timeout=min(timeout, 3.0), signer=signer)
         #: Where long commands count their work; ``mqadmin`` draws it on a terminal, other callers see nothing.
         self.progress = progress.silent()
+        #: Send to each broker's VIP port (its port - 2) but pulls, as a Java client with vipChannelEnabled does
+        #: (rocketmq-dashboard's isVIPChannel switch).
+        self.vip_channel = False
 
     def close(self) -> defer.Deferred:
         return self.remoting.close()
@@ -247,6 +258,8 @@ class MQAdminAPI:
 
     @defer.inlineCallbacks
     def _send(self, kind: str, addr: str, request: RemotingCommand, timeout: Optional[float] = None):
+        if self.vip_channel and kind == "broker" and request.code != RequestCode.PULL_MESSAGE:
+            addr = vip_addr(addr)
         try:
             response = yield self.remoting.invoke(addr, request, timeout or self.timeout)
         except RemotingError as e:

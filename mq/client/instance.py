@@ -24,6 +24,7 @@ from mq.client.api import ClientAPI
 from mq.client.headers import CheckTransactionStateRequestHeader, ResetOffsetRequestHeader
 from mq.client.model import MessageQueue
 from mq.client.request_reply import CORRELATION_ID, ReplyWaiters, reply_from_push
+from mq.client.stacks import thread_stacks
 from mq.common import fastjson
 from mq.common.broker_headers import (
     ConsumeMessageDirectlyResultRequestHeader,
@@ -378,7 +379,7 @@ class ClientInstance:
             return request.response(ResponseCode.SYSTEM_ERROR, f"the consumer group {group} is not in this client")
         data = consumer.consumer_data()
         body = {
-            "jstack": "",
+            "jstack": thread_stacks() if request.field("jstackEnable", "") == "true" else "",
             "mqTable": {},
             "properties": {"PROP_CLIENT_VERSION": "V4_9_8", "PROP_CONSUME_TYPE": data.consume_type,
                            "PROP_CONSUMEORDERLY": str(bool(getattr(consumer, "orderly", False))).lower(),

@@ -4,7 +4,7 @@ A switch is checked first: the new NameServers must answer for their cluster (GE
 the console's signing) before anything changes. Then the console's own admin API, every logged-in session's
 and the dashboard's sampler (its history starts anew, being another cluster's) use them; sessions made later
 too. Addresses used in this run are offered again (at most ``MAX_KNOWN``); a restart starts from the
-configured ones.
+configured ones. ``ops/status`` tells which of them answer now; ``ops/vip`` switches the brokers' VIP channel.
 """
 
 from __future__ import annotations
@@ -42,7 +42,38 @@ def remember(ctx: Context, addrs: str) -> None:
 def ops(ctx: Context, form: Form):
     if not ctx.namesrv_known:
         remember(ctx, ctx.config.namesrv_addr)
-    return defer.succeed({"namesrvAddr": ";".join(ctx.api.namesrv_addrs), "known": list(ctx.namesrv_known)})
+    return defer.succeed({"namesrvAddr": ";".join(ctx.api.namesrv_addrs), "known": list(ctx.namesrv_known),
+                          "vipChannel": ctx.api.vip_channel})
+
+
+@route("ops/vip", "POST", ["enabled"])
+def vip_channel(ctx: Context, form: Form):
+    """rocketmq-dashboard's VIP channel switch: every admin API of the console (sessions made later too) sends
+    to the brokers' VIP ports (port - 2; pulls excepted) or back to their main ports."""
+    enabled = form.flag("enabled", default=None)
+    if enabled is None:
+        raise BadRequest("enabled: missing")
+    for api in _apis(ctx):
+        api.vip_channel = enabled
+    return defer.succeed({"vipChannel": enabled})
+
+
+@route("ops/status")
+@defer.inlineCallbacks
+def status(ctx: Context, form: Form):
+    """rocketmq-dashboard's status check: whether each NameServer the console asks answers now (for its
+    cluster, GET_BROKER_CLUSTER_INFO), asked at once, each on its own."""
+    addrs = list(ctx.api.namesrv_addrs)
+    probes = [MQAdminAPI(ctx.api.reactor, [a], timeout=ctx.api.timeout, remoting=ctx.api.remoting).cluster_info()
+              for a in addrs]
+    answers = yield defer.DeferredList(probes, consumeErrors=True)
+    rows = []
+    for addr, (ok, result) in zip(addrs, answers):
+        if ok:
+            rows.append({"addr": addr, "ok": True, "brokers": len(result.broker_addr_table), "error": None})
+        else:
+            rows.append({"addr": addr, "ok": False, "brokers": 0, "error": result.getErrorMessage()})
+    return rows
 
 
 @route("ops/namesrv", "POST", ["namesrvAddr"])

@@ -48,14 +48,20 @@ class ConsoleService(service.Service):
         sessions = None
         if config.login or config.users_file:
             sessions = SessionStore(
-                lambda account: MQAdminAPI(reactor, config.namesrv_addr.split(";"), timeout=config.admin_timeout,
-                                           credentials=account),
+                self._session_api,
                 reactor, config.max_sessions, config.session_idle,
                 users=UsersFile(config.users_file) if config.users_file else None, shared_api=self.api,
                 limiter=LoginLimiter(reactor, config.login_max_failures, config.login_window))
         self.ctx = Context(self.api, config, self.sampler, sessions=sessions)
         self.site = make_site(self.ctx)
         self.port = None
+
+    def _session_api(self, account) -> MQAdminAPI:
+        """A logged-in user's admin API: the console's NameServers and VIP channel setting, their account."""
+        api = MQAdminAPI(self.reactor, self.config.namesrv_addr.split(";"), timeout=self.config.admin_timeout,
+                         credentials=account)
+        api.vip_channel = self.api.vip_channel
+        return api
 
     def startService(self) -> None:
         super().startService()

@@ -330,6 +330,24 @@ def consumer_progress(ctx: Context, form: Form):
     return result
 
 
+@route("consumer/config", fields=["group"])
+@defer.inlineCallbacks
+def consumer_config(ctx: Context, form: Form):
+    """The group's subscription config on each master that holds it (rocketmq-dashboard's
+    examineSubscriptionGroupConfig: GET_ALL_SUBSCRIPTIONGROUP_CONFIG, which every 4.x broker answers)."""
+    group = form.group()
+    info = yield ctx.api.cluster_info()
+    rows = []
+    for cluster_name in sorted(info.cluster_addr_table):
+        for name, addr in info.master_addrs(cluster_name):
+            table = yield ctx.api.broker_table(addr, RequestCode.GET_ALL_SUBSCRIPTIONGROUP_CONFIG,
+                                               "subscription groups", "subscriptionGroupTable")
+            config = table.get(group)
+            if isinstance(config, dict):
+                rows.append({"cluster": cluster_name, "brokerName": name, "addr": addr, **config})
+    return rows
+
+
 @route("consumer/connection", fields=["group"])
 @defer.inlineCallbacks
 def consumer_connection(ctx: Context, form: Form):
@@ -383,11 +401,13 @@ def consumer_delete(ctx: Context, form: Form):
     return result
 
 
-@route("consumer/running-info", fields=["group", "clientId"])
+@route("consumer/running-info", fields=["group", "clientId", "jstack"])
 def consumer_running_info(ctx: Context, form: Form):
-    """What one online consumer reports about itself (GET_CONSUMER_RUNNING_INFO, relayed by a broker)."""
+    """What one online consumer reports about itself (GET_CONSUMER_RUNNING_INFO, relayed by a broker);
+    ``jstack``: with its thread stacks (``jstack`` of the answer), as rocketmq-dashboard can ask."""
     group = form.group()
-    return admin(ctx.api, "consumerStatus", consumerGroup=group, clientId=client_id_field(form))
+    return admin(ctx.api, "consumerStatus", consumerGroup=group, clientId=client_id_field(form),
+                 jstack=form.flag("jstack"))
 
 
 @route("acl", fields=["cluster"])

@@ -56,16 +56,21 @@ def peer_id_error(node_id: object) -> Optional[str]:
     return None
 
 
-def to_command(msg: Message, group: str) -> RemotingCommand:
+def encode_entries(entries) -> bytes:
+    """An AppendRequest's body: the entries in the entry layout, position 0."""
+    return b"".join([entry_codec.encode(e) for e in entries])
+
+
+def to_command(msg: Message, group: str, body: Optional[bytes] = None) -> RemotingCommand:
+    """``body``: the encoded entries of an AppendRequest, when the caller has them (``encode_entries``)."""
     cls = type(msg)
     code = _CODES[cls]
     ext: Dict[str, str] = {"group": group, "src": msg.src, "dst": msg.dst, "term": str(msg.term)}
     for attr, key, kind in _FIELDS[code][1]:
         value = getattr(msg, attr)
         ext[key] = ("true" if value else "false") if kind is bool else str(value)
-    body = b""
-    if cls is AppendRequest:
-        body = b"".join(entry_codec.encode(e) for e in msg.entries)
+    if body is None:
+        body = encode_entries(msg.entries) if cls is AppendRequest else b""
     return RemotingCommand.request(code, ext, body, oneway=True)
 
 

@@ -16,6 +16,13 @@ With ``flush_each`` off (the broker's ASYNC_FLUSH, as DLedger itself acknowledge
 written an entry), ``persisted`` follows each write and an fsync runs every ``flush_interval_ms`` and on
 ``close``: an acknowledged entry then survives any process crash, and a host crash of a majority within the
 interval only, like a single master's ASYNC_FLUSH. SYNC_FLUSH keeps one fsync before every ``persisted``.
+Under ASYNC_FLUSH the write itself (page cache, one ``pwrite`` per batch) runs on the reactor thread, before
+the step's messages leave, and the core's answer to it goes out with them: a follower answers an AppendRequest
+once, already counting its write, and no thread hand-off is paid per round (it cost more CPU than the write);
+only the fsync (and a retention deletion) runs in the worker, and never beside an inline write.
+
+A proposal's wait for its quorum is bounded by one timer for all waiting proposals (their deadlines are in
+index order), not a timer each.
 
 A full disk is not fatal: a write that finds no room is undone to the last whole entry (``DurableLog.append``),
 the operations not yet written wait, proposals fail ``DISK_FULL`` (RocketMQ's SERVICE_NOT_AVAILABLE) and the
@@ -25,14 +32,16 @@ counts toward a majority before it is on disk. Any other write or fsync failure 
 
 from __future__ import annotations
 
+import collections
 import time
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
 from twisted.internet import defer, threads
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
-from mq.dledger.messages import Append, Entry, HardState, Message, Output, Proposed, RoleChange
+from mq.dledger.messages import Append, AppendResponse, Entry, HardState, Message, Output, Proposed, RoleChange
 from mq.dledger.node import LEADER, RaftNode
 from mq.dledger.store import Compact, DurableLog, MetaStore
 from mq.store.mappedfile import NO_SPACE, DiskFullError
@@ -81,7 +90,10 @@ class RaftDriver:
         self._ops: list = []
         self._syncing = False
         self._timer: Optional[IDelayedCall] = None
-        self._pending: Dict[int, Tuple[int, defer.Deferred, IDelayedCall]] = {}
+        #: proposals waiting for their commit: last index -> (term, Deferred); their deadlines in index order
+        self._pending: Dict[int, Tuple[int, defer.Deferred]] = {}
+        self._deadlines: Deque[Tuple[float, int]] = collections.deque()
+        self._expiry: Optional[IDelayedCall] = None
         self._queued: List[Tuple[Sequence[bytes], defer.Deferred]] = []
         self._queued_count = 0
         self._flush_call: Optional[IDelayedCall] = None
@@ -113,17 +125,16 @@ class RaftDriver:
 
     def stop(self) -> None:
         self._stopped = True
-        for timer in (self._timer, self._retry, self._flush_call, self._fsync_timer):
+        for timer in (self._timer, self._retry, self._flush_call, self._fsync_timer, self._expiry):
             if timer is not None and timer.active():
                 timer.cancel()
         queued, self._queued = self._queued, []
         for _bodies, d in queued:
             d.errback(ProposalFailed("NOT_LEADER"))
-        for _term, d, timer in list(self._pending.values()):
-            if timer.active():
-                timer.cancel()
+        pending, self._pending = self._pending, {}
+        self._deadlines.clear()
+        for _term, d in pending.values():
             d.errback(ProposalFailed("NOT_LEADER"))
-        self._pending.clear()
 
     # -- inputs ------------------------------------------------------------------------------------------
 
@@ -135,11 +146,12 @@ class RaftDriver:
         """Fires with the last entry's index once all of ``bodies`` are committed."""
         if self.disk_full:
             return defer.fail(ProposalFailed("DISK_FULL", self.node.leader))
+        d: defer.Deferred = defer.Deferred()
         node = self.node
         if (self._stopped or node.role != LEADER or node.transferring or not bodies
                 or node.log.last_index - node.commit + self._queued_count + len(bodies) > node.config.max_pending):
-            return self._propose_now([bodies])[0]  # the core's own refusal, at once
-        d: defer.Deferred = defer.Deferred()
+            self._propose_now([(bodies, d)])  # the core's own refusal, at once
+            return d
         self._queued.append((bodies, d))
         self._queued_count += len(bodies)
         if self._flush_call is None:
@@ -155,25 +167,26 @@ class RaftDriver:
         self._flush_call = None
         queued, self._queued, self._queued_count = self._queued, [], 0
         if queued:
-            for d, (_bodies, waiting) in zip(self._propose_now([b for b, _ in queued]), queued):
-                d.chainDeferred(waiting)
+            self._propose_now(queued)
 
-    def _propose_now(self, groups: List[Sequence[bytes]]) -> List[defer.Deferred]:
-        """One proposal of every group's bodies; a Deferred per group, firing with its last index."""
-        result, out = self.node.propose([b for bodies in groups for b in bodies], self.now())
+    def _propose_now(self, groups: List[Tuple[Sequence[bytes], defer.Deferred]]) -> None:
+        """One proposal of every group's bodies; each group's Deferred fires with its last index. The wait for a
+        quorum is bounded by one timer for all of them (``_expire``), not one per proposal."""
+        result, out = self.node.propose([b for bodies, _ in groups for b in bodies], self.now())
         if not isinstance(result, Proposed):
             self._handle(out)
-            return [defer.fail(ProposalFailed(result.reason, result.leader)) for _ in groups]
-        deferreds = []
+            for _bodies, d in groups:
+                d.errback(ProposalFailed(result.reason, result.leader))
+            return
         last = result.first - 1
-        for bodies in groups:
+        deadline = self.reactor.seconds() + self.wait_ack_ms / 1000
+        for bodies, d in groups:
             last += len(bodies)
-            d: defer.Deferred = defer.Deferred()
-            timer = self.reactor.callLater(self.wait_ack_ms / 1000, self._expire, last)
-            self._pending[last] = (result.term, d, timer)
-            deferreds.append(d)
+            self._pending[last] = (result.term, d)
+            self._deadlines.append((deadline, last))
+        if self._expiry is None:
+            self._expiry = self.reactor.callLater(self.wait_ack_ms / 1000, self._expire)
         self._handle(out)
-        return deferreds
 
     def transfer_leadership(self, target: str) -> Optional[str]:
         error, out = self.node.transfer_leadership(target, self.now())
@@ -210,23 +223,43 @@ class RaftDriver:
             log.info("DLedger {id}: {role} in term {term}, leader {leader}", id=self.node.id, role=change.role,
                      term=change.term, leader=change.leader)
             self.on_role(change)
-        for msg in messages:
-            self.send(msg)
+        later: Optional[Output] = None
         if out.persist:
             self._ops.extend(out.persist)
-            self._sync()
+            if self._inline():
+                # ASYNC_FLUSH: written here, and what the write lets the core do leaves with this step's messages
+                # (a follower's two answers to one AppendRequest, before and after its write, become one)
+                later = self._write_inline()
+                if later is not None and messages:
+                    messages = _coalesce(messages + later.messages)
+                    later.messages = []
+            else:
+                self._sync()
+        for msg in messages:
+            self.send(msg)
         if out.committed:
-            self.on_commit(out.committed)
-            for e in out.committed:
-                waiting = self._pending.pop(e.index, None)
-                if waiting is not None:
-                    term, d, timer = waiting
-                    timer.cancel()
-                    if term == e.term:
-                        d.callback(e.index)
-                    else:
-                        d.errback(ProposalFailed("LOST"))
-        self._schedule()
+            self._committed(out.committed)
+        if later:
+            self._handle(later)
+        else:
+            self._schedule()
+
+    def _committed(self, entries: List[Entry]) -> None:
+        self.on_commit(entries)
+        pending = self._pending
+        if not pending:
+            return
+        for e in entries:
+            waiting = pending.pop(e.index, None)
+            if waiting is not None:
+                term, d = waiting
+                if term == e.term:
+                    d.callback(e.index)
+                else:
+                    d.errback(ProposalFailed("LOST"))
+        deadlines = self._deadlines
+        while deadlines and deadlines[0][1] not in pending:
+            deadlines.popleft()
 
     def _save_hard_state(self) -> bool:
         """Term and vote durable before any message of the step leaves; on a full disk the step's messages are
@@ -246,50 +279,84 @@ class RaftDriver:
             log.info("DLedger {id}: term and vote saved again", id=self.node.id)
         return True
 
+    def _inline(self) -> bool:
+        """Whether the operations waiting may be written on this thread now: under ASYNC_FLUSH a write goes to
+        the page cache and takes microseconds, less than handing it to a thread and back; only fsyncs (and a
+        retention deletion, which fsyncs its base record) go to the worker. Never beside a worker's write."""
+        return (not self.flush_each and not self._syncing and not self._fsync_due and not self._stopped
+                and not (self._retry is not None and self._retry.active())
+                and not any(type(op) is Compact for op in self._ops))
+
+    def _write_inline(self) -> Optional[Output]:
+        """Write the waiting operations now; the core's output for them having been written, or None."""
+        ops, self._ops = self._ops, []
+        try:
+            self._write(ops, False)
+        except Exception:  # noqa: BLE001 - the worker's failure path, from this thread
+            self._write_failed(Failure(), ops)
+            return None
+        mark = self.store.written()
+        self._disk_free()
+        if mark is None or self._stopped:
+            return None
+        return self.node.persisted(mark[0], mark[1], self.now())
+
+    def _write(self, ops: list, fsync: bool) -> Optional[Tuple[int, int]]:
+        """Apply ``ops`` in order (run in the worker, or inline); on a full disk ``ops`` keeps what is unwritten."""
+        while ops:
+            op = ops[0]
+            try:
+                self.store.apply((op,))
+            except DiskFullError:
+                if isinstance(op, Append):  # the entries written stay; the rest waits
+                    ops[0] = Append(tuple(e for e in op.entries if e.index > self.store.last_index))
+                raise
+            del ops[0]
+        return self.store.sync() if fsync else self.store.written()
+
+    def _disk_free(self) -> None:
+        if self.disk_full:
+            self.disk_full = False
+            log.info("DLedger {id}: the log is written again after a full disk", id=self.node.id)
+
+    def _write_failed(self, f: Failure, ops: list) -> None:
+        if f.check(DiskFullError) and not self._stopped:
+            self._ops[:0] = ops  # unwritten, in order, before anything that came meanwhile
+            if not self.disk_full:
+                self.disk_full = True
+                log.error("DLedger {id}: {err}; proposals are refused (DISK_FULL) and the write retried every "
+                          "{ms} ms", id=self.node.id, err=f.getErrorMessage(), ms=self.disk_retry_ms)
+            self._retry = self.reactor.callLater(self.disk_retry_ms / 1000, self._retry_sync)
+            return
+        log.failure("DLedger {id}: writing the log failed; nothing more is acknowledged", f, id=self.node.id)
+        self._stopped = True
+
     def _sync(self) -> None:
         if (self._syncing or not (self._ops or self._fsync_due) or self._stopped
                 or (self._retry is not None and self._retry.active())):
             return  # a write in flight takes what arrives next; a full disk waits for its retry
+        if self._inline():
+            out = self._write_inline()
+            if out is not None:
+                self._handle(out)
+            return
         ops, self._ops = self._ops, []
         fsync = self.flush_each or self._fsync_due
         self._fsync_due = False
         self._syncing = True
 
-        def write():
-            while ops:
-                op = ops[0]
-                try:
-                    self.store.apply((op,))
-                except DiskFullError:
-                    if isinstance(op, Append):  # the entries written stay; the rest waits
-                        ops[0] = Append(tuple(e for e in op.entries if e.index > self.store.last_index))
-                    raise
-                del ops[0]
-            return self.store.sync() if fsync else self.store.written()
-
         def done(mark):
             self._syncing = False
-            if self.disk_full:
-                self.disk_full = False
-                log.info("DLedger {id}: the log is written again after a full disk", id=self.node.id)
+            self._disk_free()
             if mark is not None and not self._stopped:
                 self._handle(self.node.persisted(mark[0], mark[1], self.now()))
             self._sync()
 
         def failed(f):
             self._syncing = False
-            if f.check(DiskFullError) and not self._stopped:
-                self._ops[:0] = ops  # unwritten, in order, before anything that came meanwhile
-                if not self.disk_full:
-                    self.disk_full = True
-                    log.error("DLedger {id}: {err}; proposals are refused (DISK_FULL) and the write retried every "
-                              "{ms} ms", id=self.node.id, err=f.getErrorMessage(), ms=self.disk_retry_ms)
-                self._retry = self.reactor.callLater(self.disk_retry_ms / 1000, self._retry_sync)
-                return
-            log.failure("DLedger {id}: writing the log failed; nothing more is acknowledged", f, id=self.node.id)
-            self._stopped = True
+            self._write_failed(f, ops)
 
-        self.run_blocking(write).addCallbacks(done, failed)
+        self.run_blocking(lambda: self._write(ops, fsync)).addCallbacks(done, failed)
 
     def _retry_sync(self) -> None:
         self._retry = None
@@ -308,7 +375,30 @@ class RaftDriver:
         self._timer = None
         self._handle(self.node.tick(self.now()))
 
-    def _expire(self, index: int) -> None:
-        waiting = self._pending.pop(index, None)
-        if waiting is not None:
-            waiting[1].errback(ProposalFailed("TIMEOUT"))
+    def _expire(self) -> None:
+        """Fail the proposals whose wait for a quorum is over (``wait_ack_ms``); wake again for the next."""
+        self._expiry = None
+        now = self.reactor.seconds()
+        deadlines, pending = self._deadlines, self._pending
+        while deadlines and (deadlines[0][0] <= now or deadlines[0][1] not in pending):
+            waiting = pending.pop(deadlines.popleft()[1], None)
+            if waiting is not None:
+                waiting[1].errback(ProposalFailed("TIMEOUT"))
+        if deadlines and not self._stopped:
+            self._expiry = self.reactor.callLater(max(0.0, deadlines[0][0] - now), self._expire)
+
+
+def _coalesce(messages: List[Message]) -> List[Message]:
+    """Drop a successful AppendResponse that a later one to the same node in the same term covers (its ``last``
+    and ``durable`` at least as high): the leader takes the maximum of both anyway."""
+    latest: Dict[str, int] = {}
+    drop = set()
+    for k, m in enumerate(messages):
+        if type(m) is AppendResponse and m.success:
+            j = latest.get(m.dst)
+            if j is not None:
+                p = messages[j]
+                if p.term == m.term and p.last <= m.last and p.durable <= m.durable:
+                    drop.add(j)
+            latest[m.dst] = k
+    return [m for k, m in enumerate(messages) if k not in drop] if drop else messages

@@ -114,7 +114,9 @@ class RaftLog:
         self.store = store
         self.cache_bytes = cache_bytes
         self.runs = runs if runs is not None else TermRuns()
-        self._bodies: List[Optional[bytes]] = []  # bodies of index _origin.., the first _dead already gone
+        #: entries _origin.. as the core made or received them (the same objects every time they are read: a
+        #: leader's two AppendRequests can share one encoding), the first _dead already gone
+        self._bodies: List[Optional[Entry]] = []
         self._origin = self.runs.last + 1
         self._dead = 0
         self._cached = 0  # body bytes in memory
@@ -167,7 +169,7 @@ class RaftLog:
         if not self.runs.base < index <= self.runs.last:
             raise IndexError(f"entry {index} is outside {self.first_index}..{self.last_index}")
         if index >= self.cache_first:
-            return Entry(index, self.runs.term_at(index), self._bodies[index - self._origin])
+            return self._bodies[index - self._origin]
         return self._read(index, index, 0)[0]
 
     def slice(self, first: int, max_entries: int, max_bytes: int) -> List[Entry]:
@@ -182,13 +184,14 @@ class RaftLog:
         size = sum(len(e.body) for e in out)
         if out and out[-1].index < min(end, cached_from) - 1:
             return out  # the byte bound stopped the read from disk
-        runs = self.runs
+        bodies, origin = self._bodies, self._origin
         for i in range(max(first, cached_from), end):
-            body = self._bodies[i - self._origin]
-            if out and size + len(body) > max_bytes:
+            e = bodies[i - origin]
+            n = len(e.body)
+            if out and size + n > max_bytes:
                 break
-            size += len(body)
-            out.append(Entry(i, runs.term_at(i), body))
+            size += n
+            out.append(e)
         return out
 
     def range(self, first: int, last: int) -> List[Entry]:
@@ -213,7 +216,7 @@ class RaftLog:
         runs = self.runs
         for e in entries:
             runs.append(e.index, e.term)
-            self._bodies.append(e.body)
+            self._bodies.append(e)
             self._cached += len(e.body)
         self._evict()
 
@@ -227,7 +230,7 @@ class RaftLog:
         self.runs.truncate_from(index)
         if index >= first_cached:
             cut = index - self._origin
-            self._cached -= sum(len(b) for b in self._bodies[cut:])
+            self._cached -= sum(len(e.body) for e in self._bodies[cut:])
             del self._bodies[cut:]
         else:  # the whole cache goes (the cut entries from ``index`` up to it were on disk only)
             self._bodies, self._origin, self._dead, self._cached = [], index, 0, 0
@@ -266,7 +269,7 @@ class RaftLog:
     def _drop_head(self, n: int) -> None:
         bodies = self._bodies
         for k in range(self._dead, self._dead + n):
-            self._cached -= len(bodies[k])
+            self._cached -= len(bodies[k].body)
             bodies[k] = None
         self._dead += n
         if self._dead > 1024 and self._dead * 2 > len(bodies):

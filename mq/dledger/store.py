@@ -358,7 +358,65 @@ class DurableLog:
     def append(self, entries: Sequence[Entry]) -> None:
         """Write ``entries`` after the end. An entry the disk has no room for is undone (its bytes cut, a
         segment it opened deleted) and ``DiskFullError`` raised: the entries before it stay written, the log
-        ends at an entry boundary, and the caller may append the rest once there is room."""
+        ends at an entry boundary, and the caller may append the rest once there is room.
+
+        The entries that fit in the current segment go in one ``pwrite`` (a system call per batch, not per
+        entry); should it fail, its bytes are cut and the entries written one by one, which finds the one
+        that does not fit."""
+        k = 0
+        while k < len(entries):
+            if not self.segments:
+                self._append_each(entries[k : k + 1])
+                k += 1
+                continue
+            start = self.segments[-1]
+            first = entries[k]
+            if first.index != self.last_index + 1:
+                raise ValueError(f"entry {first.index} does not follow {self.last_index}")
+            pos = self.end
+            parts = []
+            n = k
+            while n < len(entries):
+                e = entries[n]
+                if e.index != first.index + n - k:
+                    raise ValueError(f"entry {e.index} does not follow {first.index + n - k - 1}")
+                size = entry_codec.HEADER_SIZE + len(e.body)
+                if pos > start and pos - start + size > self.segment_bytes:
+                    break
+                parts.append(entry_codec.encode(e, pos))
+                pos += size
+                n += 1
+            if n - k < 2:  # one entry, or a roll-over: the entry by entry path
+                self._append_each(entries[k : k + 1])
+                k += 1
+                continue
+            data = b"".join(parts)
+            done = 0
+            failed: Optional[OSError] = None
+            try:
+                fd = self._fd(start)
+                while done < len(data):
+                    done += pwrite(fd, data[done:], self.end - start + done)
+            except OSError as err:
+                failed = err
+            self._dirty.add(start)
+            anchors = self._index[1]
+            pos = self.end
+            for e, part in zip(entries[k:n], parts):
+                if pos + len(part) - self.end > done:
+                    break  # the whole entries written stay; the cut one goes
+                self._anchor(anchors, e.index, pos)
+                self.runs.append(e.index, e.term)
+                pos += len(part)
+                k += 1
+            self.end = pos
+            if failed is not None:
+                os.ftruncate(self._fd(start), self.end - start)
+                if failed.errno in NO_SPACE:
+                    raise DiskFullError(f"no space left for DLedger entry {entries[k].index} in {self.directory}")
+                raise failed
+
+    def _append_each(self, entries: Sequence[Entry]) -> None:
         anchors = self._index[1]
         for e in entries:
             if e.index != self.last_index + 1:

@@ -672,10 +672,11 @@ class MessageStore(StoreReading):
                                      tuple(offsets))
         return rep.propose(data, result)
 
-    def append_committed(self, data: bytes) -> None:
+    def append_committed(self, data: bytes, dispatch: bool = True) -> None:
         """DLedger mode: records of a committed entry (encoded by the leader at their offsets) into the CommitLog,
-        then into the queues and the index. StoreError if they do not land where the leader put them (a group
-        whose nodes differ in ``mappedFileSizeCommitLog``)."""
+        then (``dispatch``; else at the caller's next ``dispatch_appended``, once for a batch of entries) into
+        the queues and the index. StoreError if they do not land where the leader put them (a group whose nodes
+        differ in ``mappedFileSizeCommitLog``)."""
         phy = RECORD_PHY.unpack_from(data, _RECORD_PHY_AT)[0]
         cl = self.commitlog
         at = cl.position_for(len(data))
@@ -683,7 +684,8 @@ class MessageStore(StoreReading):
             raise StoreError(f"committed records for CommitLog offset {phy} would land at {at}: do the group's nodes "
                              "share mappedFileSizeCommitLog?")
         cl.write(at, data)
-        self.dispatch_appended()
+        if dispatch:
+            self.dispatch_appended(check_crc=False)  # the Raft entry's own body CRC covered these bytes
 
     def append_raw(self, phy_offset: int, data: bytes) -> bool:
         """Append the master's bytes at the master's offset, then dispatch every whole record they complete.
@@ -709,13 +711,13 @@ class MessageStore(StoreReading):
         self.dispatch_appended()
         return True
 
-    def dispatch_appended(self) -> None:
+    def dispatch_appended(self, check_crc: bool = True) -> None:
         """Build queue and index entries for every whole record appended by ``append_raw`` and not yet
         dispatched. DiskFullError (a queue or index file could not be created) stops at the record that
         needed it; a later call takes up from there (dispatching a record again is harmless)."""
         cl = self.commitlog
         try:
-            self.reput_offset = self.dispatcher.reput(cl, self.reput_offset, cl.max_offset, True, self.reput_offset)
+            self.reput_offset = self.dispatcher.reput(cl, self.reput_offset, cl.max_offset, check_crc, self.reput_offset)
         except DiskFullError as e:
             self.reput_offset = cl.last_scan_end
             self.space.no_space(str(e))

@@ -147,7 +147,7 @@ def test_a_late_end_older_than_the_ended_memory_is_ignored(make_broker, monkeypa
     from mq.broker.transaction import service
 
     monkeypatch.setattr(service, "ENDED_MEMORY", 1)  # one remembered end: the other one is forgotten
-    b = make_broker(transactionTimeOut="0", transactionCheckInterval="3600000")
+    b = make_broker(transactionTimeOut="0", transactionCheckInterval="3600000", messageIndexEnable="true")
     tx = b.transaction_service
     sent = [send_half(b, "TxForgot"), send_half(b, "TxForgot")]
     tx.check()  # both copied (half queue offsets 2 and 3) and asked about
@@ -202,3 +202,88 @@ def test_an_end_while_the_checks_copy_is_not_stored_commits(make_broker, copy):
     tx.check()  # the copy, if stored, is ended: not asked about, nor stored again by a late end
     again = yield end(b, end_transaction_request("g", sent, COMMIT))
     assert again.code == RC.SUCCESS and b.store.get_max_offset_in_queue("TxCopying", 0) == 1
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_commit_reported_failed_but_stored_is_found_by_the_next_end(make_broker):
+    """A DLedger put that timed out waiting for its quorum may still land: the next end looks for the
+    committed record (by UNIQ_KEY) before storing, once the log has settled past it."""
+    b = make_broker(transactionTimeOut="0", transactionCheckInterval="3600000", messageIndexEnable="true")
+    tx = b.transaction_service
+    sent = send_half(b, "TxUncertain")
+    put = b.store.put_message
+
+    def stored_but_timed_out(inner):
+        if inner.topic != "TxUncertain":
+            return put(inner)
+        return put(inner).addCallback(lambda _: PutMessageResult(PutMessageStatus.OS_PAGECACHE_BUSY, reason="TIMEOUT"))
+
+    b.store.put_message = stored_but_timed_out
+    r = yield end(b, end_transaction_request("g", sent, COMMIT))
+    assert r.code == RC.SYSTEM_ERROR and b.store.get_max_offset_in_queue("TxUncertain", 0) == 1
+    b.store.put_message = put
+    for _ in range(2):  # the producer asks again (or a check's answer comes): the record is found
+        r = yield end(b, end_transaction_request("g", sent, COMMIT))
+        assert r.code == RC.SUCCESS
+    assert b.store.get_max_offset_in_queue("TxUncertain", 0) == 1 and b.store.get_max_offset_in_queue(OP, 0) == 1
+    tx.check()  # ended: no copy, no check
+    assert b.store.get_max_offset_in_queue(HALF, 0) == 1
+    # While the log has not reached the failed put's end (its quorum may still come), ends are refused.
+    other = send_half(b, "TxUncertain")
+    b.store.put_message = stored_but_timed_out
+    r = yield end(b, end_transaction_request("g", other, COMMIT))
+    b.store.put_message = put
+    [key] = tx.uncertain
+    assert r.code == RC.SYSTEM_ERROR and key == int(other.ext_fields["queueOffset"])
+    tx.uncertain[key] = b.store.commitlog.max_offset + 1
+    r = yield end(b, end_transaction_request("g", other, COMMIT))
+    assert r.code == RC.SYSTEM_ERROR and "ask again" in r.remark
+    assert b.store.get_max_offset_in_queue("TxUncertain", 0) == 2
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_commit_whose_op_message_was_lost_in_a_restart_is_not_stored_again(make_broker):
+    b = make_broker(transactionTimeOut="0", transactionCheckInterval="3600000", messageIndexEnable="true")
+    sent = send_half(b, "TxLostOp")
+    put = b.store.put_message
+
+    def no_op_messages(inner):
+        if inner.topic == OP:  # as if the op message were lost in a crash right after the commit
+            return defer.succeed(PutMessageResult(PutMessageStatus.SERVICE_NOT_AVAILABLE))
+        return put(inner)
+
+    b.store.put_message = no_op_messages
+    r = yield end(b, end_transaction_request("g", sent, COMMIT))
+    assert r.code == RC.SUCCESS and b.store.get_max_offset_in_queue(OP, 0) == 0
+    b.store.put_message = put
+    b.transaction_service.stop()
+    again = TransactionalMessageService(b)  # restarted: the memory of the unmarked commit is gone
+    again.start()
+    try:
+        r = yield defer.maybeDeferred(again.end_transaction, end_transaction_request("g", sent, COMMIT), _Channel())
+        assert r.code == RC.SUCCESS
+        assert b.store.get_max_offset_in_queue("TxLostOp", 0) == 1 and b.store.get_max_offset_in_queue(OP, 0) == 1
+    finally:
+        again.stop()
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_copy_lost_with_its_leader_leaves_the_transaction_open_on_the_next(make_broker):
+    """The checker's progress is saved while a copy's put is in flight (a DLedger quorum); the leader dies
+    and the copy never lands: the next leader, starting from that progress, still commits the producer's end."""
+    b = make_broker(transactionTimeOut="0", transactionCheckInterval="3600000")
+    tx = b.transaction_service
+    sent = send_half(b, "TxLostCopy")
+    held = HeldPuts(b.store, HALF)
+    tx.check()  # passes the original; its copy is held
+    assert tx.half_offset == 1 and len(held.held) == 1
+    tx._loop.stop()
+    tx._loop = None
+    b.store.put_message = held.put  # the copy is never stored: the leader died
+    again = TransactionalMessageService(b)  # the next leader, from the progress the old one saved
+    again.start()
+    try:
+        r = yield defer.maybeDeferred(again.end_transaction, end_transaction_request("g", sent, COMMIT), _Channel())
+        assert r.code == RC.SUCCESS and b.store.get_max_offset_in_queue("TxLostCopy", 0) == 1
+    finally:
+        again.stop()

@@ -264,8 +264,15 @@ def test_running_info_of_an_online_consumer(page, cluster):
         button = page.get_by_role("button", name="Running info")
         expect(button).to_be_visible(timeout=30_000)  # the page polls its progress; connections load once
         button.first.click()
-        expect(page.locator("#running-info pre")).to_contain_text(SEED_TOPIC)
+        expect(page.locator("#running-info pre").first).to_contain_text(SEED_TOPIC)
         shoot(page, "consumer-running")
+        page.click("#running-jstack")  # rocketmq-dashboard's running info with jstack: the client's threads
+        expect(page.locator("#running-stacks")).to_contain_text("Thread: MainThread RUNNABLE")
+        expect(page.locator("#running-stacks")).to_contain_text("\tat ")
+        # its subscription config on the broker (made when the consumer first registered), as the page shows it
+        wait_until(lambda: cluster["console"].call("consumer/config?group=OnlineGroup"), what="the group's config")
+        page.reload()
+        expect(page.locator("#group-config tr", has_text="it-broker")).to_contain_text("true")
     finally:
         consumer.kill()
         consumer.wait()
@@ -315,6 +322,14 @@ def test_a_traced_message_shows_its_trace(page, cluster):
     expect(timeline).to_contain_text("TracedGroup")
     assert "4 ms: SUCCESS" in timeline.locator("rect.trace-bar >> nth=1").locator("title").text_content()
     shoot(page, "trace")
+
+    open_page(page, cluster, "trace")  # rocketmq-dashboard's query by topic and key, then the trace
+    page.fill("#trace-key-topic", SEED_TOPIC)
+    page.fill("#trace-key", "traced-key")
+    page.click("#search-trace-key")
+    page.locator("#trace-key-results tr", has_text=msg_id).get_by_role("button", name="Show trace").click()
+    expect(page.get_by_role("heading", name="Consumed by TracedGroup")).to_be_visible()
+    expect(page.locator("#trace-id")).to_have_value(msg_id)
 
 
 def test_a_dead_letter_message_is_sent_back_to_its_group_by_clicking(page, cluster):
@@ -423,6 +438,13 @@ def test_the_nameserver_is_switched_from_the_page(page, cluster):
     open_page(page, cluster, "dashboard")
     page.click("#namesrv-link")
     expect(page.locator("#ops-current")).to_have_text(ns)
+    status_row = page.get_by_role("row").filter(has=page.get_by_role("cell", name=ns, exact=True))
+    expect(status_row.filter(has_text="yes")).to_be_visible()  # rocketmq-dashboard's status check
+    page.check("#ops-vip")  # its VIP channel switch: the broker still answers, on its port - 2
+    expect(page.locator("#flash")).to_contain_text("VIP channel on")
+    assert cluster["console"].call("ops")["vipChannel"] is True and cluster["console"].call("cluster")["brokers"]
+    page.uncheck("#ops-vip")
+    expect(page.locator("#flash")).to_contain_text("VIP channel off")
     page.fill("#ops-namesrv", f"127.0.0.1:{free_port()}")
     page.click("#ops-switch")
     expect(page.locator("#flash .error")).to_be_visible()
@@ -437,6 +459,11 @@ def test_the_nameserver_is_switched_from_the_page(page, cluster):
         assert cluster["console"].call("cluster")["brokers"]
         page.get_by_role("row").filter(has_text=ns).get_by_role("button", name="Use").click()
         expect(page.locator("#ops-current")).to_have_text(ns)
+        dead = f"127.0.0.1:{free_port()}"  # a list that still answers, one of whose NameServers does not
+        cluster["console"].call("ops/namesrv", {"namesrvAddr": f"{ns};{dead}"})
+        live, down = cluster["console"].call("ops/status")
+        assert (live["addr"], live["ok"], live["brokers"]) == (ns, True, 1)
+        assert (down["addr"], down["ok"], down["brokers"]) == (dead, False, 0) and down["error"]
     finally:
         cluster["console"].call("ops/namesrv", {"namesrvAddr": ns})
     assert page.page_errors == []

@@ -188,3 +188,27 @@ def test_the_replication_page_shows_a_real_slave_catching_up(twistd, tmp_path):
     assert (members[0]["role"], members[0]["addr"], members[0]["behindBytes"]) == ("ASYNC_MASTER", ha.addr("master"),
                                                                                   None)
     assert (members[1]["role"], members[1]["addr"]) == ("SLAVE", ha.addr("slave"))
+
+
+def test_the_vip_channel_switch_sends_to_the_brokers_port_minus_2(tmp_path):
+    """rocketmq-dashboard's isVIPChannel: a broker serving its VIP port answers the console either way; one
+    that does not (fastListenEnable=false) cannot be reached while the switch is on."""
+    with processes(tmp_path) as twistd:
+        namesrv = start_namesrv(twistd, tmp_path)
+        (tmp_path / "vip").mkdir()
+        (tmp_path / "plain").mkdir()
+        vip_broker = broker_starter(twistd, tmp_path / "vip", namesrv)(name="vip-broker")
+        plain = broker_starter(twistd, tmp_path / "plain", namesrv, "fastListenEnable=false\n")(name="plain-broker")
+        port = free_port()
+        twistd("console", "--namesrv", namesrv.addr, "--port", str(port), "--data-dir", "").wait_port(port)
+        console = Console(port)
+        wait_until(lambda: len(console.call("cluster")["brokers"]) == 2, what="both brokers in the console")
+        assert console.call("ops")["vipChannel"] is False
+        assert console.call("ops/vip", {"enabled": True}) == {"vipChannel": True}
+        assert console.call(f"broker?addr={vip_broker.addr}")["runtime"]["brokerVersionDesc"] == "V4_9_8"
+        host, _, main_port = plain.addr.rpartition(":")
+        status, error = refusal(console, f"broker?addr={plain.addr}")
+        assert status == 502 and f"{host}:{int(main_port) - 2}" in error
+        console.call("ops/vip", {"enabled": False})
+        assert console.call(f"broker?addr={plain.addr}")["runtime"]["brokerVersionDesc"] == "V4_9_8"
+        assert refusal(console, "ops/vip", {})[0] == 400

@@ -230,3 +230,45 @@ def test_sync_flush_fsyncs_before_an_entry_counts(tmp_path, fsynced):
     commit_one(c, b"safe", fsynced)
     assert len(fsynced) >= 2  # the leader's and at least one follower's before the majority counted
     assert not any(d.store.dirty for d in c.drivers.values())
+
+
+def test_async_flush_writes_on_the_reactor_thread_and_answers_an_append_once(tmp_path):
+    """Under ASYNC_FLUSH a write goes to the page cache at once (no worker round trip, which cost more CPU than
+    the write), and a follower's answers before and after its write to one AppendRequest become one."""
+    handed = []
+    c = Cluster(tmp_path, flush_each=False, flush_interval_ms=30_000)
+    for d in c.drivers.values():
+        d.run_blocking = lambda fn, run=d.run_blocking: (handed.append(fn), run(fn))[1]
+    c.run(3)
+    leader = c.drivers[c.leader()]
+    del handed[:], c.sent[:]
+    results = []
+    leader.propose([b"one", b"two"]).addBoth(results.append)
+    c.run(0.2)
+    assert results == [leader.node.log.last_index] and handed == []  # written and committed without a worker
+    answers = [m for m in c.sent if type(m).__name__ == "AppendResponse"]
+    appends = [m for m in c.sent if type(m).__name__ == "AppendRequest" and m.entries]
+    assert len(appends) >= 2 and len(answers) == len(appends)  # one answer each, already counting the write
+    assert all(a.success and a.durable == a.last == results[0] for a in answers)
+    c.run(30)
+    assert len(handed) == 3  # the fsyncs, one per node, in the worker
+    for i in IDS:
+        store = DurableLog(str(tmp_path / i))
+        store.recover()
+        assert [e.body for e in store.iter_entries()][-2:] == [b"one", b"two"]
+
+
+def test_one_timer_bounds_the_wait_of_every_proposal(tmp_path):
+    c = Cluster(tmp_path, stalled=["n0", "n1", "n2"])
+    c.run(3)
+    leader = c.drivers[c.leader()]
+    failures = []
+    for k in range(50):
+        leader.propose([b"m%d" % k]).addErrback(lambda f: failures.append(f.value.reason))
+        c.clock.advance(0.01)
+    assert len(leader._pending) == 50
+    assert len([dc for dc in c.clock.getDelayedCalls() if dc.func == leader._expire]) == 1
+    c.run(2.2)
+    assert 0 < len(failures) < 50  # the early ones expired, the later ones still wait
+    c.run(0.4)
+    assert failures == ["TIMEOUT"] * 50 and leader._pending == {} and not leader._deadlines

@@ -244,3 +244,19 @@ def test_positions_from_the_sparse_index_match_every_entry(tmp_path, monkeypatch
     log.close()
     reopened, got = _reopen(tmp_path)
     assert [reopened.position(i) for i in range(base + 1, 53)] == [log.position(i) for i in range(base + 1, 53)]
+
+
+def test_a_batch_goes_to_its_segment_in_one_write(tmp_path, monkeypatch):
+    """One ``pwrite`` per batch (per segment it fills), not per entry: the same bytes, a system call each."""
+    calls = []
+    monkeypatch.setattr(store_module, "pwrite", lambda fd, data, off: (calls.append(len(data)), os.pwrite(fd, data, off))[1])
+    log = DurableLog(str(tmp_path), 1024)
+    log.recover()
+    log.append(_entries(1))  # the first entry opens the segment
+    calls.clear()
+    log.append(_entries(10, first=2))  # 10 entries of 78-84 bytes: 812 bytes, still within the segment
+    assert len(calls) == 1
+    log.append(_entries(10, first=12))  # crosses into a second segment: the fitting ones in one write
+    assert len(log.segments) == 2 and len(calls) == 1 + 3  # the one that fits, the roll-over, the other 8 in one
+    log.sync()
+    assert _reopen(tmp_path)[1] == _entries(21)

@@ -316,20 +316,23 @@ class DLedgerGroup:
         store = self.store
         cl = store.commitlog
         applied = False
+        written = False  # records written and not dispatched yet: one dispatch for the batch, at the end
         while self._unapplied:
             e = self._unapplied[0]
             if e.body:
                 end = cl.max_offset
                 try:
-                    store.append_committed(e.body)
+                    store.append_committed(e.body, dispatch=False)
+                    written = True
                 except DiskFullError as err:
                     if cl.max_offset == end:
                         if not self._waiting_for_room:
                             log.error("DLedger: entry {index} waits for disk space: {err}", index=e.index, err=err)
                         self._waiting_for_room = True
                         break
-                    log.error("DLedger: dispatching entry {index} stopped: {err}", index=e.index, err=err)
+                    log.error("DLedger: writing entry {index} stopped: {err}", index=e.index, err=err)
                 except Exception as err:  # noqa: BLE001 - a node that cannot apply must stop applying
+                    self._dispatch(written)
                     self.broken = f"applying entry {e.index} failed: {err}"
                     log.critical("DLedger {id}: {why}; this node applies nothing more", id=self.settings.self_id,
                                  why=self.broken)
@@ -338,8 +341,18 @@ class DLedgerGroup:
             self._waiting_for_room = False
             self.applied_index = e.index
             applied = True
+        self._dispatch(written)
         if applied:
             self._marks.append((self.applied_index, cl.max_offset))
+
+    def _dispatch(self, written: bool) -> None:
+        """Queue and index entries for the records just written (a full disk stops them at a record; the next
+        dispatch takes up from there)."""
+        if written:
+            try:
+                self.store.dispatch_appended(check_crc=False)  # the Raft entries' body CRCs covered these bytes
+            except DiskFullError as err:
+                log.error("DLedger: dispatching up to entry {index} stopped: {err}", index=self.applied_index, err=err)
 
     def _role(self, change: RoleChange) -> None:
         now = self.reactor.seconds()

@@ -14,7 +14,7 @@ LEADERSHIP_TRANSFER request (``mq.broker.dledger.group`` answers it).
 
 from __future__ import annotations
 
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Optional, Tuple
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -22,7 +22,7 @@ from twisted.python.failure import Failure
 
 from mq.broker.dledger.settings import DLedgerSettings
 from mq.dledger import codec
-from mq.dledger.messages import Message
+from mq.dledger.messages import AppendRequest, Entry, Message
 from mq.remoting.client import RemotingClient
 from mq.remoting.command import RemotingCommand
 from mq.remoting.limits import ConnectionLimits
@@ -64,6 +64,7 @@ class RaftTransport:
         self._down: set = set()  # peers last found unreachable (logged once until they answer again)
         self.dropped = 0
         self.rejected = 0
+        self._encoded: Optional[Tuple[Tuple[Entry, ...], bytes]] = None  # the last AppendRequest's entries
         self.dispatcher = RequestDispatcher()
         for code in codec.CODES:
             self.dispatcher.register(code, self._raft)
@@ -99,7 +100,18 @@ class RaftTransport:
     # -- sending -----------------------------------------------------------------------------------------
 
     def send(self, msg: Message) -> None:
-        self._send(msg.dst, codec.to_command(msg, self.settings.group))
+        body = None
+        if type(msg) is AppendRequest and msg.entries:
+            # a leader usually sends the same new entries (the same objects, from its log) to every follower
+            # in a row: encode them once
+            entries = msg.entries
+            last = self._encoded
+            if last is not None and len(last[0]) == len(entries) and all(a is b for a, b in zip(last[0], entries)):
+                body = last[1]
+            else:
+                body = codec.encode_entries(entries)
+                self._encoded = (entries, body)
+        self._send(msg.dst, codec.to_command(msg, self.settings.group, body))
 
     def announce(self, broker_addr: str, config_version: str = "") -> None:
         """Tell every peer this node's broker address and config tables' versions."""

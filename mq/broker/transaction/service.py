@@ -12,9 +12,9 @@ Storage is RocketMQ's (wire doc §3.10–§3.12), so a store written here reads 
   already committed it) changes nothing: ends of one transaction (its original half message and the copies
   the checker made of it) run one at a time, each deciding only once the one before it has stored its op
   message (or failed), and a commit whose op message the store refused is remembered as ended and its op
-  message written again by the next check round. An end the memory no longer recalls is still known: a
-  transaction whose half message and copies the checker has all moved past, without discarding it or giving
-  it up, can only have been ended.
+  message written again by the next check round. A commit of a transaction whose half message and copies the
+  checker has all moved past, without discarding it or giving it up (mostly an end the memory no longer
+  recalls), first looks for the committed record in the message index (``committed.py``).
 * The checker runs every ``transactionCheckInterval``. Each half message without an op that is older than
   ``transactionTimeOut`` (or its ``CHECK_IMMUNITY_TIME_IN_SECONDS``) is appended again to the half queue with
   ``TRANSACTION_CHECK_TIMES`` + 1 and ``TRAN_PREPARED_QUEUE_OFFSET`` = its first queue offset, and
@@ -38,6 +38,7 @@ from twisted.internet import defer, task
 from twisted.logger import Logger
 
 from mq.broker.schedule.delay_level import STORE_WIDE, stored_properties_string
+from mq.broker.transaction.committed import commit_stored
 from mq.common import mixall
 from mq.common.broker_headers import CheckTransactionStateRequestHeader, EndTransactionRequestHeader
 from mq.common.message import (
@@ -61,8 +62,7 @@ PERM_RW = PERM_READ | PERM_WRITE
 SYS_GROUP = mixall.CID_SYS_RMQ_TRANS
 OP_TAG = "d"
 #: Ended transactions remembered after the checker is done with them (``ended``, also read back from the op
-#: queue at start), and transactions it gave up (``given_up``): an older end is known by the checker's
-#: position (``_passed``); an older given-up one counts as ended.
+#: queue at start), and transactions it gave up (``given_up``); an older end is found in the message index.
 ENDED_MEMORY = 65536
 _C = MessageConst
 _COMMIT = MessageSysFlag.TRANSACTION_COMMIT_TYPE
@@ -106,6 +106,8 @@ class TransactionalMessageService:
         self.pending_copies: Dict[int, int] = {}
         #: first queue offset -> its copies pending or still being appended (the transaction is open)
         self.open_copies: Dict[int, int] = {}
+        #: half queue offset -> its copies still being appended
+        self.copying_from: Dict[int, int] = {}
         #: transactions the checker moved past without an op message (discarded after transactionCheckMax
         #: checks, a copy refused, a record it could not read): a late end still commits them. Oldest first,
         #: at most ENDED_MEMORY; the discarded ones are read back from TRANS_CHECK_MAX_TIME_TOPIC at start.
@@ -115,6 +117,12 @@ class TransactionalMessageService:
         #: committed transactions whose op message the store refused: first half queue offset -> the queue
         #: offset the op message names (written again by the next check round)
         self.unmarked: Dict[int, int] = {}
+        #: transactions whose commit put failed without saying whether it will land (a DLedger quorum that
+        #: timed out): first half queue offset -> the CommitLog end the outcome is known at
+        self.uncertain: Dict[int, int] = {}
+        #: the CommitLog end when the service started: a half message below it may have been committed by
+        #: an end whose op message never made it (a crash between the two, a new DLedger leader)
+        self.started_at = 0
         self.checks_sent = 0
         self.discarded = 0
         self._loop: Optional[task.LoopingCall] = None
@@ -122,6 +130,12 @@ class TransactionalMessageService:
     # -- life cycle ------------------------------------------------------------------------------------
 
     def start(self) -> None:
+        self.started_at = self.store.commitlog.max_offset
+        # read back from the store (a new DLedger leader starts the same service again): nothing counted twice
+        self.ops.clear()
+        self.done.clear()
+        self.pending_copies.clear()
+        self.open_copies.clear()
         offsets = self.broker.consumer_offset_manager
         self.half_offset = max(0, offsets.query(SYS_GROUP, TRANS_HALF_TOPIC, 0))
         needed = max(0, offsets.query(SYS_GROUP, TRANS_OP_HALF_TOPIC, 0))
@@ -159,7 +173,9 @@ class TransactionalMessageService:
 
     def _save_offsets(self) -> None:
         offsets = self.broker.consumer_offset_manager
-        offsets.commit(SYS_GROUP, TRANS_HALF_TOPIC, 0, self.half_offset)
+        # not past a message whose copy is still being appended (a DLedger quorum): if it never lands (this
+        # leader dies), the next one looks at the message again instead of taking the transaction as ended
+        offsets.commit(SYS_GROUP, TRANS_HALF_TOPIC, 0, min([self.half_offset, *self.copying_from]))
         offsets.commit(SYS_GROUP, TRANS_OP_HALF_TOPIC, 0, self.ops[0][0] if self.ops else self.op_read_to)
 
     # -- half messages ---------------------------------------------------------------------------------
@@ -200,7 +216,8 @@ class TransactionalMessageService:
 
     def _passed(self, key: int) -> bool:
         """Whether the checker has moved past transaction ``key`` and every copy of it without giving it up,
-        which only an op message lets it do: an end that no memory recalls (ENDED_MEMORY) is known by this."""
+        which mostly means an op message it no longer recalls (ENDED_MEMORY): a commit then looks for the
+        committed record first (a copy lost in a crash or with a DLedger leader leaves it open too)."""
         return key < self.half_offset and not self.open_copies.get(key) and key not in self.given_up
 
     def _pend(self, off: int, first: int) -> None:
@@ -337,7 +354,21 @@ class TransactionalMessageService:
             waiting.append(turn)
             return turn.addCallback(lambda _: self._end(request, h, half, kind))
         self.read_ops()
-        if self._is_done(half) or self._passed(key):
+        settle_at = self.uncertain.get(key)
+        if settle_at is not None and self.store.commitlog.max_offset < settle_at:
+            return request.response(RC.SYSTEM_ERROR, "an earlier commit of this transaction is still waiting for "
+                                                     "its outcome: ask again later")
+        if (not self._is_done(half) and kind == _COMMIT
+                and (settle_at is not None or half.commit_log_offset < self.started_at or self._passed(key))
+                and self._commit_stored(half, key)):
+            # stored by an end that this memory no longer recalls or whose op message is missing: the op
+            # message now (another one at worst), nothing stored again
+            self.uncertain.pop(key, None)
+            self.ending[key] = []
+            return self._write_op(half.queue_offset).addCallback(
+                lambda ok: self._marked(ok, half, request)).addBoth(self._next_end(key))
+        self.uncertain.pop(key, None)
+        if self._is_done(half):
             log.info("transaction {id} of {group} already ended: {what} ignored", id=h.msg_id,
                      group=h.producer_group, what="commit" if kind == _COMMIT else "rollback")
             return request.response(RC.SUCCESS)
@@ -352,19 +383,30 @@ class TransactionalMessageService:
 
             def stored(result):
                 if not result.is_stored():
+                    # under DLedger the record may still land: the next end looks for it first
+                    rep = self.store.replicator
+                    self.uncertain[key] = rep.end if rep is not None else self.store.commitlog.max_offset
+                    if len(self.uncertain) > ENDED_MEMORY:
+                        del self.uncertain[next(iter(self.uncertain))]
                     return request.response(RC.SYSTEM_ERROR,
                                             f"storing the committed message failed: {result.status.name}")
                 self.broker.stats.message_in(topic, 1, result.append_result.wrote_bytes)
                 return self._write_op(half.queue_offset).addCallback(lambda ok: self._marked(ok, half, request))
 
             d = self.store.put_message(inner).addCallback(stored)
+        return d.addBoth(self._next_end(key))
 
+    def _next_end(self, key: int):
+        """The callback that lets the next waiting end of transaction ``key`` decide."""
         def next_end(result):
             for turn in self.ending.pop(key, ()):
                 turn.callback(None)
             return result
+        return next_end
 
-        return d.addBoth(next_end)
+    def _commit_stored(self, half: MessageExt, key: int) -> bool:
+        original = half if half.queue_offset == key else self._load_half(key)
+        return commit_stored(self.store, half, original, key)
 
     def _marked(self, ok: bool, half: MessageExt, request: RemotingCommand) -> RemotingCommand:
         """The answer to a commit that is stored: if its op message was refused it is remembered as ended
@@ -462,11 +504,19 @@ class TransactionalMessageService:
         refused = []
         waiting = [True]  # the put has not answered yet within this call
         settled = []
+        source = msg.queue_offset
         self.open_copies[first] = self.open_copies.get(first, 0) + 1  # open while the copy is being appended
+        self.copying_from[source] = self.copying_from.get(source, 0) + 1
+
+        def copied() -> None:
+            self._close_copy(first)
+            left = self.copying_from.pop(source, 1) - 1
+            if left > 0:
+                self.copying_from[source] = left
 
         def appended(result):
             settled.append(result)
-            self._close_copy(first)
+            copied()
             if not result.is_stored():
                 if result.status in STORE_WIDE and waiting[0]:
                     refused.append(result)  # the checker stops at this message and tries it again
@@ -486,7 +536,7 @@ class TransactionalMessageService:
 
         def failed(f):
             if not settled:  # the put itself failed
-                self._close_copy(first)
+                copied()
                 self._give_up(first)
             log.failure("checking half message {off}", f, off=msg.queue_offset)
 

@@ -208,7 +208,7 @@ var pages = {};
 pages.dashboard = function () {
   var main = page("Dashboard");
   var pick = h("select", { id: "dashboard-day", "aria-label": "Day" }, h("option", { value: "", text: "Live" }));
-  main.appendChild(h("p", null, h("label", { "class": "day-pick" }, "Show", pick), " ",
+  main.appendChild(h("p", null, h("label", { "class": "inline" }, "Show", pick), " ",
     h("span", { "class": "muted", id: "sampling", text: "" })));
   var grid = h("div", { "class": "grid2" });
   main.appendChild(grid);
@@ -469,6 +469,18 @@ pages.consumer = function (group) {
   var live = h("p", { "class": "muted", id: "lag-live" });
   main.appendChild(live);
   var progress = section(main, "Progress and lag per queue (live)"), conns = section(main, "Connections");
+  var config = section(main, "Subscription config (per broker)");
+  config.id = "group-config";
+  get("consumer/config", { group: group }).then(function (rows) {
+    fill(config, table([{ label: "Cluster", key: "cluster" }, { label: "Broker", key: "brokerName" },
+      { label: "Consume enabled", value: function (r) { return String(r.consumeEnable); } },
+      { label: "Broadcast", value: function (r) { return String(r.consumeBroadcastEnable); } },
+      { label: "From min", value: function (r) { return String(r.consumeFromMinEnable); } },
+      { label: "Retry queues", key: "retryQueueNums", num: true }, { label: "Max retries", key: "retryMaxTimes", num: true },
+      { label: "Broker id", key: "brokerId", num: true }, { label: "When slow", key: "whichBrokerWhenConsumeSlowly", num: true },
+      { label: "Notify ids changed", value: function (r) { return String(r.notifyConsumerIdsChangedEnable); } }],
+      rows, "no master holds a subscription config for this group"));
+  }).catch(fail(config));
   var history = [];
   every(3, function () {
     get("consumer/progress", { group: group }).then(function (d) {
@@ -506,10 +518,14 @@ pages.consumer = function (group) {
   main.appendChild(manage);
 };
 
-function runningInfo(target, group, clientId) {
-  var box = section(target, "Running info of " + clientId);
-  get("consumer/running-info", { group: group, clientId: clientId }).then(function (d) {
-    fill(box, h("pre", { text: JSON.stringify(d, null, 2) }));
+function runningInfo(target, group, clientId, jstack) {
+  var box = section(target, "Running info of " + clientId + (jstack ? " (with its thread stacks)" : ""));
+  get("consumer/running-info", { group: group, clientId: clientId, jstack: jstack ? "true" : "false" }).then(function (d) {
+    var stacks = d.jstack;
+    delete d.jstack;
+    fill(box, [h("button", { "class": "secondary", id: "running-jstack", text: "With thread stacks (jstack)", onclick: function () {
+      target.textContent = ""; runningInfo(target, group, clientId, true);
+    } }), h("pre", { text: JSON.stringify(d, null, 2) }), stacks ? h("pre", { id: "running-stacks", text: stacks }) : null]);
   }).catch(fail(box));
 }
 
@@ -786,6 +802,19 @@ pages.trace = function (id) {
   }
   main.appendChild(h("div", { "class": "card" }, h("div", { "class": "row" }, field("Message id", msgId), field("Trace topic", topic),
     h("button", { id: "search-trace", text: "Show trace", onclick: run }))));
+  /* rocketmq-dashboard's trace query by topic and key: the messages with that key, each one's trace a click away. */
+  var keyTopic = h("input", { id: "trace-key-topic", placeholder: "Topic", size: 22 }), key = h("input", { id: "trace-key", placeholder: "Key", size: 22 });
+  var found = h("div", { id: "trace-key-results" });
+  main.appendChild(h("div", { "class": "card" }, h("h2", { text: "By topic and key" }), h("div", { "class": "row" }, field("Topic", keyTopic), field("Key", key),
+    h("button", { id: "search-trace-key", text: "Find messages", onclick: function () {
+      get("messages/by-key", { topic: keyTopic.value.trim(), key: key.value.trim() }).then(function (rows) {
+        fill(found, table([{ label: "Message id", key: "msgId", mono: true }, { label: "Keys", key: "keys" },
+          { label: "Stored", value: function (r) { return fmtTime(r.storeTimestamp); } },
+          { label: "", value: function (r) {
+            return h("button", { "class": "secondary", text: "Show trace", onclick: function () { msgId.value = r.msgId; run(); } });
+          } }], rows, "no message with this key"));
+      }).catch(fail(found));
+    } })), found));
   main.appendChild(out);
   if (id) run();
 };
@@ -885,7 +914,25 @@ pages.ops = function () {
   main.appendChild(h("div", { "class": "card" }, h("h2", { text: "Switch" }), h("p", { "class": "muted",
     text: "The new NameServers must answer first; then every page, every logged-in user and the dashboard use them (its history starts anew)." }),
     h("div", { "class": "row" }, field("NameServer addresses", addr), known, h("button", { id: "ops-switch", text: "Switch", onclick: switchTo }))));
-  get("ops").then(show).catch(fail(out));
+  var vip = h("input", { id: "ops-vip", type: "checkbox" });
+  vip.addEventListener("change", function () {
+    post("ops/vip", { enabled: vip.checked }).then(function (d) {
+      flash("VIP channel " + (d.vipChannel ? "on: brokers are asked on their port - 2 (pulls excepted)" : "off"));
+    }).catch(function (e) { vip.checked = !vip.checked; fail()(e); });
+  });
+  main.appendChild(h("div", { "class": "card" }, h("h2", { text: "VIP channel" }),
+    h("label", { "class": "inline" }, vip, "Ask brokers on their VIP port (port - 2), as rocketmq-dashboard's isVIPChannel")));
+  get("ops").then(function (d) { vip.checked = !!d.vipChannel; show(d); }).catch(fail(out));
+  var state = section(main, "Status");
+  function check() {
+    get("ops/status").then(function (rows) {
+      fill(state, [table([{ label: "NameServer", key: "addr", mono: true },
+        { label: "Answers", value: function (r) { return h("span", { "class": "pill " + (r.ok ? "master" : "slave"), text: r.ok ? "yes" : "no" }); } },
+        { label: "Brokers", key: "brokers", num: true }, { label: "Error", key: "error" }], rows),
+        h("button", { "class": "secondary", id: "ops-check", text: "Check again", onclick: check })]);
+    }).catch(fail(state));
+  }
+  check();
 };
 
 function showUser() {

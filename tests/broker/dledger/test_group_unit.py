@@ -11,9 +11,11 @@ from twisted.internet import task
 from twisted.python.failure import Failure
 
 from mq.broker.dledger.group import MAX_TRANSFER_WAITERS, DLedgerGroup, _proposal_failed
-from mq.broker.dledger.settings import parse_peers
+from mq.broker.dledger.settings import DLedgerSettings, parse_peers
+from mq.broker.dledger.transport import RaftTransport
+from mq.dledger import codec
 from mq.dledger.driver import ProposalFailed
-from mq.dledger.messages import RoleChange
+from mq.dledger.messages import AppendRequest, Entry, RoleChange
 from mq.dledger.node import FOLLOWER, LEADER
 from mq.remoting.codes import ResponseCode
 from mq.store.results import PutMessageStatus
@@ -154,3 +156,21 @@ def test_a_follower_far_behind_logs_its_catch_up_every_interval_then_once_done(l
     group.reactor.advance(LOG_EVERY)
     group.report_catch_up()
     assert len(lines()) == 2
+
+
+def test_a_leaders_same_entries_to_two_followers_are_encoded_once(monkeypatch):
+    peers = parse_peers("n0-127.0.0.1:1;n1-127.0.0.1:2;n2-127.0.0.1:3")
+    transport = RaftTransport(task.Clock(), DLedgerSettings("dl-a", "n0", peers, None), lambda m: None,
+                              lambda *a: None)
+    sent = []
+    transport._send = lambda node, cmd: sent.append((node, cmd))
+    encoded = []
+    real = codec.encode_entries
+    monkeypatch.setattr(codec, "encode_entries", lambda entries: (encoded.append(len(entries)), real(entries))[1])
+    entries = tuple(Entry(5 + k, 2, b"record %d" % k) for k in range(3))
+    for dst in ("n1", "n2"):
+        transport.send(AppendRequest("n0", dst, 2, 4, 2, entries, 4))
+    transport.send(AppendRequest("n0", "n1", 2, 4, 2, tuple(Entry(e.index, e.term, e.body) for e in entries), 4))
+    assert encoded == [3, 3]  # equal but other objects (not from the log): encoded again, to be safe
+    for node, cmd in sent:
+        assert codec.from_command(cmd)[1] == AppendRequest("n0", node, 2, 4, 2, entries, 4)
