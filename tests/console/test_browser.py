@@ -181,6 +181,27 @@ def test_create_a_topic_send_and_find_the_message_by_clicking(page, cluster):
     assert page.page_errors == []
 
 
+def test_a_transactional_test_message_is_committed_and_found(page, cluster):
+    """rocketmq-dashboard 2.x's transactional send: a half message, then its commit; only the committed message
+    is in the topic (the half one waits in the broker's half topic)."""
+    from playwright.sync_api import expect
+
+    console = cluster["console"]
+    console.call("topic/create", {"topic": "TxTopic", "readQueueNums": 1, "writeQueueNums": 1})
+    open_page(page, cluster, "topic/TxTopic")
+    page.fill("#send-keys", "tx-key")
+    page.fill("#send-body", "committed from a browser")
+    page.check("#send-transactional")
+    page.click("#send-message")
+    expect(page.locator("#send-result")).to_contain_text("COMMIT_MESSAGE")
+    msg_id = page.locator("#send-result tr", has_text="msgId").locator("td").nth(1).inner_text()
+    wait_until(lambda: console.call("messages/by-key?topic=TxTopic&key=tx-key"), what="the committed message")
+    (found,) = console.call("messages/by-key?topic=TxTopic&key=tx-key")
+    assert found["msgId"] == msg_id
+    message = console.call(f"messages/by-id?id={found['offsetMsgId']}")
+    assert message["body"] == "committed from a browser" and message["properties"]["PGROUP"]
+
+
 def test_lag_changes_on_screen_without_a_reload(page, cluster):
     from playwright.sync_api import expect
 

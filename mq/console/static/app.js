@@ -391,13 +391,15 @@ pages.topic = function (topic) {
   var tags = h("input", { id: "send-tags", placeholder: "TagA", size: 14 }), keys = h("input", { id: "send-keys", placeholder: "key1 key2", size: 20 });
   var body = h("textarea", { id: "send-body", placeholder: "message body" });
   var result = h("div", { id: "send-result" });
+  var transactional = h("input", { id: "send-transactional", type: "checkbox" });
   var sendButton = h("button", { id: "send-message", text: "Send", onclick: function () {
-    post("topic/send", { topic: topic, tags: tags.value, keys: keys.value, body: body.value }).then(function (r) {
+    post("topic/send", { topic: topic, tags: tags.value, keys: keys.value, body: body.value, transactional: transactional.checked }).then(function (r) {
       fill(result, kvTable(r));
       flash("Sent: " + r.sendStatus + " " + r.msgId);
     }).catch(fail(result));
   } });
-  append(send, [h("div", { "class": "row" }, field("Tags", tags), field("Keys", keys)), field("Body", body), h("p", null, sendButton), result]);
+  append(send, [h("div", { "class": "row" }, field("Tags", tags), field("Keys", keys), field("As a transaction that commits", transactional)),
+    field("Body", body), h("p", null, sendButton), result]);
   main.appendChild(send);
 
   var reset = h("div", { "class": "card" }, h("h2", { text: "Reset a group's offset" }));
