@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import urllib.request
 
 import pytest
 
+from mq.console.history import read_day_file
 from tests.acl.test_acl_process import start_acl_cluster
 from tests.broker.cluster import broker_starter, processes, start_namesrv
 from tests.console.client import Console, refusal
@@ -54,7 +54,7 @@ def test_the_dashboards_day_is_kept_across_a_console_restart(tmp_path):
 
         wait_until(lambda: len(broker_line(console)) >= 3, what="three kept points of the broker's line")
         proc.stop()  # SIGTERM: a graceful stop, which writes the day
-        (kept,) = json.loads((data / "dashboard" / f"{today}.json").read_text())["brokers"].values()
+        (kept,) = read_day_file(str(data / "dashboard" / f"{today}.jsonl"), 1000, 10, 10)[0].values()
         assert len(kept) >= 3
         proc, console = console_process()
         # read back at start (a first new sample may replace the last kept point, being in its 1 s step)
