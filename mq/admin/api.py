@@ -479,6 +479,12 @@ class MQAdminAPI:
         return fastjson.loads(response.body)
 
     @defer.inlineCallbacks
+    def all_producer_info(self, addr: str):
+        """GET_ALL_PRODUCER_INFO: ``{"data": {group: [producer info...]}}``."""
+        response = yield self.broker_ok(addr, RequestCode.GET_ALL_PRODUCER_INFO, "producer info")
+        return fastjson.loads(response.body) if response.body else {"data": {}}
+
+    @defer.inlineCallbacks
     def consumer_running_info(self, addr: str, group: str, client_id: str, jstack: bool = False):
         ext = GetConsumerRunningInfoRequestHeader(consumer_group=group, client_id=client_id,
                                                   jstack_enable=jstack).encode()

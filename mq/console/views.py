@@ -207,18 +207,50 @@ def _cluster_field(ctx: Context, form: Form):
     return name
 
 
-@route("topic/create", "POST", ["topic", "cluster", "readQueueNums", "writeQueueNums", "perm", "order"])
+MAX_CHOSEN_BROKERS = 256
+
+
 @defer.inlineCallbacks
-def topic_create(ctx: Context, form: Form):
-    topic = form.topic()
-    reads = form.integer("readQueueNums", 1, 1024, 8)
-    writes = form.integer("writeQueueNums", 1, 1024, 8)
-    perm = int(form.choice("perm", ("2", "4", "6"), "6"))
-    order = form.flag("order")
+def _chosen_brokers(ctx: Context, form: Form, cluster_name: str):
+    """The ``brokers`` field (rocketmq-dashboard's broker choice): the masters of those broker names of the
+    cluster, [(name, addr)]; None when it is left out (the whole cluster)."""
+    names = form.values.get("brokers")
+    if names is None:
+        return None
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise BadRequest("brokers: a list of broker names")
+    if len(names) > MAX_CHOSEN_BROKERS:
+        raise BadRequest(f"brokers: {len(names)} names, more than {MAX_CHOSEN_BROKERS}")
+    info = yield ctx.api.cluster_info()
+    masters = dict(info.master_addrs(cluster_name))
+    unknown = [n for n in names if n not in masters]
+    if unknown:
+        raise BadRequest(f"brokers: {unknown[0][:128]!r} is not a broker of {cluster_name!r} with a live master")
+    return [(n, masters[n]) for n in dict.fromkeys(names)]
+
+
+@defer.inlineCallbacks
+def _on_cluster_or_brokers(ctx: Context, form: Form, command: str, **values):
+    """``mqadmin <command>`` on the whole cluster, or broker by broker on the chosen ones (their ``brokers``
+    results joined)."""
     cluster_name = yield _cluster_field(ctx, form)
-    result = yield admin(ctx.api, "updateTopic", topic=topic, clusterName=cluster_name, readQueueNums=reads,
-                         writeQueueNums=writes, perm=perm, order=order)
+    chosen = yield _chosen_brokers(ctx, form, cluster_name)
+    if chosen is None:
+        result = yield admin(ctx.api, command, clusterName=cluster_name, **values)
+        return result
+    result = {}
+    for _, addr in chosen:
+        one = yield admin(ctx.api, command, brokerAddr=addr, **values)
+        result = dict(one, brokers=result.get("brokers", []) + one.get("brokers", []))
     return result
+
+
+@route("topic/create", "POST", ["topic", "cluster", "brokers", "readQueueNums", "writeQueueNums", "perm", "order"])
+def topic_create(ctx: Context, form: Form):
+    return _on_cluster_or_brokers(ctx, form, "updateTopic", topic=form.topic(),
+                                  readQueueNums=form.integer("readQueueNums", 1, 1024, 8),
+                                  writeQueueNums=form.integer("writeQueueNums", 1, 1024, 8),
+                                  perm=int(form.choice("perm", ("2", "4", "6"), "6")), order=form.flag("order"))
 
 
 @route("topic/delete", "POST", ["topic", "cluster"])
@@ -370,11 +402,11 @@ def consumer_reset_offset(ctx: Context, form: Form):
     return admin(ctx.api, "resetOffsetByTime", group=group, topic=topic, timestamp=stamp, force=True)
 
 
-@route("consumer/create", "POST", ["group", "cluster", "retryQueueNums", "retryMaxTimes", "consumeEnable",
+@route("consumer/create", "POST", ["group", "cluster", "brokers", "retryQueueNums", "retryMaxTimes", "consumeEnable",
                                    "consumeBroadcastEnable", "consumeFromMinEnable"])
-@defer.inlineCallbacks
 def consumer_create(ctx: Context, form: Form):
-    """Create or update the group's subscription config on every master of the cluster (updateSubGroup)."""
+    """Create or update the group's subscription config on every master of the cluster, or of the chosen
+    brokers (updateSubGroup)."""
     group = form.group()
     why = retry_group_error(group)
     if why is not None:
@@ -384,21 +416,15 @@ def consumer_create(ctx: Context, form: Form):
                   consumeEnable=form.flag("consumeEnable", True),
                   consumeBroadcastEnable=form.flag("consumeBroadcastEnable"),
                   consumeFromMinEnable=form.flag("consumeFromMinEnable"))
-    cluster_name = yield _cluster_field(ctx, form)
-    result = yield admin(ctx.api, "updateSubGroup", groupName=group, clusterName=cluster_name, **values)
-    return result
+    return _on_cluster_or_brokers(ctx, form, "updateSubGroup", groupName=group, **values)
 
 
-@route("consumer/delete", "POST", ["group", "cluster", "removeOffset"])
-@defer.inlineCallbacks
+@route("consumer/delete", "POST", ["group", "cluster", "brokers", "removeOffset"])
 def consumer_delete(ctx: Context, form: Form):
-    """Delete the group's subscription config (and its retry and DLQ topics) from the cluster."""
-    group = form.group()
-    remove_offset = form.flag("removeOffset")
-    cluster_name = yield _cluster_field(ctx, form)
-    result = yield admin(ctx.api, "deleteSubGroup", groupName=group, clusterName=cluster_name,
-                         removeOffset=remove_offset)
-    return result
+    """Delete the group's subscription config (and its retry and DLQ topics) from the cluster, or only its
+    config from the chosen brokers (as ``mqadmin deleteSubGroup -b``)."""
+    return _on_cluster_or_brokers(ctx, form, "deleteSubGroup", groupName=form.group(),
+                                  removeOffset=form.flag("removeOffset"))
 
 
 @route("consumer/running-info", fields=["group", "clientId", "jstack"])

@@ -245,9 +245,11 @@ def test_create_and_delete_a_consumer_group_by_clicking(page, cluster):
     open_page(page, cluster, "consumers")
     page.fill("#new-group", "ClickedGroup")
     page.fill("#new-group-retries", "3")
+    page.fill("#new-group-brokers", "it-broker")  # rocketmq-dashboard's broker choice (here, the only one)
     expect(page.locator("#new-group-cluster option")).to_have_count(1)
     page.click("#create-group")
-    expect(page.locator("#flash")).to_contain_text("Group ClickedGroup saved")
+    expect(page.locator("#flash")).to_contain_text(f"Group ClickedGroup saved on {cluster['broker'].addr}")
+    assert [r["retryMaxTimes"] for r in cluster["console"].call("consumer/config?group=ClickedGroup")] == [3]
     page.goto(f"{cluster['url']}/#/consumer/ClickedGroup")
     page.once("dialog", lambda dialog: dialog.accept())
     page.click("#delete-group")

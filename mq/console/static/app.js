@@ -309,15 +309,16 @@ pages.topics = function () {
   var writes = h("input", { id: "new-topic-writes", type: "number", min: 1, max: 1024, value: 8 });
   var perm = h("select", { id: "new-topic-perm" }, [["6", "RW"], ["4", "R"], ["2", "W"]].map(function (p) { return h("option", { value: p[0], text: p[1] }); }));
   var order = h("input", { id: "new-topic-order", type: "checkbox" });
+  var topicBrokers = h("input", { id: "new-topic-brokers", placeholder: "all of the cluster", size: 22 });
   var create = h("button", { id: "create-topic", text: "Create", onclick: function () {
     create.disabled = true;
     post("topic/create", { topic: name.value.trim(), cluster: cluster.value, readQueueNums: reads.value,
-      writeQueueNums: writes.value, perm: perm.value, order: order.checked })
+      writeQueueNums: writes.value, perm: perm.value, order: order.checked, brokers: brokerNames(topicBrokers) })
       .then(function (r) { flash("Topic " + r.topicConfig.topicName + " created on " + r.brokers.join(", ")); name.value = ""; load(); })
       .catch(fail()).then(function () { create.disabled = false; });
   } });
-  append(createBox, h("div", { "class": "row" }, field("Name", name), field("Cluster", cluster), field("Read queues", reads),
-    field("Write queues", writes), field("Perm", perm), field("Order", order), create));
+  append(createBox, h("div", { "class": "row" }, field("Name", name), field("Cluster", cluster), field("Brokers (names, comma-separated)", topicBrokers),
+    field("Read queues", reads), field("Write queues", writes), field("Perm", perm), field("Order", order), create));
   main.appendChild(h("div", { "class": "row" }, field("Filter", filter), field("Kind", kind)));
   var list = h("div", { id: "topic-list" });
   main.appendChild(h("div", { "class": "card" }, list));
@@ -446,16 +447,24 @@ pages.consumers = function () {
   var retryQueues = h("input", { id: "new-group-retry-queues", type: "number", min: 0, max: 64, value: 1 });
   var retries = h("input", { id: "new-group-retries", type: "number", min: 0, max: 64, value: 16 });
   var broadcast = h("input", { id: "new-group-broadcast", type: "checkbox" }), enabled = h("input", { id: "new-group-enabled", type: "checkbox", checked: true });
+  var groupBrokers = h("input", { id: "new-group-brokers", placeholder: "all of the cluster", size: 22 });
   var button = h("button", { id: "create-group", text: "Save", onclick: function () {
     post("consumer/create", { group: name.value.trim(), cluster: cluster.value, retryQueueNums: retryQueues.value, retryMaxTimes: retries.value,
-      consumeBroadcastEnable: broadcast.checked, consumeEnable: enabled.checked })
+      consumeBroadcastEnable: broadcast.checked, consumeEnable: enabled.checked, brokers: brokerNames(groupBrokers) })
       .then(function (r) { flash("Group " + r.subscriptionGroupConfig.groupName + " saved on " + r.brokers.join(", ")); }).catch(fail());
   } });
-  append(create, h("div", { "class": "row" }, field("Group", name), field("Cluster", cluster), field("Retry queues", retryQueues),
+  append(create, h("div", { "class": "row" }, field("Group", name), field("Cluster", cluster),
+    field("Brokers (names, comma-separated)", groupBrokers), field("Retry queues", retryQueues),
     field("Max retries", retries), field("Broadcast", broadcast), field("Consume enabled", enabled), button));
   main.appendChild(create);
   clusterOptions(cluster);
 };
+
+/* A "Brokers" field: the broker names typed, or undefined (left out of the request: the whole cluster). */
+function brokerNames(input) {
+  var names = input.value.split(",").map(function (n) { return n.trim(); }).filter(function (n) { return n; });
+  return names.length ? names : undefined;
+}
 
 function clusterOptions(select) {
   return get("cluster").then(function (d) {
