@@ -716,7 +716,19 @@ pages.messages = function () {
   var t1 = h("input", { id: "msg-topic", placeholder: "Topic", size: 22 }), begin = h("input", { id: "msg-begin", type: "datetime-local", step: 1 }),
     end = h("input", { id: "msg-end", type: "datetime-local", step: 1 });
   main.appendChild(h("div", { "class": "card" }, h("h2", { text: "By topic and time" }), h("div", { "class": "row" }, field("Topic", t1), field("From", begin), field("To", end),
-    h("button", { id: "search-by-topic", text: "Search", onclick: function () { run("messages/by-topic", { topic: t1.value.trim(), begin: begin.value, end: end.value }); } }))));
+    h("button", { id: "search-by-topic", text: "Search", onclick: function () { run("messages/by-topic", { topic: t1.value.trim(), begin: begin.value, end: end.value }); } }),
+    h("button", { "class": "secondary", id: "page-by-topic", text: "Page through", onclick: function () { runPage(0); } }))));
+  /* rocketmq-dashboard 2.x's paged query: the range's messages in (broker, queue, offset) order, a page at a time. */
+  function runPage(n) {
+    fill(out, h("p", { "class": "muted", text: "Searching…" }));
+    get("messages/page", { topic: t1.value.trim(), begin: begin.value || "0", end: end.value, page: n, size: 20 }).then(function (r) {
+      var nav = h("div", { "class": "row" },
+        h("button", { "class": "secondary", id: "page-prev", text: "Previous", disabled: r.page === 0, onclick: function () { runPage(r.page - 1); } }),
+        h("span", { id: "page-at", text: "page " + (r.page + 1) + " of " + Math.max(r.pages, 1) + " (" + r.total + " message(s))" }),
+        h("button", { "class": "secondary", id: "page-next", text: "Next", disabled: r.page + 1 >= r.pages, onclick: function () { runPage(r.page + 1); } }));
+      fill(out, [nav, table(messageColumns, r.messages, "no message in this range")]);
+    }).catch(fail(out));
+  }
   var t2 = h("input", { id: "key-topic", placeholder: "Topic", size: 22 }), key = h("input", { id: "msg-key", placeholder: "Key", size: 22 });
   main.appendChild(h("div", { "class": "card" }, h("h2", { text: "By key" }), h("div", { "class": "row" }, field("Topic", t2), field("Key", key),
     h("button", { id: "search-by-key", text: "Search", onclick: function () { run("messages/by-key", { topic: t2.value.trim(), key: key.value.trim() }); } }))));
