@@ -1,7 +1,7 @@
 """Send TPS of mq's producer with message trace off and on, against the same broker in the same run.
 
     python -m benchmarks.trace_bench [--seconds 6] [--rounds 3] [--inflight 64] [--json]
-    python -m benchmarks.trace_bench --paired [--seconds 30] [--slice 1.0]
+    python -m benchmarks.trace_bench --paired [--rounds 5] [--seconds 30] [--slice 1.0] [--control] [--json]
 
 Starts ``twistd namesrv`` and ``twistd broker`` (``traceTopicEnable=true``), then runs the load in a child
 process per phase, alternating off/on for ``--rounds`` rounds so that drift on a shared machine hits both
@@ -16,7 +16,9 @@ are sent (the dispatcher flushed and its sends answered), so every trace cost is
 of the start are frozen out of the garbage collector first (``gc.freeze``): its full collections, ~0.1 s each,
 would otherwise fall on one side or the other by chance. Reports msg/s and client CPU µs per message of
 each, the broker's CPU µs per message in each kind of slice (from ``/proc``), and the paired slices' median
-ratio.
+ratio. ``--rounds``: that many such runs, each in a fresh client process against the same broker, a row each
+with the machine's load average, then the medians over rounds. ``--control``: the "on" producer traces
+nothing either (an A/A run: how far two identical sides drift apart on this machine).
 """
 
 from __future__ import annotations
@@ -88,7 +90,8 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def paired_worker(namesrv: str, seconds: float, slice_s: float, inflight: int, size: int, broker_pid: int) -> None:
+def paired_worker(namesrv: str, seconds: float, slice_s: float, inflight: int, size: int, broker_pid: int,
+                  control: bool = False) -> None:
     """Both producers in this process, alternating slices; print JSON."""
     import gc
 
@@ -98,7 +101,7 @@ def paired_worker(namesrv: str, seconds: float, slice_s: float, inflight: int, s
 
     body = b"x" * size
     producers = {trace: Producer(f"TraceBenchPG{int(trace)}", namesrv, instance_name=f"trace-paired-{trace}",
-                                 enable_msg_trace=trace) for trace in (False, True)}
+                                 enable_msg_trace=trace and not control) for trace in (False, True)}
     totals = {trace: {"sent": 0, "wall": 0.0, "cpu": 0.0, "broker": 0.0, "slices": []} for trace in (False, True)}
 
     @defer.inlineCallbacks
@@ -115,7 +118,7 @@ def paired_worker(namesrv: str, seconds: float, slice_s: float, inflight: int, s
                 sent[0] += 1
 
         yield defer.gatherResults([lane() for _ in range(inflight)])
-        if trace:  # the slice's trace records sent and answered before its clock stops
+        if producer.tracer is not None:  # the slice's trace records sent and answered before its clock stops
             dispatcher = producer.tracer.dispatcher
             dispatcher._flush(force=True)
             yield defer.DeferredList(list(dispatcher.in_flight), consumeErrors=True)
@@ -137,9 +140,11 @@ def paired_worker(namesrv: str, seconds: float, slice_s: float, inflight: int, s
         gc.collect()
         gc.freeze()
         end = time.monotonic() + seconds
+        first = False
         while time.monotonic() < end:
-            for trace in (False, True):
+            for trace in (first, not first):  # each side goes first in every other pair
                 yield one_slice(trace)
+            first = not first
         out = {}
         for trace, t in totals.items():
             name = "on" if trace else "off"
@@ -150,8 +155,9 @@ def paired_worker(namesrv: str, seconds: float, slice_s: float, inflight: int, s
         out["median_tps_ratio"] = round(statistics.median(on[0] / off[0] for off, on in pairs), 3)
         out["median_cpu_ratio"] = round(statistics.median(on[1] / off[1] for off, on in pairs), 3)
         out["pairs"] = len(pairs)
-        tracer = producers[True].tracer.dispatcher
-        out["on"].update(trace_messages=tracer.sent_messages, dropped=tracer.dropped)
+        tracer = producers[True].tracer
+        if tracer is not None:
+            out["on"].update(trace_messages=tracer.dispatcher.sent_messages, dropped=tracer.dispatcher.dropped)
         for p in producers.values():
             yield p.shutdown()
         print(json.dumps(out), flush=True)
@@ -169,6 +175,53 @@ def phase(namesrv: str, trace: bool, args) -> dict:
     return json.loads(lines[-1])
 
 
+def paired_rounds(namesrv: str, broker_pid: int, args) -> None:
+    """``--rounds`` paired runs, each in a fresh client process; a row each, then the medians."""
+    rows = []
+    for n in range(args.rounds):
+        cmd = [sys.executable, "-m", "benchmarks.trace_bench", "--worker", namesrv, "--paired", "--seconds",
+               str(args.seconds), "--slice", str(args.slice), "--inflight", str(args.inflight), "--size",
+               str(args.size), "--broker-pid", str(broker_pid)] + (["--control"] if args.control else [])
+        load0 = os.getloadavg()[0]
+        out = subprocess.run(cmd, capture_output=True, env=child_env(), cwd=str(REPO), timeout=args.seconds * 4 + 120)
+        lines = [ln for ln in out.stdout.decode().splitlines() if ln.startswith("{")]
+        if not lines:
+            raise RuntimeError(out.stderr.decode()[-2000:])
+        r = json.loads(lines[-1])
+        r["load"] = [round(load0, 1), round(os.getloadavg()[0], 1)]
+        off, on = r["off"], r["on"]
+        r["tps_ratio"] = round(on["tps"] / off["tps"], 3)
+        for side in (off, on):
+            side["total_cpu_us_per_msg"] = round(side["cpu_us_per_msg"] + side["broker_cpu_us_per_msg"], 1)
+        rows.append(r)
+        if not args.json:
+            if n == 0:
+                print("| round | load | msg/s off → on (on/off) | paired slices' median on/off | client CPU µs/msg "
+                      "off → on | broker CPU µs/msg off → on | client + broker off → on |")
+                print("|---|---|---|---|---|---|---|")
+            print(f"| {n + 1} | {r['load'][0]}–{r['load'][1]} | {off['tps']:,.0f} → {on['tps']:,.0f} "
+                  f"({r['tps_ratio']:.3f}) | {r['median_tps_ratio']:.3f} | {off['cpu_us_per_msg']} → "
+                  f"{on['cpu_us_per_msg']} | {off['broker_cpu_us_per_msg']} → {on['broker_cpu_us_per_msg']} | "
+                  f"{off['total_cpu_us_per_msg']} → {on['total_cpu_us_per_msg']} |", flush=True)
+
+    def med(f):
+        return round(statistics.median(f(r) for r in rows), 3)
+
+    summary = {"rounds": len(rows), "control": args.control, "tps_ratio": med(lambda r: r["tps_ratio"]),
+               "slice_tps_ratio": med(lambda r: r["median_tps_ratio"]),
+               "client_cpu_us": [med(lambda r: r["off"]["cpu_us_per_msg"]), med(lambda r: r["on"]["cpu_us_per_msg"])],
+               "broker_cpu_us": [med(lambda r: r["off"]["broker_cpu_us_per_msg"]),
+                                 med(lambda r: r["on"]["broker_cpu_us_per_msg"])],
+               "total_cpu_ratio": med(lambda r: r["on"]["total_cpu_us_per_msg"] / r["off"]["total_cpu_us_per_msg"])}
+    if args.json:
+        print(json.dumps({"rounds": rows, "summary": summary}))
+        return
+    print(f"\nmedians over {len(rows)} rounds{' (control: neither side traced)' if args.control else ''}: msg/s "
+          f"on/off {summary['tps_ratio']}, paired slices {summary['slice_tps_ratio']}; client CPU µs/msg "
+          f"{summary['client_cpu_us'][0]} → {summary['client_cpu_us'][1]}, broker {summary['broker_cpu_us'][0]} → "
+          f"{summary['broker_cpu_us'][1]}; client + broker CPU on/off {summary['total_cpu_ratio']}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=6.0)
@@ -181,9 +234,10 @@ def main() -> None:
     parser.add_argument("--worker", metavar="NAMESRV", help=argparse.SUPPRESS)
     parser.add_argument("--trace", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--broker-pid", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--control", action="store_true")
     args = parser.parse_args()
     if args.worker and args.paired:
-        paired_worker(args.worker, args.seconds, args.slice, args.inflight, args.size, args.broker_pid)
+        paired_worker(args.worker, args.seconds, args.slice, args.inflight, args.size, args.broker_pid, args.control)
         return
     if args.worker:
         worker(args.worker, args.trace, args.seconds, args.inflight, args.size)
@@ -197,21 +251,7 @@ def main() -> None:
         assert call(broker_addr, create_topic_request(TOPIC, queues=8)).code == 0
         time.sleep(1.0)  # let the NameServer see the new topic
         if args.paired:
-            cmd = [sys.executable, "-m", "benchmarks.trace_bench", "--worker", namesrv, "--paired", "--seconds",
-                   str(args.seconds), "--slice", str(args.slice), "--inflight", str(args.inflight), "--size",
-                   str(args.size), "--broker-pid", str(started[-1].proc.pid)]
-            out = subprocess.run(cmd, capture_output=True, env=child_env(), cwd=str(REPO),
-                                 timeout=args.seconds * 4 + 120)
-            lines = [ln for ln in out.stdout.decode().splitlines() if ln.startswith("{")]
-            if not lines:
-                raise RuntimeError(out.stderr.decode()[-2000:])
-            r = json.loads(lines[-1])
-            print(json.dumps(r) if args.json else
-                  f"paired slices: {r['pairs']}; off {r['off']['tps']:,.0f} msg/s, client {r['off']['cpu_us_per_msg']} "
-                  f"and broker {r['off']['broker_cpu_us_per_msg']} CPU µs/msg; on {r['on']['tps']:,.0f} msg/s, "
-                  f"client {r['on']['cpu_us_per_msg']} and broker {r['on']['broker_cpu_us_per_msg']} CPU µs/msg "
-                  f"({r['on']['trace_messages']} trace messages, {r['on']['dropped']} dropped); median of "
-                  f"paired slices: msg/s on/off {r['median_tps_ratio']}, CPU/msg on/off {r['median_cpu_ratio']}")
+            paired_rounds(namesrv, started[-1].proc.pid, args)
             return
         for _ in range(args.rounds):
             for trace in (False, True):

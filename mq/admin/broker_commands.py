@@ -106,6 +106,11 @@ def send_msg_status(api: MQAdminAPI, args):
     return Result(data, lines(*text))
 
 
+#: The store commands' ``-c``: ``--cluster`` as the original spells it, ``--clusterName`` as the others here do.
+_CLUSTER = opt("-c", "--cluster", "--clusterName", dest="clusterName", metavar="CLUSTER",
+               help="every master broker of this cluster")
+
+
 def _clean_command(name: str, help_text: str, code: int, what: str):
     """A command that sends one store cleaning request to ``-b`` or to the masters of ``-c`` (every cluster's
     masters without either, as the original) and prints ``success`` per broker."""
@@ -123,7 +128,7 @@ def _clean_command(name: str, help_text: str, code: int, what: str):
         return Result({"brokers": done}, lines(*(f"{addr}: success" for addr in done)))
 
     run.__doc__ = help_text
-    command(name, help_text, BROKER_ADDR, CLUSTER)(run)
+    command(name, help_text, BROKER_ADDR, _CLUSTER)(run)
     return run
 
 
@@ -131,6 +136,8 @@ clean_expired_cq = _clean_command("cleanExpiredCQ", "Clean expired ConsumeQueue 
                                   RequestCode.CLEAN_EXPIRED_CONSUMEQUEUE, "clean expired ConsumeQueues")
 clean_unused_topic = _clean_command("cleanUnusedTopic", "Clean unused topic on broker.",
                                     RequestCode.CLEAN_UNUSED_TOPIC, "clean unused topics")
+delete_expired_commit_log = _clean_command("deleteExpiredCommitLog", "Delete expired CommitLog files",
+                                           RequestCode.DELETE_EXPIRED_COMMITLOG, "delete expired CommitLog files")
 
 
 @command(

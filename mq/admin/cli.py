@@ -133,7 +133,9 @@ def run_command(reactor, args, out=None, err=None):
     return status
 
 
-def main(argv: Optional[List[str]] = None) -> None:
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """The parsed command line; ``help``, ``completion``, ``--version`` and usage errors print and raise
+    SystemExit as argparse does (tests run commands in-process through this and ``run_command``)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "help":
@@ -148,6 +150,11 @@ def main(argv: Optional[List[str]] = None) -> None:
         sys.stdout.write(completion.script(args.shell, parser, PROG))
         sys.exit(0)
     check_one_of(parser, args)
+    return args
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    args = parse_args(argv)
 
     def run(reactor):
         d = run_command(reactor, args)

@@ -1,4 +1,5 @@
-"""``mqadmin`` connection commands (Apache's tools ``command.connection``): the clients of a group."""
+"""``mqadmin`` connection commands (Apache's tools ``command.connection`` and ``command.producer``): the
+clients of a group, and every producer a broker knows."""
 
 from __future__ import annotations
 
@@ -59,3 +60,24 @@ def producer_connection(api: MQAdminAPI, args):
     rows = [[i + 1, c.get("clientId"), c.get("clientAddr"), c.get("language"), c.get("version")]
             for i, c in enumerate(connections)]
     return Result(conn, table(["", "ClientId", "ClientAddr", "Language", "Version"], rows))
+
+
+@command(
+    "producer", "Query producer's instances, connection, status, etc.",
+    opt("-b", "--broker", required=True, metavar="ADDR", help="broker address"),
+)
+@defer.inlineCallbacks
+def producer(api: MQAdminAPI, args):
+    """Every producer group the broker holds and its instances, one line each as the original prints them."""
+    table_info = yield api.all_producer_info(args.broker.strip())
+    data = table_info.get("data") or {}
+    text = []
+    for group in sorted(data):
+        instances = data[group] or []
+        if not instances:
+            text.append(f"producer group ({group}) instances are empty")
+        for p in sorted(instances, key=lambda p: p.get("clientId", "")):
+            text.append(f"producer group ({group}) instance : clientId={p.get('clientId')},"
+                        f"remoteIP={p.get('remoteIP')}, language={p.get('language')}, version={p.get('version')}, "
+                        f"lastUpdateTimestamp={p.get('lastUpdateTimestamp')}")
+    return Result(table_info, lines(*text))

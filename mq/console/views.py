@@ -18,6 +18,7 @@ from mq import __version__
 from mq.acl.accounts import MIN_KEY_LENGTH
 from mq.admin.acl_commands import PERM_WORDS
 from mq.admin.api import AdminError, ResponseError, route_masters
+from mq.admin.message_commands import choose_send_queue
 from mq.common.message import decode_offset_msg_id
 from mq.common.names import retry_group_error
 from mq.common.topic import TRACE_TOPIC
@@ -207,18 +208,52 @@ def _cluster_field(ctx: Context, form: Form):
     return name
 
 
-@route("topic/create", "POST", ["topic", "cluster", "readQueueNums", "writeQueueNums", "perm", "order"])
+MAX_CHOSEN_BROKERS = 256
+#: The producer group of the console's transactional test messages.
+TRANSACTION_TEST_GROUP = "CONSOLE_TRANSACTION_PRODUCER"
+
+
 @defer.inlineCallbacks
-def topic_create(ctx: Context, form: Form):
-    topic = form.topic()
-    reads = form.integer("readQueueNums", 1, 1024, 8)
-    writes = form.integer("writeQueueNums", 1, 1024, 8)
-    perm = int(form.choice("perm", ("2", "4", "6"), "6"))
-    order = form.flag("order")
+def _chosen_brokers(ctx: Context, form: Form, cluster_name: str):
+    """The ``brokers`` field (rocketmq-dashboard's broker choice): the masters of those broker names of the
+    cluster, [(name, addr)]; None when it is left out (the whole cluster)."""
+    names = form.values.get("brokers")
+    if names is None:
+        return None
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise BadRequest("brokers: a list of broker names")
+    if len(names) > MAX_CHOSEN_BROKERS:
+        raise BadRequest(f"brokers: {len(names)} names, more than {MAX_CHOSEN_BROKERS}")
+    info = yield ctx.api.cluster_info()
+    masters = dict(info.master_addrs(cluster_name))
+    unknown = [n for n in names if n not in masters]
+    if unknown:
+        raise BadRequest(f"brokers: {unknown[0][:128]!r} is not a broker of {cluster_name!r} with a live master")
+    return [(n, masters[n]) for n in dict.fromkeys(names)]
+
+
+@defer.inlineCallbacks
+def _on_cluster_or_brokers(ctx: Context, form: Form, command: str, **values):
+    """``mqadmin <command>`` on the whole cluster, or broker by broker on the chosen ones (their ``brokers``
+    results joined)."""
     cluster_name = yield _cluster_field(ctx, form)
-    result = yield admin(ctx.api, "updateTopic", topic=topic, clusterName=cluster_name, readQueueNums=reads,
-                         writeQueueNums=writes, perm=perm, order=order)
+    chosen = yield _chosen_brokers(ctx, form, cluster_name)
+    if chosen is None:
+        result = yield admin(ctx.api, command, clusterName=cluster_name, **values)
+        return result
+    result = {}
+    for _, addr in chosen:
+        one = yield admin(ctx.api, command, brokerAddr=addr, **values)
+        result = dict(one, brokers=result.get("brokers", []) + one.get("brokers", []))
     return result
+
+
+@route("topic/create", "POST", ["topic", "cluster", "brokers", "readQueueNums", "writeQueueNums", "perm", "order"])
+def topic_create(ctx: Context, form: Form):
+    return _on_cluster_or_brokers(ctx, form, "updateTopic", topic=form.topic(),
+                                  readQueueNums=form.integer("readQueueNums", 1, 1024, 8),
+                                  writeQueueNums=form.integer("writeQueueNums", 1, 1024, 8),
+                                  perm=int(form.choice("perm", ("2", "4", "6"), "6")), order=form.flag("order"))
 
 
 @route("topic/delete", "POST", ["topic", "cluster"])
@@ -296,13 +331,22 @@ def topic_consumers(ctx: Context, form: Form):
     return out
 
 
-@route("topic/send", "POST", ["topic", "tags", "keys", "body"])
+@route("topic/send", "POST", ["topic", "tags", "keys", "body", "transactional"])
+@defer.inlineCallbacks
 def topic_send(ctx: Context, form: Form):
+    """A test message (mqadmin sendMessage); ``transactional``: as a transaction that commits (rocketmq-dashboard
+    2.x's transactional variant: a half message, then END_TRANSACTION commit)."""
     topic = form.topic()
     tags = form.text("tags", 255)
     keys = form.text("keys", 255)
     body = form.text("body", ctx.config.max_body_bytes, required=True, strip=False)
-    return admin(ctx.api, "sendMessage", topic=topic, body=body, tags=tags, key=keys)
+    if not form.flag("transactional"):
+        sent = yield admin(ctx.api, "sendMessage", topic=topic, body=body, tags=tags, key=keys)
+        return sent
+    addr, name, queue_id = yield choose_send_queue(ctx.api, topic)
+    sent = yield ctx.api.send_committed_transaction(addr, name, topic, queue_id, body.encode("utf-8"), tags, keys,
+                                                    TRANSACTION_TEST_GROUP)
+    return sent
 
 
 # --------------------------------------------------------------------------------------------- consumers
@@ -330,6 +374,24 @@ def consumer_progress(ctx: Context, form: Form):
     return result
 
 
+@route("consumer/config", fields=["group"])
+@defer.inlineCallbacks
+def consumer_config(ctx: Context, form: Form):
+    """The group's subscription config on each master that holds it (rocketmq-dashboard's
+    examineSubscriptionGroupConfig: GET_ALL_SUBSCRIPTIONGROUP_CONFIG, which every 4.x broker answers)."""
+    group = form.group()
+    info = yield ctx.api.cluster_info()
+    rows = []
+    for cluster_name in sorted(info.cluster_addr_table):
+        for name, addr in info.master_addrs(cluster_name):
+            table = yield ctx.api.broker_table(addr, RequestCode.GET_ALL_SUBSCRIPTIONGROUP_CONFIG,
+                                               "subscription groups", "subscriptionGroupTable")
+            config = table.get(group)
+            if isinstance(config, dict):
+                rows.append({"cluster": cluster_name, "brokerName": name, "addr": addr, **config})
+    return rows
+
+
 @route("consumer/connection", fields=["group"])
 @defer.inlineCallbacks
 def consumer_connection(ctx: Context, form: Form):
@@ -352,11 +414,11 @@ def consumer_reset_offset(ctx: Context, form: Form):
     return admin(ctx.api, "resetOffsetByTime", group=group, topic=topic, timestamp=stamp, force=True)
 
 
-@route("consumer/create", "POST", ["group", "cluster", "retryQueueNums", "retryMaxTimes", "consumeEnable",
+@route("consumer/create", "POST", ["group", "cluster", "brokers", "retryQueueNums", "retryMaxTimes", "consumeEnable",
                                    "consumeBroadcastEnable", "consumeFromMinEnable"])
-@defer.inlineCallbacks
 def consumer_create(ctx: Context, form: Form):
-    """Create or update the group's subscription config on every master of the cluster (updateSubGroup)."""
+    """Create or update the group's subscription config on every master of the cluster, or of the chosen
+    brokers (updateSubGroup)."""
     group = form.group()
     why = retry_group_error(group)
     if why is not None:
@@ -366,21 +428,15 @@ def consumer_create(ctx: Context, form: Form):
                   consumeEnable=form.flag("consumeEnable", True),
                   consumeBroadcastEnable=form.flag("consumeBroadcastEnable"),
                   consumeFromMinEnable=form.flag("consumeFromMinEnable"))
-    cluster_name = yield _cluster_field(ctx, form)
-    result = yield admin(ctx.api, "updateSubGroup", groupName=group, clusterName=cluster_name, **values)
-    return result
+    return _on_cluster_or_brokers(ctx, form, "updateSubGroup", groupName=group, **values)
 
 
-@route("consumer/delete", "POST", ["group", "cluster", "removeOffset"])
-@defer.inlineCallbacks
+@route("consumer/delete", "POST", ["group", "cluster", "brokers", "removeOffset"])
 def consumer_delete(ctx: Context, form: Form):
-    """Delete the group's subscription config (and its retry and DLQ topics) from the cluster."""
-    group = form.group()
-    remove_offset = form.flag("removeOffset")
-    cluster_name = yield _cluster_field(ctx, form)
-    result = yield admin(ctx.api, "deleteSubGroup", groupName=group, clusterName=cluster_name,
-                         removeOffset=remove_offset)
-    return result
+    """Delete the group's subscription config (and its retry and DLQ topics) from the cluster, or only its
+    config from the chosen brokers (as ``mqadmin deleteSubGroup -b``)."""
+    return _on_cluster_or_brokers(ctx, form, "deleteSubGroup", groupName=form.group(),
+                                  removeOffset=form.flag("removeOffset"))
 
 
 @route("consumer/running-info", fields=["group", "clientId", "jstack"])

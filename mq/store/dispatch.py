@@ -38,7 +38,8 @@ TagsCodeFn = Callable[[str, Dict[str, str], int], int]
 
 def make_tags_code_fn(delay_levels: Dict[int, int]) -> TagsCodeFn:
     """Default tagsCode: the TAGS hash; in SCHEDULE_TOPIC_XXXX the delivery time (store time + delay), in
-    rmq_sys_wheel_timer the due time (``TIMER_OUT_MS``, set by the broker when it parked the timer)."""
+    rmq_sys_wheel_timer the due time (``TIMER_OUT_MS``, set by the broker when it parked the timer), negated
+    for a cancellation (``TIMER_DEL_UNIQKEY``)."""
     max_level = max(delay_levels) if delay_levels else 0
 
     def tags_code(topic: str, properties: Dict[str, str], store_timestamp: int) -> int:
@@ -50,7 +51,8 @@ def make_tags_code_fn(delay_levels: Dict[int, int]) -> TagsCodeFn:
         elif topic == TIMER_TOPIC:
             raw = properties.get(MessageConst.PROPERTY_TIMER_OUT_MS, "")
             if raw.isdigit() and len(raw) <= 18:
-                return int(raw)
+                # a cancellation's is negated (mq.broker.schedule.timer_cancel.cancel_tags_code)
+                return -int(raw) if MessageConst.PROPERTY_TIMER_DEL_UNIQKEY in properties else int(raw)
         return tag_hash_code(properties.get(MessageConst.PROPERTY_TAGS))
 
     return tags_code

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import enum
+import struct
 from typing import Dict, List, Optional, Tuple
 
 import attrs
 
-from mq.common.message import create_offset_msg_id
+from mq.common.hotcache import PYPY, hot_cache
+from mq.common.message import create_offset_msg_id, host_bytes
 
 
 class PutMessageStatus(enum.Enum):
@@ -45,6 +47,26 @@ class GetMessageStatus(enum.Enum):
 
 #: store host → the hex of its address and port, the fixed head of its offset msgIds (a store has one or two).
 _HOST_HEX: Dict[Tuple[str, int], str] = {}
+_OFFSET = struct.Struct(">q").pack
+
+
+@hot_cache(64)
+def _ids_struct(host: bytes, count: int) -> struct.Struct:
+    """``count`` offset msgIds' bytes (host address and port, then the offset) in one pack."""
+    return struct.Struct(">" + ("%dsq" % len(host)) * count)
+
+
+def batch_msg_ids(host: Tuple[str, int], offsets: Tuple[int, ...]) -> str:
+    """``create_offset_msg_id`` of each offset, comma-joined: the bytes of all in one buffer, hex-encoded with a
+    comma every id by one call (CPython packs them with one struct, PyPy joins them: each is faster there)."""
+    raw_host = host_bytes(host)
+    if PYPY:
+        raw = b"".join([raw_host + _OFFSET(o) for o in offsets])
+    else:
+        args = [raw_host] * (2 * len(offsets))
+        args[1::2] = offsets
+        raw = _ids_struct(raw_host, len(offsets)).pack(*args)
+    return raw.hex(",", len(raw_host) + 8).upper()
 
 
 class AppendMessageResult:
@@ -91,7 +113,7 @@ class AppendMessageResult:
                 if len(offsets) == 1:
                     self._msg_id = "%s%016X" % (head, offsets[0])
                 else:
-                    self._msg_id = ",".join([f"{head}{o:016X}" for o in offsets])
+                    self._msg_id = batch_msg_ids(host, offsets)
         return self._msg_id
 
     def is_ok(self) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from twisted.internet import defer
 from twisted.logger import Logger
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -39,6 +40,14 @@ class Retention:
         if not (forcibly or percent > cfg.disk_max_used_space_ratio or self._is_delete_hour(now)):
             return None
         return store.flusher.when_idle().addCallback(lambda _: self.delete_files(now, forcibly))
+
+    def run_manually(self) -> defer.Deferred:
+        """Delete the expired files now, whatever the hour (``mqadmin deleteExpiredCommitLog``); fires with the
+        number of CommitLog files deleted."""
+        if not self.store.running:
+            return defer.succeed(0)
+        now = self.store.now_ms()
+        return self.store.flusher.when_idle().addCallback(lambda _: self.delete_files(now))
 
     def delete_files(self, now_ms: int, forcibly: bool = False) -> int:
         """Delete expired CommitLog files (never the newest), then obsolete queue and index files."""

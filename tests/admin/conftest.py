@@ -1,16 +1,23 @@
-"""Real ``twistd namesrv`` / ``twistd broker`` processes shared by a module, and ``mqadmin`` as a subprocess."""
+"""Real ``twistd namesrv`` / ``twistd broker`` processes shared by a module, and ``mqadmin`` run in this
+process (the default) or as a subprocess of its own (``process=True``)."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import pty
 import subprocess
 import sys
+import threading
 
 import attr
+import greenlet
 import pytest
+import pytest_twisted
 
+from tests.support.main_greenlet import pytest_pyfunc_call  # noqa: F401  (tests here block on mqadmin)
 from tests.support.processes import TwistdProcess, child_env, free_port, wait_until
 
 
@@ -24,16 +31,46 @@ class Run:
         return json.loads(self.out)
 
 
-def mqadmin(*args: str, namesrv: str = None, env: dict = None, timeout: float = 60) -> Run:
-    """Run ``python -m mq.admin.cli`` with ``NAMESRV_ADDR`` set to ``namesrv`` (unless None)."""
-    extra = {"NAMESRV_ADDR": namesrv} if namesrv else {}
-    extra.update(env or {})
-    environ = child_env(extra)
+def mqadmin(*args: str, namesrv: str = None, env: dict = None, timeout: float = 60, process: bool = False) -> Run:
+    """``mqadmin args`` with ``NAMESRV_ADDR`` set to ``namesrv`` (unset when None and ``env`` gives none).
+
+    In this process by default: the command line parsed by ``mq.admin.cli.parse_args`` and run by its
+    ``run_command`` on the test reactor, with the same output and exit status as the tool. A new interpreter
+    per call cost more than the commands (PyPy's start-up most), and the process boundary is what only a few
+    tests are about: those pass ``process=True`` and get ``python -m mq.admin.cli``. A call from inside the
+    reactor (a pytest-twisted test) or from another thread cannot block on it, so it runs as a process too."""
+    environ = child_env({"NAMESRV_ADDR": namesrv} if namesrv else {})
+    environ.update(env or {})
     if not namesrv and "NAMESRV_ADDR" not in (env or {}):
         environ.pop("NAMESRV_ADDR", None)
-    p = subprocess.run([sys.executable, "-m", "mq.admin.cli", *args], env=environ, capture_output=True,
-                       text=True, timeout=timeout)
-    return Run(p.returncode, p.stdout, p.stderr)
+    if process or greenlet.getcurrent().parent is not None or threading.current_thread() is not threading.main_thread():
+        p = subprocess.run([sys.executable, "-m", "mq.admin.cli", *args], env=environ, capture_output=True,
+                           text=True, timeout=timeout)
+        return Run(p.returncode, p.stdout, p.stderr)
+    return _in_process(list(args), environ, timeout)
+
+
+def _in_process(argv: list, environ: dict, timeout: float) -> Run:
+    from twisted.internet import reactor
+
+    from mq.admin import cli
+
+    out, err = io.StringIO(), io.StringIO()
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(environ)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                parsed = cli.parse_args(argv)
+            except SystemExit as e:  # help, completion, --version, usage errors: argparse's own exit
+                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+                return Run(code, out.getvalue(), err.getvalue())
+            code = pytest_twisted.blockon(cli.run_command(reactor, parsed, out, err).addTimeout(timeout, reactor))
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return Run(code, out.getvalue(), err.getvalue())
 
 
 def mqadmin_on_terminal(*args: str, namesrv: str, terminal: str = "stdout", env: dict = None) -> Run:

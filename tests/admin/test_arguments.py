@@ -24,8 +24,18 @@ REQUIRED = [
     "updateTopicPerm", "updateOrderConf", "allocateMQ", "getNamesrvConfig", "updateNamesrvConfig",
     "skipAccumulatedMessage", "cloneGroupOffset", "printMsgByQueue", "checkMsgSendRT", "sendMsgStatus", "clusterRT",
     "getConsumerConfig", "exportMetadata", "exportConfigs", "queryCq", "cleanExpiredCQ", "cleanUnusedTopic",
-    "exportMetrics", "startMonitoring",
+    "exportMetrics", "startMonitoring", "producer", "deleteExpiredCommitLog",
 ]
+
+#: RocketMQ 4.9.8's MQAdminStartup registers these 56 commands, in this order (docs/admin.md compares).
+ROCKETMQ_498 = """updateTopic deleteTopic updateSubGroup deleteSubGroup updateBrokerConfig updateTopicPerm topicRoute
+topicStatus topicClusterList brokerStatus queryMsgById queryMsgByKey queryMsgByUniqueKey queryMsgByOffset
+queryMsgTraceById printMsg printMsgByQueue sendMsgStatus brokerConsumeStats producerConnection consumerConnection
+consumerProgress consumerStatus cloneGroupOffset producer clusterList topicList updateKvConfig deleteKvConfig
+wipeWritePerm addWritePerm resetOffsetByTime skipAccumulatedMessage updateOrderConf cleanExpiredCQ
+deleteExpiredCommitLog cleanUnusedTopic startMonitoring statsAll allocateMQ checkMsgSendRT clusterRT getNamesrvConfig
+updateNamesrvConfig getBrokerConfig getConsumerConfig queryCq sendMessage consumeMessage updateAclConfig
+deleteAclConfig clusterAclConfigVersion updateGlobalWhiteAddr exportMetadata exportConfigs exportMetrics""".split()
 
 #: (command, flags of the original tool): letter → long name.
 FLAGS = {
@@ -88,8 +98,10 @@ FLAGS = {
                        "s": "specialTopic"},
     "exportConfigs": {"c": "clusterName", "f": "filePath"},
     "queryCq": {"t": "topic", "q": "queue", "i": "index", "c": "count", "b": "broker", "g": "consumer"},
-    "cleanExpiredCQ": {"b": "brokerAddr", "c": "clusterName"},
-    "cleanUnusedTopic": {"b": "brokerAddr", "c": "clusterName"},
+    "cleanExpiredCQ": {"b": "brokerAddr", "c": "cluster"},
+    "cleanUnusedTopic": {"b": "brokerAddr", "c": "cluster"},
+    "deleteExpiredCommitLog": {"b": "brokerAddr", "c": "cluster"},
+    "producer": {"b": "broker"},
     "exportMetrics": {"c": "clusterName", "f": "filePath"},
     "startMonitoring": {},  # the original takes only -n; -i (round interval, default 60 s) is mq's
 }
@@ -98,6 +110,11 @@ FLAGS = {
 def test_every_command_of_the_issue_exists():
     assert set(REQUIRED) <= set(cli.COMMANDS)
     assert set(FLAGS) == set(REQUIRED)
+
+
+def test_every_command_of_rocketmq_4_9_8_exists():
+    assert len(ROCKETMQ_498) == len(set(ROCKETMQ_498)) == 56
+    assert [name for name in ROCKETMQ_498 if name not in cli.COMMANDS] == []
 
 
 @pytest.mark.parametrize("name", REQUIRED)

@@ -301,3 +301,65 @@ def test_query_commands_find_a_message_by_id_key_and_unique_key(broker):
     r = adm(broker, "queryMsgByKey", "-t", "QueryT", "-k", "no-such-key")
     assert r.code == 1
     assert adm(broker, "queryMsgById", "-i", "not-an-id").code == 2
+
+
+def test_delete_expired_commit_log_deletes_them_outside_the_delete_hour(tmp_path):
+    import os
+    import time
+
+    from tests.admin.conftest import mqadmin, start_broker, start_namesrv
+    from tests.broker.wire import Wire
+    from tests.support.processes import wait_until
+
+    ns = start_namesrv(tmp_path / "ns")
+    (tmp_path / "b").mkdir()
+    other_hour = f"{(time.localtime().tm_hour + 12) % 24:02d}"  # retention's own run deletes nothing meanwhile
+    proc = start_broker(tmp_path / "b", ns.addr, name="del-broker", cluster="DelCluster",
+                        conf_extra=f"mappedFileSizeCommitLog=65536\nfileReservedTime=1\ndeleteWhen={other_hour}\n"
+                                   "diskMaxUsedSpaceRatio=95\ncleanResourceInterval=500\n")
+    commitlog = tmp_path / "b" / "store" / "commitlog"
+    try:
+        wait_until(lambda: mqadmin("topicRoute", "-t", "TBW102", namesrv=ns.addr).code == 0, 20,
+                   what="the broker registered")
+        assert mqadmin("updateTopic", "-c", "DelCluster", "-t", "DelT", namesrv=ns.addr).code == 0
+        with Wire(proc.addr) as w:  # ~200 KB: four 64 KiB CommitLog files
+            w.send_each("DelT", (b"d-%04d" % i + b"." * 1000 for i in range(200)))
+        files = sorted(commitlog.iterdir())
+        assert len(files) >= 4
+        for path in files[:2]:  # as if written three hours ago: past fileReservedTime
+            os.utime(path, (time.time() - 3 * 3600,) * 2)
+        r = mqadmin("deleteExpiredCommitLog", "-c", "DelCluster", namesrv=ns.addr)
+        assert (r.code, r.out) == (0, f"{proc.addr}: success\n"), r.err
+        assert sorted(commitlog.iterdir()) == files[2:]  # the two old ones gone, the young ones kept
+        r = mqadmin("deleteExpiredCommitLog", "-b", proc.addr, "--json", namesrv=ns.addr)
+        assert r.code == 0 and r.json() == {"brokers": [proc.addr]}, r.err
+        assert sorted(commitlog.iterdir()) == files[2:]
+        assert "DELETE_EXPIRED_COMMITLOG" in proc.log_text()
+    finally:
+        proc.stop(timeout=15)
+        ns.stop(timeout=15)
+
+
+def test_producer_lists_every_group_and_instance_the_broker_holds(broker):
+    import pytest_twisted
+
+    from mq.client import Producer, make_message
+
+    producers = [Producer("ProdListG", broker.namesrv, instance_name=f"pl-{i}") for i in range(2)]
+    for p in producers:
+        p.start()
+    try:
+        make_topic(broker, "ProdListT", 1)
+        for p in producers:  # a send reaches the broker, whose heartbeat registers the producer
+            pytest_twisted.blockon(p.send(make_message("ProdListT", "x")))
+        data = ok(adm(broker, "producer", "-b", broker.addr, "--json")).json()["data"]
+        ours = sorted(data["ProdListG"], key=lambda p: p["clientId"])
+        assert len(ours) == 2 and all(p["language"] == "PYTHON" and p["remoteIP"].startswith("/127.0.0.1:")
+                                      for p in ours)
+        text = ok(adm(broker, "producer", "-b", broker.addr)).out.splitlines()
+        mine = [line for line in text if line.startswith("producer group (ProdListG) instance : clientId=")]
+        assert len(mine) == 2 and ", language=PYTHON, version=" in mine[0]
+    finally:
+        for p in producers:
+            pytest_twisted.blockon(p.shutdown())
+    assert adm(broker, "producer").code == 2  # -b is required

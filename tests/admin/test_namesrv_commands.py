@@ -38,7 +38,7 @@ def registered(namesrv):
 
 
 def test_topic_list(registered):
-    r = mqadmin("topicList", namesrv=registered.addr)
+    r = mqadmin("topicList", namesrv=registered.addr, process=True)  # the installed tool's own process
     assert r.code == 0, r.err
     assert {"NsTopicA", "NsTopicB"} <= set(r.out.split())
     r = mqadmin("topicList", "--json", namesrv=registered.addr)
@@ -46,7 +46,7 @@ def test_topic_list(registered):
 
 
 def test_n_flag_wins_over_the_environment(registered):
-    r = mqadmin("topicList", "-n", registered.addr, env={"NAMESRV_ADDR": "127.0.0.1:9"})
+    r = mqadmin("topicList", "-n", registered.addr, env={"NAMESRV_ADDR": "127.0.0.1:9"}, process=True)
     assert r.code == 0 and "NsTopicA" in r.out, r.err
     # a list: the first address is dead, the second answers
     r = mqadmin("topicList", "-n", f"127.0.0.1:9;{registered.addr}")
@@ -130,7 +130,7 @@ def test_unreachable_broker_exit_3(registered):
 
 def test_unreachable_namesrv_exit_3():
     dead = f"127.0.0.1:{free_port()}"
-    r = mqadmin("topicList", namesrv=dead)
+    r = mqadmin("topicList", namesrv=dead, process=True)
     assert r.code == 3 and r.out == ""
     assert r.err.startswith(f"mqadmin topicList: cannot reach NameServer {dead}: ")
     assert len(r.err.splitlines()) == 1
@@ -154,7 +154,7 @@ def test_a_silent_server_is_a_timeout_exit_3():
 
 
 def test_no_namesrv_at_all_exit_2():
-    r = mqadmin("topicList")
+    r = mqadmin("topicList", process=True)
     assert r.code == 2 and "no NameServer address" in r.err
 
 

@@ -4,8 +4,10 @@ crash that keep cancelled timers from coming back."""
 
 from __future__ import annotations
 
+import json
+
 from mq.broker.schedule.timer import TimerRefusal
-from mq.broker.schedule.timer_cancel import CANCEL_QUEUE
+from mq.broker.schedule.timer_cancel import LEGACY_QUEUE
 from mq.common.topic import TIMER_TOPIC
 from mq.remoting.codes import ResponseCode
 from tests.broker.test_timer_clock import REAL, bodies, crash, fresh, run, send, started
@@ -17,7 +19,7 @@ def cancel(service, store, value: str, at: int, topic: str = REAL):
     msg = service.park(inner(topic=topic, body=b"0", TIMER_DELIVER_MS=str(at), TIMER_DEL_UNIQKEY=value))
     if isinstance(msg, TimerRefusal):
         return msg
-    assert (msg.topic, msg.queue_id) == (TIMER_TOPIC, CANCEL_QUEUE)
+    assert (msg.topic, msg.queue_id, msg.tags_code) == (TIMER_TOPIC, 0, -at)  # with the timers, as 5.x
     assert put(store, msg).is_ok()
     return None
 
@@ -105,14 +107,92 @@ def test_cancellations_survive_a_restart_and_a_crash(tmp_path):
     stop(store)
 
 
+def legacy_cancel(service, store, value: str, at: int, topic: str = REAL) -> None:
+    """A cancellation as earlier versions of mq stored it: in queue 1 of the timer topic, its due time as its tags code."""
+    msg = service.park(inner(topic=topic, body=b"0", TIMER_DELIVER_MS=str(at), TIMER_DEL_UNIQKEY=value))
+    msg.queue_id, msg.tags_code = LEGACY_QUEUE, at
+    assert put(store, msg).is_ok()
+
+
+def as_written_by_0_1(service) -> None:
+    """The checkpoint as earlier versions of mq wrote it: ``cancelFrom`` (its queue 1 offset) and no ``cancelFrom0``."""
+    data = json.loads(open(service.path).read())
+    assert "cancelFrom0" in data
+    del data["cancelFrom0"]
+    open(service.path, "w").write(json.dumps(data))
+
+
+def test_cancellations_stored_by_the_old_version_are_honoured_after_the_upgrade(tmp_path):
+    """Earlier versions of mq parked cancellations in queue 1: a store it wrote (timers in queue 0, cancellations in queue 1,
+    its checkpoint naming the oldest pending one) is read as it was, after a graceful stop or a SIGKILL, and
+    new cancellations go to queue 0 beside them."""
+    service, store, clock = fresh(tmp_path, timer_flush_interval_ms=60_000)
+    now = service.broker.now_ms()
+    for i in range(6):
+        send(service, store, b"%d" % i, uniq=f"U{i}", TIMER_DELIVER_MS=str(now + 1000 + 500 * i))
+    legacy_cancel(service, store, f"{REAL}+U1", now + 1500)
+    legacy_cancel(service, store, "U4", now + 3000)  # 5.0-5.2's bare id
+    run(clock, 0.3)
+    assert len(service.cancels.pending) == 2
+    service.stop()  # a graceful stop by the old version
+    stop(store)
+    as_written_by_0_1(service)
+    store = open_store(tmp_path / "store", clock=clock)
+    service = started(tmp_path, store, timer_flush_interval_ms=60_000)
+    assert cancel(service, store, f"{REAL}+U5", now + 3500) is None  # a new one: queue 0
+    run(clock, 0.3)
+    assert len(service.cancels.pending) == 3
+    service.save()  # the new version's checkpoint: both queues' oldest pending cancellations
+    data = json.loads(open(service.path).read())
+    assert (data["cancelFrom"], data["cancelFrom0"]) == (0, 6)
+    run(clock, 1.3)  # U0 (1.0 s) delivered, U1 (1.5 s) cancelled, then a SIGKILL
+    assert bodies(store) == [b"0"]
+    crash(service, store)
+    store = open_store(tmp_path / "store", clock=clock)
+    service = started(tmp_path, store)
+    run(clock, 3.5)
+    assert bodies(store) == [b"0", b"2", b"3"]  # U1 (again), U4 (legacy) and U5 (new) cancelled
+    assert service.pending == 0 and service.cancels.cancelled == 3
+    service.stop()
+    stop(store)
+
+
 def test_an_unreadable_cancellation_never_holds_the_wheel(tmp_path, log_events):
     service, store, clock = fresh(tmp_path)
     at = service.broker.now_ms() + 1000
     send(service, store, b"a", uniq="UA", TIMER_DELIVER_MS=str(at))
-    assert cancel(service, store, f"{REAL}+UX", at) is None
-    cq = store.consume_queue(TIMER_TOPIC, CANCEL_QUEUE)
+    legacy_cancel(service, store, f"{REAL}+UX", at)
+    cq = store.consume_queue(TIMER_TOPIC, LEGACY_QUEUE)
     cq.entry = lambda offset: None  # its file damaged
     run(clock, 1.5)
     assert bodies(store) == [b"a"] and logged_lines(log_events, "is unreadable: skipped")
     service.stop()
     stop(store)
+
+
+def test_a_timer_linked_late_is_not_delivered_before_a_later_cancellation_is_read(tmp_path):
+    """A timer already due when linked (the service behind, after a stop) is delivered at once; a
+    cancellation stored after it in the timer queue is read first all the same (cancellations are read ahead
+    of linking), so it is not delivered."""
+    service, store, clock = fresh(tmp_path)
+    service.stop()  # the service is down while the timer and its cancellation are stored...
+    now = service.broker.now_ms()
+    send(service, store, b"late", uniq="UL", TIMER_DELIVER_MS=str(now + 500))
+    send(service, store, b"other", uniq="UO", TIMER_DELIVER_MS=str(now + 500))
+    assert cancel(service, store, f"{REAL}+UL", now + 500) is None
+    clock.advance(2.0)  # ... and starts again after both are due
+    service = started(tmp_path, store)
+    run(clock, 0.5)
+    assert bodies(store) == [b"other"] and service.cancels.cancelled == 1
+    service.stop()
+    stop(store)
+
+
+def test_the_dispatcher_gives_a_cancellation_the_same_tags_code_as_the_send_path():
+    """On recovery and on a slave the ConsumeQueue is built from the CommitLog: a cancellation's tags code
+    there is its due time negated, as ``park`` set it; a timer's is its due time."""
+    from mq.store.dispatch import make_tags_code_fn
+
+    code = make_tags_code_fn({1: 1000})
+    assert code(TIMER_TOPIC, {"TIMER_OUT_MS": "1700000000123", "TIMER_DEL_UNIQKEY": "T+U"}, 5) == -1700000000123
+    assert code(TIMER_TOPIC, {"TIMER_OUT_MS": "1700000000123"}, 5) == 1700000000123

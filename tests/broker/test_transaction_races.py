@@ -287,3 +287,25 @@ def test_a_copy_lost_with_its_leader_leaves_the_transaction_open_on_the_next(mak
         assert r.code == RC.SUCCESS and b.store.get_max_offset_in_queue("TxLostCopy", 0) == 1
     finally:
         again.stop()
+
+
+@pytest_twisted.inlineCallbacks
+def test_an_end_that_fails_midway_does_not_hold_up_the_next(make_broker):
+    b = make_broker(transactionTimeOut="0", transactionCheckInterval="3600000")
+    tx = b.transaction_service
+    sent = send_half(b, "TxRaises")
+    committed = tx._committed
+
+    def raises(half):
+        tx._committed = committed
+        raise RuntimeError("building the committed message failed")
+
+    tx._committed = raises
+    first = end(b, end_transaction_request("g", sent, COMMIT))
+    assert first.called
+    with pytest.raises(RuntimeError):
+        yield first
+    then = end(b, end_transaction_request("g", sent, COMMIT))
+    assert then.called and tx.ending == {}
+    r = yield then
+    assert r.code == RC.SUCCESS and b.store.get_max_offset_in_queue("TxRaises", 0) == 1

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import urllib.request
 
 import pytest
 
+from mq.console.history import read_day_file
 from tests.acl.test_acl_process import start_acl_cluster
 from tests.broker.cluster import broker_starter, processes, start_namesrv
 from tests.console.client import Console, refusal
@@ -54,7 +54,7 @@ def test_the_dashboards_day_is_kept_across_a_console_restart(tmp_path):
 
         wait_until(lambda: len(broker_line(console)) >= 3, what="three kept points of the broker's line")
         proc.stop()  # SIGTERM: a graceful stop, which writes the day
-        (kept,) = json.loads((data / "dashboard" / f"{today}.json").read_text())["brokers"].values()
+        (kept,) = read_day_file(str(data / "dashboard" / f"{today}.jsonl"), 1000, 10, 10)[0].values()
         assert len(kept) >= 3
         proc, console = console_process()
         # read back at start (a first new sample may replace the last kept point, being in its 1 s step)
@@ -190,25 +190,57 @@ def test_the_replication_page_shows_a_real_slave_catching_up(twistd, tmp_path):
     assert (members[1]["role"], members[1]["addr"]) == ("SLAVE", ha.addr("slave"))
 
 
-def test_the_vip_channel_switch_sends_to_the_brokers_port_minus_2(tmp_path):
-    """rocketmq-dashboard's isVIPChannel: a broker serving its VIP port answers the console either way; one
-    that does not (fastListenEnable=false) cannot be reached while the switch is on."""
-    with processes(tmp_path) as twistd:
-        namesrv = start_namesrv(twistd, tmp_path)
-        (tmp_path / "vip").mkdir()
-        (tmp_path / "plain").mkdir()
-        vip_broker = broker_starter(twistd, tmp_path / "vip", namesrv)(name="vip-broker")
-        plain = broker_starter(twistd, tmp_path / "plain", namesrv, "fastListenEnable=false\n")(name="plain-broker")
+@pytest.fixture(scope="module")
+def two_brokers(tmp_path_factory):
+    """A NameServer, two brokers of one cluster (the second without a VIP port) and a console."""
+    tmp = tmp_path_factory.mktemp("console-two")
+    with processes(tmp) as twistd:
+        namesrv = start_namesrv(twistd, tmp)
+        (tmp / "vip").mkdir()
+        (tmp / "plain").mkdir()
+        vip_broker = broker_starter(twistd, tmp / "vip", namesrv)(name="vip-broker")
+        plain = broker_starter(twistd, tmp / "plain", namesrv, "fastListenEnable=false\n")(name="plain-broker")
         port = free_port()
         twistd("console", "--namesrv", namesrv.addr, "--port", str(port), "--data-dir", "").wait_port(port)
         console = Console(port)
         wait_until(lambda: len(console.call("cluster")["brokers"]) == 2, what="both brokers in the console")
-        assert console.call("ops")["vipChannel"] is False
+        yield {"console": console, "vip": vip_broker, "plain": plain}
+
+
+def test_the_vip_channel_switch_sends_to_the_brokers_port_minus_2(two_brokers):
+    """rocketmq-dashboard's isVIPChannel: a broker serving its VIP port answers the console either way; one
+    that does not (fastListenEnable=false) cannot be reached while the switch is on."""
+    console, vip_broker, plain = two_brokers["console"], two_brokers["vip"], two_brokers["plain"]
+    assert console.call("ops")["vipChannel"] is False
+    try:
         assert console.call("ops/vip", {"enabled": True}) == {"vipChannel": True}
         assert console.call(f"broker?addr={vip_broker.addr}")["runtime"]["brokerVersionDesc"] == "V4_9_8"
         host, _, main_port = plain.addr.rpartition(":")
         status, error = refusal(console, f"broker?addr={plain.addr}")
         assert status == 502 and f"{host}:{int(main_port) - 2}" in error
+    finally:
         console.call("ops/vip", {"enabled": False})
-        assert console.call(f"broker?addr={plain.addr}")["runtime"]["brokerVersionDesc"] == "V4_9_8"
-        assert refusal(console, "ops/vip", {})[0] == 400
+    assert console.call(f"broker?addr={plain.addr}")["runtime"]["brokerVersionDesc"] == "V4_9_8"
+    assert refusal(console, "ops/vip", {})[0] == 400
+
+
+def test_topics_and_groups_are_made_and_deleted_on_chosen_brokers(two_brokers):
+    """rocketmq-dashboard's broker choice: a topic or a group on some brokers of the cluster only."""
+    console = two_brokers["console"]
+    made = console.call("topic/create", {"topic": "ChosenT", "brokers": ["vip-broker"], "writeQueueNums": 2})
+    assert made["brokers"] == [two_brokers["vip"].addr]
+    wait_until(lambda: [r["brokerName"] for r in console.call("topic/config?topic=ChosenT")] == ["vip-broker"],
+               what="the topic on the chosen broker only")
+    console.call("consumer/create", {"group": "ChosenG", "brokers": ["plain-broker"]})
+    assert [r["brokerName"] for r in console.call("consumer/config?group=ChosenG")] == ["plain-broker"]
+    console.call("consumer/create", {"group": "ChosenG"})  # the whole cluster
+    assert len(console.call("consumer/config?group=ChosenG")) == 2
+    deleted = console.call("consumer/delete", {"group": "ChosenG", "brokers": ["vip-broker"]})
+    assert deleted["brokers"] == [two_brokers["vip"].addr]
+    assert [r["brokerName"] for r in console.call("consumer/config?group=ChosenG")] == ["plain-broker"]
+    for fields, why in (({"brokers": ["no-such-broker"]}, "'no-such-broker' is not a broker of"),
+                        ({"brokers": "vip-broker"}, "brokers: a list of broker names"),
+                        ({"brokers": []}, "brokers: a list of broker names")):
+        status, error = refusal(console, "consumer/create", {"group": "ChosenG2", **fields})
+        assert status == 400 and why in error, error
+    assert console.call("consumer/config?group=ChosenG2") == []

@@ -65,6 +65,8 @@ class FakeAdmin:
 
     def broker_table(self, addr, code, what, key):
         self.calls.append(("broker_table", addr, code, key))
+        if key == "subscriptionGroupTable":
+            return defer.succeed({"g1": {"groupName": "g1", "consumeEnable": True, "retryQueueNums": 1}})
         return defer.succeed({"Orders": {"topicName": "Orders", "readQueueNums": 4, "writeQueueNums": 4, "perm": 6,
                                          "order": False, "topicFilterType": "SINGLE_TAG", "topicSysFlag": 0}})
 
@@ -223,6 +225,31 @@ def test_a_topics_config_per_broker_and_its_deletion_on_one_broker():
     assert not [c for c in api.calls if c[0] == "delete_topic_in_broker"]
     status, _, body = post(site, "/api/topic/delete-in-broker", {"topic": "Orders", "broker": "broker-a"})
     assert status == 200 and ("delete_topic_in_broker", BROKER, "Orders") in api.calls
+
+
+def test_a_groups_subscription_config_per_master():
+    _, site = make()
+    status, _, body = http(site, "GET", "/api/consumer/config?group=g1")
+    assert status == 200 and json.loads(body) == [{"cluster": "DefaultCluster", "brokerName": "broker-a",
+                                                   "addr": BROKER, "groupName": "g1", "consumeEnable": True,
+                                                   "retryQueueNums": 1}]
+    status, _, body = http(site, "GET", "/api/consumer/config?group=other")
+    assert status == 200 and json.loads(body) == []
+    status, _, body = http(site, "GET", "/api/consumer/config?group=bad%20name")
+    assert status == 400 and "group" in error_of(body)
+
+
+@pytest.mark.parametrize("query, message", [
+    ("topic=Orders", "begin: missing"),
+    ("topic=Orders&begin=10&end=5", "begin: after end"),
+    ("topic=Orders&begin=0&size=0", "size"),
+    ("topic=Orders&begin=0&page=-1", "page"),
+])
+def test_a_page_of_messages_checks_its_fields(query, message):
+    api, site = make()
+    status, _, body = http(site, "GET", f"/api/messages/page?{query}")
+    assert status == 400 and message in error_of(body)
+    assert not [c for c in api.calls if c[0] == "topic_route"]
 
 
 def test_topic_list_filters_by_kind_and_name():

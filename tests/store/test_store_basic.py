@@ -121,6 +121,16 @@ def test_batch_put(tmp_path):
     assert bad.status is PutMessageStatus.MESSAGE_ILLEGAL
 
 
+@pytest.mark.parametrize("host", [("10.0.0.5", 10911), ("fe80::1:2", 65535), ("255.255.255.255", 0)])
+def test_batch_msg_ids_are_the_offset_ids_joined(host):
+    """A batch's msgIds come from one buffer hex-encoded with a comma per id: each is ``create_offset_msg_id``."""
+    from mq.store.results import AppendMessageResult, AppendMessageStatus
+
+    for offsets in ((0, 1), (5, 2**40 + 7, 2**63 - 1), tuple(range(0, 33 * 211, 211))):
+        ar = AppendMessageResult(AppendMessageStatus.PUT_OK, offsets[0], 1, 0, 0, len(offsets), host, offsets)
+        assert ar.msg_id == ",".join(create_offset_msg_id(host, o) for o in offsets)
+
+
 @pytest.mark.parametrize(
     "msg, status",
     [

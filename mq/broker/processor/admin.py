@@ -72,6 +72,7 @@ class AdminBrokerProcessor:
             (RequestCode.GET_CONSUME_STATS, self.get_consume_stats),
             (RequestCode.GET_CONSUMER_CONNECTION_LIST, self.get_consumer_connection_list),
             (RequestCode.GET_PRODUCER_CONNECTION_LIST, self.get_producer_connection_list),
+            (RequestCode.GET_ALL_PRODUCER_INFO, self.get_all_producer_info),
             (RequestCode.GET_CONSUMER_RUNNING_INFO, self.get_consumer_running_info),
             (RequestCode.CONSUME_MESSAGE_DIRECTLY, self.consume_message_directly),
             (RequestCode.INVOKE_BROKER_TO_RESET_OFFSET, self.reset_offset),
@@ -202,6 +203,16 @@ class AdminBrokerProcessor:
             return request.response(RC.SYSTEM_ERROR, f"the producer group[{h.producer_group}] not exist")
         body = fastjson.dumps_bytes({"connectionSet": [c.to_json() for c in connections]})
         return request.response(RC.SUCCESS, None, None, body)
+
+    def get_all_producer_info(self, request: RemotingCommand, channel):
+        """GET_ALL_PRODUCER_INFO (``mqadmin producer``): every producer group's clients, as RocketMQ's
+        ProducerTableInfo (``remoteIP`` as Java prints a socket address, ``/host:port``)."""
+        table = self.broker.producer_manager.table
+        data = {group: [{"clientId": c.client_id, "remoteIP": f"/{c.client_addr}", "language": c.language_name,
+                         "version": c.version, "lastUpdateTimestamp": c.last_update}
+                        for c in channels.values()]
+                for group, channels in table.items()}
+        return request.response(RC.SUCCESS, None, None, fastjson.dumps_bytes({"data": data}))
 
     def get_consumer_running_info(self, request: RemotingCommand, channel):
         h = GetConsumerRunningInfoRequestHeader.decode(request.ext_fields)

@@ -1,8 +1,10 @@
 """Store maintenance and inspection for the admin tools: QUERY_CONSUME_QUEUE (321, ``mqadmin queryCq``),
-CLEAN_EXPIRED_CONSUMEQUEUE (306, ``cleanExpiredCQ``) and CLEAN_UNUSED_TOPIC (316, ``cleanUnusedTopic``).
+CLEAN_EXPIRED_CONSUMEQUEUE (306, ``cleanExpiredCQ``), CLEAN_UNUSED_TOPIC (316, ``cleanUnusedTopic``) and
+DELETE_EXPIRED_COMMITLOG (329, ``deleteExpiredCommitLog``).
 
-The two cleanings remove only ConsumeQueues: of topics the broker no longer has a config for (but the system
-topics), or whose entries all point before the CommitLog's first message. No CommitLog data is touched.
+The first two cleanings remove only ConsumeQueues: of topics the broker no longer has a config for (but the
+system topics), or whose entries all point before the CommitLog's first message. The third runs retention now:
+CommitLog files past ``fileReservedTime`` go whatever the ``deleteWhen`` hour (mq.store.retention).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class StoreAdminProcessor:
         dispatcher.register(RequestCode.QUERY_CONSUME_QUEUE, self.query_consume_queue)
         dispatcher.register(RequestCode.CLEAN_EXPIRED_CONSUMEQUEUE, self.clean_expired_consume_queue)
         dispatcher.register(RequestCode.CLEAN_UNUSED_TOPIC, self.clean_unused_topic)
+        dispatcher.register(RequestCode.DELETE_EXPIRED_COMMITLOG, self.delete_expired_commit_log)
 
     def query_consume_queue(self, request: RemotingCommand, channel) -> RemotingCommand:
         """The queue's bounds and up to ``count`` entries from ``index``: CommitLog offset, size, tags code,
@@ -98,3 +101,13 @@ class StoreAdminProcessor:
         log.info("CLEAN_UNUSED_TOPIC from {peer}: queues of {topics} removed", peer=getattr(channel, "peer", "?"),
                  topics=unused)
         return request.response(RC.SUCCESS)
+
+    def delete_expired_commit_log(self, request: RemotingCommand, channel):
+        """Delete the expired CommitLog files now (RocketMQ runs its next cleanings as if at ``deleteWhen``)."""
+        peer = getattr(channel, "peer", "?")
+
+        def done(deleted: int) -> RemotingCommand:
+            log.info("DELETE_EXPIRED_COMMITLOG from {peer}: {n} CommitLog file(s) deleted", peer=peer, n=deleted)
+            return request.response(RC.SUCCESS)
+
+        return self.store.retention.run_manually().addCallback(done)

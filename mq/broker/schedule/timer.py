@@ -26,7 +26,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from twisted.logger import Logger
 
 from mq.broker.schedule.delay_level import redeliver, stored_properties_string
-from mq.broker.schedule.timer_cancel import CANCEL_QUEUE, DEL_KEY, TimerCancels
+from mq.broker.schedule.timer_cancel import CANCEL_QUEUE, DEL_KEY, TimerCancels, cancel_tags_code
 from mq.broker.schedule.timer_wheel import TimerWheel
 from mq.broker.state_file import JsonStateFile
 from mq.broker.stats.metrics import FastHistogram
@@ -140,9 +140,11 @@ class TimerMessageService(JsonStateFile):
         self.lost = 0
         self.undeliverable = 0
         self.lateness = FastHistogram(LATENESS_BUCKETS)
-        #: Pending cancellations (TIMER_DEL_UNIQKEY, queue 1 of the timer topic): timer_cancel.
+        #: Pending cancellations (TIMER_DEL_UNIQKEY, in the timer queue; queue 1 of a store written by an earlier
+        #: mq): timer_cancel.
         self.cancels = TimerCancels(self.store, self.precision)
         self._cancel_from: Optional[int] = None
+        self._cancel_from0: Optional[int] = None
         self._next = None  # the next tick's DelayedCall
         self._last_save = 0.0
         self._saved: tuple = ()
@@ -183,9 +185,9 @@ class TimerMessageService(JsonStateFile):
         props[OUT_MS] = str(due)
         props[_C.PROPERTY_TIMER_ENQUEUE_MS] = str(now)
         inner.topic = TIMER_TOPIC
-        inner.queue_id = CANCEL_QUEUE if cancel else 0
+        inner.queue_id = CANCEL_QUEUE
         inner.properties_string = stored_properties_string(props)
-        inner.tags_code = due
+        inner.tags_code = cancel_tags_code(due) if cancel else due
         return inner
 
     def refusal(self, props: Dict[str, str]) -> Optional[TimerRefusal]:
@@ -220,7 +222,7 @@ class TimerMessageService(JsonStateFile):
             "pending": self.pending, "stepMs": self.step,
             "rebuildQueueOffset": self.rebuild_queue_offset, "rebuiltThroughMs": self.rebuilt_through_ms,
             "files": {str(k): v for k, v in sorted(self.wheel.file_last_slot.items())},
-            "cancelFrom": self.cancels.sweep(self.read_ms),
+            **dict(zip(("cancelFrom", "cancelFrom0"), self.cancels.sweep(self.read_ms))),
         }
 
     def decode(self, data: dict) -> None:
@@ -236,6 +238,7 @@ class TimerMessageService(JsonStateFile):
         self.rebuilt_through_ms = int(data.get("rebuiltThroughMs", 0))
         self._cp_files = {int(k): int(v) for k, v in (data.get("files") or {}).items()}
         self._cancel_from = int(data["cancelFrom"]) if "cancelFrom" in data else None
+        self._cancel_from0 = int(data["cancelFrom0"]) if "cancelFrom0" in data else None
 
     def start(self) -> None:
         """Master only: recover (or rebuild) the wheel, then tick: at each slot's time, and every fifth of the
@@ -250,9 +253,8 @@ class TimerMessageService(JsonStateFile):
     def recover(self) -> None:
         now = self.broker.now_ms()
         self._cp_end, self._cp_files, self._cp_step = 0, {}, self.step
-        self._cancel_from = None
+        self._cancel_from = self._cancel_from0 = None
         had_checkpoint = self.load()
-        self.cancels.restart(self._cancel_from)
         cq = self.store.consume_queue(TIMER_TOPIC, 0)
         if not had_checkpoint:
             self.read_ms = self.wheel.slot_of(now)
@@ -277,6 +279,9 @@ class TimerMessageService(JsonStateFile):
             log.info("timer wheel: rebuilding from the timer queue (offset {start}), {why}",
                      start=self.queue_offset, why="its files were lost or made for another precision"
                      if had_checkpoint else "no checkpoint")
+        # cancellations: the legacy queue's from its checkpointed offset, the timer queue's from the oldest
+        # pending one's (a checkpoint without it, an earlier version's or none: from where linking goes on)
+        self.cancels.restart(self._cancel_from, self.queue_offset if self._cancel_from0 is None else self._cancel_from0)
         self.delivered_before = self._scan_marks(self.scan_from)
         self._saved = self._state()
         self._slot_scan_from = self.scan_from
@@ -347,7 +352,7 @@ class TimerMessageService(JsonStateFile):
         now = self.broker.now_ms()
         half = TURN_BUDGET // 2
         if self.cancels.read(self.read_ms, half) <= 0 or not self.cancels.caught_up():
-            return True  # every cancellation is read before anything fires
+            return True  # every cancellation stored is read before anything is delivered
         linking = self.link_new(now, half)
         firing = self.fire_due(now, half + linking)
         if linking <= 0 or firing <= 0:
@@ -376,7 +381,9 @@ class TimerMessageService(JsonStateFile):
             if entry is None:
                 break
             phy, size, due = entry
-            if offset < self.rebuild_queue_offset and due <= self.rebuilt_through_ms:
+            if due < 0:
+                pass  # a cancellation (cancel_tags_code): read by self.cancels, never linked
+            elif offset < self.rebuild_queue_offset and due <= self.rebuilt_through_ms:
                 pass  # fired before the wheel files were lost
             else:
                 slot = self.wheel.slot_of(due)

@@ -358,43 +358,42 @@ class TransactionalMessageService:
         if settle_at is not None and self.store.commitlog.max_offset < settle_at:
             return request.response(RC.SYSTEM_ERROR, "an earlier commit of this transaction is still waiting for "
                                                      "its outcome: ask again later")
-        if (not self._is_done(half) and kind == _COMMIT
-                and (settle_at is not None or half.commit_log_offset < self.started_at or self._passed(key))
-                and self._commit_stored(half, key)):
-            # stored by an end that this memory no longer recalls or whose op message is missing: the op
-            # message now (another one at worst), nothing stored again
-            self.uncertain.pop(key, None)
-            self.ending[key] = []
-            return self._write_op(half.queue_offset).addCallback(
-                lambda ok: self._marked(ok, half, request)).addBoth(self._next_end(key))
+        stored = (not self._is_done(half) and kind == _COMMIT
+                  and (settle_at is not None or half.commit_log_offset < self.started_at or self._passed(key))
+                  and self._commit_stored(half, key))
         self.uncertain.pop(key, None)
         if self._is_done(half):
             log.info("transaction {id} of {group} already ended: {what} ignored", id=h.msg_id,
                      group=h.producer_group, what="commit" if kind == _COMMIT else "rollback")
             return request.response(RC.SUCCESS)
-        self.ending[key] = []
+        self.ending[key] = []  # released whatever happens, so that the ends waiting behind it are answered
+        return defer.maybeDeferred(self._apply, request, half, kind, key, stored).addBoth(self._next_end(key))
+
+    def _apply(self, request: RemotingCommand, half: MessageExt, kind: int, key: int, stored: bool):
+        if stored:
+            # stored by an end that this memory no longer recalls or whose op message is missing: the op
+            # message now (another one at worst), nothing stored again
+            return self._write_op(half.queue_offset).addCallback(lambda ok: self._marked(ok, half, request))
         if kind == _ROLLBACK:
-            d = self._write_op(half.queue_offset).addCallback(
+            return self._write_op(half.queue_offset).addCallback(
                 lambda ok: request.response(RC.SUCCESS) if ok else
                 request.response(RC.SYSTEM_ERROR, "writing the rollback's op message failed: ask again"))
-        else:
-            inner = self._committed(half)
-            topic = inner.topic
+        inner = self._committed(half)
+        topic = inner.topic
 
-            def stored(result):
-                if not result.is_stored():
-                    # under DLedger the record may still land: the next end looks for it first
-                    rep = self.store.replicator
-                    self.uncertain[key] = rep.end if rep is not None else self.store.commitlog.max_offset
-                    if len(self.uncertain) > ENDED_MEMORY:
-                        del self.uncertain[next(iter(self.uncertain))]
-                    return request.response(RC.SYSTEM_ERROR,
-                                            f"storing the committed message failed: {result.status.name}")
-                self.broker.stats.message_in(topic, 1, result.append_result.wrote_bytes)
-                return self._write_op(half.queue_offset).addCallback(lambda ok: self._marked(ok, half, request))
+        def put(result):
+            if not result.is_stored():
+                # under DLedger the record may still land: the next end looks for it first
+                rep = self.store.replicator
+                self.uncertain[key] = rep.end if rep is not None else self.store.commitlog.max_offset
+                if len(self.uncertain) > ENDED_MEMORY:
+                    del self.uncertain[next(iter(self.uncertain))]
+                return request.response(RC.SYSTEM_ERROR,
+                                        f"storing the committed message failed: {result.status.name}")
+            self.broker.stats.message_in(topic, 1, result.append_result.wrote_bytes)
+            return self._write_op(half.queue_offset).addCallback(lambda ok: self._marked(ok, half, request))
 
-            d = self.store.put_message(inner).addCallback(stored)
-        return d.addBoth(self._next_end(key))
+        return self.store.put_message(inner).addCallback(put)
 
     def _next_end(self, key: int):
         """The callback that lets the next waiting end of transaction ``key`` decide."""

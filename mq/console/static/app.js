@@ -309,15 +309,16 @@ pages.topics = function () {
   var writes = h("input", { id: "new-topic-writes", type: "number", min: 1, max: 1024, value: 8 });
   var perm = h("select", { id: "new-topic-perm" }, [["6", "RW"], ["4", "R"], ["2", "W"]].map(function (p) { return h("option", { value: p[0], text: p[1] }); }));
   var order = h("input", { id: "new-topic-order", type: "checkbox" });
+  var topicBrokers = h("input", { id: "new-topic-brokers", placeholder: "all of the cluster", size: 22 });
   var create = h("button", { id: "create-topic", text: "Create", onclick: function () {
     create.disabled = true;
     post("topic/create", { topic: name.value.trim(), cluster: cluster.value, readQueueNums: reads.value,
-      writeQueueNums: writes.value, perm: perm.value, order: order.checked })
+      writeQueueNums: writes.value, perm: perm.value, order: order.checked, brokers: brokerNames(topicBrokers) })
       .then(function (r) { flash("Topic " + r.topicConfig.topicName + " created on " + r.brokers.join(", ")); name.value = ""; load(); })
       .catch(fail()).then(function () { create.disabled = false; });
   } });
-  append(createBox, h("div", { "class": "row" }, field("Name", name), field("Cluster", cluster), field("Read queues", reads),
-    field("Write queues", writes), field("Perm", perm), field("Order", order), create));
+  append(createBox, h("div", { "class": "row" }, field("Name", name), field("Cluster", cluster), field("Brokers (names, comma-separated)", topicBrokers),
+    field("Read queues", reads), field("Write queues", writes), field("Perm", perm), field("Order", order), create));
   main.appendChild(h("div", { "class": "row" }, field("Filter", filter), field("Kind", kind)));
   var list = h("div", { id: "topic-list" });
   main.appendChild(h("div", { "class": "card" }, list));
@@ -390,13 +391,15 @@ pages.topic = function (topic) {
   var tags = h("input", { id: "send-tags", placeholder: "TagA", size: 14 }), keys = h("input", { id: "send-keys", placeholder: "key1 key2", size: 20 });
   var body = h("textarea", { id: "send-body", placeholder: "message body" });
   var result = h("div", { id: "send-result" });
+  var transactional = h("input", { id: "send-transactional", type: "checkbox" });
   var sendButton = h("button", { id: "send-message", text: "Send", onclick: function () {
-    post("topic/send", { topic: topic, tags: tags.value, keys: keys.value, body: body.value }).then(function (r) {
+    post("topic/send", { topic: topic, tags: tags.value, keys: keys.value, body: body.value, transactional: transactional.checked }).then(function (r) {
       fill(result, kvTable(r));
       flash("Sent: " + r.sendStatus + " " + r.msgId);
     }).catch(fail(result));
   } });
-  append(send, [h("div", { "class": "row" }, field("Tags", tags), field("Keys", keys)), field("Body", body), h("p", null, sendButton), result]);
+  append(send, [h("div", { "class": "row" }, field("Tags", tags), field("Keys", keys), field("As a transaction that commits", transactional)),
+    field("Body", body), h("p", null, sendButton), result]);
   main.appendChild(send);
 
   var reset = h("div", { "class": "card" }, h("h2", { text: "Reset a group's offset" }));
@@ -446,16 +449,24 @@ pages.consumers = function () {
   var retryQueues = h("input", { id: "new-group-retry-queues", type: "number", min: 0, max: 64, value: 1 });
   var retries = h("input", { id: "new-group-retries", type: "number", min: 0, max: 64, value: 16 });
   var broadcast = h("input", { id: "new-group-broadcast", type: "checkbox" }), enabled = h("input", { id: "new-group-enabled", type: "checkbox", checked: true });
+  var groupBrokers = h("input", { id: "new-group-brokers", placeholder: "all of the cluster", size: 22 });
   var button = h("button", { id: "create-group", text: "Save", onclick: function () {
     post("consumer/create", { group: name.value.trim(), cluster: cluster.value, retryQueueNums: retryQueues.value, retryMaxTimes: retries.value,
-      consumeBroadcastEnable: broadcast.checked, consumeEnable: enabled.checked })
+      consumeBroadcastEnable: broadcast.checked, consumeEnable: enabled.checked, brokers: brokerNames(groupBrokers) })
       .then(function (r) { flash("Group " + r.subscriptionGroupConfig.groupName + " saved on " + r.brokers.join(", ")); }).catch(fail());
   } });
-  append(create, h("div", { "class": "row" }, field("Group", name), field("Cluster", cluster), field("Retry queues", retryQueues),
+  append(create, h("div", { "class": "row" }, field("Group", name), field("Cluster", cluster),
+    field("Brokers (names, comma-separated)", groupBrokers), field("Retry queues", retryQueues),
     field("Max retries", retries), field("Broadcast", broadcast), field("Consume enabled", enabled), button));
   main.appendChild(create);
   clusterOptions(cluster);
 };
+
+/* A "Brokers" field: the broker names typed, or undefined (left out of the request: the whole cluster). */
+function brokerNames(input) {
+  var names = input.value.split(",").map(function (n) { return n.trim(); }).filter(function (n) { return n; });
+  return names.length ? names : undefined;
+}
 
 function clusterOptions(select) {
   return get("cluster").then(function (d) {
@@ -469,6 +480,18 @@ pages.consumer = function (group) {
   var live = h("p", { "class": "muted", id: "lag-live" });
   main.appendChild(live);
   var progress = section(main, "Progress and lag per queue (live)"), conns = section(main, "Connections");
+  var config = section(main, "Subscription config (per broker)");
+  config.id = "group-config";
+  get("consumer/config", { group: group }).then(function (rows) {
+    fill(config, table([{ label: "Cluster", key: "cluster" }, { label: "Broker", key: "brokerName" },
+      { label: "Consume enabled", value: function (r) { return String(r.consumeEnable); } },
+      { label: "Broadcast", value: function (r) { return String(r.consumeBroadcastEnable); } },
+      { label: "From min", value: function (r) { return String(r.consumeFromMinEnable); } },
+      { label: "Retry queues", key: "retryQueueNums", num: true }, { label: "Max retries", key: "retryMaxTimes", num: true },
+      { label: "Broker id", key: "brokerId", num: true }, { label: "When slow", key: "whichBrokerWhenConsumeSlowly", num: true },
+      { label: "Notify ids changed", value: function (r) { return String(r.notifyConsumerIdsChangedEnable); } }],
+      rows, "no master holds a subscription config for this group"));
+  }).catch(fail(config));
   var history = [];
   every(3, function () {
     get("consumer/progress", { group: group }).then(function (d) {
@@ -693,7 +716,19 @@ pages.messages = function () {
   var t1 = h("input", { id: "msg-topic", placeholder: "Topic", size: 22 }), begin = h("input", { id: "msg-begin", type: "datetime-local", step: 1 }),
     end = h("input", { id: "msg-end", type: "datetime-local", step: 1 });
   main.appendChild(h("div", { "class": "card" }, h("h2", { text: "By topic and time" }), h("div", { "class": "row" }, field("Topic", t1), field("From", begin), field("To", end),
-    h("button", { id: "search-by-topic", text: "Search", onclick: function () { run("messages/by-topic", { topic: t1.value.trim(), begin: begin.value, end: end.value }); } }))));
+    h("button", { id: "search-by-topic", text: "Search", onclick: function () { run("messages/by-topic", { topic: t1.value.trim(), begin: begin.value, end: end.value }); } }),
+    h("button", { "class": "secondary", id: "page-by-topic", text: "Page through", onclick: function () { runPage(0); } }))));
+  /* rocketmq-dashboard 2.x's paged query: the range's messages in (broker, queue, offset) order, a page at a time. */
+  function runPage(n) {
+    fill(out, h("p", { "class": "muted", text: "Searching…" }));
+    get("messages/page", { topic: t1.value.trim(), begin: begin.value || "0", end: end.value, page: n, size: 20 }).then(function (r) {
+      var nav = h("div", { "class": "row" },
+        h("button", { "class": "secondary", id: "page-prev", text: "Previous", disabled: r.page === 0, onclick: function () { runPage(r.page - 1); } }),
+        h("span", { id: "page-at", text: "page " + (r.page + 1) + " of " + Math.max(r.pages, 1) + " (" + r.total + " message(s))" }),
+        h("button", { "class": "secondary", id: "page-next", text: "Next", disabled: r.page + 1 >= r.pages, onclick: function () { runPage(r.page + 1); } }));
+      fill(out, [nav, table(messageColumns, r.messages, "no message in this range")]);
+    }).catch(fail(out));
+  }
   var t2 = h("input", { id: "key-topic", placeholder: "Topic", size: 22 }), key = h("input", { id: "msg-key", placeholder: "Key", size: 22 });
   main.appendChild(h("div", { "class": "card" }, h("h2", { text: "By key" }), h("div", { "class": "row" }, field("Topic", t2), field("Key", key),
     h("button", { id: "search-by-key", text: "Search", onclick: function () { run("messages/by-key", { topic: t2.value.trim(), key: key.value.trim() }); } }))));
@@ -790,6 +825,19 @@ pages.trace = function (id) {
   }
   main.appendChild(h("div", { "class": "card" }, h("div", { "class": "row" }, field("Message id", msgId), field("Trace topic", topic),
     h("button", { id: "search-trace", text: "Show trace", onclick: run }))));
+  /* rocketmq-dashboard's trace query by topic and key: the messages with that key, each one's trace a click away. */
+  var keyTopic = h("input", { id: "trace-key-topic", placeholder: "Topic", size: 22 }), key = h("input", { id: "trace-key", placeholder: "Key", size: 22 });
+  var found = h("div", { id: "trace-key-results" });
+  main.appendChild(h("div", { "class": "card" }, h("h2", { text: "By topic and key" }), h("div", { "class": "row" }, field("Topic", keyTopic), field("Key", key),
+    h("button", { id: "search-trace-key", text: "Find messages", onclick: function () {
+      get("messages/by-key", { topic: keyTopic.value.trim(), key: key.value.trim() }).then(function (rows) {
+        fill(found, table([{ label: "Message id", key: "msgId", mono: true }, { label: "Keys", key: "keys" },
+          { label: "Stored", value: function (r) { return fmtTime(r.storeTimestamp); } },
+          { label: "", value: function (r) {
+            return h("button", { "class": "secondary", text: "Show trace", onclick: function () { msgId.value = r.msgId; run(); } });
+          } }], rows, "no message with this key"));
+      }).catch(fail(found));
+    } })), found));
   main.appendChild(out);
   if (id) run();
 };
