@@ -290,17 +290,27 @@ class DLedgerGroup:
             self.peer_addrs[node] = addr
             self._follow()
         if node == self._leader and not self.ready and config_version != self._leader_config:
-            # The leader's topics or groups changed: copy them now rather than at the next slaveSyncInterval,
-            # so a failover soon after loses less of them.
+            # The leader's topics, groups or offsets changed: copy them now rather than at the next
+            # slaveSyncInterval, so a failover soon after loses (or delivers again) less. At most one copy
+            # runs at a time and the announcement comes every second: offsets that change all the time are
+            # copied about once a second.
             sync = self.broker.slave_sync
             if sync is not None and self.broker.master_addr == addr and sync._running is None:
                 self._leader_config = config_version
                 sync.sync_all()
 
     def _announce(self) -> None:
+        """Every second: this node's broker address, and the versions of its tables (topics, subscription groups,
+        and the change counts of consumer and delay offsets), so a follower copies what changed on its leader
+        within about a second rather than at the next ``slaveSyncInterval``."""
         b = self.broker
         versions = (b.topic_config_manager.data_version, b.subscription_group_manager.data_version)
-        self.transport.announce(b.config.broker_addr, " ".join(f"{v.timestamp}.{v.counter}" for v in versions))
+        text = " ".join(f"{v.timestamp}.{v.counter}" for v in versions)
+        if self.ready:  # offsets move on the master only (a follower's own copies change them too)
+            offsets = b.consumer_offset_manager.changes
+            schedule = getattr(b, "schedule_service", None)
+            text += f" {offsets}.{getattr(schedule, 'changes', 0)}"
+        self.transport.announce(b.config.broker_addr, text)
 
     def _commit(self, entries) -> None:
         """Committed entries (also on this node's disk) into the CommitLog and queues, in order."""

@@ -174,3 +174,15 @@ def test_a_leaders_same_entries_to_two_followers_are_encoded_once(monkeypatch):
     assert encoded == [3, 3]  # equal but other objects (not from the log): encoded again, to be safe
     for node, cmd in sent:
         assert codec.from_command(cmd)[1] == AppendRequest("n0", node, 2, 4, 2, entries, 4)
+
+
+def test_state_files_count_their_changes(tmp_path):
+    from mq.broker.offset.consumer_offset import ConsumerOffsetManager
+
+    manager = ConsumerOffsetManager(SimpleNamespace(config_dir=str(tmp_path)))
+    manager.commit("g", "t", 0, 5)
+    manager.commit("g", "t", 0, 5)  # no change: not counted
+    manager.commit("g", "t", 1, 7)
+    assert manager.changes == 2
+    manager.persist()
+    assert manager.changes == 2 and not manager.dirty
