@@ -244,3 +244,34 @@ def test_topics_and_groups_are_made_and_deleted_on_chosen_brokers(two_brokers):
         status, error = refusal(console, "consumer/create", {"group": "ChosenG2", **fields})
         assert status == 400 and why in error, error
     assert console.call("consumer/config?group=ChosenG2") == []
+
+
+def test_the_replication_page_shows_dledger_followers_catching_up(twistd, tmp_path):
+    """A DLedger group of three ``twistd broker``: the console lists the leader and both followers with their
+    roles, and each follower's bytes behind reach 0 once it has the message the console sent."""
+    from tests.broker.dledger.group_support import DLedgerCluster
+
+    group = DLedgerCluster(twistd, tmp_path).start_all()
+    leader = group.wait_master()
+    port = free_port()
+    twistd("console", "--namesrv", group.namesrv.addr, "--port", str(port), "--data-dir", "").wait_port(port)
+    console = Console(port)
+    console.call("topic/create", {"topic": "DlReplT", "cluster": "DlCluster", "readQueueNums": 1,
+                                  "writeQueueNums": 1})
+    console.call("topic/send", {"topic": "DlReplT", "body": "to every follower"})
+
+    def members():
+        (found,) = [g for g in console.call("replication") if g["brokerName"] == "dl-a"]
+        return {m["brokerId"]: m for m in found["members"]}
+
+    def caught_up():
+        found = members()
+        ends = {m["commitLogMaxOffset"] for m in found.values()}
+        return (len(found) == 3 and len(ends) == 1 and ends.pop() > 0
+                and all(m["behindBytes"] == 0 for bid, m in found.items() if bid != 0))
+
+    wait_until(caught_up, 30, what="both followers caught up in the console's replication figures")
+    found = members()
+    assert found[0]["addr"] == leader and found[0]["behindBytes"] is None
+    assert {m["addr"] for m in found.values()} == {group.addr(n) for n in group.ids}
+    assert {m["role"] for bid, m in found.items() if bid != 0} == {"SLAVE"}
