@@ -188,7 +188,9 @@ class TraceDispatcher:
             return False
         pending.append(ctx)
         if len(pending) >= self.flush_at:
-            if not self._timer_soon:
+            # with every send slot taken a flush could send nothing: the next answer flushes (``_done``), and
+            # no flush is set and cancelled again every reactor turn while the broker is slow
+            if not self._timer_soon and len(self.in_flight) < self.max_in_flight:
                 self._schedule(0)
         elif self._timer is None:
             self._schedule(self.flush_delay)

@@ -357,7 +357,11 @@ def topic_send(ctx: Context, form: Form):
 def consumers(ctx: Context, form: Form):
     needle = (form.text("filter", 256) or "").lower()
     groups = yield admin(ctx.api, "consumerProgress")
-    return [g for g in groups if needle in g["group"].lower()]
+    rows = [g for g in groups if needle in g["group"].lower()]
+    if ctx.monitors is not None:  # rocketmq-dashboard's consumer monitor: the groups past their bounds
+        for row in rows:
+            row["alarm"] = ctx.monitors.alarms(row)
+    return rows
 
 
 @route("consumer/progress", fields=["group"])

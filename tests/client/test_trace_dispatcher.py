@@ -431,3 +431,21 @@ def test_the_trace_producer_writes_its_sends_headers_in_rocketmq_s_binary_layout
     host.send(Message("T", b"x"))
     trace.send(Message("T", b"y"))
     assert [r.serialize_type for r in requests] == [SerializeType.JSON, SerializeType.ROCKETMQ]
+
+
+def test_records_queued_while_every_send_slot_is_taken_set_no_timer_each_and_go_with_the_next_answer():
+    clock = task.Clock()
+    d, p = make(clock, auto=False, flush_at=4, max_in_flight=1)
+    for i in range(4):
+        d.append(ctx(i))
+    clock.advance(0)
+    assert len(p.sent) == 1 and len(d.in_flight) == 1
+    calls = []
+    real = clock.callLater
+    clock.callLater = lambda *a, **kw: calls.append(a[0]) or real(*a, **kw)
+    for i in range(4, 12):
+        d.append(ctx(i))
+        clock.advance(0)  # a reactor turn each
+    assert len(calls) <= 1  # the 500 ms mark at most, not a flush set (and cancelled) every turn
+    p.waiting.pop().callback("ok")  # the answer: the queued records go at once
+    assert len(p.sent) == 2 and len(records(p)) == 12

@@ -280,3 +280,23 @@ def test_the_replication_page_shows_dledger_followers_catching_up(twistd, tmp_pa
     assert found[0]["addr"] == leader and found[0]["behindBytes"] is None
     assert {m["addr"] for m in found.values()} == {group.addr(n) for n in group.ids}
     assert {m["role"] for bid, m in found.items() if bid != 0} == {"SLAVE"}
+
+
+def test_a_monitored_group_past_its_bounds_is_marked_in_the_list(two_brokers):
+    """rocketmq-dashboard's consumer monitor: a group with no consumer online, monitored for at least one."""
+    console = two_brokers["console"]
+    console.call("consumer/create", {"group": "MonitoredG"})
+    console.call("topic/create", {"topic": "%RETRY%MonitoredG", "writeQueueNums": 1, "readQueueNums": 1})  # listed
+
+    def row():
+        return next(g for g in console.call("consumers") if g["group"] == "MonitoredG")
+
+    wait_until(lambda: any(g["group"] == "MonitoredG" for g in console.call("consumers")), what="the group listed")
+    assert row()["alarm"] == []
+    assert console.call("monitor/set", {"group": "MonitoredG", "minCount": 1, "maxDiffTotal": 0})["minCount"] == 1
+    assert row()["alarm"] == ["0 online, fewer than 1"]
+    assert console.call("monitor") == {"MonitoredG": {"minCount": 1, "maxDiffTotal": 0}}
+    status, error = refusal(console, "monitor/set", {"group": "MonitoredG", "minCount": -1})
+    assert status == 400 and "minCount" in error
+    assert console.call("monitor/delete", {"group": "MonitoredG"}) == {"group": "MonitoredG", "deleted": True}
+    assert row()["alarm"] == []

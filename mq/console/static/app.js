@@ -437,11 +437,35 @@ pages.consumers = function () {
       fill(list, table([{ label: "Group", key: "group", link: function (r) { return "#/consumer/" + encodeURIComponent(r.group); } },
         { label: "Online clients", key: "count", num: true }, { label: "Version", key: "version" }, { label: "Type", key: "consumeType" },
         { label: "Model", key: "messageModel" }, { label: "TPS", key: "consumeTps", num: true, digits: 2 },
-        { label: "Lag (diff total)", key: "diffTotal", num: true }], rows, "no consumer group"));
+        { label: "Lag (diff total)", key: "diffTotal", num: true },
+        { label: "Monitor", value: function (r) {
+          return r.alarm && r.alarm.length ? h("span", { "class": "pill alarm", text: r.alarm.join("; ") }) : "";
+        } }], rows, "no consumer group"));
     }).catch(fail(list));
+    get("monitor").then(function (table_) {
+      fill(monitors, table([{ label: "Group", key: "group" }, { label: "Min online", key: "minCount", num: true },
+        { label: "Max lag", key: "maxDiffTotal", num: true }, { label: "", value: function (r) {
+          return h("button", { "class": "secondary", text: "Stop monitoring", onclick: function () {
+            post("monitor/delete", { group: r.group }).then(load).catch(fail());
+          } });
+        } }], Object.keys(table_).map(function (g) { return { group: g, minCount: table_[g].minCount, maxDiffTotal: table_[g].maxDiffTotal }; }),
+        "no group monitored"));
+    }).catch(fail(monitors, true));
   }
   var pending;
   filter.addEventListener("input", function () { clearTimeout(pending); pending = setTimeout(load, 250); });
+  /* rocketmq-dashboard's consumer monitor: bounds per group, marked live in the list above when passed. */
+  var monitorCard = h("div", { "class": "card" }, h("h2", { text: "Monitor a group" }));
+  var monGroup = h("input", { id: "monitor-group", placeholder: "ConsumerGroup", size: 26 });
+  var monMin = h("input", { id: "monitor-min", type: "number", min: 0, value: 1 }), monMax = h("input", { id: "monitor-max", type: "number", min: 0, value: 10000 });
+  var monitors = h("div", { id: "monitor-list" });
+  append(monitorCard, [h("div", { "class": "row" }, field("Group", monGroup), field("Least online consumers", monMin), field("Most lag (diff total)", monMax),
+    h("button", { id: "monitor-save", text: "Monitor", onclick: function () {
+      post("monitor/set", { group: monGroup.value.trim(), minCount: monMin.value, maxDiffTotal: monMax.value }).then(function (r) {
+        flash("Monitoring " + r.group); load();
+      }).catch(fail());
+    } })), monitors]);
+  main.appendChild(monitorCard);
   every(10, load);
 
   var create = h("div", { "class": "card" }, h("h2", { text: "Create or update a consumer group" }));
