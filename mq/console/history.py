@@ -9,9 +9,9 @@ the finished points keeps each write small (a point per line per step) so the re
 
 Bounds: ``days`` files kept (older ones are deleted at start and when the day changes), at most
 ``MAX_POINTS`` points per line per day (the oldest go first), at most ``max_brokers`` broker lines and
-``max_topics`` topic lines per day (lines past that are not kept that day), and a file larger than
-``MAX_FILE_BYTES`` is not read (logged); a line of a file not in this shape (a crash's half-written last line)
-is skipped.
+``max_topics`` topic lines per day (lines past that are not kept that day); a day's file stops growing at
+``MAX_FILE_BYTES`` (logged: a short step with many lines fills it) and a larger one is not read; a line of a file
+not in this shape (a crash's half-written last line) is skipped.
 """
 
 from __future__ import annotations
@@ -131,6 +131,8 @@ class DayHistory:
         self._last_save = clock.seconds()
         #: the write running in a thread, if any
         self._pending: Optional[defer.Deferred] = None
+        #: bytes in today's file (counted as appended): past MAX_FILE_BYTES nothing more is appended that day
+        self._file_bytes = 0
 
     @property
     def brokers(self) -> Lines:
@@ -158,6 +160,7 @@ class DayHistory:
         if not os.path.exists(path):
             return
         try:
+            self._file_bytes = os.path.getsize(path)
             brokers, topics = read_day_file(path, self.step_ms, self.max_brokers, self.max_topics)
         except (OSError, ValueError) as e:
             log.warn("console: {path} not read ({why}); today's history starts anew", path=path, why=e)
@@ -174,8 +177,19 @@ class DayHistory:
 
     def _final_write(self) -> None:
         data = self._unwritten(include_open=True)
-        if data and self.directory is not None:
+        if data and self.directory is not None and self._room_for(data):
             self._write(self.day, data)
+
+    def _room_for(self, data: bytes) -> bool:
+        """Whether today's file may grow by ``data`` and stay readable (MAX_FILE_BYTES); logged once a day."""
+        if self._file_bytes + len(data) > MAX_FILE_BYTES:
+            if self._file_bytes <= MAX_FILE_BYTES:
+                log.warn("console: {path} is full ({max} bytes): the rest of the day is not kept (a larger "
+                         "--history-step makes fewer points)", path=self._path(self.day), max=MAX_FILE_BYTES)
+                self._file_bytes = MAX_FILE_BYTES + 1
+            return False
+        self._file_bytes += len(data)
+        return True
 
     # -- adding ------------------------------------------------------------------------------------
 
@@ -185,6 +199,7 @@ class DayHistory:
         if day != self.day:
             self.save(force=True, include_open=True)
             self.day, self.today, self._written = day, DayLines(self.step_ms, self.max_brokers, self.max_topics), {}
+            self._file_bytes = 0
             self._prune()
         for label, (put, got) in brokers.items():
             self.today.point("b", label, [now_ms, put, got])
@@ -256,7 +271,7 @@ class DayHistory:
             return
         self._last_save = now
         data = self._unwritten(include_open)
-        if not data:
+        if not data or not self._room_for(data):
             return
         pool = getattr(self.clock, "getThreadPool", None)
         if pool is None or force:

@@ -134,3 +134,18 @@ def test_an_earlier_day_too_big_reads_as_empty(tmp_path, monkeypatch):
     monkeypatch.setattr(hist, "MAX_FILE_BYTES", 20)
     h = made(tmp_path, task.Clock())
     assert yesterday in h.kept_days() and h.read(yesterday).result == ({}, {})
+
+
+def test_a_days_file_stops_growing_at_its_bound_and_stays_readable(tmp_path, monkeypatch):
+    monkeypatch.setattr(hist, "MAX_FILE_BYTES", 200)
+    clock = task.Clock()
+    start = noon()
+    h = made(tmp_path, clock, step=1)
+    for i in range(20):
+        h.add(at(clock, start + i * 61), {"b/1": (i, i)}, {})  # a minute apart: a write each time
+    h.stop()
+    path = file_of(tmp_path, h.day)
+    assert 0 < path.stat().st_size <= 200
+    assert len(h.brokers["b/1"]) == 20  # memory keeps the day; only the file stopped
+    again = made(tmp_path, task.Clock(), step=1)
+    assert 0 < len(again.brokers["b/1"]) < 20
