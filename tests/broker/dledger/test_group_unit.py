@@ -64,7 +64,7 @@ def test_a_record_a_full_disk_kept_out_is_applied_once_there_is_room(tmp_path):
         leader.put_message(msg(i))
     group = DLedgerGroup.__new__(DLedgerGroup)
     group.store, group.broken, group.applied_index, group._waiting_for_room = follower, None, 0, False
-    group._unapplied, group._marks = collections.deque(), collections.deque()
+    group._unapplied, group._marks, group._local = collections.deque(), collections.deque(), {}
     real = follower.commitlog.position_for
     full = {"on": True}
 
