@@ -18,7 +18,7 @@ only, so it runs under PyPy without a virtualenv::
 It prints one JSON object: sends, messages, TPS, RT avg/p99/max (ms) over the measured window, this process's
 CPU µs per message, and with ``--broker-pid`` the broker's CPU µs per message from ``/proc/PID/stat``.
 ``--rate`` paces the workers to that many sends per second (RT at a given load, e.g. half the peak);
-``--rss-every`` samples the broker's resident memory over the window.
+``--rss-every`` samples the broker's resident memory over the window (each sample: seconds, VmRSS and RssAnon in MiB).
 """
 
 from __future__ import annotations
@@ -144,11 +144,12 @@ def proc_cpu_times(pid: int) -> Tuple[float, float]:
     return int(fields[11]) / tick, int(fields[12]) / tick
 
 
-def proc_rss_kib(pid: int) -> int:
-    """Resident memory of process ``pid`` in KiB (``VmRSS`` of ``/proc/PID/status``)."""
+def proc_rss_kib(pid: int, field: bytes = b"VmRSS") -> int:
+    """Resident memory of process ``pid`` in KiB: ``VmRSS`` of ``/proc/PID/status``, or another of its fields
+    (``RssAnon``: the heap, without the store's mapped file pages)."""
     with open(f"/proc/{pid}/status", "rb") as f:
         for line in f:
-            if line.startswith(b"VmRSS:"):
+            if line.startswith(field + b":"):
                 return int(line.split()[1])
     return 0
 
@@ -183,7 +184,7 @@ class Run:
         self.next_at = 0.0
         self.parked = 0
         self.rss_every = rss_every
-        self.rss: List[Tuple[float, int]] = []
+        self.rss: List[Tuple[float, int, int]] = []
         self.opaque = 0
         self.queue = 0
         self.inflight: Dict[int, float] = {}
@@ -268,7 +269,8 @@ class Run:
                 self.recording = False
                 stopping = True
             if self.rss_every and broker_pid and self.recording and now >= rss_at:
-                self.rss.append((round(now - measure_at, 1), proc_rss_kib(broker_pid)))
+                self.rss.append((round(now - measure_at, 1), proc_rss_kib(broker_pid),
+                                 proc_rss_kib(broker_pid, b"RssAnon")))
                 rss_at += self.rss_every
         return self.summary(marks)
 
@@ -296,10 +298,10 @@ class Run:
         if self.interval:
             out["paced_sends_per_s"] = round(1.0 / self.interval, 1)
         if self.rss:
-            kib = [k for _, k in self.rss]
+            kib = [k for _, k, _ in self.rss]
             out["broker_rss_mib"] = {"first": round(kib[0] / 1024, 1), "last": round(kib[-1] / 1024, 1),
                                      "min": round(min(kib) / 1024, 1), "max": round(max(kib) / 1024, 1),
-                                     "samples": [(t, round(k / 1024, 1)) for t, k in self.rss]}
+                                     "samples": [(t, round(k / 1024, 1), round(a / 1024, 1)) for t, k, a in self.rss]}
         return out
 
 

@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 import pytest_twisted
@@ -253,10 +252,8 @@ def test_cpp_client_with_session_credentials_produces_and_consumes(acl_cluster, 
     monkeypatch.setenv("MQ_CPP_SECRET_KEY", "userSecret1")
     consumer = PushConsumerProcess(namesrv.addr, "AclCpp", "AclCppGroup", "CLUSTERING")
     try:
-        deadline = time.monotonic() + 60
-        while not {"c0", "c1", "c2"} <= set(consumer.bodies()):
-            assert time.monotonic() < deadline, f"the C++ consumer got only {consumer.bodies()}"
-            time.sleep(0.2)
+        wait_until(lambda: {"c0", "c1", "c2"} <= set(consumer.bodies()), 60, 0.2,
+                   what="the C++ consumer receiving c0, c1, c2")
     finally:
         consumer.stop()
 

@@ -86,6 +86,7 @@ def test_paced_load_and_resident_memory(cluster, unique):
     assert r["errors"] == 0 and 0 < r["sends"] <= 20 * 2.3 + 4 and r["paced_sends_per_s"] == 20
     rss = r["broker_rss_mib"]
     assert len(rss["samples"]) >= 1 and 0 < rss["min"] <= rss["max"]
+    assert all(0 < anon <= total for _, total, anon in rss["samples"])  # RssAnon is part of VmRSS
     refused = subprocess.run([sys.executable, "-m", "mq.bench.java_load", "--addr", broker.addr, "--topic", topic,
                               "--rate", "-1"], capture_output=True, timeout=60, env=child_env(), cwd=str(REPO))
     assert refused.returncode == 2 and b"must not be negative" in refused.stderr
