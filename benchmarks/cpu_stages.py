@@ -75,8 +75,9 @@ def self_cpu_seconds() -> float:
 
 
 #: Leaf frames where a thread waits rather than runs (py-spy's idle detection misses some of them).
+#: A worker blocked in msync/fsync is sampled as running too, though ``/proc`` shows its thread nearly idle.
 IDLE_LEAVES = ("Condition.wait (threading.py", "EPollReactor.doPoll (twisted", "Event.wait (threading.py",
-               "Thread._wait_for_tstate_lock (threading.py")
+               "Thread._wait_for_tstate_lock (threading.py", "MappedFile.sync (mq/store", "DurableLog.sync (mq/dledger")
 
 
 def classify(frames: List[str]) -> str:

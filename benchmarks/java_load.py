@@ -2,7 +2,7 @@
 
     python -m benchmarks.java_load [--seconds 30] [--warmup 10] [--rounds 2] [--loads 128x8,128x32,...]
                                    [--pypy-python PATH] [--runtimes cpython,pypy] [--cpp] [--json]
-                                   [--against CHECKOUT]
+                                   [--against CHECKOUT] [--paced 0.5] [--rss-every 30]
 
 For each runtime it starts a ``twistd namesrv`` and a ``twistd broker`` (ASYNC_FLUSH, store in a temp dir,
 ``PYPY_GC_NURSERY=32M`` for PyPy), creates one 8-queue topic per load, and runs each load ``--rounds`` times in
@@ -17,6 +17,9 @@ offsets, its RT figures cover the whole run (warm-up included).
 ``--against CHECKOUT`` runs a second broker from another checkout (``git worktree add /tmp/base main``) beside
 this one's, loads the two in turn in every round (order alternating) and prints the per-round ratio of their
 CPU per message: on a shared machine the only comparison that holds is one measured minutes apart.
+
+``--paced 0.5`` runs each load again paced to half the TPS just measured (the RT goal's load); ``--rss-every 30``
+samples the broker's resident memory through each window (``--seconds 600`` for the 10-minute memory check).
 """
 
 from __future__ import annotations
@@ -122,11 +125,11 @@ class Brokers:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def run_generator(brokers: Brokers, topic: str, load: dict, args) -> dict:
+def run_generator(brokers: Brokers, topic: str, load: dict, args, rate: float = 0.0) -> dict:
     cmd = [generator_python(args.generator_python), "-m", "mq.bench.java_load", "--addr", brokers.addr,
            "--topic", topic, "--workers", str(load["workers"]), "--size", str(load["size"]),
            "--batch", str(load["batch"]), "--warmup", str(args.warmup), "--seconds", str(args.seconds),
-           "--broker-pid", str(brokers.pid)]
+           "--broker-pid", str(brokers.pid), "--rate", str(rate), "--rss-every", str(args.rss_every)]
     out = subprocess.run(cmd, capture_output=True, env=child_env(), cwd=str(REPO),
                          timeout=args.warmup + args.seconds + 120)
     if out.returncode != 0:
@@ -192,6 +195,12 @@ def run_runtime(name: str, python: Optional[str], env: dict, args) -> List[dict]
                 row.update(runtime=name, load=load["name"])
                 results.append(row)
                 print_row(row, args, flush=True)
+                if args.paced:  # the same load paced to a fraction of the peak just measured: RT at that load
+                    rate = args.paced * row["tps"] / load["batch"]
+                    paced = median_of([run_generator(brokers, topic, load, args, rate) for _ in range(args.rounds)])
+                    paced.update(runtime=name, load=f"{load['name']} paced to {args.paced:g} of the peak")
+                    results.append(paced)
+                    print_row(paced, args, flush=True)
                 continue
             other.create_topic(topic)
             mine: List[dict] = []
@@ -233,6 +242,8 @@ def print_row(row: dict, args, flush: bool = False) -> None:
           f"| {row['rt_max_ms']:.1f} | {row.get('broker_cpu_us_per_msg')} ({row.get('broker_sys_us_per_msg')}) "
           f"| {row.get('broker_cpu_share')} "
           f"| {row.get('generator_cpu_us_per_msg')} | {row.get('errors', 0)} |"
+          + (f" broker RSS {rss['first']} -> {rss['last']} MiB (min {rss['min']}, max {rss['max']})"
+             if (rss := row.get("broker_rss_mib")) else "")
           + (f" CPU/msg against the other checkout, paired by round: median {row['cpu_ratio_paired']} "
              f"(rounds {row['cpu_ratio_all']})" if "cpu_ratio_paired" in row else ""), flush=flush)
 
@@ -250,10 +261,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--cpp-python", default=None)
     p.add_argument("--broker-conf", default="", help="extra broker.conf lines (\\n-separated)")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--paced", type=float, default=0.0, metavar="FRACTION",
+                   help="after each load, run it again paced to FRACTION of its measured TPS (e.g. 0.5: RT at half "
+                        "the peak); not with --against")
+    p.add_argument("--rss-every", type=float, default=0.0, metavar="S",
+                   help="sample the broker's resident memory every S seconds of each window (--json shows them)")
     p.add_argument("--against", default=None, metavar="CHECKOUT",
                    help="another checkout (e.g. a worktree of main): its broker runs beside this one's and each "
                         "round loads both in turn, order alternating; prints both and the paired CPU/msg ratio")
     args = p.parse_args(argv)
+    if not 0 <= args.paced <= 1 or args.rss_every < 0:
+        p.error("--paced is a fraction of the peak (0 to 1), --rss-every seconds (not negative)")
     args.broker_conf = args.broker_conf.replace("\\n", "\n")
     if args.broker_conf and not args.broker_conf.endswith("\n"):
         args.broker_conf += "\n"

@@ -15,7 +15,7 @@ from twisted.internet import defer
 
 from mq.acl.signing import Credentials
 from mq.admin import progress
-from mq.client.simple import pull_request, send_request
+from mq.client.simple import end_transaction_request, pull_request, send_request
 from mq.common import fastjson, jsonkeys, mixall
 from mq.common.broker_headers import (
     ConsumeMessageDirectlyResultRequestHeader,
@@ -38,7 +38,7 @@ from mq.common.broker_headers import (
 )
 from mq.common.consume_directly import ConsumeMessageDirectlyResult
 from mq.common.consumer_status import GetConsumerStatusBody
-from mq.common.message import MessageConst, MessageExt, decode_messages, string_to_properties
+from mq.common.message import MessageConst, MessageExt, MessageSysFlag, decode_messages, string_to_properties
 from mq.common.namesrv_headers import (
     BrokerNameRequestHeader,
     DeleteTopicFromNamesrvRequestHeader,
@@ -591,6 +591,23 @@ class MQAdminAPI:
             "queueOffset": int(response.field("queueOffset", "-1")),
             "sendStatus": statuses[response.code],
         }
+
+    @defer.inlineCallbacks
+    def send_committed_transaction(self, addr: str, broker_name: str, topic: str, queue_id: int, body: bytes,
+                                   tags: Optional[str], keys: Optional[str], group: str):
+        """One transactional message as a TransactionMQProducer whose local transaction commits sends it: a
+        half message, then END_TRANSACTION commit; ``send_message``'s dict with ``transaction``."""
+        props = {MessageConst.PROPERTY_TRANSACTION_PREPARED: "true", MessageConst.PROPERTY_PRODUCER_GROUP: group}
+        request = send_request(topic, body, tags=tags, keys=keys, properties=props, queue_id=queue_id, group=group)
+        sent = string_to_properties(SendMessageRequestHeader.decode_short(request.ext_fields).properties)
+        response = yield self.remoting_call(addr, request)
+        check(response, f"send a half message to topic '{topic}' on broker {addr}")
+        end = yield self.remoting_call(addr, end_transaction_request(group, response, MessageSysFlag.TRANSACTION_COMMIT_TYPE))
+        check(end, f"commit the half message {response.field('msgId', '')} on broker {addr}")
+        return {"brokerName": broker_name, "msgId": sent.get(MessageConst.PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX, ""),
+                "offsetMsgId": response.field("msgId", ""), "queueId": queue_id,
+                "queueOffset": int(response.field("queueOffset", "-1")), "sendStatus": "SEND_OK",
+                "transaction": "COMMIT_MESSAGE"}
 
     @defer.inlineCallbacks
     def pull(self, addr: str, group: str, topic: str, queue_id: int, offset: int, max_nums: int = 32,

@@ -206,6 +206,36 @@ def print_msg(api: MQAdminAPI, args):
     return Result(data, "\n".join(blocks))
 
 
+@defer.inlineCallbacks
+def choose_send_queue(api: MQAdminAPI, topic: str, broker: Optional[str] = None, qid: Optional[int] = None):
+    """(master address, broker name, queue id) a send to ``topic`` goes to, as a producer picks it: the given
+    broker (and queue) or a random writable one; a topic the NameServer does not know goes where TBW102
+    (auto-create) lives."""
+    auto_create = False
+    try:
+        route, masters = yield topic_brokers(api, topic)
+    except ResponseError as e:
+        if e.code != RC.TOPIC_NOT_EXIST:
+            raise
+        auto_create = True
+        route, masters = yield topic_brokers(api, mixall.DEFAULT_TOPIC)
+    writable = {q.broker_name: q for q in route.queue_datas
+                if q.perm & PERM_WRITE and q.write_queue_nums > 0 and q.broker_name in masters}
+    if broker:
+        if broker not in masters:
+            raise AdminError(f"broker '{broker}' is not in the route of topic '{topic}'")
+        name = broker
+    elif writable:
+        name = random.choice(sorted(writable))
+    else:
+        raise AdminError(f"topic '{topic}' has no writable queue")
+    qd = writable.get(name)
+    queue_count = qd.write_queue_nums if qd is not None else 1
+    if auto_create:
+        queue_count = min(queue_count, 4)  # the broker creates the topic with the producer's default, 4 queues
+    return masters[name], name, qid if qid is not None else random.randrange(queue_count)
+
+
 @command(
     "sendMessage", "Send a message",
     opt("-t", "--topic", required=True, help="topic name"),
@@ -219,31 +249,8 @@ def print_msg(api: MQAdminAPI, args):
 def send_message(api: MQAdminAPI, args):
     if args.qid is not None and not args.broker:
         raise UsageError("-i/--qid needs -b/--broker")
-    auto_create = False
-    try:
-        route, masters = yield topic_brokers(api, args.topic)
-    except ResponseError as e:
-        if e.code != RC.TOPIC_NOT_EXIST:
-            raise
-        auto_create = True
-        # Like a producer: a topic the NameServer does not know goes where TBW102 (auto-create) lives.
-        route, masters = yield topic_brokers(api, mixall.DEFAULT_TOPIC)
-    writable = {q.broker_name: q for q in route.queue_datas
-                if q.perm & PERM_WRITE and q.write_queue_nums > 0 and q.broker_name in masters}
-    if args.broker:
-        if args.broker not in masters:
-            raise AdminError(f"broker '{args.broker}' is not in the route of topic '{args.topic}'")
-        name = args.broker
-    elif writable:
-        name = random.choice(sorted(writable))
-    else:
-        raise AdminError(f"topic '{args.topic}' has no writable queue")
-    qd = writable.get(name)
-    queue_count = qd.write_queue_nums if qd is not None else 1
-    if auto_create:
-        queue_count = min(queue_count, 4)  # the broker creates the topic with the producer's default, 4 queues
-    queue_id = args.qid if args.qid is not None else random.randrange(queue_count)
-    result = yield api.send_message(masters[name], name, args.topic, queue_id, args.body.encode("utf-8"),
+    addr, name, queue_id = yield choose_send_queue(api, args.topic, args.broker, args.qid)
+    result = yield api.send_message(addr, name, args.topic, queue_id, args.body.encode("utf-8"),
                                     tags=args.tags, keys=args.key, group=TOOLS_PRODUCER_GROUP)
     rows = [[result["brokerName"], result["queueId"], result["sendStatus"], result["msgId"],
              result["offsetMsgId"]]]

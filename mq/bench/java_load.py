@@ -13,10 +13,12 @@ request at once, in its own ``send()`` (as Netty flushes each thread's ``writeAn
 only, so it runs under PyPy without a virtualenv::
 
     python -m mq.bench.java_load --addr 127.0.0.1:10911 --topic T --workers 8 --size 128 --seconds 10 \\
-        [--batch 32] [--warmup 2] [--queues 8] [--broker-pid PID] [--no-delay]
+        [--batch 32] [--warmup 2] [--queues 8] [--broker-pid PID] [--no-delay] [--rate SENDS] [--rss-every S]
 
 It prints one JSON object: sends, messages, TPS, RT avg/p99/max (ms) over the measured window, this process's
 CPU µs per message, and with ``--broker-pid`` the broker's CPU µs per message from ``/proc/PID/stat``.
+``--rate`` paces the workers to that many sends per second (RT at a given load, e.g. half the peak);
+``--rss-every`` samples the broker's resident memory over the window (each sample: seconds, VmRSS and RssAnon in MiB).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import json
 import os
 import re
 import resource
+import select
 import socket
 import struct
 import sys
@@ -141,6 +144,16 @@ def proc_cpu_times(pid: int) -> Tuple[float, float]:
     return int(fields[11]) / tick, int(fields[12]) / tick
 
 
+def proc_rss_kib(pid: int, field: bytes = b"VmRSS") -> int:
+    """Resident memory of process ``pid`` in KiB: ``VmRSS`` of ``/proc/PID/status``, or another of its fields
+    (``RssAnon``: the heap, without the store's mapped file pages)."""
+    with open(f"/proc/{pid}/status", "rb") as f:
+        for line in f:
+            if line.startswith(field + b":"):
+                return int(line.split()[1])
+    return 0
+
+
 def proc_cpu_seconds(pid: int) -> float:
     """utime + stime of process ``pid`` (all its threads), in seconds."""
     return sum(proc_cpu_times(pid))
@@ -160,10 +173,18 @@ def percentile(sorted_values: List[float], fraction: float) -> float:
 class Run:
     """Keeps ``workers`` sends in flight on one socket; measures a window after a warm-up."""
 
-    def __init__(self, sock: socket.socket, frames: JavaFrames, workers: int) -> None:
+    def __init__(self, sock: socket.socket, frames: JavaFrames, workers: int, rate: float = 0.0,
+                 rss_every: float = 0.0) -> None:
         self.sock = sock
         self.frames = frames
         self.workers = workers
+        #: sends per second when paced (a worker whose answer came early waits for the next slot), 0: as fast as
+        #: answers come; the slots do not catch up on more than a second of lag
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self.next_at = 0.0
+        self.parked = 0
+        self.rss_every = rss_every
+        self.rss: List[Tuple[float, int, int]] = []
         self.opaque = 0
         self.queue = 0
         self.inflight: Dict[int, float] = {}
@@ -180,18 +201,37 @@ class Run:
         self.inflight[self.opaque] = time.perf_counter()
         self.sock.sendall(data)
 
+    def _next(self, now: float) -> None:
+        """A worker is free: its next send now, or parked until the next slot when paced."""
+        if self.interval:
+            if now < self.next_at:
+                self.parked += 1
+                return
+            self.next_at = max(self.next_at, now - 1.0) + self.interval
+        self.fire()
+
     def run(self, warmup: float, seconds: float, broker_pid: Optional[int] = None) -> dict:
         sock = self.sock
         buf = b""
         clock = time.perf_counter
-        for _ in range(self.workers):
-            self.fire()
         start = clock()
+        self.next_at = start
+        for _ in range(self.workers):
+            self._next(start)
         measure_at = start + warmup
         end_at = measure_at + seconds
+        rss_at = measure_at
         marks: Dict[str, Tuple[float, float, Optional[float]]] = {}
         stopping = False
-        while self.inflight:
+        while self.inflight or (self.parked and not stopping):
+            if self.parked:  # paced: wait for an answer or the next slot, whichever comes first
+                ready, _, _ = select.select([sock], [], [], max(0.0, self.next_at - clock()))
+                now = clock()
+                while self.parked and now >= self.next_at and not stopping:
+                    self.parked -= 1
+                    self._next(now)
+                if not ready:
+                    continue
             chunk = sock.recv(262144)
             if not chunk:
                 raise ConnectionError("the broker closed the connection")
@@ -218,7 +258,7 @@ class Run:
                         self.errors += 1
                         self.codes[code] = self.codes.get(code, 0) + 1
                 if not stopping:
-                    self.fire()
+                    self._next(now)
             buf = buf[pos:]
             if not self.recording and not stopping and now >= measure_at:
                 self.recording = True
@@ -228,6 +268,10 @@ class Run:
                 marks["end"] = (clock(), self_cpu_seconds(), proc_cpu_times(broker_pid) if broker_pid else None)
                 self.recording = False
                 stopping = True
+            if self.rss_every and broker_pid and self.recording and now >= rss_at:
+                self.rss.append((round(now - measure_at, 1), proc_rss_kib(broker_pid),
+                                 proc_rss_kib(broker_pid, b"RssAnon")))
+                rss_at += self.rss_every
         return self.summary(marks)
 
     def summary(self, marks) -> dict:
@@ -251,6 +295,13 @@ class Run:
             out["broker_cpu_us_per_msg"] = round(1e6 * (user + system) / messages, 2) if messages else None
             out["broker_sys_us_per_msg"] = round(1e6 * system / messages, 2) if messages else None
             out["broker_cpu_share"] = round((user + system) / elapsed, 3)
+        if self.interval:
+            out["paced_sends_per_s"] = round(1.0 / self.interval, 1)
+        if self.rss:
+            kib = [k for _, k, _ in self.rss]
+            out["broker_rss_mib"] = {"first": round(kib[0] / 1024, 1), "last": round(kib[-1] / 1024, 1),
+                                     "min": round(min(kib) / 1024, 1), "max": round(max(kib) / 1024, 1),
+                                     "samples": [(t, round(k / 1024, 1), round(a / 1024, 1)) for t, k, a in self.rss]}
         return out
 
 
@@ -277,9 +328,11 @@ def read_frame(sock: socket.socket) -> bytes:
 
 
 def run_load(addr: str, topic: str, workers: int, size: int, seconds: float, warmup: float = 1.0, batch: int = 1,
-             queues: int = 8, broker_pid: Optional[int] = None, no_delay: bool = True) -> dict:
+             queues: int = 8, broker_pid: Optional[int] = None, no_delay: bool = True, rate: float = 0.0,
+             rss_every: float = 0.0) -> dict:
     with connect(addr, no_delay) as sock:
-        return Run(sock, JavaFrames(topic, size, batch, queues), workers).run(warmup, seconds, broker_pid)
+        run = Run(sock, JavaFrames(topic, size, batch, queues), workers, rate, rss_every)
+        return run.run(warmup, seconds, broker_pid)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -295,9 +348,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--seconds", type=float, default=5.0, help="measured window (default 5)")
     p.add_argument("--broker-pid", type=int, default=None, help="measure this process's CPU over the window")
     p.add_argument("--no-nodelay", action="store_true", help="leave Nagle on in this client")
+    p.add_argument("--rate", type=float, default=0.0,
+                   help="sends per second, the workers paced to it (default 0: each answer sends the next)")
+    p.add_argument("--rss-every", type=float, default=0.0,
+                   help="sample the broker's resident memory every this many seconds of the window (--broker-pid)")
     a = p.parse_args(argv)
+    if a.rate < 0 or a.rss_every < 0:
+        p.error("--rate and --rss-every must not be negative")
     print(json.dumps(run_load(a.addr, a.topic, a.workers, a.size, a.seconds, a.warmup, a.batch, a.queues,
-                              a.broker_pid, not a.no_nodelay)))
+                              a.broker_pid, not a.no_nodelay, a.rate, a.rss_every)))
     return 0
 
 

@@ -25,6 +25,9 @@ class JsonStateFile:
 
     def __init__(self, path: str) -> None:
         self.path = path
+        #: Times the table was marked changed (``dirty`` set): a DLedger leader announces it, so its followers
+        #: copy offsets that moved within a second rather than at the next ``slaveSyncInterval``.
+        self.changes = 0
         #: Changed since the last save that succeeded; saved by ``persist_if_dirty`` (on the owner's timer).
         self.dirty = False
         self._failing = False
@@ -32,6 +35,16 @@ class JsonStateFile:
         self._lock = threading.Lock()
         self._taken = 0
         self._written = 0
+
+    @property
+    def dirty(self) -> bool:
+        return self._dirty
+
+    @dirty.setter
+    def dirty(self, value: bool) -> None:
+        if value:
+            self.changes += 1
+        self._dirty = value
 
     def encode(self) -> Any:
         """The JSON-ready object to write."""

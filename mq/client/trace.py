@@ -38,6 +38,7 @@ from mq.common.trace_data import (
     index_keys,
     pub_record,
 )
+from mq.remoting.codes import SerializeType
 
 log = Logger()
 
@@ -149,6 +150,9 @@ class TraceDispatcher:
             self.producer = Producer(self.group, config=own, reactor=self.reactor, send_timeout=SEND_TIMEOUT,
                                      max_message_size=MAX_MESSAGE_SIZE, retry_times=2, compress_level=1)
         self.producer.start()
+        if self._producer_factory is None:
+            # its own client instance (instance name above): trace sends' headers in RocketMQ's binary layout
+            self.producer.instance.api.send_serialize_type = SerializeType.ROCKETMQ
         self.running = True
 
     @defer.inlineCallbacks
@@ -184,7 +188,9 @@ class TraceDispatcher:
             return False
         pending.append(ctx)
         if len(pending) >= self.flush_at:
-            if not self._timer_soon:
+            # with every send slot taken a flush could send nothing: the next answer flushes (``_done``), and
+            # no flush is set and cancelled again every reactor turn while the broker is slow
+            if not self._timer_soon and len(self.in_flight) < self.max_in_flight:
                 self._schedule(0)
         elif self._timer is None:
             self._schedule(self.flush_delay)
@@ -316,14 +322,24 @@ def _pub_text(info: tuple, result: SendResult, end: float) -> str:
 def _add_pub_keys(info: tuple, result: SendResult, out: Dict[str, None]) -> int:
     """Add a Pub's keys to ``out`` (its id or a batch's ids, then the message's or the members' keys); the
     characters added, a separator each."""
-    added = 0
     msg_id = result.msg_id
+    keys = info[3]
+    if info[8] is None and msg_id and BATCH_ID_SEPARATOR not in msg_id and (not keys or _SEP not in keys):
+        # the usual send: one id, at most one key (often the same key send after send)
+        added = 0
+        if msg_id not in out:
+            out[msg_id] = None
+            added = len(msg_id) + 1
+        if keys and keys not in out:
+            out[keys] = None
+            added += len(keys) + 1
+        return added
+    added = 0
     if msg_id:
         for k in msg_id.split(BATCH_ID_SEPARATOR) if BATCH_ID_SEPARATOR in msg_id else (msg_id,):
             if k and k not in out:
                 out[k] = None
                 added += len(k) + 1
-    keys = info[3]
     for raw in (keys,) if info[8] is None else info[8]:
         if raw:
             for k in raw.split(_SEP) if _SEP in raw else (raw,):

@@ -134,6 +134,8 @@ class Context:
     client_host: str = attr.ib(default="")
     #: NameServer address lists used in this run, newest first (mq.console.ops; shared by every request).
     namesrv_known: List[str] = attr.ib(factory=list)
+    #: Consumer monitors (mq.console.monitor.Monitors; shared by every request).
+    monitors: Any = attr.ib(default=None)
 
 
 @attr.s(frozen=True, slots=True)

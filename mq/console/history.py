@@ -2,18 +2,20 @@
 
 rocketmq-dashboard keeps what it collects in one file per day under its data path and shows any kept day;
 this console does the same with its own samples: at most one point per line every ``step`` seconds (the last
-sample of each step), today's lines in memory and written to ``<directory>/<yyyy-mm-dd>.json`` every minute
-and at stop, read back at start, and earlier days read from their files when asked for.
+sample of each step), today's lines in memory, and each point appended once to ``<directory>/<yyyy-mm-dd>.jsonl``
+when its step is over (``["b", broker, t, put TPS, get TPS]`` or ``["t", topic, t, TPS]`` a line), every
+minute and at stop; read back at start, and earlier days read from their files when asked for. Appending only
+the finished points keeps each write small (a point per line per step) so the reactor never encodes a whole day.
 
 Bounds: ``days`` files kept (older ones are deleted at start and when the day changes), at most
 ``MAX_POINTS`` points per line per day (the oldest go first), at most ``max_brokers`` broker lines and
-``max_topics`` topic lines per day (lines past that are not kept that day), and a file larger than
-``MAX_FILE_BYTES`` or not in this shape is not read (logged; today's is replaced at the next write).
+``max_topics`` topic lines per day (lines past that are not kept that day); a day's file stops growing at
+``MAX_FILE_BYTES`` (logged: a short step with many lines fills it) and a larger one is not read; a line of a file
+not in this shape (a crash's half-written last line) is skipped.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import os
@@ -32,8 +34,10 @@ MAX_POINTS = 1440
 MAX_FILE_BYTES = 64 << 20
 MAX_LABEL = 512
 SAVE_EVERY = 60.0
-DAY_FILE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.json$")
+DAY_FILE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.jsonl$")
 DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+#: entry kind → (width of a point, which lines)
+KINDS = {"b": 3, "t": 2}
 
 Lines = Dict[str, List[List[float]]]
 
@@ -43,50 +47,70 @@ def day_of(ms: float) -> str:
     return time.strftime("%Y-%m-%d", time.localtime(ms / 1000.0))
 
 
-def _lines(raw: object, width: int, limit: int) -> Lines:
-    """``{label: [[t, v...], ...]}`` checked point by point; ValueError says what is wrong."""
-    if not isinstance(raw, dict):
-        raise ValueError("a line table is not an object")
-    lines: Lines = {}
-    for label, points in raw.items():
-        if len(lines) >= limit:
-            break
-        if not isinstance(label, str) or not 0 < len(label) <= MAX_LABEL or not isinstance(points, list):
-            raise ValueError(f"line {str(label)[:40]!r} is not a name and a list")
-        kept = []
-        for p in points[-MAX_POINTS:]:
-            if not (isinstance(p, list) and len(p) == width
-                    and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in p)):
-                raise ValueError(f"line {label[:40]!r} has a point that is not {width} numbers")
-            kept.append([float(v) for v in p])
-        lines[label] = kept
-    return lines
+def _number(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def read_day_file(path: str, max_brokers: int, max_topics: int) -> Tuple[Lines, Lines]:
-    """A day file's broker and topic lines; ValueError/OSError when it cannot be used."""
+class DayLines:
+    """One day's broker and topic lines, a point per line per step, bounded."""
+
+    def __init__(self, step_ms: float, max_brokers: int, max_topics: int) -> None:
+        self.step_ms = step_ms
+        self.lines: Dict[str, Lines] = {"b": {}, "t": {}}
+        self.limits = {"b": max_brokers, "t": max_topics}
+
+    def point(self, kind: str, label: str, point: List[float]) -> bool:
+        """Add a point, replacing the line's last one within the same step; False if the line is not kept."""
+        lines = self.lines[kind]
+        points = lines.get(label)
+        if points is None:
+            if len(lines) >= self.limits[kind] or not 0 < len(label) <= MAX_LABEL:
+                return False
+            points = lines[label] = []
+        if points and points[-1][0] // self.step_ms == point[0] // self.step_ms:
+            points[-1] = point
+            return True
+        points.append(point)
+        if len(points) > MAX_POINTS:
+            del points[0]
+        return True
+
+    def entry(self, raw: bytes) -> bool:
+        """One line of a day file; False (and nothing added) when it is not in shape."""
+        try:
+            item = json.loads(raw)
+        except ValueError:
+            return False
+        if not (isinstance(item, list) and len(item) >= 2 and item[0] in KINDS and isinstance(item[1], str)):
+            return False
+        values = item[2:]
+        if len(values) != KINDS[item[0]] or not all(map(_number, values)):
+            return False
+        return self.point(item[0], item[1], [float(v) for v in values])
+
+
+def read_day_file(path: str, step_ms: float, max_brokers: int, max_topics: int) -> Tuple[Lines, Lines]:
+    """A day file's broker and topic lines; ValueError/OSError when it cannot be read at all."""
     size = os.path.getsize(path)
     if size > MAX_FILE_BYTES:
         raise ValueError(f"{size} bytes is more than {MAX_FILE_BYTES}")
+    day = DayLines(step_ms, max_brokers, max_topics)
+    skipped = 0
     with open(path, "rb") as f:
-        data = json.loads(f.read())
-    if not isinstance(data, dict):
-        raise ValueError("not a JSON object")
-    return _lines(data.get("brokers", {}), 3, max_brokers), _lines(data.get("topics", {}), 2, max_topics)
+        for raw in f:
+            if raw.strip() and not day.entry(raw):
+                skipped += 1
+    if skipped:
+        log.warn("console: {path}: {n} line(s) not in shape skipped", path=path, n=skipped)
+    return day.lines["b"], day.lines["t"]
 
 
-_TMP_NUMBERS = itertools.count()
-
-
-def write_atomically(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a crash leaves the old file or the new one, never half of one (each
-    write its own temporary file: a write at stop may overlap one still running in a thread)."""
-    tmp = f"{path}.{os.getpid()}.{next(_TMP_NUMBERS)}.tmp"
-    with open(tmp, "wb") as f:
+def append_lines(path: str, data: bytes) -> None:
+    """Append whole lines; a crash leaves at most a half last line, which reading skips."""
+    with open(path, "ab") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 class DayHistory:
@@ -101,12 +125,22 @@ class DayHistory:
         self.max_brokers = max_brokers
         self.max_topics = max_topics
         self.day = day_of(clock.seconds() * 1000)
-        self.brokers: Lines = {}
-        self.topics: Lines = {}
-        self.dirty = False
+        self.today = DayLines(self.step_ms, max_brokers, max_topics)
+        #: per (kind, label): the time of the newest point already in today's file
+        self._written: Dict[Tuple[str, str], float] = {}
         self._last_save = clock.seconds()
         #: the write running in a thread, if any
         self._pending: Optional[defer.Deferred] = None
+        #: bytes in today's file (counted as appended): past MAX_FILE_BYTES nothing more is appended that day
+        self._file_bytes = 0
+
+    @property
+    def brokers(self) -> Lines:
+        return self.today.lines["b"]
+
+    @property
+    def topics(self) -> Lines:
+        return self.today.lines["t"]
 
     # -- start and stop ----------------------------------------------------------------------------
 
@@ -121,24 +155,41 @@ class DayHistory:
                       dir=self.directory, why=e)
             self.directory = None
             return
-        self._prune(temporary=True)
+        self._prune()
         path = self._path(self.day)
-        if os.path.exists(path):
-            try:
-                self.brokers, self.topics = read_day_file(path, self.max_brokers, self.max_topics)
-            except (OSError, ValueError) as e:
-                log.warn("console: {path} not read ({why}); today's history starts anew", path=path, why=e)
+        if not os.path.exists(path):
+            return
+        try:
+            self._file_bytes = os.path.getsize(path)
+            brokers, topics = read_day_file(path, self.step_ms, self.max_brokers, self.max_topics)
+        except (OSError, ValueError) as e:
+            log.warn("console: {path} not read ({why}); today's history starts anew", path=path, why=e)
+            return
+        self.today.lines = {"b": brokers, "t": topics}
+        self._written = {(kind, label): points[-1][0] for kind, lines in self.today.lines.items()
+                         for label, points in lines.items() if points}
 
     def stop(self) -> defer.Deferred:
-        """Write today's lines now, after a write still running in a thread (so the newest lines are the ones
-        left): on the reactor thread, as the thread pool may be stopping."""
+        """Write every point not yet written, the open step's too, after a write still running in a thread:
+        on the reactor thread, as the thread pool may be stopping."""
         done = self._pending if self._pending is not None else defer.succeed(None)
         return done.addBoth(lambda _: self._final_write())
 
     def _final_write(self) -> None:
-        if self.dirty and self.directory is not None:
-            self.dirty = False
-            self._write(self.day, self._encode())
+        data = self._unwritten(include_open=True)
+        if data and self.directory is not None and self._room_for(data):
+            self._write(self.day, data)
+
+    def _room_for(self, data: bytes) -> bool:
+        """Whether today's file may grow by ``data`` and stay readable (MAX_FILE_BYTES); logged once a day."""
+        if self._file_bytes + len(data) > MAX_FILE_BYTES:
+            if self._file_bytes <= MAX_FILE_BYTES:
+                log.warn("console: {path} is full ({max} bytes): the rest of the day is not kept (a larger "
+                         "--history-step makes fewer points)", path=self._path(self.day), max=MAX_FILE_BYTES)
+                self._file_bytes = MAX_FILE_BYTES + 1
+            return False
+        self._file_bytes += len(data)
+        return True
 
     # -- adding ------------------------------------------------------------------------------------
 
@@ -146,28 +197,15 @@ class DayHistory:
         """One sampling round's figures: a point per line, replacing the line's last one within the same step."""
         day = day_of(now_ms)
         if day != self.day:
-            self.save(force=True)
-            self.day, self.brokers, self.topics = day, {}, {}
+            self.save(force=True, include_open=True)
+            self.day, self.today, self._written = day, DayLines(self.step_ms, self.max_brokers, self.max_topics), {}
+            self._file_bytes = 0
             self._prune()
         for label, (put, got) in brokers.items():
-            self._point(self.brokers, self.max_brokers, label, [now_ms, put, got])
+            self.today.point("b", label, [now_ms, put, got])
         for topic, tps in topics.items():
-            self._point(self.topics, self.max_topics, topic, [now_ms, tps])
-        self.dirty = True
+            self.today.point("t", topic, [now_ms, tps])
         self.save()
-
-    def _point(self, lines: Lines, limit: int, label: str, point: List[float]) -> None:
-        points = lines.get(label)
-        if points is None:
-            if len(lines) >= limit or len(label) > MAX_LABEL:
-                return
-            points = lines[label] = []
-        if points and points[-1][0] // self.step_ms == point[0] // self.step_ms:
-            points[-1] = point
-            return
-        points.append(point)
-        if len(points) > MAX_POINTS:
-            del points[0]
 
     # -- reading -----------------------------------------------------------------------------------
 
@@ -182,19 +220,20 @@ class DayHistory:
             found.update(m.group(1) for m in map(DAY_FILE.match, names) if m)
         return sorted(found, reverse=True)[: self.days]
 
-    def read(self, day: str):
+    def read(self, day: str) -> defer.Deferred:
         """A Deferred of ``(broker lines, topic lines)`` of ``day`` (a ``yyyy-mm-dd`` the caller checked);
         empty lines for a day without a file."""
         if day == self.day:
             return defer.succeed((self.brokers, self.topics))
-        if self.directory is None or not os.path.exists(self._path(day)):
-            return defer.succeed(({}, {}))
-        pool = getattr(self.clock, "getThreadPool", None)
         path = self._path(day)
+        if self.directory is None or not os.path.exists(path):
+            return defer.succeed(({}, {}))
+        args = (path, self.step_ms, self.max_brokers, self.max_topics)
+        pool = getattr(self.clock, "getThreadPool", None)
         if pool is None:  # a task.Clock in tests: read here
-            d = defer.maybeDeferred(read_day_file, path, self.max_brokers, self.max_topics)
+            d = defer.maybeDeferred(read_day_file, *args)
         else:
-            d = threads.deferToThreadPool(self.clock, pool(), read_day_file, path, self.max_brokers, self.max_topics)
+            d = threads.deferToThreadPool(self.clock, pool(), read_day_file, *args)
         return d.addErrback(self._unread, path)
 
     @staticmethod
@@ -206,43 +245,54 @@ class DayHistory:
     # -- files -------------------------------------------------------------------------------------
 
     def _path(self, day: str) -> str:
-        return os.path.join(self.directory or "", f"{day}.json")
+        return os.path.join(self.directory or "", f"{day}.jsonl")
 
-    def _encode(self) -> bytes:
-        return json.dumps({"day": self.day, "brokers": self.brokers, "topics": self.topics},
-                          separators=(",", ":")).encode()
+    def _unwritten(self, include_open: bool) -> bytes:
+        """The points not yet in today's file, as its lines: those of finished steps (and, at stop or a day's
+        change, each line's open last point too). Marks them written."""
+        out = []
+        for kind, lines in self.today.lines.items():
+            for label, points in lines.items():
+                last = self._written.get((kind, label), -math.inf)
+                end = len(points) if include_open else len(points) - 1
+                fresh = [p for p in points[:end] if p[0] > last]
+                if fresh:
+                    out.extend(json.dumps([kind, label, *p], separators=(",", ":")) for p in fresh)
+                    self._written[(kind, label)] = fresh[-1][0]
+        return ("\n".join(out) + "\n").encode() if out else b""
 
-    def save(self, force: bool = False) -> None:
-        """Write today's lines when a minute has passed since the last write (or ``force``), in a thread."""
+    def save(self, force: bool = False, include_open: bool = False) -> None:
+        """Append the finished points when a minute has passed since the last write (or ``force``), in a
+        thread."""
         now = self.clock.seconds()
-        if not self.dirty or self.directory is None or self._pending is not None:
+        if self.directory is None or self._pending is not None:
             return
         if not force and now - self._last_save < SAVE_EVERY:
             return
         self._last_save = now
-        self.dirty = False
-        data, day = self._encode(), self.day
+        data = self._unwritten(include_open)
+        if not data or not self._room_for(data):
+            return
         pool = getattr(self.clock, "getThreadPool", None)
         if pool is None or force:
-            self._write(day, data)
+            self._write(self.day, data)
             return
-        d = threads.deferToThreadPool(self.clock, pool(), self._write, day, data)
-        self._pending = d.addBoth(self._written)
+        d = threads.deferToThreadPool(self.clock, pool(), self._write, self.day, data)
+        self._pending = d.addBoth(self._written_now)
 
-    def _written(self, result) -> None:
+    def _written_now(self, result) -> None:
         self._pending = None
         if isinstance(result, Failure):
             log.failure("console: writing the dashboard's history failed", result)
 
     def _write(self, day: str, data: bytes) -> None:
         try:
-            write_atomically(self._path(day), data)
+            append_lines(self._path(day), data)
         except OSError as e:
             log.error("console: cannot write the dashboard's history {path}: {why}", path=self._path(day), why=e)
 
-    def _prune(self, temporary: bool = False) -> None:
-        """Delete day files older than ``days`` days counted back from today (and, at start, temporary files
-        a crash left)."""
+    def _prune(self) -> None:
+        """Delete day files older than ``days`` days counted back from today."""
         if self.directory is None:
             return
         oldest = day_of((time.mktime(time.strptime(self.day, "%Y-%m-%d")) - (self.days - 1) * 86400 + 43200) * 1000)
@@ -252,8 +302,7 @@ class DayHistory:
             return
         for name in names:
             m = DAY_FILE.match(name)
-            stale = m is not None and m.group(1) < oldest
-            if stale or (temporary and name.endswith(".tmp") and DAY_FILE.match(name.split(".", 1)[0] + ".json")):
+            if m is not None and m.group(1) < oldest:
                 try:
                     os.remove(os.path.join(self.directory, name))
                 except OSError as e:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Optional
 
 from twisted.application import service
@@ -14,6 +15,7 @@ from mq.admin.api import MQAdminAPI
 from mq.console.config import ConsoleConfig
 from mq.console.forms import Context
 from mq.console.history import DayHistory
+from mq.console.monitor import Monitors
 from mq.console.sampler import MAX_BROKER_SERIES, TpsSampler
 from mq.console.sessions import SessionStore
 from mq.console.users import LoginLimiter, UsersFile
@@ -52,7 +54,9 @@ class ConsoleService(service.Service):
                 reactor, config.max_sessions, config.session_idle,
                 users=UsersFile(config.users_file) if config.users_file else None, shared_api=self.api,
                 limiter=LoginLimiter(reactor, config.login_max_failures, config.login_window))
-        self.ctx = Context(self.api, config, self.sampler, sessions=sessions)
+        monitors = Monitors(os.path.join(os.path.dirname(config.data_dir), "monitor.json") if config.data_dir else None)
+        monitors.load()
+        self.ctx = Context(self.api, config, self.sampler, sessions=sessions, monitors=monitors)
         self.site = make_site(self.ctx)
         self.port = None
 

@@ -18,6 +18,7 @@ from mq import __version__
 from mq.acl.accounts import MIN_KEY_LENGTH
 from mq.admin.acl_commands import PERM_WORDS
 from mq.admin.api import AdminError, ResponseError, route_masters
+from mq.admin.message_commands import choose_send_queue
 from mq.common.message import decode_offset_msg_id
 from mq.common.names import retry_group_error
 from mq.common.topic import TRACE_TOPIC
@@ -208,6 +209,8 @@ def _cluster_field(ctx: Context, form: Form):
 
 
 MAX_CHOSEN_BROKERS = 256
+#: The producer group of the console's transactional test messages.
+TRANSACTION_TEST_GROUP = "CONSOLE_TRANSACTION_PRODUCER"
 
 
 @defer.inlineCallbacks
@@ -328,13 +331,22 @@ def topic_consumers(ctx: Context, form: Form):
     return out
 
 
-@route("topic/send", "POST", ["topic", "tags", "keys", "body"])
+@route("topic/send", "POST", ["topic", "tags", "keys", "body", "transactional"])
+@defer.inlineCallbacks
 def topic_send(ctx: Context, form: Form):
+    """A test message (mqadmin sendMessage); ``transactional``: as a transaction that commits (rocketmq-dashboard
+    2.x's transactional variant: a half message, then END_TRANSACTION commit)."""
     topic = form.topic()
     tags = form.text("tags", 255)
     keys = form.text("keys", 255)
     body = form.text("body", ctx.config.max_body_bytes, required=True, strip=False)
-    return admin(ctx.api, "sendMessage", topic=topic, body=body, tags=tags, key=keys)
+    if not form.flag("transactional"):
+        sent = yield admin(ctx.api, "sendMessage", topic=topic, body=body, tags=tags, key=keys)
+        return sent
+    addr, name, queue_id = yield choose_send_queue(ctx.api, topic)
+    sent = yield ctx.api.send_committed_transaction(addr, name, topic, queue_id, body.encode("utf-8"), tags, keys,
+                                                    TRANSACTION_TEST_GROUP)
+    return sent
 
 
 # --------------------------------------------------------------------------------------------- consumers
@@ -345,7 +357,11 @@ def topic_send(ctx: Context, form: Form):
 def consumers(ctx: Context, form: Form):
     needle = (form.text("filter", 256) or "").lower()
     groups = yield admin(ctx.api, "consumerProgress")
-    return [g for g in groups if needle in g["group"].lower()]
+    rows = [g for g in groups if needle in g["group"].lower()]
+    if ctx.monitors is not None:  # rocketmq-dashboard's consumer monitor: the groups past their bounds
+        for row in rows:
+            row["alarm"] = ctx.monitors.alarms(row)
+    return rows
 
 
 @route("consumer/progress", fields=["group"])

@@ -31,7 +31,7 @@ from twisted.web import pages, resource, server
 
 from mq.admin.api import AdminError, ResponseError, UnreachableError, UsageError
 from mq.admin.output import jsonable
-from mq.console import dlq, ops, track  # noqa: F401 - register their routes
+from mq.console import dlq, monitor, ops, paging, track  # noqa: F401 - register their routes
 from mq.console.forms import ROUTES, BadRequest, Context, Form, NotFound
 from mq.console.sessions import COOKIE, LoginFailed
 from mq.console.users import TooManyLogins

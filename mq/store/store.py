@@ -446,8 +446,10 @@ class MessageStore(StoreReading):
         if size + END_FILE_MIN_BLANK_LENGTH > cl.file_size:
             return self._failed(PutMessageResult(PutMessageStatus.MESSAGE_ILLEGAL, reason="record larger than a CommitLog file"))
         if rep is not None:
+            # what the dispatch of this record needs, so the leader applies it without parsing it again
+            local = (topic, queue_id, inner.tags_code, store_ts, queue_offset, sys_flag, inner.properties)
             return self._propose(rep, data, [size], lambda at: encode_records(items, *args[:2], at, *args[3:]),
-                                 key, visible, queue_offset, store_ts)
+                                 key, visible, queue_offset, store_ts, local)
         properties = inner.properties
         try:
             at = self._make_room(topic, queue_id, queue_offset, 1, tran, size, properties.get(_KEYS))
@@ -648,9 +650,11 @@ class MessageStore(StoreReading):
     # ------------------------------------------------------------------ replication
 
     def _propose(self, rep: "Replicator", data: bytes, sizes: List[int], encode: Callable[[int], Tuple[bytes, List[int]]],
-                 key: Tuple[str, int], visible: bool, queue_offset: int, store_ts: int) -> defer.Deferred:
+                 key: Tuple[str, int], visible: bool, queue_offset: int, store_ts: int,
+                 local: Optional[tuple] = None) -> defer.Deferred:
         """DLedger mode: hand records encoded at the replicator's end to it, where they will land once committed
-        (after the file-end padding ``CommitLog.position_for`` would add), and advance its end and offsets."""
+        (after the file-end padding ``CommitLog.position_for`` would add), and advance its end and offsets.
+        ``local``: a single record's dispatch fields (``append_committed_local``)."""
         size = len(data)
         at = next_position(rep.end, size, self.commitlog.file_size)
         if at != rep.end:
@@ -670,6 +674,8 @@ class MessageStore(StoreReading):
             phy += rec_size
         result = AppendMessageResult(AppendMessageStatus.PUT_OK, at, size, store_ts, queue_offset, n, self.store_host,
                                      tuple(offsets))
+        if local is not None:
+            return rep.propose(data, result, local)
         return rep.propose(data, result)
 
     def append_committed(self, data: bytes, dispatch: bool = True) -> None:
@@ -686,6 +692,35 @@ class MessageStore(StoreReading):
         cl.write(at, data)
         if dispatch:
             self.dispatch_appended(check_crc=False)  # the Raft entry's own body CRC covered these bytes
+
+    def append_committed_local(self, data: bytes, local: tuple) -> bool:
+        """``append_committed`` of one record this node encoded as leader, dispatched from the fields its put had
+        (``local``: topic, queue id, tags code or None, store time, queue offset, sys flag, properties), as a
+        lone master dispatches, instead of parsing the record again. Only when every record before it is
+        dispatched (queue entries go in CommitLog order); otherwise it is written only and False returned: the
+        next ``dispatch_appended`` parses it with the others."""
+        phy = RECORD_PHY.unpack_from(data, _RECORD_PHY_AT)[0]
+        cl = self.commitlog
+        at = cl.position_for(len(data))
+        if at != phy:
+            raise StoreError(f"committed records for CommitLog offset {phy} would land at {at}: do the group's nodes "
+                             "share mappedFileSizeCommitLog?")
+        cl.write(at, data)
+        if self.reput_offset != at:
+            return False
+        topic, queue_id, tags_code, store_ts, queue_offset, sys_flag, properties = local
+        dispatcher = self.dispatcher
+        if tags_code is None:
+            tags_code = dispatcher.tags_code_fn(topic, properties, store_ts)
+        size = len(data)
+        dispatcher.dispatch(topic, queue_id, at, size, tags_code, store_ts, queue_offset, sys_flag, properties)
+        tran = sys_flag & _TRAN_MASK
+        if tran != _PREPARED and tran != _ROLLBACK:  # as ``Dispatcher.dispatch_record`` keeps them
+            key = (topic, queue_id)
+            if self.queue_offsets.get(key, 0) <= queue_offset:
+                self.queue_offsets[key] = queue_offset + 1
+        self.reput_offset = at + size
+        return True
 
     def append_raw(self, phy_offset: int, data: bytes) -> bool:
         """Append the master's bytes at the master's offset, then dispatch every whole record they complete.
@@ -793,7 +828,7 @@ class Replicator(Protocol):
 
     def refusal(self) -> Optional[PutMessageResult]: ...
 
-    def propose(self, data: bytes, result: AppendMessageResult) -> defer.Deferred: ...
+    def propose(self, data: bytes, result: AppendMessageResult, local: Optional[tuple] = None) -> defer.Deferred: ...
 
 
 #: PHYSICALOFFSET of a stored record: after TOTALSIZE, MAGICCODE, BODYCRC, QUEUEID, FLAG and QUEUEOFFSET.

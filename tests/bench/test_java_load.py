@@ -71,6 +71,27 @@ def test_load_against_a_broker(cluster, unique):
     assert len(msg.properties["UNIQ_KEY"]) == 32 and "WAIT" not in msg.properties
 
 
+def test_paced_load_and_resident_memory(cluster, unique):
+    """``--rate`` holds the workers to that many sends a second (slots catch up on at most a second of lag, so
+    a window of 1 s after 0.3 s sees at most rate x 2.3 + workers); ``--rss-every`` samples the broker's RSS."""
+    topic = f"JP_{unique}"
+    cluster.create_topic(topic, brokers=["broker-a"])
+    broker = cluster.brokers["broker-a"]
+    out = subprocess.run([sys.executable, "-m", "mq.bench.java_load", "--addr", broker.addr, "--topic", topic,
+                          "--workers", "4", "--queues", "4", "--warmup", "0.3", "--seconds", "1", "--rate", "20",
+                          "--rss-every", "0.25", "--broker-pid", str(broker.proc.pid)],
+                         capture_output=True, timeout=120, env=child_env(), cwd=str(REPO))
+    assert out.returncode == 0, out.stderr.decode(errors="replace")[-2000:]
+    r = json.loads(out.stdout)
+    assert r["errors"] == 0 and 0 < r["sends"] <= 20 * 2.3 + 4 and r["paced_sends_per_s"] == 20
+    rss = r["broker_rss_mib"]
+    assert len(rss["samples"]) >= 1 and 0 < rss["min"] <= rss["max"]
+    assert all(0 < anon <= total for _, total, anon in rss["samples"])  # RssAnon is part of VmRSS
+    refused = subprocess.run([sys.executable, "-m", "mq.bench.java_load", "--addr", broker.addr, "--topic", topic,
+                              "--rate", "-1"], capture_output=True, timeout=60, env=child_env(), cwd=str(REPO))
+    assert refused.returncode == 2 and b"must not be negative" in refused.stderr
+
+
 def test_mq_bench_java_load(cluster, unique):
     topic = f"JB_{unique}"
     cluster.create_topic(topic, brokers=["broker-b"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import random
 
+import pytest_twisted
 from twisted.internet.testing import MemoryReactorClock
 
 from mq.broker.processor.batch_shape import derive_shape, split
@@ -161,3 +162,26 @@ def test_shapes_it_does_not_take():
         assert derive_shape(text, {"CLUSTER": "c"}, suffix, stored_properties) is None, text
     assert derive_shape("UNIQ_KEY\x01a", {"KEYS": "k", "CLUSTER": "c"}, suffix, stored_properties) is None
     assert derive_shape("UNIQ_KEY\x01a", {"UNIQ_KEY": "b", "CLUSTER": "c"}, suffix, stored_properties) is None
+
+
+@pytest_twisted.inlineCallbacks
+def test_sync_flush_waits_for_a_one_pass_batch(make_broker, tmp_path):
+    """Under SYNC_FLUSH a batch on this path is answered only after its flush (a Deferred), as on the general one;
+    with the batch's WAIT=false at once."""
+    from twisted.internet import defer
+
+    b = make_broker(flushDiskType="SYNC_FLUSH")
+    processor = b.dispatcher.processors[RequestCode.SEND_BATCH_MESSAGE]
+    taken = []
+    put = b.store.put_uniform_batch_now
+    b.store.put_uniform_batch_now = lambda *a: taken.append(1) or put(*a)
+    texts = [f"UNIQ_KEY\x017F000001{i:024X}\x02WAIT\x01true\x02" for i in range(4)]
+    body = encode_batch([(0, b"m%d" % i, t) for i, t in enumerate(texts)])
+    for wait, offset in (("true", "0"), ("false", "4")):
+        ext = send_header("SyncShape", 0, {}, batch=True).encode_short()
+        ext["i"] = f"WAIT\x01{wait}\x02"
+        r = processor(RemotingCommand.request(RequestCode.SEND_BATCH_MESSAGE, ext, body), _Channel())
+        assert isinstance(r, defer.Deferred) == (wait == "true")
+        r = yield defer.maybeDeferred(lambda r=r: r)
+        assert r.code == 0 and r.ext_fields["queueOffset"] == offset and len(r.ext_fields["msgId"].split(",")) == 4
+    assert len(taken) == 2

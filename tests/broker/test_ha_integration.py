@@ -193,13 +193,22 @@ def test_timer_messages_are_on_the_slave_which_fires_none(twistd, tmp_path):
     master, maddr, saddr = cluster.procs["master"], cluster.addr("master"), cluster.addr("slave")
     assert call(maddr, create_topic_request("HaTimer", queues=1)).code == RC.SUCCESS
     with Wire(maddr) as w:
-        for body, delay in ((b"soon", "1000"), (b"later", "600000")):
+        for body, delay in ((b"soon", "1000"), (b"later", "600000"), (b"marker", "3000")):
             r = w.call(send_request("HaTimer", body, properties={"TIMER_DELAY_MS": delay}, queue_id=0))
             assert r.code == RC.SUCCESS, r.remark
-    slave_has(cluster, "HaTimer", 1, 1)  # the master fired "soon"; the slave has the delivery too
-    slave_has(cluster, "rmq_sys_wheel_timer", 1, 2)  # and both timer records, for reads to fail over to
+
+    def delivered_on_slave():
+        try:
+            return drain(saddr, "HaTimer", 1)[0]
+        except OSError:
+            return []
+
+    # The master fires "soon", then "marker" 2 s later; the slave has both deliveries, and a slave that fired
+    # timers itself would have fired "soon" before the marker came: it has the master's deliveries only.
+    wait_until(lambda: b"marker" in delivered_on_slave(), 30, 0.2, what="the master's marker on the slave")
+    assert delivered_on_slave() == [b"soon", b"marker"]
+    slave_has(cluster, "rmq_sys_wheel_timer", 1, 3)  # and the timer records, for reads to fail over to
     master.kill()
-    assert sorted(drain(saddr, "rmq_sys_wheel_timer", 1)[0]) == [b"later", b"soon"]
-    time.sleep(1.0)  # a slave fires nothing: "later" stays a timer, "soon" stays delivered once
-    assert drain(saddr, "HaTimer", 1)[0] == [b"soon"]
+    assert sorted(drain(saddr, "rmq_sys_wheel_timer", 1)[0]) == [b"later", b"marker", b"soon"]
+    assert drain(saddr, "HaTimer", 1)[0] == [b"soon", b"marker"]
     assert "timer wheel" not in cluster.procs["slave"].log_text()

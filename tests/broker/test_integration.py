@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 
 import pytest
 
@@ -16,6 +15,7 @@ from mq.client.simple import (
     send_request,
     update_offset_request,
 )
+from mq.common import fastjson
 from mq.common.message import decode_messages
 from mq.common.properties import parse_properties
 from mq.remoting.codes import RequestCode
@@ -59,18 +59,23 @@ def test_produce_consume_and_route_at_once(namesrv, start_broker):
     wait_until(lambda: route_of(namesrv, "ItAuto") is not None, 5, what="auto-created topic in the route")
 
 
+def pull_holds(addr):
+    """The broker's count of pulls held by long polling (GET_BROKER_RUNTIME_INFO's pullHoldCount)."""
+    r = call(addr, RemotingCommand.request(RequestCode.GET_BROKER_RUNTIME_INFO))
+    return int(fastjson.loads(r.body)["table"]["pullHoldCount"])
+
+
 def test_long_poll_woken_by_send(start_broker):
     broker = start_broker()
     call(broker.addr, create_topic_request("ItPoll", queues=1))
     with Wire(broker.addr) as puller, Wire(broker.addr) as sender:
-        started = time.monotonic()
         opaque = puller.send(pull_request("pollg", "ItPoll", 0, 0, suspend_ms=20000))
-        time.sleep(0.3)  # let the pull be held (its answer would come now if it were not)
+        wait_until(lambda: pull_holds(broker.addr) == 1, 10, what="the pull held by the broker")
         assert sender.call(send_request("ItPoll", b"wake")).code == RC.SUCCESS
+        # answered by the arrival: the timeout (20 s, beyond this wait) would answer PULL_NOT_FOUND, no message
         r = puller.receive(opaque, timeout=10)
-        waited = time.monotonic() - started
     assert r.code == RC.SUCCESS and [m.body for m in decode_messages(r.body)] == [b"wake"]
-    assert waited < 5, f"the held pull took {waited:.1f} s"
+    assert pull_holds(broker.addr) == 0
 
 
 def test_offsets_survive_restart(start_broker):

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest_twisted
-from twisted.internet import reactor, task
 
 from mq.client.simple import pull_request
 from mq.common.message import decode_messages
 from mq.common.route import PERM_WRITE
 from mq.remoting.codes import ResponseCode as RC
+from tests.support.polling import poll
 
 
 @pytest_twisted.inlineCallbacks
@@ -43,22 +43,29 @@ def test_commit_offset_in_pull(client, addr, broker):
     assert r.ext_fields == {"offset": "7"}
 
 
+def holds(broker, n):
+    return poll(lambda: broker.pull_hold_service.count, lambda c: c == n, 10, 0.01, f"{n} pulls held")
+
+
 @pytest_twisted.inlineCallbacks
 def test_long_poll_woken_by_arrival_and_by_timeout(client, addr, broker):
     yield client.create_topic(addr, "PullLP", queues=1)
-    started = reactor.seconds()
     held = client.pull(addr, "g", "PullLP", 0, 0, suspend_ms=10000)
-    yield task.deferLater(reactor, 0.2, lambda: None)
-    assert broker.pull_hold_service.count == 1 and not held.called
-    yield client.send(addr, "PullLP", b"now", queue_id=0)
-    r = yield held
-    assert r.code == RC.SUCCESS and reactor.seconds() - started < 2
-    # a filter that does not match keeps the hold; the timeout then answers PULL_NOT_FOUND
-    held = client.pull(addr, "g", "PullLP", 0, 1, subscription="wanted", suspend_ms=600)
-    yield task.deferLater(reactor, 0.1, lambda: None)
-    yield client.send(addr, "PullLP", b"other", tags="other", queue_id=0)
-    yield task.deferLater(reactor, 0.1, lambda: None)
+    yield holds(broker, 1)
     assert not held.called
+    yield client.send(addr, "PullLP", b"now", queue_id=0)
+    r = yield held  # answered by the arrival: the timeout would answer PULL_NOT_FOUND, without the message
+    assert r.code == RC.SUCCESS and [m.body for m in decode_messages(r.body)] == [b"now"]
+    assert (broker.pull_hold_service.woken_by_arrival, broker.pull_hold_service.woken_by_timeout) == (1, 0)
+    # a filter that does not match keeps the hold; the timeout then answers PULL_NOT_FOUND. The pull held
+    # beside it without a filter is the marker: once the arrival has woken it, it has passed the other by.
+    held = client.pull(addr, "g", "PullLP", 0, 1, subscription="wanted", suspend_ms=600)
+    marker = client.pull(addr, "g2", "PullLP", 0, 1, suspend_ms=10000)
+    yield holds(broker, 2)
+    yield client.send(addr, "PullLP", b"other", tags="other", queue_id=0)
+    r = yield marker
+    assert [m.body for m in decode_messages(r.body)] == [b"other"]
+    assert not held.called and broker.pull_hold_service.count == 1
     r = yield held
     assert r.code in (RC.PULL_NOT_FOUND, RC.PULL_RETRY_IMMEDIATELY)
     assert broker.pull_hold_service.count == 0 and broker.pull_hold_service.woken_by_timeout == 1

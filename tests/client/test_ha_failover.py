@@ -39,6 +39,7 @@ from mq.client import (
 from mq.client.instance import get_instance
 from mq.client.simple import create_topic_request, parse_route, pull_request, route_request
 from mq.common import fastjson
+from mq.common.message import decode_messages
 from mq.remoting.codes import RequestCode, ResponseCode
 from tests.broker.wire import call
 from tests.support.polling import poll
@@ -384,3 +385,55 @@ def test_master_killed_consumer_drains_the_slave_and_producer_sends_to_the_other
         gate.open()
         yield consumer.shutdown()
         yield producer.shutdown()
+
+
+@pytest_twisted.inlineCallbacks
+def test_timers_fired_by_the_master_are_read_from_the_slave_once_it_dies(groups):
+    """Timer messages sent by the project's producer (``deliver_time_ms``) to broker-a: its master delivers
+    them within the precision (1 s) and they reach its slave; then the master is SIGKILLed and a push
+    consumer started afterwards reads every one from the slave. A timer not due yet stays a timer there (a
+    slave fires nothing)."""
+    topic = "HaTimerRead"
+    groups.create_topic(topic)
+    master, slave = groups.addr("a-master"), groups.addr("a-slave")
+    producer = new_producer(groups, topic)
+    now = int(time.time() * 1000)
+    bodies = [f"t-{q}-{i}" for q in range(4) for i in range(2)]
+    try:
+        for n, body in enumerate(bodies):
+            r = yield producer.send(make_message(topic, body, deliver_time_ms=now + 1500 + 100 * n),
+                                    queue=MessageQueue(topic, "broker-a", n // 2))
+            assert r.status is SendStatus.SEND_OK
+        r = yield producer.send(make_message(topic, "far", deliver_time_ms=now + 600_000),
+                                queue=MessageQueue(topic, "broker-a", 0))
+        assert r.status is SendStatus.SEND_OK
+    finally:
+        yield producer.shutdown()
+
+    def on(addr):
+        got = []
+        for q in range(4):
+            response = call(addr, pull_request("timer_probe", topic, q, 0, 32))
+            if response.code == ResponseCode.SUCCESS:
+                got += decode_messages(response.body)
+        return got
+
+    fired = yield poll(lambda: threads.deferToThread(on, master), lambda got: len(got) == len(bodies), 30, 0.1,
+                       what="the master delivered every due timer")
+    for m in fired:  # within the precision (1 s, slots of 100 ms), never early (one host's clock)
+        assert 0 <= m.store_timestamp - int(m.properties["TIMER_OUT_MS"]) < 1000 + 600, m.body
+    yield poll(lambda: threads.deferToThread(on, slave), lambda got: len(got) == len(bodies), 30, 0.1,
+               what="the deliveries replicated to the slave")
+    groups.brokers["a-master"].kill()  # SIGKILL
+    yield poll(lambda: groups.route_addrs(topic).get("broker-a", {}), lambda addrs: 0 not in addrs, 30, 0.2,
+               what="broker-a's master out of the route")
+    gate = Gate(close_after=10_000)
+    consumer = new_consumer(groups, topic, gate, "timer-slave-consumer")
+    pulls = record_pulls(consumer, topic)
+    try:
+        yield consumer.start()
+        yield wait_consumed(gate, bodies, 60, "the delivered timers, from the slave")
+        assert {p.addr for p in pulls if p.status is PullStatus.FOUND and p.bodies} == {slave}
+        assert sorted(b for b in gate.got if b.startswith("t-")) == sorted(bodies) and "far" not in gate.got
+    finally:
+        yield consumer.shutdown()

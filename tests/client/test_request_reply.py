@@ -3,8 +3,6 @@ concurrent requests matched by correlation id, timeouts, a requester that is gon
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import pytest_twisted
 from twisted.internet import defer, reactor
@@ -101,11 +99,10 @@ def test_unanswered_request_times_out_and_a_late_reply_finds_the_requester_gone(
     responder = Producer(f"PG_{unique}_resp", cluster.namesrv_addr, instance_name=f"{unique}-resp")
     responder.start()
     try:
-        began = time.monotonic()
+        # when it times out is test_unit_request_reply's (task.Clock); here: the outcome and what it names
         with pytest.raises(RequestTimeoutError, match=f"send request message to <{topic}> OK, but wait reply "
                                                       "message timeout, 1000 ms"):
             yield requester.request(make_message(topic, "anyone?"), 1.0)
-        assert 0.9 <= time.monotonic() - began < 5
         assert requester.instance.replies.pending == {}
         requester_id = requester.instance.client_id
         yield requester.shutdown()

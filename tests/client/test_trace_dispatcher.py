@@ -408,3 +408,44 @@ def test_end_transaction_record():
     assert (b.msg_id, b.topic, b.tags, b.keys, b.store_host, b.msg_type, b.transaction_id, b.transaction_state,
             b.from_transaction_check) == ("UNIQ1", "T", "A", "k", "1.2.3.4:10911", MessageType.Trans_msg_Commit,
                                           "TX9", "ROLLBACK_MESSAGE", True)
+
+
+def test_the_trace_producer_writes_its_sends_headers_in_rocketmq_s_binary_layout():
+    """Its own client instance sends SEND_MESSAGE_V2 with the ROCKETMQ header (a trace message's 28,000
+    characters of KEYS are copied, not JSON-escaped); the host client's sends stay JSON."""
+    from mq.client import Producer
+    from mq.client.producer import TopicPublishInfo
+    from mq.remoting.codes import SerializeType
+
+    clock = task.Clock()
+    host = Producer("HostPG", "127.0.0.1:1", instance_name="ser-test", reactor=clock, enable_msg_trace=True)
+    host.start()
+    trace = host.tracer.dispatcher.producer
+    assert trace.instance is not host.instance
+    requests = []
+    for producer in (host, trace):
+        inst = producer.instance
+        inst.broker_addrs["b"] = {0: "127.0.0.1:2"}
+        inst.remoting.invoke = lambda addr, request, timeout: requests.append(request) or defer.Deferred()
+        producer.publish_info["T"] = TopicPublishInfo([MessageQueue("T", "b", 0)])
+    host.send(Message("T", b"x"))
+    trace.send(Message("T", b"y"))
+    assert [r.serialize_type for r in requests] == [SerializeType.JSON, SerializeType.ROCKETMQ]
+
+
+def test_records_queued_while_every_send_slot_is_taken_set_no_timer_each_and_go_with_the_next_answer():
+    clock = task.Clock()
+    d, p = make(clock, auto=False, flush_at=4, max_in_flight=1)
+    for i in range(4):
+        d.append(ctx(i))
+    clock.advance(0)
+    assert len(p.sent) == 1 and len(d.in_flight) == 1
+    calls = []
+    real = clock.callLater
+    clock.callLater = lambda *a, **kw: calls.append(a[0]) or real(*a, **kw)
+    for i in range(4, 12):
+        d.append(ctx(i))
+        clock.advance(0)  # a reactor turn each
+    assert len(calls) <= 1  # the 500 ms mark at most, not a flush set (and cancelled) every turn
+    p.waiting.pop().callback("ok")  # the answer: the queued records go at once
+    assert len(p.sent) == 2 and len(records(p)) == 12

@@ -74,7 +74,9 @@ def test_waiters_deliver_time_out_and_forget():
     assert not w.deliver(MessageExt(properties={"CORRELATION_ID": "a"}))  # already answered
     assert not w.deliver(MessageExt(properties={}))
     w.send_failed("c", defer.fail(MQBrokerError("refused", ResponseCode.NO_PERMISSION, "no")).result)
-    clock.advance(2.0)
+    clock.advance(1.999)
+    assert len(got) == 2 and list(w.pending) == ["b"]  # the request's own timeout, not sooner
+    clock.advance(0.001)
     assert isinstance(got[0], MessageExt)
     assert isinstance(got[1].value, MQClientError) and got[1].value.code == ResponseCode.NO_PERMISSION
     assert "send request message to <Req> fail: refused" in str(got[1].value)

@@ -181,6 +181,51 @@ def test_create_a_topic_send_and_find_the_message_by_clicking(page, cluster):
     assert page.page_errors == []
 
 
+def test_messages_of_a_time_range_are_paged_through(page, cluster):
+    """rocketmq-dashboard 2.x's paged query by topic: every message once, a page at a time, by clicking too."""
+    from playwright.sync_api import expect
+
+    console = cluster["console"]
+    console.call("topic/create", {"topic": "PagedT", "readQueueNums": 2, "writeQueueNums": 2})
+    sent = {console.call("topic/send", {"topic": "PagedT", "body": f"m{i}"})["msgId"] for i in range(45)}
+    pages = [console.call(f"messages/page?topic=PagedT&begin=0&size=20&page={n}") for n in range(4)]
+    assert [(p["total"], p["pages"], len(p["messages"])) for p in pages] == [(45, 3, 20), (45, 3, 20), (45, 3, 5),
+                                                                             (45, 3, 0)]
+    seen = [m["msgId"] for p in pages for m in p["messages"]]
+    assert len(seen) == 45 and set(seen) == sent
+    open_page(page, cluster, "messages")
+    page.fill("#msg-topic", "PagedT")
+    page.click("#page-by-topic")
+    expect(page.locator("#page-at")).to_have_text("page 1 of 3 (45 message(s))")
+    page.click("#page-next")
+    expect(page.locator("#page-at")).to_have_text("page 2 of 3 (45 message(s))")
+    expect(page.locator("#message-results tbody tr")).to_have_count(20)
+    page.click("#page-next")
+    expect(page.locator("#message-results tbody tr")).to_have_count(5)
+    expect(page.locator("#page-next")).to_be_disabled()
+
+
+def test_a_transactional_test_message_is_committed_and_found(page, cluster):
+    """rocketmq-dashboard 2.x's transactional send: a half message, then its commit; only the committed message
+    is in the topic (the half one waits in the broker's half topic)."""
+    from playwright.sync_api import expect
+
+    console = cluster["console"]
+    console.call("topic/create", {"topic": "TxTopic", "readQueueNums": 1, "writeQueueNums": 1})
+    open_page(page, cluster, "topic/TxTopic")
+    page.fill("#send-keys", "tx-key")
+    page.fill("#send-body", "committed from a browser")
+    page.check("#send-transactional")
+    page.click("#send-message")
+    expect(page.locator("#send-result")).to_contain_text("COMMIT_MESSAGE")
+    msg_id = page.locator("#send-result tr", has_text="msgId").locator("td").nth(1).inner_text()
+    wait_until(lambda: console.call("messages/by-key?topic=TxTopic&key=tx-key"), what="the committed message")
+    (found,) = console.call("messages/by-key?topic=TxTopic&key=tx-key")
+    assert found["msgId"] == msg_id
+    message = console.call(f"messages/by-id?id={found['offsetMsgId']}")
+    assert message["body"] == "committed from a browser" and message["properties"]["PGROUP"]
+
+
 def test_lag_changes_on_screen_without_a_reload(page, cluster):
     from playwright.sync_api import expect
 
@@ -255,6 +300,23 @@ def test_create_and_delete_a_consumer_group_by_clicking(page, cluster):
     page.click("#delete-group")
     expect(page.locator("#flash")).to_contain_text("Group ClickedGroup deleted")
     expect(page.locator("h1")).to_have_text("Consumers")
+
+
+def test_a_group_is_monitored_by_clicking(page, cluster):
+    """rocketmq-dashboard's consumer monitor: the seed group has no consumer online any more."""
+    from playwright.sync_api import expect
+
+    open_page(page, cluster, "consumers")
+    page.fill("#monitor-group", SEED_GROUP)
+    page.fill("#monitor-min", "1")
+    page.fill("#monitor-max", "1000000000000")  # its lag grows with the fixture's producer: not what is checked
+    page.click("#monitor-save")
+    expect(page.locator("#flash")).to_contain_text(f"Monitoring {SEED_GROUP}")
+    row = page.locator("tr", has=page.get_by_role("link", name=SEED_GROUP, exact=True))
+    expect(row.locator(".pill.alarm")).to_have_text("0 online, fewer than 1")
+    page.locator("#monitor-list tr", has_text=SEED_GROUP).get_by_role("button", name="Stop monitoring").click()
+    expect(row.locator(".pill.alarm")).to_have_count(0)
+    assert cluster["console"].call("monitor") == {}
 
 
 def test_running_info_of_an_online_consumer(page, cluster):

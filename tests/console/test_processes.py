@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import urllib.request
 
 import pytest
 
+from mq.console.history import read_day_file
 from tests.acl.test_acl_process import start_acl_cluster
 from tests.broker.cluster import broker_starter, processes, start_namesrv
 from tests.console.client import Console, refusal
@@ -54,7 +54,7 @@ def test_the_dashboards_day_is_kept_across_a_console_restart(tmp_path):
 
         wait_until(lambda: len(broker_line(console)) >= 3, what="three kept points of the broker's line")
         proc.stop()  # SIGTERM: a graceful stop, which writes the day
-        (kept,) = json.loads((data / "dashboard" / f"{today}.json").read_text())["brokers"].values()
+        (kept,) = read_day_file(str(data / "dashboard" / f"{today}.jsonl"), 1000, 10, 10)[0].values()
         assert len(kept) >= 3
         proc, console = console_process()
         # read back at start (a first new sample may replace the last kept point, being in its 1 s step)
@@ -162,21 +162,32 @@ def test_logging_in_by_clicking(page, acl_cluster):
     assert page.page_errors == []
 
 
+def console_with_one_message(twistd, namesrv: str, cluster_name: str) -> Console:
+    """A ``twistd console`` on the NameServer, which has made a topic on the cluster and sent it a message."""
+    port = free_port()
+    twistd("console", "--namesrv", namesrv, "--port", str(port), "--data-dir", "").wait_port(port)
+    console = Console(port)
+    console.call("topic/create", {"topic": "ReplT", "cluster": cluster_name, "readQueueNums": 1, "writeQueueNums": 1})
+    console.call("topic/send", {"topic": "ReplT", "body": "to every replica"})
+    return console
+
+
+def replication_members(console: Console, broker_name: str) -> dict:
+    """The console's replication figures of one broker group, by broker id."""
+    (found,) = [g for g in console.call("replication") if g["brokerName"] == broker_name]
+    return {m["brokerId"]: m for m in found["members"]}
+
+
 def test_the_replication_page_shows_a_real_slave_catching_up(twistd, tmp_path):
     """A master and a slave ``twistd broker``: the console's replication figures list both with their roles,
     and the slave's bytes behind reach 0 once it has the message the console sent."""
     from tests.broker.test_ha_integration import HaCluster
 
     ha = HaCluster(twistd, tmp_path, role="ASYNC_MASTER").start_both()
-    port = free_port()
-    twistd("console", "--namesrv", ha.namesrv.addr, "--port", str(port), "--data-dir", "").wait_port(port)
-    console = Console(port)
-    console.call("topic/create", {"topic": "ReplT", "cluster": "HaCluster", "readQueueNums": 1, "writeQueueNums": 1})
-    console.call("topic/send", {"topic": "ReplT", "body": "to the slave too"})
+    console = console_with_one_message(twistd, ha.namesrv.addr, "HaCluster")
 
     def group():
-        (found,) = [g for g in console.call("replication") if g["brokerName"] == "ha-a"]
-        return {m["brokerId"]: m for m in found["members"]}
+        return replication_members(console, "ha-a")
 
     def caught_up():
         members = group()
@@ -244,3 +255,48 @@ def test_topics_and_groups_are_made_and_deleted_on_chosen_brokers(two_brokers):
         status, error = refusal(console, "consumer/create", {"group": "ChosenG2", **fields})
         assert status == 400 and why in error, error
     assert console.call("consumer/config?group=ChosenG2") == []
+
+
+def test_the_replication_page_shows_dledger_followers_catching_up(twistd, tmp_path):
+    """A DLedger group of three ``twistd broker``: the console lists the leader and both followers with their
+    roles, and each follower's bytes behind reach 0 once it has the message the console sent."""
+    from tests.broker.dledger.group_support import DLedgerCluster
+
+    group = DLedgerCluster(twistd, tmp_path).start_all()
+    leader = group.wait_master()
+    console = console_with_one_message(twistd, group.namesrv.addr, "DlCluster")
+
+    def members():
+        return replication_members(console, "dl-a")
+
+    def caught_up():
+        found = members()
+        ends = {m["commitLogMaxOffset"] for m in found.values()}
+        return (len(found) == 3 and len(ends) == 1 and ends.pop() > 0
+                and all(m["behindBytes"] == 0 for bid, m in found.items() if bid != 0))
+
+    wait_until(caught_up, 30, what="both followers caught up in the console's replication figures")
+    found = members()
+    assert found[0]["addr"] == leader and found[0]["behindBytes"] is None
+    assert {m["addr"] for m in found.values()} == {group.addr(n) for n in group.ids}
+    assert {m["role"] for bid, m in found.items() if bid != 0} == {"SLAVE"}
+
+
+def test_a_monitored_group_past_its_bounds_is_marked_in_the_list(two_brokers):
+    """rocketmq-dashboard's consumer monitor: a group with no consumer online, monitored for at least one."""
+    console = two_brokers["console"]
+    console.call("consumer/create", {"group": "MonitoredG"})
+    console.call("topic/create", {"topic": "%RETRY%MonitoredG", "writeQueueNums": 1, "readQueueNums": 1})  # listed
+
+    def row():
+        return next(g for g in console.call("consumers") if g["group"] == "MonitoredG")
+
+    wait_until(lambda: any(g["group"] == "MonitoredG" for g in console.call("consumers")), what="the group listed")
+    assert row()["alarm"] == []
+    assert console.call("monitor/set", {"group": "MonitoredG", "minCount": 1, "maxDiffTotal": 0})["minCount"] == 1
+    assert row()["alarm"] == ["0 online, fewer than 1"]
+    assert console.call("monitor") == {"MonitoredG": {"minCount": 1, "maxDiffTotal": 0}}
+    status, error = refusal(console, "monitor/set", {"group": "MonitoredG", "minCount": -1})
+    assert status == 400 and "minCount" in error
+    assert console.call("monitor/delete", {"group": "MonitoredG"}) == {"group": "MonitoredG", "deleted": True}
+    assert row()["alarm"] == []

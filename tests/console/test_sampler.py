@@ -123,4 +123,4 @@ def test_each_round_also_goes_to_the_kept_day_and_a_day_is_answered_busiest_firs
     day = sampler.day(today, top=1).result
     assert len(day["brokers"][f"broker-a/{ADDR}"]) == 5  # every round kept (5 s steps), not just the last 2
     assert list(day["topics"]) == ["Pay"] and day["days"] == [today] and day["step"] == 5
-    assert (tmp_path / f"{today}.json").exists() and sampler.snapshot()["days"] == [today]
+    assert (tmp_path / f"{today}.jsonl").exists() and sampler.snapshot()["days"] == [today]

@@ -239,6 +239,19 @@ def test_a_groups_subscription_config_per_master():
     assert status == 400 and "group" in error_of(body)
 
 
+@pytest.mark.parametrize("query, message", [
+    ("topic=Orders", "begin: missing"),
+    ("topic=Orders&begin=10&end=5", "begin: after end"),
+    ("topic=Orders&begin=0&size=0", "size"),
+    ("topic=Orders&begin=0&page=-1", "page"),
+])
+def test_a_page_of_messages_checks_its_fields(query, message):
+    api, site = make()
+    status, _, body = http(site, "GET", f"/api/messages/page?{query}")
+    assert status == 400 and message in error_of(body)
+    assert not [c for c in api.calls if c[0] == "topic_route"]
+
+
 def test_topic_list_filters_by_kind_and_name():
     _, site = make()
     status, _, body = http(site, "GET", "/api/topics?kind=normal")

@@ -226,7 +226,7 @@ def test_timer_message_with_the_property_set_by_hand(cluster):
     for m in messages:
         out = int(m.properties["TIMER_OUT_MS"])
         assert m.body != b"at-time" or out == due
-        assert 0 <= m.store_timestamp - out < 1000 + 600, (m.body, m.store_timestamp - out)
+        assert m.store_timestamp >= out, (m.body, m.store_timestamp - out)  # never early (how late: task.Clock tests)
 
 
 def test_timer_messages_from_the_cpp_client_survive_a_restart_and_a_sigkill(twistd, tmp_path):
@@ -248,6 +248,9 @@ def test_timer_messages_from_the_cpp_client_survive_a_restart_and_a_sigkill(twis
     assert delivered_before_kill < 12  # killed in the middle of the deliveries
     broker = holder["start"]()
     wait_until(lambda: len(pull_all(broker.addr, topic)) >= 12, 30, 0.1, "every timer after the SIGKILL")
-    time.sleep(1.5)  # anything delivered twice would come now
-    counts = Counter(m.body for m in pull_all(broker.addr, topic))
+    # a marker timer due after every slot the others were in: slots fire in time order, a repeat comes first
+    r = call(broker.addr, send_request(topic, b"marker", properties={"TIMER_DELAY_MS": "1000"}, queue_id=0))
+    assert r.code == RC.SUCCESS, r.remark
+    wait_until(lambda: b"marker" in [m.body for m in pull_all(broker.addr, topic)], 30, 0.1, "the marker timer")
+    counts = Counter(m.body for m in pull_all(broker.addr, topic) if m.body != b"marker")
     assert counts == Counter(s["body"].encode() for s in sent), counts

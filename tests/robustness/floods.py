@@ -110,8 +110,10 @@ class Flood:
     began: float
     ended: float
     grown_mib: float
-    #: partial-frame flood: seconds until the trickler was closed, bytes it sent, peers all closed
-    trickler_closed_after: float = 0.0
+    #: partial-frame flood: the trickler closed by the broker, its address as the broker names it, bytes it
+    #: sent, peers all closed
+    trickler_closed: bool = False
+    trickler_peer: str = ""
     trickled: int = 0
     peers_closed: bool = False
     #: heartbeat flood: answer code -> count, the remarks of the refusals, heartbeats answered
@@ -127,6 +129,7 @@ def partial_frame_flood(broker, deadline: float = 30.0) -> Flood:
     began = time.monotonic()
     peers = [socket.create_connection(("127.0.0.1", port)) for _ in range(40)]
     trickler = socket.create_connection(("127.0.0.1", port))
+    trickler_peer = "%s:%d" % trickler.getsockname()[:2]
     trickle = encode_command(send_request(TOPIC, b"t" * 64, queue_id=0))
     chunk = b"\0" * (64 * 1024)
     peak = base
@@ -147,7 +150,7 @@ def partial_frame_flood(broker, deadline: float = 30.0) -> Flood:
         sock.setblocking(False)
     # the trickler goes on a byte at a time; the broker closes it once its frame is partialFrameTimeoutSeconds old
     sent = 1
-    while not closed_by_peer(trickler) and time.monotonic() < started + deadline:
+    while not (trickler_closed := closed_by_peer(trickler)) and time.monotonic() < started + deadline:
         try:
             trickler.send(trickle[sent:sent + 1])
             sent += 1
@@ -155,7 +158,6 @@ def partial_frame_flood(broker, deadline: float = 30.0) -> Flood:
             break
         peak = max(peak, vm_rss(pid))
         time.sleep(0.25)  # the trickle's pace: this is the attack, not a wait
-    took = time.monotonic() - started
     # the peers that still hold partial frames are closed after partialFrameTimeoutSeconds too
     until = time.monotonic() + deadline
     while not (closed := all(closed_by_peer(s) for s in peers)) and time.monotonic() < until:
@@ -164,8 +166,8 @@ def partial_frame_flood(broker, deadline: float = 30.0) -> Flood:
     client.stop()
     for sock in peers + [trickler]:
         sock.close()
-    return Flood(client, began, ended, (peak - base) / MiB, trickler_closed_after=took, trickled=sent,
-                 peers_closed=closed)
+    return Flood(client, began, ended, (peak - base) / MiB, trickler_closed=trickler_closed,
+                 trickler_peer=trickler_peer, trickled=sent, peers_closed=closed)
 
 
 def heartbeat_flood(broker, deadline: float = 20.0) -> Flood:

@@ -52,6 +52,8 @@ MAX_MARKS = 4096
 _BUSY = ("PENDING_FULL", "TIMEOUT")
 #: Leadership transfer requests that may wait for their outcome at once (each waits 3 s at most).
 MAX_TRANSFER_WAITERS = 16
+#: Proposals whose dispatch fields a leader keeps for its apply (beyond: they are parsed from the bytes).
+MAX_LOCAL = 20_000
 
 
 def open_driver(reactor, settings: DLedgerSettings, directory: str, send, on_commit, on_role, applied: int,
@@ -103,6 +105,8 @@ class DLedgerGroup:
         self.applied_index = 0
         #: Committed entries handed out by the core and not yet in the CommitLog (a full disk holds them back).
         self._unapplied: Deque[Entry] = collections.deque()
+        #: id(record bytes) -> (the bytes, their dispatch fields): this leader's proposals not applied yet
+        self._local: Dict[int, Tuple[bytes, tuple]] = {}
         self._waiting_for_room = False
         self.checkpointed = (0, 0)
         self._marks: Deque[Tuple[int, int]] = collections.deque(maxlen=MAX_MARKS)
@@ -290,17 +294,27 @@ class DLedgerGroup:
             self.peer_addrs[node] = addr
             self._follow()
         if node == self._leader and not self.ready and config_version != self._leader_config:
-            # The leader's topics or groups changed: copy them now rather than at the next slaveSyncInterval,
-            # so a failover soon after loses less of them.
+            # The leader's topics, groups or offsets changed: copy them now rather than at the next
+            # slaveSyncInterval, so a failover soon after loses (or delivers again) less. At most one copy
+            # runs at a time and the announcement comes every second: offsets that change all the time are
+            # copied about once a second.
             sync = self.broker.slave_sync
             if sync is not None and self.broker.master_addr == addr and sync._running is None:
                 self._leader_config = config_version
                 sync.sync_all()
 
     def _announce(self) -> None:
+        """Every second: this node's broker address, and the versions of its tables (topics, subscription groups,
+        and the change counts of consumer and delay offsets), so a follower copies what changed on its leader
+        within about a second rather than at the next ``slaveSyncInterval``."""
         b = self.broker
         versions = (b.topic_config_manager.data_version, b.subscription_group_manager.data_version)
-        self.transport.announce(b.config.broker_addr, " ".join(f"{v.timestamp}.{v.counter}" for v in versions))
+        text = " ".join(f"{v.timestamp}.{v.counter}" for v in versions)
+        if self.ready:  # offsets move on the master only (a follower's own copies change them too)
+            offsets = b.consumer_offset_manager.changes
+            schedule = getattr(b, "schedule_service", None)
+            text += f" {offsets}.{getattr(schedule, 'changes', 0)}"
+        self.transport.announce(b.config.broker_addr, text)
 
     def _commit(self, entries) -> None:
         """Committed entries (also on this node's disk) into the CommitLog and queues, in order."""
@@ -317,19 +331,29 @@ class DLedgerGroup:
         cl = store.commitlog
         applied = False
         written = False  # records written and not dispatched yet: one dispatch for the batch, at the end
+        local_fields = self._local
         while self._unapplied:
             e = self._unapplied[0]
-            if e.body:
+            body = e.body
+            if body:
                 end = cl.max_offset
+                local = local_fields.pop(id(body), None) if local_fields else None
                 try:
-                    store.append_committed(e.body, dispatch=False)
-                    written = True
+                    if local is not None and local[0] is body:  # proposed here: its fields are at hand
+                        self._dispatch(written)  # earlier records first: queue entries go in CommitLog order
+                        written = not store.append_committed_local(body, local[1])
+                    else:
+                        store.append_committed(body, dispatch=False)
+                        written = True
                 except DiskFullError as err:
                     if cl.max_offset == end:
+                        if local is not None:
+                            local_fields[id(body)] = local  # tried again with it
                         if not self._waiting_for_room:
                             log.error("DLedger: entry {index} waits for disk space: {err}", index=e.index, err=err)
                         self._waiting_for_room = True
                         break
+                    written = True  # its queue entries come with the next dispatch
                     log.error("DLedger: writing entry {index} stopped: {err}", index=e.index, err=err)
                 except Exception as err:  # noqa: BLE001 - a node that cannot apply must stop applying
                     self._dispatch(written)
@@ -415,6 +439,7 @@ class DLedgerGroup:
 
     def _become_slave(self) -> None:
         self.ready = False
+        self._local.clear()  # what this node proposed is applied, if ever, from the bytes alone
         sync = self.broker.slave_sync
         if sync is not None and not (sync._loop is not None and sync._loop.running):
             sync.start()
@@ -470,9 +495,17 @@ class DLedgerGroup:
             return PutMessageResult(PutMessageStatus.OS_PAGECACHE_BUSY, reason="too many entries waiting for a quorum")
         return None
 
-    def propose(self, data: bytes, result) -> defer.Deferred:
+    def propose(self, data: bytes, result, local: Optional[tuple] = None) -> defer.Deferred:
+        """``local``: the record's dispatch fields, kept (by the identity of ``data``, which becomes the entry's
+        body) until it is applied here, so the leader dispatches it without parsing it again."""
+        if local is not None and len(self._local) < MAX_LOCAL:
+            self._local[id(data)] = (data, local)
         return self.driver.propose([data]).addCallbacks(
-            lambda _index: PutMessageResult(PutMessageStatus.PUT_OK, result), _proposal_failed)
+            lambda _index: PutMessageResult(PutMessageStatus.PUT_OK, result), self._failed, errbackArgs=(data,))
+
+    def _failed(self, failure, data: bytes) -> PutMessageResult:
+        self._local.pop(id(data), None)  # not committed (it may be later: then parsed, as any other entry)
+        return _proposal_failed(failure)
 
     # -- leadership transfer -----------------------------------------------------------------------
 

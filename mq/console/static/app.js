@@ -391,13 +391,15 @@ pages.topic = function (topic) {
   var tags = h("input", { id: "send-tags", placeholder: "TagA", size: 14 }), keys = h("input", { id: "send-keys", placeholder: "key1 key2", size: 20 });
   var body = h("textarea", { id: "send-body", placeholder: "message body" });
   var result = h("div", { id: "send-result" });
+  var transactional = h("input", { id: "send-transactional", type: "checkbox" });
   var sendButton = h("button", { id: "send-message", text: "Send", onclick: function () {
-    post("topic/send", { topic: topic, tags: tags.value, keys: keys.value, body: body.value }).then(function (r) {
+    post("topic/send", { topic: topic, tags: tags.value, keys: keys.value, body: body.value, transactional: transactional.checked }).then(function (r) {
       fill(result, kvTable(r));
       flash("Sent: " + r.sendStatus + " " + r.msgId);
     }).catch(fail(result));
   } });
-  append(send, [h("div", { "class": "row" }, field("Tags", tags), field("Keys", keys)), field("Body", body), h("p", null, sendButton), result]);
+  append(send, [h("div", { "class": "row" }, field("Tags", tags), field("Keys", keys), field("As a transaction that commits", transactional)),
+    field("Body", body), h("p", null, sendButton), result]);
   main.appendChild(send);
 
   var reset = h("div", { "class": "card" }, h("h2", { text: "Reset a group's offset" }));
@@ -435,11 +437,35 @@ pages.consumers = function () {
       fill(list, table([{ label: "Group", key: "group", link: function (r) { return "#/consumer/" + encodeURIComponent(r.group); } },
         { label: "Online clients", key: "count", num: true }, { label: "Version", key: "version" }, { label: "Type", key: "consumeType" },
         { label: "Model", key: "messageModel" }, { label: "TPS", key: "consumeTps", num: true, digits: 2 },
-        { label: "Lag (diff total)", key: "diffTotal", num: true }], rows, "no consumer group"));
+        { label: "Lag (diff total)", key: "diffTotal", num: true },
+        { label: "Monitor", value: function (r) {
+          return r.alarm && r.alarm.length ? h("span", { "class": "pill alarm", text: r.alarm.join("; ") }) : "";
+        } }], rows, "no consumer group"));
     }).catch(fail(list));
+    get("monitor").then(function (table_) {
+      fill(monitors, table([{ label: "Group", key: "group" }, { label: "Min online", key: "minCount", num: true },
+        { label: "Max lag", key: "maxDiffTotal", num: true }, { label: "", value: function (r) {
+          return h("button", { "class": "secondary", text: "Stop monitoring", onclick: function () {
+            post("monitor/delete", { group: r.group }).then(load).catch(fail());
+          } });
+        } }], Object.keys(table_).map(function (g) { return { group: g, minCount: table_[g].minCount, maxDiffTotal: table_[g].maxDiffTotal }; }),
+        "no group monitored"));
+    }).catch(fail(monitors, true));
   }
   var pending;
   filter.addEventListener("input", function () { clearTimeout(pending); pending = setTimeout(load, 250); });
+  /* rocketmq-dashboard's consumer monitor: bounds per group, marked live in the list above when passed. */
+  var monitorCard = h("div", { "class": "card" }, h("h2", { text: "Monitor a group" }));
+  var monGroup = h("input", { id: "monitor-group", placeholder: "ConsumerGroup", size: 26 });
+  var monMin = h("input", { id: "monitor-min", type: "number", min: 0, value: 1 }), monMax = h("input", { id: "monitor-max", type: "number", min: 0, value: 10000 });
+  var monitors = h("div", { id: "monitor-list" });
+  append(monitorCard, [h("div", { "class": "row" }, field("Group", monGroup), field("Least online consumers", monMin), field("Most lag (diff total)", monMax),
+    h("button", { id: "monitor-save", text: "Monitor", onclick: function () {
+      post("monitor/set", { group: monGroup.value.trim(), minCount: monMin.value, maxDiffTotal: monMax.value }).then(function (r) {
+        flash("Monitoring " + r.group); load();
+      }).catch(fail());
+    } })), monitors]);
+  main.appendChild(monitorCard);
   every(10, load);
 
   var create = h("div", { "class": "card" }, h("h2", { text: "Create or update a consumer group" }));
@@ -714,7 +740,19 @@ pages.messages = function () {
   var t1 = h("input", { id: "msg-topic", placeholder: "Topic", size: 22 }), begin = h("input", { id: "msg-begin", type: "datetime-local", step: 1 }),
     end = h("input", { id: "msg-end", type: "datetime-local", step: 1 });
   main.appendChild(h("div", { "class": "card" }, h("h2", { text: "By topic and time" }), h("div", { "class": "row" }, field("Topic", t1), field("From", begin), field("To", end),
-    h("button", { id: "search-by-topic", text: "Search", onclick: function () { run("messages/by-topic", { topic: t1.value.trim(), begin: begin.value, end: end.value }); } }))));
+    h("button", { id: "search-by-topic", text: "Search", onclick: function () { run("messages/by-topic", { topic: t1.value.trim(), begin: begin.value, end: end.value }); } }),
+    h("button", { "class": "secondary", id: "page-by-topic", text: "Page through", onclick: function () { runPage(0); } }))));
+  /* rocketmq-dashboard 2.x's paged query: the range's messages in (broker, queue, offset) order, a page at a time. */
+  function runPage(n) {
+    fill(out, h("p", { "class": "muted", text: "Searching…" }));
+    get("messages/page", { topic: t1.value.trim(), begin: begin.value || "0", end: end.value, page: n, size: 20 }).then(function (r) {
+      var nav = h("div", { "class": "row" },
+        h("button", { "class": "secondary", id: "page-prev", text: "Previous", disabled: r.page === 0, onclick: function () { runPage(r.page - 1); } }),
+        h("span", { id: "page-at", text: "page " + (r.page + 1) + " of " + Math.max(r.pages, 1) + " (" + r.total + " message(s))" }),
+        h("button", { "class": "secondary", id: "page-next", text: "Next", disabled: r.page + 1 >= r.pages, onclick: function () { runPage(r.page + 1); } }));
+      fill(out, [nav, table(messageColumns, r.messages, "no message in this range")]);
+    }).catch(fail(out));
+  }
   var t2 = h("input", { id: "key-topic", placeholder: "Topic", size: 22 }), key = h("input", { id: "msg-key", placeholder: "Key", size: 22 });
   main.appendChild(h("div", { "class": "card" }, h("h2", { text: "By key" }), h("div", { "class": "row" }, field("Topic", t2), field("Key", key),
     h("button", { id: "search-by-key", text: "Search", onclick: function () { run("messages/by-key", { topic: t2.value.trim(), key: key.value.trim() }); } }))));

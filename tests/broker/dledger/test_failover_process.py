@@ -11,8 +11,12 @@ import threading
 import time
 from pathlib import Path
 
+from mq.broker.dledger.group import read_applied
 from mq.client.simple import create_topic_request, send_request
+from mq.common import fastjson
+from mq.remoting.codes import RequestCode
 from mq.remoting.codes import ResponseCode as RC
+from mq.remoting.command import RemotingCommand
 from tests.broker.dledger.group_support import DLedgerCluster
 from tests.broker.test_ha_integration import drain
 from tests.broker.wire import Wire, call
@@ -49,6 +53,12 @@ class Sender:
         self.proc.stdin.close()
         self.proc.wait(30)
         self.reader.join(10)
+
+
+def topics(addr):
+    """The names of the topics a broker has (GET_ALL_TOPIC_CONFIG)."""
+    r = call(addr, RemotingCommand.request(RequestCode.GET_ALL_TOPIC_CONFIG))
+    return set(fastjson.loads(r.body)["topicConfigTable"]) if r.code == RC.SUCCESS and r.body else set()
 
 
 def test_killing_the_leader_again_and_again_loses_no_acknowledged_message(twistd, tmp_path):
@@ -94,8 +104,10 @@ def test_a_killed_follower_catches_up_byte_for_byte(twistd, tmp_path):
             if i == 3:  # killed before its first applied checkpoint: it re-applies from the start
                 group.procs[follower].kill()
                 group.start(follower)
-            if i == 200:  # killed with a checkpoint behind it: it re-applies from there
-                time.sleep(1.5)
+            if i == 200:  # killed with a checkpoint behind it (of most of what it has now): it re-applies from there
+                applied = str(group.store(follower) / f"dledger-{follower}")
+                wait_until(lambda d=applied: read_applied(d)[0] >= 100, 30, 0.1,
+                           what="the follower's applied checkpoint past index 100")
                 group.procs[follower].kill()
     group.start(follower)
     leader = group.node_of(master)
@@ -110,7 +122,8 @@ def test_delay_level_and_timer_messages_fire_once_on_the_new_leader(twistd, tmp_
     assert call(master, create_topic_request("DlLater", queues=1)).code == RC.SUCCESS
     wait_until(lambda: all(call(group.addr(n), send_request("DlLater", b"probe", queue_id=0)).code
                            in (RC.SUCCESS, RC.SERVICE_NOT_AVAILABLE) for n in group.ids), 5)
-    time.sleep(1.2)  # let the followers' slave sync copy the topic (slaveSyncInterval 500 ms)
+    for n in group.ids:  # the followers' slave sync copies the topic, for the new leader to deliver to
+        wait_until(lambda n=n: "DlLater" in topics(group.addr(n)), 30, 0.1, what=f"the topic on {n}")
     with Wire(master) as w:
         r1 = w.call(send_request("DlLater", b"level-2", queue_id=0, properties={"DELAY": "2"}))  # 5 s
         r2 = w.call(send_request("DlLater", b"timer-4s", queue_id=0, properties={"TIMER_DELAY_SEC": "4"}))
@@ -119,9 +132,16 @@ def test_delay_level_and_timer_messages_fire_once_on_the_new_leader(twistd, tmp_
     new = group.wait_master(30, other_than=master)
     wait_until(lambda: {b"level-2", b"timer-4s"} <= set(drain(new, "DlLater", 1)[0]), 30, 0.2,
                what="both delivered by the new leader")
-    time.sleep(1.0)
+    # markers behind them: the level's queue is delivered in order, timer slots in time order, so a repeat
+    # of either by the new leader would come before its marker
+    with Wire(new) as w:
+        r1 = w.call(send_request("DlLater", b"level-marker", queue_id=0, properties={"DELAY": "2"}))
+        r2 = w.call(send_request("DlLater", b"timer-marker", queue_id=0, properties={"TIMER_DELAY_SEC": "1"}))
+    assert r1.code == r2.code == RC.SUCCESS, (r1.remark, r2.remark)
+    wait_until(lambda: {b"level-marker", b"timer-marker"} <= set(drain(new, "DlLater", 1)[0]), 30, 0.2,
+               what="both markers delivered by the new leader")
     bodies = drain(new, "DlLater", 1)[0]
-    assert bodies.count(b"level-2") == bodies.count(b"timer-4s") == 1
+    assert [bodies.count(b) for b in (b"level-2", b"timer-4s", b"level-marker", b"timer-marker")] == [1] * 4
 
 
 def test_a_five_node_group_survives_the_loss_of_two(twistd, tmp_path):

@@ -70,3 +70,19 @@ def test_a_new_topic_reaches_the_followers_within_a_second_or_two(twistd, tmp_pa
     for n in group.ids:  # far sooner than the 60 s slave sync: the leader announced a new topic table version
         wait_until(lambda n=n: drain(group.addr(n), "DlNewTopic", 2)[0] == [b"new"], 10, 0.1, what=f"on {n}")
     print(f"\nnew topic on every follower after {time.monotonic() - started:.2f} s")
+
+
+def test_a_committed_consumer_offset_reaches_the_followers_within_a_second_or_two(twistd, tmp_path):
+    """Offsets used to follow only at slaveSyncInterval (10 s by default): a failover then delivered again up to
+    that much consumption. The leader announces their change count every second; followers copy on a change."""
+    group = DLedgerCluster(twistd, tmp_path, extra_conf="slaveSyncInterval=60000\n").start_all()
+    master = group.wait_master()
+    followers = [group.addr(n) for n in group.ids if group.addr(n) != master]
+    assert call(master, create_topic_request("DlOffsets", queues=2)).code == RC.SUCCESS
+    for offset in (5, 17):  # the first copy, then a change after it
+        assert call(master, update_offset_request("dlOffG", "DlOffsets", 1, offset)).code == RC.SUCCESS
+        started = time.monotonic()
+        for addr in followers:
+            wait_until(lambda addr=addr, offset=offset: call(addr, query_offset_request("dlOffG", "DlOffsets", 1)).ext_fields.get(
+                "offset") == str(offset), 15, 0.1, what=f"offset {offset} on {addr}")
+        print(f"\noffset {offset} on every follower after {time.monotonic() - started:.2f} s")

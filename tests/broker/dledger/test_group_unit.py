@@ -64,7 +64,7 @@ def test_a_record_a_full_disk_kept_out_is_applied_once_there_is_room(tmp_path):
         leader.put_message(msg(i))
     group = DLedgerGroup.__new__(DLedgerGroup)
     group.store, group.broken, group.applied_index, group._waiting_for_room = follower, None, 0, False
-    group._unapplied, group._marks = collections.deque(), collections.deque()
+    group._unapplied, group._marks, group._local = collections.deque(), collections.deque(), {}
     real = follower.commitlog.position_for
     full = {"on": True}
 
@@ -174,3 +174,15 @@ def test_a_leaders_same_entries_to_two_followers_are_encoded_once(monkeypatch):
     assert encoded == [3, 3]  # equal but other objects (not from the log): encoded again, to be safe
     for node, cmd in sent:
         assert codec.from_command(cmd)[1] == AppendRequest("n0", node, 2, 4, 2, entries, 4)
+
+
+def test_state_files_count_their_changes(tmp_path):
+    from mq.broker.offset.consumer_offset import ConsumerOffsetManager
+
+    manager = ConsumerOffsetManager(SimpleNamespace(config_dir=str(tmp_path)))
+    manager.commit("g", "t", 0, 5)
+    manager.commit("g", "t", 0, 5)  # no change: not counted
+    manager.commit("g", "t", 1, 7)
+    assert manager.changes == 2
+    manager.persist()
+    assert manager.changes == 2 and not manager.dirty

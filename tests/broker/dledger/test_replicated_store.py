@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from twisted.internet import defer, task
 
-from mq.common.message import MessageExtBrokerInner
+from mq.common.message import MessageExtBrokerInner, decode_message_ext
 from mq.store.config import MessageStoreConfig
 from mq.store.mappedfile import StoreError
 from mq.store.results import PutMessageResult, PutMessageStatus
@@ -14,24 +14,28 @@ from mq.store.store import MessageStore, next_position
 
 
 class FakeReplicator:
+    def refusal(self):
+        return self.refuse
+
+    def propose(self, data, result, local=None):
+        d = defer.Deferred()
+        self.proposed.append((data, result, d))
+        self.local.append(local)
+        return d
+
+    local: list
+
     def __init__(self):
         self.end = 0
         self.queue_offsets = {}
         self.proposed = []
+        self.local = []
         self.refuse = None
 
-    def refusal(self):
-        return self.refuse
 
-    def propose(self, data, result):
-        d = defer.Deferred()
-        self.proposed.append((data, result, d))
-        return d
-
-
-def make_store(path, file_size=4096):
+def make_store(path, file_size=4096, index=False):
     cfg = MessageStoreConfig(store_path_root_dir=str(path), mapped_file_size_commit_log=file_size,
-                             mapped_file_size_consume_queue=1000, message_index_enable=False,
+                             mapped_file_size_consume_queue=1000, message_index_enable=index,
                              commit_log_prefault_ahead=0)
     store = MessageStore(cfg, task.Clock(), run_blocking=defer.maybeDeferred)
     store.start()
@@ -93,3 +97,41 @@ def test_a_refusal_and_a_misplaced_entry(tmp_path):
     other.put_message(msg(3))
     with pytest.raises(StoreError, match="share mappedFileSizeCommitLog"):
         store.append_committed(other.replicator.proposed[0][0])
+
+
+def test_the_leader_dispatches_its_own_records_from_their_fields_as_a_follower_parsing_them(tmp_path):
+    leader, follower = make_store(tmp_path / "a", index=True), make_store(tmp_path / "b", index=True)
+    rep = FakeReplicator()
+    leader.replicator = rep
+    for i in range(30):
+        inner = msg(i, i % 2)
+        inner.properties["KEYS"] = f"k{i}"
+        inner.properties["UNIQ_KEY"] = f"U{i:04d}"
+        leader.put_message(inner)
+    leader.put_messages([msg(100 + i, 1) for i in range(3)])  # a batch: no fields kept, parsed
+    assert [x is not None for x in rep.local] == [True] * 30 + [False]
+    pending = False  # records written and not yet dispatched, as DLedgerGroup._apply keeps them
+    direct = 0
+    for k, ((data, _result, _d), local) in enumerate(zip(rep.proposed, rep.local)):
+        if k == 7 or local is None:  # written, its dispatch left for later
+            leader.append_committed(data, dispatch=False)
+            pending = True
+        elif k == 8:  # an earlier record waits for its dispatch: written only, parsed with it
+            assert not leader.append_committed_local(data, local)
+        else:
+            if pending:
+                leader.dispatch_appended()
+            pending = not leader.append_committed_local(data, local)  # not after a file's padding either
+            direct += not pending
+        follower.append_committed(data)
+    leader.dispatch_appended()
+    assert direct >= 20
+    assert leader.reput_offset == leader.get_max_phy_offset() == follower.get_max_phy_offset()
+    assert leader.queue_offsets == follower.queue_offsets == {("RepT", 0): 15, ("RepT", 1): 18}
+    for q in (0, 1):
+        cq = [bytes(f.mm[: f.size]) for f in leader.queues.find_or_create("RepT", q).files.files]
+        assert cq == [bytes(f.mm[: f.size]) for f in follower.queues.find_or_create("RepT", q).files.files]
+    for store in (leader, follower):
+        for key, body in (("k8", b"body-008"), ("k12", b"body-012"), ("U0020", b"body-020")):
+            offsets = store.index.query("RepT", key, 10, 0, 2**62)[0]
+            assert [decode_message_ext(store.look_message_by_offset(o)).body[:8] for o in offsets] == [body]
