@@ -114,14 +114,14 @@ def test_sync_flush_kill_loses_no_acknowledged_message(start_broker):
 def test_silent_broker_dropped_and_graceful_stop_unregisters(namesrv, start_broker):
     broker = start_broker()
     call(broker.addr, create_topic_request("ItGone", queues=1))
-    assert route_of(namesrv, "ItGone") is not None
+    wait_until(lambda: route_of(namesrv, "ItGone") is not None, 15, 0.1, "the new topic routed")  # registration is async
     os.kill(broker.proc.pid, signal.SIGSTOP)  # alive, connected, but silent
     try:
         wait_until(lambda: route_of(namesrv, "ItGone") is None, 15, 0.2, "the silent broker dropped from routes")
     finally:
         os.kill(broker.proc.pid, signal.SIGCONT)
     call(broker.addr, create_topic_request("ItGone", queues=1))  # registers again
-    assert route_of(namesrv, "ItGone") is not None
+    wait_until(lambda: route_of(namesrv, "ItGone") is not None, 15, 0.1, "the broker registered again")
     assert broker.stop() in (0, -signal.SIGTERM)  # twistd re-raises the signal it stopped on
     assert route_of(namesrv, "ItGone") is None  # unregistered on the way out
     assert "stopped" in broker.log_text()
