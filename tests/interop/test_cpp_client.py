@@ -226,7 +226,7 @@ def test_timer_message_with_the_property_set_by_hand(cluster):
     for m in messages:
         out = int(m.properties["TIMER_OUT_MS"])
         assert m.body != b"at-time" or out == due
-        assert 0 <= m.store_timestamp - out < 1000 + 600, (m.body, m.store_timestamp - out)
+        assert m.store_timestamp >= out, (m.body, m.store_timestamp - out)  # never early (how late: task.Clock tests)
 
 
 def test_timer_messages_from_the_cpp_client_survive_a_restart_and_a_sigkill(twistd, tmp_path):
