@@ -62,6 +62,8 @@ def test_namesrv_keeps_interface_as_the_old_name_of_bind():
     ("-c", TWISTD, "broker", "--version"),
     ("-c", TWISTD, "namesrv", "--version"),
     ("-c", TWISTD, "mq", "--version"),
+    ("-c", TWISTD, "console", "--version"),
+    ("-m", "mq.plugins", "--version"),
     ("-m", "mq.admin.cli", "--version"),
     ("-m", "mq.bench.cli", "--version"),
 ])

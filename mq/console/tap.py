@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import os
 
-from twisted.python import usage
-
 from mq.acl.signing import ENV_ACCESS_KEY, ENV_SECRET_KEY
+from mq.common.cli import ServiceOptions
 from mq.common.config import refuse_start
 from mq.console.config import ConsoleConfig
 from mq.console.service import ConsoleService
 from mq.console.users import users_file_error
 
 
-class Options(usage.Options):
+class Options(ServiceOptions):
+    service = "console"  # --version prints mq's version, as the other services do
     synopsis = "--namesrv host:port [options]"
     longdesc = ("Serve mq's web console for any RocketMQ 4.x cluster: pages and a JSON API over the admin "
                 "protocol. It listens on 127.0.0.1 unless --bind says otherwise; see docs/console.md.")

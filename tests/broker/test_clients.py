@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest_twisted
-from twisted.internet import reactor, task
+from twisted.internet import reactor
 
 from mq.common import fastjson
 from mq.common.heartbeat import HeartbeatData
@@ -14,6 +14,7 @@ from mq.remoting.codes import LanguageCode, RequestCode
 from mq.remoting.codes import ResponseCode as RC
 from mq.remoting.command import RemotingCommand
 from mq.remoting.protocol import RequestDispatcher
+from tests.support.polling import poll
 
 CPP_HEARTBEAT = {  # C++: enums as ordinals, subVersion a string, no producerDataSet key
     "clientID": "10.0.0.5@123",
@@ -74,9 +75,9 @@ def test_membership_notices_and_consumer_list(client, addr, broker):
         assert "%RETRY%grp" in broker.topic_config_manager.table  # 1 queue, perm RW
         assert broker.topic_config_manager.table["%RETRY%grp"].perm == 6
         yield b.heartbeat(addr, "B", "grp", ["T1"])
-        yield task.deferLater(reactor, 0.1, lambda: None)
+        yield poll(lambda: len(a.received) + len(b.received), lambda n: n >= 3, 10, 0.01, "the join notices")
         assert a.received == ["grp"] * 2 and b.received == ["grp"]  # both told when B joined
-        yield a.heartbeat(addr, "A", "grp", ["T1"])  # nothing changed: no notice
+        yield a.heartbeat(addr, "A", "grp", ["T1"])  # nothing changed: no notice (B's leaving is the 3rd below)
         r = yield client.invoke(addr, RequestCode.GET_CONSUMER_LIST_BY_GROUP, {"consumerGroup": "grp"})
         assert sorted(fastjson.loads(r.body)["consumerIdList"]) == ["A", "B"]
         r = yield client.invoke(addr, RequestCode.GET_CONSUMER_RUNNING_INFO, {"consumerGroup": "grp", "clientId": "B"})
@@ -85,7 +86,7 @@ def test_membership_notices_and_consumer_list(client, addr, broker):
         conn = fastjson.loads(r.body)
         assert {c["clientId"] for c in conn["connectionSet"]} == {"A", "B"} and "T1" in conn["subscriptionTable"]
         yield b.remoting.close()  # a closed connection leaves the group at once, and A hears of it
-        yield task.deferLater(reactor, 0.1, lambda: None)
+        yield poll(lambda: len(a.received), lambda n: n >= 3, 10, 0.01, "A told that B left")
         r = yield client.invoke(addr, RequestCode.GET_CONSUMER_LIST_BY_GROUP, {"consumerGroup": "grp"})
         assert fastjson.loads(r.body)["consumerIdList"] == ["A"] and a.received == ["grp"] * 3
         r = yield a.remoting.invoke(addr, RemotingCommand.request(

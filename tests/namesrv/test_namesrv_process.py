@@ -17,6 +17,7 @@ from mq.common.route import DataVersion, TopicConfig
 from mq.remoting.client import RemotingClient
 from mq.remoting.codes import RequestCode, ResponseCode, SerializeType
 from mq.remoting.command import RemotingCommand
+from tests.support.polling import poll
 from tests.support.processes import TWISTD, child_env, free_port, wait_until
 
 
@@ -84,18 +85,9 @@ def test_broker_connection_close_drops_routes(twistd, tmp_path, client):
     route = yield client.invoke(addr, RemotingCommand.request(RequestCode.GET_ROUTEINFO_BY_TOPIC, {"topic": "T"}))
     assert route.code == ResponseCode.SUCCESS
     yield broker.close()
-    for _ in range(200):  # the server sees the close a moment later
-        route = yield client.invoke(addr, RemotingCommand.request(RequestCode.GET_ROUTEINFO_BY_TOPIC, {"topic": "T"}))
-        if route.code == ResponseCode.TOPIC_NOT_EXIST:
-            break
-        yield deferLater(0.02)
-    assert route.code == ResponseCode.TOPIC_NOT_EXIST
-
-
-def deferLater(seconds):
-    from twisted.internet import task
-
-    return task.deferLater(reactor, seconds, lambda: None)
+    # the server sees the close a moment later
+    yield poll(lambda: client.invoke(addr, RemotingCommand.request(RequestCode.GET_ROUTEINFO_BY_TOPIC, {"topic": "T"})),
+               lambda r: r.code == ResponseCode.TOPIC_NOT_EXIST, 20, 0.02, "the route dropped with its broker")
 
 
 @pytest_twisted.inlineCallbacks
