@@ -69,6 +69,7 @@ def test_reply_is_pushed_to_the_requester_and_stored(client, addr, broker):
         assert r.code == RC.SUCCESS
         before = int(time.time() * 1000)
         r = yield client.call(addr, reply_request(requester.client_id, queue_id=-1))
+        after = int(time.time() * 1000)  # the broker's clock is this one (the reactor's seconds)
         assert r.code == RC.SUCCESS, r.remark
         ext = r.ext_fields
         assert set(ext) == {"msgId", "queueId", "queueOffset", "MSG_REGION", "TRACE_ON"}
@@ -83,11 +84,11 @@ def test_reply_is_pushed_to_the_requester_and_stored(client, addr, broker):
             "PG_responder", REPLY_TOPIC, "TBW102", 0, 0)
         assert h.store_host == f"127.0.0.1:{broker.config.listen_port}"
         assert h.born_host.startswith("127.0.0.1:") and int(h.born_host.rsplit(":", 1)[1]) > 0
-        assert before - 1000 <= h.store_timestamp <= int(time.time() * 1000) + 1000
+        assert before <= h.store_timestamp <= after  # stamped while the call ran
         props = string_to_properties(h.properties)
         assert (props["CORRELATION_ID"], props["REPLY_TO_CLIENT"], props["TTL"], props["MSG_TYPE"]) == (
             "corr-1", requester.client_id, "3000", "reply")
-        assert abs(int(props["PUSH_REPLY_TIME"]) - h.store_timestamp) < 1000
+        assert before <= int(props["PUSH_REPLY_TIME"]) <= after
 
         [msg] = yield stored_replies(client, addr)
         assert msg.body == b"pong" and msg.msg_id == ext["msgId"]

@@ -58,8 +58,8 @@ def test_delay_level_sent_by_the_cpp_producer(cluster):
         m = got[body]
         [held] = [p for p in pull_all(broker.addr, "SCHEDULE_TOPIC_XXXX", level - 1) if p.body == body.encode()]
         assert held.properties["DELAY"] == str(level) and held.properties["REAL_TOPIC"] == "CppDelay"
-        assert m.store_timestamp - m.born_timestamp >= DELAY_MS[level]  # arrived after its delay ...
-        assert m.store_timestamp - held.store_timestamp < DELAY_MS[level] + 1000  # ... and on time
+        assert m.store_timestamp - m.born_timestamp >= DELAY_MS[level]  # arrived after its delay, never early
+        assert m.store_timestamp - held.store_timestamp >= DELAY_MS[level]  # (how late: test_schedule_clock's)
 
 
 def test_failing_callback_retries_with_raised_count_then_dead_letter(cluster):
