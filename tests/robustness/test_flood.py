@@ -12,6 +12,7 @@ normal send waited behind them (p99 145 ms and growing with the number of groups
 
 from __future__ import annotations
 
+import platform
 import re
 
 import pytest
@@ -50,9 +51,16 @@ def assert_served_meanwhile(flood: Flood) -> None:
     assert client.longest_wait() < STARVED_S, client.latency()
 
 
+#: How far the broker may grow under the partial-frame flood (budget 32 MiB; unbounded it took the flood's
+#: 160 MiB). PyPy's collector lets freed buffers wait for a major collection, which it starts only once the
+#: heap has grown by a factor (PYPY_GC_MAJOR_COLLECT, 1.82): the same bounded flood measured 84 MiB there.
+PARTIAL_FLOOD_GROWTH_MIB = 120 if platform.python_implementation() == "PyPy" else 80
+
+
 def test_partial_frame_flood_and_a_trickler(broker):
     flood = partial_frame_flood(broker)
-    assert flood.grown_mib < 80, f"the broker grew by {flood.grown_mib:.0f} MiB (partial frames budget 32 MiB)"
+    assert flood.grown_mib < PARTIAL_FLOOD_GROWTH_MIB, (
+        f"the broker grew by {flood.grown_mib:.0f} MiB (partial frames budget 32 MiB)")
     assert flood.peers_closed, "flooding peers still open after their frames' timeout"
     # closed by the frame deadline rule (partialFrameTimeoutSeconds=5; the 30 s of the flood only bound the
     # wait): its frame still incomplete, while it kept sending a byte every 0.25 s (never idle)
