@@ -178,6 +178,15 @@ class ClusterInfo:
                 out.append((name, data.master_addr()))
         return out
 
+    def all_addrs(self, cluster: str) -> List[Tuple[str, str]]:
+        """(broker name, address) of every broker of ``cluster``, masters and slaves, by name then id."""
+        out = []
+        for name in self.cluster_addr_table.get(cluster, []):
+            data = self.broker_addr_table.get(name)
+            if data is not None:
+                out.extend((name, addr) for _, addr in sorted(data.broker_addrs.items()))
+        return out
+
     def cluster_of(self, broker_name: str) -> Optional[str]:
         for cluster, names in self.cluster_addr_table.items():
             if broker_name in names:

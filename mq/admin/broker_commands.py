@@ -108,19 +108,22 @@ def send_msg_status(api: MQAdminAPI, args):
 
 #: The store commands' ``-c``: ``--cluster`` as the original spells it, ``--clusterName`` as the others here do.
 _CLUSTER = opt("-c", "--cluster", "--clusterName", dest="clusterName", metavar="CLUSTER",
-               help="every master broker of this cluster")
+               help="every broker of this cluster, masters and slaves")
 
 
 def _clean_command(name: str, help_text: str, code: int, what: str):
-    """A command that sends one store cleaning request to ``-b`` or to the masters of ``-c`` (every cluster's
-    masters without either, as the original) and prints ``success`` per broker."""
+    """A command that sends one store cleaning request to ``-b``, or, as the original, to every broker (masters
+    and slaves: each cleans its own store) of ``-c`` or of every cluster, and prints ``success`` per broker."""
     @defer.inlineCallbacks
     def run(api: MQAdminAPI, args):
-        if args.brokerAddr or args.clusterName:
+        if args.brokerAddr:
             brokers = yield target_brokers(api, args)
         else:
             info = yield api.cluster_info()
-            brokers = [b for cluster in sorted(info.cluster_addr_table) for b in info.master_addrs(cluster)]
+            if args.clusterName and args.clusterName not in info.cluster_addr_table:
+                raise AdminError(f"cluster '{args.clusterName}' not found on the NameServer")
+            clusters = [args.clusterName] if args.clusterName else sorted(info.cluster_addr_table)
+            brokers = [b for cluster in clusters for b in info.all_addrs(cluster)]
         done = []
         for _, addr in brokers:
             yield api.broker_ok(addr, code, what)

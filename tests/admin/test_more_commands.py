@@ -264,22 +264,31 @@ def test_clean_expired_cq_and_clean_unused_topic(tmp_path):
     orphan.mkdir(parents=True)  # a queue of a topic the broker has no config for (its topic deleted offline)
     system = tmp_path / "b" / "store" / "consumequeue" / "RMQ_SYS_TRANS_HALF_TOPIC" / "0"
     system.mkdir(parents=True)  # no config either, but a system topic: kept
+    slave_orphan = tmp_path / "s" / "store" / "consumequeue" / "Orphan" / "0"
+    slave_orphan.mkdir(parents=True)
     proc = start_broker(tmp_path / "b", ns.addr, name="clean-broker", cluster="CleanCluster")
+    slave = start_broker(tmp_path / "s", ns.addr, name="clean-broker", cluster="CleanCluster",
+                         conf_extra="brokerId=1\nbrokerRole=SLAVE\n")
     try:
         wait_until(lambda: mqadmin("topicRoute", "-t", "TBW102", namesrv=ns.addr).code == 0, 20,
                    what="the broker registered")
+        wait_until(lambda: slave.addr in mqadmin("clusterList", namesrv=ns.addr).out, 20, what="the slave registered")
         r = mqadmin("updateTopic", "-c", "CleanCluster", "-t", "KeptT", namesrv=ns.addr)
         assert r.code == 0, r.err
         r = mqadmin("sendMessage", "-t", "KeptT", "-p", "x", namesrv=ns.addr)
         assert r.code == 0, r.err
+        # as the original: every broker of the cluster, the slave too (each cleans its own store)
         r = mqadmin("cleanExpiredCQ", "-c", "CleanCluster", namesrv=ns.addr)
-        assert (r.code, r.out) == (0, f"{proc.addr}: success\n"), r.err
-        r = mqadmin("cleanUnusedTopic", "--json", namesrv=ns.addr)  # no -b/-c: every master
-        assert r.code == 0 and r.json() == {"brokers": [proc.addr]}, r.err
-        assert not orphan.parent.exists()
+        assert (r.code, r.out) == (0, f"{proc.addr}: success\n{slave.addr}: success\n"), r.err
+        r = mqadmin("cleanUnusedTopic", "--json", namesrv=ns.addr)  # no -b/-c: every broker of every cluster
+        assert r.code == 0 and r.json() == {"brokers": [proc.addr, slave.addr]}, r.err
+        assert not orphan.parent.exists() and not slave_orphan.parent.exists()
         assert (tmp_path / "b" / "store" / "consumequeue" / "KeptT").exists() and system.exists()
         assert mqadmin("cleanUnusedTopic", "-b", proc.addr, namesrv=ns.addr).code == 0
+        r = mqadmin("cleanExpiredCQ", "-c", "NoSuchCluster", namesrv=ns.addr)
+        assert r.code != 0 and "cluster 'NoSuchCluster' not found" in r.err, (r.out, r.err)
     finally:
+        slave.stop(timeout=15)
         proc.stop(timeout=15)
         ns.stop(timeout=15)
 
