@@ -13,6 +13,7 @@ from mq import standalone
 from mq.console import tap
 from mq.console.config import ConsoleConfig
 from mq.console.service import ConsoleService
+from tests.support.processes import free_port
 
 
 class BusyReactor(MemoryReactorClock):
@@ -75,10 +76,14 @@ def test_bad_console_options_stop_the_start(monkeypatch, argv, error):
 
 
 def test_mq_serves_the_console_on_loopback_by_default_and_not_with_port_0(tmp_path):
-    base = ("--store", str(tmp_path / "store"), "--kv-config", str(tmp_path / "kv.json"), "--namesrv-port", "9999")
+    # makeService checks that the ports are free: the broker's and NameServer's are picked free, since other
+    # runtimes' suites run beside this one (only the console's default is under test)
+    namesrv_port = free_port()
+    base = ("--store", str(tmp_path / "store"), "--kv-config", str(tmp_path / "kv.json"),
+            "--namesrv-port", str(namesrv_port), "--port", str(free_port()))
     options = parse(standalone.Options(), *base)
     assert (options.console_config.port, options.console_config.bind) == (8080, "127.0.0.1")
-    assert options.console_config.namesrv_addr == "127.0.0.1:9999"
+    assert options.console_config.namesrv_addr == f"127.0.0.1:{namesrv_port}"
     assert options.console_config.data_dir == str(tmp_path / "store" / "console" / "dashboard")
     consoles = [s for s in standalone.makeService(options) if isinstance(s, ConsoleService)]
     assert len(consoles) == 1 and consoles[0].required is False
