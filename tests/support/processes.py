@@ -87,14 +87,51 @@ _handed_out: Deque[int] = collections.deque(maxlen=1000)
 
 @functools.lru_cache(maxsize=None)
 def _service_ports() -> range:
-    """The ports ``free_port`` picks from: the larger stretch of 10000-65000 outside the ephemeral range."""
+    """The ports ``free_port`` picks from: this process's slice (``_port_slice``) of the larger stretch of
+    10000-65000 outside the ephemeral range."""
     low, high = 32768, 60999  # Linux's default, where /proc does not say
     try:
         low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
     except (OSError, ValueError):
         pass
     below, above = range(10002, min(low, 65000) - 2), range(max(high, 10000) + 3, 65000)
-    return max(below, above, key=len)
+    ports = max(below, above, key=len)
+    index = _port_slice()
+    if index is None:
+        return ports
+    size = len(ports) // _PORT_SLICES
+    return range(ports.start + index * size + 2, ports.start + (index + 1) * size - 2)
+
+
+#: How many test processes on one host get ports of their own (``.ci/run`` runs four suites side by side).
+_PORT_SLICES = 8
+
+
+@functools.lru_cache(maxsize=None)
+def _port_slice() -> Optional[int]:
+    """The slice of service ports this process holds, by an exclusive lock on a file per slice.
+
+    "Free now" is checked within one process only: two suites running side by side (``.ci/run``) could each
+    pick the same free port and race to bind it, and the loser's test then spoke to the winner's service.
+    The lock goes with the process, so a killed run leaves no slice taken; None (the whole stretch) when
+    every slice is held."""
+    import fcntl
+
+    folder = Path(tempfile.gettempdir()) / "mq-test-port-slices"
+    folder.mkdir(exist_ok=True)
+    for index in range(_PORT_SLICES):
+        handle = open(folder / f"slice-{index}.lock", "a")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            continue
+        _slice_locks.append(handle)  # held (open) as long as this process lives
+        return index
+    return None
+
+
+_slice_locks: List = []
 
 
 def _is_free(port: int) -> bool:
