@@ -12,7 +12,7 @@ from mq.acl.permission import PUB, SUB
 from mq.common import fastjson
 from mq.common.heartbeat import HeartbeatData
 from mq.common.topic import RETRY_GROUP_TOPIC_PREFIX, retry_topic
-from mq.remoting.codes import RequestCode
+from mq.remoting.codes import DLEDGER_LEADERSHIP_TRANSFER, RequestCode
 from mq.remoting.command import RemotingCommand
 
 #: Codes only an ``admin: true`` account may send (RocketMQ's ``Permission.ADMIN_CODE``).
@@ -35,7 +35,7 @@ STORE_CLEAN_CODES = frozenset({int(RequestCode.CLEAN_EXPIRED_CONSUMEQUEUE), int(
 ADMIN_CODES = frozenset({
     int(RequestCode.UPDATE_AND_CREATE_TOPIC), int(RequestCode.UPDATE_BROKER_CONFIG),
     int(RequestCode.DELETE_TOPIC_IN_BROKER), int(RequestCode.UPDATE_AND_CREATE_SUBSCRIPTIONGROUP),
-    int(RequestCode.DELETE_SUBSCRIPTIONGROUP),
+    int(RequestCode.DELETE_SUBSCRIPTIONGROUP), DLEDGER_LEADERSHIP_TRANSFER,
 }) | ACL_ADMIN_CODES | NAMESRV_WRITE_CODES | STORE_CLEAN_CODES
 
 

@@ -9,7 +9,7 @@ C++, Node); only when that differs are the shapes older or buggy clients sign tr
 from __future__ import annotations
 
 import hmac
-from typing import Mapping, Optional
+from typing import AbstractSet, Mapping, Optional
 
 from twisted.logger import Logger
 
@@ -57,9 +57,10 @@ def describe(resource: str) -> str:
     return "topic:" + resource
 
 
-def check_perms(code: int, needs: Mapping[str, int], account: CompiledAccount) -> None:
+def check_perms(code: int, needs: Mapping[str, int], account: CompiledAccount,
+                admin_codes: AbstractSet[int] = ADMIN_CODES) -> None:
     """The admin flag, then each needed resource (explicit perm, else the default); raises AccessDenied."""
-    if code in ADMIN_CODES and not account.admin:
+    if code in admin_codes and not account.admin:
         raise AccessDenied(f"Need admin permission for request code={code}, but accessKey={account.access_key} is not")
     owned = account.perms
     if not needs or (owned is None and account.admin):
@@ -76,8 +77,10 @@ def check_perms(code: int, needs: Mapping[str, int], account: CompiledAccount) -
 class AccessValidator:
     """Checks requests against the accounts of an ``AclStore`` (read afresh each time, so reloads apply)."""
 
-    def __init__(self, store: AclStore) -> None:
+    def __init__(self, store: AclStore, admin_codes: AbstractSet[int] = frozenset()) -> None:
         self.store = store
+        #: Codes only an admin account may send: RocketMQ's, and the caller's (a DLedger node's Raft port).
+        self.admin_codes = ADMIN_CODES | admin_codes
 
     def validate(self, request: RemotingCommand, remote: str) -> None:
         """Raise AccessDenied with RocketMQ's message unless ``request`` from ``remote`` (host:port) may pass."""
@@ -103,7 +106,7 @@ class AccessValidator:
             raise AccessDenied(str(e)) from None
         if needs.get(TRACE_TOPIC) == PUB:
             return
-        check_perms(request.code, needs, account)
+        check_perms(request.code, needs, account, self.admin_codes)
 
     def __call__(self, request: RemotingCommand, channel) -> Optional[str]:
         """The dispatcher's hook: None to go on, else the remark of the SYSTEM_ERROR answer."""

@@ -16,13 +16,14 @@ from twisted.logger import Logger
 from mq.acl.service import AclService
 from mq.acl.signing import Credentials
 from mq.acl.store import AclStore, acl_paths
+from mq.acl.validator import AccessValidator
 from mq.broker.client.broker2client import Broker2Client
 from mq.broker.client.manager import ConsumerManager, ProducerManager
 from mq.broker.client.rebalance_lock import RebalanceLockManager, RebalanceLockProcessor
 from mq.broker.config import RUNTIME_KEYS, BrokerConfig, save_runtime_changes
 from mq.broker.dledger.group import DLedgerGroup
 from mq.broker.dledger.settings import DLedgerSettings
-from mq.broker.dledger.transport import LEADERSHIP_TRANSFER
+from mq.broker.dledger.transport import LEADERSHIP_TRANSFER, RAFT_PORT_CODES
 from mq.broker.ha.master import HAConfig, HAService
 from mq.broker.ha.slave import HASlave
 from mq.broker.ha.slave_sync import SlaveSynchronize
@@ -116,7 +117,7 @@ class BrokerService(service.MultiService):
         self.broker2client = Broker2Client()
         # The broker signs what it sends as a client (registrations, a slave's sync with its master) when it
         # has an account; its calls back to clients on their own connections are not signed, as in RocketMQ.
-        credentials = broker_credentials(config)
+        credentials = self.credentials = broker_credentials(config)
         self.outer_api = BrokerOuterAPI(reactor, RemotingClient(
             reactor, signer=credentials.sign_request if credentials is not None else None))
         self.config_data_version = DataVersion()
@@ -191,7 +192,11 @@ class BrokerService(service.MultiService):
         #: DLedger mode (docs/replication.md): the Raft group decides this broker's role.
         self.dledger: Optional[DLedgerGroup] = None
         if dledger is not None:
-            self.dledger = DLedgerGroup(self, dledger)
+            self.dledger = DLedgerGroup(self, dledger,
+                                        signer=credentials.sign_request if credentials is not None else None)
+            if self.acl is not None:
+                # a forged vote or append could depose the leader or rewrite the log: admin accounts only
+                self.dledger.transport.guard(AccessValidator(self.acl.store, RAFT_PORT_CODES))
             self.store.replicator = self.dledger
             internet.TCPServer(dledger.port, self.dledger.transport.factory, interface=iface,
                                backlog=LISTEN_BACKLOG, reactor=reactor).setServiceParent(self)
@@ -484,9 +489,12 @@ def check_acl_settings(config: BrokerConfig) -> None:
 
     Raises ValueError with one line saying what is wrong (the tap turns it into a usage error).
     """
-    broker_credentials(config)
+    credentials = broker_credentials(config)
     if config.acl_enable:
         AclStore(*acl_paths(config.rocketmq_home, config.acl_file)).load()
+        if config.enable_d_leger_commit_log and credentials is None:
+            raise ValueError("aclEnable with enableDLegerCommitLog needs the broker's own accessKey and secretKey (an "
+                             "admin account of the ACL file): its peers refuse Raft messages it does not sign")
 
 
 def make_broker_service(config: BrokerConfig, reactor=None) -> BrokerService:

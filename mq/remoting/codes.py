@@ -172,6 +172,9 @@ VERSION_STANDARD_JSON_ROUTE = 401
 #: REGISTER_BROKER requests at or above this version carry a RegisterBrokerBody.
 VERSION_REGISTER_BODY = 37
 
+#: DLedger's LEADERSHIP_TRANSFER (DLedgerRequestCode 51005): served on a DLedger node's broker and Raft ports.
+DLEDGER_LEADERSHIP_TRANSFER = 51005
+
 #: Flag bits of a command.
 FLAG_RESPONSE = 0x1
 FLAG_ONEWAY = 0x2

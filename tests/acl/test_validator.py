@@ -12,7 +12,7 @@ from mq.acl.resources import needed_resources
 from mq.acl.signing import Credentials, sign, signing_content
 from mq.acl.store import AclStore
 from mq.acl.validator import ACL_EXCEPTION, AccessDenied, AccessValidator
-from mq.remoting.codes import FLAG_ONEWAY, RequestCode, ResponseCode
+from mq.remoting.codes import DLEDGER_LEADERSHIP_TRANSFER, FLAG_ONEWAY, RequestCode, ResponseCode
 from mq.remoting.command import RemotingCommand
 from mq.remoting.protocol import RequestDispatcher
 
@@ -131,6 +131,19 @@ def test_admin_codes_need_an_admin_account(validator):
     assert denied(validator, USER.sign_request(RemotingCommand.request(50, {"accessKey": "someKey12"}))) == (
         "Need admin permission for request code=50, but accessKey=userKey01 is not")
     validator.validate(ADMIN.sign_request(RemotingCommand.request(50, {"accessKey": "someKey12"})), HERE)
+
+
+def test_leadership_transfer_and_a_callers_own_codes_need_an_admin_account(validator):
+    transfer = RemotingCommand.request(DLEDGER_LEADERSHIP_TRANSFER, {"transfereeId": "n1"})
+    assert denied(validator, USER.sign_request(transfer)) == (
+        "Need admin permission for request code=51005, but accessKey=userKey01 is not")
+    # a DLedger node's Raft port adds its own codes (mq.broker.dledger.transport.RAFT_PORT_CODES)
+    vote = RemotingCommand.request(53001, {"group": "g", "term": "9"}, oneway=True)
+    validator.validate(USER.sign_request(vote), HERE)
+    raft = AccessValidator(validator.store, frozenset({53001}))
+    assert denied(raft, USER.sign_request(vote)) == (
+        "Need admin permission for request code=53001, but accessKey=userKey01 is not")
+    raft.validate(ADMIN.sign_request(vote), HERE)
 
 
 def test_trace_topic_sends_pass(validator):

@@ -87,14 +87,16 @@ def read_applied(directory: str) -> Tuple[int, int]:
 
 
 class DLedgerGroup:
-    def __init__(self, broker, settings: DLedgerSettings, raft_config: Optional[RaftConfig] = None) -> None:
+    def __init__(self, broker, settings: DLedgerSettings, raft_config: Optional[RaftConfig] = None,
+                 signer=None) -> None:
         self.broker = broker
         self.settings = settings
         self.reactor = broker.reactor
         self.store = broker.store
         self.raft_config = raft_config or RaftConfig()
         self.directory = os.path.join(broker.config.store_path_root_dir, f"dledger-{settings.self_id}")
-        self.transport = RaftTransport(self.reactor, settings, self._receive, self._peer_info)
+        # ``signer``: the broker's own account signs every Raft message (its peers' ACL checks them)
+        self.transport = RaftTransport(self.reactor, settings, self._receive, self._peer_info, signer=signer)
         self.transport.dispatcher.register(LEADERSHIP_TRANSFER, self.process_transfer)
         self.driver: Optional[RaftDriver] = None
         #: A leader whose CommitLog holds everything committed: it takes puts at ``end`` / ``queue_offsets``.

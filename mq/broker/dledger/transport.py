@@ -24,6 +24,7 @@ from mq.broker.dledger.settings import DLedgerSettings
 from mq.dledger import codec
 from mq.dledger.messages import AppendRequest, Entry, Message
 from mq.remoting.client import RemotingClient
+from mq.remoting.codes import DLEDGER_LEADERSHIP_TRANSFER, FLAG_ONEWAY
 from mq.remoting.command import RemotingCommand
 from mq.remoting.limits import ConnectionLimits
 from mq.remoting.protocol import RequestDispatcher
@@ -35,7 +36,9 @@ log = Logger()
 #: ``brokerAddr``, ``configVersion``), sent to every peer every second.
 PEER_INFO = 53006
 #: DLedger's LEADERSHIP_TRANSFER request code (DLedgerRequestCode 51005): ext or JSON body ``transfereeId``.
-LEADERSHIP_TRANSFER = 51005
+LEADERSHIP_TRANSFER = DLEDGER_LEADERSHIP_TRANSFER
+#: Every code the Raft port serves: with ``aclEnable`` each needs an admin account's signature.
+RAFT_PORT_CODES = codec.CODES | {PEER_INFO, LEADERSHIP_TRANSFER}
 #: Bytes a peer's connection may hold unsent before messages to it are dropped.
 MAX_UNSENT = 8 << 20
 #: Messages that may wait for a connection being made to a peer.
@@ -51,12 +54,13 @@ class RaftTransport:
         peer_info: Callable[[str, str, str], None],
         limits: Optional[ConnectionLimits] = None,
         client: Optional[RemotingClient] = None,
+        signer: Optional[Callable[[RemotingCommand], RemotingCommand]] = None,
     ) -> None:
         self.reactor = reactor
         self.settings = settings
         self.receive = receive
         self.peer_info = peer_info
-        self.client = client or RemotingClient(reactor, connect_timeout=1.0)
+        self.client = client or RemotingClient(reactor, connect_timeout=1.0, signer=signer)
         self.addrs: Dict[str, str] = {
             node: f"{host}:{port}" for node, (host, port) in settings.peers.items() if node != settings.self_id
         }
@@ -72,6 +76,19 @@ class RaftTransport:
         self.factory = RemotingServerFactory(self.dispatcher, reactor, limits=limits)
 
     # -- receiving ---------------------------------------------------------------------------------------
+
+    def guard(self, check: Callable[[RemotingCommand, object], Optional[str]]) -> None:
+        """Run ``check`` (the broker's ACL, ``AccessValidator``) before every command on the Raft port: a
+        refused one-way message (anything but a leadership transfer) closes its connection with a log line,
+        so a forged vote or append never reaches the Raft core."""
+
+        def checked(request: RemotingCommand, channel) -> Optional[str]:
+            denied = check(request, channel)
+            if denied is not None and request.flag & FLAG_ONEWAY:
+                self._reject(channel, f"refused by the ACL: {denied}")
+            return denied
+
+        self.dispatcher.access_check = checked
 
     def _raft(self, request: RemotingCommand, channel) -> None:
         try:
@@ -131,6 +148,8 @@ class RaftTransport:
                 self.dropped += 1
                 return
             try:
+                if self.client.signer is not None:
+                    self.client.signer(command)
                 proto.send_oneway(command)
             except Exception:  # noqa: BLE001 - closed under us: Raft resends
                 self.dropped += 1
