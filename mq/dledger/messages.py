@@ -7,13 +7,15 @@ entry of every term, which lets earlier-term entries commit); applications skip 
 
 from __future__ import annotations
 
-from typing import List, Optional, Tuple, Union
+from typing import List, NamedTuple, Optional, Tuple, Union
 
 import attrs
 
 
-@attrs.frozen
-class Entry:
+class Entry(NamedTuple):
+    """One log entry. A named tuple, not an attrs class: one is made per message on every node (the leader's
+    proposal, each follower's decode), and a named tuple is made in half the time of a frozen attrs class."""
+
     index: int
     term: int
     body: bytes
