@@ -256,6 +256,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--loads", default=DEFAULT_LOADS, help=f"comma-separated (default {DEFAULT_LOADS})")
     p.add_argument("--runtimes", default="cpython,pypy")
     p.add_argument("--pypy-python", default=None, help="PyPy interpreter with the broker's dependencies")
+    p.add_argument("--pypy-env", action="append", default=[], metavar="NAME=VALUE",
+                   help="another environment variable for the PyPy broker (e.g. PYPY_GC_MAX=256MB); repeatable")
     p.add_argument("--generator-python", default=None, help="interpreter for the load (default pypy3 if on PATH)")
     p.add_argument("--cpp", action="store_true", help="add the C++ client (8 threads, 128 B)")
     p.add_argument("--cpp-python", default=None)
@@ -270,6 +272,12 @@ def main(argv: Optional[List[str]] = None) -> int:
                    help="another checkout (e.g. a worktree of main): its broker runs beside this one's and each "
                         "round loads both in turn, order alternating; prints both and the paired CPU/msg ratio")
     args = p.parse_args(argv)
+    pypy_env = dict(PYPY_ENV)
+    for item in args.pypy_env:
+        name, eq, value = item.partition("=")
+        if not eq or not name.startswith("PYPY_"):
+            p.error(f"--pypy-env takes PYPY_NAME=VALUE, not {item!r}")
+        pypy_env[name] = value
     if not 0 <= args.paced <= 1 or args.rss_every < 0:
         p.error("--paced is a fraction of the peak (0 to 1), --rss-every seconds (not negative)")
     args.broker_conf = args.broker_conf.replace("\\n", "\n")
@@ -289,7 +297,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             if python is None:
                 print("| PyPy | skipped: no PyPy with the dependencies (--pypy-python) | | | | | | | | |")
                 continue
-            results += run_runtime("PyPy", python, PYPY_ENV, args)
+            results += run_runtime("PyPy", python, pypy_env, args)
     if args.json:
         print(json.dumps(results))
     return 0

@@ -41,6 +41,7 @@ def test_cpp_sync_sends_across_a_leader_kill_lose_nothing_acknowledged(twistd, t
     try:
         wait_until(lambda: sum(r["status"] == "OK" for r in results) >= 100, 60, 0.05,
                    what="the C++ client's first acknowledged sends")
+        at_kill = len(results)
         group.procs[group.node_of(master)].kill()
         new = group.wait_master(30, other_than=master)
         assert proc.wait(180) == 0
@@ -49,11 +50,10 @@ def test_cpp_sync_sends_across_a_leader_kill_lose_nothing_acknowledged(twistd, t
             proc.kill()
     reader.join(10)
     acked = [r["body"] for r in results if r["status"] == "OK"]
-    statuses = [r["status"] for r in results]
-    first_error = statuses.index("ERROR") if "ERROR" in statuses else len(statuses)
-    after = [s for s in statuses[first_error:] if s == "OK"]
+    # acknowledged after the kill: by the new master (the client's own retry may hide the failure altogether)
+    after = [r for r in results[at_kill:] if r["status"] == "OK"]
     got = {b.decode() for b in drain(new, TOPIC, 4)[0]}
     print(f"\nC++ client across a leader kill: {len(acked)} acknowledged, "
           f"{sum(r['status'] == 'ERROR' for r in results)} failed, {len(set(acked) - got)} acknowledged lost")
     assert not set(acked) - got
-    assert after, "the C++ client never sent to the new master"
+    assert len(after) > 1, "the C++ client never sent to the new master"  # one may have been in flight
