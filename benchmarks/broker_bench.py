@@ -174,7 +174,7 @@ class Load:
 # PyPy's default nursery is a few MiB: with 256 requests in flight, their short-lived objects outlive it and the
 # old generation's collections put 20-40 ms into the p99. 32 MiB (like the young-generation size RocketMQ's
 # runbroker.sh gives the JVM) brings p99 at half the peak back to a few ms. CPython ignores the variable.
-SERVER_ENV_DEFAULTS = {"PYPY_GC_NURSERY": "32M"}
+SERVER_ENV_DEFAULTS = {"PYPY_GC_NURSERY": "32M", "PYPY_GC_MIN": "64MB"}
 
 
 def server_env(pairs):
@@ -294,7 +294,8 @@ def main():
                         help="comma-separated subset of single,paced,batch,consume,cpp (paced needs single or --peak)")
     parser.add_argument("--peak", type=float, default=None, help="128 B peak rate for the paced phase without 'single'")
     parser.add_argument("--server-env", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra environment for the broker (default PYPY_GC_NURSERY=32M; KEY= drops it); repeatable")
+                        help="extra environment for the broker (default PYPY_GC_NURSERY=32M and PYPY_GC_MIN=64MB; "
+                             "KEY= drops it); repeatable")
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds of load before each measured phase")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()

@@ -5,8 +5,9 @@
                                    [--against CHECKOUT] [--paced 0.5] [--rss-every 30]
 
 For each runtime it starts a ``twistd namesrv`` and a ``twistd broker`` (ASYNC_FLUSH, store in a temp dir,
-``PYPY_GC_NURSERY=32M`` for PyPy), creates one 8-queue topic per load, and runs each load ``--rounds`` times in
-a generator subprocess (PyPy's ``pypy3`` when on PATH: it costs least). A load is ``SIZExWORKERS`` or
+``PYPY_GC_NURSERY=32M PYPY_GC_MIN=64MB`` for PyPy, as docs/operations.md runs it; ``--pypy-env`` for others),
+creates one 8-queue topic per load, and runs each load ``--rounds`` times in a generator subprocess (PyPy's
+``pypy3`` when on PATH: it costs least). A load is ``SIZExWORKERS`` or
 ``bSIZExWORKERSxBATCH`` (batches). Each line: TPS, RT avg/p99/max, the broker's CPU µs per message (from
 ``/proc/PID/stat`` over the window) and the generator's own CPU; the table shows medians over the rounds.
 
@@ -46,7 +47,7 @@ from tests.support.processes import TwistdProcess, checkout_dropins, child_env, 
 
 DEFAULT_LOADS = "128x8,128x32,1024x8,1024x32,b128x8x32"
 #: As broker_bench: a young generation large enough for the requests in flight (see its comment).
-PYPY_ENV = {"PYPY_GC_NURSERY": "32M"}
+PYPY_ENV = {"PYPY_GC_NURSERY": "32M", "PYPY_GC_MIN": "64MB"}  # docs/operations.md's PyPy command
 
 
 def parse_load(text: str) -> dict:
@@ -275,8 +276,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     pypy_env = dict(PYPY_ENV)
     for item in args.pypy_env:
         name, eq, value = item.partition("=")
-        if not eq or not name.startswith("PYPY_"):
-            p.error(f"--pypy-env takes PYPY_NAME=VALUE, not {item!r}")
+        if not eq or not name.startswith("PYPY"):
+            p.error(f"--pypy-env takes PYPY...=VALUE (PYPY_GC_*, PYPYLOG), not {item!r}")
         pypy_env[name] = value
     if not 0 <= args.paced <= 1 or args.rss_every < 0:
         p.error("--paced is a fraction of the peak (0 to 1), --rss-every seconds (not negative)")

@@ -28,7 +28,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.java_load import Brokers, generator_python, parse_load  # noqa: E402
+from benchmarks.java_load import PYPY_ENV, Brokers, generator_python, parse_load  # noqa: E402
 from tests.support.processes import TWISTD, TwistdProcess, child_env  # noqa: E402
 
 
@@ -112,7 +112,7 @@ def run_cprofile(args, load) -> None:
 
 
 def run_window_tool(args, load) -> None:
-    brokers = Brokers(args.python, {"PYPY_GC_NURSERY": "32M"} if "pypy" in (args.python or "") else {}).start()
+    brokers = Brokers(args.python, dict(PYPY_ENV) if "pypy" in (args.python or "") else {}).start()
     try:
         brokers.create_topic("Profile")
         gen = start_generator(brokers, "Profile", load, args.warmup, args.seconds, args.generator_python)
