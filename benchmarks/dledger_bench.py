@@ -44,6 +44,11 @@ from tests.support.processes import TwistdProcess, free_port  # noqa: E402
 #: setup the same rate, so its CPU per message compares setups (and code versions) at the same batching;
 #: the saturating phases' batches grow with the latency, which moves their CPU per message too.
 LOADS = (("1 x 1", 1, 1, None), ("4 x 64", 4, 64, None), ("4 x paced 2,000/s", 4, None, 2000))
+
+
+def loads_with(windows) -> tuple:
+    """``LOADS`` with a saturating phase of 4 connections for each window (in flight per connection)."""
+    return LOADS[:1] + tuple((f"4 x {w}", 4, w, None) for w in windows) + LOADS[-1:]
 #: The lone master's defaults, so the group's nodes roll files no more often than it does.
 LONE_MASTER_FILES = "mappedFileSizeCommitLog=1073741824\nmappedFileSizeConsumeQueue=300000\n"
 
@@ -66,13 +71,13 @@ class Starter:
 
 
 @defer.inlineCallbacks
-def load_phases(reactor, addr, name, seconds, pids, pyspy=None, tmp=None):
+def load_phases(reactor, addr, name, seconds, pids, pyspy=None, tmp=None, loads=LOADS):
     """The load phases against ``addr``; ``pids`` names every broker process of the setup ({role: pid}), whose
     CPU per acknowledged message each row reports (``cpu_us_per_msg``, and ``cpu_us_per_msg_total`` with the
     generator's own beside it)."""
     rows = []
     topic = "DlBench"
-    for label, connections, window, rate in LOADS:
+    for label, connections, window, rate in loads:
         load = Load(reactor, addr, connections)
         yield load.clients[0].call(addr, create_topic_request(topic, queues=8))
         recorders = {}
@@ -157,7 +162,7 @@ def run(reactor, args):
         if "single" in args.setups:
             single.start_master()
             rows += yield load_phases(reactor, f"127.0.0.1:{single.port}", "ASYNC_MASTER alone", args.seconds,
-                                      {"master": single.master.proc.pid}, args.pyspy, out)
+                                      {"master": single.master.proc.pid}, args.pyspy, out, args.loads)
             single.stop()
         if "pair" in args.setups:
             pair = Pair(tmp / "pair", "SYNC_MASTER")
@@ -165,7 +170,8 @@ def run(reactor, args):
             pair.start_slave()
             pair.slave.wait_log("HA: connected to the master", 30)
             rows += yield load_phases(reactor, f"127.0.0.1:{pair.port}", "SYNC_MASTER + slave", args.seconds,
-                                      {"master": pair.master.proc.pid, "slave": pair.slave.proc.pid})
+                                      {"master": pair.master.proc.pid, "slave": pair.slave.proc.pid},
+                                      loads=args.loads)
             pair.stop()
         if "group" not in args.setups:
             return rows
@@ -176,7 +182,7 @@ def run(reactor, args):
         lead = group.node_of(leader)
         pids = {"leader": group.procs[lead].proc.pid}
         pids.update({f"follower {n}": group.procs[n].proc.pid for n in group.ids if n != lead})
-        rows += yield load_phases(reactor, leader, "DLedger 3 nodes", args.seconds, pids, args.pyspy, out)
+        rows += yield load_phases(reactor, leader, "DLedger 3 nodes", args.seconds, pids, args.pyspy, out, args.loads)
         if args.kills > 0:  # --kills 0: throughput only
             times = yield failovers(reactor, group, args.kills)
             rows.append({"phase": f"failover over {len(times)} kills", "median_s": round(statistics.median(times), 3),
@@ -196,7 +202,14 @@ def main():
     parser.add_argument("--pyspy", default=None, help="py-spy binary: sample the lone master and each group node")
     parser.add_argument("--pyspy-out", default=None, help="keep py-spy's raw stacks in this directory")
     parser.add_argument("--small-files", action="store_true", help="the group on 1 MiB CommitLog files")
+    parser.add_argument("--windows", default="64",
+                        help="in flight per connection of the saturating 4-connection phases, comma-separated (e.g. "
+                             "64,256: a setup's peak is its best phase; a group's longer round needs more in flight)")
     args = parser.parse_args()
+    try:
+        args.loads = loads_with([int(w) for w in args.windows.split(",")])
+    except ValueError:
+        parser.error(f"--windows takes comma-separated counts, not {args.windows!r}")
     args.setups = set(args.setups.split(","))
     free_port()  # fail early without loopback
     task.react(lambda reactor: run(reactor, args))

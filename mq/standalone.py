@@ -15,6 +15,7 @@ from mq.acl.accounts import AclConfigError
 from mq.broker.config import layered_config
 from mq.broker.service import check_acl_settings, make_broker_service
 from mq.common.cli import ServiceOptions, bind_option, check_ports_free, config_option, metrics_port_option
+from mq.common.gc_tuning import GcTuning
 from mq.console.config import ConsoleConfig
 from mq.console.service import ConsoleService
 from mq.console.users import users_file_error
@@ -124,6 +125,10 @@ def makeService(options: Options) -> OneAfterAnother:
         check_ports_free(options.namesrv_config.listens() + options.broker_config.listens())
     except ValueError as e:
         options.refuse(e)
+    try:
+        gc_tuning = GcTuning()
+    except ValueError as e:
+        options.refuse(e)
     top = OneAfterAnother()
     # The NameServer starts first, so the broker's first registration finds it listening, and stops last, so
     # the broker's unregistration still finds it.
@@ -131,4 +136,5 @@ def makeService(options: Options) -> OneAfterAnother:
     make_broker_service(options.broker_config).setServiceParent(top)
     if options.console_config.port:
         ConsoleService(options.console_config, required=False).setServiceParent(top)
+    gc_tuning.setServiceParent(top)  # last: once the store is loaded
     return top

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import platform
+
 import pytest_twisted
 from twisted.internet import reactor
 
@@ -52,6 +54,8 @@ def test_quick_start_takes_a_broker_conf(twistd, tmp_path):
                     f"storePathRootDir={tmp_path / 'store'}\nbrokerIP1=127.0.0.1\n")
     proc = twistd("mq", "--namesrv-port", str(ns_port), "--config", str(conf), "--kv-config", str(tmp_path / "kv.json"))
     proc.wait_port(broker_port)
+    if platform.python_implementation() == "CPython":
+        proc.wait_log("GC: thresholds 50000,20,100")  # mq.common.gc_tuning, applied once everything started
     client = SimpleClient(reactor)
     try:
         route = yield poll(lambda: client.route(f"127.0.0.1:{ns_port}", "TBW102"), lambda r: r is not None,

@@ -15,6 +15,7 @@ from mq.acl.accounts import AclConfigError
 from mq.broker.config import layered_config, runtime_config_path
 from mq.broker.service import check_acl_settings, make_broker_service
 from mq.common.cli import ServiceOptions, bind_option, check_ports_free, config_option, metrics_port_option
+from mq.common.gc_tuning import GcTuning
 from mq.store.config import BrokerRole, FlushDiskType
 
 log = Logger()
@@ -128,4 +129,10 @@ def makeService(options: Options):
         check_ports_free(options.config.listens())
     except ValueError as e:
         options.refuse(e)
-    return make_broker_service(options.config)
+    try:
+        gc_tuning = GcTuning()
+    except ValueError as e:
+        options.refuse(e)
+    broker = make_broker_service(options.config)
+    gc_tuning.setServiceParent(broker)  # last: once the store is loaded
+    return broker
