@@ -14,7 +14,8 @@ broker's CPU µs per message from ``/proc/PID/stat`` over the window, and every 
   1,024 queues, as in RocketMQ: 8,000 are 8 topics of 1,000);
 * backlog: ``--backlog-gib`` of 16 KiB messages written in batches of 32, then paced sends (``--paced-rate``)
   alone and again while one consumer connection drains the backlog with PULL_MESSAGE (32 a pull, every queue in
-  turn); reports send TPS/RT and the drain's messages and MiB per second. Refuses to fill /tmp past 50 %;
+  turn; the drain starts with the sends' window and ends when every queue is empty); reports send TPS/RT over
+  the window and the drain's messages and MiB per second until it ends. Refuses to fill /tmp past 50 %;
 * cluster: one broker per core as docs/operations.md runs ``conf/2m-noslave`` (broker-a and broker-b, one
   NameServer, one cluster), each loaded by its own generator at once, against broker-a alone.
 """
@@ -60,6 +61,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--connections", type=lambda t: parse_ints(t, 1, 10000), default=[1, 10, 100, 1000])
     p.add_argument("--queues", type=lambda t: parse_ints(t, 1, 65535), default=[8, 8000])
     p.add_argument("--queue-connections", type=int, default=8, help="connections of the queues part (default 8)")
+    p.add_argument("--cq-entries", type=int, default=30000,
+                   help="mappedFileSizeConsumeQueue of the queues part (default 30,000 entries: 600 KB a queue)")
     p.add_argument("--backlog-gib", type=float, default=2.0, help="backlog to write then drain (default 2)")
     p.add_argument("--paced-rate", type=float, default=1000.0, help="sends/s during the drain (default 1000)")
     p.add_argument("--pypy-python", default=None, help="also run every part on this PyPy's broker")
@@ -70,8 +73,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     if not parts or any(x not in PARTS for x in parts):
         p.error(f"--parts: some of {','.join(PARTS)}")
     args.parts = parts
-    if not 0 < args.backlog_gib <= 64 or args.seconds <= 0 or args.warmup < 0 or args.paced_rate <= 0:
-        p.error("--backlog-gib in (0, 64], --seconds > 0, --warmup >= 0, --paced-rate > 0")
+    if not 10 <= args.cq_entries <= 300_000 or not 0 < args.backlog_gib <= 64 or args.seconds <= 0 \
+            or args.warmup < 0 or args.paced_rate <= 0:
+        p.error("--cq-entries 10..300000, --backlog-gib in (0, 64], --seconds > 0, --warmup >= 0, --paced-rate > 0")
     return args
 
 
@@ -109,7 +113,10 @@ def part_connections(runtime: str, python: str, env: dict, args) -> List[dict]:
 
 
 def part_queues(runtime: str, python: str, env: dict, args) -> List[dict]:
-    brokers = Brokers(python, env).start()
+    # Every queue's first consume queue file is allocated whole (posix_fallocate, entries x 20 B): 8,000 queues at
+    # the default 300,000 entries are 46 GB of disk, so this part runs with --cq-entries per file.
+    disk_check(tempfile_dir(), max(args.queues) * args.cq_entries * 20 * 1.2)
+    brokers = Brokers(python, env, f"mappedFileSizeConsumeQueue={args.cq_entries}\n").start()
     try:
         out = []
         for q in args.queues:
@@ -124,7 +131,8 @@ def part_queues(runtime: str, python: str, env: dict, args) -> List[dict]:
             # is the steady state
             for when in ("first", "again"):
                 r = load(brokers.addr, ",".join(topics), args.queue_connections, per_topic, args, brokers.pid)
-                out.append(row("queues", runtime, f"{case}, {args.queue_connections} connections, {when}", r))
+                out.append(row("queues", runtime, f"{case}, {args.queue_connections} connections, {when}", r,
+                           note=f"consume queue files of {args.cq_entries:,} entries"))
         return out
     finally:
         brokers.stop()
@@ -162,12 +170,30 @@ class Drain(threading.Thread):
         self.messages = self.bytes = 0
         self.stop_at = 0.0
         self.running = True
+        self.error: Optional[str] = None
+        self.done_at: Optional[float] = None
+        self.codes: Dict[int, int] = {}
 
     def run(self) -> None:
+        try:
+            self._pull()
+        except Exception as e:  # reported beside the figures: a drain that stopped must not read as a slow one
+            self.error = repr(e)
+
+    def _pull(self) -> None:
+        empty: set = set()
         with Wire(self.addr, timeout=30) as w:
             q = 0
             while self.running:
                 r = w.call(pull_request("scaling_drain", self.topic, q, self.offsets[q], max_nums=32))
+                self.codes[r.code] = self.codes.get(r.code, 0) + 1
+                if r.code != 0:
+                    empty.add(q)
+                    if len(empty) == self.queues:
+                        self.done_at = time.monotonic()
+                        return
+                else:
+                    empty.discard(q)
                 nxt = int(r.ext_fields.get("nextBeginOffset", self.offsets[q]))
                 self.messages += nxt - self.offsets[q]
                 self.bytes += len(r.body or b"")
@@ -183,26 +209,33 @@ def part_backlog(runtime: str, python: str, env: dict, args) -> List[dict]:
         brokers.create_topic("Live", 8)
         written = fill(brokers, "Backlog", args.backlog_gib, args)
         alone = load(brokers.addr, "Live", 8, 8, args, brokers.pid, args.paced_rate)
-        drain = Drain(brokers.addr, "Backlog")
-        drain.start()
-        time.sleep(args.warmup)  # the drain's own warm-up before the window, as the generator's
-        m0, b0, c0, t0 = drain.messages, drain.bytes, proc_cpu_seconds(brokers.pid), time.monotonic()
+        # the sends start, and after their warm-up the drain starts with their window, so the two overlap from
+        # the drain's first pull; the drain stops once every queue answers it has nothing more
         proc = load(brokers.addr, "Live", 8, 8, args, None, args.paced_rate, wait=False)
+        time.sleep(args.warmup)  # the generator's own warm-up: a fixed wait, not a condition
+        drain = Drain(brokers.addr, "Backlog")
+        c0, t0 = proc_cpu_seconds(brokers.pid), time.monotonic()
+        drain.start()
         with_drain = finish(proc, args)
-        m1, b1, c1, t1 = drain.messages, drain.bytes, proc_cpu_seconds(brokers.pid), time.monotonic()
+        c1, t1 = proc_cpu_seconds(brokers.pid), time.monotonic()
         drain.running = False
         drain.join(30)
+        drain_s = (drain.done_at or t1) - t0
+        drained = drain.messages
         elapsed = t1 - t0
-        drained = m1 - m0
         sent = with_drain["tps"] * with_drain["seconds"]
         with_drain["broker_cpu_us_per_msg"] = round(1e6 * (c1 - c0) / (drained + sent), 2)
         with_drain["broker_cpu_share"] = round((c1 - c0) / elapsed, 3)
         with_drain["broker_rss_mib"] = round(proc_rss_kib(brokers.pid) / 1024, 1)
+        b1 = drain.bytes
         note = f"backlog {written['gib']} GiB written at {written['write_mib_s']} MiB/s"
         return [row("backlog", runtime, f"sends paced to {args.paced_rate:g}/s alone", alone, note=note),
                 row("backlog", runtime, "the same sends while draining", with_drain, note=note,
-                    drain_msgs_s=round(drained / elapsed), drain_mib_s=round((b1 - b0) / 2**20 / elapsed, 1),
-                    cpu_note="CPU per message sent or drained")]
+                    drain_msgs_s=round(drained / drain_s), drain_mib_s=round(b1 / 2**20 / drain_s, 1),
+                    drain_seconds=round(drain_s, 1),
+                    cpu_note="CPU per message sent or drained",
+                    drain_left=brokers.stored("Backlog", 8) - sum(drain.offsets),
+                    drain_codes=drain.codes, drain_error=drain.error)]
     finally:
         brokers.stop()
 
@@ -260,8 +293,10 @@ def print_table(rows: List[dict]) -> None:
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         notes = "; ".join(str(x) for x in (r.get("note"), r.get("cpu_note"),
-                                           f"drain {r['drain_msgs_s']:,} msg/s, {r['drain_mib_s']} MiB/s"
-                                           if "drain_msgs_s" in r else None,
+                                           f"drain {r['drain_msgs_s']:,} msg/s, {r['drain_mib_s']} MiB/s "
+                                           f"over {r['drain_seconds']} s, "
+                                           f"{r['drain_left']:,} left, pull codes {r['drain_codes']}, "
+                                           f"error {r['drain_error']}" if "drain_msgs_s" in r else None,
                                            f"per broker {r['per_broker_tps']}" if "per_broker_tps" in r else None)
                           if x)
         print(f"| {r['part']} | {r['runtime']} | {r['case']} | {r['tps']:,.0f} | {r['rt_avg_ms']:.2f} "
