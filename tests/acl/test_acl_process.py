@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
 import pytest_twisted
@@ -229,13 +231,18 @@ def cpp_env(access_key, secret_key):
 
 
 def cpp_produce(namesrv, topic, bodies, env):
-    """Run the C++ producer; (return code, stdout, its own log file's text: ``~/logs/rocketmq-cpp/<pid>_...``)."""
+    """Run the C++ producer; (return code, stdout, its own log file's text: ``$HOME/logs/rocketmq-cpp/<pid>_...``).
+
+    HOME is a directory of its own: under the real one, a file left by an earlier process with the same pid (pids
+    are reused over a long CI run, and ``~/logs`` outlives it) was read instead of this run's."""
     specs = [{"body": b, "tags": "t"} for b in bodies]
+    home = tempfile.mkdtemp(prefix="mq-cpp-home-")
     proc = subprocess.Popen([CPP_PYTHON, str(SCRIPT), "produce", namesrv.addr, topic, "sync", json.dumps(specs)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=str(REPO))
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(env, HOME=home), cwd=str(REPO))
     out, err = proc.communicate(timeout=90)
-    log = os.path.expanduser(f"~/logs/rocketmq-cpp/{proc.pid}_rocketmq-cpp.log.0")
+    log = os.path.join(home, "logs", "rocketmq-cpp", f"{proc.pid}_rocketmq-cpp.log.0")
     text = open(log, errors="replace").read() if os.path.exists(log) else ""
+    shutil.rmtree(home, ignore_errors=True)
     assert proc.returncode == 0 or err, "a failing C++ client says why"
     return proc.returncode, out.decode(errors="replace"), text
 

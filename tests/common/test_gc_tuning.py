@@ -43,11 +43,14 @@ def restored_gc():
 
 @pytest.mark.skipif(not CPYTHON, reason="CPython's collector only")
 def test_applied_at_start(restored_gc):
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
     tuning = GcTuning({"MQ_GC_THRESHOLD": "12345,11,12"})
     assert gc.get_threshold() != (12345, 11, 12)
     tuning.startService()
     assert gc.get_threshold() == (12345, 11, 12)
-    assert tuning.frozen == gc.get_freeze_count() > 0
+    # What it froze, less what other threads have freed since (a long suite's threads do free some).
+    assert tuning.frozen > 1000 and tuning.frozen * 0.99 < gc.get_freeze_count() <= tuning.frozen
 
 
 @pytest.mark.parametrize("setting", ["default", "1000,10,10"])
