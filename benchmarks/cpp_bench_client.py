@@ -6,9 +6,11 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import threading
 import time
+from collections import Counter
 
 from rocketmq.client import Message, Producer
 
@@ -22,11 +24,12 @@ def main(namesrv: str, topic: str, size: int, threads: int, seconds: float) -> N
     warm.set_body(body)
     producer.send_sync(warm)
     latencies, errors = [], [0]
+    why: Counter = Counter()  # each distinct failure (its text, numbers masked) and how often
     lock = threading.Lock()
     end = time.monotonic() + seconds
 
     def worker() -> None:
-        mine, bad = [], 0
+        mine, bad, reasons = [], 0, Counter()
         msg = Message(topic)
         msg.set_body(body)
         while time.monotonic() < end:
@@ -34,11 +37,13 @@ def main(namesrv: str, topic: str, size: int, threads: int, seconds: float) -> N
             try:
                 producer.send_sync(msg)
                 mine.append(time.perf_counter() - t0)
-            except Exception:
+            except Exception as e:
                 bad += 1
+                reasons[re.sub(r"\d+", "N", f"{type(e).__name__}: {e}")[:300]] += 1
         with lock:
             latencies.extend(mine)
             errors[0] += bad
+            why.update(reasons)
 
     started = time.monotonic()
     pool = [threading.Thread(target=worker) for _ in range(threads)]
@@ -54,6 +59,7 @@ def main(namesrv: str, topic: str, size: int, threads: int, seconds: float) -> N
         "sends": n, "errors": errors[0], "seconds": elapsed, "tps": n / elapsed,
         "avg_ms": 1000 * sum(latencies) / max(n, 1),
         "p99_ms": 1000 * latencies[int(n * 0.99)] if n else 0, "max_ms": 1000 * latencies[-1] if n else 0,
+        "error_kinds": dict(why.most_common(5)),
     }))
 
 

@@ -156,7 +156,8 @@ def run_cpp(brokers: Brokers, topic: str, size: int, threads: int, args, python:
     return {"tps": round(messages / (t1 - t0), 1), "messages": messages, "errors": r["errors"],
             "rt_avg_ms": round(r["avg_ms"], 3), "rt_p99_ms": round(r["p99_ms"], 3), "rt_max_ms": round(r["max_ms"], 3),
             "broker_cpu_us_per_msg": round(1e6 * (c1 - c0) / messages, 2) if messages else None,
-            "broker_cpu_share": round((c1 - c0) / (t1 - t0), 3), "generator_cpu_us_per_msg": None}
+            "broker_cpu_share": round((c1 - c0) / (t1 - t0), 3), "generator_cpu_us_per_msg": None,
+            "error_kinds": r.get("error_kinds", {})}
 
 
 def median_of(rounds: List[dict]) -> dict:
