@@ -66,8 +66,8 @@ class MessageStoreConfig:
 
     store_path_root_dir: str = attrs.field(factory=lambda: os.path.join(os.path.expanduser("~"), "store"))
     mapped_file_size_commit_log: int = tunable(1024 * 1024 * 1024, within(4096, 2**31 - 1, "bytes"))
-    # entries (RocketMQ: 300000 * 20 bytes)
-    mapped_file_size_consume_queue: int = tunable(300_000, within(10, 100_000_000, "entries"))
+    # bytes, rounded up to whole 20-byte entries (RocketMQ's 300000 entries); earlier mq versions read entries
+    mapped_file_size_consume_queue: int = tunable(300_000 * 20, within(200, 2**31 - 1, "bytes"))
     max_message_size: int = tunable(4 * 1024 * 1024, MESSAGE_SIZE)
     flush_disk_type: FlushDiskType = FlushDiskType.ASYNC_FLUSH
     broker_role: BrokerRole = BrokerRole.ASYNC_MASTER

@@ -15,6 +15,7 @@ from mq.store import PutMessageStatus, mappedfile
 from mq.store.index import IndexFile
 from mq.store.mappedfile import DiskFullError, MappedFile, MappedFileQueue, StoreError
 from tests.store.storetestlib import (
+    Disk,
     assert_consistent,
     file_names,
     inner,
@@ -27,22 +28,6 @@ from tests.support.logs import logged_lines, tracebacks
 
 NOT_AVAILABLE = PutMessageStatus.SERVICE_NOT_AVAILABLE
 INTERVAL = 0.101  # diskSpaceCheckInterval (100 ms), and a little more for float milliseconds
-
-
-class Disk:
-    """Stands in for ``posix_fallocate``: fails with ENOSPC while ``full``, counts the calls."""
-
-    def __init__(self, monkeypatch) -> None:
-        self.full = False
-        self.calls = 0
-        self.real = mappedfile.allocate
-        monkeypatch.setattr(mappedfile, "allocate", self)
-
-    def __call__(self, fd: int, offset: int, length: int) -> None:
-        self.calls += 1
-        if self.full:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        self.real(fd, offset, length)
 
 
 @pytest.fixture
