@@ -73,6 +73,9 @@ class MessageStoreConfig:
     broker_role: BrokerRole = BrokerRole.ASYNC_MASTER
     flush_interval_commit_log: int = tunable(500, within(10, 60_000, "ms"))
     flush_interval_consume_queue: int = tunable(1000, within(10, 60_000, "ms"))
+    # a queue is flushed once it has this many dirty pages, and every queue at the thorough interval (RocketMQ's)
+    flush_consume_queue_least_pages: int = tunable(2, within(0, 1_000_000, "pages"))
+    flush_consume_queue_thorough_interval: int = tunable(60_000, within(0, 3_600_000, "ms"))
     sync_flush_timeout: int = tunable(5000, SYNC_FLUSH_TIMEOUT)
     check_crc_on_recover: bool = True
     check_crc_on_read: bool = True
