@@ -51,6 +51,7 @@ from mq.store.retention import Retention
 log = Logger()
 #: Seconds between two progress lines of a long recovery.
 RECOVERY_LOG_EVERY = LOG_EVERY
+SWEEP_TICKS = 60  # every 60th logic tick (a minute by default) gives back every queue page reads brought in
 
 _PREPARED = MessageSysFlag.TRANSACTION_PREPARED_TYPE
 _ROLLBACK = MessageSysFlag.TRANSACTION_ROLLBACK_TYPE
@@ -140,6 +141,7 @@ class MessageStore(StoreReading):
         self.running = False
         self._checkpoint_failing = False
         self._thorough_flush_ms = 0  # when every queue was last flushed (the first flush is thorough)
+        self._ticks = 0
         self._last_store_ts = 0
         self._lock_fd: Optional[int] = None
         self._loops: List[task.LoopingCall] = []
@@ -397,10 +399,13 @@ class MessageStore(StoreReading):
 
     def _logic_tick(self) -> None:
         self.flusher.request_logic()
-        # Resident memory stays flat: mapped pages go back to the page cache once a second.
+        # Resident memory stays flat: mapped pages go back to the page cache once a second (a queue's page
+        # being written excepted, all its pages at every SWEEP_TICKS-th tick).
         self.commitlog.release_pages()
+        self._ticks += 1
+        sweep = self._ticks % SWEEP_TICKS == 0
         for cq in self.queues.all():
-            cq.files.release_pages()
+            cq.release_pages(sweep)
         if self.index is not None:
             self.index.release_pages()
 

@@ -8,6 +8,7 @@ with another size must stay readable.
 from __future__ import annotations
 
 import os
+from typing import List
 
 import pytest
 from twisted.logger import LogLevel
@@ -144,4 +145,76 @@ def test_a_queue_file_whose_reservation_fails_is_not_written(tmp_path, monkeypat
     with pytest.raises(DiskFullError):
         cq.put(edge, 5, 5, 5)  # a writer that skipped prepare (a slave's dispatch) is refused as well
     assert cq.max_offset == 0
+    cq.close()
+
+
+def _vm_flags_of(path: str) -> List[str]:
+    """The VmFlags of this process's mapping of ``path`` (Linux /proc/self/smaps)."""
+    lines = open("/proc/self/smaps").read().splitlines()
+    for i, line in enumerate(lines):
+        if line.endswith(path):
+            return next(x for x in lines[i + 1:] if x.startswith("VmFlags:")).split()[1:]
+    raise AssertionError(f"{path} is not mapped")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/smaps"), reason="Linux's /proc/self/smaps")
+def test_a_new_queue_file_is_mapped_without_readahead(tmp_path):
+    """A fault into a new file read a whole readahead window around it (1.5 ms for a 6 MB file's first entry)."""
+    cq = ConsumeQueue("T", 0, str(tmp_path), DEFAULT_BYTES)
+    cq.prepare(0)
+    cq.put(0, 0, 100, 0)
+    assert "rr" in _vm_flags_of(cq.files.files[0].path)
+    cq.close()
+
+
+def _released(monkeypatch) -> List[tuple]:
+    calls: List[tuple] = []
+    real = MappedFile.release_pages
+    monkeypatch.setattr(MappedFile, "release_pages",
+                        lambda f, start=0, length=None: (calls.append((f.start, start, length)), real(f, start, length))[1])
+    return calls
+
+
+def test_the_page_being_written_stays_mapped_and_pages_behind_it_are_given_back(tmp_path, monkeypatch):
+    calls = _released(monkeypatch)
+    cq = ConsumeQueue("T", 0, str(tmp_path), 64 * 1024 // ENTRY_SIZE * ENTRY_SIZE)  # a file of 3,276 entries
+    per_page = 4096 // ENTRY_SIZE  # 204 entries, 4,080 bytes: pages and entries do not line up
+    for i in range(per_page):
+        cq.prepare(i)
+        cq.put(i, i, 1, 0)
+    cq.release_pages(sweep=False)
+    assert calls == []  # still on its first page: nothing behind it
+    for i in range(per_page, 3 * per_page + 10):
+        cq.prepare(i)
+        cq.put(i, i, 1, 0)
+    cq.release_pages(sweep=False)
+    assert cq.files.wrote == 12_440
+    assert calls == [(0, 0, 3 * 4096)]  # the three pages behind, not the fourth, being written
+    cq.release_pages(sweep=False)
+    assert len(calls) == 1  # the writer has not moved on: no syscall
+    cq.release_pages(sweep=True)
+    assert calls[1:] == [(0, 0, 3 * 4096)]  # a sweep gives back all of them again (reads may have mapped some)
+    for i in range(3 * per_page + 10, 4 * per_page + 10):
+        cq.prepare(i)
+        cq.put(i, i, 1, 0)
+    cq.release_pages(sweep=False)
+    assert calls[2:] == [(0, 3 * 4096, 4096)]  # only the page left behind since
+    cq.close()
+
+
+def test_release_counts_pages_in_each_file_and_skips_those_given_back_already(tmp_path, monkeypatch):
+    calls = _released(monkeypatch)
+    size = 2 * 4096 // ENTRY_SIZE * ENTRY_SIZE  # 409 entries: 8,180 bytes a file
+    cq = ConsumeQueue("T", 0, str(tmp_path), size)
+    for i in range(1000):  # three files, the writer in the third
+        cq.prepare(i)
+        cq.put(i, i, 1, 0)
+    cq.release_pages(sweep=False)
+    assert [f.start for f in cq.files.files] == [0, size, 2 * size] and cq.files.wrote == 20_000
+    assert calls == [(0, 0, size), (size, 0, size)]  # the third file's first page is the one being written
+    for i in range(1000, 1200):
+        cq.prepare(i)
+        cq.put(i, i, 1, 0)
+    cq.release_pages(sweep=False)
+    assert calls[2:] == [(2 * size, 0, 4096)]  # pages count from the file's start, not the queue's
     cq.close()
