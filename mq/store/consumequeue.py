@@ -228,6 +228,8 @@ class ConsumeQueue:
                 hi = mid
         self.files.wrote = self.files.flushed = last.start + lo * ENTRY_SIZE
         self._cur = last
+        rel = lo * ENTRY_SIZE
+        last.advise_random(rel - rel % PAGE)
         self._skip_padding()
         self._refresh_max_phy()
 

@@ -148,13 +148,13 @@ def test_a_queue_file_whose_reservation_fails_is_not_written(tmp_path, monkeypat
     cq.close()
 
 
-def _vm_flags_of(path: str) -> List[str]:
-    """The VmFlags of this process's mapping of ``path`` (Linux /proc/self/smaps)."""
+def _vm_flags_of(path: str) -> List[List[str]]:
+    """The VmFlags of each of this process's mappings of ``path``, in address order (Linux /proc/self/smaps)."""
     lines = open("/proc/self/smaps").read().splitlines()
-    for i, line in enumerate(lines):
-        if line.endswith(path):
-            return next(x for x in lines[i + 1:] if x.startswith("VmFlags:")).split()[1:]
-    raise AssertionError(f"{path} is not mapped")
+    found = [next(x for x in lines[i + 1:] if x.startswith("VmFlags:")).split()[1:]
+             for i, line in enumerate(lines) if line.endswith(path)]
+    assert found, f"{path} is not mapped"
+    return found
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/smaps"), reason="Linux's /proc/self/smaps")
@@ -163,8 +163,20 @@ def test_a_new_queue_file_is_mapped_without_readahead(tmp_path):
     cq = ConsumeQueue("T", 0, str(tmp_path), DEFAULT_BYTES)
     cq.prepare(0)
     cq.put(0, 0, 100, 0)
-    assert "rr" in _vm_flags_of(cq.files.files[0].path)
+    [flags] = _vm_flags_of(cq.files.files[0].path)
+    assert "rr" in flags
     cq.close()
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/smaps"), reason="Linux's /proc/self/smaps")
+def test_a_reopened_queue_keeps_readahead_for_what_it_holds_and_none_past_it(tmp_path):
+    store = open_store(tmp_path, mapped_file_size_consume_queue=DEFAULT_BYTES, mapped_file_size_commit_log=1 << 20)
+    batch = [(0, b"b", "", {})] * 500  # 10,000 bytes of entries: two pages and some
+    result_of(store.put_message_batch("T", 0, 0, 1, ("10.0.0.1", 1), 0, batch))
+    stop(store)
+    again = open_store(tmp_path, mapped_file_size_consume_queue=DEFAULT_BYTES, mapped_file_size_commit_log=1 << 20)
+    written, unwritten = _vm_flags_of(again.consume_queue("T", 0).files.files[0].path)
+    assert "rr" not in written and "rr" in unwritten
 
 
 def _released(monkeypatch) -> List[tuple]:
