@@ -50,7 +50,7 @@ def loads_with(windows) -> tuple:
     """``LOADS`` with a saturating phase of 4 connections for each window (in flight per connection)."""
     return LOADS[:1] + tuple((f"4 x {w}", 4, w, None) for w in windows) + LOADS[-1:]
 #: The lone master's defaults, so the group's nodes roll files no more often than it does.
-LONE_MASTER_FILES = "mappedFileSizeCommitLog=1073741824\nmappedFileSizeConsumeQueue=300000\n"
+LONE_MASTER_FILES = "mappedFileSizeCommitLog=1073741824\nmappedFileSizeConsumeQueue=6000000\n"
 
 
 class Starter:

@@ -39,6 +39,7 @@ sys.path.insert(0, str(REPO))
 from benchmarks.java_load import PYPY_ENV, Brokers, generator_python, pypy_python  # noqa: E402
 from mq.bench.java_load import proc_cpu_seconds, proc_rss_kib  # noqa: E402
 from mq.client.simple import pull_request  # noqa: E402
+from mq.store.consumequeue import RESERVE_AHEAD  # noqa: E402
 from tests.broker.wire import Wire  # noqa: E402
 from tests.support.processes import TwistdProcess, child_env, free_port  # noqa: E402
 
@@ -61,8 +62,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--connections", type=lambda t: parse_ints(t, 1, 10000), default=[1, 10, 100, 1000])
     p.add_argument("--queues", type=lambda t: parse_ints(t, 1, 65535), default=[8, 8000])
     p.add_argument("--queue-connections", type=int, default=8, help="connections of the queues part (default 8)")
-    p.add_argument("--cq-entries", type=int, default=30000,
-                   help="mappedFileSizeConsumeQueue of the queues part (default 30,000 entries: 600 KB a queue)")
+    p.add_argument("--cq-entries", type=int, default=300000,
+                   help="entries per consume queue file in the queues part (default RocketMQ's 300,000: 5.7 MiB)")
     p.add_argument("--backlog-gib", type=float, default=2.0, help="backlog to write then drain (default 2)")
     p.add_argument("--paced-rate", type=float, default=1000.0, help="sends/s during the drain (default 1000)")
     p.add_argument("--pypy-python", default=None, help="also run every part on this PyPy's broker")
@@ -113,10 +114,9 @@ def part_connections(runtime: str, python: str, env: dict, args) -> List[dict]:
 
 
 def part_queues(runtime: str, python: str, env: dict, args) -> List[dict]:
-    # Every queue's first consume queue file is allocated whole (posix_fallocate, entries x 20 B): 8,000 queues at
-    # the default 300,000 entries are 46 GB of disk, so this part runs with --cq-entries per file.
-    disk_check(tempfile_dir(), max(args.queues) * args.cq_entries * 20 * 1.2)
-    brokers = Brokers(python, env, f"mappedFileSizeConsumeQueue={args.cq_entries}\n").start()
+    # A consume queue file is reserved on disk 80 KiB at a time as it fills (consumequeue.RESERVE_AHEAD), not whole.
+    disk_check(tempfile_dir(), max(args.queues) * min(args.cq_entries * 20, RESERVE_AHEAD * 2) * 1.2)
+    brokers = Brokers(python, env, f"mappedFileSizeConsumeQueue={args.cq_entries * 20}\n").start()
     try:
         out = []
         for q in args.queues:

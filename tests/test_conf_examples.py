@@ -23,7 +23,7 @@ LAYOUTS = {
 }
 #: Appended to a copy of each example, for a test: small CommitLog files, and a slave that copies topics
 #: within half a second rather than ten (later lines win in a properties file).
-TEST_LINES = "\nmappedFileSizeCommitLog=4194304\nmappedFileSizeConsumeQueue=6000\nslaveSyncInterval=500\n"
+TEST_LINES = "\nmappedFileSizeCommitLog=4194304\nmappedFileSizeConsumeQueue=120000\nslaveSyncInterval=500\n"
 TOPIC = "ConfExampleTopic"
 
 

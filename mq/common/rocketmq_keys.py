@@ -26,8 +26,8 @@ BROKER_IGNORED: FrozenSet[str] = frozenset("""
     diskFallRecorded enableDetailStat enableScheduleAsyncDeliver enableScheduleMessageStats
     endTransactionPoolQueueCapacity endTransactionThreadPoolNums expectConsumerNumUseFilter
     fastFailIfNoBufferInStorePool filterDataCleanTimeSpan filterSupportRetry flushCommitLogLeastPages
-    flushCommitLogThoroughInterval flushCommitLogTimed flushConsumeQueueLeastPages
-    flushConsumeQueueThoroughInterval flushConsumerOffsetHistoryInterval flushDelayOffsetInterval
+    flushCommitLogThoroughInterval flushCommitLogTimed
+    flushConsumerOffsetHistoryInterval flushDelayOffsetInterval
     flushLeastPagesWhenWarmMapedFile forceRegister haSlaveFallbehindMax heartbeatThreadPoolNums
     heartbeatThreadPoolQueueCapacity highSpeedMode isEnableBatchPush isolateLogEnable
     mappedFileSizeConsumeQueueExt maxDelayTime maxErrorRateOfBloomFilter maxMsgsNumBatch messageIndexSafe

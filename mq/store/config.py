@@ -66,13 +66,16 @@ class MessageStoreConfig:
 
     store_path_root_dir: str = attrs.field(factory=lambda: os.path.join(os.path.expanduser("~"), "store"))
     mapped_file_size_commit_log: int = tunable(1024 * 1024 * 1024, within(4096, 2**31 - 1, "bytes"))
-    # entries (RocketMQ: 300000 * 20 bytes)
-    mapped_file_size_consume_queue: int = tunable(300_000, within(10, 100_000_000, "entries"))
+    # bytes, rounded up to whole 20-byte entries (RocketMQ's 300000 entries); earlier mq versions read entries
+    mapped_file_size_consume_queue: int = tunable(300_000 * 20, within(200, 2**31 - 1, "bytes"))
     max_message_size: int = tunable(4 * 1024 * 1024, MESSAGE_SIZE)
     flush_disk_type: FlushDiskType = FlushDiskType.ASYNC_FLUSH
     broker_role: BrokerRole = BrokerRole.ASYNC_MASTER
     flush_interval_commit_log: int = tunable(500, within(10, 60_000, "ms"))
     flush_interval_consume_queue: int = tunable(1000, within(10, 60_000, "ms"))
+    # a queue is flushed once it has this many dirty pages, and every queue at the thorough interval (RocketMQ's)
+    flush_consume_queue_least_pages: int = tunable(2, within(0, 1_000_000, "pages"))
+    flush_consume_queue_thorough_interval: int = tunable(60_000, within(0, 3_600_000, "ms"))
     sync_flush_timeout: int = tunable(5000, SYNC_FLUSH_TIMEOUT)
     check_crc_on_recover: bool = True
     check_crc_on_read: bool = True

@@ -28,7 +28,7 @@ class FlushService:
         reactor: Any,
         run_blocking: Callable[[Callable[[], Any]], defer.Deferred],
         prepare_commitlog: Callable[[], Optional[Job]],
-        prepare_logic: Callable[[], Optional[Job]],
+        prepare_logic: Callable[..., Optional[Job]],
         flushed_offset: Callable[[], int],
         sync_timeout_ms: int,
     ) -> None:
@@ -78,10 +78,10 @@ class FlushService:
         return d
 
     def drain(self) -> defer.Deferred:
-        """Flush CommitLog, then queues, index and checkpoint; fires when both are done."""
+        """Flush CommitLog, then every queue, index and checkpoint; fires when both are done."""
         d = self.when_idle()
         d.addCallback(lambda _: self._run_now(self.prepare_commitlog()))
-        d.addCallback(lambda _: self._run_now(self.prepare_logic()))
+        d.addCallback(lambda _: self._run_now(self.prepare_logic(thorough=True)))
         return d
 
     def stop(self) -> None:

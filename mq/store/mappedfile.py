@@ -8,7 +8,8 @@ Why reserve: a write through a mapping into a page the filesystem cannot allocat
 process with nothing logged. So the blocks of every mapped file are allocated before anything is written into
 them (``posix_fallocate``; where the filesystem cannot, by rewriting the range onto itself), and a full disk is
 a ``DiskFullError`` at that moment, which the store turns into a refused put. A new file is reserved whole,
-except where its writer reserves it in pieces as it goes (IndexFiles: 420 MiB each by default).
+except where its writer reserves it in pieces as it goes (IndexFiles: 420 MiB each by default; ConsumeQueue
+files, of which a broker with thousands of queues has thousands).
 """
 
 from __future__ import annotations
@@ -105,6 +106,13 @@ def _rewrite(fd: int, offset: int, length: int) -> None:
         offset += os.pwrite(fd, chunk, offset)
 
 
+def files_in(directory: str) -> List[str]:
+    """The names of a chain's files in ``directory`` (20-digit offsets), sorted; none if it does not exist."""
+    if not os.path.isdir(directory):
+        return []
+    return sorted(n for n in os.listdir(directory) if _NAME.match(n))
+
+
 def file_name(offset: int) -> str:
     return f"{offset:020d}"
 
@@ -120,11 +128,12 @@ def make_dirs(directory: str) -> None:
 class MappedFile:
     """One file of ``size`` bytes starting at absolute offset ``start``.
 
-    ``reserved``: the first ``reserved`` bytes are allocated on disk (writable without a SIGBUS). A new file
-    gets ``reserve`` bytes (all by default); an existing one 0 until ``reserve_upto`` is called.
+    ``reserved``: the first ``reserved`` bytes are allocated on disk (writable without a SIGBUS); ``reserved_end``
+    is the same as an absolute offset, for writers that check it per entry. A new file gets ``reserve`` bytes
+    (all by default); an existing one 0 until ``reserve_upto`` is called.
     """
 
-    __slots__ = ("path", "start", "size", "end", "fd", "mm", "reserved")
+    __slots__ = ("path", "start", "size", "end", "fd", "mm", "reserved", "reserved_end")
 
     def __init__(self, path: str, start: int, size: int, create: bool = False, reserve: Optional[int] = None) -> None:
         self.path = path
@@ -132,6 +141,7 @@ class MappedFile:
         self.size = size
         self.end = start + size
         self.reserved = 0
+        self.reserved_end = start
         if create:
             self._create(path, size, size if reserve is None else min(reserve, size))
         else:
@@ -168,6 +178,7 @@ class MappedFile:
             if reserve:
                 reserve_range(self.fd, 0, reserve, path)
             self.reserved = reserve
+            self.reserved_end = self.start + reserve
             os.rename(creating, path)
         except BaseException:
             os.close(self.fd)
@@ -184,6 +195,7 @@ class MappedFile:
         if upto > self.reserved:
             reserve_range(self.fd, self.reserved, upto - self.reserved, self.path)
             self.reserved = upto
+            self.reserved_end = self.start + upto
 
     def sync(self) -> None:
         """Make every page written so far durable (mapped writes included). Blocking: call off the reactor."""
@@ -199,10 +211,20 @@ class MappedFile:
         except (AttributeError, OSError, ValueError):  # pragma: no cover - platform without madvise
             pass
 
+    def advise_random(self, start: int = 0) -> None:
+        """No readahead on faults from ``start`` (page-aligned) on: the part of a file not written yet, written
+        a few entries at a time (a ConsumeQueue), would otherwise have each fault into a missing page read
+        (zero-fill) a whole readahead window around it; measured here (Linux 6.18, ext4): 1.5 ms for the first
+        write into a new 6 MB file, 3.7 µs with this. The written part keeps readahead for readers."""
+        try:
+            self.mm.madvise(mmap.MADV_RANDOM, start, self.size - start)
+        except (AttributeError, OSError, ValueError):  # pragma: no cover - platform without madvise
+            pass
+
     def zero_from(self, rel: int) -> None:
         """Zero the file from ``rel`` up to the first all-zero megabyte: stale bytes past a truncation point
-        must never pass for records later."""
-        self.reserve_upto(self.size)
+        must never pass for records later. Only the chunks it writes zeros into are reserved first: the rest of
+        a sparse file stays sparse."""
         mm = self.mm
         pos = rel
         while pos < self.size:
@@ -212,6 +234,7 @@ class MappedFile:
                 if pos != rel:
                     break
             else:
+                self.reserve_upto(end)
                 mm[pos:end] = bytes(end - pos)
             pos = end
 
@@ -307,11 +330,16 @@ class Prefaulter:
 
 
 class MappedFileQueue:
-    """A directory of contiguous MappedFiles of one size; ``wrote``/``flushed`` are absolute offsets."""
+    """A directory of contiguous MappedFiles of one size; ``wrote``/``flushed`` are absolute offsets.
 
-    def __init__(self, directory: str, file_size: int) -> None:
+    ``reserve_whole``: new files, and the last one at load, are reserved whole; False leaves them to a writer
+    that reserves as it goes (``MappedFile.reserve_upto``).
+    """
+
+    def __init__(self, directory: str, file_size: int, reserve_whole: bool = True) -> None:
         self.directory = directory
         self.file_size = file_size
+        self.reserve_whole = reserve_whole
         self.files: List[MappedFile] = []
         self.wrote = 0
         self.flushed = 0
@@ -322,7 +350,7 @@ class MappedFileQueue:
         if not os.path.isdir(self.directory):
             return
         remove_leftovers(self.directory)
-        names = sorted(n for n in os.listdir(self.directory) if _NAME.match(n))
+        names = files_in(self.directory)
         expected = None
         for name in names:
             start = int(name)
@@ -334,7 +362,8 @@ class MappedFileQueue:
             expected = start + self.file_size
         if self.files:
             self.wrote = self.flushed = self.files[-1].end
-            self.files[-1].reserve_upto(self.file_size)  # the one written into next (a no-op unless sparse)
+            if self.reserve_whole:
+                self.files[-1].reserve_upto(self.file_size)  # the one written into next (a no-op unless sparse)
 
     @property
     def min_offset(self) -> int:
@@ -343,10 +372,14 @@ class MappedFileQueue:
     def last(self) -> Optional[MappedFile]:
         return self.files[-1] if self.files else None
 
-    def create(self, start: int) -> MappedFile:
-        """A new file at ``start``, reserved whole; DiskFullError (and no file) if the disk has no room."""
+    def create(self, start: int, reserve: Optional[int] = None) -> MappedFile:
+        """A new file at ``start`` with its first ``reserve`` bytes reserved (default: whole, or none without
+        ``reserve_whole``); DiskFullError (and no file) if the disk has no room."""
         make_dirs(self.directory)
-        f = MappedFile(os.path.join(self.directory, file_name(start)), start, self.file_size, create=True)
+        if reserve is None and not self.reserve_whole:
+            reserve = 0
+        path = os.path.join(self.directory, file_name(start))
+        f = MappedFile(path, start, self.file_size, create=True, reserve=reserve)
         self.files.append(f)
         self.dir_dirty = True
         return f

@@ -37,7 +37,7 @@ from mq.store.diskspace import DiskSpace, disk_used_ratio
 from mq.store.dispatch import Dispatcher, make_tags_code_fn
 from mq.store.flush import FlushService, Job
 from mq.store.index import IndexService
-from mq.store.mappedfile import DiskFullError, MappedFile, StoreError
+from mq.store.mappedfile import PAGE, DiskFullError, MappedFile, StoreError
 from mq.store.reading import StoreReading
 from mq.store.results import (
     AppendMessageResult,
@@ -51,6 +51,7 @@ from mq.store.retention import Retention
 log = Logger()
 #: Seconds between two progress lines of a long recovery.
 RECOVERY_LOG_EVERY = LOG_EVERY
+SWEEP_TICKS = 60  # every 60th logic tick (a minute by default) gives back every queue page reads brought in
 
 _PREPARED = MessageSysFlag.TRANSACTION_PREPARED_TYPE
 _ROLLBACK = MessageSysFlag.TRANSACTION_ROLLBACK_TYPE
@@ -139,6 +140,8 @@ class MessageStore(StoreReading):
         self.stats_counters = StoreStats()
         self.running = False
         self._checkpoint_failing = False
+        self._thorough_flush_ms = 0  # when every queue was last flushed (the first flush is thorough)
+        self._ticks = 0
         self._last_store_ts = 0
         self._lock_fd: Optional[int] = None
         self._loops: List[task.LoopingCall] = []
@@ -287,7 +290,7 @@ class MessageStore(StoreReading):
         if files:
             self._last_store_ts = max(self.dispatcher.last_store_timestamp, self.checkpoint.physic_msg_timestamp)
         # Make what recovery read and rebuilt durable before anything new is acknowledged.
-        for job in (self._prepare_commitlog_flush(), self._prepare_logic_flush()):
+        for job in (self._prepare_commitlog_flush(), self._prepare_logic_flush(thorough=True)):
             if job is not None:
                 job[0]()
                 job[1]()
@@ -315,16 +318,32 @@ class MessageStore(StoreReading):
 
         return blocking, complete
 
-    def _prepare_logic_flush(self) -> Optional[Job]:
-        """CommitLog, then queues and index, then the checkpoint naming what is now known durable."""
+    def _prepare_logic_flush(self, thorough: Optional[bool] = None) -> Optional[Job]:
+        """CommitLog, then queues and index, then the checkpoint naming what is now known durable.
+
+        RocketMQ's rule for queues: one is flushed once it has ``flush_consume_queue_least_pages`` dirty pages,
+        and all of them every ``flush_consume_queue_thorough_interval`` (``thorough``: now, whatever the time;
+        at stop and after recovery). With thousands of queues each taking a few messages a second, flushing
+        every dirty queue every second was thousands of fdatasyncs a second. The checkpoint names the queues
+        flushed up to ``dispatched`` only when none was left dirty; otherwise it keeps the last such offset,
+        and a recovery dispatches again from there (queue entries are idempotent)."""
         cl_job = self._prepare_commitlog_flush()
         dispatched = self.reput_offset
+        cfg = self.config
+        now = self.now_ms()
+        if thorough is None:
+            thorough = now - self._thorough_flush_ms >= cfg.flush_consume_queue_thorough_interval
+        least = 0 if thorough else cfg.flush_consume_queue_least_pages
+        left_dirty = False
         dirty: List[MappedFile] = []
         dirty_dirs = []
         queues = []
         for cq in self.queues.all():
             q = cq.files
             if q.wrote > q.flushed or q.dir_dirty:
+                if least and q.wrote // PAGE - q.flushed // PAGE < least:  # a new file too: see recovery
+                    left_dirty = True
+                    continue
                 dirty.extend(q.dirty_files())
                 if q.dir_dirty:
                     dirty_dirs.append(q)
@@ -332,10 +351,12 @@ class MessageStore(StoreReading):
                 queues.append((q, q.wrote))
         index_dirty = self.index.collect_dirty() if self.index is not None else []
         dirty.extend(index_dirty)
-        if cl_job is None and not dirty and self.checkpoint.logics_offset == dispatched:
+        logics = self.checkpoint.logics_offset if left_dirty else dispatched
+        if cl_job is None and not dirty and (self.checkpoint.logics_offset, self.checkpoint.index_offset) == (
+                logics, dispatched):
             return None
         ts = self.dispatcher.last_store_timestamp
-        cp = Checkpoint(ts, ts, ts, self.commitlog.files.wrote, dispatched, dispatched)
+        cp = Checkpoint(ts, ts, ts, self.commitlog.files.wrote, logics, dispatched)
         path = self.checkpoint_path
         failed: List[OSError] = []
 
@@ -371,15 +392,20 @@ class MessageStore(StoreReading):
                 log.info("{path} written again", path=path)
                 self._checkpoint_failing = False
             self.checkpoint = cp
+            if thorough:
+                self._thorough_flush_ms = now
 
         return blocking, complete
 
     def _logic_tick(self) -> None:
         self.flusher.request_logic()
-        # Resident memory stays flat: mapped pages go back to the page cache once a second.
+        # Resident memory stays flat: mapped pages go back to the page cache once a second (a queue's page
+        # being written excepted, all its pages at every SWEEP_TICKS-th tick).
         self.commitlog.release_pages()
+        self._ticks += 1
+        sweep = self._ticks % SWEEP_TICKS == 0
         for cq in self.queues.all():
-            cq.files.release_pages()
+            cq.release_pages(sweep)
         if self.index is not None:
             self.index.release_pages()
 

@@ -111,7 +111,7 @@ def start_broker(workdir, namesrv_addr: str, name: str = "adm-broker", cluster: 
     """A broker; ``conf_extra`` lines are added to its broker.conf (ACL keys...), ``env`` to its environment."""
     conf = workdir / "broker.conf"
     conf.write_text(f"brokerClusterName={cluster}\nmappedFileSizeCommitLog=4194304\n"
-                    f"mappedFileSizeConsumeQueue=6000\n{conf_extra}")
+                    f"mappedFileSizeConsumeQueue=120000\n{conf_extra}")
     port = free_port()
     proc = TwistdProcess("broker", ["--port", str(port), "--namesrv", namesrv_addr, "--store", str(workdir / "store"),
                                     "--ip", "127.0.0.1", "--broker-name", name, "--config", str(conf)],

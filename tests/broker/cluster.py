@@ -13,7 +13,7 @@ from tests.broker.wire import Wire, call
 from tests.support.processes import TwistdProcess, free_port
 
 BROKER_CONF = ("brokerClusterName=ITCluster\nmappedFileSizeCommitLog=4194304\n"
-               "mappedFileSizeConsumeQueue=1000\nregisterNameServerPeriod=10000\n")
+               "mappedFileSizeConsumeQueue=20000\nregisterNameServerPeriod=10000\n")
 
 
 def start_namesrv(twistd, tmp_path, *extra):

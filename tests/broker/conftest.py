@@ -20,7 +20,7 @@ def broker_config(tmp_path, **props) -> BrokerConfig:
         "brokerName": "broker-t",
         "namesrvAddr": "",
         "mappedFileSizeCommitLog": str(4 << 20),
-        "mappedFileSizeConsumeQueue": "1000",
+        "mappedFileSizeConsumeQueue": "20000",
         "messageIndexEnable": "false",
     }
     base.update({k: str(v) for k, v in props.items()})

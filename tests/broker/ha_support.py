@@ -15,7 +15,7 @@ def append_foreign(store_dir, n: int, tag: bytes = b"foreign") -> int:
     Synchronous (a fake clock, fsync inline). Returns the store's new end offset.
     """
     cfg = MessageStoreConfig(store_path_root_dir=str(store_dir), mapped_file_size_commit_log=4 << 20,
-                             mapped_file_size_consume_queue=1000, message_index_enable=False,
+                             mapped_file_size_consume_queue=20000, message_index_enable=False,
                              broker_role=BrokerRole.ASYNC_MASTER)
     store = MessageStore(cfg, task.Clock(), run_blocking=defer.maybeDeferred)
     store.start()

@@ -31,7 +31,7 @@ from tests.support.processes import TwistdProcess, free_port, port_open, wait_un
 DISK_CONF = (
     "brokerClusterName=DiskCluster\n"
     "mappedFileSizeCommitLog=524288\n"  # 512 KiB CommitLog files
-    "mappedFileSizeConsumeQueue=1000\n"  # 20 KB queue files
+    "mappedFileSizeConsumeQueue=20000\n"  # 20 KB queue files
     "maxHashSlotNum=1000\nmaxIndexNum=8000\n"  # 164 KB index files
     "diskSpaceWarningLevelRatio=99\n"  # so that the disk itself, not the ratio, says no: the SIGBUS case
     "flushDiskType=SYNC_FLUSH\n"
@@ -112,6 +112,9 @@ def test_a_broker_on_a_full_disk_refuses_sends_serves_reads_and_recovers(tmp_pat
         for name in os.listdir(store / "commitlog"):  # every file mapped is allocated whole: no write can SIGBUS
             st = os.stat(store / "commitlog" / name)
             assert st.st_blocks * 512 >= st.st_size, (name, st.st_blocks * 512)
+        for path in (p for p in (store / "consumequeue").rglob("0*") if p.is_file()):  # written part allocated
+            data = path.read_bytes()
+            assert path.stat().st_blocks * 512 >= len(data.rstrip(b"\0")), path
         procs.append(_start(tmp_path, store, port, 1))
         assert [m.body for m in _pull_everything(addr, "DiskT")] == acked
         assert call(addr, send_request("DiskT", b"x" * BODY, queue_id=0)).code == RC.SERVICE_NOT_AVAILABLE

@@ -27,7 +27,7 @@ from tests.broker.wire import Wire, call
 from tests.support.processes import free_port, wait_until
 
 HA_CONF = ("brokerClusterName=HaCluster\nbrokerName=ha-a\nmappedFileSizeCommitLog=4194304\n"
-           "mappedFileSizeConsumeQueue=1000\nregisterNameServerPeriod=10000\n"
+           "mappedFileSizeConsumeQueue=20000\nregisterNameServerPeriod=10000\n"
            "haSendHeartbeatInterval=500\nhaSlaveReconnectInterval=200\nslaveSyncInterval=500\n"
            "slaveReadEnable=true\n")
 #: The master counts nothing as "in memory", so any consumer behind the end is sent to the slave; the slave

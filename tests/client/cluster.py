@@ -12,7 +12,7 @@ from tests.broker.wire import call
 from tests.support.processes import TwistdProcess, free_port, wait_until
 
 BROKER_CONF = ("brokerClusterName=ClientCluster\nmappedFileSizeCommitLog=8388608\n"
-               "mappedFileSizeConsumeQueue=6000\nregisterNameServerPeriod=10000\nenablePropertyFilter=true\n")
+               "mappedFileSizeConsumeQueue=120000\nregisterNameServerPeriod=10000\nenablePropertyFilter=true\n")
 _names = itertools.count()
 
 

@@ -45,7 +45,7 @@ from tests.broker.wire import call
 from tests.support.polling import poll
 from tests.support.processes import TwistdProcess, free_port, wait_until
 
-CONF = ("brokerClusterName=HaClientCluster\nmappedFileSizeCommitLog=4194304\nmappedFileSizeConsumeQueue=6000\n"
+CONF = ("brokerClusterName=HaClientCluster\nmappedFileSizeCommitLog=4194304\nmappedFileSizeConsumeQueue=120000\n"
         "registerNameServerPeriod=10000\nhaSendHeartbeatInterval=500\nhaSlaveReconnectInterval=200\n"
         "slaveSyncInterval=500\nslaveReadEnable=true\n")
 #: Nothing counts as "in memory": every pull that finds messages is told to read from the slave (1), on the

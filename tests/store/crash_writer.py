@@ -24,7 +24,7 @@ def main(root: str, flush_type: str) -> None:
         store_path_root_dir=root,
         flush_disk_type=FlushDiskType(flush_type),
         mapped_file_size_commit_log=64 * 1024,
-        mapped_file_size_consume_queue=64,
+        mapped_file_size_consume_queue=64 * 20,
         max_hash_slot_num=64,
         max_index_num=512,
     )

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from typing import Any, Callable, Dict, List, Optional
 
 from twisted.internet import defer, task
 
 from mq.common.message import MessageExtBrokerInner, decode_message_ext
-from mq.store import MessageStore, MessageStoreConfig, PutMessageResult
+from mq.store import MessageStore, MessageStoreConfig, PutMessageResult, mappedfile
 
 T0 = 1_700_000_000.0  # 2023-11-14, a Tuesday
 
@@ -17,7 +18,7 @@ def config(root, **overrides: Any) -> MessageStoreConfig:
     kwargs: Dict[str, Any] = dict(
         store_path_root_dir=str(root),
         mapped_file_size_commit_log=16 * 1024,
-        mapped_file_size_consume_queue=32,
+        mapped_file_size_consume_queue=32 * 20,
         max_hash_slot_num=32,
         max_index_num=64,
         delete_when="99",  # never, unless a test says so
@@ -117,3 +118,19 @@ def assert_consistent(store: MessageStore) -> None:
 
 def file_names(path) -> List[str]:
     return sorted(os.listdir(path)) if os.path.isdir(path) else []
+
+
+class Disk:
+    """Stands in for ``posix_fallocate``: fails with ENOSPC while ``full``, counts the calls."""
+
+    def __init__(self, monkeypatch) -> None:
+        self.full = False
+        self.calls = 0
+        self.real = mappedfile.allocate
+        monkeypatch.setattr(mappedfile, "allocate", self)
+
+    def __call__(self, fd: int, offset: int, length: int) -> None:
+        self.calls += 1
+        if self.full:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.real(fd, offset, length)

@@ -15,6 +15,7 @@ from mq.store import PutMessageStatus, mappedfile
 from mq.store.index import IndexFile
 from mq.store.mappedfile import DiskFullError, MappedFile, MappedFileQueue, StoreError
 from tests.store.storetestlib import (
+    Disk,
     assert_consistent,
     file_names,
     inner,
@@ -27,22 +28,6 @@ from tests.support.logs import logged_lines, tracebacks
 
 NOT_AVAILABLE = PutMessageStatus.SERVICE_NOT_AVAILABLE
 INTERVAL = 0.101  # diskSpaceCheckInterval (100 ms), and a little more for float milliseconds
-
-
-class Disk:
-    """Stands in for ``posix_fallocate``: fails with ENOSPC while ``full``, counts the calls."""
-
-    def __init__(self, monkeypatch) -> None:
-        self.full = False
-        self.calls = 0
-        self.real = mappedfile.allocate
-        monkeypatch.setattr(mappedfile, "allocate", self)
-
-    def __call__(self, fd: int, offset: int, length: int) -> None:
-        self.calls += 1
-        if self.full:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        self.real(fd, offset, length)
 
 
 @pytest.fixture
@@ -275,7 +260,7 @@ def test_a_slave_whose_queue_file_cannot_be_created_dispatches_it_later(tmp_path
 def test_a_checkpoint_that_cannot_be_written_is_written_at_the_next_flush(tmp_path, monkeypatch, log_events):
     from mq.store import store as store_module
 
-    store = open_store(tmp_path)
+    store = open_store(tmp_path, flush_consume_queue_least_pages=0)  # every queue flushed at every tick
     put(store, inner())
     calls = {"n": 0}
     real = store_module.write_checkpoint

@@ -53,7 +53,7 @@ def test_killed_writer_loses_no_completed_put(tmp_path, flush_type):
     done = _run_and_kill(tmp_path, flush_type, want=1500)
     assert (tmp_path / "abort").exists()  # it did not stop cleanly
     store = open_store(
-        tmp_path, mapped_file_size_commit_log=64 * 1024, mapped_file_size_consume_queue=64,
+        tmp_path, mapped_file_size_commit_log=64 * 1024, mapped_file_size_consume_queue=64 * 20,
         max_hash_slot_num=64, max_index_num=512,
     )  # fmt: skip
     assert len(store.commitlog.files.files) > 3  # the test crossed file boundaries

@@ -8,8 +8,9 @@ from twisted.internet import defer
 
 from mq.store import FlushDiskType, PutMessageStatus
 from mq.store.checkpoint import load_checkpoint
+from mq.store.mappedfile import MappedFile
 
-from .storetestlib import inner, open_store, result_of, stop
+from .storetestlib import assert_consistent, inner, open_store, put, result_of, stop
 
 
 class ManualThread:
@@ -82,7 +83,7 @@ def test_wait_false_does_not_wait_for_the_disk(tmp_path):
 
 
 def test_async_flush_runs_on_its_interval(tmp_path):
-    store = open_store(tmp_path)  # ASYNC_FLUSH, fsync inline
+    store = open_store(tmp_path, flush_consume_queue_least_pages=0)  # ASYNC_FLUSH, fsync inline, every queue
     clock = store.reactor
     r = _fired(store.put_message(inner()))
     assert r[0].status is PutMessageStatus.PUT_OK
@@ -116,3 +117,88 @@ def test_stop_is_idempotent(tmp_path):
     store = open_store(tmp_path)
     stop(store)
     stop(store)
+
+
+# -- queues: RocketMQ's least-pages rule ------------------------------------------------------------
+
+
+def _many_queues_store(tmp_path, **overrides):
+    """A store on 1 MiB CommitLog files and RocketMQ-size queue files, its first (thorough) flush done."""
+    store = open_store(tmp_path, mapped_file_size_commit_log=1 << 20, mapped_file_size_consume_queue=6_000_000,
+                       **overrides)  # fmt: skip
+    store.reactor.advance(1.0)  # the first queue flush is a thorough one
+    return store
+
+
+def _queue_files_synced(monkeypatch) -> List[str]:
+    synced: List[str] = []
+    real = MappedFile.sync
+    monkeypatch.setattr(MappedFile, "sync", lambda f: (synced.append(f.path), real(f))[1])
+    return synced
+
+
+def test_queues_with_fewer_dirty_pages_than_least_wait_for_the_thorough_flush(tmp_path, monkeypatch):
+    store = _many_queues_store(tmp_path)
+    synced = _queue_files_synced(monkeypatch)
+    for i in range(100):  # 100 queues, one entry each
+        put(store, inner(topic=f"T{i % 4}", queue_id=i // 4))
+    busy = store.get_max_phy_offset()
+    store.reactor.advance(1.0)
+    assert not [p for p in synced if "consumequeue" in p]  # no fdatasync for 100 one-entry queues
+    cp = load_checkpoint(str(tmp_path / "checkpoint"))
+    assert cp.logics_offset < busy <= cp.physic_offset == cp.index_offset  # queues named flushed only as far as done
+    assert cp.recover_from == cp.logics_offset
+    store.reactor.advance(59.0)  # flushConsumeQueueThoroughInterval (60 s) since the last thorough flush
+    assert len([p for p in synced if "consumequeue" in p]) == 100
+    cp = load_checkpoint(str(tmp_path / "checkpoint"))
+    assert cp.logics_offset == cp.index_offset == busy
+
+
+def test_a_queue_with_least_pages_dirty_is_flushed_at_the_next_tick(tmp_path, monkeypatch):
+    store = _many_queues_store(tmp_path)
+    synced = _queue_files_synced(monkeypatch)
+    batch = [(0, b"b", "", {})] * 410  # 8,200 bytes of entries: two pages
+    result_of(store.put_message_batch("Busy", 0, 0, 1, ("10.0.0.1", 1), 0, batch))
+    put(store, inner(topic="Quiet"))
+    store.reactor.advance(1.0)
+    flushed = [p for p in synced if "consumequeue" in p]
+    assert len(flushed) == 1 and "/Busy/0/" in flushed[0]
+    assert store.consume_queue("Quiet", 0).files.flushed == 0
+
+
+def test_least_pages_zero_flushes_every_dirty_queue_every_tick(tmp_path, monkeypatch):
+    store = _many_queues_store(tmp_path, flush_consume_queue_least_pages=0)
+    synced = _queue_files_synced(monkeypatch)
+    for i in range(10):
+        put(store, inner(queue_id=i))
+    store.reactor.advance(1.0)
+    assert len([p for p in synced if "consumequeue" in p]) == 10
+    assert load_checkpoint(str(tmp_path / "checkpoint")).logics_offset == store.get_max_phy_offset()
+
+
+def test_a_crash_losing_unflushed_queue_entries_gets_them_back_from_the_checkpoint(tmp_path):
+    """What a power loss does to queues the least-pages rule left unflushed: their bytes past ``flushed`` are gone.
+    Recovery dispatches again from the checkpoint's queue offset, so every entry comes back."""
+    store = _many_queues_store(tmp_path)
+    for i in range(60):
+        put(store, inner(topic=f"T{i % 3}", queue_id=i % 7, body=b"m%d" % i))
+    store.reactor.advance(1.0)
+    for cq in store.queues.all():  # the page cache lost with the machine: unflushed entries zeroed
+        q = cq.files
+        for f in q.files:
+            lo = max(q.flushed, f.start) - f.start
+            f.mm[lo:f.size] = bytes(f.size - lo)
+    store.crash_close()
+    again = open_store(tmp_path, mapped_file_size_commit_log=1 << 20, mapped_file_size_consume_queue=6_000_000)
+    assert sum(cq.max_offset for cq in again.queues.all()) == 60
+    assert_consistent(again)
+
+
+def test_stop_flushes_every_queue_whatever_its_dirty_pages(tmp_path, monkeypatch):
+    store = _many_queues_store(tmp_path)
+    for i in range(20):
+        put(store, inner(queue_id=i))
+    stop(store)
+    cp = load_checkpoint(str(tmp_path / "checkpoint"))
+    assert cp.logics_offset == cp.physic_offset == store.get_max_phy_offset()
+    assert all(cq.files.flushed == cq.files.wrote for cq in store.queues.all())

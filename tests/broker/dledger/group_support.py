@@ -13,7 +13,7 @@ from tests.broker.wire import call
 from tests.support.processes import free_port, wait_until
 
 GROUP_CONF = ("brokerClusterName=DlCluster\nbrokerName=dl-a\nmappedFileSizeCommitLog=1048576\n"
-              "mappedFileSizeConsumeQueue=1000\nregisterNameServerPeriod=10000\nslaveSyncInterval=500\n"
+              "mappedFileSizeConsumeQueue=20000\nregisterNameServerPeriod=10000\nslaveSyncInterval=500\n"
               "enableDLegerCommitLog=true\ndLegerGroup=dl-a\n")
 
 

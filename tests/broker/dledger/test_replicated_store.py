@@ -35,7 +35,7 @@ class FakeReplicator:
 
 def make_store(path, file_size=4096, index=False):
     cfg = MessageStoreConfig(store_path_root_dir=str(path), mapped_file_size_commit_log=file_size,
-                             mapped_file_size_consume_queue=1000, message_index_enable=index,
+                             mapped_file_size_consume_queue=20000, message_index_enable=index,
                              commit_log_prefault_ahead=0)
     store = MessageStore(cfg, task.Clock(), run_blocking=defer.maybeDeferred)
     store.start()
