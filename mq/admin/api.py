@@ -38,7 +38,8 @@ from mq.common.broker_headers import (
 )
 from mq.common.consume_directly import ConsumeMessageDirectlyResult
 from mq.common.consumer_status import GetConsumerStatusBody
-from mq.common.message import MessageConst, MessageExt, MessageSysFlag, decode_messages, string_to_properties
+from mq.common.message import MessageConst, MessageExt, MessageSysFlag, string_to_properties
+from mq.common.message_record import decode_messages
 from mq.common.namesrv_headers import (
     BrokerNameRequestHeader,
     DeleteTopicFromNamesrvRequestHeader,
