@@ -30,7 +30,8 @@ from typing import Dict, List
 from twisted.internet import defer, reactor, task
 
 from mq.broker.schedule.timer import TimerMessageService
-from mq.common.message import MessageExtBrokerInner, record_properties
+from mq.common.message import MessageExtBrokerInner
+from mq.common.message_record import record_properties
 from mq.common.topic import TIMER_TOPIC
 from mq.store import MessageStore, MessageStoreConfig
 

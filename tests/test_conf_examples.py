@@ -9,7 +9,7 @@ import pytest
 
 from mq.acl.signing import Credentials
 from mq.client.simple import pull_request, send_request
-from mq.common.message import decode_messages
+from mq.common.message_record import decode_messages
 from mq.remoting.codes import ResponseCode
 from tests.broker.cluster import route_of, start_namesrv
 from tests.broker.wire import call

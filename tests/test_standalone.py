@@ -8,7 +8,7 @@ import pytest_twisted
 from twisted.internet import reactor
 
 from mq.client.simple import SimpleClient
-from mq.common.message import decode_messages
+from mq.common.message_record import decode_messages
 from mq.remoting.codes import ResponseCode
 from tests.support.polling import poll
 from tests.support.processes import free_port

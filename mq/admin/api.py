@@ -2,19 +2,19 @@
 
 Every method returns a Deferred. Failures are ``AdminError``s with a one-line message a person can act on:
 ``UnreachableError`` when no connection could be made or no answer came in time, ``ResponseError`` when the
-server answered with an error code (its remark is kept). Bodies are decoded into plain Python values.
+server answered with an error code (its remark is kept). Bodies are decoded into plain Python values
+(``mq.admin.values``).
 """
 
 from __future__ import annotations
 
-import time
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence
 
-import attr
 from twisted.internet import defer
 
 from mq.acl.signing import Credentials
 from mq.admin import progress
+from mq.admin.values import ClusterInfo, MessageQueue, queue_map
 from mq.client.simple import end_transaction_request, pull_request, send_request
 from mq.common import fastjson, jsonkeys, mixall
 from mq.common.broker_headers import (
@@ -38,7 +38,8 @@ from mq.common.broker_headers import (
 )
 from mq.common.consume_directly import ConsumeMessageDirectlyResult
 from mq.common.consumer_status import GetConsumerStatusBody
-from mq.common.message import MessageConst, MessageExt, MessageSysFlag, decode_messages, string_to_properties
+from mq.common.message import MessageConst, MessageExt, MessageSysFlag, string_to_properties
+from mq.common.message_record import decode_messages
 from mq.common.namesrv_headers import (
     BrokerNameRequestHeader,
     DeleteTopicFromNamesrvRequestHeader,
@@ -47,7 +48,7 @@ from mq.common.namesrv_headers import (
     NamespaceRequestHeader,
 )
 from mq.common.properties import format_properties, parse_properties
-from mq.common.route import BrokerData, TopicConfig, TopicRouteData
+from mq.common.route import TopicConfig, TopicRouteData
 from mq.remoting.client import RemotingClient
 from mq.remoting.codes import LanguageCode, RequestCode, ResponseCode
 from mq.remoting.command import RemotingCommand
@@ -118,80 +119,7 @@ def check(response: RemotingCommand, what: str, ok: Iterable[int] = (RC.SUCCESS,
     raise ResponseError(message, response.code, response.remark)
 
 
-# --------------------------------------------------------------------------------------------- headers
-
-
-# --------------------------------------------------------------------------------------------- values
-
-
-@attr.s(frozen=True, slots=True, order=True)
-class MessageQueue:
-    """Sorted as Java sorts them: topic, broker name, queue id."""
-
-    topic: str = attr.ib()
-    broker_name: str = attr.ib()
-    queue_id: int = attr.ib()
-
-    @classmethod
-    def from_json(cls, data: dict) -> "MessageQueue":
-        return cls(str(data.get("topic", "")), str(data.get("brokerName", "")), int(data.get("queueId", 0)))
-
-    def to_json(self) -> dict:
-        return {"brokerName": self.broker_name, "queueId": self.queue_id, "topic": self.topic}
-
-    def __str__(self) -> str:
-        return f"MessageQueue [topic={self.topic}, brokerName={self.broker_name}, queueId={self.queue_id}]"
-
-
-def queue_map(value: Any) -> Dict[MessageQueue, Any]:
-    """A fastjson ``Map<MessageQueue, V>`` (an ``ObjectKeyMap``, or ``{}`` when empty) as a dict."""
-    if isinstance(value, jsonkeys.ObjectKeyMap):
-        return {MessageQueue.from_json(k): v for k, v in value}
-    if isinstance(value, list):  # [{"brokerName":..,"offset":..}] as ResetOffsetBodyForC writes it
-        return {MessageQueue.from_json(item): item.get("offset") for item in value if isinstance(item, dict)}
-    return {}
-
-
-@attr.s(slots=True)
-class ClusterInfo:
-    broker_addr_table: Dict[str, BrokerData] = attr.ib(factory=dict)
-    cluster_addr_table: Dict[str, List[str]] = attr.ib(factory=dict)
-
-    @classmethod
-    def from_json(cls, data: dict) -> "ClusterInfo":
-        brokers = {name: BrokerData.from_json(b) for name, b in (data.get("brokerAddrTable") or {}).items()}
-        clusters = {name: sorted(names) for name, names in (data.get("clusterAddrTable") or {}).items()}
-        return cls(brokers, clusters)
-
-    def to_json(self) -> dict:
-        return {
-            "brokerAddrTable": {n: b.to_json() for n, b in sorted(self.broker_addr_table.items())},
-            "clusterAddrTable": dict(sorted(self.cluster_addr_table.items())),
-        }
-
-    def master_addrs(self, cluster: str) -> List[Tuple[str, str]]:
-        """(broker name, master address) of every broker of ``cluster`` that has a master."""
-        out = []
-        for name in self.cluster_addr_table.get(cluster, []):
-            data = self.broker_addr_table.get(name)
-            if data is not None and data.master_addr():
-                out.append((name, data.master_addr()))
-        return out
-
-    def all_addrs(self, cluster: str) -> List[Tuple[str, str]]:
-        """(broker name, address) of every broker of ``cluster``, masters and slaves, by name then id."""
-        out = []
-        for name in self.cluster_addr_table.get(cluster, []):
-            data = self.broker_addr_table.get(name)
-            if data is not None:
-                out.extend((name, addr) for _, addr in sorted(data.broker_addrs.items()))
-        return out
-
-    def cluster_of(self, broker_name: str) -> Optional[str]:
-        for cluster, names in self.cluster_addr_table.items():
-            if broker_name in names:
-                return cluster
-        return None
+# --------------------------------------------------------------------------------------------- the API
 
 
 def vip_addr(addr: str) -> str:
@@ -200,34 +128,6 @@ def vip_addr(addr: str) -> str:
     if not sep or not port.isdigit() or int(port) <= 2:
         return addr
     return f"{host}:{int(port) - 2}"
-
-
-def route_masters(route: TopicRouteData) -> Dict[str, str]:
-    """Broker name → master address, for the brokers of a route that have a live master."""
-    return {b.broker_name: b.master_addr() for b in route.broker_datas if b.master_addr()}
-
-
-def parse_timestamp(text: str, now_ms: Optional[int] = None) -> int:
-    """``now``, milliseconds since the epoch, or ``yyyy-MM-dd#HH:mm:ss:SSS`` (local time), as the original."""
-    value = text.strip()
-    if value.lower() == "now":
-        return now_ms if now_ms is not None else int(time.time() * 1000)
-    if value.lstrip("-").isdigit():
-        return int(value)
-    try:
-        date, _, clock = value.partition("#")
-        millis = 0
-        parts = clock.split(":")
-        if len(parts) == 4:
-            millis = int(parts[3])
-            clock = ":".join(parts[:3])
-        struct = time.strptime(f"{date} {clock}", "%Y-%m-%d %H:%M:%S")
-    except ValueError:
-        raise ValueError(f"not a timestamp: {text!r} (give now, milliseconds, or yyyy-MM-dd#HH:mm:ss:SSS)") from None
-    return int(time.mktime(struct)) * 1000 + millis
-
-
-# --------------------------------------------------------------------------------------------- the API
 
 
 class MQAdminAPI:

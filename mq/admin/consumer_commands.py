@@ -8,12 +8,7 @@ from typing import Dict, Optional
 from twisted.internet import defer
 
 from mq.admin import output
-from mq.admin.api import (
-    AdminError,
-    MessageQueue,
-    MQAdminAPI,
-    queue_map,
-)
+from mq.admin.api import AdminError, MQAdminAPI
 from mq.admin.output import Result, format_time, key_values, table
 from mq.admin.registry import (
     BROKER_ADDR,
@@ -29,6 +24,7 @@ from mq.admin.targets import (
     group_brokers,
     target_brokers,
 )
+from mq.admin.values import MessageQueue, queue_map
 from mq.common import mixall
 from mq.remoting.codes import RequestCode
 

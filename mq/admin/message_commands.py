@@ -7,13 +7,7 @@ from typing import Any, Callable, Dict, Optional
 
 from twisted.internet import defer
 
-from mq.admin.api import (
-    AdminError,
-    MessageQueue,
-    MQAdminAPI,
-    ResponseError,
-    UsageError,
-)
+from mq.admin.api import AdminError, MQAdminAPI, ResponseError, UsageError
 from mq.admin.output import Result, message_json, message_text, table
 from mq.admin.probe import MAX_PROBE_SIZE, MAX_PROBES, average_after_first, filler, timed_send
 from mq.admin.registry import (
@@ -31,6 +25,7 @@ from mq.admin.targets import (
     topic_brokers,
     with_topic,
 )
+from mq.admin.values import MessageQueue
 from mq.common import mixall
 from mq.common.message import decode_offset_msg_id
 from mq.common.route import PERM_WRITE

@@ -7,10 +7,11 @@ from typing import Dict, List, Tuple
 
 from twisted.internet import defer
 
-from mq.admin.api import AdminError, MessageQueue, MQAdminAPI
+from mq.admin.api import AdminError, MQAdminAPI
 from mq.admin.output import Result, join, table
 from mq.admin.registry import command
 from mq.admin.targets import consumer_connection_of, group_brokers
+from mq.admin.values import MessageQueue
 from mq.common import mixall
 
 #: Seconds between rounds, as the original's MonitorConfig.roundInterval (60 s); ``-i`` changes it.

@@ -6,14 +6,7 @@ from typing import Dict
 
 from twisted.internet import defer
 
-from mq.admin.api import (
-    AdminError,
-    MessageQueue,
-    MQAdminAPI,
-    ResponseError,
-    UsageError,
-    parse_timestamp,
-)
+from mq.admin.api import AdminError, MQAdminAPI, ResponseError, UsageError
 from mq.admin.output import Result, join, table
 from mq.admin.registry import (
     command,
@@ -23,6 +16,7 @@ from mq.admin.registry import (
 from mq.admin.targets import (
     topic_brokers,
 )
+from mq.admin.values import MessageQueue, parse_timestamp
 from mq.common.names import group_error
 from mq.remoting.codes import ResponseCode as RC
 

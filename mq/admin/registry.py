@@ -15,7 +15,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import attr
 
-from mq.admin.api import parse_timestamp
+from mq.admin.values import parse_timestamp
 
 
 def java_bool(text: str) -> bool:

@@ -14,9 +14,10 @@ from typing import Dict, List, Optional
 
 from twisted.internet import defer
 
-from mq.admin.api import MQAdminAPI, check, queue_map, route_masters
+from mq.admin.api import MQAdminAPI, check
 from mq.admin.output import Result, table
 from mq.admin.registry import command, java_bool, lines, opt
+from mq.admin.values import queue_map, route_masters
 from mq.common import fastjson, jsonkeys, mixall
 from mq.common.broker_headers import GetConsumeStatsInBrokerHeader, ViewBrokerStatsDataRequestHeader
 from mq.remoting.codes import RequestCode

@@ -6,7 +6,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from twisted.internet import defer
 
-from mq.admin.api import AdminError, MessageQueue, MQAdminAPI, ResponseError, route_masters
+from mq.admin.api import AdminError, MQAdminAPI, ResponseError
+from mq.admin.values import MessageQueue, route_masters
 from mq.common import mixall
 from mq.common.route import TopicRouteData
 from mq.remoting.codes import ResponseCode as RC

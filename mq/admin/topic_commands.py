@@ -8,13 +8,7 @@ from typing import Dict, List
 from twisted.internet import defer
 
 from mq.admin import output
-from mq.admin.api import (
-    ORDER_TOPIC_CONFIG,
-    AdminError,
-    MessageQueue,
-    MQAdminAPI,
-    UsageError,
-)
+from mq.admin.api import ORDER_TOPIC_CONFIG, AdminError, MQAdminAPI, UsageError
 from mq.admin.output import Result, format_time, table
 from mq.admin.registry import (
     BROKER_ADDR,
@@ -29,6 +23,7 @@ from mq.admin.targets import (
     target_brokers,
     topic_brokers,
 )
+from mq.admin.values import MessageQueue
 from mq.client.allocate import allocate_averagely
 from mq.client.model import MessageQueue as ClientQueue
 from mq.common import mixall

@@ -21,6 +21,7 @@ from mq.broker.client.broker2client import Broker2Client
 from mq.broker.client.manager import ConsumerManager, ProducerManager
 from mq.broker.client.rebalance_lock import RebalanceLockManager, RebalanceLockProcessor
 from mq.broker.config import RUNTIME_KEYS, BrokerConfig, save_runtime_changes
+from mq.broker.dledger import metrics as dledger_metrics
 from mq.broker.dledger.group import DLedgerGroup
 from mq.broker.dledger.settings import DLedgerSettings
 from mq.broker.dledger.transport import LEADERSHIP_TRANSFER, RAFT_PORT_CODES
@@ -201,7 +202,7 @@ class BrokerService(service.MultiService):
             internet.TCPServer(dledger.port, self.dledger.transport.factory, interface=iface,
                                backlog=LISTEN_BACKLOG, reactor=reactor).setServiceParent(self)
             self.dispatcher.register(LEADERSHIP_TRANSFER, self.dledger.process_transfer)
-            self.stats.gauges.append(self.dledger.gauges)
+            self.stats.gauges.append(lambda: dledger_metrics.collect(self.dledger))
         self.stats.gauges.append(self._gauges)
         self.client_metrics = ClientMetrics(self)
         self.stats.gauges.append(lambda: exporter.collect(self))

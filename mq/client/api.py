@@ -34,7 +34,8 @@ from mq.common.broker_headers import (
     UnregisterClientRequestHeader,
 )
 from mq.common.heartbeat import HeartbeatData, SubscriptionData
-from mq.common.message import MessageConst, MessageExt, MessageSysFlag, decode_messages
+from mq.common.message import MessageConst, MessageExt, MessageSysFlag
+from mq.common.message_record import decode_messages
 from mq.common.route import TopicRouteData
 from mq.remoting.client import RemotingClient
 from mq.remoting.codes import RequestCode, ResponseCode, SerializeType

@@ -33,7 +33,8 @@ from mq.common.broker_headers import (
 )
 from mq.common.consumer_status import GetConsumerStatusBody
 from mq.common.heartbeat import ConsumerData, HeartbeatData
-from mq.common.message import MessageConst, decode_message_ext
+from mq.common.message import MessageConst
+from mq.common.message_record import decode_message_ext
 from mq.common.mixall import MASTER_ID
 from mq.common.route import TopicRouteData
 from mq.remoting.client import RemotingClient

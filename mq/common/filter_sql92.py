@@ -347,6 +347,6 @@ class Sql92MessageFilter:
         return True
 
     def is_matched_by_commit_log(self, record: bytes) -> bool:
-        from mq.common.message import record_properties
+        from mq.common.message_record import record_properties
 
         return self.expression.matches(record_properties(record))

@@ -17,7 +17,8 @@ import time
 
 from twisted.internet import defer
 
-from mq.admin.api import AdminError, route_masters
+from mq.admin.api import AdminError
+from mq.admin.values import route_masters
 from mq.common import mixall
 from mq.common.message import MessageConst, decode_offset_msg_id
 from mq.console.forms import BadRequest, Context, Form, admin, known_broker, route

@@ -14,8 +14,9 @@ from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Optional
 import attr
 from twisted.internet import defer
 
-from mq.admin.api import AdminError, MQAdminAPI, parse_timestamp
+from mq.admin.api import AdminError, MQAdminAPI
 from mq.admin.cli import COMMANDS
+from mq.admin.values import parse_timestamp
 from mq.common.names import group_error, topic_error
 from mq.console.config import ConsoleConfig
 from mq.console.sampler import TpsSampler

@@ -12,9 +12,9 @@ import time
 
 from twisted.internet import defer
 
-from mq.admin.api import MessageQueue, route_masters
 from mq.admin.message_commands import _queue_window, _read_queue
 from mq.admin.output import message_json
+from mq.admin.values import MessageQueue, route_masters
 from mq.common import mixall
 from mq.console.forms import BadRequest, Context, Form, route
 from mq.console.views import short_bodies

@@ -17,7 +17,8 @@ import attr
 from twisted.internet import defer, task
 from twisted.logger import Logger
 
-from mq.admin.api import AdminError, MQAdminAPI, route_masters
+from mq.admin.api import AdminError, MQAdminAPI
+from mq.admin.values import route_masters
 from mq.common import mixall
 from mq.common.topic import BENCHMARK_TOPIC, DEFAULT_TOPIC, NOT_ALLOWED_SEND_TOPICS, SYSTEM_TOPIC_PREFIX, TRACE_TOPIC
 from mq.console.history import DayHistory

@@ -13,8 +13,9 @@ from typing import Any, Dict, List, Optional
 
 from twisted.internet import defer
 
-from mq.admin.api import AdminError, ResponseError, route_masters
+from mq.admin.api import AdminError, ResponseError
 from mq.admin.targets import consumer_connection_of
+from mq.admin.values import route_masters
 from mq.console.dlq import stored_at
 from mq.console.forms import Context, Form, route
 from mq.remoting.codes import ResponseCode as RC

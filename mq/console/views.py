@@ -17,8 +17,9 @@ from twisted.internet import defer
 from mq import __version__
 from mq.acl.accounts import MIN_KEY_LENGTH
 from mq.admin.acl_commands import PERM_WORDS
-from mq.admin.api import AdminError, ResponseError, route_masters
+from mq.admin.api import AdminError, ResponseError
 from mq.admin.message_commands import choose_send_queue
+from mq.admin.values import route_masters
 from mq.common.message import decode_offset_msg_id
 from mq.common.names import retry_group_error
 from mq.common.topic import TRACE_TOPIC

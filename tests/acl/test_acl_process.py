@@ -17,7 +17,7 @@ from mq.acl.signing import Credentials
 from mq.client import ConsumeConcurrentlyStatus, ConsumeFromWhere, Producer, PushConsumer, make_message
 from mq.client.model import SendStatus
 from mq.client.simple import create_topic_request, pull_request, send_request
-from mq.common.message import decode_messages
+from mq.common.message_record import decode_messages
 from mq.remoting.codes import FLAG_ONEWAY, ResponseCode
 from tests.broker.cluster import broker_starter, processes, start_namesrv
 from tests.broker.wire import Wire, call

@@ -11,7 +11,8 @@ import pytest_twisted
 from twisted.internet import defer, reactor
 
 from mq.admin import cli
-from mq.admin.api import EXIT_USAGE, parse_timestamp
+from mq.admin.api import EXIT_USAGE
+from mq.admin.values import parse_timestamp
 
 REQUIRED = [
     "updateTopic", "deleteTopic", "topicList", "topicRoute", "topicStatus", "topicClusterList", "clusterList",

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from mq.admin.api import MessageQueue
+from mq.admin.values import MessageQueue
 from mq.client.simple import heartbeat_request, update_offset_request
 from mq.common import fastjson
 from mq.remoting.codes import RequestCode

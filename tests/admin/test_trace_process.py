@@ -11,7 +11,7 @@ from twisted.internet import threads
 from mq.client import ConsumeConcurrentlyStatus, ConsumeFromWhere, Producer, PushConsumer, make_message
 from mq.client.api import unpack_messages
 from mq.client.simple import create_topic_request, parse_route, pull_request, route_request
-from mq.common.message import decode_messages
+from mq.common.message_record import decode_messages
 from mq.common.trace_data import decode
 from mq.remoting.codes import ResponseCode
 from tests.admin.conftest import mqadmin, start_broker

@@ -9,8 +9,8 @@ import sys
 
 from mq.bench.java_load import PROPERTY_ORDER, JavaFrames, UniqIds, java_string_hash, proc_cpu_seconds
 from mq.client.simple import max_offset_request, pull_request
-from mq.common.message import decode_messages
 from mq.common.message_batch import decode_batch
+from mq.common.message_record import decode_messages
 from mq.remoting.serialization import decode_command
 from tests.broker.wire import call
 from tests.support.processes import REPO, child_env

@@ -7,7 +7,7 @@ import signal
 import time
 
 from mq.client.simple import parse_route, pull_request, route_request
-from mq.common.message import decode_messages
+from mq.common.message_record import decode_messages
 from mq.remoting.codes import ResponseCode
 from tests.broker.wire import Wire, call
 from tests.support.processes import TwistdProcess, free_port

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest_twisted
 from twisted.internet import defer, reactor
 
-from mq.common.message import decode_message_ext
+from mq.common.message_record import decode_message_ext
 from mq.remoting.client import RemotingClient
 from mq.remoting.codes import RequestCode
 from mq.remoting.codes import ResponseCode as RC

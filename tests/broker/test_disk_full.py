@@ -19,7 +19,7 @@ from twisted.logger import LogLevel
 from mq.broker.service import BrokerService
 from mq.broker.state_file import JsonStateFile
 from mq.client.simple import create_topic_request, pull_request, query_message_request, send_request
-from mq.common.message import decode_messages
+from mq.common.message_record import decode_messages
 from mq.remoting.codes import ResponseCode as RC
 from mq.store import mappedfile
 from tests.broker.conftest import broker_config

@@ -11,7 +11,7 @@ from mq.client.simple import create_topic_request, pull_request, send_request
 from mq.common import fastjson
 from mq.common.filter_sql92 import compile_sql92
 from mq.common.heartbeat import ConsumerData, HeartbeatData, SubscriptionData
-from mq.common.message import decode_messages
+from mq.common.message_record import decode_messages
 from mq.remoting.codes import RequestCode
 from mq.remoting.codes import ResponseCode as RC
 from mq.remoting.command import RemotingCommand

@@ -24,7 +24,7 @@ from mq.common.ha_protocol import (
     encode_header,
     encode_report,
 )
-from mq.common.message import decode_messages
+from mq.common.message_record import decode_messages
 from mq.remoting.codes import ResponseCode as RC
 from mq.store.config import BrokerRole, MessageStoreConfig
 from mq.store.results import AppendMessageResult, AppendMessageStatus, PutMessageResult, PutMessageStatus

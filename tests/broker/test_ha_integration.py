@@ -19,7 +19,7 @@ from mq.client.simple import (
     send_request,
     update_offset_request,
 )
-from mq.common.message import decode_messages
+from mq.common.message_record import decode_messages
 from mq.remoting.codes import ResponseCode as RC
 from tests.broker.cluster import route_of, start_namesrv
 from tests.broker.ha_support import append_foreign

@@ -16,7 +16,7 @@ from mq.client.simple import (
     update_offset_request,
 )
 from mq.common import fastjson
-from mq.common.message import decode_messages
+from mq.common.message_record import decode_messages
 from mq.common.properties import parse_properties
 from mq.remoting.codes import RequestCode
 from mq.remoting.codes import ResponseCode as RC

@@ -20,7 +20,8 @@ from mq.client.simple import (
 )
 from mq.common import fastjson
 from mq.common.broker_headers import CheckTransactionStateRequestHeader, EndTransactionRequestHeader
-from mq.common.message import decode_messages, decode_offset_msg_id
+from mq.common.message import decode_offset_msg_id
+from mq.common.message_record import decode_messages
 from mq.remoting.codes import RequestCode
 from mq.remoting.codes import ResponseCode as RC
 from mq.remoting.command import RemotingCommand

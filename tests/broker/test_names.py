@@ -17,7 +17,8 @@ from mq.client.simple import (
     update_offset_request,
 )
 from mq.common import fastjson
-from mq.common.message import decode_messages, decode_offset_msg_id
+from mq.common.message import decode_offset_msg_id
+from mq.common.message_record import decode_messages
 from mq.common.topic import SCHEDULE_TOPIC
 from mq.remoting.codes import RequestCode
 from mq.remoting.codes import ResponseCode as RC

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest_twisted
 
 from mq.client.simple import pull_request
-from mq.common.message import decode_messages
+from mq.common.message_record import decode_messages
 from mq.common.route import PERM_WRITE
 from mq.remoting.codes import ResponseCode as RC
 from tests.support.polling import poll

@@ -11,7 +11,8 @@ from mq.broker.processor.reply import reply_push_header
 from mq.client import SimpleClient
 from mq.client.simple import send_header
 from mq.common.broker_headers import ReplyMessageRequestHeader, SendMessageRequestHeader
-from mq.common.message import decode_messages, string_to_properties
+from mq.common.message import string_to_properties
+from mq.common.message_record import decode_messages
 from mq.remoting.codes import RequestCode
 from mq.remoting.codes import ResponseCode as RC
 from mq.remoting.command import RemotingCommand

@@ -19,7 +19,8 @@ from mq.client.simple import (
     view_message_request,
 )
 from mq.common import fastjson
-from mq.common.message import MessageConst, decode_messages, decode_offset_msg_id
+from mq.common.message import MessageConst, decode_offset_msg_id
+from mq.common.message_record import decode_messages
 from mq.remoting.codes import RequestCode
 from mq.remoting.codes import ResponseCode as RC
 from mq.remoting.command import RemotingCommand

@@ -6,7 +6,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from mq.broker.schedule.delay_level import ScheduleMessageService
-from mq.common.message import decode_messages
+from mq.common.message_record import decode_messages
 from mq.common.topic import SCHEDULE_TOPIC
 from tests.store.storetestlib import inner, open_store, put, stop
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest_twisted
 
 from mq.client.simple import send_header
-from mq.common.message import decode_messages
 from mq.common.message_batch import encode_batch
+from mq.common.message_record import decode_messages
 from mq.common.route import PERM_READ
 from mq.remoting.codes import RequestCode
 from mq.remoting.codes import ResponseCode as RC

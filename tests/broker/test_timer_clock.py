@@ -8,7 +8,7 @@ import shutil
 from types import SimpleNamespace
 
 from mq.broker.schedule.timer import ORIGIN, SPAN_MS, TimerMessageService, TimerRefusal, snap_precision
-from mq.common.message import decode_messages
+from mq.common.message_record import decode_messages
 from mq.common.topic import SCHEDULE_TOPIC, TIMER_TOPIC
 from mq.remoting.codes import ResponseCode
 from tests.store.storetestlib import inner, open_store, put, stop

@@ -4,7 +4,7 @@ its producer's born time, at once after (the process test checks the round trip 
 from __future__ import annotations
 
 from mq.client.simple import send_request
-from mq.common.message import decode_message_ext
+from mq.common.message_record import decode_message_ext
 from mq.remoting.codes import RequestCode
 from mq.remoting.codes import ResponseCode as RC
 from tests.robustness.test_broker_fuzz import in_memory_broker

@@ -11,7 +11,7 @@ from twisted.internet import defer
 from mq.broker.transaction.service import TransactionalMessageService
 from mq.client.simple import end_transaction_request, send_request
 from mq.common.broker_headers import EndTransactionRequestHeader
-from mq.common.message import decode_message_ext
+from mq.common.message_record import decode_message_ext
 from mq.remoting.codes import RequestCode
 from mq.remoting.codes import ResponseCode as RC
 from mq.remoting.command import RemotingCommand

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 from twisted.internet import defer
 
 from mq.broker.schedule.delay_level import ScheduleMessageService
-from mq.common.message import decode_messages
+from mq.common.message_record import decode_messages
 from mq.common.route import TopicConfig
 from mq.store.results import PutMessageResult, PutMessageStatus
 from tests.robustness.test_broker_fuzz import in_memory_broker

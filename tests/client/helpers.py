@@ -8,7 +8,8 @@ from twisted.internet import defer
 
 from mq.client import Producer
 from mq.client.simple import SimpleClient
-from mq.common.message import MessageExt, decode_messages
+from mq.common.message import MessageExt
+from mq.common.message_record import decode_messages
 from mq.remoting.codes import ResponseCode
 
 

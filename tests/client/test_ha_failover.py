@@ -39,7 +39,7 @@ from mq.client import (
 from mq.client.instance import get_instance
 from mq.client.simple import create_topic_request, parse_route, pull_request, route_request
 from mq.common import fastjson
-from mq.common.message import decode_messages
+from mq.common.message_record import decode_messages
 from mq.remoting.codes import RequestCode, ResponseCode
 from tests.broker.wire import call
 from tests.support.polling import poll

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mq.admin.api import MessageQueue, queue_map
+from mq.admin.values import MessageQueue, queue_map
 from mq.common import fastjson, jsonkeys
 
 

@@ -11,30 +11,32 @@ from hypothesis import strategies as st
 
 from mq.common.hashing import body_crc, index_key_hash, java_string_hash, tag_hash_code
 from mq.common.message import (
-    BLANK_RECORD,
-    HEAD,
-    PREFIX_LAYOUTS,
-    STORED_MESSAGE,
     Message,
     MessageExt,
     MessageSysFlag,
     PullSysFlag,
-    RecordError,
     create_offset_msg_id,
+    decode_offset_msg_id,
+    normalize_host,
+    properties_to_string,
+    string_to_properties,
+)
+from mq.common.message_record import (
+    BLANK_RECORD,
+    HEAD,
+    PREFIX_LAYOUTS,
+    STORED_MESSAGE,
+    RecordError,
     decode_for_restore,
     decode_message_ext,
     decode_messages,
-    decode_offset_msg_id,
     encode_message_ext,
     encode_record,
     encode_records,
     iter_records,
-    normalize_host,
-    properties_to_string,
     record_properties,
     record_size,
     schema_dict,
-    string_to_properties,
 )
 from mq.common.names import is_valid_topic, topic_error
 

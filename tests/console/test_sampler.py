@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from twisted.internet import defer, task
 
-from mq.admin.api import ClusterInfo, MessageQueue
+from mq.admin.values import ClusterInfo, MessageQueue
 from mq.common.route import BrokerData, QueueData, TopicRouteData
 from mq.console.sampler import TpsSampler, topic_kind
 

@@ -11,7 +11,8 @@ from twisted.internet import defer
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
 
-from mq.admin.api import ClusterInfo, UnreachableError
+from mq.admin.api import UnreachableError
+from mq.admin.values import ClusterInfo
 from mq.common.route import BrokerData, QueueData, TopicRouteData
 from mq.console.config import ConsoleConfig
 from mq.console.forms import Context

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from mq.client.simple import create_topic_request, pull_request, send_request
-from mq.common.message import decode_messages
+from mq.common.message_record import decode_messages
 from mq.remoting.codes import ResponseCode as RC
 from tests.broker.cluster import broker_starter, processes, start_namesrv
 from tests.broker.wire import Wire, call

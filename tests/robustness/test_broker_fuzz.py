@@ -27,8 +27,9 @@ from twisted.internet import defer
 from twisted.internet.testing import MemoryReactorClock
 
 from mq.broker.service import BrokerService
-from mq.common.message import decode_messages, decode_offset_msg_id
+from mq.common.message import decode_offset_msg_id
 from mq.common.message_batch import BatchError, decode_batch, encode_batch
+from mq.common.message_record import decode_messages
 from mq.common.topic import NOT_ALLOWED_SEND_TOPICS
 from mq.remoting.codes import RequestCode, ResponseCode, SerializeType
 from mq.remoting.command import RemotingCommand

@@ -23,7 +23,6 @@ import os
 import random
 from typing import Deque, Dict, Optional, Tuple
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from twisted.internet import defer, task
 from twisted.logger import Logger
 
@@ -567,54 +566,6 @@ class DLedgerGroup:
             log.info("DLedger {id}: {preferred} is caught up; leadership moves back to it", id=node.id,
                      preferred=preferred)
             self.transfer(preferred)
-
-    # -- metrics -----------------------------------------------------------------------------------
-
-    def gauges(self):
-        node = self.driver.node if self.driver is not None else None
-        if node is None:
-            return
-        labels = ["group", "node"]
-        key = [self.settings.group, self.settings.self_id]
-        role = GaugeMetricFamily("mq_dledger_role", "1 for this node's Raft role (LEADER only once it serves)",
-                                 labels=labels + ["role"])
-        shown = "LEADER" if node.role == LEADER and self.ready else ("LEADER_NOT_READY" if node.role == LEADER
-                                                                     else node.role)
-        for r in ("LEADER", "LEADER_NOT_READY", "FOLLOWER", "PRE_CANDIDATE", "CANDIDATE"):
-            role.add_metric(key + [r], 1 if r == shown else 0)
-        yield role
-        for name, doc, value in (
-            ("mq_dledger_term", "Raft term", node.term),
-            ("mq_dledger_commit_index", "Highest committed Raft index known here", node.commit),
-            ("mq_dledger_applied_index", "Highest Raft index applied to the CommitLog", self.applied_index),
-            ("mq_dledger_last_index", "Last Raft index in this node's log", node.log.last_index),
-        ):
-            yield _one(name, doc, labels, key, value)
-        lag = GaugeMetricFamily("mq_dledger_follower_lag_entries",
-                                "Entries a follower has not yet on disk (leader only)", labels=labels + ["follower"])
-        if node.role == LEADER:
-            for p in node.others:
-                lag.add_metric(key + [p], node.log.last_index - node.match[p])
-        yield lag
-        now = self.reactor.seconds()
-        current = 0.0 if self.leaderless_since is None else now - self.leaderless_since
-        yield _one("mq_dledger_leaderless_current_seconds", "Seconds without a known leader so far, this time",
-                   labels, key, current)
-        for name, doc, value in (
-            ("mq_dledger_elections", "Elections this node started (as candidate)", self.elections),
-            ("mq_dledger_leader_changes", "Times this node learned of a new leader", self.leader_changes),
-            ("mq_dledger_leaderless_seconds_total", "Seconds this node knew no leader, all together",
-             self.leaderless_total + current),
-        ):
-            family = CounterMetricFamily(name, doc, labels=labels)
-            family.add_metric(key, value)
-            yield family
-
-
-def _one(name: str, doc: str, labels, key, value) -> GaugeMetricFamily:
-    family = GaugeMetricFamily(name, doc, labels=labels)
-    family.add_metric(key, value)
-    return family
 
 
 def _proposal_failed(failure) -> PutMessageResult:

@@ -17,8 +17,9 @@ from __future__ import annotations
 import struct
 from typing import Dict, List, Optional, Tuple
 
-from mq.common.message import MAX_PROPERTIES_LENGTH, MessageConst, string_to_properties
+from mq.common.message import MessageConst, string_to_properties
 from mq.common.message_batch import UniformBatch
+from mq.common.message_record import MAX_PROPERTIES_LENGTH
 
 _UNIQ = MessageConst.PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX
 _UNIQ_ITEM = _UNIQ + "\x01"

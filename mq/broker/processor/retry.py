@@ -22,7 +22,8 @@ from mq.broker.schedule.delay_level import stored_properties_string
 from mq.common import mixall
 from mq.common.broker_headers import ConsumerSendMsgBackRequestHeader
 from mq.common.hashing import tag_hash_code
-from mq.common.message import MessageConst, MessageExtBrokerInner, decode_message_ext
+from mq.common.message import MessageConst, MessageExtBrokerInner
+from mq.common.message_record import decode_message_ext
 from mq.common.names import retry_group_error
 from mq.common.route import PERM_READ, PERM_WRITE
 from mq.remoting.codes import RequestCode, ResponseCode

@@ -27,7 +27,6 @@ from mq.broker.processor.batch_shape import split as split_batch
 from mq.common import mixall
 from mq.common.broker_headers import SendMessageRequestHeader
 from mq.common.message import (
-    MAX_PROPERTIES_LENGTH,
     MessageConst,
     MessageExtBrokerInner,
     MessageSysFlag,
@@ -36,6 +35,7 @@ from mq.common.message import (
     string_to_properties,
 )
 from mq.common.message_batch import BatchError, decode_batch
+from mq.common.message_record import MAX_PROPERTIES_LENGTH
 from mq.common.names import topic_error
 from mq.common.route import PERM_WRITE, TopicConfig
 from mq.common.topic import NOT_ALLOWED_SEND_TOPICS, SCHEDULE_TOPIC, TIMER_TOPIC

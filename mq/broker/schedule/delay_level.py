@@ -31,13 +31,8 @@ from twisted.logger import Logger
 
 from mq.broker.state_file import JsonStateFile
 from mq.common import fastjson
-from mq.common.message import (
-    MessageConst,
-    MessageExtBrokerInner,
-    MessageSysFlag,
-    decode_for_restore,
-    properties_to_string,
-)
+from mq.common.message import MessageConst, MessageExtBrokerInner, MessageSysFlag, properties_to_string
+from mq.common.message_record import decode_for_restore
 from mq.common.names import topic_error
 from mq.common.topic import RETRY_GROUP_TOPIC_PREFIX, SCHEDULE_TOPIC, dlq_topic
 from mq.remoting.codes import RequestCode, ResponseCode

@@ -30,14 +30,8 @@ from mq.broker.schedule.timer_cancel import CANCEL_QUEUE, DEL_KEY, TimerCancels,
 from mq.broker.schedule.timer_wheel import TimerWheel
 from mq.broker.state_file import JsonStateFile
 from mq.broker.stats.metrics import FastHistogram
-from mq.common.message import (
-    MessageConst,
-    MessageExtBrokerInner,
-    MessageSysFlag,
-    decode_for_restore,
-    record_tail_positions,
-    string_to_properties,
-)
+from mq.common.message import MessageConst, MessageExtBrokerInner, MessageSysFlag, string_to_properties
+from mq.common.message_record import decode_for_restore, record_tail_positions
 from mq.common.topic import SCHEDULE_TOPIC, TIMER_TOPIC
 from mq.remoting.codes import ResponseCode
 

@@ -29,7 +29,8 @@ from typing import Dict, Optional, Tuple
 
 from twisted.logger import Logger
 
-from mq.common.message import MessageConst, record_properties
+from mq.common.message import MessageConst
+from mq.common.message_record import record_properties
 from mq.common.topic import TIMER_TOPIC
 
 log = Logger()

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from typing import Optional
 
-from mq.common.message import MessageConst, MessageExt, MessageSysFlag, decode_message_ext
+from mq.common.message import MessageConst, MessageExt, MessageSysFlag
+from mq.common.message_record import decode_message_ext
 from mq.common.topic import SCHEDULE_TOPIC, TIMER_TOPIC
 
 _C = MessageConst

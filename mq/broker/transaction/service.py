@@ -41,15 +41,8 @@ from mq.broker.schedule.delay_level import STORE_WIDE, stored_properties_string
 from mq.broker.transaction.committed import commit_stored
 from mq.common import mixall
 from mq.common.broker_headers import CheckTransactionStateRequestHeader, EndTransactionRequestHeader
-from mq.common.message import (
-    MessageConst,
-    MessageExt,
-    MessageExtBrokerInner,
-    MessageSysFlag,
-    create_offset_msg_id,
-    decode_message_ext,
-    encode_message_ext,
-)
+from mq.common.message import MessageConst, MessageExt, MessageExtBrokerInner, MessageSysFlag, create_offset_msg_id
+from mq.common.message_record import decode_message_ext, encode_message_ext
 from mq.common.route import PERM_READ, PERM_WRITE
 from mq.common.topic import TRANS_CHECK_MAX_TIME_TOPIC, TRANS_HALF_TOPIC, TRANS_OP_HALF_TOPIC
 from mq.remoting.codes import RequestCode, ResponseCode

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from twisted.internet import defer, task
 
-from mq.common.message import MessageExtBrokerInner, decode_message_ext
+from mq.common.message import MessageExtBrokerInner
+from mq.common.message_record import decode_message_ext
 from mq.store.config import MessageStoreConfig
 from mq.store.mappedfile import StoreError
 from mq.store.results import PutMessageResult, PutMessageStatus
