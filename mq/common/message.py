@@ -317,20 +317,3 @@ class MessageExtBrokerInner(MessageExt):
 
     properties_string: Optional[str] = None
     tags_code: Optional[int] = None
-
-
-# The stored record's names that mq/store and tests/store (being edited elsewhere when the record moved to
-# mq.common.message_record) still import from here. Looked up on first use: message_record imports this module.
-_MOVED_TO_RECORD = frozenset({
-    "BLANK_MAGIC_CODE", "BLANK_RECORD", "HEAD", "MAX_PROPERTIES_LENGTH", "MESSAGE_MAGIC_CODE", "RecordError",
-    "RecordItem", "decode_message_ext", "decode_messages", "encode_records", "record_properties",
-    "record_tail_positions",
-})  # fmt: skip
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED_TO_RECORD:
-        from mq.common import message_record
-
-        return getattr(message_record, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,14 +13,7 @@ from typing import Callable, Iterator, Optional, Tuple
 
 from twisted.logger import Logger
 
-from mq.common.message import (
-    BLANK_MAGIC_CODE,
-    BLANK_RECORD,
-    HEAD,
-    MESSAGE_MAGIC_CODE,
-    RecordError,
-    record_tail_positions,
-)
+from mq.common.message_record import BLANK_MAGIC_CODE, BLANK_RECORD, HEAD, MESSAGE_MAGIC_CODE, RecordError, record_tail_positions
 from mq.store.mappedfile import PAGE, MappedFile, MappedFileQueue, Prefaulter, StoreError
 
 log = Logger()

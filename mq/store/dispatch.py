@@ -13,7 +13,8 @@ from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 from twisted.logger import Logger
 
 from mq.common.hashing import tag_hash_code
-from mq.common.message import MessageConst, MessageSysFlag, record_tail_positions, string_to_properties
+from mq.common.message import MessageConst, MessageSysFlag, string_to_properties
+from mq.common.message_record import record_tail_positions
 from mq.common.names import IllegalName
 from mq.common.topic import SCHEDULE_TOPIC, TIMER_TOPIC
 from mq.store.commitlog import CommitLog

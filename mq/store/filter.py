@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import FrozenSet, Iterable, Protocol
 
 from mq.common.hashing import tag_hash_code
-from mq.common.message import MessageConst, record_properties
+from mq.common.message import MessageConst
+from mq.common.message_record import record_properties
 
 
 class MessageFilter(Protocol):

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Any, List, Optional
 
-from mq.common.message import MessageConst, MessageExt, decode_message_ext, record_properties
+from mq.common.message import MessageConst, MessageExt
+from mq.common.message_record import decode_message_ext, record_properties
 from mq.store.config import BrokerRole
 from mq.store.consumequeue import CQ_ENTRY, ENTRY_SIZE, PAD_SIZE
 from mq.store.results import GetMessageResult, GetMessageStatus, QueryMessageResult

@@ -16,16 +16,9 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Protocol, Sequ
 from twisted.internet import defer, task, threads
 from twisted.logger import Logger
 
-from mq.common.message import (
-    MAX_PROPERTIES_LENGTH,
-    MessageConst,
-    MessageExtBrokerInner,
-    MessageSysFlag,
-    RecordItem,
-    encode_records,
-    properties_to_string,
-)
+from mq.common.message import MessageConst, MessageExtBrokerInner, MessageSysFlag, properties_to_string
 from mq.common.message_batch import UniformBatch
+from mq.common.message_record import MAX_PROPERTIES_LENGTH, RecordItem, encode_records
 from mq.common.names import topic_error
 from mq.common.progress import LOG_EVERY, LoggedProgress
 from mq.common.topic import SCHEDULE_TOPIC

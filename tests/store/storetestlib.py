@@ -8,7 +8,8 @@ from typing import Any, Callable, Dict, List, Optional
 
 from twisted.internet import defer, task
 
-from mq.common.message import MessageExtBrokerInner, decode_message_ext
+from mq.common.message import MessageExtBrokerInner
+from mq.common.message_record import decode_message_ext
 from mq.store import MessageStore, MessageStoreConfig, PutMessageResult, mappedfile
 
 T0 = 1_700_000_000.0  # 2023-11-14, a Tuesday

@@ -13,7 +13,7 @@ from typing import List
 import pytest
 from twisted.logger import LogLevel
 
-from mq.common.message import decode_message_ext
+from mq.common.message_record import decode_message_ext
 from mq.store import MessageStoreConfig, PutMessageStatus
 from mq.store.consumequeue import ENTRY_SIZE, RESERVE_AHEAD, ConsumeQueue, queue_file_size
 from mq.store.mappedfile import DiskFullError, MappedFile

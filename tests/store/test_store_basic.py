@@ -7,14 +7,8 @@ import struct
 import pytest
 
 from mq.common.hashing import java_string_hash
-from mq.common.message import (
-    BLANK_MAGIC_CODE,
-    MessageSysFlag,
-    create_offset_msg_id,
-    decode_message_ext,
-    decode_messages,
-    decode_offset_msg_id,
-)
+from mq.common.message import MessageSysFlag, create_offset_msg_id, decode_offset_msg_id
+from mq.common.message_record import BLANK_MAGIC_CODE, decode_message_ext, decode_messages
 from mq.store import BrokerRole, GetMessageStatus, PutMessageStatus, TagFilter
 from mq.store.mappedfile import StoreError
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mq.common.message import BLANK_MAGIC_CODE, BLANK_RECORD, decode_message_ext
+from mq.common.message_record import BLANK_MAGIC_CODE, BLANK_RECORD, decode_message_ext
 from mq.store import FlushDiskType
 
 from .storetestlib import assert_consistent, open_store, scan_commitlog

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.logger import formatEvent, globalLogPublisher
 
-from mq.common.message import decode_messages
+from mq.common.message_record import decode_messages
 from mq.store import GetMessageStatus, PutMessageStatus
 
 from .storetestlib import assert_consistent, inner, open_store, put, scan_commitlog, stop
