@@ -43,6 +43,7 @@ class FlushService:
         self._waiters: Deque[List[Any]] = deque()  # [end offset, deadline, Deferred]
         self._want_commitlog = False
         self._want_logic = False
+        self._last_logic = False  # whether the last job started was a logic one
         self._idle: List[defer.Deferred] = []
         self._kick_call: Optional[IDelayedCall] = None
         self._timeout_call: Optional[IDelayedCall] = None
@@ -101,8 +102,16 @@ class FlushService:
         self._kick_call = None
         if self.busy:
             return
+        # CommitLog and logic jobs take turns when both are wanted: under a steady SYNC_FLUSH load there is
+        # always a CommitLog job to run, and the queues and checkpoint were never flushed. A logic job flushes
+        # the CommitLog first, so waiters are served by either.
         job = None
-        if self._want_commitlog or self._waiters:
+        logic = False
+        if self._want_logic and not self._last_logic:
+            self._want_logic = False
+            job = self.prepare_logic()
+            logic = job is not None
+        if job is None and (self._want_commitlog or self._waiters):
             self._want_commitlog = False
             job = self.prepare_commitlog()
             if job is None:
@@ -110,7 +119,9 @@ class FlushService:
         if job is None and self._want_logic:
             self._want_logic = False
             job = self.prepare_logic()
+            logic = job is not None
         if job is not None:
+            self._last_logic = logic
             self._start(job)
 
     def _start(self, job: Job) -> defer.Deferred:

@@ -30,7 +30,8 @@ from mq.store.diskspace import DiskSpace, disk_used_ratio
 from mq.store.dispatch import Dispatcher, make_tags_code_fn
 from mq.store.flush import FlushService, Job
 from mq.store.index import IndexService
-from mq.store.mappedfile import PAGE, DiskFullError, MappedFile, StoreError
+from mq.store.mappedfile import DiskFullError, MappedFile, MappedFileQueue, StoreError
+from mq.store.queue_flush import QueueChunk, QueueFlushPlanner
 from mq.store.reading import StoreReading
 from mq.store.results import (
     AppendMessageResult,
@@ -133,7 +134,8 @@ class MessageStore(StoreReading):
         self.stats_counters = StoreStats()
         self.running = False
         self._checkpoint_failing = False
-        self._thorough_flush_ms = 0  # when every queue was last flushed (the first flush is thorough)
+        self.queue_flush = QueueFlushPlanner(lambda: self.config.flush_consume_queue_least_pages,
+                                             lambda: self.config.flush_consume_queue_thorough_interval)
         self._ticks = 0
         self._last_store_ts = 0
         self._lock_fd: Optional[int] = None
@@ -312,41 +314,21 @@ class MessageStore(StoreReading):
         return blocking, complete
 
     def _prepare_logic_flush(self, thorough: Optional[bool] = None) -> Optional[Job]:
-        """CommitLog, then queues and index, then the checkpoint naming what is now known durable.
-
-        RocketMQ's rule for queues: one is flushed once it has ``flush_consume_queue_least_pages`` dirty pages,
-        and all of them every ``flush_consume_queue_thorough_interval`` (``thorough``: now, whatever the time;
-        at stop and after recovery). With thousands of queues each taking a few messages a second, flushing
-        every dirty queue every second was thousands of fdatasyncs a second. The checkpoint names the queues
-        flushed up to ``dispatched`` only when none was left dirty; otherwise it keeps the last such offset,
-        and a recovery dispatches again from there (queue entries are idempotent)."""
+        """CommitLog, then queues (a chunk of them: ``queue_flush``), then, when a pass over the queues ends,
+        the index and the checkpoint naming what is now known durable. ``thorough``: every queue, in one job
+        (at stop and after recovery)."""
         cl_job = self._prepare_commitlog_flush()
-        dispatched = self.reput_offset
-        cfg = self.config
         now = self.now_ms()
-        if thorough is None:
-            thorough = now - self._thorough_flush_ms >= cfg.flush_consume_queue_thorough_interval
-        least = 0 if thorough else cfg.flush_consume_queue_least_pages
-        left_dirty = False
-        dirty: List[MappedFile] = []
-        dirty_dirs = []
-        queues = []
-        for cq in self.queues.all():
-            q = cq.files
-            if q.wrote > q.flushed or q.dir_dirty:
-                if least and q.wrote // PAGE - q.flushed // PAGE < least:  # a new file too: see recovery
-                    left_dirty = True
-                    continue
-                dirty.extend(q.dirty_files())
-                if q.dir_dirty:
-                    dirty_dirs.append(q)
-                    q.dir_dirty = False
-                queues.append((q, q.wrote))
+        planner = self.queue_flush
+        chunk = planner.next_chunk(self.queues.all(), self.reput_offset, now, whole=bool(thorough))
+        if not chunk.last:
+            return self._queue_chunk_job(cl_job, chunk)
+        dispatched = self.reput_offset
         index_dirty = self.index.collect_dirty() if self.index is not None else []
-        dirty.extend(index_dirty)
-        logics = self.checkpoint.logics_offset if left_dirty else dispatched
-        if cl_job is None and not dirty and (self.checkpoint.logics_offset, self.checkpoint.index_offset) == (
-                logics, dispatched):
+        dirty = chunk.files + index_dirty
+        logics = self.checkpoint.logics_offset if chunk.durable_upto is None else chunk.durable_upto
+        if cl_job is None and not dirty and not chunk.dirs and (
+                self.checkpoint.logics_offset, self.checkpoint.index_offset) == (logics, dispatched):
             return None
         ts = self.dispatcher.last_store_timestamp
         cp = Checkpoint(ts, ts, ts, self.commitlog.files.wrote, logics, dispatched)
@@ -354,14 +336,7 @@ class MessageStore(StoreReading):
         failed: List[OSError] = []
 
         def blocking() -> None:
-            if cl_job is not None:
-                cl_job[0]()
-            for f in dirty:
-                f.sync()
-            for q in dirty_dirs:
-                q.sync_dir()
-            if dirty_dirs:
-                _fsync_dir(self.config.consume_queue_dir)
+            self._sync_queue_chunk(cl_job, dirty, chunk.dirs)
             if index_dirty:
                 _fsync_dir(self.config.index_dir)
             try:
@@ -370,11 +345,7 @@ class MessageStore(StoreReading):
                 failed.append(e)
 
         def complete() -> None:
-            if cl_job is not None:
-                cl_job[1]()
-            for q, wrote in queues:
-                if wrote > q.flushed:
-                    q.flushed = wrote
+            _complete_queue_chunk(cl_job, chunk)
             if failed:  # the next logic flush writes it again (self.checkpoint is left behind)
                 if not self._checkpoint_failing:
                     log.warn("cannot write {path} ({e}): the previous one is kept; trying again",
@@ -385,10 +356,29 @@ class MessageStore(StoreReading):
                 log.info("{path} written again", path=path)
                 self._checkpoint_failing = False
             self.checkpoint = cp
-            if thorough:
-                self._thorough_flush_ms = now
+            planner.pass_ended(chunk, now)
 
         return blocking, complete
+
+    def _queue_chunk_job(self, cl_job: Optional[Job], chunk: QueueChunk) -> Job:
+        """A chunk of a pass over the queues that is not its last: when done, the next one is asked for (a
+        SYNC_FLUSH group commit waiting meanwhile goes first)."""
+
+        def complete() -> None:
+            _complete_queue_chunk(cl_job, chunk)
+            self.flusher.request_logic()
+
+        return lambda: self._sync_queue_chunk(cl_job, chunk.files, chunk.dirs), complete
+
+    def _sync_queue_chunk(self, cl_job: Optional[Job], files: List[MappedFile], dirs: List[MappedFileQueue]) -> None:
+        if cl_job is not None:
+            cl_job[0]()
+        for f in files:
+            f.sync()
+        for q in dirs:
+            q.sync_dir()
+        if dirs:
+            _fsync_dir(self.config.consume_queue_dir)
 
     def _logic_tick(self) -> None:
         self.flusher.request_logic()
@@ -783,6 +773,7 @@ class MessageStore(StoreReading):
     def truncate(self, phy_offset: int) -> None:
         """Drop everything from ``phy_offset`` (a record boundary) on: CommitLog, queue and index entries."""
         self.commitlog.truncate(phy_offset)
+        self.queue_flush.abandon()
         self.queue_offsets.clear()
         for cq in self.queues.all():
             cq.truncate_dirty(phy_offset)
@@ -863,6 +854,14 @@ def _flush_outcome(flushed: bool, result: AppendMessageResult) -> PutMessageResu
     if flushed:
         return PutMessageResult(PutMessageStatus.PUT_OK, result)
     return PutMessageResult(PutMessageStatus.FLUSH_DISK_TIMEOUT, result, reason="not flushed within syncFlushTimeout")
+
+
+def _complete_queue_chunk(cl_job: Optional[Job], chunk: QueueChunk) -> None:
+    if cl_job is not None:
+        cl_job[1]()
+    for q, wrote in chunk.flushed:
+        if wrote > q.flushed:
+            q.flushed = wrote
 
 
 def _fsync_dir(path: str) -> None:

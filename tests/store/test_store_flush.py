@@ -9,6 +9,7 @@ from twisted.internet import defer
 from mq.store import FlushDiskType, PutMessageStatus
 from mq.store.checkpoint import load_checkpoint
 from mq.store.mappedfile import MappedFile
+from tests.support.logs import tracebacks
 
 from .storetestlib import assert_consistent, inner, open_store, put, result_of, stop
 
@@ -202,3 +203,94 @@ def test_stop_flushes_every_queue_whatever_its_dirty_pages(tmp_path, monkeypatch
     cp = load_checkpoint(str(tmp_path / "checkpoint"))
     assert cp.logics_offset == cp.physic_offset == store.get_max_phy_offset()
     assert all(cq.files.flushed == cq.files.wrote for cq in store.queues.all())
+
+
+# -- a pass over many queues, in chunks -----------------------------------------------------------
+
+
+def test_a_pass_over_many_dirty_queues_is_cut_into_chunks_and_a_sync_put_goes_between_them(tmp_path):
+    thread = ManualThread()
+    store = open_store(tmp_path, run_blocking=thread, flush_disk_type=FlushDiskType.SYNC_FLUSH,
+                       flush_consume_queue_least_pages=0)  # fmt: skip
+    store.queue_flush.chunk_files = 50
+    clock = store.reactor
+    for i in range(120):  # 120 dirty queues: chunks of 50, 50 and 20 files
+        _fired(store.put_message(inner(topic=f"T{i % 4}", queue_id=i // 4, WAIT="false")))
+    while thread.pending:
+        thread.run_one()
+    dispatched = store.get_max_phy_offset()
+    clock.advance(1.0)  # the logic tick
+    assert len(thread.pending) == 1 and store.queue_flush.in_pass
+    late = _fired(store.put_message(inner(body=b"sync")))  # a SYNC_FLUSH put waits for its fsync
+    clock.advance(0)
+    thread.run_one()  # the first chunk, prepared before the put was written
+    assert not late
+    checkpoint_before = load_checkpoint(str(tmp_path / "checkpoint"))
+    assert sum(cq.files.flushed == cq.files.wrote for cq in store.queues.all()) == 50
+    clock.advance(0)
+    thread.run_one()  # CommitLog and queue chunks take turns: the put's fsync, not the next chunk
+    assert late and late[0].status is PutMessageStatus.PUT_OK
+    assert sum(cq.files.flushed == cq.files.wrote for cq in store.queues.all()) == 50
+    assert store.queue_flush.in_pass
+    clock.advance(0)
+    chunks = 0
+    while thread.pending:
+        thread.run_one()
+        chunks += 1
+        clock.advance(0)
+    assert chunks == 2 and not store.queue_flush.in_pass
+    assert load_checkpoint(str(tmp_path / "checkpoint")) != checkpoint_before
+    cp = load_checkpoint(str(tmp_path / "checkpoint"))
+    # Entries dispatched when the pass began are durable; the two SYNC puts' entries came after it.
+    assert cp.logics_offset == dispatched < store.get_max_phy_offset() == cp.physic_offset == cp.index_offset
+    assert all(cq.files.flushed == cq.files.wrote for cq in store.queues.all() if cq.topic != "T")
+
+
+def test_a_steady_sync_flush_load_does_not_starve_the_queue_flush(tmp_path):
+    thread = ManualThread()
+    store = open_store(tmp_path, run_blocking=thread, flush_disk_type=FlushDiskType.SYNC_FLUSH,
+                       flush_consume_queue_least_pages=0)  # fmt: skip
+    clock = store.reactor
+    _fired(store.put_message(inner()))
+    clock.advance(0)
+    clock.advance(1.0)  # the logic tick asks for a queue flush while a CommitLog fsync is running
+    for i in range(3):  # every fsync ends with new SYNC puts waiting
+        _fired(store.put_message(inner(body=b"%d" % i)))
+        clock.advance(0)
+        thread.run_one()
+        clock.advance(0)
+    assert load_checkpoint(str(tmp_path / "checkpoint")).logics_offset > 0
+
+
+def test_a_truncation_abandons_the_pass_under_way(tmp_path):
+    thread = ManualThread()
+    store = open_store(tmp_path, run_blocking=thread, flush_consume_queue_least_pages=0)
+    store.queue_flush.chunk_files = 5
+    for i in range(12):
+        put(store, inner(queue_id=i))
+    while thread.pending:
+        thread.run_one()
+    store.reactor.advance(1.0)
+    thread.run_one()
+    assert store.queue_flush.in_pass
+    store.truncate(store.get_max_phy_offset())
+    assert not store.queue_flush.in_pass
+
+
+def test_a_topic_deleted_during_a_pass_is_skipped_by_its_later_chunks(tmp_path, log_events):
+    thread = ManualThread()
+    store = open_store(tmp_path, run_blocking=thread, flush_consume_queue_least_pages=0)
+    store.queue_flush.chunk_files = 4
+    for i in range(12):
+        put(store, inner(topic="A" if i < 4 else "B", queue_id=i))
+    while thread.pending:
+        thread.run_one()
+    store.reactor.advance(1.0)
+    thread.run_one()  # A's four queues
+    store.delete_topics(["B"])  # between two jobs, as the store's admin calls run
+    store.reactor.advance(0)
+    while thread.pending:
+        thread.run_one()
+        store.reactor.advance(0)
+    assert not store.queue_flush.in_pass and not tracebacks(log_events)
+    assert load_checkpoint(str(tmp_path / "checkpoint")).logics_offset == store.get_max_phy_offset()
