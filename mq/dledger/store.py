@@ -33,8 +33,8 @@ from twisted.logger import Logger
 from mq.dledger import entry as entry_codec
 from mq.dledger.log import TermRuns
 from mq.dledger.messages import Append, Entry, HardState, PersistOp, Truncate
+from mq.store.flushing import fsync_dir  # the CommitLog store's directory fsync, shared
 from mq.store.mappedfile import NO_SPACE, DiskFullError
-from mq.store.store import _fsync_dir  # the CommitLog store's directory fsync, shared
 
 log = Logger()
 
@@ -114,7 +114,7 @@ def _save(directory: str, name: str, data: bytes) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
-    _fsync_dir(directory)
+    fsync_dir(directory)
 
 
 def _meta_crc(term: int, voted: str) -> int:
@@ -255,7 +255,7 @@ class DurableLog:
             log.warn("DLedger log: recovery cut {n} bytes after entry {index}", n=self.recovered_cut,
                      index=runs.last)
             self.sync()
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
         return runs.last - runs.base
 
     def _scan_segment(self, start: int, anchors: array) -> Tuple[int, int]:
@@ -556,7 +556,7 @@ class DurableLog:
         self._index = (_origin(base), array("q"))
         self.runs = TermRuns(base, term)
         self.end = self.base_pos = pos
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
 
     def _save_base(self, base: int, term: int, pos: int) -> None:
         data = BASE.build({"index": base, "term": term, "pos": pos, "crc": _base_crc(base, term, pos)})

@@ -22,16 +22,17 @@ from mq.common.message_record import MAX_PROPERTIES_LENGTH, RecordItem, encode_r
 from mq.common.names import topic_error
 from mq.common.progress import LOG_EVERY, LoggedProgress
 from mq.common.topic import SCHEDULE_TOPIC
-from mq.store.checkpoint import Checkpoint, load_checkpoint, write_checkpoint
+from mq.store.checkpoint import Checkpoint, load_checkpoint
 from mq.store.commitlog import END_FILE_MIN_BLANK_LENGTH, CommitLog
 from mq.store.config import BrokerRole, FlushDiskType, MessageStoreConfig, parse_delay_levels
 from mq.store.consumequeue import ConsumeQueue, ConsumeQueueTable
 from mq.store.diskspace import DiskSpace, disk_used_ratio
 from mq.store.dispatch import Dispatcher, make_tags_code_fn
-from mq.store.flush import FlushService, Job
+from mq.store.flush import FlushService
+from mq.store.flushing import StoreFlushing, fsync_dir
 from mq.store.index import IndexService
-from mq.store.mappedfile import DiskFullError, MappedFile, MappedFileQueue, StoreError
-from mq.store.queue_flush import QueueChunk, QueueFlushPlanner
+from mq.store.mappedfile import DiskFullError, StoreError
+from mq.store.queue_flush import QueueFlushPlanner
 from mq.store.reading import StoreReading
 from mq.store.results import (
     AppendMessageResult,
@@ -45,7 +46,6 @@ from mq.store.retention import Retention
 log = Logger()
 #: Seconds between two progress lines of a long recovery.
 RECOVERY_LOG_EVERY = LOG_EVERY
-SWEEP_TICKS = 60  # every 60th logic tick (a minute by default) gives back every queue page reads brought in
 
 _PREPARED = MessageSysFlag.TRANSACTION_PREPARED_TYPE
 _ROLLBACK = MessageSysFlag.TRANSACTION_ROLLBACK_TYPE
@@ -71,7 +71,7 @@ def _total_memory() -> int:
         return 8 << 30
 
 
-class MessageStore(StoreReading):
+class MessageStore(StoreReading, StoreFlushing):
     def __init__(
         self,
         config: MessageStoreConfig,
@@ -180,7 +180,7 @@ class MessageStore(StoreReading):
         self._recover(abnormal)
         with open(self.abort_path, "wb"):
             pass
-        _fsync_dir(root)
+        fsync_dir(root)
         log.info(
             "store {root} recovered ({how}) in {secs:.3f}s: CommitLog [{lo}, {hi})",
             root=root, how="after a crash" if abnormal else "clean", secs=time.monotonic() - started,
@@ -225,7 +225,7 @@ class MessageStore(StoreReading):
             self.flusher.fail_all_waiters()
             self._close_files()
             os.unlink(self.abort_path)
-            _fsync_dir(self.config.store_path_root_dir)
+            fsync_dir(self.config.store_path_root_dir)
             log.info("store stopped cleanly at CommitLog offset {offset}", offset=self.commitlog.max_offset)
 
         return d.addCallback(finish)
@@ -289,108 +289,6 @@ class MessageStore(StoreReading):
             if job is not None:
                 job[0]()
                 job[1]()
-
-    # ------------------------------------------------------------------ flushing
-
-    def _prepare_commitlog_flush(self) -> Optional[Job]:
-        files = self.commitlog.files
-        target = files.wrote
-        if target <= files.flushed and not files.dir_dirty:
-            return None
-        dirty = files.dirty_files()
-        sync_dir = files.dir_dirty
-        files.dir_dirty = False
-
-        def blocking() -> None:
-            for f in dirty:
-                f.sync()
-            if sync_dir:
-                files.sync_dir()
-
-        def complete() -> None:
-            if target > files.flushed:
-                files.flushed = target
-
-        return blocking, complete
-
-    def _prepare_logic_flush(self, thorough: Optional[bool] = None) -> Optional[Job]:
-        """CommitLog, then queues (a chunk of them: ``queue_flush``), then, when a pass over the queues ends,
-        the index and the checkpoint naming what is now known durable. ``thorough``: every queue, in one job
-        (at stop and after recovery)."""
-        cl_job = self._prepare_commitlog_flush()
-        now = self.now_ms()
-        planner = self.queue_flush
-        chunk = planner.next_chunk(self.queues.all(), self.reput_offset, now, whole=bool(thorough))
-        if not chunk.last:
-            return self._queue_chunk_job(cl_job, chunk)
-        dispatched = self.reput_offset
-        index_dirty = self.index.collect_dirty() if self.index is not None else []
-        dirty = chunk.files + index_dirty
-        logics = self.checkpoint.logics_offset if chunk.durable_upto is None else chunk.durable_upto
-        if cl_job is None and not dirty and not chunk.dirs and (
-                self.checkpoint.logics_offset, self.checkpoint.index_offset) == (logics, dispatched):
-            return None
-        ts = self.dispatcher.last_store_timestamp
-        cp = Checkpoint(ts, ts, ts, self.commitlog.files.wrote, logics, dispatched)
-        path = self.checkpoint_path
-        failed: List[OSError] = []
-
-        def blocking() -> None:
-            self._sync_queue_chunk(cl_job, dirty, chunk.dirs)
-            if index_dirty:
-                _fsync_dir(self.config.index_dir)
-            try:
-                write_checkpoint(path, cp)
-            except OSError as e:  # the old checkpoint still names offsets that are durable: recovery is right
-                failed.append(e)
-
-        def complete() -> None:
-            _complete_queue_chunk(cl_job, chunk)
-            if failed:  # the next logic flush writes it again (self.checkpoint is left behind)
-                if not self._checkpoint_failing:
-                    log.warn("cannot write {path} ({e}): the previous one is kept; trying again",
-                             path=path, e=failed[0].strerror or failed[0])
-                self._checkpoint_failing = True
-                return
-            if self._checkpoint_failing:
-                log.info("{path} written again", path=path)
-                self._checkpoint_failing = False
-            self.checkpoint = cp
-            planner.pass_ended(chunk, now)
-
-        return blocking, complete
-
-    def _queue_chunk_job(self, cl_job: Optional[Job], chunk: QueueChunk) -> Job:
-        """A chunk of a pass over the queues that is not its last: when done, the next one is asked for (a
-        SYNC_FLUSH group commit waiting meanwhile goes first)."""
-
-        def complete() -> None:
-            _complete_queue_chunk(cl_job, chunk)
-            self.flusher.request_logic()
-
-        return lambda: self._sync_queue_chunk(cl_job, chunk.files, chunk.dirs), complete
-
-    def _sync_queue_chunk(self, cl_job: Optional[Job], files: List[MappedFile], dirs: List[MappedFileQueue]) -> None:
-        if cl_job is not None:
-            cl_job[0]()
-        for f in files:
-            f.sync()
-        for q in dirs:
-            q.sync_dir()
-        if dirs:
-            _fsync_dir(self.config.consume_queue_dir)
-
-    def _logic_tick(self) -> None:
-        self.flusher.request_logic()
-        # Resident memory stays flat: mapped pages go back to the page cache once a second (a queue's page
-        # being written excepted, all its pages at every SWEEP_TICKS-th tick).
-        self.commitlog.release_pages()
-        self._ticks += 1
-        sweep = self._ticks % SWEEP_TICKS == 0
-        for cq in self.queues.all():
-            cq.release_pages(sweep)
-        if self.index is not None:
-            self.index.release_pages()
 
     # ------------------------------------------------------------------ writing
 
@@ -854,20 +752,3 @@ def _flush_outcome(flushed: bool, result: AppendMessageResult) -> PutMessageResu
     if flushed:
         return PutMessageResult(PutMessageStatus.PUT_OK, result)
     return PutMessageResult(PutMessageStatus.FLUSH_DISK_TIMEOUT, result, reason="not flushed within syncFlushTimeout")
-
-
-def _complete_queue_chunk(cl_job: Optional[Job], chunk: QueueChunk) -> None:
-    if cl_job is not None:
-        cl_job[1]()
-    for q, wrote in chunk.flushed:
-        if wrote > q.flushed:
-            q.flushed = wrote
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-

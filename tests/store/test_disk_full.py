@@ -258,7 +258,7 @@ def test_a_slave_whose_queue_file_cannot_be_created_dispatches_it_later(tmp_path
 
 
 def test_a_checkpoint_that_cannot_be_written_is_written_at_the_next_flush(tmp_path, monkeypatch, log_events):
-    from mq.store import store as store_module
+    from mq.store import flushing as store_module
 
     store = open_store(tmp_path, flush_consume_queue_least_pages=0)  # every queue flushed at every tick
     put(store, inner())
