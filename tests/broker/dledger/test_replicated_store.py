@@ -10,8 +10,9 @@ from mq.common.message import MessageExtBrokerInner
 from mq.common.message_record import decode_message_ext
 from mq.store.config import MessageStoreConfig
 from mq.store.mappedfile import StoreError
+from mq.store.replicated import next_position
 from mq.store.results import PutMessageResult, PutMessageStatus
-from mq.store.store import MessageStore, next_position
+from mq.store.store import MessageStore
 
 
 class FakeReplicator:
