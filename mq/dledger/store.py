@@ -33,8 +33,11 @@ from twisted.logger import Logger
 from mq.dledger import entry as entry_codec
 from mq.dledger.log import TermRuns
 from mq.dledger.messages import Append, Entry, HardState, PersistOp, Truncate
-from mq.store.flushing import fsync_dir  # the CommitLog store's directory fsync, shared
-from mq.store.mappedfile import NO_SPACE, DiskFullError
+from mq.store.mappedfile import (
+    NO_SPACE,
+    DiskFullError,
+    fsync_dir,  # the CommitLog store's directory fsync, shared
+)
 
 log = Logger()
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from typing import Dict, Iterator, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import construct as c
 from twisted.logger import Logger
@@ -196,16 +196,16 @@ class ConsumeQueue:
     # ------------------------------------------------------------------ recovery and retention
 
     def load(self) -> None:
-        self._adopt_size_on_disk()
-        self.files.load()
+        names = files_in(self.directory)
+        self._adopt_size_on_disk(names)
+        self.files.load(names)
         if self.files.files:
             self.min_logic_bytes = self.files.files[0].start
 
-    def _adopt_size_on_disk(self) -> None:
+    def _adopt_size_on_disk(self, names: List[str]) -> None:
         """Keep the size of the files this queue has: entry positions are file positions, so a queue cannot
         change its file size, and mappedFileSizeConsumeQueue changed since (or read as entries by earlier mq
         versions, as RocketMQ's bytes now) must not make its store unreadable. New queues take the configured size."""
-        names = files_in(self.directory)
         if not names:
             return
         size = os.stat(os.path.join(self.directory, names[0])).st_size

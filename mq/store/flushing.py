@@ -7,14 +7,13 @@ the latter and gives mapped pages back.
 
 from __future__ import annotations
 
-import os
 from typing import List, Optional
 
 from twisted.logger import Logger
 
 from mq.store.checkpoint import Checkpoint, write_checkpoint
 from mq.store.flush import Job
-from mq.store.mappedfile import MappedFile, MappedFileQueue
+from mq.store.mappedfile import MappedFile, MappedFileQueue, fsync_dir
 from mq.store.queue_flush import QueueChunk
 
 log = Logger()
@@ -53,11 +52,11 @@ class StoreFlushing:
         (at stop and after recovery)."""
         cl_job = self._prepare_commitlog_flush()
         now = self.now_ms()
+        dispatched = self.reput_offset
         planner = self.queue_flush
-        chunk = planner.next_chunk(self.queues.all(), self.reput_offset, now, whole=bool(thorough))
+        chunk = planner.next_chunk(self.queues.all(), dispatched, now, whole=bool(thorough))
         if not chunk.last:
             return self._queue_chunk_job(cl_job, chunk)
-        dispatched = self.reput_offset
         index_dirty = self.index.collect_dirty() if self.index is not None else []
         dirty = chunk.files + index_dirty
         logics = self.checkpoint.logics_offset if chunk.durable_upto is None else chunk.durable_upto
@@ -133,12 +132,3 @@ def _complete_queue_chunk(cl_job: Optional[Job], chunk: QueueChunk) -> None:
     for q, wrote in chunk.flushed:
         if wrote > q.flushed:
             q.flushed = wrote
-
-
-def fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-

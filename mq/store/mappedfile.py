@@ -113,6 +113,15 @@ def files_in(directory: str) -> List[str]:
     return sorted(n for n in os.listdir(directory) if _NAME.match(n))
 
 
+def fsync_dir(path: str) -> None:
+    """fsync a directory, so the names created or removed in it survive power loss. Blocking."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def file_name(offset: int) -> str:
     return f"{offset:020d}"
 
@@ -345,12 +354,14 @@ class MappedFileQueue:
         self.flushed = 0
         self.dir_dirty = False
 
-    def load(self) -> None:
-        """Open every file in the directory; refuse gaps and size mismatches."""
+    def load(self, names: Optional[List[str]] = None) -> None:
+        """Open every file in the directory (``names``: its ``files_in``, when the caller has read them already);
+        refuse gaps and size mismatches."""
         if not os.path.isdir(self.directory):
             return
         remove_leftovers(self.directory)
-        names = files_in(self.directory)
+        if names is None:
+            names = files_in(self.directory)
         expected = None
         for name in names:
             start = int(name)
@@ -401,11 +412,7 @@ class MappedFileQueue:
 
     def sync_dir(self) -> None:
         """fsync the directory so new file names survive power loss. Blocking."""
-        fd = os.open(self.directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_dir(self.directory)
 
     def truncate(self, offset: int) -> None:
         """Forget everything at and after ``offset``: zero the tail of its file, delete later files."""

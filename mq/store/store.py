@@ -28,9 +28,9 @@ from mq.store.consumequeue import ConsumeQueue, ConsumeQueueTable
 from mq.store.diskspace import DiskSpace, disk_used_ratio
 from mq.store.dispatch import Dispatcher, make_tags_code_fn
 from mq.store.flush import FlushService
-from mq.store.flushing import StoreFlushing, fsync_dir
+from mq.store.flushing import StoreFlushing
 from mq.store.index import IndexService
-from mq.store.mappedfile import DiskFullError, StoreError
+from mq.store.mappedfile import DiskFullError, StoreError, fsync_dir
 from mq.store.queue_flush import QueueFlushPlanner
 from mq.store.reading import StoreReading
 from mq.store.replicated import Replicator, StoreReplication
