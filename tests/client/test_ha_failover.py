@@ -397,14 +397,14 @@ def test_timers_fired_by_the_master_are_read_from_the_slave_once_it_dies(groups)
     groups.create_topic(topic)
     master, slave = groups.addr("a-master"), groups.addr("a-slave")
     producer = new_producer(groups, topic)
-    now = int(time.time() * 1000)
     bodies = [f"t-{q}-{i}" for q in range(4) for i in range(2)]
     try:
-        for n, body in enumerate(bodies):
-            r = yield producer.send(make_message(topic, body, deliver_time_ms=now + 1500 + 100 * n),
+        for n, body in enumerate(bodies):  # due 5 s after its own send: a send after its due time is no timer
+            due = int(time.time() * 1000) + 5000 + 100 * n
+            r = yield producer.send(make_message(topic, body, deliver_time_ms=due),
                                     queue=MessageQueue(topic, "broker-a", n // 2))
             assert r.status is SendStatus.SEND_OK
-        r = yield producer.send(make_message(topic, "far", deliver_time_ms=now + 600_000),
+        r = yield producer.send(make_message(topic, "far", deliver_time_ms=int(time.time() * 1000) + 600_000),
                                 queue=MessageQueue(topic, "broker-a", 0))
         assert r.status is SendStatus.SEND_OK
     finally:
@@ -420,8 +420,9 @@ def test_timers_fired_by_the_master_are_read_from_the_slave_once_it_dies(groups)
 
     fired = yield poll(lambda: threads.deferToThread(on, master), lambda got: len(got) == len(bodies), 30, 0.1,
                        what="the master delivered every due timer")
-    for m in fired:  # within the precision (1 s, slots of 100 ms), never early (one host's clock)
-        assert 0 <= m.store_timestamp - int(m.properties["TIMER_OUT_MS"]) < 1000 + 600, m.body
+    for m in fired:  # never early (one host's clock); the precision itself is test_timer_clock's (task.Clock):
+        # here a loaded host's stalls add to it, so only seconds late fails
+        assert 0 <= m.store_timestamp - int(m.properties["TIMER_OUT_MS"]) < 5000, m.body
     yield poll(lambda: threads.deferToThread(on, slave), lambda got: len(got) == len(bodies), 30, 0.1,
                what="the deliveries replicated to the slave")
     groups.brokers["a-master"].kill()  # SIGKILL
