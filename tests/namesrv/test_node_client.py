@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -25,12 +26,22 @@ def node_modules() -> Path:
     if not shutil.which("node") or not shutil.which("npm"):
         pytest.skip("node and npm are not installed")
     root = Path(os.environ.get("MQ_INTEROP_CACHE", Path.home() / ".cache" / "mq-interop")) / "node"
-    if not (root / "node_modules" / "ali-ons").exists():
-        root.mkdir(parents=True, exist_ok=True)
-        done = subprocess.run(["npm", "install", "--silent", "--no-audit", "--no-fund", "--prefix", str(root),
-                               *NODE_PACKAGES], capture_output=True, text=True, timeout=300)
-        if done.returncode != 0:
-            pytest.skip(f"npm could not install {NODE_PACKAGES}: {done.stderr.strip()[-300:]}")
+    root.mkdir(parents=True, exist_ok=True)
+    # npm makes node_modules/ali-ons before it has unpacked the rest: a marker written after it finished says
+    # the install is whole, and a lock makes the other suites CI runs at once (one HOME) wait for it
+    marker, wanted = root / "installed", " ".join(NODE_PACKAGES)
+    with open(root / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not marker.exists() or marker.read_text() != wanted:
+            shutil.rmtree(root / "node_modules", ignore_errors=True)  # an interrupted install's leftovers
+            try:
+                done = subprocess.run(["npm", "install", "--silent", "--no-audit", "--no-fund", "--prefix",
+                                       str(root), *NODE_PACKAGES], capture_output=True, text=True, timeout=300)
+            except subprocess.TimeoutExpired:
+                pytest.skip(f"npm did not install {NODE_PACKAGES} within 300 s")
+            if done.returncode != 0:
+                pytest.skip(f"npm could not install {NODE_PACKAGES}: {done.stderr.strip()[-300:]}")
+            marker.write_text(wanted)
     return root / "node_modules"
 
 
