@@ -59,7 +59,7 @@ def test_long_poll_woken_by_arrival_and_by_timeout(client, addr, broker):
     assert (broker.pull_hold_service.woken_by_arrival, broker.pull_hold_service.woken_by_timeout) == (1, 0)
     # a filter that does not match keeps the hold; the timeout then answers PULL_NOT_FOUND. The pull held
     # beside it without a filter is the marker: once the arrival has woken it, it has passed the other by.
-    held = client.pull(addr, "g", "PullLP", 0, 1, subscription="wanted", suspend_ms=600)
+    held = client.pull(addr, "g", "PullLP", 0, 1, subscription="wanted", suspend_ms=3000)  # outlives a stall
     marker = client.pull(addr, "g2", "PullLP", 0, 1, suspend_ms=10000)
     yield holds(broker, 2)
     yield client.send(addr, "PullLP", b"other", tags="other", queue_id=0)
