@@ -43,7 +43,7 @@ def forged_vote(group, dst: str, term: int, credentials=None) -> bool:
         credentials.sign_request(command)
     with socket.create_connection(("127.0.0.1", group.raft_ports[dst]), timeout=10) as sock:
         sock.sendall(encode_command(command))
-        sock.settimeout(2.0)
+        sock.settimeout(5.0)  # a refusal closes it at once; 5 s covers a loaded machine
         try:
             return sock.recv(1) == b""
         except socket.timeout:  # still open: the message was taken
@@ -64,7 +64,7 @@ def test_signed_raft_messages_only(twistd, tmp_path):
     seen = len(group.procs[follower].log_text())
     assert forged_vote(group, follower, term + 100)  # unsigned
     assert forged_vote(group, follower, term + 200, USER)  # signed, but not an admin account
-    assert term_of(group, follower) == term
+    assert term_of(group, follower) < term + 100  # neither forged term taken (a real election may add one)
     wait_until(lambda: group.procs[follower].log_text()[seen:].count("refused by the ACL") >= 2, 10,
                what="the follower's log lines for both refusals")
     text = group.procs[follower].log_text()[seen:]

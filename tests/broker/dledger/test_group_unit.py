@@ -186,3 +186,24 @@ def test_state_files_count_their_changes(tmp_path):
     assert manager.changes == 2
     manager.persist()
     assert manager.changes == 2 and not manager.dirty
+
+
+def test_a_role_change_registers_with_the_nameservers_at_once(tmp_path, monkeypatch):
+    """Not on the next ``registerNameServerPeriod`` tick: the process tests register every 5 s, which is too
+    often for them to tell the difference."""
+    from mq.broker.config import BrokerConfig
+    from tests.broker.dledger.test_replicated_store import make_store
+
+    config = BrokerConfig(store_path_root_dir=str(tmp_path), enable_d_leger_commit_log=True,
+                          d_leger_peers="n0-127.0.0.1:1;n1-127.0.0.1:2;n2-127.0.0.1:3", d_leger_self_id="n2")
+    registered = []
+    broker = SimpleNamespace(reactor=task.Clock(), store=make_store(tmp_path / "s"), config=config, running=True,
+                             slave_sync=None, master_addr=None,
+                             register_broker_all=lambda: registered.append((config.broker_id, config.broker_role.name)))
+    group = DLedgerGroup(broker, DLedgerSettings.from_broker_config(config))
+    group.driver = SimpleNamespace(node=SimpleNamespace(term=4))
+    monkeypatch.setattr(group, "_master_services", lambda run: None)
+    group._become_master()
+    assert registered == [(0, "SYNC_MASTER")]
+    group._become_slave()
+    assert registered == [(0, "SYNC_MASTER"), (3, "SLAVE")]  # RocketMQ's id for n2: 2 + 1
