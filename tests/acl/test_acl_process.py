@@ -135,25 +135,33 @@ def test_account_white_address_passes_unsigned(acl_cluster):
     assert call(broker.addr, request).code == 0
 
 
+def replace_file(path, text: str) -> None:
+    """Write a new version whole (temporary file, then rename): a truncate-then-write could be read empty by the
+    broker's watcher between the two, and an empty file is a valid one with no accounts."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def test_file_changes_apply_without_a_restart(acl_cluster):
     _, broker, home = acl_cluster
     path = home / "conf" / "plain_acl.yml"
     late = Credentials("lateAccount", "lateSecret1")
     refused(call(broker.addr, late.sign_request(send("AclOpen"))), "No acl config for lateAccount")
     try:
-        path.write_text(ACL.replace("globalWhiteRemoteAddresses:\n", "globalWhiteRemoteAddresses: [127.0.0.*]\n")
-                        + "  - accessKey: lateAccount\n    secretKey: lateSecret1\n    defaultTopicPerm: PUB\n")
+        replace_file(path, ACL.replace("globalWhiteRemoteAddresses:\n", "globalWhiteRemoteAddresses: [127.0.0.*]\n")
+                     + "  - accessKey: lateAccount\n    secretKey: lateSecret1\n    defaultTopicPerm: PUB\n")
         wait_until(lambda: call(broker.addr, late.sign_request(send("AclOpen"))).code == 0, 20,
                    what="the new account accepted")
         # The global white list lets anything from 127.0.0.1 through, unsigned and admin codes included.
         assert call(broker.addr, send("AclDenied")).code == 0
         assert call(broker.addr, create_topic_request("AclWhite")).code == 0
         # A broken edit keeps what works.
-        path.write_text("accounts: [\n")
+        replace_file(path, "accounts: [\n")
         wait_until(lambda: "ACL files not reloaded" in broker.log_text(), 20, what="the bad edit logged")
         assert call(broker.addr, late.sign_request(send("AclOpen"))).code == 0
     finally:
-        path.write_text(ACL)
+        replace_file(path, ACL)
     wait_until(lambda: call(broker.addr, send("AclOpen")).code == 1, 20, what="the original file back in force")
 
 

@@ -323,7 +323,9 @@ def test_running_info_of_an_online_consumer(page, cluster):
     from playwright.sync_api import expect
 
     consumer = bench("consumer", "-n", cluster["namesrv"].addr, "-t", SEED_TOPIC, "-g", "OnlineGroup", "-d", "120")
-    try:
+    try:  # online before the page loads its connections (once, then every 10 s)
+        wait_until(lambda: cluster["console"].call("consumer/connection?group=OnlineGroup")["connectionSet"], 60,
+                   what="the bench consumer online")
         open_page(page, cluster, "consumer/OnlineGroup")
         button = page.get_by_role("button", name="Running info")
         expect(button).to_be_visible(timeout=30_000)  # the page polls its progress; connections load once

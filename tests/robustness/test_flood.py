@@ -79,7 +79,7 @@ def test_partial_frame_flood_and_a_trickler(broker):
 def test_heartbeat_flood_with_new_group_names(broker):
     flood = heartbeat_flood(broker)
     codes = flood.codes
-    assert flood.answered == HEARTBEATS, f"only {flood.answered} heartbeats answered in 20 s: {codes}"
+    assert flood.answered == HEARTBEATS, f"only {flood.answered} heartbeats answered in 90 s: {codes}"
     # 1,500 groups fit (maxClientGroupNums), the normal client's producer group among them
     assert codes[RC.SUCCESS] in range(1490, 1501) and codes[RC.SYSTEM_BUSY] == HEARTBEATS - codes[RC.SUCCESS], codes
     assert flood.remarks and all("maxClientGroupNums=1500" in r for r in flood.remarks), flood.remarks
