@@ -33,6 +33,7 @@ from mq.common.broker_headers import (
     SendMessageRequestHeader,
     UnregisterClientRequestHeader,
 )
+from mq.common.compression import MAX_INFLATED_BODY, inflate
 from mq.common.heartbeat import HeartbeatData, SubscriptionData
 from mq.common.message import MessageConst, MessageExt, MessageSysFlag
 from mq.common.message_record import decode_messages
@@ -106,9 +107,9 @@ def unpack_messages(body: bytes, subscription: Optional[SubscriptionData], min_o
             continue
         if msg.sys_flag & MessageSysFlag.COMPRESSED_FLAG:
             try:
-                msg.body = zlib.decompress(msg.body)
-            except zlib.error:
-                pass  # leave it as stored; the consumer sees the raw bytes
+                msg.body = inflate(msg.body, MAX_INFLATED_BODY)
+            except (zlib.error, ValueError):
+                pass  # leave it as stored (or past the bound); the consumer sees the raw bytes
         props = msg.properties
         props[_MIN_OFFSET] = lo
         props[_MAX_OFFSET] = hi

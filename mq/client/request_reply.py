@@ -19,6 +19,7 @@ from twisted.python.failure import Failure
 
 from mq.client.model import MQClientError, RequestTimeoutError
 from mq.common.broker_headers import ReplyMessageRequestHeader
+from mq.common.compression import MAX_INFLATED_BODY, inflate
 from mq.common.message import Message, MessageConst, MessageExt, MessageSysFlag, string_to_properties
 from mq.common.mixall import reply_topic
 from mq.remoting.command import RemotingCommand
@@ -69,9 +70,9 @@ def reply_from_push(request: RemotingCommand, arrived_ms: int) -> MessageExt:
     body = request.body or b""
     if h.sys_flag & MessageSysFlag.COMPRESSED_FLAG:
         try:
-            body = zlib.decompress(body)
-        except zlib.error:
-            pass  # as Java: keep the bytes as they came
+            body = inflate(body, MAX_INFLATED_BODY)
+        except (zlib.error, ValueError):
+            pass  # as Java for a corrupt body, and for one past the bound: keep the bytes as they came
     props = string_to_properties(h.properties or "")
     props[MessageConst.PROPERTY_REPLY_MESSAGE_ARRIVE_TIME] = str(arrived_ms)
     return MessageExt(topic=h.topic, body=body, flag=h.flag, properties=props, queue_id=h.queue_id,

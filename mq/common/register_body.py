@@ -14,7 +14,12 @@ import attr
 import construct as c
 
 from mq.common import fastjson
+from mq.common.compression import inflate
 from mq.common.route import DataVersion, TopicConfig
+
+#: A compressed registration inflates to no more than an uncompressed one may be long (the remoting layer's
+#: largest frame): beyond, it is refused before it is inflated further.
+MAX_INFLATED_REGISTER_BODY = 16 * 1024 * 1024
 
 COMPRESSED_REGISTER_BODY = c.Struct(
     "data_version" / c.PascalString(c.Int32sb, "utf8"),
@@ -61,7 +66,7 @@ class RegisterBrokerBody:
         """Parse a body; ``with_filter_servers=False`` for requests older than V3_0_11 (a bare wrapper)."""
         try:
             if compressed:
-                return cls._decode_compressed(zlib.decompress(body))
+                return cls._decode_compressed(inflate(body, MAX_INFLATED_REGISTER_BODY))
             data = fastjson.loads(body) if body else {}
             if not isinstance(data, dict):
                 raise RegisterBodyError("register body is not a JSON object")

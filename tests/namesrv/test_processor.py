@@ -119,6 +119,21 @@ def test_compressed_registration(service):
     assert Peer(service, 40001).call(route_request()).code == ResponseCode.SUCCESS
 
 
+def test_a_compressed_registration_that_inflates_past_a_frame_is_refused(service):
+    """A zlib bomb: 16 KiB that would inflate to 16 MiB + 1 byte (and a megabyte to a gigabyte) is refused once
+    the bound is reached, the broker not registered."""
+    from mq.common.register_body import MAX_INFLATED_REGISTER_BODY
+
+    request = register_request(compressed=True)
+    request.body = zlib.compress(b"\0" * (MAX_INFLATED_REGISTER_BODY + 1), 9)
+    request.ext_fields["bodyCrc32"] = str(zlib.crc32(request.body) & 0x7FFFFFFF)
+    response = Peer(service).call(request)
+    assert response.code == ResponseCode.SYSTEM_ERROR
+    assert f"inflates to more than {MAX_INFLATED_REGISTER_BODY} bytes" in response.remark
+    assert service.routes.broker_live_table == {}
+    assert Peer(service, 40001).call(route_request()).code == ResponseCode.TOPIC_NOT_EXIST
+
+
 def test_crc_mismatch_and_bad_body_refused(service):
     response = Peer(service).call(register_request(crc=12345))
     assert response.code == ResponseCode.SYSTEM_ERROR and "crc32" in response.remark
