@@ -29,9 +29,10 @@ NAMESRV_WRITE_CODES = frozenset(int(c) for c in (
     RequestCode.WIPE_WRITE_PERM_OF_BROKER, RequestCode.ADD_WRITE_PERM_OF_BROKER, RequestCode.DELETE_TOPIC_IN_NAMESRV,
     RequestCode.PUT_KV_CONFIG, RequestCode.DELETE_KV_CONFIG, RequestCode.UPDATE_NAMESRV_CONFIG,
 ))
-#: The store cleanings (mqadmin cleanExpiredCQ, cleanUnusedTopic) remove ConsumeQueues: RocketMQ 4.9 lets any
-#: account send them, mq requires an admin account.
-STORE_CLEAN_CODES = frozenset({int(RequestCode.CLEAN_EXPIRED_CONSUMEQUEUE), int(RequestCode.CLEAN_UNUSED_TOPIC)})
+#: The store cleanings (mqadmin cleanExpiredCQ, cleanUnusedTopic, deleteExpiredCommitLog) remove ConsumeQueues
+#: or force CommitLog retention at any hour: RocketMQ 4.9 lets any account send them, mq requires an admin account.
+STORE_CLEAN_CODES = frozenset({int(RequestCode.CLEAN_EXPIRED_CONSUMEQUEUE), int(RequestCode.CLEAN_UNUSED_TOPIC),
+                               int(RequestCode.DELETE_EXPIRED_COMMITLOG)})
 ADMIN_CODES = frozenset({
     int(RequestCode.UPDATE_AND_CREATE_TOPIC), int(RequestCode.UPDATE_BROKER_CONFIG),
     int(RequestCode.DELETE_TOPIC_IN_BROKER), int(RequestCode.UPDATE_AND_CREATE_SUBSCRIPTIONGROUP),

@@ -131,6 +131,12 @@ def test_admin_codes_need_an_admin_account(validator):
     assert denied(validator, USER.sign_request(RemotingCommand.request(50, {"accessKey": "someKey12"}))) == (
         "Need admin permission for request code=50, but accessKey=userKey01 is not")
     validator.validate(ADMIN.sign_request(RemotingCommand.request(50, {"accessKey": "someKey12"})), HERE)
+    # so are the store cleanings: removing queues, or forcing CommitLog retention outside deleteWhen
+    for code in (RequestCode.CLEAN_EXPIRED_CONSUMEQUEUE, RequestCode.CLEAN_UNUSED_TOPIC,
+                 RequestCode.DELETE_EXPIRED_COMMITLOG):
+        assert denied(validator, USER.sign_request(RemotingCommand.request(code))) == (
+            f"Need admin permission for request code={int(code)}, but accessKey=userKey01 is not")
+        validator.validate(ADMIN.sign_request(RemotingCommand.request(code)), HERE)
 
 
 def test_leadership_transfer_and_a_callers_own_codes_need_an_admin_account(validator):
