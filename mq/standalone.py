@@ -12,8 +12,9 @@ from twisted.application import service
 from twisted.internet import defer
 
 from mq.acl.accounts import AclConfigError
+from mq.acl.store import AclStore, acl_paths
 from mq.broker.config import layered_config
-from mq.broker.service import check_acl_settings, make_broker_service
+from mq.broker.service import broker_credentials, check_acl_settings, make_broker_service
 from mq.common.cli import ServiceOptions, bind_option, check_ports_free, config_option, metrics_port_option
 from mq.common.gc_tuning import GcTuning
 from mq.console.config import ConsoleConfig
@@ -90,6 +91,8 @@ class Options(ServiceOptions):
         try:
             broker, _ = layered_config(file_props, props, f"--config {self['config']}")
             check_acl_settings(broker)
+            if broker.acl_enable:
+                self._namesrv_acl(ns, broker)
         except AclConfigError as e:
             self.refuse(f"ACL: {e}")
         except ValueError as e:
@@ -99,6 +102,25 @@ class Options(ServiceOptions):
         self.namesrv_config = ns
         self.broker_config = broker
         self.console_config = self._console(broker)
+
+    @staticmethod
+    def _namesrv_acl(ns: NamesrvConfig, broker) -> None:
+        """Under ACL the NameServer checks writes too (docs/acl.md): left open, anyone could register a broker
+        that takes over every route, or unregister this one. The broker signs its registrations with its own
+        account, which must be an admin account of the same file."""
+        credentials = broker_credentials(broker)
+        account = None
+        if credentials is not None:
+            store = AclStore(*acl_paths(broker.rocketmq_home, broker.acl_file))
+            store.load()
+            account = store.account(credentials.access_key)
+        if account is None or not account.admin or account.secret_key != credentials.secret_key:
+            raise ValueError("--acl checks the NameServer's writes too, and the broker signs its registrations "
+                             "with its own account: set accessKey and secretKey (an admin account of the ACL "
+                             "file) in --config")
+        ns.acl_enable = True
+        ns.rocketmq_home = broker.rocketmq_home
+        ns.acl_file = broker.acl_file
 
     def _console(self, broker) -> ConsoleConfig:
         """The console's settings: this process's NameServer; under ACL it samples with the broker's account

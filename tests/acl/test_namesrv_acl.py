@@ -6,6 +6,7 @@ Off by default: an unsigned REGISTER_BROKER still works against a NameServer sta
 from __future__ import annotations
 
 import zlib
+from types import SimpleNamespace
 
 import pytest
 
@@ -16,7 +17,7 @@ from mq.remoting.codes import RequestCode, ResponseCode
 from mq.remoting.command import RemotingCommand
 from tests.admin.conftest import mqadmin, start_broker, start_namesrv
 from tests.broker.wire import Wire, call
-from tests.support.processes import wait_until
+from tests.support.processes import free_port, wait_until
 
 ADMIN = Credentials("nsAdmin01", "nsAdminSecret")
 USER = Credentials("nsUser001", "nsUserSecret")
@@ -131,3 +132,20 @@ def test_off_by_default_unsigned_registration_works(tmp_path):
             assert route(namesrv, "OpenTopic").code == ResponseCode.SUCCESS
     finally:
         namesrv.stop(timeout=15)
+
+
+def test_twistd_mq_with_acl_guards_its_own_nameserver(twistd, tmp_path, home):
+    """The one-process cluster under ``--acl``: its broker registers signed with its account, an unsigned
+    registration that would take over a route is refused (before, its NameServer took anything)."""
+    ns_port, broker_port = free_port(), free_port()
+    conf = tmp_path / "broker.conf"
+    conf.write_text(f"accessKey={ADMIN.access_key}\nsecretKey={ADMIN.secret_key}\n")
+    proc = twistd("mq", "--acl", "--namesrv-port", str(ns_port), "--port", str(broker_port), "--ip", "127.0.0.1",
+                  "--store", str(tmp_path / "store"), "--kv-config", str(tmp_path / "kv.json"), "--console-port", "0",
+                  "--config", str(conf), env={"ROCKETMQ_HOME": str(home)})
+    proc.wait_port(ns_port)
+    namesrv = SimpleNamespace(addr=f"127.0.0.1:{ns_port}")
+    wait_until(lambda: route(namesrv, "TBW102").code == ResponseCode.SUCCESS, 30, what="the broker's own routes")
+    r = call(namesrv.addr, register_request("TBW102", "broker-a", "10.6.6.6:10911"))
+    assert r.code == ResponseCode.SYSTEM_ERROR and "No accessKey is configured" in r.remark
+    assert "10.6.6.6:10911" not in route(namesrv, "TBW102").body.decode()

@@ -7,7 +7,7 @@ import pytest
 from mq.broker.tap import Options as BrokerOptions
 from mq.standalone import Options as MqOptions
 
-GOOD = "accounts:\n  - {accessKey: goodAccount, secretKey: goodSecret1}\n"
+GOOD = "accounts:\n  - {accessKey: goodAccount, secretKey: goodSecret1, admin: true}\n"
 
 
 @pytest.fixture
@@ -17,10 +17,17 @@ def acl_file(tmp_path):
     return path
 
 
+def signing(tmp_path, access_key="goodAccount", secret_key="goodSecret1"):
+    """``--config`` with the broker's own account (``twistd mq --acl`` signs its registrations with it)."""
+    conf = tmp_path / f"{access_key}-{secret_key}.conf"
+    conf.write_text(f"accessKey={access_key}\nsecretKey={secret_key}\n")
+    return ["--config", str(conf)]
+
+
 @pytest.mark.parametrize("options, config", [(BrokerOptions, "config"), (MqOptions, "broker_config")])
 def test_acl_flag_and_file(tmp_path, acl_file, options, config):
     opts = options()
-    opts.parseOptions(["--acl", "--acl-file", str(acl_file), "--store", str(tmp_path / "s")])
+    opts.parseOptions(["--acl", "--acl-file", str(acl_file), "--store", str(tmp_path / "s"), *signing(tmp_path)])
     broker = getattr(opts, config)
     assert broker.acl_enable and broker.acl_file == str(acl_file)
     off = options()
@@ -50,3 +57,18 @@ def test_broker_account_must_be_whole(tmp_path):
     opts.parseOptions(["--config", str(conf), "--store", str(tmp_path / "s")])
     assert opts.config.rocketmq_home == "/opt/rmq" and opts.config.secret_key == "brokerSecret"
     assert opts.config.to_properties()["secretKey"] == "******"
+
+
+def test_mq_with_acl_checks_its_nameservers_writes_with_the_brokers_admin_account(tmp_path, acl_file):
+    """Left open, the NameServer of ``twistd mq --acl`` let anyone register a broker that took over the routes."""
+    acl_file.write_text(GOOD + "  - {accessKey: userAccount, secretKey: userSecret1}\n")
+    opts = MqOptions()
+    opts.parseOptions(["--acl", "--acl-file", str(acl_file), "--store", str(tmp_path / "s"), *signing(tmp_path)])
+    assert opts.namesrv_config.acl_enable and opts.namesrv_config.acl_file == str(acl_file)
+    for refused in ([], signing(tmp_path, "userAccount", "userSecret1"), signing(tmp_path, "goodAccount", "wrong123"),
+                    signing(tmp_path, "noSuchAccount", "goodSecret1")):
+        with pytest.raises(SystemExit, match="set accessKey and secretKey \\(an admin account of the ACL file\\)"):
+            MqOptions().parseOptions(["--acl", "--acl-file", str(acl_file), "--store", str(tmp_path / "s"), *refused])
+    off = MqOptions()
+    off.parseOptions(["--store", str(tmp_path / "s")])
+    assert not off.namesrv_config.acl_enable
