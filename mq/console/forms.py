@@ -131,6 +131,8 @@ class Context:
     set_session_cookie: Optional[Callable[[Optional[str]], None]] = attr.ib(default=None)
     #: A users-file user without role 1: every change is refused.
     read_only: bool = attr.ib(default=False)
+    #: May change what the console does for every user (mq.console.views.CONSOLE_WIDE_ROUTES).
+    console_admin: bool = attr.ib(default=True)
     #: The address the request came from (failed logins are bounded per address).
     client_host: str = attr.ib(default="")
     #: NameServer address lists used in this run, newest first (mq.console.ops; shared by every request).

@@ -4,7 +4,7 @@ a console user name and password instead, and the console acts with its own acco
 change the cluster and any other user may only look. Failed logins are bounded per client address
 (mq.console.users.LoginLimiter).
 
-A login is checked by asking a master broker for its runtime info signed with the account (with ACL on, a
+A login is checked by asking every master broker for its runtime info signed with the account (with ACL on, a
 broker refuses a request whose signature does not match a known account). The session then has its own
 ``MQAdminAPI`` signing with that account, so each person has exactly the permissions the cluster gives their
 account; the console's own account only samples the dashboard. Sessions are bounded in number (the oldest is
@@ -24,10 +24,13 @@ from twisted.logger import Logger
 from mq.acl.signing import Credentials
 from mq.admin.api import AdminError, MQAdminAPI
 from mq.console.users import LoginLimiter, UsersFile
+from mq.remoting.codes import RequestCode, ResponseCode
 
 log = Logger()
 
 COOKIE = b"mq_console_session"
+#: A login asks every master broker: a bound on that fan-out.
+MAX_CHECKED_MASTERS = 64
 
 
 class LoginFailed(AdminError):
@@ -44,6 +47,9 @@ class Session:
     admin: bool = attr.ib(default=True)
     #: the session's own API (an ACL account's), closed with it; a users-file session shares the console's
     owns_api: bool = attr.ib(default=True)
+    #: may change what the console does for every user (mq.console.views.CONSOLE_WIDE_ROUTES): a users-file
+    #: admin, or an ACL account the brokers take as an admin
+    console_admin: bool = attr.ib(default=True)
 
 
 class SessionStore:
@@ -74,7 +80,7 @@ class SessionStore:
                 if user is None:
                     raise LoginFailed("unknown user or wrong password")
                 session = Session(secrets.token_urlsafe(32), name, self.shared_api, self.clock.seconds(),
-                                  admin=user.admin, owns_api=False)
+                                  admin=user.admin, owns_api=False, console_admin=user.admin)
             else:
                 session = yield self._account_session(name, secret)
         except LoginFailed:
@@ -91,14 +97,28 @@ class SessionStore:
 
     @defer.inlineCallbacks
     def _account_session(self, access_key: str, secret_key: str):
-        """A Session for the ACL account once a master broker accepted a request it signed."""
+        """A Session for the ACL account once every master broker accepted a request it signed.
+
+        Every one, not the first: anyone who can register a broker with the NameServer (an open one) could
+        otherwise put first a broker of their own that accepts any account. The session may change what the
+        console does for everyone (its NameServers, VIP channel, monitoring) only if the brokers take the
+        account as an admin: an ACL admin code (GET_BROKER_CLUSTER_ACL_CONFIG) signed with it is answered."""
         api = self.make_api(Credentials(access_key, secret_key))
         try:
             info = yield api.cluster_info()
-            masters = [addr for cluster in sorted(info.cluster_addr_table) for _, addr in info.master_addrs(cluster)]
+            masters = sorted({addr for cluster in info.cluster_addr_table for _, addr in info.master_addrs(cluster)})
             if not masters:
                 raise LoginFailed("no master broker to check the account with")
-            yield api.broker_runtime_info(masters[0])
+            if len(masters) > MAX_CHECKED_MASTERS:
+                raise LoginFailed(f"more than {MAX_CHECKED_MASTERS} master brokers to check the account with")
+            yield defer.gatherResults([api.broker_runtime_info(addr) for addr in masters], consumeErrors=True)
+            answers = yield defer.DeferredList(
+                [api.broker_call(addr, RequestCode.GET_BROKER_CLUSTER_ACL_CONFIG) for addr in masters],
+                consumeErrors=True)
+        except defer.FirstError as e:
+            yield api.close()
+            raise LoginFailed(f"the cluster refused account '{access_key}': {e.subFailure.getErrorMessage()}") \
+                from None
         except AdminError as e:
             yield api.close()
             if isinstance(e, LoginFailed):
@@ -107,7 +127,8 @@ class SessionStore:
         except BaseException:
             yield api.close()
             raise
-        return Session(secrets.token_urlsafe(32), access_key, api, self.clock.seconds())
+        admin = all(ok and response.code == ResponseCode.SUCCESS for ok, response in answers)
+        return Session(secrets.token_urlsafe(32), access_key, api, self.clock.seconds(), console_admin=admin)
 
     @staticmethod
     def _end(session: Session) -> None:

@@ -55,6 +55,11 @@ def short_bodies(messages: List[dict]) -> List[dict]:
 
 #: Routes served without a login when login is on.
 OPEN_ROUTES = frozenset({"session", "login", "logout"})
+#: Changes to the console itself, seen by every user: its NameServers, the VIP channel, consumer monitors. With
+#: login on, only an admin may make them (a brokers' admin account, or role 1 of the users file): no broker
+#: checks them, and a session pointed at a NameServer of someone else's would send every user's signed
+#: requests there.
+CONSOLE_WIDE_ROUTES = frozenset({"ops/namesrv", "ops/vip", "monitor/set", "monitor/delete"})
 
 
 @route("session")
@@ -62,7 +67,7 @@ def session(ctx: Context, form: Form):
     return defer.succeed({"csrf": ctx.csrf_token, "version": __version__, "namesrv": ctx.api.namesrv_addrs,
                           "maxMessages": ctx.config.max_messages, "loginRequired": ctx.sessions is not None,
                           "loginKind": ctx.sessions.kind if ctx.sessions is not None else None,
-                          "user": ctx.user, "readOnly": ctx.read_only})
+                          "user": ctx.user, "readOnly": ctx.read_only, "consoleAdmin": ctx.console_admin})
 
 
 @route("login", "POST", ["accessKey", "secretKey", "username", "password"])

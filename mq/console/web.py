@@ -35,7 +35,7 @@ from mq.console import dlq, monitor, ops, paging, track  # noqa: F401 - register
 from mq.console.forms import ROUTES, BadRequest, Context, Form, NotFound
 from mq.console.sessions import COOKIE, LoginFailed
 from mq.console.users import TooManyLogins
-from mq.console.views import OPEN_ROUTES
+from mq.console.views import CONSOLE_WIDE_ROUTES, OPEN_ROUTES
 from mq.remoting.codes import ResponseCode as RC
 
 log = Logger()
@@ -155,6 +155,10 @@ class ApiResource(resource.Resource):
             _write_json(request, 403, {"error": f"user {ctx.user} may only look: changes need an admin (role 1 in "
                                                 f"the users file)"})
             return server.NOT_DONE_YET
+        if not ctx.console_admin and path in CONSOLE_WIDE_ROUTES:
+            _write_json(request, 403, {"error": f"/api/{path} changes the console for every user: it needs an admin "
+                                                f"account, and {ctx.user} is not one"})
+            return server.NOT_DONE_YET
         if self.in_flight >= self.ctx.config.max_concurrent_requests:
             _write_json(request, 503, {"error": "the console is busy: too many requests in flight, try again"})
             return server.NOT_DONE_YET
@@ -202,7 +206,8 @@ class ApiResource(resource.Resource):
                 return None
             return attr.evolve(ctx, set_session_cookie=set_cookie, client_host=client_host)
         return attr.evolve(ctx, api=session.api, user=session.user, session_id=session.id,
-                           set_session_cookie=set_cookie, read_only=not session.admin, client_host=client_host)
+                           set_session_cookie=set_cookie, read_only=not session.admin,
+                           console_admin=session.console_admin, client_host=client_host)
 
     def _form(self, request: server.Request, method: str) -> Form:
         if method == "GET":
