@@ -21,6 +21,7 @@ from mq.console.config import ConsoleConfig
 from mq.console.service import ConsoleService
 from mq.console.users import users_file_error
 from mq.namesrv.config import NamesrvConfig
+from mq.namesrv.kvconfig import KVConfigError
 from mq.namesrv.service import NamesrvService
 
 
@@ -154,7 +155,10 @@ def makeService(options: Options) -> OneAfterAnother:
     top = OneAfterAnother()
     # The NameServer starts first, so the broker's first registration finds it listening, and stops last, so
     # the broker's unregistration still finds it.
-    NamesrvService(options.namesrv_config).setServiceParent(top)
+    try:
+        NamesrvService(options.namesrv_config).setServiceParent(top)
+    except KVConfigError as e:
+        options.refuse(f"KV config: {e}")
     make_broker_service(options.broker_config).setServiceParent(top)
     if options.console_config.port:
         ConsoleService(options.console_config, required=False).setServiceParent(top)

@@ -103,3 +103,16 @@ def test_an_unknown_key_in_a_config_file_stops_the_start_naming_the_nearest_key(
             "mq": ["--store", str(tmp_path / "store"), "--kv-config", str(tmp_path / "kv.json")]}[plugin]
     out = start(tmp_path, plugin, "-c", str(tmp_path / "x.conf"), *args)
     assert_refused_in_one_line(out, f"{plugin}: ", expected)
+
+
+@pytest.mark.parametrize("plugin", ["namesrv", "mq"])
+def test_a_kv_config_file_over_its_bound_stops_the_start_and_is_kept(tmp_path, plugin):
+    kv = tmp_path / "kv.json"
+    big = '{"configTable":{"NS":{"k":"' + "x" * (8 * 1024 * 1024) + '"}}}'
+    kv.write_text(big)
+    args = {"namesrv": ["--port", str(free_port())],
+            "mq": ["--store", str(tmp_path / "store"), "--namesrv-port", str(free_port()), "--port", str(free_port()),
+                   "--console-port", "0"]}[plugin]
+    out = start(tmp_path, plugin, "--kv-config", str(kv), *args)
+    assert_refused_in_one_line(out, f"{plugin}: KV config: {kv} is larger than 8388608 bytes: trim it or move it away")
+    assert kv.read_text() == big

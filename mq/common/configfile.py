@@ -42,17 +42,33 @@ def write_atomically(path: "str | os.PathLike", text: str) -> None:
     os.replace(tmp, path)
 
 
-def read_json_file(path: "str | os.PathLike") -> Optional[Any]:
-    """The parsed content of ``path``, falling back to ``<path>.bak``; None when neither is readable."""
+class FileTooLarge(Exception):
+    """A state file longer than its reader's bound (not a ValueError: it is not skipped for the backup)."""
+
+
+def read_json_file(path: "str | os.PathLike", max_bytes: Optional[int] = None) -> Optional[Any]:
+    """The parsed content of ``path``, falling back to ``<path>.bak``; None when neither is readable.
+
+    A file longer than ``max_bytes`` raises FileTooLarge rather than falling back: the next save would
+    otherwise replace it with the older backup's content.
+    """
     path = Path(path)
     for candidate in (path, path.with_name(path.name + ".bak")):
         if not candidate.exists():
             continue
         try:
-            text = candidate.read_text(encoding="utf-8")
+            with open(candidate, "rb") as f:
+                raw = f.read(-1 if max_bytes is None else max_bytes + 1)
+        except OSError as e:
+            log.warn("cannot read {file}: {error}", file=str(candidate), error=e)
+            continue
+        if max_bytes is not None and len(raw) > max_bytes:
+            raise FileTooLarge(f"{candidate} is larger than {max_bytes} bytes")
+        try:
+            text = raw.decode("utf-8")
             if not text.strip():
                 continue
             return fastjson.loads(text)
-        except (OSError, ValueError) as e:
+        except ValueError as e:
             log.warn("cannot read {file}: {error}", file=str(candidate), error=e)
     return None

@@ -27,7 +27,7 @@ from mq.common.namesrv_headers import (
 from mq.common.properties import format_properties, parse_properties
 from mq.common.register_body import RegisterBodyError, RegisterBrokerBody
 from mq.common.route import DataVersion
-from mq.namesrv.kvconfig import KVConfigManager
+from mq.namesrv.kvconfig import KVConfigError, KVConfigManager
 from mq.namesrv.routeinfo import RouteInfoManager
 from mq.remoting.codes import VERSION_REGISTER_BODY, VERSION_STANDARD_JSON_ROUTE, RequestCode, ResponseCode
 from mq.remoting.command import RemotingCommand
@@ -212,7 +212,11 @@ class NamesrvProcessor:
         h = KVConfigRequestHeader.decode(request.ext_fields)
         if h.value is None:
             return request.response(ResponseCode.SYSTEM_ERROR, "KVConfigRequestHeader: header field 'value' is missing")
-        self.kv.put(h.namespace, h.key, h.value)
+        try:
+            self.kv.put(h.namespace, h.key, h.value)
+        except KVConfigError as e:  # RocketMQ has no such bound, hence no code of its own for it
+            log.warn("PUT_KV_CONFIG from {peer} refused: {error}", peer=getattr(channel, "peer", channel), error=e)
+            return request.response(ResponseCode.SYSTEM_ERROR, f"KV config not changed: {e}")
         return request.response(ResponseCode.SUCCESS)
 
     def get_kv_config(self, request: RemotingCommand, channel) -> RemotingCommand:

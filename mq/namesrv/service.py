@@ -120,7 +120,9 @@ class NamesrvService(service.MultiService):
         self.config = config
         self.reactor = reactor
         self.routes = RouteInfoManager(self._now_ms, int(config.broker_expiry * 1000))
+        #: Read now, so a file over its bound stops ``twistd`` in makeService with one line (KVConfigError).
         self.kv = KVConfigManager(config.kv_config_path)
+        self.kv.load()
         self.metrics = NamesrvMetrics(self.routes)
         self.dispatcher = RequestDispatcher(observer=self.metrics.observe)
         self.processor = NamesrvProcessor(self.routes, self.kv, config)
@@ -167,7 +169,6 @@ class NamesrvService(service.MultiService):
             self.metrics.brokers_expired.inc(len(expired))
 
     def startService(self) -> None:
-        self.kv.load()
         self.port = self.reactor.listenTCP(self.config.listen_port, self.factory, interface=self.config.interface,
                                            backlog=LISTEN_BACKLOG)
         address = self.port.getHost()

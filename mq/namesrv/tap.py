@@ -8,6 +8,7 @@ from mq.common.cli import ServiceOptions, bind_option, check_ports_free, config_
 from mq.common.config import file_settings
 from mq.common.rocketmq_keys import NAMESRV_IGNORED
 from mq.namesrv.config import NamesrvConfig
+from mq.namesrv.kvconfig import KVConfigError
 from mq.namesrv.service import NamesrvService
 
 
@@ -78,4 +79,7 @@ def makeService(options: Options) -> NamesrvService:
         check_ports_free(options.config.listens())
     except ValueError as e:
         options.refuse(e)
-    return NamesrvService(options.config)
+    try:
+        return NamesrvService(options.config)
+    except KVConfigError as e:
+        options.refuse(f"KV config: {e}")

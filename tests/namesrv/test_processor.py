@@ -7,15 +7,18 @@ import zlib
 
 import pytest
 from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.logger import formatEvent
 
 from mq.common import fastjson
 from mq.common.register_body import RegisterBrokerBody
 from mq.common.route import DataVersion, TopicConfig
 from mq.namesrv.config import NamesrvConfig
+from mq.namesrv.kvconfig import KVConfigError
 from mq.namesrv.service import NamesrvService
 from mq.remoting.codes import RequestCode, ResponseCode, SerializeType
 from mq.remoting.command import RemotingCommand
 from mq.remoting.serialization import decode_command, encode_command
+from tests.support.logs import logged_lines
 
 
 class Peer:
@@ -270,6 +273,61 @@ def test_kv_config_round_trip_and_persistence(service, tmp_path):
     assert missing_ns.code == ResponseCode.QUERY_NOT_FOUND
     no_value = client.call(RemotingCommand.request(RequestCode.PUT_KV_CONFIG, {"namespace": "NS", "key": "k"}))
     assert no_value.code == ResponseCode.SYSTEM_ERROR and "value" in no_value.remark
+
+
+def kv_put(namespace="NS", key="k", value="v"):
+    return RemotingCommand.request(RequestCode.PUT_KV_CONFIG, {"namespace": namespace, "key": key, "value": value})
+
+
+@pytest.mark.parametrize("table, request_fields, remark", [
+    ({}, {"namespace": "N" * 256}, "is longer than 255 characters"),
+    ({}, {"key": "k" * 256}, "the key 'kkkk"),
+    ({}, {"value": "é" * 32769}, "the value is 65538 bytes, more than 65536"),  # 2 bytes each in UTF-8
+    ({f"NS{i}": {"k": "v"} for i in range(100)}, {"namespace": "NEW"}, "already 100 namespaces"),
+    ({"NS": {f"k{i}": "v" for i in range(10_000)}}, {"key": "new"}, "namespace 'NS' already has 10000 keys"),
+    ({"NS": {f"k{i}": "x" * 65536 for i in range(127)}}, {"key": "new", "value": "x" * 65536},
+     "the KV config file would be 8389801 bytes, more than 8388608"),  # each value within its bound, the whole over 8 MiB
+])
+def test_kv_put_beyond_a_bound_is_refused_naming_it_and_changes_nothing(service, tmp_path, table, request_fields,
+                                                                        remark):
+    service.kv.table = table
+    service.kv.persist()
+    on_disk = (tmp_path / "kv.json").read_bytes()
+    version = service.kv.version
+    answer = Peer(service).call(kv_put(**request_fields))
+    assert answer.code == ResponseCode.SYSTEM_ERROR
+    assert answer.remark.startswith("KV config not changed: ") and remark in answer.remark
+    assert len(answer.remark) < 200
+    assert service.kv.table == table and service.kv.version == version
+    assert (tmp_path / "kv.json").read_bytes() == on_disk
+
+
+def test_kv_put_at_a_bound_is_taken(service):
+    """A full namespace takes a new value for a key it has; the longest names and value are taken."""
+    service.kv.table = {"NS": {f"k{i}": "v" for i in range(10_000)}}
+    client = Peer(service)
+    assert client.call(kv_put(key="k7", value="broker-a:8")).code == ResponseCode.SUCCESS
+    assert service.kv.get("NS", "k7") == "broker-a:8"
+    assert client.call(kv_put("N" * 255, "k" * 255, "x" * 65536)).code == ResponseCode.SUCCESS
+    assert service.kv.get("N" * 255, "k" * 255) == "x" * 65536
+
+
+def test_kv_put_logs_the_length_of_the_value_not_the_value(service, log_events):
+    assert Peer(service).call(kv_put("ORDER_TOPIC_CONFIG", "T", "broker-a:8;broker-b:8")).code == ResponseCode.SUCCESS
+    Peer(service).call(kv_put(value="secret" * 20000))
+    lines = [formatEvent(e) for e in log_events]
+    assert "KV config put ORDER_TOPIC_CONFIG T (21 characters)" in lines
+    assert not [line for line in lines if "broker-a:8" in line or "secret" in line]
+    assert logged_lines(log_events, "PUT_KV_CONFIG from 127.0.0.1:40000 refused: the value is 120000 bytes")
+
+
+def test_a_kv_file_over_its_bound_stops_the_service_and_is_kept(tmp_path):
+    path = tmp_path / "kv.json"
+    big = fastjson.dumps({"configTable": {"NS": {f"k{i}": "x" * 65536 for i in range(129)}}})
+    path.write_text(big)
+    with pytest.raises(KVConfigError, match=f"{path} is larger than 8388608 bytes: trim it or move it away"):
+        NamesrvService(NamesrvConfig(listen_port=0, kv_config_path=str(path)), MemoryReactorClock())
+    assert path.read_text() == big and not (tmp_path / "kv.json.bak").exists()
 
 
 def test_order_topic_conf_in_route_and_register_answer(service):
