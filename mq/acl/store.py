@@ -178,17 +178,20 @@ class AclStore:
     def save(self, acl: AclFile) -> None:
         """Bump ``acl``'s data version, write it atomically and rebuild the table.
 
-        Raises AclConfigError (nothing saved, nothing changed) when the result would not load, OSError when
-        it cannot be written.
+        Raises AclConfigError (nothing saved, nothing changed) when the result would not load, over
+        MAX_FILE_SIZE included (the broker would then refuse to restart), OSError when it cannot be written.
         """
         files = dict(self.files)
         files[acl.path] = acl
         table = self._build(files.values())
         acl.data_version.next_version(self.now_ms())
         text = yaml.safe_dump(acl.to_document(), sort_keys=False, default_flow_style=False, allow_unicode=True)
+        raw = text.encode("utf-8")
+        if len(raw) > MAX_FILE_SIZE:
+            raise AclConfigError(f"{acl.path} would be {len(raw)} bytes, larger than the {MAX_FILE_SIZE} a load reads")
         write_atomically(acl.path, text)
         self.files, self.table = files, table
-        self.digests[acl.path] = fingerprint(text.encode("utf-8"))
+        self.digests[acl.path] = fingerprint(raw)
 
     def _copy(self, acl: AclFile) -> AclFile:
         return AclFile(acl.path, list(acl.global_white_remote_addresses), list(acl.accounts),

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import attr
 import pytest
 import yaml
 
+from mq.acl import store as acl_store
 from mq.acl.store import AclStore, acl_paths
 from mq.broker.processor.acl import MASK, MAX_LIST_ITEMS, AclAdminProcessor
 from mq.remoting.codes import RequestCode, ResponseCode
@@ -111,6 +113,29 @@ def test_bad_fields_are_refused_with_209_and_nothing_is_written(processor, home,
     assert r.code == RC.UPDATE_AND_CREATE_ACL_CONFIG_FAILED
     assert remark in r.remark
     assert (home / "conf" / "plain_acl.yml").read_bytes() == before
+
+
+def test_an_update_that_would_make_the_file_too_large_to_load_is_refused(processor, store, home, monkeypatch):
+    """The save checks the bound the load reads with (``MAX_FILE_SIZE``, 8 MiB, lowered here: PyYAML without
+    libyaml takes about 1.5 s a MiB); files grown a request at a time once stopped the broker's restart."""
+    monkeypatch.setattr(acl_store, "MAX_FILE_SIZE", 16 * 1024)
+    perms = ",".join(f"{'t' * 240}{i:03d}=PUB" for i in range(40))  # about 10 KiB in the file
+    first = call(processor, RequestCode.UPDATE_AND_CREATE_ACL_CONFIG,
+                 {"accessKey": "bigUser01", "secretKey": "12345678", "topicPerms": perms})
+    assert first.code == RC.SUCCESS, first.remark
+    before = (home / "conf" / "plain_acl.yml").read_bytes()
+    versions = store.versions()
+    second = call(processor, RequestCode.UPDATE_AND_CREATE_ACL_CONFIG,
+                  {"accessKey": "bigUser02", "secretKey": "12345678", "topicPerms": perms})
+    assert second.code == RC.UPDATE_AND_CREATE_ACL_CONFIG_FAILED
+    assert re.fullmatch(r"UPDATE_AND_CREATE_ACL_CONFIG refused: \S+plain_acl\.yml would be 2\d{4} bytes, larger than "
+                        r"the 16384 a load reads", second.remark), second.remark
+    assert (home / "conf" / "plain_acl.yml").read_bytes() == before
+    assert store.account("bigUser02") is None and "bigUser02" not in store.table.accounts
+    assert store.versions() == versions
+    reloaded = AclStore(*acl_paths(str(home)))
+    reloaded.load()  # under the same bound
+    assert "bigUser01" in reloaded.table.accounts and "bigUser02" not in reloaded.table.accounts
 
 
 def test_delete(processor, store, home):
