@@ -174,10 +174,13 @@ class CommitLog:
         end = min(phy + max_bytes, f.end, self.files.wrote)
         return f.mm[phy - f.start : end - f.start]
 
-    def read_record(self, phy: int, size: Optional[int] = None) -> Optional[bytes]:
+    def read_record(self, phy: int, size: Optional[int] = None, requested: bool = False) -> Optional[bytes]:
         """The whole valid record at ``phy``: checked for size, magic, own offset and body CRC.
 
-        A record that fails is logged, counted and never returned.
+        A record that fails is logged, counted and never returned. ``requested``: ``phy`` is what a request
+        named (VIEW_MESSAGE_BY_ID...), not an offset the store wrote down, so a failure most likely means it
+        is not a record's start: simply not found, logged at debug level and not counted (anyone could
+        otherwise flood the log and raise false corruption alarms).
         """
         f = self.files.find(phy)
         if f is None or phy >= self.files.wrote:
@@ -188,12 +191,18 @@ class CommitLog:
                 return None
             size = _I32.unpack_from(f.mm, rel)[0]
         if size < _HEAD_SIZE or phy + size > self.files.wrote or rel + size > f.size:
-            return self._corrupt(phy, "size out of range")
+            return self._not_served(phy, "size out of range", requested)
         data = f.mm[rel : rel + size]
         problem = check_record(data, 0, phy, self.check_crc_on_read)
         if problem:
-            return self._corrupt(phy, problem)
+            return self._not_served(phy, problem, requested)
         return data
+
+    def _not_served(self, phy: int, problem: str, requested: bool) -> None:
+        if requested:
+            log.debug("no CommitLog record at requested offset {phy}: {problem}", phy=phy, problem=problem)
+            return None
+        return self._corrupt(phy, problem)
 
     def _corrupt(self, phy: int, problem: str) -> None:
         self.corrupt_records += 1

@@ -181,11 +181,13 @@ class StoreReading:
     def get_min_phy_offset(self) -> int:
         return self.commitlog.min_offset
 
-    def look_message_by_offset(self, phy_offset: int, size: Optional[int] = None) -> Optional[bytes]:
-        """The raw record at ``phy_offset`` (VIEW_MESSAGE_BY_ID), or None if absent or corrupt."""
+    def look_message_by_offset(self, phy_offset: int, size: Optional[int] = None,
+                               requested: bool = False) -> Optional[bytes]:
+        """The raw record at ``phy_offset``, or None if absent or corrupt. ``requested``: the offset comes
+        from a request (VIEW_MESSAGE_BY_ID, a send-back...), so a bad one is not found, not corruption."""
         if phy_offset < self.commitlog.min_offset:
             return None
-        return self.commitlog.read_record(phy_offset, size)
+        return self.commitlog.read_record(phy_offset, size, requested)
 
     def look_message_ext_by_offset(self, phy_offset: int) -> Optional[MessageExt]:
         raw = self.look_message_by_offset(phy_offset)

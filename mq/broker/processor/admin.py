@@ -226,7 +226,7 @@ class AdminBrokerProcessor:
             _, offset = decode_offset_msg_id(h.msg_id or "")
         except ValueError:
             return request.response(RC.SYSTEM_ERROR, f"not an offset message id: {(h.msg_id or '')[:64]}")
-        raw = self.store.look_message_by_offset(offset)
+        raw = self.store.look_message_by_offset(offset, requested=True)
         if raw is None:
             return request.response(RC.SYSTEM_ERROR, f"can not find message by the offset, {offset}")
         request.ext_fields["brokerName"] = self.config.broker_name

@@ -45,7 +45,7 @@ class QueryMessageProcessor:
 
     def view_message(self, request: RemotingCommand, channel) -> RemotingCommand:
         h = ViewMessageRequestHeader.decode(request.ext_fields)
-        raw = self.store.look_message_by_offset(h.offset) if h.offset >= 0 else None
+        raw = self.store.look_message_by_offset(h.offset, requested=True) if h.offset >= 0 else None
         if raw is None:
             return request.response(RC.SYSTEM_ERROR, f"can not find message by the offset, {h.offset}")
         return request.response(RC.SUCCESS, None, None, raw)

@@ -99,7 +99,7 @@ class ConsumerSendBackProcessor:
                                   1 if h.unit_mode else 0)
         if not tc.perm & PERM_WRITE:
             return request.response(RC.NO_PERMISSION, f"the topic[{tc.topic_name}] sending message is forbidden")
-        raw = b.store.look_message_by_offset(h.offset) if h.offset >= 0 else None
+        raw = b.store.look_message_by_offset(h.offset, requested=True) if h.offset >= 0 else None
         if raw is None:
             return request.response(RC.SYSTEM_ERROR, f"look message by offset failed, {h.offset}")
         msg = decode_message_ext(raw)
