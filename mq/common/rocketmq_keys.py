@@ -30,7 +30,7 @@ BROKER_IGNORED: FrozenSet[str] = frozenset("""
     flushConsumerOffsetHistoryInterval flushDelayOffsetInterval
     flushLeastPagesWhenWarmMapedFile forceRegister haSlaveFallbehindMax heartbeatThreadPoolNums
     heartbeatThreadPoolQueueCapacity highSpeedMode isEnableBatchPush isolateLogEnable
-    mappedFileSizeConsumeQueueExt maxDelayTime maxErrorRateOfBloomFilter maxMsgsNumBatch messageIndexSafe
+    mappedFileSizeConsumeQueueExt maxDelayTime maxErrorRateOfBloomFilter messageIndexSafe
     osPageCacheBusyTimeOutMills processReplyMessageThreadPoolNums pullMessageThreadPoolNums
     pullThreadPoolQueueCapacity putMessageFutureThreadPoolNums putMsgIndexHightWater
     putThreadPoolQueueCapacity queryMessageThreadPoolNums queryThreadPoolQueueCapacity

@@ -98,6 +98,7 @@ class MessageStoreConfig:
     max_transfer_count_on_message_in_disk: int = tunable(8, within(1, 10_000))
     access_message_in_memory_max_ratio: int = tunable(40, PERCENT)  # percent of RAM
     default_query_max_num: int = tunable(32, within(1, 10_000))
+    max_msgs_num_batch: int = tunable(64, within(1, 10_000))  # messages one QUERY_MESSAGE answers, at most
     message_delay_level: str = tunable("1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h",
                                        check=_check_delay_levels)
     offset_check_in_slave: bool = False

@@ -193,8 +193,10 @@ class StoreReading:
         raw = self.look_message_by_offset(phy_offset)
         return decode_message_ext(raw) if raw is not None else None
 
-    def query_message(self, topic: str, key: str, max_num: int, begin: int, end: int) -> QueryMessageResult:
-        """Messages of ``topic`` whose KEYS or UNIQ_KEY equals ``key``, stored within [begin, end]."""
+    def query_message(self, topic: str, key: str, max_num: int, begin: int, end: int,
+                      max_bytes: Optional[int] = None) -> QueryMessageResult:
+        """Messages of ``topic`` whose KEYS or UNIQ_KEY equals ``key``, stored within [begin, end]; with
+        ``max_bytes``, no more once they would pass it (the first one is always answered)."""
         result = QueryMessageResult()
         if self.index is None:
             return result
@@ -205,6 +207,8 @@ class StoreReading:
             raw = self.look_message_by_offset(phy)
             if raw is None or not _has_key(raw, topic, key):
                 continue
+            if max_bytes is not None and result.message_buffers and result.buffer_total_size + len(raw) > max_bytes:
+                break
             result.message_buffers.append(raw)
             result.buffer_total_size += len(raw)
         return result

@@ -3,8 +3,9 @@
 QUERY_MESSAGE looks up ``topic#key`` in the index (user KEYS tokens and UNIQ_KEY are both indexed) and
 answers the matching records, raw, concatenated; the client re-checks the key itself. With the extField
 ``_UNIQUE_KEY_QUERY=true`` (a lookup by client message id) the broker caps the answer at
-``defaultQueryMaxNum`` as RocketMQ does. VIEW_MESSAGE_BY_ID takes the CommitLog offset the client decoded
-from an offset message id.
+``defaultQueryMaxNum`` as RocketMQ does; every answer holds at most ``maxMsgsNumBatch`` messages (RocketMQ's
+cap too) and stops before passing ``MAX_ANSWER_BYTES``. VIEW_MESSAGE_BY_ID takes the CommitLog offset the
+client decoded from an offset message id.
 """
 
 from __future__ import annotations
@@ -15,6 +16,11 @@ from mq.remoting.command import RemotingCommand
 
 RC = ResponseCode
 UNIQUE_KEY_QUERY = "_UNIQUE_KEY_QUERY"
+#: Bytes of records one QUERY_MESSAGE answer stops before (but its first record is always answered). Ours:
+#: RocketMQ caps by count only and sends the records from its page cache, but here the answer is one frame
+#: built in memory, and maxMsgsNumBatch messages of up to maxMessageSize (64 x 4 MiB) would pass every
+#: client's frame limit (16 MiB) and hold that much memory per request.
+MAX_ANSWER_BYTES = 4 << 20
 
 
 class QueryMessageProcessor:
@@ -33,7 +39,9 @@ class QueryMessageProcessor:
             max_num = self.store.config.default_query_max_num
         if not self.store.config.message_index_enable:
             return request.response(RC.QUERY_NOT_FOUND, "the broker's message index is disabled (messageIndexEnable)")
-        result = self.store.query_message(h.topic, h.key, max(1, max_num), h.begin_timestamp, h.end_timestamp)
+        max_num = min(max_num, self.store.config.max_msgs_num_batch)
+        result = self.store.query_message(h.topic, h.key, max(1, max_num), h.begin_timestamp, h.end_timestamp,
+                                          MAX_ANSWER_BYTES)
         ext = {
             "indexLastUpdateTimestamp": str(result.index_last_update_timestamp),
             "indexLastUpdatePhyoffset": str(result.index_last_update_phyoffset),
