@@ -72,6 +72,27 @@ def host_allowed(host: Optional[bytes]) -> bool:
     return True
 
 
+def cross_site(request: server.Request) -> Optional[str]:
+    """Why an API request comes from another site's page, or None.
+
+    A GET needs no CSRF token, so without this check any web page the operator opens could make their browser
+    fire heavy reads at a console on localhost (a DLQ export, thousands of message pages) and hold its request
+    slots. Browsers say where a request comes from: ``Sec-Fetch-Site`` (only ``same-origin``, or ``none`` for
+    an address typed in, is the console's own page; ``same-site`` includes other ports of the same host), and
+    ``Origin``, which must name the host the request was sent to. Tools that send neither (curl, tests) pass.
+    """
+    def header(name: bytes) -> str:
+        return (request.getHeader(name) or b"").decode("latin-1").strip().lower()
+
+    fetch_site = header(b"sec-fetch-site")
+    if fetch_site and fetch_site not in ("same-origin", "none"):
+        return f"The console's API does not answer requests from other sites' pages (Sec-Fetch-Site: {fetch_site[:20]})."
+    origin = header(b"origin")  # "null" too: a sandboxed or file: page
+    if origin and origin.split("://", 1)[-1] != header(b"host"):
+        return "The console's API answers only its own pages (the Origin header names another site)."
+    return None
+
+
 class ConsoleRequest(server.Request):
     """A request whose body is kept only up to ``site.max_body_bytes``; past that it is dropped as it comes."""
 
@@ -292,6 +313,9 @@ class Root(resource.Resource):
             return pages.errorPage(421, "Misdirected Request",
                                    "The console answers only requests addressed to an IP address or localhost.")
         if name == b"api":
+            why = cross_site(request)
+            if why is not None:
+                return pages.errorPage(403, "Forbidden", why)
             return self.api
         if name == b"static":
             return self.static

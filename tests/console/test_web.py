@@ -366,3 +366,20 @@ def test_broker_config_changes_are_checked(fields, message):
     _, site = make()
     status, _, body = post(site, "/api/broker/config", fields)
     assert status == 400 and message in error_of(body)
+
+
+def test_other_sites_pages_get_no_api_answer():
+    """A GET needs no CSRF token: any page the operator opens could otherwise make their browser fire heavy
+    reads at the console. What the browser says of the request's origin decides; tools that say nothing pass."""
+    api = FakeAdmin()
+    site = make_site(Context(api, ConsoleConfig(), None, TOKEN))
+    for headers in ({"Sec-Fetch-Site": "cross-site"}, {"Sec-Fetch-Site": "same-site"},
+                    {"Origin": "http://evil.example"}, {"Origin": "http://127.0.0.1:9999"}, {"Origin": "null"}):
+        status, _, body = http(site, "GET", "/api/topics", headers=headers)
+        assert status == 403 and b"other site" in body.replace(b"sites'", b"site"), headers
+    assert api.calls == []
+    for headers in ({}, {"Sec-Fetch-Site": "same-origin"}, {"Sec-Fetch-Site": "none"},
+                    {"Origin": "http://127.0.0.1:8080", "Sec-Fetch-Site": "same-origin"}):
+        assert http(site, "GET", "/api/topics", headers=headers)[0] == 200, headers
+    # the page itself is served whatever links to it
+    assert http(site, "GET", "/", headers={"Sec-Fetch-Site": "cross-site"})[0] == 200
