@@ -17,7 +17,15 @@ from mq.acl.accounts import CompiledAccount
 from mq.acl.ip_pattern import address_parts, host_of
 from mq.acl.permission import PUB, check_permission
 from mq.acl.resources import ADMIN_CODES, ResourceError, needed_resources
-from mq.acl.signing import ACCESS_KEY, SECURITY_TOKEN, SIGNATURE, UNIQUE_KEY_QUERY, sign, signing_content
+from mq.acl.signing import (
+    ACCESS_KEY,
+    SECURITY_TOKEN,
+    SIGNATURE,
+    SIGNED_CODE,
+    UNIQUE_KEY_QUERY,
+    sign,
+    signing_content,
+)
 from mq.acl.store import AclStore
 from mq.common.topic import RETRY_GROUP_TOPIC_PREFIX, TRACE_TOPIC
 from mq.remoting.command import RemotingCommand
@@ -100,6 +108,10 @@ class AccessValidator:
             return
         if not signature_matches(account.secret_key, fields, request.body):
             raise AccessDenied(f"Check signature failed for accessKey={access_key}")
+        signed_code = fields.get(SIGNED_CODE)
+        if signed_code is not None and signed_code != str(request.code):
+            raise AccessDenied(f"Check signature failed for accessKey={access_key}: signed for request code "
+                               f"{signed_code[:12]}, sent as {request.code}")
         try:
             needs = needed_resources(request)
         except ResourceError as e:

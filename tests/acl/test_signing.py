@@ -29,8 +29,8 @@ def test_sign_request_adds_access_key_token_and_signature():
     request = RemotingCommand.request(10, {"topic": "T", "Signature": "stale"}, body=b"hello")
     Credentials("rocketmq2", "12345678", "tok").sign_request(request)
     fields = request.ext_fields
-    assert fields["AccessKey"] == "rocketmq2" and fields["SecurityToken"] == "tok"
-    assert fields["Signature"] == sign("12345678", b"rocketmq2tokT" + b"hello")
+    assert fields["AccessKey"] == "rocketmq2" and fields["SecurityToken"] == "tok" and fields["mqRequestCode"] == "10"
+    assert fields["Signature"] == sign("12345678", b"rocketmq2tok10T" + b"hello")
 
 
 def test_credentials_from_options_and_environment():
@@ -48,6 +48,6 @@ def test_unique_key_query_is_left_unsigned_and_announced_as_4_9_3():
     assert request.version == 409
     Credentials("rocketmq2", "12345678").sign_request(request)
     assert request.version == 399
-    assert request.ext_fields["Signature"] == sign("12345678", b"rocketmq2KT")
+    assert request.ext_fields["Signature"] == sign("12345678", b"rocketmq2K12T")
     plain = Credentials("rocketmq2", "12345678").sign_request(RemotingCommand.request(12, {"topic": "T"}))
     assert plain.version == 409

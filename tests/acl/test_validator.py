@@ -253,3 +253,20 @@ def test_dispatcher_answers_system_error_with_the_java_remark_and_drops_oneway(v
 def test_a_failing_check_refuses(validator):
     validator.store.table = None  # any bug inside the check
     assert validator(send_v2("t"), Channel()) == f"{ACL_EXCEPTION}: the access check failed"
+
+
+def test_a_signed_request_cannot_pass_as_another_code(validator):
+    """RocketMQ's signature leaves the code out: an admin's signed request without fields would pass as any
+    other without fields. mq's signers sign the code too, and a request sent under another code is refused;
+    a request signed as the official clients sign it (no code field) passes as before."""
+    runtime = ADMIN.sign_request(RemotingCommand.request(RequestCode.GET_BROKER_RUNTIME_INFO))
+    validator.validate(runtime, HERE)
+    replayed = RemotingCommand.request(RequestCode.DELETE_EXPIRED_COMMITLOG, dict(runtime.ext_fields))
+    assert denied(validator, replayed) == ("Check signature failed for accessKey=adminKey01: signed for request "
+                                           f"code {int(RequestCode.GET_BROKER_RUNTIME_INFO)}, sent as 329")
+    stripped = dict(runtime.ext_fields)
+    del stripped["mqRequestCode"]
+    assert denied(validator, RemotingCommand.request(329, stripped)) == "Check signature failed for accessKey=adminKey01"
+    java_style = {"AccessKey": ADMIN.access_key}
+    java_style["Signature"] = sign(ADMIN.secret_key, signing_content(java_style, None))
+    validator.validate(RemotingCommand.request(RequestCode.DELETE_EXPIRED_COMMITLOG, java_style), HERE)
