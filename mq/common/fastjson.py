@@ -9,6 +9,7 @@ unless asked for standard JSON; ``loads`` reads both forms of integer keys.
 from __future__ import annotations
 
 import json
+import re
 from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any, Callable, List
 
@@ -93,45 +94,46 @@ def dumps_bytes(obj: Any, standard: bool = False) -> bytes:
     return dumps(obj, standard).encode("ascii")
 
 
+# The unquoted integer key fastjson writes: ``{`` or ``,``, the digits, then ``:``. Blind to strings, so the
+# quoted text is checked by parsing it (see ``_quote_keys_fast``); the empty groups are where the quotes go.
+_BARE_KEY = re.compile(r"([{,]\s*)()(-?\d+)()(?=\s*:)")
+# A bare key or a whole string (skipped): the string-aware form, for text whose strings hold key-like text.
+_KEY_OR_STRING = re.compile(r'"(?:[^"\\]|\\.)*"|([{,]\s*)(-?\d+)(?=\s*:)', re.S)
+# Text whose every string is closed: only then does ``_KEY_OR_STRING`` match each string whole.
+_CLOSED_STRINGS = re.compile(r'(?:[^"]|"(?:[^"\\]|\\.)*")*', re.S)
+# How CPython and PyPy (which adds " at char") begin the message for a map key that is not a string, at the
+# key's first character.
+_KEY_ERRORS = ("Expecting property name enclosed in double quotes", "Key name must be string")
+#: Text up to this long whose fast quoting fails is tried once more by the string-aware scan, which costs a
+#: Python call per string; longer text is refused (fastjson's own output never needs it: no key-like strings).
+STRING_AWARE_LIMIT = 1 << 20
+
+
+def _quote_keys_fast(text: str) -> str:
+    """Quote every ``{0:``/``,0:`` in one C-level pass, strings or not. A quote put inside a string ends it
+    right before a digit, which no JSON allows, so if the result parses it is the right one."""
+    parts = _BARE_KEY.split(text)
+    n = (len(parts) - 1) // 5
+    parts[2::5] = ['"'] * n
+    parts[4::5] = ['"'] * n
+    return "".join(parts)
+
+
+def _quote_string_aware(match: "re.Match[str]") -> str:
+    return match[0] if match[1] is None else f'{match[1]}"{match[2]}"'
+
+
 def _quote_bare_keys(text: str) -> str:
-    """Quote the unquoted integer map keys of fastjson's output, leaving string contents alone."""
-    out = []
-    i = 0
-    n = len(text)
-    in_string = False
-    start = 0
-    while i < n:
-        ch = text[i]
-        if in_string:
-            if ch == "\\":
-                i += 2
-                continue
-            if ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch in "{,":
-            j = i + 1
-            while j < n and text[j] in " \t\r\n":
-                j += 1
-            k = j
-            if k < n and text[k] == "-":
-                k += 1
-            while k < n and text[k].isdigit():
-                k += 1
-            if k > j and text[j:k] != "-":
-                m = k
-                while m < n and text[m] in " \t\r\n":
-                    m += 1
-                if m < n and text[m] == ":":
-                    out.append(text[start : i + 1])
-                    out.append('"' + text[j:k] + '"')
-                    start = k
-                    i = k
-                    continue
-        i += 1
-    out.append(text[start:])
-    return "".join(out)
+    """Quote the unquoted integer map keys of fastjson's output, leaving string contents alone (linear)."""
+    if _CLOSED_STRINGS.fullmatch(text) is None:
+        return text  # an unclosed string: invalid whatever the keys
+    return _KEY_OR_STRING.sub(_quote_string_aware, text)
+
+
+def _bare_key_error(text: str, error: json.JSONDecodeError) -> bool:
+    """Whether the parser stopped at what may be fastjson's unquoted integer key: a map key starting with a
+    digit or minus. Anything else is refused at once, not rescanned (``{,,,…`` of 16 MiB took 5 s)."""
+    return error.msg.startswith(_KEY_ERRORS) and error.pos < len(text) and text[error.pos] in "-0123456789"
 
 
 def loads(data: "str | bytes", object_hook: Callable = None) -> Any:
@@ -141,8 +143,15 @@ def loads(data: "str | bytes", object_hook: Callable = None) -> Any:
     try:
         try:
             return json.loads(data, object_hook=object_hook)
-        except ValueError:
-            return json.loads(_quote_bare_keys(data), object_hook=object_hook)
+        except json.JSONDecodeError as e:
+            if not _bare_key_error(data, e):
+                raise
+        try:
+            return json.loads(_quote_keys_fast(data), object_hook=object_hook)
+        except json.JSONDecodeError:
+            if len(data) > STRING_AWARE_LIMIT:
+                raise
+        return json.loads(_quote_bare_keys(data), object_hook=object_hook)
     except RecursionError:
         # Deeply nested input exhausts the parser's stack: bad input like any other, not a crash.
         raise ValueError("JSON nested too deeply") from None

@@ -106,3 +106,64 @@ def test_parse_errors_are_described_by_position_only():
     assert f"remark: {info.value}".endswith("(char 0)")
     with pytest.raises(ValueError, match="not valid JSON at line 2 column 3"):
         fastjson.loads('{\n  oops}')
+
+
+def _count_calls(monkeypatch, name):
+    calls = []
+    real = getattr(fastjson, name, None)
+
+    def counting(text):
+        calls.append(len(text))
+        return real(text)
+
+    monkeypatch.setattr(fastjson, name, counting, raising=False)
+    return calls
+
+
+def test_malformed_text_that_is_not_a_bare_key_is_refused_without_a_rescan(monkeypatch):
+    # The review's HEART_BEAT body: 16 MiB of "{,,,," was rescanned char by char in Python (5.6 s of CPU).
+    fast = _count_calls(monkeypatch, "_quote_keys_fast")
+    aware = _count_calls(monkeypatch, "_quote_bare_keys")
+    for text in ("{" + "," * (16 << 20), "[1,-x]", '{"a":1,}', "{ x:1}", "{\"a\":1 2}"):
+        with pytest.raises(ValueError):
+            fastjson.loads(text)
+    assert fast == [] and aware == []
+
+
+def test_a_bare_key_gets_one_fast_pass_and_the_string_aware_scan_only_up_to_its_limit(monkeypatch):
+    fast = _count_calls(monkeypatch, "_quote_keys_fast")
+    aware = _count_calls(monkeypatch, "_quote_bare_keys")
+    big = "{0:0" + "," * fastjson.STRING_AWARE_LIMIT
+    with pytest.raises(ValueError):
+        fastjson.loads(big)
+    assert fast == [len(big)] and aware == []
+    small = "{0:0" + "," * (fastjson.STRING_AWARE_LIMIT - 5)
+    with pytest.raises(ValueError):
+        fastjson.loads(small)
+    assert fast == [len(big), len(small)] and aware == [len(small)]
+    # fastjson's own output, however big, needs only the fast pass.
+    del fast[:], aware[:]
+    table = {"offsetTable": {f"t{i}@g": {q: i * q for q in range(4)} for i in range(50_000)}}
+    text = fastjson.dumps(table)
+    assert len(text) > fastjson.STRING_AWARE_LIMIT
+    assert fastjson.loads(text) == json.loads(fastjson.dumps(table, standard=True))
+    assert fast == [len(text)] and aware == []
+
+
+def test_the_fast_pass_touching_a_string_is_caught_and_redone_string_aware(monkeypatch):
+    aware = _count_calls(monkeypatch, "_quote_bare_keys")
+    assert fastjson.loads('{0:"x,1:y", 2 :{-3:"{4:"}}') == {"0": "x,1:y", "2": {"-3": "{4:"}}
+    assert len(aware) == 1
+    # Past the limit such text is refused rather than scanned by a Python call per string.
+    text = '{0:"x,1:y","pad":"' + "p" * fastjson.STRING_AWARE_LIMIT + '"}'
+    with pytest.raises(ValueError):
+        fastjson.loads(text)
+    assert len(aware) == 1
+
+
+def test_the_string_aware_scan_leaves_an_unclosed_string_alone():
+    # Each of these quotes would start a string running to the end: a scan trying each is quadratic.
+    text = '{0:"' + '\\"' * 500_000
+    assert fastjson._quote_bare_keys(text) == text
+    with pytest.raises(ValueError):
+        fastjson.loads(text)
