@@ -11,6 +11,10 @@ after the one ``"opaque":`` key. Inside JSON strings a quote is escaped, so that
 an answer is stored only when the key occurs once in the request and once in the response. A later request
 whose header, with the digits after its first ``"opaque":`` cut out, equals a stored key therefore has its
 opaque at the same place, as the stored one had.
+
+Only requests with no body and a header under ``MAX_HEADER`` bytes are remembered (route queries from every
+client are such), and the memo holds at most ``max_bytes`` of keys and answers, oldest dropped first: a client
+sending a new 4 MiB body with each GET_ROUTEINFO_BY_TOPIC grew the NameServer by 4 MB per request.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ _MARKER = b'"opaque":'
 _JSON_OPAQUE = re.compile(rb'"opaque":(-?[0-9]{1,9})(?![0-9])')
 _BINARY_OPAQUE = slice(5, 9)
 _PREFIX = struct.Struct(">ii")
+#: Longest request header remembered; a client's route query header is about 200 bytes.
+MAX_HEADER = 1024
 
 #: (serialize type, response header before the opaque, response header after it + body, response body length,
 #: (request code, response code))
@@ -38,10 +44,15 @@ Entry = Tuple[int, bytes, bytes, int, Tuple[int, int]]
 class ResponseMemo:
     """Answers for ``codes``, valid while ``state()`` returns the value they were computed under."""
 
-    def __init__(self, codes: Iterable[int], state: Callable[[], Hashable], max_entries: int = 10_000) -> None:
+    def __init__(
+        self, codes: Iterable[int], state: Callable[[], Hashable], max_entries: int = 10_000, max_bytes: int = 64 << 20,
+    ) -> None:  # fmt: skip
         self.codes = frozenset(int(c) for c in codes)
         self.state = state
         self.max_entries = max_entries
+        #: Bound on the keys' request headers plus the stored response frames, summed over all entries.
+        self.max_bytes = max_bytes
+        self.size = 0
         #: Answers given from the memo since the caller last took them, by (request code, response code).
         self.hits: Dict[Tuple[int, int], int] = {}
         self._entries: Dict[Tuple[int, bytes, bytes], Entry] = {}
@@ -62,12 +73,22 @@ class ResponseMemo:
         if state == self._state:
             return False
         self._entries.clear()
+        self.size = 0
         self._state = state
         return True
 
+    @staticmethod
+    def _rememberable(header: bytes, body: bytes) -> bool:
+        """Only small requests without a body: the key holds the request, so a big one would be kept whole."""
+        return not body and len(header) < MAX_HEADER
+
+    @staticmethod
+    def _entry_size(key: Tuple[int, bytes, bytes], entry: Entry) -> int:
+        return len(key[1]) + len(key[2]) + len(entry[1]) + len(entry[2])
+
     def answer(self, serialize_type: int, header: bytes, body: bytes) -> Optional[bytes]:
         """The whole response frame for this request, or None (not memoised: take the ordinary path)."""
-        if self._reset_if_stale() or not self._entries:
+        if self._reset_if_stale() or not self._entries or not self._rememberable(header, body):
             return None
         span = self._opaque_span(serialize_type, header)
         if span is None:
@@ -87,11 +108,9 @@ class ResponseMemo:
         encoded: bytes,
     ) -> None:  # fmt: skip
         """Keep ``encoded`` (``response`` to ``request``, as just sent) for requests like it."""
-        if request.code not in self.codes:
+        if request.code not in self.codes or not self._rememberable(header, body):
             return
         self._reset_if_stale()
-        if len(self._entries) >= self.max_entries:
-            return
         span = self._opaque_span(serialize_type, header)
         if span is None:
             return
@@ -108,6 +127,17 @@ class ResponseMemo:
             return
         before = encoded[8 : 8 + rspan[0]]
         after = encoded[8 + rspan[1] :]
-        self._entries[(serialize_type, header[:s] + header[e:], body)] = (
-            st, before, after, total - 4 - hlen, (request.code, response.code)
-        )
+        key = (serialize_type, header[:s] + header[e:], body)
+        entry: Entry = (st, before, after, total - 4 - hlen, (request.code, response.code))
+        size = self._entry_size(key, entry)
+        if size > self.max_bytes:
+            return
+        entries = self._entries
+        old = entries.pop(key, None)
+        if old is not None:
+            self.size -= self._entry_size(key, old)
+        while entries and (len(entries) >= self.max_entries or self.size + size > self.max_bytes):
+            oldest = next(iter(entries))
+            self.size -= self._entry_size(oldest, entries.pop(oldest))
+        entries[key] = entry
+        self.size += size

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from mq.remoting.codes import FLAG_ONEWAY, RequestCode, ResponseCode, SerializeType
 from mq.remoting.command import RemotingCommand
-from mq.remoting.memo import ResponseMemo
+from mq.remoting.memo import MAX_HEADER, ResponseMemo
 from mq.remoting.protocol import RequestDispatcher
 from mq.remoting.serialization import encode_command
 
@@ -138,3 +138,66 @@ def test_memo_answers_equal_the_processor_answers_byte_for_byte(seen, topic, ser
         frames.append(encode_command(cmd))
     for frame in frames:
         assert with_memo.send(frame) == without.send(frame)
+
+
+def _header(topic: str, opaque: int = 1) -> bytes:
+    return b'{"code":105,"extFields":{"topic":"%s"},"flag":0,"opaque":%d}' % (topic.encode(), opaque)
+
+
+def test_a_request_with_a_body_is_answered_but_not_remembered():
+    # The review: a new 4 MiB body with each route query grew the NameServer by 4 MB a request.
+    world = World()
+    for i in range(5):
+        body = bytes([i]) * (4 << 20)
+        answer = split_frames(world.send(raw_frame(0, _header("T", i), body)))[0]
+        assert answer.opaque == i and answer.code == ResponseCode.SUCCESS
+    world.send(raw_frame(0, _header("T", 9), b"x"))
+    world.send(raw_frame(0, _header("T", 10), b"x"))  # the same small body again: still the processor
+    assert len(world.processor.calls) == 7
+    assert world.memo.size == 0 and not world.memo._entries and world.memo.hits == {}
+
+
+def test_only_headers_under_the_limit_are_remembered():
+    world = World()
+    short = "t" * (MAX_HEADER - 1 - len(_header("")))
+    assert len(_header(short)) == MAX_HEADER - 1
+    longer = short + "u"
+    for topic in (short, longer):
+        for opaque in (1, 2):
+            assert split_frames(world.send(raw_frame(0, _header(topic, opaque))))[0].opaque == opaque
+    assert len(world.processor.calls) == 3  # the short one once, the 1024-byte one twice
+    assert world.memo.hits == {(CODE, ResponseCode.SUCCESS): 1}
+
+
+def test_the_memo_is_bounded_by_bytes_and_entries_oldest_dropped_first():
+    world = World()
+    one = World()
+    one.send(request(1, topic="T000"))
+    entry_size = one.memo.size
+    assert entry_size > 0
+    world.memo = world.proto.memo = ResponseMemo([CODE], lambda: world.state, max_bytes=3 * entry_size)
+    for i in range(10):
+        world.send(request(1, topic=f"T{i:03d}"))
+        assert world.memo.size <= 3 * entry_size
+    assert len(world.memo._entries) == 3 and world.memo.size == 3 * entry_size
+    calls = len(world.processor.calls)
+    world.send(request(2, topic="T009"))  # among the newest: from the memo
+    world.send(request(2, topic="T000"))  # dropped: the processor again
+    assert len(world.processor.calls) == calls + 1
+    world.memo = world.proto.memo = ResponseMemo([CODE], lambda: world.state, max_entries=2)
+    for i in range(5):
+        world.send(request(1, topic=f"T{i:03d}"))
+    assert len(world.memo._entries) == 2
+    world.send(request(3, topic="T004"))
+    assert world.memo.hits == {(CODE, ResponseCode.SUCCESS): 1}
+    world.state = 1
+    world.send(request(4, topic="T004"))
+    assert world.memo.size == entry_size  # emptied for the new state, then the one answer
+
+
+def test_an_answer_bigger_than_the_whole_bound_is_not_kept():
+    world = World()
+    world.memo = world.proto.memo = ResponseMemo([CODE], lambda: world.state, max_bytes=10)
+    world.send(request(1))
+    world.send(request(2))
+    assert len(world.processor.calls) == 2 and world.memo.size == 0
