@@ -79,7 +79,7 @@ class DayLines:
         """One line of a day file; False (and nothing added) when it is not in shape."""
         try:
             item = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested past the parser's stack
             return False
         if not (isinstance(item, list) and len(item) >= 2 and item[0] in KINDS and isinstance(item[1], str)):
             return False

@@ -48,7 +48,7 @@ class Monitors:
                 table[group] = {"minCount": count, "maxDiffTotal": diff}
             if len(table) > MAX_MONITORS or not isinstance(data, dict):
                 raise ValueError(f"not an object of at most {MAX_MONITORS} groups")
-        except (OSError, ValueError, AttributeError) as e:
+        except (OSError, ValueError, AttributeError, RecursionError) as e:  # Recursion: nested past the stack
             log.warn("console: consumer monitors {path} not read ({why})", path=self.path, why=e)
             return
         self.table = table

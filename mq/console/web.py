@@ -253,6 +253,9 @@ class ApiResource(resource.Resource):
             data = json.loads(raw.decode("utf-8")) if raw.strip() else {}
         except (UnicodeDecodeError, ValueError):
             raise BadRequest("the body is not JSON") from None
+        except RecursionError:
+            # 200,000 "[" exhaust the parser's stack: bad input like any other, not a 500 and a traceback.
+            raise BadRequest("the body is not JSON (nested too deeply)") from None
         if not isinstance(data, dict):
             raise BadRequest("the body must be a JSON object")
         return Form(data)

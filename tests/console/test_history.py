@@ -108,7 +108,7 @@ def test_lines_not_in_shape_are_skipped(tmp_path):
     t = noon() * 1000
     file_of(tmp_path, day_of(t)).write_text("\n".join([
         f'["b","b/1",{t},1,2]', "{not json", '["b","b/1",1,2]', f'["x","b/1",{t},1,2]', f'["t","T",{t},"fast"]',
-        f'["t","T",{t},NaN]', f'[1,2,{t},3]', f'["t","T",{t + 60_000},7]', '["b","b/2",17', ""]))
+        f'["t","T",{t},NaN]', f'[1,2,{t},3]', f'["t","T",{t + 60_000},7]', '["b","b/2",17', "[" * 200_000, ""]))
     h = made(tmp_path, clock)
     assert h.brokers == {"b/1": [[t, 1.0, 2.0]]} and h.topics == {"T": [[t + 60_000, 7.0]]}
 

@@ -29,7 +29,8 @@ def test_bounds_raise_alarms_and_survive_a_restart(tmp_path):
 
 
 @pytest.mark.parametrize("content", ["[1]", "{bad", '{"G": {"minCount": -1, "maxDiffTotal": 1}}',
-                                     '{"G": {"minCount": 1}}', '{"G": {"minCount": true, "maxDiffTotal": 1}}'])
+                                     '{"G": {"minCount": 1}}', '{"G": {"minCount": true, "maxDiffTotal": 1}}',
+                                     "[" * 200_000])  # the last: nested past the parser's stack
 def test_a_file_not_in_shape_is_not_read(tmp_path, content):
     path = tmp_path / "monitor.json"
     path.write_text(content)

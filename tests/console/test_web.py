@@ -383,3 +383,25 @@ def test_other_sites_pages_get_no_api_answer():
         assert http(site, "GET", "/api/topics", headers=headers)[0] == 200, headers
     # the page itself is served whatever links to it
     assert http(site, "GET", "/", headers={"Sec-Fetch-Site": "cross-site"})[0] == 200
+
+
+def test_deeply_nested_bodies_are_refused_400_without_a_traceback():
+    # The review: 200,000 "[" to /api/login was a 500 "Processing Failed" and a RecursionError logged each time.
+    from twisted.logger import globalLogPublisher
+
+    failures: List[dict] = []
+
+    def observer(event: dict) -> None:
+        if "log_failure" in event:
+            failures.append(event)
+
+    globalLogPublisher.addObserver(observer)
+    try:
+        _, site = make()
+        for path in ("/api/login", "/api/topic/create"):
+            for raw in (b"[" * 200_000, b'{"a":' * 50_000, b"[" * 100_000 + b"]" * 100_000):
+                status, _, body = post(site, path, raw)
+                assert (status, error_of(body)) == (400, "the body is not JSON (nested too deeply)")
+    finally:
+        globalLogPublisher.removeObserver(observer)
+    assert failures == []
