@@ -125,7 +125,12 @@ def loads(data: "str | bytes") -> Any:
     if isinstance(data, (bytes, bytearray, memoryview)):
         data = bytes(data).decode("utf-8")
     reader = _Reader(data)
-    result = reader.value()
+    try:
+        result = reader.value()
+    except RecursionError:
+        # Nesting past Python's stack (a client's running-info reply, a broker's answer): bad input like any
+        # other, as in ``fastjson.loads``, not an error its callers do not expect.
+        raise JsonKeysError("nested too deeply", reader.pos) from None
     reader.skip_ws()
     if reader.pos != len(data):
         raise JsonKeysError("extra data after the value", reader.pos)

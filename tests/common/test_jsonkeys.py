@@ -49,7 +49,8 @@ def test_c_plus_plus_reset_body_list_form():
     assert queue_map(jsonkeys.loads(body)["offsetTable"]) == {MessageQueue("T", "b", 0): 12}
 
 
-@pytest.mark.parametrize("bad", ['{"a":1', '{"a" 1}', "[1 2]", '{"a":1} x', "{:1}", ""])
+@pytest.mark.parametrize("bad", ['{"a":1', '{"a" 1}', "[1 2]", '{"a":1} x', "{:1}", "", "[" * 100_000,
+                                 '{"a":' * 50_000, "{{" * 50_000])
 def test_malformed_input_is_a_value_error(bad):
     with pytest.raises(ValueError):
         jsonkeys.loads(bad)
