@@ -119,6 +119,19 @@ def test_cpp_heartbeat_and_old_client_running_info(addr, broker, client):
 
 
 @pytest_twisted.inlineCallbacks
+def test_a_malformed_heartbeat_is_refused_without_the_bare_key_rescan(addr, broker, client, monkeypatch):
+    # The review: 16 MiB of "{,,,," went through fastjson's bare-key scan char by char, a second client waited 6 s.
+    def not_expected(text):
+        raise AssertionError("the bare-key fallback ran")
+
+    for name in ("_quote_keys_fast", "_quote_bare_keys"):
+        monkeypatch.setattr(fastjson, name, not_expected, raising=False)
+    bad = yield client.invoke(addr, RequestCode.HEART_BEAT, None, b"{" + b"," * ((16 << 20) - 1024))
+    assert bad.code == RC.SYSTEM_ERROR
+    assert bad.remark == "the heartbeat body is not valid: not valid JSON at line 1 column 2 (char 1)"
+
+
+@pytest_twisted.inlineCallbacks
 def test_silent_clients_expire(addr, broker, client):
     yield client.heartbeat(addr, ["pg"], [("eg", ["T"], "CLUSTERING")])
     assert broker.consumer_manager.get("eg") and broker.producer_manager.connections("pg")
