@@ -16,6 +16,8 @@ from mq.common.topic import (  # noqa: F401 - re-exported: the system topic name
 )
 
 MASTER_ID = 0
+#: The most read or write queues a topic may have (UPDATE_AND_CREATE_TOPIC's bound; also a group's retry queues).
+MAX_TOPIC_QUEUE_NUMS = 1024
 DEFAULT_CLUSTER = "DefaultCluster"
 DEFAULT_REGION = "DefaultRegion"
 DEFAULT_NAMESRV_PORT = 9876

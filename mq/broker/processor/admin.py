@@ -101,8 +101,9 @@ class AdminBrokerProcessor:
         if h.topic in (mixall.DEFAULT_TOPIC, self.config.broker_cluster_name):
             return request.response(RC.SYSTEM_ERROR, f"the topic[{h.topic}] is conflict with system topic.")
         for name, value in (("readQueueNums", h.read_queue_nums), ("writeQueueNums", h.write_queue_nums)):
-            if not 0 < value <= 1024:
-                return request.response(RC.SYSTEM_ERROR, f"{name} {value} is out of range 1..1024")
+            if not 0 < value <= mixall.MAX_TOPIC_QUEUE_NUMS:
+                return request.response(RC.SYSTEM_ERROR,
+                                        f"{name} {value} is out of range 1..{mixall.MAX_TOPIC_QUEUE_NUMS}")
         if h.topic_filter_type not in ("SINGLE_TAG", "MULTI_TAG"):
             return request.response(RC.SYSTEM_ERROR,
                                     f"topicFilterType {h.topic_filter_type!r} is not SINGLE_TAG or MULTI_TAG")
@@ -333,6 +334,7 @@ class AdminBrokerProcessor:
             return request.response(RC.SYSTEM_ERROR, SLAVE_REFUSAL)
         try:
             sgc = SubscriptionGroupConfig.from_json(fastjson.loads(request.body or b"{}"))
+            sgc.check()
         except (ValueError, TypeError) as e:
             return request.response(RC.SYSTEM_ERROR, f"the subscription group body is not valid: {e}")
         why = group_error(sgc.group_name)

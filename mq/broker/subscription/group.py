@@ -43,8 +43,21 @@ class SubscriptionGroupConfig:
     def to_json(self) -> dict:
         return {key: getattr(self, name) for key, name, _ in self._KEYS}
 
+    #: Bounds of the number fields (RocketMQ has none): ``retryQueueNums`` is the queue count of the
+    #: ``%RETRY%`` topic a heartbeat creates, so a topic's bound; ``retryMaxTimes`` -1 (dead-letter at once)
+    #: to 1000 (past the 18th delay level each retry waits 2 h: months of retrying); the broker ids those
+    #: of ``brokerId`` in the broker's config. 2,000,000 retry queues made one GET_TOPIC_STATS_INFO take 16 s.
+    RANGES = {
+        "retryQueueNums": (0, mixall.MAX_TOPIC_QUEUE_NUMS),
+        "retryMaxTimes": (-1, 1000),
+        "brokerId": (0, 1024),
+        "whichBrokerWhenConsumeSlowly": (0, 1024),
+    }
+
     @classmethod
     def from_json(cls, data: dict) -> SubscriptionGroupConfig:
+        """The config a JSON object describes; ValueError naming the field when a value is not of its type
+        (the ranges are checked by ``check`` or ``clamp``, so a file and a request can differ in what they do)."""
         if not isinstance(data, dict) or not data.get("groupName"):
             raise ValueError("a subscription group config needs a groupName")
         config = cls(str(data["groupName"]))
@@ -53,8 +66,35 @@ class SubscriptionGroupConfig:
                 value = data[key]
                 if kind is bool and isinstance(value, str):
                     value = value.lower() == "true"
-                setattr(config, name, kind(value))
+                try:
+                    setattr(config, name, kind(value))
+                except (ValueError, TypeError, OverflowError):
+                    raise ValueError(f"{key} {str(value)[:64]!r} is not {kind.__name__}") from None
         return config
+
+    def _out_of_range(self) -> list[tuple[str, str, int, int, int]]:
+        """(key, attribute, value, low, high) of each number field outside its range."""
+        out = []
+        for key, name, _ in self._KEYS:
+            if key in self.RANGES:
+                low, high = self.RANGES[key]
+                value = getattr(self, name)
+                if not low <= value <= high:
+                    out.append((key, name, value, low, high))
+        return out
+
+    def check(self) -> None:
+        """ValueError naming the first number field out of its range (an admin's request is refused)."""
+        for key, _, value, low, high in self._out_of_range():
+            raise ValueError(f"{key} {value} is out of range {low}..{high}")
+
+    def clamp(self) -> list[str]:
+        """Bring each number field into its range (a hand-edited file); what was changed, for the log."""
+        changes = []
+        for key, name, value, low, high in self._out_of_range():
+            setattr(self, name, min(max(value, low), high))
+            changes.append(f"{key} {value} -> {getattr(self, name)}")
+        return changes
 
 
 class SubscriptionGroupManager(JsonStateFile):
@@ -74,7 +114,11 @@ class SubscriptionGroupManager(JsonStateFile):
 
     def decode(self, data: dict) -> None:
         for name, sgc in (data.get("subscriptionGroupTable") or {}).items():
-            self.table[str(name)] = SubscriptionGroupConfig.from_json(sgc)
+            config = self.table[str(name)] = SubscriptionGroupConfig.from_json(sgc)
+            changes = config.clamp()
+            if changes:  # a hand-edited file: the group keeps its other settings (consumeEnable, say)
+                log.warn("{path}: subscription group {group} out of range, clamped: {changes}", path=self.path,
+                         group=name, changes=", ".join(changes))
         self.data_version = DataVersion.from_json(data.get("dataVersion"))
 
     def _changed(self) -> None:
