@@ -148,6 +148,9 @@ def test_offsets_query_update_and_not_found(client, addr, broker):
     r = yield client.query_offset(addr, "og", "NoQueue", 0)
     assert r.ext_fields == {"offset": "0"}  # queue starts at 0: read from the start
     r = yield client.update_offset(addr, "og", "OffT", 2, 11)
+    assert r.code == RC.TOPIC_NOT_EXIST  # as RocketMQ 5: no offsets for a topic the broker does not have
+    yield client.create_topic(addr, "OffT", queues=4)
+    r = yield client.update_offset(addr, "og", "OffT", 2, 11)
     assert r.code == RC.SUCCESS
     r = yield client.query_offset(addr, "og", "OffT", 2)
     assert r.ext_fields == {"offset": "11"}

@@ -47,7 +47,36 @@ class ConsumerManageProcessor:
 
     def update_offset(self, request: RemotingCommand, channel) -> RemotingCommand:
         h = UpdateConsumerOffsetRequestHeader.decode(request.ext_fields)
-        if self.broker.config.is_slave:
+        b = self.broker
+        if b.config.is_slave:
             return request.response(RC.SUCCESS)
-        self.broker.consumer_offset_manager.commit(h.consumer_group, h.topic, h.queue_id, h.commit_offset)
+        refusal = self._offset_refusal(request, h, channel)
+        if refusal is not None:
+            return refusal
+        b.consumer_offset_manager.commit(h.consumer_group, h.topic, h.queue_id, h.commit_offset)
         return request.response(RC.SUCCESS)
+
+    def _offset_refusal(self, request: RemotingCommand, h: UpdateConsumerOffsetRequestHeader,
+                        channel) -> RemotingCommand | None:
+        """RocketMQ 5's checks of a commit (group, then topic), and the queue id's range as a pull checks it:
+        each offset committed is an entry of ``consumerOffset.json``, saved every few seconds on the reactor,
+        so made-up topics, groups and queue ids (20,000 oneway commits made an 814 KB file) are refused.
+        An unknown group is created as a heartbeat would when auto-creation is on (and the table not full),
+        once the topic and queue are known good."""
+        b = self.broker
+        groups = b.subscription_group_manager
+        unknown = RC.SUBSCRIPTION_GROUP_NOT_EXIST, f"Group {h.consumer_group[:300]} not exist!"
+        if groups.find(h.consumer_group, auto_create=False) is None and not b.config.auto_create_subscription_group:
+            return request.response(*unknown)
+        tc = b.topic_config_manager.select(h.topic)
+        if tc is None:
+            return request.response(RC.TOPIC_NOT_EXIST, f"Topic {h.topic[:300]} not exist!")
+        queues = max(tc.read_queue_nums, tc.write_queue_nums)
+        if not 0 <= h.queue_id < queues:
+            return request.response(
+                RC.SYSTEM_ERROR, f"queueId[{h.queue_id}] is illegal, topic:[{h.topic}] readQueueNums:"
+                                 f"[{tc.read_queue_nums}] writeQueueNums:[{tc.write_queue_nums}] "
+                                 f"consumer:[{channel.peer}]")
+        if groups.find(h.consumer_group) is None:  # a name no group may have, or the table is full
+            return request.response(*unknown)
+        return None
