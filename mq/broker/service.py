@@ -265,6 +265,7 @@ class BrokerService(service.MultiService):
         self._every("register", c.register_period_seconds, self._register_periodically, now=True)
         self._every("offsets", c.flush_consumer_offset_interval / 1000.0, self.consumer_offset_manager.persist_if_dirty)
         self._every("clients", 10.0, self._scan_clients)
+        self._every("rebalance-locks", 10.0, self.rebalance_lock_manager.prune)
         self._every("auto-created", 1.0, self._save_auto_created)
         self._every("stats", 1.0, self.runtime_stats.sample)
         self._every("stats-items", SAMPLE_SECONDS, self.stats.items.sample, now=True)
