@@ -117,6 +117,11 @@ class BrokerConfig:
     long_polling_enable: bool = tunable(True, runtime=True)
     #: ms a pull without messages waits when long polling is off (a client times out a pull after 30 s).
     short_polling_time_mills: int = tunable(1_000, within(10, 30_000, "ms"), runtime=True)
+    #: Long polling's bounds (mq's own keys; RocketMQ holds a pull for whatever suspendTimeoutMillis it asks, and
+    #: any number of them): the longest a pull is held (push consumers ask 15 s, pull consumers 20 s), and the
+    #: most pulls one connection may have held at once (past it SYSTEM_BUSY; a client holds one per queue).
+    pull_hold_max_time_mills: int = tunable(60_000, within(1_000, 3_600_000, "ms"), runtime=True)
+    pull_hold_max_per_connection: int = tunable(10_000, within(1, 1_000_000), runtime=True)
     slave_read_enable: bool = tunable(False, runtime=True)
     #: ms of silence after which a client is dropped (clients send a heartbeat every 30 s).
     channel_expired_timeout: int = tunable(120_000, within(60_000, None, "ms"), runtime=True)

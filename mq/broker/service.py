@@ -131,7 +131,8 @@ class BrokerService(service.MultiService):
         self.rebalance_lock_manager = RebalanceLockManager(self.now_ms, lambda: config.rebalance_lock_max_live_time)
 
         self.pull_processor = PullMessageProcessor(self)
-        self.pull_hold_service = PullRequestHoldService(reactor, self.pull_processor.rerun)
+        self.pull_hold_service = PullRequestHoldService(reactor, self.pull_processor.rerun,
+                                                        lambda: config.pull_hold_max_per_connection)
         self.topic_config_manager.on_created = self._topic_created
         self.consumer_manager.on_group_changed = self.broker2client.notify_consumer_ids_changed
         self.store.message_arriving_listener = self._message_arrived
@@ -402,6 +403,7 @@ class BrokerService(service.MultiService):
     def _channel_closed(self, channel) -> None:
         self.consumer_manager.channel_closed(channel)
         self.producer_manager.channel_closed(channel)
+        self.pull_hold_service.channel_closed(channel)
 
     def _scan_clients(self) -> None:
         for channel in self.consumer_manager.scan_expired() + self.producer_manager.scan_expired():

@@ -123,10 +123,7 @@ class PullMessageProcessor:
             code = RC.PULL_RETRY_IMMEDIATELY
             suggest = group_config.broker_id
         if (code == RC.PULL_NOT_FOUND and allow_suspend and sys_flag & _SUSPEND):
-            timeout_ms = h.suspend_timeout_millis if config.long_polling_enable else config.short_polling_time_mills
-            self._commit(h, sys_flag, allow_suspend)
-            return b.pull_hold_service.suspend(h.topic, h.queue_id, h.queue_offset, request, channel,
-                                               timeout_ms / 1000.0, mfilter)
+            return self._suspend(request, channel, h, mfilter)
         ext = {
             "suggestWhichBrokerId": str(suggest),
             "nextBeginOffset": str(result.next_begin_offset),
@@ -149,6 +146,31 @@ class PullMessageProcessor:
         if allow_suspend:
             self.stats.pull_latency.observe(time.perf_counter() - started)
         return request.response(code, status.name, ext, body)
+
+    def _suspend(self, request: RemotingCommand, channel, h: PullMessageRequestHeader, mfilter):
+        """Hold the pull: for the client's suspend time clamped to ``pullHoldMaxTimeMills``, keeping only the
+        header fields the re-run reads (a pull has no body; a client may still send one, or extra fields).
+
+        Past the connection's bound the pull is answered SYSTEM_BUSY at once, not PULL_NOT_FOUND: a Java push
+        consumer re-pulls at once after PULL_NOT_FOUND, which would make a hot loop of pulls refused at once,
+        while an answer it does not know makes it (and the Go and C++ clients) pull again after a delay (3 s).
+        """
+        config = self.config
+        hold = self.broker.pull_hold_service
+        if config.long_polling_enable:
+            timeout_ms = max(0, min(h.suspend_timeout_millis, config.pull_hold_max_time_mills))
+        else:
+            timeout_ms = config.short_polling_time_mills
+        self._commit(h, h.sys_flag, True)
+        # the dispatcher keeps ``request`` until it answers: what it holds is freed here
+        request.body = b""
+        request.ext_fields = ext = h.encode()
+        size = sum(len(k) + len(v) for k, v in ext.items())
+        busy = hold.refusal(channel, size)
+        if busy is not None:
+            return self._error(request, RC.SYSTEM_BUSY, busy)
+        return hold.suspend(h.topic, h.queue_id, h.queue_offset, request, channel, timeout_ms / 1000.0, mfilter,
+                            size)
 
     def _commit(self, h: PullMessageRequestHeader, sys_flag: int, allow_suspend: bool) -> None:
         if allow_suspend and sys_flag & _COMMIT and not self.config.is_slave:
