@@ -303,6 +303,12 @@ class RemotingProtocol(Protocol):
         else:
             self._partial_mark = -1
 
+    @property
+    def output_paused(self) -> bool:
+        """The peer is not taking what was sent to it: more unsent output than the transport's buffer size
+        (64 KiB) is waiting, and has not drained since. Whoever would push more to this peer should not."""
+        return self._output_paused
+
     # IPushProducer, registered on the transport: its unsent output pauses and resumes reading.
 
     def pauseProducing(self) -> None:

@@ -3,11 +3,15 @@ GET_CONSUMER_STATUS_FROM_CLIENT, relayed admin calls (GET_CONSUMER_RUNNING_INFO,
 
 Relays to one client are bounded (``clientRelayMaxInFlight``): each one makes a consumer run its listener or
 build its running info, and an admin tool in a loop must not pile those up on one client (or the requests and
-their message bodies up in the broker) while earlier ones are still waiting for their answer."""
+their message bodies up in the broker) while earlier ones are still waiting for their answer.
+
+Requests that carry a body (relays, pushed replies) are not sent to a client that is not reading: its
+connection's unsent output is over the transport's buffer size (``not_reading``). Netty's broker would buffer
+them without a bound, for as long as the connection lives."""
 
 from __future__ import annotations
 
-from typing import Dict, Iterable, Mapping
+from typing import Dict, Iterable, Mapping, Optional
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -24,6 +28,14 @@ from mq.remoting.command import RemotingCommand
 from mq.remoting.protocol import RemotingConnectionError, RemotingTimeoutError
 
 log = Logger()
+
+
+def not_reading(channel, who: str) -> Optional[str]:
+    """Why nothing more should be pushed to ``channel`` (``who``, for the remark) now, or None."""
+    if getattr(channel, "output_paused", False):
+        return (f"{who} does not read what the broker already sent it (over 64 KiB unsent): "
+                f"nothing more is sent to it until it does")
+    return None
 
 
 class Broker2Client:
@@ -96,18 +108,23 @@ class Broker2Client:
             return False
         return True
 
-    def relay(self, request: RemotingCommand, channel, timeout: float = 5.0, limit: int = 0) -> defer.Deferred:
-        """Send a copy of an admin request to a client channel; a Deferred of the response to give back.
+    def relay(self, request: RemotingCommand, channel, timeout: float = 5.0, limit: int = 0,
+              body: bytes = b"") -> defer.Deferred:
+        """Send a copy of an admin request's header, with ``body`` (the caller's body is never forwarded: only
+        the broker knows what the client needs), to a client channel; a Deferred of the response to give back.
 
         A timeout answers CONSUME_MSG_TIMEOUT, a lost connection SYSTEM_ERROR, both with a remark; with
-        ``limit`` relays to this channel already waiting, SYSTEM_BUSY at once.
+        ``limit`` relays to this channel already waiting, or a client not reading, SYSTEM_BUSY at once.
         """
         waiting = self.relaying.get(channel, 0)
         if limit and waiting >= limit:
             return defer.succeed(request.response(
                 ResponseCode.SYSTEM_BUSY, f"the client at {channel.peer} is still answering {waiting} relayed "
                                           f"requests (clientRelayMaxInFlight {limit}): try again later"))
-        forward = RemotingCommand.request(request.code, dict(request.ext_fields or {}), request.body)
+        busy = not_reading(channel, f"the client at {channel.peer}")
+        if busy is not None:
+            return defer.succeed(request.response(ResponseCode.SYSTEM_BUSY, busy))
+        forward = RemotingCommand.request(request.code, dict(request.ext_fields or {}), body)
         self.relaying[channel] = waiting + 1
 
         def settled(result):

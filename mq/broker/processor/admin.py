@@ -231,12 +231,15 @@ class AdminBrokerProcessor:
         if raw is None:
             return request.response(RC.SYSTEM_ERROR, f"can not find message by the offset, {offset}")
         request.ext_fields["brokerName"] = self.config.broker_name
-        request.body = raw
         # The client runs its listener before answering: Java's broker waits 10 s for it.
-        return self._call_consumer(request, h.consumer_group, h.client_id or "", timeout=10.0)
+        return self._call_consumer(request, h.consumer_group, h.client_id or "", timeout=10.0, body=raw)
 
-    def _call_consumer(self, request: RemotingCommand, group_name: str, client_id: str, timeout: float = 5.0):
-        """Relay an admin request to one online client of the group (RocketMQ's callConsumer checks)."""
+    def _call_consumer(self, request: RemotingCommand, group_name: str, client_id: str, timeout: float = 5.0,
+                       body: bytes = b""):
+        """Relay an admin request's header and ``body`` to one online client of the group (RocketMQ's
+        callConsumer checks; it forwards the caller's body, which GET_CONSUMER_RUNNING_INFO has none of and
+        CONSUME_MESSAGE_DIRECTLY replaces by the stored message)."""
+        request.body = b""  # the caller's: not kept while the client takes its time to answer
         group = self.broker.consumer_manager.get(group_name)
         client = group.find_channel(client_id) if group is not None else None
         if client is None:
@@ -246,7 +249,7 @@ class AdminBrokerProcessor:
                 RC.SYSTEM_ERROR,
                 f"The Consumer <{client_id}> Version <{client.version}> too low to finish, please upgrade it")
         return self.broker.broker2client.relay(request, client.channel, timeout,
-                                               limit=self.config.client_relay_max_in_flight)
+                                               limit=self.config.client_relay_max_in_flight, body=body)
 
     def reset_offset(self, request: RemotingCommand, channel):
         """INVOKE_BROKER_TO_RESET_OFFSET: each queue's offset for the timestamp (−1: the max offset) becomes the

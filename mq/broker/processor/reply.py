@@ -15,6 +15,11 @@ after the other; the push waits 3 s for the requester (RocketMQ 10 s, longer tha
 the stored record keeps the header's ``sysFlag`` (RocketMQ stores 0, losing the compressed bit of a large
 reply); the pushed header's ``queueId`` is the queue actually used, not the −1 of a "broker picks" request.
 The stored properties are the received ones, without ``CLUSTER`` (RocketMQ's reply path adds none).
+
+A requester that does not read what the broker already sent it (its connection's unsent output is over the
+transport's buffer size) gets no push: the responder is answered SYSTEM_BUSY naming the requester, and the reply
+is still stored. RocketMQ pushes anyway (Netty buffers it, without a bound) and answers a failed push
+SYSTEM_ERROR, which a Java responder retries, storing the reply again and pushing it again to the same client.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from typing import Optional, Tuple
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from mq.broker.client.broker2client import not_reading
 from mq.broker.processor.send import PUT_STATUS, SendMessageProcessor, born_host
 from mq.common.broker_headers import ReplyMessageRequestHeader, SendMessageRequestHeader
 from mq.common.message import MessageConst, MessageExtBrokerInner, properties_to_string, string_to_properties
@@ -87,28 +93,31 @@ class ReplyMessageProcessor(SendMessageProcessor):
         return d.addCallback(self._answer_reply, request, h.topic, queue_id, started)
 
     def _push(self, h: SendMessageRequestHeader, props: dict, body: bytes, born, queue_id: int) -> defer.Deferred:
-        """Push the reply to its requester: a Deferred of None, or of the remark saying why it was not."""
+        """Push the reply to its requester: a Deferred of None, or of the code and remark saying why it was not."""
         client_id = props.get(_REPLY_TO)
         if not client_id:
-            return defer.succeed(f"reply message properties[{_REPLY_TO}] is null")
+            return defer.succeed((RC.SYSTEM_ERROR, f"reply message properties[{_REPLY_TO}] is null"))
         info = self.broker.producer_manager.find_channel(client_id)
         channel = None if info is None else info.channel
         if channel is None or not getattr(channel, "connected", False):
-            return defer.succeed(f"push reply message fail, channel of <{client_id}> not found.")
+            return defer.succeed((RC.SYSTEM_ERROR, f"push reply message fail, channel of <{client_id}> not found."))
+        busy = not_reading(channel, f"the requester <{client_id}>")
+        if busy is not None:
+            return defer.succeed((RC.SYSTEM_BUSY, f"push reply message fail: {busy}"))
         now = self.broker.now_ms()
         pushed_props = dict(props)
         pushed_props[_PUSH_TIME] = str(now)
         header = reply_push_header(h, properties_to_string(pushed_props), queue_id, born, self.config.store_host, now)
         push = RemotingCommand.request(RequestCode.PUSH_REPLY_MESSAGE_TO_CLIENT, header.encode(), body)
 
-        def answered(response: RemotingCommand) -> Optional[str]:
+        def answered(response: RemotingCommand) -> Optional[Tuple[int, str]]:
             if response.code == RC.SUCCESS:
                 return None
-            return (f"push reply message to <{client_id}> fail: it answered {response.code} "
-                    f"{response.remark or ''}".rstrip())
+            return RC.SYSTEM_ERROR, (f"push reply message to <{client_id}> fail: it answered {response.code} "
+                                     f"{response.remark or ''}").rstrip()
 
-        def failed(failure) -> str:
-            return f"push reply message to <{client_id}> fail: {failure.getErrorMessage()}"
+        def failed(failure) -> Tuple[int, str]:
+            return RC.SYSTEM_ERROR, f"push reply message to <{client_id}> fail: {failure.getErrorMessage()}"
 
         return channel.send_request(push, PUSH_TIMEOUT).addCallbacks(answered, failed)
 
@@ -135,7 +144,8 @@ class ReplyMessageProcessor(SendMessageProcessor):
             else:
                 log.warn("reply message to {topic} not stored: {remark}", topic=topic, remark=remark)
         if push_error is not None:
-            log.warn("{error}", error=push_error)
-            self.stats.send_failed(RC.SYSTEM_ERROR)
-            return request.response(RC.SYSTEM_ERROR, push_error, ext)
+            code, remark = push_error
+            log.warn("{error}", error=remark)
+            self.stats.send_failed(code)
+            return request.response(code, remark, ext)
         return request.response(RC.SUCCESS, None, ext)
