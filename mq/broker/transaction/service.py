@@ -42,15 +42,13 @@ from twisted.logger import Logger
 
 from mq.broker.schedule.delay_level import STORE_WIDE, stored_properties_string
 from mq.broker.transaction.committed import commit_stored
+from mq.broker.transaction.end_checks import commit_refusal, requested_half
 from mq.common import mixall
 from mq.common.broker_headers import CheckTransactionStateRequestHeader, EndTransactionRequestHeader
 from mq.common.message import MessageConst, MessageExt, MessageExtBrokerInner, MessageSysFlag, create_offset_msg_id
 from mq.common.message_record import decode_message_ext, encode_message_ext
-from mq.common.names import topic_error
 from mq.common.route import PERM_READ, PERM_WRITE
 from mq.common.topic import (
-    DEFAULT_TOPIC,
-    NOT_ALLOWED_SEND_TOPICS,
     TRANS_CHECK_MAX_TIME_TOPIC,
     TRANS_HALF_TOPIC,
     TRANS_OP_HALF_TOPIC,
@@ -332,7 +330,7 @@ class TransactionalMessageService:
         if kind not in (_COMMIT, _ROLLBACK):
             return request.response(RC.SYSTEM_ERROR, f"commitOrRollback {kind} is not 0 (unknown), {_COMMIT} "
                                                      f"(commit) or {_ROLLBACK} (rollback)")
-        half = self._requested_half(h)
+        half = requested_half(self.store, h)
         if half is None:
             return request.response(RC.SYSTEM_ERROR, f"Find prepared transaction message failed (commit log "
                                                      f"offset {h.commit_log_offset})")
@@ -344,49 +342,11 @@ class TransactionalMessageService:
             return request.response(RC.SYSTEM_ERROR, f"The transaction state table offset wrong: "
                                                      f"{h.tran_state_table_offset} != {half.queue_offset}")
         if kind == _COMMIT:
-            refusal = self._real_queue_refusal(half)
+            refusal = commit_refusal(self.broker.topic_config_manager, self.config.default_topic_queue_nums, half)
             if refusal is not None:
                 log.warn("commit of half message {off} refused: {why}", off=half.queue_offset, why=refusal[1])
                 return request.response(*refusal)
         return self._end(request, h, half, kind)
-
-    def _requested_half(self, h: EndTransactionRequestHeader) -> Optional[MessageExt]:
-        """The half message at ``commitLogOffset``, or None unless the half queue holds it (at the queue offset
-        it claims: ``tranStateTableOffset`` is compared with that next, as RocketMQ does). A record read at a
-        CommitLog offset alone could be a message body shaped like a half record (any producer can send one),
-        whose REAL_TOPIC, REAL_QID and queue offset would then be trusted: a commit into any topic and queue,
-        an op message ending someone else's transaction."""
-        if h.commit_log_offset < 0:
-            return None
-        raw = self.store.look_message_by_offset(h.commit_log_offset, requested=True)
-        half = decode_message_ext(raw) if raw is not None else None
-        if half is None or half.topic != TRANS_HALF_TOPIC or half.queue_id != 0:
-            return None
-        cq = self.store.consume_queue(TRANS_HALF_TOPIC, 0)
-        entry = cq.entry(half.queue_offset) if cq is not None and half.queue_offset >= 0 else None
-        return half if entry is not None and entry[0] == h.commit_log_offset else None
-
-    def _real_queue_refusal(self, half: MessageExt) -> Optional[Tuple[int, str]]:
-        """Why the commit of ``half`` may not go to its REAL_TOPIC and REAL_QID (code, remark), or None: the
-        send's rules again (the topic may have been deleted, made read-only or shrunk since), so a commit
-        writes nowhere a send could not."""
-        props = half.properties
-        topic = props.get(_C.PROPERTY_REAL_TOPIC, "")
-        queue_id = _int(props.get(_C.PROPERTY_REAL_QUEUE_ID))
-        why = topic_error(topic)
-        if why is not None:
-            return RC.SYSTEM_ERROR, f"The half message's REAL_TOPIC is not valid: {why}."
-        if topic in NOT_ALLOWED_SEND_TOPICS:
-            return RC.NO_PERMISSION, f"Sending message to topic[{topic}] is forbidden."
-        tc = self.broker.topic_config_manager.create_in_send(topic, DEFAULT_TOPIC, self.config.default_topic_queue_nums)
-        if tc is None:
-            return RC.TOPIC_NOT_EXIST, f"topic[{topic}] not exist, apply first please! {mixall.FAQ_URL}"
-        queues = max(tc.read_queue_nums, tc.write_queue_nums)  # the send's bound
-        if not 0 <= queue_id < queues:
-            return RC.SYSTEM_ERROR, f"the half message's queueId[{queue_id}] is illegal, {tc!r}"
-        if not tc.perm & PERM_WRITE:
-            return RC.NO_PERMISSION, f"the topic[{topic}] sending message is forbidden"
-        return None
 
     def _end(self, request: RemotingCommand, h: EndTransactionRequestHeader, half: MessageExt, kind: int):
         """Decide and apply one end, after any end of the same transaction still in progress: a commit's put
