@@ -82,7 +82,7 @@ class Credentials:
         fields = dict(request.ext_fields or {})
         fields.pop(SIGNATURE, None)
         fields[ACCESS_KEY] = self.access_key
-        fields[SIGNED_CODE] = str(request.code)
+        fields[SIGNED_CODE] = str(int(request.code))  # int(): an IntEnum prints its name before Python 3.11
         if self.security_token:
             fields[SECURITY_TOKEN] = self.security_token
         leave_out: tuple = ()

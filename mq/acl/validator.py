@@ -109,7 +109,7 @@ class AccessValidator:
         if not signature_matches(account.secret_key, fields, request.body):
             raise AccessDenied(f"Check signature failed for accessKey={access_key}")
         signed_code = fields.get(SIGNED_CODE)
-        if signed_code is not None and signed_code != str(request.code):
+        if signed_code is not None and signed_code != str(int(request.code)):
             raise AccessDenied(f"Check signature failed for accessKey={access_key}: signed for request code "
                                f"{signed_code[:12]}, sent as {request.code}")
         try:
