@@ -22,6 +22,14 @@ from mq.remoting.codes import ResponseCode as RC
 _C = MessageConst
 
 
+def int_property(text: Optional[str], default: int = -1) -> int:
+    """A numeric message property, ``default`` when absent or not a number."""
+    try:
+        return int(text) if text else default
+    except ValueError:
+        return default
+
+
 def requested_half(store, h: EndTransactionRequestHeader) -> Optional[MessageExt]:
     """The half message at ``commitLogOffset``, or None unless the half queue holds it (at the queue offset
     it claims: ``tranStateTableOffset`` is compared with that next, as RocketMQ does)."""
@@ -42,10 +50,7 @@ def commit_refusal(topics, default_queue_nums: int, half: MessageExt) -> Optiona
     nowhere a send could not. ``topics``: the broker's TopicConfigManager."""
     props = half.properties
     topic = props.get(_C.PROPERTY_REAL_TOPIC, "")
-    try:
-        queue_id = int(props.get(_C.PROPERTY_REAL_QUEUE_ID) or -1)
-    except ValueError:
-        queue_id = -1
+    queue_id = int_property(props.get(_C.PROPERTY_REAL_QUEUE_ID))
     why = topic_error(topic)
     if why is not None:
         return RC.SYSTEM_ERROR, f"The half message's REAL_TOPIC is not valid: {why}."

@@ -43,6 +43,7 @@ from twisted.logger import Logger
 from mq.broker.schedule.delay_level import STORE_WIDE, stored_properties_string
 from mq.broker.transaction.committed import commit_stored
 from mq.broker.transaction.end_checks import commit_refusal, requested_half
+from mq.broker.transaction.end_checks import int_property as _int
 from mq.common import mixall
 from mq.common.broker_headers import CheckTransactionStateRequestHeader, EndTransactionRequestHeader
 from mq.common.message import MessageConst, MessageExt, MessageExtBrokerInner, MessageSysFlag, create_offset_msg_id
@@ -78,13 +79,6 @@ def _identity(msg: MessageExt) -> int:
     """The transaction a half message belongs to: the queue offset of its original (a check's copy names it)."""
     first = _int(msg.properties.get(_C.PROPERTY_TRANSACTION_PREPARED_QUEUE_OFFSET))
     return first if first >= 0 else msg.queue_offset
-
-
-def _int(text: Optional[str], default: int = -1) -> int:
-    try:
-        return int(text) if text else default
-    except ValueError:
-        return default
 
 
 class TransactionalMessageService:
