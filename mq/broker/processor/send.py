@@ -24,6 +24,7 @@ from twisted.internet import defer
 
 from mq.broker.processor.batch_shape import Shape, derive_shape
 from mq.broker.processor.batch_shape import split as split_batch
+from mq.broker.topic.send_rules import topic_for_send, write_refusal
 from mq.common import mixall
 from mq.common.broker_headers import SendMessageRequestHeader
 from mq.common.message import (
@@ -36,9 +37,8 @@ from mq.common.message import (
 )
 from mq.common.message_batch import BatchError, decode_batch
 from mq.common.message_record import MAX_PROPERTIES_LENGTH
-from mq.common.names import topic_error
 from mq.common.route import PERM_WRITE, TopicConfig
-from mq.common.topic import NOT_ALLOWED_SEND_TOPICS, SCHEDULE_TOPIC, TIMER_TOPIC
+from mq.common.topic import SCHEDULE_TOPIC, TIMER_TOPIC
 from mq.remoting.client import split_address
 from mq.remoting.codes import CURRENT_VERSION, FLAG_RESPONSE, RequestCode, ResponseCode, SerializeType
 from mq.remoting.command import RemotingCommand
@@ -169,31 +169,14 @@ class SendMessageProcessor:
             return self._refuse(
                 request, RC.SYSTEM_ERROR,
                 f"request queueId[{h.queue_id}] is illegal, {tc!r} Producer: {channel.peer}")
-        if not tc.perm & PERM_WRITE:
-            return self._refuse(request, RC.NO_PERMISSION, f"the topic[{topic}] sending message is forbidden")
-        return tc
+        refusal = write_refusal(tc)
+        return tc if refusal is None else self._refuse(request, *refusal)
 
     def _topic_config(self, request: RemotingCommand, h: SendMessageRequestHeader):
-        """The topic's config (created on demand as RocketMQ does), or a refusal: a bad or forbidden name,
-        or no such topic and none may be created."""
-        topic = h.topic
-        why = topic_error(topic)
-        if why is not None:
-            return self._refuse(request, RC.SYSTEM_ERROR, f"The specified topic is not valid: {why}.")
-        if topic in NOT_ALLOWED_SEND_TOPICS:
-            return self._refuse(request, RC.NO_PERMISSION, f"Sending message to topic[{topic}] is forbidden.")
-        tc = self.topics.table.get(topic)
-        if tc is None:
-            sys_flag = 1 if h.unit_mode else 0
-            tc = self.topics.create_in_send(topic, h.default_topic, h.default_topic_queue_nums, sys_flag)
-            if tc is None and mixall.is_retry_topic(topic):
-                tc = self.topics.create_system(topic, 1, 6, sys_flag)
-            if tc is None:
-                return self._refuse(
-                    request, RC.TOPIC_NOT_EXIST,
-                    f"topic[{topic}] not exist, apply first please! (auto-creation from {h.default_topic} "
-                    f"is {'on' if self.config.auto_create_topic_enable else 'off'}) {mixall.FAQ_URL}")
-        return tc
+        """The topic's config, or a refusal (``send_rules.topic_for_send``)."""
+        tc = topic_for_send(self.topics, h.topic, h.default_topic, h.default_topic_queue_nums,
+                            1 if h.unit_mode else 0)
+        return tc if isinstance(tc, TopicConfig) else self._refuse(request, *tc)
 
     def _check_body(self, request: RemotingCommand, body: bytes, props_text: Optional[str]):
         limit = self.config.max_message_size

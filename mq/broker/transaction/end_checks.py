@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from typing import Optional, Tuple
 
-from mq.common import mixall
+from mq.broker.topic.send_rules import topic_for_send, write_refusal
 from mq.common.broker_headers import EndTransactionRequestHeader
 from mq.common.message import MessageConst, MessageExt
 from mq.common.message_record import decode_message_ext
-from mq.common.names import topic_error
-from mq.common.route import PERM_WRITE
-from mq.common.topic import DEFAULT_TOPIC, NOT_ALLOWED_SEND_TOPICS, TRANS_HALF_TOPIC
+from mq.common.route import TopicConfig
+from mq.common.topic import DEFAULT_TOPIC, TRANS_HALF_TOPIC
 from mq.remoting.codes import ResponseCode as RC
 
 _C = MessageConst
@@ -49,19 +48,11 @@ def commit_refusal(topics, default_queue_nums: int, half: MessageExt) -> Optiona
     send's rules again (the topic may have been deleted, made read-only or shrunk since), so a commit writes
     nowhere a send could not. ``topics``: the broker's TopicConfigManager."""
     props = half.properties
-    topic = props.get(_C.PROPERTY_REAL_TOPIC, "")
+    tc = topic_for_send(topics, props.get(_C.PROPERTY_REAL_TOPIC, ""), DEFAULT_TOPIC, default_queue_nums,
+                        subject="The half message's REAL_TOPIC")
+    if not isinstance(tc, TopicConfig):
+        return tc
     queue_id = int_property(props.get(_C.PROPERTY_REAL_QUEUE_ID))
-    why = topic_error(topic)
-    if why is not None:
-        return RC.SYSTEM_ERROR, f"The half message's REAL_TOPIC is not valid: {why}."
-    if topic in NOT_ALLOWED_SEND_TOPICS:
-        return RC.NO_PERMISSION, f"Sending message to topic[{topic}] is forbidden."
-    tc = topics.create_in_send(topic, DEFAULT_TOPIC, default_queue_nums)
-    if tc is None:
-        return RC.TOPIC_NOT_EXIST, f"topic[{topic}] not exist, apply first please! {mixall.FAQ_URL}"
-    queues = max(tc.read_queue_nums, tc.write_queue_nums)  # the send's bound
-    if not 0 <= queue_id < queues:
+    if not 0 <= queue_id < max(tc.read_queue_nums, tc.write_queue_nums):  # the send's bound
         return RC.SYSTEM_ERROR, f"the half message's queueId[{queue_id}] is illegal, {tc!r}"
-    if not tc.perm & PERM_WRITE:
-        return RC.NO_PERMISSION, f"the topic[{topic}] sending message is forbidden"
-    return None
+    return write_refusal(tc)
