@@ -30,3 +30,9 @@ def inflate(data: bytes, limit: int) -> bytes:
             raise InflateLimitError(f"inflates to more than {limit} bytes")
         raise zlib.error("incomplete or truncated stream")
     return out
+
+
+def inflate_prefix(data: bytes, limit: int) -> bytes:
+    """The first ``limit`` bytes at most of ``data`` inflated: for a reader that can use the start of a long
+    text (a trace message's records before the bound). Raises ``zlib.error`` for a corrupt stream."""
+    return zlib.decompressobj().decompress(data, limit)

@@ -15,6 +15,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import attrs
 
+from mq.common.compression import inflate_prefix
 from mq.common.message import MessageConst, MessageExt, MessageSysFlag
 
 CONTENT_SPLITOR = "\x01"
@@ -335,8 +336,7 @@ def trace_body(msg: MessageExt) -> Optional[str]:
     body = msg.body
     if msg.sys_flag & MessageSysFlag.COMPRESSED_FLAG:
         try:
-            inflater = zlib.decompressobj()
-            body = inflater.decompress(body, MAX_TRACE_BODY)
+            body = inflate_prefix(body, MAX_TRACE_BODY)
         except zlib.error:
             return None
     return body.decode("utf-8", "replace")

@@ -6,7 +6,7 @@ import zlib
 
 import pytest
 
-from mq.common.compression import InflateLimitError, inflate
+from mq.common.compression import InflateLimitError, inflate, inflate_prefix
 
 
 def test_a_whole_stream_inflates_up_to_and_at_its_bound():
@@ -36,3 +36,14 @@ def test_corrupt_and_truncated_streams_are_zlib_errors():
         inflate(b"not zlib at all", 1 << 20)
     with pytest.raises(zlib.error):
         inflate(packed[: len(packed) // 2], 1 << 20)
+
+
+def test_a_prefix_stops_at_its_bound_and_corruption_is_still_an_error():
+    text = b"".join(b"record %d\n" % i for i in range(100_000))
+    packed = zlib.compress(text)
+    assert inflate_prefix(packed, 1000) == text[:1000]
+    assert inflate_prefix(packed, len(text) + 1) == text
+    bomb = zlib.compress(b"\0" * (64 << 20))
+    assert len(inflate_prefix(bomb, 4096)) == 4096  # a bomb costs its bound, not its size
+    with pytest.raises(zlib.error):
+        inflate_prefix(b"not zlib at all", 1000)
