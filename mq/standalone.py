@@ -12,7 +12,7 @@ from twisted.application import service
 from twisted.internet import defer
 
 from mq.acl.accounts import AclConfigError
-from mq.acl.store import AclStore, acl_paths
+from mq.acl.store import AclStore
 from mq.broker.config import layered_config
 from mq.broker.service import broker_credentials, check_acl_settings, make_broker_service
 from mq.common.cli import ServiceOptions, bind_option, check_ports_free, config_option, metrics_port_option
@@ -91,9 +91,9 @@ class Options(ServiceOptions):
         props["storePathRootDir"] = os.path.abspath(os.path.expanduser(root))
         try:
             broker, _ = layered_config(file_props, props, f"--config {self['config']}")
-            check_acl_settings(broker)
-            if broker.acl_enable:
-                self._namesrv_acl(ns, broker)
+            acl = check_acl_settings(broker)
+            if acl is not None:
+                self._namesrv_acl(ns, broker, acl)
         except AclConfigError as e:
             self.refuse(f"ACL: {e}")
         except ValueError as e:
@@ -105,16 +105,12 @@ class Options(ServiceOptions):
         self.console_config = self._console(broker)
 
     @staticmethod
-    def _namesrv_acl(ns: NamesrvConfig, broker) -> None:
+    def _namesrv_acl(ns: NamesrvConfig, broker, acl: AclStore) -> None:
         """Under ACL the NameServer checks writes too (docs/acl.md): left open, anyone could register a broker
         that takes over every route, or unregister this one. The broker signs its registrations with its own
-        account, which must be an admin account of the same file."""
+        account, which must be an admin account of the same file (``acl``: those files, loaded)."""
         credentials = broker_credentials(broker)
-        account = None
-        if credentials is not None:
-            store = AclStore(*acl_paths(broker.rocketmq_home, broker.acl_file))
-            store.load()
-            account = store.account(credentials.access_key)
+        account = None if credentials is None else acl.account(credentials.access_key)
         if account is None or not account.admin or account.secret_key != credentials.secret_key:
             raise ValueError("--acl checks the NameServer's writes too, and the broker signs its registrations "
                              "with its own account: set accessKey and secretKey (an admin account of the ACL "

@@ -488,17 +488,21 @@ def broker_credentials(config: BrokerConfig) -> Optional[Credentials]:
     return Credentials.from_options(config.access_key, config.secret_key, environ={})
 
 
-def check_acl_settings(config: BrokerConfig) -> None:
-    """Before a start: the broker's account is whole and, with ACL on, every ACL file loads.
+def check_acl_settings(config: BrokerConfig) -> Optional[AclStore]:
+    """Before a start: the broker's account is whole and, with ACL on, every ACL file loads; the loaded files
+    (None with ACL off), for a caller with more to check in them.
 
     Raises ValueError with one line saying what is wrong (the tap turns it into a usage error).
     """
     credentials = broker_credentials(config)
-    if config.acl_enable:
-        AclStore(*acl_paths(config.rocketmq_home, config.acl_file)).load()
-        if config.enable_d_leger_commit_log and credentials is None:
-            raise ValueError("aclEnable with enableDLegerCommitLog needs the broker's own accessKey and secretKey (an "
-                             "admin account of the ACL file): its peers refuse Raft messages it does not sign")
+    if not config.acl_enable:
+        return None
+    store = AclStore(*acl_paths(config.rocketmq_home, config.acl_file))
+    store.load()
+    if config.enable_d_leger_commit_log and credentials is None:
+        raise ValueError("aclEnable with enableDLegerCommitLog needs the broker's own accessKey and secretKey (an "
+                         "admin account of the ACL file): its peers refuse Raft messages it does not sign")
+    return store
 
 
 def make_broker_service(config: BrokerConfig, reactor=None) -> BrokerService:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from mq.acl.store import AclStore
 from mq.broker.tap import Options as BrokerOptions
 from mq.standalone import Options as MqOptions
 
@@ -59,11 +60,16 @@ def test_broker_account_must_be_whole(tmp_path):
     assert opts.config.to_properties()["secretKey"] == "******"
 
 
-def test_mq_with_acl_checks_its_nameservers_writes_with_the_brokers_admin_account(tmp_path, acl_file):
-    """Left open, the NameServer of ``twistd mq --acl`` let anyone register a broker that took over the routes."""
+def test_mq_with_acl_checks_its_nameservers_writes_with_the_brokers_admin_account(tmp_path, acl_file, monkeypatch):
+    """Left open, the NameServer of ``twistd mq --acl`` let anyone register a broker that took over the routes.
+    The check reads the ACL files once (an 8 MiB file takes seconds to parse), not once per service."""
     acl_file.write_text(GOOD + "  - {accessKey: userAccount, secretKey: userSecret1}\n")
+    loads = []
+    real_load = AclStore.load
+    monkeypatch.setattr(AclStore, "load", lambda store: loads.append(store) or real_load(store))
     opts = MqOptions()
     opts.parseOptions(["--acl", "--acl-file", str(acl_file), "--store", str(tmp_path / "s"), *signing(tmp_path)])
+    assert len(loads) == 1
     assert opts.namesrv_config.acl_enable and opts.namesrv_config.acl_file == str(acl_file)
     for refused in ([], signing(tmp_path, "userAccount", "userSecret1"), signing(tmp_path, "goodAccount", "wrong123"),
                     signing(tmp_path, "noSuchAccount", "goodSecret1")):
