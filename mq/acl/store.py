@@ -61,8 +61,11 @@ def list_files(main: str, extra_dir: Optional[str]) -> List[str]:
     return files
 
 
-def read_file(path: str) -> Tuple[AclFile, bytes]:
-    """One file and its raw bytes (a missing file reads as empty); raises AclConfigError naming the file."""
+def read_file(path: str, empty_ok: bool = True) -> Tuple[AclFile, bytes]:
+    """One file and its raw bytes (a missing file reads as empty); raises AclConfigError naming the file.
+
+    ``empty_ok=False`` (a reload) refuses a file that exists but holds nothing: an editor that truncates and
+    then writes leaves one for a moment, and taking it would remove its accounts until the next look."""
     try:
         with open(path, "rb") as f:
             raw = f.read(MAX_FILE_SIZE + 1)
@@ -73,6 +76,8 @@ def read_file(path: str) -> Tuple[AclFile, bytes]:
     try:
         if len(raw) > MAX_FILE_SIZE:
             raise AclConfigError(f"larger than {MAX_FILE_SIZE} bytes")
+        if not empty_ok and not raw.strip():
+            raise AclConfigError("empty (still being written?); to mean no accounts, write 'accounts: []'")
         try:
             data = yaml.safe_load(raw.decode("utf-8"))
         except (yaml.YAMLError, UnicodeDecodeError) as e:
@@ -115,12 +120,13 @@ class AclStore:
 
     # -- loading ------------------------------------------------------------------------------------
 
-    def load(self) -> AclTable:
-        """Read every file and swap the table in; raises AclConfigError (and keeps the old table) on a bad one."""
+    def load(self, empty_ok: bool = True) -> AclTable:
+        """Read every file and swap the table in; raises AclConfigError (and keeps the old table) on a bad one
+        (``empty_ok``: see ``read_file``)."""
         files: Dict[str, AclFile] = {}
         digests: Dict[str, str] = {}
         for path in list_files(self.main, self.extra_dir):
-            acl, raw = read_file(path)
+            acl, raw = read_file(path, empty_ok)
             files[path] = acl
             digests[path] = fingerprint(raw)
         self.table = self._build(files.values())
@@ -130,7 +136,7 @@ class AclStore:
     def reload(self) -> bool:
         """``load`` for a running broker: a bad file is logged in one line and the previous accounts stay."""
         try:
-            self.load()
+            self.load(empty_ok=False)
         except AclConfigError as e:
             log.error("ACL files not reloaded, the previous accounts stay in force: {error}", error=str(e))
             return False

@@ -76,6 +76,24 @@ def test_a_bad_edit_keeps_the_accounts_and_is_tried_once(tmp_path):
     assert list(store.table.accounts) == ["fixedKey1"]
 
 
+def test_a_file_caught_empty_mid_write_keeps_the_accounts_until_it_is_whole(tmp_path):
+    """An editor that truncates and then writes: a look between the two must not remove every account."""
+    home, main, store, clock, watcher = setup(tmp_path)
+    for empty in ("", " \n\n"):
+        write(main, empty, mtime=10**18 + len(empty) + 1)
+        clock.advance(5)
+        assert list(store.table.accounts) == ["firstKey1"]
+    write(main, ONE.format(ak="writtenKey"), mtime=10**18 + 9)
+    clock.advance(5)
+    assert list(store.table.accounts) == ["writtenKey"]
+    write(main, "accounts: []\n", mtime=10**18 + 10)  # no accounts, said on purpose
+    clock.advance(5)
+    assert list(store.table.accounts) == []
+    # at start an empty file is no accounts, as before: nothing was in force to keep
+    write(main, "", mtime=10**18 + 11)
+    assert AclStore(*acl_paths(home)).load().accounts == {}
+
+
 def test_a_save_by_the_broker_itself_is_not_reloaded(tmp_path):
     home, main, store, clock, watcher = setup(tmp_path)
     store.update_account(Account("savedKey1", "savedSecret"))
