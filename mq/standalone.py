@@ -15,6 +15,7 @@ from mq.acl.accounts import AclConfigError
 from mq.acl.store import AclStore
 from mq.broker.config import layered_config
 from mq.broker.service import broker_credentials, check_acl_settings, make_broker_service
+from mq.broker.state_file import StateFileError
 from mq.common.cli import ServiceOptions, bind_option, check_ports_free, config_option, metrics_port_option
 from mq.common.gc_tuning import GcTuning
 from mq.console.config import ConsoleConfig
@@ -155,7 +156,10 @@ def makeService(options: Options) -> OneAfterAnother:
         NamesrvService(options.namesrv_config).setServiceParent(top)
     except KVConfigError as e:
         options.refuse(f"KV config: {e}")
-    make_broker_service(options.broker_config).setServiceParent(top)
+    try:
+        make_broker_service(options.broker_config).setServiceParent(top)
+    except StateFileError as e:
+        options.refuse(e)
     if options.console_config.port:
         ConsoleService(options.console_config, required=False).setServiceParent(top)
     gc_tuning.setServiceParent(top)  # last: once the store is loaded

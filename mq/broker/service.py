@@ -113,6 +113,7 @@ class BrokerService(service.MultiService):
         self.topic_config_manager = TopicConfigManager(config, self.now_ms)
         self.subscription_group_manager = SubscriptionGroupManager(config, self.now_ms)
         self.consumer_offset_manager = ConsumerOffsetManager(config)
+        self._state_loaded = False
         self.consumer_manager = ConsumerManager(self.now_ms, config.channel_expired_timeout)
         self.producer_manager = ProducerManager(self.now_ms, config.channel_expired_timeout)
         self.broker2client = Broker2Client()
@@ -246,10 +247,19 @@ class BrokerService(service.MultiService):
 
     # -- life cycle --------------------------------------------------------------------------------
 
+    def load_state(self) -> None:
+        """Read topics, subscription groups and offsets; StateFileError (one line) when a file is there but
+        cannot be used, before anything is saved over it. Done by ``make_broker_service`` so that the taps turn
+        it into a refusal, else at start."""
+        if self._state_loaded:
+            return
+        for manager in (self.topic_config_manager, self.subscription_group_manager, self.consumer_offset_manager):
+            manager.load(strict=True)
+        self._state_loaded = True
+
     def startService(self) -> None:
         c = self.config
-        for manager in (self.topic_config_manager, self.subscription_group_manager, self.consumer_offset_manager):
-            manager.load()
+        self.load_state()
         self.topic_config_manager.persist()
         self.store.start()
         if self.dledger is not None:
@@ -506,4 +516,7 @@ def check_acl_settings(config: BrokerConfig) -> Optional[AclStore]:
 
 
 def make_broker_service(config: BrokerConfig, reactor=None) -> BrokerService:
-    return BrokerService(config, reactor)
+    """The broker, its state files read (StateFileError when one cannot be used)."""
+    broker = BrokerService(config, reactor)
+    broker.load_state()
+    return broker

@@ -17,6 +17,11 @@ from mq.common.configfile import read_json_file, write_atomically
 log = Logger()
 
 
+class StateFileError(ValueError):
+    """A state file that is there but cannot be used: the broker refuses to start, as RocketMQ's does, rather
+    than run without its content and then save over it."""
+
+
 class JsonStateFile:
     """Base of the managers that keep their table in one JSON file: subclasses encode and decode it."""
 
@@ -54,14 +59,23 @@ class JsonStateFile:
         """Take the state from a parsed file."""
         raise NotImplementedError
 
-    def load(self) -> bool:
-        """Read the file (or its backup); False when there is none (the state stays as it is)."""
+    def load(self, strict: bool = False) -> bool:
+        """Read the file (or its backup); False when there is none (the state stays as it is).
+
+        ``strict``: a file that holds something but neither it nor its backup reads as JSON, or whose content
+        does not decode, raises StateFileError naming it (a broker's start); otherwise it is logged and left.
+        """
         data = read_json_file(self.path)
         if data is None:
+            if strict and _holds_something(self.path):
+                raise StateFileError(f"{self.path} is not JSON and there is no readable {self.path}.bak: fix the "
+                                     f"file or move it away")
             return False
         try:
             self.decode(data)
         except (KeyError, TypeError, ValueError, AttributeError) as e:
+            if strict:
+                raise StateFileError(f"{self.path} does not decode ({e}): fix the file or move it away") from None
             log.warn("ignoring {path}: {error}", path=self.path, error=e)
             return False
         return True
@@ -108,3 +122,13 @@ class JsonStateFile:
         """Save the state if it changed since the last save; a failed save is tried again next time."""
         if self.dirty:
             self.persist()
+
+
+def _holds_something(path: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return bool(f.read(4096).strip())
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True  # there, but unreadable: not something to save over

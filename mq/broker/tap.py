@@ -14,6 +14,7 @@ from twisted.logger import Logger
 from mq.acl.accounts import AclConfigError
 from mq.broker.config import layered_config, runtime_config_path
 from mq.broker.service import check_acl_settings, make_broker_service
+from mq.broker.state_file import StateFileError
 from mq.common.cli import ServiceOptions, bind_option, check_ports_free, config_option, metrics_port_option
 from mq.common.gc_tuning import GcTuning
 from mq.store.config import BrokerRole, FlushDiskType
@@ -133,6 +134,9 @@ def makeService(options: Options):
         gc_tuning = GcTuning()
     except ValueError as e:
         options.refuse(e)
-    broker = make_broker_service(options.config)
+    try:
+        broker = make_broker_service(options.config)
+    except StateFileError as e:
+        options.refuse(e)
     gc_tuning.setServiceParent(broker)  # last: once the store is loaded
     return broker

@@ -90,8 +90,14 @@ class SlaveSynchronize:
         """Take the master's table wholesale when its data version differs (topics, groups)."""
         if DataVersion.from_json(data.get("dataVersion")) == manager.data_version:
             return False
+        kept = dict(manager.table)
         manager.table.clear()
-        manager.decode(data)
+        try:
+            manager.decode(data)
+        except BaseException:  # the caller logs it; the slave keeps the table it had, not an empty one
+            manager.table.clear()
+            manager.table.update(kept)
+            raise
         manager.persist()
         return True
 

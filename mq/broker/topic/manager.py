@@ -73,9 +73,23 @@ class TopicConfigManager(JsonStateFile):
         return {"dataVersion": self.data_version, "topicConfigTable": dict(self.table)}
 
     def decode(self, data: dict) -> None:
+        """Take the topics of a file (or a master's table). What UPDATE_AND_CREATE_TOPIC would refuse, a hand
+        edit or a bad copy can hold: a topic with a name no request may use is left out, queue counts past
+        1..1024 (a million queues would be looped over by every route and stats answer) are clamped, each
+        with a warning line."""
         table = {}
         for name, tc in (data.get("topicConfigTable") or {}).items():
-            table[str(name)] = TopicConfig.from_json(tc)
+            tc = TopicConfig.from_json(tc)
+            why = topic_error(tc.topic_name)
+            if why is not None or tc.topic_name != str(name):
+                log.warn("{path}: topic {name!r} left out: {why}", path=self.path, name=str(name)[:80],
+                         why=why or f"its topicName is {tc.topic_name[:80]!r}")
+                continue
+            changes = _clamp(tc)
+            if changes:
+                log.warn("{path}: topic {name} out of range, clamped: {changes}", path=self.path, name=name,
+                         changes=", ".join(changes))
+            table[tc.topic_name] = tc
         self.table.update(table)
         self.data_version = DataVersion.from_json(data.get("dataVersion"))
         self.generation += 1
@@ -166,3 +180,17 @@ class TopicConfigManager(JsonStateFile):
         log.info("deleted topic {topic}", topic=topic)
         self._changed(None, False)
         return True
+
+
+def _clamp(tc: TopicConfig) -> list[str]:
+    """Bring the queue counts into 0..MAX_TOPIC_QUEUE_NUMS and the permission into its four bits; what changed."""
+    changes = []
+    for key, name in (("readQueueNums", "read_queue_nums"), ("writeQueueNums", "write_queue_nums")):
+        value = getattr(tc, name)
+        if not 0 <= value <= mixall.MAX_TOPIC_QUEUE_NUMS:
+            setattr(tc, name, min(max(value, 0), mixall.MAX_TOPIC_QUEUE_NUMS))
+            changes.append(f"{key} {value} -> {getattr(tc, name)}")
+    if tc.perm & ~0xF:
+        changes.append(f"perm {tc.perm} -> {tc.perm & 0xF}")
+        tc.perm &= 0xF
+    return changes
