@@ -248,12 +248,13 @@ class BrokerService(service.MultiService):
     # -- life cycle --------------------------------------------------------------------------------
 
     def load_state(self) -> None:
-        """Read topics, subscription groups and offsets; StateFileError (one line) when a file is there but
+        """Read topics, subscription groups, offsets and delay offsets; StateFileError (one line) when a file is there but
         cannot be used, before anything is saved over it. Done by ``make_broker_service`` so that the taps turn
         it into a refusal, else at start."""
         if self._state_loaded:
             return
-        for manager in (self.topic_config_manager, self.subscription_group_manager, self.consumer_offset_manager):
+        for manager in (self.topic_config_manager, self.subscription_group_manager, self.consumer_offset_manager,
+                        self.schedule_service):  # (the timer wheel's checkpoint is rebuilt when it is lost)
             manager.load(strict=True)
         self._state_loaded = True
 

@@ -115,3 +115,16 @@ def test_a_slave_keeps_its_topics_when_its_masters_table_does_not_decode(tmp_pat
     assert manager.table == before
     good = {"dataVersion": {"timestamp": 5, "counter": 9}, "topicConfigTable": {"New": topic("New")}}
     assert SlaveSynchronize._replace(manager, good) and set(manager.table) == {"New"}
+
+
+def test_delay_offsets_that_do_not_decode_stop_the_start_too(tmp_path):
+    """Taken as empty, every delay level would start again from its first message: all delivered twice."""
+    config = broker_config(tmp_path)
+    path = os.path.join(os.path.dirname(topics_file(config)), "delayOffset.json")
+    with open(path, "w") as f:
+        f.write('{"offsetTable": {"3": "many"}}')
+    with pytest.raises(StateFileError, match="delayOffset.json does not decode"):
+        make_broker_service(config, MemoryReactorClock())
+    with open(path, "w") as f:
+        f.write('{"offsetTable": {"3": 17}}')
+    assert make_broker_service(config, MemoryReactorClock()).schedule_service.offsets == {3: 17}
