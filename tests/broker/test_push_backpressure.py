@@ -112,3 +112,21 @@ def test_relays_carry_no_caller_body_and_skip_a_client_that_does_not_read(b):
     consumer[1].producer.resumeProducing()
     assert relay(admin, RequestCode.GET_CONSUMER_RUNNING_INFO, ask, b"", 4) == []
     assert len(sent_to(consumer, RequestCode.GET_CONSUMER_RUNNING_INFO)) == 1
+
+
+def test_group_change_pushes_skip_a_member_that_does_not_read(b):
+    """NOTIFY_CONSUMER_IDS_CHANGED is small, but a member that never reads would keep one per group change for
+    as long as the idle limit lets its connection live (a churning group: megabytes a second)."""
+    stuck, awake = b.connect(), b.connect()
+    join(stuck, "Stuck", consumer="cg")
+    join(awake, "Awake", consumer="cg")
+    assert len(sent_to(stuck, RequestCode.NOTIFY_CONSUMER_IDS_CHANGED)) == 1  # told while it read
+    stuck[1].producer.pauseProducing()
+    stuck[1].clear()
+    for i in range(50):  # members come and go
+        join(b.connect(), f"Churn{i}", consumer="cg")
+    assert stuck[1].value() == b""
+    assert len(sent_to(awake, RequestCode.NOTIFY_CONSUMER_IDS_CHANGED)) >= 50
+    stuck[1].producer.resumeProducing()  # reading again: it is told of the next change
+    join(b.connect(), "Later", consumer="cg")
+    assert len(sent_to(stuck, RequestCode.NOTIFY_CONSUMER_IDS_CHANGED)) == 1

@@ -5,9 +5,10 @@ Relays to one client are bounded (``clientRelayMaxInFlight``): each one makes a 
 build its running info, and an admin tool in a loop must not pile those up on one client (or the requests and
 their message bodies up in the broker) while earlier ones are still waiting for their answer.
 
-Requests that carry a body (relays, pushed replies) are not sent to a client that is not reading: its
-connection's unsent output is over the transport's buffer size (``not_reading``). Netty's broker would buffer
-them without a bound, for as long as the connection lives."""
+Nothing is sent to a client that is not reading: its connection's unsent output is over the transport's
+buffer size (``not_reading``). Requests with a body (relays, pushed replies) are refused with SYSTEM_BUSY, a
+status request leaves the client out, and a oneway push is not sent. Netty's broker would buffer them all
+without a bound, for as long as the connection lives."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import Dict, Iterable, Mapping, Optional
 
 from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from mq.common import fastjson
 from mq.common.broker_headers import (
@@ -65,8 +67,11 @@ class Broker2Client:
             c_form = c_form_for_all or client.language == LanguageCode.CPP
             request = RemotingCommand.request(RequestCode.RESET_CONSUMER_CLIENT_OFFSET, dict(ext), bodies[c_form])
             if self._oneway(client, request):
-                    log.info("asked {cid} to reset the offsets of {group} on {topic}", cid=client.client_id,
+                log.info("asked {cid} to reset the offsets of {group} on {topic}", cid=client.client_id,
                          group=header.group, topic=header.topic)
+            else:
+                log.warn("could not ask {cid} to reset the offsets of {group} on {topic}: closed or not reading",
+                         cid=client.client_id, group=header.group, topic=header.topic)
 
     def consumer_status(self, topic: str, group: str, clients: Iterable, queue,
                         timeout: float = 5.0) -> defer.Deferred:
@@ -93,14 +98,21 @@ class Broker2Client:
 
         calls = []
         for client in clients:
+            busy = not_reading(client.channel, client.client_id)
+            if busy is not None:
+                failed(Failure(RemotingConnectionError(busy)), client)
+                continue
             request = RemotingCommand.request(RequestCode.GET_CONSUMER_STATUS_FROM_CLIENT, dict(ext))
             d = defer.maybeDeferred(client.channel.send_request, request, timeout)
             calls.append(d.addCallbacks(answered, failed, (client,), None, (client,)))
         return defer.gatherResults(calls, consumeErrors=True).addCallback(lambda _: table)
 
     def _oneway(self, client, request: RemotingCommand) -> bool:
+        """Send without waiting; False (not sent) to a closed channel or one not reading. The pushes are
+        small, but a member that never reads would otherwise keep every group change's push for as long as the
+        idle limit lets it live; what they say (rebalance, reset) is asked again or kept by the broker."""
         channel = client.channel
-        if not getattr(channel, "connected", False):
+        if not getattr(channel, "connected", False) or getattr(channel, "output_paused", False):
             return False
         try:
             channel.send_oneway(request)
