@@ -7,6 +7,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import defer, reactor
 
+from mq.broker.client.broker2client import MAX_STATUS_REPLY
 from mq.broker.processor.admin import MessageQueue
 from mq.client.simple import heartbeat_request
 from mq.common.consumer_status import GetConsumerStatusBody
@@ -155,6 +156,11 @@ def test_clients_that_refuse_or_answer_garbage_are_left_out(client, addr, fakes)
     yield fake(fakes, "127.0.0.1@ok", {Q0: 2}).join(addr)
     yield fake(fakes, "127.0.0.1@err", answer=lambda req: req.response(RC.SYSTEM_ERROR, "no")).join(addr)
     yield fake(fakes, "127.0.0.1@junk", answer=lambda req: req.response(RC.SUCCESS, None, None, b"[1,2")).join(addr)
+    # past MAX_STATUS_REPLY, and read by the Python reader, this would have held the broker for seconds
+    huge = b'{"messageQueueTable":{' + b",".join(
+        b'{"brokerName":"b","queueId":%d,"topic":"T"}:%d' % (i, i) for i in range(6000)) + b"}}"
+    assert len(huge) > MAX_STATUS_REPLY
+    yield fake(fakes, "127.0.0.1@huge", answer=lambda req: req.response(RC.SUCCESS, None, None, huge)).join(addr)
     r = yield ask(client, addr)
     assert r.code == RC.SUCCESS
     assert GetConsumerStatusBody.decode(r.body, MessageQueue).consumer_table == {"127.0.0.1@ok": {Q0: 2}}

@@ -128,3 +128,41 @@ def test_client_metrics_rounds(broker):
     assert reg.get_sample_value("rocketmq_client_consumer_pull_rt",
                                 {"clientAddr": "127.0.0.1:1", "clientId": "c1", "group": "G", "topic": "T"}) == 2.5
     assert len(metrics.table) == 1  # topic "bad" had no figures
+
+
+# A running-info body as Java's fastjson writes it: mqTable keyed by MessageQueue objects (not plain JSON).
+RUNNING_INFO = ('{"jstack":"","mqTable":{{"brokerName":"b","queueId":0,"topic":"T"}:{"cachedMsgCount":3}},'
+                '"properties":{"statusTable":"a property by that name","consumeType":"CONSUME_PASSIVELY"},'
+                '"statusTable":{"T":{"pullRT":2.5,"consumeOKTPS":9}},"subscriptionSet":[]}')
+
+
+def test_status_table_is_found_and_read_without_parsing_the_rest():
+    from mq.broker.stats.client_metrics import status_table
+
+    assert status_table(RUNNING_INFO.encode()) == {"T": {"pullRT": 2.5, "consumeOKTPS": 9}}
+    assert status_table(b'{"mqTable":{}}') is None
+    assert status_table(b'{"statusTable":[1,2]}') is None  # not a map
+    assert status_table(b'{"statusTable":{"T":') is None  # cut short
+    assert status_table(b"\xff\xfe not even text") is None
+    deep = b'{"statusTable":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    assert status_table(deep) is None  # past the C decoder's nesting: unreadable, not an exception
+    many = b'"statusTable":1,' * 20 + b'"statusTable":{"T":{}}'
+    assert status_table(b"{" + many + b"}") is None  # only the first MAX_STATUS_KEYS places are tried
+
+
+def test_a_huge_answer_costs_the_broker_c_speed_not_python_speed(monkeypatch):
+    """16 MiB of numbers beside the table: jsonkeys' Python reader took about 45 s for this (2.5 s per MiB).
+    Not timed: the Python reader is never entered, and one value (the table) is decoded."""
+    from mq.broker.stats import client_metrics
+    from mq.common import jsonkeys
+
+    def python_reader(*args):
+        raise AssertionError("the Python reader parsed a client's answer")
+
+    monkeypatch.setattr(jsonkeys._Reader, "value", python_reader)
+    calls = []
+    real = client_metrics._DECODER.raw_decode
+    monkeypatch.setattr(client_metrics._DECODER, "raw_decode", lambda text, idx: calls.append(idx) or real(text, idx))
+    body = (b'{"mqTable":{{"queueId":0}:[' + b"0," * (8 << 20) + b'0]},"statusTable":{"T":{"pullTPS":1}}}')
+    assert client_metrics.status_table(body) == {"T": {"pullTPS": 1}}
+    assert len(calls) == 1
