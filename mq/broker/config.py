@@ -180,6 +180,8 @@ class BrokerConfig:
     partial_frames_max_bytes: int = tunable(128 * 1024 * 1024, within(1 << 20, 1 << 40, "bytes"))
     partial_frame_timeout_seconds: float = tunable(60.0, within(1, 3600, "s"))
     server_channel_max_idle_time_seconds: float = tunable(120.0, within(0, 86_400, "s"))
+    #: Connections the client ports keep at once (mq's own key; 0 = half of ``ulimit -n``).
+    server_max_connections: int = tunable(0, within(0, 10_000_000))
     #: Heartbeats (mq.broker.processor.client_manage): the most subscription groups heartbeats and pulls may
     #: auto-create (the admin may create more), the most consumer and producer groups online together, and
     #: the most client connections registered by heartbeats. Past one, a heartbeat is refused whole.

@@ -51,6 +51,10 @@ class NamesrvConfig(ServiceConfig):
         "serverChannelMaxIdleTimeSeconds", 120.0, "seconds without traffic before a connection is closed (0 = never)",
         range=within(0, 86_400, "s")
     )
+    server_max_connections: int = setting(
+        "serverMaxConnections", 0, "connections kept at once; one more is closed at accept (0 = half of ulimit -n)",
+        range=within(0, 10_000_000)
+    )
 
     def listens(self) -> List[Tuple[int, str, str]]:
         """The ports this NameServer listens on: (port, interface, the setting that chose it)."""

@@ -14,6 +14,11 @@ from __future__ import annotations
 
 from typing import Any
 
+try:
+    import resource
+except ImportError:  # not on Linux or macOS
+    resource = None  # type: ignore[assignment]
+
 import attrs
 
 from mq.common.config import camel
@@ -32,17 +37,35 @@ class ConnectionLimits:
     #: Seconds without reading or writing anything after which a connection is closed (Java's
     #: ``serverChannelMaxIdleTimeSeconds``, an ALL_IDLE ``IdleStateHandler``). 0 = never.
     server_channel_max_idle_time_seconds: float = 120.0
+    #: Connections one server (its ports together) keeps at once; one more is closed as it is accepted, with a
+    #: log line. 0: half the process's open-file limit (``ulimit -n``), the other half being for the store's
+    #: files: past the limit a new CommitLog or ConsumeQueue file could not be opened.
+    server_max_connections: int = 0
     #: Seconds between two looks at every connection's timers.
     scan_interval: float = 1.0
+
+    def max_connections(self) -> int:
+        """``server_max_connections``, or its default from the open-file limit."""
+        if self.server_max_connections:
+            return self.server_max_connections
+        return max(64, open_file_limit() // 2)
 
     @classmethod
     def from_config(cls, config: Any) -> "ConnectionLimits":
         """The limits from a service config with fields of the same names (``broker.conf`` keys
         ``maxFrameLength``, ``partialFramesMaxBytes``, ``partialFrameTimeoutSeconds``,
-        ``serverChannelMaxIdleTimeSeconds``)."""
+        ``serverChannelMaxIdleTimeSeconds``, ``serverMaxConnections``)."""
         return cls(**{f.name: getattr(config, f.name) for f in attrs.fields(cls) if hasattr(config, f.name)})
 
     def setting(self, name: str) -> str:
         """``key=value`` of a setting, for log lines."""
         value = getattr(self, name)
         return f"{camel(name)}={value:g}" if isinstance(value, float) else f"{camel(name)}={value}"
+
+
+def open_file_limit() -> int:
+    """The process's soft limit on open files (1,024 when unknown or unlimited past a million)."""
+    if resource is None:
+        return 1024
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return 1024 if soft == resource.RLIM_INFINITY or soft <= 0 else min(soft, 1 << 20)

@@ -9,6 +9,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import ServerFactory
 from twisted.logger import Logger
 
+from mq.common.log_tally import LogTally
 from mq.remoting.limits import ConnectionLimits
 from mq.remoting.memo import ResponseMemo
 from mq.remoting.protocol import RemotingProtocol, RequestDispatcher
@@ -53,20 +54,39 @@ class RemotingServerFactory(ServerFactory):
         self.budget = self if share_with is None else share_with.budget
         self.on_disconnect: List[Callable[[RemotingProtocol], None]] = []
         self.connections: "set[RemotingProtocol]" = set()
+        #: On the budget's factory: connections open on every port that shares it, and those refused.
+        self.open_connections = 0
+        self.refused_connections = LogTally()
+        self._max_connections = self.limits.max_connections()
         self.noisy = False
         self._scan: Optional[task.LoopingCall] = None
 
-    def buildProtocol(self, addr) -> RemotingProtocol:
+    def buildProtocol(self, addr) -> Optional[RemotingProtocol]:
+        budget = self.budget
+        if budget.open_connections >= budget._max_connections:
+            self._refuse(addr)
+            return None  # Twisted closes the accepted socket at once
+        budget.open_connections += 1
         proto = RemotingProtocol(self.dispatcher, self.reactor, self.limits.max_frame_length)
         proto.factory = self
-        proto._budget = self.budget
+        proto._budget = budget
         proto.memo = self.memo
         self.connections.add(proto)
         proto.notify_on_lost(self._lost)
         return proto
 
+    def _refuse(self, addr) -> None:
+        """Count a connection closed at accept; one log line every 10 s at most, with the count since the last."""
+        budget = self.budget
+        n = budget.refused_connections.add(self.reactor.seconds())
+        if n is not None:
+            log.warn("closed {n} new connection(s), the last from {peer}: {open} open, the most this server keeps "
+                     "(serverMaxConnections={limit})", n=n, peer=f"{getattr(addr, 'host', addr)}:"
+                     f"{getattr(addr, 'port', '')}", open=budget.open_connections, limit=budget._max_connections)
+
     def _lost(self, proto: RemotingProtocol) -> None:
         self.connections.discard(proto)
+        self.budget.open_connections -= 1
         for callback in self.on_disconnect:
             callback(proto)
 

@@ -325,3 +325,28 @@ def test_a_slave_catching_up_is_logged_every_interval_until_within_the_gap(log_e
     ha.report_catch_up()
     assert lines()[1:] == ["HA: slave far catching up: done, 80.0 MiB in 5.0 s"]
     assert not ha._catching_up
+
+
+def test_the_ha_port_keeps_at_most_max_ha_connections(log_events):
+    """Anyone can connect to the HA port (as in RocketMQ); each connection is a file descriptor."""
+    from twisted.internet.address import IPv4Address
+    from twisted.internet.testing import StringTransport
+
+    from mq.broker.ha.master import MAX_HA_CONNECTIONS, HAFactory
+
+    clock = task.Clock()
+    broker = SimpleNamespace(store=_Store(), config=SimpleNamespace(broker_role=BrokerRole.ASYNC_MASTER,
+                                                                     is_slave=False), reactor=clock)
+    ha = HAService(broker, HAConfig(), clock)
+    factory = HAFactory(ha)
+    conns = []
+    for port in range(MAX_HA_CONNECTIONS):
+        conn = factory.buildProtocol(IPv4Address("TCP", "10.0.0.1", port))
+        conn.makeConnection(StringTransport(peerAddress=IPv4Address("TCP", "10.0.0.1", port)))
+        conns.append(conn)
+    assert len(ha.connections) == MAX_HA_CONNECTIONS
+    assert all(factory.buildProtocol(IPv4Address("TCP", "10.0.0.2", p)) is None for p in range(20))
+    lines = [e["log_format"] for e in log_events if "HA: closed" in e.get("log_format", "")]
+    assert len(lines) == 1  # one line for the flood
+    conns[0].connectionLost(None)
+    assert factory.buildProtocol(IPv4Address("TCP", "10.0.0.2", 99)) is not None

@@ -236,3 +236,79 @@ async def test_over_tcp_a_peer_that_never_reads_holds_bounded_output():
     finally:
         peer.close()
         await port.stopListening()
+
+
+def test_connections_past_server_max_connections_are_closed_at_accept(log_events):
+    """The file descriptors a peer can take by opening sockets are bounded; the store needs the rest."""
+    server = Server(server_max_connections=3)
+    conns = [server.connect(port=p) for p in range(3)]
+    assert server.factory.buildProtocol(IPv4Address("TCP", "10.0.0.9", 9)) is None  # Twisted closes the socket
+    for p in range(50):
+        assert server.factory.buildProtocol(IPv4Address("TCP", "10.0.0.9", 10 + p)) is None
+    [line] = [m for m in messages(log_events) if "new connection" in m]  # one line for the flood, not 51
+    assert "closed 1 new connection(s), the last from 10.0.0.9:9: 3 open" in line
+    assert "serverMaxConnections=3" in line
+    conns[0][0].connectionLost(None)  # one leaves: one more may come
+    assert server.connect(port=7)[0] is not None
+    assert server.factory.buildProtocol(IPv4Address("TCP", "10.0.0.9", 99)) is None
+    server.clock.advance(10)
+    assert server.factory.buildProtocol(IPv4Address("TCP", "10.0.0.9", 100)) is None
+    lines = [m for m in messages(log_events) if "new connection" in m]
+    assert len(lines) == 2 and "closed 52 new connection(s), the last from 10.0.0.9:100" in lines[1]
+
+
+def test_two_ports_sharing_a_budget_share_the_connection_bound():
+    server = Server(server_max_connections=2)
+    vip = RemotingServerFactory(RequestDispatcher(), server.clock, limits=server.factory.limits,
+                                share_with=server.factory)
+    server.connect(port=1)
+    assert vip.buildProtocol(IPv4Address("TCP", "10.0.0.1", 2)) is not None
+    assert server.factory.buildProtocol(IPv4Address("TCP", "10.0.0.1", 3)) is None
+    assert vip.buildProtocol(IPv4Address("TCP", "10.0.0.1", 4)) is None
+
+
+def test_the_default_bound_is_half_the_open_file_limit(monkeypatch):
+    from mq.remoting import limits
+
+    monkeypatch.setattr(limits, "open_file_limit", lambda: 20_000)
+    assert ConnectionLimits().max_connections() == 10_000
+    monkeypatch.setattr(limits, "open_file_limit", lambda: 100)
+    assert ConnectionLimits().max_connections() == 64
+    assert ConnectionLimits(server_max_connections=5).max_connections() == 5
+    monkeypatch.undo()
+    import resource
+
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    assert limits.open_file_limit() == (1024 if soft == resource.RLIM_INFINITY else min(soft, 1 << 20))
+
+
+@pytest_twisted.ensureDeferred
+async def test_over_tcp_a_connection_past_the_bound_is_closed_and_the_others_are_served():
+    dispatcher = RequestDispatcher()
+    dispatcher.register(10, lambda req, ch: req.response(ResponseCode.SUCCESS, "pong"))
+    factory = RemotingServerFactory(dispatcher, reactor, limits=ConnectionLimits(server_max_connections=2))
+    port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+    addr = ("127.0.0.1", port.getHost().port)
+    socks = [socket.create_connection(addr, timeout=10) for _ in range(3)]
+    try:
+        # the third is accepted by the kernel and closed by the server: it reads end-of-file
+        extra = socks[2]
+        await poll(lambda: factory.connections, lambda c: len(c) == 2, timeout=10, what="two connections")
+        await threads_read(extra, b"")
+        for s in socks[:2]:
+            s.sendall(PING)
+            answer = await threads_read(s)
+            assert b"pong" in answer
+    finally:
+        for s in socks:
+            s.close()
+        await port.stopListening()
+
+
+async def threads_read(sock, expect=None) -> bytes:
+    from twisted.internet import threads
+
+    data = await threads.deferToThread(sock.recv, 65536)
+    if expect is not None:
+        assert data == expect
+    return data

@@ -31,6 +31,7 @@ from zope.interface import implementer
 from mq.broker.stats.metrics import LATENCY_BUCKETS, FastHistogram
 from mq.common.config import PORT_OR_OFF, convert_value, tunable, within
 from mq.common.ha_protocol import ReportDecoder, encode_header
+from mq.common.log_tally import LogTally
 from mq.common.progress import LoggedProgress
 from mq.store.config import SYNC_FLUSH_TIMEOUT, BrokerRole
 from mq.store.results import PutMessageResult, PutMessageStatus
@@ -205,11 +206,23 @@ class HAConnection(protocol.Protocol):
         self.paused = True
 
 
+#: Connections the HA port keeps at once: slaves of one master are a handful; every other file descriptor is the
+#: store's and the clients'. One more is closed as it is accepted, with a log line.
+MAX_HA_CONNECTIONS = 64
+
+
 class HAFactory(protocol.Factory):
     def __init__(self, service: "HAService") -> None:
         self.service = service
+        self.refused = LogTally()
 
     def buildProtocol(self, addr):
+        if len(self.service.connections) >= MAX_HA_CONNECTIONS:
+            n = self.refused.add(self.service.clock.seconds())
+            if n is not None:
+                log.warn("HA: closed {n} new connection(s), the last from {peer}: {open} open, the most the HA "
+                         "port keeps", n=n, peer=getattr(addr, "host", addr), open=len(self.service.connections))
+            return None
         return HAConnection(self.service)
 
 
