@@ -24,6 +24,7 @@ from mq.console.users import users_file_error
 from mq.namesrv.config import NamesrvConfig
 from mq.namesrv.kvconfig import KVConfigError
 from mq.namesrv.service import NamesrvService
+from mq.remoting.limits import open_file_limit
 
 
 class OneAfterAnother(service.MultiService):
@@ -101,6 +102,9 @@ class Options(ServiceOptions):
             self.refuse(e)
         except OSError as e:
             self.refuse(f"cannot read the saved runtime settings: {e}")
+        # One process, one open-file limit: the broker's default half, the NameServer's a quarter, the rest
+        # for the store's files.
+        ns.server_max_connections = ns.server_max_connections or max(64, open_file_limit() // 4)
         self.namesrv_config = ns
         self.broker_config = broker
         self.console_config = self._console(broker)

@@ -138,7 +138,7 @@ class NamesrvService(service.MultiService):
             self.acl.setServiceParent(self)
             self.dispatcher.access_check = NamesrvAccessCheck(self.acl.validator)
         self.factory = RemotingServerFactory(self.dispatcher, reactor, memo=self.memo,
-                                             limits=ConnectionLimits.from_config(config))
+                                             limits=ConnectionLimits.from_config(config, default_share=0.9))
         self.factory.on_disconnect.append(self.routes.on_channel_closed)
         self.port = None
         self._scan: Optional[task.LoopingCall] = None

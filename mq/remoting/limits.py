@@ -38,9 +38,11 @@ class ConnectionLimits:
     #: ``serverChannelMaxIdleTimeSeconds``, an ALL_IDLE ``IdleStateHandler``). 0 = never.
     server_channel_max_idle_time_seconds: float = 120.0
     #: Connections one server (its ports together) keeps at once; one more is closed as it is accepted, with a
-    #: log line. 0: half the process's open-file limit (``ulimit -n``), the other half being for the store's
-    #: files: past the limit a new CommitLog or ConsumeQueue file could not be opened.
+    #: log line. 0: ``default_share`` of the process's open-file limit (``ulimit -n``).
     server_max_connections: int = 0
+    #: The broker keeps half of its file descriptors for the store (past the limit a new CommitLog or
+    #: ConsumeQueue file could not be opened); a NameServer of its own needs few.
+    default_share: float = 0.5
     #: Seconds between two looks at every connection's timers.
     scan_interval: float = 1.0
 
@@ -48,14 +50,14 @@ class ConnectionLimits:
         """``server_max_connections``, or its default from the open-file limit."""
         if self.server_max_connections:
             return self.server_max_connections
-        return max(64, open_file_limit() // 2)
+        return max(64, int(open_file_limit() * self.default_share))
 
     @classmethod
-    def from_config(cls, config: Any) -> "ConnectionLimits":
+    def from_config(cls, config: Any, **more: Any) -> "ConnectionLimits":
         """The limits from a service config with fields of the same names (``broker.conf`` keys
         ``maxFrameLength``, ``partialFramesMaxBytes``, ``partialFrameTimeoutSeconds``,
         ``serverChannelMaxIdleTimeSeconds``, ``serverMaxConnections``)."""
-        return cls(**{f.name: getattr(config, f.name) for f in attrs.fields(cls) if hasattr(config, f.name)})
+        return cls(**{f.name: getattr(config, f.name) for f in attrs.fields(cls) if hasattr(config, f.name)}, **more)
 
     def setting(self, name: str) -> str:
         """``key=value`` of a setting, for log lines."""

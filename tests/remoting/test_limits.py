@@ -312,3 +312,18 @@ async def threads_read(sock, expect=None) -> bytes:
     if expect is not None:
         assert data == expect
     return data
+
+
+def test_one_process_shares_its_open_file_limit(tmp_path, monkeypatch):
+    """twistd mq runs the NameServer beside the broker: their default bounds leave a quarter for the store."""
+    from mq import standalone
+    from mq.remoting import limits
+    from mq.remoting.limits import ConnectionLimits
+
+    monkeypatch.setattr(limits, "open_file_limit", lambda: 4000)
+    monkeypatch.setattr(standalone, "open_file_limit", lambda: 4000)
+    options = standalone.Options()
+    options.parseOptions(["--store", str(tmp_path / "s"), "--kv-config", str(tmp_path / "kv.json")])
+    assert ConnectionLimits.from_config(options.namesrv_config, default_share=0.9).max_connections() == 1000
+    assert ConnectionLimits.from_config(options.broker_config).max_connections() == 2000
+    assert ConnectionLimits(default_share=0.9).max_connections() == 3600  # a NameServer of its own

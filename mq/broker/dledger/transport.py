@@ -45,6 +45,10 @@ MAX_UNSENT = 8 << 20
 MAX_CONNECTING = 64
 
 
+#: Connections the DLedger port keeps at once (as the HA port).
+MAX_PEER_CONNECTIONS = 64
+
+
 class RaftTransport:
     def __init__(
         self,
@@ -73,6 +77,8 @@ class RaftTransport:
         for code in codec.CODES:
             self.dispatcher.register(code, self._raft)
         self.dispatcher.register(PEER_INFO, self._info)
+        # a group's peers are a handful: the file descriptors are the store's and the clients'
+        limits = limits or ConnectionLimits(server_max_connections=MAX_PEER_CONNECTIONS)
         self.factory = RemotingServerFactory(self.dispatcher, reactor, limits=limits)
 
     # -- receiving ---------------------------------------------------------------------------------------

@@ -102,3 +102,13 @@ def test_the_cache_bytes_setting_has_a_range_and_reaches_the_raft_log(tmp_path):
     driver = open_driver(task.Clock(), DLedgerSettings.from_broker_config(config), str(tmp_path / "d"),
                          lambda *a: None, lambda *a: None, lambda *a: None, 0, cache_bytes=config.d_leger_cache_bytes)
     assert driver.node.log.cache_bytes == 1000
+
+
+def test_the_raft_port_keeps_a_handful_of_connections():
+    """A group's peers are a few; the process's file descriptors are the store's and the clients'."""
+    from mq.broker.dledger.transport import MAX_PEER_CONNECTIONS, RaftTransport
+
+    config = BrokerConfig(enable_d_leger_commit_log=True, d_leger_peers=PEERS, d_leger_self_id="n0")
+    transport = RaftTransport(task.Clock(), DLedgerSettings.from_broker_config(config), lambda m: None,
+                              lambda *a: None)
+    assert transport.factory.limits.max_connections() == MAX_PEER_CONNECTIONS == 64
