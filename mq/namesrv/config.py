@@ -52,7 +52,8 @@ class NamesrvConfig(ServiceConfig):
         range=within(0, 86_400, "s")
     )
     server_max_connections: int = setting(
-        "serverMaxConnections", 0, "connections kept at once; one more is closed at accept (0 = 90% of ulimit -n; a quarter in twistd mq)",
+        "serverMaxConnections", 0,
+        "connections kept at once; one more is closed at accept (0: 90% of ulimit -n, a quarter in twistd mq)",
         range=within(0, 10_000_000)
     )
 
