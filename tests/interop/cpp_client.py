@@ -115,6 +115,11 @@ def push(namesrv: str, topic: str, group: str, model: str, props: list, options:
     consumer = with_credentials(PushConsumer(group, orderly=bool(options.get("orderly")),
                                              message_model=MessageModel[model]))
     consumer.set_namesrv_addr(namesrv)
+    if model == "BROADCASTING":
+        # Its offsets are kept in ~/.rocketmq_offsets/<clientId>/<group>, and the client id is ip@DEFAULT for
+        # every C++ client: two consumers (or the suites CI runs at once, each with its own broker) would share one
+        # file and read each other's offsets, past their own queues' ends. One instance name per process.
+        consumer.set_instance_name(f"cpp-{os.getpid()}")
     fail_prefix = options.get("fail_prefix")
 
     def on_message(msg):

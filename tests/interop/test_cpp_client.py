@@ -143,14 +143,29 @@ def test_producer_modes(cluster, mode):
         assert all(m.queue_id == int(m.properties["n"]) % 2 for m in messages)
 
 
-def _warm_up(broker, topic, consumers, deadline=60):
-    """Send until every consumer has received one message (it starts at the queue's end)."""
+def _warm_up(broker, topic, consumers, deadline=60, queues=4, broadcast=False):
+    """Send until every queue is being pulled: a consumer starts each queue at its end when it first pulls
+    there, and the queues' first pulls come one by one (a message sent to a queue not pulled yet would be passed
+    over). Every consumer has received a message, from every queue with ``broadcast`` (each consumer reads
+    them all), else the consumers together from every queue."""
     end = time.monotonic() + deadline
+    every = set(range(queues))
+
+    def seen(c):
+        return {m["queue_id"] for m in list(c.messages)}
+
+    def ready():
+        if not all(c.messages for c in consumers):
+            return False
+        if broadcast:
+            return all(seen(c) >= every for c in consumers)
+        return set().union(*(seen(c) for c in consumers)) >= every
+
     with Wire(broker.addr) as w:
-        while not all(c.messages for c in consumers):
+        while not ready():
             if time.monotonic() > end:
                 raise AssertionError("the C++ push consumers received nothing")
-            for qid in range(4):
+            for qid in range(queues):
                 w.call(send_request(topic, b"warm-up", tags="warm", queue_id=qid))
             time.sleep(0.3)
 
@@ -179,7 +194,7 @@ def test_push_consumer(cluster, model):
     assert call(broker.addr, create_topic_request(topic, queues=4)).code == RC.SUCCESS
     consumers = [PushConsumerProcess(namesrv.addr, topic, group, model) for _ in range(2 if model == "BROADCASTING" else 1)]
     try:
-        _warm_up(broker, topic, consumers)
+        _warm_up(broker, topic, consumers, broadcast=model == "BROADCASTING")
         expected = specs(model.lower(), 20)
         _send_expected(broker, topic, expected)
         for consumer in consumers:  # broadcasting: every consumer gets every message
