@@ -186,6 +186,9 @@ class BrokerConfig:
     #: auto-create (the admin may create more), the most consumer and producer groups online together, and
     #: the most client connections registered by heartbeats. Past one, a heartbeat is refused whole.
     max_subscription_group_nums: int = tunable(10_000, within(1, 10_000_000))
+    #: Topics (besides the groups' retry and dead-letter topics) past which a send no longer auto-creates one
+    #: (mq's own key; the admin may still create): each costs memory, a save of topics.json and a registration.
+    max_topic_nums: int = tunable(10_000, within(1, 10_000_000), runtime=True)
     max_client_group_nums: int = tunable(10_000, within(1, 10_000_000))
     max_client_channel_nums: int = tunable(20_000, within(1, 10_000_000))
     #: DLedger mode (docs/replication.md): the group elects its master by Raft over each node's port in

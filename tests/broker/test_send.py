@@ -204,3 +204,57 @@ def test_send_checks_follow_every_topic_table_change(make_broker):
     for i in range(20):
         send(f"Bad topic {i}!")  # refused by name: never remembered
     assert set(processor.__self__._checked) <= set(topics.table)
+
+
+def test_sends_auto_create_topics_only_up_to_max_topic_nums(make_broker):
+    """Each auto-created topic costs memory, a save of topics.json and a registration: a producer sending to
+    made-up names must not grow the table without end. Retry and dead-letter topics are not counted (the groups
+    have their own bound); the admin may still create."""
+    from mq.common.route import TopicConfig
+
+    b = make_broker(maxTopicNums="30")
+    topics = b.topic_config_manager
+    processor = b.dispatcher.processors[RequestCode.SEND_MESSAGE_V2]
+
+    def send(topic):
+        request = RemotingCommand.request(RequestCode.SEND_MESSAGE_V2, send_header(topic, 0, {}).encode_short(), b"x")
+        return processor(request, _Channel())
+
+    for i in range(5):
+        topics.create_system(f"%RETRY%g{i}", 1, save=False)
+        topics.create_system(f"%DLQ%g{i}", 1, save=False)
+    room = 30 - topics.plain_topics()
+    assert room > 0
+    for i in range(room):
+        assert send(f"Made{i}").code == RC.SUCCESS
+    r = send("OneTooMany")
+    assert r.code == RC.TOPIC_NOT_EXIST and "the broker holds 30 topics (maxTopicNums=30)" in r.remark
+    assert "OneTooMany" not in topics.table and topics.refused_auto_creations == 1
+    topics.update(TopicConfig("ByTheAdmin", 4, 4, 6))  # the admin is not bound by it
+    assert send("ByTheAdmin").code == RC.SUCCESS
+    topics.delete("Made0")
+    topics.delete("Made1")
+    assert send("OneTooMany").code == RC.SUCCESS  # room again
+
+
+def test_a_send_creates_a_retry_topic_only_for_a_subscription_group(make_broker):
+    """A consumer's send-back fallback sends to %RETRY%<group> (created then, as RocketMQ does); made-up groups
+    would create retry and dead-letter topics without end, outside maxTopicNums and the groups' bound."""
+    from mq.broker.subscription.group import SubscriptionGroupConfig
+
+    b = make_broker()
+    processor = b.dispatcher.processors[RequestCode.SEND_MESSAGE_V2]
+
+    def send(topic):
+        request = RemotingCommand.request(RequestCode.SEND_MESSAGE_V2, send_header(topic, 0, {}).encode_short(), b"x")
+        return processor(request, _Channel())
+
+    for made_up in ("%RETRY%madeUp", "%DLQ%madeUp"):
+        r = send(made_up)
+        assert r.code == RC.TOPIC_NOT_EXIST and "no subscription group madeUp for its retry or dead" in r.remark
+        assert made_up not in b.topic_config_manager.table
+    b.subscription_group_manager.table["realGroup"] = SubscriptionGroupConfig("realGroup")
+    for real in ("%RETRY%realGroup", "%DLQ%realGroup"):
+        assert send(real).code == RC.SUCCESS
+        tc = b.topic_config_manager.table[real]
+        assert (tc.write_queue_nums, tc.perm) == (1, 6)

@@ -47,6 +47,11 @@ class TopicConfigManager(JsonStateFile):
         self.on_created: Callable[[TopicConfig, bool], None] | None = None
         self.system_topics = set()
         self._add_system_topics()
+        #: Whether a subscription group exists (the broker sets it; ``send_rules.group_of`` says why).
+        self.known_group: Callable[[str], bool] = lambda group: True
+        #: Auto-creations a send asked for past ``maxTopicNums``; the count of plain topics, by generation.
+        self.refused_auto_creations = 0
+        self._plain: tuple[int, int] = (-1, 0)
 
     def _add_system_topics(self) -> None:
         c = self.config
@@ -124,6 +129,15 @@ class TopicConfigManager(JsonStateFile):
             table[tc.topic_name] = tc
         return RegisterBrokerBody(DataVersion(self.data_version.timestamp, self.data_version.counter), table)
 
+    def plain_topics(self) -> int:
+        """Topics that are not a group's retry or dead-letter topic (those come and go with the groups, which
+        have a bound of their own): what ``maxTopicNums`` counts. Counted again only after a change."""
+        generation, count = self._plain
+        if generation != self.generation:
+            count = sum(1 for name in self.table if not (mixall.is_retry_topic(name) or mixall.is_dlq_topic(name)))
+            self._plain = (self.generation, count)
+        return count
+
     # -- changes ------------------------------------------------------------------------------------
 
     def create_in_send(self, topic: str, default_topic: str, client_queue_nums: int,
@@ -136,6 +150,9 @@ class TopicConfigManager(JsonStateFile):
         if default is None or topic_error(topic) is not None:
             return None
         if default_topic == mixall.DEFAULT_TOPIC and not self.config.auto_create_topic_enable:
+            return None
+        if self.plain_topics() >= self.config.max_topic_nums:
+            self.refused_auto_creations += 1
             return None
         if not default.perm & PERM_INHERIT:
             log.warning("cannot create topic {topic}: default topic {d} has no inherit permission",
