@@ -49,7 +49,13 @@ class Monitors:
             if len(table) > MAX_MONITORS or not isinstance(data, dict):
                 raise ValueError(f"not an object of at most {MAX_MONITORS} groups")
         except (OSError, ValueError, AttributeError, RecursionError) as e:  # Recursion: nested past the stack
-            log.warn("console: consumer monitors {path} not read ({why})", path=self.path, why=e)
+            kept = self.path + ".unreadable"
+            try:  # the next change would save over it: the operator's monitors are kept beside
+                os.replace(self.path, kept)
+            except OSError:
+                kept = "(could not be moved)"
+            log.warn("console: consumer monitors {path} not read ({why}); the file is kept as {kept}",
+                     path=self.path, why=e, kept=kept)
             return
         self.table = table
 

@@ -31,12 +31,16 @@ def test_bounds_raise_alarms_and_survive_a_restart(tmp_path):
 @pytest.mark.parametrize("content", ["[1]", "{bad", '{"G": {"minCount": -1, "maxDiffTotal": 1}}',
                                      '{"G": {"minCount": 1}}', '{"G": {"minCount": true, "maxDiffTotal": 1}}',
                                      "[" * 200_000])  # the last: nested past the parser's stack
-def test_a_file_not_in_shape_is_not_read(tmp_path, content):
+def test_a_file_not_in_shape_is_not_read_and_kept_aside(tmp_path, content):
+    """Not read, and not saved over by the next change: the operator's file is moved beside, as it was."""
     path = tmp_path / "monitor.json"
     path.write_text(content)
     m = Monitors(str(path))
     m.load()
     assert m.table == {}
+    m.set("New", 1, 1)
+    assert (tmp_path / "monitor.json.unreadable").read_text() == content
+    assert json.loads(path.read_text()) == {"New": {"minCount": 1, "maxDiffTotal": 1}}
 
 
 def test_the_number_of_monitored_groups_and_the_file_are_bounded(tmp_path, monkeypatch):
