@@ -82,7 +82,11 @@ class UsersFile:
             return
         try:
             with open(self.path, encoding="utf-8") as f:
-                users = parse_users(f.read())
+                text = f.read()
+            if self._seen is not None and not text.strip():
+                # an editor between its truncate and its write: keep the users read last
+                raise ValueError(f"{self.path} is empty (still being written?)")
+            users = parse_users(text)
         except ValueError:
             self._refused = stamp  # said once; read again when it changes
             raise

@@ -49,6 +49,10 @@ def test_the_users_file_is_read_again_when_it_changes(tmp_path):
     assert users.check("late", "latePass").admin and users._refused is not None  # and is not read again
     path.write_text("fixed=fixedPass\n")
     assert users.check("fixed", "fixedPass") and users.check("late", "latePass") is None
+    path.write_text("")  # an editor between its truncate and its write: nobody is locked out meanwhile
+    assert users.check("fixed", "fixedPass")
+    path.write_text("after=afterPassword\n")  # (a size of its own: the stamp is mtime and size)
+    assert users.check("after", "afterPassword") and users.check("fixed", "fixedPass") is None
 
 
 def test_failed_logins_per_address_are_bounded_for_a_window():
