@@ -114,6 +114,7 @@ class BrokerService(service.MultiService):
         self.subscription_group_manager = SubscriptionGroupManager(config, self.now_ms)
         self.consumer_offset_manager = ConsumerOffsetManager(config)
         self.topic_config_manager.known_group = lambda group: group in self.subscription_group_manager.table
+        self.topic_config_manager.run_blocking = self.store.run_blocking
         self._state_loaded = False
         self.consumer_manager = ConsumerManager(self.now_ms, config.channel_expired_timeout)
         self.producer_manager = ProducerManager(self.now_ms, config.channel_expired_timeout)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import pytest_twisted
-from twisted.internet import reactor
+from twisted.internet import defer, reactor
 
 from mq.broker.config import BrokerConfig
 from mq.broker.service import BrokerService
@@ -33,6 +33,9 @@ def make_broker(tmp_path):
 
     def make(**props) -> BrokerService:
         svc = BrokerService(broker_config(tmp_path, **props), reactor)
+        # A topic a send creates is saved in the calling thread here, so a send into it is answered at once, as
+        # these tests call the processors directly (the threaded save: test_send.py and every process test).
+        svc.topic_config_manager.run_blocking = defer.maybeDeferred
         svc.startService()
         started.append(svc)
         return svc

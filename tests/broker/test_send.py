@@ -150,17 +150,22 @@ def _send_request(topic, wait=None, batch=False):
 def test_an_async_flush_send_is_answered_without_a_deferred(make_broker, tmp_path):
     """ASYNC_FLUSH and ASYNC_MASTER: the result is known when the put returns, so the processor returns the
     response itself (no Deferred per send); SYNC_FLUSH waits through a Deferred unless the message says
-    WAIT=false."""
+    WAIT=false. (The first send into a topic it creates waits for the topic's save.)"""
     from twisted.internet import defer
+
+    from mq.common.route import TopicConfig
 
     b = make_broker()
     processor = b.dispatcher.processors[RequestCode.SEND_MESSAGE_V2]
+    first = yield processor(_send_request("SyncAnswer"), _Channel())  # waits for the new topic's save
+    assert first.code == RC.SUCCESS
     for batch in (False, True):
         r = processor(_send_request("SyncAnswer", batch=batch), _Channel())
         assert isinstance(r, RemotingCommand) and r.code == RC.SUCCESS
     r = processor(_send_request("Bad topic!"), _Channel())
     assert isinstance(r, RemotingCommand) and r.code == RC.SYSTEM_ERROR
     s = make_broker(flushDiskType="SYNC_FLUSH", storePathRootDir=tmp_path / "sync", listenPort=free_port())
+    s.topic_config_manager.update(TopicConfig("SyncFlush", 4, 4, 6))
     processor = s.dispatcher.processors[RequestCode.SEND_MESSAGE_V2]
     r = processor(_send_request("SyncFlush", wait="false"), _Channel())
     assert isinstance(r, RemotingCommand) and r.code == RC.SUCCESS
@@ -214,6 +219,7 @@ def test_sends_auto_create_topics_only_up_to_max_topic_nums(make_broker):
 
     b = make_broker(maxTopicNums="30")
     topics = b.topic_config_manager
+    topics.run_blocking = None  # saved on the spot: every answer at once
     processor = b.dispatcher.processors[RequestCode.SEND_MESSAGE_V2]
 
     def send(topic):
@@ -258,3 +264,46 @@ def test_a_send_creates_a_retry_topic_only_for_a_subscription_group(make_broker)
         assert send(real).code == RC.SUCCESS
         tc = b.topic_config_manager.table[real]
         assert (tc.write_queue_nums, tc.perm) == (1, 6)
+
+
+def test_a_topic_a_send_creates_is_saved_off_the_reactor_and_the_answer_waits_for_it(make_broker):
+    """The reactor no longer encodes and fsyncs topics.json per created topic; the send into it is answered
+    once the topic is on disk (so a topic a producer was told it wrote into survives a crash), and one write
+    takes every topic created meanwhile."""
+    from twisted.internet import defer
+
+    b = make_broker()
+    topics = b.topic_config_manager
+    processor = b.dispatcher.processors[RequestCode.SEND_MESSAGE_V2]
+    writes = []
+
+    def run_blocking(write):
+        d = defer.Deferred()
+        writes.append((write, d))
+        return d
+
+    topics.run_blocking = run_blocking
+
+    def send(topic):
+        request = RemotingCommand.request(RequestCode.SEND_MESSAGE_V2, send_header(topic, 0, {}).encode_short(), b"x")
+        return processor(request, _Channel())
+
+    first = send("Fresh1")
+    assert isinstance(first, defer.Deferred) and not first.called and len(writes) == 1
+    again, second = send("Fresh1"), send("Fresh2")  # into the unsaved topic; another one meanwhile
+    assert not again.called and not second.called and len(writes) == 1  # one write at a time
+    write, d = writes[0]
+    write()
+    d.callback(None)
+    assert first.called and again.called and not second.called  # Fresh1 is on disk; Fresh2 waits for the next
+    assert first.result.code == RC.SUCCESS and again.result.code == RC.SUCCESS
+    assert "Fresh1" in open(topics.path).read() and "Fresh2" not in open(topics.path).read()
+    write, d = writes[1]
+    write()
+    d.callback(None)
+    assert second.result.code == RC.SUCCESS and "Fresh2" in open(topics.path).read()
+    assert send("Fresh1").code == RC.SUCCESS  # saved: answered at once
+    # a failed write: the sends are answered (their messages are stored), the table saved again later
+    third = send("Fresh3")
+    writes[2][1].errback(OSError(28, "No space left on device"))
+    assert third.result.code == RC.SUCCESS and topics.dirty and not topics.unsaved

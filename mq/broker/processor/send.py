@@ -196,6 +196,14 @@ class SendMessageProcessor:
         tc = self.check(request, channel, h)
         if not isinstance(tc, TopicConfig):
             return tc
+        response = self._put(request, channel, h, tc, started)
+        if self.topics.unsaved:  # a topic a send created is saved in a thread: answer once it is on disk
+            saved = self.topics.saved(h.topic)
+            if saved is not None:
+                return saved.addCallback(lambda _: response)
+        return response
+
+    def _put(self, request: RemotingCommand, channel, h: SendMessageRequestHeader, tc: TopicConfig, started: float):
         queue_id = h.queue_id
         if queue_id < 0:
             queue_id = self._random.randrange(tc.write_queue_nums)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable
 
+from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.python import failure
 
 from mq.broker.state_file import JsonStateFile
 from mq.common import mixall
@@ -52,6 +54,12 @@ class TopicConfigManager(JsonStateFile):
         #: Auto-creations a send asked for past ``maxTopicNums``; the count of plain topics, by generation.
         self.refused_auto_creations = 0
         self._plain: tuple[int, int] = (-1, 0)
+        #: Runs a blocking call off the reactor thread, a Deferred of its result (the broker gives the store's).
+        #: Without one, a topic a send creates is saved on the spot.
+        self.run_blocking: Callable[[Callable[[], None]], defer.Deferred] | None = None
+        #: Topics sends created that are not saved yet, and the Deferreds of the sends into them.
+        self.unsaved: dict[str, list[defer.Deferred]] = {}
+        self._saving = False
 
     def _add_system_topics(self) -> None:
         c = self.config
@@ -162,8 +170,49 @@ class TopicConfigManager(JsonStateFile):
         tc = TopicConfig(topic, queues, queues, default.perm & ~PERM_INHERIT, topic_sys_flag=topic_sys_flag)
         log.info("auto-created topic {topic} from {d} with {n} queues", topic=topic, d=default_topic, n=queues)
         self.table[topic] = tc
-        self._changed(tc, True)
+        if self.run_blocking is None:
+            self._changed(tc, True)
+        else:
+            self.unsaved.setdefault(topic, [])
+            self._changed(tc, True, save=False)
+            self._save_created()
         return tc
+
+    # -- topics sends created: saved off the reactor, their sends answered once saved ----------------------
+
+    def saved(self, topic: str) -> defer.Deferred | None:
+        """None when ``topic``'s config is on disk (or was never a send's creation), else a Deferred fired once
+        it is: the answer to a send into it waits for it, as RocketMQ's send waits for its on-the-spot save, so
+        a topic a producer was told it wrote into survives a crash."""
+        waiting = self.unsaved.get(topic)
+        if waiting is None:
+            return None
+        d = defer.Deferred()
+        waiting.append(d)
+        return d
+
+    def _save_created(self) -> None:
+        """Write the table with every topic created since the last write, in a thread: one write for a burst of
+        creations, and the reactor does not wait for the encoding or the fsync. Failed, the table stays dirty
+        (the broker's timer saves it within a second) and the sends are answered: their messages are stored."""
+        if self._saving or not self.unsaved:
+            return
+        self._saving = True
+        names = list(self.unsaved)
+        write = self.snapshot()
+
+        def done(result) -> None:
+            self._saving = False
+            if isinstance(result, failure.Failure):
+                self.dirty = True
+                log.warn("saving auto-created topics failed (tried again in a second): {error}",
+                         error=result.getErrorMessage())
+            for name in names:
+                for d in self.unsaved.pop(name, ()):
+                    d.callback(None)
+            self._save_created()  # those created meanwhile
+
+        self.run_blocking(write).addBoth(done)
 
     def create_system(self, topic: str, queue_nums: int, perm: int = PERM_RW, topic_sys_flag: int = 0,
                       save: bool = True) -> TopicConfig:
