@@ -182,6 +182,8 @@ class BrokerConfig:
     server_channel_max_idle_time_seconds: float = tunable(120.0, within(0, 86_400, "s"))
     #: Connections the client ports keep at once (mq's own key; 0 = half of ``ulimit -n``).
     server_max_connections: int = tunable(0, within(0, 10_000_000))
+    #: Connections one client address may keep (mq's own key; 0 = no bound of its own: NAT shares addresses).
+    server_max_connections_per_address: int = tunable(0, within(0, 10_000_000))
     #: Heartbeats (mq.broker.processor.client_manage): the most subscription groups heartbeats and pulls may
     #: auto-create (the admin may create more), the most consumer and producer groups online together, and
     #: the most client connections registered by heartbeats. Past one, a heartbeat is refused whole.

@@ -56,6 +56,10 @@ class NamesrvConfig(ServiceConfig):
         "connections kept at once; one more is closed at accept (0: 90% of ulimit -n, a quarter in twistd mq)",
         range=within(0, 10_000_000)
     )
+    server_max_connections_per_address: int = setting(
+        "serverMaxConnectionsPerAddress", 0, "connections one client address may keep (0 = no bound of its own)",
+        range=within(0, 10_000_000)
+    )
 
     def listens(self) -> List[Tuple[int, str, str]]:
         """The ports this NameServer listens on: (port, interface, the setting that chose it)."""

@@ -40,6 +40,10 @@ class ConnectionLimits:
     #: Connections one server (its ports together) keeps at once; one more is closed as it is accepted, with a
     #: log line. 0: ``default_share`` of the process's open-file limit (``ulimit -n``).
     server_max_connections: int = 0
+    #: Connections one client address may keep at once on the server (its ports together): one more from it is
+    #: closed at accept. 0: no bound of its own (clients behind one NAT address share it; set it where they
+    #: do not), so one address can take all of ``server_max_connections``.
+    server_max_connections_per_address: int = 0
     #: The broker keeps half of its file descriptors for the store (past the limit a new CommitLog or
     #: ConsumeQueue file could not be opened); a NameServer of its own needs few.
     default_share: float = 0.5
@@ -56,7 +60,7 @@ class ConnectionLimits:
     def from_config(cls, config: Any, **more: Any) -> "ConnectionLimits":
         """The limits from a service config with fields of the same names (``broker.conf`` keys
         ``maxFrameLength``, ``partialFramesMaxBytes``, ``partialFrameTimeoutSeconds``,
-        ``serverChannelMaxIdleTimeSeconds``, ``serverMaxConnections``)."""
+        ``serverChannelMaxIdleTimeSeconds``, ``serverMaxConnections``, ``serverMaxConnectionsPerAddress``)."""
         return cls(**{f.name: getattr(config, f.name) for f in attrs.fields(cls) if hasattr(config, f.name)}, **more)
 
     def setting(self, name: str) -> str:

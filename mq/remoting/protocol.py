@@ -184,6 +184,8 @@ class RemotingProtocol(Protocol):
         self._lost_callbacks: List[Callable[["RemotingProtocol"], None]] = []
         #: Server side: the factory whose ``ConnectionLimits`` and partial-frame total this connection shares.
         self._budget = None
+        #: Server side, with a per-address bound: the client host it counts against.
+        self._address: Optional[str] = None
         self._held = 0  # bytes of partial frames counted in the budget's total
         self._spanned = 0  # counts chunks that completed a frame: tells the scan one partial frame from the next
         self._partial_mark = -1

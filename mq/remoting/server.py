@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, List, Optional
+from typing import Callable, Dict, List, Optional
 
 from twisted.internet import task
 from twisted.internet.interfaces import IReactorTime
@@ -56,37 +56,58 @@ class RemotingServerFactory(ServerFactory):
         self.connections: "set[RemotingProtocol]" = set()
         #: On the budget's factory: connections open on every port that shares it, and those refused.
         self.open_connections = 0
+        #: client host → its connections open (only with a per-address bound)
+        self.open_by_address: Dict[str, int] = {}
         self.refused_connections = LogTally()
         self._max_connections = self.limits.max_connections()
+        self._max_per_address = self.limits.server_max_connections_per_address
         self.noisy = False
         self._scan: Optional[task.LoopingCall] = None
 
     def buildProtocol(self, addr) -> Optional[RemotingProtocol]:
         budget = self.budget
         if budget.open_connections >= budget._max_connections:
-            self._refuse(addr)
+            self._refuse(addr, f"the most this server keeps (serverMaxConnections={budget._max_connections})")
             return None  # Twisted closes the accepted socket at once
+        host = None
+        if budget._max_per_address:
+            host = str(getattr(addr, "host", addr))
+            mine = budget.open_by_address.get(host, 0)
+            if mine >= budget._max_per_address:
+                self._refuse(addr, f"{mine} from that address, the most one keeps "
+                                   f"(serverMaxConnectionsPerAddress={budget._max_per_address})")
+                return None
+            budget.open_by_address[host] = mine + 1
         budget.open_connections += 1
         proto = RemotingProtocol(self.dispatcher, self.reactor, self.limits.max_frame_length)
         proto.factory = self
         proto._budget = budget
+        proto._address = host
         proto.memo = self.memo
         self.connections.add(proto)
         proto.notify_on_lost(self._lost)
         return proto
 
-    def _refuse(self, addr) -> None:
+    def _refuse(self, addr, why: str) -> None:
         """Count a connection closed at accept; one log line every 10 s at most, with the count since the last."""
         budget = self.budget
         n = budget.refused_connections.add(self.reactor.seconds())
         if n is not None:
-            log.warn("closed {n} new connection(s), the last from {peer}: {open} open, the most this server keeps "
-                     "(serverMaxConnections={limit})", n=n, peer=f"{getattr(addr, 'host', addr)}:"
-                     f"{getattr(addr, 'port', '')}", open=budget.open_connections, limit=budget._max_connections)
+            log.warn("closed {n} new connection(s), the last from {peer}: {open} open, {why}", n=n,
+                     peer=f"{getattr(addr, 'host', addr)}:{getattr(addr, 'port', '')}", open=budget.open_connections,
+                     why=why)
 
     def _lost(self, proto: RemotingProtocol) -> None:
         self.connections.discard(proto)
-        self.budget.open_connections -= 1
+        budget = self.budget
+        budget.open_connections -= 1
+        host = proto._address
+        if host is not None:
+            left = budget.open_by_address.get(host, 1) - 1
+            if left > 0:
+                budget.open_by_address[host] = left
+            else:
+                budget.open_by_address.pop(host, None)
         for callback in self.on_disconnect:
             callback(proto)
 

@@ -246,7 +246,7 @@ def test_connections_past_server_max_connections_are_closed_at_accept(log_events
     for p in range(50):
         assert server.factory.buildProtocol(IPv4Address("TCP", "10.0.0.9", 10 + p)) is None
     [line] = [m for m in messages(log_events) if "new connection" in m]  # one line for the flood, not 51
-    assert "closed 1 new connection(s), the last from 10.0.0.9:9: 3 open" in line
+    assert "closed 1 new connection(s), the last from 10.0.0.9:9: 3 open, the most this server keeps" in line
     assert "serverMaxConnections=3" in line
     conns[0][0].connectionLost(None)  # one leaves: one more may come
     assert server.connect(port=7)[0] is not None
@@ -327,3 +327,30 @@ def test_one_process_shares_its_open_file_limit(tmp_path, monkeypatch):
     assert ConnectionLimits.from_config(options.namesrv_config, default_share=0.9).max_connections() == 1000
     assert ConnectionLimits.from_config(options.broker_config).max_connections() == 2000
     assert ConnectionLimits(default_share=0.9).max_connections() == 3600  # a NameServer of its own
+
+
+def test_one_address_keeps_at_most_server_max_connections_per_address(log_events):
+    """So that one client cannot hold every connection the server keeps and shut the others out."""
+    server = Server(server_max_connections=10, server_max_connections_per_address=2)
+
+    def accept(host, port):
+        return server.factory.buildProtocol(IPv4Address("TCP", host, port))
+
+    greedy = [server.connect(port=p) for p in range(2)]  # 10.0.0.1
+    assert accept("10.0.0.1", 3) is None
+    [line] = [m for m in messages(log_events) if "new connection" in m]
+    assert "the last from 10.0.0.1:3" in line and "2 from that address" in line
+    assert "serverMaxConnectionsPerAddress=2" in line
+    assert accept("10.0.0.2", 1) is not None and accept("10.0.0.2", 2) is not None  # others still get in
+    assert server.factory.open_by_address == {"10.0.0.1": 2, "10.0.0.2": 2}
+    greedy[0][0].connectionLost(None)
+    assert server.factory.open_by_address["10.0.0.1"] == 1
+    assert accept("10.0.0.1", 4) is not None
+    greedy[1][0].connectionLost(None)
+    assert server.factory.open_connections == 3 and server.factory.open_by_address["10.0.0.1"] == 1
+
+
+def test_no_per_address_bound_by_default():
+    server = Server(server_max_connections=5)
+    assert all(server.factory.buildProtocol(IPv4Address("TCP", "10.0.0.1", p)) is not None for p in range(5))
+    assert server.factory.open_by_address == {}  # not even counted
