@@ -66,8 +66,10 @@ def test_clustering_consumer_gets_every_message_with_its_attributes(cluster, uni
         m = rec.messages[0]
         assert m.topic == topic and m.tags == "TagA" and m.keys == ["K1", "K2"] and m.properties["color"] == "red"
         assert sorted(set(rec.bodies())) == sorted(bodies)
-        # 8 queues of the topic + a retry queue per broker (the retry topic's route may take a refresh)
-        yield poll(lambda: len(c.rebalancer.process_queues), lambda n: n == 10, 40, what="10 queues")
+        # 8 queues of the topic + a retry queue per broker. The retry topic's route may take a refresh: the
+        # rebalance can ask for it before the broker's registration of it arrives, and then waits for the next
+        # route poll (30 s) and rebalance (20 s). The deadline only catches a hang.
+        yield poll(lambda: len(c.rebalancer.process_queues), lambda n: n == 10, 90, what="10 queues")
     finally:
         yield c.shutdown()
         yield producer.shutdown()
