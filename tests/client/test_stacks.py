@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 from mq.client.stacks import thread_stacks
 
@@ -16,15 +17,25 @@ def test_every_thread_is_named_with_its_frames_innermost_first():
 
     worker = threading.Thread(target=parked_worker, name="parked-worker")
     worker.start()
+    def worker_frames(text):
+        block = next(b for b in text.split("\n\n") if b.startswith("Thread: parked-worker RUNNABLE"))
+        return [line.split(" (")[0] for line in block.splitlines()[1:] if line]
+
     try:
         started.wait(10)
-        text = thread_stacks()
+        # the worker may still be on its way into the wait (in parked_worker, or in the lock Event.wait takes
+        # first): look again until it is parked there, innermost frames first
+        deadline = time.monotonic() + 10
+        while True:
+            text = thread_stacks()
+            frames = worker_frames(text)
+            if "\tat wait" in frames or time.monotonic() > deadline:
+                break
     finally:
         stop.set()
         worker.join()
-    block = next(b for b in text.split("\n\n") if b.startswith("Thread: parked-worker RUNNABLE"))
-    frames = [line for line in block.splitlines()[1:] if line]
-    assert frames[0].startswith("\tat wait (") and any(f.startswith("\tat parked_worker (") for f in frames)
+    assert "\tat parked_worker" in frames and "\tat wait" in frames, frames
+    assert frames.index("\tat wait") < frames.index("\tat parked_worker")  # the callee first
     assert "Thread: MainThread RUNNABLE" in text
 
 
